@@ -1,0 +1,1 @@
+//! Criterion benchmarks for EDK live in `benches/`.

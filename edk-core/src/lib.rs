@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+pub mod clock;
+pub mod encoding;
+pub mod error;
+pub mod id;
+pub mod limits;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::{ErrorChain, ErrorKind, HasKind};
+pub use id::{ClientId, Did, DidUrl, HttpsUrl, IdError, Kid, TenantId, TenantSlug};
+pub use limits::Limits;
