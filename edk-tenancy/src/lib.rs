@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod context;
+pub mod endpoint;
+pub mod error;
+pub mod events;
+pub mod migrate;
+pub mod store;
+pub mod tenancy;
+pub mod tenant;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use config::{ConfigKey, ConfigSchema, TenantConfig};
+pub use context::{Resolution, TenantContext};
+pub use endpoint::{EndpointBinding, EndpointRequest, RoutedPath, ServiceType, WellKnownLayout};
+pub use error::{Error, ResolveError};
+pub use events::{BackgroundTask, Event, EventBus};
+pub use migrate::{MigrationScope, MigrationSet};
+pub use store::{TenantDatabases, TenantTx};
+pub use tenancy::{DatabaseConfig, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory};
+pub use tenant::{Tenant, TenantStatus};

@@ -1,0 +1,518 @@
+//! Persistence: the platform registry and the tenant workload databases, for PostgreSQL and
+//! SQLite.
+//!
+//! The platform store ([`PlatformStore`]) holds tenants, endpoint bindings and configuration
+//! properties. Its SQL is the same on both backends (both accept `$n` placeholders, `ON
+//! CONFLICT` and `RETURNING`), so one implementation is generated for each pool type by
+//! `platform_store_impl!`; DDL and everything backend-specific (schemas, files, locks) lives in
+//! the backend modules.
+//!
+//! Tenant data is reached only through [`TenantDatabases::begin`], which takes a
+//! [`TenantContext`]: on PostgreSQL a transaction on the tenant's target pool with
+//! `SET LOCAL search_path` to the tenant's schema, on SQLite a transaction on the tenant's own
+//! file.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use edk_core::{TenantId, TenantSlug};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::config::ConfigProperty;
+use crate::context::TenantContext;
+use crate::endpoint::{EndpointBinding, ServiceType};
+use crate::error::Error;
+use crate::migrate::MigrationSet;
+use crate::tenant::{Tenant, TenantStatus};
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+/// The platform registry: tenants, endpoint bindings and configuration properties. One method
+/// call is one statement or one transaction.
+#[async_trait]
+pub(crate) trait PlatformStore: fmt::Debug + Send + Sync {
+    /// Applies the platform-scope migrations (the registry's own first).
+    async fn migrate(&self, sets: &[MigrationSet], at: DateTime<Utc>) -> Result<(), Error>;
+    /// Inserts `tenant` unless its slug exists; returns the row that holds the slug.
+    async fn insert_tenant(&self, tenant: &Tenant) -> Result<Tenant, Error>;
+    async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, Error>;
+    async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, Error>;
+    async fn tenants(&self) -> Result<Vec<Tenant>, Error>;
+    /// Moves a tenant from `from` to `to`; `None` when it was not in `from` any more.
+    async fn transition(
+        &self,
+        id: TenantId,
+        from: TenantStatus,
+        to: TenantStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Option<Tenant>, Error>;
+    /// Removes a tenant and (by cascade) its bindings and configuration.
+    async fn remove_tenant(&self, id: TenantId) -> Result<(), Error>;
+    async fn bindings(&self) -> Result<Vec<EndpointBinding>, Error>;
+    async fn tenant_bindings(&self, id: TenantId) -> Result<Vec<EndpointBinding>, Error>;
+    /// Inserts or replaces the tenant's binding for the binding's service.
+    async fn put_binding(&self, binding: &EndpointBinding, at: DateTime<Utc>) -> Result<(), Error>;
+    async fn remove_binding(&self, id: TenantId, service: ServiceType) -> Result<bool, Error>;
+    /// Platform properties for `None`, else the tenant's.
+    async fn config(&self, tenant: Option<TenantId>) -> Result<Vec<ConfigProperty>, Error>;
+    /// Writes a property. `expected`: `None` writes unconditionally, `Some(0)` only creates,
+    /// `Some(v)` only replaces version `v`. `None` is returned when the condition failed.
+    async fn put_config(
+        &self,
+        tenant: Option<TenantId>,
+        key: &str,
+        value: &Value,
+        expected: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<Option<ConfigProperty>, Error>;
+}
+
+/// The tenant workload databases of one backend.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TenantDatabases {
+    /// One schema per tenant in a shared or dedicated PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgTenantDatabases),
+    /// One SQLite file per tenant.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlite::SqliteTenantDatabases),
+}
+
+impl TenantDatabases {
+    /// Begins a unit of work in the tenant's schema or file.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the database does not answer.
+    pub async fn begin(&self, tenant: &TenantContext) -> Result<TenantTx, Error> {
+        Ok(match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(dbs) => TenantTx::Postgres(dbs.begin(tenant).await?),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(dbs) => TenantTx::Sqlite(dbs.begin(tenant).await?),
+        })
+    }
+
+    pub(crate) async fn provision(
+        &self,
+        tenant: TenantId,
+        sets: &[MigrationSet],
+        at: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(dbs) => dbs.provision(tenant, sets, at).await,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(dbs) => dbs.provision(tenant, sets, at).await,
+        }
+    }
+
+    pub(crate) async fn drop_tenant(&self, tenant: TenantId) -> Result<(), Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(dbs) => dbs.drop_tenant(tenant).await,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(dbs) => dbs.drop_tenant(tenant).await,
+        }
+    }
+}
+
+/// A unit of work in one tenant's schema or file; dropped without [`TenantTx::commit`], it
+/// rolls back.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TenantTx {
+    /// A PostgreSQL transaction with `search_path` set to the tenant's schema.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgTenantTx),
+    /// A transaction on the tenant's SQLite file.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlite::SqliteTenantTx),
+}
+
+impl TenantTx {
+    /// Commits the unit of work.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the commit fails.
+    pub async fn commit(self) -> Result<(), Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(tx) => tx.commit().await,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(tx) => tx.commit().await,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TenantRow {
+    id: Uuid,
+    slug: String,
+    display_name: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = Error;
+
+    fn try_from(row: TenantRow) -> Result<Self, Error> {
+        Ok(Self {
+            id: TenantId::from_uuid(row.id),
+            slug: TenantSlug::new(row.slug).map_err(corrupt)?,
+            display_name: row.display_name,
+            status: row.status.parse().map_err(corrupt)?,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+        })
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct BindingRow {
+    tenant_id: Uuid,
+    service: String,
+    host: String,
+    port: i32,
+    path_prefix: String,
+    well_known: String,
+}
+
+impl TryFrom<BindingRow> for EndpointBinding {
+    type Error = Error;
+
+    fn try_from(row: BindingRow) -> Result<Self, Error> {
+        let port = u16::try_from(row.port).map_err(corrupt)?;
+        Self::new(
+            TenantId::from_uuid(row.tenant_id),
+            row.service.parse().map_err(corrupt)?,
+            &row.host,
+            Some(port),
+            &row.path_prefix,
+            row.well_known.parse().map_err(corrupt)?,
+        )
+        .map_err(corrupt)
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ConfigRow {
+    name: String,
+    value: Json<Value>,
+    version: i64,
+}
+
+impl From<ConfigRow> for ConfigProperty {
+    fn from(row: ConfigRow) -> Self {
+        Self {
+            key: row.name,
+            value: row.value.0,
+            version: row.version,
+        }
+    }
+}
+
+fn corrupt(err: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Database {
+        source: sqlx::Error::Decode(Box::new(err)),
+    }
+}
+
+/// The port stored for a binding: the effective one, so that lookups compare one column.
+pub(crate) fn stored_port(binding: &EndpointBinding) -> i32 {
+    i32::from(binding.port().unwrap_or(443))
+}
+
+pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, created_at, updated_at, deleted_at";
+
+/// Generates the [`PlatformStore`] implementation for a store struct with a `pool` field.
+/// `$migrate` is the backend's platform migration function.
+macro_rules! platform_store_impl {
+    ($store:ty, $migrate:path) => {
+        #[async_trait::async_trait]
+        impl $crate::store::PlatformStore for $store {
+            async fn migrate(
+                &self,
+                sets: &[$crate::migrate::MigrationSet],
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::error::Error> {
+                $migrate(&self.pool, sets, at).await
+            }
+
+            async fn insert_tenant(
+                &self,
+                tenant: &$crate::tenant::Tenant,
+            ) -> Result<$crate::tenant::Tenant, $crate::error::Error> {
+                sqlx::query(
+                    "INSERT INTO tenant (id, slug, display_name, status, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (slug) DO NOTHING",
+                )
+                .bind(tenant.id.as_uuid())
+                .bind(tenant.slug.as_str())
+                .bind(&tenant.display_name)
+                .bind(tenant.status.as_str())
+                .bind(tenant.created_at)
+                .execute(&self.pool)
+                .await?;
+                self.tenant_by_slug(&tenant.slug)
+                    .await?
+                    .ok_or($crate::error::Error::TenantNotFound)
+            }
+
+            async fn tenant(
+                &self,
+                id: edk_core::TenantId,
+            ) -> Result<Option<$crate::tenant::Tenant>, $crate::error::Error> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM tenant WHERE id = $1",
+                    $crate::store::TENANT_COLUMNS
+                ));
+                sqlx::query_as::<_, $crate::store::TenantRow>(sql)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(TryInto::try_into)
+                    .transpose()
+            }
+
+            async fn tenant_by_slug(
+                &self,
+                slug: &edk_core::TenantSlug,
+            ) -> Result<Option<$crate::tenant::Tenant>, $crate::error::Error> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM tenant WHERE slug = $1",
+                    $crate::store::TENANT_COLUMNS
+                ));
+                sqlx::query_as::<_, $crate::store::TenantRow>(sql)
+                    .bind(slug.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(TryInto::try_into)
+                    .transpose()
+            }
+
+            async fn tenants(&self) -> Result<Vec<$crate::tenant::Tenant>, $crate::error::Error> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM tenant ORDER BY slug",
+                    $crate::store::TENANT_COLUMNS
+                ));
+                sqlx::query_as::<_, $crate::store::TenantRow>(sql)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(TryInto::try_into)
+                    .collect()
+            }
+
+            async fn transition(
+                &self,
+                id: edk_core::TenantId,
+                from: $crate::tenant::TenantStatus,
+                to: $crate::tenant::TenantStatus,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<$crate::tenant::Tenant>, $crate::error::Error> {
+                let deleted_at = (to == $crate::tenant::TenantStatus::Deleted).then_some(at);
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE tenant SET status = $1, updated_at = $2, deleted_at = $3 \
+                     WHERE id = $4 AND status = $5 RETURNING {}",
+                    $crate::store::TENANT_COLUMNS
+                ));
+                sqlx::query_as::<_, $crate::store::TenantRow>(sql)
+                    .bind(to.as_str())
+                    .bind(at)
+                    .bind(deleted_at)
+                    .bind(id.as_uuid())
+                    .bind(from.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(TryInto::try_into)
+                    .transpose()
+            }
+
+            async fn remove_tenant(&self, id: edk_core::TenantId) -> Result<(), $crate::error::Error> {
+                sqlx::query("DELETE FROM tenant WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn bindings(
+                &self,
+            ) -> Result<Vec<$crate::endpoint::EndpointBinding>, $crate::error::Error> {
+                sqlx::query_as::<_, $crate::store::BindingRow>(
+                    "SELECT tenant_id, service, host, port, path_prefix, well_known \
+                     FROM tenant_public_endpoint",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
+            async fn tenant_bindings(
+                &self,
+                id: edk_core::TenantId,
+            ) -> Result<Vec<$crate::endpoint::EndpointBinding>, $crate::error::Error> {
+                sqlx::query_as::<_, $crate::store::BindingRow>(
+                    "SELECT tenant_id, service, host, port, path_prefix, well_known \
+                     FROM tenant_public_endpoint WHERE tenant_id = $1",
+                )
+                .bind(id.as_uuid())
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect()
+            }
+
+            async fn put_binding(
+                &self,
+                binding: &$crate::endpoint::EndpointBinding,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::error::Error> {
+                let result = sqlx::query(
+                    "INSERT INTO tenant_public_endpoint \
+                     (tenant_id, service, host, port, path_prefix, well_known, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (tenant_id, service) DO UPDATE SET host = excluded.host, \
+                     port = excluded.port, path_prefix = excluded.path_prefix, \
+                     well_known = excluded.well_known, updated_at = excluded.updated_at",
+                )
+                .bind(binding.tenant().as_uuid())
+                .bind(binding.service().as_str())
+                .bind(binding.host())
+                .bind($crate::store::stored_port(binding))
+                .bind(binding.path_prefix())
+                .bind(binding.well_known().as_str())
+                .bind(at)
+                .execute(&self.pool)
+                .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(err) if $crate::error::is_unique_violation(&err) => {
+                        Err($crate::error::Error::BindingTaken)
+                    }
+                    Err(sqlx::Error::Database(db))
+                        if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+                    {
+                        Err($crate::error::Error::TenantNotFound)
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
+
+            async fn remove_binding(
+                &self,
+                id: edk_core::TenantId,
+                service: $crate::endpoint::ServiceType,
+            ) -> Result<bool, $crate::error::Error> {
+                let done = sqlx::query(
+                    "DELETE FROM tenant_public_endpoint WHERE tenant_id = $1 AND service = $2",
+                )
+                .bind(id.as_uuid())
+                .bind(service.as_str())
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn config(
+                &self,
+                tenant: Option<edk_core::TenantId>,
+            ) -> Result<Vec<$crate::config::ConfigProperty>, $crate::error::Error> {
+                let rows = match tenant {
+                    None => {
+                        sqlx::query_as::<_, $crate::store::ConfigRow>(
+                            "SELECT name, value, version FROM platform_config_property ORDER BY name",
+                        )
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                    Some(id) => {
+                        sqlx::query_as::<_, $crate::store::ConfigRow>(
+                            "SELECT name, value, version FROM tenant_config_property \
+                             WHERE tenant_id = $1 ORDER BY name",
+                        )
+                        .bind(id.as_uuid())
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn put_config(
+                &self,
+                tenant: Option<edk_core::TenantId>,
+                key: &str,
+                value: &serde_json::Value,
+                expected: Option<i64>,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<Option<$crate::config::ConfigProperty>, $crate::error::Error> {
+                let sql = $crate::store::config_sql(tenant.is_some(), expected);
+                let mut query =
+                    sqlx::query_as::<_, $crate::store::ConfigRow>(sqlx::AssertSqlSafe(sql))
+                        .bind(key)
+                        .bind(sqlx::types::Json(value))
+                        .bind(at);
+                if let Some(id) = tenant {
+                    query = query.bind(*id.as_uuid());
+                }
+                if let Some(version) = expected.filter(|v| *v > 0) {
+                    query = query.bind(version);
+                }
+                let result = query.fetch_optional(&self.pool).await;
+                match result {
+                    Ok(row) => Ok(row.map(Into::into)),
+                    Err(sqlx::Error::Database(db))
+                        if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+                    {
+                        Err($crate::error::Error::TenantNotFound)
+                    }
+                    Err(err) => Err(err.into()),
+                }
+            }
+        }
+    };
+}
+pub(crate) use platform_store_impl;
+
+/// The statement writing a configuration property. Parameters: `$1` key, `$2` value, `$3`
+/// time, then the tenant id (tenant scope only), then the expected version (when it is set
+/// and not 0).
+pub(crate) fn config_sql(tenant_scope: bool, expected: Option<i64>) -> String {
+    let (table, owner_col, owner_val, owner_cond, conflict, version_param) = if tenant_scope {
+        ("tenant_config_property", "tenant_id, ", "$4, ", "tenant_id = $4 AND ", "tenant_id, name", "$5")
+    } else {
+        ("platform_config_property", "", "", "", "name", "$4")
+    };
+    let returning = "RETURNING name, value, version";
+    match expected {
+        None => format!(
+            "INSERT INTO {table} ({owner_col}name, value, version, updated_at) \
+             VALUES ({owner_val}$1, $2, 1, $3) ON CONFLICT ({conflict}) DO UPDATE SET \
+             value = excluded.value, version = {table}.version + 1, \
+             updated_at = excluded.updated_at {returning}"
+        ),
+        Some(0) => format!(
+            "INSERT INTO {table} ({owner_col}name, value, version, updated_at) \
+             VALUES ({owner_val}$1, $2, 1, $3) ON CONFLICT ({conflict}) DO NOTHING {returning}"
+        ),
+        Some(_) => format!(
+            "UPDATE {table} SET value = $2, version = version + 1, updated_at = $3 \
+             WHERE {owner_cond}name = $1 AND version = {version_param} {returning}"
+        ),
+    }
+}
