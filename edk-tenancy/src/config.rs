@@ -68,7 +68,9 @@ impl<T> ConfigKey<T> {
 
 impl<T> fmt::Debug for ConfigKey<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfigKey").field("name", &self.name).finish()
+        f.debug_struct("ConfigKey")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -78,10 +80,11 @@ impl<T: Serialize + DeserializeOwned> ConfigKey<T> {
     /// # Errors
     /// [`ConfigError::InvalidValue`] when it does not deserialize as `T` or breaks the rule.
     pub fn validate(&self, value: &Value) -> Result<(), ConfigError> {
-        let typed: T = serde_json::from_value(value.clone()).map_err(|err| ConfigError::InvalidValue {
-            key: self.name.to_owned(),
-            reason: err.to_string(),
-        })?;
+        let typed: T =
+            serde_json::from_value(value.clone()).map_err(|err| ConfigError::InvalidValue {
+                key: self.name.to_owned(),
+                reason: err.to_string(),
+            })?;
         (self.check)(&typed).map_err(|reason| ConfigError::InvalidValue {
             key: self.name.to_owned(),
             reason: reason.to_owned(),
@@ -106,7 +109,9 @@ impl fmt::Debug for ConfigSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<_> = self.keys.keys().collect();
         names.sort_unstable();
-        f.debug_struct("ConfigSchema").field("keys", &names).finish()
+        f.debug_struct("ConfigSchema")
+            .field("keys", &names)
+            .finish()
     }
 }
 
@@ -262,7 +267,9 @@ fn valid_key_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     name.len() <= 128
         && bytes.next().is_some_and(|b| b.is_ascii_lowercase())
-        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+        && bytes.all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+        })
 }
 
 #[cfg(test)]
@@ -271,15 +278,23 @@ mod tests {
 
     use super::*;
 
-    static TTL: ConfigKey<u32> = ConfigKey::new("issuer.offer_ttl", || 300, |v| {
-        if *v >= 30 { Ok(()) } else { Err("at least 30") }
-    });
+    static TTL: ConfigKey<u32> = ConfigKey::new(
+        "issuer.offer_ttl",
+        || 300,
+        |v| {
+            if *v >= 30 { Ok(()) } else { Err("at least 30") }
+        },
+    );
     static NAME: ConfigKey<String> = ConfigKey::new("display.name", String::new, |_| Ok(()));
     static BAD: ConfigKey<bool> = ConfigKey::new("Bad Key", || false, |_| Ok(()));
 
     #[test]
     fn values_are_checked_against_type_and_rule() {
-        let schema = ConfigSchema::builder().key(&TTL).key(&NAME).build().unwrap();
+        let schema = ConfigSchema::builder()
+            .key(&TTL)
+            .key(&NAME)
+            .build()
+            .unwrap();
         assert!(schema.validate("issuer.offer_ttl", &json!(60)).is_ok());
         assert!(matches!(
             schema.validate("issuer.offer_ttl", &json!(5)),
@@ -306,7 +321,11 @@ mod tests {
 
     #[test]
     fn tenant_values_overlay_platform_values_and_defaults() {
-        let schema = ConfigSchema::builder().key(&TTL).key(&NAME).build().unwrap();
+        let schema = ConfigSchema::builder()
+            .key(&TTL)
+            .key(&NAME)
+            .build()
+            .unwrap();
         let property = |key: &str, value| ConfigProperty {
             key: key.to_owned(),
             value,
@@ -314,7 +333,10 @@ mod tests {
         };
         let config = TenantConfig::overlay(
             schema.defaults(),
-            &[property("issuer.offer_ttl", json!(600)), property("display.name", json!("p"))],
+            &[
+                property("issuer.offer_ttl", json!(600)),
+                property("display.name", json!("p")),
+            ],
             &[property("display.name", json!("t"))],
         );
         assert_eq!(config.get(&TTL), 600);

@@ -68,7 +68,9 @@ impl FromStr for ServiceType {
         Self::ALL
             .into_iter()
             .find(|service| service.as_str() == s)
-            .ok_or_else(|| BindingError::Service { value: s.to_owned() })
+            .ok_or_else(|| BindingError::Service {
+                value: s.to_owned(),
+            })
     }
 }
 
@@ -113,7 +115,9 @@ impl FromStr for WellKnownLayout {
         [Self::Appended, Self::Both, Self::Inserted]
             .into_iter()
             .find(|layout| layout.as_str() == s)
-            .ok_or_else(|| BindingError::WellKnownLayout { value: s.to_owned() })
+            .ok_or_else(|| BindingError::WellKnownLayout {
+                value: s.to_owned(),
+            })
     }
 }
 
@@ -148,7 +152,10 @@ impl EndpointBinding {
         well_known: WellKnownLayout,
     ) -> Result<Self, BindingError> {
         let host = normalize_host(host).ok_or(BindingError::Host)?;
-        if host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() || is_numeric_last_label(&host) {
+        if host.starts_with('[')
+            || host.parse::<std::net::Ipv4Addr>().is_ok()
+            || is_numeric_last_label(&host)
+        {
             return Err(BindingError::Host);
         }
         let port = match port {
@@ -462,7 +469,10 @@ impl RoutingTable {
     }
 
     fn insert(&mut self, binding: Arc<EndpointBinding>) {
-        let key: HostKey = (binding.host.clone().into_boxed_str(), binding.effective_port());
+        let key: HostKey = (
+            binding.host.clone().into_boxed_str(),
+            binding.effective_port(),
+        );
         let routes = self.hosts.entry(key).or_default();
         // Longest prefix first, so the first match is the most specific one.
         let at = routes
@@ -515,7 +525,9 @@ fn parse_prefix(raw: &str) -> Result<Vec<String>, BindingError> {
                 .next()
                 .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
             let rest_ok = bytes.all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'~' | b'-')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'.' | b'_' | b'~' | b'-')
             });
             if first_ok && rest_ok {
                 Ok(segment.to_owned())
@@ -649,17 +661,40 @@ mod tests {
         EndpointBinding::new(tenant(n), ServiceType::Issuer, host, None, prefix, layout).unwrap()
     }
 
-    fn lookup(table: &RoutingTable, host: &str, port: Option<u16>, path: &str) -> Result<RouteMatch, ResolveError> {
-        table.lookup(ServiceType::Issuer, &EndpointRequest::new("https", host, port, path))
+    fn lookup(
+        table: &RoutingTable,
+        host: &str,
+        port: Option<u16>,
+        path: &str,
+    ) -> Result<RouteMatch, ResolveError> {
+        table.lookup(
+            ServiceType::Issuer,
+            &EndpointRequest::new("https", host, port, path),
+        )
     }
 
     #[test]
     fn hosts_normalise_case_trailing_dot_and_idna() {
-        assert_eq!(normalize_host("Issuer.Example."), Some("issuer.example".to_owned()));
-        assert_eq!(normalize_host("bücher.example"), Some("xn--bcher-kva.example".to_owned()));
+        assert_eq!(
+            normalize_host("Issuer.Example."),
+            Some("issuer.example".to_owned())
+        );
+        assert_eq!(
+            normalize_host("bücher.example"),
+            Some("xn--bcher-kva.example".to_owned())
+        );
         assert_eq!(normalize_host("[::1]"), Some("[::1]".to_owned()));
         assert_eq!(normalize_host(&format!("{}.example", "a".repeat(64))), None);
-        for bad in ["", ".", "a..b", "a b", "a/b", "a%2eb", "a_b.example", "[::1"] {
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "a b",
+            "a/b",
+            "a%2eb",
+            "a_b.example",
+            "[::1",
+        ] {
             assert_eq!(normalize_host(bad), None, "{bad:?}");
         }
     }
@@ -668,7 +703,14 @@ mod tests {
     fn bindings_refuse_ip_literals_and_bad_prefixes() {
         let t = tenant(1);
         let make = |host: &str, prefix: &str| {
-            EndpointBinding::new(t, ServiceType::Issuer, host, None, prefix, WellKnownLayout::Inserted)
+            EndpointBinding::new(
+                t,
+                ServiceType::Issuer,
+                host,
+                None,
+                prefix,
+                WellKnownLayout::Inserted,
+            )
         };
         assert_eq!(make("127.0.0.1", ""), Err(BindingError::Host));
         assert_eq!(make("[::1]", ""), Err(BindingError::Host));
@@ -685,10 +727,15 @@ mod tests {
     fn urls_are_built_from_the_binding() {
         let b = binding(1, "issuer.example", "/acme", WellKnownLayout::Inserted);
         assert_eq!(
-            b.well_known_url("openid-credential-issuer").unwrap().as_str(),
+            b.well_known_url("openid-credential-issuer")
+                .unwrap()
+                .as_str(),
             "https://issuer.example/.well-known/openid-credential-issuer/acme"
         );
-        assert_eq!(b.url("credential").unwrap().as_str(), "https://issuer.example/acme/credential");
+        assert_eq!(
+            b.url("credential").unwrap().as_str(),
+            "https://issuer.example/acme/credential"
+        );
         assert!(b.url("../admin").is_err());
         let appended = EndpointBinding::new(
             tenant(2),
@@ -700,13 +747,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            appended.well_known_url("openid-configuration").unwrap().as_str(),
+            appended
+                .well_known_url("openid-configuration")
+                .unwrap()
+                .as_str(),
             "https://as.example:8443/t/.well-known/openid-configuration"
         );
         let root = binding(3, "root.example", "", WellKnownLayout::Inserted);
         assert_eq!(root.identifier(), "https://root.example");
         assert_eq!(
-            root.well_known_url("oauth-authorization-server").unwrap().as_str(),
+            root.well_known_url("oauth-authorization-server")
+                .unwrap()
+                .as_str(),
             "https://root.example/.well-known/oauth-authorization-server"
         );
     }
@@ -718,16 +770,29 @@ mod tests {
             binding(2, "issuer.example", "/acme", WellKnownLayout::Both),
             binding(3, "issuer.example", "/acme/eu", WellKnownLayout::Inserted),
         ]);
-        let who = |path: &str| lookup(&table, "issuer.example", None, path).map(|m| m.binding.tenant());
+        let who =
+            |path: &str| lookup(&table, "issuer.example", None, path).map(|m| m.binding.tenant());
         assert_eq!(who("/acme/credential").unwrap(), tenant(2));
         assert_eq!(who("/acme-corp/credential").unwrap(), tenant(1));
         assert_eq!(who("/acme/eu/credential").unwrap(), tenant(3));
         assert_eq!(who("/acme/euro").unwrap(), tenant(2));
         assert_eq!(who("/%61cme/credential").unwrap(), tenant(2));
-        assert!(matches!(who("/ACME/credential"), Err(ResolveError::NotBound)));
-        assert!(matches!(who("/acme/../x"), Err(ResolveError::Malformed { .. })));
-        assert!(matches!(who("/acme%2Feu/x"), Err(ResolveError::Malformed { .. })));
-        assert!(matches!(who("/acme//x"), Err(ResolveError::Malformed { .. })));
+        assert!(matches!(
+            who("/ACME/credential"),
+            Err(ResolveError::NotBound)
+        ));
+        assert!(matches!(
+            who("/acme/../x"),
+            Err(ResolveError::Malformed { .. })
+        ));
+        assert!(matches!(
+            who("/acme%2Feu/x"),
+            Err(ResolveError::Malformed { .. })
+        ));
+        assert!(matches!(
+            who("/acme//x"),
+            Err(ResolveError::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -736,7 +801,13 @@ mod tests {
             binding(2, "issuer.example", "/acme", WellKnownLayout::Inserted),
             binding(3, "issuer.example", "/beta", WellKnownLayout::Appended),
         ]);
-        let inserted = lookup(&table, "issuer.example", None, "/.well-known/openid-credential-issuer/acme").unwrap();
+        let inserted = lookup(
+            &table,
+            "issuer.example",
+            None,
+            "/.well-known/openid-credential-issuer/acme",
+        )
+        .unwrap();
         assert_eq!(inserted.binding.tenant(), tenant(2));
         assert_eq!(
             inserted.path,
@@ -745,21 +816,62 @@ mod tests {
                 rest: String::new()
             }
         );
-        assert!(lookup(&table, "issuer.example", None, "/acme/.well-known/openid-credential-issuer").is_err());
-        assert!(lookup(&table, "issuer.example", None, "/.well-known/openid-credential-issuer/beta").is_err());
-        let appended = lookup(&table, "issuer.example", None, "/beta/.well-known/openid-credential-issuer").unwrap();
+        assert!(
+            lookup(
+                &table,
+                "issuer.example",
+                None,
+                "/acme/.well-known/openid-credential-issuer"
+            )
+            .is_err()
+        );
+        assert!(
+            lookup(
+                &table,
+                "issuer.example",
+                None,
+                "/.well-known/openid-credential-issuer/beta"
+            )
+            .is_err()
+        );
+        let appended = lookup(
+            &table,
+            "issuer.example",
+            None,
+            "/beta/.well-known/openid-credential-issuer",
+        )
+        .unwrap();
         assert_eq!(appended.binding.tenant(), tenant(3));
-        assert!(lookup(&table, "issuer.example", None, "/.well-known/openid-credential-issuer/acme/x").is_err());
+        assert!(
+            lookup(
+                &table,
+                "issuer.example",
+                None,
+                "/.well-known/openid-credential-issuer/acme/x"
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn ports_and_schemes_must_match() {
-        let table = RoutingTable::new([binding(1, "issuer.example", "", WellKnownLayout::Inserted)]);
+        let table =
+            RoutingTable::new([binding(1, "issuer.example", "", WellKnownLayout::Inserted)]);
         assert!(lookup(&table, "issuer.example", Some(443), "/").is_ok());
         assert!(lookup(&table, "issuer.example", Some(8443), "/").is_err());
-        let http = table.lookup(ServiceType::Issuer, &EndpointRequest::new("http", "issuer.example", None, "/"));
+        let http = table.lookup(
+            ServiceType::Issuer,
+            &EndpointRequest::new("http", "issuer.example", None, "/"),
+        );
         assert!(matches!(http, Err(ResolveError::NotBound)));
-        assert!(table.lookup(ServiceType::Verifier, &EndpointRequest::new("https", "issuer.example", None, "/")).is_err());
+        assert!(
+            table
+                .lookup(
+                    ServiceType::Verifier,
+                    &EndpointRequest::new("https", "issuer.example", None, "/")
+                )
+                .is_err()
+        );
     }
 
     #[test]
@@ -768,10 +880,25 @@ mod tests {
             binding(1, "a.example", "", WellKnownLayout::Inserted),
             binding(2, "b.example", "", WellKnownLayout::Inserted),
         ]);
-        let next = table.with_tenant_replaced(tenant(1), vec![binding(1, "c.example", "", WellKnownLayout::Inserted)]);
+        let next = table.with_tenant_replaced(
+            tenant(1),
+            vec![binding(1, "c.example", "", WellKnownLayout::Inserted)],
+        );
         assert_eq!(next.len(), 2);
         assert!(lookup(&next, "a.example", None, "/").is_err());
-        assert_eq!(lookup(&next, "c.example", None, "/").unwrap().binding.tenant(), tenant(1));
-        assert_eq!(lookup(&next, "b.example", None, "/").unwrap().binding.tenant(), tenant(2));
+        assert_eq!(
+            lookup(&next, "c.example", None, "/")
+                .unwrap()
+                .binding
+                .tenant(),
+            tenant(1)
+        );
+        assert_eq!(
+            lookup(&next, "b.example", None, "/")
+                .unwrap()
+                .binding
+                .tenant(),
+            tenant(2)
+        );
     }
 }

@@ -77,7 +77,11 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn events(what: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+    #[cfg(feature = "postgres")]
+    pub(crate) fn events(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         Self::Events {
             what,
             source: Some(Box::new(source)),

@@ -5,10 +5,9 @@
 //! payload is written to `platform_event` and the notification carries only the row id.
 
 use std::fmt;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use edk_core::{ErrorChain, TenantId, TenantSlug};
+use edk_core::{TenantId, TenantSlug};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
@@ -132,7 +131,11 @@ pub struct BackgroundTask {
 }
 
 impl BackgroundTask {
-    pub(crate) fn spawn<F>(cancel: CancellationToken, connected: watch::Receiver<u64>, work: F) -> Self
+    pub(crate) fn spawn<F>(
+        cancel: CancellationToken,
+        connected: watch::Receiver<u64>,
+        work: F,
+    ) -> Self
     where
         F: Future<Output = ()> + Send + 'static,
     {
@@ -180,9 +183,10 @@ pub use self::postgres::PgEventBus;
 #[cfg(feature = "postgres")]
 mod postgres {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use chrono::{DateTime, Utc};
-    use edk_core::Clock;
+    use edk_core::{Clock, ErrorChain};
     use sqlx::postgres::{PgListener, PgNotification, PgPool, PgPoolOptions};
     use uuid::Uuid;
 
@@ -222,7 +226,11 @@ mod postgres {
         ///
         /// # Errors
         /// [`Error::InvalidDatabaseConfig`] when the URL does not parse.
-        pub fn new(config: &PostgresConfig, pool: PgPool, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        pub fn new(
+            config: &PostgresConfig,
+            pool: PgPool,
+            clock: Arc<dyn Clock>,
+        ) -> Result<Self, Error> {
             let options = connect_options(&config.platform_url)?
                 .application_name(LISTENER_APPLICATION)
                 .options([("search_path", PLATFORM_SCHEMA)]);
@@ -342,7 +350,8 @@ mod postgres {
 
         async fn notify(&self, event: &Event) -> Result<(), Error> {
             let encode = |envelope: &Envelope| {
-                serde_json::to_string(envelope).map_err(|err| Error::events("cannot encode an event", err))
+                serde_json::to_string(envelope)
+                    .map_err(|err| Error::events("cannot encode an event", err))
             };
             let mut payload = encode(&Envelope {
                 origin: self.origin,
@@ -371,7 +380,6 @@ mod postgres {
                 .await?;
             Ok(())
         }
-
     }
 
     #[async_trait]

@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+#[cfg(not(any(feature = "postgres", feature = "sqlite")))]
+compile_error!("edk-tenancy needs at least one backend: enable `postgres` or `sqlite`");
+
 pub mod config;
 pub mod context;
 pub mod endpoint;

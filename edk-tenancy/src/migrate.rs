@@ -127,7 +127,10 @@ impl MigrationSet {
             return Err(MigrationError::Component { component });
         }
         for list in [&postgres, &sqlite] {
-            if list.windows(2).any(|w| matches!(w, [a, b] if a.version >= b.version)) {
+            if list
+                .windows(2)
+                .any(|w| matches!(w, [a, b] if a.version >= b.version))
+            {
                 return Err(MigrationError::Component { component });
             }
         }
@@ -153,7 +156,9 @@ impl MigrationSet {
 
     pub(crate) fn migrations(&self, backend: Backend) -> &[Migration] {
         match backend {
+            #[cfg(feature = "postgres")]
             Backend::Postgres => &self.postgres,
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite => &self.sqlite,
         }
     }
@@ -174,7 +179,9 @@ pub(crate) fn check_unique(sets: &[MigrationSet]) -> Result<(), MigrationError> 
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backend {
+    #[cfg(feature = "postgres")]
     Postgres,
+    #[cfg(feature = "sqlite")]
     Sqlite,
 }
 
@@ -203,11 +210,20 @@ pub(crate) fn pending<'a>(
 ) -> Result<Vec<(&'static str, &'a Migration)>, MigrationError> {
     let applied_by_key: HashMap<(&str, i64), &[u8]> = applied
         .iter()
-        .map(|row| ((row.component.as_str(), row.version), row.checksum.as_slice()))
+        .map(|row| {
+            (
+                (row.component.as_str(), row.version),
+                row.checksum.as_slice(),
+            )
+        })
         .collect();
     let known: HashSet<(&str, i64)> = sets
         .iter()
-        .flat_map(|set| set.migrations(backend).iter().map(|m| (set.component, m.version)))
+        .flat_map(|set| {
+            set.migrations(backend)
+                .iter()
+                .map(|m| (set.component, m.version))
+        })
         .collect();
     let components: HashSet<&str> = sets.iter().map(|set| set.component).collect();
     if let Some(row) = applied.iter().find(|row| {
@@ -254,7 +270,11 @@ mod tests {
     }
 
     fn row(version: i64, set: &MigrationSet) -> LedgerRow {
-        let migration = set.migrations(Backend::Postgres).iter().find(|m| m.version == version).unwrap();
+        let migration = set
+            .migrations(Backend::Postgres)
+            .iter()
+            .find(|m| m.version == version)
+            .unwrap();
         LedgerRow {
             component: "edk-test".to_owned(),
             version,
@@ -276,7 +296,10 @@ mod tests {
         let applied = [row(2, &set("CREATE TABLE b (id INT)"))];
         let changed = [set("CREATE TABLE b (id BIGINT)")];
         let err = pending(&changed, Backend::Postgres, &applied, "tenant_x").unwrap_err();
-        assert!(matches!(err, MigrationError::ChecksumMismatch { version: 2, .. }));
+        assert!(matches!(
+            err,
+            MigrationError::ChecksumMismatch { version: 2, .. }
+        ));
         assert!(err.to_string().contains("tenant_x"));
     }
 
@@ -294,7 +317,15 @@ mod tests {
     #[test]
     fn components_and_order_are_checked() {
         assert!(MigrationSet::from_sql("Bad", MigrationScope::Tenant, &[], &[]).is_err());
-        assert!(MigrationSet::from_sql("ok", MigrationScope::Tenant, &[(2, "", ""), (1, "", "")], &[]).is_err());
+        assert!(
+            MigrationSet::from_sql(
+                "ok",
+                MigrationScope::Tenant,
+                &[(2, "", ""), (1, "", "")],
+                &[]
+            )
+            .is_err()
+        );
         let a = MigrationSet::from_sql("ok", MigrationScope::Tenant, &[], &[]).unwrap();
         assert!(check_unique(&[a.clone(), a]).is_err());
     }

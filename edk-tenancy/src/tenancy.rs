@@ -19,7 +19,7 @@ use crate::config::{ConfigProperty, ConfigSchema, TenantConfig};
 use crate::context::{Resolution, TenantContext};
 use crate::endpoint::{EndpointBinding, EndpointRequest, RoutingTable, ServiceType};
 use crate::error::{ConfigError, Error, ResolveError};
-use crate::events::{BackgroundTask, Event, EventBus, InProcessBus};
+use crate::events::{BackgroundTask, Event, EventBus};
 use crate::migrate::{self, MigrationScope, MigrationSet};
 use crate::store::{PlatformStore, TenantDatabases};
 use crate::tenant::{Tenant, TenantStatus, check_display_name};
@@ -202,7 +202,7 @@ impl TenancyBuilder {
                 (
                     Arc::new(sqlite::SqlitePlatformStore::new(pool)),
                     TenantDatabases::Sqlite(sqlite::SqliteTenantDatabases::new(config)),
-                    Arc::new(InProcessBus::new()),
+                    Arc::new(crate::events::InProcessBus::new()),
                     Listener::None,
                 )
             }
@@ -258,6 +258,8 @@ struct Inner {
 
 #[derive(Debug)]
 enum Listener {
+    /// Events stay in this process (SQLite).
+    #[cfg(feature = "sqlite")]
     None,
     #[cfg(feature = "postgres")]
     Postgres(Arc<crate::events::PgEventBus>),
@@ -308,6 +310,7 @@ impl Tenancy {
 
     async fn listen(&self, cancel: CancellationToken, connected: watch::Sender<u64>) {
         match &self.inner.listener {
+            #[cfg(feature = "sqlite")]
             Listener::None => {
                 connected.send_replace(1);
                 cancel.cancelled().await;
@@ -317,7 +320,11 @@ impl Tenancy {
         }
     }
 
-    async fn invalidate_on_events(&self, cancel: CancellationToken, mut events: broadcast::Receiver<Event>) {
+    async fn invalidate_on_events(
+        &self,
+        cancel: CancellationToken,
+        mut events: broadcast::Receiver<Event>,
+    ) {
         loop {
             let received = tokio::select! {
                 () = cancel.cancelled() => return,
@@ -325,7 +332,9 @@ impl Tenancy {
             };
             match received {
                 Ok(event) => self.invalidate(&event).await,
-                Err(broadcast::error::RecvError::Lagged(_)) => self.invalidate(&Event::Resync).await,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.invalidate(&Event::Resync).await
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
         }
@@ -370,7 +379,12 @@ impl Tenancy {
             return Ok(tenant);
         }
         match platform
-            .transition(tenant.id, TenantStatus::Provisioning, TenantStatus::Active, now)
+            .transition(
+                tenant.id,
+                TenantStatus::Provisioning,
+                TenantStatus::Active,
+                now,
+            )
             .await?
         {
             Some(active) => {
@@ -382,7 +396,10 @@ impl Tenancy {
                 .await;
                 Ok(active)
             }
-            None => platform.tenant(tenant.id).await?.ok_or(Error::TenantNotFound),
+            None => platform
+                .tenant(tenant.id)
+                .await?
+                .ok_or(Error::TenantNotFound),
         }
     }
 
@@ -417,7 +434,12 @@ impl Tenancy {
             report.applied += result?;
             report.tenants += 1;
             if report.tenants % step == 0 || report.tenants == total {
-                tracing::info!(done = report.tenants, total, applied = report.applied, "upgrading tenant schemas");
+                tracing::info!(
+                    done = report.tenants,
+                    total,
+                    applied = report.applied,
+                    "upgrading tenant schemas"
+                );
             }
         }
         Ok(report)
@@ -450,7 +472,11 @@ impl Tenancy {
     pub async fn delete(&self, tenant: TenantId) -> Result<Tenant, Error> {
         self.change_status(
             tenant,
-            &[TenantStatus::Active, TenantStatus::Suspended, TenantStatus::Provisioning],
+            &[
+                TenantStatus::Active,
+                TenantStatus::Suspended,
+                TenantStatus::Provisioning,
+            ],
             TenantStatus::Deleted,
         )
         .await
@@ -463,7 +489,8 @@ impl Tenancy {
     /// [`Error::Database`].
     pub async fn purge_deleted(&self) -> Result<Vec<TenantId>, Error> {
         let now = self.now();
-        let grace = chrono::Duration::from_std(self.inner.options.delete_grace).unwrap_or(chrono::Duration::MAX);
+        let grace = chrono::Duration::from_std(self.inner.options.delete_grace)
+            .unwrap_or(chrono::Duration::MAX);
         let due: Vec<_> = self
             .inner
             .platform
@@ -471,7 +498,10 @@ impl Tenancy {
             .await?
             .into_iter()
             .filter(|t| t.status == TenantStatus::Deleted)
-            .filter(|t| t.deleted_at.is_some_and(|at| at.checked_add_signed(grace).is_some_and(|end| end <= now)))
+            .filter(|t| {
+                t.deleted_at
+                    .is_some_and(|at| at.checked_add_signed(grace).is_some_and(|end| end <= now))
+            })
             .map(|t| t.id)
             .collect();
         for &tenant in &due {
@@ -488,7 +518,11 @@ impl Tenancy {
     /// # Errors
     /// [`Error::TenantNotFound`].
     pub async fn tenant(&self, tenant: TenantId) -> Result<Tenant, Error> {
-        self.inner.platform.tenant(tenant).await?.ok_or(Error::TenantNotFound)
+        self.inner
+            .platform
+            .tenant(tenant)
+            .await?
+            .ok_or(Error::TenantNotFound)
     }
 
     /// The registry record of the tenant with this slug.
@@ -577,7 +611,10 @@ impl Tenancy {
     ///
     /// # Errors
     /// [`Error::Database`].
-    pub async fn config_properties(&self, tenant: Option<TenantId>) -> Result<Vec<ConfigProperty>, Error> {
+    pub async fn config_properties(
+        &self,
+        tenant: Option<TenantId>,
+    ) -> Result<Vec<ConfigProperty>, Error> {
         self.inner.platform.config(tenant).await
     }
 
@@ -614,7 +651,8 @@ impl Tenancy {
                 .await?
             {
                 tracing::info!(%tenant, from = %current.status, %to, "tenant status changed");
-                self.changed(Event::TenantStatusChanged { tenant, status: to }).await;
+                self.changed(Event::TenantStatusChanged { tenant, status: to })
+                    .await;
                 return Ok(updated);
             }
         }
@@ -631,7 +669,9 @@ impl Tenancy {
                 cache.forget_tenant(*tenant);
                 self.refresh_routes_of(*tenant).await;
             }
-            Event::ConfigChanged { tenant: Some(tenant) }
+            Event::ConfigChanged {
+                tenant: Some(tenant),
+            }
             | Event::TenantProvisioned { tenant, .. }
             | Event::TenantStatusChanged { tenant, .. } => cache.forget_tenant(*tenant),
             Event::ConfigChanged { tenant: None } => cache.forget_config(),
@@ -649,10 +689,13 @@ impl Tenancy {
             return;
         };
         match self.inner.platform.tenant_bindings(tenant).await {
-            Ok(bindings) => cache.set_routes(generation, Arc::new(CachedRoutes {
-                table: current.table.with_tenant_replaced(tenant, bindings),
-                loaded_at: current.loaded_at,
-            })),
+            Ok(bindings) => cache.set_routes(
+                generation,
+                Arc::new(CachedRoutes {
+                    table: current.table.with_tenant_replaced(tenant, bindings),
+                    loaded_at: current.loaded_at,
+                }),
+            ),
             Err(err) => {
                 tracing::warn!(error = %ErrorChain(&err), "cannot refresh routes; reloading on next use");
                 cache.clear_routes();
@@ -699,7 +742,10 @@ impl Tenancy {
         let generation = cache.generation.load(Ordering::Acquire);
         let loaded_at = self.inner.clock.now();
         let platform = &self.inner.platform;
-        let record = platform.tenant(tenant).await?.ok_or(Error::TenantNotFound)?;
+        let record = platform
+            .tenant(tenant)
+            .await?
+            .ok_or(Error::TenantNotFound)?;
         let bindings = platform.tenant_bindings(tenant).await?;
         let properties = platform.config(Some(tenant)).await?;
         let platform_config = self.platform_config().await?;
@@ -728,7 +774,10 @@ impl Tenancy {
         let generation = cache.generation.load(Ordering::Acquire);
         let loaded_at = self.inner.clock.now();
         let properties = self.inner.platform.config(None).await?;
-        let config = Arc::new(CachedPlatformConfig { properties, loaded_at });
+        let config = Arc::new(CachedPlatformConfig {
+            properties,
+            loaded_at,
+        });
         cache.put_platform_config(generation, Arc::clone(&config));
         Ok(config)
     }
@@ -761,8 +810,10 @@ impl Tenancy {
             .find(|b| b.service() == service)
             .ok_or(ResolveError::NotBound)?;
         // Match the path against the fallback binding as if the request had its host.
-        let as_bound = EndpointRequest::new("https", binding.host(), binding.port(), request.path());
-        let matched = RoutingTable::new([EndpointBinding::clone(binding)]).lookup(service, &as_bound)?;
+        let as_bound =
+            EndpointRequest::new("https", binding.host(), binding.port(), request.path());
+        let matched =
+            RoutingTable::new([EndpointBinding::clone(binding)]).lookup(service, &as_bound)?;
         Self::serving(&entry).map_err(|_| ResolveError::NotServing)?;
         Ok(Resolution {
             context: TenantContext::new(
@@ -889,7 +940,10 @@ impl Cache {
     }
 
     fn routes(&self) -> Option<Arc<CachedRoutes>> {
-        self.routes.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.routes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn set_routes(&self, generation: u64, routes: Arc<CachedRoutes>) {
@@ -921,11 +975,17 @@ impl Cache {
     }
 
     fn platform_config(&self) -> Option<Arc<CachedPlatformConfig>> {
-        self.platform.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.platform
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn put_platform_config(&self, generation: u64, config: Arc<CachedPlatformConfig>) {
-        let mut platform = self.platform.write().unwrap_or_else(PoisonError::into_inner);
+        let mut platform = self
+            .platform
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if self.generation.load(Ordering::Acquire) == generation {
             *platform = Some(config);
         }
@@ -939,7 +999,10 @@ impl Cache {
 
     fn forget_config(&self) {
         let mut tenants = self.tenants.write().unwrap_or_else(PoisonError::into_inner);
-        let mut platform = self.platform.write().unwrap_or_else(PoisonError::into_inner);
+        let mut platform = self
+            .platform
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
         tenants.clear();
         *platform = None;

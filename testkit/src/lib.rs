@@ -5,7 +5,12 @@
 //! `EDK_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), so tests
 //! run in parallel; it is dropped `WITH (FORCE)` when the value is dropped, even when the test
 //! panics.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
@@ -30,7 +35,8 @@ impl TestDb {
     /// # Panics
     /// When the server cannot be reached or refuses to create the database.
     pub async fn new() -> Self {
-        let admin = std::env::var(DATABASE_URL_ENV).unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
+        let admin =
+            std::env::var(DATABASE_URL_ENV).unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
         let admin_url = url::Url::parse(&admin).expect("EDK_TEST_DATABASE_URL is not a URL");
         let name = format!("edk_test_{}", uuid::Uuid::new_v4().simple());
         let mut url = admin_url.clone();
@@ -147,11 +153,12 @@ mod tests {
         pool.close().await;
         drop(db);
         let admin = TestDb::new().await;
-        let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM pg_database WHERE datname = $1")
-            .bind(&name)
-            .fetch_one(&admin.pool())
-            .await
-            .unwrap();
+        let (count,): (i64,) =
+            sqlx::query_as("SELECT count(*) FROM pg_database WHERE datname = $1")
+                .bind(&name)
+                .fetch_one(&admin.pool())
+                .await
+                .unwrap();
         assert_eq!(count, 0);
         admin.close().await;
     }

@@ -233,7 +233,8 @@ pub(crate) fn stored_port(binding: &EndpointBinding) -> i32 {
     i32::from(binding.port().unwrap_or(443))
 }
 
-pub(crate) const TENANT_COLUMNS: &str = "id, slug, display_name, status, created_at, updated_at, deleted_at";
+pub(crate) const TENANT_COLUMNS: &str =
+    "id, slug, display_name, status, created_at, updated_at, deleted_at";
 
 /// Generates the [`PlatformStore`] implementation for a store struct with a `pool` field.
 /// `$migrate` is the backend's platform migration function.
@@ -339,7 +340,10 @@ macro_rules! platform_store_impl {
                     .transpose()
             }
 
-            async fn remove_tenant(&self, id: edk_core::TenantId) -> Result<(), $crate::error::Error> {
+            async fn remove_tenant(
+                &self,
+                id: edk_core::TenantId,
+            ) -> Result<(), $crate::error::Error> {
                 sqlx::query("DELETE FROM tenant WHERE id = $1")
                     .bind(id.as_uuid())
                     .execute(&self.pool)
@@ -433,13 +437,11 @@ macro_rules! platform_store_impl {
                 tenant: Option<edk_core::TenantId>,
             ) -> Result<Vec<$crate::config::ConfigProperty>, $crate::error::Error> {
                 let rows = match tenant {
-                    None => {
-                        sqlx::query_as::<_, $crate::store::ConfigRow>(
-                            "SELECT name, value, version FROM platform_config_property ORDER BY name",
-                        )
-                        .fetch_all(&self.pool)
-                        .await?
-                    }
+                    None => sqlx::query_as::<_, $crate::store::ConfigRow>(
+                        "SELECT name, value, version FROM platform_config_property ORDER BY name",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?,
                     Some(id) => {
                         sqlx::query_as::<_, $crate::store::ConfigRow>(
                             "SELECT name, value, version FROM tenant_config_property \
@@ -494,7 +496,14 @@ pub(crate) use platform_store_impl;
 /// and not 0).
 pub(crate) fn config_sql(tenant_scope: bool, expected: Option<i64>) -> String {
     let (table, owner_col, owner_val, owner_cond, conflict, version_param) = if tenant_scope {
-        ("tenant_config_property", "tenant_id, ", "$4, ", "tenant_id = $4 AND ", "tenant_id, name", "$5")
+        (
+            "tenant_config_property",
+            "tenant_id, ",
+            "$4, ",
+            "tenant_id = $4 AND ",
+            "tenant_id, name",
+            "$5",
+        )
     } else {
         ("platform_config_property", "", "", "", "name", "$4")
     };

@@ -62,7 +62,10 @@ impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresConfig")
             .field("platform_url", &"[redacted]")
-            .field("workload_url", &self.workload_url.as_ref().map(|_| "[redacted]"))
+            .field(
+                "workload_url",
+                &self.workload_url.as_ref().map(|_| "[redacted]"),
+            )
             .field("dedicated", &self.dedicated.keys().collect::<Vec<_>>())
             .field("max_connections", &self.max_connections)
             .field("acquire_timeout", &self.acquire_timeout)
@@ -124,7 +127,11 @@ impl PgPlatformStore {
 
 platform_store_impl!(PgPlatformStore, migrate_platform);
 
-async fn migrate_platform(pool: &PgPool, sets: &[MigrationSet], at: DateTime<Utc>) -> Result<(), Error> {
+async fn migrate_platform(
+    pool: &PgPool,
+    sets: &[MigrationSet],
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
     let mut tx = pool.begin().await?;
     lock(&mut tx, LOCK_PLATFORM, 0).await?;
     sqlx::raw_sql(AssertSqlSafe(format!(
@@ -158,7 +165,10 @@ impl PgTenantDatabases {
     pub(crate) fn new(config: &PostgresConfig) -> Result<Self, Error> {
         // Without a workload URL, the platform database, without the platform search_path.
         let shared_url = config.workload_url.as_ref().unwrap_or(&config.platform_url);
-        let shared = pool(config, connect_options(shared_url)?.application_name("edk-workload"));
+        let shared = pool(
+            config,
+            connect_options(shared_url)?.application_name("edk-workload"),
+        );
         // One pool per distinct URL, shared by the tenants that name it.
         let mut targets: HashMap<&str, PgPool> = HashMap::new();
         let mut dedicated = HashMap::new();
@@ -166,7 +176,10 @@ impl PgTenantDatabases {
             let target = match targets.get(url.expose_secret()) {
                 Some(existing) => existing.clone(),
                 None => {
-                    let created = pool(config, connect_options(url)?.application_name("edk-workload"));
+                    let created = pool(
+                        config,
+                        connect_options(url)?.application_name("edk-workload"),
+                    );
                     targets.insert(url.expose_secret(), created.clone());
                     created
                 }
@@ -200,9 +213,11 @@ impl PgTenantDatabases {
         let schema = tenant.schema_name();
         let mut tx = self.pool_for(tenant).begin().await?;
         lock(&mut tx, LOCK_TENANT, lock_key(tenant)).await?;
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut *tx)
+        .await?;
         set_search_path(&mut tx, tenant).await?;
         let applied = apply(&mut tx, sets, &schema, at).await?;
         tx.commit().await?;
@@ -265,10 +280,7 @@ fn lock_key(tenant: TenantId) -> i32 {
         .as_bytes()
         .chunks_exact(4)
         .fold(0_u32, |acc, chunk| {
-            acc ^ chunk
-                .try_into()
-                .map(u32::from_le_bytes)
-                .unwrap_or_default()
+            acc ^ chunk.try_into().map(u32::from_le_bytes).unwrap_or_default()
         });
     i32::from_le_bytes(folded.to_le_bytes())
 }
@@ -319,7 +331,12 @@ async fn apply(
     .await?;
     let pending = migrate::pending(sets, Backend::Postgres, &applied, schema)?;
     for (component, migration) in &pending {
-        tracing::debug!(schema, component, version = migration.version, "applying migration");
+        tracing::debug!(
+            schema,
+            component,
+            version = migration.version,
+            "applying migration"
+        );
         sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
             .execute(&mut *conn)
             .await?;
@@ -346,7 +363,10 @@ mod tests {
     fn config_debug_never_prints_urls() {
         let mut config = PostgresConfig::new(SecretString::from("postgres://u:hunter2@db/p"));
         config.workload_url = Some(SecretString::from("postgres://u:hunter2@db/w"));
-        config.dedicated.insert(TenantId::generate(), SecretString::from("postgres://u:hunter2@db/d"));
+        config.dedicated.insert(
+            TenantId::generate(),
+            SecretString::from("postgres://u:hunter2@db/d"),
+        );
         let debug = format!("{config:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
     }

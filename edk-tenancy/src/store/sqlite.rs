@@ -70,7 +70,10 @@ pub(crate) async fn platform_pool(config: &SqliteConfig) -> Result<SqlitePool, E
     tokio::fs::create_dir_all(config.directory.join("tenants"))
         .await
         .map_err(io_error)?;
-    Ok(pool(&config.directory.join("platform.db"), config.max_connections))
+    Ok(pool(
+        &config.directory.join("platform.db"),
+        config.max_connections,
+    ))
 }
 
 /// The platform registry on SQLite.
@@ -87,7 +90,11 @@ impl SqlitePlatformStore {
 
 platform_store_impl!(SqlitePlatformStore, migrate_platform);
 
-async fn migrate_platform(pool: &SqlitePool, sets: &[MigrationSet], at: DateTime<Utc>) -> Result<(), Error> {
+async fn migrate_platform(
+    pool: &SqlitePool,
+    sets: &[MigrationSet],
+    at: DateTime<Utc>,
+) -> Result<(), Error> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let applied = apply(&mut tx, sets, "platform.db", at).await?;
     tx.commit().await?;
@@ -122,7 +129,8 @@ impl SqliteTenantDatabases {
     }
 
     fn file(&self, tenant: TenantId) -> PathBuf {
-        self.directory.join(format!("{}.db", tenant.as_uuid().simple()))
+        self.directory
+            .join(format!("{}.db", tenant.as_uuid().simple()))
     }
 
     fn pool_for(&self, tenant: TenantId) -> SqlitePool {
@@ -233,7 +241,12 @@ async fn apply(
     .await?;
     let pending = migrate::pending(sets, Backend::Sqlite, &applied, file)?;
     for (component, migration) in &pending {
-        tracing::debug!(file, component, version = migration.version, "applying migration");
+        tracing::debug!(
+            file,
+            component,
+            version = migration.version,
+            "applying migration"
+        );
         sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
             .execute(&mut *conn)
             .await?;

@@ -15,8 +15,14 @@ use crate::{build, clock, postgres, sqlite};
 async fn tenants_do_not_see_each_others_rows_on_sqlite() {
     let dir = edk_testkit::temp_dir();
     let tenancy = build(testkit::builder(sqlite(dir.path()), clock())).await;
-    let a = tenancy.provision(TenantSlug::new("iso-a").unwrap(), "A").await.unwrap();
-    let b = tenancy.provision(TenantSlug::new("iso-b").unwrap(), "B").await.unwrap();
+    let a = tenancy
+        .provision(TenantSlug::new("iso-a").unwrap(), "A")
+        .await
+        .unwrap();
+    let b = tenancy
+        .provision(TenantSlug::new("iso-b").unwrap(), "B")
+        .await
+        .unwrap();
     let ctx_a = tenancy.context(a.id).await.unwrap();
     let ctx_b = tenancy.context(b.id).await.unwrap();
     write_note(&tenancy, &ctx_a, "only a").await.unwrap();
@@ -33,7 +39,10 @@ async fn tenants_do_not_see_each_others_rows_on_sqlite() {
 async fn search_path_is_scoped_to_the_transaction() {
     let db = TestDb::new().await;
     let tenancy = build(testkit::builder(postgres(db.url()), clock())).await;
-    let a = tenancy.provision(TenantSlug::new("scope-a").unwrap(), "A").await.unwrap();
+    let a = tenancy
+        .provision(TenantSlug::new("scope-a").unwrap(), "A")
+        .await
+        .unwrap();
     let ctx = tenancy.context(a.id).await.unwrap();
     write_note(&tenancy, &ctx, "in a").await.unwrap();
     // SET LOCAL ends with the transaction: a session of its own sees no tenant table.
@@ -44,10 +53,12 @@ async fn search_path_is_scoped_to_the_transaction() {
         .unwrap();
     assert_eq!(visible, None);
     let schema = a.id.schema_name();
-    let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {schema}.testkit_note")))
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM {schema}.testkit_note"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(count, 1);
 }
 
@@ -56,8 +67,14 @@ async fn a_tenant_moved_to_a_dedicated_database_keeps_its_data_there() {
     let shared = TestDb::new().await;
     let dedicated = TestDb::new().await;
     let first = build(testkit::builder(postgres(shared.url()), clock())).await;
-    let a = first.provision(TenantSlug::new("ded-a").unwrap(), "A").await.unwrap();
-    let b = first.provision(TenantSlug::new("ded-b").unwrap(), "B").await.unwrap();
+    let a = first
+        .provision(TenantSlug::new("ded-a").unwrap(), "A")
+        .await
+        .unwrap();
+    let b = first
+        .provision(TenantSlug::new("ded-b").unwrap(), "B")
+        .await
+        .unwrap();
 
     // Configuration alone moves b: a restart with a dedicated URL for it.
     let mut config = PostgresConfig::new(SecretString::from(shared.url()));
@@ -66,14 +83,20 @@ async fn a_tenant_moved_to_a_dedicated_database_keeps_its_data_there() {
     let moved = build(testkit::builder(DatabaseConfig::Postgres(config), clock())).await;
     let report = moved.upgrade_all().await.unwrap();
     assert_eq!(report.tenants, 2);
-    assert_eq!(report.applied, 2, "b's schema is created in the dedicated database");
+    assert_eq!(
+        report.applied, 2,
+        "b's schema is created in the dedicated database"
+    );
 
     let ctx_a = moved.context(a.id).await.unwrap();
     let ctx_b = moved.context(b.id).await.unwrap();
     write_note(&moved, &ctx_a, "a in shared").await.unwrap();
     write_note(&moved, &ctx_b, "b in dedicated").await.unwrap();
     assert_eq!(read_notes(&moved, &ctx_a).await.unwrap(), ["a in shared"]);
-    assert_eq!(read_notes(&moved, &ctx_b).await.unwrap(), ["b in dedicated"]);
+    assert_eq!(
+        read_notes(&moved, &ctx_b).await.unwrap(),
+        ["b in dedicated"]
+    );
 
     let count = |pool: sqlx::PgPool, tenant: TenantId| async move {
         let sql = format!("SELECT count(*) FROM {}.testkit_note", tenant.schema_name());
@@ -84,6 +107,14 @@ async fn a_tenant_moved_to_a_dedicated_database_keeps_its_data_there() {
             .unwrap_or(-1)
     };
     assert_eq!(count(dedicated.pool(), b.id).await, 1);
-    assert_eq!(count(shared.pool(), b.id).await, 0, "nothing of b's new data in the shared database");
-    assert_eq!(count(dedicated.pool(), a.id).await, -1, "a has no schema in b's database");
+    assert_eq!(
+        count(shared.pool(), b.id).await,
+        0,
+        "nothing of b's new data in the shared database"
+    );
+    assert_eq!(
+        count(dedicated.pool(), a.id).await,
+        -1,
+        "a has no schema in b's database"
+    );
 }

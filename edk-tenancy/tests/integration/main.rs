@@ -1,6 +1,11 @@
 //! Integration tests of edk-tenancy on real PostgreSQL (a fresh database per test) and on
 //! SQLite (a temporary directory per test).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod conformance;
 mod isolation;

@@ -33,7 +33,10 @@ async fn hundred_tenants_provisioned_concurrently_on_two_instances() {
     let slugs: Vec<String> = (0..100).map(|i| format!("tenant-{i:03}")).collect();
     let mut reversed = slugs.clone();
     reversed.reverse();
-    tokio::join!(provision_all(one.clone(), slugs), provision_all(two.clone(), reversed));
+    tokio::join!(
+        provision_all(one.clone(), slugs),
+        provision_all(two.clone(), reversed)
+    );
 
     let tenants = one.tenants().await.unwrap();
     assert_eq!(tenants.len(), 100);
@@ -80,16 +83,30 @@ fn extra_component() -> MigrationSet {
     MigrationSet::from_sql(
         "edk-extra",
         MigrationScope::Tenant,
-        &[(1, "extra", "CREATE TABLE extra_thing (id BIGINT PRIMARY KEY)")],
-        &[(1, "extra", "CREATE TABLE extra_thing (id INTEGER PRIMARY KEY)")],
+        &[(
+            1,
+            "extra",
+            "CREATE TABLE extra_thing (id BIGINT PRIMARY KEY)",
+        )],
+        &[(
+            1,
+            "extra",
+            "CREATE TABLE extra_thing (id INTEGER PRIMARY KEY)",
+        )],
     )
     .unwrap()
 }
 
 async fn upgrades_apply_new_and_refuse_changed(database: impl Fn() -> edk_tenancy::DatabaseConfig) {
     let first = build(testkit::builder(database(), clock())).await;
-    first.provision(TenantSlug::new("up-a").unwrap(), "A").await.unwrap();
-    first.provision(TenantSlug::new("up-b").unwrap(), "B").await.unwrap();
+    first
+        .provision(TenantSlug::new("up-a").unwrap(), "A")
+        .await
+        .unwrap();
+    first
+        .provision(TenantSlug::new("up-b").unwrap(), "B")
+        .await
+        .unwrap();
 
     let upgraded = build(testkit::builder(database(), clock()).migrations(extra_component())).await;
     let report = upgraded.upgrade_all().await.unwrap();
@@ -105,7 +122,10 @@ async fn upgrades_apply_new_and_refuse_changed(database: impl Fn() -> edk_tenanc
         .unwrap();
     let err = changed.upgrade_all().await.unwrap_err();
     assert!(
-        matches!(err, Error::Migration(MigrationError::ChecksumMismatch { version: 1, .. })),
+        matches!(
+            err,
+            Error::Migration(MigrationError::ChecksumMismatch { version: 1, .. })
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("refusing to start"), "{err}");
@@ -116,7 +136,10 @@ async fn upgrades_apply_new_and_refuse_changed(database: impl Fn() -> edk_tenanc
         .build()
         .await
         .unwrap();
-    assert!(older.upgrade_all().await.is_ok(), "components this build does not know are left alone");
+    assert!(
+        older.upgrade_all().await.is_ok(),
+        "components this build does not know are left alone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,5 +176,11 @@ async fn a_changed_platform_migration_refuses_to_start() {
         .build()
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Migration(MigrationError::ChecksumMismatch { .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Migration(MigrationError::ChecksumMismatch { .. })
+        ),
+        "{err:?}"
+    );
 }

@@ -27,7 +27,10 @@ where
         if check().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not seen before the deadline");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not seen before the deadline"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -55,17 +58,25 @@ async fn bindings_config_and_suspension_reach_the_other_replica_by_notify() {
     let mut task_b = b.start(&cancel);
     task_b.wait_connected(0).await;
 
-    let t = a.provision(TenantSlug::new("replicated").unwrap(), "R").await.unwrap();
+    let t = a
+        .provision(TenantSlug::new("replicated").unwrap(), "R")
+        .await
+        .unwrap();
     bind_issuer(&a, t.id, "one.example", "").await;
     // b caches the route and the tenant.
     assert_eq!(issuer_of(&b, "one.example").await.unwrap(), t.id);
     assert_eq!(b.context(t.id).await.unwrap().config().get(&OFFER_TTL), 300);
 
     bind_issuer(&a, t.id, "two.example", "").await;
-    eventually("rebinding", || async { issuer_of(&b, "two.example").await.is_ok() }).await;
+    eventually("rebinding", || async {
+        issuer_of(&b, "two.example").await.is_ok()
+    })
+    .await;
     assert!(issuer_of(&b, "one.example").await.is_err());
 
-    a.set_config(Some(t.id), OFFER_TTL.name(), json!(900), None).await.unwrap();
+    a.set_config(Some(t.id), OFFER_TTL.name(), json!(900), None)
+        .await
+        .unwrap();
     eventually("tenant config", || async {
         b.context(t.id).await.unwrap().config().get(&OFFER_TTL) == 900
     })
@@ -73,11 +84,17 @@ async fn bindings_config_and_suspension_reach_the_other_replica_by_notify() {
 
     a.suspend(t.id).await.unwrap();
     eventually("suspension", || async {
-        matches!(issuer_of(&b, "two.example").await, Err(ResolveError::NotServing))
+        matches!(
+            issuer_of(&b, "two.example").await,
+            Err(ResolveError::NotServing)
+        )
     })
     .await;
     a.resume(t.id).await.unwrap();
-    eventually("resumption", || async { issuer_of(&b, "two.example").await.is_ok() }).await;
+    eventually("resumption", || async {
+        issuer_of(&b, "two.example").await.is_ok()
+    })
+    .await;
     cancel.cancel();
 }
 
@@ -86,16 +103,26 @@ async fn without_notify_the_ttl_bounds_staleness() {
     let db = TestDb::new().await;
     let (a, b, clock) = replicas(&db).await;
     // No listener runs: notifications are cut.
-    let t = a.provision(TenantSlug::new("stale").unwrap(), "S").await.unwrap();
+    let t = a
+        .provision(TenantSlug::new("stale").unwrap(), "S")
+        .await
+        .unwrap();
     bind_issuer(&a, t.id, "stale.example", "").await;
     assert_eq!(issuer_of(&b, "stale.example").await.unwrap(), t.id);
 
     a.suspend(t.id).await.unwrap();
     bind_issuer(&a, t.id, "fresh.example", "").await;
-    assert_eq!(issuer_of(&b, "stale.example").await.unwrap(), t.id, "b still trusts its cache");
+    assert_eq!(
+        issuer_of(&b, "stale.example").await.unwrap(),
+        t.id,
+        "b still trusts its cache"
+    );
 
     clock.advance(Duration::from_secs(11));
-    assert!(issuer_of(&b, "stale.example").await.is_err(), "the old route expired");
+    assert!(
+        issuer_of(&b, "stale.example").await.is_err(),
+        "the old route expired"
+    );
     assert!(matches!(
         issuer_of(&b, "fresh.example").await,
         Err(ResolveError::NotServing)
@@ -111,9 +138,15 @@ async fn replicas_recover_after_their_listener_connections_are_killed() {
     let mut task_b = b.start(&cancel);
     task_a.wait_connected(0).await;
     task_b.wait_connected(0).await;
-    let t = a.provision(TenantSlug::new("restart").unwrap(), "R").await.unwrap();
+    let t = a
+        .provision(TenantSlug::new("restart").unwrap(), "R")
+        .await
+        .unwrap();
     bind_issuer(&a, t.id, "before.example", "").await;
-    eventually("initial binding", || async { issuer_of(&b, "before.example").await.is_ok() }).await;
+    eventually("initial binding", || async {
+        issuer_of(&b, "before.example").await.is_ok()
+    })
+    .await;
 
     // What a database restart does to the listeners, without disturbing other tests.
     let (before_a, before_b) = (task_a.connections(), task_b.connections());
@@ -126,14 +159,24 @@ async fn replicas_recover_after_their_listener_connections_are_killed() {
     .await
     .unwrap();
     assert_eq!(killed, 2);
-    tokio::time::timeout(DEADLINE, task_a.wait_connected(before_a)).await.expect("a reconnects");
-    tokio::time::timeout(DEADLINE, task_b.wait_connected(before_b)).await.expect("b reconnects");
+    tokio::time::timeout(DEADLINE, task_a.wait_connected(before_a))
+        .await
+        .expect("a reconnects");
+    tokio::time::timeout(DEADLINE, task_b.wait_connected(before_b))
+        .await
+        .expect("b reconnects");
 
     bind_issuer(&a, t.id, "after.example", "").await;
-    eventually("binding after reconnect", || async { issuer_of(&b, "after.example").await.is_ok() }).await;
+    eventually("binding after reconnect", || async {
+        issuer_of(&b, "after.example").await.is_ok()
+    })
+    .await;
     b.suspend(t.id).await.unwrap();
     eventually("suspension after reconnect", || async {
-        matches!(issuer_of(&a, "after.example").await, Err(ResolveError::NotServing))
+        matches!(
+            issuer_of(&a, "after.example").await,
+            Err(ResolveError::NotServing)
+        )
     })
     .await;
     task_a.shutdown().await;
@@ -161,7 +204,10 @@ async fn large_events_travel_by_reference() {
     a.events().publish(small.clone()).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 2 {
-        let event = tokio::time::timeout(DEADLINE, received.recv()).await.expect("event").unwrap();
+        let event = tokio::time::timeout(DEADLINE, received.recv())
+            .await
+            .expect("event")
+            .unwrap();
         if matches!(event, Event::Custom { .. }) {
             seen.push(event);
         }

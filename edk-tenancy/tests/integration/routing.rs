@@ -15,7 +15,10 @@ async fn adversarial_hosts_and_paths_never_reach_the_wrong_tenant() {
     let tenancy = build(testkit::builder(sqlite(dir.path()), clock())).await;
     let mut ids = std::collections::HashMap::new();
     for slug in ["acme", "beta", "gamma", "delta", "port"] {
-        let tenant = tenancy.provision(TenantSlug::new(slug).unwrap(), slug).await.unwrap();
+        let tenant = tenancy
+            .provision(TenantSlug::new(slug).unwrap(), slug)
+            .await
+            .unwrap();
         ids.insert(tenant.id, slug);
     }
     let id = |slug: &str| *ids.iter().find(|(_, s)| **s == slug).unwrap().0;
@@ -23,8 +26,15 @@ async fn adversarial_hosts_and_paths_never_reach_the_wrong_tenant() {
     bind_issuer(&tenancy, id("beta"), "shared.example", "/beta").await;
     bind_issuer(&tenancy, id("gamma"), "gamma.example", "").await;
     bind_issuer(&tenancy, id("delta"), "bücher.example", "/d").await;
-    let on_port = EndpointBinding::new(id("port"), ServiceType::Issuer, "shared.example", Some(8443), "/acme", WellKnownLayout::Inserted)
-        .unwrap();
+    let on_port = EndpointBinding::new(
+        id("port"),
+        ServiceType::Issuer,
+        "shared.example",
+        Some(8443),
+        "/acme",
+        WellKnownLayout::Inserted,
+    )
+    .unwrap();
     tenancy.bind(&on_port).await.unwrap();
 
     let long_label = format!("{}.example", "a".repeat(64));
@@ -99,16 +109,25 @@ async fn adversarial_hosts_and_paths_never_reach_the_wrong_tenant() {
         assert_eq!(got_slug, expected, "{host:?} {port:?} {path:?}: {got:?}");
         if let Err(err) = got {
             for slug in ids.values() {
-                assert!(!err.to_string().contains(slug), "error names a tenant: {err}");
+                assert!(
+                    !err.to_string().contains(slug),
+                    "error names a tenant: {err}"
+                );
             }
         }
     }
     let other_service = tenancy
-        .resolve(ServiceType::Verifier, &EndpointRequest::new("https", "shared.example", None, "/acme"))
+        .resolve(
+            ServiceType::Verifier,
+            &EndpointRequest::new("https", "shared.example", None, "/acme"),
+        )
         .await;
     assert!(matches!(other_service, Err(ResolveError::NotBound)));
     let plain_http = tenancy
-        .resolve(ServiceType::Issuer, &EndpointRequest::new("http", "shared.example", None, "/acme"))
+        .resolve(
+            ServiceType::Issuer,
+            &EndpointRequest::new("http", "shared.example", None, "/acme"),
+        )
         .await;
     assert!(matches!(plain_http, Err(ResolveError::NotBound)));
 }
@@ -118,7 +137,10 @@ async fn the_fallback_tenant_is_off_unless_configured() {
     let dir = edk_testkit::temp_dir();
     let clock = clock();
     let plain = build(testkit::builder(sqlite(dir.path()), clock.clone())).await;
-    let main = plain.provision(TenantSlug::new("main").unwrap(), "Main").await.unwrap();
+    let main = plain
+        .provision(TenantSlug::new("main").unwrap(), "Main")
+        .await
+        .unwrap();
     bind_issuer(&plain, main.id, "localhost", "").await;
     let unknown = EndpointRequest::new("https", "127.0.0.1", Some(8080), "/credential");
     assert!(matches!(
@@ -126,19 +148,29 @@ async fn the_fallback_tenant_is_off_unless_configured() {
         Err(ResolveError::NotBound)
     ));
 
-    let with_fallback = build(testkit::builder(sqlite(dir.path()), clock).options(TenancyOptions {
-        dangerous_fallback_tenant: Some(TenantSlug::new("main").unwrap()),
-        ..TenancyOptions::default()
-    }))
+    let with_fallback = build(testkit::builder(sqlite(dir.path()), clock).options(
+        TenancyOptions {
+            dangerous_fallback_tenant: Some(TenantSlug::new("main").unwrap()),
+            ..TenancyOptions::default()
+        },
+    ))
     .await;
-    let resolved = with_fallback.resolve(ServiceType::Issuer, &unknown).await.unwrap();
+    let resolved = with_fallback
+        .resolve(ServiceType::Issuer, &unknown)
+        .await
+        .unwrap();
     assert_eq!(resolved.context.id(), main.id);
     assert_eq!(
         resolved.context.binding().unwrap().identifier(),
         "https://localhost",
         "URLs still come from the binding, not the request"
     );
-    assert!(with_fallback.resolve(ServiceType::Verifier, &unknown).await.is_err());
+    assert!(
+        with_fallback
+            .resolve(ServiceType::Verifier, &unknown)
+            .await
+            .is_err()
+    );
     with_fallback.suspend(main.id).await.unwrap();
     assert!(matches!(
         with_fallback.resolve(ServiceType::Issuer, &unknown).await,
@@ -167,8 +199,14 @@ fn hostile_slugs_and_ids_are_refused_before_any_sql() {
         "admin",
         "well-known",
     ] {
-        assert!(TenantSlug::new(hostile).is_err(), "slug {hostile:?} accepted");
-        assert!(hostile.parse::<TenantId>().is_err(), "id {hostile:?} accepted");
+        assert!(
+            TenantSlug::new(hostile).is_err(),
+            "slug {hostile:?} accepted"
+        );
+        assert!(
+            hostile.parse::<TenantId>().is_err(),
+            "id {hostile:?} accepted"
+        );
     }
     for hostile_id in [
         "00000000-0000-0000-0000-00000000000'",
@@ -180,5 +218,9 @@ fn hostile_slugs_and_ids_are_refused_before_any_sql() {
     let id = TenantId::generate();
     let schema = id.schema_name();
     assert!(schema.len() <= 63);
-    assert!(schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+    assert!(
+        schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    );
 }
