@@ -491,6 +491,53 @@ macro_rules! platform_store_impl {
 }
 pub(crate) use platform_store_impl;
 
+/// Generates `apply`, which applies what a schema's (or file's) ledger does not record yet,
+/// in order, recording each migration. The caller holds the lock, has opened the transaction
+/// and, on PostgreSQL, has set the search path.
+macro_rules! ledger_apply_fn {
+    ($conn:ty, $backend:expr, $ddl:expr) => {
+        async fn apply(
+            conn: &mut $conn,
+            sets: &[$crate::migrate::MigrationSet],
+            schema: &str,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<usize, $crate::error::Error> {
+            sqlx::raw_sql($ddl).execute(&mut *conn).await?;
+            let applied = sqlx::query_as::<_, $crate::migrate::LedgerRow>(
+                "SELECT component, version, checksum FROM edk_migration_ledger",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let pending = $crate::migrate::pending(sets, $backend, &applied, schema)?;
+            for (component, migration) in &pending {
+                tracing::debug!(
+                    schema,
+                    component,
+                    version = migration.version,
+                    "applying migration"
+                );
+                sqlx::raw_sql(sqlx::AssertSqlSafe(migration.sql.clone()))
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO edk_migration_ledger \
+                     (component, version, description, checksum, applied_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(*component)
+                .bind(migration.version)
+                .bind(&migration.description)
+                .bind(&migration.checksum)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(pending.len())
+        }
+    };
+}
+pub(crate) use ledger_apply_fn;
+
 /// The statement writing a configuration property. Parameters: `$1` key, `$2` value, `$3`
 /// time, then the tenant id (tenant scope only), then the expected version (when it is set
 /// and not 0).

@@ -17,8 +17,8 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use crate::context::TenantContext;
 use crate::error::Error;
-use crate::migrate::{self, Backend, LedgerRow, MigrationSet};
-use crate::store::platform_store_impl;
+use crate::migrate::{Backend, MigrationSet};
+use crate::store::{ledger_apply_fn, platform_store_impl};
 
 /// The schema holding the platform registry.
 pub const PLATFORM_SCHEMA: &str = "edk_platform";
@@ -315,45 +315,7 @@ const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS edk_migration_ledger (\
     applied_at TIMESTAMPTZ NOT NULL, \
     PRIMARY KEY (component, version))";
 
-/// Applies what the schema's ledger does not record yet; the caller holds the lock and has
-/// set the search path.
-async fn apply(
-    conn: &mut PgConnection,
-    sets: &[MigrationSet],
-    schema: &str,
-    at: DateTime<Utc>,
-) -> Result<usize, Error> {
-    sqlx::raw_sql(LEDGER_DDL).execute(&mut *conn).await?;
-    let applied = sqlx::query_as::<_, LedgerRow>(
-        "SELECT component, version, checksum FROM edk_migration_ledger",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let pending = migrate::pending(sets, Backend::Postgres, &applied, schema)?;
-    for (component, migration) in &pending {
-        tracing::debug!(
-            schema,
-            component,
-            version = migration.version,
-            "applying migration"
-        );
-        sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
-            "INSERT INTO edk_migration_ledger (component, version, description, checksum, applied_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(*component)
-        .bind(migration.version)
-        .bind(&migration.description)
-        .bind(&migration.checksum)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(pending.len())
-}
+ledger_apply_fn!(PgConnection, Backend::Postgres, LEDGER_DDL);
 
 #[cfg(test)]
 mod tests {

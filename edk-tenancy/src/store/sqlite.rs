@@ -14,12 +14,12 @@ use serde::Deserialize;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
 };
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 
 use crate::context::TenantContext;
 use crate::error::Error;
-use crate::migrate::{self, Backend, LedgerRow, MigrationSet};
-use crate::store::platform_store_impl;
+use crate::migrate::{Backend, MigrationSet};
+use crate::store::{ledger_apply_fn, platform_store_impl};
 
 /// Where the SQLite files are.
 #[derive(Clone, Debug, Deserialize)]
@@ -227,40 +227,4 @@ const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS edk_migration_ledger (\
     applied_at TEXT NOT NULL, \
     PRIMARY KEY (component, version))";
 
-async fn apply(
-    conn: &mut SqliteConnection,
-    sets: &[MigrationSet],
-    file: &str,
-    at: DateTime<Utc>,
-) -> Result<usize, Error> {
-    sqlx::raw_sql(LEDGER_DDL).execute(&mut *conn).await?;
-    let applied = sqlx::query_as::<_, LedgerRow>(
-        "SELECT component, version, checksum FROM edk_migration_ledger",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let pending = migrate::pending(sets, Backend::Sqlite, &applied, file)?;
-    for (component, migration) in &pending {
-        tracing::debug!(
-            file,
-            component,
-            version = migration.version,
-            "applying migration"
-        );
-        sqlx::raw_sql(AssertSqlSafe(migration.sql.clone()))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(
-            "INSERT INTO edk_migration_ledger (component, version, description, checksum, applied_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(*component)
-        .bind(migration.version)
-        .bind(&migration.description)
-        .bind(&migration.checksum)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(pending.len())
-}
+ledger_apply_fn!(SqliteConnection, Backend::Sqlite, LEDGER_DDL);
