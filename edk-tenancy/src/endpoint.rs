@@ -345,14 +345,37 @@ pub struct RouteMatch {
     pub path: RoutedPath,
 }
 
-/// An in-memory index from (host, port) to bindings; cheap to share, rebuilt on change.
+/// An in-memory index of bindings: by (host, port), then by the first segment of the path
+/// prefix, so a lookup compares against the few bindings that can match, however many
+/// tenants share a host.
 #[derive(Clone, Debug, Default)]
 pub struct RoutingTable {
-    hosts: HashMap<HostKey, Vec<Arc<EndpointBinding>>>,
+    hosts: HashMap<HostKey, HostRoutes>,
     len: usize,
 }
 
 type HostKey = (Box<str>, u16);
+
+#[derive(Clone, Debug, Default)]
+struct HostRoutes {
+    /// Bindings at the host root.
+    root: Vec<Arc<EndpointBinding>>,
+    /// Bindings with a prefix, by its first segment; longest prefix first.
+    by_first: HashMap<Box<str>, Vec<Arc<EndpointBinding>>>,
+}
+
+impl HostRoutes {
+    /// The bindings whose prefix may match a path starting with `first` (compared without
+    /// case, so that a case-only match can fail closed), longest prefix first, then the root
+    /// bindings.
+    fn candidates(&self, first: Option<&String>) -> impl Iterator<Item = &Arc<EndpointBinding>> {
+        let prefixed = first
+            .and_then(|segment| self.by_first.get(segment.to_ascii_lowercase().as_str()))
+            .into_iter()
+            .flatten();
+        prefixed.chain(&self.root)
+    }
+}
 
 impl RoutingTable {
     /// Indexes `bindings`.
@@ -397,20 +420,19 @@ impl RoutingTable {
         let path = NormalizedPath::parse(&request.path)?;
         let key: HostKey = (host.into_boxed_str(), port);
         let routes = self.hosts.get(&key).ok_or(ResolveError::NotBound)?;
-
         let segments = path.segments.as_slice();
-        let inserted = match segments {
-            [first, name, tail @ ..] if first == WELL_KNOWN => Some((name, tail)),
-            _ => None,
-        };
-        for binding in routes.iter().filter(|b| b.service == service) {
-            let prefix = binding.prefix.as_slice();
-            if let Some((name, tail)) = inserted
-                && binding.well_known.inserted()
-                && segments_match_ignoring_case(tail, prefix)
-                && tail.len() == prefix.len()
-            {
-                if tail != prefix {
+
+        // `/.well-known/<name><prefix>` (RFC 8414 §3): the whole rest is the prefix.
+        if let [first, name, tail @ ..] = segments
+            && first == WELL_KNOWN
+        {
+            let inserted = routes.candidates(tail.first()).find(|b| {
+                b.service == service
+                    && b.well_known.inserted()
+                    && segments_match_ignoring_case(tail, &b.prefix)
+            });
+            if let Some(binding) = inserted {
+                if tail != binding.prefix.as_slice() {
                     return Err(ResolveError::NotBound);
                 }
                 return Ok(RouteMatch {
@@ -421,46 +443,52 @@ impl RoutingTable {
                     },
                 });
             }
-            let Some(head) = segments.get(..prefix.len()) else {
-                continue;
-            };
-            if !segments_match_ignoring_case(head, prefix) {
-                continue;
-            }
-            if head != prefix {
-                return Err(ResolveError::NotBound);
-            }
-            let rest = segments.get(prefix.len()..).unwrap_or_default();
-            let routed = match rest {
-                [first, name, tail @ ..] if first == WELL_KNOWN => {
-                    if !binding.well_known.appended() {
-                        return Err(ResolveError::NotBound);
-                    }
-                    RoutedPath::WellKnown {
-                        name: name.clone(),
-                        rest: join_path(tail, path.trailing_slash),
-                    }
-                }
-                _ => RoutedPath::Service {
-                    rest: join_path(rest, path.trailing_slash),
-                },
-            };
-            return Ok(RouteMatch {
-                binding: Arc::clone(binding),
-                path: routed,
-            });
         }
-        Err(ResolveError::NotBound)
+
+        let binding = routes
+            .candidates(segments.first())
+            .find(|b| {
+                b.service == service
+                    && segments
+                        .get(..b.prefix.len())
+                        .is_some_and(|head| segments_match_ignoring_case(head, &b.prefix))
+            })
+            .ok_or(ResolveError::NotBound)?;
+        let (head, rest) = segments.split_at(binding.prefix.len());
+        if head != binding.prefix.as_slice() {
+            return Err(ResolveError::NotBound);
+        }
+        let routed = match rest {
+            [first, name, tail @ ..] if first == WELL_KNOWN => {
+                if !binding.well_known.appended() {
+                    return Err(ResolveError::NotBound);
+                }
+                RoutedPath::WellKnown {
+                    name: name.clone(),
+                    rest: join_path(tail, path.trailing_slash),
+                }
+            }
+            _ => RoutedPath::Service {
+                rest: join_path(rest, path.trailing_slash),
+            },
+        };
+        Ok(RouteMatch {
+            binding: Arc::clone(binding),
+            path: routed,
+        })
     }
 
     /// A copy of the table in which `tenant`'s bindings are replaced by `bindings`.
     #[must_use]
     pub fn with_tenant_replaced(&self, tenant: TenantId, bindings: Vec<EndpointBinding>) -> Self {
         let mut table = Self::default();
-        for routes in self.hosts.values() {
-            for binding in routes.iter().filter(|b| b.tenant != tenant) {
-                table.insert(Arc::clone(binding));
-            }
+        let kept = self
+            .hosts
+            .values()
+            .flat_map(|routes| routes.by_first.values().flatten().chain(&routes.root))
+            .filter(|b| b.tenant != tenant);
+        for binding in kept {
+            table.insert(Arc::clone(binding));
         }
         for binding in bindings {
             table.insert(Arc::new(binding));
@@ -474,12 +502,16 @@ impl RoutingTable {
             binding.effective_port(),
         );
         let routes = self.hosts.entry(key).or_default();
+        let list = match binding.prefix.first() {
+            None => &mut routes.root,
+            Some(first) => routes.by_first.entry(first.as_str().into()).or_default(),
+        };
         // Longest prefix first, so the first match is the most specific one.
-        let at = routes
+        let at = list
             .iter()
             .position(|b| b.prefix.len() < binding.prefix.len())
-            .unwrap_or(routes.len());
-        routes.insert(at, binding);
+            .unwrap_or(list.len());
+        list.insert(at, binding);
         self.len += 1;
     }
 }
