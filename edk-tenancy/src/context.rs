@@ -11,9 +11,9 @@ use crate::tenant::Tenant;
 /// Which tenant a unit of work belongs to, the endpoint it came through and the tenant's
 /// configuration.
 ///
-/// Only the directory creates one ([`crate::Tenancy::resolve`], [`crate::Tenancy::context`]),
-/// and only for a tenant that is serving; the database router asks for one before it opens a
-/// tenant's schema, so no tenant query runs without it.
+/// Only the directory creates one ([`crate::TenantDirectory::resolve`],
+/// [`crate::TenantDirectory::context`]), and only for a tenant that is serving; the database
+/// router asks for one before it opens a tenant's schema, so no tenant query runs without it.
 #[derive(Clone, Debug)]
 pub struct TenantContext {
     tenant: Arc<Tenant>,

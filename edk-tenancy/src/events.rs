@@ -210,7 +210,7 @@ mod postgres {
     }
 
     /// Events shared by every replica through the platform database: delivered in this
-    /// process at once, and to the others by `NOTIFY`, which [`PgEventBus::run_listener`]
+    /// process at once, and to the others by `NOTIFY`, which the listener started by [`crate::Tenancy::start`]
     /// turns back into local deliveries.
     #[derive(Debug, Clone)]
     pub struct PgEventBus {

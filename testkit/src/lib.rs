@@ -1,10 +1,4 @@
-//! Test support shared by EDK's crates: a fresh PostgreSQL database per test and temporary
-//! directories for SQLite files.
-//!
-//! Every [`TestDb`] is a new, uniquely named database on the server named by
-//! `EDK_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), so tests
-//! run in parallel; it is dropped `WITH (FORCE)` when the value is dropped, even when the test
-//! panics.
+#![doc = include_str!("../README.md")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

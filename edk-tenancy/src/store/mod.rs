@@ -1,7 +1,7 @@
 //! Persistence: the platform registry and the tenant workload databases, for PostgreSQL and
 //! SQLite.
 //!
-//! The platform store ([`PlatformStore`]) holds tenants, endpoint bindings and configuration
+//! The platform store holds tenants, endpoint bindings and configuration
 //! properties. Its SQL is the same on both backends (both accept `$n` placeholders, `ON
 //! CONFLICT` and `RETURNING`), so one implementation is generated for each pool type by
 //! `platform_store_impl!`; DDL and everything backend-specific (schemas, files, locks) lives in
