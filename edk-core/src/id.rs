@@ -185,10 +185,12 @@ impl fmt::Debug for TenantId {
 impl FromStr for TenantId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        uuid::Uuid::parse_str(s).map(Self).map_err(|_| IdError::Malformed {
-            what: "tenant id",
-            reason: "not a UUID",
-        })
+        uuid::Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|_| IdError::Malformed {
+                what: "tenant id",
+                reason: "not a UUID",
+            })
     }
 }
 
@@ -218,7 +220,10 @@ fn check_slug(value: &str) -> Result<(), IdError> {
         return Err(IdError::Empty { what: WHAT });
     };
     if value.len() > 63 {
-        return Err(IdError::TooLong { what: WHAT, max: 63 });
+        return Err(IdError::TooLong {
+            what: WHAT,
+            max: 63,
+        });
     }
     if !first.is_ascii_lowercase() {
         return Err(IdError::Malformed {
@@ -313,10 +318,14 @@ fn check_did(value: &str) -> Result<(), IdError> {
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     {
-        return Err(malformed("method name must be lower-case letters and digits"));
+        return Err(malformed(
+            "method name must be lower-case letters and digits",
+        ));
     }
     if msid.is_empty() || msid.ends_with(':') {
-        return Err(malformed("method-specific id must not be empty or end with `:`"));
+        return Err(malformed(
+            "method-specific id must not be empty or end with `:`",
+        ));
     }
     let bytes = msid.as_bytes();
     for (i, &c) in bytes.iter().enumerate() {
@@ -324,7 +333,9 @@ fn check_did(value: &str) -> Result<(), IdError> {
             continue;
         }
         if !is_idchar(c) {
-            return Err(malformed("method-specific id has a character outside idchar"));
+            return Err(malformed(
+                "method-specific id has a character outside idchar",
+            ));
         }
         if c == b'%' {
             let hex = bytes.get(i + 1..i + 3);

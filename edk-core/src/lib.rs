@@ -4,7 +4,11 @@ pub mod clock;
 pub mod encoding;
 pub mod error;
 pub mod id;
+pub mod jose;
 pub mod limits;
+pub mod sd_jwt;
+pub mod sd_jwt_vc;
+pub mod status_list;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{ErrorChain, ErrorKind, HasKind};

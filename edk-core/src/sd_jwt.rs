@@ -1,0 +1,1 @@
+//! Selective Disclosure for JWTs (RFC 9901).

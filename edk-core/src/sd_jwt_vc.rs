@@ -1,0 +1,1 @@
+//! SD-JWT-based Verifiable Credentials (draft-ietf-oauth-sd-jwt-vc).

@@ -1,0 +1,1 @@
+//! Token Status List (draft-ietf-oauth-status-list).
