@@ -1,7 +1,7 @@
 //! JWS sign and verify, next to the raw signature calls they wrap.
 //!
 //! Run with: cargo bench -p edk-benches --bench jose
-#![allow(clippy::expect_used, clippy::unwrap_used)]
+#![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use edk_core::jose::{Algorithm, Header, Jws, SigningKey, VerifyPolicy, jws};
