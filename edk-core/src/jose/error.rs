@@ -90,6 +90,10 @@ pub enum JoseError {
     /// Signing failed.
     #[error("signing failed")]
     Signing(#[source] SignError),
+    /// A JWE could not be decrypted. One variant for every cause, so that no decryption
+    /// oracle tells them apart.
+    #[error("decryption failed")]
+    DecryptionFailed,
     /// Random generation or key generation failed in the crypto library.
     #[error("cryptographic operation failed")]
     Crypto,
@@ -118,6 +122,7 @@ impl HasKind for JoseError {
             | Self::IssuedAtOutOfRange
             | Self::IssuerMismatch
             | Self::AudienceMismatch => ErrorKind::Unauthenticated,
+            Self::DecryptionFailed => ErrorKind::InvalidInput,
             Self::KeySource(_, kind) => *kind,
             Self::Signing(err) => err.kind(),
             Self::Crypto => ErrorKind::Internal,

@@ -530,7 +530,7 @@ fn default_algorithm(params: &PublicParams) -> Option<Algorithm> {
     }
 }
 
-fn rsa_private_der(
+pub(super) fn rsa_private_der(
     n: &[u8],
     e: &[u8],
     rsa: &RsaPrivateParams,

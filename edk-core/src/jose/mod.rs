@@ -21,6 +21,7 @@
 
 mod alg;
 mod error;
+pub mod jwe;
 pub mod jwk;
 pub mod jws;
 pub mod jwt;

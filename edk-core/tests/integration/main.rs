@@ -8,6 +8,7 @@
 )]
 
 mod jose_interop;
+mod jwe_interop;
 mod sd_jwt;
 mod status_list;
 mod support;
