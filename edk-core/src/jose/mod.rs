@@ -1,6 +1,6 @@
 //! JOSE: JWKs, JWS compact serialization and JWT validation, hardened per RFC 8725.
 //!
-//! - Algorithms are an explicit allow-list ([`VerifyPolicy::allowed`]); `none` and HMAC
+//! - Algorithms are an explicit allow-list ([`VerifyPolicy::with_algorithms`]); `none` and HMAC
 //!   cannot even be named ([`Algorithm`]), and a key only verifies the algorithm its type and
 //!   its own `alg` member allow ([`VerifyingKey::supports`]).
 //! - Keys come from the caller's [`KeyResolver`]; a key embedded in a header (`jwk`) is used
