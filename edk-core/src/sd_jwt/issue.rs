@@ -93,7 +93,7 @@ pub async fn issue(
 #[derive(Default)]
 struct Node {
     disclose: bool,
-    children: BTreeMap<String, Node>,
+    children: BTreeMap<String, Self>,
 }
 
 impl Node {

@@ -79,7 +79,8 @@ impl SdJwt {
             .disclosures
             .iter()
             .zip(chosen)
-            .filter_map(|(d, keep)| keep.then(|| d.clone()))
+            .filter(|(_, keep)| *keep)
+            .map(|(d, _)| d.clone())
             .collect();
         Ok(Self::from_parts(self.jwt.clone(), disclosures, None))
     }
