@@ -180,7 +180,7 @@ impl SdJwt {
             return Self::parse_json(input, limits);
         }
         let mut parts: Vec<&str> = input.split('~').collect();
-        let (Some(kb), true) = (parts.pop(), parts.len() >= 2) else {
+        let (Some(kb), false) = (parts.pop(), parts.is_empty()) else {
             return Err(SdJwtError::Malformed(
                 "expected `<jwt>~<disclosures>~[<kb-jwt>]`",
             ));
