@@ -285,7 +285,10 @@ mod tests {
     }
 
     fn object(value: Value) -> Map<String, Value> {
-        value.as_object().unwrap().clone()
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
     }
 
     #[test]

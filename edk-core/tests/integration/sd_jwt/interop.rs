@@ -84,7 +84,7 @@ async fn python_verifies_our_sd_jwt_vc() {
     assert_eq!(payload["given_name"], "Erika");
 }
 
-fn python_request(present: Option<Value>) -> Value {
+fn python_request(present: Option<&Value>) -> Value {
     json!({
         "claims": {
             "iss": "https://issuer.example",
@@ -132,7 +132,7 @@ async fn we_verify_python_presentation_with_key_binding() {
         "aud": "https://verifier.example",
         "nonce": "n-0S6",
     });
-    let out = python_issue(&python_request(Some(present)));
+    let out = python_issue(&python_request(Some(&present)));
     let presentation =
         SdJwt::parse(out["presentation"].as_str().unwrap(), &Limits::DEFAULT).unwrap();
     // The peer stamps `iat` from the wall clock.
