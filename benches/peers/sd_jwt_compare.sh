@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 python=target/interop/venv/bin/python
 [ -x "$python" ] || { echo "missing $python: run scripts/test first" >&2; exit 1; }
 
-cargo bench -q -p edk-benches --bench sd_jwt -- --warm-up-time 1 --measurement-time 3 >/dev/null
+cargo bench -q -p edk-benches --bench sd_jwt -- --warm-up-time 1 --measurement-time 3 >/dev/null 2>&1 \
+    || { echo "cargo bench failed; run it directly to see why" >&2; exit 1; }
 
 # criterion's estimate (nanoseconds) for one benchmark of the sd_jwt_vc/ES256 group.
 edk_ns() {
