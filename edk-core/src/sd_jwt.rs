@@ -1,1 +1,0 @@
-//! Selective Disclosure for JWTs (RFC 9901).
