@@ -264,3 +264,9 @@ async fn destroyed_keys_are_gone(
         KeyStorage::InHandle => provider.destroy(tenant, key.handle()).await.unwrap(),
     }
 }
+
+#[cfg(feature = "pkcs11")]
+pub use softhsm::{SOFTHSM2_MODULE, SoftHsm};
+
+#[cfg(feature = "pkcs11")]
+mod softhsm;

@@ -21,6 +21,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Error;
 
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod software;
 
 /// A backend that holds key material: software, PKCS#11, a cloud KMS, a remote EDK KMS.

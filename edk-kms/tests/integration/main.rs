@@ -7,4 +7,6 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(feature = "pkcs11")]
+mod pkcs11;
 mod software;
