@@ -8,6 +8,7 @@
 )]
 
 mod jose_interop;
+mod jose_props;
 mod sd_jwt;
 mod status_list;
 mod support;

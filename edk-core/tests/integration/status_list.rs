@@ -342,7 +342,7 @@ fn issue_refuses_a_zero_ttl_an_exp_before_iat_and_a_relative_sub() {
     let claims = StatusListTokenClaims::new(URI, 1_000, &list).unwrap();
     for (bad, name) in [
         (claims.clone().with_ttl(0), "ttl"),
-        (claims.clone().with_exp(1_000), "exp"),
+        (claims.with_exp(1_000), "exp"),
     ] {
         assert!(matches!(
             block_on(StatusListToken::issue(Header::new(Algorithm::EdDsa), &bad, &key)),
@@ -621,7 +621,7 @@ proptest! {
     #[test]
     fn arbitrary_status_claims_never_panic(value in arbitrary_json()) {
         let claims: serde_json::Map<String, Value> =
-            serde_json::from_value(json!({ "status": value.clone() })).unwrap();
+            serde_json::from_value(json!({ "status": value })).unwrap();
         let _ = StatusClaim::from_claims(&claims);
         if let Value::Object(map) = value {
             let _ = StatusListTokenClaims::from_claims(map);
