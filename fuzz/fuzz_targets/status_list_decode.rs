@@ -6,7 +6,9 @@
 #![no_main]
 
 use edk_core::Limits;
-use edk_core::status_list::{Bits, EncodedStatusList, StatusClaim, StatusList, StatusListTokenClaims};
+use edk_core::status_list::{
+    Bits, EncodedStatusList, StatusClaim, StatusList, StatusListTokenClaims,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -26,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Value::Object(claims) = value {
             let _ = StatusClaim::from_claims(&claims);
-            let _ = StatusClaim::from_claims(&Map::from_iter([("status".to_owned(), Value::Object(claims.clone()))]));
+            let _ = StatusClaim::from_claims(&Map::from_iter([(
+                "status".to_owned(),
+                Value::Object(claims.clone()),
+            )]));
             if let Ok(claims) = StatusListTokenClaims::from_claims(claims) {
                 if let Ok(list) = claims.status_list.decode(&limits) {
                     probe(&list);
