@@ -9,6 +9,7 @@
 
 mod jose_interop;
 mod jwe_interop;
+mod jose_props;
 mod sd_jwt;
 mod status_list;
 mod support;

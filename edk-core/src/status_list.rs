@@ -1,1 +1,0 @@
-//! Token Status List (draft-ietf-oauth-status-list).
