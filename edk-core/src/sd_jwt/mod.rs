@@ -249,10 +249,12 @@ impl SdJwt {
                 limit: limits.max_disclosures,
             });
         }
-        if jwt.is_empty() || jwt.contains('~') {
-            return Err(SdJwtError::Malformed("the issuer-signed JWT is missing"));
+        if !is_compact_jws(jwt) {
+            return Err(SdJwtError::Malformed(
+                "the issuer-signed JWT is not a signed compact JWS",
+            ));
         }
-        if kb_jwt.is_some_and(|kb| kb.is_empty() || kb.contains('~')) {
+        if kb_jwt.is_some_and(|kb| !is_compact_jws(kb)) {
             return Err(SdJwtError::Malformed("the key binding JWT is malformed"));
         }
         let disclosures = disclosures
@@ -409,6 +411,24 @@ pub(crate) fn array_digest(element: &Value) -> Option<&str> {
     }
 }
 
+/// Whether `token` has the shape of a signed compact JWS: three non-empty base64url parts.
+/// An SD-JWT is always signed (RFC 9901 §4.1), so an empty signature part is malformed.
+fn is_compact_jws(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let well_formed = |part: Option<&str>| {
+        part.is_some_and(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+    };
+    well_formed(parts.next())
+        && well_formed(parts.next())
+        && well_formed(parts.next())
+        && parts.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +488,36 @@ mod tests {
         assert!(matches!(
             SdJwt::parse(&general.to_string(), &Limits::DEFAULT),
             Err(SdJwtError::Unsupported(_))
+        ));
+    }
+
+    #[test]
+    fn unsigned_or_misshapen_jwts_are_refused_in_both_serializations() {
+        for jwt in [
+            "eyJhbGciOiJFUzI1NiJ9.e30.",
+            "eyJhbGciOiJFUzI1NiJ9.e30",
+            "a.b.c.d",
+            "a.b+.c",
+        ] {
+            let compact = format!("{jwt}~");
+            assert!(
+                matches!(
+                    SdJwt::parse(&compact, &Limits::DEFAULT),
+                    Err(SdJwtError::Malformed(_))
+                ),
+                "{compact}"
+            );
+        }
+        let flattened =
+            json!({"payload": "e30", "protected": "eyJhbGciOiJFUzI1NiJ9", "signature": ""});
+        assert!(matches!(
+            SdJwt::parse(&flattened.to_string(), &Limits::DEFAULT),
+            Err(SdJwtError::Malformed(_))
+        ));
+        let bad_kb = format!("{JWT}~a.b.");
+        assert!(matches!(
+            SdJwt::parse(&bad_kb, &Limits::DEFAULT),
+            Err(SdJwtError::Malformed(_))
         ));
     }
 

@@ -8,8 +8,8 @@
 )]
 
 mod jose_interop;
-mod jwe_interop;
 mod jose_props;
+mod jwe_interop;
 mod sd_jwt;
 mod status_list;
 mod support;
