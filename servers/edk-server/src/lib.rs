@@ -18,3 +18,6 @@ pub use serve::{
     ANONYMOUS_PATHS, BoundServer, TestServer, app, bind, init_tracing, openapi_routes, serve,
     shutdown_signal, spawn_server,
 };
+
+/// The Prometheus client, for servers registering their own metrics in [`Metrics::registry`].
+pub use prometheus;
