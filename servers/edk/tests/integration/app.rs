@@ -156,6 +156,29 @@ async fn admin_api_requires_the_kms_read_scope() {
 }
 
 #[tokio::test]
+async fn dot_segments_do_not_escape_the_anonymous_prefixes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let h = Harness::start().await;
+    for path in [
+        "/health/../api/kms/v1/providers",
+        "/health/%2e%2e/api/kms/v1/providers",
+        "/docs/../api/kms/v1/providers",
+    ] {
+        // Sent raw: an HTTP client would normalise the path first.
+        let mut stream = tokio::net::TcpStream::connect(h.server.addr())
+            .await
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: edk\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status_line = response.lines().next().unwrap();
+        assert!(!status_line.contains(" 200 "), "{path}: {status_line}");
+    }
+}
+
+#[tokio::test]
 async fn health_metrics_and_docs_are_anonymous() {
     let h = Harness::start().await;
     for path in [
