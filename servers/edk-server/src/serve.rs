@@ -1,0 +1,220 @@
+//! Assembling and running a server: OpenAPI mounting, the middleware stack, graceful
+//! shutdown, logging set-up and a loopback test server.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use poem::endpoint::BoxEndpoint;
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{Endpoint, EndpointExt, Response, Route, Server};
+use poem_openapi::{OpenApi, OpenApiService};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::auth::AdminAuth;
+use crate::config::{HttpConfig, LogConfig};
+use crate::metrics::Metrics;
+use crate::observe::Observe;
+
+/// The paths every EDK server serves without a token: health probes, metrics, the OpenAPI
+/// document and its UI.
+pub const ANONYMOUS_PATHS: [&str; 4] = ["/health", "/metrics", "/openapi.json", "/docs"];
+
+/// Mounts `service` at the root, its OpenAPI document at `/openapi.json` and a browsable UI
+/// at `/docs`.
+#[must_use]
+pub fn openapi_routes<T: OpenApi + 'static>(service: OpenApiService<T, ()>) -> Route {
+    Route::new()
+        .at("/openapi.json", service.spec_endpoint())
+        .nest("/docs", service.swagger_ui())
+        .nest("/", service)
+}
+
+/// The whole application: `routes` plus `/metrics`, behind `auth` (when given) and the
+/// [`Observe`] middleware configured from `config`.
+#[must_use]
+pub fn app(
+    config: &HttpConfig,
+    metrics: &Metrics,
+    auth: Option<AdminAuth>,
+    routes: Route,
+) -> BoxEndpoint<'static, Response> {
+    let routes = routes.at("/metrics", metrics.endpoint());
+    let inner = match auth {
+        Some(auth) => routes.with(auth).boxed(),
+        None => routes.boxed(),
+    };
+    inner
+        .with(Observe::new(
+            metrics.clone(),
+            config.body_limit_bytes.get(),
+            config.request_timeout(),
+        ))
+        .boxed()
+}
+
+/// Serves `app` on `config.listen` until SIGTERM or ctrl-c, then lets in-flight requests
+/// finish for up to `config.shutdown_grace_ms`.
+///
+/// # Errors
+/// The I/O error when the address cannot be bound or the server fails.
+pub async fn serve<E: Endpoint + 'static>(config: &HttpConfig, app: E) -> io::Result<()> {
+    bind(config.listen)
+        .await?
+        .run(app, shutdown_signal(), config.shutdown_grace())
+        .await
+}
+
+/// Binds `addr` (port 0 picks a free one).
+///
+/// # Errors
+/// The I/O error when the address cannot be bound.
+pub async fn bind(addr: SocketAddr) -> io::Result<BoundServer> {
+    let acceptor = TcpListener::bind(addr).into_acceptor().await?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|local| local.as_socket_addr().copied())
+        .ok_or_else(|| io::Error::other("the listener has no socket address"))?;
+    Ok(BoundServer { acceptor, addr })
+}
+
+/// A bound listener, ready to serve.
+pub struct BoundServer {
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for BoundServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BoundServer {
+    /// The address actually bound.
+    #[must_use]
+    pub const fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves `app` until `shutdown` completes, then waits up to `grace` for in-flight
+    /// requests.
+    ///
+    /// # Errors
+    /// The I/O error when the server fails.
+    pub async fn run<E: Endpoint + 'static>(
+        self,
+        app: E,
+        shutdown: impl Future<Output = ()> + Send,
+        grace: Duration,
+    ) -> io::Result<()> {
+        tracing::info!(listen = %self.addr, "serving");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(app, shutdown, Some(grace))
+            .await
+    }
+}
+
+/// Completes on ctrl-c or, on Unix, SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// Serves `app` on `127.0.0.1:0` in a task owned by the returned [`TestServer`].
+///
+/// # Errors
+/// The I/O error when no loopback port can be bound.
+pub async fn spawn_server<E: Endpoint + 'static>(app: E) -> io::Result<TestServer> {
+    let bound = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let addr = bound.local_addr();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(bound.run(
+        app,
+        shutdown.clone().cancelled_owned(),
+        Duration::from_secs(10),
+    ));
+    Ok(TestServer {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// A server started by [`spawn_server`]; stop it with [`TestServer::shutdown`].
+#[derive(Debug)]
+pub struct TestServer {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl TestServer {
+    /// The bound address.
+    #[must_use]
+    pub const fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr><path>`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops accepting connections, waits for in-flight requests and returns the server's
+    /// result.
+    ///
+    /// # Errors
+    /// The server's I/O error, or an error if its task panicked.
+    pub async fn shutdown(self) -> io::Result<()> {
+        self.shutdown.cancel();
+        self.task.await.map_err(io::Error::other)?
+    }
+}
+
+/// Installs the process-wide `tracing` subscriber: JSON lines (or text) on stderr, filtered by
+/// `config.filter`. Call once, from a binary's `main`.
+///
+/// # Errors
+/// When the filter does not parse or a subscriber is already installed.
+pub fn init_tracing(config: &LogConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let filter = EnvFilter::try_new(&config.filter)?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    if config.json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    }
+}

@@ -1,0 +1,15 @@
+//! edk-server integration tests: a small API served over loopback HTTP with the shared
+//! middleware stack, exercised with a real client.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod auth;
+mod config;
+mod health;
+mod observe;
+mod problems;
+mod support;

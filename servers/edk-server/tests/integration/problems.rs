@@ -1,0 +1,88 @@
+use crate::support::{Harness, assert_problem};
+
+#[tokio::test]
+async fn malformed_json_is_a_400_problem() {
+    let h = Harness::start().await;
+    let response = h
+        .client
+        .post(h.url("/api/echo"))
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_problem(response, 400, "invalid-request").await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("parse"), "{detail}");
+}
+
+#[tokio::test]
+async fn wrong_shape_is_a_400_problem() {
+    let h = Harness::start().await;
+    let response = h
+        .client
+        .post(h.url("/api/echo"))
+        .json(&serde_json::json!({ "nom": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 400, "invalid-request").await;
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_a_415_problem() {
+    let h = Harness::start().await;
+    let response = h
+        .client
+        .post(h.url("/api/echo"))
+        .header("content-type", "text/plain")
+        .body("name=x")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 415, "unsupported-media-type").await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_a_413_problem() {
+    let h = Harness::start().await;
+    let name = "x".repeat(2 * 1024 * 1024);
+    let response = h
+        .client
+        .post(h.url("/api/echo"))
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 413, "payload-too-large").await;
+}
+
+#[tokio::test]
+async fn oversized_body_without_length_is_refused_with_a_4xx() {
+    let h = Harness::start().await;
+    let chunk = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    let stream = futures::stream::iter([Ok::<_, std::io::Error>(chunk)]);
+    let response = h
+        .client
+        .post(h.url("/api/echo"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_client_error(), "{}", response.status());
+}
+
+#[tokio::test]
+async fn unknown_route_is_a_404_problem() {
+    let h = Harness::start().await;
+    let response = h.client.get(h.url("/health/nope")).send().await.unwrap();
+    assert_problem(response, 404, "not-found").await;
+}
+
+#[tokio::test]
+async fn wrong_method_is_a_405_problem() {
+    let h = Harness::start().await;
+    let response = h.client.get(h.url("/api/echo")).send().await.unwrap();
+    assert_problem(response, 405, "method-not-allowed").await;
+}

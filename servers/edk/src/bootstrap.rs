@@ -1,0 +1,198 @@
+//! The data directory: the key encryption key and the bootstrap admin.
+//!
+//! On first start `edk` creates, with owner-only permissions:
+//! - `kek`: a random 256-bit key encryption key (base64) that seals the software provider's
+//!   keys;
+//! - `admin-key.jwk`: an ES256 private key, the only key of the bootstrap issuer
+//!   [`BOOTSTRAP_ISSUER`];
+//!
+//! and signs a bootstrap admin token with that key, carrying every admin scope, valid for
+//! [`BOOTSTRAP_TOKEN_LIFETIME_SECS`]. The token is returned only on that first start; later
+//! starts reuse both files and trust the key again.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
+use edk_core::{Clock, TenantId};
+use edk_kms::ProviderId;
+use edk_kms::provider::software::{
+    KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
+};
+use edk_server::TrustedIssuer;
+
+use crate::Error;
+
+/// The `iss` of bootstrap admin tokens.
+pub const BOOTSTRAP_ISSUER: &str = "urn:edk:bootstrap";
+
+/// The subject of the bootstrap admin token.
+pub const BOOTSTRAP_SUBJECT: &str = "bootstrap-admin";
+
+/// Every admin scope the server knows.
+pub const ADMIN_SCOPES: [&str; 1] = [crate::kms_api::SCOPE_KMS_READ];
+
+/// How long the bootstrap token is valid: one year, for local use.
+pub const BOOTSTRAP_TOKEN_LIFETIME_SECS: i64 = 365 * 24 * 60 * 60;
+
+/// The id of the software key provider.
+pub const SOFTWARE_PROVIDER_ID: &str = "software";
+
+const KEK_FILE: &str = "kek";
+const KEK_ID: &str = "local";
+const ADMIN_KEY_FILE: &str = "admin-key.jwk";
+
+/// What the data directory holds, opened.
+#[derive(Debug)]
+pub struct DataDir {
+    path: PathBuf,
+    admin_key: SigningKey,
+    bootstrap_token: Option<String>,
+}
+
+impl DataDir {
+    /// Opens `path`, creating it and its files on first start. `audience` is the admin
+    /// audience the bootstrap token names; `clock` dates it.
+    ///
+    /// # Errors
+    /// [`Error::DataDir`] when a file cannot be read or written, [`Error::AdminKey`] when the
+    /// stored admin key is unusable, [`Error::Signing`] when the token cannot be signed.
+    pub async fn open(path: &Path, audience: &str, clock: &dyn Clock) -> Result<Self, Error> {
+        create_private_dir(path)?;
+        let kek = path.join(KEK_FILE);
+        if !kek.exists() {
+            let key = generate_kek().map_err(Error::Kms)?;
+            write_private(&kek, key.expose_secret().as_bytes())?;
+            tracing::info!(path = %kek.display(), "generated the key encryption key");
+        }
+        let key_path = path.join(ADMIN_KEY_FILE);
+        let (admin_key, first_start) = if key_path.exists() {
+            (read_admin_key(&key_path)?, false)
+        } else {
+            let key = SigningKey::generate(Algorithm::Es256).map_err(Error::Signing)?;
+            let jwk = key.to_jwk().map_err(Error::Signing)?;
+            let text = serde_json::to_vec(&jwk).map_err(|err| Error::AdminKey {
+                path: key_path.clone(),
+                source: Box::new(err),
+            })?;
+            write_private(&key_path, &text)?;
+            tracing::info!(path = %key_path.display(), "generated the bootstrap admin key");
+            (key, true)
+        };
+        let bootstrap_token = if first_start {
+            Some(bootstrap_token(&admin_key, audience, clock).await?)
+        } else {
+            None
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            admin_key,
+            bootstrap_token,
+        })
+    }
+
+    /// The bootstrap admin token, on the first start only.
+    #[must_use]
+    pub fn bootstrap_token(&self) -> Option<&str> {
+        self.bootstrap_token.as_deref()
+    }
+
+    /// The bootstrap issuer, trusting the stored admin key.
+    #[must_use]
+    pub fn bootstrap_issuer(&self) -> TrustedIssuer {
+        TrustedIssuer {
+            issuer: BOOTSTRAP_ISSUER.to_owned(),
+            jwks: JwkSet {
+                keys: vec![self.admin_key.public_jwk()],
+            },
+        }
+    }
+
+    /// The software key provider, sealing keys with the stored KEK.
+    ///
+    /// # Errors
+    /// [`Error::Kms`] when the KEK file is unusable.
+    #[expect(
+        clippy::expect_used,
+        reason = "the provider and KEK ids are constants that pass validation"
+    )]
+    pub fn software_provider(&self) -> Result<SoftwareProvider, Error> {
+        let id = ProviderId::new(SOFTWARE_PROVIDER_ID).expect("valid provider id");
+        let kek_id = KekId::new(KEK_ID).expect("valid KEK id");
+        let kek = KekConfig::file(kek_id, self.path.join(KEK_FILE));
+        SoftwareProvider::new(SoftwareProviderConfig::new(id, kek)).map_err(Error::Kms)
+    }
+}
+
+async fn bootstrap_token(
+    key: &SigningKey,
+    audience: &str,
+    clock: &dyn Clock,
+) -> Result<String, Error> {
+    let now = clock.unix_seconds();
+    let claims = json!({
+        "iss": BOOTSTRAP_ISSUER,
+        "sub": BOOTSTRAP_SUBJECT,
+        "aud": audience,
+        "tenant": TenantId::generate().to_string(),
+        "scope": ADMIN_SCOPES.join(" "),
+        "iat": now,
+        "exp": now.saturating_add(BOOTSTRAP_TOKEN_LIFETIME_SECS),
+        "jti": uuid::Uuid::new_v4().to_string(),
+    });
+    let payload = claims.to_string();
+    jws::sign(
+        Header::new(Algorithm::Es256).with_typ("JWT"),
+        payload.as_bytes(),
+        key,
+    )
+    .await
+    .map_err(Error::Signing)
+}
+
+fn read_admin_key(path: &Path) -> Result<SigningKey, Error> {
+    let text = fs::read(path).map_err(|source| Error::DataDir {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |source: Box<dyn std::error::Error + Send + Sync>| Error::AdminKey {
+        path: path.to_owned(),
+        source,
+    };
+    let jwk: Jwk = serde_json::from_slice(&text).map_err(|err| bad(Box::new(err)))?;
+    SigningKey::from_jwk(&jwk, Some(Algorithm::Es256)).map_err(|err| bad(Box::new(err)))
+}
+
+fn create_private_dir(path: &Path) -> Result<(), Error> {
+    let io = |source| Error::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    if path.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path).map_err(io)
+}
+
+/// Writes a new file readable and writable by its owner only; refuses to overwrite.
+fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
+    let io = |source| Error::DataDir {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(contents).map_err(io)?;
+    file.sync_all().map_err(io)
+}

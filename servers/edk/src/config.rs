@@ -1,0 +1,20 @@
+//! The configuration of the `edk` binary.
+
+use serde::Deserialize;
+
+use edk_server::{AuthConfig, HttpConfig, LogConfig};
+
+/// Everything `edk` reads from its defaults, YAML files and `EDK_*` variables.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdkConfig {
+    /// The HTTP listener and request limits.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Admin token verification; the bootstrap issuer is added at start-up.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}

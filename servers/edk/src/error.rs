@@ -1,0 +1,58 @@
+//! Errors of the all-in-one server.
+
+use std::path::PathBuf;
+
+use edk_core::{ErrorKind, HasKind};
+use edk_kms::ProviderId;
+
+/// What failed in the `edk` server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file in the data directory could not be read or written.
+    #[error("cannot use {path}")]
+    DataDir {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A stored key is unusable.
+    #[error("the admin signing key in {path} is unusable")]
+    AdminKey {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A token could not be signed.
+    #[error("the bootstrap token could not be signed")]
+    Signing(#[source] edk_core::jose::JoseError),
+    /// The KMS could not be set up.
+    #[error("the key provider could not be set up")]
+    Kms(#[source] edk_kms::Error),
+    /// The metrics registry could not be built.
+    #[error("the metrics registry could not be built")]
+    Metrics(#[source] edk_server::prometheus::Error),
+    /// No provider has this id.
+    #[error("no key provider `{provider}`")]
+    UnknownProvider {
+        /// The id asked for.
+        provider: ProviderId,
+    },
+}
+
+impl HasKind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownProvider { .. } => ErrorKind::NotFound,
+            Self::DataDir { .. }
+            | Self::AdminKey { .. }
+            | Self::Signing(_)
+            | Self::Kms(_)
+            | Self::Metrics(_) => ErrorKind::Internal,
+        }
+    }
+}

@@ -1,0 +1,228 @@
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use edk::bootstrap::{BOOTSTRAP_ISSUER, DataDir};
+use edk::{EdkConfig, build_app};
+use edk_core::FixedClock;
+use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
+use edk_kms::KeyProvider;
+use edk_server::{TestServer, TrustedIssuer, spawn_server};
+
+const NOW: i64 = 1_700_000_000;
+const OTHER_ISSUER: &str = "https://operator.test";
+
+struct Harness {
+    server: TestServer,
+    client: reqwest::Client,
+    token: String,
+    other_key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FixedClock::at_unix(NOW));
+        let mut config = EdkConfig::default();
+        let data = DataDir::open(
+            &dir.path().join("data"),
+            &config.auth.audience,
+            clock.as_ref(),
+        )
+        .await
+        .unwrap();
+        let token = data.bootstrap_token().unwrap().to_owned();
+        let other_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        config.auth.issuers.push(data.bootstrap_issuer());
+        config.auth.issuers.push(TrustedIssuer {
+            issuer: OTHER_ISSUER.to_owned(),
+            jwks: JwkSet {
+                keys: vec![other_key.public_jwk()],
+            },
+        });
+        let provider: Arc<dyn KeyProvider> = Arc::new(data.software_provider().unwrap());
+        let app = build_app(&config, vec![provider], clock).unwrap();
+        Self {
+            server: spawn_server(app).await.unwrap(),
+            client: reqwest::Client::builder().build().unwrap(),
+            token,
+            other_key,
+            _dir: dir,
+        }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.server.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_token_lists_providers() {
+    let h = Harness::start().await;
+    let response = h.get("/api/kms/v1/providers", Some(&h.token)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({ "providers": [{ "id": "software", "hardware_backed": false }] })
+    );
+}
+
+#[tokio::test]
+async fn software_provider_capabilities_are_served() {
+    let h = Harness::start().await;
+    let response = h
+        .get(
+            "/api/kms/v1/providers/software/capabilities",
+            Some(&h.token),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["signing_algorithms"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ES256"))
+    );
+    assert_eq!(body["storage"], "in-handle");
+    assert_eq!(body["exportability"], "exportable");
+    assert_eq!(body["hardware_backed"], false);
+}
+
+#[tokio::test]
+async fn unknown_provider_is_a_404_problem() {
+    let h = Harness::start().await;
+    let response = h
+        .get("/api/kms/v1/providers/nope/capabilities", Some(&h.token))
+        .await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "https://edk.dev/problems/not-found");
+}
+
+#[tokio::test]
+async fn malformed_provider_id_is_a_400_problem() {
+    let h = Harness::start().await;
+    let response = h
+        .get(
+            "/api/kms/v1/providers/bad%20id/capabilities",
+            Some(&h.token),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
+
+#[tokio::test]
+async fn admin_api_requires_a_token() {
+    let h = Harness::start().await;
+    let response = h.get("/api/kms/v1/providers", None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
+
+#[tokio::test]
+async fn admin_api_requires_the_kms_read_scope() {
+    let h = Harness::start().await;
+    let claims = json!({
+        "iss": OTHER_ISSUER,
+        "aud": "edk-admin",
+        "tenant": "0190c7a4-8e2b-7cde-9f00-0123456789ab",
+        "scope": "kms:write",
+        "exp": NOW + 60,
+    });
+    let token = jws::sign(
+        Header::new(Algorithm::Es256),
+        claims.to_string().as_bytes(),
+        &h.other_key,
+    )
+    .await
+    .unwrap();
+    let response = h.get("/api/kms/v1/providers", Some(&token)).await;
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
+async fn dot_segments_do_not_escape_the_anonymous_prefixes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let h = Harness::start().await;
+    for path in [
+        "/health/../api/kms/v1/providers",
+        "/health/%2e%2e/api/kms/v1/providers",
+        "/docs/../api/kms/v1/providers",
+    ] {
+        // Sent raw: an HTTP client would normalise the path first.
+        let mut stream = tokio::net::TcpStream::connect(h.server.addr())
+            .await
+            .unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: edk\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let status_line = response.lines().next().unwrap();
+        assert!(!status_line.contains(" 200 "), "{path}: {status_line}");
+    }
+}
+
+#[tokio::test]
+async fn health_metrics_and_docs_are_anonymous() {
+    let h = Harness::start().await;
+    for path in [
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+    ] {
+        let response = h.get(path, None).await;
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn data_dir_is_private_and_mints_the_token_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let clock = FixedClock::at_unix(NOW);
+    let first = DataDir::open(&path, "edk-admin", &clock).await.unwrap();
+    assert!(first.bootstrap_token().is_some());
+    assert_eq!(first.bootstrap_issuer().issuer, BOOTSTRAP_ISSUER);
+    let again = DataDir::open(&path, "edk-admin", &clock).await.unwrap();
+    assert!(again.bootstrap_token().is_none());
+    assert_eq!(
+        first.bootstrap_issuer().jwks,
+        again.bootstrap_issuer().jwks,
+        "the admin key is kept"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["kek", "admin-key.jwk"] {
+            let mode = std::fs::metadata(path.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        let kek = std::fs::read_to_string(path.join("kek")).unwrap();
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(kek.trim())
+            .unwrap();
+        assert_eq!(bytes.len(), 32);
+    }
+}
