@@ -691,7 +691,7 @@ impl Tenancy {
         match self.inner.platform.tenant_bindings(tenant).await {
             Ok(bindings) => cache.set_routes(
                 generation,
-                Arc::new(CachedRoutes {
+                Arc::new(RoutingTableSnapshot {
                     table: current.table.with_tenant_replaced(tenant, bindings),
                     loaded_at: current.loaded_at,
                 }),
@@ -724,7 +724,7 @@ impl Tenancy {
         let generation = cache.routes_generation.load(Ordering::Acquire);
         let loaded_at = self.inner.clock.now();
         let bindings = self.inner.platform.bindings().await?;
-        let routes = Arc::new(CachedRoutes {
+        let routes = Arc::new(RoutingTableSnapshot {
             table: RoutingTable::new(bindings),
             loaded_at,
         });
@@ -893,8 +893,6 @@ pub struct RoutingTableSnapshot {
     loaded_at: SystemTime,
 }
 
-type CachedRoutes = RoutingTableSnapshot;
-
 #[derive(Debug)]
 struct CachedTenant {
     tenant: Arc<Tenant>,
@@ -914,7 +912,7 @@ struct CachedPlatformConfig {
 #[derive(Debug)]
 struct Cache {
     ttl: Duration,
-    routes: RwLock<Option<Arc<CachedRoutes>>>,
+    routes: RwLock<Option<Arc<RoutingTableSnapshot>>>,
     tenants: RwLock<HashMap<TenantId, Arc<CachedTenant>>>,
     platform: RwLock<Option<Arc<CachedPlatformConfig>>>,
     generation: AtomicU64,
@@ -939,14 +937,14 @@ impl Cache {
         matches!(now.duration_since(loaded_at), Ok(age) if age < self.ttl)
     }
 
-    fn routes(&self) -> Option<Arc<CachedRoutes>> {
+    fn routes(&self) -> Option<Arc<RoutingTableSnapshot>> {
         self.routes
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn set_routes(&self, generation: u64, routes: Arc<CachedRoutes>) {
+    fn set_routes(&self, generation: u64, routes: Arc<RoutingTableSnapshot>) {
         let mut current = self.routes.write().unwrap_or_else(PoisonError::into_inner);
         if self.routes_generation.load(Ordering::Acquire) == generation {
             *current = Some(routes);
