@@ -21,6 +21,6 @@ pub use endpoint::{EndpointBinding, EndpointRequest, RoutedPath, ServiceType, We
 pub use error::{Error, ResolveError};
 pub use events::{BackgroundTask, Event, EventBus};
 pub use migrate::{MigrationScope, MigrationSet};
-pub use store::{TenantDatabases, TenantTx};
+pub use store::{BackendTx, TenantDatabases, TenantTx};
 pub use tenancy::{DatabaseConfig, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory};
 pub use tenant::{Tenant, TenantStatus};

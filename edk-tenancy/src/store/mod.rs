@@ -13,6 +13,7 @@
 //! file.
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -120,6 +121,41 @@ impl TenantDatabases {
             #[cfg(feature = "sqlite")]
             Self::Sqlite(dbs) => dbs.drop_tenant(tenant).await,
         }
+    }
+}
+
+/// A transaction on one backend, scoped to one tenant by the [`TenantDatabases::begin`] that
+/// opened it. Dereferences to the connection, so it is used as `query.execute(&mut *tx)`.
+#[derive(Debug)]
+pub struct BackendTx<DB: sqlx::Database> {
+    tx: sqlx::Transaction<'static, DB>,
+}
+
+impl<DB: sqlx::Database> BackendTx<DB> {
+    pub(crate) const fn new(tx: sqlx::Transaction<'static, DB>) -> Self {
+        Self { tx }
+    }
+
+    /// Commits.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the commit fails.
+    pub async fn commit(self) -> Result<(), Error> {
+        self.tx.commit().await.map_err(Into::into)
+    }
+}
+
+impl<DB: sqlx::Database> Deref for BackendTx<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> DerefMut for BackendTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
     }
 }
 

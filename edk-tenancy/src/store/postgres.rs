@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -13,7 +12,7 @@ use edk_core::TenantId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::context::TenantContext;
 use crate::error::Error;
@@ -201,7 +200,7 @@ impl PgTenantDatabases {
     pub async fn begin(&self, tenant: &TenantContext) -> Result<PgTenantTx, Error> {
         let mut tx = self.pool_for(tenant.id()).begin().await?;
         set_search_path(&mut tx, tenant.id()).await?;
-        Ok(PgTenantTx { tx })
+        Ok(super::BackendTx::new(tx))
     }
 
     pub(crate) async fn provision(
@@ -238,36 +237,8 @@ impl PgTenantDatabases {
     }
 }
 
-/// A transaction in one tenant's schema. Dereferences to the connection, so it is used as
-/// `query.execute(&mut *tx)`.
-#[derive(Debug)]
-pub struct PgTenantTx {
-    tx: Transaction<'static, Postgres>,
-}
-
-impl PgTenantTx {
-    /// Commits.
-    ///
-    /// # Errors
-    /// [`Error::Database`] when the commit fails.
-    pub async fn commit(self) -> Result<(), Error> {
-        self.tx.commit().await.map_err(Into::into)
-    }
-}
-
-impl Deref for PgTenantTx {
-    type Target = PgConnection;
-
-    fn deref(&self) -> &PgConnection {
-        &self.tx
-    }
-}
-
-impl DerefMut for PgTenantTx {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
-    }
-}
+/// A transaction in one tenant's schema.
+pub type PgTenantTx = super::BackendTx<Postgres>;
 
 const LOCK_PLATFORM: i32 = 0x4544_4b01;
 const LOCK_TENANT: i32 = 0x4544_4b02;

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -11,10 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use edk_core::TenantId;
 use serde::Deserialize;
+use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
 };
-use sqlx::{Sqlite, Transaction};
 
 use crate::context::TenantContext;
 use crate::error::Error;
@@ -147,7 +146,7 @@ impl SqliteTenantDatabases {
     /// [`Error::Database`] when the file cannot be opened.
     pub async fn begin(&self, tenant: &TenantContext) -> Result<SqliteTenantTx, Error> {
         let tx = self.pool_for(tenant.id()).begin().await?;
-        Ok(SqliteTenantTx { tx })
+        Ok(super::BackendTx::new(tx))
     }
 
     pub(crate) async fn provision(
@@ -188,36 +187,8 @@ impl SqliteTenantDatabases {
     }
 }
 
-/// A transaction on one tenant's file. Dereferences to the connection, so it is used as
-/// `query.execute(&mut *tx)`.
-#[derive(Debug)]
-pub struct SqliteTenantTx {
-    tx: Transaction<'static, Sqlite>,
-}
-
-impl SqliteTenantTx {
-    /// Commits.
-    ///
-    /// # Errors
-    /// [`Error::Database`] when the commit fails.
-    pub async fn commit(self) -> Result<(), Error> {
-        self.tx.commit().await.map_err(Into::into)
-    }
-}
-
-impl Deref for SqliteTenantTx {
-    type Target = SqliteConnection;
-
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl DerefMut for SqliteTenantTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
-}
+/// A transaction on one tenant's file.
+pub type SqliteTenantTx = super::BackendTx<Sqlite>;
 
 const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS edk_migration_ledger (\
     component TEXT NOT NULL, \
