@@ -398,12 +398,7 @@ impl Jwe {
     /// [`JoseError::TooLarge`], [`JoseError::Malformed`],
     /// [`JoseError::UnsupportedAlgorithm`] or [`JoseError::UnsupportedCritical`].
     pub fn parse(token: &str, limits: &Limits) -> Result<Self, JoseError> {
-        if token.len() > limits.max_token_bytes {
-            return Err(JoseError::TooLarge {
-                size: token.len(),
-                limit: limits.max_token_bytes,
-            });
-        }
+        super::jws::check_token_size(token, limits)?;
         let malformed = |reason| JoseError::Malformed {
             what: "JWE",
             reason,

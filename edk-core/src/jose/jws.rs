@@ -211,6 +211,17 @@ impl VerifyPolicy {
     }
 }
 
+/// Refuses a compact token longer than [`Limits::max_token_bytes`], before any parsing.
+pub(super) fn check_token_size(token: &str, limits: &Limits) -> Result<(), JoseError> {
+    if token.len() > limits.max_token_bytes {
+        return Err(JoseError::TooLarge {
+            size: token.len(),
+            limit: limits.max_token_bytes,
+        });
+    }
+    Ok(())
+}
+
 fn normalize_typ(typ: &str) -> String {
     let lower = typ.to_ascii_lowercase();
     match lower.strip_prefix("application/") {
@@ -272,12 +283,7 @@ impl Jws {
     /// [`JoseError::TooLarge`], [`JoseError::Malformed`] or
     /// [`JoseError::UnsupportedAlgorithm`] (which covers `none` and HMAC).
     pub fn parse(token: &str, limits: &Limits) -> Result<Self, JoseError> {
-        if token.len() > limits.max_token_bytes {
-            return Err(JoseError::TooLarge {
-                size: token.len(),
-                limit: limits.max_token_bytes,
-            });
-        }
+        check_token_size(token, limits)?;
         let malformed = |reason| JoseError::Malformed {
             what: "JWS",
             reason,
@@ -343,16 +349,7 @@ impl Jws {
         policy: &VerifyPolicy,
     ) -> Result<VerifiedJws, JoseError> {
         policy.check_header(&self.header)?;
-        key.verify(
-            self.header.alg,
-            self.signing_input.as_bytes(),
-            &self.signature,
-        )?;
-        Ok(VerifiedJws {
-            header: self.header,
-            payload: self.payload,
-            key: None,
-        })
+        self.check_signature(key)
     }
 
     /// Verifies the JWS with the key `resolver` finds for it (or the header's `jwk`, if the
@@ -381,6 +378,12 @@ impl Jws {
                 resolver.resolve(&query).await?
             }
         };
+        let mut verified = self.check_signature(&key)?;
+        verified.key = Some(key);
+        Ok(verified)
+    }
+
+    fn check_signature(self, key: &VerifyingKey) -> Result<VerifiedJws, JoseError> {
         key.verify(
             self.header.alg,
             self.signing_input.as_bytes(),
@@ -389,7 +392,7 @@ impl Jws {
         Ok(VerifiedJws {
             header: self.header,
             payload: self.payload,
-            key: Some(key),
+            key: None,
         })
     }
 }
