@@ -412,6 +412,16 @@ pub async fn data_is_isolated_between_tenants(tenancy: &Tenancy) {
     );
 }
 
+/// The effective `testkit.offer_ttl` seen by `tenant`'s context.
+async fn offer_ttl(tenancy: &Tenancy, tenant: TenantId) -> u32 {
+    tenancy
+        .context(tenant)
+        .await
+        .expect("ctx")
+        .config()
+        .get(&OFFER_TTL)
+}
+
 /// Defaults, platform values and tenant values overlay; writes are validated and versioned.
 pub async fn configuration_overlays_and_versions(tenancy: &Tenancy) {
     let t = tenancy
@@ -422,54 +432,22 @@ pub async fn configuration_overlays_and_versions(tenancy: &Tenancy) {
         .provision(slug("suite-config-2"), "Other")
         .await
         .expect("tenant");
-    assert_eq!(
-        tenancy
-            .context(t.id)
-            .await
-            .expect("ctx")
-            .config()
-            .get(&OFFER_TTL),
-        300
-    );
+    assert_eq!(offer_ttl(tenancy, t.id).await, 300);
 
     let platform = tenancy
         .set_config(None, "testkit.offer_ttl", json!(600), None)
         .await
         .expect("platform");
     assert_eq!(platform.version, 1);
-    assert_eq!(
-        tenancy
-            .context(t.id)
-            .await
-            .expect("ctx")
-            .config()
-            .get(&OFFER_TTL),
-        600
-    );
+    assert_eq!(offer_ttl(tenancy, t.id).await, 600);
 
     let own = tenancy
         .set_config(Some(t.id), "testkit.offer_ttl", json!(900), Some(0))
         .await
         .expect("create");
     assert_eq!(own.version, 1);
-    assert_eq!(
-        tenancy
-            .context(t.id)
-            .await
-            .expect("ctx")
-            .config()
-            .get(&OFFER_TTL),
-        900
-    );
-    assert_eq!(
-        tenancy
-            .context(other.id)
-            .await
-            .expect("ctx")
-            .config()
-            .get(&OFFER_TTL),
-        600
-    );
+    assert_eq!(offer_ttl(tenancy, t.id).await, 900);
+    assert_eq!(offer_ttl(tenancy, other.id).await, 600);
 
     let again = tenancy
         .set_config(Some(t.id), "testkit.offer_ttl", json!(120), Some(1))
