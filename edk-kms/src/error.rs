@@ -1,21 +1,98 @@
-//! The errors of key providers.
+//! The errors of key providers and of the KMS.
 
 use std::error::Error as StdError;
 
 use edk_core::{ErrorKind, HasKind, IdError};
 
+use crate::kms::{KeyAlias, KeyState};
 use crate::provider::{KeyUsage, ProviderId};
+use crate::store::StoreError;
 
 /// A boxed foreign error kept as the source of an [`Error`].
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Why a key provider operation failed.
+/// Why a key provider or KMS operation failed.
 ///
 /// No variant carries key material, PINs or key encryption keys; the `Display` of client-kind
-/// variants names only the caller's own input (provider ids, algorithms, configuration fields).
+/// variants names only the caller's own input (aliases, kids, provider ids, algorithms,
+/// configuration fields). Another tenant's alias or kid is the same [`Error::AliasNotFound`]
+/// or [`Error::UnknownKid`] as one that exists nowhere.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// An alias already names a key.
+    #[error("key alias `{alias}` already exists")]
+    AliasExists {
+        /// The alias.
+        alias: KeyAlias,
+    },
+    /// The alias names no key of this tenant.
+    #[error("key alias `{alias}` not found")]
+    AliasNotFound {
+        /// The alias.
+        alias: KeyAlias,
+    },
+    /// The algorithm does not fit the key (its type, curve or usage).
+    #[error("algorithm `{alg}` is not allowed for this key")]
+    AlgorithmMismatch {
+        /// The algorithm asked for.
+        alg: &'static str,
+    },
+    /// A cryptographic operation the KMS does itself (not in a provider) failed; the detail is
+    /// for the log only.
+    #[error("cryptographic operation failed")]
+    Crypto(#[source] BoxError),
+    /// A JWE or wrapped key could not be decrypted; one variant for every cause.
+    #[error("decryption failed")]
+    DecryptionFailed,
+    /// The alias holds an externally managed public key, which cannot do this.
+    #[error("key alias `{alias}` holds an external public key")]
+    ExternalKey {
+        /// The alias.
+        alias: KeyAlias,
+    },
+    /// The same key (by kid) is already held by one of the tenant's aliases.
+    #[error("the key is already registered")]
+    KeyExists,
+    /// The key is in use (held by a DID, a client, a credential configuration).
+    #[error("key alias `{alias}` is in use")]
+    KeyInUse {
+        /// The alias.
+        alias: KeyAlias,
+    },
+    /// The key version's lifecycle state does not allow the operation.
+    #[error("the key is {} and cannot be used for this", state.as_str())]
+    KeyNotUsable {
+        /// The state.
+        state: KeyState,
+    },
+    /// A signature does not verify; one variant for every cause.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// No configured provider can hold a key for this usage.
+    #[error("no provider supports {usage}")]
+    NoProvider {
+        /// The usage.
+        usage: KeyUsage,
+    },
+    /// The key store failed.
+    #[error("key store operation failed")]
+    Store(#[source] StoreError),
+    /// The tenancy layer failed (opening a tenant's database).
+    #[error("tenancy operation failed")]
+    Tenancy(#[source] edk_tenancy::Error),
+    /// The kid names no key of this tenant.
+    #[error("key `{kid}` not found")]
+    UnknownKid {
+        /// The kid.
+        kid: edk_core::Kid,
+    },
+    /// No provider with this id is configured.
+    #[error("provider `{provider}` is not configured")]
+    UnknownProvider {
+        /// The provider id.
+        provider: ProviderId,
+    },
     /// A configuration value is invalid.
     #[error("invalid configuration: `{field}` {reason}")]
     InvalidConfig {
@@ -78,6 +155,16 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A remote KMS (over gRPC) refused or failed the call: `kind` is what its status code
+    /// says, `message` its status message (for client kinds, text about the caller's own input;
+    /// for server faults, a generic message).
+    #[error("remote KMS: {message}")]
+    Remote {
+        /// The kind the remote answered with.
+        kind: ErrorKind,
+        /// The remote's message.
+        message: String,
+    },
     /// A fault inside the provider or its crypto library; the detail is for the log only.
     #[error("provider `{provider}` failed")]
     Internal {
@@ -111,9 +198,41 @@ impl Error {
     }
 }
 
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::AliasExists { alias } => Self::AliasExists { alias },
+            StoreError::AliasNotFound { alias } => Self::AliasNotFound { alias },
+            StoreError::KeyExists => Self::KeyExists,
+            StoreError::KeyInUse { alias } => Self::KeyInUse { alias },
+            StoreError::Tenancy(err) => Self::Tenancy(err),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl From<edk_tenancy::Error> for Error {
+    fn from(err: edk_tenancy::Error) -> Self {
+        Self::Tenancy(err)
+    }
+}
+
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
+            Self::AliasExists { .. } | Self::KeyExists | Self::KeyInUse { .. } => {
+                ErrorKind::Conflict
+            }
+            Self::AliasNotFound { .. } | Self::UnknownKid { .. } => ErrorKind::NotFound,
+            Self::AlgorithmMismatch { .. }
+            | Self::DecryptionFailed
+            | Self::ExternalKey { .. }
+            | Self::InvalidSignature
+            | Self::UnknownProvider { .. } => ErrorKind::InvalidInput,
+            Self::KeyNotUsable { .. } => ErrorKind::Forbidden,
+            Self::NoProvider { .. } => ErrorKind::Unsupported,
+            Self::Store(err) => err.kind(),
+            Self::Tenancy(err) => err.kind(),
             Self::InvalidConfig { .. } | Self::InvalidId(_) | Self::InvalidKey { .. } => {
                 ErrorKind::InvalidInput
             }
@@ -122,7 +241,10 @@ impl HasKind for Error {
                 ErrorKind::Unsupported
             }
             Self::Unavailable { .. } => ErrorKind::Unavailable,
-            Self::Internal { .. } | Self::SecretFile { .. } | Self::Random => ErrorKind::Internal,
+            Self::Remote { kind, .. } => *kind,
+            Self::Internal { .. } | Self::SecretFile { .. } | Self::Random | Self::Crypto(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }

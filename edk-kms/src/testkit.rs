@@ -1,5 +1,6 @@
-//! Test support: the [`KeyProvider`] conformance suite and, with the `pkcs11` feature, a
-//! throw-away SoftHSM2 token ([`SoftHsm`]).
+//! Test support: the [`KeyProvider`] conformance suite, the [`Kms`](crate::Kms) conformance
+//! suite ([`kms_suite`]) and, with the `pkcs11` feature, a throw-away SoftHSM2 token
+//! ([`SoftHsm`]).
 //!
 //! Everything here asserts by panicking, like a test does.
 #![allow(
@@ -265,8 +266,11 @@ async fn destroyed_keys_are_gone(
     }
 }
 
+pub use kms::{KmsSuiteConfig, kms_suite};
 #[cfg(feature = "pkcs11")]
 pub use softhsm::{SOFTHSM2_MODULE, SoftHsm};
+
+mod kms;
 
 #[cfg(feature = "pkcs11")]
 mod softhsm;

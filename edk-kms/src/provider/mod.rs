@@ -23,6 +23,8 @@ use crate::Error;
 
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+#[cfg(feature = "rest")]
+pub mod rest;
 pub mod software;
 
 /// A backend that holds key material: software, PKCS#11, a cloud KMS, a remote EDK KMS.
@@ -88,6 +90,27 @@ pub trait KeyProvider: fmt::Debug + Send + Sync {
         })
     }
 
+    /// The raw ECDH shared secret (`Z`) of a key-agreement key of `tenant` with `peer` (a
+    /// public key on the same curve).
+    ///
+    /// # Errors
+    /// As [`decrypter`](Self::decrypter); [`Error::InvalidKey`] for a peer key on another
+    /// curve; [`Error::UnsupportedOperation`] when the provider does not agree keys (the
+    /// default).
+    async fn agree(
+        &self,
+        tenant: &TenantId,
+        key: &KeyHandle,
+        peer: &Jwk,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+        key.check(self.id(), tenant)?;
+        let _ = peer;
+        Err(Error::UnsupportedOperation {
+            provider: self.id().clone(),
+            operation: "key agreement",
+        })
+    }
+
     /// Destroys a key of `tenant`. Providers whose key material lives in the handle
     /// ([`KeyStorage::InHandle`]) cannot forget it: for them the key is destroyed when the
     /// caller deletes the handle, and this only checks that the handle is the tenant's.
@@ -96,6 +119,15 @@ pub trait KeyProvider: fmt::Debug + Send + Sync {
     /// [`Error::KeyNotFound`] for an unknown or other tenant's key, [`Error::Unavailable`]
     /// when the backend cannot be reached.
     async fn destroy(&self, tenant: &TenantId, key: &KeyHandle) -> Result<(), Error>;
+}
+
+/// Whether `alg` is one of the ECDH-ES key agreement algorithms.
+#[must_use]
+pub const fn is_ecdh(alg: KeyManagement) -> bool {
+    matches!(
+        alg,
+        KeyManagement::EcdhEs | KeyManagement::EcdhEsA128Kw | KeyManagement::EcdhEsA256Kw
+    )
 }
 
 /// Picks the best provider for `requirement` from `providers`: among those that support it,

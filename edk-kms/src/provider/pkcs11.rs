@@ -389,6 +389,40 @@ impl KeyProvider for Pkcs11Provider {
         }))
     }
 
+    async fn agree(
+        &self,
+        tenant: &TenantId,
+        key: &KeyHandle,
+        peer: &Jwk,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let object = self.private_key(tenant, key).await?;
+        if !matches!(key.usage(), KeyUsage::Decrypt(alg) if crate::provider::is_ecdh(alg)) {
+            return Err(Error::UnsupportedOperation {
+                provider: self.id.clone(),
+                operation: "key agreement with a key that is not an ECDH key",
+            });
+        }
+        let PublicParams::Ec {
+            crv: EcCurve::P256,
+            x,
+            y,
+        } = peer.params()
+        else {
+            return Err(Error::InvalidKey {
+                reason: "the peer key is not a P-256 public key",
+            });
+        };
+        let mut point = Vec::with_capacity(1 + x.len() + y.len());
+        point.push(0x04);
+        point.extend_from_slice(x);
+        point.extend_from_slice(y);
+        derive_z(&self.token, object, point)
+            .await?
+            .ok_or(Error::InvalidKey {
+                reason: "the peer key is not a valid P-256 public key",
+            })
+    }
+
     async fn destroy(&self, tenant: &TenantId, key: &KeyHandle) -> Result<(), Error> {
         let private = self.private_key(tenant, key).await?;
         let object_id = decode_object_id(key.reference()).unwrap_or_default();
@@ -667,9 +701,29 @@ impl Decrypter for Pkcs11Decrypter {
         peer.push(0x04);
         peer.extend_from_slice(x);
         peer.extend_from_slice(y);
-        let object = self.object;
-        let z = self
-            .token
+        let z = derive_z(&self.token, self.object, peer)
+            .await
+            .map_err(|err| match err.kind() {
+                ErrorKind::Unavailable | ErrorKind::Internal => {
+                    let kind = err.kind();
+                    JoseError::KeySource(Box::new(err), kind)
+                }
+                _ => JoseError::DecryptionFailed,
+            })?
+            .ok_or(JoseError::DecryptionFailed)?;
+        jwe::ecdh_es_content_key(&z, header, encrypted_key)
+    }
+}
+
+/// `CKM_ECDH1_DERIVE` with the null KDF: the raw shared secret of `object` and `peer` (an
+/// uncompressed SEC1 point), read from a session object that is destroyed at once.
+async fn derive_z(
+    token: &Arc<Token>,
+    object: ObjectHandle,
+    peer: Vec<u8>,
+) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+    {
+        token
             .run(move |session| {
                 let params = Ecdh1DeriveParams::new(EcKdf::null(), &peer);
                 let derived = session.derive_key(
@@ -694,15 +748,6 @@ impl Decrypter for Pkcs11Decrypter {
                 Ok(z)
             })
             .await
-            .map_err(|err| match err.kind() {
-                ErrorKind::Unavailable | ErrorKind::Internal => {
-                    let kind = err.kind();
-                    JoseError::KeySource(Box::new(err), kind)
-                }
-                _ => JoseError::DecryptionFailed,
-            })?
-            .ok_or(JoseError::DecryptionFailed)?;
-        jwe::ecdh_es_content_key(&z, header, encrypted_key)
     }
 }
 

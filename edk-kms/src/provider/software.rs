@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use aws_lc_rs::agreement;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use edk_core::jose::jwe::{Decrypter, DecryptingKey, KeyManagement};
+use edk_core::jose::jwk::{EcCurve, PrivateParams, PublicParams};
 use edk_core::jose::{Algorithm, JoseError, Jwk, Signer, SigningKey};
 use edk_core::{IdError, Kid, TenantId};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -548,6 +550,57 @@ impl KeyProvider for SoftwareProvider {
         }
         let decrypter = DecryptingKey::from_jwk(&private).map_err(|err| self.jose_error(err))?;
         Ok(Arc::new(decrypter))
+    }
+
+    async fn agree(
+        &self,
+        tenant: &TenantId,
+        key: &KeyHandle,
+        peer: &Jwk,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let private = self.open(tenant, key)?;
+        if !matches!(key.usage(), KeyUsage::Decrypt(alg) if crate::provider::is_ecdh(alg)) {
+            return Err(Error::UnsupportedOperation {
+                provider: self.id.clone(),
+                operation: "key agreement with a key that is not an ECDH key",
+            });
+        }
+        let (
+            Some(PrivateParams::Ec { d }),
+            PublicParams::Ec {
+                crv: EcCurve::P256, ..
+            },
+        ) = (private.private(), private.params())
+        else {
+            return Err(Error::UnsupportedOperation {
+                provider: self.id.clone(),
+                operation: "key agreement on this curve",
+            });
+        };
+        let PublicParams::Ec {
+            crv: EcCurve::P256,
+            x,
+            y,
+        } = peer.params()
+        else {
+            return Err(Error::InvalidKey {
+                reason: "the peer key is not a P-256 public key",
+            });
+        };
+        let mut point = Vec::with_capacity(1 + x.len() + y.len());
+        point.push(0x04);
+        point.extend_from_slice(x);
+        point.extend_from_slice(y);
+        let own = agreement::PrivateKey::from_private_key(&agreement::ECDH_P256, d)
+            .map_err(|_| Error::internal(&self.id, "the sealed key is not a P-256 key"))?;
+        agreement::agree(
+            &own,
+            agreement::UnparsedPublicKey::new(&agreement::ECDH_P256, &point),
+            Error::InvalidKey {
+                reason: "the peer key is not a valid P-256 public key",
+            },
+            |z| Ok(Zeroizing::new(z.to_vec())),
+        )
     }
 
     async fn destroy(&self, tenant: &TenantId, key: &KeyHandle) -> Result<(), Error> {

@@ -1,5 +1,5 @@
-//! Integration tests of edk-kms: the provider conformance suite on every provider, and each
-//! provider's own guarantees (sealed keys, token binding, availability).
+//! Integration tests of edk-kms: the provider conformance suite on every provider, each
+//! provider's own guarantees, and LocalKms (the KMS suite, audit, interop, HSM faults).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,6 +7,16 @@
     clippy::indexing_slicing
 )]
 
+mod audit;
+mod cert;
+mod dump;
+#[cfg(feature = "grpc")]
+mod grpc;
+#[cfg(feature = "pkcs11")]
+mod hsm;
+mod interop;
+mod local;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
 mod software;
+mod support;
