@@ -6,6 +6,9 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(feature = "oidc-provider")]
+pub mod oidc_provider;
+
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 

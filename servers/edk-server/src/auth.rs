@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use poem::http::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
@@ -22,9 +23,10 @@ use poem_openapi::auth::Bearer;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use edk_core::jose::{JoseError, JwkSet, JwksResolver, Jws, Validation, VerifyPolicy};
+use edk_core::jose::{JoseError, JwkSet, JwksResolver, Jws, KeyResolver, Validation, VerifyPolicy};
 use edk_core::{Clock, ErrorKind, HasKind, Limits, TenantId};
 
+use crate::jwks::{JwksCachePolicy, RemoteJwks};
 use crate::problem::{
     ApiError, CHALLENGE_INVALID_TOKEN, CHALLENGE_MISSING_TOKEN, Problem, ProblemType,
 };
@@ -42,6 +44,13 @@ pub struct AuthConfig {
     /// The issuers whose tokens are accepted. Default none.
     #[serde(default)]
     pub issuers: Vec<TrustedIssuer>,
+    /// How long a JWKS fetched from a `jwks_uri` is used, in seconds. Default 300.
+    #[serde(default = "default_jwks_ttl")]
+    pub jwks_cache_ttl_secs: u64,
+    /// The shortest time between two fetches of one `jwks_uri` (a token with an unknown `kid`
+    /// triggers one), in seconds. Default 30.
+    #[serde(default = "default_jwks_min_refresh")]
+    pub jwks_min_refresh_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -50,8 +59,18 @@ impl Default for AuthConfig {
             audience: default_audience(),
             leeway_secs: default_leeway(),
             issuers: Vec::new(),
+            jwks_cache_ttl_secs: default_jwks_ttl(),
+            jwks_min_refresh_secs: default_jwks_min_refresh(),
         }
     }
+}
+
+const fn default_jwks_ttl() -> u64 {
+    300
+}
+
+const fn default_jwks_min_refresh() -> u64 {
+    30
 }
 
 fn default_audience() -> String {
@@ -62,14 +81,65 @@ const fn default_leeway() -> u32 {
     60
 }
 
-/// An issuer of admin tokens and the keys its tokens are signed with.
+/// An issuer of admin tokens and where its keys come from: exactly one of `jwks` (static)
+/// and `jwks_uri` (fetched and cached).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedIssuer {
     /// The exact `iss` value.
     pub issuer: String,
     /// The issuer's public keys (a JWK Set, RFC 7517 §5).
-    pub jwks: JwkSet,
+    #[serde(default)]
+    pub jwks: Option<JwkSet>,
+    /// The URL of the issuer's JWK Set, fetched with the server's HTTP client.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+}
+
+impl TrustedIssuer {
+    /// `issuer` with the static `jwks`.
+    #[must_use]
+    pub fn with_jwks(issuer: impl Into<String>, jwks: JwkSet) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks: Some(jwks),
+            jwks_uri: None,
+        }
+    }
+
+    /// `issuer` with keys fetched from `jwks_uri`.
+    #[must_use]
+    pub fn with_jwks_uri(issuer: impl Into<String>, jwks_uri: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            jwks: None,
+            jwks_uri: Some(jwks_uri.into()),
+        }
+    }
+}
+
+/// Why the admin authentication could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthSetupError {
+    /// An issuer has both or neither of `jwks` and `jwks_uri`.
+    #[error("trusted issuer `{issuer}` needs exactly one of `jwks` and `jwks_uri`")]
+    KeySource {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer has a `jwks_uri` but no HTTP client was given.
+    #[error("trusted issuer `{issuer}` has a `jwks_uri` but the server has no HTTP client")]
+    NoHttpClient {
+        /// The issuer.
+        issuer: String,
+    },
+    /// An issuer is listed twice.
+    #[error("trusted issuer `{issuer}` is listed twice")]
+    Duplicate {
+        /// The issuer.
+        issuer: String,
+    },
 }
 
 /// The caller an admin token proved.
@@ -134,7 +204,7 @@ pub struct AdminAuth {
 struct Inner {
     audience: String,
     leeway: i64,
-    issuers: Vec<(String, JwksResolver)>,
+    issuers: Vec<(String, Arc<dyn KeyResolver>)>,
     policy: VerifyPolicy,
     clock: Arc<dyn Clock>,
     anonymous: Vec<String>,
@@ -143,18 +213,47 @@ struct Inner {
 impl AdminAuth {
     /// The middleware for `config`, reading time from `clock`, letting requests to the
     /// `anonymous` path prefixes (e.g. `/health`) through without a token. A prefix matches
-    /// whole path segments: `/docs` covers `/docs` and `/docs/x`, not `/docsx`.
-    #[must_use]
-    pub fn new(config: &AuthConfig, clock: Arc<dyn Clock>, anonymous: &[&str]) -> Self {
-        let issuers = config
-            .issuers
-            .iter()
-            .map(|trusted| {
-                let resolver = JwksResolver::new(&trusted.jwks).for_issuer(trusted.issuer.clone());
-                (trusted.issuer.clone(), resolver)
-            })
-            .collect();
-        Self {
+    /// whole path segments: `/docs` covers `/docs` and `/docs/x`, not `/docsx`. Issuers with a
+    /// `jwks_uri` fetch their keys with `http` (its timeouts and TLS settings apply).
+    ///
+    /// # Errors
+    /// [`AuthSetupError`] for an issuer without exactly one key source, listed twice, or with
+    /// a `jwks_uri` and no `http` client.
+    pub fn new(
+        config: &AuthConfig,
+        clock: Arc<dyn Clock>,
+        anonymous: &[&str],
+        http: Option<&reqwest::Client>,
+    ) -> Result<Self, AuthSetupError> {
+        let policy = JwksCachePolicy {
+            ttl: Duration::from_secs(config.jwks_cache_ttl_secs),
+            min_refresh_interval: Duration::from_secs(config.jwks_min_refresh_secs),
+        };
+        let mut issuers: Vec<(String, Arc<dyn KeyResolver>)> = Vec::new();
+        for trusted in &config.issuers {
+            let issuer = trusted.issuer.clone();
+            if issuers.iter().any(|(known, _)| *known == issuer) {
+                return Err(AuthSetupError::Duplicate { issuer });
+            }
+            let resolver: Arc<dyn KeyResolver> = match (&trusted.jwks, &trusted.jwks_uri) {
+                (Some(jwks), None) => Arc::new(JwksResolver::new(jwks).for_issuer(issuer.clone())),
+                (None, Some(uri)) => {
+                    let client = http.ok_or_else(|| AuthSetupError::NoHttpClient {
+                        issuer: issuer.clone(),
+                    })?;
+                    Arc::new(RemoteJwks::new(
+                        issuer.clone(),
+                        uri.clone(),
+                        client.clone(),
+                        Arc::clone(&clock),
+                        policy,
+                    ))
+                }
+                _ => return Err(AuthSetupError::KeySource { issuer }),
+            };
+            issuers.push((issuer, resolver));
+        }
+        Ok(Self {
             inner: Arc::new(Inner {
                 audience: config.audience.clone(),
                 leeway: i64::from(config.leeway_secs),
@@ -166,7 +265,7 @@ impl AdminAuth {
                     .map(|prefix| prefix.trim_end_matches('/').to_owned())
                     .collect(),
             }),
-        }
+        })
     }
 
     /// Whether `path` is served without a token.
@@ -197,7 +296,7 @@ impl AdminAuth {
             return Err(AuthError::UntrustedIssuer);
         };
         let verified = jws
-            .verify_with(resolver, &inner.policy, Some(issuer))
+            .verify_with(resolver.as_ref(), &inner.policy, Some(issuer))
             .await
             .map_err(AuthError::InvalidToken)?;
         let claims = verified.claims().map_err(AuthError::InvalidToken)?;

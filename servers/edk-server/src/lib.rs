@@ -3,14 +3,16 @@
 pub mod auth;
 pub mod config;
 pub mod health;
+pub mod jwks;
 pub mod metrics;
 pub mod observe;
 pub mod problem;
 pub mod serve;
 
-pub use auth::{AdminAuth, AdminBearer, AdminPrincipal, AuthConfig, TrustedIssuer};
+pub use auth::{AdminAuth, AdminBearer, AdminPrincipal, AuthConfig, AuthSetupError, TrustedIssuer};
 pub use config::{ConfigError, ConfigLoader, HttpConfig, LogConfig};
 pub use health::{HealthApi, ReadinessCheck};
+pub use jwks::{JwksCachePolicy, RemoteJwks};
 pub use metrics::Metrics;
 pub use observe::Observe;
 pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_error};
@@ -21,3 +23,10 @@ pub use serve::{
 
 /// The Prometheus client, for servers registering their own metrics in [`Metrics::registry`].
 pub use prometheus;
+
+/// Installs aws-lc-rs as the process's TLS crypto provider, for rustls users that find it
+/// through the process default (the HTTP client that fetches JWKS among them). Call it first
+/// in `main` and in test set-up; later calls do nothing.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}

@@ -218,6 +218,12 @@ pub enum ApiError {
     /// The request conflicts with the current state.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// The request body is larger than the server accepts (raised by the middleware).
+    #[oai(status = 413, content_type = "application/problem+json")]
+    PayloadTooLarge(Json<Problem>),
+    /// The request body's media type is not accepted (raised while parsing the request).
+    #[oai(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Json<Problem>),
     /// The request asks for something this deployment does not support.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unsupported(Json<Problem>),
@@ -257,6 +263,8 @@ impl ApiError {
             | Self::Forbidden(body)
             | Self::NotFound(body)
             | Self::Conflict(body)
+            | Self::PayloadTooLarge(body)
+            | Self::UnsupportedMediaType(body)
             | Self::Unsupported(body)
             | Self::Internal(body)
             | Self::Unavailable(body) => &body.0,

@@ -10,6 +10,7 @@
 mod auth;
 mod config;
 mod health;
+mod jwks;
 mod observe;
 mod problems;
 mod support;

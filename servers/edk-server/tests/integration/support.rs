@@ -76,19 +76,26 @@ impl Harness {
     }
 
     pub(crate) async fn start_with(health: HealthApi, http: HttpConfig) -> Self {
+        edk_server::install_crypto_provider();
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
         let auth_config = AuthConfig {
-            issuers: vec![TrustedIssuer {
-                issuer: ISSUER.to_owned(),
-                jwks: JwkSet {
+            issuers: vec![TrustedIssuer::with_jwks(
+                ISSUER,
+                JwkSet {
                     keys: vec![key.public_jwk()],
                 },
-            }],
+            )],
             ..AuthConfig::default()
         };
         let mut anonymous = ANONYMOUS_PATHS.to_vec();
         anonymous.extend(["/api/echo", "/api/slow"]);
-        let auth = AdminAuth::new(&auth_config, Arc::new(FixedClock::at_unix(NOW)), &anonymous);
+        let auth = AdminAuth::new(
+            &auth_config,
+            Arc::new(FixedClock::at_unix(NOW)),
+            &anonymous,
+            None,
+        )
+        .unwrap();
         let gate = Arc::new(Gate::default());
         let service = OpenApiService::new(
             (

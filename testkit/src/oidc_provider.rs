@@ -1,0 +1,319 @@
+//! A real OpenID Provider (npm `oidc-provider`, pinned in `interop/node`) as a child process.
+//!
+//! [`OidcProvider::start`] runs `interop/node/oidc_provider.mjs` on `127.0.0.1` with a free
+//! port and the clients given; the process is killed when the value is dropped (and exits by
+//! itself when the test process dies, because its stdin closes). In
+//! [`OidcProviderMode::Login`] the provider has its development login and consent pages on;
+//! [`OidcProvider::login`] drives them with plain HTTP requests the way a browser would.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The workspace root (the folder holding the root `Cargo.toml`).
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit sits in the workspace")
+        .to_path_buf()
+}
+
+/// The folder holding the Node peers and their `node_modules`.
+///
+/// # Panics
+/// When `node_modules` is missing (run `scripts/test --setup-only`).
+#[must_use]
+pub fn node_dir() -> PathBuf {
+    let dir = workspace_root().join("interop/node");
+    assert!(
+        dir.join("node_modules/oidc-provider").exists(),
+        "{}/node_modules is missing: run scripts/test --setup-only, which installs the interop peers",
+        dir.display()
+    );
+    dir
+}
+
+/// What the provider is set up for.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum OidcProviderMode {
+    /// Authorization code with PKCE (S256, required) and the development login/consent pages.
+    Login,
+    /// The client_credentials grant issuing JWT access tokens for [`OidcProvider::RESOURCE`].
+    ClientCredentials,
+}
+
+impl OidcProviderMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::ClientCredentials => "client-credentials",
+        }
+    }
+}
+
+/// A client registered at the provider (serialised as OpenID client metadata).
+#[derive(Clone, Debug, Serialize)]
+pub struct OidcTestClient {
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret`.
+    pub client_secret: String,
+    /// `redirect_uris` (empty for client_credentials clients).
+    pub redirect_uris: Vec<String>,
+    /// `token_endpoint_auth_method`: `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+}
+
+impl OidcTestClient {
+    /// A confidential client using `client_secret_basic`.
+    #[must_use]
+    pub fn new(client_id: &str, client_secret: &str, redirect_uris: &[&str]) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            redirect_uris: redirect_uris.iter().map(|uri| (*uri).to_owned()).collect(),
+            token_endpoint_auth_method: "client_secret_basic".to_owned(),
+        }
+    }
+
+    /// The same client authenticating with `client_secret_post`.
+    #[must_use]
+    pub fn with_secret_post(mut self) -> Self {
+        "client_secret_post".clone_into(&mut self.token_endpoint_auth_method);
+        self
+    }
+}
+
+/// A running `oidc-provider`, killed on drop.
+#[derive(Debug)]
+pub struct OidcProvider {
+    child: Child,
+    // Held open: the script exits when its stdin closes.
+    _stdin: Option<ChildStdin>,
+    issuer: url::Url,
+    port: u16,
+}
+
+impl OidcProvider {
+    /// The resource indicator (and access-token audience) of the client_credentials mode.
+    pub const RESOURCE: &'static str = "https://api.example.test";
+
+    /// Starts the provider and waits until it listens.
+    ///
+    /// # Panics
+    /// When Node or the installed peer is missing or the provider fails to start.
+    pub async fn start(mode: OidcProviderMode, clients: &[OidcTestClient]) -> Self {
+        let clients = serde_json::to_string(clients).expect("client metadata serialises");
+        tokio::task::spawn_blocking(move || Self::start_blocking(mode, &clients))
+            .await
+            .expect("starting oidc-provider")
+    }
+
+    fn start_blocking(mode: OidcProviderMode, clients: &str) -> Self {
+        let mut child = Command::new("node")
+            .arg("oidc_provider.mjs")
+            .args(["--mode", mode.as_arg()])
+            .env("OIDC_CLIENTS", clients)
+            .current_dir(node_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start node oidc_provider.mjs: {err}"));
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        let read = stdout.read_line(&mut line);
+        if !matches!(read, Ok(n) if n > 0) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("oidc-provider exited before it was ready ({read:?})");
+        }
+        // Keep draining stdout so the provider never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = stdout.read_to_end(&mut sink);
+        });
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|err| panic!("{line:?}: {err}"));
+        let issuer = ready["issuer"]
+            .as_str()
+            .and_then(|issuer| url::Url::parse(issuer).ok())
+            .unwrap_or_else(|| panic!("no issuer in {line:?}"));
+        let port = ready["port"]
+            .as_u64()
+            .and_then(|port| u16::try_from(port).ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Self {
+            child,
+            _stdin: stdin,
+            issuer,
+            port,
+        }
+    }
+
+    /// The issuer identifier, `http://127.0.0.1:<port>` (no trailing slash).
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
+    }
+
+    /// The port it listens on.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Drives the development login and consent pages like a browser: starts at
+    /// `authorization_url` (a request to the provider's authorization endpoint), signs in as
+    /// `login` (the account id, which becomes `sub`), confirms consent and returns the
+    /// redirect back to the client (the first `Location` starting with `redirect_uri`).
+    ///
+    /// # Panics
+    /// When the provider answers anything else, e.g. an error page for a bad request.
+    pub async fn login(
+        &self,
+        authorization_url: &str,
+        login: &str,
+        redirect_uri: &str,
+    ) -> url::Url {
+        install_crypto_provider();
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("browser client");
+        let mut response = browser.get(authorization_url).send().await.unwrap();
+        for _ in 0..12 {
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .expect("redirect has a Location")
+                    .to_owned();
+                let next = response.url().join(&location).expect("Location is a URL");
+                if next.as_str().starts_with(redirect_uri) {
+                    return next;
+                }
+                response = browser.get(next).send().await.unwrap();
+                continue;
+            }
+            let page = response.text().await.unwrap();
+            assert!(
+                status.is_success(),
+                "oidc-provider answered {status}: {page}"
+            );
+            let action = attribute_after(&page, "<form", "action")
+                .unwrap_or_else(|| panic!("no form on the page: {page}"));
+            let prompt = attribute_after(&page, "name=\"prompt\"", "value")
+                .unwrap_or_else(|| panic!("no prompt on the page: {page}"));
+            let form: Vec<(&str, &str)> = if prompt == "login" {
+                vec![
+                    ("prompt", "login"),
+                    ("login", login),
+                    ("password", "any password"),
+                ]
+            } else {
+                vec![("prompt", prompt.as_str())]
+            };
+            response = browser.post(&action).form(&form).send().await.unwrap();
+        }
+        panic!("the login did not come back to {redirect_uri}");
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `attribute="…"` in the first tag at or after `marker` (HTML-unescaped `&amp;`).
+fn attribute_after(page: &str, marker: &str, attribute: &str) -> Option<String> {
+    let start = page.find(marker)?;
+    let tail = &page[start..];
+    let needle = format!("{attribute}=\"");
+    let value_start = tail.find(&needle)? + needle.len();
+    let value_len = tail[value_start..].find('"')?;
+    Some(tail[value_start..value_start + value_len].replace("&amp;", "&"))
+}
+
+/// Makes aws-lc-rs the process's rustls provider, which reqwest's TLS needs when the build
+/// names no provider of its own.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http() -> reqwest::Client {
+        install_crypto_provider();
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn login_mode_serves_discovery_for_its_issuer() {
+        let client = OidcTestClient::new("rp", "secret", &["http://127.0.0.1:1/cb"]);
+        let op = OidcProvider::start(OidcProviderMode::Login, &[client]).await;
+        assert!(op.issuer().ends_with(&format!(":{}", op.port())));
+        let metadata: serde_json::Value = http()
+            .get(format!("{}/.well-known/openid-configuration", op.issuer()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(metadata["issuer"], op.issuer());
+        assert_eq!(
+            metadata["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
+    }
+
+    #[tokio::test]
+    async fn client_credentials_mode_issues_jwt_access_tokens() {
+        let client = OidcTestClient::new("bench", "secret", &[]);
+        let op = OidcProvider::start(OidcProviderMode::ClientCredentials, &[client]).await;
+        let token: serde_json::Value = http()
+            .post(format!("{}/token", op.issuer()))
+            .basic_auth("bench", Some("secret"))
+            .form(&[("grant_type", "client_credentials"), ("scope", "api:read")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let access_token = token["access_token"].as_str().unwrap();
+        assert_eq!(access_token.split('.').count(), 3, "{token}");
+        assert_eq!(token["scope"], "api:read");
+    }
+
+    #[tokio::test]
+    async fn wrong_client_secret_is_refused() {
+        let client = OidcTestClient::new("bench", "secret", &[]);
+        let op = OidcProvider::start(OidcProviderMode::ClientCredentials, &[client]).await;
+        let response = http()
+            .post(format!("{}/token", op.issuer()))
+            .basic_auth("bench", Some("not the secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+    }
+}
