@@ -5,10 +5,12 @@
 //!   keys;
 //! - `admin-key.jwk`: an ES256 private key, the only key of the bootstrap issuer
 //!   [`BOOTSTRAP_ISSUER`];
+//! - `db/`: the SQLite databases (platform and one file per tenant);
 //!
-//! and signs a bootstrap admin token with that key, carrying every admin scope, valid for
-//! [`BOOTSTRAP_TOKEN_LIFETIME_SECS`]. The token is returned only on that first start; later
-//! starts reuse both files and trust the key again.
+//! provisions the tenant [`DEFAULT_TENANT_SLUG`] and signs a bootstrap admin token for it with
+//! that key, carrying every admin scope, valid for [`BOOTSTRAP_TOKEN_LIFETIME_SECS`]. The
+//! token is shown only on that first start; later starts reuse the files and trust the key
+//! again.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -20,9 +22,7 @@ use serde_json::json;
 use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
 use edk_core::{Clock, TenantId};
 use edk_kms::ProviderId;
-use edk_kms::provider::software::{
-    KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
-};
+use edk_kms::provider::software::{KekConfig, KekId, SoftwareProviderConfig, generate_kek};
 use edk_server::TrustedIssuer;
 
 use crate::Error;
@@ -34,7 +34,10 @@ pub const BOOTSTRAP_ISSUER: &str = "urn:edk:bootstrap";
 pub const BOOTSTRAP_SUBJECT: &str = "bootstrap-admin";
 
 /// Every admin scope the server knows.
-pub const ADMIN_SCOPES: [&str; 1] = [crate::kms_api::SCOPE_KMS_READ];
+pub const ADMIN_SCOPES: [&str; 3] = edk_kms_server::scope::ALL;
+
+/// The slug of the tenant the bootstrap token acts for, provisioned on first start.
+pub const DEFAULT_TENANT_SLUG: &str = "local";
 
 /// How long the bootstrap token is valid: one year, for local use.
 pub const BOOTSTRAP_TOKEN_LIFETIME_SECS: i64 = 365 * 24 * 60 * 60;
@@ -45,23 +48,23 @@ pub const SOFTWARE_PROVIDER_ID: &str = "software";
 const KEK_FILE: &str = "kek";
 const KEK_ID: &str = "local";
 const ADMIN_KEY_FILE: &str = "admin-key.jwk";
+const DATABASE_DIR: &str = "db";
 
 /// What the data directory holds, opened.
 #[derive(Debug)]
 pub struct DataDir {
     path: PathBuf,
     admin_key: SigningKey,
-    bootstrap_token: Option<String>,
+    first_start: bool,
 }
 
 impl DataDir {
-    /// Opens `path`, creating it and its files on first start. `audience` is the admin
-    /// audience the bootstrap token names; `clock` dates it.
+    /// Opens `path`, creating it and its files on first start.
     ///
     /// # Errors
     /// [`Error::DataDir`] when a file cannot be read or written, [`Error::AdminKey`] when the
-    /// stored admin key is unusable, [`Error::Signing`] when the token cannot be signed.
-    pub async fn open(path: &Path, audience: &str, clock: &dyn Clock) -> Result<Self, Error> {
+    /// stored admin key is unusable, [`Error::Signing`] when a key cannot be generated.
+    pub fn open(path: &Path) -> Result<Self, Error> {
         create_private_dir(path)?;
         let kek = path.join(KEK_FILE);
         if !kek.exists() {
@@ -83,53 +86,72 @@ impl DataDir {
             tracing::info!(path = %key_path.display(), "generated the bootstrap admin key");
             (key, true)
         };
-        let bootstrap_token = if first_start {
-            Some(bootstrap_token(&admin_key, audience, clock).await?)
-        } else {
-            None
-        };
         Ok(Self {
             path: path.to_owned(),
             admin_key,
-            bootstrap_token,
+            first_start,
         })
     }
 
-    /// The bootstrap admin token, on the first start only.
+    /// The directory.
     #[must_use]
-    pub fn bootstrap_token(&self) -> Option<&str> {
-        self.bootstrap_token.as_deref()
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this start created the admin key (and so shows the bootstrap token).
+    #[must_use]
+    pub const fn is_first_start(&self) -> bool {
+        self.first_start
+    }
+
+    /// A bootstrap admin token for `tenant` naming `audience`, dated by `clock`, with every
+    /// admin scope ([`ADMIN_SCOPES`]).
+    ///
+    /// # Errors
+    /// [`Error::Signing`] when the token cannot be signed.
+    pub async fn bootstrap_token(
+        &self,
+        tenant: TenantId,
+        audience: &str,
+        clock: &dyn Clock,
+    ) -> Result<String, Error> {
+        bootstrap_token(&self.admin_key, tenant, audience, clock).await
     }
 
     /// The bootstrap issuer, trusting the stored admin key.
     #[must_use]
     pub fn bootstrap_issuer(&self) -> TrustedIssuer {
-        TrustedIssuer {
-            issuer: BOOTSTRAP_ISSUER.to_owned(),
-            jwks: JwkSet {
+        TrustedIssuer::with_jwks(
+            BOOTSTRAP_ISSUER,
+            JwkSet {
                 keys: vec![self.admin_key.public_jwk()],
             },
-        }
+        )
     }
 
-    /// The software key provider, sealing keys with the stored KEK.
-    ///
-    /// # Errors
-    /// [`Error::Kms`] when the KEK file is unusable.
+    /// The software key provider's configuration: keys sealed with the stored KEK.
     #[expect(
         clippy::expect_used,
         reason = "the provider and KEK ids are constants that pass validation"
     )]
-    pub fn software_provider(&self) -> Result<SoftwareProvider, Error> {
+    #[must_use]
+    pub fn software_provider(&self) -> SoftwareProviderConfig {
         let id = ProviderId::new(SOFTWARE_PROVIDER_ID).expect("valid provider id");
         let kek_id = KekId::new(KEK_ID).expect("valid KEK id");
-        let kek = KekConfig::file(kek_id, self.path.join(KEK_FILE));
-        SoftwareProvider::new(SoftwareProviderConfig::new(id, kek)).map_err(Error::Kms)
+        SoftwareProviderConfig::new(id, KekConfig::file(kek_id, self.path.join(KEK_FILE)))
+    }
+
+    /// Where the SQLite databases live: `db/` in the data directory.
+    #[must_use]
+    pub fn database_dir(&self) -> PathBuf {
+        self.path.join(DATABASE_DIR)
     }
 }
 
 async fn bootstrap_token(
     key: &SigningKey,
+    tenant: TenantId,
     audience: &str,
     clock: &dyn Clock,
 ) -> Result<String, Error> {
@@ -138,7 +160,7 @@ async fn bootstrap_token(
         "iss": BOOTSTRAP_ISSUER,
         "sub": BOOTSTRAP_SUBJECT,
         "aud": audience,
-        "tenant": TenantId::generate().to_string(),
+        "tenant": tenant.to_string(),
         "scope": ADMIN_SCOPES.join(" "),
         "iat": now,
         "exp": now.saturating_add(BOOTSTRAP_TOKEN_LIFETIME_SECS),

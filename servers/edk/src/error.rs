@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use edk_core::{ErrorKind, HasKind};
-use edk_kms::ProviderId;
 
 /// What failed in the `edk` server.
 #[derive(Debug, thiserror::Error)]
@@ -36,23 +35,28 @@ pub enum Error {
     /// The metrics registry could not be built.
     #[error("the metrics registry could not be built")]
     Metrics(#[source] edk_server::prometheus::Error),
-    /// No provider has this id.
-    #[error("no key provider `{provider}`")]
-    UnknownProvider {
-        /// The id asked for.
-        provider: ProviderId,
-    },
+    /// The admin authentication could not be set up.
+    #[error("the admin authentication could not be set up")]
+    Auth(#[source] edk_server::AuthSetupError),
+    /// The KMS could not be started.
+    #[error("the KMS could not be started")]
+    KmsServer(#[source] edk_kms_server::Error),
+    /// The default tenant could not be read or provisioned.
+    #[error("the default tenant could not be set up")]
+    Tenancy(#[source] edk_tenancy::Error),
 }
 
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::UnknownProvider { .. } => ErrorKind::NotFound,
             Self::DataDir { .. }
             | Self::AdminKey { .. }
             | Self::Signing(_)
             | Self::Kms(_)
-            | Self::Metrics(_) => ErrorKind::Internal,
+            | Self::Metrics(_)
+            | Self::Auth(_)
+            | Self::KmsServer(_)
+            | Self::Tenancy(_) => ErrorKind::Internal,
         }
     }
 }

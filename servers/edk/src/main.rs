@@ -4,24 +4,24 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 
 use edk::bootstrap::DataDir;
-use edk::{EdkConfig, build_app};
+use edk::{Edk, EdkConfig};
 use edk_core::SystemClock;
-use edk_kms::KeyProvider;
 use edk_server::{ConfigLoader, bind, init_tracing, shutdown_signal};
 
-/// EDK all in one: the KMS admin API, health, metrics and OpenAPI in one process.
+/// EDK all in one: the KMS API, health, metrics and OpenAPI in one process, on SQLite.
 #[derive(Debug, Parser)]
 #[command(name = "edk", version, about)]
 struct Cli {
     /// Address to listen on [default: `http.listen`, 127.0.0.1:8080].
     #[arg(long, env = "EDK_LISTEN")]
     listen: Option<SocketAddr>,
-    /// Directory holding the server's state (KEK, bootstrap admin key).
+    /// Directory holding the server's state (KEK, bootstrap admin key, SQLite databases).
     #[arg(long, env = "EDK_DATA_DIR", default_value = "./.edk")]
     data_dir: PathBuf,
     /// YAML configuration files, applied in order (repeat the flag or separate with commas).
@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    edk_server::install_crypto_provider();
     let mut loader = ConfigLoader::new();
     for file in &cli.config {
         loader = loader.file(file);
@@ -54,23 +55,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&config.log).map_err(|err| anyhow::anyhow!(err))?;
     tracing::info!(config = ?config, data_dir = %cli.data_dir.display(), "effective configuration");
 
-    let clock = Arc::new(SystemClock);
-    let data = DataDir::open(&cli.data_dir, &config.auth.audience, clock.as_ref())
-        .await
-        .context("cannot open the data directory")?;
-    config.auth.issuers.push(data.bootstrap_issuer());
-    let software: Arc<dyn KeyProvider> = Arc::new(data.software_provider()?);
-    let app = build_app(&config, vec![software], clock)?;
+    let data = DataDir::open(&cli.data_dir).context("cannot open the data directory")?;
+    let http_client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("cannot build the HTTP client")?;
+    let edk = Edk::start(&config, &data, Arc::new(SystemClock), &http_client).await?;
 
     let server = bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    if let Some(token) = data.bootstrap_token() {
+    if let Some(token) = edk.bootstrap_token() {
         print_bootstrap_token(token, server.local_addr());
     }
-    server
-        .run(app, shutdown_signal(), config.http.shutdown_grace())
-        .await?;
+    let result = server
+        .run(edk.app(), shutdown_signal(), config.http.shutdown_grace())
+        .await;
+    edk.shutdown().await;
+    result?;
     Ok(())
 }
 

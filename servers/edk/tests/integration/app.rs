@@ -3,10 +3,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use edk::bootstrap::{BOOTSTRAP_ISSUER, DataDir};
-use edk::{EdkConfig, build_app};
+use edk::{Edk, EdkConfig};
 use edk_core::FixedClock;
+use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
-use edk_kms::KeyProvider;
 use edk_server::{TestServer, TrustedIssuer, spawn_server};
 
 const NOW: i64 = 1_700_000_000;
@@ -14,6 +14,7 @@ const OTHER_ISSUER: &str = "https://operator.test";
 
 struct Harness {
     server: TestServer,
+    edk: Edk,
     client: reqwest::Client,
     token: String,
     other_key: SigningKey,
@@ -22,34 +23,34 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        edk_server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
         let mut config = EdkConfig::default();
-        let data = DataDir::open(
-            &dir.path().join("data"),
-            &config.auth.audience,
-            clock.as_ref(),
-        )
-        .await
-        .unwrap();
-        let token = data.bootstrap_token().unwrap().to_owned();
+        let data = DataDir::open(&dir.path().join("data")).unwrap();
         let other_key = SigningKey::generate(Algorithm::Es256).unwrap();
-        config.auth.issuers.push(data.bootstrap_issuer());
-        config.auth.issuers.push(TrustedIssuer {
-            issuer: OTHER_ISSUER.to_owned(),
-            jwks: JwkSet {
+        config.auth.issuers.push(TrustedIssuer::with_jwks(
+            OTHER_ISSUER,
+            JwkSet {
                 keys: vec![other_key.public_jwk()],
             },
-        });
-        let provider: Arc<dyn KeyProvider> = Arc::new(data.software_provider().unwrap());
-        let app = build_app(&config, vec![provider], clock).unwrap();
+        ));
+        let client = reqwest::Client::builder().build().unwrap();
+        let edk = Edk::start(&config, &data, clock, &client).await.unwrap();
+        let token = edk.bootstrap_token().unwrap().to_owned();
         Self {
-            server: spawn_server(app).await.unwrap(),
-            client: reqwest::Client::builder().build().unwrap(),
+            server: spawn_server(edk.app()).await.unwrap(),
+            edk,
+            client,
             token,
             other_key,
             _dir: dir,
         }
+    }
+
+    async fn stop(self) {
+        self.server.shutdown().await.unwrap();
+        self.edk.shutdown().await;
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -195,14 +196,28 @@ async fn health_metrics_and_docs_are_anonymous() {
 
 #[tokio::test]
 async fn data_dir_is_private_and_mints_the_token_once() {
+    edk_server::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state");
-    let clock = FixedClock::at_unix(NOW);
-    let first = DataDir::open(&path, "edk-admin", &clock).await.unwrap();
-    assert!(first.bootstrap_token().is_some());
+    let clock = Arc::new(FixedClock::at_unix(NOW));
+    let client = reqwest::Client::builder().build().unwrap();
+    let config = EdkConfig::default();
+    let first = DataDir::open(&path).unwrap();
+    assert!(first.is_first_start());
     assert_eq!(first.bootstrap_issuer().issuer, BOOTSTRAP_ISSUER);
-    let again = DataDir::open(&path, "edk-admin", &clock).await.unwrap();
-    assert!(again.bootstrap_token().is_none());
+    let edk = Edk::start(&config, &first, clock.clone(), &client)
+        .await
+        .unwrap();
+    assert!(edk.bootstrap_token().is_some());
+    let tenant = edk.default_tenant();
+    edk.shutdown().await;
+
+    let again = DataDir::open(&path).unwrap();
+    assert!(!again.is_first_start());
+    let edk = Edk::start(&config, &again, clock, &client).await.unwrap();
+    assert!(edk.bootstrap_token().is_none());
+    assert_eq!(edk.default_tenant(), tenant, "the default tenant is kept");
+    edk.shutdown().await;
     assert_eq!(
         first.bootstrap_issuer().jwks,
         again.bootstrap_issuer().jwks,
@@ -225,4 +240,39 @@ async fn data_dir_is_private_and_mints_the_token_once() {
             .unwrap();
         assert_eq!(bytes.len(), 32);
     }
+}
+
+#[tokio::test]
+async fn bootstrap_token_creates_keys_and_signs_with_them() {
+    let h = Harness::start().await;
+    let created = h
+        .client
+        .post(h.server.url("/api/kms/v1/keys"))
+        .bearer_auth(&h.token)
+        .json(
+            &json!({ "alias": "issuer.credential-signing", "usage": "sign", "algorithm": "ES256" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let signed = h
+        .client
+        .post(h.server.url("/api/kms/v1/signatures/raw/create"))
+        .bearer_auth(&h.token)
+        .json(&json!({ "key": "issuer.credential-signing", "message": b64url_encode(b"hi") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200);
+    let body: Value = signed.json().await.unwrap();
+    assert_eq!(body["alg"], "ES256");
+    let listed: Value = h
+        .get("/api/kms/v1/keys", Some(&h.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+    h.stop().await;
 }

@@ -43,6 +43,7 @@ fn wait_until_serving(child: &mut Child) {
 async fn binary_prints_the_token_once_and_serves_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
+    edk_server::install_crypto_provider();
     let client = reqwest::Client::builder().build().unwrap();
 
     let port = free_port();

@@ -1,11 +1,33 @@
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use edk::bootstrap::DataDir;
+use edk::{Edk, EdkConfig};
+use edk_core::FixedClock;
+use edk_server::HealthApi;
 
 /// The committed OpenAPI document is the reviewed contract: a change to the API must update
 /// it (`EDK_UPDATE_SNAPSHOTS=1 cargo test -p edk`).
-#[test]
-fn openapi_matches_the_committed_snapshot() {
+#[tokio::test]
+async fn openapi_matches_the_committed_snapshot() {
+    edk_server::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::open(dir.path()).unwrap();
+    let client = reqwest::Client::builder().build().unwrap();
+    let edk = Edk::start(
+        &EdkConfig::default(),
+        &data,
+        Arc::new(FixedClock::at_unix(1_700_000_000)),
+        &client,
+    )
+    .await
+    .unwrap();
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
-    let actual = format!("{}\n", edk::openapi_service(Vec::new()).spec());
+    let actual = format!(
+        "{}\n",
+        edk::openapi_service(edk.kms().state(), HealthApi::new()).spec()
+    );
+    edk.shutdown().await;
     if std::env::var_os("EDK_UPDATE_SNAPSHOTS").is_some_and(|value| value == "1") {
         std::fs::write(&path, &actual).unwrap();
         return;

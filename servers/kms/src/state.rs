@@ -1,0 +1,169 @@
+//! What the handlers share: the provider registry, the [`Kms`] and the tenant directory.
+
+use std::fmt;
+use std::sync::Arc;
+
+use edk_kms::cert::Certificates;
+use edk_kms::provider::{KeyRequirement, select_provider};
+use edk_kms::{Caller, KeyProvider, Kms, ProviderId};
+use edk_server::{AdminPrincipal, ApiError, problem_for};
+use edk_tenancy::TenantDirectory;
+
+use crate::Error;
+use crate::resolver::ResolverRegistry;
+
+/// The configured key providers, checked once when built: at least one, no duplicate ids.
+/// The first is the default for `/keys` without a provider.
+#[derive(Clone, Debug)]
+pub struct ProviderRegistry {
+    providers: Vec<Arc<dyn KeyProvider>>,
+}
+
+impl ProviderRegistry {
+    /// A registry of `providers`, in order of preference.
+    ///
+    /// # Errors
+    /// [`Error::NoProviders`] for an empty list, [`Error::DuplicateProvider`] for a repeated id.
+    pub fn new(providers: Vec<Arc<dyn KeyProvider>>) -> Result<Self, Error> {
+        if providers.is_empty() {
+            return Err(Error::NoProviders);
+        }
+        for (index, provider) in providers.iter().enumerate() {
+            if providers[..index]
+                .iter()
+                .any(|earlier| earlier.id() == provider.id())
+            {
+                return Err(Error::DuplicateProvider {
+                    provider: provider.id().clone(),
+                });
+            }
+        }
+        Ok(Self { providers })
+    }
+
+    /// Every provider, in order of preference.
+    #[must_use]
+    pub fn all(&self) -> &[Arc<dyn KeyProvider>] {
+        &self.providers
+    }
+
+    /// The provider with `id`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownProvider`].
+    pub fn get(&self, id: &ProviderId) -> Result<&Arc<dyn KeyProvider>, Error> {
+        self.providers
+            .iter()
+            .find(|provider| provider.id() == id)
+            .ok_or_else(|| Error::UnknownProvider {
+                provider: id.clone(),
+            })
+    }
+
+    /// The providers that meet `requirement`, in order of preference.
+    #[must_use]
+    pub fn matching(&self, requirement: &KeyRequirement) -> Vec<&Arc<dyn KeyProvider>> {
+        self.providers
+            .iter()
+            .filter(|provider| provider.capabilities().supports(requirement))
+            .collect()
+    }
+
+    /// The best provider for `requirement` ([`select_provider`]).
+    ///
+    /// # Errors
+    /// [`Error::NoMatchingProvider`].
+    pub fn best(&self, requirement: &KeyRequirement) -> Result<&Arc<dyn KeyProvider>, Error> {
+        select_provider(&self.providers, requirement).ok_or(Error::NoMatchingProvider)
+    }
+}
+
+/// The state behind every KMS route.
+#[derive(Clone)]
+pub struct KmsState {
+    providers: ProviderRegistry,
+    kms: Arc<dyn Kms>,
+    directory: Arc<dyn TenantDirectory>,
+    resolvers: ResolverRegistry,
+    certificates: Certificates,
+}
+
+impl KmsState {
+    /// The state over `providers` (those `kms` uses), `kms` and the tenant `directory` that
+    /// turns a token's tenant into a [`edk_tenancy::TenantContext`], with `certificates`
+    /// over the same KMS and the [standard resolvers](ResolverRegistry::standard).
+    #[must_use]
+    pub fn new(
+        providers: ProviderRegistry,
+        kms: Arc<dyn Kms>,
+        directory: Arc<dyn TenantDirectory>,
+        certificates: Certificates,
+    ) -> Self {
+        let resolvers = ResolverRegistry::standard(Arc::clone(&kms));
+        Self {
+            providers,
+            kms,
+            directory,
+            resolvers,
+            certificates,
+        }
+    }
+
+    /// The certificate service.
+    #[must_use]
+    pub const fn certificates(&self) -> &Certificates {
+        &self.certificates
+    }
+
+    /// Replaces the resolvers (to add a DID resolver, say).
+    #[must_use]
+    pub fn with_resolvers(mut self, resolvers: ResolverRegistry) -> Self {
+        self.resolvers = resolvers;
+        self
+    }
+
+    /// The public key resolvers.
+    #[must_use]
+    pub const fn resolvers(&self) -> &ResolverRegistry {
+        &self.resolvers
+    }
+
+    /// The providers.
+    #[must_use]
+    pub const fn providers(&self) -> &ProviderRegistry {
+        &self.providers
+    }
+
+    /// The KMS.
+    #[must_use]
+    pub fn kms(&self) -> &dyn Kms {
+        self.kms.as_ref()
+    }
+
+    /// The caller a verified token names: its tenant (from the token only) and its subject
+    /// (or issuer) as the audit actor.
+    ///
+    /// # Errors
+    /// A 404 problem when the token's tenant does not exist or does not serve.
+    pub(crate) async fn caller(&self, principal: &AdminPrincipal) -> Result<Caller, ApiError> {
+        let tenant = self
+            .directory
+            .context(principal.tenant)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        let actor = principal
+            .subject
+            .clone()
+            .unwrap_or_else(|| principal.issuer.clone());
+        Ok(Caller::new(tenant, actor))
+    }
+}
+
+impl fmt::Debug for KmsState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KmsState")
+            .field("providers", &self.providers)
+            .field("kms", &self.kms)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,308 @@
+use edk_core::encoding::b64url_encode;
+use edk_core::jose::{Algorithm, SigningKey};
+use edk_kms::{Caller, KeyAlias, Kms};
+use edk_tenancy::TenantDirectory;
+use serde_json::{Value, json};
+
+use crate::support::{Backend, Harness, expect_json, expect_problem};
+
+fn es256(alias: &str) -> Value {
+    json!({ "alias": alias, "usage": "sign", "algorithm": "ES256" })
+}
+
+/// Creates, reads, signs, verifies, rotates and deletes a key over HTTP.
+async fn key_lifecycle(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let token = h.token().await;
+
+    let created = expect_json(
+        h.post("/keys", &token, &es256("issuer.credential-signing"))
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["alias"], "issuer.credential-signing");
+    assert_eq!(created["provider"], "software");
+    assert_eq!(created["versions"][0]["state"], "active");
+    let kid = created["versions"][0]["kid"].as_str().unwrap().to_owned();
+    expect_problem(
+        h.post("/keys", &token, &es256("issuer.credential-signing"))
+            .await,
+        409,
+    )
+    .await;
+
+    let listed = expect_json(h.get("/keys", &token).await, 200).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+    let by_kid = expect_json(h.get(&format!("/keys/{kid}"), &token).await, 200).await;
+    assert_eq!(by_kid["alias"], "issuer.credential-signing");
+
+    let message = b64url_encode(b"hello");
+    let signed = expect_json(
+        h.post(
+            "/signatures/raw/create",
+            &token,
+            &json!({ "key": "issuer.credential-signing", "message": message }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(signed["kid"], kid.as_str());
+    assert_eq!(signed["alg"], "ES256");
+    let verify = json!({
+        "key": "issuer.credential-signing",
+        "alg": "ES256",
+        "message": message,
+        "signature": signed["signature"],
+    });
+    let verified = expect_json(h.post("/signatures/raw/verify", &token, &verify).await, 200).await;
+    assert_eq!(verified["kid"], kid.as_str());
+    let mut tampered = verify.clone();
+    tampered["message"] = b64url_encode(b"hellO").into();
+    expect_problem(
+        h.post("/signatures/raw/verify", &token, &tampered).await,
+        400,
+    )
+    .await;
+
+    let rotated = expect_json(
+        h.post("/keys/issuer.credential-signing/rotate", &token, &json!({}))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(rotated["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(rotated["versions"][1]["state"], "retired");
+    let history = expect_json(
+        h.get("/keys/issuer.credential-signing/rotations", &token)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(history["rotations"].as_array().unwrap().len(), 1);
+    assert_eq!(history["rotations"][0]["actor"], "ops@example.test");
+    // The retired version still verifies what it signed.
+    expect_json(h.post("/signatures/raw/verify", &token, &verify).await, 200).await;
+    let jwks = expect_json(
+        h.get("/keys/issuer.credential-signing/jwks", &token).await,
+        200,
+    )
+    .await;
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+
+    let deleted = h.delete("/keys/issuer.credential-signing", &token).await;
+    assert_eq!(deleted.status(), 204);
+    expect_problem(h.get("/keys/issuer.credential-signing", &token).await, 404).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn key_lifecycle_on_postgres() {
+    key_lifecycle(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn key_lifecycle_on_sqlite() {
+    key_lifecycle(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn jws_round_trip_with_the_tenants_keys() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    expect_json(
+        h.post(
+            "/keys",
+            &token,
+            &json!({ "alias": "as.access-token-signing", "usage": "sign", "algorithm": "EdDSA" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let payload = b64url_encode(br#"{"sub":"alice"}"#);
+    let signed = expect_json(
+        h.post(
+            "/signatures/jws/create",
+            &token,
+            &json!({ "key": "as.access-token-signing", "payload": payload, "typ": "JWT" }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let jws = signed["jws"].as_str().unwrap();
+    let verified = expect_json(
+        h.post("/signatures/jws/verify", &token, &json!({ "jws": jws }))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(verified["payload"], payload);
+    assert_eq!(verified["header"]["alg"], "EdDSA");
+    assert_eq!(verified["header"]["typ"], "JWT");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn encryption_round_trips() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    expect_json(
+        h.post(
+            "/keys",
+            &token,
+            &json!({ "alias": "verifier.request-decryption", "usage": "decrypt", "algorithm": "ECDH-ES" }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let plaintext = b64url_encode(b"secret response");
+    let encrypted = expect_json(
+        h.post(
+            "/encryption/encrypt",
+            &token,
+            &json!({ "key": "verifier.request-decryption", "alg": "ECDH-ES", "enc": "A256GCM", "plaintext": plaintext }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let decrypted = expect_json(
+        h.post(
+            "/encryption/decrypt",
+            &token,
+            &json!({ "key": "verifier.request-decryption", "jwe": encrypted["jwe"] }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(decrypted["plaintext"], plaintext);
+
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn provider_scoped_keys_stay_in_their_provider() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    let created = expect_json(
+        h.post("/providers/backup/keys", &token, &es256("did.did-update"))
+            .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["provider"], "backup");
+    let listed = expect_json(h.get("/providers/backup/keys", &token).await, 200).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
+    let other = expect_json(h.get("/providers/software/keys", &token).await, 200).await;
+    assert_eq!(other["keys"], json!([]));
+    expect_json(
+        h.get("/providers/backup/keys/did.did-update", &token).await,
+        200,
+    )
+    .await;
+    expect_problem(
+        h.get("/providers/software/keys/did.did-update", &token)
+            .await,
+        404,
+    )
+    .await;
+    expect_problem(
+        h.delete("/providers/software/keys/did.did-update", &token)
+            .await,
+        404,
+    )
+    .await;
+    let mut mismatch = es256("did.other");
+    mismatch["provider"] = "software".into();
+    expect_problem(
+        h.post("/providers/backup/keys", &token, &mismatch).await,
+        400,
+    )
+    .await;
+    assert_eq!(
+        h.delete("/providers/backup/keys/did.did-update", &token)
+            .await
+            .status(),
+        204
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn imported_and_registered_keys() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    let private = SigningKey::generate(Algorithm::Es256).unwrap();
+    let imported = expect_json(
+        h.post(
+            "/keys/import",
+            &token,
+            &json!({ "alias": "issuer.status-list-signing", "usage": "sign", "algorithm": "ES256", "private_jwk": private.to_jwk().unwrap() }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        imported["versions"][0]["kid"],
+        private.public_jwk().thumbprint()
+    );
+    assert!(imported["versions"][0]["public_jwk"].get("d").is_none());
+
+    let external = SigningKey::generate(Algorithm::Es256).unwrap();
+    let registered = expect_json(
+        h.post(
+            "/keys/register",
+            &token,
+            &json!({ "alias": "verifier.partner", "public_jwk": external.public_jwk() }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(registered["external"], true);
+    // A registered key verifies but never signs.
+    expect_problem(
+        h.post(
+            "/signatures/raw/create",
+            &token,
+            &json!({ "key": "verifier.partner", "message": "aGk" }),
+        )
+        .await,
+        400,
+    )
+    .await
+    .get("detail")
+    .map(|_| ())
+    .unwrap_or(());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_in_use_cannot_be_deleted() {
+    let h = Harness::start(Backend::Postgres).await;
+    let token = h.token().await;
+    expect_json(h.post("/keys", &token, &es256("did.did-update")).await, 201).await;
+    let alias: KeyAlias = "did.did-update".parse().unwrap();
+    let context = h.kms.tenancy().context(h.tenant_a).await.unwrap();
+    let caller = Caller::new(context, "did-service");
+    h.kms
+        .kms()
+        .hold_key(&caller, &alias, "did:web:example.test")
+        .await
+        .unwrap();
+    expect_problem(h.delete("/keys/did.did-update", &token).await, 409).await;
+    expect_json(h.get("/keys/did.did-update", &token).await, 200).await;
+    h.kms
+        .kms()
+        .release_key(&caller, &alias, "did:web:example.test")
+        .await
+        .unwrap();
+    assert_eq!(h.delete("/keys/did.did-update", &token).await.status(), 204);
+    h.stop().await;
+}

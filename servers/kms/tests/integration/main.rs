@@ -1,0 +1,19 @@
+//! edk-kms-server integration tests: the server built from its configuration and booted on
+//! loopback over PostgreSQL and SQLite, exercised with a real HTTP client.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod certificates;
+mod keys;
+mod malformed;
+mod openapi;
+mod providers;
+mod resolvers;
+mod rest_provider;
+mod schemathesis;
+mod support;
+mod tenants;

@@ -1,0 +1,101 @@
+use serde_json::{Value, json};
+
+use crate::support::{Backend, Harness, expect_json, expect_problem};
+
+#[tokio::test]
+async fn providers_are_listed_with_the_default_first() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    let body = expect_json(h.get("/providers", &token).await, 200).await;
+    assert_eq!(
+        body,
+        json!({ "providers": [
+            { "id": "software", "hardware_backed": false },
+            { "id": "backup", "hardware_backed": false },
+        ] })
+    );
+    let one = expect_json(h.get("/providers/backup", &token).await, 200).await;
+    assert_eq!(one["id"], "backup");
+    assert_eq!(one["default"], false);
+    assert_eq!(one["capabilities"]["storage"], "in-handle");
+    let caps = expect_json(h.get("/providers/software/capabilities", &token).await, 200).await;
+    assert!(
+        caps["signing_algorithms"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("ES256"))
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_providers_are_problems() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    expect_problem(h.get("/providers/nope", &token).await, 404).await;
+    expect_problem(h.get("/providers/nope/capabilities", &token).await, 404).await;
+    expect_problem(h.get("/providers/Bad%20Id", &token).await, 400).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn providers_are_selected_by_capability() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    let es256 = json!({ "usage": "sign", "algorithm": "ES256" });
+    let all = expect_json(h.post("/providers/query", &token, &es256).await, 200).await;
+    assert_eq!(all["providers"].as_array().unwrap().len(), 2);
+    let best = expect_json(h.post("/providers/query/best", &token, &es256).await, 200).await;
+    assert_eq!(best["id"], "software", "configuration order breaks the tie");
+
+    let hardware = json!({ "usage": "sign", "algorithm": "ES256", "hardware_backed": true });
+    let none = expect_json(h.post("/providers/query", &token, &hardware).await, 200).await;
+    assert_eq!(none["providers"], json!([]));
+    expect_problem(
+        h.post("/providers/query/best", &token, &hardware).await,
+        422,
+    )
+    .await;
+
+    let unknown = json!({ "usage": "sign", "algorithm": "HS256" });
+    expect_problem(h.post("/providers/query", &token, &unknown).await, 400).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn deployment_capabilities_merge_the_providers() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    let body: Value = expect_json(h.get("/capabilities", &token).await, 200).await;
+    assert_eq!(body["providers"].as_array().unwrap().len(), 2);
+    assert_eq!(body["providers"][0]["default"], true);
+    let signing = body["signing_algorithms"].as_array().unwrap();
+    assert!(signing.contains(&json!("ES256")) && signing.contains(&json!("EdDSA")));
+    assert_eq!(body["content_encryptions"], json!(["A128GCM", "A256GCM"]));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn reading_needs_the_read_scope() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token_for(h.tenant_a, "kms:use").await;
+    expect_problem(h.get("/providers", &token).await, 403).await;
+    let anonymous = h.client.get(h.url("/providers")).send().await.unwrap();
+    expect_problem(anonymous, 401).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_reports_the_database() {
+    let h = Harness::start(Backend::Postgres).await;
+    let response = h
+        .client
+        .get(h.server.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    let body = expect_json(response, 200).await;
+    assert_eq!(body["checks"][0]["name"], "database");
+    assert_eq!(body["checks"][0]["ok"], true);
+    h.stop().await;
+}
