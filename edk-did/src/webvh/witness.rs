@@ -1,0 +1,198 @@
+//! Witnesses: the `witness` parameter and `did-witness.json` (did:webvh §"DID Witnesses").
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use edk_core::jose::Signer;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::error::WebvhError;
+use super::multikey::Multikey;
+use super::proof;
+
+/// The witness rule of a log: `threshold` distinct witnesses must approve each entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WitnessConfig {
+    threshold: u64,
+    witnesses: Vec<Multikey>,
+}
+
+impl WitnessConfig {
+    /// A rule with `threshold` of `witnesses` (their Ed25519 keys; the ids are `did:key`s).
+    ///
+    /// # Errors
+    /// [`WebvhError::Refused`] when the list is empty, has duplicates, or the threshold is not
+    /// from 1 to the number of witnesses.
+    pub fn new(threshold: u64, witnesses: Vec<Multikey>) -> Result<Self, WebvhError> {
+        Self::checked(threshold, witnesses).map_err(|reason| WebvhError::Refused { reason })
+    }
+
+    /// The number of distinct witnesses that must approve an entry.
+    #[must_use]
+    pub const fn threshold(&self) -> u64 {
+        self.threshold
+    }
+
+    /// The witnesses' keys.
+    #[must_use]
+    pub fn witnesses(&self) -> &[Multikey] {
+        &self.witnesses
+    }
+
+    /// The `witness` parameter value.
+    #[must_use]
+    pub fn to_parameter(&self) -> Value {
+        let witnesses: Vec<Value> = self
+            .witnesses
+            .iter()
+            .map(|key| json!({"id": key.did_key()}))
+            .collect();
+        json!({"threshold": self.threshold, "witnesses": witnesses})
+    }
+
+    /// Reads a `witness` parameter: `{}` is `None`; anything malformed is refused (never read
+    /// as "no witnesses").
+    pub(crate) fn from_parameter(value: &Value) -> Result<Option<Self>, &'static str> {
+        let object = value.as_object().ok_or("not an object")?;
+        if object.is_empty() {
+            return Ok(None);
+        }
+        if object
+            .keys()
+            .any(|key| key != "threshold" && key != "witnesses")
+        {
+            return Err("unknown member");
+        }
+        let threshold = object
+            .get("threshold")
+            .and_then(Value::as_u64)
+            .ok_or("threshold is not a positive integer")?;
+        let witnesses = object
+            .get("witnesses")
+            .and_then(Value::as_array)
+            .ok_or("witnesses is not a list")?
+            .iter()
+            .map(|item| {
+                item.get("id")
+                    .and_then(Value::as_str)
+                    .and_then(|id| id.strip_prefix("did:key:"))
+                    .and_then(|body| Multikey::parse(body).ok())
+                    .ok_or("a witness id is not an Ed25519 did:key")
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Self::checked(threshold, witnesses).map(Some)
+    }
+
+    fn checked(threshold: u64, witnesses: Vec<Multikey>) -> Result<Self, &'static str> {
+        if witnesses.is_empty() {
+            return Err("the witness list is empty");
+        }
+        let distinct: BTreeSet<&str> = witnesses.iter().map(Multikey::as_str).collect();
+        if distinct.len() != witnesses.len() {
+            return Err("duplicate witness ids");
+        }
+        if threshold == 0 || threshold > witnesses.len() as u64 {
+            return Err("the threshold must be from 1 to the number of witnesses");
+        }
+        Ok(Self {
+            threshold,
+            witnesses,
+        })
+    }
+}
+
+/// `did-witness.json`: witness proofs per `versionId`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WitnessFile {
+    entries: Vec<(String, Vec<Value>)>,
+}
+
+impl WitnessFile {
+    /// Parses `did-witness.json`.
+    ///
+    /// # Errors
+    /// [`WebvhError::MalformedWitnessFile`] unless it is a list of
+    /// `{"versionId": string, "proof": [object, ...]}`.
+    pub fn parse(text: &str) -> Result<Self, WebvhError> {
+        let malformed = |reason: &str| WebvhError::MalformedWitnessFile {
+            reason: reason.to_owned(),
+        };
+        let value: Value = serde_json::from_str(text).map_err(|_| malformed("not JSON"))?;
+        let items = value.as_array().ok_or(malformed("not a JSON list"))?;
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            let version_id = item
+                .get("versionId")
+                .and_then(Value::as_str)
+                .ok_or(malformed("an item has no versionId"))?;
+            let proofs = match item.get("proof") {
+                Some(Value::Array(proofs)) => proofs.clone(),
+                Some(proof @ Value::Object(_)) => vec![proof.clone()],
+                _ => return Err(malformed("an item has no proof list")),
+            };
+            entries.push((version_id.to_owned(), proofs));
+        }
+        Ok(Self { entries })
+    }
+
+    /// Adds a witness proof for `version_id`, dropping that witness's proofs on other
+    /// versions (one proof for version k approves every earlier entry).
+    pub fn add(&mut self, version_id: &str, proof: Value) {
+        let vm = proof.get("verificationMethod").cloned();
+        for (_, proofs) in &mut self.entries {
+            proofs.retain(|other| other.get("verificationMethod") != vm.as_ref());
+        }
+        self.entries.retain(|(_, proofs)| !proofs.is_empty());
+        match self.entries.iter_mut().find(|(id, _)| id == version_id) {
+            Some((_, proofs)) => proofs.push(proof),
+            None => self.entries.push((version_id.to_owned(), vec![proof])),
+        }
+    }
+
+    /// The file as JSON.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let items: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|(version_id, proofs)| json!({"versionId": version_id, "proof": proofs}))
+            .collect();
+        Value::Array(items).to_string()
+    }
+
+    /// For each witness key, the highest version number (by position in `version_ids`) it
+    /// has a valid proof for. Proofs for unknown versions, by keys that are not did:keys, or
+    /// that do not verify are ignored.
+    pub(crate) fn approvals(&self, version_ids: &[&str]) -> HashMap<Multikey, usize> {
+        let mut best: HashMap<Multikey, usize> = HashMap::new();
+        for (version_id, proofs) in &self.entries {
+            let Some(index) = version_ids.iter().position(|id| id == version_id) else {
+                continue;
+            };
+            let document = json!({"versionId": version_id});
+            for proof in proofs {
+                if let Ok(key) = proof::verify(&document, proof) {
+                    let slot = best.entry(key).or_insert(index);
+                    *slot = (*slot).max(index);
+                }
+            }
+        }
+        best
+    }
+}
+
+/// A witness's approval of `version_id` (and every earlier entry): an eddsa-jcs-2022 proof
+/// over `{"versionId": version_id}`, signed by `signer` whose key is `key`.
+///
+/// # Errors
+/// As [`proof::sign`].
+pub async fn sign_version(
+    version_id: &str,
+    signer: &dyn Signer,
+    key: &Multikey,
+    now: DateTime<Utc>,
+) -> Result<Value, WebvhError> {
+    let created = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    proof::sign(&json!({"versionId": version_id}), signer, key, &created).await
+}
