@@ -1,0 +1,89 @@
+//! What a code, pre-authorized code or refresh token stands for.
+
+use edk_core::ClientId;
+use serde::{Deserialize, Serialize};
+
+use crate::authn::AuthenticatedSubject;
+
+/// The authorization a code, pre-authorized code or refresh token carries, stored with it as
+/// JSON and copied into the tokens it yields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Grant {
+    /// The end user (or, for `client_credentials`, the client itself).
+    pub subject: String,
+    /// The client the grant was issued to; `None` for a pre-authorized code, which any
+    /// (anonymous) wallet may redeem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<ClientId>,
+    /// Granted scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Granted `authorization_details` (RFC 9396), each of type `openid_credential`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
+    /// When the end user authenticated (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The authentication context class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// The authentication methods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// Claims about the end user to hand on (for the issuer).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The audience of access tokens (RFC 8707 `resource`); `None` uses the AS default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The DPoP key thumbprint the grant is bound to (`dpop_jkt`, or the key of the first DPoP
+    /// proof for a public client's refresh token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
+}
+
+impl Grant {
+    /// A grant for `subject` with nothing else.
+    #[must_use]
+    pub fn new(subject: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            client_id: None,
+            scopes: Vec::new(),
+            authorization_details: None,
+            auth_time: None,
+            acr: None,
+            amr: Vec::new(),
+            claims: serde_json::Map::new(),
+            resource: None,
+            dpop_jkt: None,
+        }
+    }
+
+    /// A grant for an authenticated end user.
+    #[must_use]
+    pub fn for_subject(subject: &AuthenticatedSubject) -> Self {
+        let mut grant = Self::new(subject.subject.clone());
+        grant.auth_time = Some(subject.auth_time.timestamp());
+        grant.acr.clone_from(&subject.acr);
+        grant.amr.clone_from(&subject.amr);
+        grant.claims.clone_from(&subject.claims);
+        grant
+    }
+}
+
+/// A pending authorization code: the grant plus what the token request must match.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CodeGrant {
+    /// The grant.
+    pub grant: Grant,
+    /// The `redirect_uri` of the authorization request, compared exactly at the token endpoint.
+    pub redirect_uri: String,
+    /// The PKCE S256 `code_challenge`.
+    pub code_challenge: String,
+    /// The OIDC `nonce`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}

@@ -1,0 +1,14 @@
+//! Integration tests of edk-oauth: the store on both backends, the authorization server
+//! over real HTTP with foreign clients.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod concurrency;
+mod federation;
+mod flows;
+mod store;
+mod support;

@@ -1,0 +1,378 @@
+//! `/api/oauth2/v1`: the tenant's clients, pre-authorized codes and signing key. The tenant
+//! comes from the admin token, never from the request.
+
+use std::sync::Arc;
+
+use edk_core::{ClientId, ErrorKind, HasKind};
+use edk_oauth::client::ClientMetadata;
+use edk_oauth::grant::Grant;
+use edk_oauth::{AuthorizationServer, NewClient, PreAuthorizedCodeRequest};
+use edk_server::{AdminBearer, AdminPrincipal, ApiError, problem_for};
+use edk_tenancy::{ServiceType, Tenancy, TenantContext, TenantDirectory as _};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use secrecy::ExposeSecret;
+
+/// Reads clients.
+pub const SCOPE_READ: &str = "oauth2:read";
+/// Creates, changes and deletes clients, mints pre-authorized codes and rotates the key.
+pub const SCOPE_WRITE: &str = "oauth2:write";
+
+/// The admin API.
+#[derive(Debug)]
+pub struct AdminApi {
+    tenancy: Tenancy,
+    server: Arc<AuthorizationServer>,
+}
+
+impl AdminApi {
+    /// The API over `tenancy` and `server`.
+    #[must_use]
+    pub const fn new(tenancy: Tenancy, server: Arc<AuthorizationServer>) -> Self {
+        Self { tenancy, server }
+    }
+
+    async fn tenant(&self, principal: &AdminPrincipal) -> Result<TenantContext, ApiError> {
+        self.tenancy
+            .context_for_service(principal.tenant, ServiceType::As)
+            .await
+            .map_err(|err| problem_for(&err))
+    }
+}
+
+#[derive(Tags)]
+enum AdminTag {
+    /// OAuth 2 authorization server administration.
+    #[oai(rename = "OAuth2")]
+    OAuth2,
+}
+
+/// A client registration (RFC 7591 names).
+#[derive(Clone, Debug, Object)]
+pub struct ClientRegistration {
+    /// The client id; generated when absent.
+    pub client_id: Option<String>,
+    /// A display name.
+    #[oai(default)]
+    pub client_name: String,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    pub token_endpoint_auth_method: String,
+    /// Grant types: `authorization_code`, `client_credentials`, `refresh_token`,
+    /// `urn:ietf:params:oauth:grant-type:pre-authorized_code`.
+    pub grant_types: Vec<String>,
+    /// Redirect URIs, matched exactly.
+    #[oai(default)]
+    pub redirect_uris: Vec<String>,
+    /// Scopes the client may ask for.
+    #[oai(default)]
+    pub scopes: Vec<String>,
+    /// The client's public keys for `private_key_jwt` (a JWK Set).
+    pub jwks: Option<serde_json::Value>,
+    /// Authorization requests must use PAR.
+    #[oai(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// Token requests must carry DPoP proofs.
+    #[oai(default)]
+    pub dpop_bound_access_tokens: bool,
+}
+
+/// A registered client.
+#[derive(Clone, Debug, Object)]
+pub struct ClientView {
+    /// The client id.
+    pub client_id: String,
+    /// The registration.
+    pub metadata: serde_json::Value,
+    /// When it was registered (Unix seconds).
+    pub created_at: i64,
+    /// When it last changed (Unix seconds).
+    pub updated_at: i64,
+}
+
+/// A newly registered client, with its secret shown this once.
+#[derive(Clone, Debug, Object)]
+pub struct CreatedClient {
+    /// The client.
+    pub client: ClientView,
+    /// The client secret, for secret-based clients.
+    pub client_secret: Option<String>,
+}
+
+/// Every client of the tenant.
+#[derive(Clone, Debug, Object)]
+pub struct ClientList {
+    /// The clients, by id.
+    pub clients: Vec<ClientView>,
+}
+
+/// A new client secret, shown this once.
+#[derive(Clone, Debug, Object)]
+pub struct NewSecret {
+    /// The secret.
+    pub client_secret: String,
+}
+
+/// What a pre-authorized code grants.
+#[derive(Clone, Debug, Object)]
+pub struct PreAuthorizedCodeSpec {
+    /// The subject tokens are issued for.
+    pub subject: String,
+    /// OID4VCI `authorization_details` (type `openid_credential`).
+    pub authorization_details: Option<serde_json::Value>,
+    /// Scopes.
+    #[oai(default)]
+    pub scopes: Vec<String>,
+    /// Generate a numeric `tx_code` of this many digits (4 to 10).
+    pub tx_code_digits: Option<u8>,
+    /// Lifetime in seconds (1 to 86400); the configured default when absent.
+    pub ttl_secs: Option<i64>,
+}
+
+/// A minted pre-authorized code.
+#[derive(Clone, Debug, Object)]
+pub struct MintedCode {
+    /// The code for the credential offer.
+    #[oai(rename = "pre-authorized_code")]
+    pub pre_authorized_code: String,
+    /// The transaction code to give the end user out of band.
+    pub tx_code: Option<String>,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+/// The signing key after rotation.
+#[derive(Clone, Debug, Object)]
+pub struct SigningKeyView {
+    /// The kid of the active version.
+    pub active_kid: Option<String>,
+    /// Every version's kid, newest first.
+    pub kids: Vec<String>,
+}
+
+/// An empty success.
+#[derive(ApiResponse, Debug)]
+pub enum Deleted {
+    /// Deleted.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// A creation.
+#[derive(ApiResponse, Debug)]
+pub enum Created<T: poem_openapi::types::ToJSON> {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::InvalidInput, Some(detail.into()))
+}
+
+fn view(client: &edk_oauth::client::Client) -> ClientView {
+    ClientView {
+        client_id: client.client_id.as_str().to_owned(),
+        metadata: serde_json::to_value(&client.metadata).unwrap_or_default(),
+        created_at: client.created_at,
+        updated_at: client.updated_at,
+    }
+}
+
+fn client_id(text: String) -> Result<ClientId, ApiError> {
+    ClientId::new(text).map_err(|err| problem_for(&err))
+}
+
+fn failed(err: &edk_oauth::Error) -> ApiError {
+    if err.kind() == ErrorKind::Internal {
+        tracing::error!(error = %edk_core::ErrorChain(err), "admin request failed");
+    }
+    problem_for(err)
+}
+
+#[OpenApi(prefix_path = "/api/oauth2/v1", tag = "AdminTag::OAuth2")]
+impl AdminApi {
+    /// Registers a client. Requires scope `oauth2:write`.
+    #[oai(path = "/clients", method = "post", operation_id = "createClient")]
+    async fn create_client(
+        &self,
+        auth: AdminBearer,
+        body: Json<ClientRegistration>,
+    ) -> Result<Created<CreatedClient>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let body = body.0;
+        let mut raw = serde_json::json!({
+            "client_name": body.client_name,
+            "token_endpoint_auth_method": body.token_endpoint_auth_method,
+            "grant_types": body.grant_types,
+            "redirect_uris": body.redirect_uris,
+            "scopes": body.scopes,
+            "require_pushed_authorization_requests": body.require_pushed_authorization_requests,
+            "dpop_bound_access_tokens": body.dpop_bound_access_tokens,
+        });
+        if let (Some(jwks), Some(map)) = (body.jwks, raw.as_object_mut()) {
+            map.insert("jwks".to_owned(), jwks);
+        }
+        let metadata: ClientMetadata = serde_json::from_value(raw)
+            .map_err(|err| invalid(format!("invalid client registration: {err}")))?;
+        let mut request = NewClient::new(metadata);
+        if let Some(id) = body.client_id {
+            request = request.with_id(client_id(id)?);
+        }
+        let (client, secret) = self
+            .server
+            .create_client(&tenant, request)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Created::Created(Json(CreatedClient {
+            client: view(&client),
+            client_secret: secret.map(|s| s.expose_secret().to_owned()),
+        })))
+    }
+
+    /// Lists the tenant's clients. Requires scope `oauth2:read`.
+    #[oai(path = "/clients", method = "get", operation_id = "listClients")]
+    async fn list_clients(&self, auth: AdminBearer) -> Result<Json<ClientList>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let clients = self
+            .server
+            .clients(&tenant)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(ClientList {
+            clients: clients.iter().map(view).collect(),
+        }))
+    }
+
+    /// One client. Requires scope `oauth2:read`.
+    #[oai(
+        path = "/clients/:clientId",
+        method = "get",
+        operation_id = "getClient"
+    )]
+    async fn get_client(
+        &self,
+        auth: AdminBearer,
+        /// The client id.
+        #[oai(name = "clientId")]
+        id: Path<String>,
+    ) -> Result<Json<ClientView>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let client = self
+            .server
+            .client(&tenant, &client_id(id.0)?)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(view(&client)))
+    }
+
+    /// Replaces a client's secret; the old one stops working at once. Requires scope
+    /// `oauth2:write`.
+    #[oai(
+        path = "/clients/:clientId/secret",
+        method = "post",
+        operation_id = "rotateClientSecret"
+    )]
+    async fn rotate_secret(
+        &self,
+        auth: AdminBearer,
+        /// The client id.
+        #[oai(name = "clientId")]
+        id: Path<String>,
+    ) -> Result<Json<NewSecret>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let secret = self
+            .server
+            .rotate_client_secret(&tenant, &client_id(id.0)?)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(NewSecret {
+            client_secret: secret.expose_secret().to_owned(),
+        }))
+    }
+
+    /// Deletes a client. Requires scope `oauth2:write`.
+    #[oai(
+        path = "/clients/:clientId",
+        method = "delete",
+        operation_id = "deleteClient"
+    )]
+    async fn delete_client(
+        &self,
+        auth: AdminBearer,
+        /// The client id.
+        #[oai(name = "clientId")]
+        id: Path<String>,
+    ) -> Result<Deleted, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        self.server
+            .delete_client(&tenant, &client_id(id.0)?)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Deleted::NoContent)
+    }
+
+    /// Mints a pre-authorized code (OID4VCI), with a `tx_code` if asked for. A wrong
+    /// `tx_code` counts one attempt; after the configured maximum (default 5) the code is
+    /// revoked. Requires scope `oauth2:write`.
+    #[oai(
+        path = "/pre-authorized-codes",
+        method = "post",
+        operation_id = "mintPreAuthorizedCode"
+    )]
+    async fn mint_code(
+        &self,
+        auth: AdminBearer,
+        body: Json<PreAuthorizedCodeSpec>,
+    ) -> Result<Created<MintedCode>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let spec = body.0;
+        let mut grant = Grant::new(spec.subject);
+        grant.authorization_details = spec.authorization_details;
+        grant.scopes = spec.scopes;
+        let mut request = PreAuthorizedCodeRequest::new(grant);
+        request.tx_code_digits = spec.tx_code_digits;
+        request.ttl = spec.ttl_secs;
+        let minted = self
+            .server
+            .mint_pre_authorized_code(&tenant, request)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Created::Created(Json(MintedCode {
+            pre_authorized_code: minted.code.expose_secret().to_owned(),
+            tx_code: minted.tx_code.map(|t| t.expose_secret().to_owned()),
+            expires_in: minted.expires_in,
+        })))
+    }
+
+    /// Rotates the access-token signing key; the old key stays in the JWKS for its overlap.
+    /// Requires scope `oauth2:write`.
+    #[oai(
+        path = "/signing-key/rotate",
+        method = "post",
+        operation_id = "rotateSigningKey"
+    )]
+    async fn rotate_key(&self, auth: AdminBearer) -> Result<Json<SigningKeyView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let info = self
+            .server
+            .rotate_signing_key(&tenant)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(SigningKeyView {
+            active_kid: info.active().map(|v| v.kid.as_str().to_owned()),
+            kids: info
+                .versions
+                .iter()
+                .map(|v| v.kid.as_str().to_owned())
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,15 @@
+//! Integration tests of edk-as-server over real HTTP: authlib as the client of every grant,
+//! two instances on one PostgreSQL, the admin API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod admin;
+mod authlib;
+mod openapi;
+mod replicas;
+mod schemathesis;
+mod support;

@@ -1,0 +1,258 @@
+//! A running server on loopback with a real tenancy, LocalKms and the pre-approved test
+//! authenticator, and the pinned Python peers.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
+use edk_core::{Clock, SystemClock, TenantId, TenantSlug};
+use edk_kms::LocalKms;
+use edk_kms::provider::ProviderId;
+use edk_kms::provider::software::{
+    KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
+};
+use edk_oauth::testkit::PreApprovedAuthenticator;
+use edk_oauth::{AsConfig, AuthorizationServer, SqlStore};
+use edk_server::{AuthConfig, HttpConfig, Metrics, TestServer, TrustedIssuer, spawn_server};
+use edk_tenancy::store::sqlite::SqliteConfig;
+use edk_tenancy::{DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout};
+use edk_testkit::TestDb;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+pub(crate) const ADMIN_ISSUER: &str = "https://admin.example";
+
+/// One replica: a tenancy and a server over it.
+pub(crate) struct Replica {
+    pub(crate) tenancy: Tenancy,
+    pub(crate) server: Arc<AuthorizationServer>,
+    pub(crate) http: TestServer,
+}
+
+/// A deployment of one or two replicas on one database, with the admin token key.
+pub(crate) struct Deployment {
+    pub(crate) replicas: Vec<Replica>,
+    pub(crate) admin_key: SigningKey,
+    _dir: Option<tempfile::TempDir>,
+    db: Option<TestDb>,
+}
+
+fn provider(kek: &SecretString) -> Arc<SoftwareProvider> {
+    let kek = KekConfig::key(
+        KekId::new("test").unwrap(),
+        SecretString::from(kek.expose_secret().to_owned()),
+    )
+    .unwrap();
+    Arc::new(
+        SoftwareProvider::new(SoftwareProviderConfig::new(
+            ProviderId::new("software").unwrap(),
+            kek,
+        ))
+        .unwrap(),
+    )
+}
+
+async fn replica(database: DatabaseConfig, kek: &SecretString, admin: &JwkSet) -> Replica {
+    let tenancy = Tenancy::builder(database)
+        .migrations(edk_kms::migrations().unwrap())
+        .migrations(edk_oauth::migrations().unwrap())
+        .build()
+        .await
+        .unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let kms = LocalKms::builder(tenancy.clone(), vec![provider(kek)])
+        .clock(Arc::clone(&clock))
+        .build()
+        .unwrap();
+    let server = Arc::new(AuthorizationServer::new(
+        Arc::new(SqlStore::new(tenancy.clone())),
+        Arc::new(kms),
+        Arc::new(PreApprovedAuthenticator::new("alice", Arc::clone(&clock))),
+        Arc::clone(&clock),
+        AsConfig::default(),
+    ));
+    let mut auth = AuthConfig::default();
+    auth.issuers
+        .push(TrustedIssuer::with_jwks(ADMIN_ISSUER, admin.clone()));
+    let app = edk_as_server::build_app(
+        &HttpConfig::default(),
+        &auth,
+        &Metrics::new().unwrap(),
+        &tenancy,
+        &server,
+        clock,
+        None,
+    )
+    .unwrap();
+    let http = spawn_server(app).await.unwrap();
+    Replica {
+        tenancy,
+        server,
+        http,
+    }
+}
+
+impl Deployment {
+    pub(crate) async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let admin = JwkSet {
+            keys: vec![admin_key.public_jwk()],
+        };
+        let one = replica(
+            DatabaseConfig::Sqlite(SqliteConfig::new(dir.path())),
+            &generate_kek().unwrap(),
+            &admin,
+        )
+        .await;
+        Self {
+            replicas: vec![one],
+            admin_key,
+            _dir: Some(dir),
+            db: None,
+        }
+    }
+
+    pub(crate) async fn postgres(replicas: usize) -> Self {
+        let db = TestDb::new().await;
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let admin = JwkSet {
+            keys: vec![admin_key.public_jwk()],
+        };
+        let kek = generate_kek().unwrap();
+        let mut all = Vec::new();
+        for _ in 0..replicas {
+            let config = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
+            all.push(replica(DatabaseConfig::Postgres(config), &kek, &admin).await);
+        }
+        Self {
+            replicas: all,
+            admin_key,
+            _dir: None,
+            db: Some(db),
+        }
+    }
+
+    pub(crate) fn first(&self) -> &Replica {
+        &self.replicas[0]
+    }
+
+    /// Provisions `slug` and binds its AS to `https://localhost:<port>/<slug>`: every replica
+    /// listens on its own port, so each gets a binding host of its own port... the tests use
+    /// one port per tenant, the first replica's; other replicas are reached with that `Host`.
+    pub(crate) async fn tenant(&self, slug: &str) -> Tenant {
+        let port = self.first().http.addr().port();
+        let tenant = self
+            .first()
+            .tenancy
+            .provision(TenantSlug::new(slug).unwrap(), slug)
+            .await
+            .unwrap();
+        let binding = EndpointBinding::new(
+            tenant.id,
+            ServiceType::As,
+            "localhost",
+            Some(port),
+            &format!("/{slug}"),
+            WellKnownLayout::Inserted,
+        )
+        .unwrap();
+        self.first().tenancy.bind(&binding).await.unwrap();
+        Tenant {
+            id: tenant.id,
+            issuer: format!("https://localhost:{port}/{slug}"),
+            base: format!("http://localhost:{port}/{slug}"),
+            host: format!("localhost:{port}"),
+        }
+    }
+
+    /// An admin token for `tenant` with `scope`.
+    pub(crate) async fn admin_token(&self, tenant: TenantId, scope: &str) -> String {
+        let now = SystemClock.unix_seconds();
+        let claims = json!({
+            "iss": ADMIN_ISSUER, "aud": "edk-admin", "sub": "ops",
+            "tenant": tenant.to_string(), "scope": scope, "iat": now, "exp": now + 600,
+        });
+        jws::sign(
+            Header::new(Algorithm::Es256).with_typ("JWT"),
+            claims.to_string().as_bytes(),
+            &self.admin_key,
+        )
+        .await
+        .unwrap()
+    }
+
+    pub(crate) async fn close(self) {
+        for replica in self.replicas {
+            replica.http.shutdown().await.unwrap();
+        }
+        if let Some(db) = self.db {
+            db.close().await;
+        }
+    }
+}
+
+/// A provisioned tenant's URLs.
+pub(crate) struct Tenant {
+    pub(crate) id: TenantId,
+    pub(crate) issuer: String,
+    pub(crate) base: String,
+    pub(crate) host: String,
+}
+
+/// The workspace root.
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs `interop/python/oauth_client.py` with `job` and returns its JSON result. Blocking
+/// work: call it through `spawn_blocking`.
+pub(crate) async fn authlib(job: Value) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let python = workspace_root().join("target/interop/venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/test",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg("oauth_client.py")
+            .current_dir(workspace_root().join("interop/python"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(job.to_string().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "oauth_client.py failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// A reqwest client (loopback only; no proxies).
+pub(crate) fn http() -> reqwest::Client {
+    edk_server::install_crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
