@@ -304,3 +304,122 @@ impl HasKind for Error {
         }
     }
 }
+
+/// Why the DID store failed (feature `store`).
+#[cfg(feature = "store")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique constraint or a concurrent change refused the write.
+    #[error("conflict: {reason}")]
+    Conflict {
+        /// What conflicted.
+        reason: &'static str,
+    },
+    /// Stored data does not parse (a defect or tampering).
+    #[error("stored DID data is corrupt: {what}")]
+    Corrupt {
+        /// What is wrong.
+        what: &'static str,
+    },
+    /// The database failed.
+    #[error("the DID store failed")]
+    Database(#[source] sqlx::Error),
+    /// The DID is not stored for this tenant.
+    #[error("`{did}` was not found")]
+    NotFound {
+        /// The DID.
+        did: String,
+    },
+    /// The tenant's database could not be opened.
+    #[error("the tenant database is unavailable")]
+    Tenancy(#[source] edk_tenancy::Error),
+}
+
+#[cfg(feature = "store")]
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+#[cfg(feature = "store")]
+impl HasKind for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Conflict { .. } => ErrorKind::Conflict,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Tenancy(err) => err.kind(),
+            Self::Corrupt { .. } | Self::Database(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Why a registrar operation failed (feature `store`).
+#[cfg(feature = "store")]
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistrarError {
+    /// The request is invalid.
+    #[error("invalid request: {reason}")]
+    InvalidRequest {
+        /// What is wrong (only the caller's own input is quoted).
+        reason: String,
+    },
+    /// The DID is deactivated and cannot change.
+    #[error("`{did}` is deactivated")]
+    Deactivated {
+        /// The DID.
+        did: String,
+    },
+    /// The KMS failed or refused.
+    #[error("the KMS refused the operation")]
+    Kms(#[source] edk_kms::Error),
+    /// The tenant has no DID endpoint binding to publish under.
+    #[error("the tenant has no DID endpoint binding")]
+    NoBinding,
+    /// The tenant holds no such DID.
+    #[error("`{did}` was not found")]
+    NotFound {
+        /// The DID as given.
+        did: String,
+    },
+    /// Publishing with the method failed.
+    #[error("publishing failed")]
+    Publish(#[source] PublishError),
+    /// The store failed.
+    #[error("storing the DID failed")]
+    Store(#[source] StoreError),
+    /// The method cannot do this.
+    #[error("did:{method} does not support {operation}")]
+    Unsupported {
+        /// The method.
+        method: String,
+        /// The operation.
+        operation: &'static str,
+    },
+    /// Building or verifying the did:webvh log failed.
+    #[error("the did:webvh log operation failed")]
+    Webvh(#[source] crate::webvh::WebvhError),
+}
+
+#[cfg(feature = "store")]
+impl HasKind for RegistrarError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidRequest { .. } => ErrorKind::InvalidInput,
+            Self::Deactivated { .. } => ErrorKind::Conflict,
+            Self::Kms(err) => match err.kind() {
+                // Another tenant's or a missing alias is the caller's input.
+                ErrorKind::NotFound => ErrorKind::InvalidInput,
+                kind => kind,
+            },
+            Self::NoBinding => ErrorKind::Conflict,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::Publish(err) => err.kind(),
+            Self::Store(err) => err.kind(),
+            Self::Unsupported { .. } => ErrorKind::Unsupported,
+            Self::Webvh(err) => err.kind(),
+        }
+    }
+}

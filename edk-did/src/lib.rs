@@ -6,8 +6,12 @@ pub mod key_resolver;
 pub mod method;
 pub mod methods;
 pub mod multikey;
+#[cfg(feature = "store")]
+pub mod registrar;
 pub mod resolution;
 pub mod resolver;
+#[cfg(feature = "store")]
+pub mod store;
 pub mod webvh;
 
 pub use document::{DidDocument, MethodRef, Relationship, Service, VerificationMethod};
