@@ -18,6 +18,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -180,6 +181,32 @@ impl AuditReport {
     pub const fn is_intact(&self) -> bool {
         self.problem.is_none()
     }
+}
+
+/// Reading and checking a tenant's audit chain: what the KMS server's audit endpoints call.
+/// [`LocalKms`](crate::LocalKms) implements it over its own log.
+#[async_trait]
+pub trait AuditTrail: std::fmt::Debug + Send + Sync {
+    /// The records of `caller`'s tenant after sequence number `after`, at most `limit`,
+    /// oldest first.
+    ///
+    /// # Errors
+    /// When the log cannot be read.
+    async fn events(&self, caller: &Caller, after: u64, limit: u32)
+    -> Result<Vec<AuditEvent>, Error>;
+
+    /// Checks `caller`'s tenant's chain and its checkpoints.
+    ///
+    /// # Errors
+    /// When the log cannot be read (a broken chain is a report, not an error).
+    async fn verify(&self, caller: &Caller) -> Result<AuditReport, Error>;
+
+    /// Signs a checkpoint of the head of `caller`'s tenant's chain now; `None` when the chain
+    /// is empty or already checkpointed at its head.
+    ///
+    /// # Errors
+    /// When the checkpoint key cannot sign or the log cannot be written.
+    async fn checkpoint(&self, caller: &Caller) -> Result<Option<AuditCheckpoint>, Error>;
 }
 
 #[derive(Debug)]

@@ -375,7 +375,7 @@ pub fn ecdh_es_content_key(
     match header.alg.wrap_len() {
         None if encrypted_key.is_empty() => Ok(derived),
         None => Err(JoseError::DecryptionFailed),
-        Some(_) => Ok(aes_unwrap(&derived, encrypted_key, header.enc.key_len())),
+        Some(_) => aes_unwrap(&derived, encrypted_key, header.enc.key_len()),
     }
 }
 
@@ -802,20 +802,27 @@ fn aes_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>, JoseError> {
     Ok(out)
 }
 
-/// Unwraps `wrapped`; on any failure returns a random key so that the AEAD step fails the
-/// same way a bad tag does.
-fn aes_unwrap(kek: &[u8], wrapped: &[u8], key_len: usize) -> Zeroizing<Vec<u8>> {
-    let rng = SystemRandom::new();
-    let unwrapped = kek_cipher(kek).ok().and_then(|cipher| {
-        let key = KeyEncryptionKey::new(cipher, kek).ok()?;
-        let mut out = Zeroizing::new(vec![0; wrapped.len()]);
-        let len = key.unwrap(wrapped, &mut out).ok()?.len();
-        out.truncate(len);
-        (len == key_len).then_some(out)
-    });
-    unwrapped
-        .or_else(|| random_key(&rng, key_len).ok())
-        .unwrap_or_else(|| Zeroizing::new(vec![0; key_len]))
+/// Unwraps `wrapped` (RFC 3394). AES key wrap carries its own integrity check, so a wrapped
+/// key that fails it, or unwraps to the wrong length, is [`JoseError::DecryptionFailed`]: the
+/// same error as every other decryption failure.
+fn aes_unwrap(
+    kek: &[u8],
+    wrapped: &[u8],
+    key_len: usize,
+) -> Result<Zeroizing<Vec<u8>>, JoseError> {
+    let cipher = kek_cipher(kek).map_err(|_| JoseError::DecryptionFailed)?;
+    let key = KeyEncryptionKey::new(cipher, kek).map_err(|_| JoseError::DecryptionFailed)?;
+    let mut out = Zeroizing::new(vec![0; wrapped.len()]);
+    let len = key
+        .unwrap(wrapped, &mut out)
+        .map_err(|_| JoseError::DecryptionFailed)?
+        .len();
+    out.truncate(len);
+    if len == key_len {
+        Ok(out)
+    } else {
+        Err(JoseError::DecryptionFailed)
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 use self::cache::{Cache, Entry};
 use crate::Error;
 use crate::audit::{
-    AuditCheckpoint, AuditConfig, AuditEvent, AuditLog, AuditProblem, AuditReport,
+    AuditCheckpoint, AuditConfig, AuditEvent, AuditLog, AuditProblem, AuditReport, AuditTrail,
     CheckpointClaims, Outcome,
 };
 use crate::kms::{
@@ -1576,5 +1576,25 @@ fn key_parts(key: &KeyRef) -> (Option<KeyAlias>, Option<Kid>) {
     match key {
         KeyRef::Alias(alias) => (Some(alias.clone()), None),
         KeyRef::Kid(kid) => (None, Some(kid.clone())),
+    }
+}
+
+#[async_trait]
+impl AuditTrail for LocalKms {
+    async fn events(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        self.audit_events(caller, after, limit).await
+    }
+
+    async fn verify(&self, caller: &Caller) -> Result<AuditReport, Error> {
+        self.verify_audit(caller).await
+    }
+
+    async fn checkpoint(&self, caller: &Caller) -> Result<Option<AuditCheckpoint>, Error> {
+        Self::checkpoint(self, caller).await
     }
 }

@@ -69,6 +69,7 @@ impl Edk {
             log: config.log.clone(),
             database: DatabaseConfig::Sqlite(SqliteConfig::new(data.database_dir())),
             kms: KmsConfig::new(vec![ProviderConfig::Software(data.software_provider())]),
+            grpc: None,
         };
         let kms = KmsServer::build(&kms_config, Arc::clone(&clock), http_client)
             .await

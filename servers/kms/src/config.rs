@@ -1,5 +1,9 @@
 //! The configuration of the `edk-kms` binary.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use edk_core::jose::JwkSet;
 use serde::Deserialize;
 
 use edk_kms::provider::pkcs11::Pkcs11ProviderConfig;
@@ -24,6 +28,75 @@ pub struct KmsServerConfig {
     pub database: DatabaseConfig,
     /// The key providers.
     pub kms: KmsConfig,
+    /// The gRPC listener for services that use this KMS remotely; off when absent.
+    #[serde(default)]
+    pub grpc: Option<GrpcConfig>,
+}
+
+/// The gRPC listener (`edk.kms.v1.KeyManagement`), on its own port.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// The address to listen on, e.g. `127.0.0.1:8081`.
+    pub listen: SocketAddr,
+    /// How callers authenticate.
+    pub auth: GrpcAuthConfig,
+    /// TLS for the listener; required for `mtls`, optional (but advised) for `service_jwt`.
+    #[serde(default)]
+    pub tls: Option<GrpcTlsConfig>,
+}
+
+/// How gRPC callers authenticate, tagged by `kind`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum GrpcAuthConfig {
+    /// A short-lived service JWT in `authorization: Bearer`, signed by a key of a trusted
+    /// service (the token's `iss`), for the audience `audience`.
+    ServiceJwt {
+        /// The audience tokens must name (this KMS).
+        audience: String,
+        /// The services allowed to call, each with the JWK set of its signing keys.
+        services: Vec<TrustedServiceConfig>,
+        /// The longest accepted token lifetime in seconds. Default 300.
+        #[serde(default = "default_max_token_lifetime")]
+        max_lifetime_secs: u64,
+    },
+    /// A client certificate chaining to `tls.client_ca_file`; the service is its SAN URI or
+    /// DNS name, the tenant the `x-edk-tenant` metadata.
+    Mtls {
+        /// The accepted service identities (SAN URI or DNS name); any certificate from the CA
+        /// when empty.
+        #[serde(default)]
+        allow: Vec<String>,
+    },
+}
+
+/// A service allowed to call the KMS over gRPC with service JWTs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedServiceConfig {
+    /// The service's name: the `iss` of its tokens.
+    pub name: String,
+    /// The public keys that sign its tokens (a JWK set).
+    pub jwks: JwkSet,
+}
+
+/// The gRPC listener's TLS files (PEM).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcTlsConfig {
+    /// The server certificate chain.
+    pub cert_file: PathBuf,
+    /// The server's private key.
+    pub key_file: PathBuf,
+    /// The CA that client certificates must chain to (required for `mtls`).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+const fn default_max_token_lifetime() -> u64 {
+    300
 }
 
 /// The KMS itself.

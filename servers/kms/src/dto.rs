@@ -6,6 +6,7 @@
 use edk_core::encoding::{b64url_decode, b64url_encode};
 use edk_core::jose::jwe::{ContentEncryption, KeyManagement};
 use edk_core::jose::{Algorithm, Jwk};
+use edk_kms::audit::{AuditCheckpoint, AuditEvent, AuditProblem, AuditReport};
 use edk_kms::kms::{KeyVersion, RotationPolicy, RotationRecord};
 use edk_kms::provider::{Capabilities, KeyRequirement, KeySpec, KeyUsage};
 use edk_kms::{KeyAlias, KeyInfo, KeyProvider, KeyRef};
@@ -672,4 +673,129 @@ pub struct ResolvedKey {
     pub jwk: Value,
     /// Its RFC 7638 thumbprint.
     pub kid: String,
+}
+
+/// One record of the tenant's audit chain.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct AuditEventBody {
+    /// The position in the chain, from 1.
+    pub seq: u64,
+    /// When the operation happened (RFC 3339).
+    pub at: String,
+    /// Who asked: the token's subject, or its issuer.
+    pub actor: String,
+    /// The operation, e.g. `sign`.
+    pub operation: String,
+    /// The alias, if the operation named or found one.
+    pub alias: Option<String>,
+    /// The kid, if the operation used one key version.
+    pub kid: Option<String>,
+    /// `success` or `failure:<kind>`.
+    pub outcome: String,
+    /// The previous record's hash (empty for the first).
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+}
+
+impl From<&AuditEvent> for AuditEventBody {
+    fn from(event: &AuditEvent) -> Self {
+        Self {
+            seq: event.seq,
+            at: event.at.to_rfc3339(),
+            actor: event.actor.clone(),
+            operation: event.operation.clone(),
+            alias: event.alias.clone(),
+            kid: event.kid.clone(),
+            outcome: event.outcome.clone(),
+            prev_hash: event.prev_hash.clone(),
+            hash: event.hash.clone(),
+        }
+    }
+}
+
+/// A page of audit records, oldest first.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct AuditEventList {
+    /// The records.
+    pub events: Vec<AuditEventBody>,
+    /// The `after` to pass for the next page; absent on the last page.
+    pub next_after: Option<u64>,
+}
+
+/// What is wrong with a chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum AuditProblemKind {
+    /// A record's hash does not match its content (edited).
+    HashMismatch,
+    /// A record does not link to the one before (inserted, deleted or reordered).
+    BrokenLink,
+    /// A sequence number is missing or repeated.
+    SequenceGap,
+    /// The chain ends before or after its recorded head.
+    HeadMismatch,
+    /// A checkpoint's signature or hash does not match the chain.
+    BadCheckpoint,
+}
+
+/// The result of checking the tenant's audit chain.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct AuditReportBody {
+    /// Whether every record, link, the head and every checkpoint check out.
+    pub intact: bool,
+    /// How many records were checked.
+    pub records: u64,
+    /// How many signed checkpoints were checked.
+    pub checkpoints: u64,
+    /// The first sequence number that does not fit.
+    pub first_bad_seq: Option<u64>,
+    /// What is wrong there.
+    pub problem: Option<AuditProblemKind>,
+}
+
+impl From<&AuditReport> for AuditReportBody {
+    fn from(report: &AuditReport) -> Self {
+        Self {
+            intact: report.is_intact(),
+            records: report.records,
+            checkpoints: report.checkpoints,
+            first_bad_seq: report.first_bad_seq,
+            problem: report.problem.map(|problem| match problem {
+                AuditProblem::HashMismatch => AuditProblemKind::HashMismatch,
+                AuditProblem::BrokenLink => AuditProblemKind::BrokenLink,
+                AuditProblem::SequenceGap => AuditProblemKind::SequenceGap,
+                AuditProblem::HeadMismatch => AuditProblemKind::HeadMismatch,
+                _ => AuditProblemKind::BadCheckpoint,
+            }),
+        }
+    }
+}
+
+/// A signed checkpoint of the chain head.
+#[derive(Clone, Debug, Object)]
+pub struct AuditCheckpointBody {
+    /// The head's sequence number.
+    pub seq: u64,
+    /// The head's hash.
+    pub hash: String,
+    /// When it was signed (RFC 3339).
+    pub at: String,
+    /// The compact JWS (`typ` of an audit checkpoint) over the tenant, `seq`, `hash` and `at`,
+    /// signed by the tenant's `audit.audit-checkpoint` key.
+    pub jws: String,
+}
+
+impl From<&AuditCheckpoint> for AuditCheckpointBody {
+    fn from(checkpoint: &AuditCheckpoint) -> Self {
+        Self {
+            seq: checkpoint.seq,
+            hash: checkpoint.hash.clone(),
+            at: checkpoint.at.to_rfc3339(),
+            jws: checkpoint.jws.clone(),
+        }
+    }
 }

@@ -40,6 +40,9 @@ pub enum Error {
         /// The id asked for.
         id: String,
     },
+    /// The server's KMS keeps no audit trail it can read (a remote KMS, say).
+    #[error("this KMS keeps no audit trail that the server can read")]
+    AuditUnavailable,
     /// No provider is configured.
     #[error("no key provider is configured")]
     NoProviders,
@@ -69,12 +72,22 @@ pub enum Error {
     /// The admin authentication could not be set up.
     #[error("the admin authentication could not be set up")]
     Auth(#[source] edk_server::AuthSetupError),
+    /// The gRPC listener's configuration is unusable.
+    #[error("the gRPC listener could not be set up: {reason}")]
+    Grpc {
+        /// What is wrong.
+        reason: String,
+    },
     /// The metrics registry could not be built.
     #[error("the metrics registry could not be built")]
     Metrics(#[source] edk_server::prometheus::Error),
 }
 
 impl Error {
+    pub(crate) const fn grpc(reason: String) -> Self {
+        Self::Grpc { reason }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Self::InvalidField {
             field,
@@ -90,11 +103,12 @@ impl HasKind for Error {
             | Self::KeyNotInProvider { .. }
             | Self::UnknownResolver { .. } => ErrorKind::NotFound,
             Self::InvalidBase64 { .. } | Self::InvalidField { .. } => ErrorKind::InvalidInput,
-            Self::NoMatchingProvider => ErrorKind::Unsupported,
+            Self::NoMatchingProvider | Self::AuditUnavailable => ErrorKind::Unsupported,
             Self::DuplicateProvider { .. }
             | Self::NoProviders
             | Self::DuplicateResolver { .. }
             | Self::Metrics(_)
+            | Self::Grpc { .. }
             | Self::Tenancy(_)
             | Self::Kms(_)
             | Self::Auth(_) => ErrorKind::Internal,

@@ -21,6 +21,7 @@ pub use error::Error;
 pub use server::KmsServer;
 pub use state::{KmsState, ProviderRegistry};
 
+use api::audit::AuditApi;
 use api::certificates::CertificatesApi;
 use api::crypto::{EncryptionApi, SignaturesApi};
 use api::keys::KeysApi;
@@ -35,6 +36,7 @@ pub type KmsApis = (
     EncryptionApi,
     ResolversApi,
     CertificatesApi,
+    AuditApi,
 );
 
 /// The KMS REST API over `state`, every route under [`PREFIX`], to compose into a server's
@@ -48,6 +50,7 @@ pub fn apis(state: &Arc<KmsState>) -> KmsApis {
         EncryptionApi::new(Arc::clone(state)),
         ResolversApi::new(Arc::clone(state)),
         CertificatesApi::new(Arc::clone(state)),
+        AuditApi::new(Arc::clone(state)),
     )
 }
 

@@ -12,8 +12,11 @@ use clap::Parser;
 use edk_core::SystemClock;
 use edk_kms_server::{KmsServer, KmsServerConfig};
 use edk_server::{ConfigLoader, bind, init_tracing, shutdown_signal};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
-/// The EDK KMS: the key management REST API, health, metrics and OpenAPI.
+/// The EDK KMS: the key management REST API, health, metrics and OpenAPI, and the gRPC
+/// service when `grpc` is configured.
 #[derive(Debug, Parser)]
 #[command(name = "edk-kms", version, about)]
 struct Cli {
@@ -62,13 +65,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let listener = bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    let stop = CancellationToken::new();
+    let grpc = match server.grpc() {
+        Some(grpc) => {
+            let grpc_listener = TcpListener::bind(grpc.listen())
+                .await
+                .with_context(|| format!("cannot listen for gRPC on {}", grpc.listen()))?;
+            tracing::info!(listen = %grpc.listen(), "serving gRPC");
+            let stopped = stop.clone();
+            Some(tokio::spawn(grpc.clone().serve(
+                grpc_listener,
+                async move { stopped.cancelled().await },
+            )))
+        }
+        None => None,
+    };
+    let stopping = stop.clone();
     let result = listener
         .run(
             server.app(),
-            shutdown_signal(),
+            async move {
+                shutdown_signal().await;
+                stopping.cancel();
+            },
             config.http.shutdown_grace(),
         )
         .await;
+    stop.cancel();
+    if let Some(grpc) = grpc {
+        match grpc.await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(error = %err, "the gRPC listener failed"),
+            Err(err) => tracing::error!(error = %err, "the gRPC listener panicked"),
+        }
+    }
     server.shutdown().await;
     result?;
     Ok(())

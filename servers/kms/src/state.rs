@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use edk_kms::audit::AuditTrail;
 use edk_kms::cert::Certificates;
 use edk_kms::provider::{KeyRequirement, select_provider};
 use edk_kms::{Caller, KeyProvider, Kms, ProviderId};
@@ -86,6 +87,7 @@ pub struct KmsState {
     directory: Arc<dyn TenantDirectory>,
     resolvers: ResolverRegistry,
     certificates: Certificates,
+    audit: Option<Arc<dyn AuditTrail>>,
 }
 
 impl KmsState {
@@ -106,7 +108,21 @@ impl KmsState {
             directory,
             resolvers,
             certificates,
+            audit: None,
         }
+    }
+
+    /// Serves `/audit` from `audit` (the KMS's own log, e.g. the [`edk_kms::LocalKms`]).
+    #[must_use]
+    pub fn with_audit(mut self, audit: Arc<dyn AuditTrail>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The audit trail, when the server has one.
+    #[must_use]
+    pub const fn audit(&self) -> Option<&Arc<dyn AuditTrail>> {
+        self.audit.as_ref()
     }
 
     /// The certificate service.

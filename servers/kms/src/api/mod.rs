@@ -8,6 +8,7 @@ use edk_server::{ApiError, problem_for};
 
 use crate::dto::KeyBody;
 
+pub mod audit;
 pub mod certificates;
 pub mod crypto;
 pub mod keys;
@@ -43,6 +44,8 @@ pub(crate) enum KmsTag {
     Resolvers,
     /// X.509 certificates and chains for the tenant's keys.
     Certificates,
+    /// The tenant's audit chain of KMS operations.
+    Audit,
 }
 
 /// A key created or imported: 201 with the key.

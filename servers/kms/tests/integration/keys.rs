@@ -306,3 +306,135 @@ async fn a_key_in_use_cannot_be_deleted() {
     assert_eq!(h.delete("/keys/did.did-update", &token).await.status(), 204);
     h.stop().await;
 }
+
+async fn decrypt_key(h: &Harness, token: &str, alias: &str, alg: &str) -> Value {
+    expect_json(
+        h.post(
+            "/keys",
+            token,
+            &json!({ "alias": alias, "usage": "decrypt", "algorithm": alg }),
+        )
+        .await,
+        201,
+    )
+    .await
+}
+
+/// A content key wrapped to an alias unwraps to the same bytes; a tampered or misdirected
+/// wrapping is refused with a problem.
+#[tokio::test]
+async fn key_wrapping_round_trips_and_refuses_tampering() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    let cek = b64url_encode(&[7_u8; 32]);
+    for (index, alg) in ["ECDH-ES+A256KW", "ECDH-ES+A128KW"].into_iter().enumerate() {
+        let wrapping = format!("wallet.key-wrapping-{index}");
+        let other = format!("wallet.other-{index}");
+        decrypt_key(&h, &token, &wrapping, alg).await;
+        decrypt_key(&h, &token, &other, alg).await;
+        let wrapped = expect_json(
+            h.post(
+                "/encryption/wrap",
+                &token,
+                &json!({ "key": wrapping, "alg": alg, "enc": "A256GCM", "cek": cek }),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(wrapped["alg"], alg);
+        assert_ne!(wrapped["encrypted_key"], cek);
+        assert_eq!(wrapped["epk"]["kty"], "EC");
+        let unwrapped = expect_json(
+            h.post(
+                "/encryption/unwrap",
+                &token,
+                &json!({ "key": wrapping, "enc": "A256GCM", "wrapped": wrapped }),
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(unwrapped["cek"], cek, "{alg}");
+
+        let mut tampered = wrapped.clone();
+        let mut bytes = edk_core::encoding::b64url_decode(wrapped["encrypted_key"].as_str().unwrap())
+            .unwrap();
+        bytes[0] ^= 1;
+        tampered["encrypted_key"] = json!(b64url_encode(&bytes));
+        let refused = h
+            .post(
+                "/encryption/unwrap",
+                &token,
+                &json!({ "key": wrapping, "enc": "A256GCM", "wrapped": tampered }),
+            )
+            .await;
+        assert!(refused.status().is_client_error(), "{}", refused.status());
+        expect_problem(refused, 400).await;
+
+        let misdirected = h
+            .post(
+                "/encryption/unwrap",
+                &token,
+                &json!({ "key": other, "enc": "A256GCM", "wrapped": wrapped }),
+            )
+            .await;
+        assert!(
+            misdirected.status().is_client_error(),
+            "{}",
+            misdirected.status()
+        );
+    }
+    h.stop().await;
+}
+
+/// ECDH between two of the tenant's keys gives the same secret from either side, and a
+/// different one with another peer; a peer on another curve is refused.
+#[tokio::test]
+async fn key_agreement_is_symmetric() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let token = h.token().await;
+    let alice = decrypt_key(&h, &token, "agreement.alice", "ECDH-ES").await;
+    let bob = decrypt_key(&h, &token, "agreement.bob", "ECDH-ES").await;
+    let carol = decrypt_key(&h, &token, "agreement.carol", "ECDH-ES").await;
+    let public = |key: &Value| key["versions"][0]["public_jwk"].clone();
+    let agree = |alias: &'static str, peer: Value| {
+        let token = token.clone();
+        let h = &h;
+        async move {
+            expect_json(
+                h.post(
+                    "/encryption/key-agreement",
+                    &token,
+                    &json!({ "key": alias, "peer_jwk": peer }),
+                )
+                .await,
+                200,
+            )
+            .await["shared_secret"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let alice_bob = agree("agreement.alice", public(&bob)).await;
+    let bob_alice = agree("agreement.bob", public(&alice)).await;
+    let alice_carol = agree("agreement.alice", public(&carol)).await;
+    assert_eq!(alice_bob, bob_alice);
+    assert_ne!(alice_bob, alice_carol);
+    assert_eq!(
+        edk_core::encoding::b64url_decode(&alice_bob).unwrap().len(),
+        32
+    );
+
+    let ed25519 = SigningKey::generate(Algorithm::EdDsa).unwrap().public_jwk();
+    let refused = h
+        .post(
+            "/encryption/key-agreement",
+            &token,
+            &json!({ "key": "agreement.alice", "peer_jwk": ed25519 }),
+        )
+        .await;
+    assert!(refused.status().is_client_error(), "{}", refused.status());
+    h.stop().await;
+}

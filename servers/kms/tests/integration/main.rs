@@ -7,7 +7,9 @@
     clippy::indexing_slicing
 )]
 
+mod audit;
 mod certificates;
+mod grpc;
 mod keys;
 mod malformed;
 mod openapi;

@@ -35,6 +35,12 @@ pub(crate) struct Harness {
 
 impl Harness {
     pub(crate) async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, json!({})).await
+    }
+
+    /// Like [`start`](Self::start), with the top-level configuration sections in `extra`
+    /// added (e.g. `grpc`).
+    pub(crate) async fn start_with(backend: Backend, extra: Value) -> Self {
         edk_server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let (database, db) = match backend {
@@ -52,7 +58,7 @@ impl Harness {
         };
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let kek = generate_kek().unwrap();
-        let config: KmsServerConfig = serde_json::from_value(json!({
+        let mut config = json!({
             "database": database,
             "auth": {
                 "issuers": [{ "issuer": ISSUER, "jwks": { "keys": [admin_key.public_jwk()] } }],
@@ -73,8 +79,11 @@ impl Harness {
                     },
                 ],
             },
-        }))
-        .unwrap();
+        });
+        for (key, value) in extra.as_object().unwrap() {
+            config[key] = value.clone();
+        }
+        let config: KmsServerConfig = serde_json::from_value(config).unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
         let http = reqwest::Client::builder().build().unwrap();
         let kms = KmsServer::build(&config, clock, &http).await.unwrap();
