@@ -215,7 +215,12 @@ impl Registrar {
             }
         }
         let added = self
-            .ensure_methods(caller, &stored.name, &stored.verification_methods, &change.add_methods)
+            .ensure_methods(
+                caller,
+                &stored.name,
+                &stored.verification_methods,
+                &change.add_methods,
+            )
             .await?;
         stored.verification_methods.extend(added);
         if let Some(services) = change.services {
@@ -224,7 +229,12 @@ impl Registrar {
         }
         let now = self.now();
         let document = self
-            .document(caller, stored.did.as_str(), &stored.verification_methods, &stored.services)
+            .document(
+                caller,
+                stored.did.as_str(),
+                &stored.verification_methods,
+                &stored.services,
+            )
             .await?;
         if stored.method == "webvh" {
             let (mut log, signer, key) = self.webvh_state(caller, &stored).await?;
@@ -369,8 +379,8 @@ impl Registrar {
         };
         let methods = self.ensure_methods(caller, &name, &[], &wanted).await?;
         let mut stored = if method == "web" {
-            let did = DidWeb::did_for(binding.host(), binding.port(), &refs)
-                .map_err(publish_invalid)?;
+            let did =
+                DidWeb::did_for(binding.host(), binding.port(), &refs).map_err(publish_invalid)?;
             let document = self
                 .document(caller, did.as_str(), &methods, &request.services)
                 .await?;
@@ -383,7 +393,8 @@ impl Registrar {
             let template =
                 WebvhDid::template(&domain, &refs).map_err(|err| invalid(err.to_string()))?;
             let update_alias = alias(&format!("{name}-update"))?;
-            self.ensure_key(caller, &update_alias, Algorithm::EdDsa).await?;
+            self.ensure_key(caller, &update_alias, Algorithm::EdDsa)
+                .await?;
             let (signer, key) = self.update_signer(caller, &update_alias).await?;
             let document = self
                 .document(caller, template.as_str(), &methods, &request.services)
@@ -441,11 +452,15 @@ impl Registrar {
         let jwk = bare_public(&jwk)?;
         let (did, document) = if request.method == "key" {
             let did = DidKey::create(&jwk).map_err(publish_invalid)?;
-            let document = DidKey::new().document(&did).map_err(|err| invalid(err.to_string()))?;
+            let document = DidKey::new()
+                .document(&did)
+                .map_err(|err| invalid(err.to_string()))?;
             (did, document)
         } else {
             let did = DidJwk::create(&jwk).map_err(publish_invalid)?;
-            let document = DidJwk.document(&did).map_err(|err| invalid(err.to_string()))?;
+            let document = DidJwk
+                .document(&did)
+                .map_err(|err| invalid(err.to_string()))?;
             (did, document)
         };
         let document = serde_json::to_value(document).map_err(|err| invalid(err.to_string()))?;
@@ -742,7 +757,10 @@ fn check_services(services: &[StoredService]) -> Result<(), RegistrarError> {
             )));
         }
         if seen.contains(&&service.id) {
-            return Err(invalid(format!("service id `{}` is listed twice", service.id)));
+            return Err(invalid(format!(
+                "service id `{}` is listed twice",
+                service.id
+            )));
         }
         seen.push(&service.id);
         if service.service_type.is_empty() || service.service_type.len() > 128 {

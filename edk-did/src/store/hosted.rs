@@ -182,9 +182,7 @@ impl HostedDids {
             if record.deactivated {
                 return Ok(Some(None));
             }
-            return Ok(webvh::did_web_document(&record.document)
-                .ok()
-                .map(Some));
+            return Ok(webvh::did_web_document(&record.document).ok().map(Some));
         }
         Ok(None)
     }
@@ -240,11 +238,12 @@ impl DidMethod for HostedWeb {
             if document.get("id").and_then(Value::as_str) != Some(did.as_str()) {
                 return Err(ResolveError::not_found(did.as_str()));
             }
-            let document: DidDocument =
-                serde_json::from_value(document).map_err(|err| ResolveError::InvalidDidDocument {
+            let document: DidDocument = serde_json::from_value(document).map_err(|err| {
+                ResolveError::InvalidDidDocument {
                     did: did.to_string(),
                     reason: err.to_string(),
-                })?;
+                }
+            })?;
             return Ok(Resolution::found(document));
         }
         match &self.fallback {

@@ -48,7 +48,11 @@ macro_rules! with_conn {
                 let $conn: &mut sqlx::SqliteConnection = &mut **tx;
                 $body
             }
-            _ => return Err(StoreError::Corrupt { what: "unsupported database backend" }),
+            _ => {
+                return Err(StoreError::Corrupt {
+                    what: "unsupported database backend",
+                })
+            }
         }
     };
 }

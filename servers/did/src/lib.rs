@@ -1,0 +1,259 @@
+#![doc = include_str!("../README.md")]
+
+pub mod admin;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod public;
+pub mod resolver_api;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use edk_core::Clock;
+use edk_did::methods::jwk::DidJwk;
+use edk_did::methods::key::DidKey;
+use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder};
+use edk_did::methods::webvh::{DidWebvh, HttpsLogSource, LogSource};
+use edk_did::registrar::Registrar;
+use edk_did::store::{HostedDids, SqlDidStore};
+use edk_did::{DidMethod, DidResolver, Resolver};
+use edk_kms::Kms;
+use edk_server::{
+    AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics, openapi_routes,
+};
+use edk_tenancy::{Tenancy, TenantDirectory};
+use poem::endpoint::BoxEndpoint;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::OpenApiService;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
+
+pub use admin::{AdminApi, RegistrarApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
+pub use config::{DidServerConfig, ResolverSettings};
+pub use error::Error;
+pub use public::PublicEndpoint;
+pub use resolver_api::ResolverApi;
+
+/// The path prefix of the admin API.
+pub const ADMIN_PREFIX: &str = "/api/did/v1";
+
+/// The paths served without a token: health probes, metrics, the OpenAPI document and UI, and
+/// the Universal Resolver (`/1.0/identifiers`, `/1.0/methods`).
+pub const ANONYMOUS_PATHS: [&str; 6] = [
+    "/health",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/1.0/identifiers",
+    "/1.0/methods",
+];
+
+/// The OpenAPI groups of the DID server: the resolver (anonymous), the registrar and the
+/// admin API (admin token).
+pub type DidApis = (ResolverApi, RegistrarApi, AdminApi);
+
+/// The DID server's parts over a tenancy and a KMS, for the standalone binary and for
+/// mounting into another server (the all-in-one `edk`).
+///
+/// The tenancy must be built with [`edk_did::store::migrations`] (and the KMS's
+/// `edk_kms::migrations` when the KMS is a `LocalKms` on the same tenancy).
+#[derive(Debug)]
+pub struct DidServer {
+    tenancy: Tenancy,
+    registrar: Arc<Registrar>,
+    resolver: Arc<Resolver>,
+    hosted: Arc<HostedDids>,
+}
+
+impl DidServer {
+    /// The server over `tenancy`, publishing with keys in `kms`, resolving with `resolver`
+    /// (see [`DidServer::resolver`]) and reading time from `clock`.
+    #[must_use]
+    pub fn new(
+        tenancy: Tenancy,
+        kms: Arc<dyn Kms>,
+        resolver: Arc<Resolver>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let store = Arc::new(SqlDidStore::new(tenancy.clone()));
+        let registrar = Registrar::new(store.clone(), kms, clock)
+            .with_resolver(Arc::clone(&resolver) as Arc<dyn DidResolver>);
+        let directory: Arc<dyn TenantDirectory> = Arc::new(tenancy.clone());
+        Self {
+            hosted: Arc::new(HostedDids::new(directory, store)),
+            tenancy,
+            registrar: Arc::new(registrar),
+            resolver,
+        }
+    }
+
+    /// The resolver this server's `/1.0/identifiers` should use: did:key, did:jwk, and
+    /// did:web and did:webvh read from the tenants' published DIDs first (routed through
+    /// their DID endpoint bindings, no network), then, when `settings.remote_ca_file` is set,
+    /// over HTTPS trusting those anchors. Results are cached as `settings.cache` says.
+    ///
+    /// # Errors
+    /// [`Error::TrustAnchors`] when the anchors cannot be read, [`Error::Resolver`] for an
+    /// invalid cache configuration.
+    pub fn resolver(
+        tenancy: &Tenancy,
+        settings: &ResolverSettings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Resolver, Error> {
+        let store = Arc::new(SqlDidStore::new(tenancy.clone()));
+        let directory: Arc<dyn TenantDirectory> = Arc::new(tenancy.clone());
+        let hosted = Arc::new(HostedDids::new(directory, store));
+        let remote = remote_sources(settings)?;
+        let web_fallback = remote
+            .as_ref()
+            .map(|(web, _)| Arc::clone(web) as Arc<dyn DidMethod>);
+        let log_fallback = remote.map(|(_, logs)| logs as Arc<dyn LogSource>);
+        let webvh = DidWebvh::new(
+            Arc::new(hosted.log_source(log_fallback)),
+            Arc::clone(&clock),
+        );
+        Resolver::builder()
+            .method(Arc::new(DidKey::new()))
+            .method(Arc::new(DidJwk))
+            .method(Arc::new(hosted.web_method(web_fallback)))
+            .method(Arc::new(webvh))
+            .cache(settings.cache, clock)
+            .build()
+            .map_err(Error::Resolver)
+    }
+
+    /// The registrar behind the admin and registrar APIs.
+    #[must_use]
+    pub const fn registrar(&self) -> &Arc<Registrar> {
+        &self.registrar
+    }
+
+    /// The resolver API (anonymous).
+    #[must_use]
+    pub fn resolver_api(&self) -> ResolverApi {
+        ResolverApi::new(Arc::clone(&self.resolver))
+    }
+
+    /// The registrar and admin APIs (behind admin authentication).
+    #[must_use]
+    pub fn admin_apis(&self) -> (RegistrarApi, AdminApi) {
+        (
+            RegistrarApi::new(self.tenancy.clone(), Arc::clone(&self.registrar)),
+            AdminApi::new(self.tenancy.clone(), Arc::clone(&self.registrar)),
+        )
+    }
+
+    /// Every OpenAPI group, to combine into another server's `OpenApiService`.
+    #[must_use]
+    pub fn apis(&self) -> DidApis {
+        let (registrar, admin) = self.admin_apis();
+        (self.resolver_api(), registrar, admin)
+    }
+
+    /// The per-tenant public files (`did.json`, `did.jsonl`, `did-witness.json`), routed by
+    /// host and path through the tenants' DID endpoint bindings.
+    #[must_use]
+    pub fn public_endpoint(&self) -> PublicEndpoint {
+        PublicEndpoint::new(self.tenancy.clone(), Arc::clone(&self.hosted))
+    }
+
+    /// The OpenAPI service: health probes, resolver, registrar and admin API.
+    #[must_use]
+    pub fn openapi_service(&self) -> OpenApiService<(HealthApi, DidApis), ()> {
+        OpenApiService::new(
+            (HealthApi::new(), self.apis()),
+            "EDK DID server",
+            env!("CARGO_PKG_VERSION"),
+        )
+    }
+}
+
+/// The did:web method and did:webvh log source for DIDs hosted elsewhere.
+type RemoteSources = (Arc<DidWeb>, Arc<HttpsLogSource>);
+
+/// did:web and did:webvh over HTTPS trusting `settings.remote_ca_file`, when it is set.
+fn remote_sources(
+    settings: &ResolverSettings,
+) -> Result<Option<RemoteSources>, Error> {
+    let Some(path) = &settings.remote_ca_file else {
+        return Ok(None);
+    };
+    let trust = |source: Box<dyn std::error::Error + Send + Sync>| Error::TrustAnchors {
+        path: path.clone(),
+        source,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| trust(Box::new(e)))? {
+        roots
+            .add(cert.map_err(|e| trust(Box::new(e)))?)
+            .map_err(|e| trust(Box::new(e)))?;
+    }
+    let timeout = Duration::from_millis(settings.timeout_millis);
+    let client = client_builder(roots, timeout)
+        .map_err(Error::Resolver)?
+        .build()
+        .map_err(|e| Error::Resolver(edk_did::Error::HttpClient(Box::new(e))))?;
+    let web = DidWeb::new(
+        client.clone(),
+        DidWebConfig {
+            max_document_bytes: settings.max_bytes,
+            timeout_millis: settings.timeout_millis,
+        },
+    );
+    let logs = HttpsLogSource::new(client).with_max_bytes(settings.max_bytes);
+    Ok(Some((Arc::new(web), Arc::new(logs))))
+}
+
+/// The whole application: the OpenAPI surface (`/api/did/v1`, `/1.0/...`, health,
+/// `/openapi.json`, `/docs`) behind admin authentication except [`ANONYMOUS_PATHS`], the
+/// per-tenant public files for everything else, `/metrics`, and the shared middleware.
+///
+/// # Errors
+/// [`AuthSetupError`] when the admin issuers are misconfigured.
+pub fn build_app(
+    http: &HttpConfig,
+    auth: &AuthConfig,
+    metrics: &Metrics,
+    server: &DidServer,
+    clock: Arc<dyn Clock>,
+    client: Option<&reqwest::Client>,
+) -> Result<BoxEndpoint<'static, Response>, AuthSetupError> {
+    let admin_auth = AdminAuth::new(auth, clock, &ANONYMOUS_PATHS, client)?;
+    let api = openapi_routes(server.openapi_service())
+        .with(admin_auth)
+        .boxed();
+    let public = server.public_endpoint().boxed();
+    Ok(edk_server::app(
+        http,
+        metrics,
+        None,
+        Route::new().nest("/", Dispatch { api, public }),
+    ))
+}
+
+/// Sends API, resolver and probe paths to the OpenAPI surface and the rest to the public
+/// files.
+struct Dispatch {
+    api: BoxEndpoint<'static, Response>,
+    public: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for Dispatch {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.original_uri().path();
+        let api = path == "/api"
+            || path.starts_with("/api/")
+            || path.starts_with("/1.0/")
+            || ANONYMOUS_PATHS
+                .iter()
+                .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
+        if api {
+            self.api.call(req).await.map(IntoResponse::into_response)
+        } else {
+            self.public.call(req).await
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Integration tests of edk-did-server over real loopback HTTP, on SQLite and PostgreSQL:
+//! publishing, resolution, the registrar and admin APIs, tenant isolation, malformed input,
+//! the OpenAPI snapshot and schemathesis.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod isolation;
+mod lifecycle;
+mod malformed;
+mod openapi;
+mod schemathesis;
+mod support;
