@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use edk_oauth::AsConfig;
 use edk_server::{AuthConfig, HttpConfig, LogConfig};
 
 /// Everything `edk` reads from its defaults, YAML files and `EDK_*` variables.
@@ -17,4 +18,8 @@ pub struct EdkConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The authorization servers' behaviour (token lifetimes, `tx_code` attempts, DPoP), as
+    /// in `edk-as`.
+    #[serde(default)]
+    pub oauth: AsConfig,
 }

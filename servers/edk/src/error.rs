@@ -41,6 +41,15 @@ pub enum Error {
     /// The KMS could not be started.
     #[error("the KMS could not be started")]
     KmsServer(#[source] edk_kms_server::Error),
+    /// A bundled migration set is malformed.
+    #[error("the database migrations could not be loaded")]
+    Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The tenant configuration keys clash.
+    #[error("the tenant configuration schema is invalid")]
+    ConfigSchema(#[source] edk_tenancy::error::ConfigError),
+    /// The default tenant's endpoint binding is invalid.
+    #[error("the default tenant's endpoint binding is invalid")]
+    Binding(#[source] edk_tenancy::error::BindingError),
     /// The default tenant could not be read or provisioned.
     #[error("the default tenant could not be set up")]
     Tenancy(#[source] edk_tenancy::Error),
@@ -56,6 +65,9 @@ impl HasKind for Error {
             | Self::Metrics(_)
             | Self::Auth(_)
             | Self::KmsServer(_)
+            | Self::Migrations(_)
+            | Self::Binding(_)
+            | Self::ConfigSchema(_)
             | Self::Tenancy(_) => ErrorKind::Internal,
         }
     }

@@ -6,31 +6,49 @@ pub mod error;
 
 use std::sync::Arc;
 
-use poem::Response;
 use poem::endpoint::BoxEndpoint;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 
+use edk_as_server::{AdminApi as OAuthAdminApi, ProtocolEndpoint};
 use edk_core::{Clock, HasKind, TenantId, TenantSlug};
 use edk_kms_server::config::{KmsConfig, ProviderConfig};
 use edk_kms_server::server::DatabaseCheck;
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
+use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
+use edk_oauth::{AuthorizationServer, SqlStore};
 use edk_server::{ANONYMOUS_PATHS, AdminAuth, HealthApi, Metrics, app, openapi_routes};
-use edk_tenancy::DatabaseConfig;
 use edk_tenancy::store::sqlite::SqliteConfig;
+use edk_tenancy::{
+    ConfigSchema, DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout,
+};
 
 use crate::bootstrap::{DEFAULT_TENANT_SLUG, DataDir};
 
 pub use config::EdkConfig;
 pub use error::Error;
 
-/// The OpenAPI service of the all-in-one server: health probes and the KMS API.
+/// The host the default tenant's public endpoints are bound to for local use.
+pub const LOCAL_HOST: &str = "localhost";
+
+/// The admin APIs of the all-in-one server, as one OpenAPI service: health probes, the KMS
+/// API and the authorization server's admin API.
+pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi);
+
+/// The OpenAPI service of the all-in-one server.
 #[must_use]
 pub fn openapi_service(
+    tenancy: &Tenancy,
     kms: &Arc<KmsState>,
+    oauth: &Arc<AuthorizationServer>,
     health: HealthApi,
-) -> OpenApiService<(HealthApi, KmsApis), ()> {
+) -> OpenApiService<EdkApis, ()> {
     OpenApiService::new(
-        (health, edk_kms_server::apis(kms)),
+        (
+            health,
+            edk_kms_server::apis(kms),
+            OAuthAdminApi::new(tenancy.clone(), Arc::clone(oauth)),
+        ),
         "EDK",
         env!("CARGO_PKG_VERSION"),
     )
@@ -40,6 +58,7 @@ pub fn openapi_service(
 #[derive(Debug)]
 pub struct Edk {
     kms: KmsServer,
+    oauth: Arc<AuthorizationServer>,
     auth: AdminAuth,
     metrics: Metrics,
     config: EdkConfig,
@@ -63,17 +82,30 @@ impl Edk {
     ) -> Result<Self, Error> {
         let mut config = config.clone();
         config.auth.issuers.push(data.bootstrap_issuer());
+        let database = DatabaseConfig::Sqlite(SqliteConfig::new(data.database_dir()));
         let kms_config = KmsServerConfig {
             http: config.http.clone(),
             auth: config.auth.clone(),
             log: config.log.clone(),
-            database: DatabaseConfig::Sqlite(SqliteConfig::new(data.database_dir())),
+            database: database.clone(),
             kms: KmsConfig::new(vec![ProviderConfig::Software(data.software_provider())]),
             grpc: None,
         };
-        let kms = KmsServer::build(&kms_config, Arc::clone(&clock), http_client)
+        let tenancy = open_tenancy(database, Arc::clone(&clock)).await?;
+        let kms = KmsServer::build_on(&kms_config, tenancy.clone(), Arc::clone(&clock), http_client)
             .await
             .map_err(Error::KmsServer)?;
+        let oauth = Arc::new(AuthorizationServer::new(
+            Arc::new(SqlStore::new(tenancy.clone())),
+            Arc::new(kms.kms().clone()),
+            Arc::new(OidcFederation::new(
+                tenancy.clone(),
+                http_client.clone(),
+                Arc::clone(&clock),
+            )),
+            Arc::clone(&clock),
+            config.oauth.clone(),
+        ));
         let default_tenant = default_tenant(&kms).await?;
         let bootstrap_token = if data.is_first_start() {
             Some(
@@ -87,6 +119,7 @@ impl Edk {
             .map_err(Error::Auth)?;
         Ok(Self {
             kms,
+            oauth,
             auth,
             metrics: Metrics::new().map_err(Error::Metrics)?,
             config,
@@ -95,19 +128,65 @@ impl Edk {
         })
     }
 
-    /// The whole application: routes, `/metrics`, `/openapi.json`, `/docs`, admin
-    /// authentication and the shared middleware.
+    /// The whole application: the admin APIs (KMS, OAuth) with `/openapi.json` and `/docs`
+    /// behind admin authentication, the authorization server's public protocol endpoints
+    /// routed by tenant endpoint binding, `/metrics` and the shared middleware.
     #[must_use]
     pub fn app(&self) -> BoxEndpoint<'static, Response> {
-        let health =
-            HealthApi::new().with_check(Arc::new(DatabaseCheck::new(self.kms.tenancy().clone())));
-        let routes = openapi_routes(openapi_service(self.kms.state(), health));
+        let tenancy = self.kms.tenancy();
+        let health = HealthApi::new().with_check(Arc::new(DatabaseCheck::new(tenancy.clone())));
+        let admin = openapi_routes(openapi_service(
+            tenancy,
+            self.kms.state(),
+            &self.oauth,
+            health,
+        ))
+        .with(self.auth.clone())
+        .boxed();
+        let public = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(&self.oauth)).boxed();
         app(
             &self.config.http,
             &self.metrics,
-            Some(self.auth.clone()),
-            routes,
+            None,
+            Route::new().nest("/", Dispatch { admin, public }),
         )
+    }
+
+    /// Binds the default tenant's authorization server to `http://localhost:{port}/` (its
+    /// issuer is then `https://localhost:{port}`, as behind TLS termination), replacing a
+    /// binding for another port. `edk` calls it once it knows the port it listens on.
+    ///
+    /// # Errors
+    /// [`Error::Tenancy`] when the binding cannot be stored.
+    pub async fn bind_default_tenant(&self, port: u16) -> Result<(), Error> {
+        let tenancy = self.kms.tenancy();
+        let binding = EndpointBinding::new(
+            self.default_tenant,
+            ServiceType::As,
+            LOCAL_HOST,
+            Some(port),
+            "/",
+            WellKnownLayout::Inserted,
+        )
+        .map_err(Error::Binding)?;
+        let current = tenancy
+            .bindings(self.default_tenant)
+            .await
+            .map_err(Error::Tenancy)?;
+        if current.contains(&binding) {
+            return Ok(());
+        }
+        tenancy
+            .unbind(self.default_tenant, ServiceType::As)
+            .await
+            .map_err(Error::Tenancy)?;
+        tenancy.bind(&binding).await.map_err(Error::Tenancy)
+    }
+
+    /// The authorization server inside.
+    #[must_use]
+    pub const fn oauth(&self) -> &Arc<AuthorizationServer> {
+        &self.oauth
     }
 
     /// The bootstrap admin token, on the data directory's first start only.
@@ -131,6 +210,52 @@ impl Edk {
     /// Stops the background work and writes buffered audit records.
     pub async fn shutdown(self) {
         self.kms.shutdown().await;
+    }
+}
+
+/// Opens the SQLite tenancy with every service's migrations and configuration keys.
+async fn open_tenancy(database: DatabaseConfig, clock: Arc<dyn Clock>) -> Result<Tenancy, Error> {
+    let schema = ConfigSchema::builder()
+        .key(&UPSTREAM_OIDC)
+        .build()
+        .map_err(Error::ConfigSchema)?;
+    let mut builder = Tenancy::builder(database).clock(clock).config_schema(schema);
+    for migrations in KmsServer::migrations().map_err(Error::KmsServer)? {
+        builder = builder.migrations(migrations);
+    }
+    builder = builder
+        .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
+        .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?);
+    let tenancy = builder.build().await.map_err(Error::Tenancy)?;
+    tenancy.upgrade_all().await.map_err(Error::Tenancy)?;
+    Ok(tenancy)
+}
+
+/// Sends `/api/...` and the anonymous probe and documentation paths to the admin surface,
+/// everything else to the public protocol surface.
+struct Dispatch {
+    admin: BoxEndpoint<'static, Response>,
+    public: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for Dispatch {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.original_uri().path();
+        let admin = path == "/api"
+            || path.starts_with("/api/")
+            || ANONYMOUS_PATHS.iter().any(|prefix| {
+                path == *prefix
+                    || path
+                        .strip_prefix(prefix)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            });
+        if admin {
+            self.admin.call(req).await.map(IntoResponse::into_response)
+        } else {
+            self.public.call(req).await
+        }
     }
 }
 

@@ -66,6 +66,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let server = bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    edk.bind_default_tenant(server.local_addr().port())
+        .await
+        .context("cannot bind the default tenant's endpoints")?;
     if let Some(token) = edk.bootstrap_token() {
         print_bootstrap_token(token, server.local_addr());
     }

@@ -276,3 +276,82 @@ async fn bootstrap_token_creates_keys_and_signs_with_them() {
     assert_eq!(listed["keys"].as_array().unwrap().len(), 1);
     h.stop().await;
 }
+
+/// The bootstrap token registers an OAuth client; the default tenant's authorization server,
+/// bound to `localhost` on the listening port, issues it a JWT access token that verifies
+/// with the published JWKS; another host finds no authorization server.
+#[tokio::test]
+async fn default_tenants_authorization_server_issues_tokens() {
+    let h = Harness::start().await;
+    let port = h.server.addr().port();
+    h.edk.bind_default_tenant(port).await.unwrap();
+    h.edk.bind_default_tenant(port).await.unwrap();
+    let created = h
+        .client
+        .post(h.server.url("/api/oauth2/v1/clients"))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "client_id": "backend",
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["client_credentials"],
+            "scopes": ["kms:use"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    let secret = created["client_secret"].as_str().unwrap();
+
+    let local = format!("http://localhost:{port}");
+    let metadata: Value = h
+        .client
+        .get(format!("{local}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], format!("https://localhost:{port}"));
+    let token = h
+        .client
+        .post(format!("{local}/token"))
+        .basic_auth("backend", Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "kms:use")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+    let token: Value = token.json().await.unwrap();
+    let access_token = token["access_token"].as_str().unwrap();
+    let jwks: JwkSet = h
+        .client
+        .get(format!("{local}/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let verified = edk_core::jose::Jws::parse(access_token, &edk_core::Limits::default())
+        .unwrap()
+        .verify_with(
+            &edk_core::jose::JwksResolver::new(&jwks),
+            &edk_core::jose::VerifyPolicy::default().with_typ("at+jwt"),
+            None,
+        )
+        .await;
+    assert!(verified.is_ok(), "{verified:?}");
+
+    let elsewhere = h
+        .client
+        .post(h.server.url("/token"))
+        .basic_auth("backend", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    h.stop().await;
+}
