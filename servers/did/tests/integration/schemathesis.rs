@@ -49,5 +49,7 @@ async fn schemathesis_finds_no_server_error() {
         "schemathesis found failures:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Every operation of the document was exercised.
+    assert!(stdout.contains("Tested: 12"), "{stdout}");
     deployment.close().await;
 }
