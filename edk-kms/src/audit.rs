@@ -192,8 +192,12 @@ pub trait AuditTrail: std::fmt::Debug + Send + Sync {
     ///
     /// # Errors
     /// When the log cannot be read.
-    async fn events(&self, caller: &Caller, after: u64, limit: u32)
-    -> Result<Vec<AuditEvent>, Error>;
+    async fn events(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, Error>;
 
     /// Checks `caller`'s tenant's chain and its checkpoints.
     ///

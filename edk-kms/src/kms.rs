@@ -218,6 +218,11 @@ pub struct RotationPolicy {
     /// Rotate automatically when the active version is this old, in seconds; `None` rotates
     /// only on request.
     pub period_secs: Option<u64>,
+    /// With a period: stage the next version as pre-active this many seconds before the
+    /// scheduled rotation, so that it is in the alias's JWKS before it signs; 0 stages
+    /// nothing.
+    #[serde(default)]
+    pub pre_active_secs: u64,
 }
 
 impl RotationPolicy {
@@ -227,6 +232,7 @@ impl RotationPolicy {
         Self {
             overlap_secs,
             period_secs: None,
+            pre_active_secs: 0,
         }
     }
 
@@ -236,7 +242,16 @@ impl RotationPolicy {
         Self {
             overlap_secs,
             period_secs: Some(period_secs),
+            pre_active_secs: 0,
         }
+    }
+
+    /// Stages the next version as pre-active `pre_active_secs` before each scheduled
+    /// rotation (see [`LocalKms::rotate_due`](crate::LocalKms::rotate_due)).
+    #[must_use]
+    pub const fn with_pre_activation(mut self, pre_active_secs: u64) -> Self {
+        self.pre_active_secs = pre_active_secs;
+        self
     }
 }
 
@@ -490,8 +505,9 @@ pub trait Kms: fmt::Debug + Send + Sync {
     /// When the store fails.
     async fn keys(&self, caller: &Caller) -> Result<Vec<KeyInfo>, Error>;
 
-    /// Rotates `alias`: a new active version; the previous one retires and stays verifiable for
-    /// the overlap. Concurrent rotations of one alias make exactly one new version each.
+    /// Rotates `alias`: a new active version (the staged pre-active one if the alias has one,
+    /// else a fresh key); the previous one retires and stays verifiable for the overlap.
+    /// Concurrent rotations of one alias make exactly one new active version each.
     ///
     /// # Errors
     /// Not found for an unknown alias; invalid input for an external key.

@@ -262,14 +262,18 @@ pub(crate) const fn rotation_to_proto(policy: RotationPolicy) -> proto::Rotation
     proto::RotationPolicy {
         overlap_secs: policy.overlap_secs,
         period_secs: policy.period_secs,
+        pre_active_secs: policy.pre_active_secs,
     }
 }
 
 /// The rotation policy of a message; absent is the default policy.
 pub(crate) fn rotation_from_proto(policy: Option<&proto::RotationPolicy>) -> RotationPolicy {
-    policy.map_or_else(RotationPolicy::default, |policy| RotationPolicy {
-        overlap_secs: policy.overlap_secs,
-        period_secs: policy.period_secs,
+    policy.map_or_else(RotationPolicy::default, |policy| {
+        let base = match policy.period_secs {
+            Some(period) => RotationPolicy::every(period, policy.overlap_secs),
+            None => RotationPolicy::manual(policy.overlap_secs),
+        };
+        base.with_pre_activation(policy.pre_active_secs)
     })
 }
 

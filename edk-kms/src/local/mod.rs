@@ -323,7 +323,9 @@ impl LocalKms {
     }
 
     /// Rotates every alias of `caller`'s tenant whose policy says its active version is due,
-    /// by the injected clock. Returns the aliases rotated.
+    /// by the injected clock, and stages the next version as pre-active for aliases whose
+    /// policy asks for it and whose rotation is that close. A rotation activates the staged
+    /// version when there is one. Returns the aliases rotated.
     ///
     /// # Errors
     /// The first failure.
@@ -337,15 +339,43 @@ impl LocalKms {
             if record.external {
                 continue;
             }
-            let due = record
-                .active()
-                .and_then(|v| v.version.activated_at)
-                .is_none_or(|at| store::overlap_end(at, period) <= now);
+            let activated = record.active().and_then(|v| v.version.activated_at);
+            let due = activated.is_none_or(|at| store::overlap_end(at, period) <= now);
             if due {
                 self.inner
                     .rotate(caller, &record.alias, RotationReason::Scheduled)
                     .await?;
                 rotated.push(record.alias);
+                continue;
+            }
+            let pre_active = record.rotation.pre_active_secs;
+            let staged = record
+                .versions
+                .iter()
+                .any(|v| v.version.state == KeyState::PreActive);
+            let stage_now = pre_active > 0
+                && !staged
+                && activated.is_some_and(|at| {
+                    store::overlap_end(at, period.saturating_sub(pre_active)) <= now
+                });
+            if stage_now {
+                let result = self.inner.stage(caller, &record.alias).await;
+                let kid = result.as_ref().ok().and_then(|staged| {
+                    staged
+                        .versions
+                        .iter()
+                        .find(|v| v.version.state == KeyState::PreActive)
+                        .map(|v| v.version.kid.clone())
+                });
+                self.inner
+                    .audited(
+                        caller,
+                        "stage_rotation",
+                        Some(&record.alias),
+                        kid.as_ref(),
+                        result,
+                    )
+                    .await?;
             }
         }
         Ok(rotated)
@@ -763,6 +793,88 @@ impl Inner {
         alias: &KeyAlias,
         reason: RotationReason,
     ) -> Result<AliasRecord, Error> {
+        let current = self.generating_alias(caller, alias).await?;
+        let meta = RotationMeta {
+            reason,
+            actor: caller.actor().to_owned(),
+            at: self.now(),
+        };
+        if current
+            .versions
+            .iter()
+            .any(|v| v.version.state == KeyState::PreActive)
+        {
+            match self.store.rotate(caller.tenant(), alias, None, &meta).await {
+                Ok(updated) => {
+                    self.changed(caller.tenant().id(), alias).await;
+                    return Ok(updated);
+                }
+                // Another rotation activated it first: this one generates a key.
+                Err(store::StoreError::NothingStaged) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let (provider, new) = self.generate_version(caller, &current).await?;
+        let updated = match self
+            .store
+            .rotate(caller.tenant(), alias, Some(&new), &meta)
+            .await
+        {
+            Ok(updated) => updated,
+            Err(err) => {
+                discard(provider, caller.tenant().id(), &new.handle).await;
+                return Err(err.into());
+            }
+        };
+        if updated.active().map(|v| &v.version.kid) != Some(new.handle.kid()) {
+            // A version staged meanwhile was activated instead.
+            discard(provider, caller.tenant().id(), &new.handle).await;
+        }
+        self.changed(caller.tenant().id(), alias).await;
+        Ok(updated)
+    }
+
+    /// Stages the alias's next version as pre-active, unless one is staged already.
+    async fn stage(&self, caller: &Caller, alias: &KeyAlias) -> Result<AliasRecord, Error> {
+        let current = self.generating_alias(caller, alias).await?;
+        if current
+            .versions
+            .iter()
+            .any(|v| v.version.state == KeyState::PreActive)
+        {
+            return Ok(current);
+        }
+        let (provider, new) = self.generate_version(caller, &current).await?;
+        let staged = match self
+            .store
+            .stage(caller.tenant(), alias, &new, self.now())
+            .await
+        {
+            Ok(staged) => staged,
+            Err(err) => {
+                discard(provider, caller.tenant().id(), &new.handle).await;
+                return match err {
+                    store::StoreError::AlreadyStaged => self
+                        .store
+                        .alias(caller.tenant(), alias)
+                        .await?
+                        .ok_or_else(|| Error::AliasNotFound {
+                            alias: alias.clone(),
+                        }),
+                    err => Err(err.into()),
+                };
+            }
+        };
+        self.changed(caller.tenant().id(), alias).await;
+        Ok(staged)
+    }
+
+    /// The live alias, if its keys are generated by a provider (not registered externally).
+    async fn generating_alias(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+    ) -> Result<AliasRecord, Error> {
         let current = self
             .store
             .alias(caller.tenant(), alias)
@@ -770,38 +882,39 @@ impl Inner {
             .ok_or_else(|| Error::AliasNotFound {
                 alias: alias.clone(),
             })?;
-        if current.external {
+        if current.external || current.provider.is_none() {
             return Err(Error::ExternalKey {
                 alias: alias.clone(),
             });
         }
-        let provider_id = current.provider.clone().ok_or_else(|| Error::ExternalKey {
-            alias: alias.clone(),
-        })?;
-        let provider = self.provider(&provider_id)?;
+        Ok(current)
+    }
+
+    /// A fresh key for `current`'s next version, in its provider.
+    async fn generate_version(
+        &self,
+        caller: &Caller,
+        current: &AliasRecord,
+    ) -> Result<(&Arc<dyn KeyProvider>, NewVersion), Error> {
+        let provider_id = current
+            .provider
+            .as_ref()
+            .ok_or_else(|| Error::ExternalKey {
+                alias: current.alias.clone(),
+            })?;
+        let provider = self.provider(provider_id)?;
         let spec = KeySpec {
             usage: current.usage,
         };
         let key = provider.generate(&caller.tenant().id(), &spec).await?;
         let (handle, public_jwk) = key.into_parts();
-        let new = NewVersion {
-            handle: handle.clone(),
-            public_jwk: with_use(public_jwk, current.usage),
-        };
-        let meta = RotationMeta {
-            reason,
-            actor: caller.actor().to_owned(),
-            at: self.now(),
-        };
-        let updated = match self.store.rotate(caller.tenant(), alias, &new, &meta).await {
-            Ok(updated) => updated,
-            Err(err) => {
-                discard(provider, caller.tenant().id(), &handle).await;
-                return Err(err.into());
-            }
-        };
-        self.changed(caller.tenant().id(), alias).await;
-        Ok(updated)
+        Ok((
+            provider,
+            NewVersion {
+                handle,
+                public_jwk: with_use(public_jwk, current.usage),
+            },
+        ))
     }
 
     /// Drops the cached alias here and tells the other replicas.

@@ -45,6 +45,12 @@ pub enum StoreError {
     /// The version asked to be destroyed is the active one.
     #[error("the active version cannot be destroyed alone")]
     ActiveVersion,
+    /// A rotation was asked to activate the staged version, but none is staged.
+    #[error("no pre-active version is staged")]
+    NothingStaged,
+    /// A version is already staged as pre-active.
+    #[error("a pre-active version is already staged")]
+    AlreadyStaged,
     /// A stored row cannot be read back.
     #[error("corrupt key store row: {what}")]
     Corrupt {
@@ -79,6 +85,8 @@ impl HasKind for StoreError {
         match self {
             Self::AliasExists { .. }
             | Self::ActiveVersion
+            | Self::NothingStaged
+            | Self::AlreadyStaged
             | Self::KeyExists
             | Self::KeyInUse { .. } => ErrorKind::Conflict,
             Self::AliasNotFound { .. } | Self::UnknownKid => ErrorKind::NotFound,
@@ -227,17 +235,35 @@ pub trait KeyReferenceStore: fmt::Debug + Send + Sync {
     /// When the database fails.
     async fn aliases(&self, tenant: &TenantContext) -> Result<Vec<AliasRecord>, StoreError>;
 
-    /// Adds `new` as the alias's next version, active; the previous active version retires,
-    /// verifiable until `meta.at` plus the overlap. Records the rotation.
+    /// Makes a new version active and records the rotation: the staged pre-active version
+    /// if there is one, else `new` as the alias's next version. The previous active version
+    /// retires, verifiable until `meta.at` plus the overlap. When a staged version is
+    /// activated, `new` is not stored (the caller discards it: the returned record's active
+    /// kid tells).
     ///
     /// # Errors
-    /// [`StoreError::AliasNotFound`], [`StoreError::KeyExists`].
+    /// [`StoreError::AliasNotFound`], [`StoreError::KeyExists`], and
+    /// [`StoreError::NothingStaged`] when `new` is `None` and nothing is staged.
     async fn rotate(
         &self,
         tenant: &TenantContext,
         alias: &KeyAlias,
-        new: &NewVersion,
+        new: Option<&NewVersion>,
         meta: &RotationMeta,
+    ) -> Result<AliasRecord, StoreError>;
+
+    /// Adds `new` as the alias's next version, pre-active: published with the alias's keys
+    /// but not used until a rotation activates it.
+    ///
+    /// # Errors
+    /// [`StoreError::AliasNotFound`], [`StoreError::KeyExists`], and
+    /// [`StoreError::AlreadyStaged`] when a version is staged already.
+    async fn stage(
+        &self,
+        tenant: &TenantContext,
+        alias: &KeyAlias,
+        new: &NewVersion,
+        at: DateTime<Utc>,
     ) -> Result<AliasRecord, StoreError>;
 
     /// The rotations of the live alias, oldest first.
@@ -309,12 +335,13 @@ pub(crate) struct AliasRow {
     pub(crate) external: bool,
     pub(crate) overlap_secs: i64,
     pub(crate) period_secs: Option<i64>,
+    pub(crate) pre_active_secs: i64,
     pub(crate) last_version: i32,
     pub(crate) created_at: DateTime<Utc>,
 }
 
 pub(crate) const ALIAS_COLUMNS: &str = "id, alias, usage, provider_id, external, overlap_secs, \
-     period_secs, last_version, created_at";
+     period_secs, pre_active_secs, last_version, created_at";
 
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct VersionRow {
@@ -384,6 +411,8 @@ pub(crate) fn assemble(
             .map(u64::try_from)
             .transpose()
             .map_err(|_| corrupt("period"))?,
+        pre_active_secs: u64::try_from(row.pre_active_secs)
+            .map_err(|_| corrupt("pre-activation"))?,
     };
     let mut records = Vec::with_capacity(versions.len());
     for v in versions {
@@ -578,8 +607,8 @@ macro_rules! key_store_impl {
                 let mut tx = self.begin(tenant).await?;
                 let result = sqlx::query(
                     "INSERT INTO kms_key_alias (id, tenant_id, alias, usage, provider_id, \
-                     external, overlap_secs, period_secs, last_version, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                     external, overlap_secs, period_secs, last_version, created_at, updated_at, \
+                     pre_active_secs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
                 )
                 .bind(alias.id)
                 .bind(tenant_id)
@@ -596,6 +625,7 @@ macro_rules! key_store_impl {
                 )
                 .bind($crate::store::version_of(alias.last_version)?)
                 .bind(alias.created_at)
+                .bind(i64::try_from(alias.rotation.pre_active_secs).unwrap_or(i64::MAX))
                 .execute(&mut *tx)
                 .await;
                 match result {
@@ -701,14 +731,18 @@ macro_rules! key_store_impl {
                 &self,
                 tenant: &edk_tenancy::TenantContext,
                 alias: &$crate::kms::KeyAlias,
-                new: &$crate::store::NewVersion,
+                new: Option<&$crate::store::NewVersion>,
                 meta: &$crate::store::RotationMeta,
             ) -> Result<$crate::store::AliasRecord, $crate::store::StoreError> {
                 let tenant_id = *tenant.id().as_uuid();
                 let mut tx = self.begin(tenant).await?;
                 let row = Self::lock_alias(&mut tx, tenant_id, alias, meta.at).await?;
                 let current = Self::load(&mut tx, row).await?;
-                let next = current.last_version.saturating_add(1);
+                let staged = current
+                    .versions
+                    .iter()
+                    .find(|v| v.version.state == $crate::kms::KeyState::PreActive)
+                    .map(|v| v.version.version);
                 let previous = current.active().map(|v| v.version.version);
                 let verify_until =
                     $crate::store::overlap_end(meta.at, current.rotation.overlap_secs);
@@ -721,27 +755,46 @@ macro_rules! key_store_impl {
                 .bind(current.id)
                 .execute(&mut *tx)
                 .await?;
-                let record = $crate::store::VersionRecord {
-                    version: $crate::kms::KeyVersion {
-                        version: next,
-                        kid: new.handle.kid().clone(),
-                        provider: Some(new.handle.provider().clone()),
-                        public_jwk: new.public_jwk.clone(),
-                        state: $crate::kms::KeyState::Active,
-                        created_at: meta.at,
-                        activated_at: Some(meta.at),
-                        retired_at: None,
-                        verify_until: None,
-                        destroyed_at: None,
-                    },
-                    handle: Some(new.handle.clone()),
+                let next = match (staged, new) {
+                    (Some(version), _) => {
+                        sqlx::query(
+                            "UPDATE key_reference SET state = 'active', activated_at = $1 \
+                             WHERE alias_id = $2 AND version = $3",
+                        )
+                        .bind(meta.at)
+                        .bind(current.id)
+                        .bind($crate::store::version_of(version)?)
+                        .execute(&mut *tx)
+                        .await?;
+                        version
+                    }
+                    (None, Some(new)) => {
+                        let next = current.last_version.saturating_add(1);
+                        let record = $crate::store::VersionRecord {
+                            version: $crate::kms::KeyVersion {
+                                version: next,
+                                kid: new.handle.kid().clone(),
+                                provider: Some(new.handle.provider().clone()),
+                                public_jwk: new.public_jwk.clone(),
+                                state: $crate::kms::KeyState::Active,
+                                created_at: meta.at,
+                                activated_at: Some(meta.at),
+                                retired_at: None,
+                                verify_until: None,
+                                destroyed_at: None,
+                            },
+                            handle: Some(new.handle.clone()),
+                        };
+                        Self::insert_version(&mut tx, tenant_id, &current, &record).await?;
+                        sqlx::query("UPDATE kms_key_alias SET last_version = $1 WHERE id = $2")
+                            .bind($crate::store::version_of(next)?)
+                            .bind(current.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        next
+                    }
+                    (None, None) => return Err($crate::store::StoreError::NothingStaged),
                 };
-                Self::insert_version(&mut tx, tenant_id, &current, &record).await?;
-                sqlx::query("UPDATE kms_key_alias SET last_version = $1 WHERE id = $2")
-                    .bind($crate::store::version_of(next)?)
-                    .bind(current.id)
-                    .execute(&mut *tx)
-                    .await?;
                 sqlx::query(
                     "INSERT INTO kms_key_rotation (alias_id, tenant_id, from_version, \
                      to_version, reason, actor, at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -756,6 +809,52 @@ macro_rules! key_store_impl {
                 .execute(&mut *tx)
                 .await?;
                 let row = Self::lock_alias(&mut tx, tenant_id, alias, meta.at).await?;
+                let updated = Self::load(&mut tx, row).await?;
+                tx.commit().await?;
+                Ok(updated)
+            }
+
+            async fn stage(
+                &self,
+                tenant: &edk_tenancy::TenantContext,
+                alias: &$crate::kms::KeyAlias,
+                new: &$crate::store::NewVersion,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<$crate::store::AliasRecord, $crate::store::StoreError> {
+                let tenant_id = *tenant.id().as_uuid();
+                let mut tx = self.begin(tenant).await?;
+                let row = Self::lock_alias(&mut tx, tenant_id, alias, at).await?;
+                let current = Self::load(&mut tx, row).await?;
+                if current
+                    .versions
+                    .iter()
+                    .any(|v| v.version.state == $crate::kms::KeyState::PreActive)
+                {
+                    return Err($crate::store::StoreError::AlreadyStaged);
+                }
+                let next = current.last_version.saturating_add(1);
+                let record = $crate::store::VersionRecord {
+                    version: $crate::kms::KeyVersion {
+                        version: next,
+                        kid: new.handle.kid().clone(),
+                        provider: Some(new.handle.provider().clone()),
+                        public_jwk: new.public_jwk.clone(),
+                        state: $crate::kms::KeyState::PreActive,
+                        created_at: at,
+                        activated_at: None,
+                        retired_at: None,
+                        verify_until: None,
+                        destroyed_at: None,
+                    },
+                    handle: Some(new.handle.clone()),
+                };
+                Self::insert_version(&mut tx, tenant_id, &current, &record).await?;
+                sqlx::query("UPDATE kms_key_alias SET last_version = $1 WHERE id = $2")
+                    .bind($crate::store::version_of(next)?)
+                    .bind(current.id)
+                    .execute(&mut *tx)
+                    .await?;
+                let row = Self::lock_alias(&mut tx, tenant_id, alias, at).await?;
                 let updated = Self::load(&mut tx, row).await?;
                 tx.commit().await?;
                 Ok(updated)

@@ -145,6 +145,176 @@ mod lifecycle {
         assert!(env.kms.rotate_due(&env.b).await.unwrap().is_empty());
     }
 
+    /// A policy with pre-activation stages the next version before the scheduled rotation:
+    /// published in the JWKS, not signing; the rotation then activates that same key.
+    async fn pre_active_versions_are_published_before_they_sign(backend: Backend) {
+        let env = env(backend).await;
+        let alias = KeyAlias::new("as", "access-token-signing").unwrap();
+        let created = env
+            .kms
+            .create_key(
+                &env.a,
+                &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256))
+                    .with_rotation(RotationPolicy::every(86_400, 3_600).with_pre_activation(7_200)),
+            )
+            .await
+            .unwrap();
+        let first = created.active().unwrap().kid.clone();
+        env.clock.advance(Duration::from_secs(86_400 - 7_201));
+        assert!(env.kms.rotate_due(&env.a).await.unwrap().is_empty());
+        assert_eq!(
+            env.kms
+                .key(&env.a, &KeyRef::Alias(alias.clone()))
+                .await
+                .unwrap()
+                .versions
+                .len(),
+            1
+        );
+
+        env.clock.advance(Duration::from_secs(1));
+        assert!(
+            env.kms.rotate_due(&env.a).await.unwrap().is_empty(),
+            "staging is not a rotation"
+        );
+        let staged = env
+            .kms
+            .key(&env.a, &KeyRef::Alias(alias.clone()))
+            .await
+            .unwrap();
+        let pre_active: Vec<_> = staged
+            .versions
+            .iter()
+            .filter(|v| v.state == KeyState::PreActive)
+            .collect();
+        assert_eq!(pre_active.len(), 1);
+        let next = pre_active[0].kid.clone();
+        assert_eq!(pre_active[0].activated_at, None);
+        assert_eq!(staged.active().unwrap().kid, first);
+        let jwks = env.kms.jwks(&env.a, &alias).await.unwrap();
+        let kids: Vec<_> = jwks.keys.iter().filter_map(|k| k.kid.clone()).collect();
+        assert!(
+            kids.contains(&first.to_string()) && kids.contains(&next.to_string()),
+            "{kids:?}"
+        );
+        let signature = env.kms.sign(&env.a, &alias, b"m").await.unwrap();
+        assert_eq!(signature.kid, first, "a pre-active version does not sign");
+        // A second sweep does not stage another version.
+        assert!(env.kms.rotate_due(&env.a).await.unwrap().is_empty());
+        assert_eq!(
+            env.kms
+                .key(&env.a, &KeyRef::Alias(alias.clone()))
+                .await
+                .unwrap()
+                .versions
+                .len(),
+            2
+        );
+
+        env.clock.advance(Duration::from_secs(7_200));
+        assert_eq!(
+            env.kms.rotate_due(&env.a).await.unwrap(),
+            vec![alias.clone()]
+        );
+        let rotated = env
+            .kms
+            .key(&env.a, &KeyRef::Alias(alias.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            rotated.versions.len(),
+            2,
+            "the staged key was activated, none generated"
+        );
+        assert_eq!(rotated.active().unwrap().kid, next);
+        let signature = env.kms.sign(&env.a, &alias, b"m").await.unwrap();
+        assert_eq!(signature.kid, next);
+        let history = env.kms.rotations(&env.a, &alias).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].to_version, 2);
+        let operations: Vec<String> = env
+            .kms
+            .audit_events(&env.a, 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|event| event.operation)
+            .collect();
+        assert!(
+            operations.iter().any(|op| op == "stage_rotation"),
+            "{operations:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn pre_active_versions_are_published_before_they_sign_on_sqlite() {
+        pre_active_versions_are_published_before_they_sign(Backend::Sqlite).await;
+    }
+
+    #[tokio::test]
+    async fn pre_active_versions_are_published_before_they_sign_on_postgres() {
+        pre_active_versions_are_published_before_they_sign(Backend::Postgres).await;
+    }
+
+    /// A manual rotation activates a staged version; concurrent manual rotations of a staged
+    /// alias each make one active version, the first of them the staged key.
+    #[tokio::test]
+    async fn manual_rotation_activates_the_staged_version() {
+        let env = env(Backend::Postgres).await;
+        let alias = KeyAlias::new("issuer", "credential-signing").unwrap();
+        env.kms
+            .create_key(
+                &env.a,
+                &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256))
+                    .with_rotation(RotationPolicy::every(1_000, 100).with_pre_activation(500)),
+            )
+            .await
+            .unwrap();
+        env.clock.advance(Duration::from_secs(600));
+        env.kms.rotate_due(&env.a).await.unwrap();
+        let staged = env
+            .kms
+            .key(&env.a, &KeyRef::Alias(alias.clone()))
+            .await
+            .unwrap();
+        let next = staged
+            .versions
+            .iter()
+            .find(|v| v.state == KeyState::PreActive)
+            .unwrap()
+            .kid
+            .clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let kms = env.kms.clone();
+            let caller = env.a.clone();
+            let alias = alias.clone();
+            tasks.spawn(async move { kms.rotate(&caller, &alias).await });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.unwrap().unwrap();
+        }
+        let after = env
+            .kms
+            .key(&env.a, &KeyRef::Alias(alias.clone()))
+            .await
+            .unwrap();
+        assert_eq!(after.versions.len(), 5, "one staged plus three generated");
+        assert!(
+            after
+                .versions
+                .iter()
+                .all(|v| v.state != KeyState::PreActive)
+        );
+        let history = env.kms.rotations(&env.a, &alias).await.unwrap();
+        assert_eq!(history.len(), 4);
+        assert_eq!(history[0].to_version, 2);
+        assert_eq!(
+            after.versions.iter().find(|v| v.version == 2).unwrap().kid,
+            next
+        );
+    }
+
     #[tokio::test]
     async fn external_keys_verify_only() {
         let env = env(Backend::Sqlite).await;

@@ -253,6 +253,10 @@ pub struct Rotation {
     pub overlap_secs: u64,
     /// Rotate automatically at this age, in seconds; absent: only on request.
     pub period_secs: Option<u64>,
+    /// With a period: stage the next version pre-active (in the JWKS, not yet signing) this
+    /// many seconds before the scheduled rotation. Default 0: no staging.
+    #[oai(default)]
+    pub pre_active_secs: u64,
 }
 
 impl From<RotationPolicy> for Rotation {
@@ -260,6 +264,7 @@ impl From<RotationPolicy> for Rotation {
         Self {
             overlap_secs: policy.overlap_secs,
             period_secs: policy.period_secs,
+            pre_active_secs: policy.pre_active_secs,
         }
     }
 }
@@ -270,6 +275,7 @@ impl From<&Rotation> for RotationPolicy {
             Some(period) => Self::every(period, rotation.overlap_secs),
             None => Self::manual(rotation.overlap_secs),
         }
+        .with_pre_activation(rotation.pre_active_secs)
     }
 }
 
