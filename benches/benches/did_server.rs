@@ -60,12 +60,8 @@ fn resolve_over_http(c: &mut Criterion) {
             DidServer::resolver(&tenancy, &ResolverSettings::default(), Arc::clone(&clock))
                 .unwrap(),
         );
-        let did_server = DidServer::new(
-            tenancy.clone(),
-            Arc::new(kms),
-            resolver,
-            Arc::clone(&clock),
-        );
+        let did_server =
+            DidServer::new(tenancy.clone(), Arc::new(kms), resolver, Arc::clone(&clock));
         let tenant = tenancy
             .provision(TenantSlug::new("bench").unwrap(), "Bench")
             .await
@@ -106,7 +102,10 @@ fn resolve_over_http(c: &mut Criterion) {
         .to_string();
 
     let mut targets = vec![
-        ("edk-did, did:key", server.url(&format!("/1.0/identifiers/{did_key}"))),
+        (
+            "edk-did, did:key",
+            server.url(&format!("/1.0/identifiers/{did_key}")),
+        ),
         (
             "edk-did, did:web (cached)",
             server.url(&format!("/1.0/identifiers/{did_web}")),
@@ -121,7 +120,6 @@ fn resolve_over_http(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("did-server/resolve");
     group.throughput(Throughput::Elements(1));
-    group.measurement_time(Duration::from_secs(5));
     for (name, url) in targets {
         let clients: Vec<reqwest::Client> = (0..CONNECTIONS)
             .map(|_| {

@@ -1,5 +1,5 @@
 //! Integration tests of edk-did: the resolver and its methods, spec vectors, negative cases,
-//! the `did` command line and interop with foreign implementations (Python, Node).
+//! the DID store on SQLite and PostgreSQL, the `did` command line and interop with foreign implementations (Python, Node).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,6 +16,7 @@ mod parsing;
 mod publish;
 mod python;
 mod resolver;
+mod store;
 mod support;
 mod vectors;
 mod web;

@@ -106,3 +106,28 @@ const fn default_timeout_millis() -> u64 {
 const fn default_max_bytes() -> usize {
     1024 * 1024
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_and_unknown_keys_are_refused() {
+        let config: DidServerConfig = serde_json::from_value(serde_json::json!({
+            "resolver": {"cache": {"ttl_seconds": 60}}
+        }))
+        .unwrap();
+        assert_eq!(config.resolver.cache.ttl_seconds, 60);
+        assert_eq!(config.resolver.cache.capacity, 10_000);
+        assert_eq!(config.resolver.timeout_millis, 10_000);
+        assert!(config.resolver.remote_ca_file.is_none());
+        assert_eq!(config.database.sqlite_dir, PathBuf::from("./.edk-did"));
+        for bad in [
+            serde_json::json!({"resolvr": {}}),
+            serde_json::json!({"resolver": {"remote": true}}),
+            serde_json::json!({"database": {"url": "x"}}),
+        ] {
+            assert!(serde_json::from_value::<DidServerConfig>(bad).is_err());
+        }
+    }
+}

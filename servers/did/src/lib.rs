@@ -173,9 +173,7 @@ impl DidServer {
 type RemoteSources = (Arc<DidWeb>, Arc<HttpsLogSource>);
 
 /// did:web and did:webvh over HTTPS trusting `settings.remote_ca_file`, when it is set.
-fn remote_sources(
-    settings: &ResolverSettings,
-) -> Result<Option<RemoteSources>, Error> {
+fn remote_sources(settings: &ResolverSettings) -> Result<Option<RemoteSources>, Error> {
     let Some(path) = &settings.remote_ca_file else {
         return Ok(None);
     };
