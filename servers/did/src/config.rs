@@ -60,7 +60,7 @@ fn default_sqlite_dir() -> PathBuf {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KmsSettings {
-    /// The key encryption key (base64url, 32 bytes); or `kek_file`.
+    /// The key encryption key (standard base64, 32 bytes); or `kek_file`.
     #[serde(default)]
     pub kek: Option<SecretString>,
     /// A file holding the key encryption key.
