@@ -126,10 +126,33 @@ impl AuthorizationServer {
         id: &str,
     ) -> Result<(Client, Option<String>), Error> {
         let client_id = ClientId::new(id).map_err(|_| Error::invalid_client(FAILED))?;
-        self.store
-            .client(tenant, &client_id)
+        let ttl = self.config.client_cache_ttl;
+        let now = self.now();
+        let key = (tenant.id(), client_id);
+        if ttl > 0
+            && let Some((client, hash, fresh_until)) = self
+                .clients
+                .lock()
+                .ok()
+                .and_then(|cache| cache.get(&key).cloned())
+            && now < fresh_until
+        {
+            return Ok((client, hash));
+        }
+        let (client, hash) = self
+            .store
+            .client(tenant, &key.1)
             .await?
-            .ok_or_else(|| Error::invalid_client(FAILED))
+            .ok_or_else(|| Error::invalid_client(FAILED))?;
+        if ttl > 0
+            && let Ok(mut cache) = self.clients.lock()
+        {
+            if cache.len() >= crate::server::CLIENT_CACHE_LIMIT {
+                cache.clear();
+            }
+            cache.insert(key, (client.clone(), hash.clone(), now.saturating_add(ttl)));
+        }
+        Ok((client, hash))
     }
 
     async fn authenticate_secret(

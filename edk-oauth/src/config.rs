@@ -40,6 +40,10 @@ pub struct AsConfig {
     /// Whether pre-authorized codes may be redeemed without client authentication (OID4VCI
     /// `pre-authorized_grant_anonymous_access_supported`).
     pub pre_authorized_anonymous_access: bool,
+    /// How long a client's registration (metadata and secret hash) read from the database is
+    /// reused for client authentication; 0 reads it on every request. A change made on this
+    /// replica takes effect at once; other replicas see it within this time.
+    pub client_cache_ttl: i64,
 }
 
 impl Default for AsConfig {
@@ -60,6 +64,7 @@ impl Default for AsConfig {
             openid: false,
             scopes_supported: Vec::new(),
             pre_authorized_anonymous_access: true,
+            client_cache_ttl: 5,
         }
     }
 }

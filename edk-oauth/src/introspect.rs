@@ -90,7 +90,15 @@ impl AuthorizationServer {
             && claims.get("client_id").and_then(Value::as_str) == Some(client.client_id.as_str())
             && let Some(jti) = claims.get("jti").and_then(Value::as_str)
         {
-            self.store.revoke_access_token(tenant, jti, now).await?;
+            let record = crate::store::AccessTokenRecord {
+                jti: jti.to_owned(),
+                family: None,
+                client_id: Some(client.client_id.clone()),
+                expires_at: claims.get("exp").and_then(Value::as_i64).unwrap_or(now),
+                claims: claims.clone(),
+                revoked: true,
+            };
+            self.store.revoke_access_token(tenant, &record, now).await?;
         }
         Ok(())
     }
@@ -132,9 +140,11 @@ impl AuthorizationServer {
         let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
             return Ok(None);
         };
+        // Tokens of a family are recorded at issue; others only once revoked. A token that
+        // verifies, is ours and unexpired is active unless its record says revoked.
         match self.store.access_token(tenant, jti).await? {
-            Some(record) if !record.revoked => Ok(Some(claims)),
-            _ => Ok(None),
+            Some(record) if record.revoked => Ok(None),
+            _ => Ok(Some(claims)),
         }
     }
 }

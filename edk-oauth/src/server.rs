@@ -68,7 +68,15 @@ pub struct AuthorizationServer {
     hashing: Arc<Semaphore>,
     signers: Mutex<HashMap<TenantId, CachedSigner>>,
     pub(crate) verified_secrets: Mutex<HashMap<(TenantId, ClientId), VerifiedSecret>>,
+    pub(crate) clients: Mutex<HashMap<(TenantId, ClientId), CachedClient>>,
 }
+
+/// A client registration and its secret hash as read from the store, with the time (unix
+/// seconds) after which it is read again.
+pub(crate) type CachedClient = (Client, Option<String>, i64);
+
+/// How many client registrations are cached before the cache starts over.
+pub(crate) const CLIENT_CACHE_LIMIT: usize = 4096;
 
 impl fmt::Debug for AuthorizationServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -183,6 +191,7 @@ impl AuthorizationServer {
             hashing: Arc::new(Semaphore::new(2)),
             signers: Mutex::new(HashMap::new()),
             verified_secrets: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -491,9 +500,7 @@ impl AuthorizationServer {
         {
             return Err(Error::NotFound { what: "client" });
         }
-        if let Ok(mut cache) = self.verified_secrets.lock() {
-            cache.remove(&(tenant.id(), client_id.clone()));
-        }
+        self.forget_client(tenant, client_id);
         Ok(SecretString::from(secret))
     }
 
@@ -509,10 +516,20 @@ impl AuthorizationServer {
         if !self.store.delete_client(tenant, client_id).await? {
             return Err(Error::NotFound { what: "client" });
         }
-        if let Ok(mut cache) = self.verified_secrets.lock() {
-            cache.remove(&(tenant.id(), client_id.clone()));
-        }
+        self.forget_client(tenant, client_id);
         Ok(())
+    }
+
+    /// Drops what this replica remembers about a client (its registration and verified
+    /// secret) after a change.
+    pub(crate) fn forget_client(&self, tenant: &TenantContext, client_id: &ClientId) {
+        let key = (tenant.id(), client_id.clone());
+        if let Ok(mut cache) = self.verified_secrets.lock() {
+            cache.remove(&key);
+        }
+        if let Ok(mut cache) = self.clients.lock() {
+            cache.remove(&key);
+        }
     }
 
     /// Mints a pre-authorized code (OID4VCI §4.1.1), with a numeric `tx_code` if asked for.

@@ -440,19 +440,22 @@ impl AuthorizationServer {
             claims.insert("cnf".to_owned(), json!({ "jkt": jkt }));
         }
         let access_token = self.sign_jwt(tenant, ACCESS_TOKEN_TYP, &claims).await?;
-        self.store
-            .insert_access_token(
-                tenant,
-                &AccessTokenRecord {
-                    jti,
-                    family: issue.family.map(str::to_owned),
-                    client_id: issue.client_id.cloned(),
-                    claims,
-                    expires_at: now + ttl,
-                    revoked: false,
-                },
-            )
-            .await?;
+        // Only a family's tokens are recorded: revoking the family must find them.
+        if let Some(family) = issue.family {
+            self.store
+                .insert_access_token(
+                    tenant,
+                    &AccessTokenRecord {
+                        jti,
+                        family: Some(family.to_owned()),
+                        client_id: issue.client_id.cloned(),
+                        claims,
+                        expires_at: now + ttl,
+                        revoked: false,
+                    },
+                )
+                .await?;
+        }
         let refresh_token = match (with_refresh, issue.client_id, issue.family) {
             (true, Some(client_id), Some(family)) => {
                 let token = crate::random::token();

@@ -335,7 +335,9 @@ pub trait OAuthStore: fmt::Debug + Send + Sync {
         now: i64,
     ) -> Result<(), Error>;
 
-    /// Records an issued access token.
+    /// Records an issued access token of a token family (from a code or refresh token), so
+    /// that revoking the family revokes it. Tokens outside a family are not recorded: they
+    /// are checked by signature and expiry, and recorded only when revoked.
     ///
     /// # Errors
     /// When the database fails.
@@ -355,14 +357,14 @@ pub trait OAuthStore: fmt::Debug + Send + Sync {
         jti: &str,
     ) -> Result<Option<AccessTokenRecord>, Error>;
 
-    /// Revokes one access token.
+    /// Revokes one access token, recording it (as `record`) if it was not recorded at issue.
     ///
     /// # Errors
     /// When the database fails.
     async fn revoke_access_token(
         &self,
         tenant: &TenantContext,
-        jti: &str,
+        record: &AccessTokenRecord,
         now: i64,
     ) -> Result<(), Error>;
 

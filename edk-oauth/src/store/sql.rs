@@ -668,16 +668,24 @@ impl OAuthStore for SqlStore {
     async fn revoke_access_token(
         &self,
         tenant: &TenantContext,
-        jti: &str,
+        record: &AccessTokenRecord,
         now: i64,
     ) -> Result<(), Error> {
+        let claims = to_json(&record.claims)?;
         let mut tx = self.begin(tenant).await?;
         with_conn!(tx, conn => {
             sqlx::query(
-                "UPDATE oauth_access_token SET revoked_at = $2 WHERE jti = $1 \
-                 AND revoked_at IS NULL",
+                "INSERT INTO oauth_access_token \
+                 (jti, family_id, client_id, claims, expires_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) \
+                 ON CONFLICT (jti) DO UPDATE SET revoked_at = \
+                 COALESCE(oauth_access_token.revoked_at, excluded.revoked_at)",
             )
-            .bind(jti)
+            .bind(&record.jti)
+            .bind(record.family.as_deref())
+            .bind(record.client_id.as_ref().map(ClientId::as_str))
+            .bind(&claims)
+            .bind(record.expires_at)
             .bind(now)
             .execute(conn)
             .await?;
