@@ -247,12 +247,56 @@ async fn run() {
         Arc::clone(&cc),
     )
     .await;
-    let mut figures = load(&url, &host, basic, length, cc).await;
+    let mut figures = load(&url, &host, basic.clone(), length, cc).await;
     let cc_rps = figures.rps();
     println!(
-        "EDK AS client_credentials (client_secret_basic, JWT ES256 via LocalKms, PostgreSQL), {CONNECTIONS} connections: {}",
+        "EDK AS client_credentials (client_secret_basic, JWT ES256 via LocalKms, PostgreSQL), {CONNECTIONS} connections, in-process reqwest load: {}",
         figures.line()
     );
+    // The same load generator as the peer below (wrk, token_load.sh), from outside the
+    // process: the comparison figure.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let (id, secret) = basic.clone().unwrap();
+    let wrk = tokio::task::spawn_blocking({
+        let script = root.join("benches/peers/token_load.sh");
+        let url = format!("http://localhost:{port}/bench/token");
+        let seconds = length.as_secs();
+        move || {
+            Command::new("bash")
+                .arg(script)
+                .arg(url)
+                .arg(id)
+                .arg(secret)
+                .arg("api:read")
+                .env("DURATION", format!("{seconds}s"))
+                .output()
+        }
+    })
+    .await
+    .unwrap();
+    let wrk_rps = match wrk {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            println!(
+                "EDK AS client_credentials, {CONNECTIONS} connections, wrk: {}",
+                text.trim()
+            );
+            requests_per_sec(&text)
+        }
+        Ok(out) => {
+            println!(
+                "wrk against EDK failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            None
+        }
+        Err(err) => {
+            println!("wrk against EDK could not run: {err}");
+            None
+        }
+    };
 
     // Pre-authorized codes, minted beforehand, each redeemed once.
     #[expect(
@@ -309,9 +353,6 @@ async fn run() {
     http.shutdown().await.unwrap();
     db.close().await;
 
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap();
     let peer = Command::new("bash")
         .arg(root.join("benches/peers/oidc_provider_token.sh"))
         .env("DURATION", format!("{}s", length.as_secs()))
@@ -320,14 +361,14 @@ async fn run() {
         Ok(out) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
             println!("{}", text.trim());
-            if let Some(rps) = text
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("requests_per_sec="))
-                .and_then(|n| n.parse::<f64>().ok())
-            {
+            if let Some(rps) = requests_per_sec(&text) {
                 println!(
-                    "EDK client_credentials / oidc-provider: {:.1}x",
-                    cc_rps / rps
+                    "EDK client_credentials / oidc-provider: {:.1}x (in-process load), {}",
+                    cc_rps / rps,
+                    wrk_rps.map_or_else(
+                        || "no wrk figure".to_owned(),
+                        |edk| format!("{:.1}x (both loaded by wrk)", edk / rps)
+                    )
                 );
             }
         }
@@ -337,4 +378,11 @@ async fn run() {
         ),
         Err(err) => println!("oidc-provider peer could not start: {err}"),
     }
+}
+
+/// The `requests_per_sec=` field of a `token_load.sh` line.
+fn requests_per_sec(text: &str) -> Option<f64> {
+    text.split_whitespace()
+        .find_map(|field| field.strip_prefix("requests_per_sec="))
+        .and_then(|n| n.parse::<f64>().ok())
 }
