@@ -2,9 +2,11 @@
 //!
 //! Every operation appends a record (tenant, actor, operation, alias, kid, outcome, time;
 //! never plaintext, signatures or key material). Records wait in a bounded in-memory buffer
-//! and are written in batches, one transaction per tenant, by the background task, by
-//! [`LocalKms::shutdown`](crate::LocalKms::shutdown), or by the operation that finds the
-//! buffer full (which waits for the write, so memory stays bounded and nothing is dropped).
+//! and are written in batches (multi-row inserts), one transaction per tenant, by the
+//! background task (on its interval, and as soon as the buffer is full), by
+//! [`LocalKms::shutdown`](crate::LocalKms::shutdown), or by an operation that finds four
+//! buffers' worth waiting (it waits for the write, so memory stays bounded and nothing is
+//! dropped).
 //! The batch writer holds the tenant's chain head row locked while it appends, so the chain
 //! stays linear even with several replicas.
 //!
@@ -232,6 +234,7 @@ pub(crate) struct AuditLog {
     tenancy: Tenancy,
     pending: Mutex<Vec<Pending>>,
     writer: tokio::sync::Mutex<()>,
+    wake: tokio::sync::Notify,
 }
 
 impl AuditLog {
@@ -242,6 +245,7 @@ impl AuditLog {
             clock,
             tenancy: tenancy.clone(),
             writer: tokio::sync::Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -253,7 +257,15 @@ impl AuditLog {
         self.config.checkpoint_interval
     }
 
-    /// Buffers a record; when the buffer is full, writes it before returning.
+    /// Completes when an operation found the buffer full: the background task then writes it.
+    pub(crate) async fn full(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Buffers a record. When the buffer holds `buffer` records the background task is woken
+    /// to write them; an operation that finds [`BACKPRESSURE`] times that many waiting (the
+    /// task is not running, or the database is slower than the operations) writes them itself
+    /// before returning, so memory stays bounded.
     pub(crate) async fn record(
         &self,
         caller: &Caller,
@@ -271,12 +283,17 @@ impl AuditLog {
             kid: kid.map(|k| k.as_str().to_owned()),
             outcome,
         };
-        let full = {
+        let waiting = {
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             pending.push(record);
-            pending.len() >= self.config.buffer
+            pending.len()
         };
-        if full && let Err(err) = self.flush().await {
+        if waiting >= self.config.buffer {
+            self.wake.notify_one();
+        }
+        if waiting >= self.config.buffer.saturating_mul(BACKPRESSURE)
+            && let Err(err) = self.flush().await
+        {
             tracing::error!(error = %edk_core::ErrorChain(&err), "writing audit records failed; they stay buffered");
         }
     }
@@ -583,8 +600,14 @@ fn chain_hash(
 }
 
 /// The SQL of the audit chain for one connection type.
+/// How many full buffers may wait for the background writer before operations write them.
+pub(crate) const BACKPRESSURE: usize = 4;
+
+/// Audit records per multi-row INSERT.
+const INSERT_CHUNK: usize = 256;
+
 macro_rules! audit_sql {
-    ($name:ident, $conn:ty) => {
+    ($name:ident, $conn:ty, $db:ty) => {
         mod $name {
             use edk_core::TenantId;
 
@@ -613,6 +636,7 @@ macro_rules! audit_sql {
                 .fetch_one(&mut *conn)
                 .await
                 .map_err(crate::store::StoreError::from)?;
+                let mut rows = Vec::with_capacity(group.len());
                 for record in group {
                     seq += 1;
                     let at = record.at.timestamp_micros();
@@ -628,25 +652,33 @@ macro_rules! audit_sql {
                         &outcome,
                         &prev,
                     );
-                    sqlx::query(
+                    let prev_hash = std::mem::replace(&mut prev, hash.clone());
+                    rows.push((seq, at, record, outcome, prev_hash, hash));
+                }
+                // Multi-row inserts: ten parameters a row keeps a chunk far below both
+                // backends' limits on bound parameters.
+                for chunk in rows.chunks(super::INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO kms_audit_event (tenant_id, seq, at_micros, actor, \
-                         operation, alias, kid, outcome, prev_hash, hash) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(id)
-                    .bind(seq)
-                    .bind(at)
-                    .bind(&record.actor)
-                    .bind(record.operation)
-                    .bind(record.alias.as_deref())
-                    .bind(record.kid.as_deref())
-                    .bind(&outcome)
-                    .bind(&prev)
-                    .bind(&hash)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(crate::store::StoreError::from)?;
-                    prev = hash;
+                         operation, alias, kid, outcome, prev_hash, hash) ",
+                    );
+                    insert.push_values(chunk, |mut row, (seq, at, record, outcome, prev_hash, hash)| {
+                        row.push_bind(id)
+                            .push_bind(*seq)
+                            .push_bind(*at)
+                            .push_bind(record.actor.as_str())
+                            .push_bind(record.operation)
+                            .push_bind(record.alias.as_deref())
+                            .push_bind(record.kid.as_deref())
+                            .push_bind(outcome.as_str())
+                            .push_bind(prev_hash.as_str())
+                            .push_bind(hash.as_str());
+                    });
+                    insert
+                        .build()
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(crate::store::StoreError::from)?;
                 }
                 sqlx::query("UPDATE kms_audit_head SET seq = $1, hash = $2 WHERE tenant_id = $3")
                     .bind(seq)
@@ -727,8 +759,8 @@ macro_rules! audit_sql {
     };
 }
 
-audit_sql!(pg, sqlx::PgConnection);
-audit_sql!(lite, sqlx::SqliteConnection);
+audit_sql!(pg, sqlx::PgConnection, sqlx::Postgres);
+audit_sql!(lite, sqlx::SqliteConnection, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {

@@ -514,6 +514,11 @@ impl LocalKms {
                         tracing::warn!(error = %ErrorChain(&err), "writing audit records failed");
                     }
                 }
+                () = self.inner.audit.full() => {
+                    if let Err(err) = self.inner.audit.flush().await {
+                        tracing::warn!(error = %ErrorChain(&err), "writing audit records failed");
+                    }
+                }
                 _ = checkpoint.tick() => {
                     if let Err(err) = self.checkpoint_all().await {
                         tracing::warn!(error = %ErrorChain(&err), "audit checkpoints failed");
