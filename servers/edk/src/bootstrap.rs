@@ -34,12 +34,14 @@ pub const BOOTSTRAP_ISSUER: &str = "urn:edk:bootstrap";
 pub const BOOTSTRAP_SUBJECT: &str = "bootstrap-admin";
 
 /// Every admin scope the server knows.
-pub const ADMIN_SCOPES: [&str; 5] = [
+pub const ADMIN_SCOPES: [&str; 7] = [
     edk_kms_server::scope::READ,
     edk_kms_server::scope::WRITE,
     edk_kms_server::scope::USE,
     edk_as_server::admin::SCOPE_READ,
     edk_as_server::admin::SCOPE_WRITE,
+    edk_did_server::SCOPE_READ,
+    edk_did_server::SCOPE_WRITE,
 ];
 
 /// The slug of the tenant the bootstrap token acts for, provisioned on first start.

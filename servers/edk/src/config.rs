@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use edk_did_server::ResolverSettings;
 use edk_oauth::AsConfig;
 use edk_server::{AuthConfig, HttpConfig, LogConfig};
 
@@ -22,4 +23,8 @@ pub struct EdkConfig {
     /// in `edk-as`.
     #[serde(default)]
     pub oauth: AsConfig,
+    /// How `/1.0/identifiers` resolves DIDs not published here, and its cache, as
+    /// `resolver` in `edk-did`.
+    #[serde(default)]
+    pub did_resolver: ResolverSettings,
 }

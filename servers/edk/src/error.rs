@@ -44,6 +44,9 @@ pub enum Error {
     /// A bundled migration set is malformed.
     #[error("the database migrations could not be loaded")]
     Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The DID server could not be set up.
+    #[error("the DID server could not be set up")]
+    Did(#[source] edk_did_server::Error),
     /// The tenant configuration keys clash.
     #[error("the tenant configuration schema is invalid")]
     ConfigSchema(#[source] edk_tenancy::error::ConfigError),
@@ -68,6 +71,7 @@ impl HasKind for Error {
             | Self::Migrations(_)
             | Self::Binding(_)
             | Self::ConfigSchema(_)
+            | Self::Did(_)
             | Self::Tenancy(_) => ErrorKind::Internal,
         }
     }

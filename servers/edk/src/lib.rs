@@ -12,12 +12,13 @@ use poem_openapi::OpenApiService;
 
 use edk_as_server::{AdminApi as OAuthAdminApi, ProtocolEndpoint};
 use edk_core::{Clock, HasKind, TenantId, TenantSlug};
+use edk_did_server::{DidApis, DidServer, PublicEndpoint as DidFiles};
 use edk_kms_server::config::{KmsConfig, ProviderConfig};
 use edk_kms_server::server::DatabaseCheck;
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
 use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
 use edk_oauth::{AuthorizationServer, SqlStore};
-use edk_server::{ANONYMOUS_PATHS, AdminAuth, HealthApi, Metrics, app, openapi_routes};
+use edk_server::{AdminAuth, HealthApi, Metrics, app, openapi_routes};
 use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{
     ConfigSchema, DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout,
@@ -28,12 +29,20 @@ use crate::bootstrap::{DEFAULT_TENANT_SLUG, DataDir};
 pub use config::EdkConfig;
 pub use error::Error;
 
-/// The host the default tenant's public endpoints are bound to for local use.
+/// The host the default tenant's authorization server is bound to for local use.
 pub const LOCAL_HOST: &str = "localhost";
 
+/// The host the default tenant's DIDs are published on for local use (did:web needs a
+/// domain name with a dot; `*.localhost` names the loopback interface, RFC 6761).
+pub const LOCAL_DID_HOST: &str = "edk.localhost";
+
+/// The paths served without an admin token: health probes, metrics, the OpenAPI document and
+/// UI, and the Universal Resolver.
+pub const ANONYMOUS_PATHS: [&str; 6] = edk_did_server::ANONYMOUS_PATHS;
+
 /// The admin APIs of the all-in-one server, as one OpenAPI service: health probes, the KMS
-/// API and the authorization server's admin API.
-pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi);
+/// API, the authorization server's admin API, and the DID resolver, registrar and admin API.
+pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi, DidApis);
 
 /// The OpenAPI service of the all-in-one server.
 #[must_use]
@@ -41,6 +50,7 @@ pub fn openapi_service(
     tenancy: &Tenancy,
     kms: &Arc<KmsState>,
     oauth: &Arc<AuthorizationServer>,
+    did: &DidServer,
     health: HealthApi,
 ) -> OpenApiService<EdkApis, ()> {
     OpenApiService::new(
@@ -48,6 +58,7 @@ pub fn openapi_service(
             health,
             edk_kms_server::apis(kms),
             OAuthAdminApi::new(tenancy.clone(), Arc::clone(oauth)),
+            did.apis(),
         ),
         "EDK",
         env!("CARGO_PKG_VERSION"),
@@ -59,6 +70,7 @@ pub fn openapi_service(
 pub struct Edk {
     kms: KmsServer,
     oauth: Arc<AuthorizationServer>,
+    did: DidServer,
     auth: AdminAuth,
     metrics: Metrics,
     config: EdkConfig,
@@ -92,9 +104,14 @@ impl Edk {
             grpc: None,
         };
         let tenancy = open_tenancy(database, Arc::clone(&clock)).await?;
-        let kms = KmsServer::build_on(&kms_config, tenancy.clone(), Arc::clone(&clock), http_client)
-            .await
-            .map_err(Error::KmsServer)?;
+        let kms = KmsServer::build_on(
+            &kms_config,
+            tenancy.clone(),
+            Arc::clone(&clock),
+            http_client,
+        )
+        .await
+        .map_err(Error::KmsServer)?;
         let oauth = Arc::new(AuthorizationServer::new(
             Arc::new(SqlStore::new(tenancy.clone())),
             Arc::new(kms.kms().clone()),
@@ -106,6 +123,14 @@ impl Edk {
             Arc::clone(&clock),
             config.oauth.clone(),
         ));
+        let resolver = DidServer::resolver(&tenancy, &config.did_resolver, Arc::clone(&clock))
+            .map_err(Error::Did)?;
+        let did = DidServer::new(
+            tenancy.clone(),
+            Arc::new(kms.kms().clone()),
+            Arc::new(resolver),
+            Arc::clone(&clock),
+        );
         let default_tenant = default_tenant(&kms).await?;
         let bootstrap_token = if data.is_first_start() {
             Some(
@@ -120,6 +145,7 @@ impl Edk {
         Ok(Self {
             kms,
             oauth,
+            did,
             auth,
             metrics: Metrics::new().map_err(Error::Metrics)?,
             config,
@@ -139,48 +165,71 @@ impl Edk {
             tenancy,
             self.kms.state(),
             &self.oauth,
+            &self.did,
             health,
         ))
         .with(self.auth.clone())
         .boxed();
-        let public = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(&self.oauth)).boxed();
+        let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(&self.oauth)).boxed();
+        let did_files = self.did.public_endpoint().boxed();
         app(
             &self.config.http,
             &self.metrics,
             None,
-            Route::new().nest("/", Dispatch { admin, public }),
+            Route::new().nest(
+                "/",
+                Dispatch {
+                    admin,
+                    did_files,
+                    protocol,
+                },
+            ),
         )
     }
 
     /// Binds the default tenant's authorization server to `http://localhost:{port}/` (its
-    /// issuer is then `https://localhost:{port}`, as behind TLS termination), replacing a
-    /// binding for another port. `edk` calls it once it knows the port it listens on.
+    /// issuer is then `https://localhost:{port}`, as behind TLS termination) and its DID
+    /// publishing to `http://edk.localhost:{port}/` (DIDs `did:web:edk.localhost%3A{port}:…`),
+    /// replacing bindings for another port. `edk` calls it once it knows the port it listens
+    /// on.
     ///
     /// # Errors
     /// [`Error::Tenancy`] when the binding cannot be stored.
     pub async fn bind_default_tenant(&self, port: u16) -> Result<(), Error> {
         let tenancy = self.kms.tenancy();
-        let binding = EndpointBinding::new(
-            self.default_tenant,
-            ServiceType::As,
-            LOCAL_HOST,
-            Some(port),
-            "/",
-            WellKnownLayout::Inserted,
-        )
-        .map_err(Error::Binding)?;
         let current = tenancy
             .bindings(self.default_tenant)
             .await
             .map_err(Error::Tenancy)?;
-        if current.contains(&binding) {
-            return Ok(());
+        for (service, host) in [
+            (ServiceType::As, LOCAL_HOST),
+            (ServiceType::Did, LOCAL_DID_HOST),
+        ] {
+            let binding = EndpointBinding::new(
+                self.default_tenant,
+                service,
+                host,
+                Some(port),
+                "/",
+                WellKnownLayout::Inserted,
+            )
+            .map_err(Error::Binding)?;
+            if current.contains(&binding) {
+                continue;
+            }
+            tenancy
+                .unbind(self.default_tenant, service)
+                .await
+                .map_err(Error::Tenancy)?;
+            tenancy.bind(&binding).await.map_err(Error::Tenancy)?;
         }
-        tenancy
-            .unbind(self.default_tenant, ServiceType::As)
-            .await
-            .map_err(Error::Tenancy)?;
-        tenancy.bind(&binding).await.map_err(Error::Tenancy)
+        Ok(())
+    }
+
+    /// The DID server inside.
+    #[must_use]
+    pub const fn did(&self) -> &DidServer {
+        &self.did
     }
 
     /// The authorization server inside.
@@ -217,25 +266,32 @@ impl Edk {
 async fn open_tenancy(database: DatabaseConfig, clock: Arc<dyn Clock>) -> Result<Tenancy, Error> {
     let schema = ConfigSchema::builder()
         .key(&UPSTREAM_OIDC)
+        .key(&edk_did::DID_METHODS)
         .build()
         .map_err(Error::ConfigSchema)?;
-    let mut builder = Tenancy::builder(database).clock(clock).config_schema(schema);
+    let mut builder = Tenancy::builder(database)
+        .clock(clock)
+        .config_schema(schema);
     for migrations in KmsServer::migrations().map_err(Error::KmsServer)? {
         builder = builder.migrations(migrations);
     }
     builder = builder
         .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
-        .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?);
+        .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
+        .migrations(edk_did::store::migrations().map_err(Error::Migrations)?);
     let tenancy = builder.build().await.map_err(Error::Tenancy)?;
     tenancy.upgrade_all().await.map_err(Error::Tenancy)?;
     Ok(tenancy)
 }
 
-/// Sends `/api/...` and the anonymous probe and documentation paths to the admin surface,
-/// everything else to the public protocol surface.
+/// Sends `/api/...`, `/1.0/...` (the Universal Resolver and the DID registrar) and the
+/// anonymous probe and documentation paths to the admin surface (whose authentication lets
+/// the anonymous ones through), published DID files to the DID server, and everything else to
+/// the authorization servers' protocol surface.
 struct Dispatch {
     admin: BoxEndpoint<'static, Response>,
-    public: BoxEndpoint<'static, Response>,
+    did_files: BoxEndpoint<'static, Response>,
+    protocol: BoxEndpoint<'static, Response>,
 }
 
 impl Endpoint for Dispatch {
@@ -243,18 +299,18 @@ impl Endpoint for Dispatch {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let path = req.original_uri().path();
-        let admin = path == "/api"
-            || path.starts_with("/api/")
-            || ANONYMOUS_PATHS.iter().any(|prefix| {
-                path == *prefix
-                    || path
-                        .strip_prefix(prefix)
-                        .is_some_and(|rest| rest.starts_with('/'))
-            });
-        if admin {
+        let under = |prefix: &str| {
+            path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        if under("/api") || under("/1.0") || ANONYMOUS_PATHS.iter().any(|prefix| under(prefix)) {
             self.admin.call(req).await.map(IntoResponse::into_response)
+        } else if DidFiles::serves(path) {
+            self.did_files.call(req).await
         } else {
-            self.public.call(req).await
+            self.protocol.call(req).await
         }
     }
 }

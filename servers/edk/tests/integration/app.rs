@@ -355,3 +355,93 @@ async fn default_tenants_authorization_server_issues_tokens() {
     assert_eq!(elsewhere.status(), 404);
     h.stop().await;
 }
+
+/// The bootstrap token publishes a did:web and a did:webvh for the default tenant; the files
+/// are served on `localhost:<port>` and the Universal Resolver resolves both without a token.
+#[tokio::test]
+async fn default_tenant_publishes_and_resolves_dids() {
+    let h = Harness::start().await;
+    let port = h.server.addr().port();
+    h.edk.bind_default_tenant(port).await.unwrap();
+    let mut dids = Vec::new();
+    for method in ["web", "webvh"] {
+        let created = h
+            .client
+            .post(h.server.url("/api/did/v1/identifiers"))
+            .bearer_auth(&h.token)
+            .json(&json!({ "method": method, "path": format!("issuer-{method}") }))
+            .send()
+            .await
+            .unwrap();
+        let status = created.status();
+        let created: Value = created.json().await.unwrap();
+        assert_eq!(status, 201, "{method}: {created}");
+        dids.push(created["did"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        dids[0],
+        format!("did:web:edk.localhost%3A{port}:issuer-web")
+    );
+    assert!(dids[1].starts_with("did:webvh:"), "{}", dids[1]);
+
+    let local = format!("http://localhost:{port}");
+    let did_host = format!("edk.localhost:{port}");
+    let document = h
+        .client
+        .get(format!("{local}/issuer-web/did.json"))
+        .header("host", &did_host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(document.status(), 200);
+    assert_eq!(document.headers()["content-type"], "application/did+json");
+    let document: Value = document.json().await.unwrap();
+    assert_eq!(document["id"], dids[0]);
+    let log = h
+        .client
+        .get(format!("{local}/issuer-webvh/did.jsonl"))
+        .header("host", &did_host)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(log.status(), 200);
+    assert_eq!(log.text().await.unwrap().lines().count(), 1);
+
+    for did in &dids {
+        let resolved = h
+            .client
+            .get(h.server.url(&format!("/1.0/identifiers/{did}")))
+            .header("accept", "application/did-resolution")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resolved.status(), 200, "{did}");
+        let resolved: Value = resolved.json().await.unwrap();
+        assert_eq!(resolved["didDocument"]["id"], did.as_str());
+    }
+    let unknown = h
+        .get(
+            &format!("/1.0/identifiers/did:web:edk.localhost%3A{port}:nobody"),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    // Not published on the authorization server's host.
+    let elsewhere = h
+        .client
+        .get(format!("{local}/issuer-web/did.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    // The registrar needs a token.
+    let anonymous = h
+        .client
+        .post(h.server.url("/1.0/create?method=key"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    h.stop().await;
+}

@@ -25,7 +25,14 @@ async fn openapi_matches_the_committed_snapshot() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
     let actual = format!(
         "{}\n",
-        edk::openapi_service(edk.kms().tenancy(), edk.kms().state(), edk.oauth(), HealthApi::new()).spec()
+        edk::openapi_service(
+            edk.kms().tenancy(),
+            edk.kms().state(),
+            edk.oauth(),
+            edk.did(),
+            HealthApi::new()
+        )
+        .spec()
     );
     edk.shutdown().await;
     if std::env::var_os("EDK_UPDATE_SNAPSHOTS").is_some_and(|value| value == "1") {
