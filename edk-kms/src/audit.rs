@@ -662,18 +662,21 @@ macro_rules! audit_sql {
                         "INSERT INTO kms_audit_event (tenant_id, seq, at_micros, actor, \
                          operation, alias, kid, outcome, prev_hash, hash) ",
                     );
-                    insert.push_values(chunk, |mut row, (seq, at, record, outcome, prev_hash, hash)| {
-                        row.push_bind(id)
-                            .push_bind(*seq)
-                            .push_bind(*at)
-                            .push_bind(record.actor.as_str())
-                            .push_bind(record.operation)
-                            .push_bind(record.alias.as_deref())
-                            .push_bind(record.kid.as_deref())
-                            .push_bind(outcome.as_str())
-                            .push_bind(prev_hash.as_str())
-                            .push_bind(hash.as_str());
-                    });
+                    insert.push_values(
+                        chunk,
+                        |mut row, (seq, at, record, outcome, prev_hash, hash)| {
+                            row.push_bind(id)
+                                .push_bind(*seq)
+                                .push_bind(*at)
+                                .push_bind(record.actor.as_str())
+                                .push_bind(record.operation)
+                                .push_bind(record.alias.as_deref())
+                                .push_bind(record.kid.as_deref())
+                                .push_bind(outcome.as_str())
+                                .push_bind(prev_hash.as_str())
+                                .push_bind(hash.as_str());
+                        },
+                    );
                     insert
                         .build()
                         .execute(&mut *conn)

@@ -805,11 +805,7 @@ fn aes_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>, JoseError> {
 /// Unwraps `wrapped` (RFC 3394). AES key wrap carries its own integrity check, so a wrapped
 /// key that fails it, or unwraps to the wrong length, is [`JoseError::DecryptionFailed`]: the
 /// same error as every other decryption failure.
-fn aes_unwrap(
-    kek: &[u8],
-    wrapped: &[u8],
-    key_len: usize,
-) -> Result<Zeroizing<Vec<u8>>, JoseError> {
+fn aes_unwrap(kek: &[u8], wrapped: &[u8], key_len: usize) -> Result<Zeroizing<Vec<u8>>, JoseError> {
     let cipher = kek_cipher(kek).map_err(|_| JoseError::DecryptionFailed)?;
     let key = KeyEncryptionKey::new(cipher, kek).map_err(|_| JoseError::DecryptionFailed)?;
     let mut out = Zeroizing::new(vec![0; wrapped.len()]);

@@ -12,14 +12,14 @@ use async_trait::async_trait;
 use poem::Response;
 use poem::endpoint::BoxEndpoint;
 
-use edk_core::{Clock, ErrorChain, HasKind, TenantSlug};
 use edk_core::jose::Jwk;
+use edk_core::{Clock, ErrorChain, HasKind, TenantSlug};
 use edk_kms::Kms;
 use edk_kms::cert::Certificates;
+use edk_kms::cert::store::SqlCertificateStore;
 use edk_kms::grpc::auth::server_tls_config;
 use edk_kms::grpc::proto::key_management_server::KeyManagementServer;
 use edk_kms::grpc::{KmsGrpcService, MtlsAuth, ServiceAuth, ServiceJwtAuth, TrustedServices};
-use edk_kms::cert::store::SqlCertificateStore;
 use edk_kms::provider::pkcs11::Pkcs11Provider;
 use edk_kms::provider::software::SoftwareProvider;
 use edk_kms::{KeyProvider, LocalKms};
@@ -142,8 +142,13 @@ impl KmsServer {
             Arc::new(SqlCertificateStore::new(tenancy.clone())),
             Arc::clone(&clock),
         );
-        let auth = AdminAuth::new(&config.auth, Arc::clone(&clock), &ANONYMOUS_PATHS, Some(http_client))
-            .map_err(Error::Auth)?;
+        let auth = AdminAuth::new(
+            &config.auth,
+            Arc::clone(&clock),
+            &ANONYMOUS_PATHS,
+            Some(http_client),
+        )
+        .map_err(Error::Auth)?;
         let cancel = CancellationToken::new();
         let tasks = (tenancy.start(&cancel), kms.start(&cancel));
         let directory: Arc<dyn TenantDirectory> = Arc::new(tenancy.clone());
@@ -262,11 +267,11 @@ fn grpc_listener(
                     .with_max_lifetime(Duration::from_secs(*max_lifetime_secs)),
             )
         }
-        GrpcAuthConfig::Mtls { allow } => ServiceAuth::Mtls(
-            allow
-                .iter()
-                .fold(MtlsAuth::new(), |auth, identity| auth.allow(identity.clone())),
-        ),
+        GrpcAuthConfig::Mtls { allow } => {
+            ServiceAuth::Mtls(allow.iter().fold(MtlsAuth::new(), |auth, identity| {
+                auth.allow(identity.clone())
+            }))
+        }
     };
     let tls = match &config.tls {
         Some(tls) => {
@@ -296,9 +301,8 @@ fn grpc_listener(
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|err| {
-        Error::grpc(format!("cannot read `{}`: {err}", path.display()))
-    })
+    std::fs::read(path)
+        .map_err(|err| Error::grpc(format!("cannot read `{}`: {err}", path.display())))
 }
 
 /// Opens the configured providers, in order.

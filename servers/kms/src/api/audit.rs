@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use poem_openapi::ApiResponse;
 use poem_openapi::OpenApi;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
-use poem_openapi::ApiResponse;
 
 use edk_kms::audit::AuditTrail;
 use edk_server::{AdminBearer, ApiError};
@@ -56,7 +56,11 @@ pub enum CheckpointResponse {
 impl AuditApi {
     /// The tenant's audit records after sequence number `after`, oldest first. Scope
     /// `kms:read`.
-    #[oai(path = "/audit/events", method = "get", operation_id = "listAuditEvents")]
+    #[oai(
+        path = "/audit/events",
+        method = "get",
+        operation_id = "listAuditEvents"
+    )]
     async fn events(
         &self,
         auth: AdminBearer,
@@ -92,7 +96,11 @@ impl AuditApi {
     /// Checks the tenant's chain: every record's hash and link, the head, and every signed
     /// checkpoint. A broken chain is a 200 report naming the first record that does not fit.
     /// Scope `kms:read`.
-    #[oai(path = "/audit/verify", method = "post", operation_id = "verifyAuditChain")]
+    #[oai(
+        path = "/audit/verify",
+        method = "post",
+        operation_id = "verifyAuditChain"
+    )]
     async fn verify(&self, auth: AdminBearer) -> Result<Json<AuditReportBody>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let trail = self.trail()?;

@@ -24,14 +24,20 @@ async fn audit_chain_per_tenant(backend: Backend) {
         404,
     )
     .await;
-    let b_key = json!({ "alias": "b-service.secret-purpose", "usage": "sign", "algorithm": "ES256" });
+    let b_key =
+        json!({ "alias": "b-service.secret-purpose", "usage": "sign", "algorithm": "ES256" });
     expect_json(h.post("/keys", &token_b, &b_key).await, 201).await;
 
     let page = events(&h, &token_a, "").await;
     let list = page["events"].as_array().unwrap();
     let operations: Vec<(&str, &str)> = list
         .iter()
-        .map(|e| (e["operation"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .map(|e| {
+            (
+                e["operation"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         operations,
@@ -52,7 +58,10 @@ async fn audit_chain_per_tenant(backend: Backend) {
     assert!(page["next_after"].is_null());
     let text = page.to_string();
     assert!(!text.contains("b-service"), "{text}");
-    assert!(!text.contains("aGk"), "no message bytes in the audit: {text}");
+    assert!(
+        !text.contains("aGk"),
+        "no message bytes in the audit: {text}"
+    );
 
     let b_page = events(&h, &token_b, "").await;
     let b_list = b_page["events"].as_array().unwrap();
@@ -121,11 +130,7 @@ async fn audit_requests_are_checked() {
     }
     let reader = h.token_for(h.tenant_a, "kms:read").await;
     events(&h, &reader, "").await;
-    expect_problem(
-        h.post("/audit/checkpoints", &reader, &json!({})).await,
-        403,
-    )
-    .await;
+    expect_problem(h.post("/audit/checkpoints", &reader, &json!({})).await, 403).await;
     let signer = h.token_for(h.tenant_a, "kms:use").await;
     expect_problem(h.get("/audit/events", &signer).await, 403).await;
     h.stop().await;

@@ -6,8 +6,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use edk_core::{Clock, FixedClock, SystemClock};
 use edk_core::jose::{Algorithm, SigningKey};
+use edk_core::{Clock, FixedClock, SystemClock};
 use edk_core::{ErrorKind, HasKind, Kid};
 use edk_kms::grpc::{ClientAuth, RemoteKms, ServiceTokenSource};
 use edk_kms::provider::KeySpec;
@@ -15,7 +15,6 @@ use edk_kms::{Caller, KeyAlias, KeyRef, Kms, NewKey};
 use edk_tenancy::TenantDirectory;
 
 use crate::support::{Backend, Harness, NOW, expect_json};
-
 
 const AUDIENCE: &str = "edk-kms";
 const SERVICE: &str = "issuer-service";
@@ -83,10 +82,7 @@ async fn grpc_listener_serves_the_rest_apis_keys() {
         "issuer-service",
     );
     let alias: KeyAlias = "issuer.signing".parse().unwrap();
-    let signature = remote
-        .sign(&a, &alias, b"over grpc")
-        .await
-        .unwrap();
+    let signature = remote.sign(&a, &alias, b"over grpc").await.unwrap();
     assert_eq!(signature.kid.as_str(), created["versions"][0]["kid"]);
     let verified = expect_json(
         h.post(
@@ -105,10 +101,7 @@ async fn grpc_listener_serves_the_rest_apis_keys() {
     .await;
     assert_eq!(verified["kid"], signature.kid.as_str(), "{verified}");
 
-    let err = remote
-        .sign(&b, &alias, b"x")
-        .await
-        .unwrap_err();
+    let err = remote.sign(&b, &alias, b"x").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
     let err = remote
         .public_key(&b, &KeyRef::Kid(signature.kid.clone()))
@@ -116,7 +109,10 @@ async fn grpc_listener_serves_the_rest_apis_keys() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err:?}");
     let created_b = remote
-        .create_key(&b, &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256)))
+        .create_key(
+            &b,
+            &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256)),
+        )
         .await
         .unwrap();
     assert_ne!(

@@ -358,8 +358,8 @@ async fn key_wrapping_round_trips_and_refuses_tampering() {
         assert_eq!(unwrapped["cek"], cek, "{alg}");
 
         let mut tampered = wrapped.clone();
-        let mut bytes = edk_core::encoding::b64url_decode(wrapped["encrypted_key"].as_str().unwrap())
-            .unwrap();
+        let mut bytes =
+            edk_core::encoding::b64url_decode(wrapped["encrypted_key"].as_str().unwrap()).unwrap();
         bytes[0] ^= 1;
         tampered["encrypted_key"] = json!(b64url_encode(&bytes));
         let refused = h
