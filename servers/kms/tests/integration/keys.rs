@@ -326,7 +326,7 @@ async fn decrypt_key(h: &Harness, token: &str, alias: &str, alg: &str) -> Value 
 async fn key_wrapping_round_trips_and_refuses_tampering() {
     let h = Harness::start(Backend::Sqlite).await;
     let token = h.token().await;
-    let cek = b64url_encode(&[7_u8; 32]);
+    let cek = b64url_encode([7_u8; 32]);
     for (index, alg) in ["ECDH-ES+A256KW", "ECDH-ES+A128KW"].into_iter().enumerate() {
         let wrapping = format!("wallet.key-wrapping-{index}");
         let other = format!("wallet.other-{index}");
