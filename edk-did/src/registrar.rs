@@ -96,7 +96,12 @@ pub struct Registrar {
     kms: Arc<dyn Kms>,
     clock: Arc<dyn Clock>,
     resolver: Option<Arc<dyn DidResolver>>,
+    events: Option<Arc<dyn edk_tenancy::EventBus>>,
 }
+
+/// The tenancy event topic announcing that a published DID changed; its payload is
+/// `{"did": "<did>"}`. Other replicas refresh their resolver's cache entry of that DID.
+pub const DID_CHANGED_TOPIC: &str = "did.changed";
 
 impl Registrar {
     /// A registrar over `store` and `kms`, reading time from `clock`.
@@ -107,7 +112,16 @@ impl Registrar {
             kms,
             clock,
             resolver: None,
+            events: None,
         }
+    }
+
+    /// Announces every change on `events` ([`DID_CHANGED_TOPIC`]), so that other replicas
+    /// sharing the tenancy refresh their caches (see [`refresh_on_change`]).
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn edk_tenancy::EventBus>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// Refreshes `resolver`'s cache entry of a DID after every change, so that this process
@@ -332,11 +346,15 @@ impl Registrar {
 
     async fn refresh(&self, did: &Did) {
         if let Some(resolver) = &self.resolver {
-            let opts = ResolveOptions::default().with_no_cache(true);
-            if let Err(err) = resolver.resolve(None, did.as_str(), &opts).await
-                && err.code() != ErrorCode::NotFound
-            {
-                tracing::warn!(did = %did, error = %edk_core::ErrorChain(&err), "refreshing a published DID failed");
+            refresh_cached(resolver.as_ref(), did.as_str()).await;
+        }
+        if let Some(events) = &self.events {
+            let event = edk_tenancy::Event::Custom {
+                topic: DID_CHANGED_TOPIC.to_owned(),
+                payload: serde_json::json!({ "did": did.as_str() }),
+            };
+            if let Err(err) = events.publish(event).await {
+                tracing::warn!(did = %did, error = %edk_core::ErrorChain(&err), "announcing a DID change failed");
             }
         }
     }
@@ -779,4 +797,39 @@ fn check_services(services: &[StoredService]) -> Result<(), RegistrarError> {
         }
     }
     Ok(())
+}
+
+/// Re-resolves `did` past `resolver`'s cache, which stores the fresh result.
+async fn refresh_cached(resolver: &dyn DidResolver, did: &str) {
+    let opts = ResolveOptions::default().with_no_cache(true);
+    if let Err(err) = resolver.resolve(None, did, &opts).await
+        && err.code() != ErrorCode::NotFound
+    {
+        tracing::warn!(did = %did, error = %edk_core::ErrorChain(&err), "refreshing a published DID failed");
+    }
+}
+
+/// Refreshes `resolver`'s cache entry of every DID announced on `events` as changed (by a
+/// [`Registrar`] with [`Registrar::with_events`], on this replica or, through the tenancy's
+/// event bus, another), until `cancel`. Spawn it once per process next to the resolver.
+pub async fn refresh_on_change(
+    resolver: Arc<dyn DidResolver>,
+    events: Arc<dyn edk_tenancy::EventBus>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut receiver = events.subscribe();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            received = receiver.recv() => match received {
+                Ok(edk_tenancy::Event::Custom { topic, payload }) if topic == DID_CHANGED_TOPIC => {
+                    if let Some(did) = payload.get("did").and_then(Value::as_str) {
+                        refresh_cached(resolver.as_ref(), did).await;
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
 }

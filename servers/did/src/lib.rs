@@ -28,6 +28,8 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use admin::{AdminApi, RegistrarApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
 pub use config::{DidServerConfig, ResolverSettings};
@@ -78,7 +80,8 @@ impl DidServer {
     ) -> Self {
         let store = Arc::new(SqlDidStore::new(tenancy.clone()));
         let registrar = Registrar::new(store.clone(), kms, clock)
-            .with_resolver(Arc::clone(&resolver) as Arc<dyn DidResolver>);
+            .with_resolver(Arc::clone(&resolver) as Arc<dyn DidResolver>)
+            .with_events(Arc::clone(tenancy.events()));
         let directory: Arc<dyn TenantDirectory> = Arc::new(tenancy.clone());
         Self {
             hosted: Arc::new(HostedDids::new(directory, store)),
@@ -121,6 +124,18 @@ impl DidServer {
             .cache(settings.cache, clock)
             .build()
             .map_err(Error::Resolver)
+    }
+
+    /// Starts refreshing the resolver's cache entry of every DID that a registrar on this or
+    /// another replica changes (announced on the tenancy's event bus, which crosses replicas
+    /// with PostgreSQL LISTEN/NOTIFY once the tenancy is started), until `cancel`.
+    #[must_use]
+    pub fn start(&self, cancel: &CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(edk_did::registrar::refresh_on_change(
+            Arc::clone(&self.resolver) as Arc<dyn DidResolver>,
+            Arc::clone(self.tenancy.events()),
+            cancel.clone(),
+        ))
     }
 
     /// The registrar behind the admin and registrar APIs.

@@ -94,6 +94,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         clock.clone(),
     )?);
     let server = DidServer::new(tenancy.clone(), Arc::new(kms), resolver, clock.clone());
+    let refresher = server.start(&cancel);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
@@ -114,6 +115,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .run(app, shutdown_signal(), config.http.shutdown_grace())
         .await;
     cancel.cancel();
+    if let Err(err) = refresher.await {
+        tracing::warn!(error = %err, "the DID cache refresher ended abnormally");
+    }
     kms_task.shutdown().await;
     background.shutdown().await;
     result.map_err(Into::into)

@@ -71,6 +71,8 @@ pub struct Edk {
     kms: KmsServer,
     oauth: Arc<AuthorizationServer>,
     did: DidServer,
+    cancel: tokio_util::sync::CancellationToken,
+    did_refresher: Option<tokio::task::JoinHandle<()>>,
     auth: AdminAuth,
     metrics: Metrics,
     config: EdkConfig,
@@ -131,6 +133,8 @@ impl Edk {
             Arc::new(resolver),
             Arc::clone(&clock),
         );
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let did_refresher = Some(did.start(&cancel));
         let default_tenant = default_tenant(&kms).await?;
         let bootstrap_token = if data.is_first_start() {
             Some(
@@ -146,6 +150,8 @@ impl Edk {
             kms,
             oauth,
             did,
+            cancel,
+            did_refresher,
             auth,
             metrics: Metrics::new().map_err(Error::Metrics)?,
             config,
@@ -257,7 +263,13 @@ impl Edk {
     }
 
     /// Stops the background work and writes buffered audit records.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(refresher) = self.did_refresher.take()
+            && let Err(err) = refresher.await
+        {
+            tracing::warn!(error = %err, "the DID cache refresher ended abnormally");
+        }
         self.kms.shutdown().await;
     }
 }

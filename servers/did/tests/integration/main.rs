@@ -12,5 +12,6 @@ mod isolation;
 mod lifecycle;
 mod malformed;
 mod openapi;
+mod replicas;
 mod schemathesis;
 mod support;

@@ -19,6 +19,7 @@ use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout};
 use edk_testkit::TestDb;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 pub(crate) const ADMIN_ISSUER: &str = "https://admin.example";
 
@@ -31,6 +32,9 @@ pub(crate) struct Deployment {
     pub(crate) server: Arc<DidServer>,
     pub(crate) http: TestServer,
     admin_key: SigningKey,
+    cancel: CancellationToken,
+    background: Option<edk_tenancy::BackgroundTask>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
     db: Option<TestDb>,
 }
@@ -55,6 +59,14 @@ impl Deployment {
         let db = TestDb::new().await;
         let config = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
         Self::start(DatabaseConfig::Postgres(config), None, Some(db)).await
+    }
+
+    /// A second server (replica) on this deployment's PostgreSQL database, with its own
+    /// caches and its own admin key.
+    pub(crate) async fn replica(&self) -> Self {
+        let url = self.db.as_ref().unwrap().url();
+        let config = edk_tenancy::store::postgres::PostgresConfig::new(url.into());
+        Self::start(DatabaseConfig::Postgres(config), None, None).await
     }
 
     async fn start(
@@ -108,11 +120,17 @@ impl Deployment {
         )
         .unwrap();
         let http = spawn_server(app).await.unwrap();
+        let cancel = CancellationToken::new();
+        let background = tenancy.start(&cancel);
+        let refresher = server.start(&cancel);
         Self {
             tenancy,
             server,
             http,
             admin_key,
+            cancel,
+            background: Some(background),
+            refresher: Some(refresher),
             _dir: dir,
             db,
         }
@@ -187,8 +205,15 @@ impl Deployment {
             .unwrap()
     }
 
-    pub(crate) async fn close(self) {
+    pub(crate) async fn close(mut self) {
         self.http.shutdown().await.unwrap();
+        self.cancel.cancel();
+        if let Some(refresher) = self.refresher.take() {
+            refresher.await.unwrap();
+        }
+        if let Some(background) = self.background.take() {
+            background.shutdown().await;
+        }
         if let Some(db) = self.db {
             db.close().await;
         }
