@@ -263,7 +263,9 @@ impl AuthorizationServer {
         grant.client_id = client.map(|c| c.client_id.clone());
         let refresh =
             client.is_some_and(|c| c.metadata.grant_types.contains(&GrantType::RefreshToken));
-        let family = crate::random::token();
+        // A family ties refresh tokens to the access tokens they lead to; without a refresh
+        // token nothing can revoke one, so the access token needs no record.
+        let family = refresh.then(crate::random::token);
         if refresh {
             grant.dpop_jkt = jkt.map(str::to_owned);
         }
@@ -272,7 +274,7 @@ impl AuthorizationServer {
             &Issue {
                 grant: &grant,
                 client_id: client.map(|c| &c.client_id),
-                family: Some(&family),
+                family: family.as_deref(),
                 jkt,
                 nonce: None,
             },
