@@ -179,6 +179,11 @@ async fn run() {
         .clock(Arc::clone(&clock))
         .build()
         .unwrap();
+    // As in the servers: the tenancy's event listener keeps its caches fresh, and the KMS's
+    // background task writes audit records off the request path.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let tenancy_task = tenancy.start(&cancel);
+    let kms_task = kms.start(&cancel);
     let server = Arc::new(AuthorizationServer::new(
         Arc::new(SqlStore::new(tenancy.clone())),
         Arc::new(kms),
@@ -351,6 +356,9 @@ async fn run() {
         figures.line()
     );
     http.shutdown().await.unwrap();
+    cancel.cancel();
+    kms_task.shutdown().await;
+    tenancy_task.shutdown().await;
     db.close().await;
 
     let peer = Command::new("bash")

@@ -4,7 +4,7 @@
 //! never plaintext, signatures or key material). Records wait in a bounded in-memory buffer
 //! and are written in batches (multi-row inserts), one transaction per tenant, by the
 //! background task (on its interval, and as soon as the buffer is full), by
-//! [`LocalKms::shutdown`](crate::LocalKms::shutdown), or by an operation that finds four
+//! [`LocalKms::shutdown`](crate::LocalKms::shutdown), or by an operation that finds 32
 //! buffers' worth waiting (it waits for the write, so memory stays bounded and nothing is
 //! dropped).
 //! The batch writer holds the tenant's chain head row locked while it appends, so the chain
@@ -265,7 +265,7 @@ impl AuditLog {
     /// Buffers a record. When the buffer holds `buffer` records the background task is woken
     /// to write them; an operation that finds [`BACKPRESSURE`] times that many waiting (the
     /// task is not running, or the database is slower than the operations) writes them itself
-    /// before returning, so memory stays bounded.
+    /// before returning, so memory stays bounded (about 10 MB with the default buffer).
     pub(crate) async fn record(
         &self,
         caller: &Caller,
@@ -601,10 +601,13 @@ fn chain_hash(
 
 /// The SQL of the audit chain for one connection type.
 /// How many full buffers may wait for the background writer before operations write them.
-pub(crate) const BACKPRESSURE: usize = 4;
+/// Generous on purpose: on a saturated runtime one write's round trips wait behind the
+/// requests it serves, and every record that arrives meanwhile joins the next, larger batch;
+/// making operations wait early would cap throughput at the writer's latency.
+pub(crate) const BACKPRESSURE: usize = 32;
 
 /// Audit records per multi-row INSERT.
-const INSERT_CHUNK: usize = 256;
+const INSERT_CHUNK: usize = 1000;
 
 macro_rules! audit_sql {
     ($name:ident, $conn:ty, $db:ty) => {
@@ -655,8 +658,8 @@ macro_rules! audit_sql {
                     let prev_hash = std::mem::replace(&mut prev, hash.clone());
                     rows.push((seq, at, record, outcome, prev_hash, hash));
                 }
-                // Multi-row inserts: ten parameters a row keeps a chunk far below both
-                // backends' limits on bound parameters.
+                // Multi-row inserts: ten parameters a row, a thousand rows a statement, stays
+                // below both backends' limits on bound parameters (32,766 and 65,535).
                 for chunk in rows.chunks(super::INSERT_CHUNK) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO kms_audit_event (tenant_id, seq, at_micros, actor, \
