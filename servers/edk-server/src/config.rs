@@ -116,7 +116,19 @@ impl ConfigLoader {
                 .unwrap_or_default();
             figment = figment.merge(Serialized::defaults(dict));
         }
-        figment.extract().map_err(|err| {
+        // `EDK_KMS__PROVIDERS__0__KIND`: numbered keys address list items.
+        let indexed = origins.iter().any(|(key, _)| key.split('.').any(is_index));
+        let result = if indexed {
+            match figment.extract::<Value>() {
+                Ok(merged) => {
+                    Figment::from(Serialized::defaults(indexed_to_lists(merged))).extract()
+                }
+                Err(err) => Err(err),
+            }
+        } else {
+            figment.extract()
+        };
+        result.map_err(|err| {
             let mut err = ConfigError::from_figment(&err);
             if let Some(key) = &err.key
                 && let Some((_, name)) = origins.iter().rev().find(|(origin, _)| origin == key)
@@ -125,6 +137,37 @@ impl ConfigLoader {
             }
             err
         })
+    }
+}
+
+/// Whether a key part is a list index (`0`, `1`, ...).
+fn is_index(part: &str) -> bool {
+    !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Turns every map whose keys are all list indices into a list, in index order.
+fn indexed_to_lists(value: Value) -> Value {
+    match value {
+        Value::Dict(tag, dict) => {
+            let dict: Dict = dict
+                .into_iter()
+                .map(|(key, value)| (key, indexed_to_lists(value)))
+                .collect();
+            if !dict.is_empty() && dict.keys().all(|key| is_index(key)) {
+                let mut items: Vec<(u64, Value)> = dict
+                    .into_iter()
+                    .map(|(key, value)| (key.parse().unwrap_or(u64::MAX), value))
+                    .collect();
+                items.sort_by_key(|(index, _)| *index);
+                Value::Array(tag, items.into_iter().map(|(_, value)| value).collect())
+            } else {
+                Value::Dict(tag, dict)
+            }
+        }
+        Value::Array(tag, items) => {
+            Value::Array(tag, items.into_iter().map(indexed_to_lists).collect())
+        }
+        other => other,
     }
 }
 
@@ -280,6 +323,47 @@ const fn default_json() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq, Eq)]
+    #[serde(deny_unknown_fields)]
+    struct Lists {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq, Eq)]
+    #[serde(deny_unknown_fields)]
+    struct Item {
+        name: String,
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn numbered_env_keys_address_list_items_in_index_order() {
+        let var = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+        let lists: Lists = ConfigLoader::new()
+            .env([
+                var("EDK_ITEMS__10__NAME", "third"),
+                var("EDK_ITEMS__10__TAGS__0", "c"),
+                var("EDK_ITEMS__2__NAME", "second"),
+                var("EDK_ITEMS__2__TAGS__1", "b2"),
+                var("EDK_ITEMS__2__TAGS__0", "b1"),
+                var("EDK_ITEMS__0__NAME", "first"),
+                var("EDK_ITEMS__0__TAGS__0", "a"),
+            ])
+            .load()
+            .unwrap();
+        let names: Vec<&str> = lists.items.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["first", "second", "third"]);
+        assert_eq!(lists.items[1].tags, ["b1", "b2"]);
+        let err = ConfigLoader::new()
+            .env([
+                var("EDK_ITEMS__0__NAME", "x"),
+                var("EDK_ITEMS__0__COLOUR", "red"),
+            ])
+            .load::<Lists>()
+            .unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
+    }
 
     #[test]
     fn env_names_become_dotted_keys() {
