@@ -21,7 +21,9 @@ use crate::methods::web::DidWeb;
 use crate::resolution::ResolveOptions;
 use crate::resolver::DidResolver;
 use crate::store::{DidStore, StoredDid, StoredMethod, StoredService};
-use crate::webvh::{self, CreateOptions, DidLog, Multikey, UpdateOptions, WebvhDid};
+use crate::webvh::{
+    self, CreateOptions, DidLog, Multikey, UpdateOptions, WebvhDid, WitnessConfig, WitnessFile,
+};
 
 /// The methods a [`Registrar`] creates DIDs of.
 pub const REGISTRAR_METHODS: [&str; 4] = ["jwk", "key", "web", "webvh"];
@@ -64,6 +66,9 @@ pub struct CreateDid {
     pub methods: Vec<NewMethod>,
     /// Services (did:web, did:webvh).
     pub services: Vec<StoredService>,
+    /// The did:webvh `witness` parameter: `threshold` of the listed witnesses must approve
+    /// each entry (proofs added with [`Registrar::add_witness_proof`]). did:webvh only.
+    pub witness: Option<WitnessConfig>,
 }
 
 impl CreateDid {
@@ -87,6 +92,10 @@ pub struct UpdateDid {
     pub add_methods: Vec<NewMethod>,
     /// Aliases whose verification methods are removed.
     pub remove_methods: Vec<KeyAlias>,
+    /// A new did:webvh witness rule: `Some(None)` turns witnesses off, `None` keeps the
+    /// rule. Changing or removing a rule applies after the new entry, which the old
+    /// witnesses approve (did:webvh §"DID Witnesses"). did:webvh only.
+    pub witness: Option<Option<WitnessConfig>>,
 }
 
 /// Creates, updates and deactivates tenants' DIDs, keeping them in a [`DidStore`].
@@ -219,6 +228,9 @@ impl Registrar {
                 did: did.to_owned(),
             });
         }
+        if change.witness.is_some() && stored.method != "webvh" {
+            return Err(invalid("witnesses are a did:webvh parameter"));
+        }
         for alias in &change.remove_methods {
             let before = stored.verification_methods.len();
             stored.verification_methods.retain(|m| &m.alias != alias);
@@ -254,6 +266,7 @@ impl Registrar {
             let (mut log, signer, key) = self.webvh_state(caller, &stored).await?;
             let options = UpdateOptions {
                 document: Some(document),
+                witness: change.witness,
                 ..UpdateOptions::default()
             };
             let entry = webvh::update(&log, options, signer.as_ref(), &key, now)
@@ -303,6 +316,44 @@ impl Registrar {
             }
         }
         stored.deactivated = true;
+        self.save(caller, &mut stored, now).await?;
+        Ok(stored)
+    }
+
+    /// Adds a witness's approval of `version_id` of a did:webvh to its `did-witness.json`:
+    /// the proof must verify (an eddsa-jcs-2022 proof over `{"versionId": version_id}`) with
+    /// the key of a witness of the log, for a version in the log. The witness's proofs on
+    /// earlier versions are dropped (a proof approves every earlier entry). The change is
+    /// conditional on the stored revision, like every other.
+    ///
+    /// # Errors
+    /// [`RegistrarError::NotFound`], [`RegistrarError::InvalidRequest`] for a DID that is not
+    /// a did:webvh or a refused proof (saying why), [`RegistrarError::Webvh`] when the stored
+    /// log or witness file does not verify, store failures (a conflict when another change
+    /// came first).
+    pub async fn add_witness_proof(
+        &self,
+        caller: &Caller,
+        did: &str,
+        version_id: &str,
+        proof: Value,
+    ) -> Result<StoredDid, RegistrarError> {
+        let mut stored = self.get(caller, did).await?;
+        if stored.method != "webvh" {
+            return Err(invalid("witness proofs are for did:webvh DIDs"));
+        }
+        let now = self.now();
+        let log = DidLog::parse(&stored.log_jsonl()).map_err(RegistrarError::Webvh)?;
+        webvh::check_witness_proof(&log, version_id, &proof, now).map_err(|err| match err {
+            webvh::WebvhError::WitnessProof { .. } => invalid(err.to_string()),
+            other => RegistrarError::Webvh(other),
+        })?;
+        let mut file = match &stored.witness {
+            Some(text) => WitnessFile::parse(text).map_err(RegistrarError::Webvh)?,
+            None => WitnessFile::default(),
+        };
+        file.add(version_id, proof);
+        stored.witness = Some(file.to_json());
         self.save(caller, &mut stored, now).await?;
         Ok(stored)
     }
@@ -396,6 +447,9 @@ impl Registrar {
             request.methods
         };
         let methods = self.ensure_methods(caller, &name, &[], &wanted).await?;
+        if method == "web" && request.witness.is_some() {
+            return Err(invalid("witnesses are a did:webvh parameter"));
+        }
         let mut stored = if method == "web" {
             let did =
                 DidWeb::did_for(binding.host(), binding.port(), &refs).map_err(publish_invalid)?;
@@ -419,6 +473,7 @@ impl Registrar {
                 .await?;
             let mut options = CreateOptions::new(template, key.clone());
             options.document = Some(document);
+            options.witness = request.witness.clone();
             let log = webvh::create(options, signer.as_ref(), &key, now)
                 .await
                 .map_err(RegistrarError::Webvh)?;
@@ -446,9 +501,9 @@ impl Registrar {
         request: CreateDid,
         now: DateTime<Utc>,
     ) -> Result<StoredDid, RegistrarError> {
-        if !request.path.is_empty() || !request.services.is_empty() {
+        if !request.path.is_empty() || !request.services.is_empty() || request.witness.is_some() {
             return Err(invalid(format!(
-                "did:{} has no path and no services",
+                "did:{} has no path, no services and no witnesses",
                 request.method
             )));
         }

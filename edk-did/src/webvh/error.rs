@@ -123,6 +123,13 @@ pub enum WebvhError {
         /// The number of distinct witnesses with a valid proof.
         approvals: u64,
     },
+    /// A witness proof offered for `did-witness.json` is refused: unknown `versionId`, a key
+    /// that is not a witness, or a proof that does not verify.
+    #[error("witness proof refused: {reason}")]
+    WitnessProof {
+        /// Why.
+        reason: String,
+    },
     /// `did-witness.json` is malformed.
     #[error("did-witness.json is malformed: {reason}")]
     MalformedWitnessFile {

@@ -37,4 +37,4 @@ pub use resolve::{
     with_implicit_services,
 };
 pub use verify::{MAX_CLOCK_SKEW, VerifiedLog, Version, verify_log};
-pub use witness::{WitnessConfig, WitnessFile, sign_version};
+pub use witness::{WitnessConfig, WitnessFile, check_witness_proof, sign_version};

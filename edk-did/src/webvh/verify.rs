@@ -101,6 +101,18 @@ pub fn verify_log(
     VerifiedLog { versions, failure }
 }
 
+/// Every version of `log`, after every non-witness check (the witness rule is not applied).
+///
+/// # Errors
+/// The first entry's [`WebvhError`] that fails a check.
+pub(crate) fn verify_entries(log: &DidLog, now: DateTime<Utc>) -> Result<Vec<Version>, WebvhError> {
+    let mut chain = Chain::default();
+    for entry in log.entries() {
+        chain.accept(entry, now)?;
+    }
+    Ok(chain.versions)
+}
+
 /// The verified prefix of a log, extended one entry at a time.
 #[derive(Debug, Default)]
 pub(crate) struct Chain {

@@ -7,9 +7,11 @@ use edk_core::jose::Signer;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::entry::DidLog;
 use super::error::WebvhError;
 use super::multikey::Multikey;
 use super::proof;
+use super::verify::verify_entries;
 
 /// The witness rule of a log: `threshold` distinct witnesses must approve each entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -195,4 +197,43 @@ pub async fn sign_version(
 ) -> Result<Value, WebvhError> {
     let created = now.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     proof::sign(&json!({"versionId": version_id}), signer, key, &created).await
+}
+
+/// Checks a witness proof offered for `version_id` of `log` before it goes into
+/// `did-witness.json`, and returns the witness's key: the log passes every non-witness
+/// check, `version_id` is one of its versions, `proof` is a valid eddsa-jcs-2022 proof over
+/// `{"versionId": version_id}`, and its key is a witness of the rule of that entry or of an
+/// earlier one (a proof for a version approves every earlier entry).
+///
+/// # Errors
+/// [`WebvhError::WitnessProof`] for an unknown version, a proof that does not verify or a
+/// key that is not a witness; the log's own error when it does not verify.
+pub fn check_witness_proof(
+    log: &DidLog,
+    version_id: &str,
+    proof: &Value,
+    now: DateTime<Utc>,
+) -> Result<Multikey, WebvhError> {
+    let refused = |reason: String| WebvhError::WitnessProof { reason };
+    let versions = verify_entries(log, now)?;
+    let index = versions
+        .iter()
+        .position(|version| version.version_id == version_id)
+        .ok_or_else(|| refused("the versionId is not in the log".to_owned()))?;
+    let key = proof::verify(&json!({"versionId": version_id}), proof)
+        .map_err(|fault| refused(fault.to_string()))?;
+    let rules: Vec<&WitnessConfig> = versions
+        .iter()
+        .take(index + 1)
+        .filter_map(|version| version.witness.as_ref())
+        .collect();
+    if rules.is_empty() {
+        return Err(refused(
+            "the log has no witnesses up to this version".to_owned(),
+        ));
+    }
+    if !rules.iter().any(|rule| rule.witnesses().contains(&key)) {
+        return Err(refused("the key is not a witness of the log".to_owned()));
+    }
+    Ok(key)
 }

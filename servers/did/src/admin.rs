@@ -15,8 +15,8 @@ use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use crate::dto::{
     CreateIdentifier, IdentifierList, IdentifierView, KeyRequest, MethodList, RegistrarCreate,
-    RegistrarDeactivate, RegistrarState, RegistrarUpdate, create_request, invalid, methods,
-    new_method, registrar_state, service, view,
+    RegistrarDeactivate, RegistrarState, RegistrarUpdate, WitnessFileView, WitnessProofRequest,
+    create_request, invalid, methods, new_method, registrar_state, service, view, witness_config,
 };
 
 /// Reads the tenant's DIDs.
@@ -141,6 +141,7 @@ impl AdminApi {
             body.name,
             body.keys,
             body.services,
+            body.witness.as_ref(),
         )?;
         let stored = self
             .shared
@@ -226,6 +227,49 @@ impl AdminApi {
             verification_methods: methods(&stored),
         })))
     }
+
+    /// Adds a witness's proof for a version of a did:webvh log to its `did-witness.json`.
+    /// The proof must verify with the key of one of the log's witnesses, for a `versionId`
+    /// of the log; it replaces that witness's proofs on earlier versions (a proof approves
+    /// every earlier entry). Requires scope `did:write`.
+    #[oai(
+        path = "/identifiers/:did/witness-proofs",
+        method = "post",
+        operation_id = "addWitnessProof"
+    )]
+    async fn add_witness_proof(
+        &self,
+        auth: AdminBearer,
+        /// The did:webvh DID, percent-encoded.
+        did: Path<String>,
+        body: Json<WitnessProofRequest>,
+    ) -> Result<Created<WitnessFileView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let caller = self.shared.caller(&auth.0).await?;
+        let body = body.0;
+        let stored = self
+            .shared
+            .registrar
+            .add_witness_proof(&caller, &did.0, &body.version_id, body.proof)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Created::Created(Json(Self::witness_view(&stored))))
+    }
+}
+
+impl AdminApi {
+    /// Answers an added witness proof with the published witness file.
+    fn witness_view(stored: &edk_did::store::StoredDid) -> WitnessFileView {
+        let witness_file = stored
+            .witness
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
+        WitnessFileView {
+            did: stored.did.to_string(),
+            witness_file,
+        }
+    }
 }
 
 /// The DIF-style registrar API.
@@ -268,6 +312,7 @@ impl RegistrarApi {
             body.options.name,
             body.options.keys,
             services,
+            body.options.witness.as_ref(),
         )?;
         let stored = self
             .shared
@@ -309,6 +354,12 @@ impl RegistrarApi {
                     .map_err(|_| invalid("`removeKeys` holds aliases `did.<purpose>`"))
             })
             .collect::<Result<_, _>>()?;
+        change.witness = body
+            .options
+            .witness
+            .as_ref()
+            .map(witness_config)
+            .transpose()?;
         change.services = body
             .did_document
             .and_then(|d| d.service)

@@ -6,7 +6,7 @@ use edk_did::document::Relationship;
 use edk_did::methods::web::DidWeb;
 use edk_did::registrar::{CreateDid, NewMethod};
 use edk_did::store::{StoredDid, StoredService};
-use edk_did::webvh::WebvhDid;
+use edk_did::webvh::{Multikey, WebvhDid, WitnessConfig};
 use edk_kms::KeyAlias;
 use edk_server::ApiError;
 use poem_openapi::Object;
@@ -42,6 +42,20 @@ pub struct ServiceDto {
     pub service_endpoint: Value,
 }
 
+/// The did:webvh `witness` parameter: `threshold` of `witnesses` must approve each log entry
+/// (their proofs are added with `POST /api/did/v1/identifiers/{did}/witness-proofs` and
+/// published in `did-witness.json`). `{}` means no witnesses (on update: turns them off).
+#[derive(Clone, Debug, Default, Object)]
+#[oai(deny_unknown_fields)]
+pub struct WitnessRequest {
+    /// How many distinct witnesses must approve each entry: 1 to the number of witnesses.
+    pub threshold: Option<u64>,
+    /// The witnesses: Ed25519 `did:key` DIDs (`did:key:z6Mk...`) or their Multikeys
+    /// (`z6Mk...`), without duplicates.
+    #[oai(default)]
+    pub witnesses: Vec<String>,
+}
+
 /// A DID to create.
 #[derive(Clone, Debug, Object)]
 #[oai(deny_unknown_fields)]
@@ -59,6 +73,8 @@ pub struct CreateIdentifier {
     /// Services. did:web and did:webvh only.
     #[oai(default)]
     pub services: Vec<ServiceDto>,
+    /// Witnesses of the log. did:webvh only.
+    pub witness: Option<WitnessRequest>,
 }
 
 /// A verification method of a DID.
@@ -127,6 +143,8 @@ pub struct RegistrarCreateOptions {
     /// Verification methods; one `ES256` key when empty.
     #[oai(default)]
     pub keys: Vec<KeyRequest>,
+    /// Witnesses of the log. did:webvh only.
+    pub witness: Option<WitnessRequest>,
 }
 
 /// The parts of a DID document a registrar request may set.
@@ -163,6 +181,9 @@ pub struct RegistrarUpdateOptions {
     /// Aliases whose verification methods are removed.
     #[oai(default, rename = "removeKeys")]
     pub remove_keys: Vec<String>,
+    /// A new witness rule for the log (`{}` turns witnesses off); the old rule's witnesses
+    /// approve the entry that changes it. did:webvh only.
+    pub witness: Option<WitnessRequest>,
 }
 
 /// DIF registrar update request.
@@ -191,6 +212,30 @@ pub struct RegistrarDeactivate {
     pub job_id: Option<String>,
     /// The DID.
     pub did: String,
+}
+
+/// A witness's approval of a did:webvh log version, as an item of `did-witness.json` holds
+/// it.
+#[derive(Clone, Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct WitnessProofRequest {
+    /// The approved `versionId` (`<n>-<hash>`) of the DID's log; it approves every earlier
+    /// entry too.
+    #[oai(rename = "versionId")]
+    pub version_id: String,
+    /// The witness's Data Integrity proof: `type` `DataIntegrityProof`, `cryptosuite`
+    /// `eddsa-jcs-2022` over `{"versionId": "<versionId>"}`, `proofPurpose`
+    /// `assertionMethod`, `verificationMethod` `did:key:<multikey>#<multikey>` of a witness.
+    pub proof: Value,
+}
+
+/// The published witness file of a did:webvh.
+#[derive(Clone, Debug, Object)]
+pub struct WitnessFileView {
+    /// The DID.
+    pub did: String,
+    /// The `did-witness.json` now published: `[{"versionId": ..., "proof": [...]}, ...]`.
+    pub witness_file: Value,
 }
 
 /// DIF registrar `didState`.
@@ -252,6 +297,29 @@ pub(crate) fn new_method(key: KeyRequest) -> Result<NewMethod, ApiError> {
     Ok(method)
 }
 
+/// The witness rule of `dto`: `None` for `{}`.
+pub(crate) fn witness_config(dto: &WitnessRequest) -> Result<Option<WitnessConfig>, ApiError> {
+    if dto.threshold.is_none() && dto.witnesses.is_empty() {
+        return Ok(None);
+    }
+    let threshold = dto
+        .threshold
+        .ok_or_else(|| invalid("`witness.threshold` is required with witnesses"))?;
+    let witnesses = dto
+        .witnesses
+        .iter()
+        .map(|id| {
+            let body = id.strip_prefix("did:key:").unwrap_or(id);
+            Multikey::parse(body).map_err(|_| {
+                invalid("`witness.witnesses` holds Ed25519 `did:key` DIDs or Multikeys")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    WitnessConfig::new(threshold, witnesses)
+        .map(Some)
+        .map_err(|err| invalid(err.to_string()))
+}
+
 pub(crate) fn service(dto: ServiceDto) -> StoredService {
     StoredService::new(dto.id, dto.service_type, dto.service_endpoint)
 }
@@ -273,8 +341,10 @@ pub(crate) fn create_request(
     name: Option<String>,
     keys: Vec<KeyRequest>,
     services: Vec<ServiceDto>,
+    witness: Option<&WitnessRequest>,
 ) -> Result<CreateDid, ApiError> {
     let mut request = CreateDid::new(method);
+    request.witness = witness.map(witness_config).transpose()?.flatten();
     request.path = path_segments(path);
     request.name = name;
     request.methods = keys.into_iter().map(new_method).collect::<Result<_, _>>()?;

@@ -15,3 +15,4 @@ mod openapi;
 mod replicas;
 mod schemathesis;
 mod support;
+mod witness;

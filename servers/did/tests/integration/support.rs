@@ -258,6 +258,12 @@ pub(crate) fn workspace_root() -> PathBuf {
 
 /// Resolves `did` from the log text with the PyPI `did-webvh` resolver, offline.
 pub(crate) fn python_resolve(log: &str, did: &str) -> Value {
+    python_resolve_with_witness(log, None, did)
+}
+
+/// Resolves `did` from the log text and, when given, `did-witness.json` beside it with the
+/// PyPI `did-webvh` resolver, offline; its answer, which may be a resolution error.
+pub(crate) fn python_resolve_with_witness(log: &str, witness: Option<&str>, did: &str) -> Value {
     let python = workspace_root().join("target/interop/venv/bin/python");
     assert!(
         python.exists(),
@@ -266,6 +272,9 @@ pub(crate) fn python_resolve(log: &str, did: &str) -> Value {
     );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("did.jsonl"), log).unwrap();
+    if let Some(witness) = witness {
+        std::fs::write(dir.path().join("did-witness.json"), witness).unwrap();
+    }
     let output = Command::new(python)
         .args(["-m", "did_webvh.resolver", "-f", "did.jsonl", did])
         .current_dir(dir.path())
