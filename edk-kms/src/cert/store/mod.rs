@@ -12,8 +12,11 @@ use super::x509::{parse_pem_chain, to_pem};
 use super::{CertificateChain, CertificateInfo, ChainName, Error, StoredCertificate};
 use crate::kms::KeyAlias;
 
-mod postgres;
-mod sqlite;
+#[macro_use]
+mod queries;
+
+cert_queries!(postgres, edk_tenancy::store::postgres::PgTenantTx);
+cert_queries!(sqlite, edk_tenancy::store::sqlite::SqliteTenantTx);
 
 /// The certificates and chains of tenants. Each method is one transaction in the tenant's
 /// schema or file; another tenant's rows are never visible.
