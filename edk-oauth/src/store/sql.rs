@@ -55,6 +55,46 @@ macro_rules! with_conn {
     };
 }
 
+/// Records an access token issued in a family.
+const INSERT_ACCESS_TOKEN: &str = "INSERT INTO oauth_access_token \
+     (jti, family_id, client_id, claims, expires_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Records a revoked access token, or marks the recorded one revoked (keeping the first time).
+const REVOKE_ACCESS_TOKEN: &str = "INSERT INTO oauth_access_token \
+     (jti, family_id, client_id, claims, expires_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (jti) DO UPDATE SET revoked_at = \
+     COALESCE(oauth_access_token.revoked_at, excluded.revoked_at)";
+
+impl SqlStore {
+    /// Runs `sql` ([`INSERT_ACCESS_TOKEN`] or [`REVOKE_ACCESS_TOKEN`]) for `record`, revoked at
+    /// `revoked_at`.
+    async fn put_access_token(
+        &self,
+        tenant: &TenantContext,
+        sql: &'static str,
+        record: &AccessTokenRecord,
+        revoked_at: Option<i64>,
+    ) -> Result<(), Error> {
+        let claims = to_json(&record.claims)?;
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(sql)
+                .bind(&record.jti)
+                .bind(record.family.as_deref())
+                .bind(record.client_id.as_ref().map(ClientId::as_str))
+                .bind(&claims)
+                .bind(record.expires_at)
+                .bind(revoked_at)
+                .execute(conn)
+                .await?;
+        });
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string(value).map_err(|_| Error::Internal {
         what: "serializing stored state",
@@ -627,23 +667,8 @@ impl OAuthStore for SqlStore {
         tenant: &TenantContext,
         record: &AccessTokenRecord,
     ) -> Result<(), Error> {
-        let claims = to_json(&record.claims)?;
-        let mut tx = self.begin(tenant).await?;
-        with_conn!(tx, conn => {
-            sqlx::query(
-                "INSERT INTO oauth_access_token (jti, family_id, client_id, claims, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&record.jti)
-            .bind(record.family.as_deref())
-            .bind(record.client_id.as_ref().map(ClientId::as_str))
-            .bind(&claims)
-            .bind(record.expires_at)
-            .execute(conn)
-            .await?;
-        });
-        tx.commit().await?;
-        Ok(())
+        self.put_access_token(tenant, INSERT_ACCESS_TOKEN, record, None)
+            .await
     }
 
     async fn access_token(
@@ -671,27 +696,8 @@ impl OAuthStore for SqlStore {
         record: &AccessTokenRecord,
         now: i64,
     ) -> Result<(), Error> {
-        let claims = to_json(&record.claims)?;
-        let mut tx = self.begin(tenant).await?;
-        with_conn!(tx, conn => {
-            sqlx::query(
-                "INSERT INTO oauth_access_token \
-                 (jti, family_id, client_id, claims, expires_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (jti) DO UPDATE SET revoked_at = \
-                 COALESCE(oauth_access_token.revoked_at, excluded.revoked_at)",
-            )
-            .bind(&record.jti)
-            .bind(record.family.as_deref())
-            .bind(record.client_id.as_ref().map(ClientId::as_str))
-            .bind(&claims)
-            .bind(record.expires_at)
-            .bind(now)
-            .execute(conn)
-            .await?;
-        });
-        tx.commit().await?;
-        Ok(())
+        self.put_access_token(tenant, REVOKE_ACCESS_TOKEN, record, Some(now))
+            .await
     }
 
     async fn use_jti(
