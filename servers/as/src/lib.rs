@@ -10,7 +10,7 @@ use edk_core::Clock;
 use edk_oauth::AuthorizationServer;
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
-    openapi_routes,
+    openapi_routes, path_is_under,
 };
 use edk_tenancy::Tenancy;
 use poem::endpoint::BoxEndpoint;
@@ -94,11 +94,10 @@ impl Endpoint for Dispatch {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let path = req.original_uri().path();
-        let admin = path == "/api"
-            || path.starts_with("/api/")
+        let admin = path_is_under(path, "/api")
             || ANONYMOUS_PATHS
                 .iter()
-                .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
+                .any(|prefix| path_is_under(path, prefix));
         if admin {
             self.admin.call(req).await.map(IntoResponse::into_response)
         } else {

@@ -21,6 +21,7 @@ use edk_did::{DidMethod, DidResolver, Resolver};
 use edk_kms::Kms;
 use edk_server::{
     AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics, openapi_routes,
+    path_is_under,
 };
 use edk_tenancy::{Tenancy, TenantDirectory};
 use poem::endpoint::BoxEndpoint;
@@ -257,12 +258,11 @@ impl Endpoint for Dispatch {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let path = req.original_uri().path();
-        let api = path == "/api"
-            || path.starts_with("/api/")
+        let api = path_is_under(path, "/api")
             || path.starts_with("/1.0/")
             || ANONYMOUS_PATHS
                 .iter()
-                .any(|p| path == *p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/')));
+                .any(|prefix| path_is_under(path, prefix));
         if api {
             self.api.call(req).await.map(IntoResponse::into_response)
         } else {

@@ -271,12 +271,10 @@ impl AdminAuth {
     /// Whether `path` is served without a token.
     #[must_use]
     pub fn is_anonymous(&self, path: &str) -> bool {
-        self.inner.anonymous.iter().any(|prefix| {
-            prefix.is_empty()
-                || path
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        self.inner
+            .anonymous
+            .iter()
+            .any(|prefix| prefix.is_empty() || crate::serve::path_is_under(path, prefix))
     }
 
     /// Verifies the compact JWT `token`.

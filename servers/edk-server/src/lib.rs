@@ -17,8 +17,8 @@ pub use metrics::Metrics;
 pub use observe::Observe;
 pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_error};
 pub use serve::{
-    ANONYMOUS_PATHS, BoundServer, TestServer, app, bind, init_tracing, openapi_routes, serve,
-    shutdown_signal, spawn_server,
+    ANONYMOUS_PATHS, BoundServer, TestServer, app, bind, init_tracing, openapi_routes,
+    path_is_under, serve, shutdown_signal, spawn_server,
 };
 
 /// The Prometheus client, for servers registering their own metrics in [`Metrics::registry`].

@@ -23,6 +23,14 @@ use crate::observe::Observe;
 /// document and its UI.
 pub const ANONYMOUS_PATHS: [&str; 4] = ["/health", "/metrics", "/openapi.json", "/docs"];
 
+/// Whether `path` is `prefix` or lies below it (`prefix/…`): a prefix matches whole path
+/// segments only, so `/docs` covers `/docs/x` but not `/docsx`.
+#[must_use]
+pub fn path_is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Mounts `service` at the root, its OpenAPI document at `/openapi.json` and a browsable UI
 /// at `/docs`.
 #[must_use]

@@ -18,7 +18,7 @@ use edk_kms_server::server::DatabaseCheck;
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
 use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
 use edk_oauth::{AuthorizationServer, SqlStore};
-use edk_server::{AdminAuth, HealthApi, Metrics, app, openapi_routes};
+use edk_server::{AdminAuth, HealthApi, Metrics, app, openapi_routes, path_is_under};
 use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{
     ConfigSchema, DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout,
@@ -311,12 +311,7 @@ impl Endpoint for Dispatch {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let path = req.original_uri().path();
-        let under = |prefix: &str| {
-            path == prefix
-                || path
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        };
+        let under = |prefix: &str| path_is_under(path, prefix);
         if under("/api") || under("/1.0") || ANONYMOUS_PATHS.iter().any(|prefix| under(prefix)) {
             self.admin.call(req).await.map(IntoResponse::into_response)
         } else if DidFiles::serves(path) {
