@@ -349,10 +349,7 @@ impl LocalKms {
                 continue;
             }
             let pre_active = record.rotation.pre_active_secs;
-            let staged = record
-                .versions
-                .iter()
-                .any(|v| v.version.state == KeyState::PreActive);
+            let staged = record.staged().is_some();
             let stage_now = pre_active > 0
                 && !staged
                 && activated.is_some_and(|at| {
@@ -360,13 +357,10 @@ impl LocalKms {
                 });
             if stage_now {
                 let result = self.inner.stage(caller, &record.alias).await;
-                let kid = result.as_ref().ok().and_then(|staged| {
-                    staged
-                        .versions
-                        .iter()
-                        .find(|v| v.version.state == KeyState::PreActive)
-                        .map(|v| v.version.kid.clone())
-                });
+                let kid = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|record| record.staged().map(|v| v.version.kid.clone()));
                 self.inner
                     .audited(
                         caller,
@@ -804,11 +798,7 @@ impl Inner {
             actor: caller.actor().to_owned(),
             at: self.now(),
         };
-        if current
-            .versions
-            .iter()
-            .any(|v| v.version.state == KeyState::PreActive)
-        {
+        if current.staged().is_some() {
             match self.store.rotate(caller.tenant(), alias, None, &meta).await {
                 Ok(updated) => {
                     self.changed(caller.tenant().id(), alias).await;
@@ -842,11 +832,7 @@ impl Inner {
     /// Stages the alias's next version as pre-active, unless one is staged already.
     async fn stage(&self, caller: &Caller, alias: &KeyAlias) -> Result<AliasRecord, Error> {
         let current = self.generating_alias(caller, alias).await?;
-        if current
-            .versions
-            .iter()
-            .any(|v| v.version.state == KeyState::PreActive)
-        {
+        if current.staged().is_some() {
             return Ok(current);
         }
         let (provider, new) = self.generate_version(caller, &current).await?;

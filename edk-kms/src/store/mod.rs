@@ -171,6 +171,14 @@ impl AliasRecord {
             .find(|v| v.version.state == KeyState::Active)
     }
 
+    /// The version staged as pre-active, if any.
+    #[must_use]
+    pub fn staged(&self) -> Option<&VersionRecord> {
+        self.versions
+            .iter()
+            .find(|v| v.version.state == KeyState::PreActive)
+    }
+
     /// The version with `kid`.
     #[must_use]
     pub fn version_by_kid(&self, kid: &Kid) -> Option<&VersionRecord> {
@@ -738,11 +746,7 @@ macro_rules! key_store_impl {
                 let mut tx = self.begin(tenant).await?;
                 let row = Self::lock_alias(&mut tx, tenant_id, alias, meta.at).await?;
                 let current = Self::load(&mut tx, row).await?;
-                let staged = current
-                    .versions
-                    .iter()
-                    .find(|v| v.version.state == $crate::kms::KeyState::PreActive)
-                    .map(|v| v.version.version);
+                let staged = current.staged().map(|v| v.version.version);
                 let previous = current.active().map(|v| v.version.version);
                 let verify_until =
                     $crate::store::overlap_end(meta.at, current.rotation.overlap_secs);
@@ -825,11 +829,7 @@ macro_rules! key_store_impl {
                 let mut tx = self.begin(tenant).await?;
                 let row = Self::lock_alias(&mut tx, tenant_id, alias, at).await?;
                 let current = Self::load(&mut tx, row).await?;
-                if current
-                    .versions
-                    .iter()
-                    .any(|v| v.version.state == $crate::kms::KeyState::PreActive)
-                {
+                if current.staged().is_some() {
                     return Err($crate::store::StoreError::AlreadyStaged);
                 }
                 let next = current.last_version.saturating_add(1);
