@@ -48,6 +48,20 @@ pub enum Error {
         /// The service asked for.
         service: crate::endpoint::ServiceType,
     },
+    /// A scheduler job was refused when the scheduler was built.
+    #[error("invalid job `{name}`: {reason}")]
+    InvalidJob {
+        /// The job's name.
+        name: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A scheduler setting was refused when the scheduler was built.
+    #[error("invalid scheduler: {reason}")]
+    InvalidScheduler {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A lifecycle change that the tenant's current status does not allow.
     #[error("a {from} tenant cannot become {to}")]
     InvalidTransition {
@@ -105,7 +119,9 @@ impl HasKind for Error {
             Self::Config(err) => err.kind(),
             Self::Database { source } => sqlx_kind(source),
             Self::Events { .. } => ErrorKind::Unavailable,
-            Self::InvalidDatabaseConfig { .. } => ErrorKind::Internal,
+            Self::InvalidDatabaseConfig { .. }
+            | Self::InvalidJob { .. }
+            | Self::InvalidScheduler { .. } => ErrorKind::Internal,
             Self::Migration(err) => err.kind(),
             Self::NoBinding { .. } | Self::TenantNotActive { .. } | Self::TenantNotFound => {
                 ErrorKind::NotFound

@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod error;
 pub mod events;
 pub mod migrate;
+pub mod scheduler;
 pub mod store;
 pub mod tenancy;
 pub mod tenant;
@@ -21,6 +22,10 @@ pub use endpoint::{EndpointBinding, EndpointRequest, RoutedPath, ServiceType, We
 pub use error::{Error, ResolveError};
 pub use events::{BackgroundTask, Event, EventBus};
 pub use migrate::{MigrationScope, MigrationSet};
+pub use scheduler::{
+    Job, JobError, JobObserver, JobScope, JobTarget, PurgeDeletedTenants, PurgeEventPayloads,
+    Scheduler, SchedulerBuilder, TickReport,
+};
 pub use store::{BackendTx, TenantDatabases, TenantTx};
 pub use tenancy::{DatabaseConfig, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory};
 pub use tenant::{Tenant, TenantStatus};

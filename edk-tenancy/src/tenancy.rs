@@ -290,6 +290,32 @@ impl Tenancy {
         &self.inner.bus
     }
 
+    /// Deletes event payloads stored before `before` (PostgreSQL keeps events too large for a
+    /// `NOTIFY` in `platform_event`; SQLite stores none, so this returns 0 there). Returns how
+    /// many were deleted.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn purge_event_payloads(&self, before: DateTime<Utc>) -> Result<u64, Error> {
+        match &self.inner.listener {
+            #[cfg(feature = "sqlite")]
+            Listener::None => {
+                let _ = before;
+                Ok(0)
+            }
+            #[cfg(feature = "postgres")]
+            Listener::Postgres(bus) => bus.purge_payloads(before).await,
+        }
+    }
+
+    pub(crate) fn platform(&self) -> &Arc<dyn PlatformStore> {
+        &self.inner.platform
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// Starts the background work this instance needs: on PostgreSQL the LISTEN loop that
     /// receives other replicas' events, and on every backend the consumer that invalidates
     /// the caches. It stops when `cancel` fires or the returned handle is shut down or

@@ -27,6 +27,7 @@ use crate::context::TenantContext;
 use crate::endpoint::{EndpointBinding, ServiceType};
 use crate::error::Error;
 use crate::migrate::MigrationSet;
+use crate::scheduler::JobState;
 use crate::tenant::{Tenant, TenantStatus};
 
 #[cfg(feature = "postgres")]
@@ -72,6 +73,34 @@ pub(crate) trait PlatformStore: fmt::Debug + Send + Sync {
         expected: Option<i64>,
         at: DateTime<Utc>,
     ) -> Result<Option<ConfigProperty>, Error>;
+    /// Takes the lease of job `name` for `holder` until `lease_until`, in one conditional
+    /// upsert that succeeds only if the job is due (never run, or last run at or before
+    /// `due_before`) and its lease is free or expired at `now`. `false` when it is not.
+    async fn acquire_job(
+        &self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        due_before: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+    /// Extends a lease `holder` still holds; `false` when it lost it.
+    async fn renew_job(
+        &self,
+        name: &str,
+        holder: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, Error>;
+    /// Releases a lease `holder` still holds, recording `ran_at` as the last run when given;
+    /// `false` when it lost the lease.
+    async fn finish_job(
+        &self,
+        name: &str,
+        holder: &str,
+        ran_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, Error>;
+    /// Every job's recorded state, by name.
+    async fn jobs(&self) -> Result<Vec<JobState>, Error>;
 }
 
 /// The tenant workload databases of one backend.
@@ -254,6 +283,25 @@ impl From<ConfigRow> for ConfigProperty {
             key: row.name,
             value: row.value.0,
             version: row.version,
+        }
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct JobRow {
+    name: String,
+    last_run_at: Option<DateTime<Utc>>,
+    lease_holder: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl From<JobRow> for JobState {
+    fn from(row: JobRow) -> Self {
+        Self {
+            name: row.name,
+            last_run_at: row.last_run_at,
+            lease_holder: row.lease_holder,
+            lease_expires_at: row.lease_expires_at,
         }
     }
 }
@@ -521,6 +569,86 @@ macro_rules! platform_store_impl {
                     }
                     Err(err) => Err(err.into()),
                 }
+            }
+
+            async fn acquire_job(
+                &self,
+                name: &str,
+                holder: &str,
+                now: chrono::DateTime<chrono::Utc>,
+                due_before: chrono::DateTime<chrono::Utc>,
+                lease_until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::error::Error> {
+                let taken = sqlx::query(
+                    "INSERT INTO scheduler_job (name, lease_holder, lease_expires_at) \
+                     VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO UPDATE SET lease_holder = excluded.lease_holder, \
+                     lease_expires_at = excluded.lease_expires_at \
+                     WHERE (scheduler_job.last_run_at IS NULL \
+                     OR scheduler_job.last_run_at <= $4) \
+                     AND (scheduler_job.lease_holder IS NULL \
+                     OR scheduler_job.lease_expires_at <= $5) \
+                     RETURNING name",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(lease_until)
+                .bind(due_before)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(taken.is_some())
+            }
+
+            async fn renew_job(
+                &self,
+                name: &str,
+                holder: &str,
+                lease_until: chrono::DateTime<chrono::Utc>,
+            ) -> Result<bool, $crate::error::Error> {
+                let done = sqlx::query(
+                    "UPDATE scheduler_job SET lease_expires_at = $3 \
+                     WHERE name = $1 AND lease_holder = $2",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(lease_until)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn finish_job(
+                &self,
+                name: &str,
+                holder: &str,
+                ran_at: Option<chrono::DateTime<chrono::Utc>>,
+            ) -> Result<bool, $crate::error::Error> {
+                let done = sqlx::query(
+                    "UPDATE scheduler_job SET last_run_at = COALESCE($3, last_run_at), \
+                     lease_holder = NULL, lease_expires_at = NULL \
+                     WHERE name = $1 AND lease_holder = $2",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(ran_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn jobs(
+                &self,
+            ) -> Result<Vec<$crate::scheduler::JobState>, $crate::error::Error> {
+                Ok(sqlx::query_as::<_, $crate::store::JobRow>(
+                    "SELECT name, last_run_at, lease_holder, lease_expires_at \
+                     FROM scheduler_job ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect())
             }
         }
     };
