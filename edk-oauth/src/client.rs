@@ -14,6 +14,11 @@ pub enum ClientAuthMethod {
     ClientSecretBasic,
     /// `client_secret_post`: `client_id` and `client_secret` in the form body.
     ClientSecretPost,
+    /// `attest_jwt_client_auth` (attestation-based client authentication): a client
+    /// attestation signed by a client attester the tenant trusts, and its proof of
+    /// possession, in the `OAuth-Client-Attestation` and `OAuth-Client-Attestation-PoP`
+    /// headers (see [`crate::client_attestation`]).
+    AttestJwtClientAuth,
     /// `none`: a public client (PKCE is mandatory for its codes).
     None,
     /// `private_key_jwt` (RFC 7523): a JWT signed by one of the client's registered keys.
@@ -27,6 +32,7 @@ impl ClientAuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::AttestJwtClientAuth => "attest_jwt_client_auth",
             Self::None => "none",
             Self::PrivateKeyJwt => "private_key_jwt",
         }
@@ -112,6 +118,11 @@ pub struct ClientMetadata {
     /// Token requests must carry a DPoP proof (RFC 9449 `dpop_bound_access_tokens`).
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// The resources (RFC 8707 identifiers, compared exactly with a token's `aud`) this
+    /// client serves as a resource server: when it introspects an access token for one of
+    /// them, the response carries the grant's end-user `claims`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_resources: Vec<String>,
 }
 
 impl ClientMetadata {
@@ -127,6 +138,7 @@ impl ClientMetadata {
             jwks: None,
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
+            claims_resources: Vec::new(),
         }
     }
 }

@@ -37,9 +37,14 @@ impl AuthorizationServer {
     /// `Some(client)` for an authenticated client or an identified public client, `None` when
     /// the call carries no client identification at all.
     ///
+    /// A call with client attestation headers is authenticated by them alone
+    /// ([`crate::client_attestation`]); a public client, or a call naming no client, is
+    /// refused when the tenant requires attestation of public clients.
+    ///
     /// # Errors
     /// `invalid_client` when authentication fails; `invalid_request` when several methods are
-    /// used at once.
+    /// used at once; `invalid_client_attestation`, `use_fresh_attestation` or
+    /// [`Error::UseAttestationChallenge`] for a client attestation that does not pass.
     pub async fn authenticate_client(
         &self,
         tenant: &TenantContext,
@@ -57,13 +62,21 @@ impl AuthorizationServer {
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
             .map(|(_, credentials)| credentials.trim());
+        let attested = crate::client_attestation::presented(call);
         let methods = usize::from(basic.is_some())
             + usize::from(body_secret.is_some())
-            + usize::from(assertion.is_some() || assertion_type.is_some());
+            + usize::from(assertion.is_some() || assertion_type.is_some())
+            + usize::from(attested);
         if methods > 1 {
             return Err(Error::invalid_request(
                 "more than one client authentication method is used",
             ));
+        }
+        if attested {
+            return self
+                .authenticate_attestation(tenant, call, body_id)
+                .await
+                .map(Some);
         }
         let presented = if let Some(credentials) = basic {
             let (id, secret) = parse_basic(credentials)?;
@@ -97,7 +110,10 @@ impl AuthorizationServer {
             Presented::Nothing
         };
         match presented {
-            Presented::Nothing => Ok(None),
+            Presented::Nothing => {
+                Self::check_attestation_not_required(tenant)?;
+                Ok(None)
+            }
             Presented::Secret { id, secret, method } => self
                 .authenticate_secret(tenant, &id, &secret, method)
                 .await
@@ -111,12 +127,13 @@ impl AuthorizationServer {
                 if client.metadata.token_endpoint_auth_method != ClientAuthMethod::None {
                     return Err(Error::invalid_client(FAILED));
                 }
+                Self::check_attestation_not_required(tenant)?;
                 Ok(Some(client))
             }
         }
     }
 
-    async fn lookup(&self, tenant: &TenantContext, id: &str) -> Result<Client, Error> {
+    pub(crate) async fn lookup(&self, tenant: &TenantContext, id: &str) -> Result<Client, Error> {
         Ok(self.lookup_with_secret(tenant, id).await?.0)
     }
 

@@ -44,6 +44,14 @@ pub struct AsConfig {
     /// reused for client authentication; 0 reads it on every request. A change made on this
     /// replica takes effect at once; other replicas see it within this time.
     pub client_cache_ttl: i64,
+    /// Lifetime of a client attestation challenge from the challenge endpoint
+    /// ([`AuthorizationServer::attestation_challenge`](crate::AuthorizationServer::attestation_challenge)).
+    pub attestation_challenge_ttl: i64,
+    /// Names of end-user claims of the grant (see [`crate::claims`]) copied into access
+    /// tokens. Empty by default: the claims stay with the grant and reach only resource
+    /// servers of the tenant that ask for them. A name the token already carries (`sub`,
+    /// `aud`, `scope`, ...) is never overwritten.
+    pub access_token_claims: Vec<String>,
 }
 
 impl Default for AsConfig {
@@ -65,6 +73,8 @@ impl Default for AsConfig {
             scopes_supported: Vec::new(),
             pre_authorized_anonymous_access: true,
             client_cache_ttl: 5,
+            attestation_challenge_ttl: 300,
+            access_token_claims: Vec::new(),
         }
     }
 }

@@ -9,7 +9,7 @@ use edk_core::{ErrorKind, HasKind};
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// The `error` codes of OAuth 2 responses (RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7009,
-/// RFC 9396, RFC 9449, RFC 8707).
+/// RFC 9396, RFC 9449, RFC 8707, attestation-based client authentication §7.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum OAuthErrorCode {
@@ -21,6 +21,9 @@ pub enum OAuthErrorCode {
     InvalidAuthorizationDetails,
     /// `invalid_client`: client authentication failed.
     InvalidClient,
+    /// `invalid_client_attestation` (attestation-based client authentication): the client
+    /// attestation or its proof of possession does not verify.
+    InvalidClientAttestation,
     /// `invalid_dpop_proof` (RFC 9449).
     InvalidDpopProof,
     /// `invalid_grant`: the code, refresh token or credentials are invalid, expired, revoked or
@@ -46,8 +49,14 @@ pub enum OAuthErrorCode {
     UnsupportedResponseType,
     /// `unsupported_token_type` (RFC 7009).
     UnsupportedTokenType,
+    /// `use_attestation_challenge` (attestation-based client authentication): retry with the
+    /// challenge in the `OAuth-Client-Attestation-Challenge` header.
+    UseAttestationChallenge,
     /// `use_dpop_nonce` (RFC 9449 §8): retry with the nonce in the `DPoP-Nonce` header.
     UseDpopNonce,
+    /// `use_fresh_attestation` (attestation-based client authentication): the client
+    /// attestation is too old for the server's policy.
+    UseFreshAttestation,
 }
 
 impl OAuthErrorCode {
@@ -59,6 +68,7 @@ impl OAuthErrorCode {
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidAuthorizationDetails => "invalid_authorization_details",
             Self::InvalidClient => "invalid_client",
+            Self::InvalidClientAttestation => "invalid_client_attestation",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::InvalidGrant => "invalid_grant",
             Self::InvalidRequest => "invalid_request",
@@ -71,17 +81,19 @@ impl OAuthErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::UseAttestationChallenge => "use_attestation_challenge",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::UseFreshAttestation => "use_fresh_attestation",
         }
     }
 
     /// The HTTP status of a token, PAR, introspection or revocation endpoint error with this
-    /// code (RFC 6749 §5.2): 401 for `invalid_client` and `invalid_token`, 403 for
-    /// `insufficient_scope`, 500/503 for server faults, else 400.
+    /// code (RFC 6749 §5.2): 401 for `invalid_client`, `invalid_client_attestation` and
+    /// `invalid_token`, 403 for `insufficient_scope`, 500/503 for server faults, else 400.
     #[must_use]
     pub const fn status(self) -> u16 {
         match self {
-            Self::InvalidClient | Self::InvalidToken => 401,
+            Self::InvalidClient | Self::InvalidClientAttestation | Self::InvalidToken => 401,
             Self::InsufficientScope => 403,
             Self::ServerError => 500,
             Self::TemporarilyUnavailable => 503,
@@ -117,6 +129,15 @@ pub enum Error {
     UseDpopNonce {
         /// The nonce to retry with (sent in the `DPoP-Nonce` header).
         nonce: String,
+    },
+    /// The client attestation PoP lacks a valid server challenge; the caller retries with
+    /// `challenge` (sent in the `OAuth-Client-Attestation-Challenge` header).
+    #[error("use_attestation_challenge: {description}")]
+    UseAttestationChallenge {
+        /// The fresh challenge to retry with.
+        challenge: String,
+        /// What was wrong with the presented challenge, safe to show to the caller.
+        description: &'static str,
     },
     /// An administrative object (a client, a key) does not exist for this tenant.
     #[error("{what} not found")]
@@ -195,6 +216,12 @@ impl Error {
         Self::oauth(OAuthErrorCode::InvalidDpopProof, description)
     }
 
+    /// `invalid_client_attestation` with `description`.
+    #[must_use]
+    pub fn invalid_client_attestation(description: impl Into<String>) -> Self {
+        Self::oauth(OAuthErrorCode::InvalidClientAttestation, description)
+    }
+
     /// `invalid_token` with `description`.
     #[must_use]
     pub fn invalid_token(description: impl Into<String>) -> Self {
@@ -212,6 +239,7 @@ impl Error {
         match self {
             Self::OAuth { code, .. } => *code,
             Self::UseDpopNonce { .. } => OAuthErrorCode::UseDpopNonce,
+            Self::UseAttestationChallenge { .. } => OAuthErrorCode::UseAttestationChallenge,
             Self::InvalidInput { .. } | Self::Conflict { .. } => OAuthErrorCode::InvalidRequest,
             Self::NotFound { .. } => OAuthErrorCode::InvalidRequest,
             Self::Authn(err) => err.code(),
@@ -228,6 +256,7 @@ impl Error {
     pub fn description(&self) -> String {
         match self {
             Self::OAuth { description, .. } => description.clone(),
+            Self::UseAttestationChallenge { description, .. } => (*description).to_owned(),
             Self::Database(_) | Self::Kms(_) | Self::Fetch(_) => {
                 "a dependency of the authorization server is unavailable".to_owned()
             }
@@ -243,9 +272,9 @@ impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::OAuth { code, .. } => match code {
-                OAuthErrorCode::InvalidClient | OAuthErrorCode::InvalidToken => {
-                    ErrorKind::Unauthenticated
-                }
+                OAuthErrorCode::InvalidClient
+                | OAuthErrorCode::InvalidClientAttestation
+                | OAuthErrorCode::InvalidToken => ErrorKind::Unauthenticated,
                 OAuthErrorCode::AccessDenied
                 | OAuthErrorCode::InsufficientScope
                 | OAuthErrorCode::UnauthorizedClient => ErrorKind::Forbidden,
@@ -256,7 +285,9 @@ impl HasKind for Error {
                 | OAuthErrorCode::UnsupportedTokenType => ErrorKind::Unsupported,
                 _ => ErrorKind::InvalidInput,
             },
-            Self::UseDpopNonce { .. } | Self::InvalidInput { .. } => ErrorKind::InvalidInput,
+            Self::UseDpopNonce { .. }
+            | Self::UseAttestationChallenge { .. }
+            | Self::InvalidInput { .. } => ErrorKind::InvalidInput,
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::Conflict { .. } => ErrorKind::Conflict,
             Self::Authn(err) => err.kind(),

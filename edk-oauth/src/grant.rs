@@ -41,6 +41,11 @@ pub struct Grant {
     /// proof for a public client's refresh token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// The RFC 7638 thumbprint of the client instance key (`cnf.jwk` of the client
+    /// attestation) the grant's refresh tokens are bound to, when the client authenticated
+    /// with a client attestation (attestation-based client authentication §10.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_instance_jkt: Option<String>,
 }
 
 impl Grant {
@@ -58,6 +63,7 @@ impl Grant {
             claims: serde_json::Map::new(),
             resource: None,
             dpop_jkt: None,
+            client_instance_jkt: None,
         }
     }
 

@@ -41,6 +41,8 @@ impl AuthorizationServer {
                 "Bearer"
             };
             out.insert("active".to_owned(), json!(true));
+            self.add_introspection_claims(tenant, &client, &mut out)
+                .await?;
             out.insert("token_type".to_owned(), json!(token_type));
             return Ok(Value::Object(out));
         }

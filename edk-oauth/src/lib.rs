@@ -2,7 +2,9 @@
 
 pub mod authn;
 pub mod authorize;
+pub mod claims;
 pub mod client;
+pub mod client_attestation;
 mod client_auth;
 pub mod config;
 pub mod dpop;

@@ -95,6 +95,10 @@ pub struct EndpointCall {
     pub authorization: Option<String>,
     /// Every `DPoP` header value (more than one is refused).
     pub dpop: Vec<String>,
+    /// Every `OAuth-Client-Attestation` header value (more than one is refused).
+    pub client_attestation: Vec<String>,
+    /// Every `OAuth-Client-Attestation-PoP` header value (more than one is refused).
+    pub client_attestation_pop: Vec<String>,
 }
 
 impl EndpointCall {
@@ -106,6 +110,8 @@ impl EndpointCall {
             params,
             authorization: None,
             dpop: Vec::new(),
+            client_attestation: Vec::new(),
+            client_attestation_pop: Vec::new(),
         }
     }
 
@@ -122,6 +128,18 @@ impl EndpointCall {
         self.dpop.push(value.into());
         self
     }
+
+    /// The call with `OAuth-Client-Attestation` and `OAuth-Client-Attestation-PoP` headers.
+    #[must_use]
+    pub fn with_client_attestation(
+        mut self,
+        attestation: impl Into<String>,
+        pop: impl Into<String>,
+    ) -> Self {
+        self.client_attestation.push(attestation.into());
+        self.client_attestation_pop.push(pop.into());
+        self
+    }
 }
 
 impl fmt::Debug for EndpointCall {
@@ -131,6 +149,8 @@ impl fmt::Debug for EndpointCall {
             .field("params", &self.params)
             .field("authorization", &self.authorization.as_ref().map(|_| ".."))
             .field("dpop", &self.dpop.len())
+            .field("client_attestation", &self.client_attestation.len())
+            .field("client_attestation_pop", &self.client_attestation_pop.len())
             .finish()
     }
 }

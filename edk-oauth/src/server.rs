@@ -291,6 +291,7 @@ impl AuthorizationServer {
         {
             map.insert("scopes_supported".to_owned(), json!(scopes));
         }
+        crate::client_attestation::extend_metadata(tenant, &mut doc)?;
         Ok(doc)
     }
 
@@ -576,6 +577,7 @@ impl AuthorizationServer {
             }
         };
         let code = crate::random::token();
+        crate::claims::check_grant(&request.grant)?;
         let now = self.now();
         let mut grant = request.grant;
         grant.client_id = None;
@@ -684,5 +686,5 @@ fn validate_metadata(metadata: &ClientMetadata) -> Result<(), Error> {
             return invalid("scopes", "each must be a non-empty RFC 6749 scope token");
         }
     }
-    Ok(())
+    crate::claims::check_claims_resources(metadata)
 }

@@ -105,6 +105,9 @@ impl AuthorizationServer {
                 "the client may not use this grant type",
             ));
         }
+        if grant_type == GrantType::RefreshToken {
+            self.check_refresh_instance(tenant, call).await?;
+        }
         let proof = self.check_dpop(tenant, call, "token", None).await?;
         if client
             .as_ref()
@@ -261,6 +264,7 @@ impl AuthorizationServer {
             }
         };
         grant.client_id = client.map(|c| c.client_id.clone());
+        grant.client_instance_jkt = crate::client_attestation::instance_jkt(call);
         let refresh =
             client.is_some_and(|c| c.metadata.grant_types.contains(&GrantType::RefreshToken));
         // A family ties refresh tokens to the access tokens they lead to; without a refresh
@@ -326,6 +330,7 @@ impl AuthorizationServer {
             }
         };
         let mut grant = code.grant;
+        grant.client_instance_jkt = crate::client_attestation::instance_jkt(call);
         // A public client's refresh tokens stay bound to the DPoP key of this request.
         if client.metadata.token_endpoint_auth_method == ClientAuthMethod::None {
             grant.dpop_jkt = jkt.map(str::to_owned);
@@ -441,7 +446,10 @@ impl AuthorizationServer {
         if let Some(jkt) = issue.jkt {
             claims.insert("cnf".to_owned(), json!({ "jkt": jkt }));
         }
+        crate::claims::copy_into_token(&self.config, grant, &mut claims);
         let access_token = self.sign_jwt(tenant, ACCESS_TOKEN_TYP, &claims).await?;
+        self.record_grant_claims(tenant, &jti, grant, now + ttl)
+            .await?;
         // Only a family's tokens are recorded: revoking the family must find them.
         if let Some(family) = issue.family {
             self.store

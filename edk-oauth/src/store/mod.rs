@@ -410,4 +410,51 @@ pub trait OAuthStore: fmt::Debug + Send + Sync {
     /// # Errors
     /// When the database fails.
     async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, Error>;
+
+    /// Stores a client attestation challenge under its digest until `expires_at`.
+    ///
+    /// # Errors
+    /// When the database fails.
+    async fn insert_attestation_challenge(
+        &self,
+        tenant: &TenantContext,
+        challenge_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), Error>;
+
+    /// Consumes an unexpired client attestation challenge: `true` once, `false` for an
+    /// unknown, expired or used one.
+    ///
+    /// # Errors
+    /// When the database fails.
+    async fn take_attestation_challenge(
+        &self,
+        tenant: &TenantContext,
+        challenge_hash: &str,
+        now: i64,
+    ) -> Result<bool, Error>;
+
+    /// Stores the end-user claims of the grant behind the access token `jti`, until the
+    /// token expires.
+    ///
+    /// # Errors
+    /// When the database fails.
+    async fn insert_grant_claims(
+        &self,
+        tenant: &TenantContext,
+        jti: &str,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        expires_at: i64,
+    ) -> Result<(), Error>;
+
+    /// The end-user claims stored for the unexpired access token `jti`.
+    ///
+    /// # Errors
+    /// When the database fails.
+    async fn grant_claims(
+        &self,
+        tenant: &TenantContext,
+        jti: &str,
+        now: i64,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, Error>;
 }

@@ -777,7 +777,9 @@ impl OAuthStore for SqlStore {
     }
 
     async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, Error> {
-        const TABLES: [&str; 8] = [
+        const TABLES: [&str; 10] = [
+            "DELETE FROM oauth_attestation_challenge WHERE expires_at <= $1",
+            "DELETE FROM oauth_grant_claims WHERE expires_at <= $1",
             "DELETE FROM oauth_par WHERE expires_at <= $1",
             "DELETE FROM oauth_transaction WHERE expires_at <= $1",
             "DELETE FROM oauth_code WHERE expires_at <= $1",
@@ -800,6 +802,91 @@ impl OAuthStore for SqlStore {
         }
         tx.commit().await?;
         Ok(total)
+    }
+
+    async fn insert_attestation_challenge(
+        &self,
+        tenant: &TenantContext,
+        challenge_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oauth_attestation_challenge (challenge_hash, expires_at) \
+                 VALUES ($1, $2)",
+            )
+            .bind(challenge_hash)
+            .bind(expires_at)
+            .execute(conn)
+            .await?;
+        });
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn take_attestation_challenge(
+        &self,
+        tenant: &TenantContext,
+        challenge_hash: &str,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let taken: Option<(String,)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "DELETE FROM oauth_attestation_challenge \
+                 WHERE challenge_hash = $1 AND expires_at > $2 RETURNING challenge_hash",
+            )
+            .bind(challenge_hash)
+            .bind(now)
+            .fetch_optional(conn)
+            .await?
+        });
+        tx.commit().await?;
+        Ok(taken.is_some())
+    }
+
+    async fn insert_grant_claims(
+        &self,
+        tenant: &TenantContext,
+        jti: &str,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        expires_at: i64,
+    ) -> Result<(), Error> {
+        let claims = to_json(claims)?;
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oauth_grant_claims (jti, claims, expires_at) VALUES ($1, $2, $3)",
+            )
+            .bind(jti)
+            .bind(&claims)
+            .bind(expires_at)
+            .execute(conn)
+            .await?;
+        });
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn grant_claims(
+        &self,
+        tenant: &TenantContext,
+        jti: &str,
+        now: i64,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, Error> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<(String,)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT claims FROM oauth_grant_claims WHERE jti = $1 AND expires_at > $2",
+            )
+            .bind(jti)
+            .bind(now)
+            .fetch_optional(conn)
+            .await?
+        });
+        tx.commit().await?;
+        row.map(|(claims,)| from_json(&claims)).transpose()
     }
 }
 

@@ -75,6 +75,10 @@ pub struct ClientRegistration {
     /// Token requests must carry DPoP proofs.
     #[oai(default)]
     pub dpop_bound_access_tokens: bool,
+    /// The resources (token audiences) this client serves as a resource server: its
+    /// introspection of their access tokens carries the grant's end-user `claims`.
+    #[oai(default)]
+    pub claims_resources: Vec<String>,
 }
 
 /// A registered client.
@@ -127,6 +131,11 @@ pub struct PreAuthorizedCodeSpec {
     pub tx_code_digits: Option<u8>,
     /// Lifetime in seconds (1 to 86400); the configured default when absent.
     pub ttl_secs: Option<i64>,
+    /// End-user claims (a JSON object, at most 16 KiB) kept with the grant for the tenant's
+    /// resource servers (the credential issuer); never put in tokens unless configured.
+    pub claims: Option<serde_json::Value>,
+    /// The resource (RFC 8707, an absolute https URI) the access tokens are for: their `aud`.
+    pub resource: Option<String>,
 }
 
 /// A minted pre-authorized code.
@@ -210,6 +219,7 @@ impl AdminApi {
             "scopes": body.scopes,
             "require_pushed_authorization_requests": body.require_pushed_authorization_requests,
             "dpop_bound_access_tokens": body.dpop_bound_access_tokens,
+            "claims_resources": body.claims_resources,
         });
         if let (Some(jwks), Some(map)) = (body.jwks, raw.as_object_mut()) {
             map.insert("jwks".to_owned(), jwks);
@@ -336,6 +346,12 @@ impl AdminApi {
         let mut grant = Grant::new(spec.subject);
         grant.authorization_details = spec.authorization_details;
         grant.scopes = spec.scopes;
+        grant.resource = spec.resource;
+        grant.claims = match spec.claims {
+            None => serde_json::Map::new(),
+            Some(serde_json::Value::Object(claims)) => claims,
+            Some(_) => return Err(invalid("invalid claims: must be a JSON object")),
+        };
         let mut request = PreAuthorizedCodeRequest::new(grant);
         request.tx_code_digits = spec.tx_code_digits;
         request.ttl = spec.ttl_secs;

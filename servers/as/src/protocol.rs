@@ -15,7 +15,7 @@ use poem::{Body, Endpoint, Request, Response};
 use serde_json::{Value, json};
 
 /// The protocol endpoint: `/authorize`, `/callback`, `/par`, `/token`, `/introspect`,
-/// `/revoke`, `/jwks.json` and the well-known documents of every tenant's AS.
+/// `/revoke`, `/challenge`, `/jwks.json` and the well-known documents of every tenant's AS.
 #[derive(Clone, Debug)]
 pub struct ProtocolEndpoint {
     tenancy: Tenancy,
@@ -64,12 +64,16 @@ impl Endpoint for ProtocolEndpoint {
                 .get(header::AUTHORIZATION)
                 .and_then(|h| h.to_str().ok())
                 .map(str::to_owned);
-            call.dpop = req
-                .headers()
-                .get_all("dpop")
-                .iter()
-                .filter_map(|h| h.to_str().ok().map(str::to_owned))
-                .collect();
+            let all = |name: &str| -> Vec<String> {
+                req.headers()
+                    .get_all(name)
+                    .iter()
+                    .filter_map(|h| h.to_str().ok().map(str::to_owned))
+                    .collect()
+            };
+            call.dpop = all("dpop");
+            call.client_attestation = all("oauth-client-attestation");
+            call.client_attestation_pop = all("oauth-client-attestation-pop");
             call
         };
         let server = &self.server;
@@ -89,6 +93,18 @@ impl Endpoint for ProtocolEndpoint {
                     Ok(jwks) => json_response(StatusCode::OK, &json!(jwks)),
                     Err(err) => oauth_error(&err, false),
                 },
+                ("/challenge", &Method::POST) => {
+                    match server.attestation_challenge(&tenant).await {
+                        Ok(challenge) => {
+                            let mut response = json_response(StatusCode::OK, &json!(challenge));
+                            if let Some(nonce) = challenge.dpop_nonce {
+                                set_header(&mut response, "dpop-nonce", &nonce);
+                            }
+                            response
+                        }
+                        Err(err) => oauth_error(&err, false),
+                    }
+                }
                 ("/authorize" | "/callback", &Method::GET) => {
                     let params = Params::parse(req.uri().query().unwrap_or_default());
                     authorize(server, &tenant, rest, &params).await
@@ -129,7 +145,7 @@ impl Endpoint for ProtocolEndpoint {
                 }
                 (
                     "/jwks.json" | "/authorize" | "/callback" | "/token" | "/par" | "/introspect"
-                    | "/revoke",
+                    | "/revoke" | "/challenge",
                     _,
                 ) => Response::builder()
                     .status(StatusCode::METHOD_NOT_ALLOWED)
@@ -222,6 +238,13 @@ pub fn oauth_error(err: &Error, http_auth: bool) -> Response {
     match (err, code) {
         (Error::UseDpopNonce { nonce }, _) => {
             set_header(&mut response, "dpop-nonce", nonce);
+        }
+        (Error::UseAttestationChallenge { challenge, .. }, _) => {
+            set_header(
+                &mut response,
+                "oauth-client-attestation-challenge",
+                challenge,
+            );
         }
         (_, OAuthErrorCode::InvalidClient) if http_auth => {
             set_header(&mut response, "www-authenticate", "Basic realm=\"oauth\"");
