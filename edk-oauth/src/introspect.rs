@@ -2,7 +2,6 @@
 
 use edk_core::Limits;
 use edk_core::jose::{Jws, VerifyPolicy};
-use edk_kms::kms::Caller;
 use edk_tenancy::TenantContext;
 use serde_json::{Map, Value, json};
 
@@ -106,7 +105,8 @@ impl AuthorizationServer {
     }
 
     /// The claims of `token` if it is an active access token this tenant issued: signed by
-    /// the tenant's key, its issuer, not expired, recorded and not revoked.
+    /// a version of the tenant's access-token signing alias (no other key of the tenant), its
+    /// issuer, not expired, recorded and not revoked.
     ///
     /// # Errors
     /// When the database fails.
@@ -121,7 +121,7 @@ impl AuthorizationServer {
         let Ok(jws) = Jws::parse(token, &Limits::DEFAULT) else {
             return Ok(None);
         };
-        let resolver = self.kms.resolver(&Caller::new(tenant.clone(), "edk-oauth"));
+        let resolver = self.access_token_keys(tenant);
         let policy = VerifyPolicy::default().with_typ(ACCESS_TOKEN_TYP);
         let Ok(verified) = jws.verify_with(resolver.as_ref(), &policy, None).await else {
             return Ok(None);

@@ -32,7 +32,9 @@ pub use client_auth::JWT_BEARER_ASSERTION;
 pub use config::AsConfig;
 pub use error::{AuthnError, Error, OAuthErrorCode};
 pub use request::{EndpointCall, Params};
-pub use resource::{AccessTokenValidator, RemoteJwks, ResourceRequest, ValidatedToken};
+pub use resource::{
+    AccessTokenKeys, AccessTokenValidator, RemoteJwks, ResourceRequest, ValidatedToken,
+};
 pub use server::{AuthorizationServer, NewClient, PreAuthorizedCode, PreAuthorizedCodeRequest};
 pub use store::{OAuthStore, SqlStore};
 pub use token::{TokenOutcome, TokenResponse};

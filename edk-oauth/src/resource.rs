@@ -10,12 +10,16 @@ use async_trait::async_trait;
 use edk_core::jose::{
     JoseError, JwkSet, JwksResolver, Jws, KeyQuery, KeyResolver, VerifyPolicy, VerifyingKey,
 };
-use edk_core::{Clock, Limits};
+use edk_core::{Clock, ErrorKind, HasKind as _, Limits};
+use edk_kms::Kms;
+use edk_kms::kms::Caller;
+use edk_tenancy::TenantContext;
 use serde_json::{Map, Value};
 use tokio::sync::RwLock;
 
 use crate::dpop;
 use crate::error::{Error, OAuthErrorCode};
+use crate::server::signing_alias;
 use crate::token::ACCESS_TOKEN_TYP;
 
 /// A request to a protected resource, reduced to what token validation reads.
@@ -117,8 +121,10 @@ impl fmt::Debug for AccessTokenValidator {
 }
 
 impl AccessTokenValidator {
-    /// A validator for tokens of `issuer` addressed to `audience`, with keys from `keys`
-    /// (a [`RemoteJwks`], or the KMS's in-process resolver).
+    /// A validator for tokens of `issuer` addressed to `audience`, with keys from `keys`: a
+    /// [`RemoteJwks`] of the AS's `jwks_uri`, or, in a process sharing the AS's KMS,
+    /// [`AccessTokenKeys`] (never the KMS's own resolver, which finds every key of the
+    /// tenant).
     #[must_use]
     pub fn new(
         issuer: impl Into<String>,
@@ -266,6 +272,59 @@ impl AccessTokenValidator {
     }
 }
 
+/// A [`KeyResolver`] over the versions of one tenant's access-token signing alias
+/// (`as.access-token-signing`, see [`signing_alias`]) in the KMS, and nothing else.
+///
+/// Use it, not the KMS's own [`Kms::resolver`], to check access tokens in a process that
+/// shares the authorization server's KMS: the KMS resolver finds every key of the tenant,
+/// including credential-signing keys and public keys registered for verification only, so a
+/// JWT with `typ: at+jwt` signed by any of them would pass. This resolver finds a `kid` only
+/// when it is a version in the alias's JWKS (pre-active, active, or retired within its
+/// overlap).
+pub struct AccessTokenKeys {
+    kms: Arc<dyn Kms>,
+    caller: Caller,
+}
+
+impl fmt::Debug for AccessTokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessTokenKeys")
+            .field("tenant", &self.caller.tenant().id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessTokenKeys {
+    /// The access-token signing keys of `tenant` in `kms`.
+    #[must_use]
+    pub fn new(kms: Arc<dyn Kms>, tenant: TenantContext) -> Self {
+        Self {
+            kms,
+            caller: Caller::new(tenant, "edk-oauth"),
+        }
+    }
+}
+
+#[async_trait]
+impl KeyResolver for AccessTokenKeys {
+    async fn resolve(&self, query: &KeyQuery<'_>) -> Result<Arc<VerifyingKey>, JoseError> {
+        let kid = query.kid.ok_or(JoseError::KeyNotFound)?;
+        let alias = signing_alias().map_err(|_| JoseError::KeyNotFound)?;
+        let jwks = match self.kms.jwks(&self.caller, &alias).await {
+            Ok(jwks) => jwks,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Err(JoseError::KeyNotFound),
+            Err(err) => {
+                let kind = err.kind();
+                return Err(JoseError::KeySource(Box::new(err), kind));
+            }
+        };
+        if !jwks.keys.iter().any(|key| key.kid.as_deref() == Some(kid)) {
+            return Err(JoseError::KeyNotFound);
+        }
+        self.kms.resolver(&self.caller).resolve(query).await
+    }
+}
+
 /// A [`KeyResolver`] over an authorization server's JWKS fetched from `jwks_uri`, cached for
 /// a TTL and refetched (at most every 10 seconds) when a token names an unknown `kid`, so a
 /// rotated key is picked up.
@@ -305,9 +364,8 @@ impl RemoteJwks {
     }
 
     async fn fetch(&self) -> Result<JwksResolver, JoseError> {
-        let source = |err: reqwest::Error| {
-            JoseError::KeySource(Box::new(err), edk_core::ErrorKind::Unavailable)
-        };
+        let source =
+            |err: reqwest::Error| JoseError::KeySource(Box::new(err), ErrorKind::Unavailable);
         let response = self
             .http
             .get(&self.url)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use edk_core::jose::{Algorithm, Header, JwkSet, Signer, jws};
+use edk_core::jose::{Algorithm, Header, JwkSet, KeyResolver, Signer, jws};
 use edk_core::{ClientId, Clock, ErrorKind, HasKind, TenantId};
 use edk_kms::kms::{Caller, KeyAlias, KeyInfo, NewKey, purpose, service};
 use edk_kms::provider::KeySpec;
@@ -328,6 +328,17 @@ impl AuthorizationServer {
             .kms
             .jwks(&Self::caller(tenant), &signing_alias()?)
             .await?)
+    }
+
+    /// The keys that verify the tenant's access tokens: the versions of its signing alias
+    /// only (see [`AccessTokenKeys`](crate::resource::AccessTokenKeys)), for an
+    /// [`AccessTokenValidator`](crate::AccessTokenValidator) in this process.
+    #[must_use]
+    pub fn access_token_keys(&self, tenant: &TenantContext) -> Arc<dyn KeyResolver> {
+        Arc::new(crate::resource::AccessTokenKeys::new(
+            Arc::clone(&self.kms),
+            tenant.clone(),
+        ))
     }
 
     /// Creates the tenant's access-token signing key if it does not exist yet.

@@ -10,5 +10,6 @@
 mod concurrency;
 mod federation;
 mod flows;
+mod signing_keys;
 mod store;
 mod support;

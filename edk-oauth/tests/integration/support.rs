@@ -25,6 +25,23 @@ use serde_json::json;
 /// The fixed time of library tests.
 pub(crate) const NOW: i64 = 1_800_000_000;
 
+/// Runs `$name` (an async fn taking a `Backend`) on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$name(crate::support::Backend::sqlite().await).await;
+            }
+            #[tokio::test]
+            async fn on_postgres() {
+                super::$name(crate::support::Backend::postgres().await).await;
+            }
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
 /// A tenancy with the edk-kms and edk-oauth migrations and the database it lives in.
 pub(crate) struct Backend {
     pub(crate) tenancy: Tenancy,
@@ -153,6 +170,7 @@ pub(crate) struct Env {
     pub(crate) clock: Arc<FixedClock>,
     pub(crate) server: Arc<AuthorizationServer>,
     pub(crate) tenant: TenantContext,
+    pub(crate) kek: secrecy::SecretString,
 }
 
 impl Env {
@@ -170,7 +188,22 @@ impl Env {
             clock,
             server,
             tenant,
+            kek,
         }
+    }
+
+    /// Another LocalKms over the same tenancy and key encryption key (what an embedding
+    /// application next to the AS holds).
+    pub(crate) fn kms(&self) -> Arc<LocalKms> {
+        Arc::new(
+            LocalKms::builder(
+                self.backend.tenancy.clone(),
+                vec![software_provider(&self.kek)],
+            )
+            .clock(self.clock.clone())
+            .build()
+            .unwrap(),
+        )
     }
 
     /// Registers a client with `method` and `grants`, returning its id and secret.
