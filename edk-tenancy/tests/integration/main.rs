@@ -12,6 +12,7 @@ mod isolation;
 mod migrations;
 mod replicas;
 mod routing;
+mod scheduler;
 
 use std::sync::Arc;
 
