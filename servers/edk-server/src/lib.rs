@@ -7,6 +7,7 @@ pub mod jwks;
 pub mod metrics;
 pub mod observe;
 pub mod problem;
+pub mod scheduler;
 pub mod serve;
 
 pub use auth::{AdminAuth, AdminBearer, AdminPrincipal, AuthConfig, AuthSetupError, TrustedIssuer};
@@ -16,6 +17,7 @@ pub use jwks::{JwksCachePolicy, RemoteJwks};
 pub use metrics::Metrics;
 pub use observe::Observe;
 pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_error};
+pub use scheduler::JobMetrics;
 pub use serve::{
     ANONYMOUS_PATHS, BoundServer, TestServer, app, bind, init_tracing, openapi_routes,
     path_is_under, serve, shutdown_signal, spawn_server,
