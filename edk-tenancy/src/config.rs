@@ -210,8 +210,9 @@ impl ConfigSchemaBuilder {
     }
 }
 
-/// A stored configuration value.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A stored configuration value. Its `Debug` shows the key and version, never the value
+/// (values may be credentials).
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct ConfigProperty {
     /// The key.
     pub key: String,
@@ -221,10 +222,28 @@ pub struct ConfigProperty {
     pub version: i64,
 }
 
+impl fmt::Debug for ConfigProperty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigProperty")
+            .field("key", &self.key)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A tenant's effective configuration: defaults, then platform values, then tenant values.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Its `Debug` lists the keys, never the values (values may be credentials).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct TenantConfig {
     values: BTreeMap<String, Value>,
+}
+
+impl fmt::Debug for TenantConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantConfig")
+            .field("keys", &self.values.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TenantConfig {
@@ -342,5 +361,22 @@ mod tests {
         assert_eq!(config.get(&TTL), 600);
         assert_eq!(config.get(&NAME), "t");
         assert_eq!(TenantConfig::default().get(&TTL), 300);
+    }
+
+    #[test]
+    fn debug_shows_keys_but_never_values() {
+        let secret = ConfigProperty {
+            key: "display.name".to_owned(),
+            value: json!("sk_live_hunter2"),
+            version: 3,
+        };
+        let config = TenantConfig::overlay(BTreeMap::new(), &[], std::slice::from_ref(&secret));
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("display.name"), "{debug}");
+        let debug = format!("{secret:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("display.name"), "{debug}");
+        assert_eq!(config.raw("display.name"), Some(&json!("sk_live_hunter2")));
     }
 }
