@@ -366,6 +366,15 @@ pub enum RegistrarError {
         /// What is wrong (only the caller's own input is quoted).
         reason: String,
     },
+    /// A did:webvh log entry is held back until its witnesses approve it; no other change is
+    /// possible until then.
+    #[error("`{did}` has an entry awaiting witness proofs: `{version_id}`")]
+    AwaitingWitnesses {
+        /// The DID.
+        did: String,
+        /// The `versionId` the witnesses must approve.
+        version_id: String,
+    },
     /// The DID is deactivated and cannot change.
     #[error("`{did}` is deactivated")]
     Deactivated {
@@ -408,7 +417,7 @@ impl HasKind for RegistrarError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidRequest { .. } => ErrorKind::InvalidInput,
-            Self::Deactivated { .. } => ErrorKind::Conflict,
+            Self::AwaitingWitnesses { .. } | Self::Deactivated { .. } => ErrorKind::Conflict,
             Self::Kms(err) => match err.kind() {
                 // Another tenant's or a missing alias is the caller's input.
                 ErrorKind::NotFound => ErrorKind::InvalidInput,

@@ -205,10 +205,13 @@ impl Registrar {
     }
 
     /// Changes services and verification methods of a did:web or did:webvh; a did:webvh gets
-    /// a new signed log entry.
+    /// a new signed log entry. An entry that witnesses must approve is held back
+    /// ([`StoredDid::pending`]) and published by [`Registrar::add_witness_proof`] once the
+    /// threshold is met, so the published log always resolves.
     ///
     /// # Errors
     /// [`RegistrarError::NotFound`], [`RegistrarError::Deactivated`],
+    /// [`RegistrarError::AwaitingWitnesses`] while an entry is held back,
     /// [`RegistrarError::Unsupported`] for did:key/did:jwk, KMS, log and store failures.
     pub async fn update(
         &self,
@@ -223,11 +226,7 @@ impl Registrar {
                 operation: "update",
             });
         }
-        if stored.deactivated {
-            return Err(RegistrarError::Deactivated {
-                did: did.to_owned(),
-            });
-        }
+        check_changeable(&stored)?;
         if change.witness.is_some() && stored.method != "webvh" {
             return Err(invalid("witnesses are a did:webvh parameter"));
         }
@@ -263,7 +262,9 @@ impl Registrar {
             )
             .await?;
         if stored.method == "webvh" {
-            let (mut log, signer, key) = self.webvh_state(caller, &stored).await?;
+            let did = WebvhDid::parse(stored.did.as_str()).map_err(RegistrarError::Webvh)?;
+            let document = with_parallel_did_web(document, &did);
+            let (log, signer, key) = self.webvh_state(caller, &stored).await?;
             let options = UpdateOptions {
                 document: Some(document),
                 witness: change.witness,
@@ -272,9 +273,8 @@ impl Registrar {
             let entry = webvh::update(&log, options, signer.as_ref(), &key, now)
                 .await
                 .map_err(RegistrarError::Webvh)?;
-            stored.log.push(entry.to_line());
-            stored.document = entry.state().clone();
-            log.push(entry);
+            stored.pending.push(entry.to_line());
+            publish_witnessed(&mut stored, now)?;
         } else {
             stored.document = document;
         }
@@ -283,7 +283,8 @@ impl Registrar {
     }
 
     /// Deactivates a did:web (its `did.json` answers 410) or did:webvh (deactivating log
-    /// entries, after which the log has no update keys).
+    /// entries, after which the log has no update keys; held back like any other entry while
+    /// witnesses must approve them).
     ///
     /// # Errors
     /// As [`Registrar::update`].
@@ -299,32 +300,32 @@ impl Registrar {
                 operation: "deactivate",
             });
         }
-        if stored.deactivated {
-            return Err(RegistrarError::Deactivated {
-                did: did.to_owned(),
-            });
-        }
+        check_changeable(&stored)?;
         let now = self.now();
         if stored.method == "webvh" {
             let (log, signer, key) = self.webvh_state(caller, &stored).await?;
             let entries = webvh::deactivate(&log, signer.as_ref(), &key, now)
                 .await
                 .map_err(RegistrarError::Webvh)?;
-            for entry in entries {
-                stored.log.push(entry.to_line());
-                stored.document = entry.state().clone();
-            }
+            stored
+                .pending
+                .extend(entries.iter().map(webvh::LogEntry::to_line));
+            publish_witnessed(&mut stored, now)?;
+        } else {
+            stored.deactivated = true;
         }
-        stored.deactivated = true;
         self.save(caller, &mut stored, now).await?;
         Ok(stored)
     }
 
-    /// Adds a witness's approval of `version_id` of a did:webvh to its `did-witness.json`:
-    /// the proof must verify (an eddsa-jcs-2022 proof over `{"versionId": version_id}`) with
-    /// the key of a witness of the log, for a version in the log. The witness's proofs on
-    /// earlier versions are dropped (a proof approves every earlier entry). The change is
-    /// conditional on the stored revision, like every other.
+    /// Adds a witness's approval of `version_id` of a did:webvh to its `did-witness.json`,
+    /// then publishes every held-back entry ([`StoredDid::pending`]) whose witness threshold
+    /// is now met, oldest first (did:webvh §"DID Witnesses": the proofs are published before
+    /// the entry). The proof must verify (an eddsa-jcs-2022 proof over `{"versionId":
+    /// version_id}`) with the key of a witness of the log, for a published or held-back
+    /// version. The witness's older proofs are dropped once they are superseded by a
+    /// published one; a proof older than one the witness already gave changes nothing. The
+    /// change is conditional on the stored revision, like every other.
     ///
     /// # Errors
     /// [`RegistrarError::NotFound`], [`RegistrarError::InvalidRequest`] for a DID that is not
@@ -343,7 +344,7 @@ impl Registrar {
             return Err(invalid("witness proofs are for did:webvh DIDs"));
         }
         let now = self.now();
-        let log = DidLog::parse(&stored.log_jsonl()).map_err(RegistrarError::Webvh)?;
+        let log = DidLog::parse(&stored.log_with_pending_jsonl()).map_err(RegistrarError::Webvh)?;
         webvh::check_witness_proof(&log, version_id, &proof, now).map_err(|err| match err {
             webvh::WebvhError::WitnessProof { .. } => invalid(err.to_string()),
             other => RegistrarError::Webvh(other),
@@ -352,8 +353,16 @@ impl Registrar {
             Some(text) => WitnessFile::parse(text).map_err(RegistrarError::Webvh)?,
             None => WitnessFile::default(),
         };
-        file.add(version_id, proof);
+        let versions: Vec<&str> = log
+            .entries()
+            .iter()
+            .map(webvh::LogEntry::version_id)
+            .collect();
+        if !file.add(version_id, proof, &versions, stored.log.len()) {
+            return Ok(stored);
+        }
         stored.witness = Some(file.to_json());
+        publish_witnessed(&mut stored, now)?;
         self.save(caller, &mut stored, now).await?;
         Ok(stored)
     }
@@ -471,6 +480,7 @@ impl Registrar {
             let document = self
                 .document(caller, template.as_str(), &methods, &request.services)
                 .await?;
+            let document = with_parallel_did_web(document, &template);
             let mut options = CreateOptions::new(template, key.clone());
             options.document = Some(document);
             options.witness = request.witness.clone();
@@ -486,7 +496,8 @@ impl Registrar {
                 .ok_or_else(|| invalid("the created log has no DID"))?;
             let mut stored = StoredDid::new(did, "webvh", &name, document, now.timestamp());
             stored.update_key = Some(update_alias);
-            stored.log = log.entries().iter().map(webvh::LogEntry::to_line).collect();
+            stored.pending = log.entries().iter().map(webvh::LogEntry::to_line).collect();
+            publish_witnessed(&mut stored, now)?;
             stored
         };
         stored.location = Some(location);
@@ -697,6 +708,70 @@ impl Registrar {
     }
 }
 
+/// Refuses changes to a deactivated DID or one with an entry awaiting witness proofs.
+fn check_changeable(stored: &StoredDid) -> Result<(), RegistrarError> {
+    if stored.deactivated {
+        return Err(RegistrarError::Deactivated {
+            did: stored.did.to_string(),
+        });
+    }
+    if !stored.pending.is_empty() {
+        return Err(RegistrarError::AwaitingWitnesses {
+            did: stored.did.to_string(),
+            version_id: stored.pending_version_ids().pop().unwrap_or_default(),
+        });
+    }
+    Ok(())
+}
+
+/// Publishes the held-back entries of a did:webvh whose witnesses approved them, oldest
+/// first: they move from `pending` to `log`, the document and the deactivation follow the
+/// last published entry, and witness proofs superseded by a published one are dropped. An
+/// entry that needs no witnesses is published at once.
+fn publish_witnessed(stored: &mut StoredDid, now: DateTime<Utc>) -> Result<(), RegistrarError> {
+    if stored.pending.is_empty() {
+        return Ok(());
+    }
+    let log = DidLog::parse(&stored.log_with_pending_jsonl()).map_err(RegistrarError::Webvh)?;
+    let mut file = stored
+        .witness
+        .as_deref()
+        .map(WitnessFile::parse)
+        .transpose()
+        .map_err(RegistrarError::Webvh)?;
+    let verified = webvh::verify_log(&log, file.as_ref(), now);
+    let ready = verified
+        .versions()
+        .len()
+        .saturating_sub(stored.log.len())
+        .min(stored.pending.len());
+    if ready == 0 {
+        return Ok(());
+    }
+    stored.log.extend(stored.pending.drain(..ready));
+    if let Some(last) = verified.versions().get(stored.log.len().saturating_sub(1)) {
+        stored.document = last.document.clone();
+        stored.deactivated = last.parameters.deactivated;
+    }
+    if let Some(file) = &mut file {
+        let versions: Vec<&str> = log
+            .entries()
+            .iter()
+            .map(webvh::LogEntry::version_id)
+            .collect();
+        file.prune(&versions, stored.log.len());
+        stored.witness = Some(file.to_json());
+    }
+    Ok(())
+}
+
+/// A did:webvh document listing its parallel did:web in `alsoKnownAs` (did:webvh
+/// §"Publishing a Parallel did:web DID").
+fn with_parallel_did_web(mut document: Value, did: &WebvhDid) -> Value {
+    webvh::add_also_known_as(&mut document, &did.did_web());
+    document
+}
+
 fn invalid(reason: impl Into<String>) -> RegistrarError {
     RegistrarError::InvalidRequest {
         reason: reason.into(),
@@ -854,8 +929,10 @@ fn check_services(services: &[StoredService]) -> Result<(), RegistrarError> {
     Ok(())
 }
 
-/// Re-resolves `did` past `resolver`'s cache, which stores the fresh result.
+/// Drops `resolver`'s cached results for `did` (every version option: a deactivation changes
+/// the metadata of prior versions too) and re-resolves it, which caches the fresh result.
 async fn refresh_cached(resolver: &dyn DidResolver, did: &str) {
+    resolver.invalidate(did);
     let opts = ResolveOptions::default().with_no_cache(true);
     if let Err(err) = resolver.resolve(None, did, &opts).await
         && err.code() != ErrorCode::NotFound

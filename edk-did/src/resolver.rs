@@ -62,6 +62,13 @@ pub trait DidResolver: fmt::Debug + Send + Sync {
         opts: &ResolveOptions,
     ) -> Result<Resolution, ResolveError>;
 
+    /// Drops every cached result for `did` (each version option included), so that the next
+    /// resolution reads the method again. Call it when the DID changed; the default does
+    /// nothing (for resolvers without a cache).
+    fn invalidate(&self, did: &str) {
+        let _ = did;
+    }
+
     /// Dereferences a DID URL (DID Resolution §5): the document, or the verification method
     /// or service its fragment (or `service` parameter) names. `versionId`, `versionTime`
     /// and `versionNumber` query parameters select the version.
@@ -275,6 +282,12 @@ impl DidResolver for Resolver {
         }
         tracing::debug!(did = %did, "resolved DID");
         Ok(resolution)
+    }
+
+    fn invalidate(&self, did: &str) {
+        if let Some(cache) = &self.cache {
+            cache.entries.retain(|key, _| key.did != did);
+        }
     }
 }
 

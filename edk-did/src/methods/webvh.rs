@@ -210,8 +210,9 @@ impl DidMethod for DidWebvh {
             extra,
             ..DocumentMetadata::default()
         };
+        // A deactivated DID has a document only for a prior version asked for explicitly.
         let resolution = match result.document {
-            Some(document) if !deactivated => {
+            Some(document) => {
                 let document: DidDocument = serde_json::from_value(document).map_err(|err| {
                     ResolveError::InvalidDidDocument {
                         did: did.to_string(),
@@ -220,7 +221,7 @@ impl DidMethod for DidWebvh {
                 })?;
                 Resolution::found(document)
             }
-            _ => Resolution::deactivated(),
+            None => Resolution::deactivated(),
         };
         let resolution = resolution.with_metadata(metadata);
         Ok(match ttl {

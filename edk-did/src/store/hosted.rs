@@ -166,7 +166,8 @@ impl HostedDids {
 
     /// The `did.json` published at `location` of `tenant`: the did:web document, else the
     /// parallel did:web of a did:webvh there (did:webvh §"Publishing a Parallel did:web
-    /// DID"). Returns the document (`None` when deactivated).
+    /// DID"). Returns the document (`None` when deactivated); nothing for a did:webvh whose
+    /// first entry still awaits its witnesses.
     ///
     /// # Errors
     /// [`ResolveError::Unavailable`] when the store fails.
@@ -179,6 +180,10 @@ impl HostedDids {
             return Ok(Some((!record.deactivated).then_some(record.document)));
         }
         if let Some(record) = self.at(tenant, "webvh", location).await? {
+            if record.log.is_empty() {
+                // The first entry awaits its witnesses: nothing is published yet.
+                return Ok(None);
+            }
             if record.deactivated {
                 return Ok(Some(None));
             }
@@ -268,6 +273,9 @@ impl LogSource for HostedLogs {
             reason: "the log URL is not valid".to_owned(),
         })?;
         if let Some(record) = self.hosted.find(did.as_str(), "webvh", &url).await? {
+            if record.log.is_empty() {
+                return Err(ResolveError::not_found(did.as_str()));
+            }
             return Ok(LogFiles {
                 log: record.log_jsonl(),
                 witness: record.witness,

@@ -52,7 +52,8 @@ pub struct StoredDid {
     pub location: Option<String>,
     /// A short name, the stem of the DID's KMS key aliases (`did.<name>`).
     pub name: String,
-    /// The current DID document (for did:webvh the state of the last entry).
+    /// The current DID document (for did:webvh the state of the last published entry, or of
+    /// the first entry while it awaits its witnesses).
     pub document: Value,
     /// Whether the DID is deactivated.
     pub deactivated: bool,
@@ -72,6 +73,10 @@ pub struct StoredDid {
     pub log: Vec<String>,
     /// The did:webvh witness file, when witnesses are used.
     pub witness: Option<String>,
+    /// Signed did:webvh log entries held back until their witnesses approve them (did:webvh
+    /// §"DID Witnesses": witness proofs are published before the entry), one JSON line
+    /// each, oldest first; they follow `log` and are not published.
+    pub pending: Vec<String>,
 }
 
 impl StoredDid {
@@ -93,6 +98,7 @@ impl StoredDid {
             services: Vec::new(),
             log: Vec::new(),
             witness: None,
+            pending: Vec::new(),
         }
     }
 
@@ -105,6 +111,42 @@ impl StoredDid {
             out
         })
     }
+
+    /// The `versionId`s of the entries held back for witnesses, oldest first.
+    #[must_use]
+    pub fn pending_version_ids(&self) -> Vec<String> {
+        self.pending
+            .iter()
+            .filter_map(|line| version_id_of(line))
+            .collect()
+    }
+
+    /// The `versionId` of the last published did:webvh entry.
+    #[must_use]
+    pub fn version_id(&self) -> Option<String> {
+        self.log.last().and_then(|line| version_id_of(line))
+    }
+
+    /// The did:webvh log followed by the entries held back for witnesses, as JSON Lines.
+    #[must_use]
+    pub fn log_with_pending_jsonl(&self) -> String {
+        self.log
+            .iter()
+            .chain(&self.pending)
+            .fold(String::new(), |mut out, line| {
+                out.push_str(line);
+                out.push('\n');
+                out
+            })
+    }
+}
+
+fn version_id_of(line: &str) -> Option<String> {
+    serde_json::from_str::<Value>(line)
+        .ok()?
+        .get("versionId")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// A verification method: the KMS alias whose public keys it publishes.
@@ -187,8 +229,8 @@ pub trait DidStore: fmt::Debug + Send + Sync {
     async fn list(&self, tenant: &TenantContext) -> Result<Vec<StoredDid>, StoreError>;
 
     /// Replaces the DID's document, state, methods and services, appends log entries the
-    /// store does not hold yet and replaces the witness file, if the stored revision is still
-    /// `did.revision - 1`.
+    /// store does not hold yet and replaces the witness file and the held-back entries, if
+    /// the stored revision is still `did.revision - 1`.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when another change came first, [`StoreError::NotFound`] when

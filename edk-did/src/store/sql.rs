@@ -113,6 +113,7 @@ fn record_from_row(row: RecordRow) -> Result<StoredDid, StoreError> {
         services: Vec::new(),
         log: Vec::new(),
         witness: None,
+        pending: Vec::new(),
     })
 }
 
@@ -209,6 +210,14 @@ macro_rules! load_children {
                     .await?;
             $record.witness = witness.map(|(content,)| content);
         }
+        let pending: Option<(String,)> =
+            sqlx::query_as("SELECT entries FROM did_webvh_pending WHERE did = $1")
+                .bind(&did)
+                .fetch_optional(&mut *$conn)
+                .await?;
+        $record.pending = pending
+            .map(|(entries,)| entries.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
         Ok::<(), StoreError>(())
     }};
 }
@@ -282,6 +291,26 @@ macro_rules! write_children {
                     .execute(&mut *$conn)
                     .await?;
             }
+        }
+        if did.pending.is_empty() {
+            sqlx::query("DELETE FROM did_webvh_pending WHERE did = $1")
+                .bind(id)
+                .execute(&mut *$conn)
+                .await?;
+        } else {
+            if did.pending.iter().any(|line| line.contains('\n')) {
+                return Err(StoreError::Corrupt {
+                    what: "a held-back did:webvh entry spans lines",
+                });
+            }
+            sqlx::query(
+                "INSERT INTO did_webvh_pending (did, entries) VALUES ($1, $2) \
+                 ON CONFLICT (did) DO UPDATE SET entries = excluded.entries",
+            )
+            .bind(id)
+            .bind(did.pending.join("\n"))
+            .execute(&mut *$conn)
+            .await?;
         }
         Ok::<(), StoreError>(())
     }};

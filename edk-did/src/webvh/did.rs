@@ -163,10 +163,14 @@ pub(crate) fn is_scid(text: &str) -> bool {
 
 fn parse_domain(domain: &str) -> Result<(String, Option<u16>), WebvhError> {
     let invalid = |reason| WebvhError::InvalidDid { reason };
-    if domain.contains("%3a") {
-        return Err(invalid("the port separator must be an uppercase %3A"));
-    }
-    let (name, port) = match domain.split_once("%3A") {
+    // Percent-encoding is case-insensitive (RFC 3986 §2.1): `%3a` separates the port too.
+    let separator = domain.find("%3A").or_else(|| domain.find("%3a")).map(|at| {
+        (
+            domain.get(..at).unwrap_or_default(),
+            domain.get(at + 3..).unwrap_or_default(),
+        )
+    });
+    let (name, port) = match separator {
         Some((name, port)) => {
             if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.starts_with('0')
             {
@@ -285,6 +289,11 @@ mod tests {
             url("example.com%3A3000:dids:issuer"),
             "https://example.com:3000/dids/issuer/did.jsonl"
         );
+        // Percent-encoding is case-insensitive: a lowercase `%3a` separates the port too.
+        assert_eq!(
+            url("example.com%3a3000:dids:issuer"),
+            "https://example.com:3000/dids/issuer/did.jsonl"
+        );
         assert_eq!(
             url("jp納豆.例.jp:用户"),
             "https://xn--jp-cd2fp15c.xn--fsq.jp/%E7%94%A8%E6%88%B7/did.jsonl"
@@ -294,7 +303,10 @@ mod tests {
     #[test]
     fn negative_identifiers_are_invalid() {
         for msid in [
-            "example.com%3a3000",
+            // test suite `negative-lowercase-pct-port-ip`: the IP check sees through `%3a`.
+            "127.0.0.1%3a8080",
+            "127.0.0.1%3A8080",
+            "example.com%3a3000%3a1",
             "127.0.0.1",
             "%31%32%37.0.0.1",
             "0x7f.1",

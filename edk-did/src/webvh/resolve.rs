@@ -28,6 +28,12 @@ pub struct VersionQuery {
 }
 
 impl VersionQuery {
+    /// Whether the query asks for a version (any of the three is set).
+    #[must_use]
+    pub const fn selects_version(&self) -> bool {
+        self.version_id.is_some() || self.version_time.is_some() || self.version_number.is_some()
+    }
+
     /// Reads `versionId`, `versionTime` and `versionNumber` from a DID URL query string
     /// (`a=b&c=d`, without `?`); other parameters are ignored.
     ///
@@ -171,7 +177,12 @@ pub fn resolve_verified(
     }
     let version = select(&versions, failure, query)?;
     let last = versions.last().ok_or(WebvhError::EmptyLog)?;
-    Ok(resolution_for(&versions, version, last))
+    Ok(resolution_for(
+        &versions,
+        version,
+        last,
+        query.selects_version(),
+    ))
 }
 
 /// Picks the queried version. When the log failed verification, a query that could have
@@ -206,7 +217,12 @@ fn select<'a>(
     }
 }
 
-fn resolution_for(versions: &[Version], version: &Version, last: &Version) -> LogResolution {
+fn resolution_for(
+    versions: &[Version],
+    version: &Version,
+    last: &Version,
+    selected: bool,
+) -> LogResolution {
     let params = &last.parameters;
     let mut metadata = Map::new();
     let created = versions.first().map(|v| format_time(v.version_time));
@@ -238,8 +254,11 @@ fn resolution_for(versions: &[Version], version: &Version, last: &Version) -> Lo
     }
     let mut resolution_metadata = Map::new();
     resolution_metadata.insert("contentType".to_owned(), json!(DID_LD_JSON));
-    // did:webvh §"Deactivate": a deactivated DID resolves to no document, for every version.
-    let document = (!params.deactivated).then(|| with_implicit_services(&version.document));
+    // did:webvh §"Deactivate (Revoke)": a deactivated DID resolves to no document, but a
+    // prior version asked for by versionId, versionTime or versionNumber still resolves to
+    // its document; the metadata says `deactivated: true` either way.
+    let shown = !version.parameters.deactivated && (!params.deactivated || selected);
+    let document = shown.then(|| with_implicit_services(&version.document));
     LogResolution {
         document,
         document_metadata: metadata,

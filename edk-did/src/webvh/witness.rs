@@ -138,18 +138,79 @@ impl WitnessFile {
         Ok(Self { entries })
     }
 
-    /// Adds a witness proof for `version_id`, dropping that witness's proofs on other
-    /// versions (one proof for version k approves every earlier entry).
-    pub fn add(&mut self, version_id: &str, proof: Value) {
-        let vm = proof.get("verificationMethod").cloned();
-        for (_, proofs) in &mut self.entries {
-            proofs.retain(|other| other.get("verificationMethod") != vm.as_ref());
+    /// Adds a witness's proof for `version_id` and returns whether the file changed.
+    ///
+    /// `versions` are the log's versionIds, oldest first, the first `published` of them in
+    /// the published `did.jsonl` and the rest held back until witnessed (did:webvh
+    /// §"DID Witnesses": the proofs are published before the entry they approve). A proof
+    /// for version k approves every earlier entry, so the witness's older proofs are dropped,
+    /// except its latest proof on a published version while the new one approves a version
+    /// not yet published (resolvers ignore proofs for versions they do not see). A proof
+    /// older than one the witness already has changes nothing.
+    pub fn add(
+        &mut self,
+        version_id: &str,
+        proof: Value,
+        versions: &[&str],
+        published: usize,
+    ) -> bool {
+        let Some(position) = versions.iter().position(|id| *id == version_id) else {
+            return false;
+        };
+        let witness = witness_of(&proof);
+        let newer_held = self.entries.iter().any(|(id, proofs)| {
+            versions
+                .iter()
+                .position(|v| v == id)
+                .is_some_and(|at| at > position)
+                && proofs.iter().any(|other| witness_of(other) == witness)
+        });
+        if newer_held {
+            return false;
         }
-        self.entries.retain(|(_, proofs)| !proofs.is_empty());
+        for (id, proofs) in &mut self.entries {
+            if id == version_id {
+                proofs.retain(|other| witness_of(other) != witness);
+            }
+        }
         match self.entries.iter_mut().find(|(id, _)| id == version_id) {
             Some((_, proofs)) => proofs.push(proof),
             None => self.entries.push((version_id.to_owned(), vec![proof])),
         }
+        self.prune(versions, published);
+        true
+    }
+
+    /// Keeps, for each witness, only its proof on the latest version it approved and, when
+    /// that version is not published yet, also its proof on the latest published version;
+    /// proofs for versions not in `versions` are dropped. See [`WitnessFile::add`].
+    pub fn prune(&mut self, versions: &[&str], published: usize) {
+        let position = |id: &str| versions.iter().position(|v| *v == id);
+        let mut latest: HashMap<Option<String>, usize> = HashMap::new();
+        let mut latest_published: HashMap<Option<String>, usize> = HashMap::new();
+        for (id, proofs) in &self.entries {
+            let Some(at) = position(id) else { continue };
+            for proof in proofs {
+                let witness = witness_of(proof);
+                let slot = latest.entry(witness.clone()).or_insert(at);
+                *slot = (*slot).max(at);
+                if at < published {
+                    let slot = latest_published.entry(witness).or_insert(at);
+                    *slot = (*slot).max(at);
+                }
+            }
+        }
+        for (id, proofs) in &mut self.entries {
+            let Some(at) = position(id) else {
+                proofs.clear();
+                continue;
+            };
+            proofs.retain(|proof| {
+                let witness = witness_of(proof);
+                latest.get(&witness) == Some(&at) || latest_published.get(&witness) == Some(&at)
+            });
+        }
+        self.entries.retain(|(_, proofs)| !proofs.is_empty());
     }
 
     /// The file as JSON.
@@ -182,6 +243,14 @@ impl WitnessFile {
         }
         best
     }
+}
+
+/// Who made a witness proof: its `verificationMethod`.
+fn witness_of(proof: &Value) -> Option<String> {
+    proof
+        .get("verificationMethod")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// A witness's approval of `version_id` (and every earlier entry): an eddsa-jcs-2022 proof
@@ -236,4 +305,63 @@ pub fn check_witness_proof(
         return Err(refused("the key is not a witness of the log".to_owned()));
     }
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proof(witness: &str, n: u32) -> Value {
+        json!({"verificationMethod": format!("did:key:{witness}#{witness}"), "proofValue": n})
+    }
+
+    fn file(items: &[(&str, &[Value])]) -> WitnessFile {
+        WitnessFile {
+            entries: items
+                .iter()
+                .map(|(id, proofs)| ((*id).to_owned(), proofs.to_vec()))
+                .collect(),
+        }
+    }
+
+    const VERSIONS: [&str; 3] = ["1-a", "2-b", "3-c"];
+
+    #[test]
+    fn a_newer_published_proof_replaces_the_witness_s_older_one() {
+        let mut witnesses = file(&[("1-a", &[proof("w", 1), proof("v", 1)])]);
+        assert!(witnesses.add("2-b", proof("w", 2), &VERSIONS, 3));
+        assert_eq!(
+            witnesses,
+            file(&[("1-a", &[proof("v", 1)]), ("2-b", &[proof("w", 2)])])
+        );
+    }
+
+    #[test]
+    fn an_older_proof_never_drops_the_witness_s_newer_one() {
+        let mut witnesses = file(&[("2-b", &[proof("w", 2)])]);
+        assert!(!witnesses.add("1-a", proof("w", 1), &VERSIONS, 3));
+        assert_eq!(witnesses, file(&[("2-b", &[proof("w", 2)])]));
+    }
+
+    #[test]
+    fn a_proof_for_a_held_back_version_keeps_the_published_one_until_published() {
+        let mut witnesses = file(&[("1-a", &[proof("w", 1)])]);
+        // Version 3 is held back: the proof on version 1 keeps version 1 witnessed.
+        assert!(witnesses.add("3-c", proof("w", 3), &VERSIONS, 2));
+        assert_eq!(
+            witnesses,
+            file(&[("1-a", &[proof("w", 1)]), ("3-c", &[proof("w", 3)])])
+        );
+        // Once version 3 is published the older proof goes.
+        witnesses.prune(&VERSIONS, 3);
+        assert_eq!(witnesses, file(&[("3-c", &[proof("w", 3)])]));
+    }
+
+    #[test]
+    fn the_same_version_is_replaced_and_unknown_versions_are_dropped() {
+        let mut witnesses = file(&[("9-z", &[proof("w", 9)]), ("2-b", &[proof("w", 2)])]);
+        assert!(witnesses.add("2-b", proof("w", 22), &VERSIONS, 3));
+        assert_eq!(witnesses, file(&[("2-b", &[proof("w", 22)])]));
+        assert!(!witnesses.add("9-z", proof("w", 9), &VERSIONS, 3));
+    }
 }

@@ -211,6 +211,27 @@ async fn cached_results_are_reused_until_the_ttl_passes() {
 }
 
 #[tokio::test]
+async fn invalidating_a_did_drops_every_cached_version_of_it() {
+    let method = TestMethod::new(Behaviour::Found);
+    let clock = Arc::new(FixedClock::at_unix(1_700_000_000));
+    let resolver = cached_resolver(Arc::clone(&method), clock, 100);
+    let latest = ResolveOptions::default();
+    let prior = ResolveOptions::default().with_version_number(1);
+    for opts in [&latest, &prior] {
+        resolver.resolve(None, "did:test:a", opts).await.unwrap();
+        resolver.resolve(None, "did:test:b", opts).await.unwrap();
+    }
+    assert_eq!(method.calls(), 4);
+    resolver.invalidate("did:test:a");
+    for opts in [&latest, &prior] {
+        resolver.resolve(None, "did:test:a", opts).await.unwrap();
+        resolver.resolve(None, "did:test:b", opts).await.unwrap();
+    }
+    // Both versions of `a` were read again; `b` came from the cache.
+    assert_eq!(method.calls(), 6);
+}
+
+#[tokio::test]
 async fn negative_answers_expire_sooner() {
     let method = TestMethod::new(Behaviour::NotFound);
     let clock = Arc::new(FixedClock::at_unix(1_700_000_000));

@@ -123,10 +123,37 @@ async fn store_suite(tenancy: Tenancy) {
     next.verification_methods.truncate(1);
     next.services.clear();
     next.witness = Some("[]".to_owned());
+    next.pending = vec![entry(3), entry(4)];
     next.deactivated = true;
     store.update(&acme, &next).await.unwrap();
     assert_eq!(store.get(&acme, &next.did).await.unwrap().unwrap(), next);
-    let stale = store.update(&acme, &next).await.unwrap_err();
+    // Held-back entries are replaced as a whole and go once published.
+    let mut published = next.clone();
+    published.revision += 1;
+    published.log.extend(published.pending.drain(..1));
+    store.update(&acme, &published).await.unwrap();
+    assert_eq!(
+        store.get(&acme, &next.did).await.unwrap().unwrap(),
+        published
+    );
+    let mut next = published.clone();
+    next.revision += 1;
+    next.log.append(&mut next.pending);
+    store.update(&acme, &next).await.unwrap();
+    let read_back = store.get(&acme, &next.did).await.unwrap().unwrap();
+    assert_eq!(read_back, next);
+    assert_eq!(read_back.log.len(), 4);
+    assert!(read_back.pending.is_empty());
+    // A line with a newline is refused, nothing written.
+    let mut broken = next.clone();
+    broken.revision += 1;
+    broken.pending = vec!["{\n}".to_owned()];
+    let corrupt = store.update(&acme, &broken).await.unwrap_err();
+    assert!(matches!(corrupt, StoreError::Corrupt { .. }), "{corrupt}");
+    assert_eq!(store.get(&acme, &next.did).await.unwrap().unwrap(), next);
+    let mut stale_next = next.clone();
+    stale_next.revision -= 1;
+    let stale = store.update(&acme, &stale_next).await.unwrap_err();
     assert!(matches!(stale, StoreError::Conflict { .. }), "{stale}");
     let mut missing = sample("did:web:acme.example:gone", "web", "gone");
     missing.revision = 2;
@@ -144,6 +171,7 @@ async fn store_suite(tenancy: Tenancy) {
     assert_eq!(dids, ["did:web:acme.example:issuer", did]);
     assert!(list.iter().all(|d| d.log.is_empty()));
     assert_eq!(list[1].verification_methods.len(), 1);
+    assert!(list.iter().all(|d| d.pending.is_empty()));
 }
 
 #[tokio::test]

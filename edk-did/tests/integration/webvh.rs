@@ -278,7 +278,7 @@ async fn key_rotation_without_pre_rotation_is_signed_by_the_old_key() {
 }
 
 #[tokio::test]
-async fn deactivation_with_pre_rotation_takes_two_entries_and_hides_every_version() {
+async fn deactivation_with_pre_rotation_takes_two_entries_and_keeps_prior_versions() {
     let first = key();
     let second = key();
     let mut log = created(
@@ -298,13 +298,34 @@ async fn deactivation_with_pre_rotation_takes_two_entries_and_hides_every_versio
     assert_eq!(result.error(), None);
     assert!(result.document.is_none());
     assert_eq!(result.document_metadata["deactivated"], true);
-    let historic = resolve(
+    // did:webvh §"Deactivate (Revoke)": prior versions asked for by versionId, versionTime
+    // or versionNumber still resolve, with `deactivated: true`.
+    let v1 = log.entries()[0].version_id().to_owned();
+    let v2 = log.entries()[1].version_id().to_owned();
+    for (query, version_id) in [
+        ("versionNumber=1".to_owned(), &v1),
+        (format!("versionId={v1}"), &v1),
+        ("versionTime=2026-01-01T00:00:30Z".to_owned(), &v1),
+        ("versionNumber=2".to_owned(), &v2),
+    ] {
+        let historic = resolve(&did, &log, &VersionQuery::from_query(&query).unwrap());
+        assert_eq!(historic.error(), None, "{query}");
+        assert_eq!(
+            historic.document.as_ref().unwrap()["id"],
+            did.as_str(),
+            "{query}"
+        );
+        assert_eq!(historic.document_metadata["versionId"], version_id.as_str());
+        assert_eq!(historic.document_metadata["deactivated"], true, "{query}");
+    }
+    // The deactivating entry itself has no document.
+    let last = resolve(
         &did,
         &log,
-        &VersionQuery::from_query("versionNumber=1").unwrap(),
+        &VersionQuery::from_query("versionNumber=3").unwrap(),
     );
-    assert!(historic.document.is_none());
-    assert_eq!(historic.document_metadata["deactivated"], true);
+    assert!(last.document.is_none());
+    assert_eq!(last.document_metadata["deactivated"], true);
 
     let err = webvh::update(
         &log,
@@ -431,6 +452,8 @@ async fn witnessed_entries_need_the_threshold_of_distinct_witnesses() {
     log.push(entry);
     let v1 = log.entries()[0].version_id().to_owned();
     let v2 = log.entries()[1].version_id().to_owned();
+    let versions = [v1.clone(), v2.clone()];
+    let versions: Vec<&str> = versions.iter().map(String::as_str).collect();
 
     let mut file = WitnessFile::default();
     // One witness approves the latest version (and so version 1 too).
@@ -439,6 +462,8 @@ async fn witnessed_entries_need_the_threshold_of_distinct_witnesses() {
         webvh::sign_version(&v2, &witnesses[0].signer, &witnesses[0].multikey, at(11))
             .await
             .unwrap(),
+        &versions,
+        2,
     );
     let check = |file: &WitnessFile| {
         webvh::resolve_log(
@@ -484,6 +509,8 @@ async fn witnessed_entries_need_the_threshold_of_distinct_witnesses() {
         webvh::sign_version(&v2, &stranger.signer, &stranger.multikey, at(12))
             .await
             .unwrap(),
+        &versions,
+        2,
     );
     assert_eq!(check(&file).error(), Some("invalidDid"));
 
@@ -493,6 +520,8 @@ async fn witnessed_entries_need_the_threshold_of_distinct_witnesses() {
         webvh::sign_version(&v1, &witnesses[1].signer, &witnesses[1].multikey, at(13))
             .await
             .unwrap(),
+        &versions,
+        2,
     );
     let partial = webvh::verify_log(&log, Some(&file), at(100));
     assert_eq!(partial.versions().len(), 1);
@@ -515,6 +544,8 @@ async fn witnessed_entries_need_the_threshold_of_distinct_witnesses() {
         webvh::sign_version(&v2, &witnesses[1].signer, &witnesses[1].multikey, at(14))
             .await
             .unwrap(),
+        &versions,
+        2,
     );
     let ok = check(&file);
     assert_eq!(ok.error(), None, "{:?}", ok.resolution_metadata);

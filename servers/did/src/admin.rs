@@ -229,9 +229,12 @@ impl AdminApi {
     }
 
     /// Adds a witness's proof for a version of a did:webvh log to its `did-witness.json`.
-    /// The proof must verify with the key of one of the log's witnesses, for a `versionId`
-    /// of the log; it replaces that witness's proofs on earlier versions (a proof approves
-    /// every earlier entry). Requires scope `did:write`.
+    /// The proof must verify with the key of one of the log's witnesses, for a published
+    /// `versionId` or one held back (`pending_version_ids`). Held-back entries whose
+    /// threshold is met are then published in `did.jsonl`, after the proofs. A witness's
+    /// older proofs go once a newer one of its is published (a proof approves every earlier
+    /// entry); an older proof than one it already gave changes nothing. Requires scope
+    /// `did:write`.
     #[oai(
         path = "/identifiers/:did/witness-proofs",
         method = "post",
@@ -267,6 +270,8 @@ impl AdminApi {
             .unwrap_or_else(|| serde_json::Value::Array(Vec::new()));
         WitnessFileView {
             did: stored.did.to_string(),
+            version_id: stored.version_id(),
+            pending_version_ids: stored.pending_version_ids(),
             witness_file,
         }
     }

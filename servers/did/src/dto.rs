@@ -104,8 +104,14 @@ pub struct IdentifierView {
     pub deactivated: bool,
     /// The did:webvh update key alias.
     pub update_key: Option<String>,
-    /// The number of did:webvh log entries.
+    /// The number of published did:webvh log entries.
     pub log_entries: u64,
+    /// The `versionId` of the last published did:webvh entry.
+    pub version_id: Option<String>,
+    /// did:webvh entries signed but held back until their witnesses approve them (add proofs
+    /// with `POST /api/did/v1/identifiers/{did}/witness-proofs`); a proof for the last one
+    /// approves them all.
+    pub pending_version_ids: Vec<String>,
     /// Its verification methods.
     pub verification_methods: Vec<MethodView>,
     /// Its services.
@@ -234,6 +240,11 @@ pub struct WitnessProofRequest {
 pub struct WitnessFileView {
     /// The DID.
     pub did: String,
+    /// The `versionId` of the last published log entry (`null` while the first entry awaits
+    /// its witnesses).
+    pub version_id: Option<String>,
+    /// Entries still held back until their witnesses approve them.
+    pub pending_version_ids: Vec<String>,
     /// The `did-witness.json` now published: `[{"versionId": ..., "proof": [...]}, ...]`.
     pub witness_file: Value,
 }
@@ -241,7 +252,8 @@ pub struct WitnessFileView {
 /// DIF registrar `didState`.
 #[derive(Clone, Debug, Object)]
 pub struct DidState {
-    /// Always `finished`: operations complete synchronously.
+    /// `finished`, or `wait` while a did:webvh entry awaits witness proofs
+    /// (`didRegistrationMetadata.pendingVersionId`).
     pub state: String,
     /// The DID.
     pub did: String,
@@ -259,7 +271,8 @@ pub struct RegistrarState {
     /// The outcome.
     #[oai(rename = "didState")]
     pub did_state: DidState,
-    /// Registration metadata: `method`, and for did:webvh `versionId` and `logUrl`.
+    /// Registration metadata: `method`, and for did:webvh `versionId` (the last published
+    /// entry), `logUrl` and, while an entry awaits witness proofs, `pendingVersionId`.
     #[oai(rename = "didRegistrationMetadata")]
     pub did_registration_metadata: Value,
     /// Document metadata: `created`, `updated`, `deactivated`.
@@ -381,6 +394,8 @@ pub(crate) fn view(stored: &StoredDid) -> IdentifierView {
         deactivated: stored.deactivated,
         update_key: stored.update_key.as_ref().map(ToString::to_string),
         log_entries: u64::try_from(stored.log.len()).unwrap_or(u64::MAX),
+        version_id: stored.version_id(),
+        pending_version_ids: stored.pending_version_ids(),
         verification_methods: methods(stored),
         services: stored
             .services
@@ -424,11 +439,15 @@ pub(crate) fn registrar_state(job_id: Option<String>, stored: &StoredDid) -> Reg
     if let Some(log_url) = log_url {
         registration.insert("logUrl".to_owned(), Value::String(log_url));
     }
-    if let Some(last) = stored.log.last()
-        && let Ok(entry) = serde_json::from_str::<Value>(last)
-        && let Some(version) = entry.get("versionId")
-    {
-        registration.insert("versionId".to_owned(), version.clone());
+    if let Some(version) = stored.version_id() {
+        registration.insert("versionId".to_owned(), Value::String(version));
+    }
+    let pending = stored.pending_version_ids().pop();
+    if let Some(version) = &pending {
+        registration.insert(
+            "pendingVersionId".to_owned(),
+            Value::String(version.clone()),
+        );
     }
     let time = |secs: i64| {
         chrono::DateTime::from_timestamp(secs, 0)
@@ -446,7 +465,12 @@ pub(crate) fn registrar_state(job_id: Option<String>, stored: &StoredDid) -> Reg
     RegistrarState {
         job_id,
         did_state: DidState {
-            state: "finished".to_owned(),
+            state: if pending.is_some() {
+                "wait"
+            } else {
+                "finished"
+            }
+            .to_owned(),
             did: stored.did.to_string(),
             did_document: if stored.deactivated {
                 Value::Null

@@ -1,5 +1,5 @@
 //! The public, per-tenant files: `/.well-known/did.json`, `/{path}/did.json`
-//! (`application/did+json`), and for did:webvh `did.jsonl` (`application/jsonl`) and
+//! (`application/did+json`), and for did:webvh `did.jsonl` (`text/jsonl`) and
 //! `did-witness.json` (`application/json`). The tenant and location come from the request's
 //! host and path through the tenants' DID endpoint bindings; nothing else is served.
 
@@ -15,8 +15,8 @@ use poem::{Body, Endpoint, Request, Response};
 
 /// `application/did+json`.
 pub const DID_JSON: &str = "application/did+json";
-/// `application/jsonl`, for `did.jsonl`.
-pub const JSONL: &str = "application/jsonl";
+/// `text/jsonl`, for `did.jsonl` (did:webvh §"The DID to HTTPS Transformation").
+pub const JSONL: &str = "text/jsonl";
 
 /// The endpoint serving every tenant's published DID files.
 #[derive(Clone, Debug)]
@@ -92,8 +92,11 @@ impl PublicEndpoint {
                     .await
                     .map(|record| match record {
                         // A deactivated DID's log stays published: it is what tells resolvers.
-                        Some(record) => file_response(JSONL, record.log_jsonl()),
-                        None => not_found(),
+                        // Entries awaiting witnesses are not published.
+                        Some(record) if !record.log.is_empty() => {
+                            file_response(JSONL, record.log_jsonl())
+                        }
+                        _ => not_found(),
                     })
             }
             PublishedFile::DidWitness => {

@@ -265,10 +265,13 @@ impl ResolverApi {
             Err(err) => err.code().http_status(),
         };
         let body = legacy_context(resolution_result(&outcome, style), style);
-        match (wanted, status) {
-            (Wanted::Document(_), 200) => {
-                let document = body.get("didDocument").cloned().unwrap_or(Value::Null);
-                answer(wanted, 200, document)
+        // A deactivated DID answers 410; a prior version of it still has a document.
+        let document = body
+            .get("didDocument")
+            .filter(|document| !document.is_null());
+        match (wanted, status, document) {
+            (Wanted::Document(_), 200 | 410, Some(document)) => {
+                answer(wanted, status, document.clone())
             }
             _ => answer(result_type, status, body),
         }

@@ -206,10 +206,10 @@ async fn did_webvh_lifecycle(deployment: &Deployment) {
     assert_eq!(created["log_entries"], 1);
     let log_url = format!("{}/issuer/did.jsonl", other.base);
 
-    // The log, as application/jsonl, verified by our resolver and by PyPI did-webvh.
+    // The log, as text/jsonl, verified by our resolver and by PyPI did-webvh.
     let log = http().get(&log_url).send().await.unwrap();
     assert_eq!(log.status().as_u16(), 200);
-    assert_eq!(log.headers()["content-type"], "application/jsonl");
+    assert_eq!(log.headers()["content-type"], "text/jsonl");
     let log = log.text().await.unwrap();
     assert_eq!(log.lines().count(), 1);
     let theirs = python_resolve(&log, &did);
@@ -222,6 +222,14 @@ async fn did_webvh_lifecycle(deployment: &Deployment) {
         .unwrap();
     assert_eq!(ours["didDocument"]["id"], did.as_str(), "{ours}");
     assert_eq!(ours["didDocumentMetadata"]["versionNumber"], 1);
+    // The did:webvh document lists its parallel did:web (did:webvh §"Publishing a Parallel
+    // did:web DID").
+    let did_web = format!("did:web:{}:tenants:other:issuer", other.authority);
+    assert_eq!(
+        ours["didDocument"]["alsoKnownAs"],
+        json!([did_web]),
+        "{ours}"
+    );
 
     // The parallel did:web at the same place; no witness file.
     let web: Value = http()
@@ -337,6 +345,46 @@ async fn did_webvh_lifecycle(deployment: &Deployment) {
     );
     let gone = deployment.resolve(&did, "application/did-resolution").await;
     assert_eq!(gone.status().as_u16(), 410);
+    let gone: Value = gone.json().await.unwrap();
+    assert!(gone["didDocument"].is_null(), "{gone}");
+    assert_eq!(gone["didDocumentMetadata"]["deactivated"], true);
+    // Prior versions still resolve by versionNumber, versionId and versionTime, with
+    // `deactivated: true` (did:webvh §"Deactivate (Revoke)"); the DID answers 410.
+    let v1 = log.lines().next().unwrap();
+    let v1: Value = serde_json::from_str(v1).unwrap();
+    for query in [
+        "versionNumber=1".to_owned(),
+        format!("versionId={}", v1["versionId"].as_str().unwrap()),
+        format!(
+            "versionTime={}",
+            encode(v1["versionTime"].as_str().unwrap())
+        ),
+    ] {
+        let prior = http()
+            .get(deployment.url(&format!("/1.0/identifiers/{}?{query}", encode(&did))))
+            .header("accept", "application/did-resolution")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(prior.status().as_u16(), 410, "{query}");
+        let prior: Value = prior.json().await.unwrap();
+        assert_eq!(prior["didDocument"]["id"], did.as_str(), "{query}: {prior}");
+        assert_eq!(prior["didDocumentMetadata"]["versionNumber"], 1, "{query}");
+        assert_eq!(prior["didDocumentMetadata"]["deactivated"], true, "{query}");
+    }
+    let prior = http()
+        .get(deployment.url(&format!(
+            "/1.0/identifiers/{}?versionNumber=2",
+            encode(&did)
+        )))
+        .header("accept", "application/did+ld+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(prior.status().as_u16(), 410);
+    assert_eq!(prior.headers()["content-type"], "application/did+ld+json");
+    let prior: Value = prior.json().await.unwrap();
+    assert_eq!(prior["id"], did.as_str(), "{prior}");
     let web = http()
         .get(format!("{}/issuer/did.json", other.base))
         .send()

@@ -1,5 +1,6 @@
-//! did:webvh witnesses: the `witness` option on create, witness proofs added through the admin
-//! API, `did-witness.json` and resolution against the threshold, on SQLite and PostgreSQL.
+//! did:webvh witnesses: the `witness` option on create, entries held back until witnessed,
+//! witness proofs added through the admin API, `did-witness.json` and resolution against the
+//! threshold by our resolver and PyPI did-webvh at every step, on SQLite and PostgreSQL.
 
 use edk_core::jose::{Algorithm, SigningKey, VerifyingKey};
 use edk_core::{Clock as _, SystemClock};
@@ -34,12 +35,97 @@ async fn post_proof(
         .unwrap()
 }
 
+/// What is published for a DID at one moment.
+struct Published {
+    log: Option<String>,
+    witness: Option<String>,
+}
+
+async fn published(base: &str) -> Published {
+    Published {
+        log: fetch(&format!("{base}/issuer/did.jsonl")).await,
+        witness: fetch(&format!("{base}/issuer/did-witness.json")).await,
+    }
+}
+
+/// The body of `url`, `None` on 404.
+async fn fetch(url: &str) -> Option<String> {
+    let response = http().get(url).send().await.unwrap();
+    match response.status().as_u16() {
+        200 => Some(response.text().await.unwrap()),
+        404 => None,
+        status => panic!("{url}: {status}"),
+    }
+}
+
+/// The published files resolve, with our resolver and with PyPI did-webvh, to version
+/// `expected` (`None`: nothing is published and our resolver answers 404 `NOT_FOUND`).
+async fn assert_resolves(deployment: &Deployment, base: &str, did: &str, expected: Option<u64>) {
+    let files = published(base).await;
+    let ours = deployment.resolve(did, "application/did-resolution").await;
+    let status = ours.status().as_u16();
+    let ours: Value = ours.json().await.unwrap();
+    let Some(version) = expected else {
+        assert!(files.log.is_none(), "a log is published");
+        assert_eq!(status, 404, "{ours}");
+        assert_eq!(
+            ours["didResolutionMetadata"]["error"]["type"],
+            "https://www.w3.org/ns/did#NOT_FOUND"
+        );
+        return;
+    };
+    assert_eq!(status, 200, "{ours}");
+    assert_eq!(ours["didDocument"]["id"], did, "{ours}");
+    assert_eq!(
+        ours["didDocumentMetadata"]["versionNumber"], version,
+        "{ours}"
+    );
+    let log = files.log.unwrap();
+    assert_eq!(log.lines().count() as u64, version);
+    let theirs = python_resolve_with_witness(&log, files.witness.as_deref(), did);
+    assert_eq!(theirs["didDocument"]["id"], did, "{theirs}");
+    assert_eq!(
+        theirs["didDocumentMetadata"]["versionNumber"], version,
+        "{theirs}"
+    );
+}
+
+async fn proof_for(version_id: &str, witness: &(SigningKey, Multikey)) -> Value {
+    let now = chrono::DateTime::<chrono::Utc>::from(SystemClock.now());
+    sign_version(version_id, &witness.0, &witness.1, now)
+        .await
+        .unwrap()
+}
+
+async fn add_proof(
+    deployment: &Deployment,
+    token: &str,
+    did: &str,
+    version_id: &str,
+    witness: &(SigningKey, Multikey),
+) -> Value {
+    let proof = proof_for(version_id, witness).await;
+    let response = post_proof(
+        deployment,
+        token,
+        did,
+        &json!({"versionId": version_id, "proof": proof}),
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 201);
+    response.json().await.unwrap()
+}
+
+/// Witnessed entries are held back until `threshold` witnesses approve them, and the
+/// published log resolves at every step (did:webvh §"DID Witnesses": proofs are published
+/// before the entry).
 async fn witnessed_did_webvh(deployment: &Deployment, acme_slug: &str, other_slug: &str) {
     let acme = deployment
         .tenant(acme_slug, "acme.example", "/witnessed")
         .await;
     let token = deployment.token(acme.id, "did:read did:write").await;
-    let (witness, witness_mk) = witness_key();
+    let a = witness_key();
+    let b = witness_key();
     let (stranger, _) = witness_key();
 
     let response = http()
@@ -48,7 +134,7 @@ async fn witnessed_did_webvh(deployment: &Deployment, acme_slug: &str, other_slu
         .json(&json!({
             "method": "webvh",
             "path": "issuer",
-            "witness": {"threshold": 1, "witnesses": [witness_mk.did_key()]}
+            "witness": {"threshold": 2, "witnesses": [a.1.did_key(), b.1.did_key()]}
         }))
         .send()
         .await
@@ -56,66 +142,46 @@ async fn witnessed_did_webvh(deployment: &Deployment, acme_slug: &str, other_slu
     assert_eq!(response.status().as_u16(), 201);
     let created: Value = response.json().await.unwrap();
     let did = created["did"].as_str().unwrap().to_owned();
-    let log_url = format!("{}/issuer/did.jsonl", acme.base);
-    let witness_url = format!("{}/issuer/did-witness.json", acme.base);
-    let log = http()
-        .get(&log_url)
+    assert_eq!(created["log_entries"], 0);
+    assert!(created["version_id"].is_null());
+    let v1 = created["pending_version_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(v1.starts_with("1-"), "{created}");
+    assert_eq!(
+        created["document"]["id"], did,
+        "the document it will publish"
+    );
+
+    // Nothing is published before the witnesses approve: no log, no did.json, 404.
+    assert_resolves(deployment, &acme.base, &did, None).await;
+    let web = http()
+        .get(format!("{}/issuer/did.json", acme.base))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    let first: Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
-    assert_eq!(
-        first["parameters"]["witness"],
-        json!({"threshold": 1, "witnesses": [{"id": witness_mk.did_key()}]})
-    );
-    let version_id = first["versionId"].as_str().unwrap().to_owned();
-
-    // No proof yet: no witness file, and our resolver refuses the log.
-    let missing = http().get(&witness_url).send().await.unwrap();
-    assert_eq!(missing.status().as_u16(), 404);
-    let refused = deployment.resolve(&did, "application/did-resolution").await;
-    assert!(!refused.status().is_success(), "{}", refused.status());
-    let refused: Value = refused.json().await.unwrap();
-    let error = &refused["didResolutionMetadata"]["error"];
-    assert_eq!(
-        error["type"], "https://www.w3.org/ns/did#INVALID_DID",
-        "{refused}"
-    );
-    assert!(
-        error["detail"]
-            .as_str()
-            .unwrap()
-            .contains("witness threshold not met (0 of 1)"),
-        "{refused}"
-    );
+    assert_eq!(web.status().as_u16(), 404);
 
     // Refused proofs: 400 problem+json, nothing stored.
     let now = chrono::DateTime::<chrono::Utc>::from(SystemClock.now());
-    let by_stranger = sign_version(&version_id, &stranger, &witness_key_of(&stranger), now)
+    let by_stranger = sign_version(&v1, &stranger, &witness_key_of(&stranger), now)
         .await
         .unwrap();
     let response = post_proof(
         deployment,
         &token,
         &did,
-        &json!({"versionId": version_id, "proof": by_stranger}),
+        &json!({"versionId": v1, "proof": by_stranger}),
     )
     .await;
     let problem = assert_problem(response, 400).await;
-    assert!(
-        problem["detail"]
-            .as_str()
-            .unwrap()
-            .contains("not a witness"),
-        "{problem}"
+    assert_eq!(
+        problem["detail"],
+        "invalid request: witness proof refused: the key is not a witness of the log"
     );
-    let unknown_version = format!("2-{}", version_id.split_once('-').unwrap().1);
-    let for_unknown = sign_version(&unknown_version, &witness, &witness_mk, now)
-        .await
-        .unwrap();
+    let unknown_version = format!("2-{}", v1.split_once('-').unwrap().1);
+    let for_unknown = proof_for(&unknown_version, &a).await;
     let response = post_proof(
         deployment,
         &token,
@@ -123,81 +189,55 @@ async fn witnessed_did_webvh(deployment: &Deployment, acme_slug: &str, other_slu
         &json!({"versionId": unknown_version, "proof": for_unknown}),
     )
     .await;
-    assert_problem(response, 400).await;
-    let valid = sign_version(&version_id, &witness, &witness_mk, now)
-        .await
-        .unwrap();
+    let problem = assert_problem(response, 400).await;
+    assert_eq!(
+        problem["detail"],
+        "invalid request: witness proof refused: the versionId is not in the log"
+    );
+    let valid = proof_for(&v1, &a).await;
     let mut tampered = valid.clone();
     tampered["proofValue"] = json!("z3FXQjecWufY46yg5abdVZsXqLhxhueuSoZgNSARiKBk");
     for body in [
-        json!({"versionId": version_id, "proof": tampered}),
-        json!({"versionId": version_id, "proof": "not a proof"}),
-        json!({"versionId": version_id, "proof": {"type": "DataIntegrityProof"}}),
-        json!({"versionId": version_id}),
-        json!({"versionId": version_id, "proof": valid, "extra": 1}),
+        json!({"versionId": v1, "proof": tampered}),
+        json!({"versionId": v1, "proof": "not a proof"}),
+        json!({"versionId": v1, "proof": {"type": "DataIntegrityProof"}}),
+        json!({"versionId": v1}),
+        json!({"versionId": v1, "proof": valid, "extra": 1}),
     ] {
         let response = post_proof(deployment, &token, &did, &body).await;
         assert_problem(response, 400).await;
     }
-    let missing = http().get(&witness_url).send().await.unwrap();
-    assert_eq!(missing.status().as_u16(), 404);
+    assert!(published(&acme.base).await.witness.is_none());
 
-    // Another tenant cannot add proofs to the DID: 404.
+    // Another tenant cannot add proofs to the DID: 404; a read-only token: 403.
     let other = deployment
         .tenant(other_slug, "other.example", "/witnessed")
         .await;
     let other_token = deployment.token(other.id, "did:read did:write").await;
-    let response = post_proof(
-        deployment,
-        &other_token,
-        &did,
-        &json!({"versionId": version_id, "proof": valid}),
-    )
-    .await;
-    assert_problem(response, 404).await;
-    // A read-only token cannot either.
+    let body = json!({"versionId": v1, "proof": valid});
+    assert_problem(post_proof(deployment, &other_token, &did, &body).await, 404).await;
     let reader = deployment.token(acme.id, "did:read").await;
-    let response = post_proof(
-        deployment,
-        &reader,
-        &did,
-        &json!({"versionId": version_id, "proof": valid}),
-    )
-    .await;
-    assert_problem(response, 403).await;
+    assert_problem(post_proof(deployment, &reader, &did, &body).await, 403).await;
 
-    // A valid proof: published in did-witness.json, and the DID resolves.
-    let response = post_proof(
-        deployment,
-        &token,
-        &did,
-        &json!({"versionId": version_id, "proof": valid}),
-    )
-    .await;
+    // One of two witnesses: the proof is published, the entry is still held back.
+    let response = post_proof(deployment, &token, &did, &body).await;
     assert_eq!(response.status().as_u16(), 201);
     let added: Value = response.json().await.unwrap();
-    let expected = json!([{"versionId": version_id, "proof": [valid]}]);
-    assert_eq!(added["did"], did.as_str());
-    assert_eq!(added["witness_file"], expected);
-    let published = http().get(&witness_url).send().await.unwrap();
-    assert_eq!(published.status().as_u16(), 200);
-    assert_eq!(published.headers()["content-type"], "application/json");
-    let published = published.text().await.unwrap();
-    assert_eq!(serde_json::from_str::<Value>(&published).unwrap(), expected);
-    let resolved = deployment.resolve(&did, "application/did-resolution").await;
-    assert_eq!(resolved.status().as_u16(), 200);
-    let resolved: Value = resolved.json().await.unwrap();
-    assert_eq!(resolved["didDocument"]["id"], did.as_str(), "{resolved}");
-    assert_eq!(resolved["didDocumentMetadata"]["versionNumber"], 1);
+    assert_eq!(
+        added["witness_file"],
+        json!([{"versionId": v1, "proof": [valid]}])
+    );
+    assert_eq!(added["pending_version_ids"], json!([v1]));
+    assert!(added["version_id"].is_null());
+    assert_resolves(deployment, &acme.base, &did, None).await;
 
-    // PyPI did-webvh verifies the witnessed log offline, and refuses it without the file.
-    let theirs = python_resolve_with_witness(&log, Some(&published), &did);
-    assert_eq!(theirs["didDocument"]["id"], did.as_str(), "{theirs}");
-    let theirs = python_resolve_with_witness(&log, None, &did);
-    assert!(theirs["didDocument"].is_null(), "{theirs}");
+    // The second witness: the threshold is met and version 1 is published after its proofs.
+    let added = add_proof(deployment, &token, &did, &v1, &b).await;
+    assert_eq!(added["version_id"], v1.as_str());
+    assert_eq!(added["pending_version_ids"], json!([]));
+    assert_resolves(deployment, &acme.base, &did, Some(1)).await;
 
-    // An update appends an entry the old rule's witness must approve; a proof for it
-    // replaces the witness's proof for version 1.
+    // An update is held back until witnessed; version 1 stays published and resolvable.
     let response = http()
         .post(deployment.url("/1.0/update"))
         .bearer_auth(&token)
@@ -207,71 +247,83 @@ async fn witnessed_did_webvh(deployment: &Deployment, acme_slug: &str, other_slu
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let updated: Value = response.json().await.unwrap();
-    let second = updated["didRegistrationMetadata"]["versionId"]
+    assert_eq!(updated["didState"]["state"], "wait");
+    assert_eq!(updated["didRegistrationMetadata"]["versionId"], v1.as_str());
+    let v2 = updated["didRegistrationMetadata"]["pendingVersionId"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(second.starts_with("2-"), "{second}");
-    let latest: Value = deployment
-        .resolve(&did, "application/did-resolution")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_ne!(
-        latest["didDocumentMetadata"]["versionNumber"], 2,
-        "{latest}"
-    );
-    let proof = sign_version(
-        &second,
-        &witness,
-        &witness_mk,
-        chrono::DateTime::<chrono::Utc>::from(SystemClock.now()),
-    )
-    .await
-    .unwrap();
-    let response = post_proof(
-        deployment,
-        &token,
-        &did,
-        &json!({"versionId": second, "proof": proof}),
-    )
-    .await;
-    assert_eq!(response.status().as_u16(), 201);
-    let added: Value = response.json().await.unwrap();
-    assert_eq!(
-        added["witness_file"],
-        json!([{"versionId": second, "proof": [proof]}])
-    );
-    let latest: Value = deployment
-        .resolve(&did, "application/did-resolution")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        latest["didDocumentMetadata"]["versionNumber"], 2,
-        "{latest}"
-    );
-    let log = http()
-        .get(&log_url)
+    assert!(v2.starts_with("2-"), "{v2}");
+    assert_resolves(deployment, &acme.base, &did, Some(1)).await;
+
+    // No other change until then: 409.
+    let response = http()
+        .post(deployment.url("/1.0/update"))
+        .bearer_auth(&token)
+        .json(&json!({"did": did, "didDocument": {"service": []}}))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    let published = http()
-        .get(&witness_url)
+    let problem = assert_problem(response, 409).await;
+    assert_eq!(
+        problem["detail"],
+        format!("`{did}` has an entry awaiting witness proofs: `{v2}`")
+    );
+
+    // Witness A approves version 2: its proof on version 1 stays until version 2 is
+    // published, so the published log keeps resolving.
+    let added = add_proof(deployment, &token, &did, &v2, &a).await;
+    let file = &added["witness_file"];
+    assert_eq!(file.as_array().unwrap().len(), 2, "{file}");
+    assert_eq!(file[0]["versionId"], v1.as_str());
+    assert_eq!(file[0]["proof"].as_array().unwrap().len(), 2, "{file}");
+    assert_eq!(added["pending_version_ids"], json!([v2]));
+    assert_resolves(deployment, &acme.base, &did, Some(1)).await;
+
+    // Witness B approves version 2: published; the superseded proofs on version 1 go.
+    let added = add_proof(deployment, &token, &did, &v2, &b).await;
+    assert_eq!(added["version_id"], v2.as_str());
+    let file = &added["witness_file"];
+    assert_eq!(file.as_array().unwrap().len(), 1, "{file}");
+    assert_eq!(file[0]["versionId"], v2.as_str());
+    assert_eq!(file[0]["proof"].as_array().unwrap().len(), 2, "{file}");
+    assert_resolves(deployment, &acme.base, &did, Some(2)).await;
+
+    // An older proof does not drop the witness's newer one: nothing changes.
+    let again = add_proof(deployment, &token, &did, &v1, &a).await;
+    assert_eq!(&again["witness_file"], file);
+    assert_resolves(deployment, &acme.base, &did, Some(2)).await;
+
+    // Deactivation is witnessed too; until then the DID stays active.
+    let response = http()
+        .post(deployment.url("/1.0/deactivate"))
+        .bearer_auth(&token)
+        .json(&json!({"did": did}))
         .send()
         .await
-        .unwrap()
-        .text()
-        .await
         .unwrap();
-    let theirs = python_resolve_with_witness(&log, Some(&published), &did);
+    assert_eq!(response.status().as_u16(), 200);
+    let deactivating: Value = response.json().await.unwrap();
+    assert_eq!(deactivating["didState"]["state"], "wait");
+    assert!(
+        deactivating["didDocumentMetadata"]
+            .get("deactivated")
+            .is_none()
+    );
+    let v3 = deactivating["didRegistrationMetadata"]["pendingVersionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_resolves(deployment, &acme.base, &did, Some(2)).await;
+    add_proof(deployment, &token, &did, &v3, &a).await;
+    let added = add_proof(deployment, &token, &did, &v3, &b).await;
+    assert_eq!(added["version_id"], v3.as_str());
+    let gone = deployment.resolve(&did, "application/did-resolution").await;
+    assert_eq!(gone.status().as_u16(), 410);
+    let files = published(&acme.base).await;
+    let theirs = python_resolve_with_witness(&files.log.unwrap(), files.witness.as_deref(), &did);
     assert_eq!(
-        theirs["didDocumentMetadata"]["versionNumber"], 2,
+        theirs["didDocumentMetadata"]["deactivated"], true,
         "{theirs}"
     );
 }
