@@ -20,6 +20,23 @@ use crate::token::granted_scopes;
 /// The prefix of `request_uri`s minted by PAR (RFC 9126 §2.2).
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
+/// The longest `state`, `nonce`, `prompt`, `login_hint`, `acr_values` and `ui_locales` of an
+/// authorization request, in bytes; a longer one is `invalid_request`.
+pub const MAX_PARAMETER_BYTES: usize = 512;
+
+/// The longest `scope` of an authorization request, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 1024;
+
+/// The longest `resource` (RFC 8707) of an authorization or token request, in bytes.
+pub const MAX_RESOURCE_BYTES: usize = 2048;
+
+/// The longest `authorization_details` (RFC 9396) of an authorization request, as JSON text,
+/// in bytes.
+pub const MAX_AUTHORIZATION_DETAILS_BYTES: usize = 8 * 1024;
+
+/// The most entries in the `authorization_details` of an authorization request.
+pub const MAX_AUTHORIZATION_DETAILS: usize = 16;
+
 /// An authorization request that passed validation, as stored for PAR and while the end user
 /// authenticates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,8 +98,11 @@ impl AuthorizationServer {
         if call.method != "POST" {
             return Err(Error::invalid_request("the PAR endpoint takes POST only"));
         }
+        // As at the token endpoint: the DPoP proof and its nonce before the client.
+        let proof = self.verify_dpop(tenant, call, "par", None).await?;
+        let mut assertion_jti = None;
         let client = self
-            .authenticate_client(tenant, call, "par")
+            .authenticate_client_deferred(tenant, call, "par", &mut assertion_jti)
             .await?
             .ok_or_else(|| Error::invalid_client("the client is not identified"))?;
         if call.params.contains("request_uri") {
@@ -93,24 +113,21 @@ impl AuthorizationServer {
         if call.params.contains("request") {
             return Err(Error::invalid_request("request objects are not supported"));
         }
-        let header_jkt = match crate::dpop::single_header(&call.dpop)? {
-            Some(_) => self
-                .check_dpop(tenant, call, "par", None)
-                .await?
-                .map(|p| p.jkt),
-            None => None,
-        };
         let redirect_uri = registered_redirect(&client, &call.params)?;
         let mut request = validate(&client, &call.params, redirect_uri, self.config.openid)?;
-        match (&request.dpop_jkt, header_jkt) {
-            (Some(a), Some(b)) if *a != b => {
+        match (&request.dpop_jkt, proof.as_ref().map(|p| &p.jkt)) {
+            (Some(a), Some(b)) if a != b => {
                 return Err(Error::invalid_dpop_proof(
                     "`dpop_jkt` differs from the DPoP proof's key",
                 ));
             }
-            (None, Some(jkt)) => request.dpop_jkt = Some(jkt),
+            (None, Some(jkt)) => request.dpop_jkt = Some(jkt.clone()),
             _ => {}
         }
+        // The request is valid: only now is anything written.
+        let mut single_use: Vec<_> = proof.iter().map(|p| self.dpop_single_use(p)).collect();
+        single_use.extend(assertion_jti);
+        self.spend(tenant, &single_use).await?;
         let handle = crate::random::token();
         let now = self.now();
         let stored = serde_json::to_value(&request).map_err(|_| Error::Internal {
@@ -162,6 +179,10 @@ impl AuthorizationServer {
                 Err(err) => return Ok(refused(&err)),
             };
             let state = params.get("state").ok().flatten();
+            if state.is_some_and(|state| state.len() > MAX_PARAMETER_BYTES) {
+                // Too long to echo in a redirect.
+                return Ok(refused(&too_long("state", MAX_PARAMETER_BYTES)));
+            }
             let redirect_error = |err: &Error| {
                 Ok(AuthorizeOutcome::Redirect(error_redirect(
                     redirect_uri,
@@ -316,31 +337,19 @@ impl AuthorizationServer {
                 &issuer,
             )))
         };
-        let stored = serde_json::to_value(&request).map_err(|_| Error::Internal {
-            what: "serializing an authorization request",
-        })?;
-        let now = self.now();
-        self.store
-            .insert_transaction(
-                tenant,
-                transaction.as_str(),
-                &stored,
-                now + self.config.authn_ttl,
-            )
-            .await?;
         match self.authenticator.start(tenant, &authn).await {
-            Ok(AuthnStart::Redirect { location }) => Ok(AuthorizeOutcome::Redirect(location)),
+            Ok(AuthnStart::Redirect { location }) => {
+                // Kept only while the end user authenticates elsewhere, until the callback.
+                let stored = serde_json::to_value(&request).map_err(|_| Error::Internal {
+                    what: "serializing an authorization request",
+                })?;
+                let expires_at = self.now().saturating_add(self.config.authn_ttl);
+                self.store
+                    .insert_transaction(tenant, transaction.as_str(), &stored, expires_at)
+                    .await?;
+                Ok(AuthorizeOutcome::Redirect(location))
+            }
             Ok(AuthnStart::Authenticated(subject)) => {
-                if self
-                    .store
-                    .take_transaction(tenant, transaction.as_str(), now)
-                    .await?
-                    .is_none()
-                {
-                    return redirect_error(&Error::invalid_request(
-                        "the authorization request was completed already",
-                    ));
-                }
                 self.complete(tenant, &request, &subject).await
             }
             Err(err) => redirect_error(&Error::Authn(err)),
@@ -476,8 +485,13 @@ fn validate(
     if openid {
         allowed.push("openid".to_owned());
     }
-    let scopes = granted_scopes(params.get("scope")?, &allowed, false)?;
-    let authorization_details = match params.get("authorization_details")? {
+    let scopes = granted_scopes(bounded(params, "scope", MAX_SCOPE_BYTES)?, &allowed, false)?;
+    let details = bounded(
+        params,
+        "authorization_details",
+        MAX_AUTHORIZATION_DETAILS_BYTES,
+    )?;
+    let authorization_details = match details {
         Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|_| {
             Error::oauth(
                 OAuthErrorCode::InvalidAuthorizationDetails,
@@ -486,9 +500,30 @@ fn validate(
         })?),
         None => None,
     };
+    if authorization_details
+        .as_ref()
+        .and_then(Value::as_array)
+        .is_some_and(|entries| entries.len() > MAX_AUTHORIZATION_DETAILS)
+    {
+        return Err(Error::invalid_request(format!(
+            "`authorization_details` has more than {MAX_AUTHORIZATION_DETAILS} entries"
+        )));
+    }
     check_authorization_details(authorization_details.as_ref())?;
-    let dpop_jkt = params.get("dpop_jkt")?.map(str::to_owned);
-    let resource = match params.get("resource")? {
+    let dpop_jkt = match params.get("dpop_jkt")? {
+        Some(jkt)
+            if jkt.len() != 43
+                || !jkt
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            return Err(Error::invalid_request(
+                "`dpop_jkt` is not a JWK SHA-256 thumbprint",
+            ));
+        }
+        jkt => jkt.map(str::to_owned),
+    };
+    let resource = match bounded(params, "resource", MAX_RESOURCE_BYTES)? {
         Some(resource) => match Url::parse(resource) {
             Ok(url) if url.scheme() == "https" && url.fragment().is_none() => {
                 Some(resource.to_owned())
@@ -502,7 +537,7 @@ fn validate(
         },
         None => None,
     };
-    let text = |name| params.get(name).map(|v| v.map(str::to_owned));
+    let text = |name| bounded(params, name, MAX_PARAMETER_BYTES).map(|v| v.map(str::to_owned));
     Ok(ValidatedRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.to_owned(),
@@ -518,6 +553,22 @@ fn validate(
         acr_values: text("acr_values")?,
         ui_locales: text("ui_locales")?,
     })
+}
+
+/// The value of `name`, refused when longer than `max` bytes.
+fn bounded<'a>(
+    params: &'a Params,
+    name: &'static str,
+    max: usize,
+) -> Result<Option<&'a str>, Error> {
+    match params.get(name)? {
+        Some(value) if value.len() > max => Err(too_long(name, max)),
+        value => Ok(value),
+    }
+}
+
+fn too_long(name: &str, max: usize) -> Error {
+    Error::invalid_request(format!("`{name}` is longer than {max} bytes"))
 }
 
 /// Checks `authorization_details` (RFC 9396 §2): a non-empty array of objects, each of type

@@ -14,12 +14,28 @@ use crate::client::{Client, ClientAuthMethod};
 use crate::error::Error;
 use crate::request::EndpointCall;
 use crate::server::{AuthorizationServer, CLIENT_ASSERTION_ALGORITHMS};
+use crate::store::SingleUse;
 
 /// The `client_assertion_type` of RFC 7523 client assertions.
 pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// One message for every failed authentication: no oracle for which part was wrong.
 const FAILED: &str = "client authentication failed";
+
+/// The replay scope of a client's assertion `jti`s, followed by the client id.
+const CLIENT_ASSERTION_SCOPE: &str = "client_assertion:";
+
+/// The longest client assertion or DPoP proof `jti` accepted, in bytes.
+pub(crate) const MAX_JTI_BYTES: usize = 256;
+
+/// The error for a single-use value that was seen before.
+pub(crate) fn replayed(value: &SingleUse) -> Error {
+    if value.scope.starts_with(CLIENT_ASSERTION_SCOPE) {
+        Error::invalid_client("the client assertion was used before")
+    } else {
+        Error::invalid_dpop_proof("the proof was used before")
+    }
+}
 
 enum Presented<'a> {
     Secret {
@@ -50,6 +66,27 @@ impl AuthorizationServer {
         tenant: &TenantContext,
         call: &EndpointCall,
         endpoint: &str,
+    ) -> Result<Option<Client>, Error> {
+        let mut assertion_jti = None;
+        let client = self
+            .authenticate_client_deferred(tenant, call, endpoint, &mut assertion_jti)
+            .await?;
+        if let Some(value) = assertion_jti {
+            self.spend(tenant, &[value]).await?;
+        }
+        Ok(client)
+    }
+
+    /// As [`authenticate_client`](Self::authenticate_client), except that a client
+    /// assertion's `jti` is not recorded but put in `assertion_jti`, for the caller to record
+    /// once the request is known to be valid (an endpoint writes nothing for a request that
+    /// fails).
+    pub(crate) async fn authenticate_client_deferred(
+        &self,
+        tenant: &TenantContext,
+        call: &EndpointCall,
+        endpoint: &str,
+        assertion_jti: &mut Option<SingleUse>,
     ) -> Result<Option<Client>, Error> {
         let params = &call.params;
         let body_id = params.get("client_id")?;
@@ -119,7 +156,7 @@ impl AuthorizationServer {
                 .await
                 .map(Some),
             Presented::Assertion(assertion) => self
-                .authenticate_assertion(tenant, assertion, body_id, endpoint)
+                .authenticate_assertion(tenant, assertion, body_id, endpoint, assertion_jti)
                 .await
                 .map(Some),
             Presented::Public(id) => {
@@ -212,6 +249,7 @@ impl AuthorizationServer {
         assertion: &str,
         body_id: Option<&str>,
         endpoint: &str,
+        assertion_jti: &mut Option<SingleUse>,
     ) -> Result<Client, Error> {
         let limits = Limits::DEFAULT.with_max_token_bytes(16 * 1024);
         let jws = Jws::parse(assertion, &limits).map_err(|_| Error::invalid_client(FAILED))?;
@@ -263,16 +301,44 @@ impl AuthorizationServer {
             .and_then(Value::as_i64)
             .is_none_or(|iat| iat <= now + 60 && now - iat <= max_age);
         let lifetime = self.config.client_assertion_max_lifetime;
-        if !aud_ok || exp <= now || exp > now + lifetime + 60 || !iat_ok || jti.is_empty() {
+        if !aud_ok
+            || exp <= now
+            || exp > now + lifetime + 60
+            || !iat_ok
+            || jti.is_empty()
+            || jti.len() > MAX_JTI_BYTES
+        {
             return Err(Error::invalid_client(FAILED));
         }
-        let scope = format!("client_assertion:{}", client.client_id.as_str());
-        if !self.store.use_jti(tenant, &scope, jti, exp).await? {
-            return Err(Error::invalid_client(
-                "the client assertion was used before",
-            ));
-        }
+        *assertion_jti = Some(SingleUse {
+            scope: format!("{CLIENT_ASSERTION_SCOPE}{}", client.client_id.as_str()),
+            jti: jti.to_owned(),
+            expires_at: exp,
+        });
         Ok(client)
+    }
+
+    /// Records the single-use values of a request (its DPoP proof's and client assertion's
+    /// `jti`), in order.
+    ///
+    /// # Errors
+    /// `invalid_dpop_proof` or `invalid_client` for a value seen before (the values before it
+    /// stay recorded).
+    pub(crate) async fn spend(
+        &self,
+        tenant: &TenantContext,
+        values: &[SingleUse],
+    ) -> Result<(), Error> {
+        for value in values {
+            if !self
+                .store
+                .use_jti(tenant, &value.scope, &value.jti, value.expires_at)
+                .await?
+            {
+                return Err(replayed(value));
+            }
+        }
+        Ok(())
     }
 }
 

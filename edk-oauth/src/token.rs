@@ -13,8 +13,8 @@ use crate::grant::Grant;
 use crate::request::EndpointCall;
 use crate::server::{AuthorizationServer, tx_code_digest};
 use crate::store::{
-    AccessTokenRecord, CodeRedeem, CodeRedemption, PreAuthRedemption, RefreshRecord,
-    RefreshRotation,
+    AccessTokenRecord, CodeRedeem, CodeRedemption, PreAuthRedemption, RefreshRecord, RefreshRotate,
+    RefreshRotation, SingleUse,
 };
 
 /// The `typ` of JWT access tokens (RFC 9068 §2.1).
@@ -68,11 +68,24 @@ pub struct TokenOutcome {
 
 /// How a token is issued: who for and into which family.
 struct Issue<'a> {
+    /// What the access token carries.
     grant: &'a Grant,
+    /// What a refresh token stands for, when it differs from `grant` (a refresh request
+    /// narrowing the access token's scope).
+    refresh_grant: Option<&'a Grant>,
     client_id: Option<&'a ClientId>,
     family: Option<&'a str>,
     jkt: Option<&'a str>,
     nonce: Option<&'a str>,
+}
+
+/// Signed tokens and the records to store for them.
+struct Prepared {
+    response: TokenResponse,
+    /// The access token's record, for a token of a family.
+    access_record: Option<AccessTokenRecord>,
+    /// The new refresh token's digest and record.
+    refresh: Option<(String, RefreshRecord)>,
 }
 
 impl AuthorizationServer {
@@ -96,7 +109,13 @@ impl AuthorizationServer {
                 "the grant type is not supported",
             )
         })?;
-        let client = self.authenticate_client(tenant, call, "token").await?;
+        // RFC 9449 §8: the proof and its nonce are checked before the client authenticates,
+        // so that a retry after `use_dpop_nonce` can reuse its client assertion.
+        let proof = self.verify_dpop(tenant, call, "token", None).await?;
+        let mut assertion_jti = None;
+        let client = self
+            .authenticate_client_deferred(tenant, call, "token", &mut assertion_jti)
+            .await?;
         if let Some(client) = &client
             && !client.metadata.grant_types.contains(&grant_type)
         {
@@ -108,7 +127,6 @@ impl AuthorizationServer {
         if grant_type == GrantType::RefreshToken {
             self.check_refresh_instance(tenant, call).await?;
         }
-        let proof = self.check_dpop(tenant, call, "token", None).await?;
         if client
             .as_ref()
             .is_some_and(|c| c.metadata.dpop_bound_access_tokens)
@@ -117,20 +135,25 @@ impl AuthorizationServer {
             return Err(Error::invalid_request("the client must use DPoP"));
         }
         let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+        // Recorded only once the grant is known to be valid: a failed request writes nothing.
+        let mut single_use: Vec<SingleUse> =
+            proof.iter().map(|p| self.dpop_single_use(p)).collect();
+        single_use.extend(assertion_jti);
+        let client = client.as_ref();
         let response = match grant_type {
             GrantType::ClientCredentials => {
-                self.client_credentials(tenant, call, client.as_ref(), jkt)
+                self.client_credentials(tenant, call, client, jkt, &single_use)
                     .await?
             }
             GrantType::PreAuthorizedCode => {
-                self.pre_authorized_code(tenant, call, client.as_ref(), jkt)
+                self.pre_authorized_code(tenant, call, client, jkt, &single_use)
                     .await?
             }
             GrantType::AuthorizationCode => {
-                self.authorization_code(tenant, call, client.as_ref(), jkt)
+                self.authorization_code(tenant, call, client, jkt, &single_use)
                     .await?
             }
-            GrantType::RefreshToken => self.refresh(tenant, call, client.as_ref(), jkt).await?,
+            GrantType::RefreshToken => self.refresh(tenant, call, client, jkt, &single_use).await?,
         };
         let dpop_nonce = match proof {
             Some(_) => Some(self.current_dpop_nonce(tenant).await?),
@@ -153,9 +176,10 @@ impl AuthorizationServer {
             .await
     }
 
-    /// Checks the DPoP proof of `call` to `endpoint`, if there is one: the stateless checks,
-    /// the server nonce and `jti` replay.
-    pub(crate) async fn check_dpop(
+    /// Checks the DPoP proof of `call` to `endpoint`, if there is one: the stateless checks
+    /// and the server nonce. Its `jti` ([`dpop_single_use`](Self::dpop_single_use)) is for
+    /// the caller to record once the request is known to be valid.
+    pub(crate) async fn verify_dpop(
         &self,
         tenant: &TenantContext,
         call: &EndpointCall,
@@ -180,15 +204,18 @@ impl AuthorizationServer {
                 });
             }
         }
-        let scope = format!("dpop:{}", proof.jkt);
-        if !self
-            .store
-            .use_jti(tenant, &scope, &proof.jti, now + 2 * max_age)
-            .await?
-        {
-            return Err(Error::invalid_dpop_proof("the proof was used before"));
-        }
         Ok(Some(proof))
+    }
+
+    /// The `jti` of a DPoP proof as a single-use value, remembered for as long as the proof
+    /// could be accepted.
+    pub(crate) fn dpop_single_use(&self, proof: &DpopProof) -> SingleUse {
+        let max_age = self.config.proof_max_age;
+        SingleUse {
+            scope: format!("dpop:{}", proof.jkt),
+            jti: proof.jti.clone(),
+            expires_at: self.now().saturating_add(max_age.saturating_mul(2)),
+        }
     }
 
     async fn client_credentials(
@@ -197,6 +224,7 @@ impl AuthorizationServer {
         call: &EndpointCall,
         client: Option<&Client>,
         jkt: Option<&str>,
+        single_use: &[SingleUse],
     ) -> Result<TokenResponse, Error> {
         let client = confidential(client)?;
         let scopes = granted_scopes(call.params.get("scope")?, &client.metadata.scopes, true)?;
@@ -204,10 +232,12 @@ impl AuthorizationServer {
         grant.client_id = Some(client.client_id.clone());
         grant.scopes = scopes;
         grant.resource = resource(call)?;
+        self.spend(tenant, single_use).await?;
         self.issue(
             tenant,
             &Issue {
                 grant: &grant,
+                refresh_grant: None,
                 client_id: Some(&client.client_id),
                 family: None,
                 jkt,
@@ -224,6 +254,7 @@ impl AuthorizationServer {
         call: &EndpointCall,
         client: Option<&Client>,
         jkt: Option<&str>,
+        single_use: &[SingleUse],
     ) -> Result<TokenResponse, Error> {
         if client.is_none() && !self.config.pre_authorized_anonymous_access {
             return Err(Error::invalid_client("client authentication is required"));
@@ -263,6 +294,7 @@ impl AuthorizationServer {
                 ));
             }
         };
+        self.spend(tenant, single_use).await?;
         grant.client_id = client.map(|c| c.client_id.clone());
         grant.client_instance_jkt = crate::client_attestation::instance_jkt(call);
         let refresh =
@@ -277,6 +309,7 @@ impl AuthorizationServer {
             tenant,
             &Issue {
                 grant: &grant,
+                refresh_grant: None,
                 client_id: client.map(|c| &c.client_id),
                 family: family.as_deref(),
                 jkt,
@@ -293,6 +326,7 @@ impl AuthorizationServer {
         call: &EndpointCall,
         client: Option<&Client>,
         jkt: Option<&str>,
+        single_use: &[SingleUse],
     ) -> Result<TokenResponse, Error> {
         let client = client.ok_or_else(|| Error::invalid_client("the client is not identified"))?;
         let code = call.params.require("code")?;
@@ -329,6 +363,7 @@ impl AuthorizationServer {
                 ));
             }
         };
+        self.spend(tenant, single_use).await?;
         let mut grant = code.grant;
         grant.client_instance_jkt = crate::client_attestation::instance_jkt(call);
         // A public client's refresh tokens stay bound to the DPoP key of this request.
@@ -343,6 +378,7 @@ impl AuthorizationServer {
             tenant,
             &Issue {
                 grant: &grant,
+                refresh_grant: None,
                 client_id: Some(&client.client_id),
                 family: Some(&family),
                 jkt,
@@ -359,57 +395,101 @@ impl AuthorizationServer {
         call: &EndpointCall,
         client: Option<&Client>,
         jkt: Option<&str>,
+        single_use: &[SingleUse],
     ) -> Result<TokenResponse, Error> {
         let client = client.ok_or_else(|| Error::invalid_client("the client is not identified"))?;
         let token = call.params.require("refresh_token")?;
+        let requested = call.params.get("scope")?;
+        let token_hash = crate::random::digest(token);
         let now = self.now();
-        let rotation = self
+        let mut rotation = RefreshRotate {
+            token_hash: &token_hash,
+            client_id: &client.client_id,
+            dpop_jkt: jkt,
+            next: None,
+            access_token: None,
+            single_use: &[],
+        };
+        // Read first: a request that fails its own checks (a `scope` beyond the grant, a
+        // signing failure) leaves the refresh token as it was.
+        let current = self
             .store
-            .rotate_refresh(
+            .refresh_token(tenant, &token_hash, now)
+            .await?
+            .filter(|record| {
+                record.client_id == client.client_id
+                    && record
+                        .grant
+                        .dpop_jkt
+                        .as_deref()
+                        .is_none_or(|bound| Some(bound) == jkt)
+            });
+        let Some(record) = current else {
+            // Not current for this client and key: the store tells a replay of a rotated
+            // token, which revokes its grant, from the rest. Nothing can rotate here.
+            let outcome = self.store.rotate_refresh(tenant, &rotation, now).await?;
+            return Err(refresh_refused(&outcome, single_use));
+        };
+        let mut access_grant = record.grant.clone();
+        if let Some(requested) = requested {
+            // RFC 6749 §6: the access token may be narrower; the refresh token keeps the
+            // grant's scope.
+            access_grant.scopes = granted_scopes(Some(requested), &record.grant.scopes, false)?;
+        }
+        let prepared = self
+            .prepare(
                 tenant,
-                &crate::random::digest(token),
-                &client.client_id,
-                jkt,
-                now,
+                &Issue {
+                    grant: &access_grant,
+                    refresh_grant: Some(&record.grant),
+                    client_id: Some(&client.client_id),
+                    family: Some(&record.family),
+                    jkt,
+                    nonce: None,
+                },
+                true,
             )
             .await?;
-        let record = match rotation {
-            RefreshRotation::Rotated(record) => *record,
-            RefreshRotation::Replayed => {
-                return Err(Error::invalid_grant(
-                    "the refresh token was used before; its grant is revoked",
-                ));
-            }
-            RefreshRotation::Invalid => {
-                return Err(Error::invalid_grant(
-                    "the refresh token is invalid, expired, revoked or bound elsewhere",
-                ));
-            }
-        };
-        let mut grant = record.grant;
-        if let Some(requested) = call.params.get("scope")? {
-            grant.scopes = granted_scopes(Some(requested), &grant.scopes, false)?;
+        // One unit: the rotation, the request's single-use values, the new refresh token and
+        // the access token's record are stored together or not at all.
+        rotation.next = prepared
+            .refresh
+            .as_ref()
+            .map(|(hash, next)| (hash.as_str(), next));
+        rotation.access_token = prepared.access_record.as_ref();
+        rotation.single_use = single_use;
+        match self.store.rotate_refresh(tenant, &rotation, now).await? {
+            RefreshRotation::Rotated(_) => Ok(prepared.response),
+            outcome => Err(refresh_refused(&outcome, single_use)),
         }
-        self.issue(
-            tenant,
-            &Issue {
-                grant: &grant,
-                client_id: Some(&client.client_id),
-                family: Some(&record.family),
-                jkt,
-                nonce: None,
-            },
-            true,
-        )
-        .await
     }
 
+    /// Issues the tokens of `issue` and stores their records.
     async fn issue(
         &self,
         tenant: &TenantContext,
         issue: &Issue<'_>,
         with_refresh: bool,
     ) -> Result<TokenResponse, Error> {
+        let prepared = self.prepare(tenant, issue, with_refresh).await?;
+        if let Some(record) = &prepared.access_record {
+            self.store.insert_access_token(tenant, record).await?;
+        }
+        if let Some((hash, record)) = &prepared.refresh {
+            self.store.insert_refresh(tenant, hash, record).await?;
+        }
+        Ok(prepared.response)
+    }
+
+    /// Signs the tokens of `issue` (the access token, an ID token) and makes the records to
+    /// store for them; of these it stores only the grant's end-user claims (kept per access
+    /// token, harmless when the token is never handed out).
+    async fn prepare(
+        &self,
+        tenant: &TenantContext,
+        issue: &Issue<'_>,
+        with_refresh: bool,
+    ) -> Result<Prepared, Error> {
         let now = self.now();
         let issuer = Self::issuer(tenant)?;
         let grant = issue.grant;
@@ -448,41 +528,6 @@ impl AuthorizationServer {
         }
         crate::claims::copy_into_token(&self.config, grant, &mut claims);
         let access_token = self.sign_jwt(tenant, ACCESS_TOKEN_TYP, &claims).await?;
-        self.record_grant_claims(tenant, &jti, grant, now + ttl)
-            .await?;
-        // Only a family's tokens are recorded: revoking the family must find them.
-        if let Some(family) = issue.family {
-            self.store
-                .insert_access_token(
-                    tenant,
-                    &AccessTokenRecord {
-                        jti,
-                        family: Some(family.to_owned()),
-                        client_id: issue.client_id.cloned(),
-                        claims,
-                        expires_at: now + ttl,
-                        revoked: false,
-                    },
-                )
-                .await?;
-        }
-        let refresh_token = match (with_refresh, issue.client_id, issue.family) {
-            (true, Some(client_id), Some(family)) => {
-                let token = crate::random::token();
-                let record = RefreshRecord {
-                    family: family.to_owned(),
-                    client_id: client_id.clone(),
-                    grant: grant.clone(),
-                    expires_at: now + self.config.refresh_token_ttl,
-                    created_at: now,
-                };
-                self.store
-                    .insert_refresh(tenant, &crate::random::digest(&token), &record)
-                    .await?;
-                Some(token)
-            }
-            _ => None,
-        };
         let id_token = match issue.client_id {
             Some(client_id) if self.wants_id_token(grant) => Some(
                 self.id_token(tenant, grant, client_id, issue.nonce, &issuer, now)
@@ -490,7 +535,32 @@ impl AuthorizationServer {
             ),
             _ => None,
         };
-        Ok(TokenResponse {
+        self.record_grant_claims(tenant, &jti, grant, now + ttl)
+            .await?;
+        // Only a family's tokens are recorded: revoking the family must find them.
+        let access_record = issue.family.map(|family| AccessTokenRecord {
+            jti,
+            family: Some(family.to_owned()),
+            client_id: issue.client_id.cloned(),
+            claims,
+            expires_at: now + ttl,
+            revoked: false,
+        });
+        let refresh = match (with_refresh, issue.client_id, issue.family) {
+            (true, Some(client_id), Some(family)) => {
+                let token = crate::random::token();
+                let record = RefreshRecord {
+                    family: family.to_owned(),
+                    client_id: client_id.clone(),
+                    grant: issue.refresh_grant.unwrap_or(grant).clone(),
+                    expires_at: now + self.config.refresh_token_ttl,
+                    created_at: now,
+                };
+                Some((token, record))
+            }
+            _ => None,
+        };
+        let response = TokenResponse {
             access_token,
             token_type: if issue.jkt.is_some() {
                 "DPoP"
@@ -498,10 +568,15 @@ impl AuthorizationServer {
                 "Bearer"
             },
             expires_in: ttl,
-            refresh_token,
+            refresh_token: refresh.as_ref().map(|(token, _)| token.clone()),
             scope: (!grant.scopes.is_empty()).then(|| grant.scopes.join(" ")),
             authorization_details: grant.authorization_details.clone(),
             id_token,
+        };
+        Ok(Prepared {
+            response,
+            access_record,
+            refresh: refresh.map(|(token, record)| (crate::random::digest(&token), record)),
         })
     }
 
@@ -533,6 +608,27 @@ impl AuthorizationServer {
             claims.insert("nonce".to_owned(), json!(nonce));
         }
         self.sign_jwt(tenant, "JWT", &claims).await
+    }
+}
+
+/// The error for a refresh request whose rotation did not happen.
+fn refresh_refused(outcome: &RefreshRotation, single_use: &[SingleUse]) -> Error {
+    match outcome {
+        RefreshRotation::Replayed => {
+            Error::invalid_grant("the refresh token was used before; its grant is revoked")
+        }
+        RefreshRotation::Invalid => Error::invalid_grant(
+            "the refresh token is invalid, expired, revoked or bound elsewhere",
+        ),
+        RefreshRotation::SingleUseReplayed { index } => single_use.get(*index).map_or(
+            Error::Internal {
+                what: "the store named an unknown single-use value",
+            },
+            crate::client_auth::replayed,
+        ),
+        RefreshRotation::Rotated(_) => Error::Internal {
+            what: "a refresh token rotated without a replacement",
+        },
     }
 }
 
@@ -579,6 +675,12 @@ fn resource(call: &EndpointCall) -> Result<Option<String>, Error> {
     let Some(resource) = call.params.get("resource")? else {
         return Ok(None);
     };
+    if resource.len() > crate::authorize::MAX_RESOURCE_BYTES {
+        return Err(Error::invalid_request(format!(
+            "`resource` is longer than {} bytes",
+            crate::authorize::MAX_RESOURCE_BYTES
+        )));
+    }
     match url::Url::parse(resource) {
         Ok(url) if url.scheme() == "https" && url.fragment().is_none() => {
             Ok(Some(resource.to_owned()))

@@ -105,16 +105,53 @@ pub struct RefreshRecord {
     pub created_at: i64,
 }
 
+/// A single-use value of a request (a DPoP proof's or client assertion's `jti`), to be
+/// remembered in `scope` until `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SingleUse {
+    /// What the value is unique in: `dpop:<jkt>`, `client_assertion:<client_id>`, ...
+    pub scope: String,
+    /// The value.
+    pub jti: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A refresh token rotation: the token presented, what it must match, and what the rotation
+/// stores in the same transaction, so that a request either rotates and issues or changes
+/// nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct RefreshRotate<'a> {
+    /// The digest of the presented refresh token.
+    pub token_hash: &'a str,
+    /// The authenticated (or identified public) client.
+    pub client_id: &'a ClientId,
+    /// The thumbprint of the request's DPoP key.
+    pub dpop_jkt: Option<&'a str>,
+    /// The refresh token that replaces it: its digest and record.
+    pub next: Option<(&'a str, &'a RefreshRecord)>,
+    /// The record of the access token issued with it.
+    pub access_token: Option<&'a AccessTokenRecord>,
+    /// The request's single-use values: one seen before leaves everything as it was.
+    pub single_use: &'a [SingleUse],
+}
+
 /// The result of rotating a refresh token.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum RefreshRotation {
-    /// The token was current and is now rotated (it will not work again).
+    /// The token was current and is now rotated (it will not work again); what replaces it
+    /// is stored.
     Rotated(Box<RefreshRecord>),
     /// The token was rotated before: a replay. Its family is revoked.
     Replayed,
-    /// Unknown, expired or revoked.
+    /// Unknown, expired, revoked, or bound to another client or DPoP key.
     Invalid,
+    /// `single_use[index]` of the rotation was seen before: nothing changed.
+    SingleUseReplayed {
+        /// The position of the value in [`RefreshRotate::single_use`].
+        index: usize,
+    },
 }
 
 /// An access token's record, for introspection and revocation.
@@ -298,18 +335,17 @@ pub trait OAuthStore: fmt::Debug + Send + Sync {
         record: &RefreshRecord,
     ) -> Result<(), Error>;
 
-    /// Rotates a refresh token of `client_id` (bound to `dpop_jkt`, if it is bound): marks it
-    /// used in one conditional update. Presenting a token that was already rotated revokes
-    /// its whole family.
+    /// Rotates a refresh token of `rotation.client_id` (bound to `rotation.dpop_jkt`, if it is
+    /// bound): marks it used in one conditional update and, in the same transaction, records
+    /// the request's single-use values and stores the new refresh token and access-token
+    /// record. Presenting a token that was already rotated revokes its whole family.
     ///
     /// # Errors
-    /// When the database fails.
+    /// When the database fails; then nothing changed.
     async fn rotate_refresh(
         &self,
         tenant: &TenantContext,
-        token_hash: &str,
-        client_id: &ClientId,
-        dpop_jkt: Option<&str>,
+        rotation: &RefreshRotate<'_>,
         now: i64,
     ) -> Result<RefreshRotation, Error>;
 

@@ -9,7 +9,7 @@ use edk_tenancy::{Tenancy, TenantContext, TenantTx};
 
 use super::{
     AccessTokenRecord, CodeRedeem, CodeRedemption, NewPreAuthCode, OAuthStore, PreAuthRedemption,
-    RefreshRecord, RefreshRotation,
+    RefreshRecord, RefreshRotate, RefreshRotation, SingleUse,
 };
 use crate::client::{Client, ClientMetadata};
 use crate::error::Error;
@@ -77,22 +77,76 @@ impl SqlStore {
         record: &AccessTokenRecord,
         revoked_at: Option<i64>,
     ) -> Result<(), Error> {
-        let claims = to_json(&record.claims)?;
         let mut tx = self.begin(tenant).await?;
-        with_conn!(tx, conn => {
-            sqlx::query(sql)
-                .bind(&record.jti)
-                .bind(record.family.as_deref())
-                .bind(record.client_id.as_ref().map(ClientId::as_str))
-                .bind(&claims)
-                .bind(record.expires_at)
-                .bind(revoked_at)
-                .execute(conn)
-                .await?;
-        });
+        put_access_token_in(&mut tx, sql, record, revoked_at).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Runs `sql` ([`INSERT_ACCESS_TOKEN`] or [`REVOKE_ACCESS_TOKEN`]) for `record` in `tx`.
+async fn put_access_token_in(
+    tx: &mut TenantTx,
+    sql: &'static str,
+    record: &AccessTokenRecord,
+    revoked_at: Option<i64>,
+) -> Result<(), Error> {
+    let claims = to_json(&record.claims)?;
+    with_conn!(*tx, conn => {
+        sqlx::query(sql)
+            .bind(&record.jti)
+            .bind(record.family.as_deref())
+            .bind(record.client_id.as_ref().map(ClientId::as_str))
+            .bind(&claims)
+            .bind(record.expires_at)
+            .bind(revoked_at)
+            .execute(conn)
+            .await?;
+    });
+    Ok(())
+}
+
+/// Stores a refresh token in `tx`.
+async fn insert_refresh_in(
+    tx: &mut TenantTx,
+    token_hash: &str,
+    record: &RefreshRecord,
+) -> Result<(), Error> {
+    let grant = to_json(&record.grant)?;
+    with_conn!(*tx, conn => {
+        sqlx::query(
+            "INSERT INTO oauth_refresh_token \
+             (token_hash, family_id, client_id, dpop_jkt, grant_data, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token_hash)
+        .bind(&record.family)
+        .bind(record.client_id.as_str())
+        .bind(record.grant.dpop_jkt.as_deref())
+        .bind(&grant)
+        .bind(record.created_at)
+        .bind(record.expires_at)
+        .execute(conn)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Records a single-use value in `tx`: `false` when it was seen before.
+async fn use_jti_in(tx: &mut TenantTx, value: &SingleUse) -> Result<bool, Error> {
+    let rows = with_conn!(*tx, conn => {
+        sqlx::query(
+            "INSERT INTO oauth_jti (scope, jti, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope, jti) DO NOTHING",
+        )
+        .bind(value.scope.as_str())
+        .bind(value.jti.as_str())
+        .bind(value.expires_at)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(rows == 1)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
@@ -558,24 +612,8 @@ impl OAuthStore for SqlStore {
         token_hash: &str,
         record: &RefreshRecord,
     ) -> Result<(), Error> {
-        let grant = to_json(&record.grant)?;
         let mut tx = self.begin(tenant).await?;
-        with_conn!(tx, conn => {
-            sqlx::query(
-                "INSERT INTO oauth_refresh_token \
-                 (token_hash, family_id, client_id, dpop_jkt, grant_data, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(token_hash)
-            .bind(&record.family)
-            .bind(record.client_id.as_str())
-            .bind(record.grant.dpop_jkt.as_deref())
-            .bind(&grant)
-            .bind(record.created_at)
-            .bind(record.expires_at)
-            .execute(conn)
-            .await?;
-        });
+        insert_refresh_in(&mut tx, token_hash, record).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -583,11 +621,10 @@ impl OAuthStore for SqlStore {
     async fn rotate_refresh(
         &self,
         tenant: &TenantContext,
-        token_hash: &str,
-        client_id: &ClientId,
-        dpop_jkt: Option<&str>,
+        rotation: &RefreshRotate<'_>,
         now: i64,
     ) -> Result<RefreshRotation, Error> {
+        let token_hash = rotation.token_hash;
         let mut tx = self.begin(tenant).await?;
         let rotated: Option<RefreshRow> = with_conn!(tx, conn => {
             sqlx::query_as(
@@ -599,13 +636,25 @@ impl OAuthStore for SqlStore {
             )
             .bind(token_hash)
             .bind(now)
-            .bind(client_id.as_str())
-            .bind(dpop_jkt)
+            .bind(rotation.client_id.as_str())
+            .bind(rotation.dpop_jkt)
             .fetch_optional(conn)
             .await?
         });
         if let Some(row) = rotated {
             let record = refresh_from_row(row)?;
+            for (index, value) in rotation.single_use.iter().enumerate() {
+                if !use_jti_in(&mut tx, value).await? {
+                    // Dropping the transaction rolls the rotation back.
+                    return Ok(RefreshRotation::SingleUseReplayed { index });
+                }
+            }
+            if let Some((next_hash, next)) = rotation.next {
+                insert_refresh_in(&mut tx, next_hash, next).await?;
+            }
+            if let Some(access) = rotation.access_token {
+                put_access_token_in(&mut tx, INSERT_ACCESS_TOKEN, access, None).await?;
+            }
             tx.commit().await?;
             return Ok(RefreshRotation::Rotated(Box::new(record)));
         }

@@ -10,6 +10,8 @@
 mod concurrency;
 mod federation;
 mod flows;
+mod limits;
+mod refresh;
 mod signing_keys;
 mod store;
 mod support;

@@ -42,6 +42,25 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+/// The number of rows in `table` of `tenant`'s schema.
+pub(crate) async fn count_rows(tenancy: &Tenancy, tenant: &TenantContext, table: &str) -> i64 {
+    let sql = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table}");
+    let mut tx = tenancy.databases().begin(tenant).await.unwrap();
+    let (count,): (i64,) = match &mut tx {
+        edk_tenancy::TenantTx::Postgres(tx) => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap(),
+        edk_tenancy::TenantTx::Sqlite(tx) => sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap(),
+        _ => panic!("unsupported backend"),
+    };
+    tx.commit().await.unwrap();
+    count
+}
+
 /// A tenancy with the edk-kms and edk-oauth migrations and the database it lives in.
 pub(crate) struct Backend {
     pub(crate) tenancy: Tenancy,
