@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::client::{Client, ClientAuthMethod};
+use crate::dpop::numeric_date;
 use crate::error::Error;
 use crate::request::EndpointCall;
 use crate::server::{AuthorizationServer, CLIENT_ASSERTION_ALGORITHMS};
@@ -290,20 +291,22 @@ impl AuthorizationServer {
             Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(audience_ok),
             _ => false,
         };
-        let exp = claims.get("exp").and_then(Value::as_i64);
+        let exp = claims.get("exp").and_then(numeric_date);
         let jti = claims.get("jti").and_then(Value::as_str);
         let (Some(exp), Some(jti)) = (exp, jti) else {
             return Err(Error::invalid_client(FAILED));
         };
         let max_age = self.config.proof_max_age;
-        let iat_ok = claims
-            .get("iat")
-            .and_then(Value::as_i64)
-            .is_none_or(|iat| iat <= now + 60 && now - iat <= max_age);
+        // Saturating: `iat` and `exp` are the caller's, any i64 (or float) at all.
+        let iat_ok = claims.get("iat").is_none_or(|iat| {
+            numeric_date(iat).is_some_and(|iat| {
+                iat <= now.saturating_add(60) && now.saturating_sub(iat) <= max_age
+            })
+        });
         let lifetime = self.config.client_assertion_max_lifetime;
         if !aud_ok
             || exp <= now
-            || exp > now + lifetime + 60
+            || exp > now.saturating_add(lifetime).saturating_add(60)
             || !iat_ok
             || jti.is_empty()
             || jti.len() > MAX_JTI_BYTES

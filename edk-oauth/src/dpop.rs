@@ -81,9 +81,9 @@ pub fn verify_proof(
     }
     let iat = claims
         .get("iat")
-        .and_then(Value::as_i64)
         .ok_or_else(|| invalid("`iat` is missing"))?;
-    if (now - iat).abs() > max_age {
+    let iat = numeric_date(iat).ok_or_else(|| invalid("`iat` is not a usable NumericDate"))?;
+    if !within(iat, now, max_age) {
         return Err(invalid("`iat` is outside the accepted window"));
     }
     if let Some(token) = access_token {
@@ -103,6 +103,31 @@ pub fn verify_proof(
         iat,
         nonce,
     })
+}
+
+/// A JWT NumericDate (RFC 7519 §2) as whole seconds: an integer, or a finite number within
+/// the `i64` range (its fraction dropped). `None` for anything else.
+pub(crate) fn numeric_date(value: &Value) -> Option<i64> {
+    if let Some(seconds) = value.as_i64() {
+        return Some(seconds);
+    }
+    let seconds = value.as_f64()?.trunc();
+    // [-2^63, 2^63): i64::MAX itself is not exact as an f64.
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&seconds) {
+        return None;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a whole number checked to lie within the i64 range"
+    )]
+    let seconds = seconds as i64;
+    Some(seconds)
+}
+
+/// Whether `at` lies at most `max_age` seconds from `now`, either way, without overflow for
+/// any input.
+pub(crate) fn within(at: i64, now: i64, max_age: i64) -> bool {
+    at.abs_diff(now) <= u64::try_from(max_age).unwrap_or(0)
 }
 
 /// Picks the one `DPoP` header of a request.

@@ -10,6 +10,7 @@
 mod concurrency;
 mod federation;
 mod flows;
+mod hostile_time;
 mod limits;
 mod refresh;
 mod signing_keys;
