@@ -69,6 +69,13 @@ pub enum Error {
     /// A signature does not verify; one variant for every cause.
     #[error("invalid signature")]
     InvalidSignature,
+    /// The alias is reserved for one of EDK's own services (see
+    /// [`RESERVED_SERVICES`](crate::kms::RESERVED_SERVICES)) and this caller is not it.
+    #[error("key alias `{alias}` is reserved for the `{}` service", alias.service())]
+    ReservedAlias {
+        /// The alias.
+        alias: KeyAlias,
+    },
     /// No configured provider can hold a key for this usage.
     #[error("no provider supports {usage}")]
     NoProvider {
@@ -229,7 +236,7 @@ impl HasKind for Error {
             | Self::ExternalKey { .. }
             | Self::InvalidSignature
             | Self::UnknownProvider { .. } => ErrorKind::InvalidInput,
-            Self::KeyNotUsable { .. } => ErrorKind::Forbidden,
+            Self::KeyNotUsable { .. } | Self::ReservedAlias { .. } => ErrorKind::Forbidden,
             Self::NoProvider { .. } => ErrorKind::Unsupported,
             Self::Store(err) => err.kind(),
             Self::Tenancy(err) => err.kind(),

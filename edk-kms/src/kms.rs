@@ -383,20 +383,78 @@ impl NewKey {
     }
 }
 
-/// Who asks the KMS, for the audit log: a tenant and an actor (a user, service or client id).
+/// The services whose aliases are reserved for them: `as.*` (the authorization server's
+/// access-token key), `audit.*` (the audit checkpoint key) and `did.*` (DID keys, did:webvh
+/// update keys). A [`Caller`] from an admin API never creates, imports, registers, rotates,
+/// deletes, holds or uses the private key of such an alias; a remote service only those of
+/// its own name. See [`Caller::check_reserved`].
+pub const RESERVED_SERVICES: [&str; 3] = [service::AS, service::AUDIT, service::DID];
+
+/// The service `alias` is reserved for, if any (see [`RESERVED_SERVICES`]).
+#[must_use]
+pub fn reserved_for(alias: &KeyAlias) -> Option<&'static str> {
+    RESERVED_SERVICES
+        .into_iter()
+        .find(|service| *service == alias.service())
+}
+
+/// Where a KMS call comes from, which decides the reserved aliases it may touch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Code in the process that holds the KMS: the authorization server, the DID registrar,
+    /// the KMS itself. Every alias.
+    InProcess,
+    /// A user of an admin API (the KMS server's REST API): no reserved alias.
+    Admin,
+    /// A remote service authenticated by the KMS's gRPC port, by its name (the service JWT's
+    /// `iss`, or the accepted certificate identity): the reserved aliases whose service part
+    /// is that name, and every unreserved alias.
+    Service(String),
+}
+
+/// Who asks the KMS: a tenant, an actor (a user, service or client id) for the audit log,
+/// and where the call comes from ([`Origin`]).
 #[derive(Clone, Debug)]
 pub struct Caller {
     tenant: TenantContext,
     actor: String,
+    origin: Origin,
 }
 
 impl Caller {
-    /// `actor` acting in `tenant`.
+    /// `actor` acting in `tenant` from code in this process ([`Origin::InProcess`]).
     #[must_use]
     pub fn new(tenant: TenantContext, actor: impl Into<String>) -> Self {
         Self {
             tenant,
             actor: actor.into(),
+            origin: Origin::InProcess,
+        }
+    }
+
+    /// `actor` acting in `tenant` through an admin API ([`Origin::Admin`]).
+    #[must_use]
+    pub fn admin(tenant: TenantContext, actor: impl Into<String>) -> Self {
+        Self {
+            tenant,
+            actor: actor.into(),
+            origin: Origin::Admin,
+        }
+    }
+
+    /// `actor` acting in `tenant` for the remote `service` ([`Origin::Service`]). `actor` is
+    /// recorded as given; the gRPC server qualifies it with the service first.
+    #[must_use]
+    pub fn remote(
+        tenant: TenantContext,
+        service: impl Into<String>,
+        actor: impl Into<String>,
+    ) -> Self {
+        Self {
+            tenant,
+            actor: actor.into(),
+            origin: Origin::Service(service.into()),
         }
     }
 
@@ -410,6 +468,33 @@ impl Caller {
     #[must_use]
     pub fn actor(&self) -> &str {
         &self.actor
+    }
+
+    /// Where the call comes from.
+    #[must_use]
+    pub const fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Whether this caller may create, import, register, rotate, delete, hold or release
+    /// `alias`, or use its private key (sign, decrypt, unwrap, agree): always for an
+    /// unreserved alias and in process; for an alias reserved for a service (see
+    /// [`RESERVED_SERVICES`]) only when the caller is that remote service.
+    ///
+    /// # Errors
+    /// [`Error::ReservedAlias`] (kind `Forbidden`). It does not depend on whether the alias
+    /// exists.
+    pub fn check_reserved(&self, alias: &KeyAlias) -> Result<(), Error> {
+        let Some(owner) = reserved_for(alias) else {
+            return Ok(());
+        };
+        match &self.origin {
+            Origin::InProcess => Ok(()),
+            Origin::Service(name) if name == owner => Ok(()),
+            Origin::Admin | Origin::Service(_) => Err(Error::ReservedAlias {
+                alias: alias.clone(),
+            }),
+        }
     }
 }
 

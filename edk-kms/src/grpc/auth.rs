@@ -19,14 +19,27 @@
 //! `CallContext.tenant_id` is the token's tenant. A verified token is remembered (by its
 //! SHA-256) until it expires, so a client reusing its token costs one hash per call.
 //!
+//! A trusted service's key can sign a token for any tenant: what binds a service to tenants
+//! is [`ServiceJwtAuth::with_tenants`], which lets it act only for the listed tenants (by
+//! slug; `PERMISSION_DENIED` for every other tenant, existing or not). A service without such
+//! a list acts for every tenant.
+//!
 //! # mTLS
 //! The server's TLS config ([`server_tls_config`]) requires a client certificate that chains
 //! to the configured CA (rustls `WebPkiClientVerifier`). The certificate's subject alternative
 //! names (URI or DNS) name the calling service; [`MtlsAuth::allow`] can restrict which names are
 //! accepted. A certificate-authenticated service is trusted for **every tenant**: it names the
 //! tenant it acts for in the `x-edk-tenant` metadata value, and the request's
-//! `CallContext.tenant_id` must match it. Use mTLS only for services that are entitled to act
-//! for all tenants (the platform's own services); use service JWTs to bind a caller to a tenant.
+//! `CallContext.tenant_id` must match it. [`MtlsAuth::with_tenants`] limits an identity to
+//! listed tenants, as for service JWTs; without it a certificate acts for every tenant.
+//!
+//! # Reserved aliases and the audit actor
+//! The authenticated service name (the token's `iss`, or the accepted certificate identity)
+//! decides which reserved aliases the call may use (see
+//! [`RESERVED_SERVICES`](crate::kms::RESERVED_SERVICES)): a service named `as` may use
+//! `as.*`, and no other remote caller may. The audit log records the actor as
+//! `service:<name>/<actor>` (`service:<name>` when the request names none), with `%` and `/`
+//! in the name percent-encoded, so a caller-chosen actor never passes for another service's.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -38,7 +51,7 @@ use edk_core::jose::{
     Algorithm, Header, JoseError, JwkSet, JwksResolver, Jws, KeyQuery, KeyResolver, Signer,
     Validation, VerifyPolicy, VerifyingKey, jws,
 };
-use edk_core::{Clock, ErrorKind, HasKind, Limits, TenantId};
+use edk_core::{Clock, ErrorKind, HasKind, Limits, TenantId, TenantSlug};
 use serde_json::{Value, json};
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
@@ -64,6 +77,9 @@ pub enum ServiceAuth {
     Mtls(MtlsAuth),
 }
 
+/// The tenants a service may act for: `None` for every tenant.
+pub(crate) type TenantScope = Option<Arc<BTreeSet<TenantSlug>>>;
+
 /// The authenticated caller of one gRPC call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Principal {
@@ -71,6 +87,28 @@ pub(crate) struct Principal {
     pub(crate) service: String,
     /// The tenant it acts for.
     pub(crate) tenant: TenantId,
+    /// The tenants the service may act for.
+    pub(crate) tenants: TenantScope,
+}
+
+impl Principal {
+    /// Whether the service may act for the tenant `slug`.
+    pub(crate) fn may_act_for(&self, slug: &TenantSlug) -> bool {
+        self.tenants
+            .as_ref()
+            .is_none_or(|tenants| tenants.contains(slug))
+    }
+
+    /// The audit actor of a call by this service naming `actor`: `service:<name>/<actor>`, or
+    /// `service:<name>` without an actor; `%` and `/` in the name are percent-encoded.
+    pub(crate) fn actor(&self, actor: &str) -> String {
+        let name = self.service.replace('%', "%25").replace('/', "%2F");
+        if actor.is_empty() {
+            format!("service:{name}")
+        } else {
+            format!("service:{name}/{actor}")
+        }
+    }
 }
 
 /// Why a call was not authenticated.
@@ -92,6 +130,9 @@ pub enum AuthError {
     /// The request names another tenant than the authenticated one.
     #[error("the request's tenant is not the authenticated tenant")]
     WrongTenant,
+    /// The service may not act for the tenant its credentials name.
+    #[error("the service may not act for this tenant")]
+    TenantNotAllowed,
 }
 
 impl HasKind for AuthError {
@@ -100,7 +141,9 @@ impl HasKind for AuthError {
             Self::Missing(_) | Self::InvalidToken(_) | Self::TokenRejected(_) => {
                 ErrorKind::Unauthenticated
             }
-            Self::UnknownService | Self::WrongTenant => ErrorKind::Forbidden,
+            Self::UnknownService | Self::WrongTenant | Self::TenantNotAllowed => {
+                ErrorKind::Forbidden
+            }
         }
     }
 }
@@ -123,6 +166,7 @@ pub struct ServiceJwtAuth {
     clock: Arc<dyn Clock>,
     max_lifetime: i64,
     leeway: i64,
+    tenants: HashMap<String, Arc<BTreeSet<TenantSlug>>>,
     verified: Mutex<HashMap<[u8; 32], (Principal, i64)>>,
 }
 
@@ -144,6 +188,7 @@ impl ServiceJwtAuth {
             clock,
             max_lifetime: secs(DEFAULT_MAX_LIFETIME),
             leeway: 30,
+            tenants: HashMap::new(),
             verified: Mutex::new(HashMap::new()),
         }
     }
@@ -159,6 +204,21 @@ impl ServiceJwtAuth {
     #[must_use]
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = secs(leeway);
+        self
+    }
+
+    /// Lets `service` (a token `iss`) act only for `tenants`, by slug: its calls for any
+    /// other tenant, existing or not, are `PERMISSION_DENIED`. An empty list allows no tenant;
+    /// a service never named here acts for every tenant. Calling it again for the same
+    /// service replaces its list.
+    #[must_use]
+    pub fn with_tenants(
+        mut self,
+        service: impl Into<String>,
+        tenants: impl IntoIterator<Item = TenantSlug>,
+    ) -> Self {
+        self.tenants
+            .insert(service.into(), Arc::new(tenants.into_iter().collect()));
         self
     }
 
@@ -245,10 +305,12 @@ impl ServiceJwtAuth {
                 .map_err(|_| AuthError::TokenRejected("`tenant` is not a tenant id"))?,
             _ => return Err(AuthError::InvalidToken(JoseError::MissingClaim("tenant"))),
         };
+        let tenants = self.tenants.get(&issuer).cloned();
         Ok((
             Principal {
                 service: issuer,
                 tenant,
+                tenants,
             },
             exp,
         ))
@@ -262,6 +324,7 @@ impl fmt::Debug for ServiceJwtAuth {
             .field("trusted", &self.trusted)
             .field("max_lifetime", &self.max_lifetime)
             .field("leeway", &self.leeway)
+            .field("tenants", &self.tenants)
             .finish_non_exhaustive()
     }
 }
@@ -305,6 +368,7 @@ impl KeyResolver for TrustedServices {
 #[derive(Clone, Debug, Default)]
 pub struct MtlsAuth {
     allowed: Option<BTreeSet<String>>,
+    tenants: HashMap<String, Arc<BTreeSet<TenantSlug>>>,
 }
 
 impl MtlsAuth {
@@ -324,6 +388,21 @@ impl MtlsAuth {
         self
     }
 
+    /// Lets a certificate that names `identity` (a SAN URI or DNS name) act only for
+    /// `tenants`, by slug, as [`ServiceJwtAuth::with_tenants`] does for tokens. A certificate
+    /// with several listed names acts only for the tenants every list has. It does not add
+    /// `identity` to the [`allow`](Self::allow) list.
+    #[must_use]
+    pub fn with_tenants(
+        mut self,
+        identity: impl Into<String>,
+        tenants: impl IntoIterator<Item = TenantSlug>,
+    ) -> Self {
+        self.tenants
+            .insert(identity.into(), Arc::new(tenants.into_iter().collect()));
+        self
+    }
+
     /// Authenticates a call from its peer certificates (leaf first) and metadata.
     pub(crate) fn authenticate(
         &self,
@@ -335,13 +414,26 @@ impl MtlsAuth {
             .ok_or(AuthError::Missing("a client certificate"))?;
         let names = subject_alt_names(leaf.as_ref()).ok_or(AuthError::UnknownService)?;
         let service = names
-            .into_iter()
+            .iter()
             .find(|name| {
                 self.allowed
                     .as_ref()
-                    .is_none_or(|allowed| allowed.contains(name))
+                    .is_none_or(|allowed| allowed.contains(*name))
             })
-            .ok_or(AuthError::UnknownService)?;
+            .ok_or(AuthError::UnknownService)?
+            .clone();
+        // Every name of the certificate that has a tenant list restricts it, whichever name
+        // was accepted as the service.
+        let tenants = names
+            .iter()
+            .filter_map(|name| self.tenants.get(name))
+            .fold(None::<BTreeSet<TenantSlug>>, |scope, tenants| {
+                Some(match scope {
+                    None => (**tenants).clone(),
+                    Some(scope) => scope.intersection(tenants).cloned().collect(),
+                })
+            })
+            .map(Arc::new);
         let tenant = metadata
             .get(TENANT_METADATA)
             .ok_or(AuthError::Missing("the x-edk-tenant metadata"))?
@@ -349,7 +441,11 @@ impl MtlsAuth {
             .ok()
             .and_then(|tenant| tenant.parse().ok())
             .ok_or(AuthError::TokenRejected("x-edk-tenant is not a tenant id"))?;
-        Ok(Principal { service, tenant })
+        Ok(Principal {
+            service,
+            tenant,
+            tenants,
+        })
     }
 }
 

@@ -196,18 +196,47 @@ impl RemoteKms {
         Ok(endpoint)
     }
 
+    /// Checks that the KMS answers and accepts this client's credentials for `tenant`: the
+    /// same authentication as every call (service token or certificate, the tenant and the
+    /// service's tenant list), without touching a key or the audit log. For readiness checks.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] of kind `Unavailable` when the KMS cannot be reached,
+    /// `Unauthenticated` when it refuses the credentials, `Forbidden` when the service may not
+    /// act for `tenant`, `NotFound` when the tenant does not exist.
+    pub async fn ping(&self, tenant: TenantId) -> Result<(), Error> {
+        let message = proto::PingRequest {
+            context: Some(proto::CallContext {
+                tenant_id: tenant.to_string(),
+                actor: String::new(),
+            }),
+        };
+        let request = self.request_for(tenant, message).await?;
+        self.client().ping(request).await.map_err(|s| status(&s))?;
+        Ok(())
+    }
+
     /// A request for `caller` with its credentials attached.
     async fn request<T>(&self, caller: &Caller, message: T) -> Result<tonic::Request<T>, Error> {
+        self.request_for(caller.tenant().id(), message).await
+    }
+
+    /// A request for `tenant` with the credentials attached.
+    async fn request_for<T>(
+        &self,
+        tenant: TenantId,
+        message: T,
+    ) -> Result<tonic::Request<T>, Error> {
         let mut request = tonic::Request::new(message);
         match &*self.auth {
             ClientAuth::ServiceJwt(source) => {
-                let token = source.token(caller.tenant().id()).await?;
+                let token = source.token(tenant).await?;
                 let value = MetadataValue::try_from(format!("Bearer {token}"))
                     .map_err(|_| remote(ErrorKind::Internal, "unusable service token"))?;
                 request.metadata_mut().insert("authorization", value);
             }
             ClientAuth::Mtls { .. } => {
-                let value = MetadataValue::try_from(caller.tenant().id().to_string())
+                let value = MetadataValue::try_from(tenant.to_string())
                     .map_err(|_| remote(ErrorKind::Internal, "unusable tenant id"))?;
                 request.metadata_mut().insert(TENANT_METADATA, value);
             }

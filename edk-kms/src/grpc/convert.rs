@@ -102,6 +102,7 @@ fn error_detail(err: &Error) -> Option<(&'static str, Option<String>)> {
         Error::KeyInUse { alias } => ("key-in-use", Some(alias.to_string())),
         Error::KeyNotUsable { state } => ("key-not-usable", Some(state.as_str().to_owned())),
         Error::InvalidSignature => ("invalid-signature", None),
+        Error::ReservedAlias { alias } => ("reserved-alias", Some(alias.to_string())),
         Error::UnknownKid { kid } => ("unknown-kid", Some(kid.as_str().to_owned())),
         _ => return None,
     })
@@ -150,6 +151,7 @@ fn error_from_detail(code: &str, arg: Option<&str>) -> Option<Error> {
             Error::KeyNotUsable { state }
         }
         "invalid-signature" => Error::InvalidSignature,
+        "reserved-alias" => Error::ReservedAlias { alias: alias()? },
         "unknown-kid" => Error::UnknownKid {
             kid: Kid::new(arg?).ok()?,
         },
@@ -518,6 +520,9 @@ mod tests {
             Error::AlgorithmMismatch { alg: "ES384" },
             Error::DecryptionFailed,
             Error::KeyInUse { alias },
+            Error::ReservedAlias {
+                alias: "as.access-token-signing".parse().unwrap(),
+            },
             Error::KeyNotUsable {
                 state: KeyState::Destroyed,
             },

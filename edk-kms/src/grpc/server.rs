@@ -4,11 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use edk_core::jose::{JoseError, KeyQuery};
-use edk_core::{HasKind, TenantId};
-use edk_tenancy::TenantDirectory;
+use edk_core::{ErrorKind, HasKind, TenantId};
+use edk_tenancy::{TenantContext, TenantDirectory};
 use tonic::{Request, Response, Status};
 
-use super::auth::{AuthError, ServiceAuth};
+use super::auth::{AuthError, Principal, ServiceAuth};
 use super::convert::{
     self, invalid, jwk_json, jwks_json, key_info_to_proto, parse_alg, parse_alias, parse_enc,
     parse_jwk, parse_key_management, parse_key_ref, parse_kid, parse_provider, parse_usage,
@@ -23,8 +23,12 @@ use crate::kms::{Caller, Kms, NewKey};
 ///
 /// The tenant of a call comes only from its authentication (the service JWT's `tenant` claim,
 /// or the `x-edk-tenant` metadata of an mTLS caller); the request's `CallContext.tenant_id`
-/// must name the same tenant (else `PERMISSION_DENIED`), and the directory turns it into the
-/// [`TenantContext`](edk_tenancy::TenantContext) the KMS acts in.
+/// must name the same tenant (else `PERMISSION_DENIED`), a service limited to some tenants
+/// ([`ServiceJwtAuth::with_tenants`](super::ServiceJwtAuth::with_tenants)) must be allowed
+/// that one (else `PERMISSION_DENIED`, whether or not it exists), and the directory turns it
+/// into the [`TenantContext`](edk_tenancy::TenantContext) the KMS acts in. The KMS sees a
+/// [`Caller::remote`] of the authenticated service, whose actor is
+/// `service:<name>/<CallContext.actor>`.
 #[derive(Clone)]
 pub struct KmsGrpcService {
     kms: Arc<dyn Kms>,
@@ -49,6 +53,20 @@ impl KmsGrpcService {
 
     /// Authenticates `request` and returns the caller it acts as, with the message.
     async fn accept<T: WithContext>(&self, request: Request<T>) -> Result<(Caller, T), Status> {
+        let (principal, tenant, message) = self.authenticate(request).await?;
+        let actor = message
+            .context()
+            .map(|context| principal.actor(&context.actor))
+            .unwrap_or_default();
+        Ok((Caller::remote(tenant, principal.service, actor), message))
+    }
+
+    /// Authenticates `request`: who calls, for which tenant (which it may act for), with the
+    /// message.
+    async fn authenticate<T: WithContext>(
+        &self,
+        request: Request<T>,
+    ) -> Result<(Principal, TenantContext, T), Status> {
         let principal = match &*self.auth {
             ServiceAuth::ServiceJwt(jwt) => {
                 let token = bearer(request.metadata()).map_err(|err| refuse(&err))?;
@@ -75,17 +93,24 @@ impl KmsGrpcService {
             );
             return Err(AuthError::WrongTenant.to_status());
         }
-        let tenant = self
-            .directory
-            .context(tenant)
-            .await
-            .map_err(|err| status_for(&err))?;
-        let actor = if context.actor.is_empty() {
-            principal.service
-        } else {
-            context.actor.clone()
+        if context.actor.len() > MAX_ACTOR_LEN || context.actor.chars().any(char::is_control) {
+            return Err(invalid(
+                "context.actor",
+                "at most 256 bytes without control characters",
+            ));
+        }
+        let tenant = match self.directory.context(tenant).await {
+            Ok(tenant) => tenant,
+            // A service limited to some tenants learns nothing about the others.
+            Err(err) if principal.tenants.is_some() && err.kind() == ErrorKind::NotFound => {
+                return Err(refuse_tenant(&principal));
+            }
+            Err(err) => return Err(status_for(&err)),
         };
-        Ok((Caller::new(tenant, actor), message))
+        if !principal.may_act_for(tenant.slug()) {
+            return Err(refuse_tenant(&principal));
+        }
+        Ok((principal, tenant, message))
     }
 }
 
@@ -96,6 +121,18 @@ impl fmt::Debug for KmsGrpcService {
             .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
+}
+
+/// The longest `CallContext.actor` accepted, in bytes.
+const MAX_ACTOR_LEN: usize = 256;
+
+fn refuse_tenant(principal: &Principal) -> Status {
+    tracing::warn!(
+        service = %principal.service,
+        tenant = %principal.tenant,
+        "a KMS gRPC call named a tenant its service may not act for"
+    );
+    AuthError::TenantNotAllowed.to_status()
 }
 
 fn refuse(err: &AuthError) -> Status {
@@ -152,6 +189,7 @@ with_context!(
     UnwrapKeyRequest,
     KeyAgreementRequest,
     ResolveRequest,
+    PingRequest,
 );
 
 #[tonic::async_trait]
@@ -453,6 +491,16 @@ impl KeyManagement for KmsGrpcService {
         let jwks = self.kms.jwks(&caller, &alias).await.map_err(|e| fail(&e))?;
         Ok(Response::new(proto::JwksResponse {
             jwks: jwks_json(&jwks),
+        }))
+    }
+
+    async fn ping(
+        &self,
+        request: Request<proto::PingRequest>,
+    ) -> Result<Response<proto::PingResponse>, Status> {
+        let (principal, _, _) = self.authenticate(request).await?;
+        Ok(Response::new(proto::PingResponse {
+            service: principal.service,
         }))
     }
 

@@ -313,6 +313,7 @@ impl Inner {
         alias: &KeyAlias,
         token: &str,
     ) -> Result<(Kid, Zeroizing<Vec<u8>>), Error> {
+        caller.check_reserved(alias)?;
         let parsed =
             jwe::Jwe::parse(token, &Limits::default()).map_err(|_| Error::DecryptionFailed)?;
         let (kid, provider, decrypter) = self
@@ -332,6 +333,7 @@ impl Inner {
         enc: ContentEncryption,
         wrapped: &WrappedKey,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        caller.check_reserved(alias)?;
         let mut header = serde_json::json!({
             "alg": wrapped.alg.name(),
             "enc": enc.name(),
@@ -367,6 +369,7 @@ impl Inner {
         alias: &KeyAlias,
         peer: &Jwk,
     ) -> Result<(Kid, Zeroizing<Vec<u8>>), Error> {
+        caller.check_reserved(alias)?;
         let entry = self.entry(caller, alias).await?;
         if entry.record.external {
             return Err(Error::ExternalKey {

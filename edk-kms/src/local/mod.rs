@@ -958,6 +958,7 @@ impl Inner {
         alias: &KeyAlias,
         message: &[u8],
     ) -> Result<Signature, Error> {
+        caller.check_reserved(alias)?;
         let entry = self.entry(caller, alias).await?;
         let signer = self.active_signer(caller, &entry).await?;
         let active = active_version(&entry.record)?;
@@ -1243,7 +1244,10 @@ impl KeyResolver for TenantResolver {
 #[async_trait]
 impl Kms for LocalKms {
     async fn create_key(&self, caller: &Caller, request: &NewKey) -> Result<KeyInfo, Error> {
-        let result = self.inner.create(caller, request).await;
+        let result = match caller.check_reserved(&request.alias) {
+            Ok(()) => self.inner.create(caller, request).await,
+            Err(err) => Err(err),
+        };
         let kid = result
             .as_ref()
             .ok()
@@ -1270,6 +1274,7 @@ impl Kms for LocalKms {
         provider: Option<&ProviderId>,
     ) -> Result<KeyInfo, Error> {
         let result = async {
+            caller.check_reserved(alias)?;
             let chosen = match provider {
                 Some(id) => self.inner.provider(id)?,
                 None => select_provider(
@@ -1311,6 +1316,7 @@ impl Kms for LocalKms {
         public_jwk: &Jwk,
     ) -> Result<KeyInfo, Error> {
         let result = async {
+            caller.check_reserved(alias)?;
             if public_jwk.is_private() {
                 return Err(Error::InvalidKey {
                     reason: "an external key must be a public key",
@@ -1387,10 +1393,14 @@ impl Kms for LocalKms {
     }
 
     async fn rotate(&self, caller: &Caller, alias: &KeyAlias) -> Result<KeyInfo, Error> {
-        let result = self
-            .inner
-            .rotate(caller, alias, RotationReason::Manual)
-            .await;
+        let result = match caller.check_reserved(alias) {
+            Ok(()) => {
+                self.inner
+                    .rotate(caller, alias, RotationReason::Manual)
+                    .await
+            }
+            Err(err) => Err(err),
+        };
         let kid = result
             .as_ref()
             .ok()
@@ -1431,6 +1441,7 @@ impl Kms for LocalKms {
                     None => Error::Store(store::StoreError::UnknownKid),
                 });
             };
+            caller.check_reserved(alias)?;
             let handles = self
                 .inner
                 .store
@@ -1463,12 +1474,15 @@ impl Kms for LocalKms {
     }
 
     async fn hold_key(&self, caller: &Caller, alias: &KeyAlias, user: &str) -> Result<(), Error> {
-        let result = self
-            .inner
-            .store
-            .hold(caller.tenant(), alias, user, self.inner.now())
-            .await
-            .map_err(Error::from);
+        let result = match caller.check_reserved(alias) {
+            Ok(()) => self
+                .inner
+                .store
+                .hold(caller.tenant(), alias, user, self.inner.now())
+                .await
+                .map_err(Error::from),
+            Err(err) => Err(err),
+        };
         self.inner
             .audited(caller, "hold_key", Some(alias), None, result)
             .await
@@ -1480,18 +1494,27 @@ impl Kms for LocalKms {
         alias: &KeyAlias,
         user: &str,
     ) -> Result<(), Error> {
-        let result = self
-            .inner
-            .store
-            .release(caller.tenant(), alias, user)
-            .await
-            .map_err(Error::from);
+        let result = match caller.check_reserved(alias) {
+            Ok(()) => self
+                .inner
+                .store
+                .release(caller.tenant(), alias, user)
+                .await
+                .map_err(Error::from),
+            Err(err) => Err(err),
+        };
         self.inner
             .audited(caller, "release_key", Some(alias), None, result)
             .await
     }
 
     async fn signer(&self, caller: &Caller, alias: &KeyAlias) -> Result<Arc<dyn Signer>, Error> {
+        if let Err(err) = caller.check_reserved(alias) {
+            return self
+                .inner
+                .audited(caller, "sign", Some(alias), None, Err(err))
+                .await;
+        }
         let entry = self.inner.entry(caller, alias).await?;
         let signer = self.inner.active_signer(caller, &entry).await?;
         Ok(Arc::new(AliasSigner {

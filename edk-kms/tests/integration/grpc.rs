@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
-use edk_core::{Clock, ErrorKind, FixedClock, HasKind, Kid, TenantId};
+use edk_core::{Clock, ErrorKind, FixedClock, HasKind, Kid, TenantId, TenantSlug};
+use edk_kms::grpc::RemoteKmsOptions;
 use edk_kms::grpc::auth::{SERVICE_TOKEN_TYPE, TENANT_METADATA, server_tls_config};
 use edk_kms::grpc::proto::key_management_client::KeyManagementClient;
 use edk_kms::grpc::proto::{self, CallContext};
@@ -17,7 +18,7 @@ use edk_kms::grpc::{
 };
 use edk_kms::provider::KeySpec;
 use edk_kms::testkit::{KmsSuiteConfig, kms_suite};
-use edk_kms::{Caller, KeyAlias, KeyRef, Kms, NewKey};
+use edk_kms::{Caller, Error, KeyAlias, KeyRef, Kms, NewKey};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -411,7 +412,7 @@ async fn a_remote_signer_refuses_once_its_alias_rotates() {
     let env = env(Backend::Sqlite).await;
     let (server, key) = jwt_server(&env).await;
     let remote = remote_jwt(&server, key, env.clock.clone()).await;
-    let alias = KeyAlias::new("as", "access-token-signing").unwrap();
+    let alias = KeyAlias::new("issuer", "token-signing").unwrap();
     remote
         .create_key(
             &env.a,
@@ -494,7 +495,7 @@ async fn remote_mtls(
     server: &Server,
     server_ca: &Pki,
     client: (String, String),
-) -> Result<RemoteKms, edk_kms::Error> {
+) -> Result<RemoteKms, Error> {
     RemoteKms::connect(
         &format!("https://{}", server.addr),
         ClientAuth::Mtls {
@@ -622,4 +623,367 @@ async fn an_mtls_call_without_a_tenant_is_unauthenticated() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+}
+
+/// A server trusting `services` (name, key), each optionally limited to tenant slugs.
+async fn services_server(env: &Env, services: &[(&str, &SigningKey, Option<&[&str]>)]) -> Server {
+    let mut trusted = TrustedServices::new();
+    for (name, key, _) in services {
+        trusted = trusted.with_service(
+            *name,
+            &JwkSet {
+                keys: vec![key.public_jwk()],
+            },
+        );
+    }
+    let mut auth = ServiceJwtAuth::new(AUDIENCE, Arc::new(trusted), env.clock.clone());
+    for (name, _, tenants) in services {
+        if let Some(tenants) = tenants {
+            auth = auth.with_tenants(
+                *name,
+                tenants.iter().map(|slug| TenantSlug::new(*slug).unwrap()),
+            );
+        }
+    }
+    spawn(env, ServiceAuth::ServiceJwt(auth), None).await
+}
+
+async fn remote_as(
+    server: &Server,
+    service: &str,
+    key: Arc<SigningKey>,
+    clock: Arc<FixedClock>,
+) -> RemoteKms {
+    let source = ServiceTokenSource::new(key, service, AUDIENCE, clock);
+    RemoteKms::connect(
+        &format!("http://{}", server.addr),
+        ClientAuth::ServiceJwt(Arc::new(source)),
+    )
+    .await
+    .unwrap()
+}
+
+/// Token claims of `service` for `tenant`.
+fn service_claims(service: &str, tenant: TenantId, iat: i64) -> serde_json::Value {
+    let mut claims = claims(tenant, iat, 120);
+    claims["iss"] = service.into();
+    claims["sub"] = service.into();
+    claims
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_service_uses_only_its_own_reserved_aliases() {
+    let env = env(Backend::Sqlite).await;
+    let issuer_key = Arc::new(service_key());
+    let as_key = Arc::new(service_key());
+    let server = services_server(
+        &env,
+        &[(SERVICE, &*issuer_key, None), ("as", &*as_key, None)],
+    )
+    .await;
+    let issuer = remote_as(&server, SERVICE, Arc::clone(&issuer_key), env.clock.clone()).await;
+    let authorization_server = remote_as(&server, "as", as_key, env.clock.clone()).await;
+    let alias = KeyAlias::new("as", "access-token-signing").unwrap();
+    let spec = KeySpec::signing(Algorithm::Es256);
+
+    // Another service cannot claim the name first, nor sign with it once it exists.
+    let err = issuer
+        .create_key(&env.a, &NewKey::new(alias.clone(), spec))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::ReservedAlias { alias: refused } if *refused == alias),
+        "{err:?}"
+    );
+    authorization_server
+        .create_key(&env.a, &NewKey::new(alias.clone(), spec))
+        .await
+        .unwrap();
+    authorization_server
+        .sign(&env.a, &alias, b"m")
+        .await
+        .unwrap();
+    let err = issuer.sign(&env.a, &alias, b"m").await.unwrap_err();
+    assert!(matches!(err, Error::ReservedAlias { .. }), "{err:?}");
+    let err = issuer.rotate(&env.a, &alias).await.unwrap_err();
+    assert!(matches!(err, Error::ReservedAlias { .. }), "{err:?}");
+
+    // On the wire: PERMISSION_DENIED naming the alias.
+    let mut client = raw_client(server.addr).await;
+    let token = token(
+        &issuer_key,
+        &service_claims(SERVICE, env.a.tenant().id(), env.clock.unix_seconds()),
+    )
+    .await;
+    let status = client
+        .sign(authed(
+            &token,
+            proto::SignRequest {
+                context: context(&env.a),
+                alias: alias.to_string(),
+                message: b"m".to_vec(),
+                expected_kid: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "key alias `as.access-token-signing` is reserved for the `as` service"
+    );
+    // Reading it stays open, and unreserved aliases are every service's.
+    issuer.key(&env.a, &KeyRef::Alias(alias)).await.unwrap();
+    let ordinary = KeyAlias::new("issuer", "credential-signing").unwrap();
+    issuer
+        .create_key(&env.a, &NewKey::new(ordinary.clone(), spec))
+        .await
+        .unwrap();
+    authorization_server
+        .sign(&env.a, &ordinary, b"m")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_actor_names_the_authenticated_service() {
+    let env = env(Backend::Sqlite).await;
+    let issuer_key = Arc::new(service_key());
+    let uri_key = Arc::new(service_key());
+    let server = services_server(
+        &env,
+        &[
+            (SERVICE, &*issuer_key, None),
+            ("spiffe://edk/issuer", &*uri_key, None),
+        ],
+    )
+    .await;
+    let remote = remote_as(&server, SERVICE, Arc::clone(&issuer_key), env.clock.clone()).await;
+    let alias = KeyAlias::new("issuer", "credential-signing").unwrap();
+    // `env.a`'s actor is "alice"; another service's name cannot be claimed through it.
+    remote
+        .create_key(
+            &env.a,
+            &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256)),
+        )
+        .await
+        .unwrap();
+    let spoofing = Caller::new(env.a.tenant().clone(), "service:as");
+    remote.sign(&spoofing, &alias, b"m").await.unwrap();
+    let mut client = raw_client(server.addr).await;
+    let now = env.clock.unix_seconds();
+    let tenant = env.a.tenant().id();
+    let anonymous = proto::SignRequest {
+        context: Some(CallContext {
+            tenant_id: tenant.to_string(),
+            actor: String::new(),
+        }),
+        alias: alias.to_string(),
+        message: b"m".to_vec(),
+        expected_kid: None,
+    };
+    let issuer_token = token(&issuer_key, &service_claims(SERVICE, tenant, now)).await;
+    client
+        .sign(authed(&issuer_token, anonymous.clone()))
+        .await
+        .unwrap();
+    let uri_token = token(
+        &uri_key,
+        &service_claims("spiffe://edk/issuer", tenant, now),
+    )
+    .await;
+    let mut named = anonymous;
+    named.context.as_mut().unwrap().actor = "bob".to_owned();
+    client.sign(authed(&uri_token, named)).await.unwrap();
+    // An actor with control characters is refused before anything is recorded.
+    let bad = proto::SignRequest {
+        context: Some(CallContext {
+            tenant_id: tenant.to_string(),
+            actor: "eve\nservice:as".to_owned(),
+        }),
+        alias: alias.to_string(),
+        message: b"m".to_vec(),
+        expected_kid: None,
+    };
+    let status = client.sign(authed(&issuer_token, bad)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
+    let actors: Vec<String> = env
+        .kms
+        .audit_events(&env.a, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.actor)
+        .collect();
+    assert_eq!(
+        actors,
+        [
+            "service:issuer-service/alice",
+            "service:issuer-service/service:as",
+            "service:issuer-service",
+            "service:spiffe:%2F%2Fedk%2Fissuer/bob",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_limited_to_some_tenants_acts_only_for_them() {
+    let env = env(Backend::Sqlite).await;
+    let limited_key = Arc::new(service_key());
+    let open_key = Arc::new(service_key());
+    let server = services_server(
+        &env,
+        &[
+            (SERVICE, &*limited_key, Some(&["tenant-a"])),
+            ("platform", &*open_key, None),
+        ],
+    )
+    .await;
+    let limited = remote_as(
+        &server,
+        SERVICE,
+        Arc::clone(&limited_key),
+        env.clock.clone(),
+    )
+    .await;
+    let alias = KeyAlias::new("issuer", "credential-signing").unwrap();
+    let spec = KeySpec::signing(Algorithm::Es256);
+    limited
+        .create_key(&env.a, &NewKey::new(alias.clone(), spec))
+        .await
+        .unwrap();
+    let err = limited
+        .create_key(&env.b, &NewKey::new(alias.clone(), spec))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "remote KMS: the service may not act for this tenant"
+    );
+    assert!(
+        env.kms.keys(&env.b).await.unwrap().is_empty(),
+        "nothing made for B"
+    );
+
+    // A tenant that does not exist is refused the same way, not reported missing.
+    let mut client = raw_client(server.addr).await;
+    let now = env.clock.unix_seconds();
+    let nowhere = TenantId::generate();
+    let request = |token: &str| {
+        authed(
+            token,
+            proto::ListKeysRequest {
+                context: Some(CallContext {
+                    tenant_id: nowhere.to_string(),
+                    actor: String::new(),
+                }),
+            },
+        )
+    };
+    let limited_token = token(&limited_key, &service_claims(SERVICE, nowhere, now)).await;
+    let status = client.list_keys(request(&limited_token)).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    // An unlimited service learns that it does not exist, as before.
+    let open_token = token(&open_key, &service_claims("platform", nowhere, now)).await;
+    let status = client.list_keys(request(&open_token)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let open = remote_as(&server, "platform", open_key, env.clock.clone()).await;
+    open.keys(&env.b).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mtls_identity_limited_to_some_tenants_acts_only_for_them() {
+    let env = env(Backend::Sqlite).await;
+    let pki = Pki::new("cluster CA");
+    let auth = MtlsAuth::new().with_tenants(
+        "spiffe://edk/issuer",
+        [TenantSlug::new("tenant-a").unwrap()],
+    );
+    let server = mtls_server(&env, &pki, auth).await;
+    let client = pki.issue(vec![
+        SanType::DnsName("issuer.internal".try_into().unwrap()),
+        service_uri("spiffe://edk/issuer"),
+    ]);
+    let remote = remote_mtls(&server, &pki, client).await.unwrap();
+    remote.keys(&env.a).await.unwrap();
+    let err = remote.keys(&env.b).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err:?}");
+    // A certificate without the listed name acts for every tenant.
+    let other = pki.issue(vec![service_uri("spiffe://edk/verifier")]);
+    let remote = remote_mtls(&server, &pki, other).await.unwrap();
+    remote.keys(&env.b).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_checks_reachability_and_credentials() {
+    let env = env(Backend::Sqlite).await;
+    let limited_key = Arc::new(service_key());
+    let server = services_server(&env, &[(SERVICE, &*limited_key, Some(&["tenant-a"]))]).await;
+    let remote = remote_as(&server, SERVICE, limited_key, env.clock.clone()).await;
+    remote.ping(env.a.tenant().id()).await.unwrap();
+    // The tenant is one the service may not act for.
+    let err = remote.ping(env.b.tenant().id()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err:?}");
+    // A key the KMS does not trust.
+    let stranger = remote_as(&server, SERVICE, Arc::new(service_key()), env.clock.clone()).await;
+    let err = stranger.ping(env.a.tenant().id()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
+    assert!(
+        err.to_string()
+            .starts_with("remote KMS: invalid service token"),
+        "{err}"
+    );
+    // Nothing was audited.
+    assert!(
+        env.kms
+            .audit_events(&env.a, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The raw answer names the service as the KMS authenticated it.
+    let good = Arc::new(service_key());
+    let server = services_server(&env, &[("as", &*good, None)]).await;
+    let mut client = raw_client(server.addr).await;
+    let tenant = env.a.tenant().id();
+    let token = token(
+        &good,
+        &service_claims("as", tenant, env.clock.unix_seconds()),
+    )
+    .await;
+    let answer = client
+        .ping(authed(
+            &token,
+            proto::PingRequest {
+                context: Some(CallContext {
+                    tenant_id: tenant.to_string(),
+                    actor: String::new(),
+                }),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.service, "as");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_of_an_unreachable_kms_is_unavailable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let clock = Arc::new(FixedClock::at_unix(1_700_000_000));
+    let source = ServiceTokenSource::new(Arc::new(service_key()), SERVICE, AUDIENCE, clock);
+    let remote = RemoteKms::from_channel(
+        channel,
+        ClientAuth::ServiceJwt(Arc::new(source)),
+        &RemoteKmsOptions::default(),
+    );
+    let err = remote.ping(TenantId::generate()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
 }

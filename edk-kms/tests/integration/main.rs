@@ -18,5 +18,6 @@ mod interop;
 mod local;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
+mod reserved;
 mod software;
 mod support;

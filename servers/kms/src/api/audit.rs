@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 use edk_kms::audit::AuditTrail;
 use edk_server::{AdminBearer, ApiError};
 
-use super::{KmsTag, problem, scope};
+use super::{KmsTag, admin_caller, problem, scope};
 use crate::Error;
 use crate::dto::{AuditCheckpointBody, AuditEventBody, AuditEventList, AuditReportBody};
 use crate::state::KmsState;
@@ -78,7 +78,7 @@ impl AuditApi {
             )));
         }
         let trail = self.trail()?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let events = trail
             .events(&caller, after.0.unwrap_or(0), limit)
             .await
@@ -104,7 +104,7 @@ impl AuditApi {
     async fn verify(&self, auth: AdminBearer) -> Result<Json<AuditReportBody>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let trail = self.trail()?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let report = trail.verify(&caller).await.map_err(problem)?;
         Ok(Json(AuditReportBody::from(&report)))
     }
@@ -119,7 +119,7 @@ impl AuditApi {
     async fn checkpoint(&self, auth: AdminBearer) -> Result<CheckpointResponse, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let trail = self.trail()?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         Ok(match trail.checkpoint(&caller).await.map_err(problem)? {
             Some(checkpoint) => {
                 CheckpointResponse::Created(Json(AuditCheckpointBody::from(&checkpoint)))

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use edk_server::{AdminBearer, ApiError};
 
-use super::{Deleted, KmsTag, problem, scope};
+use super::{Deleted, KmsTag, admin_caller, problem, scope};
 use crate::Error;
 use crate::dto::parse_alias;
 use crate::state::KmsState;
@@ -305,7 +305,7 @@ impl CertificatesApi {
         let alias = parse_alias("key", &body.key).map_err(problem)?;
         let subject = DistinguishedName::parse(&body.subject).map_err(problem)?;
         let sans = sans(&body.sans).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let csr = self
             .state
             .certificates()
@@ -331,7 +331,7 @@ impl CertificatesApi {
         let ca = parse_alias("ca_key", &body.ca_key).map_err(problem)?;
         let subject = parse_alias("subject_key", &body.subject_key).map_err(problem)?;
         let profile = body.profile.to_profile().map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let stored = self
             .state
             .certificates()
@@ -355,7 +355,7 @@ impl CertificatesApi {
         auth.0.require_scope(scope::WRITE)?;
         let ca = parse_alias("ca_key", &body.ca_key).map_err(problem)?;
         let profile = body.profile.to_profile().map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let info = self
             .state
             .certificates()
@@ -388,7 +388,7 @@ impl CertificatesApi {
     )]
     async fn list(&self, auth: AdminBearer) -> Result<Json<CertificateList>, ApiError> {
         auth.0.require_scope(scope::READ)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let stored = self
             .state
             .certificates()
@@ -414,7 +414,7 @@ impl CertificatesApi {
     ) -> Result<Json<CertificateBody>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let alias = parse_alias("alias", &alias.0).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let stored = self
             .state
             .certificates()
@@ -454,7 +454,7 @@ impl CertificatesApi {
     ) -> Result<Deleted, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let alias = parse_alias("alias", &alias.0).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         self.state
             .certificates()
             .delete_certificate(&caller, &alias)
@@ -471,7 +471,7 @@ impl CertificatesApi {
     )]
     async fn chains(&self, auth: AdminBearer) -> Result<Json<ChainList>, ApiError> {
         auth.0.require_scope(scope::READ)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let chains = self
             .state
             .certificates()
@@ -497,7 +497,7 @@ impl CertificatesApi {
     ) -> Result<Json<ChainBody>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let name = parse_chain_name(&alias.0)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let chain = self
             .state
             .certificates()
@@ -522,7 +522,7 @@ impl CertificatesApi {
     ) -> Result<Json<ChainBody>, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let name = parse_chain_name(&alias.0)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let chain = self
             .state
             .certificates()
@@ -546,7 +546,7 @@ impl CertificatesApi {
     ) -> Result<Deleted, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let name = parse_chain_name(&alias.0)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         self.state
             .certificates()
             .delete_chain(&caller, &name)
@@ -565,7 +565,7 @@ impl CertificatesApi {
     ) -> Result<Json<CertificateBody>, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let alias = parse_alias("alias", alias).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let stored = self
             .state
             .certificates()

@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 
 use edk_server::{AdminBearer, ApiError};
 
-use super::{KmsTag, problem, scope};
+use super::{KmsTag, admin_caller, problem, scope};
 use crate::Error;
 use crate::dto::{
     ContentKey, DecryptRequest, EncryptRequest, JweBody, JwsBody, JwsSignRequest, JwsVerified,
@@ -51,7 +51,7 @@ impl SignaturesApi {
         auth.0.require_scope(scope::USE)?;
         let alias = parse_alias("key", &body.key).map_err(problem)?;
         let message = decode("message", &body.message).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let signature = self
             .state
             .kms()
@@ -82,7 +82,7 @@ impl SignaturesApi {
         let alg = parse_alg("alg", &body.alg).map_err(problem)?;
         let message = decode("message", &body.message).map_err(problem)?;
         let signature = decode("signature", &body.signature).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let kid = self
             .state
             .kms()
@@ -109,7 +109,7 @@ impl SignaturesApi {
         auth.0.require_scope(scope::USE)?;
         let alias = parse_alias("key", &body.key).map_err(problem)?;
         let payload = decode("payload", &body.payload).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let signer = self
             .state
             .kms()
@@ -140,7 +140,7 @@ impl SignaturesApi {
     ) -> Result<Json<JwsVerified>, ApiError> {
         auth.0.require_scope(scope::USE)?;
         let parsed = Jws::parse(&body.jws, &Limits::DEFAULT).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let resolver = self.state.kms().resolver(&caller);
         let verified = parsed
             .verify_with(resolver.as_ref(), &VerifyPolicy::default(), None)
@@ -185,7 +185,7 @@ impl EncryptionApi {
         let alg = parse_key_management("alg", &body.alg).map_err(problem)?;
         let enc = parse_enc("enc", &body.enc).map_err(problem)?;
         let plaintext = decode("plaintext", &body.plaintext).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let jwe = self
             .state
             .kms()
@@ -209,7 +209,7 @@ impl EncryptionApi {
     ) -> Result<Json<Plaintext>, ApiError> {
         auth.0.require_scope(scope::USE)?;
         let alias = parse_alias("key", &body.key).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let plaintext = self
             .state
             .kms()
@@ -234,7 +234,7 @@ impl EncryptionApi {
         let alg = parse_key_management("alg", &body.alg).map_err(problem)?;
         let enc = parse_enc("enc", &body.enc).map_err(problem)?;
         let cek = decode("cek", &body.cek).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let wrapped = self
             .state
             .kms()
@@ -276,7 +276,7 @@ impl EncryptionApi {
             .transpose()
             .map_err(problem)?;
         let wrapped = WrappedKey::new(alg, kid, encrypted_key, epk);
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let cek = self
             .state
             .kms()
@@ -301,7 +301,7 @@ impl EncryptionApi {
         auth.0.require_scope(scope::USE)?;
         let alias = parse_alias("key", &body.key).map_err(problem)?;
         let peer = parse_jwk("peer_jwk", &body.peer_jwk).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let secret = self
             .state
             .kms()

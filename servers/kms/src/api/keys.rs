@@ -10,7 +10,7 @@ use poem_openapi::payload::Json;
 use edk_server::{AdminBearer, ApiError};
 
 use super::providers::parse_provider;
-use super::{Deleted, KeyCreated, KmsTag, problem, scope};
+use super::{Deleted, KeyCreated, KmsTag, admin_caller, problem, scope};
 use crate::Error;
 use crate::dto::{
     CreateKeyRequest, ImportKeyRequest, JwksBody, KeyBody, KeyList, RegisterKeyRequest,
@@ -61,7 +61,7 @@ impl KeysApi {
         if let Some(rotation) = &body.rotation {
             request = request.with_rotation(rotation.into());
         }
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let info = self
             .state
             .kms()
@@ -95,7 +95,7 @@ impl KeysApi {
         if let Some(provider) = &provider {
             self.state.providers().get(provider).map_err(problem)?;
         }
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let info = self
             .state
             .kms()
@@ -113,7 +113,7 @@ impl KeysApi {
         provider: Option<&ProviderId>,
     ) -> Result<(KeyRef, KeyInfo), ApiError> {
         let key = parse_key_ref("aliasOrKid", key).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let info = self.state.kms().key(&caller, &key).await.map_err(problem)?;
         if let Some(provider) = provider
             && !in_provider(&info, &key, provider)
@@ -132,7 +132,7 @@ impl KeysApi {
         provider: Option<&ProviderId>,
     ) -> Result<Json<KeyList>, ApiError> {
         auth.0.require_scope(scope::READ)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let keys = self.state.kms().keys(&caller).await.map_err(problem)?;
         Ok(Json(KeyList {
             keys: keys
@@ -151,7 +151,7 @@ impl KeysApi {
     ) -> Result<Deleted, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let (key, _) = self.key_in(auth, key, provider).await?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         self.state
             .kms()
             .delete_key(&caller, &key)
@@ -212,7 +212,7 @@ impl KeysApi {
         auth.0.require_scope(scope::WRITE)?;
         let alias = parse_alias("alias", &body.alias).map_err(problem)?;
         let jwk = parse_jwk("public_jwk", &body.public_jwk).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let info = self
             .state
             .kms()
@@ -268,7 +268,7 @@ impl KeysApi {
     ) -> Result<Json<KeyBody>, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let alias = parse_alias("alias", &alias.0).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let info = self
             .state
             .kms()
@@ -292,7 +292,7 @@ impl KeysApi {
     ) -> Result<Json<RotationList>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let alias = parse_alias("alias", &alias.0).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let records = self
             .state
             .kms()
@@ -319,7 +319,7 @@ impl KeysApi {
     ) -> Result<Json<JwksBody>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let alias = parse_alias("alias", &alias.0).map_err(problem)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let jwks = self
             .state
             .kms()

@@ -4,9 +4,11 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Tags};
 
 use edk_core::HasKind;
-use edk_server::{ApiError, problem_for};
+use edk_kms::Caller;
+use edk_server::{AdminPrincipal, ApiError, problem_for};
 
 use crate::dto::KeyBody;
+use crate::state::KmsState;
 
 pub mod audit;
 pub mod certificates;
@@ -62,6 +64,18 @@ pub enum Deleted {
     /// Deleted.
     #[oai(status = 204)]
     Deleted,
+}
+
+/// The caller of an admin request: the token's tenant and subject, as an admin
+/// ([`Caller::admin`]), so that the aliases reserved for EDK's own services
+/// ([`edk_kms::kms::RESERVED_SERVICES`]: `as.*`, `audit.*`, `did.*`) are refused with 403
+/// for every operation that creates, changes or uses their private key.
+pub(crate) async fn admin_caller(
+    state: &KmsState,
+    principal: &AdminPrincipal,
+) -> Result<Caller, ApiError> {
+    let caller = state.caller(principal).await?;
+    Ok(Caller::admin(caller.tenant().clone(), caller.actor()))
 }
 
 /// Maps any library or server error to its problem.

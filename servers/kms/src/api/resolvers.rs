@@ -8,7 +8,7 @@ use poem_openapi::payload::Json;
 
 use edk_server::{AdminBearer, ApiError};
 
-use super::{KmsTag, problem, scope};
+use super::{KmsTag, admin_caller, problem, scope};
 use crate::Error;
 use crate::dto::{ResolveRequest, ResolvedKey, ResolverBody, ResolverList, jwk_value};
 use crate::resolver::PublicKeyResolver;
@@ -86,7 +86,7 @@ impl ResolversApi {
     ) -> Result<Json<ResolvedKey>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let resolver = self.resolver(&id.0)?;
-        let caller = self.state.caller(&auth.0).await?;
+        let caller = admin_caller(&self.state, &auth.0).await?;
         let jwk = resolver
             .resolve(&caller, &request.input)
             .await

@@ -115,7 +115,7 @@ async fn jws_round_trip_with_the_tenants_keys() {
         h.post(
             "/keys",
             &token,
-            &json!({ "alias": "as.access-token-signing", "usage": "sign", "algorithm": "EdDSA" }),
+            &json!({ "alias": "issuer.token-signing", "usage": "sign", "algorithm": "EdDSA" }),
         )
         .await,
         201,
@@ -126,7 +126,7 @@ async fn jws_round_trip_with_the_tenants_keys() {
         h.post(
             "/signatures/jws/create",
             &token,
-            &json!({ "key": "as.access-token-signing", "payload": payload, "typ": "JWT" }),
+            &json!({ "key": "issuer.token-signing", "payload": payload, "typ": "JWT" }),
         )
         .await,
         200,
@@ -190,8 +190,12 @@ async fn provider_scoped_keys_stay_in_their_provider() {
     let h = Harness::start(Backend::Sqlite).await;
     let token = h.token().await;
     let created = expect_json(
-        h.post("/providers/backup/keys", &token, &es256("did.did-update"))
-            .await,
+        h.post(
+            "/providers/backup/keys",
+            &token,
+            &es256("issuer.backup-signing"),
+        )
+        .await,
         201,
     )
     .await;
@@ -201,23 +205,24 @@ async fn provider_scoped_keys_stay_in_their_provider() {
     let other = expect_json(h.get("/providers/software/keys", &token).await, 200).await;
     assert_eq!(other["keys"], json!([]));
     expect_json(
-        h.get("/providers/backup/keys/did.did-update", &token).await,
+        h.get("/providers/backup/keys/issuer.backup-signing", &token)
+            .await,
         200,
     )
     .await;
     expect_problem(
-        h.get("/providers/software/keys/did.did-update", &token)
+        h.get("/providers/software/keys/issuer.backup-signing", &token)
             .await,
         404,
     )
     .await;
     expect_problem(
-        h.delete("/providers/software/keys/did.did-update", &token)
+        h.delete("/providers/software/keys/issuer.backup-signing", &token)
             .await,
         404,
     )
     .await;
-    let mut mismatch = es256("did.other");
+    let mut mismatch = es256("issuer.other");
     mismatch["provider"] = "software".into();
     expect_problem(
         h.post("/providers/backup/keys", &token, &mismatch).await,
@@ -225,7 +230,7 @@ async fn provider_scoped_keys_stay_in_their_provider() {
     )
     .await;
     assert_eq!(
-        h.delete("/providers/backup/keys/did.did-update", &token)
+        h.delete("/providers/backup/keys/issuer.backup-signing", &token)
             .await
             .status(),
         204
@@ -287,8 +292,13 @@ async fn imported_and_registered_keys() {
 async fn a_key_in_use_cannot_be_deleted() {
     let h = Harness::start(Backend::Postgres).await;
     let token = h.token().await;
-    expect_json(h.post("/keys", &token, &es256("did.did-update")).await, 201).await;
-    let alias: KeyAlias = "did.did-update".parse().unwrap();
+    expect_json(
+        h.post("/keys", &token, &es256("issuer.backup-signing"))
+            .await,
+        201,
+    )
+    .await;
+    let alias: KeyAlias = "issuer.backup-signing".parse().unwrap();
     let context = h.kms.tenancy().context(h.tenant_a).await.unwrap();
     let caller = Caller::new(context, "did-service");
     h.kms
@@ -296,14 +306,19 @@ async fn a_key_in_use_cannot_be_deleted() {
         .hold_key(&caller, &alias, "did:web:example.test")
         .await
         .unwrap();
-    expect_problem(h.delete("/keys/did.did-update", &token).await, 409).await;
-    expect_json(h.get("/keys/did.did-update", &token).await, 200).await;
+    expect_problem(h.delete("/keys/issuer.backup-signing", &token).await, 409).await;
+    expect_json(h.get("/keys/issuer.backup-signing", &token).await, 200).await;
     h.kms
         .kms()
         .release_key(&caller, &alias, "did:web:example.test")
         .await
         .unwrap();
-    assert_eq!(h.delete("/keys/did.did-update", &token).await.status(), 204);
+    assert_eq!(
+        h.delete("/keys/issuer.backup-signing", &token)
+            .await
+            .status(),
+        204
+    );
     h.stop().await;
 }
 

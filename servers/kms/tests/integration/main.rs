@@ -14,6 +14,7 @@ mod keys;
 mod malformed;
 mod openapi;
 mod providers;
+mod reserved;
 mod resolvers;
 mod rest_provider;
 mod schemathesis;

@@ -80,7 +80,7 @@ async fn every_input_form_resolves_to_the_same_public_key() {
         h.post(
             "/keys",
             &token,
-            &json!({ "alias": "as.access-token-signing", "usage": "sign", "algorithm": "ES256" }),
+            &json!({ "alias": "issuer.token-signing", "usage": "sign", "algorithm": "ES256" }),
         )
         .await,
         201,
@@ -90,7 +90,7 @@ async fn every_input_form_resolves_to_the_same_public_key() {
     let by_kid = expect_json(resolve(&h, &token, "kid", json!(kid)).await, 200).await;
     assert_eq!(by_kid["kid"], kid);
     let by_alias = expect_json(
-        resolve(&h, &token, "kid", json!("as.access-token-signing")).await,
+        resolve(&h, &token, "kid", json!("issuer.token-signing")).await,
         200,
     )
     .await;
