@@ -235,7 +235,7 @@ impl AuthorizationServer {
         {
             return Ok(client);
         }
-        if !self.verify_secret(secret, &hash).await? {
+        if !self.verify_secret(tenant, secret, &hash).await? {
             return Err(Error::invalid_client(FAILED));
         }
         if let Ok(mut cache) = self.verified_secrets.lock() {

@@ -44,6 +44,11 @@ pub struct AsConfig {
     /// reused for client authentication; 0 reads it on every request. A change made on this
     /// replica takes effect at once; other replicas see it within this time.
     pub client_cache_ttl: i64,
+    /// How many client-secret checks (argon2id) one tenant may have running or waiting at
+    /// once; one more is refused at once with `temporarily_unavailable` (503), so that a
+    /// tenant flooding secret checks cannot hold up the others. The process runs at most
+    /// [`HASHING_THREADS`](crate::hashing::HASHING_THREADS) at once. At least 1.
+    pub secret_hashing_per_tenant: usize,
     /// Lifetime of a client attestation challenge from the challenge endpoint
     /// ([`AuthorizationServer::attestation_challenge`](crate::AuthorizationServer::attestation_challenge)).
     pub attestation_challenge_ttl: i64,
@@ -73,6 +78,7 @@ impl Default for AsConfig {
             scopes_supported: Vec::new(),
             pre_authorized_anonymous_access: true,
             client_cache_ttl: 5,
+            secret_hashing_per_tenant: 2,
             attestation_challenge_ttl: 300,
             access_token_claims: Vec::new(),
         }

@@ -11,6 +11,7 @@ pub mod dpop;
 pub mod error;
 pub mod federation;
 pub mod grant;
+pub mod hashing;
 mod introspect;
 mod random;
 pub mod request;

@@ -12,7 +12,6 @@ use edk_kms::{KeyRef, Kms};
 use edk_tenancy::TenantContext;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
 
 use crate::authn::Authenticator;
 use crate::client::{Client, ClientAuthMethod, ClientMetadata, GrantType};
@@ -20,6 +19,7 @@ use crate::config::AsConfig;
 use crate::dpop::DPOP_ALGORITHMS;
 use crate::error::Error;
 use crate::grant::Grant;
+use crate::hashing::HashingPool;
 use crate::store::{NewPreAuthCode, OAuthStore};
 
 /// The actor named in KMS audit records for the authorization server's own calls.
@@ -65,7 +65,7 @@ pub struct AuthorizationServer {
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: AsConfig,
-    hashing: Arc<Semaphore>,
+    hashing: Arc<HashingPool>,
     signers: Mutex<HashMap<TenantId, CachedSigner>>,
     pub(crate) verified_secrets: Mutex<HashMap<(TenantId, ClientId), VerifiedSecret>>,
     pub(crate) clients: Mutex<HashMap<(TenantId, ClientId), CachedClient>>,
@@ -183,12 +183,12 @@ impl AuthorizationServer {
         config: AsConfig,
     ) -> Self {
         Self {
+            hashing: HashingPool::new(config.secret_hashing_per_tenant),
             store,
             kms,
             authenticator,
             clock,
             config,
-            hashing: Arc::new(Semaphore::new(2)),
             signers: Mutex::new(HashMap::new()),
             verified_secrets: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
@@ -445,7 +445,7 @@ impl AuthorizationServer {
         let now = self.now();
         let (secret, hash) = if request.metadata.token_endpoint_auth_method.uses_secret() {
             let secret = crate::random::token();
-            let hash = self.hash_secret(&secret).await?;
+            let hash = self.hash_secret(tenant, &secret).await?;
             (Some(SecretString::from(secret)), Some(hash))
         } else {
             (None, None)
@@ -504,7 +504,7 @@ impl AuthorizationServer {
             });
         }
         let secret = crate::random::token();
-        let hash = self.hash_secret(&secret).await?;
+        let hash = self.hash_secret(tenant, &secret).await?;
         if !self
             .store
             .set_client_secret(tenant, client_id, &hash, self.now())
@@ -606,31 +606,33 @@ impl AuthorizationServer {
         })
     }
 
-    /// Hashes a client secret with argon2id, off the async threads and bounded.
-    pub(crate) async fn hash_secret(&self, secret: &str) -> Result<String, Error> {
-        let _permit = self.hashing.acquire().await.map_err(|_| Error::Internal {
-            what: "hashing pool closed",
-        })?;
+    /// Hashes a client secret of `tenant` with argon2id, in the tenant's share of the
+    /// hashing pool ([`crate::hashing`]).
+    pub(crate) async fn hash_secret(
+        &self,
+        tenant: &TenantContext,
+        secret: &str,
+    ) -> Result<String, Error> {
         let secret = zeroize::Zeroizing::new(secret.to_owned());
-        tokio::task::spawn_blocking(move || crate::secret::hash(&secret))
-            .await
-            .map_err(|_| Error::Internal {
-                what: "hashing task failed",
-            })?
+        self.hashing
+            .run(tenant.id(), move || crate::secret::hash(&secret))
+            .await?
     }
 
-    /// Verifies a client secret against its argon2id hash, off the async threads and bounded.
-    pub(crate) async fn verify_secret(&self, secret: &str, hash: &str) -> Result<bool, Error> {
-        let _permit = self.hashing.acquire().await.map_err(|_| Error::Internal {
-            what: "hashing pool closed",
-        })?;
+    /// Verifies a client secret of `tenant` against its argon2id hash, in the tenant's share
+    /// of the hashing pool: `temporarily_unavailable` at once when the tenant has its share
+    /// of checks in progress.
+    pub(crate) async fn verify_secret(
+        &self,
+        tenant: &TenantContext,
+        secret: &str,
+        hash: &str,
+    ) -> Result<bool, Error> {
         let secret = zeroize::Zeroizing::new(secret.to_owned());
         let hash = hash.to_owned();
-        tokio::task::spawn_blocking(move || crate::secret::verify(&secret, &hash))
+        self.hashing
+            .run(tenant.id(), move || crate::secret::verify(&secret, &hash))
             .await
-            .map_err(|_| Error::Internal {
-                what: "hashing task failed",
-            })
     }
 }
 
