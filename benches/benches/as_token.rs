@@ -197,6 +197,7 @@ async fn run() {
         &Metrics::new().unwrap(),
         &tenancy,
         &server,
+        edk_server::HealthApi::new(),
         clock,
         None,
     )

@@ -34,7 +34,7 @@ fn sign_over_http(c: &mut Criterion) {
     let config: KmsServerConfig = serde_json::from_value(json!({
         "database": { "backend": "sqlite", "directory": dir.path() },
         "auth": { "issuers": [{ "issuer": "https://bench.test", "jwks": { "keys": [admin.public_jwk()] } }] },
-        "kms": { "providers": [{
+        "kms": { "mode": "local", "providers": [{
             "kind": "software", "id": "software", "current_kek": "k1",
             "keks": [{ "id": "k1", "key": kek.expose_secret() }],
         }] },
@@ -42,7 +42,7 @@ fn sign_over_http(c: &mut Criterion) {
     .unwrap();
     let http = reqwest::Client::builder().build().unwrap();
     let (kms, server, token, alias, caller) = runtime.block_on(async {
-        let kms = KmsServer::build(&config, Arc::new(SystemClock), &http)
+        let kms = edk_server::service::start::<KmsServer>(&config, Arc::new(SystemClock), http)
             .await
             .unwrap();
         let tenant = kms

@@ -1,14 +1,12 @@
 //! The configuration of `edk-as`.
 
-use std::path::PathBuf;
-
 use edk_oauth::AsConfig;
-use edk_server::{AuthConfig, HttpConfig, LogConfig};
-use secrecy::SecretString;
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, ServiceConfig};
+use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
 
 /// Everything `edk-as` reads from its defaults, YAML files and `EDK_*` variables.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AsServerConfig {
     /// The HTTP listener and request limits.
@@ -20,50 +18,62 @@ pub struct AsServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
-    /// Where tenant state lives.
-    #[serde(default)]
-    pub database: DatabaseSettings,
-    /// The software key provider's key encryption key.
-    #[serde(default)]
-    pub kms: KmsSettings,
+    /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`).
+    pub database: DatabaseConfig,
+    /// Where the access-token signing keys are: `mode: remote` (the KMS server, for
+    /// production) or `mode: local` (providers in this process).
+    pub kms: KmsConfig,
     /// The authorization server's behaviour (token lifetimes, `tx_code` attempts, DPoP).
     #[serde(default)]
     pub oauth: AsConfig,
 }
 
-/// The database: PostgreSQL when `postgres_url` is set, else SQLite files in `sqlite_dir`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// A PostgreSQL URL (platform and tenant schemas).
-    #[serde(default)]
-    pub postgres_url: Option<SecretString>,
-    /// The SQLite directory. Default `./.edk-as`.
-    #[serde(default = "default_sqlite_dir")]
-    pub sqlite_dir: PathBuf,
-}
+impl ServiceConfig for AsServerConfig {
+    fn http(&self) -> &HttpConfig {
+        &self.http
+    }
 
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self {
-            postgres_url: None,
-            sqlite_dir: default_sqlite_dir(),
-        }
+    fn http_mut(&mut self) -> &mut HttpConfig {
+        &mut self.http
+    }
+
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+
+    fn kms(&self) -> &KmsConfig {
+        &self.kms
     }
 }
 
-fn default_sqlite_dir() -> PathBuf {
-    PathBuf::from("./.edk-as")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The software key provider.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KmsSettings {
-    /// The key encryption key (base64url, 32 bytes); or `kek_file`.
-    #[serde(default)]
-    pub kek: Option<SecretString>,
-    /// A file holding the key encryption key.
-    #[serde(default)]
-    pub kek_file: Option<PathBuf>,
+    #[test]
+    fn database_and_kms_sections_are_required_and_checked() {
+        let config: AsServerConfig = serde_json::from_value(serde_json::json!({
+            "database": {"backend": "sqlite", "directory": "./.edk-as"},
+            "kms": {"mode": "remote", "endpoint": "http://127.0.0.1:9090",
+                "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms",
+                    "key_file": "as.jwk"}}
+        }))
+        .unwrap();
+        assert!(!config.kms.is_local());
+        for bad in [
+            serde_json::json!({"kms": {"mode": "local", "providers": []}}),
+            serde_json::json!({"database": {"backend": "sqlite", "directory": "x"}}),
+            serde_json::json!({"database": {"postgres_url": "postgres://x"},
+                "kms": {"mode": "local", "providers": []}}),
+        ] {
+            assert!(
+                serde_json::from_value::<AsServerConfig>(bad.clone()).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -6,11 +6,14 @@ pub mod protocol;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use edk_core::Clock;
-use edk_oauth::AuthorizationServer;
+use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
+use edk_oauth::{AuthorizationServer, SqlStore};
+use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
-    openapi_routes, path_is_under,
+    Service, openapi_routes, path_is_under,
 };
 use edk_tenancy::Tenancy;
 use poem::endpoint::BoxEndpoint;
@@ -24,17 +27,130 @@ pub use protocol::ProtocolEndpoint;
 /// The path prefix of the admin API.
 pub const ADMIN_PREFIX: &str = "/api/oauth2/v1";
 
-/// The OpenAPI service: health probes and the admin API.
+/// Why the authorization server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bundled migration set is malformed.
+    #[error("a bundled migration set is malformed")]
+    Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The admin authentication is misconfigured.
+    #[error("the admin authentication could not be set up")]
+    Auth(#[source] AuthSetupError),
+}
+
+/// The authorization server `edk-as`, built from its configuration and the shared
+/// dependencies: every tenant's OAuth protocol surface, the admin API, health and metrics.
+#[derive(Debug)]
+pub struct AsServer {
+    tenancy: Tenancy,
+    server: Arc<AuthorizationServer>,
+    health: HealthApi,
+    auth: AdminAuth,
+    http: HttpConfig,
+    metrics: Metrics,
+}
+
+impl AsServer {
+    /// The server over `deps` with `server` as the authorization server (an embedding
+    /// application or a test brings its own `Authenticator` this way; [`Service::build`]
+    /// federates end users to each tenant's upstream OpenID Provider).
+    ///
+    /// # Errors
+    /// [`Error::Auth`] when the admin issuers are misconfigured.
+    pub fn with_server(
+        config: &AsServerConfig,
+        deps: &Deps,
+        server: Arc<AuthorizationServer>,
+    ) -> Result<Self, Error> {
+        let auth = AdminAuth::new(
+            &config.auth,
+            deps.clock(),
+            &ANONYMOUS_PATHS,
+            Some(deps.http()),
+        )
+        .map_err(Error::Auth)?;
+        Ok(Self {
+            tenancy: deps.tenancy().clone(),
+            server,
+            health: deps.health(),
+            auth,
+            http: config.http.clone(),
+            metrics: deps.metrics().clone(),
+        })
+    }
+
+    /// The authorization server inside.
+    #[must_use]
+    pub const fn authorization_server(&self) -> &Arc<AuthorizationServer> {
+        &self.server
+    }
+
+    /// The authorization server of `config` over `deps`, federating end users to each
+    /// tenant's upstream OpenID Provider (tenant configuration `oauth.upstream_oidc`).
+    #[must_use]
+    pub fn authorization_server_for(config: &AsServerConfig, deps: &Deps) -> AuthorizationServer {
+        let tenancy = deps.tenancy();
+        AuthorizationServer::new(
+            Arc::new(SqlStore::new(tenancy.clone())),
+            deps.kms().kms(),
+            Arc::new(OidcFederation::new(
+                tenancy.clone(),
+                deps.http().clone(),
+                deps.clock(),
+            )),
+            deps.clock(),
+            config.oauth.clone(),
+        )
+    }
+}
+
+#[async_trait]
+impl Service for AsServer {
+    type Config = AsServerConfig;
+    type Error = Error;
+
+    const NAME: &'static str = "edk-as";
+
+    fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
+        Ok(deps
+            .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
+            .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
+            .config_key(&UPSTREAM_OIDC))
+    }
+
+    async fn build(config: &AsServerConfig, deps: &Deps) -> Result<Self, Error> {
+        let server = Arc::new(Self::authorization_server_for(config, deps));
+        Self::with_server(config, deps, server)
+    }
+
+    fn app(&self) -> BoxEndpoint<'static, Response> {
+        let admin = openapi_routes(openapi_service(
+            &self.tenancy,
+            &self.server,
+            self.health.clone(),
+        ))
+        .with(self.auth.clone())
+        .boxed();
+        compose(
+            &self.http,
+            &self.metrics,
+            &self.tenancy,
+            &self.server,
+            admin,
+        )
+    }
+}
+
+/// The OpenAPI service: health probes (with `health`'s readiness checks) and the admin API.
 #[must_use]
 pub fn openapi_service(
     tenancy: &Tenancy,
     server: &Arc<AuthorizationServer>,
+    health: HealthApi,
 ) -> OpenApiService<(HealthApi, AdminApi), ()> {
     OpenApiService::new(
-        (
-            HealthApi::new(),
-            AdminApi::new(tenancy.clone(), Arc::clone(server)),
-        ),
+        (health, AdminApi::new(tenancy.clone(), Arc::clone(server))),
         "EDK authorization server",
         env!("CARGO_PKG_VERSION"),
     )
@@ -48,12 +164,13 @@ pub fn openapi_service(
 pub fn admin_routes(
     tenancy: &Tenancy,
     server: &Arc<AuthorizationServer>,
+    health: HealthApi,
     auth: &AuthConfig,
     clock: Arc<dyn Clock>,
     http: Option<&reqwest::Client>,
 ) -> Result<BoxEndpoint<'static, Response>, AuthSetupError> {
     let admin_auth = AdminAuth::new(auth, clock, &ANONYMOUS_PATHS, http)?;
-    Ok(openapi_routes(openapi_service(tenancy, server))
+    Ok(openapi_routes(openapi_service(tenancy, server, health))
         .with(admin_auth)
         .boxed())
 }
@@ -63,24 +180,35 @@ pub fn admin_routes(
 ///
 /// # Errors
 /// [`AuthSetupError`] when the admin issuers are misconfigured.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of the application, each shared with the all-in-one server"
+)]
 pub fn build_app(
     http: &HttpConfig,
     auth: &AuthConfig,
     metrics: &Metrics,
     tenancy: &Tenancy,
     server: &Arc<AuthorizationServer>,
+    health: HealthApi,
     clock: Arc<dyn Clock>,
     client: Option<&reqwest::Client>,
 ) -> Result<BoxEndpoint<'static, Response>, AuthSetupError> {
-    let admin = admin_routes(tenancy, server, auth, clock, client)?;
+    let admin = admin_routes(tenancy, server, health, auth, clock, client)?;
+    Ok(compose(http, metrics, tenancy, server, admin))
+}
+
+/// The admin surface beside the protocol surface, with `/metrics` and the middleware.
+fn compose(
+    http: &HttpConfig,
+    metrics: &Metrics,
+    tenancy: &Tenancy,
+    server: &Arc<AuthorizationServer>,
+    admin: BoxEndpoint<'static, Response>,
+) -> BoxEndpoint<'static, Response> {
     let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(server)).boxed();
     let dispatch = Dispatch { admin, protocol };
-    Ok(edk_server::app(
-        http,
-        metrics,
-        None,
-        Route::new().nest("/", dispatch),
-    ))
+    edk_server::app(http, metrics, None, Route::new().nest("/", dispatch))
 }
 
 /// Sends admin and probe paths to the admin surface and the rest to the protocol surface.

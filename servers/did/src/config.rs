@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 
 use edk_did::CacheConfig;
-use edk_server::{AuthConfig, HttpConfig, LogConfig};
-use secrecy::SecretString;
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, ServiceConfig};
+use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
 
 /// Everything `edk-did` reads from its defaults, YAML files and `EDK_*` variables.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DidServerConfig {
     /// The HTTP listener and request limits.
@@ -20,52 +20,14 @@ pub struct DidServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
-    /// Where tenant state lives.
-    #[serde(default)]
-    pub database: DatabaseSettings,
-    /// The software key provider's key encryption key.
-    #[serde(default)]
-    pub kms: KmsSettings,
+    /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`).
+    pub database: DatabaseConfig,
+    /// Where the DID keys are: `mode: remote` (the KMS server, for production) or
+    /// `mode: local` (providers in this process).
+    pub kms: KmsConfig,
     /// The Universal Resolver.
     #[serde(default)]
     pub resolver: ResolverSettings,
-}
-
-/// The database: PostgreSQL when `postgres_url` is set, else SQLite files in `sqlite_dir`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// A PostgreSQL URL (platform and tenant schemas).
-    #[serde(default)]
-    pub postgres_url: Option<SecretString>,
-    /// The SQLite directory. Default `./.edk-did`.
-    #[serde(default = "default_sqlite_dir")]
-    pub sqlite_dir: PathBuf,
-}
-
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self {
-            postgres_url: None,
-            sqlite_dir: default_sqlite_dir(),
-        }
-    }
-}
-
-fn default_sqlite_dir() -> PathBuf {
-    PathBuf::from("./.edk-did")
-}
-
-/// The software key provider.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KmsSettings {
-    /// The key encryption key (standard base64, 32 bytes); or `kek_file`.
-    #[serde(default)]
-    pub kek: Option<SecretString>,
-    /// A file holding the key encryption key.
-    #[serde(default)]
-    pub kek_file: Option<PathBuf>,
 }
 
 /// The resolver behind `/1.0/identifiers`.
@@ -99,6 +61,28 @@ impl Default for ResolverSettings {
     }
 }
 
+impl ServiceConfig for DidServerConfig {
+    fn http(&self) -> &HttpConfig {
+        &self.http
+    }
+
+    fn http_mut(&mut self) -> &mut HttpConfig {
+        &mut self.http
+    }
+
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+
+    fn kms(&self) -> &KmsConfig {
+        &self.kms
+    }
+}
+
 const fn default_timeout_millis() -> u64 {
     10_000
 }
@@ -114,6 +98,10 @@ mod tests {
     #[test]
     fn defaults_apply_and_unknown_keys_are_refused() {
         let config: DidServerConfig = serde_json::from_value(serde_json::json!({
+            "database": {"backend": "sqlite", "directory": "./.edk-did"},
+            "kms": {"mode": "remote", "endpoint": "http://127.0.0.1:9090",
+                "auth": {"kind": "service_jwt", "service": "did", "audience": "edk-kms",
+                    "key_file": "did.jwk"}},
             "resolver": {"cache": {"ttl_seconds": 60}}
         }))
         .unwrap();
@@ -121,13 +109,22 @@ mod tests {
         assert_eq!(config.resolver.cache.capacity, 10_000);
         assert_eq!(config.resolver.timeout_millis, 10_000);
         assert!(config.resolver.remote_ca_file.is_none());
-        assert_eq!(config.database.sqlite_dir, PathBuf::from("./.edk-did"));
-        for bad in [
-            serde_json::json!({"resolvr": {}}),
-            serde_json::json!({"resolver": {"remote": true}}),
-            serde_json::json!({"database": {"url": "x"}}),
+        let valid = serde_json::json!({
+            "database": {"backend": "sqlite", "directory": "./.edk-did"},
+            "kms": {"mode": "local", "providers": []},
+        });
+        assert!(serde_json::from_value::<DidServerConfig>(valid.clone()).is_ok());
+        for (key, value) in [
+            ("resolvr", serde_json::json!({})),
+            ("resolver", serde_json::json!({"remote": true})),
+            ("database", serde_json::json!({"url": "x"})),
         ] {
-            assert!(serde_json::from_value::<DidServerConfig>(bad).is_err());
+            let mut bad = valid.clone();
+            bad[key] = value;
+            assert!(
+                serde_json::from_value::<DidServerConfig>(bad).is_err(),
+                "{key}"
+            );
         }
     }
 }

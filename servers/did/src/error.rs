@@ -20,6 +20,12 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A bundled migration set is malformed.
+    #[error("a bundled migration set is malformed")]
+    Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The admin authentication is misconfigured.
+    #[error("the admin authentication could not be set up")]
+    Auth(#[source] edk_server::AuthSetupError),
 }
 
 impl HasKind for Error {
@@ -27,6 +33,7 @@ impl HasKind for Error {
         match self {
             Self::Resolver(err) => err.kind(),
             Self::TrustAnchors { .. } => ErrorKind::InvalidInput,
+            Self::Migrations(_) | Self::Auth(_) => ErrorKind::Internal,
         }
     }
 }

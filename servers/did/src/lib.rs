@@ -10,6 +10,7 @@ pub mod resolver_api;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use edk_core::Clock;
 use edk_did::methods::jwk::DidJwk;
 use edk_did::methods::key::DidKey;
@@ -19,8 +20,9 @@ use edk_did::registrar::Registrar;
 use edk_did::store::{HostedDids, SqlDidStore};
 use edk_did::{DidMethod, DidResolver, Resolver};
 use edk_kms::Kms;
+use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
-    AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics, openapi_routes,
+    AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics, Service, openapi_routes,
     path_is_under,
 };
 use edk_tenancy::{Tenancy, TenantDirectory};
@@ -177,11 +179,100 @@ impl DidServer {
     /// The OpenAPI service: health probes, resolver, registrar and admin API.
     #[must_use]
     pub fn openapi_service(&self) -> OpenApiService<(HealthApi, DidApis), ()> {
+        self.openapi_service_with(HealthApi::new())
+    }
+
+    /// The OpenAPI service with `health`'s readiness checks.
+    #[must_use]
+    pub fn openapi_service_with(
+        &self,
+        health: HealthApi,
+    ) -> OpenApiService<(HealthApi, DidApis), ()> {
         OpenApiService::new(
-            (HealthApi::new(), self.apis()),
+            (health, self.apis()),
             "EDK DID server",
             env!("CARGO_PKG_VERSION"),
         )
+    }
+}
+
+/// The DID server `edk-did`, built from its configuration and the shared dependencies: the
+/// [`DidServer`] parts with admin authentication, health, metrics and the cache refresher.
+#[derive(Debug)]
+pub struct DidService {
+    server: DidServer,
+    auth: AdminAuth,
+    health: HealthApi,
+    http: HttpConfig,
+    metrics: Metrics,
+    refresher: JoinHandle<()>,
+}
+
+impl DidService {
+    /// The DID server's parts.
+    #[must_use]
+    pub const fn server(&self) -> &DidServer {
+        &self.server
+    }
+}
+
+#[async_trait]
+impl Service for DidService {
+    type Config = DidServerConfig;
+    type Error = Error;
+
+    const NAME: &'static str = "edk-did";
+
+    fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
+        Ok(deps
+            .migrations(edk_did::store::migrations().map_err(Error::Migrations)?)
+            .config_key(&edk_did::DID_METHODS))
+    }
+
+    async fn build(config: &DidServerConfig, deps: &Deps) -> Result<Self, Error> {
+        let resolver = Arc::new(DidServer::resolver(
+            deps.tenancy(),
+            &config.resolver,
+            deps.clock(),
+        )?);
+        let server = DidServer::new(
+            deps.tenancy().clone(),
+            deps.kms().kms(),
+            resolver,
+            deps.clock(),
+        );
+        let auth = AdminAuth::new(
+            &config.auth,
+            deps.clock(),
+            &ANONYMOUS_PATHS,
+            Some(deps.http()),
+        )
+        .map_err(Error::Auth)?;
+        let refresher = server.start(&deps.cancellation());
+        Ok(Self {
+            server,
+            auth,
+            health: deps.health(),
+            http: config.http.clone(),
+            metrics: deps.metrics().clone(),
+            refresher,
+        })
+    }
+
+    fn app(&self) -> BoxEndpoint<'static, Response> {
+        let api = openapi_routes(self.server.openapi_service_with(self.health.clone()))
+            .with(self.auth.clone())
+            .boxed();
+        compose(&self.http, &self.metrics, &self.server, api)
+    }
+
+    async fn shutdown(self) {
+        self.refresher.abort();
+        if let Err(err) = self.refresher.await
+            && !err.is_cancelled()
+        {
+            tracing::warn!(error = %err, "the DID cache refresher ended abnormally");
+        }
     }
 }
 
@@ -237,13 +328,23 @@ pub fn build_app(
     let api = openapi_routes(server.openapi_service())
         .with(admin_auth)
         .boxed();
+    Ok(compose(http, metrics, server, api))
+}
+
+/// The API surface beside the public files, with `/metrics` and the middleware.
+fn compose(
+    http: &HttpConfig,
+    metrics: &Metrics,
+    server: &DidServer,
+    api: BoxEndpoint<'static, Response>,
+) -> BoxEndpoint<'static, Response> {
     let public = server.public_endpoint().boxed();
-    Ok(edk_server::app(
+    edk_server::app(
         http,
         metrics,
         None,
         Route::new().nest("/", Dispatch { api, public }),
-    ))
+    )
 }
 
 /// Sends API, resolver and probe paths to the OpenAPI surface and the rest to the public

@@ -298,16 +298,25 @@ pub struct LogConfig {
     /// A `tracing` filter directive, e.g. `info,edk_kms=debug`. Default `info`.
     #[serde(default = "default_filter")]
     pub filter: String,
-    /// Whether to write JSON lines (`true`) or human-readable text. Default `true`.
-    #[serde(default = "default_json")]
-    pub json: bool,
+    /// `true` writes JSON lines, `false` human-readable text. Unset (the default): text when
+    /// standard error is a terminal, JSON lines otherwise.
+    #[serde(default)]
+    pub json: Option<bool>,
+}
+
+impl LogConfig {
+    /// Whether to write JSON lines, given whether standard error is a terminal.
+    #[must_use]
+    pub fn writes_json(&self, stderr_is_terminal: bool) -> bool {
+        self.json.unwrap_or(!stderr_is_terminal)
+    }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
             filter: default_filter(),
-            json: default_json(),
+            json: None,
         }
     }
 }
@@ -316,13 +325,20 @@ fn default_filter() -> String {
     "info".to_owned()
 }
 
-const fn default_json() -> bool {
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_are_text_on_a_terminal_and_json_otherwise_unless_forced() {
+        let auto = LogConfig::default();
+        assert!(!auto.writes_json(true));
+        assert!(auto.writes_json(false));
+        let forced: LogConfig = serde_json::from_value(serde_json::json!({"json": true})).unwrap();
+        assert!(forced.writes_json(true));
+        let text: LogConfig = serde_json::from_value(serde_json::json!({"json": false})).unwrap();
+        assert!(!text.writes_json(false));
+    }
 
     #[derive(Debug, serde::Deserialize, PartialEq, Eq)]
     #[serde(deny_unknown_fields)]

@@ -2,18 +2,23 @@
 
 pub mod auth;
 pub mod config;
+pub mod deps;
 pub mod health;
 pub mod jwks;
+pub mod kms;
 pub mod metrics;
 pub mod observe;
 pub mod problem;
 pub mod scheduler;
 pub mod serve;
+pub mod service;
 
 pub use auth::{AdminAuth, AdminBearer, AdminPrincipal, AuthConfig, AuthSetupError, TrustedIssuer};
 pub use config::{ConfigError, ConfigLoader, HttpConfig, LogConfig};
+pub use deps::{DatabaseCheck, Deps, DepsBuilder, DepsError, KmsCheck};
 pub use health::{HealthApi, ReadinessCheck};
 pub use jwks::{JwksCachePolicy, RemoteJwks};
+pub use kms::{KmsConfig, KmsHandle};
 pub use metrics::Metrics;
 pub use observe::Observe;
 pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_error};
@@ -22,6 +27,7 @@ pub use serve::{
     ANONYMOUS_PATHS, BoundServer, TestServer, app, bind, init_tracing, openapi_routes,
     path_is_under, serve, shutdown_signal, spawn_server,
 };
+pub use service::{Cli, Service, ServiceConfig, SideTask};
 
 /// The Prometheus client, for servers registering their own metrics in [`Metrics::registry`].
 pub use prometheus;

@@ -220,7 +220,7 @@ pub fn init_tracing(config: &LogConfig) -> Result<(), Box<dyn std::error::Error 
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr);
-    if config.json {
+    if config.writes_json(io::IsTerminal::is_terminal(&io::stderr())) {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()

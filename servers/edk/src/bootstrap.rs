@@ -8,15 +8,16 @@
 //! - `db/`: the SQLite databases (platform and one file per tenant);
 //!
 //! provisions the tenant [`DEFAULT_TENANT_SLUG`] and signs a bootstrap admin token for it with
-//! that key, carrying every admin scope, valid for [`BOOTSTRAP_TOKEN_LIFETIME_SECS`]. The
-//! token is shown only on that first start; later starts reuse the files and trust the key
-//! again.
+//! that key, carrying every admin scope, valid for [`BOOTSTRAP_TOKEN_LIFETIME_SECS`], and
+//! writes it to `bootstrap-token` (owner-only; never to the log or standard output). Later
+//! starts reuse the files and trust the key again; `edk admin-token` mints a fresh token
+//! from the same key.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
@@ -47,8 +48,11 @@ pub const ADMIN_SCOPES: [&str; 7] = [
 /// The slug of the tenant the bootstrap token acts for, provisioned on first start.
 pub const DEFAULT_TENANT_SLUG: &str = "local";
 
-/// How long the bootstrap token is valid: one year, for local use.
-pub const BOOTSTRAP_TOKEN_LIFETIME_SECS: i64 = 365 * 24 * 60 * 60;
+/// How long the bootstrap token is valid: twelve hours.
+pub const BOOTSTRAP_TOKEN_LIFETIME_SECS: i64 = 12 * 60 * 60;
+
+/// The file, in the data directory, that the bootstrap token is written to.
+pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
 
 /// The id of the software key provider.
 pub const SOFTWARE_PROVIDER_ID: &str = "software";
@@ -113,18 +117,68 @@ impl DataDir {
         self.first_start
     }
 
-    /// A bootstrap admin token for `tenant` naming `audience`, dated by `clock`, with every
-    /// admin scope ([`ADMIN_SCOPES`]).
+    /// An admin token for `tenant` naming `audience`, dated by `clock`, with `scopes`, valid
+    /// for `lifetime_secs`, signed by the bootstrap key.
     ///
     /// # Errors
     /// [`Error::Signing`] when the token cannot be signed.
-    pub async fn bootstrap_token(
+    pub async fn admin_token(
+        &self,
+        tenant: TenantId,
+        audience: &str,
+        scopes: &[&str],
+        lifetime_secs: i64,
+        clock: &dyn Clock,
+    ) -> Result<SecretString, Error> {
+        admin_token(
+            &self.admin_key,
+            tenant,
+            audience,
+            scopes,
+            lifetime_secs,
+            clock,
+        )
+        .await
+        .map(SecretString::from)
+    }
+
+    /// The bootstrap admin token for `tenant`: every admin scope ([`ADMIN_SCOPES`]), valid for
+    /// [`BOOTSTRAP_TOKEN_LIFETIME_SECS`], written to [`BOOTSTRAP_TOKEN_FILE`] (owner-only,
+    /// replacing an older one).
+    ///
+    /// # Errors
+    /// [`Error::Signing`] when the token cannot be signed, [`Error::DataDir`] when the file
+    /// cannot be written.
+    pub async fn write_bootstrap_token(
         &self,
         tenant: TenantId,
         audience: &str,
         clock: &dyn Clock,
-    ) -> Result<String, Error> {
-        bootstrap_token(&self.admin_key, tenant, audience, clock).await
+    ) -> Result<SecretString, Error> {
+        let token = self
+            .admin_token(
+                tenant,
+                audience,
+                &ADMIN_SCOPES,
+                BOOTSTRAP_TOKEN_LIFETIME_SECS,
+                clock,
+            )
+            .await?;
+        let path = self.bootstrap_token_path();
+        if path.exists() {
+            fs::remove_file(&path).map_err(|source| Error::DataDir {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        write_private(&path, token.expose_secret().as_bytes())?;
+        Ok(token)
+    }
+
+    /// Where the bootstrap token is written.
+    #[must_use]
+    pub fn bootstrap_token_path(&self) -> PathBuf {
+        self.path.join(BOOTSTRAP_TOKEN_FILE)
     }
 
     /// The bootstrap issuer, trusting the stored admin key.
@@ -157,10 +211,12 @@ impl DataDir {
     }
 }
 
-async fn bootstrap_token(
+async fn admin_token(
     key: &SigningKey,
     tenant: TenantId,
     audience: &str,
+    scopes: &[&str],
+    lifetime_secs: i64,
     clock: &dyn Clock,
 ) -> Result<String, Error> {
     let now = clock.unix_seconds();
@@ -169,9 +225,9 @@ async fn bootstrap_token(
         "sub": BOOTSTRAP_SUBJECT,
         "aud": audience,
         "tenant": tenant.to_string(),
-        "scope": ADMIN_SCOPES.join(" "),
+        "scope": scopes.join(" "),
         "iat": now,
-        "exp": now.saturating_add(BOOTSTRAP_TOKEN_LIFETIME_SECS),
+        "exp": now.saturating_add(lifetime_secs),
         "jti": uuid::Uuid::new_v4().to_string(),
     });
     let payload = claims.to_string();

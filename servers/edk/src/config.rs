@@ -4,7 +4,8 @@ use serde::Deserialize;
 
 use edk_did_server::ResolverSettings;
 use edk_oauth::AsConfig;
-use edk_server::{AuthConfig, HttpConfig, LogConfig};
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
+use edk_tenancy::DatabaseConfig;
 
 /// Everything `edk` reads from its defaults, YAML files and `EDK_*` variables.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -19,6 +20,14 @@ pub struct EdkConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The platform and tenant databases, as in every server (`backend: postgres` or
+    /// `backend: sqlite`). Unset: SQLite files in the data directory's `db/`.
+    #[serde(default)]
+    pub database: Option<DatabaseConfig>,
+    /// Where the keys are, as in every server (`mode: local` or `mode: remote`). Unset:
+    /// software keys sealed under the data directory's key encryption key.
+    #[serde(default)]
+    pub kms: Option<KmsConfig>,
     /// The authorization servers' behaviour (token lifetimes, `tx_code` attempts, DPoP), as
     /// in `edk-as`.
     #[serde(default)]

@@ -44,6 +44,12 @@ pub enum Error {
     /// A bundled migration set is malformed.
     #[error("the database migrations could not be loaded")]
     Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The shared dependencies (databases, KMS) could not be opened.
+    #[error("the databases or the KMS could not be opened")]
+    Deps(#[source] edk_server::DepsError),
+    /// The authorization server could not be set up.
+    #[error("the authorization server could not be set up")]
+    As(#[source] edk_as_server::Error),
     /// The DID server could not be set up.
     #[error("the DID server could not be set up")]
     Did(#[source] edk_did_server::Error),
@@ -72,6 +78,8 @@ impl HasKind for Error {
             | Self::Binding(_)
             | Self::ConfigSchema(_)
             | Self::Did(_)
+            | Self::Deps(_)
+            | Self::As(_)
             | Self::Tenancy(_) => ErrorKind::Internal,
         }
     }

@@ -4,25 +4,24 @@ pub mod bootstrap;
 pub mod config;
 pub mod error;
 
+use std::fmt;
 use std::sync::Arc;
 
 use poem::endpoint::BoxEndpoint;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 
-use edk_as_server::{AdminApi as OAuthAdminApi, ProtocolEndpoint};
+use edk_as_server::{AdminApi as OAuthAdminApi, AsServer, AsServerConfig, ProtocolEndpoint};
 use edk_core::{Clock, HasKind, TenantId, TenantSlug};
-use edk_did_server::{DidApis, DidServer, PublicEndpoint as DidFiles};
-use edk_kms_server::config::{KmsConfig, ProviderConfig};
-use edk_kms_server::server::DatabaseCheck;
+use edk_did_server::{DidApis, DidServer, DidServerConfig, DidService, PublicEndpoint as DidFiles};
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
-use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
-use edk_oauth::{AuthorizationServer, SqlStore};
-use edk_server::{AdminAuth, HealthApi, Metrics, app, openapi_routes, path_is_under};
+use edk_oauth::AuthorizationServer;
+use edk_server::deps::Deps;
+use edk_server::kms::{KmsConfig, ProviderConfig};
+use edk_server::{AdminAuth, HealthApi, Service, app, openapi_routes, path_is_under};
 use edk_tenancy::store::sqlite::SqliteConfig;
-use edk_tenancy::{
-    ConfigSchema, DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout,
-};
+use edk_tenancy::{DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::bootstrap::{DEFAULT_TENANT_SLUG, DataDir};
 
@@ -65,19 +64,29 @@ pub fn openapi_service(
     )
 }
 
-/// The all-in-one server, started: every service on SQLite under the data directory.
-#[derive(Debug)]
+/// The all-in-one server, started: every service on one set of [`Deps`], SQLite under the
+/// data directory by default or the configured `database`.
 pub struct Edk {
+    deps: Deps,
     kms: KmsServer,
-    oauth: Arc<AuthorizationServer>,
-    did: DidServer,
-    cancel: tokio_util::sync::CancellationToken,
-    did_refresher: Option<tokio::task::JoinHandle<()>>,
+    oauth: AsServer,
+    did: DidService,
     auth: AdminAuth,
-    metrics: Metrics,
     config: EdkConfig,
     default_tenant: TenantId,
-    bootstrap_token: Option<String>,
+    bootstrap_token: Option<SecretString>,
+}
+
+impl fmt::Debug for Edk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Edk")
+            .field("default_tenant", &self.default_tenant)
+            .field(
+                "bootstrap_token",
+                &self.bootstrap_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl Edk {
@@ -96,68 +105,106 @@ impl Edk {
     ) -> Result<Self, Error> {
         let mut config = config.clone();
         config.auth.issuers.push(data.bootstrap_issuer());
-        let database = DatabaseConfig::Sqlite(SqliteConfig::new(data.database_dir()));
+        let database = config
+            .database
+            .clone()
+            .unwrap_or_else(|| DatabaseConfig::Sqlite(SqliteConfig::new(data.database_dir())));
+        let kms_config = config.kms.clone().unwrap_or_else(|| {
+            KmsConfig::local(vec![ProviderConfig::Software(data.software_provider())])
+        });
+        let builder = Deps::builder(database.clone(), kms_config.clone())
+            .clock(Arc::clone(&clock))
+            .http_client(http_client.clone());
+        let builder = KmsServer::prepare(builder).map_err(Error::KmsServer)?;
+        let builder = AsServer::prepare(builder).map_err(Error::As)?;
+        let builder = DidService::prepare(builder).map_err(Error::Did)?;
+        let deps = builder.build().await.map_err(Error::Deps)?;
+        match Self::build(config, database, kms_config, data, deps).await {
+            Ok(edk) => Ok(edk),
+            Err((err, deps)) => {
+                deps.shutdown().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn build(
+        config: EdkConfig,
+        database: DatabaseConfig,
+        kms: KmsConfig,
+        data: &DataDir,
+        deps: Deps,
+    ) -> Result<Self, (Error, Deps)> {
         let kms_config = KmsServerConfig {
             http: config.http.clone(),
             auth: config.auth.clone(),
             log: config.log.clone(),
             database: database.clone(),
-            kms: KmsConfig::new(vec![ProviderConfig::Software(data.software_provider())]),
+            kms: kms.clone(),
             grpc: None,
         };
-        let tenancy = open_tenancy(database, Arc::clone(&clock)).await?;
-        let kms = KmsServer::build_on(
-            &kms_config,
-            tenancy.clone(),
-            Arc::clone(&clock),
-            http_client,
-        )
-        .await
-        .map_err(Error::KmsServer)?;
-        let oauth = Arc::new(AuthorizationServer::new(
-            Arc::new(SqlStore::new(tenancy.clone())),
-            Arc::new(kms.kms().clone()),
-            Arc::new(OidcFederation::new(
-                tenancy.clone(),
-                http_client.clone(),
-                Arc::clone(&clock),
-            )),
-            Arc::clone(&clock),
-            config.oauth.clone(),
-        ));
-        let resolver = DidServer::resolver(&tenancy, &config.did_resolver, Arc::clone(&clock))
-            .map_err(Error::Did)?;
-        let did = DidServer::new(
-            tenancy.clone(),
-            Arc::new(kms.kms().clone()),
-            Arc::new(resolver),
-            Arc::clone(&clock),
-        );
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let did_refresher = Some(did.start(&cancel));
-        let default_tenant = default_tenant(&kms).await?;
-        let bootstrap_token = if data.is_first_start() {
-            Some(
-                data.bootstrap_token(default_tenant, &config.auth.audience, clock.as_ref())
-                    .await?,
-            )
-        } else {
-            None
+        let as_config = AsServerConfig {
+            http: config.http.clone(),
+            auth: config.auth.clone(),
+            log: config.log.clone(),
+            database: database.clone(),
+            kms: kms.clone(),
+            oauth: config.oauth.clone(),
         };
-        let auth = AdminAuth::new(&config.auth, clock, &ANONYMOUS_PATHS, Some(http_client))
-            .map_err(Error::Auth)?;
-        Ok(Self {
+        let did_config = DidServerConfig {
+            http: config.http.clone(),
+            auth: config.auth.clone(),
+            log: config.log.clone(),
+            database,
             kms,
-            oauth,
-            did,
-            cancel,
-            did_refresher,
-            auth,
-            metrics: Metrics::new().map_err(Error::Metrics)?,
-            config,
-            default_tenant,
-            bootstrap_token,
-        })
+            resolver: config.did_resolver.clone(),
+        };
+        let parts = async {
+            let kms = KmsServer::build(&kms_config, &deps)
+                .await
+                .map_err(Error::KmsServer)?;
+            let oauth = AsServer::build(&as_config, &deps)
+                .await
+                .map_err(Error::As)?;
+            let did = DidService::build(&did_config, &deps)
+                .await
+                .map_err(Error::Did)?;
+            let default_tenant = default_tenant(deps.tenancy()).await?;
+            let bootstrap_token = if data.is_first_start() {
+                Some(
+                    data.write_bootstrap_token(
+                        default_tenant,
+                        &config.auth.audience,
+                        deps.clock().as_ref(),
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            let auth = AdminAuth::new(
+                &config.auth,
+                deps.clock(),
+                &ANONYMOUS_PATHS,
+                Some(deps.http()),
+            )
+            .map_err(Error::Auth)?;
+            Ok((kms, oauth, did, default_tenant, bootstrap_token, auth))
+        }
+        .await;
+        match parts {
+            Ok((kms, oauth, did, default_tenant, bootstrap_token, auth)) => Ok(Self {
+                deps,
+                kms,
+                oauth,
+                did,
+                auth,
+                config,
+                default_tenant,
+                bootstrap_token,
+            }),
+            Err(err) => Err((err, deps)),
+        }
     }
 
     /// The whole application: the admin APIs (KMS, OAuth) with `/openapi.json` and `/docs`
@@ -165,22 +212,21 @@ impl Edk {
     /// routed by tenant endpoint binding, `/metrics` and the shared middleware.
     #[must_use]
     pub fn app(&self) -> BoxEndpoint<'static, Response> {
-        let tenancy = self.kms.tenancy();
-        let health = HealthApi::new().with_check(Arc::new(DatabaseCheck::new(tenancy.clone())));
+        let tenancy = self.deps.tenancy();
         let admin = openapi_routes(openapi_service(
             tenancy,
             self.kms.state(),
-            &self.oauth,
-            &self.did,
-            health,
+            self.oauth(),
+            self.did(),
+            self.deps.health(),
         ))
         .with(self.auth.clone())
         .boxed();
-        let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(&self.oauth)).boxed();
-        let did_files = self.did.public_endpoint().boxed();
+        let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth())).boxed();
+        let did_files = self.did().public_endpoint().boxed();
         app(
             &self.config.http,
-            &self.metrics,
+            self.deps.metrics(),
             None,
             Route::new().nest(
                 "/",
@@ -202,7 +248,7 @@ impl Edk {
     /// # Errors
     /// [`Error::Tenancy`] when the binding cannot be stored.
     pub async fn bind_default_tenant(&self, port: u16) -> Result<(), Error> {
-        let tenancy = self.kms.tenancy();
+        let tenancy = self.deps.tenancy();
         let current = tenancy
             .bindings(self.default_tenant)
             .await
@@ -235,19 +281,28 @@ impl Edk {
     /// The DID server inside.
     #[must_use]
     pub const fn did(&self) -> &DidServer {
-        &self.did
+        self.did.server()
     }
 
     /// The authorization server inside.
     #[must_use]
     pub const fn oauth(&self) -> &Arc<AuthorizationServer> {
-        &self.oauth
+        self.oauth.authorization_server()
     }
 
-    /// The bootstrap admin token, on the data directory's first start only.
+    /// The shared dependencies (tenancy, KMS, clock, HTTP client, metrics).
+    #[must_use]
+    pub const fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
+    /// The bootstrap admin token, on the data directory's first start only (also written to
+    /// the data directory's `bootstrap-token` file, owner-only).
     #[must_use]
     pub fn bootstrap_token(&self) -> Option<&str> {
-        self.bootstrap_token.as_deref()
+        self.bootstrap_token
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
     }
 
     /// The tenant the bootstrap token acts for.
@@ -263,37 +318,12 @@ impl Edk {
     }
 
     /// Stops the background work and writes buffered audit records.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some(refresher) = self.did_refresher.take()
-            && let Err(err) = refresher.await
-        {
-            tracing::warn!(error = %err, "the DID cache refresher ended abnormally");
-        }
+    pub async fn shutdown(self) {
+        self.did.shutdown().await;
+        self.oauth.shutdown().await;
         self.kms.shutdown().await;
+        self.deps.shutdown().await;
     }
-}
-
-/// Opens the SQLite tenancy with every service's migrations and configuration keys.
-async fn open_tenancy(database: DatabaseConfig, clock: Arc<dyn Clock>) -> Result<Tenancy, Error> {
-    let schema = ConfigSchema::builder()
-        .key(&UPSTREAM_OIDC)
-        .key(&edk_did::DID_METHODS)
-        .build()
-        .map_err(Error::ConfigSchema)?;
-    let mut builder = Tenancy::builder(database)
-        .clock(clock)
-        .config_schema(schema);
-    for migrations in KmsServer::migrations().map_err(Error::KmsServer)? {
-        builder = builder.migrations(migrations);
-    }
-    builder = builder
-        .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
-        .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
-        .migrations(edk_did::store::migrations().map_err(Error::Migrations)?);
-    let tenancy = builder.build().await.map_err(Error::Tenancy)?;
-    tenancy.upgrade_all().await.map_err(Error::Tenancy)?;
-    Ok(tenancy)
 }
 
 /// Sends `/api/...`, `/1.0/...` (the Universal Resolver and the DID registrar) and the
@@ -323,14 +353,13 @@ impl Endpoint for Dispatch {
 }
 
 /// The default tenant, provisioned if missing.
-async fn default_tenant(kms: &KmsServer) -> Result<TenantId, Error> {
+async fn default_tenant(tenancy: &Tenancy) -> Result<TenantId, Error> {
     #[expect(clippy::expect_used, reason = "the default slug is a valid constant")]
     let slug = TenantSlug::new(DEFAULT_TENANT_SLUG).expect("valid tenant slug");
-    match kms.tenancy().tenant_by_slug(&slug).await {
+    match tenancy.tenant_by_slug(&slug).await {
         Ok(tenant) => Ok(tenant.id),
         Err(err) if err.kind() == edk_core::ErrorKind::NotFound => {
-            let tenant = kms
-                .tenancy()
+            let tenant = tenancy
                 .provision(slug, "Default tenant")
                 .await
                 .map_err(Error::Tenancy)?;

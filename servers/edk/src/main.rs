@@ -1,32 +1,59 @@
 //! `edk`: every EDK service in one process. Run with `cargo run` at the workspace root.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret as _;
 
-use edk::bootstrap::DataDir;
+use edk::bootstrap::{ADMIN_SCOPES, DEFAULT_TENANT_SLUG, DataDir};
 use edk::{Edk, EdkConfig};
-use edk_core::SystemClock;
+use edk_core::{SystemClock, TenantSlug};
 use edk_server::{ConfigLoader, bind, init_tracing, shutdown_signal};
+use edk_tenancy::store::sqlite::SqliteConfig;
+use edk_tenancy::{DatabaseConfig, Tenancy};
 
-/// EDK all in one: the KMS API, health, metrics and OpenAPI in one process, on SQLite.
+/// EDK all in one: the KMS, the authorization server and the DID server in one process.
 #[derive(Debug, Parser)]
 #[command(name = "edk", version, about)]
 struct Cli {
     /// Address to listen on [default: `http.listen`, 127.0.0.1:8080].
-    #[arg(long, env = "EDK_LISTEN")]
+    #[arg(long, env = "EDK_LISTEN", global = true)]
     listen: Option<SocketAddr>,
     /// Directory holding the server's state (KEK, bootstrap admin key, SQLite databases).
-    #[arg(long, env = "EDK_DATA_DIR", default_value = "./.edk")]
+    #[arg(long, env = "EDK_DATA_DIR", default_value = "./.edk", global = true)]
     data_dir: PathBuf,
     /// YAML configuration files, applied in order (repeat the flag or separate with commas).
-    #[arg(long = "config", env = "EDK_CONFIG", value_delimiter = ',')]
+    #[arg(
+        long = "config",
+        env = "EDK_CONFIG",
+        value_delimiter = ',',
+        global = true
+    )]
     config: Vec<PathBuf>,
+    /// What to do; serving is the default.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every service (the default).
+    Serve,
+    /// Mint an admin token for the default tenant with the data directory's bootstrap key and
+    /// print it on standard output.
+    AdminToken {
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl_secs: u32,
+        /// Scopes, space- or comma-separated [default: every admin scope].
+        #[arg(long, value_delimiter = ',')]
+        scope: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -44,34 +71,42 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     edk_server::install_crypto_provider();
-    let mut loader = ConfigLoader::new();
-    for file in &cli.config {
-        loader = loader.file(file);
-    }
+    let loader = cli
+        .config
+        .iter()
+        .fold(ConfigLoader::new(), |loader, file| loader.file(file));
     let mut config: EdkConfig = loader.env(std::env::vars()).load()?;
     if let Some(listen) = cli.listen {
         config.http.listen = listen;
     }
     init_tracing(&config.log).map_err(|err| anyhow::anyhow!(err))?;
-    tracing::info!(config = ?config, data_dir = %cli.data_dir.display(), "effective configuration");
-
     let data = DataDir::open(&cli.data_dir).context("cannot open the data directory")?;
-    let http_client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .context("cannot build the HTTP client")?;
-    let edk = Edk::start(&config, &data, Arc::new(SystemClock), &http_client).await?;
+    match cli.command {
+        None | Some(Command::Serve) => serve(config, &data).await,
+        Some(Command::AdminToken { ttl_secs, scope }) => {
+            admin_token(&config, &data, ttl_secs, &scope).await
+        }
+    }
+}
 
+async fn serve(config: EdkConfig, data: &DataDir) -> anyhow::Result<()> {
+    tracing::info!(config = ?config, data_dir = %data.path().display(), "effective configuration");
+    let http_client =
+        edk_server::deps::default_http_client().context("cannot build the HTTP client")?;
+    let edk = Edk::start(&config, data, Arc::new(SystemClock), &http_client).await?;
     let server = bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
     edk.bind_default_tenant(server.local_addr().port())
         .await
         .context("cannot bind the default tenant's endpoints")?;
-    if let Some(token) = edk.bootstrap_token() {
-        print_bootstrap_token(token, server.local_addr());
+    if edk.bootstrap_token().is_some() {
+        tracing::warn!(
+            path = %data.bootstrap_token_path().display(),
+            "a bootstrap admin token for the default tenant was written (owner-only); mint another with `edk admin-token`"
+        );
     }
+    tracing::info!(listen = %server.local_addr(), "serving");
     let result = server
         .run(edk.app(), shutdown_signal(), config.http.shutdown_grace())
         .await;
@@ -80,11 +115,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[expect(
-    clippy::print_stdout,
-    reason = "the bootstrap token is shown once, to the operator who started the server"
-)]
-fn print_bootstrap_token(token: &str, addr: SocketAddr) {
-    println!("bootstrap admin token (shown only on this first start): {token}");
-    println!("try: curl -H 'Authorization: Bearer <token>' http://{addr}/api/kms/v1/providers");
+async fn admin_token(
+    config: &EdkConfig,
+    data: &DataDir,
+    ttl_secs: u32,
+    scope: &[String],
+) -> anyhow::Result<()> {
+    let database = config
+        .database
+        .clone()
+        .unwrap_or_else(|| DatabaseConfig::Sqlite(SqliteConfig::new(data.database_dir())));
+    let tenancy = Tenancy::builder(database)
+        .build()
+        .await
+        .context("cannot open the database")?;
+    let slug = TenantSlug::new(DEFAULT_TENANT_SLUG)?;
+    let tenant = tenancy
+        .tenant_by_slug(&slug)
+        .await
+        .context("the default tenant does not exist yet: start `edk` once first")?;
+    let scopes: Vec<&str> = scope
+        .iter()
+        .flat_map(|scope| scope.split_whitespace())
+        .collect();
+    let scopes: &[&str] = if scopes.is_empty() {
+        &ADMIN_SCOPES
+    } else {
+        &scopes
+    };
+    if let Some(unknown) = scopes.iter().find(|scope| !ADMIN_SCOPES.contains(scope)) {
+        anyhow::bail!(
+            "unknown scope `{unknown}`; known: {}",
+            ADMIN_SCOPES.join(" ")
+        );
+    }
+    let token = data
+        .admin_token(
+            tenant.id,
+            &config.auth.audience,
+            scopes,
+            i64::from(ttl_secs),
+            &SystemClock,
+        )
+        .await?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", token.expose_secret()).context("cannot write the token")?;
+    Ok(())
 }

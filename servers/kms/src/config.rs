@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use edk_core::jose::JwkSet;
 use serde::Deserialize;
 
-use edk_kms::provider::pkcs11::Pkcs11ProviderConfig;
-use edk_kms::provider::software::SoftwareProviderConfig;
-use edk_server::{AuthConfig, HttpConfig, LogConfig};
+use edk_server::{AuthConfig, HttpConfig, LogConfig, ServiceConfig};
 use edk_tenancy::DatabaseConfig;
+
+pub use edk_server::kms::{KmsConfig, LocalKmsConfig, ProviderConfig};
 
 /// Everything `edk-kms` reads from its defaults, YAML files and `EDK_*` variables.
 #[derive(Clone, Debug, Deserialize)]
@@ -26,7 +26,8 @@ pub struct KmsServerConfig {
     pub log: LogConfig,
     /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`).
     pub database: DatabaseConfig,
-    /// The key providers.
+    /// The key providers: `mode: local` (the KMS server holds the keys; `mode: remote` is
+    /// refused).
     pub kms: KmsConfig,
     /// The gRPC listener for services that use this KMS remotely; off when absent.
     #[serde(default)]
@@ -99,40 +100,24 @@ const fn default_max_token_lifetime() -> u64 {
     300
 }
 
-/// The KMS itself.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KmsConfig {
-    /// The key providers, in order of preference; the first is the default. At least one.
-    pub providers: Vec<ProviderConfig>,
-    /// How long resolved aliases are cached in process, in seconds. Default 30.
-    #[serde(default = "default_cache_ttl")]
-    pub cache_ttl_secs: u64,
-}
-
-impl KmsConfig {
-    /// The providers `providers`, with the default cache TTL.
-    #[must_use]
-    pub const fn new(providers: Vec<ProviderConfig>) -> Self {
-        Self {
-            providers,
-            cache_ttl_secs: default_cache_ttl(),
-        }
+impl ServiceConfig for KmsServerConfig {
+    fn http(&self) -> &HttpConfig {
+        &self.http
     }
-}
 
-const fn default_cache_ttl() -> u64 {
-    30
-}
+    fn http_mut(&mut self) -> &mut HttpConfig {
+        &mut self.http
+    }
 
-/// One key provider, tagged by `kind`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProviderConfig {
-    /// Software keys sealed under a key encryption key (`id`, `current_kek`, `keks`).
-    Software(SoftwareProviderConfig),
-    /// A PKCS#11 token (`id`, `module`, `token_label`, `pin` or `pin_file`, `max_sessions`,
-    /// `hardware_backed`).
-    Pkcs11(Pkcs11ProviderConfig),
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    fn database(&self) -> &DatabaseConfig {
+        &self.database
+    }
+
+    fn kms(&self) -> &KmsConfig {
+        &self.kms
+    }
 }

@@ -43,6 +43,9 @@ pub enum Error {
     /// The server's KMS keeps no audit trail it can read (a remote KMS, say).
     #[error("this KMS keeps no audit trail that the server can read")]
     AuditUnavailable,
+    /// The KMS server was configured with `kms.mode: remote`.
+    #[error("the KMS server holds the keys itself: `kms.mode` must be `local`")]
+    RemoteKms,
     /// No provider is configured.
     #[error("no key provider is configured")]
     NoProviders,
@@ -106,6 +109,7 @@ impl HasKind for Error {
             Self::NoMatchingProvider | Self::AuditUnavailable => ErrorKind::Unsupported,
             Self::DuplicateProvider { .. }
             | Self::NoProviders
+            | Self::RemoteKms
             | Self::DuplicateResolver { .. }
             | Self::Metrics(_)
             | Self::Grpc { .. }

@@ -12,26 +12,25 @@ use async_trait::async_trait;
 use poem::Response;
 use poem::endpoint::BoxEndpoint;
 
+use edk_core::Clock;
 use edk_core::jose::Jwk;
-use edk_core::{Clock, ErrorChain, HasKind, TenantSlug};
 use edk_kms::Kms;
+use edk_kms::LocalKms;
 use edk_kms::cert::Certificates;
 use edk_kms::cert::store::SqlCertificateStore;
 use edk_kms::grpc::auth::server_tls_config;
 use edk_kms::grpc::proto::key_management_server::KeyManagementServer;
 use edk_kms::grpc::{KmsGrpcService, MtlsAuth, ServiceAuth, ServiceJwtAuth, TrustedServices};
-use edk_kms::provider::pkcs11::Pkcs11Provider;
-use edk_kms::provider::software::SoftwareProvider;
-use edk_kms::{KeyProvider, LocalKms};
-use edk_server::{ANONYMOUS_PATHS, AdminAuth, HealthApi, Metrics, ReadinessCheck, app};
-use edk_tenancy::events::BackgroundTask;
+use edk_server::deps::{Deps, DepsBuilder};
+use edk_server::service::BoxError;
+use edk_server::{ANONYMOUS_PATHS, AdminAuth, HealthApi, Metrics, Service, SideTask, app};
 use edk_tenancy::migrate::MigrationSet;
 use edk_tenancy::{Tenancy, TenantDirectory};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Identity, ServerTlsConfig};
 
-use crate::config::{GrpcAuthConfig, GrpcConfig, KmsServerConfig, ProviderConfig};
+use crate::config::{GrpcAuthConfig, GrpcConfig, KmsServerConfig};
 use crate::state::{KmsState, ProviderRegistry};
 use crate::{Error, routes};
 
@@ -42,10 +41,9 @@ pub struct KmsServer {
     state: Arc<KmsState>,
     auth: AdminAuth,
     metrics: Metrics,
+    health: HealthApi,
     http: edk_server::HttpConfig,
     grpc: Option<GrpcListener>,
-    cancel: CancellationToken,
-    tasks: Option<(BackgroundTask, edk_kms::local::KmsTask)>,
 }
 
 /// The gRPC service and its TLS settings, ready to serve on the configured address.
@@ -87,26 +85,6 @@ impl fmt::Debug for GrpcListener {
 }
 
 impl KmsServer {
-    /// Connects the databases (applying migrations), opens the providers, builds the KMS
-    /// and starts its background work. `clock` dates tokens and keys; `http_client` fetches
-    /// the JWKS of issuers configured with a `jwks_uri`.
-    ///
-    /// # Errors
-    /// [`Error`] naming the part that could not be set up.
-    pub async fn build(
-        config: &KmsServerConfig,
-        clock: Arc<dyn Clock>,
-        http_client: &reqwest::Client,
-    ) -> Result<Self, Error> {
-        let mut builder = Tenancy::builder(config.database.clone()).clock(Arc::clone(&clock));
-        for migrations in Self::migrations()? {
-            builder = builder.migrations(migrations);
-        }
-        let tenancy = builder.build().await.map_err(Error::Tenancy)?;
-        tenancy.upgrade_all().await.map_err(Error::Tenancy)?;
-        Self::build_on(config, tenancy, clock, http_client).await
-    }
-
     /// The migration sets the KMS server's tenant databases need: keys and certificates.
     ///
     /// # Errors
@@ -118,78 +96,15 @@ impl KmsServer {
         ])
     }
 
-    /// Like [`build`](Self::build), on a `tenancy` the caller opened (and upgraded) with at
-    /// least [`migrations`](Self::migrations); `config.database` is not used. The all-in-one
-    /// `edk` shares one tenancy between its services this way.
-    ///
-    /// # Errors
-    /// [`Error`] naming the part that could not be set up.
-    pub async fn build_on(
-        config: &KmsServerConfig,
-        tenancy: Tenancy,
-        clock: Arc<dyn Clock>,
-        http_client: &reqwest::Client,
-    ) -> Result<Self, Error> {
-        let providers = open_providers(&config.kms.providers).await?;
-        let registry = ProviderRegistry::new(providers.clone())?;
-        let kms = LocalKms::builder(tenancy.clone(), providers)
-            .clock(Arc::clone(&clock))
-            .cache_ttl(Duration::from_secs(config.kms.cache_ttl_secs))
-            .build()
-            .map_err(Error::Kms)?;
-        let certificates = Certificates::new(
-            Arc::new(kms.clone()),
-            Arc::new(SqlCertificateStore::new(tenancy.clone())),
-            Arc::clone(&clock),
-        );
-        let auth = AdminAuth::new(
-            &config.auth,
-            Arc::clone(&clock),
-            &ANONYMOUS_PATHS,
-            Some(http_client),
-        )
-        .map_err(Error::Auth)?;
-        let cancel = CancellationToken::new();
-        let tasks = (tenancy.start(&cancel), kms.start(&cancel));
-        let directory: Arc<dyn TenantDirectory> = Arc::new(tenancy.clone());
-        let grpc = match &config.grpc {
-            Some(grpc) => Some(grpc_listener(
-                grpc,
-                Arc::new(kms.clone()),
-                Arc::clone(&directory),
-                Arc::clone(&clock),
-            )?),
-            None => None,
-        };
-        let state = Arc::new(
-            KmsState::new(registry, Arc::new(kms.clone()), directory, certificates)
-                .with_audit(Arc::new(kms.clone())),
-        );
-        Ok(Self {
-            tenancy,
-            kms,
-            state,
-            auth,
-            metrics: Metrics::new().map_err(Error::Metrics)?,
-            http: config.http.clone(),
-            grpc,
-            cancel,
-            tasks: Some(tasks),
-        })
-    }
-
     /// The application: the KMS routes, health with the database check, `/metrics`,
     /// `/openapi.json`, `/docs`, admin authentication and the shared middleware.
     #[must_use]
     pub fn app(&self) -> BoxEndpoint<'static, Response> {
-        let health = HealthApi::new().with_check(Arc::new(DatabaseCheck {
-            tenancy: self.tenancy.clone(),
-        }));
         app(
             &self.http,
             &self.metrics,
             Some(self.auth.clone()),
-            routes(&self.state, health),
+            routes(&self.state, self.health.clone()),
         )
     }
 
@@ -216,15 +131,6 @@ impl KmsServer {
     pub const fn state(&self) -> &Arc<KmsState> {
         &self.state
     }
-
-    /// Stops the background work and writes the buffered audit records.
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some((tenancy, kms)) = self.tasks.take() {
-            kms.shutdown().await;
-            tenancy.shutdown().await;
-        }
-    }
 }
 
 impl fmt::Debug for KmsServer {
@@ -232,6 +138,87 @@ impl fmt::Debug for KmsServer {
         f.debug_struct("KmsServer")
             .field("state", &self.state)
             .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Service for KmsServer {
+    type Config = KmsServerConfig;
+    type Error = Error;
+
+    const NAME: &'static str = "edk-kms";
+
+    fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
+        Ok(Self::migrations()?
+            .into_iter()
+            .fold(deps, DepsBuilder::migrations))
+    }
+
+    /// Builds the server on `deps`, whose KMS must be in process (`kms.mode: local`): the KMS
+    /// server is where the keys are.
+    async fn build(config: &KmsServerConfig, deps: &Deps) -> Result<Self, Error> {
+        let Some(kms) = deps.kms().local().cloned() else {
+            return Err(Error::RemoteKms);
+        };
+        let tenancy = deps.tenancy().clone();
+        let clock = deps.clock();
+        let registry = ProviderRegistry::new(kms.providers().to_vec())?;
+        let certificates = Certificates::new(
+            Arc::new(kms.clone()),
+            Arc::new(SqlCertificateStore::new(tenancy.clone())),
+            Arc::clone(&clock),
+        );
+        let auth = AdminAuth::new(
+            &config.auth,
+            Arc::clone(&clock),
+            &ANONYMOUS_PATHS,
+            Some(deps.http()),
+        )
+        .map_err(Error::Auth)?;
+        let directory: Arc<dyn TenantDirectory> = Arc::new(tenancy.clone());
+        let grpc = match &config.grpc {
+            Some(grpc) => Some(grpc_listener(
+                grpc,
+                Arc::new(kms.clone()),
+                Arc::clone(&directory),
+                Arc::clone(&clock),
+            )?),
+            None => None,
+        };
+        let state = Arc::new(
+            KmsState::new(registry, Arc::new(kms.clone()), directory, certificates)
+                .with_audit(Arc::new(kms.clone())),
+        );
+        Ok(Self {
+            tenancy,
+            kms,
+            state,
+            auth,
+            metrics: deps.metrics().clone(),
+            health: deps.health(),
+            http: config.http.clone(),
+            grpc,
+        })
+    }
+
+    fn app(&self) -> BoxEndpoint<'static, Response> {
+        Self::app(self)
+    }
+
+    /// The gRPC listener, when `grpc` is configured.
+    async fn side_tasks(&self, stop: CancellationToken) -> Result<Vec<SideTask>, BoxError> {
+        let Some(grpc) = self.grpc.clone() else {
+            return Ok(Vec::new());
+        };
+        let listener = TcpListener::bind(grpc.listen())
+            .await
+            .map_err(|err| format!("cannot listen for gRPC on {}: {err}", grpc.listen()))?;
+        tracing::info!(listen = %grpc.listen(), "serving gRPC");
+        Ok(vec![Box::pin(async move {
+            grpc.serve(listener, async move { stop.cancelled().await })
+                .await
+                .map_err(BoxError::from)
+        })])
     }
 }
 
@@ -303,61 +290,4 @@ fn grpc_listener(
 fn read_pem(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path)
         .map_err(|err| Error::grpc(format!("cannot read `{}`: {err}", path.display())))
-}
-
-/// Opens the configured providers, in order.
-///
-/// # Errors
-/// [`Error::Kms`] for a provider that cannot be opened.
-pub async fn open_providers(
-    configs: &[ProviderConfig],
-) -> Result<Vec<Arc<dyn KeyProvider>>, Error> {
-    let mut providers: Vec<Arc<dyn KeyProvider>> = Vec::with_capacity(configs.len());
-    for config in configs {
-        let provider: Arc<dyn KeyProvider> = match config {
-            ProviderConfig::Software(config) => {
-                Arc::new(SoftwareProvider::new(config.clone()).map_err(Error::Kms)?)
-            }
-            ProviderConfig::Pkcs11(config) => Arc::new(
-                Pkcs11Provider::connect(config.clone())
-                    .await
-                    .map_err(Error::Kms)?,
-            ),
-        };
-        providers.push(provider);
-    }
-    Ok(providers)
-}
-
-/// Readiness: the platform database answers.
-#[derive(Debug)]
-pub struct DatabaseCheck {
-    tenancy: Tenancy,
-}
-
-impl DatabaseCheck {
-    /// The check over `tenancy`'s platform database.
-    #[must_use]
-    pub const fn new(tenancy: Tenancy) -> Self {
-        Self { tenancy }
-    }
-}
-
-#[async_trait]
-impl ReadinessCheck for DatabaseCheck {
-    fn name(&self) -> &str {
-        "database"
-    }
-
-    async fn check(&self) -> Result<(), String> {
-        let probe = TenantSlug::new("readiness-probe").map_err(|_| "probe".to_owned())?;
-        match self.tenancy.tenant_by_slug(&probe).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.kind() == edk_core::ErrorKind::NotFound => Ok(()),
-            Err(err) => {
-                tracing::warn!(error = %ErrorChain(&err), "database readiness check failed");
-                Err("the database does not answer".to_owned())
-            }
-        }
-    }
 }

@@ -7,7 +7,12 @@ use crate::support::Deployment;
 async fn openapi_document_matches_the_snapshot() {
     let deployment = Deployment::sqlite().await;
     let replica = deployment.first();
-    let spec = edk_as_server::openapi_service(&replica.tenancy, &replica.server).spec();
+    let spec = edk_as_server::openapi_service(
+        &replica.tenancy,
+        &replica.server,
+        edk_server::HealthApi::new(),
+    )
+    .spec();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
     if std::env::var_os("EDK_UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, format!("{spec}\n")).unwrap();

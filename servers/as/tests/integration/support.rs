@@ -82,6 +82,7 @@ async fn replica(database: DatabaseConfig, kek: &SecretString, admin: &JwkSet) -
         &Metrics::new().unwrap(),
         &tenancy,
         &server,
+        edk_server::HealthApi::new(),
         clock,
         None,
     )

@@ -31,7 +31,7 @@ fn defaults_apply_without_files_or_variables() {
     assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.http.body_limit_bytes.get(), 1024 * 1024);
     assert_eq!(config.auth.audience, "edk-admin");
-    assert!(config.log.json);
+    assert_eq!(config.log.json, None);
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn later_layers_override_earlier_ones() {
     assert_eq!(config.http.listen.to_string(), "127.0.0.1:7000");
     assert_eq!(config.http.body_limit_bytes.get(), 200);
     assert_eq!(config.log.filter, "debug");
-    assert!(!config.log.json);
+    assert_eq!(config.log.json, Some(false));
 }
 
 #[test]

@@ -23,10 +23,15 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_on(None).await
+    }
+
+    async fn start_on(database: Option<edk_tenancy::DatabaseConfig>) -> Self {
         edk_server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
         let mut config = EdkConfig::default();
+        config.database = database;
         let data = DataDir::open(&dir.path().join("data")).unwrap();
         let other_key = SigningKey::generate(Algorithm::Es256).unwrap();
         config.auth.issuers.push(TrustedIssuer::with_jwks(
@@ -209,6 +214,11 @@ async fn data_dir_is_private_and_mints_the_token_once() {
         .await
         .unwrap();
     assert!(edk.bootstrap_token().is_some());
+    let token = edk.bootstrap_token().unwrap().to_owned();
+    assert!(
+        !format!("{edk:?}").contains(&token),
+        "Debug prints the bootstrap token"
+    );
     let tenant = edk.default_tenant();
     edk.shutdown().await;
 
@@ -444,4 +454,53 @@ async fn default_tenant_publishes_and_resolves_dids() {
         .unwrap();
     assert_eq!(anonymous.status(), 401);
     h.stop().await;
+}
+
+/// `database.backend: postgres` puts the platform and the tenants on PostgreSQL: the default
+/// tenant's keys and clients land in its schema there, and the data directory holds no
+/// database files.
+#[tokio::test]
+async fn edk_runs_on_postgres_by_configuration() {
+    let db = edk_testkit::TestDb::new().await;
+    let database: edk_tenancy::DatabaseConfig = serde_json::from_value(json!({
+        "backend": "postgres", "platform_url": db.url(),
+    }))
+    .unwrap();
+    let h = Harness::start_on(Some(database)).await;
+    let created = h
+        .client
+        .post(h.server.url("/api/kms/v1/keys"))
+        .bearer_auth(&h.token)
+        .json(
+            &json!({ "alias": "issuer.credential-signing", "usage": "sign", "algorithm": "ES256" }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let ready = h.get("/health/ready", None).await;
+    assert_eq!(ready.status(), 200);
+    let report: Value = ready.json().await.unwrap();
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["database", "kms"]);
+    let (schema, keys): (String, i64) = sqlx::query_as(
+        "SELECT table_schema::text, COUNT(*) FROM information_schema.tables \
+         WHERE table_schema LIKE 'tenant_%' GROUP BY table_schema",
+    )
+    .fetch_one(&db.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        schema,
+        format!("tenant_{}", h.edk.default_tenant().as_uuid().simple())
+    );
+    assert!(keys > 0);
+    assert!(!h._dir.path().join("data").join("db").exists());
+    h.stop().await;
+    db.close().await;
 }

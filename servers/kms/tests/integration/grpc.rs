@@ -155,7 +155,7 @@ async fn the_binary_serves_grpc_next_to_http() {
     let config = json!({
         "http": { "listen": format!("127.0.0.1:{http_port}") },
         "database": { "backend": "sqlite", "directory": dir.path().join("db") },
-        "kms": { "providers": [{
+        "kms": { "mode": "local", "providers": [{
             "kind": "software", "id": "software", "current_kek": "k1",
             "keks": [{ "id": "k1", "key": secrecy::ExposeSecret::expose_secret(&kek) }],
         }] },

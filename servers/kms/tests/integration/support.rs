@@ -24,7 +24,7 @@ pub(crate) enum Backend {
 /// A KMS server booted from its configuration on loopback, with two tenants.
 pub(crate) struct Harness {
     pub(crate) server: TestServer,
-    pub(crate) kms: KmsServer,
+    pub(crate) kms: edk_server::service::Started<KmsServer>,
     pub(crate) client: reqwest::Client,
     pub(crate) tenant_a: TenantId,
     pub(crate) tenant_b: TenantId,
@@ -64,6 +64,7 @@ impl Harness {
                 "issuers": [{ "issuer": ISSUER, "jwks": { "keys": [admin_key.public_jwk()] } }],
             },
             "kms": {
+                "mode": "local",
                 "providers": [
                     {
                         "kind": "software",
@@ -86,7 +87,9 @@ impl Harness {
         let config: KmsServerConfig = serde_json::from_value(config).unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
         let http = reqwest::Client::builder().build().unwrap();
-        let kms = KmsServer::build(&config, clock, &http).await.unwrap();
+        let kms = edk_server::service::start::<KmsServer>(&config, clock, http)
+            .await
+            .unwrap();
         let tenant_a = kms
             .tenancy()
             .provision(TenantSlug::new("tenant-a").unwrap(), "Tenant A")

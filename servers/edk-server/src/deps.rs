@@ -1,0 +1,408 @@
+//! [`Deps`]: the shared dependencies every server is built from.
+//!
+//! Every server crate has one shape: its configuration has the same `database` section
+//! (edk-tenancy's [`DatabaseConfig`]) and the same [`kms`](crate::kms) section; its `main`
+//! opens one [`Deps`] from them, with the migrations and tenant configuration keys the server
+//! declares, and calls the server's `build(&config, &deps)`. The all-in-one `edk` opens one
+//! [`Deps`] and builds every server on it.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use edk_server::deps::Deps;
+//! use edk_server::kms::KmsConfig;
+//! use edk_tenancy::DatabaseConfig;
+//!
+//! let database: DatabaseConfig = serde_json::from_value(serde_json::json!({
+//!     "backend": "sqlite", "directory": "./.edk-example"
+//! }))?;
+//! let kms: KmsConfig = serde_json::from_value(serde_json::json!({
+//!     "mode": "remote", "endpoint": "http://127.0.0.1:9090",
+//!     "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms",
+//!              "key_file": "/run/secrets/as.jwk"}
+//! }))?;
+//! let deps = Deps::builder(database, kms).build().await?;
+//! // ... build servers on `deps`, serve ...
+//! deps.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use edk_core::{Clock, ErrorChain, ErrorKind, HasKind, SystemClock, TenantId, TenantSlug};
+use edk_kms::LocalKms;
+use edk_kms::local::KmsTask;
+use edk_tenancy::events::BackgroundTask;
+use edk_tenancy::migrate::MigrationSet;
+use edk_tenancy::{ConfigKey, ConfigSchema, DatabaseConfig, Tenancy, TenancyOptions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::kms::{KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers};
+use crate::{HealthApi, Metrics, ReadinessCheck};
+
+type SchemaStep = Box<
+    dyn FnOnce(edk_tenancy::config::ConfigSchemaBuilder) -> edk_tenancy::config::ConfigSchemaBuilder
+        + Send,
+>;
+
+/// What a server is built from: the tenancy (databases, routing, events), the KMS, the clock,
+/// the outbound HTTP client and the metrics registry.
+pub struct Deps {
+    tenancy: Tenancy,
+    kms: KmsHandle,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    metrics: Metrics,
+    cancel: CancellationToken,
+    tasks: Mutex<Option<(BackgroundTask, Option<KmsTask>)>>,
+}
+
+impl fmt::Debug for Deps {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deps")
+            .field("kms", &self.kms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds [`Deps`].
+pub struct DepsBuilder {
+    database: DatabaseConfig,
+    kms: KmsConfig,
+    clock: Arc<dyn Clock>,
+    http: Option<reqwest::Client>,
+    options: Option<TenancyOptions>,
+    migrations: Vec<MigrationSet>,
+    schema: Vec<SchemaStep>,
+}
+
+impl fmt::Debug for DepsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DepsBuilder")
+            .field("kms", &self.kms)
+            .field("migrations", &self.migrations.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`Deps`] could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DepsError {
+    /// The databases could not be opened or migrated.
+    #[error("the databases could not be opened")]
+    Tenancy(#[source] edk_tenancy::Error),
+    /// A tenant configuration key is malformed or registered twice.
+    #[error("the tenant configuration keys are inconsistent")]
+    ConfigSchema(#[source] edk_tenancy::error::ConfigError),
+    /// A bundled migration set is malformed.
+    #[error("a bundled migration set is malformed")]
+    Migrations(#[source] edk_kms::Error),
+    /// The `kms` section could not be opened.
+    #[error(transparent)]
+    Kms(#[from] KmsSetupError),
+    /// The HTTP client could not be built.
+    #[error("the HTTP client could not be built")]
+    Http(#[source] reqwest::Error),
+    /// The metrics registry could not be set up.
+    #[error("the metrics registry could not be set up")]
+    Metrics(#[source] prometheus::Error),
+}
+
+impl Deps {
+    /// A builder over the `database` and `kms` sections.
+    #[must_use]
+    pub fn builder(database: DatabaseConfig, kms: KmsConfig) -> DepsBuilder {
+        DepsBuilder {
+            database,
+            kms,
+            clock: Arc::new(SystemClock),
+            http: None,
+            options: None,
+            migrations: Vec::new(),
+            schema: Vec::new(),
+        }
+    }
+
+    /// The tenancy.
+    #[must_use]
+    pub const fn tenancy(&self) -> &Tenancy {
+        &self.tenancy
+    }
+
+    /// The KMS: in process or remote.
+    #[must_use]
+    pub const fn kms(&self) -> &KmsHandle {
+        &self.kms
+    }
+
+    /// The clock.
+    #[must_use]
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
+    }
+
+    /// The outbound HTTP client (timeouts set, redirects not followed).
+    #[must_use]
+    pub const fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The metrics registry.
+    #[must_use]
+    pub const fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A token cancelled when [`shutdown`](Self::shutdown) starts; servers stop their own
+    /// background work on it.
+    #[must_use]
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.child_token()
+    }
+
+    /// The readiness checks of these dependencies: the database, and the KMS.
+    #[must_use]
+    pub fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
+        vec![
+            Arc::new(DatabaseCheck::new(self.tenancy.clone())),
+            Arc::new(KmsCheck {
+                kms: self.kms.clone(),
+                tenancy: self.tenancy.clone(),
+            }),
+        ]
+    }
+
+    /// Health endpoints that run [`readiness_checks`](Self::readiness_checks).
+    #[must_use]
+    pub fn health(&self) -> HealthApi {
+        self.readiness_checks()
+            .into_iter()
+            .fold(HealthApi::new(), HealthApi::with_check)
+    }
+
+    /// Stops the background work (event listener, KMS audit writer) and writes the buffered
+    /// audit records.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((tenancy, kms)) = tasks {
+            if let Some(kms) = kms {
+                kms.shutdown().await;
+            }
+            tenancy.shutdown().await;
+        }
+    }
+}
+
+impl DepsBuilder {
+    /// The clock (default: the system clock).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The outbound HTTP client (default: 10 s timeout, no redirects).
+    #[must_use]
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Tenancy behaviour (cache lifetimes, deletion grace, fallback tenant).
+    #[must_use]
+    pub fn tenancy_options(mut self, options: TenancyOptions) -> Self {
+        self.options = Some(options);
+        self
+    }
+
+    /// A migration set the server needs on every tenant; a component added twice is applied
+    /// once.
+    #[must_use]
+    pub fn migrations(mut self, set: MigrationSet) -> Self {
+        self.migrations.push(set);
+        self
+    }
+
+    /// A tenant configuration key the server reads.
+    #[must_use]
+    pub fn config_key<T>(mut self, key: &'static ConfigKey<T>) -> Self
+    where
+        T: Serialize + DeserializeOwned + 'static,
+    {
+        self.schema.push(Box::new(move |builder| builder.key(key)));
+        self
+    }
+
+    /// Opens the databases (applying every migration to every tenant), then the KMS, and
+    /// starts their background work.
+    ///
+    /// # Errors
+    /// [`DepsError`] naming the part that could not be opened.
+    pub async fn build(self) -> Result<Deps, DepsError> {
+        let http = match self.http {
+            Some(http) => http,
+            None => default_http_client().map_err(DepsError::Http)?,
+        };
+        let mut migrations = self.migrations;
+        if self.kms.is_local() {
+            migrations.insert(0, edk_kms::migrations().map_err(DepsError::Migrations)?);
+        }
+        let mut seen = BTreeSet::new();
+        migrations.retain(|set| seen.insert(set.component()));
+        let schema = self
+            .schema
+            .into_iter()
+            .fold(ConfigSchema::builder(), |builder, step| step(builder))
+            .build()
+            .map_err(DepsError::ConfigSchema)?;
+        let mut builder = Tenancy::builder(self.database)
+            .clock(Arc::clone(&self.clock))
+            .config_schema(schema);
+        if let Some(options) = self.options {
+            builder = builder.options(options);
+        }
+        for set in migrations {
+            builder = builder.migrations(set);
+        }
+        let tenancy = builder.build().await.map_err(DepsError::Tenancy)?;
+        tenancy.upgrade_all().await.map_err(DepsError::Tenancy)?;
+        let cancel = CancellationToken::new();
+        let (kms, kms_task) = match &self.kms {
+            KmsConfig::Local(config) => {
+                if config.providers.is_empty() {
+                    return Err(KmsSetupError::Invalid {
+                        field: "providers",
+                        reason: "needs at least one provider",
+                    }
+                    .into());
+                }
+                let providers = open_providers(&config.providers).await?;
+                let kms = LocalKms::builder(tenancy.clone(), providers)
+                    .clock(Arc::clone(&self.clock))
+                    .cache_ttl(Duration::from_secs(config.cache_ttl_secs))
+                    .build()
+                    .map_err(|err| DepsError::Kms(KmsSetupError::Kms(err)))?;
+                let task = kms.start(&cancel);
+                (KmsHandle::Local(kms), Some(task))
+            }
+            KmsConfig::Remote(config) => (
+                KmsHandle::Remote(connect_remote(config, Arc::clone(&self.clock))?),
+                None,
+            ),
+        };
+        let background = tenancy.start(&cancel);
+        Ok(Deps {
+            tenancy,
+            kms,
+            clock: self.clock,
+            http,
+            metrics: Metrics::new().map_err(DepsError::Metrics)?,
+            cancel,
+            tasks: Mutex::new(Some((background, kms_task))),
+        })
+    }
+}
+
+/// The outbound HTTP client servers use by default: 10 s timeout, redirects not followed.
+///
+/// # Errors
+/// When the TLS backend cannot be initialised.
+pub fn default_http_client() -> Result<reqwest::Client, reqwest::Error> {
+    crate::install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// Readiness: the platform database answers.
+#[derive(Debug)]
+pub struct DatabaseCheck {
+    tenancy: Tenancy,
+}
+
+impl DatabaseCheck {
+    /// The check over `tenancy`'s platform database.
+    #[must_use]
+    pub const fn new(tenancy: Tenancy) -> Self {
+        Self { tenancy }
+    }
+}
+
+#[async_trait]
+impl ReadinessCheck for DatabaseCheck {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let probe = TenantSlug::new("readiness-probe").map_err(|_| "probe".to_owned())?;
+        match self.tenancy.tenant_by_slug(&probe).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == ErrorKind::NotFound => Ok(()),
+            Err(err) => {
+                tracing::warn!(error = %ErrorChain(&err), "database readiness check failed");
+                Err("the database does not answer".to_owned())
+            }
+        }
+    }
+}
+
+/// Readiness: the KMS answers. In process, its key store (the tenant databases) is reached
+/// through the database check, so this passes; remote, one authenticated `Ping` call.
+#[derive(Debug)]
+pub struct KmsCheck {
+    kms: KmsHandle,
+    tenancy: Tenancy,
+}
+
+#[async_trait]
+impl ReadinessCheck for KmsCheck {
+    fn name(&self) -> &str {
+        "kms"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        match &self.kms {
+            KmsHandle::Local(_) => Ok(()),
+            KmsHandle::Remote(remote) => remote_ping(remote, &self.tenancy).await,
+        }
+    }
+}
+
+/// One `Ping` for a serving tenant (or, with none, for an unknown tenant id, whose `NotFound`
+/// shows the KMS answered and accepted the credentials).
+async fn remote_ping(remote: &edk_kms::grpc::RemoteKms, tenancy: &Tenancy) -> Result<(), String> {
+    let tenant = match tenancy.tenants().await {
+        Ok(tenants) => tenants
+            .iter()
+            .find(|tenant| tenant.status.is_serving())
+            .map(|tenant| tenant.id),
+        Err(_) => None,
+    };
+    let probe = tenant.unwrap_or_else(|| TenantId::from_uuid(uuid::Uuid::nil()));
+    match remote.ping(probe).await {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::NotFound && tenant.is_none() => Ok(()),
+        Err(err) => {
+            tracing::warn!(error = %ErrorChain(&err), "KMS readiness check failed");
+            Err(match err.kind() {
+                ErrorKind::Unauthenticated => "the KMS refuses this server's credentials",
+                ErrorKind::Forbidden => "the KMS does not let this server act for its tenants",
+                _ => "the KMS does not answer",
+            }
+            .to_owned())
+        }
+    }
+}

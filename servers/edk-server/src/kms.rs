@@ -1,0 +1,459 @@
+//! The `kms` configuration section that every server shares, and opening it.
+//!
+//! ```yaml
+//! # In process: the server holds the key providers itself (the KMS server, the all-in-one
+//! # `edk`, development).
+//! kms:
+//!   mode: local
+//!   providers:
+//!     - kind: software
+//!       id: software
+//!       current_kek: k1
+//!       keks: [{ id: k1, key_file: /run/secrets/kek }]
+//!
+//! # Remote: the runtime servers (AS, DID, issuer, verifier) hold no key material and no KEK;
+//! # every key operation is a gRPC call to the KMS server.
+//! kms:
+//!   mode: remote
+//!   endpoint: https://edk-kms.internal:9090
+//!   server_ca_file: /run/secrets/kms-ca.pem
+//!   auth:
+//!     kind: service_jwt
+//!     service: as
+//!     audience: edk-kms
+//!     key_file: /run/secrets/as-service-key.jwk
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edk_core::Clock;
+use edk_core::jose::{Jwk, SigningKey};
+use edk_kms::grpc::{ClientAuth, RemoteKms, RemoteKmsOptions, ServiceTokenSource};
+use edk_kms::provider::pkcs11::{Pkcs11Provider, Pkcs11ProviderConfig};
+use edk_kms::provider::software::{SoftwareProvider, SoftwareProviderConfig};
+use edk_kms::{KeyProvider, Kms, LocalKms};
+use serde::Deserialize;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+use zeroize::Zeroizing;
+
+/// Where a server's keys are: in process, or at a KMS server over gRPC. Tagged by `mode`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KmsConfig {
+    /// An in-process [`LocalKms`] over the configured key providers.
+    Local(LocalKmsConfig),
+    /// The KMS server's gRPC service ([`RemoteKms`]).
+    Remote(RemoteKmsConfig),
+}
+
+impl KmsConfig {
+    /// A local KMS over `providers`, with the default cache lifetime.
+    #[must_use]
+    pub fn local(providers: Vec<ProviderConfig>) -> Self {
+        Self::Local(LocalKmsConfig {
+            providers,
+            cache_ttl_secs: default_cache_ttl(),
+        })
+    }
+
+    /// Whether this is the in-process mode.
+    #[must_use]
+    pub const fn is_local(&self) -> bool {
+        matches!(self, Self::Local(_))
+    }
+}
+
+/// `mode: local`: key providers in this process.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalKmsConfig {
+    /// The key providers, in order of preference; the first is the default. At least one.
+    pub providers: Vec<ProviderConfig>,
+    /// How long resolved aliases are cached in process, in seconds. Default 30.
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl_secs: u64,
+}
+
+const fn default_cache_ttl() -> u64 {
+    30
+}
+
+/// One key provider, tagged by `kind`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProviderConfig {
+    /// Software keys sealed under a key encryption key (`id`, `current_kek`, `keks`).
+    Software(SoftwareProviderConfig),
+    /// A PKCS#11 token (`id`, `module`, `token_label`, `pin` or `pin_file`, `max_sessions`,
+    /// `hardware_backed`).
+    Pkcs11(Pkcs11ProviderConfig),
+}
+
+/// `mode: remote`: the KMS server's gRPC endpoint and how to authenticate to it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteKmsConfig {
+    /// `http://host:port`, or `https://host:port` with `server_ca_file`.
+    pub endpoint: String,
+    /// How this server authenticates.
+    pub auth: RemoteAuthConfig,
+    /// The CA (PEM) the KMS server's certificate must chain to; required for `https` and for
+    /// `mtls`.
+    #[serde(default)]
+    pub server_ca_file: Option<PathBuf>,
+    /// The name to check the server certificate against; default the endpoint's host.
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// The deadline of every call, in milliseconds. Default 10000.
+    #[serde(default = "default_timeout_millis")]
+    pub timeout_millis: u64,
+    /// How long establishing the connection may take, in milliseconds. Default 5000.
+    #[serde(default = "default_connect_timeout_millis")]
+    pub connect_timeout_millis: u64,
+    /// How long resolved public keys are cached in process, in seconds. Default 300.
+    #[serde(default = "default_resolver_ttl")]
+    pub resolver_ttl_secs: u64,
+}
+
+const fn default_timeout_millis() -> u64 {
+    10_000
+}
+
+const fn default_connect_timeout_millis() -> u64 {
+    5_000
+}
+
+const fn default_resolver_ttl() -> u64 {
+    300
+}
+
+/// How a server authenticates to the KMS server, tagged by `kind`.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum RemoteAuthConfig {
+    /// Short-lived service JWTs, one per tenant, signed with this server's service key.
+    ServiceJwt {
+        /// This server's service name: the tokens' `iss`, one of the KMS's
+        /// `grpc.auth.services[].name`.
+        service: String,
+        /// The KMS's `grpc.auth.audience`.
+        audience: String,
+        /// The service's private signing key, a JWK (ES256, ES384 or EdDSA) in a file.
+        key_file: PathBuf,
+        /// Token lifetime in seconds, within the KMS's maximum. Default 120.
+        #[serde(default = "default_token_lifetime")]
+        lifetime_secs: u64,
+    },
+    /// A client certificate (requires `server_ca_file`).
+    Mtls {
+        /// The client certificate chain (PEM, leaf first).
+        cert_file: PathBuf,
+        /// The client's private key (PEM).
+        key_file: PathBuf,
+    },
+}
+
+impl fmt::Debug for RemoteAuthConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ServiceJwt {
+                service,
+                audience,
+                key_file,
+                lifetime_secs,
+            } => f
+                .debug_struct("ServiceJwt")
+                .field("service", service)
+                .field("audience", audience)
+                .field("key_file", key_file)
+                .field("lifetime_secs", lifetime_secs)
+                .finish(),
+            Self::Mtls {
+                cert_file,
+                key_file,
+            } => f
+                .debug_struct("Mtls")
+                .field("cert_file", cert_file)
+                .field("key_file", key_file)
+                .finish(),
+        }
+    }
+}
+
+const fn default_token_lifetime() -> u64 {
+    120
+}
+
+/// The KMS a server was built with: in process or remote.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum KmsHandle {
+    /// An in-process KMS.
+    Local(LocalKms),
+    /// A KMS server over gRPC.
+    Remote(RemoteKms),
+}
+
+impl KmsHandle {
+    /// The KMS as the trait the libraries take.
+    #[must_use]
+    pub fn kms(&self) -> Arc<dyn Kms> {
+        match self {
+            Self::Local(kms) => Arc::new(kms.clone()),
+            Self::Remote(kms) => Arc::new(kms.clone()),
+        }
+    }
+
+    /// The in-process KMS, when this is one.
+    #[must_use]
+    pub const fn local(&self) -> Option<&LocalKms> {
+        match self {
+            Self::Local(kms) => Some(kms),
+            Self::Remote(_) => None,
+        }
+    }
+
+    /// The remote KMS, when this is one.
+    #[must_use]
+    pub const fn remote(&self) -> Option<&RemoteKms> {
+        match self {
+            Self::Remote(kms) => Some(kms),
+            Self::Local(_) => None,
+        }
+    }
+}
+
+/// Why the `kms` section could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KmsSetupError {
+    /// A key provider or the KMS could not be opened.
+    #[error("the KMS could not be set up")]
+    Kms(#[source] edk_kms::Error),
+    /// A file named in the section could not be read.
+    #[error("cannot read `{}`", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The section is inconsistent or a value is unusable.
+    #[error("`kms.{field}` {reason}")]
+    Invalid {
+        /// The key, below `kms.`.
+        field: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Opens the configured providers, in order.
+///
+/// # Errors
+/// [`KmsSetupError::Kms`] for a provider that cannot be opened.
+pub async fn open_providers(
+    configs: &[ProviderConfig],
+) -> Result<Vec<Arc<dyn KeyProvider>>, KmsSetupError> {
+    let mut providers: Vec<Arc<dyn KeyProvider>> = Vec::with_capacity(configs.len());
+    for config in configs {
+        let provider: Arc<dyn KeyProvider> = match config {
+            ProviderConfig::Software(config) => {
+                Arc::new(SoftwareProvider::new(config.clone()).map_err(KmsSetupError::Kms)?)
+            }
+            ProviderConfig::Pkcs11(config) => Arc::new(
+                Pkcs11Provider::connect(config.clone())
+                    .await
+                    .map_err(KmsSetupError::Kms)?,
+            ),
+        };
+        providers.push(provider);
+    }
+    Ok(providers)
+}
+
+/// Connects to the remote KMS as `config` says. The connection is made lazily: a server
+/// starts while the KMS is down, and readiness reports it.
+///
+/// # Errors
+/// [`KmsSetupError`] for unreadable files, an unusable key or certificate, or a bad endpoint.
+pub fn connect_remote(
+    config: &RemoteKmsConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<RemoteKms, KmsSetupError> {
+    let options = RemoteKmsOptions::default()
+        .with_timeout(Duration::from_millis(config.timeout_millis))
+        .with_resolver_ttl(Duration::from_secs(config.resolver_ttl_secs))
+        .with_clock(Arc::clone(&clock));
+    let mut endpoint = Endpoint::from_shared(config.endpoint.clone())
+        .map_err(|_| KmsSetupError::Invalid {
+            field: "endpoint",
+            reason: "is not a valid URL",
+        })?
+        .timeout(Duration::from_millis(config.timeout_millis))
+        .connect_timeout(Duration::from_millis(config.connect_timeout_millis))
+        .tcp_nodelay(true);
+    let https = config.endpoint.starts_with("https://");
+    let mut tls = match &config.server_ca_file {
+        Some(ca) => Some(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?))),
+        None if https => {
+            return Err(KmsSetupError::Invalid {
+                field: "server_ca_file",
+                reason: "is required for an https endpoint",
+            });
+        }
+        None => None,
+    };
+    if let (Some(name), Some(settings)) = (&config.server_name, tls.take()) {
+        tls = Some(settings.domain_name(name.clone()));
+    }
+    let auth = match &config.auth {
+        RemoteAuthConfig::ServiceJwt {
+            service,
+            audience,
+            key_file,
+            lifetime_secs,
+        } => {
+            let text = Zeroizing::new(read(key_file)?);
+            let jwk: Jwk = serde_json::from_slice(&text).map_err(|_| KmsSetupError::Invalid {
+                field: "auth.key_file",
+                reason: "does not hold a JWK",
+            })?;
+            let key = SigningKey::from_jwk(&jwk, None).map_err(|_| KmsSetupError::Invalid {
+                field: "auth.key_file",
+                reason: "does not hold a usable private signing key",
+            })?;
+            ClientAuth::ServiceJwt(Arc::new(
+                ServiceTokenSource::new(Arc::new(key), service.clone(), audience.clone(), clock)
+                    .with_lifetime(Duration::from_secs(*lifetime_secs)),
+            ))
+        }
+        RemoteAuthConfig::Mtls {
+            cert_file,
+            key_file,
+        } => {
+            let Some(settings) = tls.take() else {
+                return Err(KmsSetupError::Invalid {
+                    field: "server_ca_file",
+                    reason: "is required for `auth.kind: mtls`",
+                });
+            };
+            let cert = read(cert_file)?;
+            let key = Zeroizing::new(read(key_file)?);
+            tls = Some(settings.identity(Identity::from_pem(&cert, key.as_slice())));
+            let server_ca_pem = match &config.server_ca_file {
+                Some(ca) => read(ca)?,
+                None => Vec::new(),
+            };
+            ClientAuth::Mtls {
+                cert_chain_pem: cert,
+                key_pem: key,
+                server_ca_pem,
+                server_name: config.server_name.clone(),
+            }
+        }
+    };
+    if let Some(settings) = tls {
+        endpoint = endpoint
+            .tls_config(settings)
+            .map_err(|_| KmsSetupError::Invalid {
+                field: "server_ca_file",
+                reason: "does not hold usable TLS settings",
+            })?;
+    }
+    Ok(RemoteKms::from_channel(
+        endpoint.connect_lazy(),
+        auth,
+        &options,
+    ))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, KmsSetupError> {
+    std::fs::read(path).map_err(|source| KmsSetupError::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_and_remote_sections_parse_and_typos_are_refused() {
+        let local: KmsConfig = serde_json::from_value(serde_json::json!({
+            "mode": "local",
+            "providers": [{"kind": "software", "id": "software", "current_kek": "k1",
+                "keks": [{"id": "k1", "key": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}]}]
+        }))
+        .unwrap();
+        assert!(local.is_local());
+        let remote: KmsConfig = serde_json::from_value(serde_json::json!({
+            "mode": "remote",
+            "endpoint": "http://127.0.0.1:9090",
+            "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms",
+                "key_file": "/run/secrets/as.jwk"}
+        }))
+        .unwrap();
+        let KmsConfig::Remote(remote) = remote else {
+            panic!("remote expected")
+        };
+        assert_eq!(remote.timeout_millis, 10_000);
+        for bad in [
+            serde_json::json!({"mode": "remote", "endpoint": "http://x", "auth":
+                {"kind": "service_jwt", "service": "as", "audience": "a", "key_file": "k",
+                 "secret": "x"}}),
+            serde_json::json!({"mode": "remote", "endpoint": "http://x", "auth":
+                {"kind": "mtls", "cert_file": "c", "key_file": "k"}, "ca": "x"}),
+            serde_json::json!({"mode": "elsewhere"}),
+            serde_json::json!({"providers": []}),
+        ] {
+            assert!(
+                serde_json::from_value::<KmsConfig>(bad.clone()).is_err(),
+                "{bad} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn an_https_endpoint_without_a_ca_is_refused() {
+        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+            "endpoint": "https://kms.internal:9090",
+            "auth": {"kind": "mtls", "cert_file": "c.pem", "key_file": "k.pem"}
+        }))
+        .unwrap();
+        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KmsSetupError::Invalid {
+                    field: "server_ca_file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_service_key_file_is_named() {
+        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+            "endpoint": "http://127.0.0.1:9090",
+            "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms",
+                "key_file": "/nonexistent/as.jwk"}
+        }))
+        .unwrap();
+        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        assert!(
+            matches!(&err, KmsSetupError::File { path, .. } if path == Path::new("/nonexistent/as.jwk")),
+            "{err}"
+        );
+    }
+}
