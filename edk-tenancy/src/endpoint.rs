@@ -2,8 +2,10 @@
 //!
 //! A binding ties a (tenant, service type) to a host, an optional path prefix and a
 //! `.well-known` layout. Every URL a service advertises is built from its binding
-//! ([`EndpointBinding::base_url`], [`EndpointBinding::well_known_url`]), never from a
-//! request's `Host` header.
+//! ([`EndpointBinding::base_url`], [`EndpointBinding::advertised_url`],
+//! [`EndpointBinding::advertised_well_known_url`]), never from a request's `Host` header.
+//! Bindings advertise `https` URLs; for local development a binding of a loopback host may
+//! advertise plain `http` ([`EndpointBinding::dangerous_loopback_http`]).
 //!
 //! Requests are matched after normalisation: the host is mapped through IDNA (UTS #46, strict
 //! STD3 rules and DNS lengths, which also lower-cases it) and loses one trailing dot; the
@@ -15,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -121,6 +123,58 @@ impl FromStr for WellKnownLayout {
     }
 }
 
+/// The scheme of the URLs a binding advertises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EndpointScheme {
+    /// Plain `http`, for loopback hosts in local development only
+    /// ([`EndpointBinding::dangerous_loopback_http`]).
+    Http,
+    /// `https`: every binding unless it opted out.
+    #[default]
+    Https,
+}
+
+impl EndpointScheme {
+    /// The scheme's name, as stored in the registry and written in URLs.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+
+    /// The port a URL of this scheme implies: 80 or 443.
+    #[must_use]
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Self::Http => HTTP_PORT,
+            Self::Https => HTTPS_PORT,
+        }
+    }
+}
+
+impl fmt::Display for EndpointScheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EndpointScheme {
+    type Err = BindingError;
+
+    fn from_str(s: &str) -> Result<Self, BindingError> {
+        [Self::Http, Self::Https]
+            .into_iter()
+            .find(|scheme| scheme.as_str() == s)
+            .ok_or_else(|| BindingError::Scheme {
+                value: s.to_owned(),
+            })
+    }
+}
+
 /// The longest path prefix accepted, in bytes.
 pub const PATH_PREFIX_MAX: usize = 255;
 
@@ -129,17 +183,19 @@ pub const PATH_PREFIX_MAX: usize = 255;
 pub struct EndpointBinding {
     tenant: TenantId,
     service: ServiceType,
+    scheme: EndpointScheme,
     host: String,
     port: Option<u16>,
     prefix: Vec<String>,
     well_known: WellKnownLayout,
-    base: HttpsUrl,
+    base: url::Url,
 }
 
 impl EndpointBinding {
-    /// Validates and builds a binding. `host` is normalised (IDNA, case, trailing dot) and must
-    /// be a DNS name, not an IP literal; `port` 443 is the same as none; `path_prefix` is `""`
-    /// or `/`-separated segments of `[a-z0-9][a-z0-9._~-]*`.
+    /// Validates and builds a binding that advertises `https` URLs. `host` is normalised
+    /// (IDNA, case, trailing dot) and must be a DNS name, not an IP literal; `port` 443 is the
+    /// same as none; `path_prefix` is `""` or `/`-separated segments of
+    /// `[a-z0-9][a-z0-9._~-]*`.
     ///
     /// # Errors
     /// [`BindingError`] naming the part that was refused.
@@ -151,29 +207,95 @@ impl EndpointBinding {
         path_prefix: &str,
         well_known: WellKnownLayout,
     ) -> Result<Self, BindingError> {
+        Self::with_scheme(
+            tenant,
+            service,
+            EndpointScheme::Https,
+            host,
+            port,
+            path_prefix,
+            well_known,
+        )
+    }
+
+    /// A binding that advertises plain `http` URLs (`http://localhost:8080`), for local
+    /// development without TLS. Only loopback hosts are accepted: `localhost`, names under
+    /// `.localhost` (RFC 6761 §6.3), IPv4 addresses in `127.0.0.0/8` (written in full, e.g.
+    /// `127.0.0.1`) and `[::1]`. `port` 80 is the same as none; the other parts are checked
+    /// as by [`EndpointBinding::new`]. The binding is stored with its scheme, and
+    /// [`crate::Tenancy::bind`] logs it at WARN.
+    ///
+    /// # Errors
+    /// [`BindingError::HttpNotLoopback`] for any other host, else as [`EndpointBinding::new`].
+    pub fn dangerous_loopback_http(
+        tenant: TenantId,
+        service: ServiceType,
+        host: &str,
+        port: Option<u16>,
+        path_prefix: &str,
+        well_known: WellKnownLayout,
+    ) -> Result<Self, BindingError> {
+        Self::with_scheme(
+            tenant,
+            service,
+            EndpointScheme::Http,
+            host,
+            port,
+            path_prefix,
+            well_known,
+        )
+    }
+
+    /// [`EndpointBinding::new`] or [`EndpointBinding::dangerous_loopback_http`], as `scheme`
+    /// says; for bindings read back from storage.
+    ///
+    /// # Errors
+    /// As the constructor `scheme` selects.
+    pub fn with_scheme(
+        tenant: TenantId,
+        service: ServiceType,
+        scheme: EndpointScheme,
+        host: &str,
+        port: Option<u16>,
+        path_prefix: &str,
+        well_known: WellKnownLayout,
+    ) -> Result<Self, BindingError> {
         let host = normalize_host(host).ok_or(BindingError::Host)?;
-        if host.starts_with('[')
-            || host.parse::<std::net::Ipv4Addr>().is_ok()
-            || is_numeric_last_label(&host)
-        {
-            return Err(BindingError::Host);
+        match scheme {
+            EndpointScheme::Https => {
+                if host.starts_with('[')
+                    || host.parse::<Ipv4Addr>().is_ok()
+                    || is_numeric_last_label(&host)
+                {
+                    return Err(BindingError::Host);
+                }
+            }
+            EndpointScheme::Http => {
+                if !is_loopback_host(&host) {
+                    return Err(BindingError::HttpNotLoopback);
+                }
+            }
         }
         let port = match port {
             Some(0) => return Err(BindingError::Port),
-            Some(HTTPS_PORT) | None => None,
-            Some(port) => Some(port),
+            Some(port) if port == scheme.default_port() => None,
+            other => other,
         };
         let prefix = parse_prefix(path_prefix)?;
-        let mut base = format!("https://{host}");
+        let mut base = format!("{scheme}://{host}");
         if let Some(port) = port {
             base.push_str(&format!(":{port}"));
         }
         base.push('/');
         base.push_str(&prefix.join("/"));
-        let base = HttpsUrl::parse(&base).map_err(|_| BindingError::Host)?;
+        let base = url::Url::parse(&base).map_err(|_| BindingError::Host)?;
+        if base.scheme() != scheme.as_str() || base.host().is_none() {
+            return Err(BindingError::Host);
+        }
         Ok(Self {
             tenant,
             service,
+            scheme,
             host,
             port,
             prefix,
@@ -194,13 +316,20 @@ impl EndpointBinding {
         self.service
     }
 
+    /// The scheme of the URLs it advertises: `https` unless built with
+    /// [`EndpointBinding::dangerous_loopback_http`].
+    #[must_use]
+    pub const fn scheme(&self) -> EndpointScheme {
+        self.scheme
+    }
+
     /// The normalised (ASCII, lower-case) host.
     #[must_use]
     pub fn host(&self) -> &str {
         &self.host
     }
 
-    /// The port, when it is not 443.
+    /// The port, when it is not the scheme's default (443, or 80 for plain `http`).
     #[must_use]
     pub const fn port(&self) -> Option<u16> {
         self.port
@@ -222,59 +351,92 @@ impl EndpointBinding {
         self.well_known
     }
 
-    /// `https://host[:port]/prefix`: the base every advertised URL is built from.
+    /// `https://host[:port]/prefix` (or `http://` for a
+    /// [`EndpointBinding::dangerous_loopback_http`] binding): the base every advertised URL is
+    /// built from.
     #[must_use]
-    pub const fn base_url(&self) -> &HttpsUrl {
+    pub const fn base_url(&self) -> &url::Url {
         &self.base
     }
 
     /// The base URL without a trailing `/`: the form used as an `issuer` or
-    /// `credential_issuer` identifier.
+    /// `credential_issuer` identifier. It has the binding's scheme.
     #[must_use]
     pub fn identifier(&self) -> &str {
         self.base.as_str().trim_end_matches('/')
     }
 
-    /// The URL of `path` (`/`-separated segments, no `.` or `..`) under this endpoint.
+    /// The URL of `path` (`/`-separated segments, no `.` or `..`) under this endpoint, with the
+    /// binding's scheme.
     ///
     /// # Errors
     /// [`BindingError::PathPrefix`] when `path` has a malformed segment.
-    pub fn url(&self, path: &str) -> Result<HttpsUrl, BindingError> {
+    pub fn advertised_url(&self, path: &str) -> Result<url::Url, BindingError> {
         let path = path.trim_start_matches('/');
         for segment in path.split('/') {
             check_url_segment(segment)?;
         }
         let url = format!("{}/{path}", self.identifier());
-        HttpsUrl::parse(&url).map_err(|_| BindingError::PathPrefix {
+        url::Url::parse(&url).map_err(|_| BindingError::PathPrefix {
             reason: "not a valid URL path",
         })
     }
 
-    /// The URL of the `.well-known` document `name` for this endpoint: the inserted form
-    /// `https://host/.well-known/<name><prefix>` (RFC 8414 §3, OID4VCI §12.2.2) unless the
-    /// binding serves only the appended form.
+    /// [`EndpointBinding::advertised_url`] as an [`HttpsUrl`], for an `https` binding.
+    ///
+    /// # Errors
+    /// [`BindingError::NotHttps`] for a plain `http` binding, else as
+    /// [`EndpointBinding::advertised_url`].
+    pub fn url(&self, path: &str) -> Result<HttpsUrl, BindingError> {
+        self.https(&self.advertised_url(path)?)
+    }
+
+    /// The URL of the `.well-known` document `name` for this endpoint, with the binding's
+    /// scheme: the inserted form `https://host/.well-known/<name><prefix>` (RFC 8414 §3,
+    /// OID4VCI §12.2.2) unless the binding serves only the appended form.
     ///
     /// # Errors
     /// [`BindingError::PathPrefix`] when `name` is not a well-known name.
-    pub fn well_known_url(&self, name: &str) -> Result<HttpsUrl, BindingError> {
+    pub fn advertised_well_known_url(&self, name: &str) -> Result<url::Url, BindingError> {
         check_well_known_name(name)?;
         let mut authority = self.host.clone();
         if let Some(port) = self.port {
             authority.push_str(&format!(":{port}"));
         }
         let prefix = self.path_prefix();
+        let scheme = self.scheme;
         let url = if self.well_known.inserted() {
-            format!("https://{authority}/.well-known/{name}{prefix}")
+            format!("{scheme}://{authority}/.well-known/{name}{prefix}")
         } else {
-            format!("https://{authority}{prefix}/.well-known/{name}")
+            format!("{scheme}://{authority}{prefix}/.well-known/{name}")
         };
-        HttpsUrl::parse(&url).map_err(|_| BindingError::PathPrefix {
+        url::Url::parse(&url).map_err(|_| BindingError::PathPrefix {
             reason: "not a valid URL path",
         })
     }
 
-    fn effective_port(&self) -> u16 {
-        self.port.unwrap_or(HTTPS_PORT)
+    /// [`EndpointBinding::advertised_well_known_url`] as an [`HttpsUrl`], for an `https`
+    /// binding.
+    ///
+    /// # Errors
+    /// [`BindingError::NotHttps`] for a plain `http` binding, else as
+    /// [`EndpointBinding::advertised_well_known_url`].
+    pub fn well_known_url(&self, name: &str) -> Result<HttpsUrl, BindingError> {
+        self.https(&self.advertised_well_known_url(name)?)
+    }
+
+    fn https(&self, url: &url::Url) -> Result<HttpsUrl, BindingError> {
+        if self.scheme != EndpointScheme::Https {
+            return Err(BindingError::NotHttps);
+        }
+        HttpsUrl::parse(url.as_str()).map_err(|_| BindingError::PathPrefix {
+            reason: "not a valid URL path",
+        })
+    }
+
+    /// The port requests arrive on: the explicit one, else the scheme's default.
+    pub(crate) fn effective_port(&self) -> u16 {
+        self.port.unwrap_or(self.scheme.default_port())
     }
 }
 
@@ -410,10 +572,16 @@ impl RoutingTable {
         service: ServiceType,
         request: &EndpointRequest,
     ) -> Result<RouteMatch, ResolveError> {
-        let default_port = match request.scheme.to_ascii_lowercase().as_str() {
-            "https" => HTTPS_PORT,
-            "http" => return Err(ResolveError::NotBound),
+        // Servers behind TLS termination say `https` for every request, so an `https` request
+        // reaches any binding of its host and port; a plain `http` request reaches only the
+        // bindings that advertise `http` (loopback hosts).
+        let (default_port, http_only) = match request.scheme.to_ascii_lowercase().as_str() {
+            "https" => (HTTPS_PORT, false),
+            "http" => (HTTP_PORT, true),
             _ => return Err(ResolveError::Malformed { part: "scheme" }),
+        };
+        let reachable = |b: &EndpointBinding| {
+            b.service == service && (!http_only || b.scheme == EndpointScheme::Http)
         };
         let host = normalize_host(&request.host).ok_or(ResolveError::Malformed { part: "host" })?;
         let port = request.port.unwrap_or(default_port);
@@ -427,7 +595,7 @@ impl RoutingTable {
             && first == WELL_KNOWN
         {
             let inserted = routes.candidates(tail.first()).find(|b| {
-                b.service == service
+                reachable(b)
                     && b.well_known.inserted()
                     && segments_match_ignoring_case(tail, &b.prefix)
             });
@@ -448,7 +616,7 @@ impl RoutingTable {
         let binding = routes
             .candidates(segments.first())
             .find(|b| {
-                b.service == service
+                reachable(b)
                     && segments
                         .get(..b.prefix.len())
                         .is_some_and(|head| segments_match_ignoring_case(head, &b.prefix))
@@ -516,6 +684,7 @@ impl RoutingTable {
     }
 }
 
+const HTTP_PORT: u16 = 80;
 const HTTPS_PORT: u16 = 443;
 const WELL_KNOWN: &str = ".well-known";
 
@@ -533,6 +702,21 @@ pub(crate) fn normalize_host(raw: &str) -> Option<String> {
     }
     let ascii = idna::domain_to_ascii_strict(host).ok()?;
     (!ascii.is_empty()).then_some(ascii)
+}
+
+/// Whether a normalised host names the loopback interface: `localhost`, a name under
+/// `.localhost` (RFC 6761 §6.3), an IPv4 address in `127.0.0.0/8` written in full, or `[::1]`.
+fn is_loopback_host(host: &str) -> bool {
+    if host == "localhost" || host.ends_with(".localhost") {
+        return true;
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return inner
+            .parse::<Ipv6Addr>()
+            .is_ok_and(|addr| addr.is_loopback());
+    }
+    host.parse::<Ipv4Addr>()
+        .is_ok_and(|addr| addr.is_loopback())
 }
 
 fn is_numeric_last_label(host: &str) -> bool {
@@ -904,6 +1088,140 @@ mod tests {
                 )
                 .is_err()
         );
+    }
+
+    fn http(host: &str, port: Option<u16>) -> Result<EndpointBinding, BindingError> {
+        EndpointBinding::dangerous_loopback_http(
+            tenant(1),
+            ServiceType::As,
+            host,
+            port,
+            "",
+            WellKnownLayout::Inserted,
+        )
+    }
+
+    #[test]
+    fn loopback_bindings_may_advertise_http() {
+        let b = http("localhost", Some(8080)).unwrap();
+        assert_eq!(b.scheme(), EndpointScheme::Http);
+        assert_eq!(b.identifier(), "http://localhost:8080");
+        assert_eq!(b.base_url().as_str(), "http://localhost:8080/");
+        assert_eq!(
+            b.advertised_url("token").unwrap().as_str(),
+            "http://localhost:8080/token"
+        );
+        assert_eq!(
+            b.advertised_well_known_url("oauth-authorization-server")
+                .unwrap()
+                .as_str(),
+            "http://localhost:8080/.well-known/oauth-authorization-server"
+        );
+        assert_eq!(b.url("token"), Err(BindingError::NotHttps));
+        assert_eq!(
+            b.well_known_url("oauth-authorization-server"),
+            Err(BindingError::NotHttps)
+        );
+        for (host, port, identifier) in [
+            ("LocalHost.", None, "http://localhost"),
+            ("localhost", Some(80), "http://localhost"),
+            ("edk.localhost", Some(8080), "http://edk.localhost:8080"),
+            ("127.0.0.1", Some(8080), "http://127.0.0.1:8080"),
+            ("127.10.20.30", None, "http://127.10.20.30"),
+            ("[::1]", Some(8080), "http://[::1]:8080"),
+        ] {
+            let b = http(host, port).unwrap();
+            assert_eq!(b.identifier(), identifier, "{host}");
+        }
+    }
+
+    #[test]
+    fn http_is_refused_for_hosts_that_are_not_loopback() {
+        for host in [
+            "example.com",
+            "localhost.example",
+            "notlocalhost",
+            "10.0.0.1",
+            "128.0.0.1",
+            "127.1",
+            "[::2]",
+            "[::ffff:127.0.0.1]",
+        ] {
+            assert_eq!(
+                http(host, Some(8080)),
+                Err(BindingError::HttpNotLoopback),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            BindingError::HttpNotLoopback.to_string(),
+            "plain http is allowed only for loopback hosts: localhost, *.localhost, \
+             127.0.0.0/8 and [::1]"
+        );
+    }
+
+    #[test]
+    fn bindings_are_https_by_default() {
+        let b = EndpointBinding::new(
+            tenant(1),
+            ServiceType::As,
+            "localhost",
+            Some(8080),
+            "",
+            WellKnownLayout::Inserted,
+        )
+        .unwrap();
+        assert_eq!(b.scheme(), EndpointScheme::Https);
+        assert_eq!(b.identifier(), "https://localhost:8080");
+        assert_eq!(
+            b.url("token").unwrap().as_str(),
+            "https://localhost:8080/token"
+        );
+        assert_eq!(
+            b.advertised_url("token").unwrap().as_str(),
+            "https://localhost:8080/token"
+        );
+        assert_eq!(EndpointScheme::default(), EndpointScheme::Https);
+        assert_eq!("http".parse::<EndpointScheme>(), Ok(EndpointScheme::Http));
+        assert!(matches!(
+            "ftp".parse::<EndpointScheme>(),
+            Err(BindingError::Scheme { .. })
+        ));
+    }
+
+    #[test]
+    fn http_requests_reach_only_http_bindings() {
+        let table = RoutingTable::new([
+            http("localhost", Some(8080)).unwrap(),
+            http("localhost", None).unwrap(),
+            EndpointBinding::new(
+                tenant(3),
+                ServiceType::As,
+                "localhost",
+                Some(8443),
+                "",
+                WellKnownLayout::Inserted,
+            )
+            .unwrap(),
+        ]);
+        let find = |scheme: &str, port: Option<u16>| {
+            table
+                .lookup(
+                    ServiceType::As,
+                    &EndpointRequest::new(scheme, "localhost", port, "/token"),
+                )
+                .map(|m| m.binding.identifier().to_owned())
+        };
+        assert_eq!(find("http", Some(8080)).unwrap(), "http://localhost:8080");
+        assert_eq!(find("http", None).unwrap(), "http://localhost");
+        assert_eq!(find("http", Some(80)).unwrap(), "http://localhost");
+        // Servers behind TLS termination say https for every request.
+        assert_eq!(find("https", Some(8080)).unwrap(), "http://localhost:8080");
+        assert!(matches!(
+            find("http", Some(8443)),
+            Err(ResolveError::NotBound)
+        ));
+        assert_eq!(find("https", Some(8443)).unwrap(), "https://localhost:8443");
     }
 
     #[test]

@@ -180,6 +180,15 @@ pub enum BindingError {
     /// The host is not a valid DNS name (IP literals are refused too).
     #[error("binding host is not a valid DNS name")]
     Host,
+    /// Plain `http` was asked for a host that is not a loopback host.
+    #[error(
+        "plain http is allowed only for loopback hosts: localhost, *.localhost, 127.0.0.0/8 \
+         and [::1]"
+    )]
+    HttpNotLoopback,
+    /// An `https` URL was asked of a binding that advertises plain `http`.
+    #[error("the binding advertises plain http URLs, not https")]
+    NotHttps,
     /// The path prefix has a segment outside `[a-z0-9][a-z0-9._~-]*`, or a reserved one.
     #[error("binding path prefix is malformed: {reason}")]
     PathPrefix {
@@ -189,6 +198,12 @@ pub enum BindingError {
     /// The port is zero.
     #[error("binding port must not be zero")]
     Port,
+    /// The scheme is unknown.
+    #[error("unknown endpoint scheme `{value}`")]
+    Scheme {
+        /// The caller's input.
+        value: String,
+    },
     /// The service type is unknown.
     #[error("unknown service type `{value}`")]
     Service {

@@ -18,7 +18,9 @@ pub mod testkit;
 
 pub use config::{ConfigKey, ConfigSchema, TenantConfig};
 pub use context::{Resolution, TenantContext};
-pub use endpoint::{EndpointBinding, EndpointRequest, RoutedPath, ServiceType, WellKnownLayout};
+pub use endpoint::{
+    EndpointBinding, EndpointRequest, EndpointScheme, RoutedPath, ServiceType, WellKnownLayout,
+};
 pub use error::{Error, ResolveError};
 pub use events::{BackgroundTask, Event, EventBus};
 pub use migrate::{MigrationScope, MigrationSet};

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ConfigProperty, ConfigSchema, TenantConfig};
 use crate::context::{Resolution, TenantContext};
-use crate::endpoint::{EndpointBinding, EndpointRequest, RoutingTable, ServiceType};
+use crate::endpoint::{
+    EndpointBinding, EndpointRequest, EndpointScheme, RoutingTable, ServiceType,
+};
 use crate::error::{ConfigError, Error, ResolveError};
 use crate::events::{BackgroundTask, Event, EventBus};
 use crate::migrate::{self, MigrationScope, MigrationSet};
@@ -578,6 +580,14 @@ impl Tenancy {
     /// service; [`Error::TenantNotFound`].
     pub async fn bind(&self, binding: &EndpointBinding) -> Result<(), Error> {
         self.inner.platform.put_binding(binding, self.now()).await?;
+        if binding.scheme() == EndpointScheme::Http {
+            tracing::warn!(
+                tenant = %binding.tenant(),
+                service = %binding.service(),
+                url = binding.identifier(),
+                "endpoint bound to plain http on a loopback host; for local development only"
+            );
+        }
         self.changed(Event::BindingsChanged {
             tenant: binding.tenant(),
         })
@@ -836,8 +846,12 @@ impl Tenancy {
             .find(|b| b.service() == service)
             .ok_or(ResolveError::NotBound)?;
         // Match the path against the fallback binding as if the request had its host.
-        let as_bound =
-            EndpointRequest::new("https", binding.host(), binding.port(), request.path());
+        let as_bound = EndpointRequest::new(
+            binding.scheme().as_str(),
+            binding.host(),
+            binding.port(),
+            request.path(),
+        );
         let matched =
             RoutingTable::new([EndpointBinding::clone(binding)]).lookup(service, &as_bound)?;
         Self::serving(&entry).map_err(|_| ResolveError::NotServing)?;

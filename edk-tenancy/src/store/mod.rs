@@ -247,6 +247,7 @@ impl TryFrom<TenantRow> for Tenant {
 pub(crate) struct BindingRow {
     tenant_id: Uuid,
     service: String,
+    scheme: String,
     host: String,
     port: i32,
     path_prefix: String,
@@ -258,9 +259,10 @@ impl TryFrom<BindingRow> for EndpointBinding {
 
     fn try_from(row: BindingRow) -> Result<Self, Error> {
         let port = u16::try_from(row.port).map_err(corrupt)?;
-        Self::new(
+        Self::with_scheme(
             TenantId::from_uuid(row.tenant_id),
             row.service.parse().map_err(corrupt)?,
+            row.scheme.parse().map_err(corrupt)?,
             &row.host,
             Some(port),
             &row.path_prefix,
@@ -314,7 +316,7 @@ fn corrupt(err: impl std::error::Error + Send + Sync + 'static) -> Error {
 
 /// The port stored for a binding: the effective one, so that lookups compare one column.
 pub(crate) fn stored_port(binding: &EndpointBinding) -> i32 {
-    i32::from(binding.port().unwrap_or(443))
+    i32::from(binding.effective_port())
 }
 
 pub(crate) const TENANT_COLUMNS: &str =
@@ -439,7 +441,7 @@ macro_rules! platform_store_impl {
                 &self,
             ) -> Result<Vec<$crate::endpoint::EndpointBinding>, $crate::error::Error> {
                 sqlx::query_as::<_, $crate::store::BindingRow>(
-                    "SELECT tenant_id, service, host, port, path_prefix, well_known \
+                    "SELECT tenant_id, service, scheme, host, port, path_prefix, well_known \
                      FROM tenant_public_endpoint",
                 )
                 .fetch_all(&self.pool)
@@ -454,7 +456,7 @@ macro_rules! platform_store_impl {
                 id: edk_core::TenantId,
             ) -> Result<Vec<$crate::endpoint::EndpointBinding>, $crate::error::Error> {
                 sqlx::query_as::<_, $crate::store::BindingRow>(
-                    "SELECT tenant_id, service, host, port, path_prefix, well_known \
+                    "SELECT tenant_id, service, scheme, host, port, path_prefix, well_known \
                      FROM tenant_public_endpoint WHERE tenant_id = $1",
                 )
                 .bind(id.as_uuid())
@@ -472,11 +474,13 @@ macro_rules! platform_store_impl {
             ) -> Result<(), $crate::error::Error> {
                 let result = sqlx::query(
                     "INSERT INTO tenant_public_endpoint \
-                     (tenant_id, service, host, port, path_prefix, well_known, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     (tenant_id, service, host, port, path_prefix, well_known, updated_at, \
+                     scheme) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (tenant_id, service) DO UPDATE SET host = excluded.host, \
                      port = excluded.port, path_prefix = excluded.path_prefix, \
-                     well_known = excluded.well_known, updated_at = excluded.updated_at",
+                     well_known = excluded.well_known, updated_at = excluded.updated_at, \
+                     scheme = excluded.scheme",
                 )
                 .bind(binding.tenant().as_uuid())
                 .bind(binding.service().as_str())
@@ -485,6 +489,7 @@ macro_rules! platform_store_impl {
                 .bind(binding.path_prefix())
                 .bind(binding.well_known().as_str())
                 .bind(at)
+                .bind(binding.scheme().as_str())
                 .execute(&self.pool)
                 .await;
                 match result {

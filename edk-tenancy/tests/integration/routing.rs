@@ -1,13 +1,15 @@
 //! Adversarial routing: no request resolves to a tenant it is not bound for.
 
 use edk_core::{TenantId, TenantSlug};
+use edk_tenancy::error::BindingError;
 use edk_tenancy::testkit::{self, bind_issuer};
 use edk_tenancy::{
-    EndpointBinding, EndpointRequest, ResolveError, ServiceType, TenancyOptions, TenantDirectory,
-    WellKnownLayout,
+    DatabaseConfig, EndpointBinding, EndpointRequest, EndpointScheme, ResolveError, ServiceType,
+    TenancyOptions, TenantDirectory, WellKnownLayout,
 };
+use edk_testkit::TestDb;
 
-use crate::{build, clock, sqlite};
+use crate::{build, clock, postgres, sqlite};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adversarial_hosts_and_paths_never_reach_the_wrong_tenant() {
@@ -176,6 +178,113 @@ async fn the_fallback_tenant_is_off_unless_configured() {
         with_fallback.resolve(ServiceType::Issuer, &unknown).await,
         Err(ResolveError::NotServing)
     ));
+}
+
+async fn loopback_http_bindings_persist_and_route(database: impl Fn() -> DatabaseConfig) {
+    let clock = clock();
+    let tenancy = build(testkit::builder(database(), clock.clone())).await;
+    let dev = tenancy
+        .provision(TenantSlug::new("dev").unwrap(), "Dev")
+        .await
+        .unwrap();
+    let http = EndpointBinding::dangerous_loopback_http(
+        dev.id,
+        ServiceType::As,
+        "localhost",
+        Some(8080),
+        "",
+        WellKnownLayout::Inserted,
+    )
+    .unwrap();
+    tenancy.bind(&http).await.unwrap();
+    bind_issuer(&tenancy, dev.id, "issuer.example", "/dev").await;
+
+    let stored = tenancy.bindings(dev.id).await.unwrap();
+    let read_back = stored
+        .iter()
+        .find(|b| b.service() == ServiceType::As)
+        .unwrap();
+    assert_eq!(read_back, &http);
+    assert_eq!(read_back.scheme(), EndpointScheme::Http);
+    assert_eq!(read_back.identifier(), "http://localhost:8080");
+    let issuer = stored
+        .iter()
+        .find(|b| b.service() == ServiceType::Issuer)
+        .unwrap();
+    assert_eq!(issuer.scheme(), EndpointScheme::Https);
+
+    for scheme in ["http", "https"] {
+        let request = EndpointRequest::new(scheme, "localhost", Some(8080), "/token");
+        let resolved = tenancy.resolve(ServiceType::As, &request).await.unwrap();
+        assert_eq!(resolved.context.id(), dev.id);
+        assert_eq!(
+            resolved.context.binding().unwrap().identifier(),
+            "http://localhost:8080"
+        );
+    }
+    let plain_to_https = EndpointRequest::new("http", "issuer.example", None, "/dev/credential");
+    assert!(matches!(
+        tenancy.resolve(ServiceType::Issuer, &plain_to_https).await,
+        Err(ResolveError::NotBound)
+    ));
+
+    // The fallback tenant is matched through its http binding too.
+    let default_port = EndpointBinding::dangerous_loopback_http(
+        dev.id,
+        ServiceType::As,
+        "localhost",
+        None,
+        "",
+        WellKnownLayout::Inserted,
+    )
+    .unwrap();
+    tenancy.bind(&default_port).await.unwrap();
+    let with_fallback = build(testkit::builder(database(), clock).options(TenancyOptions {
+        dangerous_fallback_tenant: Some(TenantSlug::new("dev").unwrap()),
+        ..TenancyOptions::default()
+    }))
+    .await;
+    let unknown = EndpointRequest::new("https", "127.0.0.1", Some(9999), "/token");
+    let resolved = with_fallback
+        .resolve(ServiceType::As, &unknown)
+        .await
+        .unwrap();
+    assert_eq!(
+        resolved.context.binding().unwrap().identifier(),
+        "http://localhost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_http_bindings_persist_and_route_on_postgres() {
+    let db = TestDb::new().await;
+    loopback_http_bindings_persist_and_route(|| postgres(db.url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_http_bindings_persist_and_route_on_sqlite() {
+    let dir = edk_testkit::temp_dir();
+    loopback_http_bindings_persist_and_route(|| sqlite(dir.path())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_for_a_public_host_is_refused_and_nothing_is_bound() {
+    let dir = edk_testkit::temp_dir();
+    let tenancy = build(testkit::builder(sqlite(dir.path()), clock())).await;
+    let t = tenancy
+        .provision(TenantSlug::new("pub-host").unwrap(), "P")
+        .await
+        .unwrap();
+    let refused = EndpointBinding::dangerous_loopback_http(
+        t.id,
+        ServiceType::As,
+        "as.example",
+        Some(8080),
+        "",
+        WellKnownLayout::Inserted,
+    );
+    assert_eq!(refused, Err(BindingError::HttpNotLoopback));
+    assert!(tenancy.bindings(t.id).await.unwrap().is_empty());
 }
 
 #[test]
