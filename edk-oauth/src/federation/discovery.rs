@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edk_core::Clock;
 use edk_core::jose::{JwkSet, JwksResolver};
+use edk_core::{Clock, TenantId};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
@@ -95,14 +95,16 @@ pub(crate) struct Provider {
     keys_fetched_at: i64,
 }
 
-/// Metadata and JWKS per issuer, fetched on first use and kept for a while.
+/// Metadata and JWKS per tenant and issuer, fetched on first use and kept for a while. Two
+/// tenants naming one issuer each fetch and check it under their own settings (allowed
+/// schemes, client authentication): one tenant's entry never answers for another.
 #[derive(Debug)]
 pub(crate) struct DiscoveryCache {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
     timeout: Duration,
     ttl_seconds: i64,
-    entries: Mutex<HashMap<String, Arc<Provider>>>,
+    entries: Mutex<HashMap<(TenantId, String), Arc<Provider>>>,
 }
 
 /// A JWKS is refetched for an unknown `kid` at most this often (key rotation).
@@ -124,24 +126,26 @@ impl DiscoveryCache {
         }
     }
 
-    /// The provider of `config`, from the cache while fresh.
+    /// The provider of `tenant`'s `config`, from the cache while fresh.
     pub(crate) async fn provider(
         &self,
+        tenant: TenantId,
         config: &UpstreamOidcConfig,
     ) -> Result<Arc<Provider>, FederationError> {
         let now = self.clock.unix_seconds();
-        if let Some(entry) = self.entries.lock().await.get(config.issuer())
+        let key = (tenant, config.issuer().to_owned());
+        let cached = self.entries.lock().await.get(&key).cloned();
+        if let Some(entry) = cached
             && now.saturating_sub(entry.fetched_at) < self.ttl_seconds
             && entry.fetched_at <= now
         {
-            return Ok(Arc::clone(entry));
+            // The tenant's settings may have changed since the entry was fetched.
+            entry.metadata.check(config)?;
+            return Ok(entry);
         }
         // Fetched without the lock: a slow or dead provider holds up only its own tenants.
         let provider = Arc::new(self.fetch(config, now).await?);
-        self.entries
-            .lock()
-            .await
-            .insert(config.issuer().to_owned(), Arc::clone(&provider));
+        self.entries.lock().await.insert(key, Arc::clone(&provider));
         Ok(provider)
     }
 
@@ -149,6 +153,7 @@ impl DiscoveryCache {
     /// done very recently; returns the provider to use.
     pub(crate) async fn refresh_keys(
         &self,
+        tenant: TenantId,
         config: &UpstreamOidcConfig,
         stale: &Arc<Provider>,
     ) -> Result<Option<Arc<Provider>>, FederationError> {
@@ -166,7 +171,7 @@ impl DiscoveryCache {
         self.entries
             .lock()
             .await
-            .insert(config.issuer().to_owned(), Arc::clone(&provider));
+            .insert((tenant, config.issuer().to_owned()), Arc::clone(&provider));
         Ok(Some(provider))
     }
 

@@ -154,16 +154,23 @@ impl OidcFederation {
             .ok_or(FederationError::NotConfigured)
     }
 
-    /// The provider's metadata, from the cache or fetched.
+    /// The metadata of `tenant`'s provider under its `config`, from the tenant's cache entry
+    /// or fetched and checked.
     ///
     /// # Errors
     /// [`FederationError::Unreachable`], [`FederationError::InvalidResponse`] or
     /// [`FederationError::Unsupported`].
     pub async fn metadata(
         &self,
+        tenant: &TenantContext,
         config: &UpstreamOidcConfig,
     ) -> Result<ProviderMetadata, FederationError> {
-        Ok(self.discovery.provider(config).await?.metadata.clone())
+        Ok(self
+            .discovery
+            .provider(tenant.id(), config)
+            .await?
+            .metadata
+            .clone())
     }
 
     /// Starts a login at the provider of `config` for `request`; returns the URL of the
@@ -178,7 +185,7 @@ impl OidcFederation {
         request: &AuthnRequest,
     ) -> Result<url::Url, FederationError> {
         warn_if_dangerous(config);
-        let provider = self.discovery.provider(config).await?;
+        let provider = self.discovery.provider(tenant.id(), config).await?;
         let state = random::token();
         let nonce = random::token();
         let code_verifier = random::token();
@@ -245,7 +252,7 @@ impl OidcFederation {
         if now > login.expires_at || login.issuer != config.issuer() {
             return Err(FederationError::LoginExpired);
         }
-        let provider = self.discovery.provider(config).await?;
+        let provider = self.discovery.provider(tenant.id(), config).await?;
         match callback.get("iss") {
             Some(iss) if iss != config.issuer() => {
                 return Err(FederationError::CallbackIssuerMismatch);
@@ -269,7 +276,7 @@ impl OidcFederation {
             .ok_or(FederationError::MissingParameter("code"))?;
         let id_token = self.redeem(config, &provider, &login, code).await?;
         let claims = self
-            .validate_id_token(config, provider, &id_token, &login.nonce, now)
+            .validate_id_token(tenant, config, provider, &id_token, &login.nonce, now)
             .await?;
         let subject = map_subject(config.claims(), &claims, now)?;
         Ok(AuthnOutcome::new(
@@ -352,6 +359,7 @@ impl OidcFederation {
 
     async fn validate_id_token(
         &self,
+        tenant: &TenantContext,
         config: &UpstreamOidcConfig,
         provider: Arc<Provider>,
         id_token: &str,
@@ -379,7 +387,11 @@ impl OidcFederation {
         match validator(&provider).validate(id_token, nonce, now).await {
             Err(err) if id_token::is_unknown_key(&err) => {
                 // The provider may have rotated its keys since we fetched them.
-                match self.discovery.refresh_keys(config, &provider).await? {
+                match self
+                    .discovery
+                    .refresh_keys(tenant.id(), config, &provider)
+                    .await?
+                {
                     Some(fresh) => validator(&fresh).validate(id_token, nonce, now).await,
                     None => Err(err),
                 }

@@ -713,7 +713,8 @@ async fn metadata_is_discovered_and_checked() {
         ClientAuthMethod::ClientSecretBasic,
     ))
     .unwrap();
-    let metadata = fixture.federation.metadata(&good).await.unwrap();
+    let tenant = fixture.tenant("acme", None).await;
+    let metadata = fixture.federation.metadata(&tenant, &good).await.unwrap();
     assert_eq!(metadata.issuer, op.issuer());
     assert!(metadata.authorization_response_iss_parameter_supported);
 
@@ -738,11 +739,112 @@ async fn metadata_is_discovered_and_checked() {
         ClientAuthMethod::ClientSecretBasic,
     ))
     .unwrap();
-    let err = fixture.federation.metadata(&with_slash).await.unwrap_err();
+    let err = fixture
+        .federation
+        .metadata(&tenant, &with_slash)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, FederationError::InvalidResponse { .. }),
         "{err:?}"
     );
+    fixture.close().await;
+}
+
+/// A provider's discovery document and JWKS served over loopback by a minimal HTTP/1.1
+/// responder that counts the requests for each path.
+struct StaticProvider {
+    issuer: String,
+    hits: Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StaticProvider {
+    /// A provider whose token endpoint accepts `client_secret_basic` only.
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let key = edk_core::jose::SigningKey::generate(edk_core::jose::Algorithm::Es256).unwrap();
+        let discovery = json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        })
+        .to_string();
+        let jwks = json!({ "keys": [key.public_jwk().with_kid("k1")] }).to_string();
+        let hits = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let counted = Arc::clone(&hits);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                *counted.lock().unwrap().entry(path.clone()).or_insert(0) += 1;
+                let body = match path.as_str() {
+                    "/.well-known/openid-configuration" => discovery.clone(),
+                    "/jwks" => jwks.clone(),
+                    _ => "{}".to_owned(),
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        Self { issuer, hits, task }
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+#[tokio::test]
+async fn discovery_is_cached_per_tenant_and_checked_under_each_tenants_settings() {
+    let fixture = Fixture::sqlite().await;
+    let op = StaticProvider::start().await;
+    let acme = fixture.tenant("acme", None).await;
+    let globex = fixture.tenant("globex", None).await;
+    let config = |auth| -> UpstreamOidcConfig {
+        serde_json::from_value(upstream_config(&op.issuer, CLIENT_ID, auth)).unwrap()
+    };
+    // The same issuer URL: acme authenticates as the provider allows, globex does not.
+    let basic = config(ClientAuthMethod::ClientSecretBasic);
+    let post = config(ClientAuthMethod::ClientSecretPost);
+    let metadata = fixture.federation.metadata(&acme, &basic).await.unwrap();
+    assert_eq!(metadata.issuer, op.issuer);
+    fixture.federation.metadata(&acme, &basic).await.unwrap();
+    assert_eq!(op.hits("/.well-known/openid-configuration"), 1);
+    // acme's entry does not answer for globex: globex fetches and checks for itself.
+    let err = fixture
+        .federation
+        .metadata(&globex, &post)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FederationError::Unsupported(_)), "{err:?}");
+    assert_eq!(op.hits("/.well-known/openid-configuration"), 2);
+    // A tenant whose settings change is checked again, even from its cached entry.
+    let err = fixture.federation.metadata(&acme, &post).await.unwrap_err();
+    assert!(matches!(err, FederationError::Unsupported(_)), "{err:?}");
+    op.task.abort();
     fixture.close().await;
 }
 
