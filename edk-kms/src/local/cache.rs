@@ -4,8 +4,15 @@
 //! Entries are dropped when this process changes the alias, when another replica announces a
 //! change (the `kms.key_changed` event) and, as the fallback for a missed event, after the
 //! configured TTL measured on the injected clock.
+//!
+//! A load reads the store without holding a lock, so an invalidation can land between its
+//! read and its insert; inserting then would bring back the rotated or destroyed version for
+//! up to the TTL. Every invalidation bumps a generation counter under the map's write lock,
+//! a load takes the generation before it reads ([`Cache::generation`]), and
+//! [`Cache::put`] caches its result only if no invalidation happened in between.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +62,8 @@ pub(crate) struct Cache {
     ttl: Duration,
     aliases: RwLock<HashMap<AliasKey, Arc<Entry>>>,
     kids: RwLock<HashMap<(TenantId, Kid), KeyAlias>>,
+    /// Bumped by every invalidation, while the `aliases` write lock is held.
+    generation: AtomicU64,
 }
 
 impl Cache {
@@ -63,7 +72,13 @@ impl Cache {
             ttl,
             aliases: RwLock::new(HashMap::new()),
             kids: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The current generation: take it before reading the store for [`put`](Self::put).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The fresh entry of `alias`, if cached.
@@ -88,9 +103,16 @@ impl Cache {
             .cloned()
     }
 
-    /// Caches `entry`, unless a newer one was cached meanwhile.
-    pub(crate) fn put(&self, tenant: TenantId, entry: Entry) -> Arc<Entry> {
+    /// Caches `entry`, read from the store after [`generation`](Self::generation) returned
+    /// `generation`, unless something was invalidated since (the entry may predate that
+    /// change: it is returned for the one operation that loaded it, and not cached) or a newer
+    /// one was cached meanwhile.
+    pub(crate) fn put(&self, tenant: TenantId, entry: Entry, generation: u64) -> Arc<Entry> {
         let entry = Arc::new(entry);
+        let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
+        if self.generation.load(Ordering::Acquire) != generation {
+            return entry;
+        }
         {
             let mut kids = self.kids.write().unwrap_or_else(PoisonError::into_inner);
             for version in &entry.record.versions {
@@ -100,7 +122,6 @@ impl Cache {
                 );
             }
         }
-        let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
         let key = (tenant, entry.record.alias.clone());
         match aliases.get(&key) {
             Some(existing)
@@ -118,18 +139,18 @@ impl Cache {
 
     /// Forgets `alias` of `tenant`.
     pub(crate) fn invalidate(&self, tenant: TenantId, alias: &KeyAlias) {
-        self.aliases
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&(tenant, alias.clone()));
+        let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        aliases.remove(&(tenant, alias.clone()));
     }
 
     /// Forgets every alias of `tenant`.
     pub(crate) fn invalidate_tenant(&self, tenant: TenantId) {
-        self.aliases
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(t, _), _| *t != tenant);
+        {
+            let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            aliases.retain(|(t, _), _| *t != tenant);
+        }
         self.kids
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -138,10 +159,11 @@ impl Cache {
 
     /// Forgets everything.
     pub(crate) fn clear(&self) {
-        self.aliases
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        {
+            let mut aliases = self.aliases.write().unwrap_or_else(PoisonError::into_inner);
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            aliases.clear();
+        }
         self.kids
             .write()
             .unwrap_or_else(PoisonError::into_inner)

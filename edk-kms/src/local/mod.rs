@@ -653,6 +653,7 @@ impl Inner {
         now: SystemTime,
     ) -> Result<Arc<Entry>, Error> {
         let tenant = caller.tenant().id();
+        let generation = self.cache.generation();
         let record = match self.store.alias(caller.tenant(), alias).await? {
             Some(record) => record,
             None => match self.default_for(alias) {
@@ -674,7 +675,7 @@ impl Inner {
                 }
             },
         };
-        Ok(self.cache.put(tenant, Entry::new(record, now)))
+        Ok(self.cache.put(tenant, Entry::new(record, now), generation))
     }
 
     /// The entry holding `kid`.
@@ -687,12 +688,13 @@ impl Inner {
         {
             return Ok(entry);
         }
+        let generation = self.cache.generation();
         let record = self
             .store
             .alias_by_kid(caller.tenant(), kid)
             .await?
             .ok_or_else(|| Error::UnknownKid { kid: kid.clone() })?;
-        Ok(self.cache.put(tenant, Entry::new(record, now)))
+        Ok(self.cache.put(tenant, Entry::new(record, now), generation))
     }
 
     async fn create_default(

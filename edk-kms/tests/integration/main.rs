@@ -8,6 +8,7 @@
 )]
 
 mod audit;
+mod cache;
 mod cert;
 mod dump;
 #[cfg(feature = "grpc")]
