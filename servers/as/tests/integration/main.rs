@@ -8,8 +8,10 @@
 )]
 
 mod admin;
+mod attestation;
 mod authlib;
 mod openapi;
+mod remote_kms;
 mod replicas;
 mod schemathesis;
 mod support;
