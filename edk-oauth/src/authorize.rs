@@ -523,20 +523,10 @@ fn validate(
         }
         jkt => jkt.map(str::to_owned),
     };
-    let resource = match bounded(params, "resource", MAX_RESOURCE_BYTES)? {
-        Some(resource) => match Url::parse(resource) {
-            Ok(url) if url.scheme() == "https" && url.fragment().is_none() => {
-                Some(resource.to_owned())
-            }
-            _ => {
-                return Err(Error::oauth(
-                    OAuthErrorCode::InvalidTarget,
-                    "`resource` must be an absolute https URI without fragment",
-                ));
-            }
-        },
-        None => None,
-    };
+    let resource = allowed_resource(
+        bounded(params, "resource", MAX_RESOURCE_BYTES)?,
+        &client.metadata.resources,
+    )?;
     let text = |name| bounded(params, name, MAX_PARAMETER_BYTES).map(|v| v.map(str::to_owned));
     Ok(ValidatedRequest {
         client_id: client.client_id.clone(),
@@ -553,6 +543,40 @@ fn validate(
         acr_values: text("acr_values")?,
         ui_locales: text("ui_locales")?,
     })
+}
+
+/// Whether `resource` is an RFC 8707 resource indicator this server accepts: an absolute
+/// `https` URI without fragment, at most [`MAX_RESOURCE_BYTES`].
+pub(crate) fn is_resource_uri(resource: &str) -> bool {
+    resource.len() <= MAX_RESOURCE_BYTES
+        && Url::parse(resource).is_ok_and(|url| url.scheme() == "https" && url.fragment().is_none())
+}
+
+/// The RFC 8707 `resource` of a request, which must be one of the client's registered
+/// `allowed` resources.
+///
+/// # Errors
+/// `invalid_target` for a malformed resource or one the client may not ask for.
+pub(crate) fn allowed_resource(
+    requested: Option<&str>,
+    allowed: &[String],
+) -> Result<Option<String>, Error> {
+    let Some(resource) = requested else {
+        return Ok(None);
+    };
+    if !is_resource_uri(resource) {
+        return Err(Error::oauth(
+            OAuthErrorCode::InvalidTarget,
+            "`resource` must be an absolute https URI without fragment",
+        ));
+    }
+    if !allowed.iter().any(|allowed| allowed == resource) {
+        return Err(Error::oauth(
+            OAuthErrorCode::InvalidTarget,
+            "the client may not ask for this `resource`",
+        ));
+    }
+    Ok(Some(resource.to_owned()))
 }
 
 /// The value of `name`, refused when longer than `max` bytes.

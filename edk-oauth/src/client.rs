@@ -123,6 +123,11 @@ pub struct ClientMetadata {
     /// them, the response carries the grant's end-user `claims`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims_resources: Vec<String>,
+    /// The resources (RFC 8707 `resource`, absolute `https` URIs compared exactly) this
+    /// client may ask to be the audience of its access tokens; a request for any other is
+    /// `invalid_target`. An empty list allows none (tokens are then for the AS's issuer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 impl ClientMetadata {
@@ -139,6 +144,7 @@ impl ClientMetadata {
             require_pushed_authorization_requests: false,
             dpop_bound_access_tokens: false,
             claims_resources: Vec::new(),
+            resources: Vec::new(),
         }
     }
 }

@@ -699,5 +699,13 @@ fn validate_metadata(metadata: &ClientMetadata) -> Result<(), Error> {
             return invalid("scopes", "each must be a non-empty RFC 6749 scope token");
         }
     }
+    for resource in &metadata.resources {
+        if !crate::authorize::is_resource_uri(resource) {
+            return invalid(
+                "resources",
+                "each must be an absolute https URI without fragment, at most 2048 bytes",
+            );
+        }
+    }
     crate::claims::check_claims_resources(metadata)
 }

@@ -231,7 +231,7 @@ impl AuthorizationServer {
         let mut grant = Grant::new(client.client_id.as_str());
         grant.client_id = Some(client.client_id.clone());
         grant.scopes = scopes;
-        grant.resource = resource(call)?;
+        grant.resource = resource(call, &client.metadata.resources)?;
         self.spend(tenant, single_use).await?;
         self.issue(
             tenant,
@@ -670,24 +670,14 @@ pub(crate) fn granted_scopes(
     Ok(granted)
 }
 
-/// The RFC 8707 `resource` of a token request: an absolute `https` URI without fragment.
-fn resource(call: &EndpointCall) -> Result<Option<String>, Error> {
-    let Some(resource) = call.params.get("resource")? else {
-        return Ok(None);
-    };
-    if resource.len() > crate::authorize::MAX_RESOURCE_BYTES {
+/// The RFC 8707 `resource` of a token request: one of the client's `allowed` resources.
+fn resource(call: &EndpointCall, allowed: &[String]) -> Result<Option<String>, Error> {
+    let requested = call.params.get("resource")?;
+    if requested.is_some_and(|resource| resource.len() > crate::authorize::MAX_RESOURCE_BYTES) {
         return Err(Error::invalid_request(format!(
             "`resource` is longer than {} bytes",
             crate::authorize::MAX_RESOURCE_BYTES
         )));
     }
-    match url::Url::parse(resource) {
-        Ok(url) if url.scheme() == "https" && url.fragment().is_none() => {
-            Ok(Some(resource.to_owned()))
-        }
-        _ => Err(Error::oauth(
-            OAuthErrorCode::InvalidTarget,
-            "`resource` must be an absolute https URI without fragment",
-        )),
-    }
+    crate::authorize::allowed_resource(requested, allowed)
 }

@@ -79,6 +79,10 @@ pub struct ClientRegistration {
     /// introspection of their access tokens carries the grant's end-user `claims`.
     #[oai(default)]
     pub claims_resources: Vec<String>,
+    /// The resources (RFC 8707, absolute `https` URIs) the client may ask to be the
+    /// audience of its access tokens; any other `resource` is `invalid_target`. Empty: none.
+    #[oai(default)]
+    pub resources: Vec<String>,
 }
 
 /// A registered client.
@@ -220,6 +224,7 @@ impl AdminApi {
             "require_pushed_authorization_requests": body.require_pushed_authorization_requests,
             "dpop_bound_access_tokens": body.dpop_bound_access_tokens,
             "claims_resources": body.claims_resources,
+            "resources": body.resources,
         });
         if let (Some(jwks), Some(map)) = (body.jwks, raw.as_object_mut()) {
             map.insert("jwks".to_owned(), jwks);
