@@ -37,13 +37,14 @@ use edk_kms::LocalKms;
 use edk_kms::local::KmsTask;
 use edk_tenancy::events::BackgroundTask;
 use edk_tenancy::migrate::MigrationSet;
+use edk_tenancy::scheduler::{Job, PurgeDeletedTenants, PurgeEventPayloads, Scheduler};
 use edk_tenancy::{ConfigKey, ConfigSchema, DatabaseConfig, Tenancy, TenancyOptions};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::kms::{KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers};
-use crate::{HealthApi, Metrics, ReadinessCheck};
+use crate::{HealthApi, JobMetrics, Metrics, ReadinessCheck};
 
 type SchemaStep = Box<
     dyn FnOnce(edk_tenancy::config::ConfigSchemaBuilder) -> edk_tenancy::config::ConfigSchemaBuilder
@@ -60,6 +61,7 @@ pub struct Deps {
     metrics: Metrics,
     cancel: CancellationToken,
     tasks: Mutex<Option<(BackgroundTask, Option<KmsTask>)>>,
+    scheduler: Mutex<Option<BackgroundTask>>,
 }
 
 impl fmt::Debug for Deps {
@@ -112,6 +114,9 @@ pub enum DepsError {
     /// The metrics registry could not be set up.
     #[error("the metrics registry could not be set up")]
     Metrics(#[source] prometheus::Error),
+    /// The housekeeping scheduler could not be set up.
+    #[error("the housekeeping scheduler could not be set up")]
+    Scheduler(#[source] edk_tenancy::Error),
 }
 
 impl Deps {
@@ -186,10 +191,65 @@ impl Deps {
             .fold(HealthApi::new(), HealthApi::with_check)
     }
 
-    /// Stops the background work (event listener, KMS audit writer) and writes the buffered
-    /// audit records.
+    /// The housekeeping jobs these dependencies need on every server: purging deleted
+    /// tenants and old event payloads, and with an in-process KMS, scheduled key rotation and
+    /// audit checkpoints.
+    #[must_use]
+    pub fn jobs(&self) -> Vec<Arc<dyn Job>> {
+        let tenancy = self.tenancy.clone();
+        let jobs: Vec<Arc<dyn Job>> = vec![
+            Arc::new(PurgeDeletedTenants::new(tenancy.clone())),
+            Arc::new(PurgeEventPayloads::new(tenancy)),
+        ];
+        jobs
+    }
+
+    /// Starts the housekeeping scheduler with [`jobs`](Self::jobs) and the server's `extra`
+    /// jobs: each job runs once per period across all replicas (a lease in the platform
+    /// database), its runs counted in the metrics. Stopped by [`shutdown`](Self::shutdown);
+    /// a second call leaves the running scheduler as it is.
+    ///
+    /// # Errors
+    /// [`DepsError::Scheduler`] for an invalid job; [`DepsError::Metrics`] when the job
+    /// metrics cannot be registered.
+    pub fn start_scheduler(&self, extra: Vec<Arc<dyn Job>>) -> Result<(), DepsError> {
+        let observer = JobMetrics::new(&self.metrics).map_err(DepsError::Metrics)?;
+        let scheduler = self
+            .jobs()
+            .into_iter()
+            .chain(extra)
+            .fold(
+                Scheduler::builder(self.tenancy.clone())
+                    .clock(Arc::clone(&self.clock))
+                    .observer(Arc::new(observer)),
+                |builder, job| builder.job(job),
+            )
+            .build()
+            .map_err(DepsError::Scheduler)?;
+        let mut running = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if running.is_some() {
+            tracing::warn!("the housekeeping scheduler is already running");
+        } else {
+            *running = Some(scheduler.start(&self.cancel));
+        }
+        Ok(())
+    }
+
+    /// Stops the background work (event listener, KMS audit writer, scheduler) and writes
+    /// the buffered audit records.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
+        let scheduler = self
+            .scheduler
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(scheduler) = scheduler {
+            scheduler.shutdown().await;
+        }
         let tasks = self
             .tasks
             .lock()
@@ -310,6 +370,7 @@ impl DepsBuilder {
             metrics: Metrics::new().map_err(DepsError::Metrics)?,
             cancel,
             tasks: Mutex::new(Some((background, kms_task))),
+            scheduler: Mutex::new(None),
         })
     }
 }

@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edk_core::Clock;
 use edk_core::jose::{Jwk, SigningKey};
+use edk_core::{Clock, Kid};
 use edk_kms::grpc::{ClientAuth, RemoteKms, RemoteKmsOptions, ServiceTokenSource};
 use edk_kms::provider::pkcs11::{Pkcs11Provider, Pkcs11ProviderConfig};
 use edk_kms::provider::software::{SoftwareProvider, SoftwareProviderConfig};
@@ -326,10 +326,18 @@ pub fn connect_remote(
                 field: "auth.key_file",
                 reason: "does not hold a JWK",
             })?;
-            let key = SigningKey::from_jwk(&jwk, None).map_err(|_| KmsSetupError::Invalid {
+            let unusable = KmsSetupError::Invalid {
                 field: "auth.key_file",
                 reason: "does not hold a usable private signing key",
-            })?;
+            };
+            let key = SigningKey::from_jwk(&jwk, None).map_err(|_| unusable)?;
+            // The KMS finds the key among the service's trusted keys by `kid`: the JWK's own,
+            // or its RFC 7638 thumbprint.
+            let kid = jwk.kid.clone().unwrap_or_else(|| jwk.thumbprint());
+            let key = key.with_kid(Kid::new(kid).map_err(|_| KmsSetupError::Invalid {
+                field: "auth.key_file",
+                reason: "holds a JWK with an unusable `kid`",
+            })?);
             ClientAuth::ServiceJwt(Arc::new(
                 ServiceTokenSource::new(Arc::new(key), service.clone(), audience.clone(), clock)
                     .with_lifetime(Duration::from_secs(*lifetime_secs)),

@@ -24,6 +24,7 @@ use crate::kms::KmsConfig;
 use crate::{ConfigLoader, HttpConfig, LogConfig, bind, init_tracing, shutdown_signal};
 use edk_core::{Clock, SystemClock};
 use edk_tenancy::DatabaseConfig;
+use edk_tenancy::scheduler::Job;
 
 /// A boxed error, for what a `main` reports.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -72,6 +73,12 @@ pub trait Service: Sized + Send + Sync {
 
     /// The whole HTTP application.
     fn app(&self) -> BoxEndpoint<'static, Response>;
+
+    /// The server's own housekeeping jobs, run by the scheduler beside [`Deps::jobs`] (none
+    /// by default).
+    fn jobs(&self) -> Vec<Arc<dyn Job>> {
+        Vec::new()
+    }
 
     /// Tasks to run beside the HTTP listener until `stop` is cancelled (none by default).
     ///
@@ -187,6 +194,7 @@ pub async fn run<S: Service>(cli: Cli) -> Result<(), BoxError> {
     tracing::info!(config = ?config, "effective configuration");
     let http = crate::deps::default_http_client()?;
     let started = start::<S>(&config, Arc::new(SystemClock), http).await?;
+    started.deps().start_scheduler(started.jobs())?;
     let listener = bind(config.http().listen)
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", config.http().listen))?;

@@ -119,13 +119,19 @@ impl Edk {
         let builder = AsServer::prepare(builder).map_err(Error::As)?;
         let builder = DidService::prepare(builder).map_err(Error::Did)?;
         let deps = builder.build().await.map_err(Error::Deps)?;
-        match Self::build(config, database, kms_config, data, deps).await {
-            Ok(edk) => Ok(edk),
+        let edk = match Self::build(config, database, kms_config, data, deps).await {
+            Ok(edk) => edk,
             Err((err, deps)) => {
                 deps.shutdown().await;
-                Err(err)
+                return Err(err);
             }
+        };
+        let jobs = [edk.kms.jobs(), edk.oauth.jobs(), edk.did.jobs()].concat();
+        if let Err(err) = edk.deps.start_scheduler(jobs) {
+            edk.shutdown().await;
+            return Err(Error::Deps(err));
         }
+        Ok(edk)
     }
 
     async fn build(

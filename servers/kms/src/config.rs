@@ -1,8 +1,10 @@
 //! The configuration of the `edk-kms` binary.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use edk_core::TenantSlug;
 use edk_core::jose::JwkSet;
 use serde::Deserialize;
 
@@ -70,6 +72,10 @@ pub enum GrpcAuthConfig {
         /// when empty.
         #[serde(default)]
         allow: Vec<String>,
+        /// Identities that may act only for the listed tenants (by slug); an identity not
+        /// named here acts for every tenant.
+        #[serde(default)]
+        tenants: BTreeMap<String, Vec<TenantSlug>>,
     },
 }
 
@@ -81,6 +87,10 @@ pub struct TrustedServiceConfig {
     pub name: String,
     /// The public keys that sign its tokens (a JWK set).
     pub jwks: JwkSet,
+    /// The tenants (by slug) the service may act for; unset: every tenant. A service that
+    /// runs for some tenants only should always be given its list.
+    #[serde(default)]
+    pub tenants: Option<Vec<TenantSlug>>,
 }
 
 /// The gRPC listener's TLS files (PEM).

@@ -249,14 +249,21 @@ fn grpc_listener(
                 }
                 trusted = trusted.with_service(service.name.clone(), &service.jwks);
             }
-            ServiceAuth::ServiceJwt(
-                ServiceJwtAuth::new(audience.clone(), Arc::new(trusted), clock)
-                    .with_max_lifetime(Duration::from_secs(*max_lifetime_secs)),
-            )
+            let auth = ServiceJwtAuth::new(audience.clone(), Arc::new(trusted), clock)
+                .with_max_lifetime(Duration::from_secs(*max_lifetime_secs));
+            ServiceAuth::ServiceJwt(services.iter().fold(auth, |auth, service| {
+                match &service.tenants {
+                    Some(tenants) => auth.with_tenants(service.name.clone(), tenants.clone()),
+                    None => auth,
+                }
+            }))
         }
-        GrpcAuthConfig::Mtls { allow } => {
-            ServiceAuth::Mtls(allow.iter().fold(MtlsAuth::new(), |auth, identity| {
+        GrpcAuthConfig::Mtls { allow, tenants } => {
+            let auth = allow.iter().fold(MtlsAuth::new(), |auth, identity| {
                 auth.allow(identity.clone())
+            });
+            ServiceAuth::Mtls(tenants.iter().fold(auth, |auth, (identity, tenants)| {
+                auth.with_tenants(identity.clone(), tenants.clone())
             }))
         }
     };

@@ -1,0 +1,281 @@
+//! The production split: the compiled `edk-as` holds no key material and no KEK; it signs
+//! access tokens through a separately started KMS server over gRPC (service JWT), and its
+//! readiness reports the KMS.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
+use edk_core::{Clock, Kid, SystemClock, TenantSlug};
+use edk_kms_server::{KmsServer, KmsServerConfig};
+use edk_server::Service as _;
+use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
+use edk_testkit::TestDb;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const ADMIN: &str = "https://admin.example";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn ready(client: &reqwest::Client, base: &str) -> reqwest::Response {
+    for _ in 0..300 {
+        if let Ok(response) = client.get(format!("{base}/health/ready")).send().await {
+            return response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("edk-as did not start");
+}
+
+async fn admin_token(key: &SigningKey, tenant: edk_core::TenantId) -> String {
+    let now = SystemClock.unix_seconds();
+    let claims = json!({
+        "iss": ADMIN, "aud": "edk-admin", "sub": "ops", "tenant": tenant.to_string(),
+        "scope": "oauth2:write oauth2:read", "iat": now, "exp": now + 600,
+    });
+    jws::sign(
+        Header::new(Algorithm::Es256).with_typ("JWT"),
+        claims.to_string().as_bytes(),
+        key,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edk_as_signs_through_a_separate_kms_over_grpc() {
+    edk_server::install_crypto_provider();
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = SigningKey::generate(Algorithm::Es256).unwrap();
+    let service_key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let service_public = service_key.public_jwk();
+    let kid = Kid::new(service_public.thumbprint()).unwrap();
+    let mut service_jwk: Jwk = service_key.to_jwk().unwrap();
+    service_jwk.kid = Some(kid.as_str().to_owned());
+    let key_file = dir.path().join("as-service.jwk");
+    std::fs::write(&key_file, serde_json::to_vec(&service_jwk).unwrap()).unwrap();
+    let mut trusted = service_public;
+    trusted.kid = Some(kid.as_str().to_owned());
+
+    // The KMS server, on its own: it alone has the KEK.
+    let grpc_port = free_port();
+    let kek = edk_kms::provider::software::generate_kek().unwrap();
+    let kms_config: KmsServerConfig = serde_json::from_value(json!({
+        "database": { "backend": "postgres", "platform_url": db.url() },
+        "kms": { "mode": "local", "providers": [{
+            "kind": "software", "id": "software", "current_kek": "k1",
+            "keks": [{ "id": "k1", "key": kek.expose_secret() }],
+        }] },
+        "grpc": {
+            "listen": format!("127.0.0.1:{grpc_port}"),
+            "auth": { "kind": "service_jwt", "audience": "edk-kms",
+                "services": [{ "name": "as", "jwks": { "keys": [trusted] }, "tenants": ["acme"] }] },
+        },
+    }))
+    .unwrap();
+    let kms = edk_server::service::start::<KmsServer>(
+        &kms_config,
+        Arc::new(SystemClock),
+        reqwest::Client::new(),
+    )
+    .await
+    .unwrap();
+    let stop_kms = CancellationToken::new();
+    let side: Vec<_> = kms
+        .side_tasks(stop_kms.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(tokio::spawn)
+        .collect();
+    let tenant = kms
+        .tenancy()
+        .provision(TenantSlug::new("acme").unwrap(), "Acme")
+        .await
+        .unwrap();
+
+    // edk-as, configured with the remote KMS only.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = json!({
+        "http": { "listen": format!("127.0.0.1:{port}") },
+        "log": { "filter": "warn" },
+        "auth": { "issuers": [{ "issuer": ADMIN, "jwks": JwkSet { keys: vec![admin.public_jwk()] } }] },
+        "database": { "backend": "postgres", "platform_url": db.url() },
+        "kms": {
+            "mode": "remote",
+            "endpoint": format!("http://127.0.0.1:{grpc_port}"),
+            "timeout_millis": 2000,
+            "auth": { "kind": "service_jwt", "service": "as", "audience": "edk-kms",
+                "key_file": key_file },
+        },
+    });
+    let config_file = dir.path().join("as.yaml");
+    std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&config_file).unwrap();
+    assert!(
+        !text.contains(kek.expose_secret()),
+        "edk-as is given no KEK"
+    );
+    let _child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_edk-as"))
+            .arg("--config")
+            .arg(&config_file)
+            .env_remove("EDK_LISTEN")
+            .env_remove("EDK_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let report: Value = ready(&client, &base).await.json().await.unwrap();
+    assert_eq!(report["status"], "ok", "{report}");
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(checks, ["database", "kms"]);
+
+    let binding = EndpointBinding::new(
+        tenant.id,
+        ServiceType::As,
+        "localhost",
+        Some(port),
+        "/acme",
+        WellKnownLayout::Inserted,
+    )
+    .unwrap();
+    kms.tenancy().bind(&binding).await.unwrap();
+    let token = admin_token(&admin, tenant.id).await;
+    let registered: Value = client
+        .post(format!("{base}/api/oauth2/v1/clients"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"client_id": "svc", "token_endpoint_auth_method": "client_secret_post",
+            "grant_types": ["client_credentials"]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    let host = format!("localhost:{port}");
+    let mut issued = None;
+    // The routing cache of edk-as learns the new binding within its TTL or on the event.
+    for _ in 0..100 {
+        let response = client
+            .post(format!("{base}/acme/token"))
+            .header("Host", &host)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "svc"),
+                ("client_secret", secret.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            issued = Some(response.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let issued = issued.expect("a token from edk-as");
+    let access_token = issued["access_token"].as_str().unwrap();
+
+    // Signed by the KMS: the key is the tenant's `as.access-token-signing` alias there, and
+    // the token verifies against edk-as's JWKS.
+    let keys = edk_kms::Kms::keys(
+        kms.kms(),
+        &edk_kms::Caller::new(kms.tenancy().context(tenant.id).await.unwrap(), "test"),
+    )
+    .await
+    .unwrap();
+    let header: Value = {
+        use base64::Engine as _;
+        let part = access_token.split('.').next().unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert!(
+        keys.iter()
+            .any(|key| key.alias.to_string() == "as.access-token-signing"
+                && key
+                    .versions
+                    .iter()
+                    .any(|version| version.kid.as_str() == header["kid"].as_str().unwrap())),
+        "the token's kid is the KMS alias's key: {header} {keys:?}"
+    );
+    let jwks: JwkSet = client
+        .get(format!("{base}/acme/jwks.json"))
+        .header("Host", &host)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let resolver = edk_core::jose::JwksResolver::new(&jwks);
+    let verified = jws::Jws::parse(access_token, &edk_core::Limits::default())
+        .unwrap()
+        .verify_with(
+            &resolver,
+            &edk_core::jose::VerifyPolicy::default().with_algorithms(&[Algorithm::Es256]),
+            None,
+        )
+        .await;
+    assert!(verified.is_ok(), "{verified:?}");
+
+    // Without the KMS, edk-as is not ready and says which dependency failed.
+    stop_kms.cancel();
+    for task in side {
+        task.await.unwrap().unwrap();
+    }
+    let response = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let report: Value = response.json().await.unwrap();
+    let kms_check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == "kms")
+        .unwrap();
+    assert_eq!(kms_check["ok"], false);
+    assert_eq!(kms_check["reason"], "the KMS does not answer");
+    let database_check = &report["checks"][0];
+    assert_eq!(database_check["ok"], true);
+    kms.shutdown().await;
+    db.close().await;
+}
