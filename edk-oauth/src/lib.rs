@@ -34,7 +34,8 @@ pub use config::AsConfig;
 pub use error::{AuthnError, Error, OAuthErrorCode};
 pub use request::{EndpointCall, Params};
 pub use resource::{
-    AccessTokenKeys, AccessTokenValidator, RemoteJwks, ResourceRequest, ValidatedToken,
+    AccessTokenKeys, AccessTokenValidator, DpopReplayCache, MemoryReplayCache, RemoteJwks,
+    ResourceRequest, StoreReplayCache, ValidatedToken,
 };
 pub use server::{AuthorizationServer, NewClient, PreAuthorizedCode, PreAuthorizedCodeRequest};
 pub use store::{OAuthStore, SqlStore};

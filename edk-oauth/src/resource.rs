@@ -20,6 +20,7 @@ use tokio::sync::RwLock;
 use crate::dpop;
 use crate::error::{Error, OAuthErrorCode};
 use crate::server::signing_alias;
+use crate::store::OAuthStore;
 use crate::token::ACCESS_TOKEN_TYP;
 
 /// A request to a protected resource, reduced to what token validation reads.
@@ -108,7 +109,7 @@ pub struct AccessTokenValidator {
     clock: Arc<dyn Clock>,
     leeway: i64,
     dpop_max_age: i64,
-    seen: Mutex<HashMap<String, i64>>,
+    replay: Arc<dyn DpopReplayCache>,
 }
 
 impl fmt::Debug for AccessTokenValidator {
@@ -116,6 +117,7 @@ impl fmt::Debug for AccessTokenValidator {
         f.debug_struct("AccessTokenValidator")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("replay", &self.replay)
             .finish_non_exhaustive()
     }
 }
@@ -139,8 +141,17 @@ impl AccessTokenValidator {
             clock,
             leeway: 30,
             dpop_max_age: 300,
-            seen: Mutex::new(HashMap::new()),
+            replay: Arc::new(MemoryReplayCache::default()),
         }
+    }
+
+    /// The validator remembering accepted DPoP proofs in `replay` instead of this process's
+    /// memory: with a [`StoreReplayCache`], every replica of a resource server over one
+    /// database refuses a proof that any of them accepted.
+    #[must_use]
+    pub fn with_replay_cache(mut self, replay: Arc<dyn DpopReplayCache>) -> Self {
+        self.replay = replay;
+        self
     }
 
     /// Validates the access token of `request`: `Bearer` tokens must not be DPoP-bound; `DPoP`
@@ -191,7 +202,14 @@ impl AccessTokenValidator {
                         "the proof key is not the token's key",
                     ));
                 }
-                self.check_replay(&proof.jkt, &proof.jti, now)?;
+                let expires_at = now.saturating_add(self.dpop_max_age.saturating_mul(2));
+                if !self
+                    .replay
+                    .first_use(&proof.jkt, &proof.jti, now, expires_at)
+                    .await?
+                {
+                    return Err(Error::invalid_dpop_proof("the proof was used before"));
+                }
             }
             (None, false) => {}
         }
@@ -255,20 +273,96 @@ impl AccessTokenValidator {
             })?;
         Ok(claims)
     }
+}
 
-    fn check_replay(&self, jkt: &str, jti: &str, now: i64) -> Result<(), Error> {
+/// Where an [`AccessTokenValidator`] remembers the DPoP proofs (RFC 9449 §11.1) it accepted,
+/// so that each is accepted once.
+#[async_trait]
+pub trait DpopReplayCache: fmt::Debug + Send + Sync {
+    /// Records proof `jti` of the key with thumbprint `jkt` at `now`, to be remembered until
+    /// `expires_at`: `false` when it was seen before.
+    ///
+    /// # Errors
+    /// When the backing store fails.
+    async fn first_use(
+        &self,
+        jkt: &str,
+        jti: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, Error>;
+}
+
+/// Accepted proofs in this process's memory (the default): replicas do not see each other's
+/// proofs, so one proof could be used once at each.
+#[derive(Debug, Default)]
+pub struct MemoryReplayCache {
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+/// How many proofs [`MemoryReplayCache`] holds before it drops the expired ones.
+const MEMORY_REPLAY_LIMIT: usize = 100_000;
+
+#[async_trait]
+impl DpopReplayCache for MemoryReplayCache {
+    async fn first_use(
+        &self,
+        jkt: &str,
+        jti: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, Error> {
         let mut seen = self.seen.lock().map_err(|_| Error::Internal {
             what: "replay cache poisoned",
         })?;
-        if seen.len() > 100_000 {
+        if seen.len() > MEMORY_REPLAY_LIMIT {
             seen.retain(|_, expires| *expires > now);
         }
         let key = format!("{jkt}:{jti}");
         if seen.get(&key).is_some_and(|expires| *expires > now) {
-            return Err(Error::invalid_dpop_proof("the proof was used before"));
+            return Ok(false);
         }
-        seen.insert(key, now + 2 * self.dpop_max_age);
-        Ok(())
+        seen.insert(key, expires_at);
+        Ok(true)
+    }
+}
+
+/// Accepted proofs in a tenant's database, through its [`OAuthStore`] (table `oauth_jti`,
+/// one conditional insert): every replica of a resource server over that database refuses a
+/// proof that any of them accepted. Expired entries go with
+/// [`OAuthStore::purge_expired`].
+#[derive(Debug)]
+pub struct StoreReplayCache {
+    store: Arc<dyn OAuthStore>,
+    tenant: TenantContext,
+}
+
+impl StoreReplayCache {
+    /// Proofs remembered in `tenant`'s database through `store` (for example
+    /// [`AuthorizationServer::store`](crate::AuthorizationServer::store)).
+    #[must_use]
+    pub const fn new(store: Arc<dyn OAuthStore>, tenant: TenantContext) -> Self {
+        Self { store, tenant }
+    }
+}
+
+/// The replay scope of proofs accepted by resource servers, followed by the key thumbprint;
+/// distinct from the authorization server's own.
+const RESOURCE_DPOP_SCOPE: &str = "resource-dpop:";
+
+#[async_trait]
+impl DpopReplayCache for StoreReplayCache {
+    async fn first_use(
+        &self,
+        jkt: &str,
+        jti: &str,
+        _now: i64,
+        expires_at: i64,
+    ) -> Result<bool, Error> {
+        let scope = format!("{RESOURCE_DPOP_SCOPE}{jkt}");
+        self.store
+            .use_jti(&self.tenant, &scope, jti, expires_at)
+            .await
     }
 }
 

@@ -13,6 +13,7 @@ mod flows;
 mod hostile_time;
 mod limits;
 mod refresh;
+mod replay;
 mod resources;
 mod secret_hashing;
 mod signing_keys;

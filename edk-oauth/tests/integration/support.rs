@@ -106,6 +106,20 @@ impl Backend {
             .unwrap()
     }
 
+    /// Another tenancy (a second replica) on the same database, PostgreSQL or SQLite.
+    pub(crate) async fn replica(&self) -> Tenancy {
+        if let Some(db) = &self.db {
+            return Self::postgres_tenancy(db.url()).await;
+        }
+        let dir = self._dir.as_ref().unwrap().path();
+        Tenancy::builder(DatabaseConfig::Sqlite(SqliteConfig::new(dir)))
+            .migrations(edk_kms::migrations().unwrap())
+            .migrations(edk_oauth::migrations().unwrap())
+            .build()
+            .await
+            .unwrap()
+    }
+
     /// Provisions `slug`, binds its AS at `https://as.example/<slug>` and returns its context.
     pub(crate) async fn tenant(&self, slug: &str) -> TenantContext {
         let tenant = self
