@@ -41,7 +41,8 @@ pub struct AuditConfig {
     pub buffer: usize,
     /// How often the background task writes buffered records.
     pub flush_interval: Duration,
-    /// How often the background task checkpoints every tenant's chain.
+    /// How often every tenant's chain is checkpointed: the default period of
+    /// [`AuditCheckpointJob`](crate::jobs::AuditCheckpointJob).
     pub checkpoint_interval: Duration,
 }
 

@@ -5,6 +5,7 @@ pub mod cert;
 pub mod error;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+pub mod jobs;
 pub mod kms;
 pub mod local;
 pub mod provider;

@@ -26,7 +26,7 @@ use crate::kms::{Caller, Kms, NewKey};
 /// must name the same tenant (else `PERMISSION_DENIED`), a service limited to some tenants
 /// ([`ServiceJwtAuth::with_tenants`](super::ServiceJwtAuth::with_tenants)) must be allowed
 /// that one (else `PERMISSION_DENIED`, whether or not it exists), and the directory turns it
-/// into the [`TenantContext`](edk_tenancy::TenantContext) the KMS acts in. The KMS sees a
+/// into the [`TenantContext`] the KMS acts in. The KMS sees a
 /// [`Caller::remote`] of the authenticated service, whose actor is
 /// `service:<name>/<CallContext.actor>`.
 #[derive(Clone)]

@@ -276,7 +276,8 @@ impl LocalKms {
 
     /// Starts the background work: invalidating cached aliases on other replicas' change
     /// events, provisioning default aliases on [`Event::TenantProvisioned`], and flushing the
-    /// audit buffer and checkpointing on the audit schedule.
+    /// audit buffer. Scheduled rotation and audit checkpoints are not part of it: they are
+    /// [`jobs`](crate::jobs) for the tenancy scheduler, which runs each on one replica.
     #[must_use]
     pub fn start(&self, cancel: &CancellationToken) -> KmsTask {
         let cancel = cancel.child_token();
@@ -325,7 +326,8 @@ impl LocalKms {
     /// Rotates every alias of `caller`'s tenant whose policy says its active version is due,
     /// by the injected clock, and stages the next version as pre-active for aliases whose
     /// policy asks for it and whose rotation is that close. A rotation activates the staged
-    /// version when there is one. Returns the aliases rotated.
+    /// version when there is one. Rotations are audited as `rotate`, staging as
+    /// `stage_rotation`. Returns the aliases rotated.
     ///
     /// # Errors
     /// The first failure.
@@ -342,8 +344,17 @@ impl LocalKms {
             let activated = record.active().and_then(|v| v.version.activated_at);
             let due = activated.is_none_or(|at| store::overlap_end(at, period) <= now);
             if due {
-                self.inner
+                let result = self
+                    .inner
                     .rotate(caller, &record.alias, RotationReason::Scheduled)
+                    .await;
+                let kid = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.active())
+                    .map(|v| v.version.kid.clone());
+                self.inner
+                    .audited(caller, "rotate", Some(&record.alias), kid.as_ref(), result)
                     .await?;
                 rotated.push(record.alias);
                 continue;
@@ -472,34 +483,16 @@ impl LocalKms {
         Ok(report)
     }
 
-    /// Checkpoints every serving tenant's chain (what the background task does on its
-    /// schedule).
-    ///
-    /// # Errors
-    /// When the tenant registry cannot be read; a tenant that fails is logged and skipped.
-    pub async fn checkpoint_all(&self) -> Result<usize, Error> {
-        let mut done = 0;
-        for tenant in self.inner.tenancy.tenants().await? {
-            let Ok(context) = self.inner.tenancy.context(tenant.id).await else {
-                continue;
-            };
-            match self.checkpoint(&Caller::new(context, SYSTEM_ACTOR)).await {
-                Ok(Some(_)) => done += 1,
-                Ok(None) => {}
-                Err(err) => {
-                    tracing::warn!(tenant = %tenant.id, error = %ErrorChain(&err), "audit checkpoint failed");
-                }
-            }
-        }
-        Ok(done)
+    /// How often the audit chains are to be checkpointed (the audit configuration's
+    /// `checkpoint_interval`), the default period of
+    /// [`AuditCheckpointJob`](crate::jobs::AuditCheckpointJob).
+    pub(crate) fn checkpoint_interval(&self) -> Duration {
+        self.inner.audit.checkpoint_interval()
     }
 
     async fn run(self, cancel: CancellationToken, mut events: broadcast::Receiver<Event>) {
         let mut flush = tokio::time::interval(self.inner.audit.flush_interval());
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let period = self.inner.audit.checkpoint_interval();
-        let mut checkpoint = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
@@ -511,11 +504,6 @@ impl LocalKms {
                 () = self.inner.audit.full() => {
                     if let Err(err) = self.inner.audit.flush().await {
                         tracing::warn!(error = %ErrorChain(&err), "writing audit records failed");
-                    }
-                }
-                _ = checkpoint.tick() => {
-                    if let Err(err) = self.checkpoint_all().await {
-                        tracing::warn!(error = %ErrorChain(&err), "audit checkpoints failed");
                     }
                 }
                 received = events.recv() => match received {

@@ -16,6 +16,7 @@ mod grpc;
 #[cfg(feature = "pkcs11")]
 mod hsm;
 mod interop;
+mod jobs;
 mod local;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
