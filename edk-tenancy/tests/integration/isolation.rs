@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use edk_core::{TenantId, TenantSlug};
 use edk_tenancy::store::postgres::PostgresConfig;
 use edk_tenancy::testkit::{self, read_notes, write_note};
-use edk_tenancy::{DatabaseConfig, TenantDirectory};
+use edk_tenancy::{DatabaseConfig, TenantDirectory, TenantTx};
 use edk_testkit::TestDb;
 use secrecy::SecretString;
 
@@ -38,25 +38,58 @@ async fn tenants_do_not_see_each_others_rows_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_path_is_scoped_to_the_transaction() {
     let db = TestDb::new().await;
-    let tenancy = build(testkit::builder(postgres(db.url()), clock())).await;
+    // One workload connection, so the second unit of work runs on the first one's connection.
+    let mut config = PostgresConfig::new(SecretString::from(db.url()));
+    config.max_connections = 1;
+    let tenancy = build(testkit::builder(DatabaseConfig::Postgres(config), clock())).await;
     let a = tenancy
         .provision(TenantSlug::new("scope-a").unwrap(), "A")
         .await
         .unwrap();
     let ctx = tenancy.context(a.id).await.unwrap();
-    write_note(&tenancy, &ctx, "in a").await.unwrap();
-    // SET LOCAL ends with the transaction: a session of its own sees no tenant table.
-    let pool = db.pool();
-    let (visible,): (Option<String>,) = sqlx::query_as("SELECT to_regclass('testkit_note')::text")
-        .fetch_one(&pool)
+    let schema = a.id.schema_name();
+
+    let TenantTx::Postgres(mut first) = tenancy.databases().begin(&ctx).await.unwrap() else {
+        panic!("a PostgreSQL unit of work");
+    };
+    let (first_pid, inside): (i32, String) =
+        sqlx::query_as("SELECT pg_backend_pid(), current_setting('search_path')")
+            .fetch_one(&mut *first)
+            .await
+            .unwrap();
+    assert_eq!(
+        inside, schema,
+        "the unit of work runs in the tenant's schema"
+    );
+    sqlx::query("INSERT INTO testkit_note (body) VALUES ('in a')")
+        .execute(&mut *first)
         .await
         .unwrap();
+    first.commit().await.unwrap();
+
+    // The next unit of work on the same pooled connection ends its own transaction at once and
+    // looks at the session: SET LOCAL ended with the first transaction, so the session has
+    // its default search_path and no tenant table is visible unqualified.
+    let TenantTx::Postgres(mut second) = tenancy.databases().begin(&ctx).await.unwrap() else {
+        panic!("a PostgreSQL unit of work");
+    };
+    sqlx::raw_sql("COMMIT").execute(&mut *second).await.unwrap();
+    let (second_pid, after, visible): (i32, String, Option<String>) = sqlx::query_as(
+        "SELECT pg_backend_pid(), current_setting('search_path'), \
+         to_regclass('testkit_note')::text",
+    )
+    .fetch_one(&mut *second)
+    .await
+    .unwrap();
+    drop(second);
+    assert_eq!(second_pid, first_pid, "the same pooled connection");
+    assert_eq!(after, "\"$user\", public");
     assert_eq!(visible, None);
-    let schema = a.id.schema_name();
+
     let (count,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT count(*) FROM {schema}.testkit_note"
     )))
-    .fetch_one(&pool)
+    .fetch_one(&db.pool())
     .await
     .unwrap();
     assert_eq!(count, 1);
