@@ -504,3 +504,33 @@ async fn edk_runs_on_postgres_by_configuration() {
     h.stop().await;
     db.close().await;
 }
+
+/// `edk` runs the housekeeping scheduler: every job of the tenancy, the in-process KMS and
+/// the authorization server runs (its runs are counted in `/metrics`).
+#[tokio::test]
+async fn housekeeping_jobs_run_and_are_counted() {
+    let h = Harness::start().await;
+    let mut metrics = String::new();
+    let wanted = [
+        "tenancy.purge_deleted",
+        "tenancy.purge_event_payloads",
+        "kms.rotate_due",
+        "kms.audit_checkpoint",
+    ];
+    for _ in 0..100 {
+        metrics = h.get("/metrics", None).await.text().await.unwrap();
+        if wanted.iter().all(|job| {
+            metrics.contains(&format!("scheduler_job_runs_total{{job=\"{job}\"}} 1"))
+        }) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for job in wanted {
+        assert!(
+            metrics.contains(&format!("scheduler_job_runs_total{{job=\"{job}\"}} 1")),
+            "{job} did not run once: {metrics}"
+        );
+    }
+    h.stop().await;
+}
