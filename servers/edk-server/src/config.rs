@@ -4,8 +4,9 @@
 //! A variable names a key by its path with `__` between the parts, after the `EDK_` prefix:
 //! `EDK_HTTP__LISTEN=0.0.0.0:8080` sets `http.listen`. Only variables with a `__` are read,
 //! because every top-level key is a section; plain ones such as `EDK_LISTEN` belong to the
-//! binaries' command lines. Values are parsed as scalars (`true`, `42`, `a string`); lists
-//! and maps come from YAML files.
+//! binaries' command lines. Values are parsed as scalars (`true`, `42`, `a string`); a
+//! numbered part addresses a list item (`EDK_KMS__PROVIDERS__0__KIND=software`), and maps are
+//! built from the key paths.
 //!
 //! The target type decides what is valid: `#[serde(deny_unknown_fields)]` refuses typos and
 //! field types validate by conversion, so a configuration that loads is a valid one. A failure
