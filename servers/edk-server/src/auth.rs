@@ -94,6 +94,10 @@ pub struct TrustedIssuer {
     /// The URL of the issuer's JWK Set, fetched with the server's HTTP client.
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// The tenants (by id) this issuer's tokens may act for; unset: every tenant. A token
+    /// for another tenant is refused with 403.
+    #[serde(default)]
+    pub tenants: Option<Vec<TenantId>>,
 }
 
 impl TrustedIssuer {
@@ -104,7 +108,15 @@ impl TrustedIssuer {
             issuer: issuer.into(),
             jwks: Some(jwks),
             jwks_uri: None,
+            tenants: None,
         }
+    }
+
+    /// The issuer, allowed to act only for `tenants`.
+    #[must_use]
+    pub fn for_tenants(mut self, tenants: impl IntoIterator<Item = TenantId>) -> Self {
+        self.tenants = Some(tenants.into_iter().collect());
+        self
     }
 
     /// `issuer` with keys fetched from `jwks_uri`.
@@ -114,6 +126,7 @@ impl TrustedIssuer {
             issuer: issuer.into(),
             jwks: None,
             jwks_uri: Some(jwks_uri.into()),
+            tenants: None,
         }
     }
 }
@@ -187,11 +200,17 @@ pub enum AuthError {
     /// The token has no usable `tenant` claim.
     #[error("the token has no valid `tenant` claim")]
     MissingTenant,
+    /// The token's issuer may not act for the token's tenant.
+    #[error("the token's issuer may not act for this tenant")]
+    TenantNotAllowed,
 }
 
 impl HasKind for AuthError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::Unauthenticated
+        match self {
+            Self::TenantNotAllowed => ErrorKind::Forbidden,
+            _ => ErrorKind::Unauthenticated,
+        }
     }
 }
 
@@ -201,10 +220,17 @@ pub struct AdminAuth {
     inner: Arc<Inner>,
 }
 
+/// A trusted issuer: its keys and the tenants it may act for (`None`: all).
+struct Issuer {
+    name: String,
+    keys: Arc<dyn KeyResolver>,
+    tenants: Option<BTreeSet<TenantId>>,
+}
+
 struct Inner {
     audience: String,
     leeway: i64,
-    issuers: Vec<(String, Arc<dyn KeyResolver>)>,
+    issuers: Vec<Issuer>,
     policy: VerifyPolicy,
     clock: Arc<dyn Clock>,
     anonymous: Vec<String>,
@@ -229,10 +255,10 @@ impl AdminAuth {
             ttl: Duration::from_secs(config.jwks_cache_ttl_secs),
             min_refresh_interval: Duration::from_secs(config.jwks_min_refresh_secs),
         };
-        let mut issuers: Vec<(String, Arc<dyn KeyResolver>)> = Vec::new();
+        let mut issuers: Vec<Issuer> = Vec::new();
         for trusted in &config.issuers {
             let issuer = trusted.issuer.clone();
-            if issuers.iter().any(|(known, _)| *known == issuer) {
+            if issuers.iter().any(|known| known.name == issuer) {
                 return Err(AuthSetupError::Duplicate { issuer });
             }
             let resolver: Arc<dyn KeyResolver> = match (&trusted.jwks, &trusted.jwks_uri) {
@@ -251,7 +277,14 @@ impl AdminAuth {
                 }
                 _ => return Err(AuthSetupError::KeySource { issuer }),
             };
-            issuers.push((issuer, resolver));
+            issuers.push(Issuer {
+                name: issuer,
+                keys: resolver,
+                tenants: trusted
+                    .tenants
+                    .as_ref()
+                    .map(|tenants| tenants.iter().copied().collect()),
+            });
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -289,12 +322,12 @@ impl AdminAuth {
         let Some(Value::String(issuer)) = unverified.get("iss") else {
             return Err(AuthError::UntrustedIssuer);
         };
-        let Some((issuer, resolver)) = inner.issuers.iter().find(|(known, _)| known == issuer)
-        else {
+        let Some(trusted) = inner.issuers.iter().find(|known| known.name == *issuer) else {
             return Err(AuthError::UntrustedIssuer);
         };
+        let issuer = &trusted.name;
         let verified = jws
-            .verify_with(resolver.as_ref(), &inner.policy, Some(issuer))
+            .verify_with(trusted.keys.as_ref(), &inner.policy, Some(issuer))
             .await
             .map_err(AuthError::InvalidToken)?;
         let claims = verified.claims().map_err(AuthError::InvalidToken)?;
@@ -304,10 +337,17 @@ impl AdminAuth {
             .with_leeway(inner.leeway)
             .validate(&claims, inner.clock.unix_seconds())
             .map_err(AuthError::InvalidToken)?;
-        let tenant = match claims.get("tenant") {
+        let tenant: TenantId = match claims.get("tenant") {
             Some(Value::String(tenant)) => tenant.parse().map_err(|_| AuthError::MissingTenant)?,
             _ => return Err(AuthError::MissingTenant),
         };
+        if trusted
+            .tenants
+            .as_ref()
+            .is_some_and(|tenants| !tenants.contains(&tenant))
+        {
+            return Err(AuthError::TenantNotAllowed);
+        }
         let scopes = match claims.get("scope") {
             Some(Value::String(scope)) => {
                 scope.split_ascii_whitespace().map(str::to_owned).collect()
@@ -352,7 +392,7 @@ impl fmt::Debug for AdminAuth {
                     .inner
                     .issuers
                     .iter()
-                    .map(|(iss, _)| iss)
+                    .map(|issuer| &issuer.name)
                     .collect::<Vec<_>>(),
             )
             .field("anonymous", &self.inner.anonymous)
@@ -389,6 +429,14 @@ impl<E: Endpoint> Endpoint for AdminAuthEndpoint<E> {
             Ok(principal) => {
                 req.extensions_mut().insert(principal);
                 self.inner.call(req).await.map(IntoResponse::into_response)
+            }
+            Err(AuthError::TenantNotAllowed) => {
+                tracing::info!("admin token refused: its issuer may not act for its tenant");
+                Ok(Problem::new(
+                    ProblemType::Forbidden,
+                    Some(AuthError::TenantNotAllowed.to_string()),
+                )
+                .into_response())
             }
             Err(err) => {
                 tracing::info!(error = %edk_core::ErrorChain(&err), "admin token refused");

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use edk_core::jose::{Algorithm, SigningKey};
 
-use crate::support::{Harness, NOW, assert_problem, claims, sign, tenant};
+use crate::support::{Harness, LIMITED_ISSUER, NOW, assert_problem, claims, sign, tenant};
 
 async fn whoami(h: &Harness, token: &str) -> reqwest::Response {
     h.client
@@ -115,5 +115,32 @@ async fn anonymous_prefixes_match_whole_segments() {
     let response = h.client.get(h.url("/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 401);
     let response = h.client.get(h.url("/health/live")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// An issuer configured with a `tenants` list acts for those tenants only; an issuer without
+/// one acts for every tenant.
+#[tokio::test]
+async fn an_issuer_limited_to_tenants_cannot_act_for_others() {
+    let h = Harness::start().await;
+    let other = "0190aaaa-0000-7000-8000-000000000001";
+    let mut limited = claims();
+    limited["iss"] = LIMITED_ISSUER.into();
+    let own = whoami(&h, &sign(&h.limited_key, &limited).await).await;
+    assert_eq!(own.status(), 200);
+    let body: Value = own.json().await.unwrap();
+    assert_eq!(body["tenant"], tenant().to_string());
+
+    limited["tenant"] = other.into();
+    let refused = whoami(&h, &sign(&h.limited_key, &limited).await).await;
+    let problem = assert_problem(refused, 403, "forbidden").await;
+    assert_eq!(
+        problem["detail"],
+        "the token's issuer may not act for this tenant"
+    );
+
+    let mut unlimited = claims();
+    unlimited["tenant"] = other.into();
+    let response = whoami(&h, &h.token(unlimited).await).await;
     assert_eq!(response.status(), 200);
 }

@@ -174,6 +174,7 @@ fn issuers_need_exactly_one_key_source_and_a_client_for_urls() {
             issuer: REMOTE_ISSUER.to_owned(),
             jwks: Some(JwkSet { keys: Vec::new() }),
             jwks_uri: Some("https://issuer.test/jwks".to_owned()),
+            tenants: None,
         }],
         ..AuthConfig::default()
     };

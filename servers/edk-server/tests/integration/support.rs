@@ -14,6 +14,8 @@ use edk_server::{
 
 pub(crate) const NOW: i64 = 1_700_000_000;
 pub(crate) const ISSUER: &str = "https://issuer.test";
+/// An issuer trusted only for [`tenant()`].
+pub(crate) const LIMITED_ISSUER: &str = "https://limited.test";
 pub(crate) const AUDIENCE: &str = "edk-admin";
 pub(crate) const TENANT: &str = "0190c7a4-8e2b-7cde-9f00-0123456789ab";
 
@@ -68,6 +70,8 @@ pub(crate) struct Harness {
     pub(crate) client: reqwest::Client,
     pub(crate) key: SigningKey,
     pub(crate) gate: Arc<Gate>,
+    /// The key of [`LIMITED_ISSUER`].
+    pub(crate) limited_key: SigningKey,
 }
 
 impl Harness {
@@ -78,13 +82,23 @@ impl Harness {
     pub(crate) async fn start_with(health: HealthApi, http: HttpConfig) -> Self {
         edk_server::install_crypto_provider();
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let limited_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let auth_config = AuthConfig {
-            issuers: vec![TrustedIssuer::with_jwks(
-                ISSUER,
-                JwkSet {
-                    keys: vec![key.public_jwk()],
-                },
-            )],
+            issuers: vec![
+                TrustedIssuer::with_jwks(
+                    ISSUER,
+                    JwkSet {
+                        keys: vec![key.public_jwk()],
+                    },
+                ),
+                TrustedIssuer::with_jwks(
+                    LIMITED_ISSUER,
+                    JwkSet {
+                        keys: vec![limited_key.public_jwk()],
+                    },
+                )
+                .for_tenants([tenant()]),
+            ],
             ..AuthConfig::default()
         };
         let mut anonymous = ANONYMOUS_PATHS.to_vec();
@@ -115,6 +129,7 @@ impl Harness {
             server,
             client,
             key,
+            limited_key,
             gate,
         }
     }
