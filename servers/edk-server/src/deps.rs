@@ -34,6 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use edk_core::{Clock, ErrorChain, ErrorKind, HasKind, SystemClock, TenantId, TenantSlug};
 use edk_kms::LocalKms;
+use edk_kms::jobs::{AuditCheckpointJob, RotateDueJob};
 use edk_kms::local::KmsTask;
 use edk_tenancy::events::BackgroundTask;
 use edk_tenancy::migrate::MigrationSet;
@@ -197,10 +198,14 @@ impl Deps {
     #[must_use]
     pub fn jobs(&self) -> Vec<Arc<dyn Job>> {
         let tenancy = self.tenancy.clone();
-        let jobs: Vec<Arc<dyn Job>> = vec![
+        let mut jobs: Vec<Arc<dyn Job>> = vec![
             Arc::new(PurgeDeletedTenants::new(tenancy.clone())),
             Arc::new(PurgeEventPayloads::new(tenancy)),
         ];
+        if let Some(kms) = self.kms.local() {
+            jobs.push(Arc::new(RotateDueJob::new(kms.clone())));
+            jobs.push(Arc::new(AuditCheckpointJob::new(kms.clone())));
+        }
         jobs
     }
 
