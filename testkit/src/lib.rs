@@ -8,6 +8,7 @@
 
 #[cfg(feature = "oidc-provider")]
 pub mod oidc_provider;
+pub mod openapi;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
