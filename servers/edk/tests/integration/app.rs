@@ -30,8 +30,10 @@ impl Harness {
         edk_server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
-        let mut config = EdkConfig::default();
-        config.database = database;
+        let mut config = EdkConfig {
+            database,
+            ..EdkConfig::default()
+        };
         let data = DataDir::open(&dir.path().join("data")).unwrap();
         let other_key = SigningKey::generate(Algorithm::Es256).unwrap();
         config.auth.issuers.push(TrustedIssuer::with_jwks(
