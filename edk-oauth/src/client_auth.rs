@@ -38,6 +38,19 @@ pub(crate) fn replayed(value: &SingleUse) -> Error {
     }
 }
 
+/// The `client_id` of a call that identifies its client by that parameter alone (no secret,
+/// assertion or attestation).
+pub(crate) fn public_client_id(call: &EndpointCall) -> Option<&str> {
+    let params = &call.params;
+    let other = ["client_secret", "client_assertion", "client_assertion_type"]
+        .iter()
+        .any(|name| params.contains(name));
+    if other || call.authorization.is_some() || crate::client_attestation::presented(call) {
+        return None;
+    }
+    params.get("client_id").ok().flatten()
+}
+
 enum Presented<'a> {
     Secret {
         id: String,

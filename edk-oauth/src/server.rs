@@ -278,7 +278,9 @@ impl AuthorizationServer {
             "token_endpoint_auth_methods_supported": auth_methods,
             "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "introspection_endpoint_auth_methods_supported": &auth_methods[..3],
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "revocation_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "code_challenge_methods_supported": ["S256"],
             "dpop_signing_alg_values_supported": algs,
             "authorization_response_iss_parameter_supported": true,
@@ -437,6 +439,12 @@ impl AuthorizationServer {
     ) -> Result<(Client, Option<SecretString>), Error> {
         validate_metadata(&request.metadata)?;
         let client_id = match request.client_id {
+            Some(id) if id.as_str() == crate::token::ANONYMOUS_CLIENT_ID => {
+                return Err(Error::InvalidInput {
+                    field: "client_id",
+                    reason: "`anonymous` names anonymous pre-authorized access".to_owned(),
+                });
+            }
             Some(id) => id,
             None => ClientId::new(crate::random::token()).map_err(|_| Error::Internal {
                 what: "generated client id is malformed",

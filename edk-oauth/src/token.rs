@@ -20,6 +20,11 @@ use crate::store::{
 /// The `typ` of JWT access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 
+/// The `client_id` claim (RFC 9068 §2.2) of access tokens redeemed from a pre-authorized
+/// code without client authentication (OID4VCI anonymous access). No client can be
+/// registered under it.
+pub const ANONYMOUS_CLIENT_ID: &str = "anonymous";
+
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Clone, Serialize)]
 #[non_exhaustive]
@@ -113,9 +118,20 @@ impl AuthorizationServer {
         // so that a retry after `use_dpop_nonce` can reuse its client assertion.
         let proof = self.verify_dpop(tenant, call, "token", None).await?;
         let mut assertion_jti = None;
-        let client = self
+        let client = match self
             .authenticate_client_deferred(tenant, call, "token", &mut assertion_jti)
-            .await?;
+            .await
+        {
+            Ok(client) => client,
+            Err(err)
+                if self
+                    .unregistered_wallet(tenant, call, grant_type, &err)
+                    .await? =>
+            {
+                None
+            }
+            Err(err) => return Err(err),
+        };
         if let Some(client) = &client
             && !client.metadata.grant_types.contains(&grant_type)
         {
@@ -163,6 +179,39 @@ impl AuthorizationServer {
             response,
             dpop_nonce,
         })
+    }
+
+    /// Whether a token request whose client authentication failed with `err` is a wallet
+    /// redeeming a pre-authorized code under a `client_id` of its own that is not registered
+    /// here (OID4VCI wallets send one, with no credentials). With anonymous access on, the
+    /// request is then anonymous, as if it named no client; a registered client must still
+    /// authenticate.
+    async fn unregistered_wallet(
+        &self,
+        tenant: &TenantContext,
+        call: &EndpointCall,
+        grant_type: GrantType,
+        err: &Error,
+    ) -> Result<bool, Error> {
+        if grant_type != GrantType::PreAuthorizedCode
+            || !self.config.pre_authorized_anonymous_access
+            || err.code() != OAuthErrorCode::InvalidClient
+        {
+            return Ok(false);
+        }
+        let Some(id) = crate::client_auth::public_client_id(call) else {
+            return Ok(false);
+        };
+        let registered = match ClientId::new(id) {
+            Ok(id) => self.store.client(tenant, &id).await?.is_some(),
+            Err(_) => false,
+        };
+        if registered {
+            return Ok(false);
+        }
+        // As for a request naming no client at all.
+        Self::check_attestation_not_required(tenant)?;
+        Ok(true)
     }
 
     /// The tenant's current DPoP nonce.
@@ -277,6 +326,11 @@ impl AuthorizationServer {
             PreAuthRedemption::Redeemed(grant) => *grant,
             PreAuthRedemption::TxCodeRequired => {
                 return Err(Error::invalid_request("`tx_code` is required"));
+            }
+            PreAuthRedemption::TxCodeNotExpected => {
+                return Err(Error::invalid_request(
+                    "`tx_code` was sent, but the pre-authorized code has none",
+                ));
             }
             PreAuthRedemption::WrongTxCode { remaining: 0 } => {
                 return Err(Error::invalid_grant(
@@ -502,9 +556,11 @@ impl AuthorizationServer {
             "aud".to_owned(),
             json!(grant.resource.clone().unwrap_or_else(|| issuer.clone())),
         );
-        if let Some(client_id) = issue.client_id {
-            claims.insert("client_id".to_owned(), json!(client_id.as_str()));
-        }
+        // RFC 9068 §2.2: every access token names its client.
+        let client_id = issue
+            .client_id
+            .map_or(ANONYMOUS_CLIENT_ID, ClientId::as_str);
+        claims.insert("client_id".to_owned(), json!(client_id));
         claims.insert("iat".to_owned(), json!(now));
         claims.insert("exp".to_owned(), json!(now + ttl));
         claims.insert("jti".to_owned(), json!(jti));

@@ -73,6 +73,9 @@ pub enum PreAuthRedemption {
     },
     /// The code needs a `tx_code` and none was sent (not counted as an attempt).
     TxCodeRequired,
+    /// A `tx_code` was sent for a code minted without one (OID4VCI §6.1: it must then be
+    /// absent); the code is left as it was.
+    TxCodeNotExpected,
     /// Unknown, expired, consumed or revoked.
     Invalid,
 }
@@ -311,7 +314,8 @@ pub trait OAuthStore: fmt::Debug + Send + Sync {
     ) -> Result<(), Error>;
 
     /// Redeems a pre-authorized code with the digest of the `tx_code` sent (if any). A wrong
-    /// `tx_code` counts one attempt; at `max_attempts` the code is revoked.
+    /// `tx_code` counts one attempt; at `max_attempts` the code is revoked. A `tx_code` for a
+    /// code minted without one redeems nothing.
     ///
     /// # Errors
     /// When the database fails.

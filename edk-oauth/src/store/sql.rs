@@ -550,7 +550,8 @@ impl OAuthStore for SqlStore {
             sqlx::query_as(
                 "UPDATE oauth_pre_auth_code SET consumed_at = $2 \
                  WHERE code_hash = $1 AND consumed_at IS NULL AND revoked_at IS NULL \
-                 AND expires_at > $2 AND (tx_code_hash IS NULL OR tx_code_hash = $3) \
+                 AND expires_at > $2 \
+                 AND ((tx_code_hash IS NULL AND $3 IS NULL) OR tx_code_hash = $3) \
                  RETURNING grant_data",
             )
             .bind(code_hash)
@@ -578,11 +579,27 @@ impl OAuthStore for SqlStore {
                 .fetch_optional(conn)
                 .await?
             });
-            match failed {
-                Some((attempts,)) => PreAuthRedemption::WrongTxCode {
+            let unexpected: Option<(i64,)> = if failed.is_some() {
+                None
+            } else {
+                with_conn!(tx, conn => {
+                    sqlx::query_as(
+                        "SELECT CAST(1 AS BIGINT) FROM oauth_pre_auth_code WHERE code_hash = $1 \
+                         AND consumed_at IS NULL AND revoked_at IS NULL AND expires_at > $2 \
+                         AND tx_code_hash IS NULL",
+                    )
+                    .bind(code_hash)
+                    .bind(now)
+                    .fetch_optional(conn)
+                    .await?
+                })
+            };
+            match (failed, unexpected) {
+                (Some((attempts,)), _) => PreAuthRedemption::WrongTxCode {
                     remaining: u32::try_from((max_attempts - attempts).max(0)).unwrap_or(0),
                 },
-                None => PreAuthRedemption::Invalid,
+                (None, Some(_)) => PreAuthRedemption::TxCodeNotExpected,
+                (None, None) => PreAuthRedemption::Invalid,
             }
         } else {
             let live: Option<(i64,)> = with_conn!(tx, conn => {

@@ -12,6 +12,7 @@ mod federation;
 mod flows;
 mod hostile_time;
 mod limits;
+mod pre_authorized;
 mod refresh;
 mod replay;
 mod resources;

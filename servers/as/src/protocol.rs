@@ -42,10 +42,94 @@ impl ProtocolEndpoint {
             _ => (host, None),
         };
         // The server runs behind TLS termination: the public scheme is https.
-        let request = EndpointRequest::new("https", host, port, req.uri().path());
+        let path = req.uri().path();
+        let request = EndpointRequest::new("https", host, port, path);
+        if let Ok(resolution) = self.tenancy.resolve(ServiceType::As, &request).await {
+            return Some((resolution.context, resolution.path));
+        }
+        // OpenID Connect Discovery §4 knows only the appended form
+        // (`<issuer>/.well-known/openid-configuration`): served whatever the binding's layout.
+        let prefix = path.strip_suffix(OPENID_CONFIGURATION_APPENDED)?;
+        let prefix = if prefix.is_empty() { "/" } else { prefix };
+        let request = EndpointRequest::new("https", host, port, prefix);
         let resolution = self.tenancy.resolve(ServiceType::As, &request).await.ok()?;
-        Some((resolution.context, resolution.path))
+        match &resolution.path {
+            RoutedPath::Service { rest } if rest.is_empty() || rest == "/" => Some((
+                resolution.context,
+                RoutedPath::WellKnown {
+                    name: OPENID_CONFIGURATION.to_owned(),
+                    rest: String::new(),
+                },
+            )),
+            _ => None,
+        }
     }
+}
+
+/// The well-known name of the OpenID Provider configuration.
+const OPENID_CONFIGURATION: &str = "openid-configuration";
+
+/// The path of the OpenID Provider configuration after an issuer's path.
+const OPENID_CONFIGURATION_APPENDED: &str = "/.well-known/openid-configuration";
+
+/// How long clients may cache the metadata documents and the JWKS, in seconds.
+pub const DOCUMENT_MAX_AGE_SECS: u32 = 300;
+
+/// The request headers a browser-based wallet may send to the CORS-enabled endpoints.
+const CORS_ALLOW_HEADERS: &str =
+    "Authorization, Content-Type, DPoP, OAuth-Client-Attestation, OAuth-Client-Attestation-PoP";
+
+/// The response headers a browser-based wallet may read.
+const CORS_EXPOSE_HEADERS: &str =
+    "DPoP-Nonce, WWW-Authenticate, OAuth-Client-Attestation-Challenge, Retry-After";
+
+/// The methods of a wallet-facing path, when it is one (CORS-enabled: the metadata
+/// documents, the JWKS, the token, PAR, challenge and revocation endpoints).
+fn wallet_facing(path: &RoutedPath) -> Option<&'static str> {
+    match path {
+        RoutedPath::WellKnown { .. } => Some("GET, OPTIONS"),
+        RoutedPath::Service { rest } => match rest.as_str() {
+            "/jwks.json" => Some("GET, OPTIONS"),
+            "/token" | "/par" | "/challenge" | "/revoke" => Some("POST, OPTIONS"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The answer to a CORS preflight for a path allowing `methods`.
+fn preflight(methods: &str) -> Response {
+    let mut response = Response::builder().status(StatusCode::NO_CONTENT).finish();
+    set_header(&mut response, "access-control-allow-methods", methods);
+    set_header(
+        &mut response,
+        "access-control-allow-headers",
+        CORS_ALLOW_HEADERS,
+    );
+    set_header(&mut response, "access-control-max-age", "600");
+    response
+}
+
+/// CORS for any origin: these endpoints use no cookies, so credentials are never allowed.
+fn allow_any_origin(response: &mut Response) {
+    set_header(response, "access-control-allow-origin", "*");
+    set_header(
+        response,
+        "access-control-expose-headers",
+        CORS_EXPOSE_HEADERS,
+    );
+}
+
+/// A response that clients may cache for [`DOCUMENT_MAX_AGE_SECS`].
+fn cacheable(mut response: Response) -> Response {
+    if response.status() == StatusCode::OK {
+        set_header(
+            &mut response,
+            "cache-control",
+            &format!("public, max-age={DOCUMENT_MAX_AGE_SECS}"),
+        );
+    }
+    response
 }
 
 impl Endpoint for ProtocolEndpoint {
@@ -56,6 +140,14 @@ impl Endpoint for ProtocolEndpoint {
             return Ok(not_found());
         };
         let method = req.method().clone();
+        let cors = wallet_facing(&path);
+        if let Some(methods) = cors
+            && method == Method::OPTIONS
+        {
+            let mut response = preflight(methods);
+            allow_any_origin(&mut response);
+            return Ok(response);
+        }
         let call = |params: Params, req: &Request| {
             let mut call = EndpointCall::post(params);
             call.method = req.method().as_str().to_owned();
@@ -77,21 +169,23 @@ impl Endpoint for ProtocolEndpoint {
             call
         };
         let server = &self.server;
-        let response = match (&path, &method) {
+        let mut response = match (&path, &method) {
             (RoutedPath::WellKnown { name, rest }, &Method::GET) if rest.is_empty() => {
                 match name.as_str() {
-                    "oauth-authorization-server" => json_result(server.metadata(&tenant)),
-                    "openid-configuration" => match server.openid_configuration(&tenant) {
+                    "oauth-authorization-server" => {
+                        cacheable(json_result(server.metadata(&tenant)))
+                    }
+                    OPENID_CONFIGURATION => match server.openid_configuration(&tenant) {
                         Err(Error::NotFound { .. }) => not_found(),
-                        other => json_result(other),
+                        other => cacheable(json_result(other)),
                     },
                     _ => not_found(),
                 }
             }
             (RoutedPath::Service { rest }, _) => match (rest.as_str(), &method) {
                 ("/jwks.json", &Method::GET) => match server.jwks(&tenant).await {
-                    Ok(jwks) => json_response(StatusCode::OK, &json!(jwks)),
-                    Err(err) => oauth_error(&err, false),
+                    Ok(jwks) => cacheable(json_response(StatusCode::OK, &json!(jwks))),
+                    Err(err) => oauth_error(&err),
                 },
                 ("/challenge", &Method::POST) => {
                     match server.attestation_challenge(&tenant).await {
@@ -102,7 +196,7 @@ impl Endpoint for ProtocolEndpoint {
                             }
                             response
                         }
-                        Err(err) => oauth_error(&err, false),
+                        Err(err) => oauth_error(&err),
                     }
                 }
                 ("/authorize" | "/callback", &Method::GET) => {
@@ -116,7 +210,6 @@ impl Endpoint for ProtocolEndpoint {
                 ("/token" | "/par" | "/introspect" | "/revoke", &Method::POST) => {
                     let params = form(&mut req).await?;
                     let call = call(params, &req);
-                    let basic = call.authorization.is_some();
                     match rest.as_str() {
                         "/token" => match server.token(&tenant, &call).await {
                             Ok(outcome) => {
@@ -127,19 +220,19 @@ impl Endpoint for ProtocolEndpoint {
                                 }
                                 response
                             }
-                            Err(err) => oauth_error(&err, basic),
+                            Err(err) => oauth_error(&err),
                         },
                         "/par" => match server.par(&tenant, &call).await {
                             Ok(par) => json_response(StatusCode::CREATED, &json!(par)),
-                            Err(err) => oauth_error(&err, basic),
+                            Err(err) => oauth_error(&err),
                         },
                         "/introspect" => match server.introspect(&tenant, &call).await {
                             Ok(body) => json_response(StatusCode::OK, &body),
-                            Err(err) => oauth_error(&err, basic),
+                            Err(err) => oauth_error(&err),
                         },
                         _ => match server.revoke(&tenant, &call).await {
                             Ok(()) => json_response(StatusCode::OK, &json!({})),
-                            Err(err) => oauth_error(&err, basic),
+                            Err(err) => oauth_error(&err),
                         },
                     }
                 }
@@ -154,6 +247,9 @@ impl Endpoint for ProtocolEndpoint {
             },
             _ => not_found(),
         };
+        if cors.is_some() {
+            allow_any_origin(&mut response);
+        }
         Ok(response)
     }
 }
@@ -189,14 +285,14 @@ async fn authorize(
             StatusCode::INTERNAL_SERVER_ERROR,
             &json!({"error": "server_error"}),
         ),
-        Err(err) => oauth_error(&err, false),
+        Err(err) => oauth_error(&err),
     }
 }
 
 fn json_result(result: Result<Value, Error>) -> Response {
     match result {
         Ok(value) => json_response(StatusCode::OK, &value),
-        Err(err) => oauth_error(&err, false),
+        Err(err) => oauth_error(&err),
     }
 }
 
@@ -222,10 +318,11 @@ fn not_found() -> Response {
     )
 }
 
-/// The RFC 6749 §5.2 error response for `err`; `http_auth` says whether the client used the
-/// `Authorization` header (then `invalid_client` carries `WWW-Authenticate`).
+/// The RFC 6749 §5.2 error response for `err`. Every 401 carries `WWW-Authenticate` (RFC 9110
+/// §11.6.1): `Bearer` for `invalid_token`, else the `Basic` challenge of client
+/// authentication; a 503 carries `Retry-After`.
 #[must_use]
-pub fn oauth_error(err: &Error, http_auth: bool) -> Response {
+pub fn oauth_error(err: &Error) -> Response {
     let code = err.code();
     let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
     if status.is_server_error() {
@@ -246,10 +343,18 @@ pub fn oauth_error(err: &Error, http_auth: bool) -> Response {
                 challenge,
             );
         }
-        (_, OAuthErrorCode::InvalidClient) if http_auth => {
-            set_header(&mut response, "www-authenticate", "Basic realm=\"oauth\"");
-        }
         _ => {}
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if code == OAuthErrorCode::InvalidToken {
+            "Bearer error=\"invalid_token\""
+        } else {
+            "Basic realm=\"oauth\""
+        };
+        set_header(&mut response, "www-authenticate", challenge);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        set_header(&mut response, "retry-after", "1");
     }
     response
 }

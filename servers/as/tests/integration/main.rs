@@ -15,3 +15,4 @@ mod remote_kms;
 mod replicas;
 mod schemathesis;
 mod support;
+mod wallet;

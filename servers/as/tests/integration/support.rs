@@ -54,7 +54,12 @@ fn provider(kek: &SecretString) -> Arc<SoftwareProvider> {
     )
 }
 
-async fn replica(database: DatabaseConfig, kek: &SecretString, admin: &JwkSet) -> Replica {
+async fn replica(
+    database: DatabaseConfig,
+    kek: &SecretString,
+    admin: &JwkSet,
+    config: AsConfig,
+) -> Replica {
     let tenancy = Tenancy::builder(database)
         .migrations(edk_kms::migrations().unwrap())
         .migrations(edk_oauth::migrations().unwrap())
@@ -71,7 +76,7 @@ async fn replica(database: DatabaseConfig, kek: &SecretString, admin: &JwkSet) -
         Arc::new(kms),
         Arc::new(PreApprovedAuthenticator::new("alice", Arc::clone(&clock))),
         Arc::clone(&clock),
-        AsConfig::default(),
+        config,
     ));
     let mut auth = AuthConfig::default();
     auth.issuers
@@ -97,6 +102,11 @@ async fn replica(database: DatabaseConfig, kek: &SecretString, admin: &JwkSet) -
 
 impl Deployment {
     pub(crate) async fn sqlite() -> Self {
+        Self::sqlite_with(AsConfig::default()).await
+    }
+
+    /// One replica on SQLite with `config`.
+    pub(crate) async fn sqlite_with(config: AsConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let admin = JwkSet {
@@ -106,6 +116,7 @@ impl Deployment {
             DatabaseConfig::Sqlite(SqliteConfig::new(dir.path())),
             &generate_kek().unwrap(),
             &admin,
+            config,
         )
         .await;
         Self {
@@ -126,7 +137,15 @@ impl Deployment {
         let mut all = Vec::new();
         for _ in 0..replicas {
             let config = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
-            all.push(replica(DatabaseConfig::Postgres(config), &kek, &admin).await);
+            all.push(
+                replica(
+                    DatabaseConfig::Postgres(config),
+                    &kek,
+                    &admin,
+                    AsConfig::default(),
+                )
+                .await,
+            );
         }
         Self {
             replicas: all,
