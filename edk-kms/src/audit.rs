@@ -16,6 +16,14 @@
 //! [`AuditReport`] from verification names the first record that does not fit: edited
 //! (hash mismatch), inserted or deleted (sequence gap or broken link), or a chain that no
 //! longer matches its head or a signed checkpoint.
+//!
+//! Neither checkpointing nor verification holds a chain in memory. A checkpoint reads only
+//! the records after the previous checkpoint and checks that they lead from its hash to the
+//! head before it signs the head (a chain broken there is [`Error::AuditChainBroken`], not
+//! signed). Verification is one pass in pages of [`VERIFY_PAGE`] records over one consistent read
+//! (a read-only `REPEATABLE READ` transaction on PostgreSQL, a read transaction on SQLite):
+//! each record is checked against the running hash, and each checkpoint when the walk
+//! reaches its sequence number; its signature is checked once, before the walk.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -162,6 +170,21 @@ pub enum AuditProblem {
     HeadMismatch,
     /// A checkpoint's signature does not verify, or its record differs from what it signed.
     BadCheckpoint,
+}
+
+impl AuditProblem {
+    /// The problem's name as serialized: `hash_mismatch`, `broken_link`, `sequence_gap`,
+    /// `head_mismatch`, `bad_checkpoint`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HashMismatch => "hash_mismatch",
+            Self::BrokenLink => "broken_link",
+            Self::SequenceGap => "sequence_gap",
+            Self::HeadMismatch => "head_mismatch",
+            Self::BadCheckpoint => "bad_checkpoint",
+        }
+    }
 }
 
 /// The result of [`LocalKms::verify_audit`](crate::LocalKms::verify_audit).
@@ -368,39 +391,144 @@ impl AuditLog {
         self.flush().await?;
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let id = tenant.id();
+        let limit = i64::from(limit);
         let rows = match self.tenancy.databases().begin(tenant).await? {
-            TenantTx::Postgres(mut tx) => pg::events(&mut tx, id, after, i64::from(limit)).await?,
-            TenantTx::Sqlite(mut tx) => lite::events(&mut tx, id, after, i64::from(limit)).await?,
+            TenantTx::Postgres(mut tx) => pg::events(&mut tx, id, after, i64::MAX, limit).await?,
+            TenantTx::Sqlite(mut tx) => lite::events(&mut tx, id, after, i64::MAX, limit).await?,
             _ => return Err(StoreError::WrongBackend.into()),
         };
         rows.into_iter().map(EventRow::into_event).collect()
     }
 
-    /// The head, the checkpoints and all events of `tenant`, for verification.
-    pub(crate) async fn snapshot(&self, tenant: &TenantContext) -> Result<Snapshot, Error> {
+    /// The head that the next checkpoint of `tenant` signs, after checking that the records
+    /// after the last checkpoint (and only those) lead from its hash to the head; `None` when
+    /// the chain is empty or checkpointed at its head.
+    ///
+    /// # Errors
+    /// [`Error::AuditChainBroken`] when they do not; database errors.
+    pub(crate) async fn checkpoint_head(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Option<(u64, String)>, Error> {
         self.flush().await?;
         let id = tenant.id();
-        let (head, events, checkpoints) = match self.tenancy.databases().begin(tenant).await? {
-            TenantTx::Postgres(mut tx) => (
-                pg::head(&mut tx, id).await?,
-                pg::events(&mut tx, id, 0, i64::MAX).await?,
-                pg::checkpoints(&mut tx, id).await?,
-            ),
-            TenantTx::Sqlite(mut tx) => (
-                lite::head(&mut tx, id).await?,
-                lite::events(&mut tx, id, 0, i64::MAX).await?,
-                lite::checkpoints(&mut tx, id).await?,
-            ),
+        let mut tx = self.read(tenant).await?;
+        let Some((head_seq, head_hash)) = head(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        let last = last_checkpoint(&mut tx, id).await?;
+        if head_seq == 0 || last.as_ref().is_some_and(|c| c.seq >= head_seq) {
+            return Ok(None);
+        }
+        let mut walk = match last {
+            Some(checkpoint) => ChainWalk::from(id, checkpoint.seq, checkpoint.hash),
+            None => ChainWalk::from(id, 0, String::new()),
+        };
+        let upto = i64::try_from(head_seq).unwrap_or(i64::MAX);
+        loop {
+            let rows = events_page(&mut tx, id, walk.seq, upto).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                walk.step(row)
+                    .map_err(|(seq, problem)| Error::AuditChainBroken { seq, problem })?;
+            }
+        }
+        if walk.last() != head_seq || walk.prev != head_hash {
+            return Err(Error::AuditChainBroken {
+                seq: walk.last().min(head_seq) + 1,
+                problem: AuditProblem::HeadMismatch,
+            });
+        }
+        Ok(Some((head_seq, head_hash)))
+    }
+
+    /// Every checkpoint of `tenant`, by sequence number (written records first).
+    pub(crate) async fn checkpoints(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Vec<AuditCheckpoint>, Error> {
+        self.flush().await?;
+        let id = tenant.id();
+        let rows = match self.tenancy.databases().begin(tenant).await? {
+            TenantTx::Postgres(mut tx) => pg::checkpoints(&mut tx, id).await?,
+            TenantTx::Sqlite(mut tx) => lite::checkpoints(&mut tx, id).await?,
             _ => return Err(StoreError::WrongBackend.into()),
         };
-        Ok(Snapshot {
-            head,
-            events,
-            checkpoints: checkpoints
-                .into_iter()
-                .map(CheckpointRow::into_checkpoint)
-                .collect::<Result<_, _>>()?,
-        })
+        rows.into_iter()
+            .map(CheckpointRow::into_checkpoint)
+            .collect()
+    }
+
+    /// Checks `tenant`'s chain in one pass: every record against the running hash, the head
+    /// at the end, and each of `checkpoints` (by sequence number, with whether its signature
+    /// verified) when the walk reaches it. Stops at the first problem.
+    pub(crate) async fn verify(
+        &self,
+        tenant: &TenantContext,
+        checkpoints: &[(AuditCheckpoint, bool)],
+    ) -> Result<AuditReport, Error> {
+        self.flush().await?;
+        let id = tenant.id();
+        let mut report = AuditReport {
+            records: 0,
+            checkpoints: 0,
+            first_bad_seq: None,
+            problem: None,
+        };
+        let mut tx = self.read(tenant).await?;
+        let head = head(&mut tx, id).await?;
+        let mut walk = ChainWalk::from(id, 0, String::new());
+        let mut pending = checkpoints.iter().peekable();
+        loop {
+            let rows = events_page(&mut tx, id, walk.seq, i64::MAX).await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                report.records += 1;
+                if let Err((seq, problem)) = walk.step(row) {
+                    return Ok(report.failed(seq, problem));
+                }
+                while let Some((checkpoint, signed)) =
+                    pending.next_if(|(checkpoint, _)| checkpoint.seq <= walk.last())
+                {
+                    report.checkpoints += 1;
+                    let fits = checkpoint.seq == walk.last() && checkpoint.hash == walk.prev;
+                    if !(fits && *signed) {
+                        return Ok(report.failed(checkpoint.seq, AuditProblem::BadCheckpoint));
+                    }
+                }
+            }
+        }
+        let last = walk.last();
+        let head_ok = match &head {
+            None => last == 0,
+            Some((seq, hash)) => *seq == last && *hash == walk.prev,
+        };
+        if !head_ok {
+            let head_seq = head.as_ref().map_or(0, |(seq, _)| *seq);
+            return Ok(report.failed(last.min(head_seq) + 1, AuditProblem::HeadMismatch));
+        }
+        // Checkpoints of records the chain does not have.
+        if let Some((checkpoint, _)) = pending.next() {
+            report.checkpoints += 1;
+            return Ok(report.failed(checkpoint.seq, AuditProblem::BadCheckpoint));
+        }
+        Ok(report)
+    }
+
+    /// A read of `tenant`'s chain that sees one state of it across its queries.
+    async fn read(&self, tenant: &TenantContext) -> Result<TenantTx, Error> {
+        let mut tx = self.tenancy.databases().begin(tenant).await?;
+        if let TenantTx::Postgres(tx) = &mut tx {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::from)?;
+        }
+        Ok(tx)
     }
 
     /// Stores a checkpoint.
@@ -425,64 +553,93 @@ impl AuditLog {
     }
 }
 
-/// What verification reads.
-#[derive(Debug)]
-pub(crate) struct Snapshot {
-    pub(crate) head: Option<(u64, String)>,
-    pub(crate) events: Vec<EventRow>,
-    pub(crate) checkpoints: Vec<AuditCheckpoint>,
+/// How many records verification and checkpointing read per query while they walk a chain.
+pub const VERIFY_PAGE: u32 = 2000;
+
+impl AuditReport {
+    fn failed(mut self, seq: u64, problem: AuditProblem) -> Self {
+        self.first_bad_seq = Some(seq);
+        self.problem = Some(problem);
+        self
+    }
 }
 
-impl Snapshot {
-    /// Recomputes the chain; the checkpoints' signatures are the caller's to check.
-    pub(crate) fn verify_chain(&self, tenant: TenantId) -> AuditReport {
-        let mut report = AuditReport {
-            records: 0,
-            checkpoints: 0,
-            first_bad_seq: None,
-            problem: None,
-        };
-        let mut prev = String::new();
-        let mut expected_seq: i64 = 1;
-        for row in &self.events {
-            report.records += 1;
-            let bad = if row.seq != expected_seq {
-                Some(AuditProblem::SequenceGap)
-            } else if row.prev_hash != prev {
-                Some(AuditProblem::BrokenLink)
-            } else if row.hash != row.compute_hash(tenant) {
-                Some(AuditProblem::HashMismatch)
-            } else {
-                None
-            };
-            if let Some(problem) = bad {
-                report.first_bad_seq = Some(u64::try_from(row.seq.min(expected_seq)).unwrap_or(0));
-                report.problem = Some(problem);
-                return report;
-            }
-            prev.clone_from(&row.hash);
-            expected_seq += 1;
+/// A walk along a chain from a known record (or its start), one record at a time.
+#[derive(Debug)]
+struct ChainWalk {
+    tenant: TenantId,
+    /// The last record checked (0 at the start).
+    seq: i64,
+    /// Its hash (empty at the start).
+    prev: String,
+}
+
+impl ChainWalk {
+    fn from(tenant: TenantId, seq: u64, hash: String) -> Self {
+        Self {
+            tenant,
+            seq: i64::try_from(seq).unwrap_or(i64::MAX),
+            prev: hash,
         }
-        let last = u64::try_from(expected_seq - 1).unwrap_or(0);
-        let head_ok = match &self.head {
-            None => self.events.is_empty(),
-            Some((seq, hash)) => *seq == last && *hash == prev,
-        };
-        if !head_ok {
-            let head_seq = self.head.as_ref().map_or(0, |(seq, _)| *seq);
-            report.first_bad_seq = Some(last.min(head_seq) + 1);
-            report.problem = Some(AuditProblem::HeadMismatch);
-        }
-        report
     }
 
-    /// The hash the chain has at `seq`, if it has that record.
-    pub(crate) fn hash_at(&self, seq: u64) -> Option<&str> {
-        let seq = i64::try_from(seq).ok()?;
-        self.events
-            .iter()
-            .find(|row| row.seq == seq)
-            .map(|row| row.hash.as_str())
+    /// The last record checked.
+    fn last(&self) -> u64 {
+        u64::try_from(self.seq).unwrap_or(0)
+    }
+
+    /// Checks the next record: its sequence number, its link and its hash.
+    fn step(&mut self, row: &EventRow) -> Result<(), (u64, AuditProblem)> {
+        let expected = self.seq + 1;
+        let bad = if row.seq != expected {
+            Some(AuditProblem::SequenceGap)
+        } else if row.prev_hash != self.prev {
+            Some(AuditProblem::BrokenLink)
+        } else if row.hash != row.compute_hash(self.tenant) {
+            Some(AuditProblem::HashMismatch)
+        } else {
+            None
+        };
+        if let Some(problem) = bad {
+            return Err((u64::try_from(row.seq.min(expected)).unwrap_or(0), problem));
+        }
+        self.seq = expected;
+        self.prev.clone_from(&row.hash);
+        Ok(())
+    }
+}
+
+async fn head(tx: &mut TenantTx, tenant: TenantId) -> Result<Option<(u64, String)>, Error> {
+    match tx {
+        TenantTx::Postgres(tx) => pg::head(tx, tenant).await,
+        TenantTx::Sqlite(tx) => lite::head(tx, tenant).await,
+        _ => Err(StoreError::WrongBackend.into()),
+    }
+}
+
+async fn last_checkpoint(
+    tx: &mut TenantTx,
+    tenant: TenantId,
+) -> Result<Option<AuditCheckpoint>, Error> {
+    let row = match tx {
+        TenantTx::Postgres(tx) => pg::last_checkpoint(tx, tenant).await?,
+        TenantTx::Sqlite(tx) => lite::last_checkpoint(tx, tenant).await?,
+        _ => return Err(StoreError::WrongBackend.into()),
+    };
+    row.map(CheckpointRow::into_checkpoint).transpose()
+}
+
+/// The next [`VERIFY_PAGE`] records after `after`, up to `upto`.
+async fn events_page(
+    tx: &mut TenantTx,
+    tenant: TenantId,
+    after: i64,
+    upto: i64,
+) -> Result<Vec<EventRow>, Error> {
+    match tx {
+        TenantTx::Postgres(tx) => pg::events(tx, tenant, after, upto, VERIFY_PAGE.into()).await,
+        TenantTx::Sqlite(tx) => lite::events(tx, tenant, after, upto, VERIFY_PAGE.into()).await,
+        _ => Err(StoreError::WrongBackend.into()),
     }
 }
 
@@ -701,15 +858,17 @@ macro_rules! audit_sql {
                 conn: &mut $conn,
                 tenant: TenantId,
                 after: i64,
+                upto: i64,
                 limit: i64,
             ) -> Result<Vec<EventRow>, Error> {
                 Ok(sqlx::query_as::<_, EventRow>(
                     "SELECT seq, at_micros, actor, operation, alias, kid, outcome, prev_hash, \
                      hash FROM kms_audit_event WHERE tenant_id = $1 AND seq > $2 \
-                     ORDER BY seq LIMIT $3",
+                     AND seq <= $3 ORDER BY seq LIMIT $4",
                 )
                 .bind(*tenant.as_uuid())
                 .bind(after)
+                .bind(upto)
                 .bind(limit)
                 .fetch_all(&mut *conn)
                 .await
@@ -739,6 +898,20 @@ macro_rules! audit_sql {
                 )
                 .bind(*tenant.as_uuid())
                 .fetch_all(&mut *conn)
+                .await
+                .map_err(crate::store::StoreError::from)?)
+            }
+
+            pub(super) async fn last_checkpoint(
+                conn: &mut $conn,
+                tenant: TenantId,
+            ) -> Result<Option<CheckpointRow>, Error> {
+                Ok(sqlx::query_as::<_, CheckpointRow>(
+                    "SELECT seq, hash, at_micros, jws FROM kms_audit_checkpoint \
+                     WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+                )
+                .bind(*tenant.as_uuid())
+                .fetch_optional(&mut *conn)
                 .await
                 .map_err(crate::store::StoreError::from)?)
             }

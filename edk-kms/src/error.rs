@@ -38,6 +38,16 @@ pub enum Error {
         /// The algorithm asked for.
         alg: &'static str,
     },
+    /// The tenant's audit chain does not verify after its last checkpoint, so it is not
+    /// checkpointed; [`LocalKms::verify_audit`](crate::LocalKms::verify_audit) reports the
+    /// whole chain.
+    #[error("the audit chain does not verify at record {seq} ({}); it is not checkpointed", problem.as_str())]
+    AuditChainBroken {
+        /// The first record that does not fit.
+        seq: u64,
+        /// What is wrong there.
+        problem: crate::audit::AuditProblem,
+    },
     /// A cryptographic operation the KMS does itself (not in a provider) failed; the detail is
     /// for the log only.
     #[error("cryptographic operation failed")]
@@ -227,9 +237,10 @@ impl From<edk_tenancy::Error> for Error {
 impl HasKind for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::AliasExists { .. } | Self::KeyExists | Self::KeyInUse { .. } => {
-                ErrorKind::Conflict
-            }
+            Self::AliasExists { .. }
+            | Self::AuditChainBroken { .. }
+            | Self::KeyExists
+            | Self::KeyInUse { .. } => ErrorKind::Conflict,
             Self::AliasNotFound { .. } | Self::UnknownKid { .. } => ErrorKind::NotFound,
             Self::AlgorithmMismatch { .. }
             | Self::DecryptionFailed

@@ -26,8 +26,8 @@ use zeroize::Zeroizing;
 use self::cache::{Cache, Entry};
 use crate::Error;
 use crate::audit::{
-    AuditCheckpoint, AuditConfig, AuditEvent, AuditLog, AuditProblem, AuditReport, AuditTrail,
-    CheckpointClaims, Outcome,
+    AuditCheckpoint, AuditConfig, AuditEvent, AuditLog, AuditReport, AuditTrail, CheckpointClaims,
+    Outcome,
 };
 use crate::kms::{
     Caller, KeyAlias, KeyInfo, KeyRef, KeyState, KeyVersion, Kms, NewKey, RotationPolicy,
@@ -407,13 +407,9 @@ impl LocalKms {
     /// # Errors
     /// When the key cannot sign or the database fails.
     pub async fn checkpoint(&self, caller: &Caller) -> Result<Option<AuditCheckpoint>, Error> {
-        let snapshot = self.inner.audit.snapshot(caller.tenant()).await?;
-        let Some((seq, hash)) = snapshot.head.clone() else {
+        let Some((seq, hash)) = self.inner.audit.checkpoint_head(caller.tenant()).await? else {
             return Ok(None);
         };
-        if seq == 0 || snapshot.checkpoints.last().is_some_and(|c| c.seq >= seq) {
-            return Ok(None);
-        }
         let alias = checkpoint_alias()?;
         let entry = match self.inner.entry(caller, &alias).await {
             Ok(entry) => entry,
@@ -468,19 +464,12 @@ impl LocalKms {
     /// # Errors
     /// When the database fails (a broken chain is a report, not an error).
     pub async fn verify_audit(&self, caller: &Caller) -> Result<AuditReport, Error> {
-        let snapshot = self.inner.audit.snapshot(caller.tenant()).await?;
-        let tenant = caller.tenant().id();
-        let mut report = snapshot.verify_chain(tenant);
-        for checkpoint in &snapshot.checkpoints {
-            report.checkpoints += 1;
-            let good = self.inner.checkpoint_verifies(caller, checkpoint).await?
-                && snapshot.hash_at(checkpoint.seq) == Some(checkpoint.hash.as_str());
-            if !good && report.first_bad_seq.is_none_or(|bad| checkpoint.seq < bad) {
-                report.first_bad_seq = Some(checkpoint.seq);
-                report.problem = Some(AuditProblem::BadCheckpoint);
-            }
+        let mut checkpoints = Vec::new();
+        for checkpoint in self.inner.audit.checkpoints(caller.tenant()).await? {
+            let signed = self.inner.checkpoint_verifies(caller, &checkpoint).await?;
+            checkpoints.push((checkpoint, signed));
         }
-        Ok(report)
+        self.inner.audit.verify(caller.tenant(), &checkpoints).await
     }
 
     /// How often the audit chains are to be checkpointed (the audit configuration's

@@ -1,6 +1,7 @@
 //! The audit chain: every operation is recorded, nothing secret is, and verification finds
 //! edited, inserted and deleted records.
 
+use edk_core::HasKind as _;
 use edk_core::jose::Algorithm;
 use edk_kms::audit::{AuditEvent, AuditProblem};
 use edk_kms::provider::KeySpec;
@@ -170,6 +171,7 @@ async fn finds(backend: Backend, sql: &str, seq: u64, bad: u64, problem: AuditPr
 const EDIT: &str = "UPDATE kms_audit_event SET outcome = 'success' WHERE seq = {seq}";
 const DELETE: &str = "DELETE FROM kms_audit_event WHERE seq = {seq}";
 const DELETE_TAIL: &str = "DELETE FROM kms_audit_event WHERE seq >= {seq}";
+const EDIT_ACTOR: &str = "UPDATE kms_audit_event SET actor = 'mallory' WHERE seq = {seq}";
 const CHECKPOINT: &str = "UPDATE kms_audit_checkpoint SET hash = '{hash}'";
 
 #[tokio::test]
@@ -285,4 +287,161 @@ async fn records_buffered_at_shutdown_are_written() {
     .unwrap();
     let events = other.audit_events(&env.a, 0, 100).await.unwrap();
     assert_eq!(events.len(), 11);
+}
+
+/// Creates a signing key for A and signs `n` times.
+async fn sign_n(env: &Env, n: usize) {
+    let alias = KeyAlias::new("issuer", "credential-signing").unwrap();
+    if env
+        .kms
+        .key(&env.a, &KeyRef::Alias(alias.clone()))
+        .await
+        .is_err()
+    {
+        env.kms
+            .create_key(
+                &env.a,
+                &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256)),
+            )
+            .await
+            .unwrap();
+    }
+    for _ in 0..n {
+        env.kms.sign(&env.a, &alias, b"m").await.unwrap();
+    }
+}
+
+/// A checkpoint checks, and reads, only the records after the previous checkpoint: an edit
+/// before it does not stop the next checkpoint (verification still finds it), an edit after
+/// it does.
+async fn checkpoints_are_incremental(backend: Backend) {
+    let env = env(backend).await;
+    sign_n(&env, 5).await;
+    let first = env.kms.checkpoint(&env.a).await.unwrap().unwrap();
+    assert_eq!(first.seq, 6, "the key's creation and five signatures");
+    // The checkpoint key's creation (record 7), then M = 4 more signatures.
+    sign_n(&env, 4).await;
+    tamper(&env, &EDIT_ACTOR.replace("{seq}", "3")).await;
+    let second = env.kms.checkpoint(&env.a).await.unwrap().unwrap();
+    assert_eq!(second.seq, 11, "covers exactly the head, seq N + M");
+    let report = env.kms.verify_audit(&env.a).await.unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem::HashMismatch),
+        "{report:?}"
+    );
+    assert_eq!(report.first_bad_seq, Some(3), "{report:?}");
+
+    // An edit after the last checkpoint: the next checkpoint refuses to sign over it.
+    sign_n(&env, 3).await;
+    let events = env.kms.audit_events(&env.a, 11, 10).await.unwrap();
+    assert_eq!(events.len(), 3);
+    tamper(&env, &EDIT_ACTOR.replace("{seq}", "13")).await;
+    let err = env.kms.checkpoint(&env.a).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            edk_kms::Error::AuditChainBroken {
+                seq: 13,
+                problem: AuditProblem::HashMismatch
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), edk_core::ErrorKind::Conflict);
+    assert_eq!(
+        err.to_string(),
+        "the audit chain does not verify at record 13 (hash_mismatch); it is not checkpointed"
+    );
+}
+
+#[tokio::test]
+async fn checkpoints_are_incremental_on_sqlite() {
+    checkpoints_are_incremental(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn checkpoints_are_incremental_on_postgres() {
+    checkpoints_are_incremental(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_checkpoint_refuses_a_chain_cut_off_after_the_last_one() {
+    let env = env(Backend::Sqlite).await;
+    sign_n(&env, 2).await;
+    env.kms.checkpoint(&env.a).await.unwrap().unwrap();
+    sign_n(&env, 3).await;
+    let head = env.kms.audit_events(&env.a, 0, 100).await.unwrap().len();
+    assert_eq!(head, 7);
+    tamper(&env, &DELETE_TAIL.replace("{seq}", "6")).await;
+    let err = env.kms.checkpoint(&env.a).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            edk_kms::Error::AuditChainBroken {
+                seq: 6,
+                problem: AuditProblem::HeadMismatch
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// A chain longer than a page, with checkpoints in several pages, verifies in one pass; an
+/// edit and a forged checkpoint in a later page are found where they are.
+async fn long_chains_verify_across_pages(backend: Backend) {
+    let env = env(backend).await;
+    let page = usize::try_from(edk_kms::audit::VERIFY_PAGE).unwrap();
+    for _ in 0..3 {
+        sign_n(&env, page * 2 / 3).await;
+        env.kms.checkpoint(&env.a).await.unwrap().unwrap();
+    }
+    sign_n(&env, 10).await;
+    let report = env.kms.verify_audit(&env.a).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    let total = env
+        .kms
+        .audit_events(&env.a, 0, u32::MAX)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(report.records, u64::try_from(total).unwrap());
+    assert!(report.records > 2 * u64::from(edk_kms::audit::VERIFY_PAGE));
+    assert_eq!(report.checkpoints, 3);
+
+    let late = report.records - 5;
+    tamper(&env, &EDIT_ACTOR.replace("{seq}", &late.to_string())).await;
+    let report = env.kms.verify_audit(&env.a).await.unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem::HashMismatch),
+        "{report:?}"
+    );
+    assert_eq!(report.first_bad_seq, Some(late), "{report:?}");
+    assert_eq!(report.checkpoints, 3);
+
+    tamper(
+        &env,
+        "UPDATE kms_audit_checkpoint SET hash = 'forged' \
+         WHERE seq = (SELECT MAX(seq) FROM kms_audit_checkpoint)",
+    )
+    .await;
+    let report = env.kms.verify_audit(&env.a).await.unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem::BadCheckpoint),
+        "{report:?}"
+    );
+    assert!(report.first_bad_seq.unwrap() < late, "{report:?}");
+    assert!(report.first_bad_seq.unwrap() > 2 * u64::from(edk_kms::audit::VERIFY_PAGE));
+}
+
+#[tokio::test]
+async fn long_chains_verify_across_pages_on_sqlite() {
+    long_chains_verify_across_pages(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn long_chains_verify_across_pages_on_postgres() {
+    long_chains_verify_across_pages(Backend::Postgres).await;
 }
