@@ -1,7 +1,7 @@
 //! The configuration of `edk-as`.
 
 use edk_oauth::AsConfig;
-use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, ServiceConfig};
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
 use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
 
@@ -28,27 +28,7 @@ pub struct AsServerConfig {
     pub oauth: AsConfig,
 }
 
-impl ServiceConfig for AsServerConfig {
-    fn http(&self) -> &HttpConfig {
-        &self.http
-    }
-
-    fn http_mut(&mut self) -> &mut HttpConfig {
-        &mut self.http
-    }
-
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-
-    fn database(&self) -> &DatabaseConfig {
-        &self.database
-    }
-
-    fn kms(&self) -> &KmsConfig {
-        &self.kms
-    }
-}
+edk_server::impl_service_config!(AsServerConfig);
 
 #[cfg(test)]
 mod tests {

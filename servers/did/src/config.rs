@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use edk_did::CacheConfig;
-use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, ServiceConfig};
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
 use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
 
@@ -61,27 +61,7 @@ impl Default for ResolverSettings {
     }
 }
 
-impl ServiceConfig for DidServerConfig {
-    fn http(&self) -> &HttpConfig {
-        &self.http
-    }
-
-    fn http_mut(&mut self) -> &mut HttpConfig {
-        &mut self.http
-    }
-
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-
-    fn database(&self) -> &DatabaseConfig {
-        &self.database
-    }
-
-    fn kms(&self) -> &KmsConfig {
-        &self.kms
-    }
-}
+edk_server::impl_service_config!(DidServerConfig);
 
 const fn default_timeout_millis() -> u64 {
     10_000

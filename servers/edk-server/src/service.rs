@@ -23,7 +23,7 @@ use crate::deps::{Deps, DepsBuilder};
 use crate::kms::KmsConfig;
 use crate::{ConfigLoader, HttpConfig, LogConfig, bind, init_tracing, shutdown_signal};
 use edk_core::{Clock, SystemClock};
-use edk_tenancy::DatabaseConfig;
+pub use edk_tenancy::DatabaseConfig;
 use edk_tenancy::scheduler::Job;
 
 /// A boxed error, for what a `main` reports.
@@ -45,6 +45,35 @@ pub trait ServiceConfig: DeserializeOwned + std::fmt::Debug + Send + Sync {
     fn database(&self) -> &DatabaseConfig;
     /// Where keys are: in process or at the KMS server.
     fn kms(&self) -> &KmsConfig;
+}
+
+/// Implements [`ServiceConfig`] for a configuration struct whose `http`, `log`, `database`
+/// and `kms` fields are the shared sections.
+#[macro_export]
+macro_rules! impl_service_config {
+    ($config:ty) => {
+        impl $crate::ServiceConfig for $config {
+            fn http(&self) -> &$crate::HttpConfig {
+                &self.http
+            }
+
+            fn http_mut(&mut self) -> &mut $crate::HttpConfig {
+                &mut self.http
+            }
+
+            fn log(&self) -> &$crate::LogConfig {
+                &self.log
+            }
+
+            fn database(&self) -> &$crate::service::DatabaseConfig {
+                &self.database
+            }
+
+            fn kms(&self) -> &$crate::KmsConfig {
+                &self.kms
+            }
+        }
+    };
 }
 
 /// An EDK server: built from its configuration and the shared [`Deps`].

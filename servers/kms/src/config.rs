@@ -8,7 +8,7 @@ use edk_core::TenantSlug;
 use edk_core::jose::JwkSet;
 use serde::Deserialize;
 
-use edk_server::{AuthConfig, HttpConfig, LogConfig, ServiceConfig};
+use edk_server::{AuthConfig, HttpConfig, LogConfig};
 use edk_tenancy::DatabaseConfig;
 
 pub use edk_server::kms::{KmsConfig, LocalKmsConfig, ProviderConfig};
@@ -110,24 +110,4 @@ const fn default_max_token_lifetime() -> u64 {
     300
 }
 
-impl ServiceConfig for KmsServerConfig {
-    fn http(&self) -> &HttpConfig {
-        &self.http
-    }
-
-    fn http_mut(&mut self) -> &mut HttpConfig {
-        &mut self.http
-    }
-
-    fn log(&self) -> &LogConfig {
-        &self.log
-    }
-
-    fn database(&self) -> &DatabaseConfig {
-        &self.database
-    }
-
-    fn kms(&self) -> &KmsConfig {
-        &self.kms
-    }
-}
+edk_server::impl_service_config!(KmsServerConfig);
