@@ -4,9 +4,10 @@ use std::fmt;
 
 use edk_tenancy::config::ConfigKey;
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::error::FederationError;
+use super::secret::{SealedSecret, UpstreamSecret};
 
 /// The tenant configuration key holding the tenant's upstream OpenID Provider, as
 /// `Option<UpstreamOidcConfig>` (absent: no federation). Register it in the deployment's
@@ -80,17 +81,18 @@ impl Default for ClaimMapping {
 /// }))
 /// .unwrap();
 /// assert_eq!(config.client_auth(), ClientAuthMethod::ClientSecretPost);
-/// // The secret is never serialized back out, nor shown by Debug.
+/// // A secret in clear is never serialized back out, nor shown by Debug; a sealed one is
+/// // serialized as its ciphertext (see `AuthorizationServer::seal_upstream_secret`).
+/// assert!(!config.client_secret().is_sealed());
 /// assert!(!serde_json::to_string(&config).unwrap().contains("s3cret"));
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// ```
-#[derive(Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize)]
 #[serde(try_from = "RawUpstreamOidcConfig")]
 pub struct UpstreamOidcConfig {
     issuer: String,
     client_id: String,
-    #[serde(skip_serializing)]
-    client_secret: SecretString,
+    client_secret: UpstreamSecret,
     client_auth: ClientAuthMethod,
     scopes: Vec<String>,
     claims: ClaimMapping,
@@ -108,8 +110,13 @@ struct RawUpstreamOidcConfig {
     issuer: String,
     /// Our client id at the provider.
     client_id: String,
-    /// Our client secret at the provider.
-    client_secret: SecretString,
+    /// Our client secret at the provider, in clear (as written by hand or before sealing
+    /// existed); exactly one of this and `client_secret_sealed`.
+    #[serde(default)]
+    client_secret: Option<SecretString>,
+    /// Our client secret, sealed to the tenant's KMS key (a compact JWE).
+    #[serde(default)]
+    client_secret_sealed: Option<String>,
     /// `client_secret_basic` (default) or `client_secret_post`.
     #[serde(default)]
     client_auth: ClientAuthMethod,
@@ -148,10 +155,20 @@ impl TryFrom<RawUpstreamOidcConfig> for UpstreamOidcConfig {
     type Error = FederationError;
 
     fn try_from(raw: RawUpstreamOidcConfig) -> Result<Self, FederationError> {
+        let secret = match (raw.client_secret, raw.client_secret_sealed) {
+            (Some(secret), None) => UpstreamSecret::Plain(secret),
+            (None, Some(sealed)) => UpstreamSecret::Sealed(SealedSecret::parse(&sealed)?),
+            _ => {
+                return Err(config_error(
+                    "client_secret",
+                    "give exactly one of `client_secret` and `client_secret_sealed`",
+                ));
+            }
+        };
         Self::build(
             &raw.issuer,
             &raw.client_id,
-            raw.client_secret,
+            secret,
             raw.dangerous_allow_http,
         )?
         .with_client_auth(raw.client_auth)
@@ -176,13 +193,18 @@ impl UpstreamOidcConfig {
         client_id: &str,
         client_secret: SecretString,
     ) -> Result<Self, FederationError> {
-        Self::build(issuer, client_id, client_secret, false)
+        Self::build(
+            issuer,
+            client_id,
+            UpstreamSecret::Plain(client_secret),
+            false,
+        )
     }
 
     fn build(
         issuer: &str,
         client_id: &str,
-        client_secret: SecretString,
+        client_secret: UpstreamSecret,
         dangerous_allow_http: bool,
     ) -> Result<Self, FederationError> {
         if parse_url("issuer", issuer)?.query().is_some() {
@@ -286,10 +308,17 @@ impl UpstreamOidcConfig {
         &self.client_id
     }
 
-    /// Our client secret at the provider.
+    /// Our client secret at the provider: in clear or sealed to the tenant's KMS key.
     #[must_use]
-    pub const fn client_secret(&self) -> &SecretString {
+    pub const fn client_secret(&self) -> &UpstreamSecret {
         &self.client_secret
+    }
+
+    /// The configuration with another client secret.
+    #[must_use]
+    pub fn with_secret(mut self, secret: UpstreamSecret) -> Self {
+        self.client_secret = secret;
+        self
     }
 
     /// The client authentication method.
@@ -346,7 +375,7 @@ impl fmt::Debug for UpstreamOidcConfig {
         f.debug_struct("UpstreamOidcConfig")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
+            .field("client_secret", &self.client_secret)
             .field("client_auth", &self.client_auth)
             .field("scopes", &self.scopes)
             .field("claims", &self.claims)
@@ -354,6 +383,42 @@ impl fmt::Debug for UpstreamOidcConfig {
             .field("login_lifetime_seconds", &self.login_lifetime_seconds)
             .field("dangerous_allow_http", &self.dangerous_allow_http)
             .finish()
+    }
+}
+
+/// The serialized form: every setting, the secret only as its sealed ciphertext.
+#[derive(Serialize)]
+struct SerializedUpstreamOidcConfig<'a> {
+    issuer: &'a str,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret_sealed: Option<&'a str>,
+    client_auth: ClientAuthMethod,
+    scopes: &'a [String],
+    claims: &'a ClaimMapping,
+    leeway_seconds: u32,
+    login_lifetime_seconds: u32,
+    dangerous_allow_http: bool,
+}
+
+impl Serialize for UpstreamOidcConfig {
+    /// A secret in clear is left out; a sealed one is written as `client_secret_sealed`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SerializedUpstreamOidcConfig {
+            issuer: &self.issuer,
+            client_id: &self.client_id,
+            client_secret_sealed: match &self.client_secret {
+                UpstreamSecret::Sealed(sealed) => Some(sealed.as_str()),
+                UpstreamSecret::Plain(_) => None,
+            },
+            client_auth: self.client_auth,
+            scopes: &self.scopes,
+            claims: &self.claims,
+            leeway_seconds: self.leeway_seconds,
+            login_lifetime_seconds: self.login_lifetime_seconds,
+            dangerous_allow_http: self.dangerous_allow_http,
+        }
+        .serialize(serializer)
     }
 }
 
@@ -430,5 +495,36 @@ mod tests {
         let config = UpstreamOidcConfig::new("https://op.test", "rp", secret()).unwrap();
         assert!(!serde_json::to_string(&config).unwrap().contains("s3cret"));
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_sealed_secret_round_trips_and_exactly_one_secret_is_given() {
+        let json = serde_json::json!({
+            "issuer": "https://op.test", "client_id": "rp",
+            "client_secret_sealed": "eyJh.."
+        });
+        assert!(serde_json::from_value::<UpstreamOidcConfig>(json).is_err());
+        let json = serde_json::json!({
+            "issuer": "https://op.test", "client_id": "rp",
+            "client_secret_sealed": "eyJhbGciOiJFQ0RILUVTIn0..aXY.Y3Q.dGFn"
+        });
+        let config: UpstreamOidcConfig = serde_json::from_value(json.clone()).unwrap();
+        assert!(config.client_secret().is_sealed());
+        let written = serde_json::to_value(&config).unwrap();
+        assert_eq!(
+            written["client_secret_sealed"],
+            json["client_secret_sealed"]
+        );
+        assert!(!format!("{config:?}").contains("aXY"));
+        for both_or_none in [
+            serde_json::json!({ "issuer": "https://op.test", "client_id": "rp" }),
+            serde_json::json!({
+                "issuer": "https://op.test", "client_id": "rp", "client_secret": "x",
+                "client_secret_sealed": "eyJhbGciOiJFQ0RILUVTIn0..aXY.Y3Q.dGFn"
+            }),
+        ] {
+            let err = serde_json::from_value::<UpstreamOidcConfig>(both_or_none).unwrap_err();
+            assert!(err.to_string().contains("exactly one"), "{err}");
+        }
     }
 }

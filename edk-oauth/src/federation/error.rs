@@ -88,6 +88,13 @@ pub enum FederationError {
     /// The tenant's database failed.
     #[error("storing the login state failed")]
     Store(#[source] edk_tenancy::Error),
+    /// Sealing or unsealing the client secret with the tenant's KMS key failed.
+    #[error("sealing or unsealing the upstream client secret failed")]
+    Sealing(#[source] edk_kms::Error),
+    /// The client secret is sealed and this federation has no KMS to unseal it
+    /// ([`OidcFederation::with_kms`](super::OidcFederation::with_kms)).
+    #[error("the upstream client secret is sealed and no KMS is configured to unseal it")]
+    SealedWithoutKms,
 }
 
 impl HasKind for FederationError {
@@ -112,6 +119,11 @@ impl HasKind for FederationError {
                 _ => ErrorKind::Unauthenticated,
             },
             Self::Store(err) => err.kind(),
+            Self::Sealing(err) => match err.kind() {
+                ErrorKind::Unavailable => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
+            Self::SealedWithoutKms => ErrorKind::Internal,
         }
     }
 }

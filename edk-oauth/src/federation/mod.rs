@@ -37,6 +37,7 @@ mod config;
 mod discovery;
 mod error;
 mod id_token;
+mod secret;
 mod store;
 
 use std::sync::Arc;
@@ -45,8 +46,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::DateTime;
 use edk_core::{Clock, ErrorChain, HasKind as _};
+use edk_kms::Kms;
 use edk_tenancy::{Tenancy, TenantContext};
-use secrecy::ExposeSecret as _;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::form_urlencoded;
@@ -55,6 +57,7 @@ pub use config::{ClaimMapping, ClientAuthMethod, UPSTREAM_OIDC, UpstreamOidcConf
 pub use discovery::ProviderMetadata;
 pub use error::FederationError;
 pub use id_token::{IdTokenClaims, IdTokenValidator};
+pub use secret::{SEALING_PURPOSE, SealedSecret, UpstreamSecret, seal, sealing_alias, unseal};
 pub use store::{MIGRATION_COMPONENT, migrations};
 
 use self::discovery::{DiscoveryCache, Provider, read_limited};
@@ -93,6 +96,7 @@ pub struct OidcFederation {
     clock: Arc<dyn Clock>,
     timeout: Duration,
     discovery: DiscoveryCache,
+    kms: Option<Arc<dyn Kms>>,
 }
 
 /// The response of the upstream token endpoint (OIDC Core §3.1.3.3); the access token is
@@ -140,6 +144,30 @@ impl OidcFederation {
             clock,
             timeout,
             discovery,
+            kms: None,
+        }
+    }
+
+    /// The federation unsealing client secrets sealed to the tenant's KMS key (see
+    /// [`UpstreamSecret`]) with `kms`. Without it, only a secret in clear works.
+    #[must_use]
+    pub fn with_kms(mut self, kms: Arc<dyn Kms>) -> Self {
+        self.kms = Some(kms);
+        self
+    }
+
+    /// The client secret of `config`, unsealed if it is sealed.
+    async fn client_secret(
+        &self,
+        tenant: &TenantContext,
+        config: &UpstreamOidcConfig,
+    ) -> Result<SecretString, FederationError> {
+        match config.client_secret() {
+            UpstreamSecret::Plain(secret) => Ok(secret.clone()),
+            UpstreamSecret::Sealed(sealed) => {
+                let kms = self.kms.as_ref().ok_or(FederationError::SealedWithoutKms)?;
+                unseal(kms.as_ref(), tenant, sealed).await
+            }
         }
     }
 
@@ -234,7 +262,9 @@ impl OidcFederation {
     /// [`FederationError::LoginExpired`], [`FederationError::CallbackIssuerMismatch`],
     /// [`FederationError::Denied`], [`FederationError::TokenRefused`], the ID token checks of
     /// [`IdTokenValidator::validate`], [`FederationError::SubjectClaim`],
-    /// [`FederationError::EmailNotVerified`], and transport and store failures.
+    /// [`FederationError::EmailNotVerified`], [`FederationError::Sealing`] or
+    /// [`FederationError::SealedWithoutKms`] for a sealed secret that cannot be unsealed, and
+    /// transport and store failures.
     pub async fn complete(
         &self,
         tenant: &TenantContext,
@@ -274,7 +304,10 @@ impl OidcFederation {
         let code = callback
             .get("code")
             .ok_or(FederationError::MissingParameter("code"))?;
-        let id_token = self.redeem(config, &provider, &login, code).await?;
+        let secret = self.client_secret(tenant, config).await?;
+        let id_token = self
+            .redeem(config, &secret, &provider, &login, code)
+            .await?;
         let claims = self
             .validate_id_token(tenant, config, provider, &id_token, &login.nonce, now)
             .await?;
@@ -289,6 +322,7 @@ impl OidcFederation {
     async fn redeem(
         &self,
         config: &UpstreamOidcConfig,
+        secret: &SecretString,
         provider: &Provider,
         login: &PendingLogin,
         code: &str,
@@ -304,7 +338,7 @@ impl OidcFederation {
             .post(provider.metadata.token_endpoint.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(self.timeout);
-        let secret = config.client_secret().expose_secret();
+        let secret = secret.expose_secret();
         match config.client_auth() {
             ClientAuthMethod::ClientSecretBasic => {
                 // RFC 6749 §2.3.1: both parts form-urlencoded before base64.

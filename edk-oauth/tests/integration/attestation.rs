@@ -56,22 +56,31 @@ pub(crate) struct Setup {
 
 impl Setup {
     pub(crate) async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
-        Self::build(database, Some(dir), None).await
+        Self::sqlite_with(AsConfig::default()).await
     }
 
     pub(crate) async fn postgres() -> Self {
+        Self::postgres_with(AsConfig::default()).await
+    }
+
+    pub(crate) async fn sqlite_with(as_config: AsConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
+        Self::build(database, Some(dir), None, as_config).await
+    }
+
+    pub(crate) async fn postgres_with(as_config: AsConfig) -> Self {
         let db = TestDb::new().await;
         let mut config = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
         config.max_connections = 20;
-        Self::build(DatabaseConfig::Postgres(config), None, Some(db)).await
+        Self::build(DatabaseConfig::Postgres(config), None, Some(db), as_config).await
     }
 
     async fn build(
         database: DatabaseConfig,
         dir: Option<tempfile::TempDir>,
         db: Option<TestDb>,
+        as_config: AsConfig,
     ) -> Self {
         let clock = Arc::new(FixedClock::at_unix(NOW));
         let tenancy = Tenancy::builder(database)
@@ -87,7 +96,7 @@ impl Setup {
             .build()
             .await
             .unwrap();
-        let server = server(&tenancy, &new_kek(), clock.clone(), AsConfig::default());
+        let server = server(&tenancy, &new_kek(), clock.clone(), as_config);
         Self {
             tenancy,
             clock,

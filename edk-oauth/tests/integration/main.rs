@@ -7,9 +7,11 @@
     clippy::indexing_slicing
 )]
 
+mod attestation;
 mod concurrency;
 mod federation;
 mod flows;
+mod grant_claims;
 mod hostile_time;
 mod limits;
 mod pre_authorized;

@@ -1,10 +1,12 @@
-//! `/api/oauth2/v1`: the tenant's clients, pre-authorized codes and signing key. The tenant
-//! comes from the admin token, never from the request.
+//! `/api/oauth2/v1`: the tenant's clients, pre-authorized codes, signing key and upstream
+//! OpenID Provider. The tenant comes from the admin token, never from the request.
 
+use std::fmt;
 use std::sync::Arc;
 
 use edk_core::{ClientId, ErrorKind, HasKind};
 use edk_oauth::client::ClientMetadata;
+use edk_oauth::federation::{UPSTREAM_OIDC, UpstreamOidcConfig, UpstreamSecret};
 use edk_oauth::grant::Grant;
 use edk_oauth::{AuthorizationServer, NewClient, PreAuthorizedCodeRequest};
 use edk_server::{AdminBearer, AdminPrincipal, ApiError, problem_for};
@@ -14,9 +16,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::ExposeSecret;
 
-/// Reads clients.
+/// Reads clients and the upstream OpenID Provider settings.
 pub const SCOPE_READ: &str = "oauth2:read";
-/// Creates, changes and deletes clients, mints pre-authorized codes and rotates the key.
+/// Creates, changes and deletes clients, mints pre-authorized codes, rotates the key and sets
+/// the upstream OpenID Provider.
 pub const SCOPE_WRITE: &str = "oauth2:write";
 
 /// The admin API.
@@ -163,6 +166,88 @@ pub struct SigningKeyView {
     pub kids: Vec<String>,
 }
 
+/// The tenant's upstream OpenID Provider, as written: the client secret is write-only.
+#[derive(Clone, Object)]
+pub struct UpstreamOidcSettings {
+    /// The provider's issuer identifier (an https URL).
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Our client secret at the provider. Stored sealed by the tenant's KMS key and never
+    /// returned; when absent, the stored secret is kept (and sealed if it was in clear).
+    pub client_secret: Option<String>,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub client_auth: Option<String>,
+    /// Scopes to ask for; must contain `openid` (default `openid email profile`).
+    pub scopes: Option<Vec<String>>,
+    /// The ID token claim that is the subject (default `sub`).
+    pub subject_claim: Option<String>,
+    /// ID token claims kept with the grant for the tenant's resource servers (default
+    /// `email`, `email_verified`, `name`).
+    pub copy_claims: Option<Vec<String>>,
+    /// Allowed clock skew in seconds (default 60, at most 300).
+    pub leeway_seconds: Option<u32>,
+    /// How long a user may take at the provider, in seconds (default 600).
+    pub login_lifetime_seconds: Option<u32>,
+    /// Accept `http` provider URLs: for tests against a provider on loopback only.
+    #[oai(default)]
+    pub dangerous_allow_http: bool,
+}
+
+impl fmt::Debug for UpstreamOidcSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamOidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tenant's upstream OpenID Provider, as stored: never the client secret.
+#[derive(Clone, Debug, Object)]
+pub struct UpstreamOidcView {
+    /// The provider's issuer identifier.
+    pub issuer: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Whether the stored client secret is sealed by the tenant's KMS key (`false`: it is
+    /// still in clear, from before sealing; writing the settings again seals it).
+    pub client_secret_sealed: bool,
+    /// The client authentication method.
+    pub client_auth: String,
+    /// The scopes asked for.
+    pub scopes: Vec<String>,
+    /// The subject claim.
+    pub subject_claim: String,
+    /// The claims kept with the grant.
+    pub copy_claims: Vec<String>,
+    /// Allowed clock skew in seconds.
+    pub leeway_seconds: u32,
+    /// How long a user may take at the provider, in seconds.
+    pub login_lifetime_seconds: u32,
+    /// Whether `http` provider URLs are accepted.
+    pub dangerous_allow_http: bool,
+    /// The stored version, increased by every write.
+    pub version: i64,
+}
+
+fn upstream_view(config: &UpstreamOidcConfig, version: i64) -> UpstreamOidcView {
+    UpstreamOidcView {
+        issuer: config.issuer().to_owned(),
+        client_id: config.client_id().to_owned(),
+        client_secret_sealed: config.client_secret().is_sealed(),
+        client_auth: config.client_auth().as_str().to_owned(),
+        scopes: config.scopes().to_vec(),
+        subject_claim: config.claims().subject_claim.clone(),
+        copy_claims: config.claims().copy_claims.clone(),
+        leeway_seconds: config.leeway_seconds(),
+        login_lifetime_seconds: config.login_lifetime_seconds(),
+        dangerous_allow_http: config.allows_http(),
+        version,
+    }
+}
+
 /// An empty success.
 #[derive(ApiResponse, Debug)]
 pub enum Deleted {
@@ -194,6 +279,34 @@ fn view(client: &edk_oauth::client::Client) -> ClientView {
 
 fn client_id(text: String) -> Result<ClientId, ApiError> {
     ClientId::new(text).map_err(|err| problem_for(&err))
+}
+
+impl AdminApi {
+    /// The tenant's stored upstream provider settings and their version, read from the
+    /// database (not from a cached context).
+    async fn stored_upstream(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Option<(UpstreamOidcConfig, i64)>, ApiError> {
+        let properties = self
+            .tenancy
+            .config_properties(Some(tenant.id()))
+            .await
+            .map_err(|err| problem_for(&err))?;
+        let Some(property) = properties
+            .into_iter()
+            .find(|property| property.key == UPSTREAM_OIDC.name())
+        else {
+            return Ok(None);
+        };
+        if property.value.is_null() {
+            return Ok(None);
+        }
+        let config = serde_json::from_value(property.value).map_err(|_| {
+            ApiError::new(ErrorKind::Internal, None)
+        })?;
+        Ok(Some((config, property.version)))
+    }
 }
 
 fn failed(err: &edk_oauth::Error) -> ApiError {
@@ -370,6 +483,102 @@ impl AdminApi {
             tx_code: minted.tx_code.map(|t| t.expose_secret().to_owned()),
             expires_in: minted.expires_in,
         })))
+    }
+
+    /// Sets the tenant's upstream OpenID Provider (end users of the tenant log in there). The
+    /// client secret is sealed by the tenant's KMS key before it is stored and is never
+    /// returned; without `client_secret`, the stored one is kept (and sealed, if it was
+    /// stored in clear before). Requires scope `oauth2:write`.
+    #[oai(
+        path = "/upstream-oidc",
+        method = "put",
+        operation_id = "setUpstreamOidc"
+    )]
+    async fn set_upstream(
+        &self,
+        auth: AdminBearer,
+        body: Json<UpstreamOidcSettings>,
+    ) -> Result<Json<UpstreamOidcView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let body = body.0;
+        let current = self.stored_upstream(&tenant).await?;
+        let mut raw = serde_json::json!({
+            "issuer": body.issuer,
+            "client_id": body.client_id,
+            "dangerous_allow_http": body.dangerous_allow_http,
+        });
+        if let Some(map) = raw.as_object_mut() {
+            let mut put = |name: &str, value: serde_json::Value| {
+                map.insert(name.to_owned(), value);
+            };
+            match (body.client_secret, current.as_ref().map(|(c, _)| c.client_secret())) {
+                (Some(secret), _) => put("client_secret", secret.into()),
+                (None, Some(UpstreamSecret::Sealed(sealed))) => {
+                    put("client_secret_sealed", sealed.as_str().into());
+                }
+                (None, Some(UpstreamSecret::Plain(secret))) => {
+                    put("client_secret", secret.expose_secret().into());
+                }
+                (None, _) => return Err(invalid("invalid client_secret: it is required")),
+            }
+            if let Some(method) = body.client_auth {
+                put("client_auth", method.into());
+            }
+            if let Some(scopes) = body.scopes {
+                put("scopes", scopes.into());
+            }
+            if body.subject_claim.is_some() || body.copy_claims.is_some() {
+                let mut claims = serde_json::Map::new();
+                if let Some(subject) = body.subject_claim {
+                    claims.insert("subject_claim".to_owned(), subject.into());
+                }
+                if let Some(copy) = body.copy_claims {
+                    claims.insert("copy_claims".to_owned(), copy.into());
+                }
+                put("claims", claims.into());
+            }
+            if let Some(leeway) = body.leeway_seconds {
+                put("leeway_seconds", leeway.into());
+            }
+            if let Some(lifetime) = body.login_lifetime_seconds {
+                put("login_lifetime_seconds", lifetime.into());
+            }
+        }
+        let config: UpstreamOidcConfig = serde_json::from_value(raw)
+            .map_err(|err| invalid(format!("invalid upstream provider settings: {err}")))?;
+        let sealed = self
+            .server
+            .seal_upstream_secret(&tenant, config)
+            .await
+            .map_err(|err| failed(&err))?;
+        let value = serde_json::to_value(&sealed)
+            .map_err(|_| ApiError::new(ErrorKind::Internal, None))?;
+        let written = self
+            .tenancy
+            .set_config(Some(tenant.id()), UPSTREAM_OIDC.name(), value, None)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(Json(upstream_view(&sealed, written.version)))
+    }
+
+    /// The tenant's upstream OpenID Provider, without the client secret. Requires scope
+    /// `oauth2:read`.
+    #[oai(
+        path = "/upstream-oidc",
+        method = "get",
+        operation_id = "getUpstreamOidc"
+    )]
+    async fn get_upstream(&self, auth: AdminBearer) -> Result<Json<UpstreamOidcView>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let (config, version) = self.stored_upstream(&tenant).await?.ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::NotFound,
+                Some("no upstream OpenID Provider is configured".to_owned()),
+            )
+        })?;
+        Ok(Json(upstream_view(&config, version)))
     }
 
     /// Rotates the access-token signing key; the old key stays in the JWKS for its overlap.

@@ -10,6 +10,7 @@
 mod admin;
 mod attestation;
 mod authlib;
+mod claims;
 mod openapi;
 mod remote_kms;
 mod replicas;

@@ -63,6 +63,13 @@ async fn replica(
     let tenancy = Tenancy::builder(database)
         .migrations(edk_kms::migrations().unwrap())
         .migrations(edk_oauth::migrations().unwrap())
+        .config_schema(
+            edk_tenancy::ConfigSchema::builder()
+                .key(&edk_oauth::federation::UPSTREAM_OIDC)
+                .key(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
+                .build()
+                .unwrap(),
+        )
         .build()
         .await
         .unwrap();
