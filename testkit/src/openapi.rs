@@ -16,6 +16,8 @@
 //! assert_eq!(ops[0].path_with(|_| "a.b".to_owned()), "/api/kms/v1/keys/a.b");
 //! ```
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value, json};
 
 /// The HTTP methods an OpenAPI path item can hold operations for.
@@ -61,6 +63,85 @@ impl Operation {
     pub fn label(&self) -> String {
         format!("{} {}", self.method, self.path)
     }
+}
+
+/// The problem `type` of a missing scope.
+pub const FORBIDDEN: &str = "https://edk.dev/problems/forbidden";
+/// The problem `type` of a missing or invalid token.
+pub const UNAUTHENTICATED: &str = "https://edk.dev/problems/unauthenticated";
+
+/// Sends each secured operation of `ops` to the server at `base` twice, filling path
+/// parameters with `path_value` and the body with its minimal example: once with
+/// `token_without[scope]`, a token lacking the one scope the operation documents, expecting
+/// `403` `application/problem+json` of type [`FORBIDDEN`] whose detail names the scope; once
+/// without a token, expecting `401` of type [`UNAUTHENTICATED`]. Returns one line per
+/// operation that answered otherwise (or documents other than exactly one scope), and the
+/// number of operations checked.
+pub async fn scope_failures(
+    client: &reqwest::Client,
+    base: &str,
+    ops: &[Operation],
+    path_value: impl Fn(&str) -> String,
+    token_without: &BTreeMap<String, String>,
+) -> (Vec<String>, usize) {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for op in ops.iter().filter(|op| op.secured) {
+        checked += 1;
+        let [scope] = op.scopes.as_slice() else {
+            failures.push(format!("{}: documents scopes {:?}", op.label(), op.scopes));
+            continue;
+        };
+        let Some(token) = token_without.get(scope) else {
+            failures.push(format!("{}: no token without {scope}", op.label()));
+            continue;
+        };
+        let send = |token: Option<&str>| {
+            let method = reqwest::Method::from_bytes(op.method.as_bytes()).unwrap();
+            let url = format!("{base}{}", op.path_with(&path_value));
+            let mut request = client.request(method, url).query(&op.query);
+            if let Some((media, body)) = &op.body {
+                request = request.header("content-type", media).body(body.to_string());
+            }
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            request.send()
+        };
+        let (status, media, body) = read(send(Some(token)).await.unwrap()).await;
+        let detail = format!("the token lacks the scope `{scope}`");
+        if status != 403
+            || media != "application/problem+json"
+            || body["type"] != FORBIDDEN
+            || body["detail"] != detail.as_str()
+        {
+            failures.push(format!(
+                "{} without {scope}: {status} {media} {body}",
+                op.label()
+            ));
+        }
+        let (status, media, body) = read(send(None).await.unwrap()).await;
+        if status != 401 || media != "application/problem+json" || body["type"] != UNAUTHENTICATED {
+            failures.push(format!(
+                "{} without a token: {status} {media} {body}",
+                op.label()
+            ));
+        }
+    }
+    (failures, checked)
+}
+
+async fn read(response: reqwest::Response) -> (u16, String, Value) {
+    let status = response.status().as_u16();
+    let media = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, media, body)
 }
 
 /// Every operation of `doc`, in the document's path order.
@@ -183,7 +264,9 @@ fn example_at(doc: &Value, schema: &Value, depth: usize) -> Value {
         for part in parts {
             match example_at(doc, part, depth + 1) {
                 Value::Object(fields) => merged.extend(fields),
-                other => scalar = Some(other),
+                // A part with no type (a description alone) constrains nothing.
+                Value::Null => {}
+                other => scalar = scalar.or(Some(other)),
             }
         }
         return scalar.unwrap_or(Value::Object(merged));
@@ -323,6 +406,11 @@ mod tests {
             },
         } } });
         let schema = json!({ "allOf": [{ "$ref": "#/components/schemas/Req" }] });
+        let described = json!({ "allOf": [
+            { "$ref": "#/components/schemas/Alg" },
+            { "description": "documentation only" },
+        ] });
+        assert_eq!(example(&doc, &described), json!("ES256"));
         assert_eq!(
             example(&doc, &schema),
             json!({ "alg": "ES256", "n": 3, "tags": ["x"], "at": "2030-01-01T00:00:00Z" })

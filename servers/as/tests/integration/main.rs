@@ -15,5 +15,6 @@ mod openapi;
 mod remote_kms;
 mod replicas;
 mod schemathesis;
+mod scopes;
 mod support;
 mod wallet;

@@ -8,11 +8,14 @@
     clippy::indexing_slicing
 )]
 
+mod dereference;
 mod isolation;
+mod keys;
 mod lifecycle;
 mod malformed;
 mod openapi;
 mod replicas;
 mod schemathesis;
+mod scopes;
 mod support;
 mod witness;

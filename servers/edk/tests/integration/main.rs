@@ -10,3 +10,4 @@
 mod app;
 mod binary;
 mod openapi;
+mod scopes;
