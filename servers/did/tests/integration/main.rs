@@ -8,9 +8,7 @@
     clippy::indexing_slicing
 )]
 
-mod dereference;
 mod isolation;
-mod keys;
 mod lifecycle;
 mod malformed;
 mod openapi;

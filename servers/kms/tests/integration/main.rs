@@ -16,7 +16,6 @@ mod openapi;
 mod providers;
 mod reserved;
 mod resolvers;
-mod responses;
 mod rest_provider;
 mod schemathesis;
 mod scopes;
