@@ -12,6 +12,7 @@ pub mod error;
 pub mod federation;
 pub mod grant;
 pub mod hashing;
+pub mod jobs;
 mod introspect;
 mod random;
 pub mod request;

@@ -13,6 +13,7 @@ mod federation;
 mod flows;
 mod grant_claims;
 mod hostile_time;
+mod jobs;
 mod limits;
 mod pre_authorized;
 mod refresh;
