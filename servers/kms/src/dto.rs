@@ -247,7 +247,7 @@ impl ProviderQuery {
 
 /// How an alias rotates.
 #[derive(Clone, Debug, Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct Rotation {
     /// How long a replaced version stays verifiable, in seconds.
     pub overlap_secs: u64,
@@ -321,8 +321,9 @@ pub struct RegisterKeyRequest {
     pub public_jwk: Value,
 }
 
-/// One version of an alias's key.
+/// One version of an alias's key; a field without a value is absent, never `null`.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct KeyVersionBody {
     /// The version number, from 1.
     pub version: u32,
@@ -363,8 +364,9 @@ impl From<&KeyVersion> for KeyVersionBody {
     }
 }
 
-/// An alias with its key's versions.
+/// An alias with its key's versions; a field without a value is absent, never `null`.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct KeyBody {
     /// The alias.
     pub alias: String,
@@ -404,8 +406,9 @@ pub struct KeyList {
     pub keys: Vec<KeyBody>,
 }
 
-/// One rotation of an alias.
+/// One rotation of an alias; a field without a value is absent, never `null`.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct RotationBody {
     /// The alias.
     pub alias: String,
@@ -580,8 +583,9 @@ pub struct WrapRequest {
     pub cek: String,
 }
 
-/// A wrapped content key.
+/// A wrapped content key; `epk` is absent, never `null`, without an ephemeral key.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct WrappedKeyBody {
     /// The key management algorithm.
     pub alg: String,

@@ -187,8 +187,9 @@ pub struct ChainPem {
     pub chain_pem: String,
 }
 
-/// A certificate.
+/// A certificate; `alias` and `kid` are absent, never `null`, when unknown.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CertificateBody {
     /// The alias it is stored under, if stored.
     pub alias: Option<String>,

@@ -16,6 +16,7 @@ mod openapi;
 mod providers;
 mod reserved;
 mod resolvers;
+mod responses;
 mod rest_provider;
 mod schemathesis;
 mod scopes;
