@@ -229,3 +229,104 @@ async fn a_client_assertion_survives_a_failed_request(backend: Backend) {
     env.close().await;
 }
 on_both_backends!(a_client_assertion_survives_a_failed_request);
+
+/// Sends every end user to an identity provider and takes them back by the transaction id in
+/// the callback's `tx` parameter.
+#[derive(Debug)]
+struct RedirectingAuthenticator;
+
+#[async_trait::async_trait]
+impl edk_oauth::Authenticator for RedirectingAuthenticator {
+    async fn start(
+        &self,
+        _tenant: &edk_tenancy::TenantContext,
+        request: &edk_oauth::AuthnRequest,
+    ) -> Result<edk_oauth::AuthnStart, edk_oauth::AuthnError> {
+        let mut location = url::Url::parse("https://idp.example/login").unwrap();
+        location
+            .query_pairs_mut()
+            .append_pair("tx", request.transaction.as_str());
+        Ok(edk_oauth::AuthnStart::Redirect { location })
+    }
+
+    async fn finish(
+        &self,
+        _tenant: &edk_tenancy::TenantContext,
+        callback: &edk_oauth::AuthnCallback,
+    ) -> Result<edk_oauth::authn::AuthnOutcome, edk_oauth::AuthnError> {
+        let tx = callback.get("tx").unwrap_or_default().to_owned();
+        let at = chrono::DateTime::from_timestamp(NOW, 0).unwrap();
+        Ok(edk_oauth::authn::AuthnOutcome::new(
+            edk_oauth::authn::AuthnTransaction::from_stored(tx),
+            edk_oauth::AuthenticatedSubject::new("alice", at),
+        ))
+    }
+}
+
+async fn a_pending_authorization_is_kept_only_while_the_user_is_away(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = edk_oauth::AuthorizationServer::new(
+        std::sync::Arc::clone(env.server.store()),
+        env.kms(),
+        std::sync::Arc::new(RedirectingAuthenticator),
+        env.clock.clone(),
+        edk_oauth::AsConfig::default(),
+    );
+    let (public, _) = env
+        .client(
+            ClientAuthMethod::None,
+            vec![GrantType::AuthorizationCode],
+            |_| {},
+        )
+        .await;
+    let (_, challenge) = pkce();
+    let params = |state: &str| {
+        Params::from_pairs([
+            ("response_type", "code"),
+            ("client_id", public.as_str()),
+            ("redirect_uri", "https://client.example/cb"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("state", state),
+        ])
+    };
+    let pending = || count_rows(&env.backend.tenancy, &env.tenant, "oauth_transaction");
+    // Refused before authentication: nothing pending.
+    let refused = server
+        .authorize(&env.tenant, &params(&"s".repeat(MAX_PARAMETER_BYTES + 1)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, AuthorizeOutcome::Refused { .. }),
+        "{refused:?}"
+    );
+    assert_eq!(pending().await, 0);
+    // Sent to the identity provider: one pending authorization until the callback.
+    let AuthorizeOutcome::Redirect(location) =
+        server.authorize(&env.tenant, &params("xyz")).await.unwrap()
+    else {
+        panic!("expected a redirect to the identity provider");
+    };
+    assert_eq!(location.host_str(), Some("idp.example"));
+    assert_eq!(pending().await, 1);
+    let tx = location
+        .query_pairs()
+        .find(|(name, _)| name == "tx")
+        .unwrap()
+        .1
+        .into_owned();
+    let outcome = server
+        .callback(&env.tenant, &Params::from_pairs([("tx", tx.as_str())]))
+        .await
+        .unwrap();
+    let AuthorizeOutcome::Redirect(back) = outcome else {
+        panic!("expected a redirect to the client, got {outcome:?}");
+    };
+    assert!(
+        back.as_str().starts_with("https://client.example/cb?code="),
+        "{back}"
+    );
+    assert_eq!(pending().await, 0);
+    env.close().await;
+}
+on_both_backends!(a_pending_authorization_is_kept_only_while_the_user_is_away);
