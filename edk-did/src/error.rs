@@ -164,6 +164,13 @@ pub enum ResolveError {
         /// The media type asked for.
         media_type: String,
     },
+    /// A DID URL feature this resolver does not implement: a DID parameter such as `hl`, or a
+    /// path for a method that defines none.
+    #[error("DID URL {feature} is not supported")]
+    UnsupportedDidUrl {
+        /// What is not supported (quoting the caller's parameter name).
+        feature: String,
+    },
     /// The remote source of a DID document did not answer in time, answered too much, or the
     /// connection failed.
     #[error("fetching the DID document for `{did}` failed: {reason}")]
@@ -183,7 +190,9 @@ impl ResolveError {
     #[must_use]
     pub const fn code(&self) -> ErrorCode {
         match self {
-            Self::FeatureNotSupported { .. } => ErrorCode::FeatureNotSupported,
+            Self::FeatureNotSupported { .. } | Self::UnsupportedDidUrl { .. } => {
+                ErrorCode::FeatureNotSupported
+            }
             Self::Internal(_) | Self::Unavailable { .. } => ErrorCode::InternalError,
             Self::InvalidDid { .. } => ErrorCode::InvalidDid,
             Self::InvalidDidDocument { .. } => ErrorCode::InvalidDidDocument,
@@ -237,7 +246,8 @@ impl HasKind for ResolveError {
             Self::NotFound { .. } => ErrorKind::NotFound,
             Self::FeatureNotSupported { .. }
             | Self::MethodNotSupported { .. }
-            | Self::RepresentationNotSupported { .. } => ErrorKind::Unsupported,
+            | Self::RepresentationNotSupported { .. }
+            | Self::UnsupportedDidUrl { .. } => ErrorKind::Unsupported,
             Self::InvalidDidDocument { .. } | Self::Unavailable { .. } => ErrorKind::Unavailable,
             Self::Internal(_) => ErrorKind::Internal,
         }

@@ -21,4 +21,7 @@ pub use method::{DidMethod, DidPublisher, PublishRequest, Published};
 pub use resolution::{
     DocumentMetadata, ErrorStyle, Representation, Resolution, ResolveOptions, resolution_result,
 };
-pub use resolver::{CacheConfig, DID_METHODS, Dereferenced, DidResolver, Resolver, Resource};
+pub use resolver::{
+    CacheConfig, DID_METHODS, Dereferenced, DidResolver, Resolver, Resource, URI_LIST,
+    dereferencing_result,
+};

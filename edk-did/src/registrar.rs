@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use edk_core::jose::{Algorithm, Jwk, VerifyingKey};
-use edk_core::{Clock, Did};
+use edk_core::{Clock, Did, TenantId};
 use edk_kms::provider::KeySpec;
 use edk_kms::{Caller, KeyAlias, KeyRef, Kms, NewKey};
-use edk_tenancy::EndpointBinding;
+use edk_tenancy::{EndpointBinding, TenantDirectory};
 use serde_json::{Value, json};
 
 use crate::document::{DidDocument, MethodRef, Relationship, VerificationMethod};
-use crate::error::{ErrorCode, PublishError, RegistrarError};
+use crate::error::{ErrorCode, PublishError, RegistrarError, StoreError};
 use crate::methods::jwk::DidJwk;
 use crate::methods::key::DidKey;
 use crate::methods::web::DidWeb;
@@ -169,10 +169,17 @@ impl Registrar {
                 });
             }
         };
-        self.store
-            .insert(caller.tenant(), &stored)
-            .await
-            .map_err(RegistrarError::Store)?;
+        // The DID holds every key it uses, so that the KMS refuses to delete them.
+        let aliases = aliases_of(&stored);
+        self.hold(caller, &stored.did, &aliases).await?;
+        if let Err(err) = self.store.insert(caller.tenant(), &stored).await {
+            // A did:webvh's DID is new (its SCID); other DIDs that conflict exist already
+            // and hold the same keys under the same DID.
+            if stored.method == "webvh" {
+                self.release(caller, &stored.did, &aliases).await;
+            }
+            return Err(RegistrarError::Store(err));
+        }
         self.refresh(&stored.did).await;
         Ok(stored)
     }
@@ -226,6 +233,7 @@ impl Registrar {
                 operation: "update",
             });
         }
+        let held = aliases_of(&stored);
         check_changeable(&stored)?;
         if change.witness.is_some() && stored.method != "webvh" {
             return Err(invalid("witnesses are a did:webvh parameter"));
@@ -278,7 +286,12 @@ impl Registrar {
         } else {
             stored.document = document;
         }
+        let uses = aliases_of(&stored);
+        let added: Vec<KeyAlias> = uses.iter().filter(|a| !held.contains(a)).cloned().collect();
+        self.hold(caller, &stored.did, &added).await?;
         self.save(caller, &mut stored, now).await?;
+        let removed: Vec<KeyAlias> = held.into_iter().filter(|a| !uses.contains(a)).collect();
+        self.release(caller, &stored.did, &removed).await;
         Ok(stored)
     }
 
@@ -315,6 +328,11 @@ impl Registrar {
             stored.deactivated = true;
         }
         self.save(caller, &mut stored, now).await?;
+        if stored.deactivated {
+            // A deactivated DID never changes again: its keys are free.
+            self.release(caller, &stored.did, &aliases_of(&stored))
+                .await;
+        }
         Ok(stored)
     }
 
@@ -362,9 +380,89 @@ impl Registrar {
             return Ok(stored);
         }
         stored.witness = Some(file.to_json());
+        let was_deactivated = stored.deactivated;
         publish_witnessed(&mut stored, now)?;
         self.save(caller, &mut stored, now).await?;
+        if stored.deactivated && !was_deactivated {
+            self.release(caller, &stored.did, &aliases_of(&stored))
+                .await;
+        }
         Ok(stored)
+    }
+
+    /// Rebuilds, from the KMS, the did:web documents of `caller`'s tenant that list `alias`,
+    /// and publishes those that changed: after a rotation the new key is listed (and the
+    /// retired one until its overlap ends). Returns the DIDs republished. A did:webvh lists
+    /// its keys in signed log entries: [`Registrar::update`] it to publish a rotated key.
+    ///
+    /// # Errors
+    /// KMS and store failures; a DID that another replica republished first is skipped.
+    pub async fn republish(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+    ) -> Result<Vec<Did>, RegistrarError> {
+        let listed = self
+            .store
+            .list(caller.tenant())
+            .await
+            .map_err(RegistrarError::Store)?;
+        let mut republished = Vec::new();
+        for candidate in listed {
+            if candidate.method != "web"
+                || candidate.deactivated
+                || !candidate
+                    .verification_methods
+                    .iter()
+                    .any(|m| &m.alias == alias)
+            {
+                continue;
+            }
+            let mut stored = self.get(caller, candidate.did.as_str()).await?;
+            let document = self
+                .document(
+                    caller,
+                    stored.did.as_str(),
+                    &stored.verification_methods,
+                    &stored.services,
+                )
+                .await?;
+            if document == stored.document {
+                continue;
+            }
+            stored.document = document;
+            match self.save(caller, &mut stored, self.now()).await {
+                Ok(()) => republished.push(stored.did),
+                Err(RegistrarError::Store(StoreError::Conflict { .. })) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(republished)
+    }
+
+    async fn hold(
+        &self,
+        caller: &Caller,
+        did: &Did,
+        aliases: &[KeyAlias],
+    ) -> Result<(), RegistrarError> {
+        for alias in aliases {
+            self.kms
+                .hold_key(caller, alias, did.as_str())
+                .await
+                .map_err(RegistrarError::Kms)?;
+        }
+        Ok(())
+    }
+
+    /// Releases `did`'s holds on `aliases`; a failure is logged (the hold only blocks
+    /// deleting the key).
+    async fn release(&self, caller: &Caller, did: &Did, aliases: &[KeyAlias]) {
+        for alias in aliases {
+            if let Err(err) = self.kms.release_key(caller, alias, did.as_str()).await {
+                tracing::warn!(did = %did, alias = %alias, error = %edk_core::ErrorChain(&err), "releasing a DID key failed");
+            }
+        }
     }
 
     /// Adds a verification method (a KMS alias, created when missing) to a DID.
@@ -446,7 +544,7 @@ impl Registrar {
             .map_err(RegistrarError::Store)?
             .is_some()
         {
-            return Err(RegistrarError::Store(crate::error::StoreError::Conflict {
+            return Err(RegistrarError::Store(StoreError::Conflict {
                 reason: "a DID of this method is published at this path",
             }));
         }
@@ -708,6 +806,17 @@ impl Registrar {
     }
 }
 
+/// The KMS aliases a DID uses: its verification methods and its did:webvh update key.
+fn aliases_of(stored: &StoredDid) -> Vec<KeyAlias> {
+    let mut aliases: Vec<KeyAlias> = stored
+        .verification_methods
+        .iter()
+        .map(|method| method.alias.clone())
+        .collect();
+    aliases.extend(stored.update_key.clone());
+    aliases
+}
+
 /// Refuses changes to a deactivated DID or one with an entry awaiting witness proofs.
 fn check_changeable(stored: &StoredDid) -> Result<(), RegistrarError> {
     if stored.deactivated {
@@ -938,6 +1047,65 @@ async fn refresh_cached(resolver: &dyn DidResolver, did: &str) {
         && err.code() != ErrorCode::NotFound
     {
         tracing::warn!(did = %did, error = %edk_core::ErrorChain(&err), "refreshing a published DID failed");
+    }
+}
+
+/// Republishes the did:web documents that list a key the KMS announces as changed
+/// (`edk_kms::local::KEY_CHANGED_TOPIC`, on this replica or, through the tenancy's event bus,
+/// another) with [`Registrar::republish`], until `cancel`. Only `did.*` aliases are looked
+/// at. Spawn it once per process next to the registrar; every replica may run it (a
+/// republication that another replica made first is skipped).
+pub async fn republish_on_key_change(
+    registrar: Arc<Registrar>,
+    directory: Arc<dyn TenantDirectory>,
+    events: Arc<dyn edk_tenancy::EventBus>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut receiver = events.subscribe();
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => return,
+            received = receiver.recv() => match received {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        let edk_tenancy::Event::Custom { topic, payload } = event else {
+            continue;
+        };
+        if topic != edk_kms::local::KEY_CHANGED_TOPIC {
+            continue;
+        }
+        let tenant = payload
+            .get("tenant")
+            .and_then(|t| serde_json::from_value::<TenantId>(t.clone()).ok());
+        let alias = payload
+            .get("alias")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse::<KeyAlias>().ok())
+            .filter(|alias| alias.service() == "did");
+        let (Some(tenant), Some(alias)) = (tenant, alias) else {
+            continue;
+        };
+        let context = match directory.context(tenant).await {
+            Ok(context) => context,
+            Err(err) => {
+                tracing::warn!(%tenant, error = %edk_core::ErrorChain(&err), "no tenant context for a key change");
+                continue;
+            }
+        };
+        let caller = Caller::new(context, "edk-did");
+        match registrar.republish(&caller, &alias).await {
+            Ok(dids) => {
+                for did in dids {
+                    tracing::info!(did = %did, alias = %alias, "republished a DID after a key change");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(alias = %alias, error = %edk_core::ErrorChain(&err), "republishing DIDs after a key change failed");
+            }
+        }
     }
 }
 

@@ -12,11 +12,13 @@ use edk_core::{Clock, Did, DidUrl};
 use edk_tenancy::TenantContext;
 use edk_tenancy::config::ConfigKey;
 use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
 
-use crate::document::{Service, VerificationMethod};
+use crate::document::{DidDocument, Service, VerificationMethod};
 use crate::error::{Error, ResolveError};
 use crate::method::DidMethod;
-use crate::resolution::{Resolution, ResolveOptions};
+use crate::resolution::{ErrorStyle, Resolution, ResolveOptions};
 
 /// Tenant configuration: the DID methods a tenant may resolve (method names without `did:`).
 /// Resolving with a [`TenantContext`] refuses any other method with `methodNotSupported`.
@@ -69,45 +71,35 @@ pub trait DidResolver: fmt::Debug + Send + Sync {
         let _ = did;
     }
 
-    /// Dereferences a DID URL (DID Resolution §5): the document, or the verification method
-    /// or service its fragment (or `service` parameter) names. `versionId`, `versionTime`
-    /// and `versionNumber` query parameters select the version.
+    /// Dereferences a DID URL (DID Resolution §5): the document, the verification method or
+    /// service its fragment names, or the URL a service selects (`service` by id and/or
+    /// `serviceType`, with `relativeRef` resolved against its endpoint). `versionId`,
+    /// `versionTime` and `versionNumber` parameters select the version. A did:webvh path
+    /// names a file of the DID (did:webvh §"DID URL Resolution"): `/whois` is the `#whois`
+    /// service, any other path is `relativeRef` to the `#files` service.
     ///
     /// # Errors
-    /// [`ResolveError::InvalidDidUrl`] for a malformed URL, [`ResolveError::NotFound`] when
-    /// the fragment names nothing, and the resolution errors.
+    /// [`ResolveError::InvalidDidUrl`] for a malformed URL (a repeated parameter, a
+    /// `relativeRef` that leaves its service endpoint), [`ResolveError::UnsupportedDidUrl`]
+    /// for a DID parameter (such as `hl`) or path this resolver does not implement,
+    /// [`ResolveError::NotFound`] when the fragment or service names nothing, and the
+    /// resolution errors.
     async fn dereference(
         &self,
         tenant: Option<&TenantContext>,
         did_url: &str,
         opts: &ResolveOptions,
     ) -> Result<Dereferenced, ResolveError> {
-        let (url, mut opts, service) = parse_did_url(did_url, opts)?;
+        let request = DidUrlRequest::parse(did_url, opts)?;
+        let mut opts = request.options.clone();
         opts.expand_relative_urls = true;
-        let resolution = self.resolve(tenant, url.did().as_str(), &opts).await?;
+        let resolution = self
+            .resolve(tenant, request.url.did().as_str(), &opts)
+            .await?;
         let Some(document) = &resolution.document else {
             return Err(ResolveError::not_found(did_url));
         };
-        let resource = if let Some(service) = service {
-            let id = format!("#{service}");
-            Resource::Service(
-                document
-                    .service(&id)
-                    .cloned()
-                    .ok_or_else(|| ResolveError::not_found(did_url))?,
-            )
-        } else if let Some(fragment) = url.fragment() {
-            let id = format!("#{fragment}");
-            if let Some(method) = document.verification_method(&id) {
-                Resource::VerificationMethod(method.clone())
-            } else if let Some(service) = document.service(&id) {
-                Resource::Service(service.clone())
-            } else {
-                return Err(ResolveError::not_found(did_url));
-            }
-        } else {
-            Resource::Document
-        };
+        let resource = request.select(document)?;
         Ok(Dereferenced {
             resolution,
             resource,
@@ -125,6 +117,17 @@ pub struct Dereferenced {
     pub resource: Resource,
 }
 
+impl Dereferenced {
+    /// `resource` selected from `resolution`.
+    #[must_use]
+    pub const fn new(resolution: Resolution, resource: Resource) -> Self {
+        Self {
+            resolution,
+            resource,
+        }
+    }
+}
+
 /// What a DID URL selects.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -133,8 +136,69 @@ pub enum Resource {
     Document,
     /// A verification method.
     VerificationMethod(VerificationMethod),
-    /// A service.
+    /// A service: named by a fragment, or selected by `service`/`serviceType` when its
+    /// endpoint is not a single URL.
     Service(Service),
+    /// A URL: the endpoint of the selected service, with `relativeRef` resolved against it
+    /// and the DID URL's fragment appended (DID Resolution §5, "service endpoint URL").
+    Url(String),
+}
+
+/// `text/uri-list`: the content type of a dereferenced URL.
+pub const URI_LIST: &str = "text/uri-list";
+
+/// The DID URL dereferencing result as JSON: `{dereferencingMetadata, contentStream,
+/// contentMetadata}` (DID Resolution §5, media type `application/did-url-dereferencing`).
+/// A URL is the `contentStream` string with `contentType` `text/uri-list`; a document or a
+/// node of it is the JSON object with the document's media type; errors are written as
+/// `style` says.
+#[must_use]
+pub fn dereferencing_result(
+    outcome: &Result<Dereferenced, ResolveError>,
+    style: ErrorStyle,
+) -> Value {
+    match outcome {
+        Ok(dereferenced) => {
+            let resolution = &dereferenced.resolution;
+            let media_type = resolution.representation.media_type();
+            let (content_type, content) = match &dereferenced.resource {
+                Resource::Url(url) => (URI_LIST, Value::String(url.clone())),
+                Resource::Document => (
+                    media_type,
+                    resolution
+                        .document
+                        .as_ref()
+                        .and_then(|document| serde_json::to_value(document).ok())
+                        .unwrap_or(Value::Null),
+                ),
+                Resource::VerificationMethod(method) => (
+                    media_type,
+                    serde_json::to_value(method).unwrap_or(Value::Null),
+                ),
+                Resource::Service(service) => (
+                    media_type,
+                    serde_json::to_value(service).unwrap_or(Value::Null),
+                ),
+            };
+            json!({
+                "dereferencingMetadata": {"contentType": content_type},
+                "contentStream": content,
+                "contentMetadata": serde_json::to_value(&resolution.document_metadata)
+                    .unwrap_or_else(|_| json!({})),
+            })
+        }
+        Err(err) => {
+            let error = match style {
+                ErrorStyle::Problem => err.problem(),
+                ErrorStyle::Legacy => Value::String(err.code().legacy().to_owned()),
+            };
+            json!({
+                "dereferencingMetadata": {"error": error},
+                "contentStream": null,
+                "contentMetadata": {},
+            })
+        }
+    }
 }
 
 /// Cache settings. A cached negative answer (`notFound`) expires after
@@ -436,53 +500,262 @@ impl ResolutionCache {
     }
 }
 
-/// Splits a DID URL into the URL, the options its query carries and a `service` parameter.
-fn parse_did_url(
-    did_url: &str,
-    opts: &ResolveOptions,
-) -> Result<(DidUrl, ResolveOptions, Option<String>), ResolveError> {
-    let invalid = |reason: &str| ResolveError::InvalidDidUrl {
-        url: did_url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let url = DidUrl::parse(did_url).map_err(|err| ResolveError::InvalidDidUrl {
-        url: did_url.to_owned(),
-        reason: err.to_string(),
-    })?;
-    let after_did = did_url.get(url.did().as_str().len()..).unwrap_or_default();
-    let before_fragment = after_did.split('#').next().unwrap_or_default();
-    let (path, query) = match before_fragment.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (before_fragment, None),
-    };
-    if !path.is_empty() {
-        return Err(invalid("DID URL paths are not supported"));
-    }
-    let mut opts = opts.clone();
-    let mut service = None;
-    let mut seen = Vec::new();
-    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if seen.contains(&name) {
-            return Err(invalid("a DID parameter appears twice"));
+/// The DID parameters a DID URL may carry (DID Core §3.2.1, DID Resolution v1.0).
+const DID_PARAMETERS: [&str; 6] = [
+    "service",
+    "serviceType",
+    "relativeRef",
+    "versionId",
+    "versionTime",
+    "versionNumber",
+];
+
+/// A parsed DID URL: the options its query carries, the service selection and the path.
+#[derive(Debug)]
+struct DidUrlRequest {
+    url: DidUrl,
+    options: ResolveOptions,
+    service: Option<String>,
+    service_type: Option<String>,
+    relative_ref: Option<String>,
+}
+
+impl DidUrlRequest {
+    fn parse(did_url: &str, opts: &ResolveOptions) -> Result<Self, ResolveError> {
+        let invalid = |reason: &str| ResolveError::InvalidDidUrl {
+            url: did_url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let url = DidUrl::parse(did_url).map_err(|err| ResolveError::InvalidDidUrl {
+            url: did_url.to_owned(),
+            reason: err.to_string(),
+        })?;
+        let after_did = did_url.get(url.did().as_str().len()..).unwrap_or_default();
+        let before_fragment = after_did.split('#').next().unwrap_or_default();
+        let (path, query) = before_fragment
+            .split_once('?')
+            .unwrap_or((before_fragment, ""));
+        let mut request = Self {
+            options: opts.clone(),
+            service: None,
+            service_type: None,
+            relative_ref: None,
+            url,
+        };
+        let mut seen: Vec<String> = Vec::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = decode(name).ok_or_else(|| invalid("a DID parameter is not UTF-8"))?;
+            let value = decode(value).ok_or_else(|| invalid("a DID parameter is not UTF-8"))?;
+            if seen.contains(&name) {
+                return Err(invalid("a DID parameter appears twice"));
+            }
+            if !DID_PARAMETERS.contains(&name.as_str()) {
+                // `hl` (DID Core §3.2.1) and extension parameters.
+                return Err(ResolveError::UnsupportedDidUrl {
+                    feature: format!("parameter `{}`", name.chars().take(64).collect::<String>()),
+                });
+            }
+            request.set(&name, value, &invalid)?;
+            seen.push(name);
         }
-        seen.push(name.clone());
-        match name.as_ref() {
-            "service" => service = Some(value.into_owned()),
-            "versionId" => opts.version_id = Some(value.into_owned()),
+        if request.relative_ref.is_some()
+            && request.service.is_none()
+            && request.service_type.is_none()
+        {
+            return Err(invalid("relativeRef needs service or serviceType"));
+        }
+        if !path.is_empty() {
+            request.path(path, &invalid)?;
+        }
+        Ok(request)
+    }
+
+    fn set(
+        &mut self,
+        name: &str,
+        value: String,
+        invalid: &dyn Fn(&str) -> ResolveError,
+    ) -> Result<(), ResolveError> {
+        let duplicate = || invalid("a DID parameter appears twice");
+        match name {
+            "service" => self.service = Some(value),
+            "serviceType" => self.service_type = Some(value),
+            "relativeRef" => self.relative_ref = Some(value),
+            "versionId" => {
+                if self.options.version_id.is_some() {
+                    return Err(duplicate());
+                }
+                self.options.version_id = Some(value);
+            }
             "versionTime" => {
+                if self.options.version_time.is_some() {
+                    return Err(duplicate());
+                }
                 let time = DateTime::parse_from_rfc3339(&value)
                     .map_err(|_| invalid("versionTime is not an XML datetime"))?;
-                opts.version_time = Some(time.with_timezone(&Utc));
+                self.options.version_time = Some(time.with_timezone(&Utc));
             }
             "versionNumber" => {
-                opts.version_number = Some(
+                if self.options.version_number.is_some() {
+                    return Err(duplicate());
+                }
+                self.options.version_number = Some(
                     value
                         .parse()
                         .map_err(|_| invalid("versionNumber is not a number"))?,
                 );
             }
-            _ => return Err(invalid("unsupported DID parameter")),
+            _ => {}
         }
+        Ok(())
     }
-    Ok((url, opts, service))
+
+    /// A DID URL path: did:webvh maps it to a service (did:webvh §"DID URL Resolution");
+    /// other methods define none.
+    fn path(
+        &mut self,
+        path: &str,
+        invalid: &dyn Fn(&str) -> ResolveError,
+    ) -> Result<(), ResolveError> {
+        if self.url.did().method() != "webvh" {
+            return Err(ResolveError::UnsupportedDidUrl {
+                feature: format!("paths for did:{}", self.url.did().method()),
+            });
+        }
+        if self.service.is_some() || self.service_type.is_some() || self.relative_ref.is_some() {
+            return Err(invalid(
+                "a DID URL path and the service parameters exclude each other",
+            ));
+        }
+        let path = decode(path).ok_or_else(|| invalid("the path is not UTF-8"))?;
+        if path == "/whois" {
+            self.service = Some("whois".to_owned());
+        } else {
+            self.service = Some("files".to_owned());
+            self.relative_ref = Some(path);
+        }
+        Ok(())
+    }
+
+    /// The resource the URL selects in `document` (relative URLs expanded).
+    fn select(&self, document: &DidDocument) -> Result<Resource, ResolveError> {
+        let did_url = self.url.as_str();
+        let not_found = || ResolveError::not_found(did_url);
+        if self.service.is_none() && self.service_type.is_none() {
+            return Ok(match self.url.fragment() {
+                Some(fragment) => {
+                    let id = format!("#{fragment}");
+                    if let Some(method) = document.verification_method(&id) {
+                        Resource::VerificationMethod(method.clone())
+                    } else if let Some(service) = document.service(&id) {
+                        Resource::Service(service.clone())
+                    } else {
+                        return Err(not_found());
+                    }
+                }
+                None => Resource::Document,
+            });
+        }
+        let wanted_type = |service: &Service| {
+            self.service_type
+                .as_deref()
+                .is_none_or(|wanted| match &service.service_type {
+                    Value::String(name) => name == wanted,
+                    Value::Array(names) => names.iter().any(|name| name.as_str() == Some(wanted)),
+                    _ => false,
+                })
+        };
+        let service = match &self.service {
+            Some(id) => document
+                .service(&format!("#{id}"))
+                .filter(|service| wanted_type(service)),
+            None => document.service.iter().find(|service| wanted_type(service)),
+        }
+        .ok_or_else(not_found)?;
+        let endpoint = match &service.service_endpoint {
+            Value::String(url) => Some(url.as_str()),
+            Value::Array(items) => items.first().and_then(Value::as_str),
+            _ => None,
+        };
+        let Some(endpoint) = endpoint else {
+            if self.relative_ref.is_some() {
+                return Err(ResolveError::InvalidDidUrl {
+                    url: did_url.to_owned(),
+                    reason: "the service endpoint is not a URL".to_owned(),
+                });
+            }
+            return Ok(Resource::Service(service.clone()));
+        };
+        let mut url = match &self.relative_ref {
+            Some(reference) => resolve_reference(did_url, service, endpoint, reference)?,
+            None => endpoint.to_owned(),
+        };
+        if let Some(fragment) = self.url.fragment()
+            && !url.contains('#')
+        {
+            url.push('#');
+            url.push_str(fragment);
+        }
+        Ok(Resource::Url(url))
+    }
+}
+
+/// Percent-decodes a DID URL component once (RFC 3986: `+` is not a space).
+fn decode(text: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+/// Resolves `reference` against the service's `endpoint` (DID Resolution §5, RFC 3986 §5).
+/// A `relativeRef`-type service (did:webvh `#files`) holds files below its endpoint, so the
+/// reference is taken relative to it even when it starts with `/`. References that could
+/// leave the endpoint (`..` segments, a scheme or an authority, backslashes) are refused, and
+/// only HTTP(S) endpoints are followed.
+fn resolve_reference(
+    did_url: &str,
+    service: &Service,
+    endpoint: &str,
+    reference: &str,
+) -> Result<String, ResolveError> {
+    let invalid = |reason: &str| ResolveError::InvalidDidUrl {
+        url: did_url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut base =
+        Url::parse(endpoint).map_err(|_| invalid("the service endpoint is not a URL"))?;
+    if !matches!(base.scheme(), "https" | "http") {
+        return Err(invalid("the service endpoint is not an HTTP(S) URL"));
+    }
+    let path = reference.split(['?', '#']).next().unwrap_or_default();
+    let climbs = path.split('/').any(|segment| {
+        let segment = decode(segment).unwrap_or_default();
+        segment == ".." || segment == "."
+    });
+    if climbs
+        || reference.contains('\\')
+        || reference.starts_with("//")
+        || Url::parse(reference).is_ok()
+    {
+        return Err(invalid("relativeRef must stay below the service endpoint"));
+    }
+    let below = service.service_type == Value::String("relativeRef".to_owned());
+    let reference = if below {
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        reference.trim_start_matches('/')
+    } else {
+        reference
+    };
+    let joined = base
+        .join(reference)
+        .map_err(|_| invalid("relativeRef is not a relative reference"))?;
+    if joined.origin() != base.origin() || (below && !joined.path().starts_with(base.path())) {
+        return Err(invalid("relativeRef must stay below the service endpoint"));
+    }
+    Ok(joined.to_string())
 }

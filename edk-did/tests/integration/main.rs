@@ -8,6 +8,7 @@
 )]
 
 mod cli;
+mod dereference;
 #[path = "../../examples/did/cli.rs"]
 mod did_cli;
 mod interop;

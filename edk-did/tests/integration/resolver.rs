@@ -370,7 +370,10 @@ async fn fragments_dereference_to_verification_methods() {
             format!("{ED25519_DID}?versionId=1&versionId=2#{fragment}"),
             ErrorCode::InvalidDidUrl,
         ),
-        (format!("{ED25519_DID}/path"), ErrorCode::InvalidDidUrl),
+        (
+            format!("{ED25519_DID}/path"),
+            ErrorCode::FeatureNotSupported,
+        ),
         ("did:key:#x".to_owned(), ErrorCode::InvalidDidUrl),
     ] {
         assert_eq!(

@@ -14,9 +14,10 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use crate::dto::{
-    CreateIdentifier, IdentifierList, IdentifierView, KeyRequest, MethodList, RegistrarCreate,
-    RegistrarDeactivate, RegistrarState, RegistrarUpdate, WitnessFileView, WitnessProofRequest,
-    create_request, invalid, methods, new_method, registrar_state, service, view, witness_config,
+    Closed, CreateIdentifier, IdentifierList, IdentifierView, KeyRequest, MethodList,
+    RegistrarCreate, RegistrarDeactivate, RegistrarState, RegistrarUpdate, WitnessFileView,
+    WitnessProofRequest, create_request, invalid, methods, new_method, registrar_state, service,
+    view, witness_config,
 };
 
 /// Reads the tenant's DIDs.
@@ -130,11 +131,11 @@ impl AdminApi {
     async fn create(
         &self,
         auth: AdminBearer,
-        body: Json<CreateIdentifier>,
+        body: Json<Closed<CreateIdentifier>>,
     ) -> Result<Created<IdentifierView>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let caller = self.shared.caller(&auth.0).await?;
-        let body = body.0;
+        let body = body.0.0;
         let request = create_request(
             body.method,
             body.path.as_deref(),
@@ -212,11 +213,11 @@ impl AdminApi {
         auth: AdminBearer,
         /// The DID, percent-encoded.
         did: Path<String>,
-        body: Json<KeyRequest>,
+        body: Json<Closed<KeyRequest>>,
     ) -> Result<Created<MethodList>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let caller = self.shared.caller(&auth.0).await?;
-        let method = new_method(body.0)?;
+        let method = new_method(body.0.0)?;
         let stored = self
             .shared
             .registrar
@@ -245,11 +246,11 @@ impl AdminApi {
         auth: AdminBearer,
         /// The did:webvh DID, percent-encoded.
         did: Path<String>,
-        body: Json<WitnessProofRequest>,
+        body: Json<Closed<WitnessProofRequest>>,
     ) -> Result<Created<WitnessFileView>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let caller = self.shared.caller(&auth.0).await?;
-        let body = body.0;
+        let body = body.0.0;
         let stored = self
             .shared
             .registrar
@@ -302,11 +303,11 @@ impl RegistrarApi {
         auth: AdminBearer,
         /// The DID method.
         method: Query<String>,
-        body: Json<RegistrarCreate>,
+        body: Json<Closed<RegistrarCreate>>,
     ) -> Result<Created<RegistrarState>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let caller = self.shared.caller(&auth.0).await?;
-        let body = body.0;
+        let body = body.0.0;
         let services = body
             .did_document
             .and_then(|d| d.service)
@@ -337,11 +338,11 @@ impl RegistrarApi {
     async fn update(
         &self,
         auth: AdminBearer,
-        body: Json<RegistrarUpdate>,
+        body: Json<Closed<RegistrarUpdate>>,
     ) -> Result<Json<RegistrarState>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let caller = self.shared.caller(&auth.0).await?;
-        let body = body.0;
+        let body = body.0.0;
         let mut change = UpdateDid::default();
         change.add_methods = body
             .options
@@ -388,11 +389,11 @@ impl RegistrarApi {
     async fn deactivate(
         &self,
         auth: AdminBearer,
-        body: Json<RegistrarDeactivate>,
+        body: Json<Closed<RegistrarDeactivate>>,
     ) -> Result<Json<RegistrarState>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let caller = self.shared.caller(&auth.0).await?;
-        let body = body.0;
+        let body = body.0.0;
         let stored = self
             .shared
             .registrar

@@ -1,5 +1,7 @@
 //! Request and response bodies of the admin and registrar APIs, and their conversions.
 
+use std::borrow::Cow;
+
 use edk_core::ErrorKind;
 use edk_core::jose::Algorithm;
 use edk_did::document::Relationship;
@@ -10,7 +12,79 @@ use edk_did::webvh::{Multikey, WebvhDid, WitnessConfig};
 use edk_kms::KeyAlias;
 use edk_server::ApiError;
 use poem_openapi::Object;
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{ParseError, ParseFromJSON, ParseResult, Type};
 use serde_json::Value;
+
+/// The request bodies (and their parts) that refuse members they do not declare
+/// (`deny_unknown_fields`).
+const CLOSED_OBJECTS: [&str; 11] = [
+    "CreateIdentifier",
+    "DocumentTemplate",
+    "KeyRequest",
+    "RegistrarCreate",
+    "RegistrarCreateOptions",
+    "RegistrarDeactivate",
+    "RegistrarUpdate",
+    "RegistrarUpdateOptions",
+    "ServiceDto",
+    "WitnessProofRequest",
+    "WitnessRequest",
+];
+
+/// A request body whose OpenAPI schema says that undeclared members are refused, as the
+/// server does. poem-openapi cannot write `additionalProperties: false`, so the objects of
+/// [`CLOSED_OBJECTS`] get an `additionalProperties` schema that no value satisfies (a string
+/// of at least one and at most zero characters), which means the same.
+#[derive(Debug)]
+pub struct Closed<T>(pub T);
+
+impl<T: Type> Type for Closed<T> {
+    const IS_REQUIRED: bool = T::IS_REQUIRED;
+    type RawValueType = T::RawValueType;
+    type RawElementValueType = T::RawElementValueType;
+
+    fn name() -> Cow<'static, str> {
+        T::name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+        for name in CLOSED_OBJECTS {
+            if let Some(schema) = registry.schemas.get_mut(name) {
+                schema.additional_properties =
+                    Some(Box::new(MetaSchemaRef::Inline(Box::new(MetaSchema {
+                        description: Some("No other members are accepted."),
+                        min_length: Some(1),
+                        max_length: Some(0),
+                        ..MetaSchema::new("string")
+                    }))));
+            }
+        }
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        self.0.as_raw_value()
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        self.0.raw_element_iter()
+    }
+}
+
+impl<T: ParseFromJSON> ParseFromJSON for Closed<T> {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        T::parse_from_json(value)
+            .map(Closed)
+            .map_err(ParseError::propagate)
+    }
+}
 
 /// A verification method to add: a KMS key alias, created when it does not exist.
 #[derive(Clone, Debug, Default, Object)]
@@ -97,16 +171,20 @@ pub struct IdentifierView {
     /// The stem of its key aliases.
     pub name: String,
     /// Where `did.json` is published (did:web, and the parallel did:web of a did:webvh).
+    #[oai(skip_serializing_if_is_none)]
     pub document_url: Option<String>,
     /// Where `did.jsonl` is published (did:webvh).
+    #[oai(skip_serializing_if_is_none)]
     pub log_url: Option<String>,
     /// Whether it is deactivated.
     pub deactivated: bool,
     /// The did:webvh update key alias.
+    #[oai(skip_serializing_if_is_none)]
     pub update_key: Option<String>,
     /// The number of published did:webvh log entries.
     pub log_entries: u64,
     /// The `versionId` of the last published did:webvh entry.
+    #[oai(skip_serializing_if_is_none)]
     pub version_id: Option<String>,
     /// did:webvh entries signed but held back until their witnesses approve them (add proofs
     /// with `POST /api/did/v1/identifiers/{did}/witness-proofs`); a proof for the last one
@@ -242,6 +320,7 @@ pub struct WitnessFileView {
     pub did: String,
     /// The `versionId` of the last published log entry (`null` while the first entry awaits
     /// its witnesses).
+    #[oai(skip_serializing_if_is_none)]
     pub version_id: Option<String>,
     /// Entries still held back until their witnesses approve them.
     pub pending_version_ids: Vec<String>,
@@ -267,6 +346,7 @@ pub struct DidState {
 pub struct RegistrarState {
     /// The client's job id, if it sent one.
     #[oai(rename = "jobId")]
+    #[oai(skip_serializing_if_is_none)]
     pub job_id: Option<String>,
     /// The outcome.
     #[oai(rename = "didState")]

@@ -8,7 +8,9 @@
     clippy::indexing_slicing
 )]
 
+mod dereference;
 mod isolation;
+mod keys;
 mod lifecycle;
 mod malformed;
 mod openapi;

@@ -29,12 +29,14 @@ pub(crate) const HOSTS: [&str; 3] = ["acme.example", "other.example", "shared.ex
 /// A server over one database, with the admin token key.
 pub(crate) struct Deployment {
     pub(crate) tenancy: Tenancy,
+    pub(crate) kms: Arc<LocalKms>,
     pub(crate) server: Arc<DidServer>,
     pub(crate) http: TestServer,
     admin_key: SigningKey,
     cancel: CancellationToken,
     background: Option<edk_tenancy::BackgroundTask>,
     refresher: Option<tokio::task::JoinHandle<()>>,
+    republisher: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
     db: Option<TestDb>,
 }
@@ -88,17 +90,19 @@ impl Deployment {
             kek,
         ))
         .unwrap();
-        let kms = LocalKms::builder(tenancy.clone(), vec![Arc::new(provider)])
-            .clock(Arc::clone(&clock))
-            .build()
-            .unwrap();
+        let kms = Arc::new(
+            LocalKms::builder(tenancy.clone(), vec![Arc::new(provider)])
+                .clock(Arc::clone(&clock))
+                .build()
+                .unwrap(),
+        );
         let resolver = Arc::new(
             DidServer::resolver(&tenancy, &ResolverSettings::default(), Arc::clone(&clock))
                 .unwrap(),
         );
         let server = Arc::new(DidServer::new(
             tenancy.clone(),
-            Arc::new(kms),
+            Arc::clone(&kms) as Arc<dyn edk_kms::Kms>,
             resolver,
             Arc::clone(&clock),
         ));
@@ -123,14 +127,23 @@ impl Deployment {
         let cancel = CancellationToken::new();
         let background = tenancy.start(&cancel);
         let refresher = server.start(&cancel);
+        // Republishes did:web documents when the KMS announces a key change.
+        let republisher = tokio::spawn(edk_did::registrar::republish_on_key_change(
+            Arc::clone(server.registrar()),
+            Arc::new(tenancy.clone()),
+            Arc::clone(tenancy.events()),
+            cancel.clone(),
+        ));
         Self {
             tenancy,
+            kms,
             server,
             http,
             admin_key,
             cancel,
             background: Some(background),
             refresher: Some(refresher),
+            republisher: Some(republisher),
             _dir: dir,
             db,
         }
@@ -210,6 +223,9 @@ impl Deployment {
         self.cancel.cancel();
         if let Some(refresher) = self.refresher.take() {
             refresher.await.unwrap();
+        }
+        if let Some(republisher) = self.republisher.take() {
+            republisher.await.unwrap();
         }
         if let Some(background) = self.background.take() {
             background.shutdown().await;
