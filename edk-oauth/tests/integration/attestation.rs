@@ -859,3 +859,99 @@ async fn metadata_advertises_attestation_only_where_configured() {
     );
     setup.close().await;
 }
+
+/// Runs `interop/python/wallet_attestation.py` (PyPI `jwcrypto`) with `request`.
+fn jwcrypto_wallet(request: &Value) -> Value {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let root = edk_testkit::oidc_provider::workspace_root();
+    let interpreter = root.join("target/interop/venv/bin/python");
+    assert!(
+        interpreter.exists(),
+        "{} is missing: run scripts/test, which installs the interop peers",
+        interpreter.display()
+    );
+    let mut child = Command::new(&interpreter)
+        .arg("wallet_attestation.py")
+        .current_dir(root.join("interop/python"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "wallet_attestation.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+async fn a_jwcrypto_wallet_authenticates(setup: Setup) {
+    let challenge_policy =
+        |jwk: &Value| json!({ "jwks": { "keys": [jwk] }, "challenge_required": true });
+    // The wallet brings its own provider key: the tenant trusts it once the wallet exists.
+    let acme = setup.tenant("acme", None).await;
+    let challenge = setup
+        .server
+        .attestation_challenge(&acme)
+        .await
+        .unwrap()
+        .attestation_challenge;
+    let wallet = tokio::task::spawn_blocking(move || {
+        jwcrypto_wallet(&json!({
+            "sub": WALLET, "iat": NOW, "exp": NOW + 3600,
+            "pops": [
+                { "aud": ISSUER, "iat": NOW, "challenge": challenge },
+                { "aud": ISSUER, "iat": NOW },
+            ],
+        }))
+    })
+    .await
+    .unwrap();
+    setup
+        .tenancy
+        .set_config(
+            Some(acme.id()),
+            CLIENT_ATTESTATION.name(),
+            challenge_policy(&wallet["provider_jwk"]),
+            None,
+        )
+        .await
+        .unwrap();
+    let request = EndpointRequest::new("https", "as.example", None, "/acme/token");
+    let acme = setup
+        .tenancy
+        .resolve(ServiceType::As, &request)
+        .await
+        .unwrap()
+        .context;
+    setup
+        .client(
+            &acme,
+            WALLET,
+            ClientAuthMethod::AttestJwtClientAuth,
+            vec![GrantType::ClientCredentials],
+        )
+        .await;
+    let attestation = wallet["attestation"].as_str().unwrap();
+    let pops = wallet["pops"].as_array().unwrap();
+    let call = client_credentials().with_client_attestation(attestation, pops[0].as_str().unwrap());
+    let token = setup.server.token(&acme, &call).await.unwrap().response;
+    assert_eq!(token.token_type, "Bearer");
+    // The second PoP carries no challenge, which this tenant requires.
+    let call = client_credentials().with_client_attestation(attestation, pops[1].as_str().unwrap());
+    assert_eq!(
+        code(setup.server.token(&acme, &call).await),
+        OAuthErrorCode::UseAttestationChallenge
+    );
+    setup.close().await;
+}
+both_backends!(a_jwcrypto_wallet_authenticates);
