@@ -155,6 +155,11 @@ impl AuthorizationServer {
         let mut single_use: Vec<SingleUse> =
             proof.iter().map(|p| self.dpop_single_use(p)).collect();
         single_use.extend(assertion_jti);
+        // Read before the grant is spent: a failure after it would lose the new tokens.
+        let dpop_nonce = match proof {
+            Some(_) => Some(self.current_dpop_nonce(tenant).await?),
+            None => None,
+        };
         let client = client.as_ref();
         let response = match grant_type {
             GrantType::ClientCredentials => {
@@ -170,10 +175,6 @@ impl AuthorizationServer {
                     .await?
             }
             GrantType::RefreshToken => self.refresh(tenant, call, client, jkt, &single_use).await?,
-        };
-        let dpop_nonce = match proof {
-            Some(_) => Some(self.current_dpop_nonce(tenant).await?),
-            None => None,
         };
         Ok(TokenOutcome {
             response,
