@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use edk_core::Clock;
 use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
+use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
@@ -16,6 +17,7 @@ use edk_server::{
     Service, openapi_routes, path_is_under,
 };
 use edk_tenancy::Tenancy;
+use edk_tenancy::scheduler::Job;
 use poem::endpoint::BoxEndpoint;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
@@ -122,6 +124,12 @@ impl Service for AsServer {
     async fn build(config: &AsServerConfig, deps: &Deps) -> Result<Self, Error> {
         let server = Arc::new(Self::authorization_server_for(config, deps));
         Self::with_server(config, deps, server)
+    }
+
+    fn jobs(&self) -> Vec<Arc<dyn Job>> {
+        vec![Arc::new(PurgeExpiredJob::new(Arc::clone(
+            self.server.store(),
+        )))]
     }
 
     fn app(&self) -> BoxEndpoint<'static, Response> {

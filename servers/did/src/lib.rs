@@ -206,6 +206,7 @@ pub struct DidService {
     http: HttpConfig,
     metrics: Metrics,
     refresher: JoinHandle<()>,
+    republisher: JoinHandle<()>,
 }
 
 impl DidService {
@@ -249,6 +250,13 @@ impl Service for DidService {
         )
         .map_err(Error::Auth)?;
         let refresher = server.start(&deps.cancellation());
+        // did:web documents list KMS keys: republish them when a listed key rotates.
+        let republisher = tokio::spawn(edk_did::registrar::republish_on_key_change(
+            Arc::clone(server.registrar()),
+            Arc::new(deps.tenancy().clone()),
+            Arc::clone(deps.tenancy().events()),
+            deps.cancellation(),
+        ));
         Ok(Self {
             server,
             auth,
@@ -256,6 +264,7 @@ impl Service for DidService {
             http: config.http.clone(),
             metrics: deps.metrics().clone(),
             refresher,
+            republisher,
         })
     }
 
@@ -267,11 +276,13 @@ impl Service for DidService {
     }
 
     async fn shutdown(self) {
-        self.refresher.abort();
-        if let Err(err) = self.refresher.await
-            && !err.is_cancelled()
-        {
-            tracing::warn!(error = %err, "the DID cache refresher ended abnormally");
+        for task in [self.refresher, self.republisher] {
+            task.abort();
+            if let Err(err) = task.await
+                && !err.is_cancelled()
+            {
+                tracing::warn!(error = %err, "a DID background task ended abnormally");
+            }
         }
     }
 }

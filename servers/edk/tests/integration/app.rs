@@ -518,6 +518,7 @@ async fn housekeeping_jobs_run_and_are_counted() {
         "tenancy.purge_event_payloads",
         "kms.rotate_due",
         "kms.audit_checkpoint",
+        "oauth.purge_expired",
     ];
     for _ in 0..100 {
         metrics = h.get("/metrics", None).await.text().await.unwrap();
