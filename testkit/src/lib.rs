@@ -9,6 +9,7 @@
 #[cfg(feature = "oidc-provider")]
 pub mod oidc_provider;
 pub mod openapi;
+pub mod schemathesis;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};

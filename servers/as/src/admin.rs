@@ -103,6 +103,7 @@ pub struct ClientView {
 
 /// A newly registered client, with its secret shown this once.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreatedClient {
     /// The client.
     pub client: ClientView,
@@ -147,6 +148,7 @@ pub struct PreAuthorizedCodeSpec {
 
 /// A minted pre-authorized code.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct MintedCode {
     /// The code for the credential offer.
     #[oai(rename = "pre-authorized_code")]
@@ -159,6 +161,7 @@ pub struct MintedCode {
 
 /// The signing key after rotation.
 #[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SigningKeyView {
     /// The kid of the active version.
     pub active_kid: Option<String>,
@@ -199,7 +202,10 @@ impl fmt::Debug for UpstreamOidcSettings {
         f.debug_struct("UpstreamOidcSettings")
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -302,9 +308,8 @@ impl AdminApi {
         if property.value.is_null() {
             return Ok(None);
         }
-        let config = serde_json::from_value(property.value).map_err(|_| {
-            ApiError::new(ErrorKind::Internal, None)
-        })?;
+        let config = serde_json::from_value(property.value)
+            .map_err(|_| ApiError::new(ErrorKind::Internal, None))?;
         Ok(Some((config, property.version)))
     }
 }
@@ -512,7 +517,10 @@ impl AdminApi {
             let mut put = |name: &str, value: serde_json::Value| {
                 map.insert(name.to_owned(), value);
             };
-            match (body.client_secret, current.as_ref().map(|(c, _)| c.client_secret())) {
+            match (
+                body.client_secret,
+                current.as_ref().map(|(c, _)| c.client_secret()),
+            ) {
                 (Some(secret), _) => put("client_secret", secret.into()),
                 (None, Some(UpstreamSecret::Sealed(sealed))) => {
                     put("client_secret_sealed", sealed.as_str().into());
@@ -552,8 +560,8 @@ impl AdminApi {
             .seal_upstream_secret(&tenant, config)
             .await
             .map_err(|err| failed(&err))?;
-        let value = serde_json::to_value(&sealed)
-            .map_err(|_| ApiError::new(ErrorKind::Internal, None))?;
+        let value =
+            serde_json::to_value(&sealed).map_err(|_| ApiError::new(ErrorKind::Internal, None))?;
         let written = self
             .tenancy
             .set_config(Some(tenant.id()), UPSTREAM_OIDC.name(), value, None)

@@ -1,0 +1,147 @@
+//! Runs the pinned schemathesis CLI (`interop/python/requirements.txt`, installed by
+//! `scripts/test` into `target/interop/venv`) with EDK's hooks
+//! (`interop/python/schemathesis_hooks.py`), and reads back every answer it got.
+//!
+//! The hooks record each call's operation and status, so a test can prove that the run got
+//! past authentication on each operation, and replace about half of the generated values of
+//! named path parameters by resources that exist (`known`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The answers one operation got during a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Answers {
+    /// Calls made.
+    pub calls: u64,
+    /// Calls answered with something other than `401`.
+    pub authenticated: u64,
+    /// Calls answered with a `2xx`.
+    pub successes: u64,
+}
+
+/// What a run printed and got.
+#[derive(Debug)]
+pub struct Run {
+    /// Whether schemathesis exited with 0 (no check failed).
+    pub success: bool,
+    /// Its standard output and error.
+    pub output: String,
+    /// The answers per operation (`GET /api/kms/v1/keys/{alias}`).
+    pub answers: BTreeMap<String, Answers>,
+}
+
+impl Run {
+    /// Calls made in all.
+    #[must_use]
+    pub fn calls(&self) -> u64 {
+        self.answers.values().map(|a| a.calls).sum()
+    }
+
+    /// The test cases schemathesis reports as generated (its `N generated` summary line).
+    #[must_use]
+    pub fn generated(&self) -> Option<u64> {
+        self.output
+            .lines()
+            .filter_map(|line| line.trim().split_once(" generated"))
+            .find_map(|(count, _)| count.trim().parse().ok())
+    }
+
+    /// One line per operation of `expected`: calls, answers past authentication, 2xx answers;
+    /// then the totals.
+    #[must_use]
+    pub fn summary(&self, expected: &[String]) -> String {
+        let mut out = String::new();
+        for op in expected {
+            let a = self.answers.get(op).copied().unwrap_or_default();
+            out.push_str(&format!(
+                "{op}: {} calls, {} past authentication, {} 2xx\n",
+                a.calls, a.authenticated, a.successes
+            ));
+        }
+        out.push_str(&format!(
+            "{} operations, {} calls in all (undeclared methods included), {} test cases generated",
+            expected.len(),
+            self.calls(),
+            self.generated()
+                .map_or_else(|| "?".to_owned(), |n| n.to_string())
+        ));
+        out
+    }
+
+    /// The operations among `expected` that never got an answer other than `401`.
+    #[must_use]
+    pub fn unauthenticated<'a>(&self, expected: &'a [String]) -> Vec<&'a str> {
+        expected
+            .iter()
+            .filter(|op| self.answers.get(*op).is_none_or(|a| a.authenticated == 0))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// The workspace root.
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `schemathesis <args>` (blocking: call it from `spawn_blocking`) with EDK's hooks and
+/// `known` (`{"alias": ["issuer.credential-signing"]}`) as the existing resources.
+///
+/// # Panics
+/// When the CLI is not installed (`scripts/test --setup-only` installs it) or cannot run.
+#[must_use]
+pub fn run(args: &[String], known: &Value) -> Run {
+    let root = workspace_root();
+    let cli = root.join("target/interop/venv/bin/schemathesis");
+    assert!(
+        cli.exists(),
+        "{} is missing: run scripts/test (or scripts/test --setup-only) to install the pinned Python peers",
+        cli.display()
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let log = dir.path().join("answers.jsonl");
+    let output = Command::new(cli)
+        .args(args)
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env(
+            "SCHEMATHESIS_HOOKS",
+            root.join("interop/python/schemathesis_hooks.py"),
+        )
+        .env("EDK_SCHEMATHESIS_LOG", &log)
+        .env("EDK_SCHEMATHESIS_KNOWN", known.to_string())
+        .output()
+        .expect("schemathesis runs");
+    let mut answers: BTreeMap<String, Answers> = BTreeMap::new();
+    for line in std::fs::read_to_string(&log).unwrap_or_default().lines() {
+        let Ok(record) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let (Some(op), Some(status)) = (record["operation"].as_str(), record["status"].as_u64())
+        else {
+            continue;
+        };
+        let entry = answers.entry(op.to_owned()).or_default();
+        entry.calls += 1;
+        if status != 401 {
+            entry.authenticated += 1;
+        }
+        if (200..300).contains(&status) {
+            entry.successes += 1;
+        }
+    }
+    Run {
+        success: output.status.success(),
+        output: format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        answers,
+    }
+}
