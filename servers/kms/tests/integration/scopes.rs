@@ -49,6 +49,9 @@ async fn every_admin_operation_checks_its_documented_scope() {
     let (failures, checked) =
         openapi::scope_failures(&h.client, &h.server.url(""), &ops, path_value, &tokens).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(checked >= 47, "every secured operation was checked: {checked}");
+    assert!(
+        checked >= 47,
+        "every secured operation was checked: {checked}"
+    );
     h.stop().await;
 }
