@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
-use edk_core::{Clock, SystemClock};
+use edk_core::{Clock, ErrorChain, SystemClock};
 use edk_oauth::{
     AccessTokenValidator, OAuthErrorCode, RemoteJwks, ResourceRequest, ValidatedToken,
 };
@@ -107,8 +107,8 @@ fn router(state: AppState) -> Router {
 }
 
 /// `GET /orders`: needs scope `orders:read`.
-async fn list_orders(AccessToken(token): AccessToken) -> Result<Json<Value>, TokenError> {
-    token.require_scope("orders:read")?;
+async fn list_orders(token: AccessToken) -> Result<Json<Value>, TokenError> {
+    let token = token.require_scope("orders:read")?;
     Ok(Json(json!({
         "orders": [{ "id": "o-1", "item": "tea" }],
         "client_id": token.client_id,
@@ -117,9 +117,7 @@ async fn list_orders(AccessToken(token): AccessToken) -> Result<Json<Value>, Tok
 }
 
 /// `POST /orders`: needs scope `orders:write`.
-async fn create_order(
-    AccessToken(token): AccessToken,
-) -> Result<(StatusCode, Json<Value>), TokenError> {
+async fn create_order(token: AccessToken) -> Result<(StatusCode, Json<Value>), TokenError> {
     token.require_scope("orders:write")?;
     Ok((StatusCode::CREATED, Json(json!({ "id": "o-2" }))))
 }
@@ -127,6 +125,21 @@ async fn create_order(
 /// A valid access token of the request: the extractor that protects a handler.
 #[derive(Debug)]
 struct AccessToken(ValidatedToken);
+
+impl AccessToken {
+    /// The token, when it grants `scope`; else `insufficient_scope` (403).
+    fn require_scope(&self, scope: &str) -> Result<&ValidatedToken, TokenError> {
+        let scheme = if self.0.jkt.is_some() {
+            Scheme::Dpop
+        } else {
+            Scheme::Bearer
+        };
+        match self.0.require_scope(scope) {
+            Ok(()) => Ok(&self.0),
+            Err(error) => Err(TokenError { error, scheme }),
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for AccessToken {
     type Rejection = TokenError;
@@ -136,10 +149,17 @@ impl FromRequestParts<AppState> for AccessToken {
             .headers
             .get(header::AUTHORIZATION)
             .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-        let dpop = authorization
-            .as_deref()
-            .and_then(|value| value.get(..5))
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("dpop "));
+        let scheme = match authorization.as_deref() {
+            None => Scheme::Missing,
+            Some(value)
+                if value
+                    .get(..5)
+                    .is_some_and(|s| s.eq_ignore_ascii_case("dpop ")) =>
+            {
+                Scheme::Dpop
+            }
+            Some(_) => Scheme::Bearer,
+        };
         // DPoP proofs name the URL without query or fragment (RFC 9449 §4.2).
         let url = format!("{}{}", state.public_url, parts.uri.path());
         let mut request = ResourceRequest::new(parts.method.as_str(), &url, authorization);
@@ -148,24 +168,28 @@ impl FromRequestParts<AppState> for AccessToken {
         }
         match state.validator.validate(&request).await {
             Ok(token) => Ok(Self(token)),
-            Err(error) => Err(TokenError { error, dpop }),
+            Err(error) => Err(TokenError { error, scheme }),
         }
     }
 }
 
+/// How a request presented its access token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    /// No `Authorization` header.
+    Missing,
+    /// `Bearer` (or another scheme).
+    Bearer,
+    /// `DPoP`.
+    Dpop,
+}
+
 /// A refused request: the OAuth error with its status and `WWW-Authenticate` challenge
-/// (RFC 6750 §3, RFC 9449 §7.1).
+/// (RFC 6750 §3, RFC 9449 §7.1) in the scheme the request used.
 #[derive(Debug)]
 struct TokenError {
     error: edk_oauth::Error,
-    /// Whether the request used the DPoP scheme (the challenge names the same).
-    dpop: bool,
-}
-
-impl From<edk_oauth::Error> for TokenError {
-    fn from(error: edk_oauth::Error) -> Self {
-        Self { error, dpop: false }
-    }
+    scheme: Scheme,
 }
 
 impl IntoResponse for TokenError {
@@ -181,18 +205,19 @@ impl IntoResponse for TokenError {
             _ => StatusCode::BAD_REQUEST,
         };
         if status.is_server_error() {
-            tracing::error!(error = %self.error, "token validation failed");
+            tracing::error!(error = %ErrorChain(&self.error), "token validation failed");
         }
         let description = self.error.description().replace(['"', '\\'], "'");
-        let scheme = if self.dpop || code == OAuthErrorCode::InvalidDpopProof {
-            "DPoP"
-        } else {
-            "Bearer"
-        };
-        let challenge = format!(
-            r#"{scheme} error="{}", error_description="{description}""#,
+        let error = format!(
+            r#"error="{}", error_description="{description}""#,
             code.as_str()
         );
+        let challenge = match self.scheme {
+            // No credentials: the schemes, without an error code (RFC 6750 §3.1).
+            Scheme::Missing => "Bearer, DPoP".to_owned(),
+            Scheme::Bearer if code != OAuthErrorCode::InvalidDpopProof => format!("Bearer {error}"),
+            Scheme::Bearer | Scheme::Dpop => format!("DPoP {error}"),
+        };
         let mut response = (
             status,
             Json(json!({ "error": code.as_str(), "error_description": description })),

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use edk_core::jose::{Algorithm, Header, JwkSet, JwksResolver, Jws, Validation, VerifyPolicy, jws};
-use edk_core::{Clock, ErrorKind, HasKind as _, Limits, SystemClock, TenantSlug};
+use edk_core::{Clock, ErrorChain, ErrorKind, HasKind as _, Limits, SystemClock, TenantSlug};
 use edk_kms::provider::software::{
     KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
 };
@@ -281,8 +281,8 @@ impl AppError {
         }
     }
 
-    fn internal(err: impl std::error::Error) -> Self {
-        tracing::error!(error = %err, "request failed");
+    fn internal(err: impl std::error::Error + 'static) -> Self {
+        tracing::error!(error = %ErrorChain(&err), "request failed");
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             error: "internal_error",

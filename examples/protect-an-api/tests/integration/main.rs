@@ -285,7 +285,7 @@ async fn bearer_tokens_are_checked_for_audience_and_scope() {
     let (status, challenge, body) = api.orders(reqwest::Method::GET, None, None).await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_token");
-    assert!(challenge.unwrap().starts_with("Bearer "));
+    assert_eq!(challenge.unwrap(), "Bearer, DPoP");
     let elsewhere = authorization_server.bearer_token("orders:read", None).await;
     let (status, _, body) = api
         .orders(
@@ -380,6 +380,23 @@ async fn dpop_bound_tokens_need_a_fresh_proof_of_the_bound_key() {
         challenge
             .unwrap()
             .starts_with(r#"DPoP error="invalid_dpop_proof""#)
+    );
+
+    // The token does not grant `orders:write`; the challenge is in the DPoP scheme.
+    let proof = key.proof("POST", &url, None, Some(&token)).await;
+    let (status, challenge, body) = api
+        .orders(
+            reqwest::Method::POST,
+            Some(format!("DPoP {token}")),
+            Some(proof),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"], "insufficient_scope");
+    assert!(
+        challenge
+            .unwrap()
+            .starts_with(r#"DPoP error="insufficient_scope""#)
     );
 
     // A proof by another key; a proof for another URL; no proof; the token as Bearer.

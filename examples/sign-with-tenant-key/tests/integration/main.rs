@@ -44,6 +44,9 @@ impl Service {
             }
         };
         std::thread::spawn(move || lines.for_each(drop));
+        // reqwest may be built with rustls (features are shared across the workspace), which
+        // needs the process's crypto provider even for plain HTTP.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         Self {
             child,
             base,
