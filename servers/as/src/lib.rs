@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use edk_core::Clock;
+use edk_oauth::client_attestation::CLIENT_ATTESTATION;
 use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, SqlStore};
@@ -96,11 +97,10 @@ impl AsServer {
         AuthorizationServer::new(
             Arc::new(SqlStore::new(tenancy.clone())),
             deps.kms().kms(),
-            Arc::new(OidcFederation::new(
-                tenancy.clone(),
-                deps.http().clone(),
-                deps.clock(),
-            )),
+            Arc::new(
+                OidcFederation::new(tenancy.clone(), deps.http().clone(), deps.clock())
+                    .with_kms(deps.kms().kms()),
+            ),
             deps.clock(),
             config.oauth.clone(),
         )
@@ -118,7 +118,8 @@ impl Service for AsServer {
         Ok(deps
             .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
             .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
-            .config_key(&UPSTREAM_OIDC))
+            .config_key(&UPSTREAM_OIDC)
+            .config_key(&CLIENT_ATTESTATION))
     }
 
     async fn build(config: &AsServerConfig, deps: &Deps) -> Result<Self, Error> {

@@ -447,8 +447,9 @@ impl ReadinessCheck for KmsCheck {
     }
 }
 
-/// One `Ping` for a serving tenant (or, with none, for an unknown tenant id, whose `NotFound`
-/// shows the KMS answered and accepted the credentials).
+/// One `Ping` for a serving tenant (or, with none, for an unknown tenant id). The KMS
+/// answered and accepted this server's credentials when the call succeeds, or when it is
+/// refused only for the tenant (not found, or not among the tenants this service may act for).
 async fn remote_ping(remote: &edk_kms::grpc::RemoteKms, tenancy: &Tenancy) -> Result<(), String> {
     let tenant = match tenancy.tenants().await {
         Ok(tenants) => tenants
@@ -460,12 +461,11 @@ async fn remote_ping(remote: &edk_kms::grpc::RemoteKms, tenancy: &Tenancy) -> Re
     let probe = tenant.unwrap_or_else(|| TenantId::from_uuid(uuid::Uuid::nil()));
     match remote.ping(probe).await {
         Ok(()) => Ok(()),
-        Err(err) if err.kind() == ErrorKind::NotFound && tenant.is_none() => Ok(()),
+        Err(err) if matches!(err.kind(), ErrorKind::NotFound | ErrorKind::Forbidden) => Ok(()),
         Err(err) => {
             tracing::warn!(error = %ErrorChain(&err), "KMS readiness check failed");
             Err(match err.kind() {
                 ErrorKind::Unauthenticated => "the KMS refuses this server's credentials",
-                ErrorKind::Forbidden => "the KMS does not let this server act for its tenants",
                 _ => "the KMS does not answer",
             }
             .to_owned())
