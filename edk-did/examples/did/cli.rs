@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use edk_core::clock::{Clock as _, SystemClock};
 use edk_core::jose::{Algorithm, Jwk, SigningKey};
+use edk_did::methods::fetch::FetchPolicy;
 use edk_did::methods::jwk::DidJwk;
 use edk_did::methods::key::DidKey;
-use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder};
+use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder_with_policy};
 use edk_did::methods::webvh::{DidWebvh, HttpsLogSource, LogFiles, LogSource, StaticLogSource};
 use edk_did::webvh::{self, CreateOptions, DidLog, Multikey, UpdateOptions, WebvhDid};
 use edk_did::{DidResolver, ErrorStyle, ResolveOptions, Resolver, resolution_result};
@@ -114,6 +115,12 @@ pub(crate) struct ResolveArgs {
     /// Time limit for one did:web fetch, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) timeout_ms: u64,
+    /// A port DIDs may name besides 443 (repeatable).
+    #[arg(long = "allow-port")]
+    pub(crate) allow_ports: Vec<u16>,
+    /// Also fetch from loopback, private and link-local addresses (dangerous).
+    #[arg(long)]
+    pub(crate) dangerous_allow_private_addresses: bool,
 }
 
 /// Runs `cli`, writing results to `out`.
@@ -193,14 +200,20 @@ fn resolver(args: &ResolveArgs) -> anyhow::Result<Resolver> {
         }
     }
     let timeout = Duration::from_millis(args.timeout_ms);
-    let client = client_builder(roots, timeout)?.build()?;
+    let mut ports = vec![443];
+    ports.extend(&args.allow_ports);
+    let policy = FetchPolicy::default()
+        .with_allowed_ports(&ports)?
+        .dangerous_allow_private_addresses(args.dangerous_allow_private_addresses);
+    let client = client_builder_with_policy(roots, timeout, &policy)?.build()?;
     let web = DidWeb::new(
         client.clone(),
         DidWebConfig {
             timeout_millis: args.timeout_ms,
             ..DidWebConfig::default()
         },
-    );
+    )
+    .with_policy(&policy);
     // did:webvh reads the log given with --log (offline), or fetches it over HTTPS.
     let source: Arc<dyn LogSource> = match &args.log {
         Some(path) => {
@@ -219,7 +232,7 @@ fn resolver(args: &ResolveArgs) -> anyhow::Result<Resolver> {
             source.insert(&did, LogFiles { log, witness });
             Arc::new(source)
         }
-        None => Arc::new(HttpsLogSource::new(client)),
+        None => Arc::new(HttpsLogSource::new(client).with_policy(&policy)),
     };
     Ok(Resolver::builder()
         .method(Arc::new(DidKey::new()))

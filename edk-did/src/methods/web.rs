@@ -2,8 +2,10 @@
 //!
 //! Resolution fetches `https://<host>[:<port>]/<path>/did.json` (or `/.well-known/did.json`)
 //! with an injected [`reqwest::Client`]; build one with [`client_builder`], which pins
-//! rustls on aws-lc-rs, the trust anchors you give it, HTTPS only, no proxies and no
-//! redirects to another host. The resolver adds a per-request time limit and a size limit.
+//! rustls on aws-lc-rs, the trust anchors you give it, HTTPS only, no proxies, no redirects
+//! to another host and no non-public addresses (see [`super::fetch`]). The method adds a
+//! per-request time limit, a size limit, allowed ports (443) and a bound on concurrent
+//! fetches.
 //! [`document_from_kms`] builds a tenant's document from its KMS key aliases, for the DID
 //! server to publish.
 
@@ -22,6 +24,9 @@ use url::Url;
 use crate::document::{DidDocument, MethodRef, Relationship, VerificationMethod};
 use crate::error::{Error, PublishError, ResolveError};
 use crate::method::DidMethod;
+use crate::methods::fetch::{
+    FetchGate, FetchPolicy, PublicAddressResolver, REFUSED_ADDRESS, is_refused_address,
+};
 use crate::resolution::{Resolution, ResolveOptions};
 
 /// did:web resolution limits.
@@ -43,15 +48,33 @@ impl Default for DidWebConfig {
     }
 }
 
-/// A [`reqwest::ClientBuilder`] for did:web: rustls on aws-lc-rs trusting only `roots`,
-/// HTTPS only, no proxies, at most 3 redirects and only to the same host and port over
-/// HTTPS, and `timeout` for each request. Add test-only `resolve` overrides before `build`.
+/// A [`reqwest::ClientBuilder`] for did:web and did:webvh: rustls on aws-lc-rs trusting only
+/// `roots`, HTTPS only, no proxies, at most 3 redirects and only to the same host and port
+/// over HTTPS, `timeout` for each request, and the [`PublicAddressResolver`] of the default
+/// [`FetchPolicy`]: names that resolve only to loopback, private, link-local or other
+/// non-public addresses are refused. See [`client_builder_with_policy`].
 ///
 /// # Errors
 /// [`Error::HttpClient`] if the TLS configuration cannot be built.
 pub fn client_builder(
     roots: rustls::RootCertStore,
     timeout: Duration,
+) -> Result<reqwest::ClientBuilder, Error> {
+    client_builder_with_policy(roots, timeout, &FetchPolicy::default())
+}
+
+/// As [`client_builder`], with the DNS step of `policy` (its fixed host addresses and its
+/// `dangerous_allow_private_addresses` opt-in). Give the same policy to
+/// [`DidWeb::with_policy`] and `HttpsLogSource::with_policy` for its ports and concurrency.
+/// reqwest's own `resolve` overrides bypass the address check: use
+/// [`FetchPolicy::with_host`] instead.
+///
+/// # Errors
+/// [`Error::HttpClient`] if the TLS configuration cannot be built.
+pub fn client_builder_with_policy(
+    roots: rustls::RootCertStore,
+    timeout: Duration,
+    policy: &FetchPolicy,
 ) -> Result<reqwest::ClientBuilder, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -77,6 +100,7 @@ pub fn client_builder(
         .https_only(true)
         .no_proxy()
         .redirect(redirects)
+        .dns_resolver(Arc::new(PublicAddressResolver::new(policy)))
         .timeout(timeout)
         .connect_timeout(timeout))
 }
@@ -86,13 +110,27 @@ pub fn client_builder(
 pub struct DidWeb {
     client: reqwest::Client,
     config: DidWebConfig,
+    gate: FetchGate,
 }
 
 impl DidWeb {
-    /// did:web over `client` (see [`client_builder`]) with `config`'s limits.
+    /// did:web over `client` (see [`client_builder`]) with `config`'s limits and the default
+    /// [`FetchPolicy`]: port 443 only, at most 16 fetches at once.
     #[must_use]
-    pub const fn new(client: reqwest::Client, config: DidWebConfig) -> Self {
-        Self { client, config }
+    pub fn new(client: reqwest::Client, config: DidWebConfig) -> Self {
+        Self {
+            client,
+            config,
+            gate: FetchGate::default(),
+        }
+    }
+
+    /// The method fetching only from `policy`'s ports, with at most its number of fetches in
+    /// flight.
+    #[must_use]
+    pub fn with_policy(mut self, policy: &FetchPolicy) -> Self {
+        self.gate = FetchGate::new(policy);
+        self
     }
 
     /// The URL of a did:web's document (did:web §"Read": `:` to `/`, the port's `%3A`
@@ -205,6 +243,7 @@ impl DidWeb {
                 reason,
                 source: source.map(|err| Box::new(err) as Box<dyn std::error::Error + Send + Sync>),
             };
+        let _slot = self.gate.admit(did.as_str(), &url).await?;
         let host = url.host_str().map(str::to_owned);
         let response = self
             .client
@@ -217,7 +256,9 @@ impl DidWeb {
             .send()
             .await
             .map_err(|err| {
-                let reason = if err.is_timeout() {
+                let reason = if is_refused_address(&err) {
+                    REFUSED_ADDRESS
+                } else if err.is_timeout() {
                     "the request timed out"
                 } else if err.is_redirect() {
                     "a redirect was refused"

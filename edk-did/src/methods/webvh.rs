@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::document::DidDocument;
 use crate::error::ResolveError;
 use crate::method::DidMethod;
+use crate::methods::fetch::{FetchGate, FetchPolicy, REFUSED_ADDRESS, is_refused_address};
 use crate::resolution::{DocumentMetadata, Resolution, ResolveOptions};
 use crate::webvh::{self, VersionQuery, WebvhDid, WebvhError};
 
@@ -47,16 +48,28 @@ pub trait LogSource: fmt::Debug + Send + Sync {
 pub struct HttpsLogSource {
     client: reqwest::Client,
     max_bytes: usize,
+    gate: FetchGate,
 }
 
 impl HttpsLogSource {
-    /// A source over `client`, reading at most [`DEFAULT_MAX_LOG_BYTES`] per file.
+    /// A source over `client` (see [`client_builder`](crate::methods::web::client_builder)),
+    /// reading at most [`DEFAULT_MAX_LOG_BYTES`] per file, with the default [`FetchPolicy`]
+    /// (port 443 only, at most 16 fetches at once).
     #[must_use]
-    pub const fn new(client: reqwest::Client) -> Self {
+    pub fn new(client: reqwest::Client) -> Self {
         Self {
             client,
             max_bytes: DEFAULT_MAX_LOG_BYTES,
+            gate: FetchGate::default(),
         }
+    }
+
+    /// The source fetching only from `policy`'s ports, with at most its number of fetches
+    /// in flight.
+    #[must_use]
+    pub fn with_policy(mut self, policy: &FetchPolicy) -> Self {
+        self.gate = FetchGate::new(policy);
+        self
     }
 
     /// The source with another size limit.
@@ -72,12 +85,19 @@ impl HttpsLogSource {
             reason,
             source: source.map(|err| Box::new(err) as _),
         };
-        let mut response = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .map_err(|err| unavailable("the request failed", Some(err)))?;
+        let parsed = url::Url::parse(url).map_err(|_| ResolveError::InvalidDid {
+            did: did.to_string(),
+            reason: "the log URL is not valid".to_owned(),
+        })?;
+        let _slot = self.gate.admit(did.as_str(), &parsed).await?;
+        let mut response = self.client.get(parsed).send().await.map_err(|err| {
+            let reason = if is_refused_address(&err) {
+                REFUSED_ADDRESS
+            } else {
+                "the request failed"
+            };
+            unavailable(reason, Some(err))
+        })?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }

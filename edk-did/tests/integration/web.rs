@@ -1,14 +1,20 @@
 //! did:web over real HTTPS on loopback: a test CA made with rcgen is the client's only trust
 //! anchor, and a small HTTP/1.1 server answers with documents, errors, redirects, oversized
-//! and stalled bodies.
+//! and stalled bodies. The test hosts resolve to 127.0.0.1 through the fetch policy, with the
+//! `dangerous_allow_private_addresses` opt-in; without it (the default) the same requests are
+//! refused before any connection, as are ports other than the allowed ones.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use edk_core::Did;
-use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder};
+use edk_did::methods::fetch::{FetchPolicy, REFUSED_ADDRESS};
+use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder_with_policy};
+use edk_did::methods::webvh::{HttpsLogSource, LogSource as _};
+use edk_did::webvh::WebvhDid;
 use edk_did::{DidMethod, DidResolver, ErrorCode, ResolveError, ResolveOptions, Resolver};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -18,6 +24,8 @@ use tokio::net::TcpListener;
 
 const HOST: &str = "did.example.test";
 const OTHER_HOST: &str = "other.example.test";
+/// A well-formed SCID (did:webvh test suite `basic-create`).
+const SCID: &str = "Qmdxt11AjZewCNXX69bpEDobgjySeZ7eFwjf4tgpF6p2Dg";
 
 /// What the server answers for a path.
 #[derive(Clone, Debug)]
@@ -41,7 +49,13 @@ type Routes = Arc<Mutex<HashMap<String, Reply>>>;
 struct Server {
     addr: SocketAddr,
     ca: CertificateDer<'static>,
+    /// The CA certificate as PEM.
+    ca_pem: String,
     routes: Routes,
+    /// TCP connections accepted so far.
+    connections: Arc<AtomicUsize>,
+    /// The path of every request, as it arrives.
+    requests: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl Server {
@@ -75,13 +89,18 @@ async fn serve() -> Server {
     let addr = listener.local_addr().unwrap();
     let routes: Routes = Arc::default();
     let shared = Arc::clone(&routes);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    let (seen, requests) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 return;
             };
+            counted.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             let routes = Arc::clone(&shared);
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
                     return;
@@ -96,6 +115,7 @@ async fn serve() -> Server {
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
                 let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                let _ = seen.send(path.clone());
                 let reply = routes.lock().unwrap().get(&path).cloned();
                 let reply = reply.unwrap_or(Reply::Status(404));
                 let response = match reply {
@@ -144,20 +164,39 @@ async fn serve() -> Server {
     Server {
         addr,
         ca: ca.der().clone(),
+        ca_pem: ca.pem(),
         routes,
+        connections,
+        requests,
     }
 }
 
-fn did_web(server: &Server, config: DidWebConfig) -> DidWeb {
+/// The fetch policy of the tests: the test hosts on 127.0.0.1 at the server's port, reached
+/// with the private-address opt-in.
+fn loopback_policy(server: &Server) -> FetchPolicy {
+    FetchPolicy::default()
+        .with_host(HOST, server.addr.ip())
+        .with_host(OTHER_HOST, server.addr.ip())
+        .with_allowed_ports(&[server.addr.port()])
+        .unwrap()
+        .dangerous_allow_private_addresses(true)
+}
+
+fn client(server: &Server, policy: &FetchPolicy) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server.ca.clone()).unwrap();
-    let client = client_builder(roots, Duration::from_secs(5))
+    client_builder_with_policy(roots, Duration::from_secs(5), policy)
         .unwrap()
-        .resolve(HOST, server.addr)
-        .resolve(OTHER_HOST, server.addr)
         .build()
-        .unwrap();
-    DidWeb::new(client, config)
+        .unwrap()
+}
+
+fn did_web_with(server: &Server, config: DidWebConfig, policy: &FetchPolicy) -> DidWeb {
+    DidWeb::new(client(server, policy), config).with_policy(policy)
+}
+
+fn did_web(server: &Server, config: DidWebConfig) -> DidWeb {
+    did_web_with(server, config, &loopback_policy(server))
 }
 
 fn did(server: &Server, path: &str) -> Did {
@@ -411,7 +450,10 @@ async fn a_server_outside_the_trust_anchors_is_refused() {
         &Server {
             addr: server.addr,
             ca: stranger.ca.clone(),
+            ca_pem: stranger.ca_pem.clone(),
             routes: Arc::default(),
+            connections: Arc::default(),
+            requests: tokio::sync::mpsc::unbounded_channel().1,
         },
         config(),
     );
@@ -434,4 +476,170 @@ async fn did_web_has_no_versions() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), ErrorCode::FeatureNotSupported);
+}
+
+#[tokio::test]
+async fn a_host_on_a_loopback_address_is_refused_before_connecting() {
+    let server = serve().await;
+    let tenant = did(&server, ":tenants:acme");
+    server.route("/tenants/acme/did.json", Reply::Json(document(&tenant)));
+    // The same host, port and trust anchor as the other tests, without the opt-in.
+    let policy = loopback_policy(&server).dangerous_allow_private_addresses(false);
+    let method = did_web_with(&server, config(), &policy);
+    let err = method
+        .resolve(&tenant, &ResolveOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InternalError);
+    assert_eq!(reason(&err), REFUSED_ADDRESS);
+    // did:webvh logs are fetched under the same rule.
+    let logs = HttpsLogSource::new(client(&server, &policy)).with_policy(&policy);
+    let webvh = WebvhDid::parse(&format!(
+        "did:webvh:{SCID}:{HOST}%3A{}:dids",
+        server.addr.port()
+    ))
+    .unwrap();
+    let err = logs.fetch(&webvh).await.unwrap_err();
+    assert_eq!(reason(&err), REFUSED_ADDRESS);
+    assert_eq!(server.connections.load(Ordering::SeqCst), 0);
+    // With the opt-in the same DID resolves.
+    let method = did_web(&server, config());
+    method
+        .resolve(&tenant, &ResolveOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn ports_other_than_the_allowed_ones_are_refused() {
+    let server = serve().await;
+    let tenant = did(&server, ":t");
+    server.route("/t/did.json", Reply::Json(document(&tenant)));
+    // The default policy allows 443 only.
+    let policy = FetchPolicy::default()
+        .with_host(HOST, server.addr.ip())
+        .dangerous_allow_private_addresses(true);
+    let method = did_web_with(&server, config(), &policy);
+    let err = method
+        .resolve(&tenant, &ResolveOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "the DID's port is not allowed");
+    let logs = HttpsLogSource::new(client(&server, &policy));
+    let webvh =
+        WebvhDid::parse(&format!("did:webvh:{SCID}:{HOST}%3A{}", server.addr.port())).unwrap();
+    let err = logs.fetch(&webvh).await.unwrap_err();
+    assert_eq!(reason(&err), "the DID's port is not allowed");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn concurrent_fetches_are_bounded() {
+    let mut server = serve().await;
+    let policy = loopback_policy(&server)
+        .with_max_concurrent_fetches(1)
+        .unwrap()
+        .with_queue_timeout(Duration::from_millis(100));
+    let config = DidWebConfig {
+        max_document_bytes: 16 * 1024,
+        timeout_millis: 2_000,
+    };
+    let method = Arc::new(did_web_with(&server, config, &policy));
+    let silent = did(&server, ":silent");
+    server.route("/silent/did.json", Reply::StallHeaders);
+    let busy = Arc::clone(&method);
+    let stalled =
+        tokio::spawn(async move { busy.resolve(&silent, &ResolveOptions::default()).await });
+    // Once the first fetch reached the server it holds the only slot.
+    assert_eq!(server.requests.recv().await.unwrap(), "/silent/did.json");
+    let other = did(&server, ":other");
+    server.route("/other/did.json", Reply::Json(document(&other)));
+    let err = method
+        .resolve(&other, &ResolveOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "too many DID documents are being fetched");
+    assert_eq!(server.connections.load(Ordering::SeqCst), 1);
+    let stalled = stalled.await.unwrap().unwrap_err();
+    assert_eq!(reason(&stalled), "the request timed out");
+    // The slot is free again.
+    method
+        .resolve(&other, &ResolveOptions::default())
+        .await
+        .unwrap();
+}
+
+/// Remote resolution as the DID server composes it when `resolver.remote_ca_file` is set: the
+/// trust anchors read from a PEM file, one client for did:web and did:webvh, both methods in a
+/// resolver; the test host on 127.0.0.1 through the fetch policy's opt-in.
+#[tokio::test]
+async fn did_web_and_did_webvh_resolve_remotely_with_anchors_from_a_pem_file() {
+    use edk_core::FixedClock;
+    use edk_did::methods::webvh::DidWebvh;
+    use edk_did::webvh::{self, CreateOptions};
+    use rustls::pki_types::pem::PemObject as _;
+
+    let server = serve().await;
+    let policy = loopback_policy(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, &server.ca_pem).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(&pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let client = client_builder_with_policy(roots, Duration::from_secs(5), &policy)
+        .unwrap()
+        .build()
+        .unwrap();
+
+    // A did:webvh log at https://did.example.test:<port>/dids/issuer/did.jsonl.
+    let key = crate::webvh::key();
+    let template = WebvhDid::template(
+        &format!("{HOST}%3A{}", server.addr.port()),
+        &["dids", "issuer"],
+    )
+    .unwrap();
+    let log = webvh::create(
+        CreateOptions::new(template, key.multikey.clone()),
+        &key.signer,
+        &key.multikey,
+        crate::webvh::at(0),
+    )
+    .await
+    .unwrap();
+    let webvh_did = crate::webvh::did_of(&log);
+    server.route("/dids/issuer/did.jsonl", Reply::Json(log.to_jsonl()));
+    let web_did = did(&server, ":tenants:acme");
+    server.route("/tenants/acme/did.json", Reply::Json(document(&web_did)));
+
+    let clock = Arc::new(FixedClock::at_unix(crate::webvh::at(60).timestamp()));
+    let logs = HttpsLogSource::new(client.clone()).with_policy(&policy);
+    let resolver = Resolver::builder()
+        .method(Arc::new(DidWeb::new(client, config()).with_policy(&policy)))
+        .method(Arc::new(DidWebvh::new(Arc::new(logs), clock)))
+        .build()
+        .unwrap();
+    for did in [web_did.as_str(), webvh_did.as_str()] {
+        let resolution = resolver
+            .resolve(None, did, &ResolveOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(resolution.document.unwrap().id, did);
+    }
+    // A PEM file with another CA: the TLS handshake fails.
+    let stranger = serve().await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(stranger.ca.clone()).unwrap();
+    let untrusted = client_builder_with_policy(roots, Duration::from_secs(5), &policy)
+        .unwrap()
+        .build()
+        .unwrap();
+    let logs = HttpsLogSource::new(untrusted).with_policy(&policy);
+    let err = logs
+        .fetch(&WebvhDid::parse(&webvh_did).unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "the request failed");
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use edk_core::FixedClock;
+use edk_did::methods::fetch::FetchPolicy;
 use edk_did::methods::webvh::{DidWebvh, HttpsLogSource, LogFiles, LogSource, StaticLogSource};
 use edk_did::webvh::{self, UpdateOptions, WebvhDid};
 use edk_did::{DidResolver as _, ErrorCode, ResolveOptions, Resolver};
@@ -181,7 +182,10 @@ async fn did_webvh_resolves_over_https_on_loopback() {
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap();
-    let method = DidWebvh::new(Arc::new(HttpsLogSource::new(client.clone())), clock());
+    // The loopback server's port (the default policy allows 443 only).
+    let policy = FetchPolicy::default().with_allowed_ports(&[port]).unwrap();
+    let source = HttpsLogSource::new(client.clone()).with_policy(&policy);
+    let method = DidWebvh::new(Arc::new(source), clock());
     let resolver = Resolver::builder()
         .method(Arc::new(method))
         .build()
@@ -205,7 +209,9 @@ async fn did_webvh_resolves_over_https_on_loopback() {
     assert_eq!(err.code(), ErrorCode::NotFound);
 
     // A log larger than the limit is refused.
-    let small = HttpsLogSource::new(client).with_max_bytes(16);
+    let small = HttpsLogSource::new(client)
+        .with_policy(&policy)
+        .with_max_bytes(16);
     let err = small
         .fetch(&WebvhDid::parse(&did).unwrap())
         .await
