@@ -25,7 +25,7 @@ use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use edk_core::{ClientId, HttpsUrl};
+use edk_core::ClientId;
 use edk_tenancy::TenantContext;
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -86,8 +86,9 @@ pub struct AuthnRequest {
     /// OIDC `ui_locales`, as sent.
     pub ui_locales: Option<String>,
     /// Where the end user's browser must come back to: the AS's callback endpoint
-    /// (`<issuer>/callback`), built from the tenant's endpoint binding.
-    pub callback_url: HttpsUrl,
+    /// (`<issuer>/callback`), built from the tenant's endpoint binding (`https`, or `http` for
+    /// a binding on a loopback host made for local development).
+    pub callback_url: Url,
 }
 
 impl AuthnRequest {
@@ -96,7 +97,7 @@ impl AuthnRequest {
     pub const fn new(
         transaction: AuthnTransaction,
         client_id: ClientId,
-        callback_url: HttpsUrl,
+        callback_url: Url,
     ) -> Self {
         Self {
             transaction,

@@ -317,7 +317,7 @@ impl AuthorizationServer {
         let callback = tenant
             .binding()
             .ok_or(Error::Binding)?
-            .url("callback")
+            .advertised_url("callback")
             .map_err(|_| Error::Binding)?;
         let mut authn = AuthnRequest::new(transaction.clone(), request.client_id.clone(), callback);
         authn.scopes.clone_from(&request.scopes);

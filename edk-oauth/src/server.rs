@@ -230,7 +230,7 @@ impl AuthorizationServer {
     pub fn endpoint_url(tenant: &TenantContext, path: &str) -> Result<String, Error> {
         let binding = tenant.binding().ok_or(Error::Binding)?;
         Ok(binding
-            .url(path)
+            .advertised_url(path)
             .map_err(|_| Error::Binding)?
             .as_str()
             .to_owned())
@@ -585,6 +585,7 @@ impl AuthorizationServer {
                 field: "authorization_details",
                 reason: err.description(),
             })?;
+        crate::claims::check_grant(&request.grant)?;
         let tx_code = match request.tx_code_digits {
             None => None,
             Some(digits @ 4..=10) => Some(crate::random::digits(digits)),
@@ -596,7 +597,6 @@ impl AuthorizationServer {
             }
         };
         let code = crate::random::token();
-        crate::claims::check_grant(&request.grant)?;
         let now = self.now();
         let mut grant = request.grant;
         grant.client_id = None;

@@ -217,7 +217,7 @@ impl OidcFederation {
         let state = random::token();
         let nonce = random::token();
         let code_verifier = random::token();
-        let redirect_uri = request.callback_url.as_url().as_str().to_owned();
+        let redirect_uri = request.callback_url.as_str().to_owned();
         let now = self.clock.unix_seconds();
         let mut location = provider.metadata.authorization_endpoint.clone();
         {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use edk_core::jose::{JwkSet, JwksResolver};
-use edk_core::{ClientId, Clock as _, FixedClock, HttpsUrl, SystemClock, TenantSlug};
+use edk_core::{ClientId, Clock as _, FixedClock, SystemClock, TenantSlug};
 use edk_oauth::authn::{AuthnStart, AuthnTransaction};
 use edk_oauth::federation::{
     ClientAuthMethod, FederationError, IdTokenValidator, OidcFederation, UPSTREAM_OIDC,
@@ -158,7 +158,7 @@ fn authn_request(slug: &str) -> AuthnRequest {
     AuthnRequest::new(
         AuthnTransaction::generate(),
         ClientId::new("wallet").unwrap(),
-        HttpsUrl::parse(&callback_url(slug)).unwrap(),
+        url::Url::parse(&callback_url(slug)).unwrap(),
     )
 }
 
@@ -196,7 +196,7 @@ async fn login_at_provider(
     let params: BTreeMap<String, String> = location.query_pairs().into_owned().collect();
     assert_eq!(params["code_challenge_method"], "S256");
     assert_eq!(params["response_type"], "code");
-    let redirect = request.callback_url.as_url().as_str().to_owned();
+    let redirect = request.callback_url.as_str().to_owned();
     callback(&op.login(location.as_str(), login, &redirect).await)
 }
 

@@ -517,7 +517,7 @@ async fn a_federated_login_with_a_sealed_secret_hands_claims_to_the_resource_ser
     let request = AuthnRequest::new(
         AuthnTransaction::generate(),
         edk_core::ClientId::new("wallet").unwrap(),
-        edk_core::HttpsUrl::parse(CALLBACK).unwrap(),
+        url::Url::parse(CALLBACK).unwrap(),
     );
     let config = OidcFederation::config(&acme).unwrap();
     let location = no_kms.begin(&acme, &config, &request).await.unwrap();
