@@ -5,7 +5,7 @@
 //! README.md).
 
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,10 +14,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 use edk_core::jose::{Jws, VerifyPolicy};
-use edk_core::{Clock, Limits, SystemClock};
+use edk_core::{Clock, ErrorChain, Limits, SystemClock};
+use edk_did::methods::fetch::FetchPolicy;
 use edk_did::methods::jwk::DidJwk;
 use edk_did::methods::key::DidKey;
-use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder};
+use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder_with_policy};
 use edk_did::methods::webvh::{DidWebvh, HttpsLogSource};
 use edk_did::{
     CacheConfig, DidKeyResolver, DidResolver as _, ErrorStyle, ResolveOptions, Resolver,
@@ -35,6 +36,16 @@ struct Args {
     /// Mozilla root store (repeatable).
     #[arg(long = "ca-file")]
     ca_files: Vec<PathBuf>,
+    /// A port did:web and did:webvh hosts may name (repeatable); 443 only when absent.
+    #[arg(long = "allow-port")]
+    allowed_ports: Vec<u16>,
+    /// A fixed address for a host name, `NAME=IP`, used instead of DNS (repeatable).
+    #[arg(long = "host", value_parser = parse_host)]
+    hosts: Vec<(String, IpAddr)>,
+    /// Also fetch from loopback, private and link-local addresses. Dangerous: a DID could
+    /// make the resolver fetch from its own network. Only for local tests.
+    #[arg(long)]
+    dangerous_allow_private_addresses: bool,
     /// A compact JWS to verify (repeatable): its `kid` is a DID URL naming an
     /// `assertionMethod` key of the DID, and its `iss`, when present, is that DID.
     #[arg(long)]
@@ -46,15 +57,23 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    let resolver = Arc::new(resolver(&args.ca_files)?);
+    let resolver = Arc::new(resolver(&args)?);
     let mut failed = false;
     for did in &args.dids {
         let outcome = resolver
             .resolve(None, did, &ResolveOptions::default())
             .await;
-        failed |= outcome.is_err();
         let result = resolution_result(&outcome, ErrorStyle::Problem);
         writeln!(std::io::stdout(), "{result}")?;
+        if let Err(err) = &outcome {
+            // The result hides the cause of internal errors; this program's user may see it.
+            writeln!(
+                std::io::stderr(),
+                "cannot resolve {did}: {}",
+                ErrorChain(err)
+            )?;
+            failed = true;
+        }
     }
     for token in &args.verify {
         // Resolves the DID of the `kid` again: served from the cache if resolved above.
@@ -77,12 +96,21 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 /// A resolver for the four methods with a cache. did:web and did:webvh fetch over HTTPS
-/// only, through a client trusting the Mozilla roots and `ca_files`, with time limits.
-fn resolver(ca_files: &[PathBuf]) -> anyhow::Result<Resolver> {
+/// only, through a client trusting the Mozilla roots and the `--ca-file`s, with time limits,
+/// under a fetch policy: the allowed ports, and public addresses only unless told otherwise.
+fn resolver(args: &Args) -> anyhow::Result<Resolver> {
+    let mut policy = FetchPolicy::default()
+        .dangerous_allow_private_addresses(args.dangerous_allow_private_addresses);
+    if !args.allowed_ports.is_empty() {
+        policy = policy.with_allowed_ports(&args.allowed_ports)?;
+    }
+    for (name, address) in &args.hosts {
+        policy = policy.with_host(name, *address);
+    }
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
-    for path in ca_files {
+    for path in &args.ca_files {
         let certificates = CertificateDer::pem_file_iter(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
         for certificate in certificates {
@@ -91,21 +119,15 @@ fn resolver(ca_files: &[PathBuf]) -> anyhow::Result<Resolver> {
             roots.add(certificate)?;
         }
     }
-    let client = client_builder(roots, Duration::from_secs(10))?
-        .dns_resolver(Arc::new(LocalhostIsLoopback))
-        .build()?;
+    let client = client_builder_with_policy(roots, Duration::from_secs(10), &policy)?.build()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let web = DidWeb::new(client.clone(), DidWebConfig::default()).with_policy(&policy);
+    let logs = HttpsLogSource::new(client).with_policy(&policy);
     let resolver = Resolver::builder()
         .method(Arc::new(DidKey::new()))
         .method(Arc::new(DidJwk))
-        .method(Arc::new(DidWeb::new(
-            client.clone(),
-            DidWebConfig::default(),
-        )))
-        .method(Arc::new(DidWebvh::new(
-            Arc::new(HttpsLogSource::new(client)),
-            Arc::clone(&clock),
-        )))
+        .method(Arc::new(web))
+        .method(Arc::new(DidWebvh::new(Arc::new(logs), Arc::clone(&clock))))
         .cache(CacheConfig::default(), clock)
         .build()?;
     Ok(resolver)
@@ -130,23 +152,13 @@ async fn verify(
     Ok((kid, verified.claims()?))
 }
 
-/// Name resolution that answers the loopback address for `localhost` and its subdomains (as
-/// RFC 6761 §6.3 asks; some system resolvers do not) and asks the system for other names.
-#[derive(Debug)]
-struct LocalhostIsLoopback;
-
-impl reqwest::dns::Resolve for LocalhostIsLoopback {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
-        Box::pin(async move {
-            let addresses: Vec<SocketAddr> = if host == "localhost" || host.ends_with(".localhost")
-            {
-                vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 0))]
-            } else {
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect()
-            };
-            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
-            Ok(addresses)
-        })
-    }
+/// `NAME=IP` of `--host`.
+fn parse_host(value: &str) -> Result<(String, IpAddr), String> {
+    let (name, address) = value
+        .split_once('=')
+        .ok_or_else(|| format!("`{value}` is not NAME=IP"))?;
+    let address = address
+        .parse()
+        .map_err(|_| format!("`{address}` is not an IP address"))?;
+    Ok((name.to_owned(), address))
 }

@@ -32,7 +32,7 @@ const NOW: i64 = 1_700_000_000;
 const DID_KEY: &str = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK";
 
 /// EDK over HTTPS on `edk.localhost:<port>`.
-struct Edk443 {
+struct HttpsEdk {
     edk: Edk,
     port: u16,
     /// The test CA's certificate, PEM: the example's `--ca-file`.
@@ -50,7 +50,7 @@ struct Published {
     alias: KeyAlias,
 }
 
-impl Edk443 {
+impl HttpsEdk {
     async fn start() -> Self {
         edk_server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
@@ -174,6 +174,24 @@ impl Edk443 {
             .unwrap()
     }
 
+    /// The example's options to read DIDs from this EDK (its CA, its port, `edk.localhost`
+    /// at the loopback address, and loopback addresses allowed), less the flags `without`,
+    /// then `args`.
+    fn args(&self, without: &[&str], args: &[&str]) -> Vec<String> {
+        let options = [
+            ("--ca-file", Some(self.ca_file.display().to_string())),
+            ("--allow-port", Some(self.port.to_string())),
+            ("--host", Some(format!("{}=127.0.0.1", edk::LOCAL_DID_HOST))),
+            ("--dangerous-allow-private-addresses", None),
+        ];
+        options
+            .into_iter()
+            .filter(|(flag, _)| !without.contains(flag))
+            .flat_map(|(flag, value)| std::iter::once(flag.to_owned()).chain(value))
+            .chain(args.iter().map(|arg| (*arg).to_owned()))
+            .collect()
+    }
+
     async fn stop(self) {
         let _ = self.stop.send(());
         self.served.await.unwrap().unwrap();
@@ -189,7 +207,7 @@ struct Run {
 }
 
 /// Runs the compiled example with `args`.
-async fn resolve_dids(args: &[&str]) -> Run {
+async fn resolve_dids(args: &[String]) -> Run {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_resolve-dids"))
         .args(args)
         .output()
@@ -208,7 +226,7 @@ async fn resolve_dids(args: &[&str]) -> Run {
 
 #[tokio::test]
 async fn resolves_every_method_and_verifies_jws_signed_by_did_keys() {
-    let edk = Edk443::start().await;
+    let edk = HttpsEdk::start().await;
     let web = edk.publish("web", "issuer-web").await;
     let webvh = edk.publish("webvh", "issuer-webvh").await;
     assert_eq!(
@@ -228,19 +246,12 @@ async fn resolves_every_method_and_verifies_jws_signed_by_did_keys() {
         .sign(&webvh, &json!({ "iss": webvh.did, "sub": "bob" }))
         .await;
 
-    let ca_file = edk.ca_file.to_str().unwrap();
-    let run = resolve_dids(&[
-        "--ca-file",
-        ca_file,
-        DID_KEY,
-        &did_jwk,
-        &web.did,
-        &webvh.did,
-        "--verify",
-        &by_web,
-        "--verify",
-        &by_webvh,
-    ])
+    let run = resolve_dids(&edk.args(
+        &[],
+        &[
+            DID_KEY, &did_jwk, &web.did, &webvh.did, "--verify", &by_web, "--verify", &by_webvh,
+        ],
+    ))
     .await;
     assert!(run.success, "{}", run.stderr);
     assert_eq!(run.lines.len(), 6, "{:?}", run.lines);
@@ -280,7 +291,7 @@ async fn resolves_every_method_and_verifies_jws_signed_by_did_keys() {
 
 #[tokio::test]
 async fn a_jws_with_a_wrong_signature_or_issuer_is_refused() {
-    let edk = Edk443::start().await;
+    let edk = HttpsEdk::start().await;
     let webvh = edk.publish("webvh", "issuer").await;
     let web = edk.publish("web", "other").await;
     let alice = edk
@@ -332,7 +343,6 @@ async fn a_jws_with_a_wrong_signature_or_issuer_is_refused() {
     .await
     .unwrap();
 
-    let ca_file = edk.ca_file.to_str().unwrap();
     for (token, why) in [
         (&alice, None),
         (&spliced, Some("invalid signature")),
@@ -340,7 +350,7 @@ async fn a_jws_with_a_wrong_signature_or_issuer_is_refused() {
         (&forged, Some("invalid signature")),
         (&unknown_key, Some("no key")),
     ] {
-        let run = resolve_dids(&["--ca-file", ca_file, "--verify", token]).await;
+        let run = resolve_dids(&edk.args(&[], &["--verify", token])).await;
         match why {
             None => {
                 assert!(run.success, "{}", run.stderr);
@@ -362,22 +372,40 @@ async fn a_jws_with_a_wrong_signature_or_issuer_is_refused() {
 }
 
 #[tokio::test]
-async fn did_web_needs_a_trusted_certificate_and_a_published_document() {
-    let edk = Edk443::start().await;
+async fn did_web_is_read_only_from_allowed_trusted_servers_and_must_be_published() {
+    let edk = HttpsEdk::start().await;
     let web = edk.publish("web", "issuer").await;
     let unpublished = format!("did:web:edk.localhost%3A{}:nobody", edk.port);
 
-    // Without the test CA the certificate is not trusted: nothing is read.
-    let run = resolve_dids(&[&web.did]).await;
-    assert!(!run.success);
-    assert_eq!(run.lines[0]["didDocument"], Value::Null);
-    assert_eq!(
-        run.lines[0]["didResolutionMetadata"]["error"]["type"],
-        "https://www.w3.org/ns/did#INTERNAL_ERROR"
-    );
+    // Without the test CA the certificate is not trusted; without the port allowed, or
+    // without loopback addresses allowed, nothing is fetched.
+    for (without, reason) in [
+        ("--ca-file", "UnknownIssuer"),
+        ("--allow-port", "the DID's port is not allowed"),
+        (
+            "--dangerous-allow-private-addresses",
+            "resolves to no public address",
+        ),
+    ] {
+        let run = resolve_dids(&edk.args(&[without], &[&web.did])).await;
+        assert!(!run.success, "{without}");
+        let line = &run.lines[0];
+        assert_eq!(line["didDocument"], Value::Null, "{without}");
+        let error = &line["didResolutionMetadata"]["error"];
+        assert_eq!(
+            error["type"], "https://www.w3.org/ns/did#INTERNAL_ERROR",
+            "{without}: {line}"
+        );
+        assert!(
+            run.stderr
+                .starts_with(&format!("cannot resolve {}: ", web.did)),
+            "{without}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(reason), "{without}: {}", run.stderr);
+    }
 
-    let ca_file = edk.ca_file.to_str().unwrap();
-    let run = resolve_dids(&["--ca-file", ca_file, &web.did, &unpublished]).await;
+    let run = resolve_dids(&edk.args(&[], &[&web.did, &unpublished])).await;
     assert!(!run.success);
     assert_eq!(run.lines[0]["didDocument"]["id"], web.did.as_str());
     assert_eq!(
