@@ -1,5 +1,9 @@
-//! A running server on loopback with a real tenancy, LocalKms and the pre-approved test
+//! A running server on loopback with a real tenancy, a KMS and the pre-approved test
 //! authenticator, and the pinned Python peers.
+//!
+//! The KMS is a `LocalKms` in each replica, or, with `EDK_TEST_KMS=remote` (a second run of
+//! this suite in `scripts/test`), a KMS server on the same database that every replica calls
+//! over gRPC as the service `as`, holding no keys itself.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,8 +39,111 @@ pub(crate) struct Replica {
 pub(crate) struct Deployment {
     pub(crate) replicas: Vec<Replica>,
     pub(crate) admin_key: SigningKey,
+    kms_server: Option<KmsSide>,
     _dir: Option<tempfile::TempDir>,
     db: Option<TestDb>,
+}
+
+/// Where the replicas' keys are.
+enum KmsMode {
+    /// A `LocalKms` per replica, with this KEK.
+    Local(SecretString),
+    /// The KMS server of the deployment, over gRPC.
+    Remote(edk_server::kms::RemoteKmsConfig),
+}
+
+/// A KMS server on the deployment's database with its gRPC port on loopback.
+struct KmsSide {
+    server: edk_server::service::Started<edk_kms_server::KmsServer>,
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<Result<(), edk_server::service::BoxError>>>,
+    _key_dir: tempfile::TempDir,
+}
+
+/// Whether this run puts the KMS behind gRPC (`EDK_TEST_KMS=remote`).
+fn remote_kms() -> bool {
+    std::env::var("EDK_TEST_KMS").is_ok_and(|mode| mode == "remote")
+}
+
+/// The KMS mode of a deployment on `database`: local, or a KMS server started here.
+async fn kms_mode(database: &DatabaseConfig) -> (KmsMode, Option<KmsSide>) {
+    let kek = generate_kek().unwrap();
+    if !remote_kms() {
+        return (KmsMode::Local(kek), None);
+    }
+    use edk_server::Service as _;
+    edk_server::install_crypto_provider();
+    let key_dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let mut public = key.public_jwk();
+    let kid = public.thumbprint();
+    public.kid = Some(kid.clone());
+    let mut private = key.to_jwk().unwrap();
+    private.kid = Some(kid);
+    let key_file = key_dir.path().join("as.jwk");
+    std::fs::write(&key_file, serde_json::to_vec(&private).unwrap()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config: edk_kms_server::KmsServerConfig = serde_json::from_value(json!({
+        "database": database_json(database),
+        "kms": { "mode": "local", "providers": [{
+            "kind": "software", "id": "software", "current_kek": "k1",
+            "keks": [{ "id": "k1", "key": kek.expose_secret() }],
+        }] },
+        "grpc": {
+            "listen": format!("127.0.0.1:{port}"),
+            "auth": { "kind": "service_jwt", "audience": "edk-kms",
+                "services": [{ "name": "as", "jwks": { "keys": [public] } }] },
+        },
+    }))
+    .unwrap();
+    let server = edk_server::service::start::<edk_kms_server::KmsServer>(
+        &config,
+        Arc::new(SystemClock),
+        reqwest::Client::new(),
+    )
+    .await
+    .unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let tasks = server
+        .side_tasks(stop.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(tokio::spawn)
+        .collect();
+    let remote: edk_server::kms::RemoteKmsConfig = serde_json::from_value(json!({
+        "endpoint": format!("http://127.0.0.1:{port}"),
+        "auth": { "kind": "service_jwt", "service": "as", "audience": "edk-kms",
+            "key_file": key_file },
+    }))
+    .unwrap();
+    (
+        KmsMode::Remote(remote),
+        Some(KmsSide {
+            server,
+            stop,
+            tasks,
+            _key_dir: key_dir,
+        }),
+    )
+}
+
+/// `database` as configuration JSON.
+fn database_json(database: &DatabaseConfig) -> Value {
+    match database {
+        DatabaseConfig::Sqlite(sqlite) => {
+            json!({ "backend": "sqlite", "directory": sqlite.directory })
+        }
+        DatabaseConfig::Postgres(postgres) => json!({
+            "backend": "postgres",
+            "platform_url": postgres.platform_url.expose_secret(),
+        }),
+        _ => unreachable!("a backend of this build"),
+    }
 }
 
 fn provider(kek: &SecretString) -> Arc<SoftwareProvider> {
@@ -56,7 +163,7 @@ fn provider(kek: &SecretString) -> Arc<SoftwareProvider> {
 
 async fn replica(
     database: DatabaseConfig,
-    kek: &SecretString,
+    kms: &KmsMode,
     admin: &JwkSet,
     config: AsConfig,
 ) -> Replica {
@@ -74,13 +181,20 @@ async fn replica(
         .await
         .unwrap();
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let kms = LocalKms::builder(tenancy.clone(), vec![provider(kek)])
-        .clock(Arc::clone(&clock))
-        .build()
-        .unwrap();
+    let kms: Arc<dyn edk_kms::Kms> = match kms {
+        KmsMode::Local(kek) => Arc::new(
+            LocalKms::builder(tenancy.clone(), vec![provider(kek)])
+                .clock(Arc::clone(&clock))
+                .build()
+                .unwrap(),
+        ),
+        KmsMode::Remote(remote) => {
+            Arc::new(edk_server::kms::connect_remote(remote, Arc::clone(&clock)).unwrap())
+        }
+    };
     let server = Arc::new(AuthorizationServer::new(
         Arc::new(SqlStore::new(tenancy.clone())),
-        Arc::new(kms),
+        kms,
         Arc::new(PreApprovedAuthenticator::new("alice", Arc::clone(&clock))),
         Arc::clone(&clock),
         config,
@@ -119,16 +233,13 @@ impl Deployment {
         let admin = JwkSet {
             keys: vec![admin_key.public_jwk()],
         };
-        let one = replica(
-            DatabaseConfig::Sqlite(SqliteConfig::new(dir.path())),
-            &generate_kek().unwrap(),
-            &admin,
-            config,
-        )
-        .await;
+        let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
+        let (kms, kms_server) = kms_mode(&database).await;
+        let one = replica(database, &kms, &admin, config).await;
         Self {
             replicas: vec![one],
             admin_key,
+            kms_server,
             _dir: Some(dir),
             db: None,
         }
@@ -140,23 +251,18 @@ impl Deployment {
         let admin = JwkSet {
             keys: vec![admin_key.public_jwk()],
         };
-        let kek = generate_kek().unwrap();
+        let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
+            db.url().into(),
+        ));
+        let (kms, kms_server) = kms_mode(&database).await;
         let mut all = Vec::new();
         for _ in 0..replicas {
-            let config = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
-            all.push(
-                replica(
-                    DatabaseConfig::Postgres(config),
-                    &kek,
-                    &admin,
-                    AsConfig::default(),
-                )
-                .await,
-            );
+            all.push(replica(database.clone(), &kms, &admin, AsConfig::default()).await);
         }
         Self {
             replicas: all,
             admin_key,
+            kms_server,
             _dir: None,
             db: Some(db),
         }
@@ -214,6 +320,13 @@ impl Deployment {
     pub(crate) async fn close(self) {
         for replica in self.replicas {
             replica.http.shutdown().await.unwrap();
+        }
+        if let Some(side) = self.kms_server {
+            side.stop.cancel();
+            for task in side.tasks {
+                task.await.unwrap().unwrap();
+            }
+            side.server.shutdown().await;
         }
         if let Some(db) = self.db {
             db.close().await;
