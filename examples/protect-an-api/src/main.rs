@@ -38,7 +38,7 @@ struct Args {
     #[arg(long)]
     public_url: Option<String>,
     /// The authorization server's issuer: tokens must carry it in `iss`.
-    #[arg(long, default_value = "https://localhost:8080")]
+    #[arg(long, default_value = "http://localhost:8080")]
     issuer: String,
     /// Where the authorization server publishes its signing keys.
     #[arg(long, default_value = "http://localhost:8080/jwks.json")]

@@ -32,6 +32,11 @@ pub struct EdkConfig {
     /// in `edk-as`.
     #[serde(default)]
     pub oauth: AsConfig,
+    /// Whether the default tenant's authorization server advertises `https://localhost:<port>`
+    /// (TLS terminated in front of `edk`) instead of `http://localhost:<port>`. Default false:
+    /// wallets and clients on the same machine use `edk` as it is.
+    #[serde(default)]
+    pub local_https: bool,
     /// How `/1.0/identifiers` resolves DIDs not published here, and its cache, as
     /// `resolver` in `edk-did`.
     #[serde(default)]

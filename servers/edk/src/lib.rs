@@ -20,7 +20,9 @@ use edk_server::deps::Deps;
 use edk_server::kms::{KmsConfig, ProviderConfig};
 use edk_server::{AdminAuth, HealthApi, Service, app, openapi_routes, path_is_under};
 use edk_tenancy::store::sqlite::SqliteConfig;
-use edk_tenancy::{DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout};
+use edk_tenancy::{
+    DatabaseConfig, EndpointBinding, EndpointScheme, ServiceType, Tenancy, WellKnownLayout,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::bootstrap::{DEFAULT_TENANT_SLUG, DataDir};
@@ -245,10 +247,10 @@ impl Edk {
         )
     }
 
-    /// Binds the default tenant's authorization server to `http://localhost:{port}/` (its
-    /// issuer is then `https://localhost:{port}`, as behind TLS termination) and its DID
-    /// publishing to `http://edk.localhost:{port}/` (DIDs `did:web:edk.localhost%3A{port}:…`),
-    /// replacing bindings for another port. `edk` calls it once it knows the port it listens
+    /// Binds the default tenant's authorization server to `localhost:{port}` (issuer
+    /// `http://localhost:{port}`, a loopback-only http binding; `https://…` with
+    /// `local_https`) and its DID publishing to `edk.localhost:{port}` (DIDs
+    /// `did:web:edk.localhost%3A{port}:…`), replacing bindings for another port. `edk` calls it once it knows the port it listens
     /// on.
     ///
     /// # Errors
@@ -259,13 +261,21 @@ impl Edk {
             .bindings(self.default_tenant)
             .await
             .map_err(Error::Tenancy)?;
-        for (service, host) in [
-            (ServiceType::As, LOCAL_HOST),
-            (ServiceType::Did, LOCAL_DID_HOST),
+        // did:web is https-only, so DIDs are always published under https identifiers; the
+        // authorization server advertises http unless `local_https` says TLS is in front.
+        let as_scheme = if self.config.local_https {
+            EndpointScheme::Https
+        } else {
+            EndpointScheme::Http
+        };
+        for (service, host, scheme) in [
+            (ServiceType::As, LOCAL_HOST, as_scheme),
+            (ServiceType::Did, LOCAL_DID_HOST, EndpointScheme::Https),
         ] {
-            let binding = EndpointBinding::new(
+            let binding = EndpointBinding::with_scheme(
                 self.default_tenant,
                 service,
+                scheme,
                 host,
                 Some(port),
                 "/",

@@ -73,14 +73,14 @@ impl AuthorizationServer {
         }
     }
 
-    /// Where the authorization server answers: `localhost` on its port (its issuer is
-    /// `https://localhost:<port>`, as behind TLS termination).
+    /// Where the authorization server answers: `localhost` on its port, which is also its
+    /// issuer (`edk` binds its local tenant's authorization server to loopback over http).
     fn local(&self) -> String {
         format!("http://localhost:{}", self.server.addr().port())
     }
 
     fn issuer(&self) -> String {
-        format!("https://localhost:{}", self.server.addr().port())
+        format!("http://localhost:{}", self.server.addr().port())
     }
 
     /// A `client_credentials` token request for `scope` (and, unless `None`, `resource`).

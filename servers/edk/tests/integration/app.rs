@@ -325,7 +325,15 @@ async fn default_tenants_authorization_server_issues_tokens() {
         .json()
         .await
         .unwrap();
-    assert_eq!(metadata["issuer"], format!("https://localhost:{port}"));
+    assert_eq!(
+        metadata["issuer"],
+        format!("http://localhost:{port}"),
+        "a loopback binding advertises http, so local wallets can use edk as it is"
+    );
+    assert_eq!(
+        metadata["token_endpoint"],
+        format!("http://localhost:{port}/token")
+    );
     let token = h
         .client
         .post(format!("{local}/token"))
@@ -522,9 +530,10 @@ async fn housekeeping_jobs_run_and_are_counted() {
     ];
     for _ in 0..100 {
         metrics = h.get("/metrics", None).await.text().await.unwrap();
-        if wanted.iter().all(|job| {
-            metrics.contains(&format!("scheduler_job_runs_total{{job=\"{job}\"}} 1"))
-        }) {
+        if wanted
+            .iter()
+            .all(|job| metrics.contains(&format!("scheduler_job_runs_total{{job=\"{job}\"}} 1")))
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
