@@ -7,8 +7,9 @@
 //!
 //! The issuer's key is found by the caller's [`KeyResolver`] (SD-JWT VC §2.5, §3): an
 //! [`X5cResolver`](crate::x5c::X5cResolver) for `x5c` chains, a [`JwksResolver`] over
-//! [`IssuerMetadata`] the caller fetched from [`IssuerMetadata::well_known_url`], or a DID
-//! resolver that receives the DID URL in `kid`.
+//! [`IssuerMetadata`] the caller fetched from [`IssuerMetadata::well_known_url`] (its `jwks`,
+//! or the JWKS the caller fetched from its `jwks_uri`), or a DID resolver that receives the
+//! DID URL in `kid`.
 //!
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -409,14 +410,62 @@ impl SdJwt {
     }
 }
 
-/// JWT VC Issuer Metadata (SD-JWT VC §3.2) with its keys inline, as the caller fetched it.
+/// JWT VC Issuer Metadata (SD-JWT VC §3.2), as the caller fetched it: the issuer and exactly
+/// one of `jwks` (the keys inline) or `jwks_uri` (where the caller fetches them). Other members
+/// are ignored.
+///
+/// ```
+/// use edk_core::sd_jwt_vc::IssuerMetadata;
+///
+/// let metadata: IssuerMetadata = serde_json::from_str(
+///     r#"{"issuer": "https://example.com", "jwks_uri": "https://example.com/jwks.json"}"#,
+/// )?;
+/// assert_eq!(metadata.jwks_uri.as_deref(), Some("https://example.com/jwks.json"));
+/// assert!(metadata.resolver().is_none()); // fetch the JWKS, then `resolver_with`
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Deserialize)]
+#[serde(try_from = "RawIssuerMetadata")]
 #[non_exhaustive]
 pub struct IssuerMetadata {
     /// `issuer`: must equal the credential's `iss` exactly.
     pub issuer: String,
-    /// `jwks`: the issuer's keys (a `jwks_uri` is the caller's to fetch).
-    pub jwks: JwkSet,
+    /// `jwks`: the issuer's keys, when given inline.
+    pub jwks: Option<JwkSet>,
+    /// `jwks_uri`: an `https` URL of the issuer's JWKS, for the caller to fetch.
+    pub jwks_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawIssuerMetadata {
+    issuer: String,
+    #[serde(default)]
+    jwks: Option<JwkSet>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+}
+
+impl TryFrom<RawIssuerMetadata> for IssuerMetadata {
+    type Error = &'static str;
+
+    fn try_from(raw: RawIssuerMetadata) -> Result<Self, Self::Error> {
+        match (&raw.jwks, &raw.jwks_uri) {
+            (Some(_), Some(_)) => return Err("`jwks` and `jwks_uri` are both present"),
+            (None, None) => return Err("neither `jwks` nor `jwks_uri` is present"),
+            (None, Some(uri)) => {
+                let url = url::Url::parse(uri).map_err(|_| "`jwks_uri` is not a URL")?;
+                if url.scheme() != "https" {
+                    return Err("`jwks_uri` is not an https URL");
+                }
+            }
+            (Some(_), None) => {}
+        }
+        Ok(Self {
+            issuer: raw.issuer,
+            jwks: raw.jwks,
+            jwks_uri: raw.jwks_uri,
+        })
+    }
 }
 
 impl IssuerMetadata {
@@ -450,11 +499,19 @@ impl IssuerMetadata {
         ))
     }
 
-    /// A resolver over the metadata's keys that only answers for tokens whose `iss` is
-    /// this metadata's `issuer`.
+    /// A resolver over the metadata's inline keys that only answers for tokens whose `iss`
+    /// is this metadata's `issuer`; `None` when the keys are at `jwks_uri` (see
+    /// [`IssuerMetadata::resolver_with`]).
     #[must_use]
-    pub fn resolver(&self) -> JwksResolver {
-        JwksResolver::new(&self.jwks).for_issuer(self.issuer.clone())
+    pub fn resolver(&self) -> Option<JwksResolver> {
+        self.jwks.as_ref().map(|jwks| self.resolver_with(jwks))
+    }
+
+    /// A resolver over `jwks`, the JWKS the caller fetched from `jwks_uri`, that only answers
+    /// for tokens whose `iss` is this metadata's `issuer`.
+    #[must_use]
+    pub fn resolver_with(&self, jwks: &JwkSet) -> JwksResolver {
+        JwksResolver::new(jwks).for_issuer(self.issuer.clone())
     }
 }
 
@@ -478,6 +535,39 @@ mod tests {
         );
         assert!(IssuerMetadata::well_known_url("http://example.com").is_err());
         assert!(IssuerMetadata::well_known_url("https://example.com/?q=1").is_err());
+    }
+
+    #[test]
+    fn issuer_metadata_has_jwks_or_jwks_uri() {
+        let by_uri: IssuerMetadata = serde_json::from_value(serde_json::json!({
+            "issuer": "https://example.com/tenant/1234",
+            "jwks_uri": "https://jwt-vc-issuer.example.org/my_public_keys.jwks",
+            "other": true,
+        }))
+        .unwrap();
+        assert_eq!(
+            by_uri.jwks_uri.as_deref(),
+            Some("https://jwt-vc-issuer.example.org/my_public_keys.jwks")
+        );
+        assert!(by_uri.jwks.is_none());
+        assert!(by_uri.resolver().is_none());
+        for (bad, reason) in [
+            (
+                serde_json::json!({"issuer": "https://e", "jwks": {"keys": []}, "jwks_uri": "https://e/k"}),
+                "`jwks` and `jwks_uri` are both present",
+            ),
+            (
+                serde_json::json!({"issuer": "https://e"}),
+                "neither `jwks` nor `jwks_uri` is present",
+            ),
+            (
+                serde_json::json!({"issuer": "https://e", "jwks_uri": "http://e/k"}),
+                "`jwks_uri` is not an https URL",
+            ),
+        ] {
+            let err = serde_json::from_value::<IssuerMetadata>(bad).unwrap_err();
+            assert_eq!(err.to_string(), reason);
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! [`X5cResolver`] validates the chain in a token's header against the trust anchors the
 //! caller configured: signatures, validity at the [`Clock`]'s time and CA basic constraints,
 //! by `rustls-webpki` (on aws-lc-rs). The verifying key is then read from the leaf
-//! certificate's SubjectPublicKeyInfo, and, when the token names an `iss`, the leaf must be
-//! issued to it: a `uniformResourceIdentifier` SAN equal to `iss`, or a `dNSName` SAN equal
-//! to the host of an `https` `iss`.
+//! certificate's SubjectPublicKeyInfo. The issuer is the leaf's subject (SD-JWT VC -18 §3.5
+//! asks nothing of `iss` and the leaf's names); a profile that does can opt in with
+//! [`X5cResolver::require_issuer_in_san`]: when the token names an `iss`, the leaf must then
+//! be issued to it, a `uniformResourceIdentifier` SAN equal to `iss`, or a `dNSName` SAN
+//! equal to the host of an `https` `iss`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -88,15 +90,17 @@ impl X5cResolver {
         Ok(Self {
             anchors,
             clock,
-            check_issuer: true,
+            check_issuer: false,
         })
     }
 
-    /// The resolver without the check that the leaf names the token's `iss`; for profiles
-    /// where the certificate subject alone identifies the issuer.
+    /// The resolver that also requires the leaf to name the token's `iss` (when it has one):
+    /// a `uniformResourceIdentifier` SAN equal to `iss`, or a `dNSName` SAN equal to the host
+    /// of an `https` `iss`. Earlier SD-JWT VC drafts asked for this; draft -18 does not, so
+    /// it is a policy to opt into.
     #[must_use]
-    pub const fn dangerous_skip_issuer_check(mut self) -> Self {
-        self.check_issuer = false;
+    pub const fn require_issuer_in_san(mut self) -> Self {
+        self.check_issuer = true;
         self
     }
 }

@@ -31,11 +31,31 @@ pub struct VerifyingKey {
 }
 
 impl VerifyingKey {
-    /// A verifying key from a JWK (private members, if any, are dropped).
+    /// A verifying key from a JWK (private members, if any, are dropped). A JWK whose `use`
+    /// is not `sig`, or whose `key_ops` lists neither `verify` nor (for a private key) `sign`,
+    /// is not for verifying signatures (RFC 7517 §4.2, §4.3) and is refused.
     ///
     /// # Errors
-    /// [`JoseError::InvalidKey`] for symmetric keys, X25519 keys and RSA moduli under 2,048 bits.
+    /// [`JoseError::InvalidKey`] for symmetric keys, X25519 keys, RSA moduli under 2,048 bits
+    /// and keys whose `use` or `key_ops` exclude verification.
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, JoseError> {
+        if jwk
+            .key_use
+            .as_deref()
+            .is_some_and(|key_use| key_use != "sig")
+        {
+            return Err(JoseError::InvalidKey(
+                "the key's `use` is not `sig`: it cannot verify signatures",
+            ));
+        }
+        if jwk.key_ops.as_ref().is_some_and(|ops| {
+            !ops.iter()
+                .any(|op| op == "verify" || (op == "sign" && jwk.is_private()))
+        }) {
+            return Err(JoseError::InvalidKey(
+                "the key's `key_ops` do not include `verify`",
+            ));
+        }
         match jwk.params() {
             PublicParams::Oct => {
                 return Err(JoseError::InvalidKey(
@@ -616,6 +636,46 @@ mod tests {
         let jwk = es256.public_jwk().with_alg("ES384");
         let pinned = VerifyingKey::from_jwk(&jwk).unwrap();
         assert!(!pinned.supports(Algorithm::Es256));
+    }
+
+    #[test]
+    fn keys_whose_use_or_key_ops_exclude_verification_do_not_verify() {
+        let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let public = key.public_jwk();
+        let mut for_encryption = public.clone();
+        for_encryption.key_use = Some("enc".to_owned());
+        let mut only_encrypt = public.clone();
+        only_encrypt.key_ops = Some(vec!["encrypt".to_owned(), "wrapKey".to_owned()]);
+        let mut no_ops = public.clone();
+        no_ops.key_ops = Some(Vec::new());
+        for (jwk, message) in [
+            (
+                for_encryption,
+                "invalid key: the key's `use` is not `sig`: it cannot verify signatures",
+            ),
+            (
+                only_encrypt,
+                "invalid key: the key's `key_ops` do not include `verify`",
+            ),
+            (
+                no_ops,
+                "invalid key: the key's `key_ops` do not include `verify`",
+            ),
+        ] {
+            let err = VerifyingKey::from_jwk(&jwk).unwrap_err();
+            assert!(matches!(err, JoseError::InvalidKey(_)), "{err:?}");
+            assert_eq!(err.to_string(), message);
+        }
+        // `use: sig` and `key_ops` with `verify` (or `sign` on a private key) are fine.
+        let mut signing = public;
+        signing.key_use = Some("sig".to_owned());
+        signing.key_ops = Some(vec!["verify".to_owned()]);
+        let verifier = VerifyingKey::from_jwk(&signing).unwrap();
+        let sig = key.sign_bytes(b"m").unwrap();
+        verifier.verify(Algorithm::Es256, b"m", &sig).unwrap();
+        let mut private = key.to_jwk().unwrap();
+        private.key_ops = Some(vec!["sign".to_owned()]);
+        VerifyingKey::from_jwk(&private).unwrap();
     }
 
     #[test]

@@ -172,3 +172,30 @@ impl KeyResolver for JwksResolver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jose::SigningKey;
+
+    #[tokio::test]
+    async fn a_jwks_key_for_encryption_verifies_nothing() {
+        let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let mut jwk = key.public_jwk().with_kid("k1");
+        jwk.key_use = Some("enc".to_owned());
+        let resolver = JwksResolver::new(&JwkSet { keys: vec![jwk] });
+        assert!(resolver.keys().is_empty());
+        let query = KeyQuery::new(Algorithm::Es256).with_kid(Some("k1"));
+        assert!(matches!(
+            resolver.resolve(&query).await,
+            Err(JoseError::KeyNotFound)
+        ));
+        let mut jwk = key.public_jwk().with_kid("k1");
+        jwk.key_ops = Some(vec!["encrypt".to_owned()]);
+        let resolver = JwksResolver::new(&JwkSet { keys: vec![jwk] });
+        assert!(matches!(
+            resolver.resolve(&query).await,
+            Err(JoseError::KeyNotFound)
+        ));
+    }
+}

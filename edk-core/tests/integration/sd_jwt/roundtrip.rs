@@ -189,13 +189,59 @@ async fn issuer_metadata_keys_answer_only_for_their_issuer() {
             .unwrap()
     };
     let ok = issue("https://example.com").await;
-    ok.verify_vc(&metadata.resolver(), &VcVerifyOptions::default(), NOW)
-        .await
-        .unwrap();
+    ok.verify_vc(
+        &metadata.resolver().unwrap(),
+        &VcVerifyOptions::default(),
+        NOW,
+    )
+    .await
+    .unwrap();
     let other = issue("https://example.com/other").await;
     assert!(matches!(
         other
-            .verify_vc(&metadata.resolver(), &VcVerifyOptions::default(), NOW)
+            .verify_vc(
+                &metadata.resolver().unwrap(),
+                &VcVerifyOptions::default(),
+                NOW,
+            )
+            .await,
+        Err(SdJwtVcError::SdJwt(SdJwtError::IssuerJwt(
+            JoseError::KeyNotFound
+        )))
+    ));
+}
+
+/// SD-JWT VC §3.2: metadata naming `jwks_uri` parses; the JWKS the caller fetched from it
+/// verifies the issuer's credentials, for that issuer only.
+#[tokio::test]
+async fn issuer_metadata_with_a_jwks_uri_verifies_with_the_fetched_keys() {
+    let metadata: IssuerMetadata = serde_json::from_value(json!({
+        "issuer": "https://example.com/tenant/1234",
+        "jwks_uri": "https://jwt-vc-issuer.example.org/my_public_keys.jwks",
+    }))
+    .unwrap();
+    assert!(metadata.resolver().is_none());
+    let fetched = edk_core::jose::JwkSet {
+        keys: vec![issuer_key().public_jwk().with_kid("doc-signer-05-25-2022")],
+    };
+    let resolver = metadata.resolver_with(&fetched);
+    let issue = |iss: &'static str| async move {
+        SdJwtVcBuilder::new("urn:example:vct")
+            .issuer(iss)
+            .kid("doc-signer-05-25-2022")
+            .issue(&issuer_key(), &IssueOptions::default())
+            .await
+            .unwrap()
+    };
+    issue("https://example.com/tenant/1234")
+        .await
+        .verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
+        .await
+        .unwrap();
+    assert!(matches!(
+        issue("https://example.com")
+            .await
+            .verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
             .await,
         Err(SdJwtVcError::SdJwt(SdJwtError::IssuerJwt(
             JoseError::KeyNotFound
@@ -273,22 +319,32 @@ async fn x5c_chains_validate_to_the_configured_root() {
             )))
         )
     };
+    // SD-JWT VC -18 asks nothing of `iss` and the leaf's names: by default the chain alone
+    // decides, and a credential whose `iss` the leaf does not name verifies.
     let wrong_iss = issue("https://other.example", pki.chain.clone()).await;
-    assert!(untrusted(
-        wrong_iss
-            .verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
-            .await
-    ));
     wrong_iss
-        .verify_vc(
-            &X5cResolver::new([pki.root.clone()], mid_2023.clone())
-                .unwrap()
-                .dangerous_skip_issuer_check(),
-            &VcVerifyOptions::default(),
-            NOW,
-        )
+        .verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
         .await
         .unwrap();
+    // Opted in, the leaf must name `iss` (URI SAN, or DNS SAN = host of an https `iss`).
+    let strict = X5cResolver::new([pki.root.clone()], mid_2023.clone())
+        .unwrap()
+        .require_issuer_in_san();
+    assert!(matches!(
+        wrong_iss
+            .verify_vc(&strict, &VcVerifyOptions::default(), NOW)
+            .await,
+        Err(SdJwtVcError::SdJwt(SdJwtError::IssuerJwt(
+            JoseError::UntrustedKey("the x5c leaf is not issued to the token's issuer")
+        )))
+    ));
+    for iss in ["https://issuer.example", "https://issuer.example/tenant"] {
+        issue(iss, pki.chain.clone())
+            .await
+            .verify_vc(&strict, &VcVerifyOptions::default(), NOW)
+            .await
+            .unwrap();
+    }
 
     let good = issue("https://issuer.example", pki.chain.clone()).await;
     let expired = X5cResolver::new(
