@@ -12,6 +12,9 @@
   Entries named "body <field>" do the same for the fields of JSON object bodies, so that
   generated requests name existing keys, supported algorithms and valid encodings often
   enough to get past input validation.
+- EDK_SCHEMATHESIS_EXAMPLES, a JSON object {"POST /path": <body>}, adds a request body
+  example to those operations before the document is loaded, so the examples phase sends
+  at least one request that succeeds and its success response is checked too.
 """
 
 import json
@@ -23,7 +26,19 @@ import schemathesis
 
 _LOG = os.environ.get("EDK_SCHEMATHESIS_LOG")
 _KNOWN = json.loads(os.environ.get("EDK_SCHEMATHESIS_KNOWN") or "{}")
+_EXAMPLES = json.loads(os.environ.get("EDK_SCHEMATHESIS_EXAMPLES") or "{}")
 _LOCK = threading.Lock()
+
+
+@schemathesis.hook
+def before_load_schema(context, raw_schema):
+    for label, body in _EXAMPLES.items():
+        method, path = label.split(" ", 1)
+        operation = raw_schema.get("paths", {}).get(path, {}).get(method.lower())
+        if operation is None:
+            raise ValueError(f"no operation {label} in the document")
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            media["example"] = body
 
 
 @schemathesis.hook

@@ -3,8 +3,9 @@
 //! (`interop/python/schemathesis_hooks.py`), and reads back every answer it got.
 //!
 //! The hooks record each call's operation and status, so a test can prove that the run got
-//! past authentication on each operation, and replace about half of the generated values of
-//! named path parameters by resources that exist (`known`).
+//! past authentication on each operation, replace about half of the generated values of
+//! named path parameters and body fields by resources that exist (`known`), and add request
+//! body examples to the document (`examples`), which the examples phase sends first.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,7 +52,7 @@ impl Run {
     }
 
     /// One line per operation of `expected`: calls, answers past authentication, 2xx answers;
-    /// then the totals.
+    /// then schemathesis's own summary and the totals.
     #[must_use]
     pub fn summary(&self, expected: &[String]) -> String {
         let mut out = String::new();
@@ -61,6 +62,10 @@ impl Run {
                 "{op}: {} calls, {} past authentication, {} 2xx\n",
                 a.calls, a.authenticated, a.successes
             ));
+        }
+        if let Some(at) = self.output.find("SUMMARY") {
+            out.push_str(&self.output[at..]);
+            out.push('\n');
         }
         out.push_str(&format!(
             "{} operations, {} calls in all (undeclared methods included), {} test cases generated",
@@ -89,13 +94,15 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Runs `schemathesis <args>` (blocking: call it from `spawn_blocking`) with EDK's hooks and
-/// `known` (`{"alias": ["issuer.credential-signing"]}`) as the existing resources.
+/// Runs `schemathesis <args>` (blocking: call it from `spawn_blocking`) with EDK's hooks,
+/// `known` (`{"alias": ["issuer.credential-signing"], "body key": [...]}`) as the existing
+/// resources, and `examples` (`{"POST /api/kms/v1/keys": {...}}`) as request body examples
+/// added to the document, which the examples phase sends.
 ///
 /// # Panics
 /// When the CLI is not installed (`scripts/test --setup-only` installs it) or cannot run.
 #[must_use]
-pub fn run(args: &[String], known: &Value) -> Run {
+pub fn run(args: &[String], known: &Value, examples: &Value) -> Run {
     let root = workspace_root();
     let cli = root.join("target/interop/venv/bin/schemathesis");
     assert!(
@@ -115,6 +122,7 @@ pub fn run(args: &[String], known: &Value) -> Run {
         )
         .env("EDK_SCHEMATHESIS_LOG", &log)
         .env("EDK_SCHEMATHESIS_KNOWN", known.to_string())
+        .env("EDK_SCHEMATHESIS_EXAMPLES", examples.to_string())
         .output()
         .expect("schemathesis runs");
     let mut answers: BTreeMap<String, Answers> = BTreeMap::new();

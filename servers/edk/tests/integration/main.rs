@@ -10,4 +10,5 @@
 mod app;
 mod binary;
 mod openapi;
+mod schemathesis;
 mod scopes;
