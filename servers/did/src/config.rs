@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use edk_did::CacheConfig;
+use edk_did::methods::fetch::FetchPolicy;
 use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
 use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
@@ -48,6 +49,12 @@ pub struct ResolverSettings {
     /// The result cache (`capacity` 10000, `ttl_seconds` 300, `negative_ttl_seconds` 30).
     #[serde(default)]
     pub cache: CacheConfig,
+    /// What remote fetches may reach: `allowed_ports` (`[443]`), `max_concurrent_fetches`
+    /// (16), `queue_timeout_millis` (5000), `hosts` (fixed addresses) and
+    /// `dangerous_allow_private_addresses` (`false`: loopback, private and link-local
+    /// addresses are refused after DNS resolution).
+    #[serde(default)]
+    pub fetch: FetchPolicy,
 }
 
 impl Default for ResolverSettings {
@@ -57,6 +64,7 @@ impl Default for ResolverSettings {
             timeout_millis: default_timeout_millis(),
             max_bytes: default_max_bytes(),
             cache: CacheConfig::default(),
+            fetch: FetchPolicy::default(),
         }
     }
 }
@@ -89,6 +97,7 @@ mod tests {
         assert_eq!(config.resolver.cache.capacity, 10_000);
         assert_eq!(config.resolver.timeout_millis, 10_000);
         assert!(config.resolver.remote_ca_file.is_none());
+        assert_eq!(config.resolver.fetch, FetchPolicy::default());
         let valid = serde_json::json!({
             "database": {"backend": "sqlite", "directory": "./.edk-did"},
             "kms": {"mode": "local", "providers": []},
@@ -98,6 +107,10 @@ mod tests {
             ("resolvr", serde_json::json!({})),
             ("resolver", serde_json::json!({"remote": true})),
             ("database", serde_json::json!({"url": "x"})),
+            (
+                "resolver",
+                serde_json::json!({"fetch": {"allowed_port": [8443]}}),
+            ),
         ] {
             let mut bad = valid.clone();
             bad[key] = value;

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use edk_core::Clock;
 use edk_did::methods::jwk::DidJwk;
 use edk_did::methods::key::DidKey;
-use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder};
+use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder_with_policy};
 use edk_did::methods::webvh::{DidWebvh, HttpsLogSource, LogSource};
 use edk_did::registrar::Registrar;
 use edk_did::store::{HostedDids, SqlDidStore};
@@ -306,7 +306,7 @@ fn remote_sources(settings: &ResolverSettings) -> Result<Option<RemoteSources>, 
             .map_err(|e| trust(Box::new(e)))?;
     }
     let timeout = Duration::from_millis(settings.timeout_millis);
-    let client = client_builder(roots, timeout)
+    let client = client_builder_with_policy(roots, timeout, &settings.fetch)
         .map_err(Error::Resolver)?
         .build()
         .map_err(|e| Error::Resolver(edk_did::Error::HttpClient(Box::new(e))))?;
@@ -316,8 +316,11 @@ fn remote_sources(settings: &ResolverSettings) -> Result<Option<RemoteSources>, 
             max_document_bytes: settings.max_bytes,
             timeout_millis: settings.timeout_millis,
         },
-    );
-    let logs = HttpsLogSource::new(client).with_max_bytes(settings.max_bytes);
+    )
+    .with_policy(&settings.fetch);
+    let logs = HttpsLogSource::new(client)
+        .with_max_bytes(settings.max_bytes)
+        .with_policy(&settings.fetch);
     Ok(Some((Arc::new(web), Arc::new(logs))))
 }
 
