@@ -237,12 +237,22 @@ impl Endpoint for ProtocolEndpoint {
                     }
                 }
                 (
-                    "/jwks.json" | "/authorize" | "/callback" | "/token" | "/par" | "/introspect"
-                    | "/revoke" | "/challenge",
+                    endpoint @ ("/jwks.json" | "/authorize" | "/callback" | "/token" | "/par"
+                    | "/introspect" | "/revoke" | "/challenge"),
                     _,
-                ) => Response::builder()
-                    .status(StatusCode::METHOD_NOT_ALLOWED)
-                    .finish(),
+                ) => {
+                    // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+                    let allow = match (endpoint, cors) {
+                        (_, Some(methods)) => methods,
+                        ("/authorize" | "/callback", None) => "GET, POST",
+                        _ => "POST",
+                    };
+                    let mut response = Response::builder()
+                        .status(StatusCode::METHOD_NOT_ALLOWED)
+                        .finish();
+                    set_header(&mut response, "allow", allow);
+                    response
+                }
                 _ => not_found(),
             },
             _ => not_found(),

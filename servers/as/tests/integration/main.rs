@@ -12,6 +12,7 @@ mod attestation;
 mod authlib;
 mod claims;
 mod openapi;
+mod protocol_openapi;
 mod remote_kms;
 mod replicas;
 mod schemathesis;
