@@ -14,6 +14,7 @@ mod flows;
 mod grant_claims;
 mod hostile_time;
 mod jobs;
+mod lifetimes;
 mod limits;
 mod pre_authorized;
 mod refresh;
