@@ -8,6 +8,7 @@
 )]
 
 mod audit;
+mod audit_replicas;
 mod cache;
 mod cert;
 mod dump;

@@ -19,6 +19,7 @@ mod limits;
 mod pre_authorized;
 mod refresh;
 mod replay;
+mod replica_races;
 mod resources;
 mod secret_hashing;
 mod signing_keys;
