@@ -2,6 +2,8 @@
 
 pub mod document;
 pub mod error;
+#[cfg(feature = "store")]
+pub mod jobs;
 pub mod key_resolver;
 pub mod method;
 pub mod methods;

@@ -402,42 +402,87 @@ impl Registrar {
         caller: &Caller,
         alias: &KeyAlias,
     ) -> Result<Vec<Did>, RegistrarError> {
-        let listed = self
+        let mut republished = Vec::new();
+        for candidate in self.published_web(caller).await? {
+            if !candidate
+                .verification_methods
+                .iter()
+                .any(|m| &m.alias == alias)
+            {
+                continue;
+            }
+            if let Some(did) = self.republish_one(caller, &candidate.did).await? {
+                republished.push(did);
+            }
+        }
+        Ok(republished)
+    }
+
+    /// Rebuilds every did:web document of `caller`'s tenant from the key versions the KMS
+    /// lists now, and publishes those that differ from the published document. This catches
+    /// the key changes whose `kms.key_changed` event this process never received (a KMS in
+    /// another process on SQLite, whose events stay in that process; a restart; a lagging
+    /// subscriber) and retired versions whose overlap ended. Returns the DIDs republished.
+    ///
+    /// # Errors
+    /// A store failure listing the DIDs; otherwise the first KMS or store failure of one DID,
+    /// returned after every other DID was tried (each failure is logged). A DID that another
+    /// replica republished first is skipped.
+    pub async fn republish_stale(&self, caller: &Caller) -> Result<Vec<Did>, RegistrarError> {
+        let mut republished = Vec::new();
+        let mut failure = None;
+        for candidate in self.published_web(caller).await? {
+            match self.republish_one(caller, &candidate.did).await {
+                Ok(Some(did)) => republished.push(did),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(did = %candidate.did, error = %edk_core::ErrorChain(&err), "republishing a did:web failed");
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        failure.map_or(Ok(republished), Err)
+    }
+
+    /// The tenant's did:web DIDs that are not deactivated.
+    async fn published_web(&self, caller: &Caller) -> Result<Vec<StoredDid>, RegistrarError> {
+        let mut listed = self
             .store
             .list(caller.tenant())
             .await
             .map_err(RegistrarError::Store)?;
-        let mut republished = Vec::new();
-        for candidate in listed {
-            if candidate.method != "web"
-                || candidate.deactivated
-                || !candidate
-                    .verification_methods
-                    .iter()
-                    .any(|m| &m.alias == alias)
-            {
-                continue;
-            }
-            let mut stored = self.get(caller, candidate.did.as_str()).await?;
-            let document = self
-                .document(
-                    caller,
-                    stored.did.as_str(),
-                    &stored.verification_methods,
-                    &stored.services,
-                )
-                .await?;
-            if document == stored.document {
-                continue;
-            }
-            stored.document = document;
-            match self.save(caller, &mut stored, self.now()).await {
-                Ok(()) => republished.push(stored.did),
-                Err(RegistrarError::Store(StoreError::Conflict { .. })) => {}
-                Err(err) => return Err(err),
-            }
+        listed.retain(|candidate| candidate.method == "web" && !candidate.deactivated);
+        Ok(listed)
+    }
+
+    /// Rebuilds `did`'s document from the KMS and publishes it when it changed; `None` when
+    /// it did not, or another replica changed the DID first.
+    async fn republish_one(
+        &self,
+        caller: &Caller,
+        did: &Did,
+    ) -> Result<Option<Did>, RegistrarError> {
+        let mut stored = self.get(caller, did.as_str()).await?;
+        if stored.deactivated {
+            return Ok(None);
         }
-        Ok(republished)
+        let document = self
+            .document(
+                caller,
+                stored.did.as_str(),
+                &stored.verification_methods,
+                &stored.services,
+            )
+            .await?;
+        if document == stored.document {
+            return Ok(None);
+        }
+        stored.document = document;
+        match self.save(caller, &mut stored, self.now()).await {
+            Ok(()) => Ok(Some(stored.did)),
+            Err(RegistrarError::Store(StoreError::Conflict { .. })) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     async fn hold(

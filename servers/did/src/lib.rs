@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use edk_core::Clock;
+use edk_did::jobs::RepublishStaleJob;
 use edk_did::methods::jwk::DidJwk;
 use edk_did::methods::key::DidKey;
 use edk_did::methods::web::{DidWeb, DidWebConfig, client_builder_with_policy};
@@ -25,6 +26,7 @@ use edk_server::{
     AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics, Service, openapi_routes,
     path_is_under,
 };
+use edk_tenancy::scheduler::Job;
 use edk_tenancy::{Tenancy, TenantDirectory};
 use poem::endpoint::BoxEndpoint;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
@@ -266,6 +268,14 @@ impl Service for DidService {
             refresher,
             republisher,
         })
+    }
+
+    /// `did.republish_stale`: republishes did:web documents whose keys changed in the KMS
+    /// without a `kms.key_changed` event reaching this server.
+    fn jobs(&self) -> Vec<Arc<dyn Job>> {
+        vec![Arc::new(RepublishStaleJob::new(Arc::clone(
+            self.server.registrar(),
+        )))]
     }
 
     fn app(&self) -> BoxEndpoint<'static, Response> {
