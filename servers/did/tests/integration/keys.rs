@@ -1,7 +1,8 @@
 //! The KMS keys of DIDs: the registrar holds every key a DID uses (so the KMS refuses to
 //! delete it), releases keys a DID no longer uses, the KMS's admin API can neither rotate nor
-//! delete them, and a did:web is republished when one of its keys rotates, on SQLite and
-//! PostgreSQL.
+//! delete them, a did:web is republished when one of its keys rotates, and the
+//! `did.republish_stale` job republishes it when the server missed the rotation, on SQLite
+//! and PostgreSQL.
 
 use std::time::Duration;
 
@@ -93,9 +94,13 @@ async fn did_keys_are_held_and_republished(deployment: &Deployment) {
     // The KMS's admin API can neither rotate nor delete DID keys (reserved for the DID
     // service), so a did:webvh update key cannot be rotated or destroyed behind the log.
     for result in [
-        deployment.kms.rotate(&admin, &update_key).await.map(|_| ()),
         deployment
-            .kms
+            .local_kms
+            .rotate(&admin, &update_key)
+            .await
+            .map(|_| ()),
+        deployment
+            .local_kms
             .delete_key(&admin, &KeyRef::Alias(update_key.clone()))
             .await,
     ] {
@@ -119,6 +124,7 @@ async fn did_keys_are_held_and_republished(deployment: &Deployment) {
     let mut events = deployment.tenancy.events().subscribe();
     let rotated = deployment.kms.rotate(&in_process, &web_key).await.unwrap();
     let new_kid = rotated.active().unwrap().kid.to_string();
+    deployment.catch_up_key_changes(acme.id).await;
     changed(&mut events, &web_did).await;
     let after: Value = http()
         .get(format!("{}/.well-known/did.json", acme_base(deployment)))
@@ -195,4 +201,70 @@ async fn did_keys_are_held_and_republished_on_postgres() {
     let deployment = Deployment::postgres().await;
     did_keys_are_held_and_republished(&deployment).await;
     deployment.close().await;
+}
+
+/// A rotation the server did not hear of (it was not listening, or the KMS runs in another
+/// process on SQLite) is published by the `did.republish_stale` job: the document lists the
+/// KMS's versions again, and a second run finds nothing stale.
+async fn a_missed_rotation_is_republished_by_the_job(mut deployment: Deployment) {
+    let acme = deployment.tenant("acme", "acme.example", "").await;
+    let token = deployment.token(acme.id, "did:read did:write").await;
+    let response = http()
+        .post(deployment.url("/api/did/v1/identifiers"))
+        .bearer_auth(&token)
+        .json(&json!({"method": "web", "keys": [{"alias": "did.web-key"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let did = response.json::<Value>().await.unwrap()["did"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web_key: KeyAlias = "did.web-key".parse().unwrap();
+    let url = format!("{}/.well-known/did.json", acme_base(&deployment));
+    let published = || async {
+        let document: Value = http().get(&url).send().await.unwrap().json().await.unwrap();
+        verification_kids(&document)
+    };
+    assert_eq!(deployment.run_republish_job(acme.id).await, 0);
+
+    deployment.stop_republisher().await;
+    let before = published().await;
+    assert_eq!(before.len(), 1);
+    let context = deployment.tenancy.context(acme.id).await.unwrap();
+    let rotated = deployment
+        .kms
+        .rotate(&Caller::new(context, "test"), &web_key)
+        .await
+        .unwrap();
+    let new_kid = rotated.active().unwrap().kid.to_string();
+    assert_eq!(published().await, before, "nothing republished it yet");
+
+    let mut events = deployment.tenancy.events().subscribe();
+    assert_eq!(deployment.run_republish_job(acme.id).await, 1);
+    changed(&mut events, &did).await;
+    let after = published().await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.contains(&new_kid), "{after:?}");
+    assert!(after.contains(&before[0]), "{after:?}");
+    let resolved: Value = deployment
+        .resolve(&did, "application/did-resolution")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(verification_kids(&resolved["didDocument"]), after);
+    assert_eq!(deployment.run_republish_job(acme.id).await, 0);
+    deployment.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_rotation_is_republished_by_the_job_on_sqlite() {
+    a_missed_rotation_is_republished_by_the_job(Deployment::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_rotation_is_republished_by_the_job_on_postgres() {
+    a_missed_rotation_is_republished_by_the_job(Deployment::postgres().await).await;
 }
