@@ -7,6 +7,10 @@
 //   OIDC_CLIENTS   JSON array of client metadata (client_id, client_secret, redirect_uris,
 //                  token_endpoint_auth_method, ...). Defaults per mode are filled in.
 //   OIDC_MODE      `login` (default) or `client-credentials`; --mode wins
+//   OIDC_TLS_CERT, OIDC_TLS_KEY
+//                  PEM files of a certificate chain (leaf first, naming 127.0.0.1) and its
+//                  key: given both, the provider serves HTTPS and its issuer is
+//                  https://127.0.0.1:<port>; else plain HTTP, http://127.0.0.1:<port>
 //
 // Modes:
 //   login               authorization code flow, PKCE (S256) required for every client,
@@ -22,7 +26,9 @@
 // It exits on SIGTERM/SIGINT and when its stdin closes (unless --ignore-stdin), so a parent
 // that dies takes it along.
 
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { parseArgs } from 'node:util';
 
 import * as jose from 'jose';
@@ -92,12 +98,20 @@ function account(id) {
   };
 }
 
-const server = http.createServer();
+const tlsFiles = [process.env.OIDC_TLS_CERT, process.env.OIDC_TLS_KEY];
+if (tlsFiles.filter(Boolean).length === 1) {
+  console.error('set both OIDC_TLS_CERT and OIDC_TLS_KEY, or neither');
+  process.exit(2);
+}
+const tls = tlsFiles.every(Boolean);
+const server = tls
+  ? https.createServer({ cert: readFileSync(tlsFiles[0]), key: readFileSync(tlsFiles[1]) })
+  : http.createServer();
 await new Promise((resolve, reject) => {
   server.once('error', reject);
   server.listen(port, '127.0.0.1', resolve);
 });
-const issuer = `http://127.0.0.1:${server.address().port}`;
+const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   clients: clients(),

@@ -5,6 +5,7 @@
 //! itself when the test process dies, because its stdin closes). In
 //! [`OidcProviderMode::Login`] the provider has its development login and consent pages on;
 //! [`OidcProvider::login`] drives them with plain HTTP requests the way a browser would.
+//! [`OidcProvider::start_with_tls`] serves HTTPS with a certificate the test made.
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
@@ -88,6 +89,26 @@ impl OidcTestClient {
     }
 }
 
+/// The TLS identity of a provider serving HTTPS ([`OidcProvider::start_with_tls`]).
+pub struct OidcTls {
+    /// The certificate chain, PEM, leaf first; the leaf names the IP address `127.0.0.1`.
+    pub cert_chain_pem: String,
+    /// The leaf's private key, PEM.
+    pub key_pem: String,
+    /// The CA certificate, PEM, that the browser of [`OidcProvider::login`] trusts.
+    pub ca_pem: String,
+}
+
+impl std::fmt::Debug for OidcTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcTls")
+            .field("cert_chain_pem", &self.cert_chain_pem)
+            .field("key_pem", &"[REDACTED]")
+            .field("ca_pem", &self.ca_pem)
+            .finish()
+    }
+}
+
 /// A running `oidc-provider`, killed on drop.
 #[derive(Debug)]
 pub struct OidcProvider {
@@ -96,6 +117,10 @@ pub struct OidcProvider {
     _stdin: Option<ChildStdin>,
     issuer: url::Url,
     port: u16,
+    // The CA the login browser trusts, when the provider serves HTTPS.
+    ca_pem: Option<String>,
+    // The certificate and key files the provider reads at start.
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl OidcProvider {
@@ -108,16 +133,46 @@ impl OidcProvider {
     /// When Node or the installed peer is missing or the provider fails to start.
     pub async fn start(mode: OidcProviderMode, clients: &[OidcTestClient]) -> Self {
         let clients = serde_json::to_string(clients).expect("client metadata serialises");
-        tokio::task::spawn_blocking(move || Self::start_blocking(mode, &clients))
+        tokio::task::spawn_blocking(move || Self::start_blocking(mode, &clients, None))
             .await
             .expect("starting oidc-provider")
     }
 
-    fn start_blocking(mode: OidcProviderMode, clients: &str) -> Self {
-        let mut child = Command::new("node")
+    /// Starts the provider serving HTTPS with `tls`; its issuer is
+    /// `https://127.0.0.1:<port>`.
+    ///
+    /// # Panics
+    /// As [`OidcProvider::start`], or when the certificate files cannot be written.
+    pub async fn start_with_tls(
+        mode: OidcProviderMode,
+        clients: &[OidcTestClient],
+        tls: OidcTls,
+    ) -> Self {
+        let clients = serde_json::to_string(clients).expect("client metadata serialises");
+        tokio::task::spawn_blocking(move || Self::start_blocking(mode, &clients, Some(tls)))
+            .await
+            .expect("starting oidc-provider")
+    }
+
+    fn start_blocking(mode: OidcProviderMode, clients: &str, tls: Option<OidcTls>) -> Self {
+        let mut command = Command::new("node");
+        command
             .arg("oidc_provider.mjs")
             .args(["--mode", mode.as_arg()])
-            .env("OIDC_CLIENTS", clients)
+            .env("OIDC_CLIENTS", clients);
+        let mut tls_dir = None;
+        let mut ca_pem = None;
+        if let Some(tls) = tls {
+            let dir = tempfile::tempdir().expect("a folder for the TLS files");
+            let cert = dir.path().join("cert.pem");
+            let key = dir.path().join("key.pem");
+            std::fs::write(&cert, &tls.cert_chain_pem).expect("writing the certificate");
+            std::fs::write(&key, &tls.key_pem).expect("writing the key");
+            command.env("OIDC_TLS_CERT", cert).env("OIDC_TLS_KEY", key);
+            tls_dir = Some(dir);
+            ca_pem = Some(tls.ca_pem);
+        }
+        let mut child = command
             .current_dir(node_dir())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -153,10 +208,13 @@ impl OidcProvider {
             _stdin: stdin,
             issuer,
             port,
+            ca_pem,
+            _tls_dir: tls_dir,
         }
     }
 
-    /// The issuer identifier, `http://127.0.0.1:<port>` (no trailing slash).
+    /// The issuer identifier, `http://127.0.0.1:<port>`, or `https://…` when it serves
+    /// HTTPS (no trailing slash).
     #[must_use]
     pub fn issuer(&self) -> &str {
         self.issuer.as_str().trim_end_matches('/')
@@ -182,12 +240,15 @@ impl OidcProvider {
         redirect_uri: &str,
     ) -> url::Url {
         install_crypto_provider();
-        let browser = reqwest::Client::builder()
+        let mut browser = reqwest::Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("browser client");
+            .timeout(Duration::from_secs(10));
+        if let Some(ca_pem) = &self.ca_pem {
+            let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the CA is PEM");
+            browser = browser.add_root_certificate(ca);
+        }
+        let browser = browser.build().expect("browser client");
         let mut response = browser.get(authorization_url).send().await.unwrap();
         for _ in 0..12 {
             let status = response.status();

@@ -240,6 +240,12 @@ pub struct HttpConfig {
     /// How long a shutdown waits for in-flight requests, in milliseconds. Default 30 s.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_ms: NonZeroU64,
+    /// PEM files of CA certificates that the outbound HTTP client (tenants' upstream OpenID
+    /// Providers, admin issuers' `jwks_uri`) trusts beside the public web PKI roots it ships
+    /// with, each file holding one or more: for a host whose certificate a private CA
+    /// issued. Default none.
+    #[serde(default)]
+    pub outbound_ca_files: Vec<PathBuf>,
 }
 
 impl HttpConfig {
@@ -263,6 +269,7 @@ impl Default for HttpConfig {
             body_limit_bytes: default_body_limit(),
             request_timeout_ms: default_request_timeout(),
             shutdown_grace_ms: default_shutdown_grace(),
+            outbound_ca_files: Vec::new(),
         }
     }
 }

@@ -28,6 +28,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::kms::{KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers};
-use crate::{HealthApi, JobMetrics, Metrics, ReadinessCheck};
+use crate::{HealthApi, HttpConfig, JobMetrics, Metrics, ReadinessCheck};
 
 type SchemaStep = Box<
     dyn FnOnce(edk_tenancy::config::ConfigSchemaBuilder) -> edk_tenancy::config::ConfigSchemaBuilder
@@ -380,16 +381,79 @@ impl DepsBuilder {
     }
 }
 
-/// The outbound HTTP client servers use by default: 10 s timeout, redirects not followed.
+/// The outbound HTTP client servers use by default: 10 s timeout, redirects not followed,
+/// the public web PKI roots trusted.
 ///
 /// # Errors
 /// When the TLS backend cannot be initialised.
 pub fn default_http_client() -> Result<reqwest::Client, reqwest::Error> {
     crate::install_crypto_provider();
+    http_client_builder().build()
+}
+
+/// The outbound HTTP client of a server configured with `http`: as
+/// [`default_http_client`], also trusting the CA certificates of `http.outbound_ca_files`.
+/// Server binaries build their client this way.
+///
+/// ```no_run
+/// # fn example() -> Result<(), edk_server::deps::HttpClientError> {
+/// let http: edk_server::HttpConfig = serde_json::from_value(serde_json::json!({
+///     "outbound_ca_files": ["/etc/edk/corporate-root-ca.pem"]
+/// })).unwrap();
+/// let client = edk_server::deps::outbound_http_client(&http)?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`HttpClientError`] naming the CA file that cannot be read or holds no certificate, or
+/// when the TLS backend cannot be initialised.
+pub fn outbound_http_client(http: &HttpConfig) -> Result<reqwest::Client, HttpClientError> {
+    crate::install_crypto_provider();
+    let mut builder = http_client_builder();
+    for path in &http.outbound_ca_files {
+        let pem = std::fs::read(path).map_err(|source| HttpClientError::ReadCaFile {
+            path: path.clone(),
+            source,
+        })?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|certificates| !certificates.is_empty())
+            .ok_or_else(|| HttpClientError::NoCertificate { path: path.clone() })?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder.build().map_err(HttpClientError::Build)
+}
+
+fn http_client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
-        .build()
+}
+
+/// Why [`outbound_http_client`] could not build the client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpClientError {
+    /// A file of `http.outbound_ca_files` could not be read.
+    #[error("cannot read the CA file {}", path.display())]
+    ReadCaFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file of `http.outbound_ca_files` holds no PEM certificate.
+    #[error("the CA file {} holds no PEM certificate", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The client could not be built with these roots.
+    #[error("the HTTP client could not be built")]
+    Build(#[source] reqwest::Error),
 }
 
 /// Readiness: the platform database answers.
@@ -470,5 +534,35 @@ async fn remote_ping(remote: &edk_kms::grpc::RemoteKms, tenancy: &Tenancy) -> Re
             }
             .to_owned())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbound_ca_file_must_be_readable_and_hold_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let not_pem = dir.path().join("not.pem");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let config = |path: &std::path::Path| HttpConfig {
+            outbound_ca_files: vec![path.to_path_buf()],
+            ..HttpConfig::default()
+        };
+
+        let err = outbound_http_client(&config(&missing)).unwrap_err();
+        assert!(
+            matches!(&err, HttpClientError::ReadCaFile { path, source }
+                if *path == missing && source.kind() == std::io::ErrorKind::NotFound),
+            "{err:?}"
+        );
+        let err = outbound_http_client(&config(&not_pem)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("the CA file {} holds no PEM certificate", not_pem.display())
+        );
+        outbound_http_client(&HttpConfig::default()).unwrap();
     }
 }

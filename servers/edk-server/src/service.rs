@@ -221,7 +221,7 @@ pub async fn run<S: Service>(cli: Cli) -> Result<(), BoxError> {
     let config: S::Config = cli.load(std::env::vars())?;
     init_tracing(config.log())?;
     tracing::info!(config = ?config, "effective configuration");
-    let http = crate::deps::default_http_client()?;
+    let http = crate::deps::outbound_http_client(config.http())?;
     let started = start::<S>(&config, Arc::new(SystemClock), http).await?;
     started.deps().start_scheduler(started.jobs())?;
     let listener = bind(config.http().listen)

@@ -82,7 +82,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(&config.log).map_err(|err| anyhow::anyhow!(err))?;
     let data = DataDir::open(&cli.data_dir).context("cannot open the data directory")?;
     match cli.command {
-        None | Some(Command::Serve) => serve(config, &data).await,
+        None | Some(Command::Serve) => Box::pin(serve(config, &data)).await,
         Some(Command::AdminToken { ttl_secs, scope }) => {
             admin_token(&config, &data, ttl_secs, &scope).await
         }
@@ -91,8 +91,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(config: EdkConfig, data: &DataDir) -> anyhow::Result<()> {
     tracing::info!(config = ?config, data_dir = %data.path().display(), "effective configuration");
-    let http_client =
-        edk_server::deps::default_http_client().context("cannot build the HTTP client")?;
+    let http_client = edk_server::deps::outbound_http_client(&config.http)
+        .context("cannot build the HTTP client")?;
     let edk = Edk::start(&config, data, Arc::new(SystemClock), &http_client).await?;
     let server = bind(config.http.listen)
         .await

@@ -11,6 +11,7 @@ mod admin;
 mod attestation;
 mod authlib;
 mod claims;
+mod federation_tls;
 mod openapi;
 mod protocol_openapi;
 mod remote_kms;
