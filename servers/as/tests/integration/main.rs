@@ -8,6 +8,7 @@
 )]
 
 mod admin;
+mod at_jwt;
 mod attestation;
 mod authlib;
 mod claims;
