@@ -1,5 +1,6 @@
 // DID peer for EDK's interop tests: did:key through npm `did-resolver` + `key-did-resolver`,
-// did:key creation with `@noble/curves` + `multiformats` + `varint`, did:jwk with `jose`.
+// did:key creation with `@noble/curves` + `multiformats` + `varint`, did:jwk created and
+// resolved by `@digitalbazaar/did-method-jwk` with JWS from `jose`.
 //
 // Reads one JSON request from stdin and prints one JSON answer:
 //   {"resolveKey": ["did:key:…", …]}   -> [{"did", "jwk", "keyAgreementX25519Hex"?}, …]
@@ -7,12 +8,15 @@
 //       turned into a public JWK (publicKeyBase58 keys decompressed with @noble/curves)
 //   {"createKey": ["Ed25519", "secp256k1", "P-256", "P-384"]}
 //                                      -> [{"did", "jwk"}, …] for fresh keys
-//   {"verifyJwk": "<compact JWS>"}     -> {"payload"} after resolving the header's
-//       `kid` (did:jwk:…#0) by decoding the DID and verifying with jose
+//   {"verifyJwk": "<compact JWS>"}     -> {"payload", "document"} after resolving the
+//       header's `kid` (did:jwk:…#0) with @digitalbazaar/did-method-jwk, which must list it
+//       as an assertion method, and verifying with jose under the resolved key; `document`
+//       is the DID document the library resolved
 //   {"signJwk": "<utf-8 payload>", "alg": "ES256"}
-//                                      -> {"did", "token"}: a fresh key's did:jwk and a JWS
-//       whose kid is `<did>#0`
+//                                      -> {"did", "token"}: a fresh key's did:jwk made by
+//       @digitalbazaar/did-method-jwk and a JWS whose kid is its verification method
 // Failures exit non-zero.
+import * as DidJwk from '@digitalbazaar/did-method-jwk';
 import * as jose from 'jose';
 import { Resolver } from 'did-resolver';
 import * as KeyDidResolver from 'key-did-resolver';
@@ -91,22 +95,26 @@ async function answer() {
   }
   if (request.verifyJwk !== undefined) {
     const { kid, alg } = jose.decodeProtectedHeader(request.verifyJwk);
-    const [did, fragment] = kid.split('#');
-    if (!did.startsWith('did:jwk:') || fragment !== '0') throw new Error(`unexpected kid ${kid}`);
-    const jwk = JSON.parse(Buffer.from(did.slice('did:jwk:'.length), 'base64url').toString('utf8'));
-    const key = await jose.importJWK(jwk, alg);
+    const driver = DidJwk.driver();
+    const method = await driver.get({ url: kid });
+    if (method.id !== kid) throw new Error(`resolved ${method.id} for ${kid}`);
+    const document = await driver.get({ did: method.controller });
+    if (!document.assertionMethod?.includes(kid)) {
+      throw new Error(`${kid} is not an assertion method of ${document.id}`);
+    }
+    const key = await jose.importJWK(method.publicKeyJwk, alg);
     const { payload } = await jose.compactVerify(request.verifyJwk, key, { algorithms: [alg] });
-    return { payload: new TextDecoder().decode(payload) };
+    return { payload: new TextDecoder().decode(payload), document };
   }
   if (request.signJwk !== undefined) {
     const { alg } = request;
     const { privateKey, publicKey } = await jose.generateKeyPair(alg, { extractable: true });
-    const jwk = await jose.exportJWK(publicKey);
-    const did = `did:jwk:${b64url(Buffer.from(JSON.stringify(jwk), 'utf8'))}`;
+    const { didDocument } = await DidJwk.driver().fromJwk({ jwk: await jose.exportJWK(publicKey) });
+    const [method] = didDocument.verificationMethod;
     const token = await new jose.CompactSign(new TextEncoder().encode(request.signJwk))
-      .setProtectedHeader({ alg, kid: `${did}#0` })
+      .setProtectedHeader({ alg, kid: method.id })
       .sign(privateKey);
-    return { did, token };
+    return { did: didDocument.id, token };
   }
   throw new Error('unknown request');
 }

@@ -1,6 +1,7 @@
 //! Interop with pinned Node peers (`interop/node/did.mjs`): npm `did-resolver` +
 //! `key-did-resolver` resolve the did:keys we create and we resolve theirs to the same keys;
-//! did:jwk tokens are cross-checked with npm `jose` in both directions.
+//! npm `@digitalbazaar/did-method-jwk` resolves the did:jwks we create (and `jose` verifies
+//! our tokens with the key it resolved), and we resolve the did:jwks it creates.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -120,24 +121,39 @@ fn we_resolve_did_keys_made_in_node_to_the_same_keys() {
 }
 
 #[tokio::test]
-async fn jose_verifies_our_did_jwk_tokens() {
+async fn an_independent_did_jwk_resolver_resolves_our_dids_and_verifies_our_tokens() {
     for alg in [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Es384] {
         let key = SigningKey::generate(alg).unwrap();
         let did = DidJwk::create(&key.public_jwk()).unwrap();
-        let header = Header::new(alg).with_kid(format!("{did}#0"));
+        let kid = format!("{did}#0");
+        let header = Header::new(alg).with_kid(kid.clone());
         let token = sign(header, b"from rust", &key).await.unwrap();
         let answer = node(&json!({ "verifyJwk": token }));
         assert_eq!(answer["payload"], "from rust", "{alg:?}");
+        let theirs = &answer["document"];
+        assert_eq!(theirs["id"], did.as_str());
+        assert_eq!(theirs["assertionMethod"], json!([kid]));
+        let method = &theirs["verificationMethod"][0];
+        assert_eq!(method["id"], kid);
+        assert_eq!(method["controller"], did.as_str());
+        let resolved: Jwk = serde_json::from_value(method["publicKeyJwk"].clone()).unwrap();
+        assert_eq!(resolved, key.public_jwk(), "{alg:?}");
+        let ours = DidJwk.document(&did).unwrap();
+        assert_eq!(ours.verification_method[0].jwk().unwrap(), resolved);
     }
 }
 
 #[tokio::test]
-async fn we_verify_jose_did_jwk_tokens() {
+async fn we_resolve_did_jwks_made_by_an_independent_implementation() {
     let resolver = DidKeyResolver::new(local_resolver());
     for alg in ["ES256", "ES384", "EdDSA"] {
         let answer = node(&json!({ "signJwk": "from node", "alg": alg }));
         let did = answer["did"].as_str().unwrap();
         let jws = Jws::parse(answer["token"].as_str().unwrap(), &Limits::default()).unwrap();
+        assert_eq!(
+            jws.header().kid.as_deref(),
+            Some(format!("{did}#0").as_str())
+        );
         let verified = jws
             .verify_with(&resolver, &VerifyPolicy::default(), Some(did))
             .await
