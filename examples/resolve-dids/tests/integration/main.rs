@@ -226,7 +226,7 @@ async fn resolve_dids(args: &[String]) -> Run {
 
 #[tokio::test]
 async fn resolves_every_method_and_verifies_jws_signed_by_did_keys() {
-    let edk = HttpsEdk::start().await;
+    let edk = Box::pin(HttpsEdk::start()).await;
     let web = edk.publish("web", "issuer-web").await;
     let webvh = edk.publish("webvh", "issuer-webvh").await;
     assert_eq!(
@@ -291,7 +291,7 @@ async fn resolves_every_method_and_verifies_jws_signed_by_did_keys() {
 
 #[tokio::test]
 async fn a_jws_with_a_wrong_signature_or_issuer_is_refused() {
-    let edk = HttpsEdk::start().await;
+    let edk = Box::pin(HttpsEdk::start()).await;
     let webvh = edk.publish("webvh", "issuer").await;
     let web = edk.publish("web", "other").await;
     let alice = edk
@@ -373,7 +373,7 @@ async fn a_jws_with_a_wrong_signature_or_issuer_is_refused() {
 
 #[tokio::test]
 async fn did_web_is_read_only_from_allowed_trusted_servers_and_must_be_published() {
-    let edk = HttpsEdk::start().await;
+    let edk = Box::pin(HttpsEdk::start()).await;
     let web = edk.publish("web", "issuer").await;
     let unpublished = format!("did:web:edk.localhost%3A{}:nobody", edk.port);
 
