@@ -165,3 +165,34 @@ impl HasKind for IssueError {
         }
     }
 }
+
+/// Why the issuer's store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database did not answer or refused the statement.
+    #[error("the issuer's database failed")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A row with the same key exists.
+    #[error("a {0} with this key already exists")]
+    Conflict(&'static str),
+    /// Stored state could not be read back.
+    #[error("issuer state is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+impl StoreError {
+    pub(crate) fn database(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Database(Box::new(err))
+    }
+}
+
+impl HasKind for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Database(_) => ErrorKind::Unavailable,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Corrupt(_) => ErrorKind::Internal,
+        }
+    }
+}

@@ -7,11 +7,31 @@ pub mod metadata;
 pub mod offer;
 pub mod proof;
 pub mod request;
+pub mod store;
 
 pub use config::{CredentialConfiguration, FormatProfile, IssuanceSettings, KeyIdentification};
 pub use credential::{CredentialInput, issue_credential};
-pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError};
+pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
 pub use metadata::IssuerMetadata;
 pub use offer::CredentialOffer;
 pub use proof::{ProofPolicy, ProvenKey, verify_jwt_proof};
 pub use request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
+pub use store::{IssuerStore, Session, SessionStatus, SqlStore, StoredConfiguration};
+
+use edk_tenancy::{MigrationScope, MigrationSet};
+
+/// The migration component name of this crate's tables.
+pub const MIGRATION_COMPONENT: &str = "edk-oid4vci";
+
+/// This crate's tenant-scope migrations, for `TenancyBuilder::migrations`.
+///
+/// # Errors
+/// Never for the embedded migrations; the error type is the tenancy's.
+pub fn migrations() -> Result<MigrationSet, edk_tenancy::error::MigrationError> {
+    MigrationSet::new(
+        MIGRATION_COMPONENT,
+        MigrationScope::Tenant,
+        &sqlx::migrate!("migrations/postgres"),
+        &sqlx::migrate!("migrations/sqlite"),
+    )
+}

@@ -12,6 +12,7 @@ mod credential;
 mod offer;
 mod proof;
 mod request;
+mod store;
 
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::SigningKey;

@@ -1,0 +1,226 @@
+//! What the issuer persists, per tenant: credential configurations, `c_nonce`s, offers by
+//! reference and issuance sessions. Every replica reads and writes the same rows, so any
+//! replica serves any step of a flow; single-use values are redeemed exactly once by one
+//! conditional statement.
+
+mod sql;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use edk_tenancy::TenantContext;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{CredentialConfiguration, IssuanceSettings};
+use crate::error::StoreError;
+
+pub use sql::SqlStore;
+
+/// A configuration as the tenant's operator stored it: what wallets see and how it is issued.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredConfiguration {
+    /// The `credential_configurations_supported` entry.
+    pub configuration: CredentialConfiguration,
+    /// The issuer's settings for it.
+    #[serde(default)]
+    pub settings: IssuanceSettings,
+}
+
+/// Where an issuance session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionStatus {
+    /// The offer was made; no token yet.
+    Offered,
+    /// The wallet redeemed the grant for an access token.
+    TokenIssued,
+    /// At least one credential was issued.
+    CredentialIssued,
+    /// Issuance was deferred; the wallet polls the deferred endpoint.
+    Deferred,
+    /// The wallet sent a notification about the credential.
+    Notified,
+    /// Issuance failed or was refused.
+    Failed,
+    /// The offer lapsed before it was used.
+    Expired,
+    /// The operator cancelled the session.
+    Cancelled,
+}
+
+impl SessionStatus {
+    /// The stored form, e.g. `token_issued`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Offered => "offered",
+            Self::TokenIssued => "token_issued",
+            Self::CredentialIssued => "credential_issued",
+            Self::Deferred => "deferred",
+            Self::Notified => "notified",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the stored form.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Offered,
+            Self::TokenIssued,
+            Self::CredentialIssued,
+            Self::Deferred,
+            Self::Notified,
+            Self::Failed,
+            Self::Expired,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == name)
+    }
+
+    /// Whether nothing more can happen in the session.
+    #[must_use]
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Failed | Self::Expired | Self::Cancelled)
+    }
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An issuance session: one offer and everything that followed it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session id (a UUID).
+    pub id: String,
+    /// The caller's own reference, unique per tenant.
+    pub correlation_id: Option<String>,
+    /// Where the session is.
+    pub status: SessionStatus,
+    /// The offered configurations.
+    pub configuration_ids: Vec<String>,
+    /// The claims to issue, by configuration id.
+    pub claims: Map<String, Value>,
+    /// The offer as sent to the wallet.
+    pub offer: Value,
+    /// When the session was created.
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// When it lapses if the wallet never completes it.
+    pub expires_at: i64,
+}
+
+/// The issuer's persistence. Each method is one transaction in the tenant's schema.
+#[async_trait]
+pub trait IssuerStore: fmt::Debug + Send + Sync {
+    /// Creates or replaces configuration `id`.
+    async fn put_configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        configuration: &StoredConfiguration,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Configuration `id`, if it exists.
+    async fn configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<Option<StoredConfiguration>, StoreError>;
+
+    /// Every configuration, by id in ascending order.
+    async fn configurations(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Vec<(String, StoredConfiguration)>, StoreError>;
+
+    /// Deletes configuration `id`; whether it existed.
+    async fn delete_configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Records a `c_nonce` valid until `expires_at`.
+    async fn insert_nonce(
+        &self,
+        tenant: &TenantContext,
+        nonce: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Redeems a `c_nonce`: true exactly once, and only before it expires.
+    async fn redeem_nonce(
+        &self,
+        tenant: &TenantContext,
+        nonce: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Records an offer served once at a `credential_offer_uri` whose secret part is
+    /// `handle`.
+    async fn insert_offer_reference(
+        &self,
+        tenant: &TenantContext,
+        handle: &str,
+        session_id: &str,
+        offer: &Value,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Takes the offer behind `handle`: it is returned once, and only before it expires.
+    async fn take_offer_reference(
+        &self,
+        tenant: &TenantContext,
+        handle: &str,
+        now: i64,
+    ) -> Result<Option<(String, Value)>, StoreError>;
+
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when its id or correlation id is taken.
+    async fn insert_session(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+    ) -> Result<(), StoreError>;
+
+    /// Session `id`.
+    async fn session(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// The session with `correlation_id`.
+    async fn session_by_correlation(
+        &self,
+        tenant: &TenantContext,
+        correlation_id: &str,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Moves session `id` to `to` if it is in one of `from`; whether it moved.
+    async fn transition(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        from: &[SessionStatus],
+        to: SessionStatus,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes expired nonces and offer references, and marks sessions still `offered` past
+    /// their expiry as `expired`; the number of rows changed.
+    async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,447 @@
+//! [`IssuerStore`] on the tenant workload databases of edk-tenancy, for PostgreSQL and SQLite.
+//!
+//! Both backends accept the same SQL (`$n` placeholders, `RETURNING`, `ON CONFLICT`), so each
+//! method is written once and expanded for each connection type by `with_conn!`.
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use edk_tenancy::{Tenancy, TenantContext, TenantTx};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+
+use super::{IssuerStore, Session, SessionStatus, StoredConfiguration};
+use crate::error::StoreError;
+
+/// The SQL store over a [`Tenancy`]'s workload databases.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    tenancy: Tenancy,
+}
+
+impl SqlStore {
+    /// A store in `tenancy`'s tenant databases. The tenancy must apply
+    /// [`crate::migrations`] (`TenancyBuilder::migrations`).
+    #[must_use]
+    pub const fn new(tenancy: Tenancy) -> Self {
+        Self { tenancy }
+    }
+
+    async fn begin(&self, tenant: &TenantContext) -> Result<TenantTx, StoreError> {
+        self.tenancy
+            .databases()
+            .begin(tenant)
+            .await
+            .map_err(StoreError::database)
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, on either backend.
+macro_rules! with_conn {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match &mut $tx {
+            TenantTx::Postgres(tx) => {
+                let $conn: &mut sqlx::PgConnection = &mut **tx;
+                $body
+            }
+            TenantTx::Sqlite(tx) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut **tx;
+                $body
+            }
+            _ => return Err(StoreError::Corrupt("unsupported database backend")),
+        }
+    };
+}
+
+/// base64url(SHA-256(value)): how single-use values are stored.
+fn digest(value: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|_| StoreError::Corrupt("state does not serialize"))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt("stored state is malformed"))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// The parts of a session kept in its `data` column.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SessionData {
+    configuration_ids: Vec<String>,
+    claims: Map<String, Value>,
+    offer: Value,
+}
+
+type SessionRow = (String, Option<String>, String, String, i64, i64, i64);
+
+const SESSION_COLUMNS: &str =
+    "session_id, correlation_id, status, data, created_at, updated_at, expires_at";
+
+fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
+    let (id, correlation_id, status, data, created_at, updated_at, expires_at) = row;
+    let status = SessionStatus::from_name(&status)
+        .ok_or(StoreError::Corrupt("stored session status is unknown"))?;
+    let data: SessionData = from_json(&data)?;
+    Ok(Session {
+        id,
+        correlation_id,
+        status,
+        configuration_ids: data.configuration_ids,
+        claims: data.claims,
+        offer: data.offer,
+        created_at,
+        updated_at,
+        expires_at,
+    })
+}
+
+#[async_trait]
+impl IssuerStore for SqlStore {
+    async fn put_configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        configuration: &StoredConfiguration,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let config = to_json(&configuration.configuration)?;
+        let settings = to_json(&configuration.settings)?;
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vci_configuration \
+                 (configuration_id, configuration, settings, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) \
+                 ON CONFLICT (configuration_id) DO UPDATE SET \
+                 configuration = excluded.configuration, settings = excluded.settings, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(&config)
+            .bind(&settings)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    async fn configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<Option<StoredConfiguration>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<(String, String)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT configuration, settings FROM oid4vci_configuration \
+                 WHERE configuration_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(|(configuration, settings)| {
+            Ok(StoredConfiguration {
+                configuration: from_json(&configuration)?,
+                settings: from_json(&settings)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn configurations(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Vec<(String, StoredConfiguration)>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let rows: Vec<(String, String, String)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT configuration_id, configuration, settings FROM oid4vci_configuration \
+                 ORDER BY configuration_id",
+            )
+            .fetch_all(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        rows.into_iter()
+            .map(|(id, configuration, settings)| {
+                Ok((
+                    id,
+                    StoredConfiguration {
+                        configuration: from_json(&configuration)?,
+                        settings: from_json(&settings)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn delete_configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = with_conn!(tx, conn => {
+            sqlx::query("DELETE FROM oid4vci_configuration WHERE configuration_id = $1")
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(StoreError::database)?
+                .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(rows == 1)
+    }
+
+    async fn insert_nonce(
+        &self,
+        tenant: &TenantContext,
+        nonce: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query("INSERT INTO oid4vci_nonce (nonce_hash, expires_at) VALUES ($1, $2)")
+                .bind(digest(nonce))
+                .bind(expires_at)
+                .execute(conn)
+                .await
+                .map_err(|err| {
+                    if is_unique_violation(&err) {
+                        StoreError::Conflict("nonce")
+                    } else {
+                        StoreError::database(err)
+                    }
+                })?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    async fn redeem_nonce(
+        &self,
+        tenant: &TenantContext,
+        nonce: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let rows = with_conn!(tx, conn => {
+            sqlx::query("DELETE FROM oid4vci_nonce WHERE nonce_hash = $1 AND expires_at > $2")
+                .bind(digest(nonce))
+                .bind(now)
+                .execute(conn)
+                .await
+                .map_err(StoreError::database)?
+                .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(rows == 1)
+    }
+
+    async fn insert_offer_reference(
+        &self,
+        tenant: &TenantContext,
+        handle: &str,
+        session_id: &str,
+        offer: &Value,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let offer = to_json(offer)?;
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vci_offer_reference (handle_hash, session_id, offer, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(digest(handle))
+            .bind(session_id)
+            .bind(&offer)
+            .bind(expires_at)
+            .execute(conn)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    StoreError::Conflict("offer reference")
+                } else {
+                    StoreError::database(err)
+                }
+            })?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    async fn take_offer_reference(
+        &self,
+        tenant: &TenantContext,
+        handle: &str,
+        now: i64,
+    ) -> Result<Option<(String, Value)>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<(String, String)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "DELETE FROM oid4vci_offer_reference WHERE handle_hash = $1 AND expires_at > $2 \
+                 RETURNING session_id, offer",
+            )
+            .bind(digest(handle))
+            .bind(now)
+            .fetch_optional(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(|(session_id, offer)| Ok((session_id, from_json(&offer)?)))
+            .transpose()
+    }
+
+    async fn insert_session(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+    ) -> Result<(), StoreError> {
+        let data = to_json(&SessionData {
+            configuration_ids: session.configuration_ids.clone(),
+            claims: session.claims.clone(),
+            offer: session.offer.clone(),
+        })?;
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vci_session (session_id, correlation_id, status, data, \
+                 created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&session.id)
+            .bind(session.correlation_id.as_deref())
+            .bind(session.status.as_str())
+            .bind(&data)
+            .bind(session.created_at)
+            .bind(session.updated_at)
+            .bind(session.expires_at)
+            .execute(conn)
+            .await
+            .map_err(|err| {
+                if is_unique_violation(&err) {
+                    StoreError::Conflict("session id or correlation id")
+                } else {
+                    StoreError::database(err)
+                }
+            })?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    async fn session(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM oid4vci_session WHERE session_id = $1");
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_from_row).transpose()
+    }
+
+    async fn session_by_correlation(
+        &self,
+        tenant: &TenantContext,
+        correlation_id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM oid4vci_session WHERE correlation_id = $1");
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(correlation_id)
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_from_row).transpose()
+    }
+
+    async fn transition(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        from: &[SessionStatus],
+        to: SessionStatus,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let placeholders = (0..from.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE oid4vci_session SET status = $1, updated_at = $2 \
+             WHERE session_id = $3 AND status IN ({placeholders})"
+        );
+        let mut tx = self.begin(tenant).await?;
+        let rows = with_conn!(tx, conn => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(to.as_str())
+                .bind(now)
+                .bind(id);
+            for status in from {
+                query = query.bind(status.as_str());
+            }
+            query
+                .execute(conn)
+                .await
+                .map_err(StoreError::database)?
+                .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(rows == 1)
+    }
+
+    async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let mut total = 0;
+        with_conn!(tx, conn => {
+            for sql in [
+                "DELETE FROM oid4vci_nonce WHERE expires_at <= $1",
+                "DELETE FROM oid4vci_offer_reference WHERE expires_at <= $1",
+            ] {
+                total += sqlx::query(sql)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(StoreError::database)?
+                    .rows_affected();
+            }
+            total += sqlx::query(
+                "UPDATE oid4vci_session SET status = 'expired', updated_at = $1 \
+                 WHERE status = 'offered' AND expires_at <= $1",
+            )
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::database)?
+            .rows_affected();
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(total)
+    }
+}
