@@ -249,7 +249,7 @@ impl DpopKey {
 
 #[tokio::test]
 async fn bearer_tokens_are_checked_for_audience_and_scope() {
-    let authorization_server = AuthorizationServer::start().await;
+    let authorization_server = Box::pin(AuthorizationServer::start()).await;
     let api = Api::start(&authorization_server);
     let read = authorization_server
         .bearer_token("orders:read", Some(AUDIENCE))
@@ -302,7 +302,7 @@ async fn bearer_tokens_are_checked_for_audience_and_scope() {
 
 #[tokio::test]
 async fn a_token_with_a_wrong_signature_is_refused() {
-    let authorization_server = AuthorizationServer::start().await;
+    let authorization_server = Box::pin(AuthorizationServer::start()).await;
     let api = Api::start(&authorization_server);
     let read = authorization_server
         .bearer_token("orders:read", Some(AUDIENCE))
@@ -349,7 +349,7 @@ async fn a_token_with_a_wrong_signature_is_refused() {
 
 #[tokio::test]
 async fn dpop_bound_tokens_need_a_fresh_proof_of_the_bound_key() {
-    let authorization_server = AuthorizationServer::start().await;
+    let authorization_server = Box::pin(AuthorizationServer::start()).await;
     let api = Api::start(&authorization_server);
     let key = DpopKey::new();
     let token = authorization_server.dpop_token(&key, "orders:read").await;
