@@ -43,7 +43,13 @@ async fn resolve_failures_are_errors_with_the_result() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("only for did:webvh"), "{err}");
-    assert!(run_args(&["frobnicate"]).await.is_err());
+    let err = run_args(&["frobnicate"]).await.unwrap_err();
+    let clap = err.downcast_ref::<clap::Error>().unwrap();
+    assert_eq!(
+        clap.kind(),
+        clap::error::ErrorKind::InvalidSubcommand,
+        "{err:#}"
+    );
 }
 
 async fn run_text(args: &[&str]) -> anyhow::Result<String> {

@@ -308,11 +308,15 @@ async fn a_tenant_resolves_only_the_methods_it_enabled() {
         .await
         .unwrap();
     // A bad value is refused by the key's rule.
-    assert!(
-        tenancy
-            .set_config(Some(acme.id), DID_METHODS.name(), json!(["did:key"]), None)
-            .await
-            .is_err()
+    let err = tenancy
+        .set_config(Some(acme.id), DID_METHODS.name(), json!(["did:key"]), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        edk_core::ErrorChain(&err).to_string(),
+        "invalid value for configuration key `did.methods`: method names are lower-case \
+         letters and digits, without `did:`",
+        "{err:?}"
     );
     let acme = tenancy.context(acme.id).await.unwrap();
     let other = tenancy.context(other.id).await.unwrap();

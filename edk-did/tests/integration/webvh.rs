@@ -565,10 +565,22 @@ async fn witnessed_entries_need_the_threshold_of_distinct_witnesses() {
 #[test]
 fn malformed_witness_rules_are_refused() {
     let a = key().multikey;
-    assert!(WitnessConfig::new(0, vec![a.clone()]).is_err());
-    assert!(WitnessConfig::new(2, vec![a.clone()]).is_err());
-    assert!(WitnessConfig::new(1, vec![a.clone(), a]).is_err());
-    assert!(WitnessConfig::new(1, vec![]).is_err());
+    let threshold = "the threshold must be from 1 to the number of witnesses";
+    for (config, reason) in [
+        (WitnessConfig::new(0, vec![a.clone()]), threshold),
+        (WitnessConfig::new(2, vec![a.clone()]), threshold),
+        (
+            WitnessConfig::new(1, vec![a.clone(), a]),
+            "duplicate witness ids",
+        ),
+        (WitnessConfig::new(1, vec![]), "the witness list is empty"),
+    ] {
+        let err = config.unwrap_err();
+        assert!(
+            matches!(err, WebvhError::Refused { reason: r } if r == reason),
+            "{err:?}"
+        );
+    }
 }
 
 #[tokio::test]

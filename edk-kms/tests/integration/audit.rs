@@ -31,11 +31,11 @@ async fn populate(env: &Env) -> Vec<AuditEvent> {
         )
         .await
         .unwrap();
+    let unknown = KeyAlias::new("x", "y").unwrap();
+    let err = env.kms.sign(&env.a, &unknown, b"m").await.unwrap_err();
     assert!(
-        env.kms
-            .sign(&env.a, &KeyAlias::new("x", "y").unwrap(), b"m")
-            .await
-            .is_err()
+        matches!(&err, edk_kms::Error::AliasNotFound { alias } if *alias == unknown),
+        "{err:?}"
     );
     env.kms.rotate(&env.a, &alias).await.unwrap();
     env.kms.sign(&env.b, &alias, b"m").await.unwrap_err();

@@ -9,7 +9,7 @@ use std::time::Duration;
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
 use edk_core::{Clock, ErrorKind, FixedClock, HasKind, Kid, TenantId, TenantSlug};
 use edk_kms::grpc::RemoteKmsOptions;
-use edk_kms::grpc::auth::{SERVICE_TOKEN_TYPE, TENANT_METADATA, server_tls_config};
+use edk_kms::grpc::auth::{SERVICE_TOKEN_TYPE, server_tls_config};
 use edk_kms::grpc::proto::key_management_client::KeyManagementClient;
 use edk_kms::grpc::proto::{self, CallContext};
 use edk_kms::grpc::{
@@ -485,6 +485,35 @@ fn service_uri(uri: &str) -> SanType {
     SanType::URI(uri.try_into().unwrap())
 }
 
+/// Connects to `addr` over TLS 1.3 trusting `ca_pem`, with no client certificate, and
+/// returns the error of the first read after the client's side of the handshake.
+async fn handshake_without_a_client_certificate(addr: SocketAddr, ca_pem: &str) -> std::io::Error {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::AsyncReadExt as _;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("kms.internal").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut byte = [0_u8; 1];
+    tls.read(&mut byte).await.unwrap_err()
+}
+
 async fn mtls_server(env: &Env, pki: &Pki, auth: MtlsAuth) -> Server {
     let (cert, key) = pki.issue(vec![SanType::DnsName("kms.internal".try_into().unwrap())]);
     let tls = server_tls_config(&cert, &key, &pki.ca_pem);
@@ -545,28 +574,18 @@ async fn mtls_refuses_clients_without_a_certificate_or_from_another_ca() {
     let pki = Pki::new("cluster CA");
     let server = mtls_server(&env, &pki, MtlsAuth::new()).await;
 
-    // No client certificate: the handshake fails, no call gets through.
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
-        .domain_name("kms.internal");
-    let channel = Endpoint::from_shared(format!("https://{}", server.addr))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect()
-        .await;
-    if let Ok(channel) = channel {
-        let mut client = KeyManagementClient::new(channel);
-        let mut request = tonic::Request::new(proto::ListKeysRequest {
-            context: context(&env.a),
-        });
-        request.metadata_mut().insert(
-            TENANT_METADATA,
-            env.a.tenant().id().to_string().parse().unwrap(),
-        );
-        let status = client.list_keys(request).await.unwrap_err();
-        assert_ne!(status.code(), Code::Ok);
-    }
+    // No client certificate: the server ends the TLS 1.3 handshake with a
+    // `certificate_required` alert before any call.
+    let err = handshake_without_a_client_certificate(server.addr, &pki.ca_pem).await;
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err:?}");
+    assert_eq!(
+        err.get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired
+        )),
+        "{err:?}"
+    );
 
     // A certificate from another CA.
     let rogue = Pki::new("rogue CA");

@@ -132,14 +132,15 @@ async fn a_removed_token_makes_signing_unavailable_without_fallback() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+    let alias = KeyAlias::new("as", "access-token-signing").unwrap();
+    let err = env
+        .kms
+        .key(&env.a, &KeyRef::Alias(alias.clone()))
+        .await
+        .unwrap_err();
     assert!(
-        env.kms
-            .key(
-                &env.a,
-                &KeyRef::Alias(KeyAlias::new("as", "access-token-signing").unwrap())
-            )
-            .await
-            .is_err()
+        matches!(&err, edk_kms::Error::AliasNotFound { alias: missing } if *missing == alias),
+        "{err:?}"
     );
 }
 

@@ -138,7 +138,11 @@ async fn we_decrypt_jwcrypto_jwes_to_alias_keys() {
                 enc.name()
             );
             // The other tenant cannot.
-            assert!(env.kms.decrypt(&env.b, &alias, token).await.is_err());
+            let err = env.kms.decrypt(&env.b, &alias, token).await.unwrap_err();
+            assert!(
+                matches!(&err, edk_kms::Error::AliasNotFound { alias: missing } if *missing == alias),
+                "{err:?}"
+            );
         }
     }
 }

@@ -94,7 +94,11 @@ mod lifecycle {
         let jwks = env.kms.jwks(&env.a, &alias).await.unwrap();
         assert_eq!(jwks.keys.len(), 1, "the expired version left the JWKS");
         let query = KeyQuery::new(Algorithm::Es256).with_kid(Some(old_kid.as_str()));
-        assert!(env.kms.resolver(&env.a).resolve(&query).await.is_err());
+        let err = env.kms.resolver(&env.a).resolve(&query).await.unwrap_err();
+        assert!(
+            matches!(err, edk_core::jose::JoseError::KeyNotFound),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]
@@ -358,7 +362,7 @@ mod defaults {
     use edk_core::jose::Algorithm;
     use edk_kms::local::DefaultAlias;
     use edk_kms::provider::{KeySpec, ProviderId};
-    use edk_kms::{Caller, KeyAlias, KeyRef, Kms, LocalKms};
+    use edk_kms::{Caller, Error, KeyAlias, KeyRef, Kms, LocalKms};
     use edk_tenancy::TenantDirectory as _;
     use tokio_util::sync::CancellationToken;
 
@@ -407,11 +411,11 @@ mod defaults {
         assert_eq!(env.kms.provision_defaults(&env.a).await.unwrap().len(), 1);
         assert!(env.kms.provision_defaults(&env.a).await.unwrap().is_empty());
         // An alias that is no default is not made on first need.
+        let update = KeyAlias::new("did", "did-update").unwrap();
+        let err = env.kms.sign(&env.a, &update, b"m").await.unwrap_err();
         assert!(
-            env.kms
-                .sign(&env.a, &KeyAlias::new("did", "did-update").unwrap(), b"m")
-                .await
-                .is_err()
+            matches!(&err, Error::AliasNotFound { alias } if *alias == update),
+            "{err:?}"
         );
         let _ = env.kms.key(&env.a, &KeyRef::Alias(alias)).await.unwrap();
     }

@@ -90,10 +90,18 @@ async fn token_keys_are_sensitive_and_not_extractable() {
         .unwrap();
     assert!(id.starts_with(tenant.as_uuid().as_bytes()));
     // Wrapping it out is refused too.
+    let err = session
+        .update_attributes(objects[0], &[Attribute::Extractable(true)])
+        .unwrap_err();
     assert!(
-        session
-            .update_attributes(objects[0], &[Attribute::Extractable(true)])
-            .is_err()
+        matches!(
+            err,
+            cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::AttributeReadOnly,
+                cryptoki::context::Function::SetAttributeValue
+            )
+        ),
+        "{err:?}"
     );
 }
 

@@ -985,7 +985,16 @@ async fn metadata_uses_the_binding_and_path_insertion() {
     assert_eq!(doc["token_endpoint"], TOKEN_URL);
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
-    assert!(env.server.openid_configuration(&env.tenant).is_err());
+    let err = env.server.openid_configuration(&env.tenant).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotFound {
+                what: "openid configuration"
+            }
+        ),
+        "{err:?}"
+    );
     let binding = env.tenant.binding().unwrap();
     assert_eq!(
         binding

@@ -422,10 +422,16 @@ async fn a_federated_login_with_a_sealed_secret_hands_claims_to_the_resource_ser
     let UpstreamSecret::Sealed(ciphertext) = sealed.client_secret() else {
         panic!("sealed");
     };
+    let err = edk_oauth::federation::unseal(fixture.kms.as_ref(), &globex, ciphertext)
+        .await
+        .unwrap_err();
     assert!(
-        edk_oauth::federation::unseal(fixture.kms.as_ref(), &globex, ciphertext)
-            .await
-            .is_err()
+        matches!(
+            &err,
+            FederationError::Sealing(edk_kms::Error::AliasNotFound { alias })
+                if *alias == edk_oauth::federation::sealing_alias().unwrap()
+        ),
+        "{err:?}"
     );
     assert_eq!(
         edk_oauth::federation::unseal(fixture.kms.as_ref(), &acme, ciphertext)

@@ -1,6 +1,6 @@
 //! Adversarial routing: no request resolves to a tenant it is not bound for.
 
-use edk_core::{TenantId, TenantSlug};
+use edk_core::{IdError, TenantId, TenantSlug};
 use edk_tenancy::error::BindingError;
 use edk_tenancy::testkit::{self, bind_issuer};
 use edk_tenancy::{
@@ -167,12 +167,10 @@ async fn the_fallback_tenant_is_off_unless_configured() {
         "https://localhost",
         "URLs still come from the binding, not the request"
     );
-    assert!(
-        with_fallback
-            .resolve(ServiceType::Verifier, &unknown)
-            .await
-            .is_err()
-    );
+    assert!(matches!(
+        with_fallback.resolve(ServiceType::Verifier, &unknown).await,
+        Err(ResolveError::NotBound)
+    ));
     with_fallback.suspend(main.id).await.unwrap();
     assert!(matches!(
         with_fallback.resolve(ServiceType::Issuer, &unknown).await,
@@ -289,32 +287,52 @@ async fn http_for_a_public_host_is_refused_and_nothing_is_bound() {
 
 #[test]
 fn hostile_slugs_and_ids_are_refused_before_any_sql() {
+    const WHAT: &str = "tenant slug";
     let long = format!("a{}", "b".repeat(63));
-    for hostile in [
-        "acme'",
-        "acme\"",
-        "acme;drop schema public",
-        "acme/*",
-        "tenant_x; DROP",
-        "acmé",
-        "аcme",
-        "ACME",
-        "acme\0",
-        "acme ",
-        " acme",
-        "acme\n",
-        "",
-        long.as_str(),
-        "admin",
-        "well-known",
+    let charset = IdError::Malformed {
+        what: WHAT,
+        reason: "only lower-case letters, digits and '-' are allowed",
+    };
+    let start = IdError::Malformed {
+        what: WHAT,
+        reason: "must start with a lower-case letter",
+    };
+    let reserved = |value: &str| IdError::Reserved {
+        what: WHAT,
+        value: value.to_owned(),
+    };
+    for (hostile, refused) in [
+        ("acme'", charset.clone()),
+        ("acme\"", charset.clone()),
+        ("acme;drop schema public", charset.clone()),
+        ("acme/*", charset.clone()),
+        ("tenant_x; DROP", charset.clone()),
+        ("acmé", charset.clone()),
+        ("аcme", start.clone()),
+        ("ACME", start.clone()),
+        ("acme\0", charset.clone()),
+        ("acme ", charset.clone()),
+        (" acme", start),
+        ("acme\n", charset),
+        ("", IdError::Empty { what: WHAT }),
+        (
+            long.as_str(),
+            IdError::TooLong {
+                what: WHAT,
+                max: 63,
+            },
+        ),
+        ("admin", reserved("admin")),
+        ("well-known", reserved("well-known")),
     ] {
-        assert!(
-            TenantSlug::new(hostile).is_err(),
-            "slug {hostile:?} accepted"
-        );
-        assert!(
-            hostile.parse::<TenantId>().is_err(),
-            "id {hostile:?} accepted"
+        assert_eq!(TenantSlug::new(hostile), Err(refused), "slug {hostile:?}");
+        assert_eq!(
+            hostile.parse::<TenantId>(),
+            Err(IdError::Malformed {
+                what: "tenant id",
+                reason: "not a UUID",
+            }),
+            "id {hostile:?}"
         );
     }
     for hostile_id in [
@@ -322,7 +340,14 @@ fn hostile_slugs_and_ids_are_refused_before_any_sql() {
         "00000000-0000-0000-0000-000000000000; DROP",
         "{00000000-0000-0000-0000-000000000000}x",
     ] {
-        assert!(hostile_id.parse::<TenantId>().is_err(), "{hostile_id:?}");
+        assert_eq!(
+            hostile_id.parse::<TenantId>(),
+            Err(IdError::Malformed {
+                what: "tenant id",
+                reason: "not a UUID",
+            }),
+            "{hostile_id:?}"
+        );
     }
     let id = TenantId::generate();
     let schema = id.schema_name();

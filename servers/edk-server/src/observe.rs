@@ -123,7 +123,7 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
 
 impl<E> ObserveEndpoint<E> {
     /// Refuses a declared length over the limit at once; caps an undeclared one while it is
-    /// read, so the parse fails with a 4xx.
+    /// read, so the parse fails with [`BodyTooLarge`] (a 413 problem).
     fn limit_body(&self, req: &mut Request) -> Result<(), Problem> {
         let limit = self.observe.body_limit;
         let declared = req
@@ -145,13 +145,22 @@ impl<E> ObserveEndpoint<E> {
             let chunk = chunk?;
             seen = seen.saturating_add(chunk.len());
             if seen > limit {
-                return Err(io::Error::other("the request body is too large"));
+                return Err(io::Error::other(BodyTooLarge { limit }));
             }
             Ok(chunk)
         });
         req.set_body(Body::from_bytes_stream(stream));
         Ok(())
     }
+}
+
+/// Why reading a request body without a declared length stopped: it passed the limit.
+/// [`problem_for_poem_error`](crate::problem_for_poem_error) answers it with 413.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body is larger than {limit} bytes")]
+pub struct BodyTooLarge {
+    /// The limit, in bytes.
+    pub limit: usize,
 }
 
 fn acceptable_request_id(value: &HeaderValue) -> bool {

@@ -296,6 +296,10 @@ pub fn problem_for_poem_error(err: poem::Error) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }
+    if let Some(too_large) = body_too_large(&err) {
+        return Problem::new(ProblemType::PayloadTooLarge, Some(too_large.to_string()))
+            .into_response();
+    }
     let status = err.status();
     let kind = match status {
         StatusCode::BAD_REQUEST | StatusCode::LENGTH_REQUIRED => ProblemType::InvalidRequest,
@@ -321,6 +325,23 @@ pub fn problem_for_poem_error(err: poem::Error) -> Response {
         );
     }
     response
+}
+
+/// The limit a body without a declared length ran into while it was read, if that is why
+/// `err` was raised.
+fn body_too_large(err: &poem::Error) -> Option<&crate::observe::BodyTooLarge> {
+    let poem::error::ReadBodyError::Io(io) = err.downcast_ref::<poem::error::ReadBodyError>()?
+    else {
+        return None;
+    };
+    // The body stream wraps the error in I/O errors on its way to the reader.
+    let mut inner = io.get_ref()?;
+    loop {
+        if let Some(too_large) = inner.downcast_ref::<crate::observe::BodyTooLarge>() {
+            return Some(too_large);
+        }
+        inner = inner.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
 }
 
 #[cfg(test)]

@@ -83,7 +83,12 @@ async fn array_indices_count_visible_elements() {
     let presented = issued.select(&paths(&["nationalities.2"])).unwrap();
     assert_eq!(presented.disclosures().len(), 1);
     assert_eq!(presented.disclosures()[0].value(), &json!("US"));
-    assert!(issued.select(&paths(&["nationalities.3"])).is_err());
+    let err = issued.select(&paths(&["nationalities.3"])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "claim path `nationalities.3` names no claim",
+        "{err:?}"
+    );
 }
 
 #[tokio::test]

@@ -182,7 +182,11 @@ async fn dot_segments_do_not_escape_the_anonymous_prefixes() {
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
         let status_line = response.lines().next().unwrap();
-        assert!(!status_line.contains(" 200 "), "{path}: {status_line}");
+        assert_eq!(status_line, "HTTP/1.1 404 Not Found", "{path}: {response}");
+        assert!(
+            response.contains(r#""type":"https://edk.dev/problems/not-found""#),
+            "{path}: {response}"
+        );
     }
 }
 

@@ -153,7 +153,7 @@ async fn binary_writes_the_token_to_a_private_file_once_and_serves_with_it() {
         .env_remove("EDK_CONFIG")
         .output()
         .unwrap();
-    assert!(!unknown.status.success());
+    assert_eq!(unknown.status.code(), Some(1));
     assert!(
         String::from_utf8(unknown.stderr)
             .unwrap()
@@ -188,7 +188,7 @@ fn invalid_configuration_fails_naming_the_key() {
         .env("EDK_HTTP__BODY_LIMIT_BYTES", "lots")
         .output()
         .unwrap();
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("http.body_limit_bytes"), "{stderr}");
     assert!(stderr.contains("EDK_HTTP__BODY_LIMIT_BYTES"), "{stderr}");

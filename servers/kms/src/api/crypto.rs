@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use edk_core::Limits;
 use edk_core::jose::{Header, Jws, VerifyPolicy, jws};
+use edk_core::{ErrorKind, HasKind as _, Limits};
 use edk_kms::kms::WrappedKey;
 use poem_openapi::OpenApi;
 use poem_openapi::payload::Json;
@@ -142,10 +142,17 @@ impl SignaturesApi {
         let parsed = Jws::parse(&body.jws, &Limits::DEFAULT).map_err(problem)?;
         let caller = admin_caller(&self.state, &auth.0).await?;
         let resolver = self.state.kms().resolver(&caller);
+        // A JWS that does not verify (no key of the tenant for its `kid`, a bad signature) is
+        // the caller's bad input, not a failed authentication of the caller: 400, not 401.
         let verified = parsed
             .verify_with(resolver.as_ref(), &VerifyPolicy::default(), None)
             .await
-            .map_err(problem)?;
+            .map_err(|err| match err.kind() {
+                ErrorKind::Unauthenticated => {
+                    ApiError::new(ErrorKind::InvalidInput, Some(err.to_string()))
+                }
+                _ => problem(err),
+            })?;
         Ok(Json(JwsVerified {
             header: serde_json::to_value(verified.header()).unwrap_or_default(),
             payload: encode(verified.payload()),

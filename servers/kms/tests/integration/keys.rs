@@ -142,6 +142,24 @@ async fn jws_round_trip_with_the_tenants_keys() {
     assert_eq!(verified["payload"], payload);
     assert_eq!(verified["header"]["alg"], "EdDSA");
     assert_eq!(verified["header"]["typ"], "JWT");
+
+    // A JWS whose signature does not verify is the caller's bad input: 400, not 401.
+    let (signing_input, signature) = jws.rsplit_once('.').unwrap();
+    let mut signature = edk_core::encoding::b64url_decode(signature).unwrap();
+    signature[0] ^= 1;
+    let tampered = format!("{signing_input}.{}", b64url_encode(&signature));
+    let problem = expect_problem(
+        h.post(
+            "/signatures/jws/verify",
+            &token,
+            &json!({ "jws": tampered }),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(problem["type"], "https://edk.dev/problems/invalid-request");
+    assert_eq!(problem["detail"], "invalid signature");
     h.stop().await;
 }
 
@@ -384,8 +402,9 @@ async fn key_wrapping_round_trips_and_refuses_tampering() {
                 &json!({ "key": wrapping, "enc": "A256GCM", "wrapped": tampered }),
             )
             .await;
-        assert!(refused.status().is_client_error(), "{}", refused.status());
-        expect_problem(refused, 400).await;
+        let problem = expect_problem(refused, 400).await;
+        assert_eq!(problem["type"], "https://edk.dev/problems/invalid-request");
+        assert_eq!(problem["detail"], "decryption failed");
 
         let misdirected = h
             .post(
@@ -394,11 +413,9 @@ async fn key_wrapping_round_trips_and_refuses_tampering() {
                 &json!({ "key": other, "enc": "A256GCM", "wrapped": wrapped }),
             )
             .await;
-        assert!(
-            misdirected.status().is_client_error(),
-            "{}",
-            misdirected.status()
-        );
+        let problem = expect_problem(misdirected, 400).await;
+        assert_eq!(problem["type"], "https://edk.dev/problems/invalid-request");
+        assert_eq!(problem["detail"], "decryption failed");
     }
     h.stop().await;
 }
@@ -450,6 +467,11 @@ async fn key_agreement_is_symmetric() {
             &json!({ "key": "agreement.alice", "peer_jwk": ed25519 }),
         )
         .await;
-    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let problem = expect_problem(refused, 400).await;
+    assert_eq!(problem["type"], "https://edk.dev/problems/invalid-request");
+    assert_eq!(
+        problem["detail"],
+        "invalid key: the peer key is not a P-256 public key"
+    );
     h.stop().await;
 }

@@ -123,7 +123,9 @@ async fn other_tenants_keys_do_not_exist(backend: Backend) {
             &json!({ "jws": jws["jws"] }),
         )
         .await;
-    assert!(refused.status().is_client_error(), "{}", refused.status());
+    let problem = expect_problem(refused, 400).await;
+    assert_eq!(problem["type"], "https://edk.dev/problems/invalid-request");
+    assert_eq!(problem["detail"], "no key found to verify the token");
     // Tenant A sees no keys, and tenant B's keys are intact.
     let listed = expect_json(h.get("/keys", &token_a).await, 200).await;
     assert_eq!(listed["keys"], json!([]));
