@@ -3,6 +3,7 @@
 pub mod config;
 pub mod credential;
 pub mod error;
+pub mod issuer;
 pub mod metadata;
 pub mod offer;
 pub mod proof;
@@ -12,6 +13,9 @@ pub mod store;
 pub use config::{CredentialConfiguration, FormatProfile, IssuanceSettings, KeyIdentification};
 pub use credential::{CredentialInput, issue_credential};
 pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
+pub use issuer::{
+    CreatedOffer, CredentialResponse, Issuer, IssuerEndpoints, IssuerOptions, Nonce, OfferRequest,
+};
 pub use metadata::IssuerMetadata;
 pub use offer::CredentialOffer;
 pub use proof::{ProofPolicy, ProvenKey, verify_jwt_proof};

@@ -9,6 +9,7 @@
 
 mod config;
 mod credential;
+mod issuer;
 mod offer;
 mod proof;
 mod request;

@@ -1,0 +1,951 @@
+//! The credential issuer of one deployment, for every tenant: configurations, metadata,
+//! offers with pre-authorized codes minted by the tenant's authorization server, `c_nonce`s,
+//! and the credential endpoint's processing (OpenID4VCI 1.0 §4, §7, §8, §12.2).
+//!
+//! The issuer is a resource server of the tenant's authorization server: the caller
+//! validates the access token (edk-oauth's `AccessTokenValidator`) and hands the
+//! [`ValidatedToken`] in. Every piece of state is in the tenant's database, so any replica
+//! serves any step.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use edk_core::jose::{Algorithm, KeyResolver, Signer};
+use edk_core::{Clock, ErrorKind, HasKind};
+use edk_kms::kms::{Caller, KeyAlias, NewKey};
+use edk_kms::provider::KeySpec;
+use edk_kms::{KeyRef, Kms};
+use edk_oauth::grant::Grant;
+use edk_oauth::{AuthorizationServer, PreAuthorizedCodeRequest, ValidatedToken};
+use edk_tenancy::TenantContext;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Map, Value, json};
+
+use crate::config::FormatProfile;
+use crate::credential::{CredentialInput, issue_credential};
+use crate::error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
+use crate::metadata::{BatchIssuance, IssuerMetadata, check_configuration_id};
+use crate::offer::{CredentialOffer, Grants, PreAuthorizedCodeGrant, TxCode, uri_by_reference};
+use crate::proof::{ProofPolicy, verify_jwt_proof};
+use crate::request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
+use crate::store::{IssuerStore, Session, SessionStatus, StoredConfiguration};
+
+/// The KMS service name of the issuer's keys.
+pub const KMS_SERVICE: &str = "issuer";
+/// The default purpose of the credential signing key (`issuer.credential-signing`).
+pub const DEFAULT_SIGNING_PURPOSE: &str = "credential-signing";
+/// The `type` of OpenID4VCI authorization details.
+pub const OPENID_CREDENTIAL: &str = "openid_credential";
+
+/// Why an issuer operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The wallet's request is refused with a protocol error code.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// An operator's input (configuration, offer request) is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The thing asked for does not exist in this tenant.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The KMS failed.
+    #[error("the KMS failed")]
+    Kms(#[source] edk_kms::Error),
+    /// The authorization server failed to mint a code.
+    #[error("the authorization server refused the grant")]
+    OAuth(#[source] edk_oauth::Error),
+    /// Building or signing a credential failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+impl HasKind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Protocol(err) => err.kind(),
+            Self::Config(err) => err.kind(),
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Store(err) => err.kind(),
+            Self::Kms(err) => err.kind(),
+            Self::OAuth(err) => err.kind(),
+            Self::Issue(err) => err.kind(),
+        }
+    }
+}
+
+fn protocol(code: CredentialErrorCode, description: impl AsRef<str>) -> Error {
+    Error::Protocol(ProtocolError::new(code, description))
+}
+
+/// The issuer's URLs for one tenant, built by the server from the tenant's `issuer` binding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssuerEndpoints {
+    /// The credential issuer identifier.
+    pub credential_issuer: String,
+    /// The credential endpoint.
+    pub credential_endpoint: String,
+    /// The nonce endpoint.
+    pub nonce_endpoint: String,
+    /// Where offers by reference are served: `<offers>/<handle>`.
+    pub offers: String,
+    /// The tenant's authorization server issuer identifier.
+    pub authorization_server: String,
+}
+
+impl IssuerEndpoints {
+    /// The endpoints of an issuer whose identifier is `credential_issuer`, at the paths EDK
+    /// serves (`/credential`, `/nonce`, `/offers`) under it, using `authorization_server`.
+    #[must_use]
+    pub fn under(credential_issuer: &str, authorization_server: &str) -> Self {
+        let base = credential_issuer.trim_end_matches('/');
+        Self {
+            credential_issuer: credential_issuer.to_owned(),
+            credential_endpoint: format!("{base}/credential"),
+            nonce_endpoint: format!("{base}/nonce"),
+            offers: format!("{base}/offers"),
+            authorization_server: authorization_server.to_owned(),
+        }
+    }
+}
+
+/// How the issuer behaves; the defaults suit wallets of the final specification and the
+/// widely used earlier drafts.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct IssuerOptions {
+    /// How long a `c_nonce` lives, in seconds.
+    pub nonce_ttl_secs: i64,
+    /// How long an offer (its session, its pre-authorized code, its reference) lives.
+    pub offer_ttl_secs: i64,
+    /// The most credentials one request may ask for (`batch_size`); 1 disables batches.
+    pub batch_size: u32,
+    /// Accept the singular `proof` and `format`-based requests of earlier drafts.
+    pub accept_legacy: bool,
+    /// How old a key proof's `iat` may be, in seconds.
+    pub proof_max_age_secs: i64,
+}
+
+impl Default for IssuerOptions {
+    fn default() -> Self {
+        Self {
+            nonce_ttl_secs: 300,
+            offer_ttl_secs: 600,
+            batch_size: 10,
+            accept_legacy: true,
+            proof_max_age_secs: 300,
+        }
+    }
+}
+
+/// A fresh `c_nonce`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nonce {
+    /// The nonce.
+    pub c_nonce: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
+/// What an operator asks for when making an offer.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct OfferRequest {
+    /// The configurations to offer; each must exist.
+    pub configuration_ids: Vec<String>,
+    /// The claims of each offered credential, by configuration id.
+    pub claims: Map<String, Value>,
+    /// Require a numeric transaction code of this many digits (4 to 10).
+    pub tx_code_digits: Option<u8>,
+    /// What the wallet tells the person about the transaction code.
+    pub tx_code_description: Option<String>,
+    /// The caller's own reference for the session.
+    pub correlation_id: Option<String>,
+    /// Serve the offer by reference (`credential_offer_uri`) instead of by value.
+    pub by_reference: bool,
+}
+
+/// A made offer.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct CreatedOffer {
+    /// The issuance session.
+    pub session_id: String,
+    /// The offer.
+    pub offer: CredentialOffer,
+    /// The `openid-credential-offer://` URI to show the wallet.
+    pub uri: String,
+    /// The transaction code, to send the person by another channel; shown once.
+    pub tx_code: Option<SecretString>,
+    /// When the offer lapses (Unix seconds).
+    pub expires_at: i64,
+}
+
+impl fmt::Debug for CreatedOffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedOffer")
+            .field("session_id", &self.session_id)
+            .field("tx_code", &self.tx_code.is_some())
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The credential endpoint's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CredentialResponse {
+    /// The issued credentials, one per proven key (or one without binding).
+    pub credentials: Vec<String>,
+}
+
+impl CredentialResponse {
+    /// The JSON body: `{"credentials": [{"credential": …}, …]}`.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        json!({
+            "credentials": self
+                .credentials
+                .iter()
+                .map(|credential| json!({ "credential": credential }))
+                .collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// The credential issuer.
+pub struct Issuer {
+    store: Arc<dyn IssuerStore>,
+    kms: Arc<dyn Kms>,
+    proof_keys: Arc<dyn KeyResolver>,
+    clock: Arc<dyn Clock>,
+    options: IssuerOptions,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("store", &self.store)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0_u8; 32];
+    // The system CSPRNG does not fail on the platforms aws-lc-rs supports; a failure leaves
+    // zeros, which a unique index then refuses.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Issuer {
+    /// An issuer over `store`, signing with `kms`, resolving proof keys named by DID URL or
+    /// `x5c` with `proof_keys`.
+    #[must_use]
+    pub fn new(
+        store: Arc<dyn IssuerStore>,
+        kms: Arc<dyn Kms>,
+        proof_keys: Arc<dyn KeyResolver>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            kms,
+            proof_keys,
+            clock,
+            options: IssuerOptions::default(),
+        }
+    }
+
+    /// The issuer with other options.
+    #[must_use]
+    pub const fn with_options(mut self, options: IssuerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The options.
+    #[must_use]
+    pub const fn options(&self) -> &IssuerOptions {
+        &self.options
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.unix_seconds()
+    }
+
+    fn caller(tenant: &TenantContext) -> Caller {
+        Caller::new(tenant.clone(), KMS_SERVICE)
+    }
+
+    /// Creates or replaces configuration `id` after checking it and its settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid id, configuration or settings; [`Error::Store`].
+    pub async fn put_configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        configuration: &StoredConfiguration,
+    ) -> Result<(), Error> {
+        check_configuration_id(id)?;
+        configuration.configuration.validate()?;
+        configuration.settings.validate()?;
+        self.store
+            .put_configuration(tenant, id, configuration, self.now())
+            .await?;
+        Ok(())
+    }
+
+    /// The tenant's configurations.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn configurations(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Vec<(String, StoredConfiguration)>, Error> {
+        Ok(self.store.configurations(tenant).await?)
+    }
+
+    /// Deletes configuration `id`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when it does not exist; [`Error::Store`].
+    pub async fn delete_configuration(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<(), Error> {
+        if self.store.delete_configuration(tenant, id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("credential configuration"))
+        }
+    }
+
+    /// The Credential Issuer Metadata of `tenant`, from its stored configurations.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn metadata(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+    ) -> Result<IssuerMetadata, Error> {
+        let configurations = self
+            .store
+            .configurations(tenant)
+            .await?
+            .into_iter()
+            .map(|(id, stored)| (id, stored.configuration))
+            .collect::<BTreeMap<_, _>>();
+        Ok(IssuerMetadata {
+            credential_issuer: endpoints.credential_issuer.clone(),
+            authorization_servers: vec![endpoints.authorization_server.clone()],
+            credential_endpoint: endpoints.credential_endpoint.clone(),
+            nonce_endpoint: Some(endpoints.nonce_endpoint.clone()),
+            deferred_credential_endpoint: None,
+            notification_endpoint: None,
+            credential_request_encryption: None,
+            credential_response_encryption: None,
+            batch_credential_issuance: (self.options.batch_size >= 2).then_some(BatchIssuance {
+                batch_size: self.options.batch_size,
+            }),
+            display: Vec::new(),
+            credential_configurations_supported: configurations,
+        })
+    }
+
+    /// A fresh `c_nonce`, accepted once by any replica until it expires (§7).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn nonce(&self, tenant: &TenantContext) -> Result<Nonce, Error> {
+        let c_nonce = random_token();
+        self.store
+            .insert_nonce(tenant, &c_nonce, self.now() + self.options.nonce_ttl_secs)
+            .await?;
+        Ok(Nonce {
+            c_nonce,
+            expires_in: self.options.nonce_ttl_secs,
+        })
+    }
+
+    /// Makes an offer: a session with the claims to issue, and a pre-authorized code for it
+    /// minted by the tenant's authorization server `authorization_server`, whose access
+    /// tokens name the credentials of the session in `authorization_details`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for unknown configurations or claims for configurations not
+    /// offered; [`Error::OAuth`] when the authorization server refuses the grant;
+    /// [`Error::Store`] (a taken correlation id is [`StoreError::Conflict`]).
+    pub async fn create_offer(
+        &self,
+        tenant: &TenantContext,
+        authorization_server: &AuthorizationServer,
+        endpoints: &IssuerEndpoints,
+        request: &OfferRequest,
+    ) -> Result<CreatedOffer, Error> {
+        let now = self.now();
+        let mut scopes = Vec::new();
+        let mut details = Vec::new();
+        let mut seen = BTreeSet::new();
+        let session_id = uuid::Uuid::new_v4().to_string();
+        if request.configuration_ids.is_empty() {
+            return Err(ConfigError::invalid(
+                "credential_configuration_ids",
+                "must name at least one configuration",
+            )
+            .into());
+        }
+        for id in &request.configuration_ids {
+            if !seen.insert(id.as_str()) {
+                return Err(ConfigError::invalid(
+                    "credential_configuration_ids",
+                    format!("`{id}` is listed twice"),
+                )
+                .into());
+            }
+            let stored = self.store.configuration(tenant, id).await?.ok_or_else(|| {
+                ConfigError::invalid(
+                    "credential_configuration_ids",
+                    format!("`{id}` is not a configuration of this issuer"),
+                )
+            })?;
+            if let Some(scope) = &stored.configuration.scope {
+                scopes.push(scope.clone());
+            }
+            details.push(json!({
+                "type": OPENID_CREDENTIAL,
+                "credential_configuration_id": id,
+                "credential_identifiers": [credential_identifier(&session_id, id)],
+                "locations": [endpoints.credential_issuer],
+            }));
+        }
+        if let Some(extra) = request.claims.keys().find(|id| !seen.contains(id.as_str())) {
+            return Err(ConfigError::invalid(
+                "claims",
+                format!("`{extra}` is not an offered configuration"),
+            )
+            .into());
+        }
+        let mut grant = Grant::new(session_subject(&session_id));
+        grant.scopes = scopes;
+        grant.authorization_details = Some(Value::Array(details));
+        grant.resource = Some(endpoints.credential_issuer.clone());
+        let mut code_request = PreAuthorizedCodeRequest::new(grant);
+        code_request.ttl = Some(self.options.offer_ttl_secs);
+        if let Some(digits) = request.tx_code_digits {
+            code_request = code_request.with_tx_code(digits);
+        }
+        let minted = authorization_server
+            .mint_pre_authorized_code(tenant, code_request)
+            .await
+            .map_err(Error::OAuth)?;
+        let offer = CredentialOffer {
+            credential_issuer: endpoints.credential_issuer.clone(),
+            credential_configuration_ids: request.configuration_ids.clone(),
+            grants: Grants {
+                authorization_code: None,
+                pre_authorized_code: Some(PreAuthorizedCodeGrant {
+                    pre_authorized_code: minted.code.expose_secret().to_owned(),
+                    tx_code: minted.tx_code.as_ref().map(|code| TxCode {
+                        input_mode: Some(crate::offer::InputMode::Numeric),
+                        length: u32::try_from(code.expose_secret().len()).ok(),
+                        description: request.tx_code_description.clone(),
+                    }),
+                    authorization_server: None,
+                }),
+            },
+        };
+        offer.validate()?;
+        let offer_json = serde_json::to_value(&offer).unwrap_or(Value::Null);
+        let expires_at = now + self.options.offer_ttl_secs;
+        self.store
+            .insert_session(
+                tenant,
+                &Session {
+                    id: session_id.clone(),
+                    correlation_id: request.correlation_id.clone(),
+                    status: SessionStatus::Offered,
+                    configuration_ids: request.configuration_ids.clone(),
+                    claims: request.claims.clone(),
+                    offer: json!({
+                        "credential_issuer": offer.credential_issuer,
+                        "credential_configuration_ids": offer.credential_configuration_ids,
+                    }),
+                    created_at: now,
+                    updated_at: now,
+                    expires_at,
+                },
+            )
+            .await?;
+        let uri = if request.by_reference {
+            let handle = random_token();
+            self.store
+                .insert_offer_reference(tenant, &handle, &session_id, &offer_json, expires_at)
+                .await?;
+            uri_by_reference(&format!(
+                "{}/{handle}",
+                endpoints.offers.trim_end_matches('/')
+            ))
+        } else {
+            offer.to_uri()
+        };
+        Ok(CreatedOffer {
+            session_id,
+            offer,
+            uri,
+            tx_code: minted.tx_code,
+            expires_at,
+        })
+    }
+
+    /// The offer behind a `credential_offer_uri` handle: served once, before it lapses.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown, used or lapsed handle; [`Error::Store`].
+    pub async fn offer_by_reference(
+        &self,
+        tenant: &TenantContext,
+        handle: &str,
+    ) -> Result<Value, Error> {
+        self.store
+            .take_offer_reference(tenant, handle, self.now())
+            .await?
+            .map(|(_, offer)| offer)
+            .ok_or(Error::NotFound("credential offer"))
+    }
+
+    /// Session `id`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`].
+    pub async fn session(&self, tenant: &TenantContext, id: &str) -> Result<Session, Error> {
+        self.store
+            .session(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("issuance session"))
+    }
+
+    /// Cancels session `id` unless it has already ended; its credentials can no longer be
+    /// requested.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown or ended session; [`Error::Store`].
+    pub async fn cancel(&self, tenant: &TenantContext, id: &str) -> Result<(), Error> {
+        let open = [
+            SessionStatus::Offered,
+            SessionStatus::TokenIssued,
+            SessionStatus::CredentialIssued,
+            SessionStatus::Deferred,
+            SessionStatus::Notified,
+        ];
+        if self
+            .store
+            .transition(tenant, id, &open, SessionStatus::Cancelled, self.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound("open issuance session"))
+        }
+    }
+
+    /// Processes a credential request (§8) for the holder of `token`, already validated for
+    /// this issuer: which credential, the key proofs and their nonce, the claims of the
+    /// session, and the signed credentials.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] with the specification's codes for every refusal; [`Error::Store`],
+    /// [`Error::Kms`] or [`Error::Issue`] when the issuer fails.
+    pub async fn credential(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+        token: &ValidatedToken,
+        body: &Value,
+    ) -> Result<CredentialResponse, Error> {
+        let mut options = RequestOptions::default()
+            .with_batch_size(usize::try_from(self.options.batch_size).unwrap_or(1));
+        if !self.options.accept_legacy {
+            options = options.strict();
+        }
+        let request = CredentialRequest::parse(body, &options)?;
+        if request.response_encryption.is_some() {
+            return Err(protocol(
+                CredentialErrorCode::InvalidEncryptionParameters,
+                "this issuer does not encrypt credential responses",
+            ));
+        }
+        let granted = GrantedCredentials::of(token);
+        let configuration_id = self
+            .requested_configuration(tenant, &granted, token, &request)
+            .await?;
+        let stored = self
+            .store
+            .configuration(tenant, &configuration_id)
+            .await?
+            .ok_or_else(|| {
+                protocol(
+                    CredentialErrorCode::UnknownCredentialConfiguration,
+                    format!("configuration {configuration_id} is no longer offered"),
+                )
+            })?;
+        let session_id = token
+            .subject
+            .strip_prefix(SESSION_SUBJECT_PREFIX)
+            .ok_or_else(|| {
+                protocol(
+                    CredentialErrorCode::CredentialRequestDenied,
+                    "no issuance session backs this access token",
+                )
+            })?;
+        let session = self
+            .store
+            .session(tenant, session_id)
+            .await?
+            .ok_or_else(|| {
+                protocol(
+                    CredentialErrorCode::CredentialRequestDenied,
+                    "the issuance session no longer exists",
+                )
+            })?;
+        if session.status.is_final() {
+            return Err(protocol(
+                CredentialErrorCode::CredentialRequestDenied,
+                format!("the issuance session is {}", session.status),
+            ));
+        }
+        let claims = match session.claims.get(&configuration_id) {
+            Some(Value::Object(claims)) => claims.clone(),
+            None => Map::new(),
+            Some(_) => {
+                return Err(protocol(
+                    CredentialErrorCode::CredentialRequestDenied,
+                    "the session holds no claims for this credential",
+                ));
+            }
+        };
+        let now = self.now();
+        let holders = self
+            .proven_keys(
+                tenant,
+                endpoints,
+                token,
+                &stored,
+                request.proofs.as_ref(),
+                now,
+            )
+            .await?;
+        let signer = self.signer(tenant, &stored).await?;
+        let mut credentials = Vec::with_capacity(holders.len().max(1));
+        if holders.is_empty() {
+            let input = CredentialInput::new(
+                &stored.configuration,
+                &stored.settings,
+                &endpoints.credential_issuer,
+                &claims,
+                now,
+            );
+            credentials.push(issue_credential(&input, signer.as_ref()).await?);
+        } else {
+            for holder in &holders {
+                let input = CredentialInput::new(
+                    &stored.configuration,
+                    &stored.settings,
+                    &endpoints.credential_issuer,
+                    &claims,
+                    now,
+                )
+                .bound_to(holder);
+                credentials.push(issue_credential(&input, signer.as_ref()).await?);
+            }
+        }
+        self.store
+            .transition(
+                tenant,
+                &session.id,
+                &[SessionStatus::Offered, SessionStatus::TokenIssued],
+                SessionStatus::CredentialIssued,
+                now,
+            )
+            .await?;
+        Ok(CredentialResponse { credentials })
+    }
+
+    /// The configuration a request asks for, checked against what the token grants.
+    async fn requested_configuration(
+        &self,
+        tenant: &TenantContext,
+        granted: &GrantedCredentials,
+        token: &ValidatedToken,
+        request: &CredentialRequest,
+    ) -> Result<String, Error> {
+        match &request.credential {
+            RequestedCredential::Identifier(identifier) => granted
+                .by_identifier
+                .get(identifier)
+                .cloned()
+                .ok_or_else(|| {
+                    protocol(
+                        CredentialErrorCode::UnknownCredentialIdentifier,
+                        "the access token does not grant this credential_identifier",
+                    )
+                }),
+            RequestedCredential::Configuration(id) => {
+                if !granted.by_identifier.is_empty() {
+                    return Err(protocol(
+                        CredentialErrorCode::InvalidCredentialRequest,
+                        "the token response named credential_identifiers; send credential_identifier",
+                    ));
+                }
+                self.granted_by_scope(tenant, token, id).await
+            }
+            RequestedCredential::Legacy { format, vct, types } => {
+                let candidates: Vec<String> = if granted.configurations.is_empty() {
+                    self.store
+                        .configurations(tenant)
+                        .await?
+                        .into_iter()
+                        .filter(|(_, stored)| {
+                            stored
+                                .configuration
+                                .scope
+                                .as_ref()
+                                .is_some_and(|scope| token.scopes.contains(scope))
+                        })
+                        .map(|(id, _)| id)
+                        .collect()
+                } else {
+                    granted.configurations.iter().cloned().collect()
+                };
+                for id in candidates {
+                    let Some(stored) = self.store.configuration(tenant, &id).await? else {
+                        continue;
+                    };
+                    let profile = &stored.configuration.profile;
+                    let matches = match profile {
+                        FormatProfile::DcSdJwt { vct: own }
+                        | FormatProfile::VcSdJwt { vct: own } => {
+                            (format == crate::config::FORMAT_DC_SD_JWT
+                                || format == crate::config::FORMAT_VC_SD_JWT)
+                                && vct.as_deref() == Some(own.as_str())
+                        }
+                        FormatProfile::JwtVcJson {
+                            credential_definition,
+                        } => {
+                            format == crate::config::FORMAT_JWT_VC_JSON
+                                && types.as_ref() == Some(&credential_definition.types)
+                        }
+                    };
+                    if matches {
+                        return Ok(id);
+                    }
+                }
+                Err(protocol(
+                    CredentialErrorCode::UnknownCredentialConfiguration,
+                    "the access token grants no credential of this format and type",
+                ))
+            }
+        }
+    }
+
+    async fn granted_by_scope(
+        &self,
+        tenant: &TenantContext,
+        token: &ValidatedToken,
+        id: &str,
+    ) -> Result<String, Error> {
+        let unknown = || {
+            protocol(
+                CredentialErrorCode::UnknownCredentialConfiguration,
+                "the access token does not grant this credential_configuration_id",
+            )
+        };
+        let stored = self
+            .store
+            .configuration(tenant, id)
+            .await?
+            .ok_or_else(unknown)?;
+        match &stored.configuration.scope {
+            Some(scope) if token.scopes.contains(scope) => Ok(id.to_owned()),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// Verifies the proofs of a request and redeems their nonce; the keys to bind.
+    async fn proven_keys(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+        token: &ValidatedToken,
+        stored: &StoredConfiguration,
+        proofs: Option<&Proofs>,
+        now: i64,
+    ) -> Result<Vec<crate::proof::ProvenKey>, Error> {
+        let configuration = &stored.configuration;
+        if !configuration.requires_key_binding() {
+            return Ok(Vec::new());
+        }
+        let Some(proofs) = proofs else {
+            return Err(protocol(
+                CredentialErrorCode::InvalidProof,
+                "this credential is bound to a key: send proofs",
+            ));
+        };
+        if !configuration
+            .proof_types_supported
+            .contains_key(proofs.proof_type())
+        {
+            return Err(protocol(
+                CredentialErrorCode::InvalidProof,
+                format!(
+                    "proof type {} is not accepted for this credential",
+                    proofs.proof_type()
+                ),
+            ));
+        }
+        let Proofs::Jwt(jwts) = proofs else {
+            return Err(protocol(
+                CredentialErrorCode::InvalidProof,
+                "key attestations as proofs are not accepted by this issuer",
+            ));
+        };
+        let algorithms: Vec<Algorithm> = configuration.jwt_proof_algorithms().unwrap_or_default();
+        let client_id = token
+            .client_id
+            .clone()
+            .filter(|id| id != edk_oauth::token::ANONYMOUS_CLIENT_ID);
+        let mut policy = ProofPolicy::new(
+            endpoints.credential_issuer.clone(),
+            algorithms,
+            configuration
+                .cryptographic_binding_methods_supported
+                .clone(),
+        )
+        .with_client(client_id);
+        policy.max_age_secs = self.options.proof_max_age_secs;
+        let mut keys = Vec::with_capacity(jwts.len());
+        let mut thumbprints = BTreeSet::new();
+        let mut nonces = BTreeSet::new();
+        for jwt in jwts {
+            let proven = verify_jwt_proof(jwt, &policy, self.proof_keys.as_ref(), now).await?;
+            if !thumbprints.insert(proven.jwk.thumbprint()) {
+                return Err(protocol(
+                    CredentialErrorCode::InvalidProof,
+                    "two proofs are for the same key",
+                ));
+            }
+            if let Some(nonce) = &proven.nonce {
+                nonces.insert(nonce.clone());
+            }
+            keys.push(proven);
+        }
+        if nonces.len() > 1 {
+            return Err(protocol(
+                CredentialErrorCode::InvalidProof,
+                "the proofs of one request must carry the same nonce",
+            ));
+        }
+        if let Some(nonce) = nonces.first()
+            && !self.store.redeem_nonce(tenant, nonce, now).await?
+        {
+            return Err(protocol(
+                CredentialErrorCode::InvalidNonce,
+                "the proof's nonce is unknown, used or expired; fetch a new c_nonce",
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// The signer of a configuration, creating the tenant's default key on first use.
+    async fn signer(
+        &self,
+        tenant: &TenantContext,
+        stored: &StoredConfiguration,
+    ) -> Result<Arc<dyn Signer>, Error> {
+        let purpose = stored
+            .settings
+            .signing_key
+            .as_deref()
+            .unwrap_or(DEFAULT_SIGNING_PURPOSE);
+        let alias = KeyAlias::new(KMS_SERVICE, purpose)
+            .map_err(|_| ConfigError::invalid("signing_key", "is not a key alias purpose"))?;
+        let caller = Self::caller(tenant);
+        match self.kms.key(&caller, &KeyRef::Alias(alias.clone())).await {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                let request = NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256));
+                match self.kms.create_key(&caller, &request).await {
+                    Ok(_) => {}
+                    Err(err) if err.kind() == ErrorKind::Conflict => {}
+                    Err(err) => return Err(Error::Kms(err)),
+                }
+            }
+            Err(err) => return Err(Error::Kms(err)),
+        }
+        self.kms.signer(&caller, &alias).await.map_err(Error::Kms)
+    }
+}
+
+/// The subject of access tokens minted for an issuance session.
+const SESSION_SUBJECT_PREFIX: &str = "urn:edk:oid4vci:session:";
+
+fn session_subject(session_id: &str) -> String {
+    format!("{SESSION_SUBJECT_PREFIX}{session_id}")
+}
+
+/// The dataset id of configuration `configuration_id` in a session.
+fn credential_identifier(session_id: &str, configuration_id: &str) -> String {
+    format!("{session_id}:{configuration_id}")
+}
+
+/// What an access token's `authorization_details` grant.
+#[derive(Debug, Default)]
+struct GrantedCredentials {
+    /// Configuration by credential identifier.
+    by_identifier: BTreeMap<String, String>,
+    /// Every configuration named.
+    configurations: BTreeSet<String>,
+}
+
+impl GrantedCredentials {
+    fn of(token: &ValidatedToken) -> Self {
+        let mut granted = Self::default();
+        let Some(Value::Array(details)) = token.claims.get("authorization_details") else {
+            return granted;
+        };
+        for detail in details {
+            if detail.get("type").and_then(Value::as_str) != Some(OPENID_CREDENTIAL) {
+                continue;
+            }
+            let Some(configuration) = detail
+                .get("credential_configuration_id")
+                .and_then(Value::as_str)
+            else {
+                continue;
+            };
+            granted.configurations.insert(configuration.to_owned());
+            if let Some(Value::Array(identifiers)) = detail.get("credential_identifiers") {
+                for identifier in identifiers.iter().filter_map(Value::as_str) {
+                    granted
+                        .by_identifier
+                        .insert(identifier.to_owned(), configuration.to_owned());
+                }
+            }
+        }
+        granted
+    }
+}

@@ -1,0 +1,535 @@
+//! The issuer end to end in one process, on PostgreSQL and SQLite: an offer with a
+//! transaction code, the tenant's authorization server redeeming it, a nonce, proofs, and
+//! credentials that verify; and the refusals a wallet meets on the way.
+
+use std::sync::Arc;
+
+use edk_core::jose::{Algorithm, Header, JwkSet, JwksResolver, SigningKey};
+use edk_core::sd_jwt::SdJwt;
+use edk_core::sd_jwt_vc::VcVerifyOptions;
+use edk_core::{Clock, FixedClock, Limits, TenantSlug};
+use edk_did::methods::jwk::DidJwk;
+use edk_did::{DidKeyResolver, Resolver};
+use edk_kms::LocalKms;
+use edk_kms::kms::{Caller, KeyAlias};
+use edk_kms::provider::ProviderId;
+use edk_kms::provider::software::{
+    KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
+};
+use edk_oauth::testkit::PreApprovedAuthenticator;
+use edk_oauth::{
+    AccessTokenValidator, AsConfig, AuthorizationServer, EndpointCall, Params, ResourceRequest,
+    ValidatedToken,
+};
+use edk_oid4vci::issuer::{IssuerEndpoints, OfferRequest};
+use edk_oid4vci::proof::PROOF_TYP;
+use edk_oid4vci::store::{SessionStatus, SqlStore, StoredConfiguration};
+use edk_oid4vci::{
+    CredentialConfiguration, CredentialErrorCode, IssuanceSettings, Issuer, issuer::Error,
+};
+use edk_tenancy::store::sqlite::SqliteConfig;
+use edk_tenancy::{
+    DatabaseConfig, EndpointBinding, EndpointRequest, ServiceType, Tenancy, TenantContext,
+    TenantDirectory as _, WellKnownLayout,
+};
+use edk_testkit::TestDb;
+use secrecy::ExposeSecret as _;
+use serde_json::json;
+
+const NOW: i64 = 1_800_000_000;
+const GRANT: &str = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
+
+struct Env {
+    tenancy: Tenancy,
+    kms: Arc<LocalKms>,
+    server: Arc<AuthorizationServer>,
+    issuer: Issuer,
+    clock: Arc<FixedClock>,
+    tenant: TenantContext,
+    other: TenantContext,
+    endpoints: IssuerEndpoints,
+    _dir: Option<tempfile::TempDir>,
+    db: Option<TestDb>,
+}
+
+async fn tenancy(database: DatabaseConfig) -> Tenancy {
+    Tenancy::builder(database)
+        .migrations(edk_kms::migrations().unwrap())
+        .migrations(edk_oauth::migrations().unwrap())
+        .migrations(edk_oid4vci::migrations().unwrap())
+        .build()
+        .await
+        .unwrap()
+}
+
+impl Env {
+    async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let tenancy = tenancy(DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()))).await;
+        Self::new(tenancy, Some(dir), None).await
+    }
+
+    async fn postgres() -> Self {
+        let db = TestDb::new().await;
+        let config = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
+        let tenancy = tenancy(DatabaseConfig::Postgres(config)).await;
+        Self::new(tenancy, None, Some(db)).await
+    }
+
+    async fn new(tenancy: Tenancy, dir: Option<tempfile::TempDir>, db: Option<TestDb>) -> Self {
+        let clock = Arc::new(FixedClock::at_unix(NOW));
+        let kek = KekConfig::key(KekId::new("k").unwrap(), generate_kek().unwrap()).unwrap();
+        let provider = SoftwareProvider::new(SoftwareProviderConfig::new(
+            ProviderId::new("software").unwrap(),
+            kek,
+        ))
+        .unwrap();
+        let kms = Arc::new(
+            LocalKms::builder(tenancy.clone(), vec![Arc::new(provider)])
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        );
+        let server = Arc::new(AuthorizationServer::new(
+            Arc::new(edk_oauth::SqlStore::new(tenancy.clone())),
+            kms.clone(),
+            Arc::new(PreApprovedAuthenticator::new("alice", clock.clone())),
+            clock.clone(),
+            AsConfig::default(),
+        ));
+        let proof_keys = Arc::new(DidKeyResolver::new(Arc::new(
+            Resolver::builder()
+                .method(Arc::new(DidJwk))
+                .build()
+                .unwrap(),
+        )));
+        let issuer = Issuer::new(
+            Arc::new(SqlStore::new(tenancy.clone())),
+            kms.clone(),
+            proof_keys,
+            clock.clone(),
+        );
+        let tenant = provision(&tenancy, "acme").await;
+        let other = provision(&tenancy, "other").await;
+        let authorization_server = AuthorizationServer::issuer(&tenant).unwrap();
+        let endpoints =
+            IssuerEndpoints::under("https://issuer.example/acme", &authorization_server);
+        Self {
+            tenancy,
+            kms,
+            server,
+            issuer,
+            clock,
+            tenant,
+            other,
+            endpoints,
+            _dir: dir,
+            db,
+        }
+    }
+
+    async fn close(self) {
+        drop(self.tenancy);
+        if let Some(db) = self.db {
+            db.close().await;
+        }
+    }
+
+    async fn configure(&self) {
+        let identity = StoredConfiguration {
+            configuration: CredentialConfiguration::from_json(json!({
+                "format": "dc+sd-jwt",
+                "vct": "https://credentials.example.com/identity",
+                "scope": "identity",
+                "cryptographic_binding_methods_supported": ["jwk", "did:jwk"],
+                "credential_signing_alg_values_supported": ["ES256"],
+                "proof_types_supported": { "jwt": { "proof_signing_alg_values_supported": ["ES256", "EdDSA"] } },
+            }))
+            .unwrap(),
+            settings: IssuanceSettings::default(),
+        };
+        self.issuer
+            .put_configuration(&self.tenant, "identity", &identity)
+            .await
+            .unwrap();
+    }
+
+    /// Offer → token (with tx_code): the validated access token.
+    async fn token(&self, offer: &OfferRequest) -> (ValidatedToken, String) {
+        let created = self
+            .issuer
+            .create_offer(&self.tenant, &self.server, &self.endpoints, offer)
+            .await
+            .unwrap();
+        let grant = created.offer.grants.pre_authorized_code.unwrap();
+        let tx_code = created.tx_code.map(|code| code.expose_secret().to_owned());
+        let mut pairs = vec![
+            ("grant_type", GRANT.to_owned()),
+            ("pre-authorized_code", grant.pre_authorized_code),
+        ];
+        if let Some(tx_code) = tx_code {
+            pairs.push(("tx_code", tx_code));
+        }
+        let response = self
+            .server
+            .token(
+                &self.tenant,
+                &EndpointCall::post(Params::from_pairs(
+                    pairs.iter().map(|(k, v)| (*k, v.as_str())),
+                )),
+            )
+            .await
+            .unwrap()
+            .response;
+        let details = response.authorization_details.unwrap();
+        assert_eq!(
+            details[0]["credential_identifiers"],
+            json!([format!("{}:identity", created.session_id)])
+        );
+        let validator = AccessTokenValidator::new(
+            self.endpoints.authorization_server.clone(),
+            self.endpoints.credential_issuer.clone(),
+            self.server.access_token_keys(&self.tenant),
+            self.clock.clone() as Arc<dyn Clock>,
+        );
+        let token = validator
+            .validate(&ResourceRequest::new(
+                "POST",
+                &self.endpoints.credential_endpoint,
+                Some(format!("Bearer {}", response.access_token)),
+            ))
+            .await
+            .unwrap();
+        (token, created.session_id)
+    }
+
+    async fn proof(&self, key: &SigningKey, nonce: &str) -> String {
+        let header = Header::new(key.algorithm())
+            .with_typ(PROOF_TYP)
+            .with_jwk(&key.public_jwk());
+        crate::signed(
+            key,
+            &header,
+            &json!({ "aud": self.endpoints.credential_issuer, "iat": NOW, "nonce": nonce }),
+        )
+    }
+
+    async fn issuer_keys(&self) -> JwksResolver {
+        let caller = Caller::new(self.tenant.clone(), "test");
+        let alias = KeyAlias::new("issuer", "credential-signing").unwrap();
+        let jwks: JwkSet = edk_kms::Kms::jwks(self.kms.as_ref(), &caller, &alias)
+            .await
+            .unwrap();
+        JwksResolver::new(&jwks)
+    }
+}
+
+async fn provision(tenancy: &Tenancy, slug: &str) -> TenantContext {
+    let tenant = tenancy
+        .provision(TenantSlug::new(slug).unwrap(), slug)
+        .await
+        .unwrap();
+    let binding = EndpointBinding::new(
+        tenant.id,
+        ServiceType::As,
+        "as.example",
+        None,
+        &format!("/{slug}"),
+        WellKnownLayout::Inserted,
+    )
+    .unwrap();
+    tenancy.bind(&binding).await.unwrap();
+    let request = EndpointRequest::new("https", "as.example", None, &format!("/{slug}/token"));
+    tenancy
+        .resolve(ServiceType::As, &request)
+        .await
+        .unwrap()
+        .context
+}
+
+macro_rules! on_both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_sqlite() {
+                super::$name(super::Env::sqlite().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn on_postgres() {
+                super::$name(super::Env::postgres().await).await;
+            }
+        }
+    };
+}
+
+fn offer() -> OfferRequest {
+    let mut request = OfferRequest::default();
+    request.configuration_ids = vec!["identity".to_owned()];
+    request.claims = json!({ "identity": { "given_name": "Erika", "family_name": "Mustermann" } })
+        .as_object()
+        .cloned()
+        .unwrap();
+    request.tx_code_digits = Some(6);
+    request.correlation_id = Some("order-1".to_owned());
+    request
+}
+
+fn code(err: Error) -> (CredentialErrorCode, String) {
+    match err {
+        Error::Protocol(err) => (err.code, err.description),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
+async fn a_pre_authorized_batch_flow_issues_verifiable_bound_credentials(env: Env) {
+    env.configure().await;
+    let metadata = env
+        .issuer
+        .metadata(&env.tenant, &env.endpoints)
+        .await
+        .unwrap();
+    metadata.validate().unwrap();
+    assert_eq!(
+        metadata.nonce_endpoint.as_deref(),
+        Some("https://issuer.example/acme/nonce")
+    );
+    let (token, session_id) = env.token(&offer()).await;
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap();
+    let first = SigningKey::generate(Algorithm::Es256).unwrap();
+    let second = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let body = json!({
+        "credential_identifier": format!("{session_id}:identity"),
+        "proofs": { "jwt": [env.proof(&first, &nonce.c_nonce).await, env.proof(&second, &nonce.c_nonce).await] },
+    });
+    let response = env
+        .issuer
+        .credential(&env.tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap();
+    assert_eq!(response.credentials.len(), 2);
+    let keys = env.issuer_keys().await;
+    for (credential, holder) in response.credentials.iter().zip([&first, &second]) {
+        let sd_jwt = SdJwt::parse(credential, &Limits::DEFAULT).unwrap();
+        let verified = sd_jwt
+            .verify_vc(&keys, &VcVerifyOptions::default(), NOW)
+            .await
+            .unwrap();
+        assert_eq!(verified.issuer(), Some("https://issuer.example/acme"));
+        let claims = verified.into_sd_jwt().into_claims();
+        assert_eq!(claims["given_name"], "Erika");
+        assert_eq!(
+            claims["cnf"]["jwk"]["x"],
+            serde_json::to_value(holder.public_jwk()).unwrap()["x"]
+        );
+    }
+    let session = env.issuer.session(&env.tenant, &session_id).await.unwrap();
+    assert_eq!(session.status, SessionStatus::CredentialIssued);
+    assert_eq!(session.correlation_id.as_deref(), Some("order-1"));
+
+    // The nonce was spent: the same proofs again are invalid_nonce.
+    let err = env
+        .issuer
+        .credential(&env.tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(err),
+        (
+            CredentialErrorCode::InvalidNonce,
+            "the proof's nonce is unknown, used or expired; fetch a new c_nonce".to_owned()
+        )
+    );
+    env.close().await;
+}
+on_both_backends!(a_pre_authorized_batch_flow_issues_verifiable_bound_credentials);
+
+async fn a_wallet_meets_the_specified_refusals(env: Env) {
+    env.configure().await;
+    let (token, session_id) = env.token(&offer()).await;
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
+    let identifier = format!("{session_id}:identity");
+    let cases = [
+        (
+            json!({ "credential_identifier": "someone-else:identity",
+                "proofs": { "jwt": [env.proof(&key, &nonce).await] } }),
+            CredentialErrorCode::UnknownCredentialIdentifier,
+            "the access token does not grant this credential_identifier",
+        ),
+        (
+            json!({ "credential_configuration_id": "identity",
+                "proofs": { "jwt": [env.proof(&key, &nonce).await] } }),
+            CredentialErrorCode::InvalidCredentialRequest,
+            "the token response named credential_identifiers; send credential_identifier",
+        ),
+        (
+            json!({ "credential_identifier": identifier }),
+            CredentialErrorCode::InvalidProof,
+            "this credential is bound to a key: send proofs",
+        ),
+        (
+            json!({ "credential_identifier": identifier,
+                "proofs": { "jwt": [env.proof(&key, &nonce).await, env.proof(&key, &nonce).await] } }),
+            CredentialErrorCode::InvalidProof,
+            "two proofs are for the same key",
+        ),
+        (
+            json!({ "credential_identifier": identifier,
+                "proofs": { "jwt": [env.proof(&key, "never-issued").await] } }),
+            CredentialErrorCode::InvalidNonce,
+            "the proof's nonce is unknown, used or expired; fetch a new c_nonce",
+        ),
+    ];
+    for (body, expected, description) in cases {
+        let err = env
+            .issuer
+            .credential(&env.tenant, &env.endpoints, &token, &body)
+            .await
+            .unwrap_err();
+        assert_eq!(code(err), (expected, description.to_owned()));
+    }
+    // None of the refusals spent the nonce.
+    let body = json!({ "credential_identifier": identifier,
+        "proofs": { "jwt": [env.proof(&key, &nonce).await] } });
+    // Tenant A's token at tenant B: its session is not there.
+    let err = env
+        .issuer
+        .credential(&env.other, &env.endpoints, &token, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(err),
+        (
+            CredentialErrorCode::UnknownCredentialConfiguration,
+            "configuration identity is no longer offered".to_owned()
+        )
+    );
+    env.issuer
+        .credential(&env.tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap();
+
+    // A cancelled session issues nothing more.
+    env.issuer.cancel(&env.tenant, &session_id).await.unwrap();
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
+    let body = json!({ "credential_identifier": identifier,
+        "proofs": { "jwt": [env.proof(&key, &nonce).await] } });
+    let err = env
+        .issuer
+        .credential(&env.tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(err),
+        (
+            CredentialErrorCode::CredentialRequestDenied,
+            "the issuance session is cancelled".to_owned()
+        )
+    );
+    env.close().await;
+}
+on_both_backends!(a_wallet_meets_the_specified_refusals);
+
+async fn sixty_four_concurrent_requests_on_one_nonce_issue_once(env: Env) {
+    env.configure().await;
+    let (token, session_id) = env.token(&offer()).await;
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
+    let env = Arc::new(env);
+    let token = Arc::new(token);
+    let attempts = (0..64).map(|_| {
+        let env = Arc::clone(&env);
+        let token = Arc::clone(&token);
+        let nonce = nonce.clone();
+        let identifier = format!("{session_id}:identity");
+        tokio::spawn(async move {
+            let key = SigningKey::generate(Algorithm::Es256).unwrap();
+            let body = json!({ "credential_identifier": identifier,
+                "proofs": { "jwt": [env.proof(&key, &nonce).await] } });
+            env.issuer
+                .credential(&env.tenant, &env.endpoints, &token, &body)
+                .await
+                .map_err(code)
+        })
+    });
+    let results: Vec<_> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for refused in results.into_iter().filter_map(Result::err) {
+        assert_eq!(refused.0, CredentialErrorCode::InvalidNonce);
+    }
+    Arc::into_inner(env).unwrap().close().await;
+}
+on_both_backends!(sixty_four_concurrent_requests_on_one_nonce_issue_once);
+
+async fn offers_check_their_configurations_and_serve_references_once(env: Env) {
+    env.configure().await;
+    let mut unknown = offer();
+    unknown.configuration_ids = vec!["passport".to_owned()];
+    let err = env
+        .issuer
+        .create_offer(&env.tenant, &env.server, &env.endpoints, &unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "credential_configuration_ids: `passport` is not a configuration of this issuer"
+    );
+    let mut stray_claims = offer();
+    stray_claims.claims.insert("passport".to_owned(), json!({}));
+    let err = env
+        .issuer
+        .create_offer(&env.tenant, &env.server, &env.endpoints, &stray_claims)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "claims: `passport` is not an offered configuration"
+    );
+
+    let mut by_reference = offer();
+    by_reference.by_reference = true;
+    by_reference.correlation_id = None;
+    let created = env
+        .issuer
+        .create_offer(&env.tenant, &env.server, &env.endpoints, &by_reference)
+        .await
+        .unwrap();
+    let edk_oid4vci::offer::OfferReference::Uri(uri) =
+        edk_oid4vci::offer::parse_offer_uri(&created.uri).unwrap()
+    else {
+        panic!("expected an offer by reference")
+    };
+    let handle = uri
+        .strip_prefix("https://issuer.example/acme/offers/")
+        .unwrap();
+    assert!(matches!(
+        env.issuer
+            .offer_by_reference(&env.other, handle)
+            .await
+            .unwrap_err(),
+        Error::NotFound("credential offer")
+    ));
+    let served = env
+        .issuer
+        .offer_by_reference(&env.tenant, handle)
+        .await
+        .unwrap();
+    assert_eq!(served, serde_json::to_value(&created.offer).unwrap());
+    assert!(served["grants"][GRANT]["tx_code"]["length"] == 6);
+    assert!(matches!(
+        env.issuer
+            .offer_by_reference(&env.tenant, handle)
+            .await
+            .unwrap_err(),
+        Error::NotFound("credential offer")
+    ));
+    // The tx_code is not in the offer and not in Debug output.
+    let tx_code = created.tx_code.as_ref().unwrap().expose_secret().to_owned();
+    assert!(!served.to_string().contains(&tx_code));
+    assert!(!format!("{created:?}").contains(&tx_code));
+    env.close().await;
+}
+on_both_backends!(offers_check_their_configurations_and_serve_references_once);
