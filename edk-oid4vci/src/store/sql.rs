@@ -66,9 +66,18 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
     serde_json::from_str(text).map_err(|_| StoreError::Corrupt("stored state is malformed"))
 }
 
-fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+/// Maps a failed insert: a unique violation is a conflict over `what`.
+fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |err| {
+        let unique = err
+            .as_database_error()
+            .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation);
+        if unique {
+            StoreError::Conflict(what)
+        } else {
+            StoreError::database(err)
+        }
+    }
 }
 
 /// The parts of a session kept in its `data` column.
@@ -219,13 +228,7 @@ impl IssuerStore for SqlStore {
                 .bind(expires_at)
                 .execute(conn)
                 .await
-                .map_err(|err| {
-                    if is_unique_violation(&err) {
-                        StoreError::Conflict("nonce")
-                    } else {
-                        StoreError::database(err)
-                    }
-                })?;
+                .map_err(conflict_as("nonce"))?;
         });
         tx.commit().await.map_err(StoreError::database)
     }
@@ -271,13 +274,7 @@ impl IssuerStore for SqlStore {
             .bind(expires_at)
             .execute(conn)
             .await
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    StoreError::Conflict("offer reference")
-                } else {
-                    StoreError::database(err)
-                }
-            })?;
+            .map_err(conflict_as("offer reference"))?;
         });
         tx.commit().await.map_err(StoreError::database)
     }
@@ -330,13 +327,7 @@ impl IssuerStore for SqlStore {
             .bind(session.expires_at)
             .execute(conn)
             .await
-            .map_err(|err| {
-                if is_unique_violation(&err) {
-                    StoreError::Conflict("session id or correlation id")
-                } else {
-                    StoreError::database(err)
-                }
-            })?;
+            .map_err(conflict_as("session id or correlation id"))?;
         });
         tx.commit().await.map_err(StoreError::database)
     }
