@@ -486,30 +486,7 @@ fn validate(
         allowed.push("openid".to_owned());
     }
     let scopes = granted_scopes(bounded(params, "scope", MAX_SCOPE_BYTES)?, &allowed, false)?;
-    let details = bounded(
-        params,
-        "authorization_details",
-        MAX_AUTHORIZATION_DETAILS_BYTES,
-    )?;
-    let authorization_details = match details {
-        Some(text) => Some(serde_json::from_str::<Value>(text).map_err(|_| {
-            Error::oauth(
-                OAuthErrorCode::InvalidAuthorizationDetails,
-                "`authorization_details` is not JSON",
-            )
-        })?),
-        None => None,
-    };
-    if authorization_details
-        .as_ref()
-        .and_then(Value::as_array)
-        .is_some_and(|entries| entries.len() > MAX_AUTHORIZATION_DETAILS)
-    {
-        return Err(Error::invalid_request(format!(
-            "`authorization_details` has more than {MAX_AUTHORIZATION_DETAILS} entries"
-        )));
-    }
-    check_authorization_details(authorization_details.as_ref())?;
+    let authorization_details = requested_authorization_details(params)?;
     let dpop_jkt = match params.get("dpop_jkt")? {
         Some(jkt)
             if jkt.len() != 43
@@ -593,6 +570,52 @@ fn bounded<'a>(
 
 fn too_long(name: &str, max: usize) -> Error {
     Error::invalid_request(format!("`{name}` is longer than {max} bytes"))
+}
+
+/// The `authorization_details` a client sent with an authorization, PAR or token request:
+/// at most [`MAX_AUTHORIZATION_DETAILS_BYTES`] of JSON with at most
+/// [`MAX_AUTHORIZATION_DETAILS`] entries, each valid for [`check_authorization_details`] and
+/// without `credential_identifiers`, which only the authorization server assigns.
+///
+/// # Errors
+/// `invalid_request` beyond the limits; `invalid_authorization_details` otherwise.
+pub(crate) fn requested_authorization_details(params: &Params) -> Result<Option<Value>, Error> {
+    let Some(text) = bounded(
+        params,
+        "authorization_details",
+        MAX_AUTHORIZATION_DETAILS_BYTES,
+    )?
+    else {
+        return Ok(None);
+    };
+    let details = serde_json::from_str::<Value>(text).map_err(|_| {
+        Error::oauth(
+            OAuthErrorCode::InvalidAuthorizationDetails,
+            "`authorization_details` is not JSON",
+        )
+    })?;
+    if details
+        .as_array()
+        .is_some_and(|entries| entries.len() > MAX_AUTHORIZATION_DETAILS)
+    {
+        return Err(Error::invalid_request(format!(
+            "`authorization_details` has more than {MAX_AUTHORIZATION_DETAILS} entries"
+        )));
+    }
+    check_authorization_details(Some(&details))?;
+    if details
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|entry| entry.get("credential_identifiers").is_some())
+    {
+        return Err(Error::oauth(
+            OAuthErrorCode::InvalidAuthorizationDetails,
+            "`credential_identifiers` are assigned by the authorization server and cannot be \
+             requested",
+        ));
+    }
+    Ok(Some(details))
 }
 
 /// Checks `authorization_details` (RFC 9396 §2): a non-empty array of objects, each of type

@@ -2,8 +2,10 @@
 
 use edk_core::ClientId;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::authn::AuthenticatedSubject;
+use crate::error::{Error, OAuthErrorCode};
 
 /// The authorization a code, pre-authorized code or refresh token carries, stored with it as
 /// JSON and copied into the tokens it yields.
@@ -21,7 +23,7 @@ pub struct Grant {
     pub scopes: Vec<String>,
     /// Granted `authorization_details` (RFC 9396), each of type `openid_credential`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorization_details: Option<serde_json::Value>,
+    pub authorization_details: Option<Value>,
     /// When the end user authenticated (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
@@ -33,7 +35,7 @@ pub struct Grant {
     pub amr: Vec<String>,
     /// Claims about the end user to hand on (for the issuer).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    pub claims: serde_json::Map<String, Value>,
     /// The audience of access tokens (RFC 8707 `resource`); `None` uses the AS default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
@@ -92,4 +94,67 @@ pub struct CodeGrant {
     /// The OIDC `nonce`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+}
+
+/// The granted `authorization_details` narrowed to those a token request asks for (RFC 9396
+/// §6.1, OID4VCI 1.0 §6.1): every granted entry of each requested `type` and
+/// `credential_configuration_id`, as granted (with its `credential_identifiers`); a requested
+/// `locations` must be a subset of the granted entry's and then replaces it. Nothing requested
+/// keeps the grant as it is.
+///
+/// # Errors
+/// `invalid_authorization_details` when a requested entry was not granted.
+pub(crate) fn narrow_details(
+    requested: Option<&Value>,
+    granted: Option<&Value>,
+) -> Result<Option<Value>, Error> {
+    let Some(requested) = requested else {
+        return Ok(granted.cloned());
+    };
+    let granted: &[Value] = granted.and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    let mut narrowed: Vec<Value> = Vec::new();
+    for entry in requested.as_array().map_or(&[][..], Vec::as_slice) {
+        let configuration = entry.get("credential_configuration_id");
+        let matching: Vec<&Value> = granted
+            .iter()
+            .filter(|g| {
+                g.get("type") == entry.get("type")
+                    && g.get("credential_configuration_id") == configuration
+            })
+            .collect();
+        if matching.is_empty() {
+            return Err(Error::oauth(
+                OAuthErrorCode::InvalidAuthorizationDetails,
+                format!(
+                    "`authorization_details` asks for credential configuration {}, which was not \
+                     granted",
+                    configuration.unwrap_or(&Value::Null)
+                ),
+            ));
+        }
+        for granted_entry in matching {
+            let mut out = granted_entry.clone();
+            if let Some(locations) = entry.get("locations") {
+                let allowed = granted_entry.get("locations").and_then(Value::as_array);
+                let within = locations.as_array().is_some_and(|asked| {
+                    asked
+                        .iter()
+                        .all(|l| allowed.is_some_and(|allowed| allowed.contains(l)))
+                });
+                if !within {
+                    return Err(Error::oauth(
+                        OAuthErrorCode::InvalidAuthorizationDetails,
+                        "`authorization_details` asks for `locations` that were not granted",
+                    ));
+                }
+                if let Some(object) = out.as_object_mut() {
+                    object.insert("locations".to_owned(), locations.clone());
+                }
+            }
+            if !narrowed.contains(&out) {
+                narrowed.push(out);
+            }
+        }
+    }
+    Ok(Some(Value::Array(narrowed)))
 }

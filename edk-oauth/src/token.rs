@@ -9,12 +9,12 @@ use serde_json::{Map, Value, json};
 use crate::client::{Client, ClientAuthMethod, GrantType};
 use crate::dpop::{self, DpopProof};
 use crate::error::{Error, OAuthErrorCode};
-use crate::grant::Grant;
+use crate::grant::{Grant, narrow_details};
 use crate::request::EndpointCall;
 use crate::server::{AuthorizationServer, tx_code_digest};
 use crate::store::{
-    AccessTokenRecord, CodeRedeem, CodeRedemption, PreAuthRedemption, RefreshRecord, RefreshRotate,
-    RefreshRotation, SingleUse,
+    AccessTokenRecord, CodeRedeem, CodeRedemption, GrantCheck, PreAuthRedemption, RefreshRecord,
+    RefreshRotate, RefreshRotation, SingleUse,
 };
 
 /// The `typ` of JWT access tokens (RFC 9068 §2.1).
@@ -84,6 +84,19 @@ struct Issue<'a> {
     nonce: Option<&'a str>,
 }
 
+/// A token request whose DPoP proof and client were checked.
+#[derive(Clone, Copy)]
+struct TokenRequest<'a> {
+    call: &'a EndpointCall,
+    client: Option<&'a Client>,
+    jkt: Option<&'a str>,
+    /// The request's `authorization_details`, checked by
+    /// [`requested_authorization_details`](crate::authorize::requested_authorization_details).
+    requested: Option<&'a Value>,
+    /// The request's single-use values, to record once the grant is valid.
+    single_use: &'a [SingleUse],
+}
+
 /// Signed tokens and the records to store for them.
 struct Prepared {
     response: TokenResponse,
@@ -114,6 +127,10 @@ impl AuthorizationServer {
                 "the grant type is not supported",
             )
         })?;
+        // RFC 9396 §6: the request may narrow the grant's `authorization_details`, never
+        // name `credential_identifiers` of its own.
+        let requested = crate::authorize::requested_authorization_details(&call.params)?;
+        let requested = requested.as_ref();
         // RFC 9449 §8: the proof and its nonce are checked before the client authenticates,
         // so that a retry after `use_dpop_nonce` can reuse its client assertion.
         let proof = self.verify_dpop(tenant, call, "token", None).await?;
@@ -161,20 +178,18 @@ impl AuthorizationServer {
             None => None,
         };
         let client = client.as_ref();
+        let request = TokenRequest {
+            call,
+            client,
+            jkt,
+            requested,
+            single_use: &single_use,
+        };
         let response = match grant_type {
-            GrantType::ClientCredentials => {
-                self.client_credentials(tenant, call, client, jkt, &single_use)
-                    .await?
-            }
-            GrantType::PreAuthorizedCode => {
-                self.pre_authorized_code(tenant, call, client, jkt, &single_use)
-                    .await?
-            }
-            GrantType::AuthorizationCode => {
-                self.authorization_code(tenant, call, client, jkt, &single_use)
-                    .await?
-            }
-            GrantType::RefreshToken => self.refresh(tenant, call, client, jkt, &single_use).await?,
+            GrantType::ClientCredentials => self.client_credentials(tenant, &request).await?,
+            GrantType::PreAuthorizedCode => self.pre_authorized_code(tenant, &request).await?,
+            GrantType::AuthorizationCode => self.authorization_code(tenant, &request).await?,
+            GrantType::RefreshToken => self.refresh(tenant, &request).await?,
         };
         Ok(TokenOutcome {
             response,
@@ -271,17 +286,22 @@ impl AuthorizationServer {
     async fn client_credentials(
         &self,
         tenant: &TenantContext,
-        call: &EndpointCall,
-        client: Option<&Client>,
-        jkt: Option<&str>,
-        single_use: &[SingleUse],
+        request: &TokenRequest<'_>,
     ) -> Result<TokenResponse, Error> {
+        let TokenRequest {
+            call,
+            client,
+            jkt,
+            requested,
+            single_use,
+        } = *request;
         let client = confidential(client)?;
         let scopes = granted_scopes(call.params.get("scope")?, &client.metadata.scopes, true)?;
         let mut grant = Grant::new(client.client_id.as_str());
         grant.client_id = Some(client.client_id.clone());
         grant.scopes = scopes;
         grant.resource = resource(call, &client.metadata.resources)?;
+        grant.authorization_details = narrow_details(requested, None)?;
         self.spend(tenant, single_use).await?;
         self.issue(
             tenant,
@@ -301,11 +321,15 @@ impl AuthorizationServer {
     async fn pre_authorized_code(
         &self,
         tenant: &TenantContext,
-        call: &EndpointCall,
-        client: Option<&Client>,
-        jkt: Option<&str>,
-        single_use: &[SingleUse],
+        request: &TokenRequest<'_>,
     ) -> Result<TokenResponse, Error> {
+        let TokenRequest {
+            call,
+            client,
+            jkt,
+            requested,
+            single_use,
+        } = *request;
         if client.is_none() && !self.config.pre_authorized_anonymous_access {
             return Err(Error::invalid_client("client authentication is required"));
         }
@@ -313,6 +337,8 @@ impl AuthorizationServer {
         let tx_code = call.params.get("tx_code")?;
         let tx_hash = tx_code.map(|tx| tx_code_digest(code, tx));
         let max = self.config.tx_code_max_attempts;
+        let narrows =
+            |grant: &Grant| narrow_details(requested, grant.authorization_details.as_ref()).is_ok();
         let outcome = self
             .store
             .redeem_pre_auth(
@@ -320,6 +346,7 @@ impl AuthorizationServer {
                 &crate::random::digest(code),
                 tx_hash.as_deref(),
                 max,
+                GrantCheck(&narrows),
                 self.now(),
             )
             .await?;
@@ -348,7 +375,10 @@ impl AuthorizationServer {
                     "the pre-authorized code is invalid, expired or used",
                 ));
             }
+            PreAuthRedemption::Refused => return Err(not_granted()),
         };
+        grant.authorization_details =
+            narrow_details(requested, grant.authorization_details.as_ref())?;
         self.spend(tenant, single_use).await?;
         grant.client_id = client.map(|c| c.client_id.clone());
         grant.client_instance_jkt = crate::client_attestation::instance_jkt(call);
@@ -378,11 +408,15 @@ impl AuthorizationServer {
     async fn authorization_code(
         &self,
         tenant: &TenantContext,
-        call: &EndpointCall,
-        client: Option<&Client>,
-        jkt: Option<&str>,
-        single_use: &[SingleUse],
+        request: &TokenRequest<'_>,
     ) -> Result<TokenResponse, Error> {
+        let TokenRequest {
+            call,
+            client,
+            jkt,
+            requested,
+            single_use,
+        } = *request;
         let client = client.ok_or_else(|| Error::invalid_client("the client is not identified"))?;
         let code = call.params.require("code")?;
         let redirect_uri = call.params.require("redirect_uri")?;
@@ -395,12 +429,15 @@ impl AuthorizationServer {
             return Err(Error::invalid_grant("the `code_verifier` is malformed"));
         }
         let challenge = crate::random::s256(verifier);
+        let narrows =
+            |grant: &Grant| narrow_details(requested, grant.authorization_details.as_ref()).is_ok();
         let redemption = CodeRedeem {
             code_hash: &crate::random::digest(code),
             client_id: &client.client_id,
             redirect_uri,
             code_challenge: &challenge,
             dpop_jkt: jkt,
+            check: GrantCheck(&narrows),
         };
         let now = self.now();
         let (family, code) = match self.store.redeem_code(tenant, &redemption, now).await? {
@@ -417,9 +454,12 @@ impl AuthorizationServer {
                      client, redirect_uri, code_verifier or DPoP key",
                 ));
             }
+            CodeRedemption::Refused => return Err(not_granted()),
         };
         self.spend(tenant, single_use).await?;
         let mut grant = code.grant;
+        grant.authorization_details =
+            narrow_details(requested, grant.authorization_details.as_ref())?;
         grant.client_instance_jkt = crate::client_attestation::instance_jkt(call);
         // A public client's refresh tokens stay bound to the DPoP key of this request.
         if client.metadata.token_endpoint_auth_method == ClientAuthMethod::None {
@@ -447,11 +487,15 @@ impl AuthorizationServer {
     async fn refresh(
         &self,
         tenant: &TenantContext,
-        call: &EndpointCall,
-        client: Option<&Client>,
-        jkt: Option<&str>,
-        single_use: &[SingleUse],
+        request: &TokenRequest<'_>,
     ) -> Result<TokenResponse, Error> {
+        let TokenRequest {
+            call,
+            client,
+            jkt,
+            requested: requested_details,
+            single_use,
+        } = *request;
         let client = client.ok_or_else(|| Error::invalid_client("the client is not identified"))?;
         let token = call.params.require("refresh_token")?;
         let requested = call.params.get("scope")?;
@@ -491,6 +535,11 @@ impl AuthorizationServer {
             // grant's scope.
             access_grant.scopes = granted_scopes(Some(requested), &record.grant.scopes, false)?;
         }
+        // Likewise for `authorization_details` (RFC 9396 §6.2).
+        access_grant.authorization_details = narrow_details(
+            requested_details,
+            record.grant.authorization_details.as_ref(),
+        )?;
         let prepared = self
             .prepare(
                 tenant,
@@ -666,6 +715,15 @@ impl AuthorizationServer {
         }
         self.sign_jwt(tenant, "JWT", &claims).await
     }
+}
+
+/// The error for a token request whose `authorization_details` ask for more than the grant
+/// holds.
+fn not_granted() -> Error {
+    Error::oauth(
+        OAuthErrorCode::InvalidAuthorizationDetails,
+        "`authorization_details` asks for credentials or locations that were not granted",
+    )
 }
 
 /// The error for a refresh request whose rotation did not happen.

@@ -22,6 +22,28 @@ mod sql;
 
 pub use sql::SqlStore;
 
+/// A condition on the grant of a code being redeemed, checked inside the redemption: a
+/// grant it refuses is not redeemed, and the code stays as it was.
+#[derive(Clone, Copy)]
+pub struct GrantCheck<'a>(pub &'a (dyn Fn(&Grant) -> bool + Send + Sync));
+
+impl GrantCheck<'_> {
+    /// A check that accepts every grant.
+    pub const ANY: GrantCheck<'static> = GrantCheck(&|_| true);
+
+    /// Whether `grant` passes.
+    #[must_use]
+    pub fn accepts(&self, grant: &Grant) -> bool {
+        (self.0)(grant)
+    }
+}
+
+impl fmt::Debug for GrantCheck<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GrantCheck(..)")
+    }
+}
+
 /// What an authorization code redemption must match.
 #[derive(Clone, Copy, Debug)]
 pub struct CodeRedeem<'a> {
@@ -35,6 +57,9 @@ pub struct CodeRedeem<'a> {
     pub code_challenge: &'a str,
     /// The thumbprint of the token request's DPoP key.
     pub dpop_jkt: Option<&'a str>,
+    /// What the code's grant must satisfy (the token request's `authorization_details` must
+    /// narrow it).
+    pub check: GrantCheck<'a>,
 }
 
 /// The result of redeeming an authorization code.
@@ -58,6 +83,9 @@ pub enum CodeRedemption {
     },
     /// The code is unknown or expired.
     Invalid,
+    /// The code matched, but its grant failed the redemption's [`GrantCheck`]; the code is
+    /// left as it was.
+    Refused,
 }
 
 /// The result of redeeming a pre-authorized code.
@@ -78,6 +106,9 @@ pub enum PreAuthRedemption {
     TxCodeNotExpected,
     /// Unknown, expired, consumed or revoked.
     Invalid,
+    /// The code (and its `tx_code`) matched, but its grant failed the redemption's
+    /// [`GrantCheck`]; the code is left as it was.
+    Refused,
 }
 
 /// A new pre-authorized code, as stored.
@@ -315,7 +346,7 @@ pub trait OAuthStore: fmt::Debug + Send + Sync {
 
     /// Redeems a pre-authorized code with the digest of the `tx_code` sent (if any). A wrong
     /// `tx_code` counts one attempt; at `max_attempts` the code is revoked. A `tx_code` for a
-    /// code minted without one redeems nothing.
+    /// code minted without one redeems nothing, nor does a grant that `check` refuses.
     ///
     /// # Errors
     /// When the database fails.
@@ -325,6 +356,7 @@ pub trait OAuthStore: fmt::Debug + Send + Sync {
         code_hash: &str,
         tx_code_hash: Option<&str>,
         max_attempts: u32,
+        check: GrantCheck<'_>,
         now: i64,
     ) -> Result<PreAuthRedemption, Error>;
 

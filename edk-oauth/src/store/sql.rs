@@ -8,12 +8,12 @@ use edk_core::ClientId;
 use edk_tenancy::{Tenancy, TenantContext, TenantTx};
 
 use super::{
-    AccessTokenRecord, CodeRedeem, CodeRedemption, NewPreAuthCode, OAuthStore, PreAuthRedemption,
-    RefreshRecord, RefreshRotate, RefreshRotation, SingleUse,
+    AccessTokenRecord, CodeRedeem, CodeRedemption, GrantCheck, NewPreAuthCode, OAuthStore,
+    PreAuthRedemption, RefreshRecord, RefreshRotate, RefreshRotation, SingleUse,
 };
 use crate::client::{Client, ClientMetadata};
 use crate::error::Error;
-use crate::grant::CodeGrant;
+use crate::grant::{CodeGrant, Grant};
 
 /// The SQL store over a [`Tenancy`]'s workload databases.
 #[derive(Clone, Debug)]
@@ -486,10 +486,15 @@ impl OAuthStore for SqlStore {
             .await?
         });
         let outcome = if let Some((client, family, grant)) = redeemed {
+            let code: CodeGrant = from_json(&grant)?;
+            if !redemption.check.accepts(&code.grant) {
+                // Dropped without commit, the transaction rolls back: the code stays as it was.
+                return Ok(CodeRedemption::Refused);
+            }
             CodeRedemption::Redeemed {
                 client_id: client_id(client)?,
                 family,
-                code: Box::new(from_json(&grant)?),
+                code: Box::new(code),
             }
         } else {
             let replayed: Option<(String,)> = with_conn!(tx, conn => {
@@ -541,6 +546,7 @@ impl OAuthStore for SqlStore {
         code_hash: &str,
         tx_code_hash: Option<&str>,
         max_attempts: u32,
+        check: GrantCheck<'_>,
         now: i64,
     ) -> Result<PreAuthRedemption, Error> {
         let max_attempts = i64::from(max_attempts);
@@ -561,7 +567,12 @@ impl OAuthStore for SqlStore {
             .await?
         });
         let outcome = if let Some((grant,)) = redeemed {
-            PreAuthRedemption::Redeemed(Box::new(from_json(&grant)?))
+            let grant: Grant = from_json(&grant)?;
+            if !check.accepts(&grant) {
+                // Dropped without commit, the transaction rolls back: the code stays as it was.
+                return Ok(PreAuthRedemption::Refused);
+            }
+            PreAuthRedemption::Redeemed(Box::new(grant))
         } else if let Some(tx_code_hash) = tx_code_hash {
             // A wrong tx_code on a live code: count it, revoking at the limit, atomically.
             let failed: Option<(i64,)> = with_conn!(tx, conn => {

@@ -9,6 +9,7 @@
 
 mod attestation;
 mod concurrency;
+mod credential_details;
 mod federation;
 mod flows;
 mod grant_claims;

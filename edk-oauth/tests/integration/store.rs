@@ -3,7 +3,7 @@
 use edk_core::ClientId;
 use edk_oauth::client::{Client, ClientAuthMethod, ClientMetadata, GrantType};
 use edk_oauth::grant::Grant;
-use edk_oauth::store::{NewPreAuthCode, OAuthStore, PreAuthRedemption};
+use edk_oauth::store::{GrantCheck, NewPreAuthCode, OAuthStore, PreAuthRedemption};
 use edk_oauth::{Error, SqlStore};
 
 use crate::support::Backend;
@@ -70,19 +70,19 @@ async fn tx_code_attempts_are_bounded(backend: Backend) {
     };
     store.insert_pre_auth(&tenant, &code, 0).await.unwrap();
     let missing = store
-        .redeem_pre_auth(&tenant, "code", None, 3, 10)
+        .redeem_pre_auth(&tenant, "code", None, 3, GrantCheck::ANY, 10)
         .await
         .unwrap();
     assert_eq!(missing, PreAuthRedemption::TxCodeRequired);
     for remaining in [2, 1, 0] {
         let wrong = store
-            .redeem_pre_auth(&tenant, "code", Some("wrong"), 3, 10)
+            .redeem_pre_auth(&tenant, "code", Some("wrong"), 3, GrantCheck::ANY, 10)
             .await
             .unwrap();
         assert_eq!(wrong, PreAuthRedemption::WrongTxCode { remaining });
     }
     let revoked = store
-        .redeem_pre_auth(&tenant, "code", Some("right"), 3, 10)
+        .redeem_pre_auth(&tenant, "code", Some("right"), 3, GrantCheck::ANY, 10)
         .await
         .unwrap();
     assert_eq!(revoked, PreAuthRedemption::Invalid);
