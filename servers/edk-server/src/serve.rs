@@ -4,9 +4,12 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use poem::endpoint::BoxEndpoint;
+use poem::http::header::ALLOW;
+use poem::http::{HeaderValue, StatusCode};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, Response, Route, Server};
 use poem_openapi::{OpenApi, OpenApiService};
@@ -35,10 +38,83 @@ pub fn path_is_under(path: &str, prefix: &str) -> bool {
 /// at `/docs`.
 #[must_use]
 pub fn openapi_routes<T: OpenApi + 'static>(service: OpenApiService<T, ()>) -> Route {
+    let allowed = AllowedMethods::from_spec(&service.spec());
     Route::new()
         .at("/openapi.json", service.spec_endpoint())
         .nest("/docs", service.swagger_ui())
-        .nest("/", service)
+        .nest(
+            "/",
+            service.around(move |ep, req| {
+                let allowed = Arc::clone(&allowed);
+                async move {
+                    let path = req.uri().path().to_owned();
+                    match ep.call(req).await {
+                        Err(err) if err.status() == StatusCode::METHOD_NOT_ALLOWED => {
+                            let mut response = crate::problem::problem_for_poem_error(err);
+                            if let Some(methods) = allowed.for_path(&path)
+                                && let Ok(value) = HeaderValue::from_str(methods)
+                            {
+                                response.headers_mut().insert(ALLOW, value);
+                            }
+                            Ok(response)
+                        }
+                        other => other,
+                    }
+                }
+            }),
+        )
+}
+
+/// The methods of each path template of an OpenAPI document, for the `Allow` header of a
+/// 405 (RFC 9110 §15.5.6).
+#[derive(Debug, Default)]
+struct AllowedMethods {
+    paths: Vec<(Vec<String>, String)>,
+}
+
+impl AllowedMethods {
+    fn from_spec(spec: &str) -> Arc<Self> {
+        let mut table = Self::default();
+        let document: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+        if let Some(paths) = document.get("paths").and_then(serde_json::Value::as_object) {
+            for (template, operations) in paths {
+                let Some(operations) = operations.as_object() else {
+                    continue;
+                };
+                let methods: Vec<String> = operations
+                    .keys()
+                    .filter(|m| {
+                        [
+                            "get", "put", "post", "delete", "options", "head", "patch", "trace",
+                        ]
+                        .contains(&m.as_str())
+                    })
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect();
+                if !methods.is_empty() {
+                    let segments = template.split('/').map(str::to_owned).collect();
+                    table.paths.push((segments, methods.join(", ")));
+                }
+            }
+        }
+        Arc::new(table)
+    }
+
+    fn for_path(&self, path: &str) -> Option<&str> {
+        let segments: Vec<&str> = path.split('/').collect();
+        self.paths
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == segments.len()
+                    && template.iter().zip(&segments).all(|(want, got)| {
+                        (want.starts_with('{') && want.ends_with('}') && !got.is_empty())
+                            || want == got
+                    })
+            })
+            // A literal segment wins over a parameter (`/keys/capabilities` over `/keys/{alias}`).
+            .max_by_key(|(template, _)| template.iter().filter(|s| !s.starts_with('{')).count())
+            .map(|(_, methods)| methods.as_str())
+    }
 }
 
 /// The whole application: `routes` plus `/metrics`, behind `auth` (when given) and the

@@ -88,5 +88,10 @@ async fn unknown_route_is_a_404_problem() {
 async fn wrong_method_is_a_405_problem() {
     let h = Harness::start().await;
     let response = h.client.get(h.url("/api/echo")).send().await.unwrap();
+    // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+    assert_eq!(response.headers()["allow"], "POST");
+    assert_problem(response, 405, "method-not-allowed").await;
+    let response = h.client.delete(h.url("/health/live")).send().await.unwrap();
+    assert_eq!(response.headers()["allow"], "GET");
     assert_problem(response, 405, "method-not-allowed").await;
 }

@@ -18,14 +18,9 @@ const MAX_EXAMPLES: &str = "30";
 /// What the checks expect beyond their defaults, and why.
 const CONFIG: &str = r#"
 # Every check (what `--checks all` selects, in the form that per-operation settings below can
-# refine), but one:
+# refine):
 [checks]
 enabled = true
-
-# poem answers a method no route declares with 405 but without the `Allow` header RFC 9110
-# §15.5.6 requires (edk-server's routing, every server): a known bug, not fixed here.
-[checks.unsupported_method]
-enabled = false
 
 # DID Resolution prescribes 501 for METHOD_NOT_SUPPORTED and FEATURE_NOT_SUPPORTED.
 [checks.not_a_server_error]

@@ -16,14 +16,9 @@ const MAX_EXAMPLES: &str = "30";
 /// What the checks expect beyond their defaults, and why.
 const CONFIG: &str = r#"
 # Every check (what `--checks all` selects, in the form that per-operation settings below can
-# refine), but one:
+# refine):
 [checks]
 enabled = true
-
-# poem answers a method no route declares with 405 but without the `Allow` header RFC 9110
-# §15.5.6 requires (edk-server's routing, every server): a known bug, not fixed here.
-[checks.unsupported_method]
-enabled = false
 
 # Schema-valid input the document cannot tell apart from a wrong one: an alias or kid that
 # does not exist (404), an alias that exists (409), an algorithm the key or provider does not
