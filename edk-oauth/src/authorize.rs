@@ -652,6 +652,49 @@ pub(crate) fn check_authorization_details(details: Option<&Value>) -> Result<(),
         {
             return invalid("`credential_configuration_id` is required in each detail");
         }
+        // RFC 9396 §2.2: the resource servers (here: credential issuers) the detail is for;
+        // they become the access token's audience.
+        if let Some(locations) = object.get("locations")
+            && !locations.as_array().is_some_and(|locations| {
+                !locations.is_empty()
+                    && locations
+                        .iter()
+                        .all(|l| l.as_str().is_some_and(is_resource_uri))
+            })
+        {
+            return invalid(
+                "`locations` must be a non-empty array of absolute https URLs without fragment",
+            );
+        }
+        if let Some(identifiers) = object.get("credential_identifiers")
+            && !identifiers.as_array().is_some_and(|identifiers| {
+                !identifiers.is_empty()
+                    && identifiers
+                        .iter()
+                        .all(|i| i.as_str().is_some_and(|i| !i.is_empty()))
+            })
+        {
+            return invalid("`credential_identifiers` must be a non-empty array of strings");
+        }
     }
     Ok(())
+}
+
+/// The `locations` of every entry of `details`, each once, in order.
+pub(crate) fn locations(details: Option<&Value>) -> Vec<&str> {
+    let mut found: Vec<&str> = Vec::new();
+    for entry in details.and_then(Value::as_array).into_iter().flatten() {
+        for location in entry
+            .get("locations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            if !found.contains(&location) {
+                found.push(location);
+            }
+        }
+    }
+    found
 }

@@ -602,10 +602,7 @@ impl AuthorizationServer {
         let mut claims = Map::new();
         claims.insert("iss".to_owned(), json!(issuer));
         claims.insert("sub".to_owned(), json!(grant.subject));
-        claims.insert(
-            "aud".to_owned(),
-            json!(grant.resource.clone().unwrap_or_else(|| issuer.clone())),
-        );
+        claims.insert("aud".to_owned(), audience(grant, &issuer));
         // RFC 9068 §2.2: every access token names its client.
         let client_id = issue
             .client_id
@@ -714,6 +711,17 @@ impl AuthorizationServer {
             claims.insert("nonce".to_owned(), json!(nonce));
         }
         self.sign_jwt(tenant, "JWT", &claims).await
+    }
+}
+
+/// The audience of an access token for `grant`: the `locations` of its
+/// `authorization_details` (RFC 9396 §2.2; one is a string, several an array), else its
+/// RFC 8707 `resource`, else the AS's `issuer`.
+fn audience(grant: &Grant, issuer: &str) -> Value {
+    match crate::authorize::locations(grant.authorization_details.as_ref()).as_slice() {
+        [] => json!(grant.resource.as_deref().unwrap_or(issuer)),
+        [location] => json!(location),
+        locations => json!(locations),
     }
 }
 

@@ -275,3 +275,188 @@ async fn a_pre_authorized_token_request_narrows_the_grant(backend: Backend) {
     env.close().await;
 }
 on_both_backends!(a_pre_authorized_token_request_narrows_the_grant);
+
+async fn the_audience_comes_from_locations(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (client, _) = env
+        .client(
+            ClientAuthMethod::None,
+            vec![GrantType::AuthorizationCode],
+            |_| {},
+        )
+        .await;
+    let (verifier, challenge) = pkce();
+    let request = |details: &Value| {
+        let details = details.to_string();
+        Params::from_pairs([
+            ("response_type", "code"),
+            ("client_id", client.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("authorization_details", details.as_str()),
+        ])
+    };
+    let bad_locations =
+        "`locations` must be a non-empty array of absolute https URLs without fragment";
+    for locations in [
+        json!(["http://issuer.example/acme"]),
+        json!(["https://issuer.example/acme#x"]),
+        json!(["issuer.example"]),
+        json!([]),
+        json!([7]),
+        json!("https://issuer.example/acme"),
+    ] {
+        let details = json!([{
+            "type": "openid_credential", "credential_configuration_id": "pid",
+            "locations": locations,
+        }]);
+        let outcome = env
+            .server
+            .authorize(&env.tenant, &request(&details))
+            .await
+            .unwrap();
+        assert_eq!(
+            query(&outcome, "error").as_deref(),
+            Some("invalid_authorization_details"),
+            "{locations}"
+        );
+        assert_eq!(
+            query(&outcome, "error_description").as_deref(),
+            Some(bad_locations)
+        );
+        let par = EndpointCall::post(request(&details));
+        let err = env.server.par(&env.tenant, &par).await.unwrap_err();
+        assert_oauth_error(
+            &err,
+            OAuthErrorCode::InvalidAuthorizationDetails,
+            bad_locations,
+        );
+        // The issuer's own codes are held to the same rule.
+        let mut grant = Grant::new("session:s1");
+        grant.authorization_details = Some(details);
+        let err = env
+            .server
+            .mint_pre_authorized_code(&env.tenant, PreAuthorizedCodeRequest::new(grant))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::InvalidInput { field: "authorization_details", reason }
+                    if reason == bad_locations
+            ),
+            "{err:?}"
+        );
+    }
+
+    // Authorization code flow: the token's audience is the requested location.
+    let details = json!([{
+        "type": "openid_credential", "credential_configuration_id": "pid",
+        "locations": [CREDENTIAL_ISSUER],
+    }]);
+    let outcome = env
+        .server
+        .authorize(&env.tenant, &request(&details))
+        .await
+        .unwrap();
+    let code = query(&outcome, "code").unwrap();
+    let response = env
+        .server
+        .token(
+            &env.tenant,
+            &form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", &client),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ]),
+        )
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(claims(&response.access_token)["aud"], CREDENTIAL_ISSUER);
+
+    // Two issuers: both, until the token request narrows to one.
+    let other = "https://other-issuer.example/acme";
+    let mut mdl = granted("mdl");
+    mdl["locations"] = json!([other]);
+    let redeem = |code: &str, details: Option<&str>| {
+        let mut pairs = vec![
+            ("grant_type", PRE_AUTHORIZED),
+            ("pre-authorized_code", code),
+        ];
+        pairs.extend(details.map(|d| ("authorization_details", d)));
+        form(&pairs)
+    };
+    let code = mint(&env, json!([granted("pid"), mdl.clone()])).await;
+    let response = env
+        .server
+        .token(&env.tenant, &redeem(&code, None))
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(
+        claims(&response.access_token)["aud"],
+        json!([CREDENTIAL_ISSUER, other])
+    );
+    let code = mint(&env, json!([granted("pid"), mdl.clone()])).await;
+    let ask_mdl =
+        json!([{"type": "openid_credential", "credential_configuration_id": "mdl"}]).to_string();
+    let response = env
+        .server
+        .token(&env.tenant, &redeem(&code, Some(&ask_mdl)))
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(claims(&response.access_token)["aud"], other);
+    assert_eq!(response.authorization_details, Some(json!([mdl])));
+    // A token request's `locations` are checked as well.
+    let code = mint(&env, json!([granted("pid")])).await;
+    let ask_http = json!([{
+        "type": "openid_credential", "credential_configuration_id": "pid",
+        "locations": ["http://issuer.example/acme"],
+    }])
+    .to_string();
+    let err = env
+        .server
+        .token(&env.tenant, &redeem(&code, Some(&ask_http)))
+        .await
+        .unwrap_err();
+    assert_oauth_error(
+        &err,
+        OAuthErrorCode::InvalidAuthorizationDetails,
+        bad_locations,
+    );
+
+    // Without locations, the grant's `resource`, else the AS.
+    let mut grant = Grant::new("session:s2");
+    grant.resource = Some(CREDENTIAL_ISSUER.to_owned());
+    let minted = env
+        .server
+        .mint_pre_authorized_code(&env.tenant, PreAuthorizedCodeRequest::new(grant))
+        .await
+        .unwrap();
+    let response = env
+        .server
+        .token(&env.tenant, &redeem(minted.code.expose_secret(), None))
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(claims(&response.access_token)["aud"], CREDENTIAL_ISSUER);
+    let plain = json!([{"type": "openid_credential", "credential_configuration_id": "pid"}]);
+    let code = mint(&env, plain).await;
+    let response = env
+        .server
+        .token(&env.tenant, &redeem(&code, None))
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(
+        claims(&response.access_token)["aud"],
+        "https://as.example/acme"
+    );
+    env.close().await;
+}
+on_both_backends!(the_audience_comes_from_locations);
