@@ -13,6 +13,7 @@ use crate::authn::{
 use crate::client::{Client, GrantType};
 use crate::error::{Error, OAuthErrorCode};
 use crate::grant::{CodeGrant, Grant};
+use crate::policy::CredentialGrantRequest;
 use crate::request::{EndpointCall, Params};
 use crate::server::AuthorizationServer;
 use crate::token::granted_scopes;
@@ -20,8 +21,8 @@ use crate::token::granted_scopes;
 /// The prefix of `request_uri`s minted by PAR (RFC 9126 §2.2).
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 
-/// The longest `state`, `nonce`, `prompt`, `login_hint`, `acr_values` and `ui_locales` of an
-/// authorization request, in bytes; a longer one is `invalid_request`.
+/// The longest `state`, `nonce`, `prompt`, `login_hint`, `acr_values`, `ui_locales` and
+/// `issuer_state` of an authorization request, in bytes; a longer one is `invalid_request`.
 pub const MAX_PARAMETER_BYTES: usize = 512;
 
 /// The longest `scope` of an authorization request, in bytes.
@@ -54,6 +55,7 @@ struct ValidatedRequest {
     login_hint: Option<String>,
     acr_values: Option<String>,
     ui_locales: Option<String>,
+    issuer_state: Option<String>,
 }
 
 /// The answer of the authorization endpoint or the callback.
@@ -363,14 +365,25 @@ impl AuthorizationServer {
         subject: &AuthenticatedSubject,
     ) -> Result<AuthorizeOutcome, Error> {
         let issuer = Self::issuer(tenant)?;
+        let authorization_details = match self.granted_details(tenant, request, subject).await {
+            Ok(details) => details,
+            Err(err @ Error::OAuth { .. }) => {
+                return Ok(AuthorizeOutcome::Redirect(error_redirect(
+                    &request.redirect_uri,
+                    &err,
+                    request.state.as_deref(),
+                    &issuer,
+                )));
+            }
+            Err(err) => return Err(err),
+        };
         let mut grant = Grant::for_subject(subject);
         grant.client_id = Some(request.client_id.clone());
         grant.scopes.clone_from(&request.scopes);
-        grant
-            .authorization_details
-            .clone_from(&request.authorization_details);
+        grant.authorization_details = authorization_details;
         grant.resource.clone_from(&request.resource);
         grant.dpop_jkt.clone_from(&request.dpop_jkt);
+        grant.issuer_state.clone_from(&request.issuer_state);
         let code = crate::random::token();
         let family = crate::random::token();
         let code_grant = CodeGrant {
@@ -400,6 +413,39 @@ impl AuthorizationServer {
             query.append_pair("iss", &issuer);
         }
         Ok(AuthorizeOutcome::Redirect(url))
+    }
+}
+
+impl AuthorizationServer {
+    /// The `authorization_details` an authorization code grants: the credential grant
+    /// policy's answer, else the request's.
+    async fn granted_details(
+        &self,
+        tenant: &TenantContext,
+        request: &ValidatedRequest,
+        subject: &AuthenticatedSubject,
+    ) -> Result<Option<Value>, Error> {
+        let Some(policy) = &self.credential_grant_policy else {
+            return Ok(request.authorization_details.clone());
+        };
+        let asked = CredentialGrantRequest {
+            client_id: request.client_id.clone(),
+            subject: subject.clone(),
+            scopes: request.scopes.clone(),
+            authorization_details: request.authorization_details.clone(),
+            issuer_state: request.issuer_state.clone(),
+        };
+        let granted = policy.grant(tenant, &asked).await?;
+        if check_authorization_details(granted.as_ref()).is_err() {
+            tracing::error!(
+                tenant = %tenant.id(),
+                "the credential grant policy returned malformed authorization_details"
+            );
+            return Err(Error::Internal {
+                what: "the credential grant policy returned malformed authorization_details",
+            });
+        }
+        Ok(granted)
     }
 }
 
@@ -519,6 +565,7 @@ fn validate(
         login_hint: text("login_hint")?,
         acr_values: text("acr_values")?,
         ui_locales: text("ui_locales")?,
+        issuer_state: text("issuer_state")?,
     })
 }
 

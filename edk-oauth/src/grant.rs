@@ -48,6 +48,10 @@ pub struct Grant {
     /// with a client attestation (attestation-based client authentication §10.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_instance_jkt: Option<String>,
+    /// The `issuer_state` of the authorization request (OID4VCI 1.0 §5.1.3), which tied it
+    /// to a credential offer; access tokens carry it as the claim `issuer_state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_state: Option<String>,
 }
 
 impl Grant {
@@ -66,6 +70,7 @@ impl Grant {
             resource: None,
             dpop_jkt: None,
             client_instance_jkt: None,
+            issuer_state: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod grant;
 pub mod hashing;
 mod introspect;
 pub mod jobs;
+pub mod policy;
 mod random;
 pub mod request;
 pub mod resource;
@@ -33,6 +34,7 @@ pub use authorize::{AuthorizeOutcome, ParResponse};
 pub use client_auth::JWT_BEARER_ASSERTION;
 pub use config::AsConfig;
 pub use error::{AuthnError, Error, OAuthErrorCode};
+pub use policy::{CredentialGrantPolicy, CredentialGrantRequest};
 pub use request::{EndpointCall, Params};
 pub use resource::{
     AccessTokenKeys, AccessTokenValidator, DpopReplayCache, MemoryReplayCache, RemoteJwks,

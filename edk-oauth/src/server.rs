@@ -20,6 +20,7 @@ use crate::dpop::DPOP_ALGORITHMS;
 use crate::error::Error;
 use crate::grant::Grant;
 use crate::hashing::HashingPool;
+use crate::policy::CredentialGrantPolicy;
 use crate::store::{NewPreAuthCode, OAuthStore};
 
 /// The actor named in KMS audit records for the authorization server's own calls.
@@ -65,6 +66,7 @@ pub struct AuthorizationServer {
     pub(crate) authenticator: Arc<dyn Authenticator>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: AsConfig,
+    pub(crate) credential_grant_policy: Option<Arc<dyn CredentialGrantPolicy>>,
     hashing: Arc<HashingPool>,
     signers: Mutex<HashMap<TenantId, CachedSigner>>,
     pub(crate) verified_secrets: Mutex<HashMap<(TenantId, ClientId), VerifiedSecret>>,
@@ -85,6 +87,7 @@ impl fmt::Debug for AuthorizationServer {
             .field("kms", &self.kms)
             .field("authenticator", &self.authenticator)
             .field("config", &self.config)
+            .field("credential_grant_policy", &self.credential_grant_policy)
             .finish_non_exhaustive()
     }
 }
@@ -189,10 +192,19 @@ impl AuthorizationServer {
             authenticator,
             clock,
             config,
+            credential_grant_policy: None,
             signers: Mutex::new(HashMap::new()),
             verified_secrets: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The server with `policy` deciding the `authorization_details` of authorization codes
+    /// ([`crate::policy`]); without one the requested entries are granted as sent.
+    #[must_use]
+    pub fn with_credential_grant_policy(mut self, policy: Arc<dyn CredentialGrantPolicy>) -> Self {
+        self.credential_grant_policy = Some(policy);
+        self
     }
 
     /// The configuration.

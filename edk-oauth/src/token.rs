@@ -617,6 +617,9 @@ impl AuthorizationServer {
         if let Some(details) = &grant.authorization_details {
             claims.insert("authorization_details".to_owned(), details.clone());
         }
+        if let Some(issuer_state) = &grant.issuer_state {
+            claims.insert("issuer_state".to_owned(), json!(issuer_state));
+        }
         if let Some(auth_time) = grant.auth_time {
             claims.insert("auth_time".to_owned(), json!(auth_time));
         }

@@ -1,11 +1,17 @@
 //! `authorization_details` of type `openid_credential`: `credential_identifiers` come from the
-//! authorization server only, and a token request may narrow what a code grants.
+//! authorization server only (or its credential grant policy), a token request may narrow
+//! what a code grants, and the access token's audience follows `locations`.
+
+use std::sync::Arc;
 
 use edk_oauth::client::{ClientAuthMethod, GrantType};
 use edk_oauth::grant::Grant;
+use edk_oauth::testkit::PreApprovedAuthenticator;
 use edk_oauth::{
-    AuthorizeOutcome, EndpointCall, Error, OAuthErrorCode, Params, PreAuthorizedCodeRequest,
+    AsConfig, AuthorizationServer, AuthorizeOutcome, CredentialGrantPolicy, CredentialGrantRequest,
+    EndpointCall, Error, OAuthErrorCode, Params, PreAuthorizedCodeRequest, SqlStore,
 };
+use edk_tenancy::TenantContext;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
@@ -460,3 +466,217 @@ async fn the_audience_comes_from_locations(backend: Backend) {
     env.close().await;
 }
 on_both_backends!(the_audience_comes_from_locations);
+
+/// An issuer's policy: the end user's dataset of each requested configuration (and `pid` for
+/// scope `read`), named after the offer's `issuer_state`; `forbidden` is refused.
+#[derive(Debug)]
+struct DatasetPolicy;
+
+#[async_trait::async_trait]
+impl CredentialGrantPolicy for DatasetPolicy {
+    async fn grant(
+        &self,
+        _tenant: &TenantContext,
+        request: &CredentialGrantRequest,
+    ) -> Result<Option<Value>, Error> {
+        let mut configurations: Vec<&str> = request
+            .authorization_details
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["credential_configuration_id"].as_str())
+            .collect();
+        if request.scopes.iter().any(|scope| scope == "read") && !configurations.contains(&"pid") {
+            configurations.push("pid");
+        }
+        if configurations.contains(&"forbidden") {
+            return Err(Error::oauth(
+                OAuthErrorCode::AccessDenied,
+                "no dataset for `forbidden`",
+            ));
+        }
+        if configurations.is_empty() {
+            return Ok(None);
+        }
+        let state = request.issuer_state.as_deref().unwrap_or("none");
+        let subject = &request.subject.subject;
+        Ok(Some(Value::Array(
+            configurations
+                .into_iter()
+                .map(|id| {
+                    json!({
+                        "type": "openid_credential",
+                        "credential_configuration_id": id,
+                        "credential_identifiers": [format!("{subject}:{state}:{id}")],
+                        "locations": [CREDENTIAL_ISSUER],
+                    })
+                })
+                .collect(),
+        )))
+    }
+}
+
+/// Runs an authorization request with `extra` parameters through `server` (PAR when `par`)
+/// and redeems its code: the token response, or the error redirect's `error` and
+/// `error_description`.
+async fn authorize_and_redeem(
+    env: &Env,
+    server: &AuthorizationServer,
+    client: &str,
+    par: bool,
+    extra: &[(&str, &str)],
+) -> Result<edk_oauth::TokenResponse, (String, String)> {
+    let (verifier, challenge) = pkce();
+    let mut pairs = vec![
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    pairs.extend_from_slice(extra);
+    let params = if par {
+        let pushed = server.par(&env.tenant, &form(&pairs)).await.unwrap();
+        Params::from_pairs([
+            ("client_id", client),
+            ("request_uri", pushed.request_uri.as_str()),
+        ])
+    } else {
+        Params::from_pairs(pairs.iter().copied())
+    };
+    let outcome = server.authorize(&env.tenant, &params).await.unwrap();
+    let Some(code) = query(&outcome, "code") else {
+        return Err((
+            query(&outcome, "error").unwrap(),
+            query(&outcome, "error_description").unwrap(),
+        ));
+    };
+    let call = form(&[
+        ("grant_type", "authorization_code"),
+        ("client_id", client),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+    ]);
+    Ok(server.token(&env.tenant, &call).await.unwrap().response)
+}
+
+async fn a_credential_grant_policy_decides_what_a_code_grants(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = AuthorizationServer::new(
+        Arc::new(SqlStore::new(env.backend.tenancy.clone())),
+        env.kms(),
+        Arc::new(PreApprovedAuthenticator::new("alice", env.clock.clone())),
+        env.clock.clone(),
+        AsConfig::default(),
+    )
+    .with_credential_grant_policy(Arc::new(DatasetPolicy));
+    let (client, _) = env
+        .client(
+            ClientAuthMethod::None,
+            vec![GrantType::AuthorizationCode],
+            |_| {},
+        )
+        .await;
+    let ask = |id: &str| {
+        json!([{"type": "openid_credential", "credential_configuration_id": id}]).to_string()
+    };
+    let dataset = |id: &str, state: &str| {
+        json!({
+            "type": "openid_credential",
+            "credential_configuration_id": id,
+            "credential_identifiers": [format!("alice:{state}:{id}")],
+            "locations": [CREDENTIAL_ISSUER],
+        })
+    };
+    // Directly and through PAR: the policy's entries, with `issuer_state` carried along.
+    for par in [false, true] {
+        let response = authorize_and_redeem(
+            &env,
+            &server,
+            &client,
+            par,
+            &[
+                ("authorization_details", &ask("mdl")),
+                ("issuer_state", "offer-42"),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            response.authorization_details,
+            Some(json!([dataset("mdl", "offer-42")]))
+        );
+        let token = claims(&response.access_token);
+        assert_eq!(
+            token["authorization_details"],
+            json!([dataset("mdl", "offer-42")])
+        );
+        assert_eq!(token["issuer_state"], "offer-42");
+        assert_eq!(token["aud"], CREDENTIAL_ISSUER);
+    }
+    // By scope alone.
+    let response = authorize_and_redeem(&env, &server, &client, false, &[("scope", "read")])
+        .await
+        .unwrap();
+    assert_eq!(
+        response.authorization_details,
+        Some(json!([dataset("pid", "none")]))
+    );
+    assert_eq!(claims(&response.access_token).get("issuer_state"), None);
+    // The policy refuses: an error redirect with its error.
+    let refused = authorize_and_redeem(
+        &env,
+        &server,
+        &client,
+        false,
+        &[("authorization_details", &ask("forbidden"))],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        refused,
+        (
+            "access_denied".to_owned(),
+            "no dataset for `forbidden`".to_owned()
+        )
+    );
+
+    // Without a policy: the entries as requested, and `issuer_state` all the same.
+    let response = authorize_and_redeem(
+        &env,
+        &env.server,
+        &client,
+        false,
+        &[
+            ("authorization_details", &ask("mdl")),
+            ("issuer_state", "offer-43"),
+        ],
+    )
+    .await
+    .unwrap();
+    let requested: Value = serde_json::from_str(&ask("mdl")).unwrap();
+    assert_eq!(response.authorization_details, Some(requested));
+    assert_eq!(claims(&response.access_token)["issuer_state"], "offer-43");
+    // An `issuer_state` beyond the limit of request parameters.
+    let long = "x".repeat(edk_oauth::authorize::MAX_PARAMETER_BYTES + 1);
+    let refused = authorize_and_redeem(
+        &env,
+        &env.server,
+        &client,
+        false,
+        &[("issuer_state", &long)],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        refused,
+        (
+            "invalid_request".to_owned(),
+            "`issuer_state` is longer than 512 bytes".to_owned()
+        )
+    );
+    env.close().await;
+}
+on_both_backends!(a_credential_grant_policy_decides_what_a_code_grants);
