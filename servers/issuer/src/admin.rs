@@ -1,0 +1,400 @@
+//! `/api/oid4vci/v1`: the tenant's credential configurations, offers and issuance sessions.
+//! The tenant comes from the admin token, never from the request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use edk_core::ErrorKind;
+use edk_oauth::AuthorizationServer;
+use edk_oid4vci::{Issuer, OfferRequest, Session, StoredConfiguration};
+use edk_server::{AdminBearer, AdminPrincipal, ApiError, problem_for};
+use edk_tenancy::{ServiceType, Tenancy, TenantContext, TenantDirectory as _};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use secrecy::ExposeSecret as _;
+use serde_json::Value;
+
+use crate::protocol::bound;
+
+/// Reads the tenant's credential configurations and issuance sessions.
+pub const SCOPE_READ: &str = "oid4vci:read";
+/// Writes credential configurations, makes offers and cancels sessions.
+pub const SCOPE_WRITE: &str = "oid4vci:write";
+/// Every scope of the issuer server.
+pub const SCOPES: [&str; 2] = [SCOPE_READ, SCOPE_WRITE];
+
+/// The admin API.
+#[derive(Debug)]
+pub struct AdminApi {
+    tenancy: Tenancy,
+    issuer: Arc<Issuer>,
+    server: Arc<AuthorizationServer>,
+}
+
+impl AdminApi {
+    /// The API over `tenancy`, `issuer` and the authorization server `server` that mints the
+    /// offers' pre-authorized codes.
+    #[must_use]
+    pub const fn new(
+        tenancy: Tenancy,
+        issuer: Arc<Issuer>,
+        server: Arc<AuthorizationServer>,
+    ) -> Self {
+        Self {
+            tenancy,
+            issuer,
+            server,
+        }
+    }
+
+    /// The token's tenant (its bindings are not needed for configurations and sessions).
+    async fn tenant(&self, principal: &AdminPrincipal) -> Result<TenantContext, ApiError> {
+        self.tenancy
+            .context(principal.tenant)
+            .await
+            .map_err(|err| problem_for(&err))
+    }
+}
+
+#[derive(Tags)]
+enum AdminTag {
+    /// OpenID4VCI credential issuer administration.
+    #[oai(rename = "OID4VCI")]
+    Oid4vci,
+}
+
+/// A credential configuration as the operator writes it.
+#[derive(Clone, Debug, Object)]
+pub struct ConfigurationBody {
+    /// The `credential_configurations_supported` entry wallets see (`format`, `vct` or
+    /// `credential_definition`, `scope`, binding methods, proof types, `credential_metadata`).
+    pub configuration: Value,
+    /// How it is issued, never shown to wallets: `signing_key` (KMS purpose under `issuer`,
+    /// default `credential-signing`), `key_identification`, `lifetime_secs`,
+    /// `selectively_disclosable`.
+    pub settings: Option<Value>,
+}
+
+/// A stored credential configuration.
+#[derive(Clone, Debug, Object)]
+pub struct ConfigurationView {
+    /// The configuration id (the key in `credential_configurations_supported`).
+    pub id: String,
+    /// The entry wallets see.
+    pub configuration: Value,
+    /// How it is issued.
+    pub settings: Value,
+}
+
+/// Every credential configuration of the tenant.
+#[derive(Clone, Debug, Object)]
+pub struct ConfigurationList {
+    /// The configurations, by id.
+    pub configurations: Vec<ConfigurationView>,
+}
+
+/// A transaction code the wallet must send with the pre-authorized code.
+#[derive(Clone, Debug, Object)]
+pub struct TxCodeSpec {
+    /// How many digits (4 to 10).
+    pub digits: u8,
+    /// What the wallet tells the person about it.
+    pub description: Option<String>,
+}
+
+/// What an offer is for.
+#[derive(Clone, Debug, Object)]
+pub struct OfferBody {
+    /// The configurations offered; each must exist.
+    pub credential_configuration_ids: Vec<String>,
+    /// The claims of each offered credential, by configuration id.
+    pub claims: Option<BTreeMap<String, Value>>,
+    /// Require a numeric transaction code.
+    pub tx_code: Option<TxCodeSpec>,
+    /// Your own reference for the session, unique in the tenant.
+    pub correlation_id: Option<String>,
+    /// Serve the offer by reference (`credential_offer_uri`, fetched once).
+    #[oai(default)]
+    pub by_reference: bool,
+}
+
+/// A made offer: show `credential_offer_uri` to the wallet and send `tx_code` by another
+/// channel. The transaction code is shown this once.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct OfferView {
+    /// The issuance session.
+    pub session_id: String,
+    /// The credential offer.
+    pub credential_offer: Value,
+    /// The `openid-credential-offer://` URI, by value or by reference.
+    pub credential_offer_uri: String,
+    /// The transaction code.
+    pub tx_code: Option<String>,
+    /// When the offer lapses (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// An issuance session; the claims stay in the store.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct SessionView {
+    /// The session id.
+    pub id: String,
+    /// The caller's reference.
+    pub correlation_id: Option<String>,
+    /// `offered`, `token_issued`, `credential_issued`, `deferred`, `notified`, `failed`,
+    /// `expired` or `cancelled`.
+    pub status: String,
+    /// The offered configurations.
+    pub credential_configuration_ids: Vec<String>,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// When it lapses if unfinished.
+    pub expires_at: i64,
+}
+
+fn session_view(session: Session) -> SessionView {
+    SessionView {
+        id: session.id,
+        correlation_id: session.correlation_id,
+        status: session.status.as_str().to_owned(),
+        credential_configuration_ids: session.configuration_ids,
+        created_at: session.created_at,
+        updated_at: session.updated_at,
+        expires_at: session.expires_at,
+    }
+}
+
+fn configuration_view(id: String, stored: &StoredConfiguration) -> ConfigurationView {
+    ConfigurationView {
+        id,
+        configuration: serde_json::to_value(&stored.configuration).unwrap_or_default(),
+        settings: serde_json::to_value(&stored.settings).unwrap_or_default(),
+    }
+}
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::InvalidInput, Some(detail.into()))
+}
+
+/// An empty success.
+#[derive(ApiResponse, Debug)]
+pub enum NoContent {
+    /// Done.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+/// A creation.
+#[derive(ApiResponse, Debug)]
+pub enum Created<T: poem_openapi::types::ToJSON> {
+    /// Created.
+    #[oai(status = 201)]
+    Created(Json<T>),
+}
+
+#[OpenApi(prefix_path = "/api/oid4vci/v1", tag = "AdminTag::Oid4vci")]
+impl AdminApi {
+    /// Every credential configuration of the tenant. Requires scope `oid4vci:read`.
+    #[oai(
+        path = "/configurations",
+        method = "get",
+        operation_id = "listConfigurations"
+    )]
+    async fn list_configurations(
+        &self,
+        auth: AdminBearer,
+    ) -> Result<Json<ConfigurationList>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let all = self
+            .issuer
+            .configurations(&tenant)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(Json(ConfigurationList {
+            configurations: all
+                .into_iter()
+                .map(|(id, stored)| configuration_view(id, &stored))
+                .collect(),
+        }))
+    }
+
+    /// Creates or replaces a credential configuration after checking it against its
+    /// format's rules. Requires scope `oid4vci:write`.
+    #[oai(
+        path = "/configurations/:id",
+        method = "put",
+        operation_id = "putConfiguration"
+    )]
+    async fn put_configuration(
+        &self,
+        auth: AdminBearer,
+        /// The configuration id.
+        id: Path<String>,
+        body: Json<ConfigurationBody>,
+    ) -> Result<Json<ConfigurationView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let body = body.0;
+        let configuration = edk_oid4vci::CredentialConfiguration::from_json(body.configuration)
+            .map_err(|err| problem_for(&err))?;
+        let settings = match body.settings {
+            None => edk_oid4vci::IssuanceSettings::default(),
+            Some(settings) => serde_json::from_value(settings)
+                .map_err(|err| invalid(format!("settings: {err}")))?,
+        };
+        let stored = StoredConfiguration {
+            configuration,
+            settings,
+        };
+        self.issuer
+            .put_configuration(&tenant, &id.0, &stored)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(Json(configuration_view(id.0, &stored)))
+    }
+
+    /// One credential configuration. Requires scope `oid4vci:read`.
+    #[oai(
+        path = "/configurations/:id",
+        method = "get",
+        operation_id = "getConfiguration"
+    )]
+    async fn get_configuration(
+        &self,
+        auth: AdminBearer,
+        /// The configuration id.
+        id: Path<String>,
+    ) -> Result<Json<ConfigurationView>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let all = self
+            .issuer
+            .configurations(&tenant)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        all.into_iter()
+            .find(|(stored_id, _)| *stored_id == id.0)
+            .map(|(stored_id, stored)| Json(configuration_view(stored_id, &stored)))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::NotFound,
+                    Some("credential configuration not found".to_owned()),
+                )
+            })
+    }
+
+    /// Deletes a credential configuration: it is no longer offered nor issued. Requires
+    /// scope `oid4vci:write`.
+    #[oai(
+        path = "/configurations/:id",
+        method = "delete",
+        operation_id = "deleteConfiguration"
+    )]
+    async fn delete_configuration(
+        &self,
+        auth: AdminBearer,
+        /// The configuration id.
+        id: Path<String>,
+    ) -> Result<NoContent, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        self.issuer
+            .delete_configuration(&tenant, &id.0)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(NoContent::NoContent)
+    }
+
+    /// Makes a credential offer with a pre-authorized code minted by the tenant's
+    /// authorization server (the tenant needs `issuer` and `as` endpoint bindings). Requires
+    /// scope `oid4vci:write`.
+    #[oai(path = "/offers", method = "post", operation_id = "createOffer")]
+    async fn create_offer(
+        &self,
+        auth: AdminBearer,
+        body: Json<OfferBody>,
+    ) -> Result<Created<OfferView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self
+            .tenancy
+            .context_for_service(auth.0.tenant, ServiceType::Issuer)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        let bound = bound(&self.tenancy, tenant)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        let body = body.0;
+        let mut request = OfferRequest::default();
+        request.configuration_ids = body.credential_configuration_ids;
+        request.claims = body.claims.unwrap_or_default().into_iter().collect();
+        if let Some(tx_code) = body.tx_code {
+            request.tx_code_digits = Some(tx_code.digits);
+            request.tx_code_description = tx_code.description;
+        }
+        request.correlation_id = body.correlation_id;
+        request.by_reference = body.by_reference;
+        let created = self
+            .issuer
+            .create_offer(
+                &bound.authorization_server,
+                &self.server,
+                &bound.endpoints,
+                &request,
+            )
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(Created::Created(Json(OfferView {
+            session_id: created.session_id,
+            credential_offer: serde_json::to_value(&created.offer).unwrap_or_default(),
+            credential_offer_uri: created.uri,
+            tx_code: created.tx_code.map(|code| code.expose_secret().to_owned()),
+            expires_at: created.expires_at,
+        })))
+    }
+
+    /// One issuance session. Requires scope `oid4vci:read`.
+    #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
+    async fn session(
+        &self,
+        auth: AdminBearer,
+        /// The session id.
+        id: Path<String>,
+    ) -> Result<Json<SessionView>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let session = self
+            .issuer
+            .session(&tenant, &id.0)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(Json(session_view(session)))
+    }
+
+    /// Cancels an open issuance session: its credentials can no longer be requested.
+    /// Requires scope `oid4vci:write`.
+    #[oai(
+        path = "/sessions/:id/cancel",
+        method = "post",
+        operation_id = "cancelSession"
+    )]
+    async fn cancel(
+        &self,
+        auth: AdminBearer,
+        /// The session id.
+        id: Path<String>,
+    ) -> Result<NoContent, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        self.issuer
+            .cancel(&tenant, &id.0)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(NoContent::NoContent)
+    }
+}

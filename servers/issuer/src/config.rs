@@ -1,0 +1,118 @@
+//! The configuration of `edk-issuer`.
+
+use edk_oauth::AsConfig;
+use edk_oid4vci::IssuerOptions;
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
+use edk_tenancy::DatabaseConfig;
+use serde::Deserialize;
+
+/// Everything `edk-issuer` reads from its defaults, YAML files and `EDK_*` variables.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerServerConfig {
+    /// The HTTP listener and request limits.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Admin token verification for `/api/oid4vci/v1`.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`), shared
+    /// with `edk-as`.
+    pub database: DatabaseConfig,
+    /// Where the credential signing keys (and the authorization server's access-token keys)
+    /// are: `mode: remote` (the KMS server, for production) or `mode: local`.
+    pub kms: KmsConfig,
+    /// The in-process authorization server that mints pre-authorized codes: the same
+    /// settings as `edk-as`'s `oauth` section, which it should equal.
+    #[serde(default)]
+    pub oauth: AsConfig,
+    /// The issuer's behaviour.
+    #[serde(default)]
+    pub issuer: IssuerSettings,
+}
+
+/// The `issuer` section: lifetimes, batch size and request leniency.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuerSettings {
+    /// How long a `c_nonce` lives, in seconds. Default 300.
+    pub nonce_ttl_secs: i64,
+    /// How long an offer (its session, pre-authorized code and reference) lives, in
+    /// seconds. Default 600.
+    pub offer_ttl_secs: i64,
+    /// The most credentials one request may ask for; 1 disables batch issuance. Default 10.
+    pub batch_size: u32,
+    /// Accept the singular `proof` and `format`-based requests of earlier drafts. Default
+    /// `true`.
+    pub accept_legacy: bool,
+    /// How old a key proof's `iat` may be, in seconds. Default 300.
+    pub proof_max_age_secs: i64,
+    /// How long wallets may cache the issuer metadata, in seconds. Default 300.
+    pub metadata_max_age_secs: u32,
+}
+
+impl Default for IssuerSettings {
+    fn default() -> Self {
+        let options = IssuerOptions::default();
+        Self {
+            nonce_ttl_secs: options.nonce_ttl_secs,
+            offer_ttl_secs: options.offer_ttl_secs,
+            batch_size: options.batch_size,
+            accept_legacy: options.accept_legacy,
+            proof_max_age_secs: options.proof_max_age_secs,
+            metadata_max_age_secs: 300,
+        }
+    }
+}
+
+impl IssuerSettings {
+    /// The library's options of these settings.
+    #[must_use]
+    pub fn options(&self) -> IssuerOptions {
+        let mut options = IssuerOptions::default();
+        options.nonce_ttl_secs = self.nonce_ttl_secs;
+        options.offer_ttl_secs = self.offer_ttl_secs;
+        options.batch_size = self.batch_size;
+        options.accept_legacy = self.accept_legacy;
+        options.proof_max_age_secs = self.proof_max_age_secs;
+        options
+    }
+}
+
+edk_server::impl_service_config!(IssuerServerConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_and_kms_sections_are_required_and_unknown_keys_refused() {
+        let config: IssuerServerConfig = serde_json::from_value(serde_json::json!({
+            "database": {"backend": "sqlite", "directory": "./.edk-issuer"},
+            "kms": {"mode": "local", "providers": []},
+            "issuer": {"nonce_ttl_secs": 60, "batch_size": 1}
+        }))
+        .unwrap();
+        let options = config.issuer.options();
+        assert_eq!(options.nonce_ttl_secs, 60);
+        assert_eq!(options.batch_size, 1);
+        assert_eq!(options.offer_ttl_secs, 600);
+        assert_eq!(config.issuer.metadata_max_age_secs, 300);
+        for bad in [
+            serde_json::json!({"kms": {"mode": "local", "providers": []}}),
+            serde_json::json!({"database": {"backend": "sqlite", "directory": "x"}}),
+            serde_json::json!({"database": {"backend": "sqlite", "directory": "x"},
+                "kms": {"mode": "local", "providers": []}, "issuer": {"nonce_ttl": 1}}),
+        ] {
+            let err = serde_json::from_value::<IssuerServerConfig>(bad.clone()).unwrap_err();
+            assert!(
+                err.to_string().starts_with("missing field")
+                    || err.to_string().starts_with("unknown field `nonce_ttl`"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! The public, per-tenant issuer surface routed by the tenant's `issuer` endpoint binding:
+//! Credential Issuer Metadata, the nonce endpoint, the credential endpoint and offers by
+//! reference, answering in OpenID4VCI's own formats.
+
+use std::sync::Arc;
+
+use edk_core::{Clock, ErrorChain, ErrorKind, HasKind as _};
+use edk_oauth::dpop::DPOP_ALGORITHMS;
+use edk_oauth::{
+    AccessTokenValidator, AuthorizationServer, OAuthErrorCode, ResourceRequest, StoreReplayCache,
+};
+use edk_oid4vci::issuer::Error as IssuerError;
+use edk_oid4vci::{CredentialErrorCode, Issuer, IssuerEndpoints, ProtocolError};
+use edk_server::{Problem, ProblemType};
+use edk_tenancy::{
+    EndpointRequest, RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _,
+};
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Body, Endpoint, Request, Response};
+use serde_json::{Value, json};
+
+/// The well-known name of the Credential Issuer Metadata (OpenID4VCI §12.2.2).
+pub const METADATA_WELL_KNOWN: &str = "openid-credential-issuer";
+
+/// The request headers a browser-based wallet may send.
+const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
+
+/// The response headers a browser-based wallet may read.
+const CORS_EXPOSE_HEADERS: &str = "WWW-Authenticate, DPoP-Nonce";
+
+/// The issuer endpoint of every tenant: `/.well-known/openid-credential-issuer[/<path>]`,
+/// `<issuer>/nonce`, `<issuer>/credential` and `<issuer>/offers/<handle>`.
+#[derive(Clone, Debug)]
+pub struct ProtocolEndpoint {
+    tenancy: Tenancy,
+    issuer: Arc<Issuer>,
+    server: Arc<AuthorizationServer>,
+    clock: Arc<dyn Clock>,
+    metadata_max_age_secs: u32,
+}
+
+/// A tenant as the issuer surface sees it: its issuer binding and its AS binding.
+pub(crate) struct Bound {
+    /// The tenant with its `issuer` binding.
+    pub(crate) issuer: TenantContext,
+    /// The tenant with its `as` binding.
+    pub(crate) authorization_server: TenantContext,
+    /// The URLs built from both bindings.
+    pub(crate) endpoints: IssuerEndpoints,
+}
+
+/// The issuer endpoints of `tenant` (which carries its `issuer` binding), with its AS.
+///
+/// # Errors
+/// The tenancy's error when the tenant has no AS binding or the bindings are unusable.
+pub(crate) async fn bound(
+    tenancy: &Tenancy,
+    tenant: TenantContext,
+) -> Result<Bound, edk_tenancy::Error> {
+    let authorization_server = tenancy
+        .context_for_service(tenant.id(), ServiceType::As)
+        .await?;
+    let credential_issuer = tenant
+        .binding()
+        .map(|binding| binding.identifier().to_owned())
+        .ok_or(edk_tenancy::Error::NoBinding {
+            service: ServiceType::Issuer,
+        })?;
+    let as_issuer = AuthorizationServer::issuer(&authorization_server).map_err(|_| {
+        edk_tenancy::Error::NoBinding {
+            service: ServiceType::As,
+        }
+    })?;
+    Ok(Bound {
+        endpoints: IssuerEndpoints::under(&credential_issuer, &as_issuer),
+        issuer: tenant,
+        authorization_server,
+    })
+}
+
+impl ProtocolEndpoint {
+    /// The endpoint over `tenancy`'s routing, issuing with `issuer` and validating access
+    /// tokens of the tenants' authorization server `server` (in this process) at the time
+    /// of `clock`; wallets may cache the metadata for `metadata_max_age_secs`.
+    #[must_use]
+    pub fn new(
+        tenancy: Tenancy,
+        issuer: Arc<Issuer>,
+        server: Arc<AuthorizationServer>,
+        clock: Arc<dyn Clock>,
+        metadata_max_age_secs: u32,
+    ) -> Self {
+        Self {
+            tenancy,
+            issuer,
+            server,
+            clock,
+            metadata_max_age_secs,
+        }
+    }
+
+    async fn resolve(&self, req: &Request) -> Option<(TenantContext, RoutedPath)> {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().host())?;
+        let (host, port) = match host.rsplit_once(':') {
+            Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
+                (name, port.parse::<u16>().ok())
+            }
+            _ => (host, None),
+        };
+        // The server runs behind TLS termination: the public scheme is https.
+        let request = EndpointRequest::new("https", host, port, req.uri().path());
+        let resolution = self
+            .tenancy
+            .resolve(ServiceType::Issuer, &request)
+            .await
+            .ok()?;
+        Some((resolution.context, resolution.path))
+    }
+
+    async fn metadata(&self, bound: &Bound) -> Response {
+        match self.issuer.metadata(&bound.issuer, &bound.endpoints).await {
+            Ok(metadata) => {
+                let mut response = json_response(StatusCode::OK, &json!(metadata));
+                set_header(
+                    &mut response,
+                    "cache-control",
+                    &format!("public, max-age={}", self.metadata_max_age_secs),
+                );
+                response
+            }
+            Err(err) => internal(&err),
+        }
+    }
+
+    async fn nonce(&self, bound: &Bound) -> Response {
+        match self.issuer.nonce(&bound.issuer).await {
+            Ok(nonce) => json_response(StatusCode::OK, &json!({ "c_nonce": nonce.c_nonce })),
+            Err(err) => internal(&err),
+        }
+    }
+
+    async fn offer(&self, bound: &Bound, handle: &str) -> Response {
+        match self.issuer.offer_by_reference(&bound.issuer, handle).await {
+            Ok(offer) => json_response(StatusCode::OK, &offer),
+            Err(IssuerError::NotFound(_)) => not_found(),
+            Err(err) => internal(&err),
+        }
+    }
+
+    async fn credential(&self, bound: &Bound, req: &mut Request) -> poem::Result<Response> {
+        let validator = AccessTokenValidator::new(
+            bound.endpoints.authorization_server.clone(),
+            bound.endpoints.credential_issuer.clone(),
+            self.server.access_token_keys(&bound.authorization_server),
+            Arc::clone(&self.clock),
+        )
+        .with_replay_cache(Arc::new(StoreReplayCache::new(
+            Arc::clone(self.server.store()),
+            bound.authorization_server.clone(),
+        )));
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
+        let Some(authorization) = authorization else {
+            return Ok(token_challenge(None));
+        };
+        let dpop_scheme = authorization
+            .split_once(' ')
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("dpop"));
+        let mut resource = ResourceRequest::new(
+            req.method().as_str(),
+            &bound.endpoints.credential_endpoint,
+            Some(authorization),
+        );
+        for proof in req.headers().get_all("dpop") {
+            if let Ok(proof) = proof.to_str() {
+                resource = resource.with_dpop(proof);
+            }
+        }
+        let token = match validator.validate(&resource).await {
+            Ok(token) => token,
+            Err(err) => return Ok(token_refused(&err, dpop_scheme)),
+        };
+        let body = req.take_body().into_bytes().await?;
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return Ok(protocol_error(&ProtocolError::new(
+                CredentialErrorCode::InvalidCredentialRequest,
+                "the request body is not JSON",
+            )));
+        };
+        Ok(
+            match self
+                .issuer
+                .credential(&bound.issuer, &bound.endpoints, &token, &body)
+                .await
+            {
+                Ok(credentials) => json_response(StatusCode::OK, &credentials.to_json()),
+                Err(IssuerError::Protocol(err)) => protocol_error(&err),
+                Err(err) if err.kind().is_client_error() => protocol_error(&ProtocolError::new(
+                    CredentialErrorCode::InvalidCredentialRequest,
+                    err.to_string(),
+                )),
+                Err(err) => internal(&err),
+            },
+        )
+    }
+}
+
+/// The methods of each path of the surface, for CORS and `405`.
+fn methods_of(path: &RoutedPath) -> Option<&'static str> {
+    match path {
+        RoutedPath::WellKnown { name, rest } if name == METADATA_WELL_KNOWN && rest.is_empty() => {
+            Some("GET, OPTIONS")
+        }
+        RoutedPath::Service { rest } => match rest.as_str() {
+            "/nonce" | "/credential" => Some("POST, OPTIONS"),
+            _ if offer_handle(rest).is_some() => Some("GET, OPTIONS"),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The handle of an `/offers/<handle>` path.
+fn offer_handle(rest: &str) -> Option<&str> {
+    rest.strip_prefix("/offers/")
+        .filter(|handle| !handle.is_empty() && !handle.contains('/'))
+}
+
+impl Endpoint for ProtocolEndpoint {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let Some((tenant, path)) = self.resolve(&req).await else {
+            return Ok(not_found());
+        };
+        let Some(methods) = methods_of(&path) else {
+            return Ok(not_found());
+        };
+        let method = req.method().clone();
+        let mut response = if method == Method::OPTIONS {
+            let mut response = Response::builder().status(StatusCode::NO_CONTENT).finish();
+            set_header(&mut response, "access-control-allow-methods", methods);
+            set_header(
+                &mut response,
+                "access-control-allow-headers",
+                CORS_ALLOW_HEADERS,
+            );
+            set_header(&mut response, "access-control-max-age", "600");
+            response
+        } else if !methods.starts_with(method.as_str()) {
+            // RFC 9110 §15.5.6: a 405 lists the methods the resource supports.
+            let mut response = Response::builder()
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .finish();
+            set_header(&mut response, "allow", methods);
+            response
+        } else {
+            match bound(&self.tenancy, tenant).await {
+                Err(err) => internal(&err),
+                Ok(bound) => match &path {
+                    RoutedPath::WellKnown { .. } => self.metadata(&bound).await,
+                    RoutedPath::Service { rest } => match rest.as_str() {
+                        "/nonce" => self.nonce(&bound).await,
+                        "/credential" => self.credential(&bound, &mut req).await?,
+                        other => match offer_handle(other) {
+                            Some(handle) => self.offer(&bound, handle).await,
+                            None => not_found(),
+                        },
+                    },
+                    _ => not_found(),
+                },
+            }
+        };
+        set_header(&mut response, "access-control-allow-origin", "*");
+        set_header(
+            &mut response,
+            "access-control-expose-headers",
+            CORS_EXPOSE_HEADERS,
+        );
+        Ok(response)
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(Body::from_string(body.to_string()));
+    set_header(&mut response, "cache-control", "no-store");
+    response
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
+
+fn not_found() -> Response {
+    let mut response = Problem::new(ProblemType::NotFound, None).into_response();
+    set_header(&mut response, "cache-control", "no-store");
+    response
+}
+
+/// A failure on the issuer's side: logged with its chain, answered without detail.
+fn internal(err: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error = %ErrorChain(err), "issuer request failed");
+    let mut response = Problem::new(ProblemType::Internal, None).into_response();
+    set_header(&mut response, "cache-control", "no-store");
+    response
+}
+
+/// A credential endpoint refusal (§8.3.1.2): 400 with `{"error","error_description"}`.
+fn protocol_error(err: &ProtocolError) -> Response {
+    json_response(StatusCode::BAD_REQUEST, &err.to_json())
+}
+
+/// The `algs` parameter of a DPoP challenge (RFC 9449 §7.1).
+fn dpop_algs() -> String {
+    DPOP_ALGORITHMS
+        .iter()
+        .map(|alg| alg.name())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// 401 for a request without an access token: both schemes are challenged, without an error
+/// code (RFC 6750 §3.1).
+fn token_challenge(error: Option<(&str, &str, bool)>) -> Response {
+    let mut response = match error {
+        None => Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("cache-control", "no-store")
+            .finish(),
+        Some((code, description, _)) => json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({ "error": code, "error_description": description }),
+        ),
+    };
+    let challenges = match error {
+        None => vec![
+            "Bearer".to_owned(),
+            format!("DPoP algs=\"{}\"", dpop_algs()),
+        ],
+        Some((code, _, true)) => vec![format!("DPoP error=\"{code}\", algs=\"{}\"", dpop_algs())],
+        Some((code, _, false)) => vec![format!("Bearer error=\"{code}\"")],
+    };
+    for challenge in challenges {
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .append(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    response
+}
+
+/// The answer to an access token that failed validation (RFC 6750 §3.1, RFC 9449 §7.1).
+fn token_refused(err: &edk_oauth::Error, dpop_scheme: bool) -> Response {
+    let code = err.code();
+    let description = err.description();
+    match code {
+        OAuthErrorCode::InvalidToken | OAuthErrorCode::InvalidDpopProof => {
+            token_challenge(Some((code.as_str(), &description, dpop_scheme)))
+        }
+        OAuthErrorCode::InvalidRequest => {
+            let mut response = json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": code.as_str(), "error_description": description }),
+            );
+            let challenge = if dpop_scheme {
+                format!("DPoP error=\"invalid_request\", algs=\"{}\"", dpop_algs())
+            } else {
+                "Bearer error=\"invalid_request\"".to_owned()
+            };
+            set_header(&mut response, "www-authenticate", &challenge);
+            response
+        }
+        _ if err.kind() == ErrorKind::Unavailable => {
+            tracing::warn!(error = %ErrorChain(err), "access token keys unavailable");
+            let mut response = Problem::new(ProblemType::Unavailable, None).into_response();
+            set_header(&mut response, "retry-after", "1");
+            set_header(&mut response, "cache-control", "no-store");
+            response
+        }
+        _ => internal(err),
+    }
+}

@@ -1,0 +1,16 @@
+//! Integration tests of edk-issuer-server over real HTTP on loopback: the pre-authorized
+//! flow with the tenant's authorization server beside it, the credential endpoint's
+//! refusals, the admin API and its scopes, and the OpenAPI snapshot.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod admin;
+mod flow;
+mod openapi;
+mod refusals;
+mod scopes;
+mod support;
