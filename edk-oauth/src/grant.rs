@@ -128,14 +128,7 @@ pub(crate) fn narrow_details(
             })
             .collect();
         if matching.is_empty() {
-            return Err(Error::oauth(
-                OAuthErrorCode::InvalidAuthorizationDetails,
-                format!(
-                    "`authorization_details` asks for credential configuration {}, which was not \
-                     granted",
-                    configuration.unwrap_or(&Value::Null)
-                ),
-            ));
+            return Err(not_granted());
         }
         for granted_entry in matching {
             let mut out = granted_entry.clone();
@@ -147,10 +140,7 @@ pub(crate) fn narrow_details(
                         .all(|l| allowed.is_some_and(|allowed| allowed.contains(l)))
                 });
                 if !within {
-                    return Err(Error::oauth(
-                        OAuthErrorCode::InvalidAuthorizationDetails,
-                        "`authorization_details` asks for `locations` that were not granted",
-                    ));
+                    return Err(not_granted());
                 }
                 if let Some(object) = out.as_object_mut() {
                     object.insert("locations".to_owned(), locations.clone());
@@ -162,4 +152,13 @@ pub(crate) fn narrow_details(
         }
     }
     Ok(Some(Value::Array(narrowed)))
+}
+
+/// The error for a token request whose `authorization_details` ask for more than its grant
+/// holds.
+pub(crate) fn not_granted() -> Error {
+    Error::oauth(
+        OAuthErrorCode::InvalidAuthorizationDetails,
+        "`authorization_details` asks for credentials or locations that were not granted",
+    )
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::client::{Client, ClientAuthMethod, GrantType};
 use crate::dpop::{self, DpopProof};
 use crate::error::{Error, OAuthErrorCode};
-use crate::grant::{Grant, narrow_details};
+use crate::grant::{Grant, narrow_details, not_granted};
 use crate::request::EndpointCall;
 use crate::server::{AuthorizationServer, tx_code_digest};
 use crate::store::{
@@ -726,15 +726,6 @@ fn audience(grant: &Grant, issuer: &str) -> Value {
         [location] => json!(location),
         locations => json!(locations),
     }
-}
-
-/// The error for a token request whose `authorization_details` ask for more than the grant
-/// holds.
-fn not_granted() -> Error {
-    Error::oauth(
-        OAuthErrorCode::InvalidAuthorizationDetails,
-        "`authorization_details` asks for credentials or locations that were not granted",
-    )
 }
 
 /// The error for a refresh request whose rotation did not happen.

@@ -680,3 +680,143 @@ async fn a_credential_grant_policy_decides_what_a_code_grants(backend: Backend) 
     env.close().await;
 }
 on_both_backends!(a_credential_grant_policy_decides_what_a_code_grants);
+
+async fn refresh_and_client_credentials_requests_cannot_widen_the_grant(backend: Backend) {
+    let env = Env::new(backend).await;
+    let (client, secret) = env
+        .client(
+            ClientAuthMethod::ClientSecretPost,
+            vec![
+                GrantType::AuthorizationCode,
+                GrantType::RefreshToken,
+                GrantType::ClientCredentials,
+            ],
+            |_| {},
+        )
+        .await;
+    let secret = secret.unwrap();
+    let entry = |id: &str| json!({"type": "openid_credential", "credential_configuration_id": id});
+    let both = json!([entry("pid"), entry("mdl")]);
+    let (verifier, challenge) = pkce();
+    let outcome = env
+        .server
+        .authorize(
+            &env.tenant,
+            &Params::from_pairs([
+                ("response_type", "code"),
+                ("client_id", client.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("authorization_details", both.to_string().as_str()),
+            ]),
+        )
+        .await
+        .unwrap();
+    let code = query(&outcome, "code").unwrap();
+    let authenticated = |pairs: &[(&str, &str)]| {
+        let mut pairs = pairs.to_vec();
+        pairs.extend([
+            ("client_id", client.as_str()),
+            ("client_secret", secret.as_str()),
+        ]);
+        form(&pairs)
+    };
+    // A code redemption asking for more than the code grants: refused inside the redemption,
+    // and the code stays usable.
+    let diploma = json!([entry("diploma")]).to_string();
+    let err = env
+        .server
+        .token(
+            &env.tenant,
+            &authenticated(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+                ("authorization_details", &diploma),
+            ]),
+        )
+        .await
+        .unwrap_err();
+    assert_oauth_error(
+        &err,
+        OAuthErrorCode::InvalidAuthorizationDetails,
+        NOT_GRANTED,
+    );
+    let response = env
+        .server
+        .token(
+            &env.tenant,
+            &authenticated(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ]),
+        )
+        .await
+        .unwrap()
+        .response;
+    let refresh_token = response.refresh_token.unwrap();
+    let refresh = |token: &str, details: Option<&str>| {
+        let mut pairs = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+        pairs.extend(details.map(|d| ("authorization_details", d)));
+        authenticated(&pairs)
+    };
+
+    // Asking for more than the grant: refused, and the refresh token stays usable.
+    let err = env
+        .server
+        .token(&env.tenant, &refresh(&refresh_token, Some(&diploma)))
+        .await
+        .unwrap_err();
+    assert_oauth_error(
+        &err,
+        OAuthErrorCode::InvalidAuthorizationDetails,
+        NOT_GRANTED,
+    );
+    // A narrower access token; the new refresh token keeps the whole grant.
+    let mdl = json!([entry("mdl")]);
+    let response = env
+        .server
+        .token(
+            &env.tenant,
+            &refresh(&refresh_token, Some(&mdl.to_string())),
+        )
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(response.authorization_details, Some(mdl.clone()));
+    assert_eq!(claims(&response.access_token)["authorization_details"], mdl);
+    let response = env
+        .server
+        .token(
+            &env.tenant,
+            &refresh(response.refresh_token.as_deref().unwrap(), None),
+        )
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(response.authorization_details, Some(both));
+
+    // `client_credentials` grants no credentials.
+    let err = env
+        .server
+        .token(
+            &env.tenant,
+            &authenticated(&[
+                ("grant_type", "client_credentials"),
+                ("authorization_details", &mdl.to_string()),
+            ]),
+        )
+        .await
+        .unwrap_err();
+    assert_oauth_error(
+        &err,
+        OAuthErrorCode::InvalidAuthorizationDetails,
+        NOT_GRANTED,
+    );
+    env.close().await;
+}
+on_both_backends!(refresh_and_client_credentials_requests_cannot_widen_the_grant);
