@@ -69,11 +69,11 @@ enum AdminTag {
 pub struct ConfigurationBody {
     /// The `credential_configurations_supported` entry wallets see (`format`, `vct` or
     /// `credential_definition`, `scope`, binding methods, proof types, `credential_metadata`).
-    pub configuration: Value,
+    pub configuration: BTreeMap<String, Value>,
     /// How it is issued, never shown to wallets: `signing_key` (KMS purpose under `issuer`,
     /// default `credential-signing`), `key_identification`, `lifetime_secs`,
     /// `selectively_disclosable`.
-    pub settings: Option<Value>,
+    pub settings: Option<BTreeMap<String, Value>>,
 }
 
 /// A stored credential configuration.
@@ -241,11 +241,13 @@ impl AdminApi {
         auth.0.require_scope(SCOPE_WRITE)?;
         let tenant = self.tenant(&auth.0).await?;
         let body = body.0;
-        let configuration = edk_oid4vci::CredentialConfiguration::from_json(body.configuration)
-            .map_err(|err| problem_for(&err))?;
+        let configuration = edk_oid4vci::CredentialConfiguration::from_json(Value::Object(
+            body.configuration.into_iter().collect(),
+        ))
+        .map_err(|err| problem_for(&err))?;
         let settings = match body.settings {
             None => edk_oid4vci::IssuanceSettings::default(),
-            Some(settings) => serde_json::from_value(settings)
+            Some(settings) => serde_json::from_value(Value::Object(settings.into_iter().collect()))
                 .map_err(|err| invalid(format!("settings: {err}")))?,
         };
         let stored = StoredConfiguration {

@@ -13,4 +13,5 @@ mod flow;
 mod openapi;
 mod refusals;
 mod scopes;
+mod service;
 mod support;

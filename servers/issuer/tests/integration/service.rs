@@ -1,0 +1,98 @@
+//! `IssuerServer` as the `edk-issuer` binary builds it: from its configuration, on its own
+//! dependencies (migrations of edk-oauth and edk-oid4vci, a local KMS), serving a tenant's
+//! metadata and refusing the admin API without a token.
+
+use std::sync::Arc;
+
+use edk_core::{SystemClock, TenantSlug};
+use edk_issuer_server::{IssuerServer, IssuerServerConfig};
+use edk_kms::provider::software::generate_kek;
+use edk_server::{Service as _, spawn_server};
+use edk_tenancy::{EndpointBinding, ServiceType, WellKnownLayout};
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+
+use crate::support::{header, http};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config: IssuerServerConfig = serde_json::from_value(json!({
+        "database": { "backend": "sqlite", "directory": dir.path() },
+        "kms": { "mode": "local", "providers": [{
+            "kind": "software", "id": "software", "current_kek": "k1",
+            "keks": [{ "id": "k1", "key": generate_kek().unwrap().expose_secret() }],
+        }] },
+        "issuer": { "metadata_max_age_secs": 60, "batch_size": 4 },
+    }))
+    .unwrap();
+    let started =
+        edk_server::service::start::<IssuerServer>(&config, Arc::new(SystemClock), http())
+            .await
+            .unwrap();
+    assert_eq!(
+        started
+            .jobs()
+            .iter()
+            .map(|job| job.name().to_owned())
+            .collect::<Vec<_>>(),
+        vec!["oauth.purge_expired".to_owned()]
+    );
+    let server = spawn_server(started.app()).await.unwrap();
+    let port = server.addr().port();
+    let tenancy = started.deps().tenancy();
+    let tenant = tenancy
+        .provision(TenantSlug::new("acme").unwrap(), "acme")
+        .await
+        .unwrap();
+    for service in [ServiceType::As, ServiceType::Issuer] {
+        let binding = EndpointBinding::new(
+            tenant.id,
+            service,
+            "localhost",
+            Some(port),
+            "/acme",
+            WellKnownLayout::Inserted,
+        )
+        .unwrap();
+        tenancy.bind(&binding).await.unwrap();
+    }
+
+    let response = http()
+        .get(format!(
+            "http://localhost:{port}/.well-known/openid-credential-issuer/acme"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(header(&response, "cache-control"), "public, max-age=60");
+    let metadata: Value = response.json().await.unwrap();
+    assert_eq!(
+        metadata,
+        json!({
+            "credential_issuer": format!("https://localhost:{port}/acme"),
+            "authorization_servers": [format!("https://localhost:{port}/acme")],
+            "credential_endpoint": format!("https://localhost:{port}/acme/credential"),
+            "nonce_endpoint": format!("https://localhost:{port}/acme/nonce"),
+            "batch_credential_issuance": { "batch_size": 4 },
+            "credential_configurations_supported": {},
+        })
+    );
+
+    let response = http()
+        .get(server.url("/api/oid4vci/v1/configurations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(
+        header(&response, "content-type"),
+        "application/problem+json"
+    );
+    let live = http().get(server.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status().as_u16(), 200);
+
+    server.shutdown().await.unwrap();
+    started.shutdown().await;
+}
