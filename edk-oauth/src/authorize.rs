@@ -573,7 +573,23 @@ fn validate(
 /// `https` URI without fragment, at most [`MAX_RESOURCE_BYTES`].
 pub(crate) fn is_resource_uri(resource: &str) -> bool {
     resource.len() <= MAX_RESOURCE_BYTES
-        && Url::parse(resource).is_ok_and(|url| url.scheme() == "https" && url.fragment().is_none())
+        && Url::parse(resource)
+            .is_ok_and(|url| is_https_or_loopback(&url) && url.fragment().is_none())
+}
+
+/// An `https` URL, or an `http` one on a loopback host: what a binding for local development
+/// advertises (`http://localhost:8080/...`), and nothing a public host can be.
+pub(crate) fn is_https_or_loopback(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => match url.host() {
+            Some(url::Host::Domain(host)) => host == "localhost",
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// The RFC 8707 `resource` of a request, which must be one of the client's registered

@@ -165,7 +165,8 @@ pub(crate) fn check_claims_resources(metadata: &ClientMetadata) -> Result<(), Er
 }
 
 fn is_resource(text: &str) -> bool {
-    url::Url::parse(text).is_ok_and(|url| url.scheme() == "https" && url.fragment().is_none())
+    url::Url::parse(text)
+        .is_ok_and(|url| crate::authorize::is_https_or_loopback(&url) && url.fragment().is_none())
 }
 
 #[cfg(test)]

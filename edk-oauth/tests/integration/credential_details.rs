@@ -436,6 +436,22 @@ async fn the_audience_comes_from_locations(backend: Backend) {
         bad_locations,
     );
 
+    // A loopback issuer of a local development binding is an acceptable location.
+    let local = "http://localhost:8080/acme";
+    let code = mint(
+        &env,
+        json!([{"type": "openid_credential", "credential_configuration_id": "pid",
+            "credential_identifiers": ["pid-1"], "locations": [local]}]),
+    )
+    .await;
+    let response = env
+        .server
+        .token(&env.tenant, &redeem(&code, None))
+        .await
+        .unwrap()
+        .response;
+    assert_eq!(claims(&response.access_token)["aud"], local);
+
     // Without locations, the grant's `resource`, else the AS.
     let mut grant = Grant::new("session:s2");
     grant.resource = Some(CREDENTIAL_ISSUER.to_owned());
