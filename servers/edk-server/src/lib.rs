@@ -7,6 +7,7 @@ pub mod health;
 pub mod jwks;
 pub mod kms;
 pub mod metrics;
+mod nulls;
 pub mod observe;
 pub mod problem;
 pub mod scheduler;

@@ -38,16 +38,22 @@ pub fn path_is_under(path: &str, prefix: &str) -> bool {
 /// at `/docs`.
 #[must_use]
 pub fn openapi_routes<T: OpenApi + 'static>(service: OpenApiService<T, ()>) -> Route {
-    let allowed = AllowedMethods::from_spec(&service.spec());
+    let spec = service.spec();
+    let allowed = AllowedMethods::from_spec(&spec);
+    let bodies = Arc::new(crate::nulls::BodySchemas::from_spec(&spec));
     Route::new()
         .at("/openapi.json", service.spec_endpoint())
         .nest("/docs", service.swagger_ui())
         .nest(
             "/",
-            service.around(move |ep, req| {
+            service.around(move |ep, mut req| {
                 let allowed = Arc::clone(&allowed);
+                let bodies = Arc::clone(&bodies);
                 async move {
                     let path = req.uri().path().to_owned();
+                    if let Some(refusal) = bodies.refuse_null_members(&mut req).await? {
+                        return Ok(refusal);
+                    }
                     match ep.call(req).await {
                         Err(err) if err.status() == StatusCode::METHOD_NOT_ALLOWED => {
                             let mut response = crate::problem::problem_for_poem_error(err);

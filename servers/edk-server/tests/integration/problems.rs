@@ -30,6 +30,27 @@ async fn wrong_shape_is_a_400_problem() {
 }
 
 #[tokio::test]
+async fn an_explicit_null_for_a_member_the_document_does_not_make_nullable_is_a_400_problem() {
+    let h = Harness::start().await;
+    let post = |body: serde_json::Value| h.client.post(h.url("/api/echo")).json(&body).send();
+    let response = post(serde_json::json!({ "name": "x", "nickname": null }))
+        .await
+        .unwrap();
+    let body = assert_problem(response, 400, "invalid-request").await;
+    assert_eq!(
+        body["detail"],
+        "`nickname` must not be null: leave it out instead"
+    );
+    // Absent is fine, and so is null inside a free-form value.
+    let response = post(serde_json::json!({ "name": "x", "extra": { "a": null } }))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echoed: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(echoed["extra"], serde_json::json!({ "a": null }));
+}
+
+#[tokio::test]
 async fn wrong_content_type_is_a_415_problem() {
     let h = Harness::start().await;
     let response = h

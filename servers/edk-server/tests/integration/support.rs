@@ -22,6 +22,10 @@ pub(crate) const TENANT: &str = "0190c7a4-8e2b-7cde-9f00-0123456789ab";
 #[derive(Debug, Object, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Greeting {
     pub(crate) name: String,
+    /// Optional, and not nullable in the document.
+    pub(crate) nickname: Option<String>,
+    /// Free-form: any JSON, `null` included.
+    pub(crate) extra: Option<Value>,
 }
 
 #[derive(Debug, Object)]

@@ -26,15 +26,6 @@ enabled = true
 # (400, 422), an alias reserved for another service (403).
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "400", "403", "404", "409", "422"]
-
-# Known contract bug, not yet fixed: the request DTOs read an explicit `null` for an optional
-# member as "absent" (poem-openapi's Option), while the document does not declare those
-# members nullable (e.g. `{"key": …, "payload": …, "cty": null}` is signed). Found with the
-# seeded examples; the check stays on for every other operation.
-[[operations]]
-include-operation-id-regex = "^(createCsr|issueCertificate|issueCertificateFromCsr|queryProviders|bestProvider|createJws)$"
-[operations.checks.negative_data_rejection]
-enabled = false
 "#;
 
 /// Posts `body` to `path`, asserting a 2xx, and returns the answer.
