@@ -52,7 +52,6 @@ use crate::client::{Client, ClientAuthMethod};
 use crate::error::Error;
 use crate::request::EndpointCall;
 use crate::server::{AuthorizationServer, CLIENT_ASSERTION_ALGORITHMS};
-use crate::store::SingleUse;
 
 /// The `typ` of a client attestation JWT (§4).
 pub const ATTESTATION_TYP: &str = "oauth-client-attestation+jwt";
@@ -77,9 +76,6 @@ const MAX_ATTESTATION_BYTES: usize = 32 * 1024;
 
 /// How far in the future an `iat` may lie (clock skew), in seconds.
 const IAT_SKEW: i64 = 60;
-
-/// The scope under which attestation PoP `jti`s are remembered, per client instance key.
-pub(crate) const POP_SCOPE: &str = "attestation_pop:";
 
 /// The longest `jti` accepted.
 const MAX_JTI_LEN: usize = 256;
@@ -379,7 +375,6 @@ impl AuthorizationServer {
         tenant: &TenantContext,
         call: &EndpointCall,
         body_id: Option<&str>,
-        pop_jti: &mut Option<SingleUse>,
     ) -> Result<Client, Error> {
         let (attestation, pop) = headers(call)?;
         let config = tenant.config().get(&CLIENT_ATTESTATION).ok_or_else(|| {
@@ -406,13 +401,17 @@ impl AuthorizationServer {
             now,
             self.config.proof_max_age,
         )?;
-        // Recorded by the endpoint once the request is known to be valid, so that a request
-        // failing later writes nothing.
-        *pop_jti = Some(SingleUse {
-            scope: format!("{POP_SCOPE}{}", attestation.instance_jkt),
-            jti: pop.jti.clone(),
-            expires_at: now.saturating_add(self.config.proof_max_age.saturating_mul(2)),
-        });
+        let scope = format!("attestation_pop:{}", attestation.instance_jkt);
+        let remember_until = now.saturating_add(self.config.proof_max_age.saturating_mul(2));
+        if !self
+            .store
+            .use_jti(tenant, &scope, &pop.jti, remember_until)
+            .await?
+        {
+            return Err(Error::invalid_client_attestation(
+                "the attestation PoP was used before",
+            ));
+        }
         match pop.challenge {
             Some(challenge) => {
                 let digest = crate::random::digest(&challenge);

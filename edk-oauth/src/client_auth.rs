@@ -33,11 +33,6 @@ pub(crate) const MAX_JTI_BYTES: usize = 256;
 pub(crate) fn replayed(value: &SingleUse) -> Error {
     if value.scope.starts_with(CLIENT_ASSERTION_SCOPE) {
         Error::invalid_client("the client assertion was used before")
-    } else if value
-        .scope
-        .starts_with(crate::client_attestation::POP_SCOPE)
-    {
-        Error::invalid_client_attestation("the attestation PoP was used before")
     } else {
         Error::invalid_dpop_proof("the proof was used before")
     }
@@ -97,7 +92,7 @@ impl AuthorizationServer {
     }
 
     /// As [`authenticate_client`](Self::authenticate_client), except that a client
-    /// assertion's or attestation PoP's `jti` is not recorded but put in `assertion_jti`, for the caller to record
+    /// assertion's `jti` is not recorded but put in `assertion_jti`, for the caller to record
     /// once the request is known to be valid (an endpoint writes nothing for a request that
     /// fails).
     pub(crate) async fn authenticate_client_deferred(
@@ -130,7 +125,7 @@ impl AuthorizationServer {
         }
         if attested {
             return self
-                .authenticate_attestation(tenant, call, body_id, assertion_jti)
+                .authenticate_attestation(tenant, call, body_id)
                 .await
                 .map(Some);
         }

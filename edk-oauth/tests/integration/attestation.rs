@@ -406,23 +406,6 @@ async fn every_bad_attestation_is_refused_with_its_code(setup: Setup) {
         OAuthErrorCode::InvalidClientAttestation
     );
 
-    // A request refused after authentication records nothing: its PoP is still unspent.
-    let (attestation, pop) = wallet.headers(&provider, WALLET).await;
-    let wider = form(&[
-        ("grant_type", "client_credentials"),
-        ("scope", "not-granted"),
-    ])
-    .with_client_attestation(attestation.clone(), pop.clone());
-    assert_eq!(
-        code(server.token(tenant, &wider).await),
-        OAuthErrorCode::InvalidScope
-    );
-    token(attestation.clone(), pop.clone()).await.unwrap();
-    assert_eq!(
-        refused(token(attestation.clone(), pop).await, "used before"),
-        OAuthErrorCode::InvalidClientAttestation
-    );
-
     // Signed by a key the tenant does not trust.
     let stranger = Provider::new();
     let untrusted = wallet.attestation(&stranger, WALLET, json!({})).await;
