@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use edk_did_server::ResolverSettings;
+use edk_issuer_server::IssuerSettings;
 use edk_oauth::AsConfig;
 use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
 use edk_tenancy::DatabaseConfig;
@@ -41,4 +42,8 @@ pub struct EdkConfig {
     /// `resolver` in `edk-did`.
     #[serde(default)]
     pub did_resolver: ResolverSettings,
+    /// The credential issuers' behaviour (nonce and offer lifetimes, batch size), as
+    /// `issuer` in `edk-issuer`.
+    #[serde(default)]
+    pub issuer: IssuerSettings,
 }

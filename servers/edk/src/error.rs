@@ -53,6 +53,9 @@ pub enum Error {
     /// The DID server could not be set up.
     #[error("the DID server could not be set up")]
     Did(#[source] edk_did_server::Error),
+    /// The credential issuer could not be set up.
+    #[error("the credential issuer could not be set up")]
+    Issuer(#[source] edk_issuer_server::Error),
     /// The tenant configuration keys clash.
     #[error("the tenant configuration schema is invalid")]
     ConfigSchema(#[source] edk_tenancy::error::ConfigError),
@@ -78,6 +81,7 @@ impl HasKind for Error {
             | Self::Binding(_)
             | Self::ConfigSchema(_)
             | Self::Did(_)
+            | Self::Issuer(_)
             | Self::Deps(_)
             | Self::As(_)
             | Self::Tenancy(_) => ErrorKind::Internal,

@@ -14,6 +14,9 @@ use poem_openapi::OpenApiService;
 use edk_as_server::{AdminApi as OAuthAdminApi, AsServer, AsServerConfig, ProtocolEndpoint};
 use edk_core::{Clock, HasKind, TenantId, TenantSlug};
 use edk_did_server::{DidApis, DidServer, DidServerConfig, DidService, PublicEndpoint as DidFiles};
+use edk_issuer_server::{
+    AdminApi as IssuerAdminApi, IssuerParts, ProtocolEndpoint as IssuerEndpoint,
+};
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
 use edk_oauth::AuthorizationServer;
 use edk_server::deps::Deps;
@@ -42,8 +45,9 @@ pub const LOCAL_DID_HOST: &str = "edk.localhost";
 pub const ANONYMOUS_PATHS: [&str; 6] = edk_did_server::ANONYMOUS_PATHS;
 
 /// The admin APIs of the all-in-one server, as one OpenAPI service: health probes, the KMS
-/// API, the authorization server's admin API, and the DID resolver, registrar and admin API.
-pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi, DidApis);
+/// API, the authorization server's admin API, the DID resolver, registrar and admin API, and
+/// the credential issuer's admin API.
+pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi, DidApis, IssuerAdminApi);
 
 /// The OpenAPI service of the all-in-one server.
 #[must_use]
@@ -52,6 +56,7 @@ pub fn openapi_service(
     kms: &Arc<KmsState>,
     oauth: &Arc<AuthorizationServer>,
     did: &DidServer,
+    issuer: &IssuerParts,
     health: HealthApi,
 ) -> OpenApiService<EdkApis, ()> {
     OpenApiService::new(
@@ -60,6 +65,7 @@ pub fn openapi_service(
             edk_kms_server::apis(kms),
             OAuthAdminApi::new(tenancy.clone(), Arc::clone(oauth)),
             did.apis(),
+            issuer.admin_api(),
         ),
         "EDK",
         env!("CARGO_PKG_VERSION"),
@@ -73,6 +79,7 @@ pub struct Edk {
     kms: KmsServer,
     oauth: AsServer,
     did: DidService,
+    issuer: IssuerParts,
     auth: AdminAuth,
     config: EdkConfig,
     default_tenant: TenantId,
@@ -120,6 +127,8 @@ impl Edk {
         let builder = KmsServer::prepare(builder).map_err(Error::KmsServer)?;
         let builder = AsServer::prepare(builder).map_err(Error::As)?;
         let builder = DidService::prepare(builder).map_err(Error::Did)?;
+        // The issuer shares the authorization server prepared above: only its own tables.
+        let builder = builder.migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -177,6 +186,21 @@ impl Edk {
             let did = DidService::build(&did_config, &deps)
                 .await
                 .map_err(Error::Did)?;
+            let issuer = IssuerParts {
+                tenancy: deps.tenancy().clone(),
+                issuer: Arc::new(
+                    IssuerParts::issuer(
+                        deps.tenancy(),
+                        deps.kms().kms(),
+                        deps.clock(),
+                        config.issuer.options(),
+                    )
+                    .map_err(Error::Issuer)?,
+                ),
+                server: Arc::clone(oauth.authorization_server()),
+                clock: deps.clock(),
+                metadata_max_age_secs: config.issuer.metadata_max_age_secs,
+            };
             let default_tenant = default_tenant(deps.tenancy()).await?;
             let bootstrap_token = if data.is_first_start() {
                 Some(
@@ -197,15 +221,24 @@ impl Edk {
                 Some(deps.http()),
             )
             .map_err(Error::Auth)?;
-            Ok((kms, oauth, did, default_tenant, bootstrap_token, auth))
+            Ok((
+                kms,
+                oauth,
+                did,
+                issuer,
+                default_tenant,
+                bootstrap_token,
+                auth,
+            ))
         }
         .await;
         match parts {
-            Ok((kms, oauth, did, default_tenant, bootstrap_token, auth)) => Ok(Self {
+            Ok((kms, oauth, did, issuer, default_tenant, bootstrap_token, auth)) => Ok(Self {
                 deps,
                 kms,
                 oauth,
                 did,
+                issuer,
                 auth,
                 config,
                 default_tenant,
@@ -226,12 +259,14 @@ impl Edk {
             self.kms.state(),
             self.oauth(),
             self.did(),
+            &self.issuer,
             self.deps.health(),
         ))
         .with(self.auth.clone())
         .boxed();
         let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth())).boxed();
         let did_files = self.did().public_endpoint().boxed();
+        let issuer = self.issuer.protocol_endpoint();
         app(
             &self.config.http,
             self.deps.metrics(),
@@ -241,15 +276,16 @@ impl Edk {
                 Dispatch {
                     admin,
                     did_files,
+                    issuer,
                     protocol,
                 },
             ),
         )
     }
 
-    /// Binds the default tenant's authorization server to `localhost:{port}` (issuer
-    /// `http://localhost:{port}`, a loopback-only http binding; `https://…` with
-    /// `local_https`) and its DID publishing to `edk.localhost:{port}` (DIDs
+    /// Binds the default tenant's authorization server and credential issuer to
+    /// `localhost:{port}` (both identifiers `http://localhost:{port}`, loopback-only http
+    /// bindings; `https://…` with `local_https`) and its DID publishing to `edk.localhost:{port}` (DIDs
     /// `did:web:edk.localhost%3A{port}:…`), replacing bindings for another port. `edk` calls it once it knows the port it listens
     /// on.
     ///
@@ -270,6 +306,7 @@ impl Edk {
         };
         for (service, host, scheme) in [
             (ServiceType::As, LOCAL_HOST, as_scheme),
+            (ServiceType::Issuer, LOCAL_HOST, as_scheme),
             (ServiceType::Did, LOCAL_DID_HOST, EndpointScheme::Https),
         ] {
             let binding = EndpointBinding::with_scheme(
@@ -298,6 +335,12 @@ impl Edk {
     #[must_use]
     pub const fn did(&self) -> &DidServer {
         self.did.server()
+    }
+
+    /// The credential issuer inside (sharing the authorization server).
+    #[must_use]
+    pub const fn issuer(&self) -> &IssuerParts {
+        &self.issuer
     }
 
     /// The authorization server inside.
@@ -344,11 +387,13 @@ impl Edk {
 
 /// Sends `/api/...`, `/1.0/...` (the Universal Resolver and the DID registrar) and the
 /// anonymous probe and documentation paths to the admin surface (whose authentication lets
-/// the anonymous ones through), published DID files to the DID server, and everything else to
-/// the authorization servers' protocol surface.
+/// the anonymous ones through), published DID files to the DID server, requests a tenant's
+/// issuer binding routes to a credential issuer path to the issuers' endpoints, and
+/// everything else to the authorization servers' protocol surface.
 struct Dispatch {
     admin: BoxEndpoint<'static, Response>,
     did_files: BoxEndpoint<'static, Response>,
+    issuer: IssuerEndpoint,
     protocol: BoxEndpoint<'static, Response>,
 }
 
@@ -362,6 +407,8 @@ impl Endpoint for Dispatch {
             self.admin.call(req).await.map(IntoResponse::into_response)
         } else if DidFiles::serves(path) {
             self.did_files.call(req).await
+        } else if self.issuer.serves(&req).await {
+            self.issuer.call(req).await
         } else {
             self.protocol.call(req).await
         }

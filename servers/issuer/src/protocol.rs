@@ -99,6 +99,15 @@ impl ProtocolEndpoint {
         }
     }
 
+    /// Whether `req` is for a path of this surface (a tenant's issuer binding resolves it to
+    /// the metadata, nonce, credential or offer path), so that a server that also serves
+    /// other surfaces on the same hosts (the all-in-one `edk`) sends it here.
+    pub async fn serves(&self, req: &Request) -> bool {
+        self.resolve(req)
+            .await
+            .is_some_and(|(_, path)| methods_of(&path).is_some())
+    }
+
     async fn resolve(&self, req: &Request) -> Option<(TenantContext, RoutedPath)> {
         let host = req
             .headers()

@@ -550,3 +550,132 @@ async fn housekeeping_jobs_run_and_are_counted() {
     }
     h.stop().await;
 }
+
+/// The default tenant's credential issuer shares `localhost` with its authorization server:
+/// the bootstrap token stores a configuration and makes an offer, the wallet redeems the
+/// pre-authorized code at `/token`, fetches a nonce and gets a key-bound SD-JWT VC.
+#[tokio::test]
+async fn default_tenants_credential_issuer_issues_with_its_authorization_server() {
+    let h = Harness::start().await;
+    let port = h.server.addr().port();
+    h.edk.bind_default_tenant(port).await.unwrap();
+    let local = format!("http://localhost:{port}");
+    let stored = h
+        .client
+        .put(h.server.url("/api/oid4vci/v1/configurations/identity"))
+        .bearer_auth(&h.token)
+        .json(&json!({ "configuration": {
+            "format": "dc+sd-jwt",
+            "vct": "https://credentials.example.com/identity",
+            "cryptographic_binding_methods_supported": ["jwk"],
+            "proof_types_supported": { "jwt": { "proof_signing_alg_values_supported": ["ES256"] } },
+        } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
+    let metadata: Value = h
+        .client
+        .get(format!("{local}/.well-known/openid-credential-issuer"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["credential_issuer"], local.as_str());
+    assert_eq!(metadata["authorization_servers"], json!([local]));
+    assert_eq!(
+        metadata["credential_endpoint"],
+        format!("{local}/credential")
+    );
+
+    let offer: Value = h
+        .client
+        .post(h.server.url("/api/oid4vci/v1/offers"))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "credential_configuration_ids": ["identity"],
+            "claims": { "identity": { "given_name": "Erika" } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let grant = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
+    let code = offer["credential_offer"]["grants"][grant]["pre-authorized_code"]
+        .as_str()
+        .unwrap();
+    let token: Value = h
+        .client
+        .post(format!("{local}/token"))
+        .form(&[("grant_type", grant), ("pre-authorized_code", code)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = token["access_token"].as_str().unwrap();
+    let nonce: Value = h
+        .client
+        .post(format!("{local}/nonce"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    // A wallet's proof names its key by `jwk` alone (no `kid`).
+    let header = Header::new(Algorithm::Es256)
+        .with_typ("openid4vci-proof+jwt")
+        .with_jwk(&holder.public_jwk());
+    let signing_input = format!(
+        "{}.{}",
+        b64url_encode(serde_json::to_vec(&header).unwrap()),
+        b64url_encode(json!({ "aud": local, "iat": NOW, "nonce": nonce["c_nonce"] }).to_string())
+    );
+    let signature = holder.sign_bytes(signing_input.as_bytes()).unwrap();
+    let proof = format!("{signing_input}.{}", b64url_encode(signature));
+    let response = h
+        .client
+        .post(format!("{local}/credential"))
+        .bearer_auth(access_token)
+        .json(&json!({
+            "credential_identifier": token["authorization_details"][0]["credential_identifiers"][0],
+            "proofs": { "jwt": [proof] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let credential = body["credentials"][0]["credential"].as_str().unwrap();
+    let jwks: JwkSet = h
+        .get(
+            "/api/kms/v1/keys/issuer.credential-signing/jwks",
+            Some(&h.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let claims = edk_core::sd_jwt::SdJwt::parse(credential, &edk_core::Limits::DEFAULT)
+        .unwrap()
+        .verify_vc(
+            &edk_core::jose::JwksResolver::new(&jwks),
+            &edk_core::sd_jwt_vc::VcVerifyOptions::default(),
+            NOW,
+        )
+        .await
+        .unwrap()
+        .into_sd_jwt()
+        .into_claims();
+    assert_eq!(claims["iss"], local.as_str());
+    assert_eq!(claims["given_name"], "Erika");
+    h.stop().await;
+}

@@ -30,6 +30,7 @@ async fn openapi_matches_the_committed_snapshot() {
             edk.kms().state(),
             edk.oauth(),
             edk.did(),
+            edk.issuer(),
             HealthApi::new()
         )
         .spec()
