@@ -137,7 +137,13 @@ impl Edk {
                 return Err(err);
             }
         };
-        let jobs = [edk.kms.jobs(), edk.oauth.jobs(), edk.did.jobs()].concat();
+        let jobs = [
+            edk.kms.jobs(),
+            edk.oauth.jobs(),
+            edk.did.jobs(),
+            vec![edk.issuer.purge_job()],
+        ]
+        .concat();
         if let Err(err) = edk.deps.start_scheduler(jobs) {
             edk.shutdown().await;
             return Err(Error::Deps(err));

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod jobs;
 pub mod protocol;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use edk_did::{DidKeyResolver, Resolver};
 use edk_kms::Kms;
 use edk_oauth::client_attestation::CLIENT_ATTESTATION;
 use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
-use edk_oauth::jobs::PurgeExpiredJob;
+use edk_oauth::jobs::PurgeExpiredJob as OAuthPurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, SqlStore as OAuthSqlStore};
 use edk_oid4vci::{Issuer, IssuerOptions, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
@@ -91,6 +92,14 @@ impl IssuerParts {
             clock,
         )
         .with_options(options))
+    }
+
+    /// The issuer's housekeeping job ([`jobs::PurgeExpiredJob`]) over the tenancy.
+    #[must_use]
+    pub fn purge_job(&self) -> Arc<dyn Job> {
+        Arc::new(jobs::PurgeExpiredJob::new(Arc::new(SqlStore::new(
+            self.tenancy.clone(),
+        ))))
     }
 
     /// The protocol surface.
@@ -202,10 +211,15 @@ impl Service for IssuerServer {
         })
     }
 
+    /// `oid4vci.purge_expired`, and `oauth.purge_expired` for the authorization server state
+    /// (also run by `edk-as` on the same database: purging twice deletes nothing twice).
     fn jobs(&self) -> Vec<Arc<dyn Job>> {
-        vec![Arc::new(PurgeExpiredJob::new(Arc::clone(
-            self.parts.server.store(),
-        )))]
+        vec![
+            self.parts.purge_job(),
+            Arc::new(OAuthPurgeExpiredJob::new(Arc::clone(
+                self.parts.server.store(),
+            ))),
+        ]
     }
 
     fn app(&self) -> BoxEndpoint<'static, Response> {

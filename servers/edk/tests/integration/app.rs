@@ -519,8 +519,8 @@ async fn edk_runs_on_postgres_by_configuration() {
     db.close().await;
 }
 
-/// `edk` runs the housekeeping scheduler: every job of the tenancy, the in-process KMS and
-/// the authorization server runs (its runs are counted in `/metrics`).
+/// `edk` runs the housekeeping scheduler: every job of the tenancy, the in-process KMS, the
+/// authorization server and the credential issuer runs (its runs are counted in `/metrics`).
 #[tokio::test]
 async fn housekeeping_jobs_run_and_are_counted() {
     let h = Harness::start().await;
@@ -531,6 +531,7 @@ async fn housekeeping_jobs_run_and_are_counted() {
         "kms.rotate_due",
         "kms.audit_checkpoint",
         "oauth.purge_expired",
+        "oid4vci.purge_expired",
     ];
     for _ in 0..100 {
         metrics = h.get("/metrics", None).await.text().await.unwrap();

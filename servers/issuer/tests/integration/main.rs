@@ -10,6 +10,7 @@
 
 mod admin;
 mod flow;
+mod jobs;
 mod openapi;
 mod refusals;
 mod scopes;

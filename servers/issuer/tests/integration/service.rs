@@ -36,7 +36,10 @@ async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
             .iter()
             .map(|job| job.name().to_owned())
             .collect::<Vec<_>>(),
-        vec!["oauth.purge_expired".to_owned()]
+        vec![
+            "oid4vci.purge_expired".to_owned(),
+            "oauth.purge_expired".to_owned()
+        ]
     );
     let server = spawn_server(started.app()).await.unwrap();
     let port = server.addr().port();
