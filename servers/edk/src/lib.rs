@@ -15,7 +15,7 @@ use edk_as_server::{AdminApi as OAuthAdminApi, AsServer, AsServerConfig, Protoco
 use edk_core::{Clock, HasKind, TenantId, TenantSlug};
 use edk_did_server::{DidApis, DidServer, DidServerConfig, DidService, PublicEndpoint as DidFiles};
 use edk_issuer_server::{
-    AdminApi as IssuerAdminApi, IssuerParts, ProtocolEndpoint as IssuerEndpoint,
+    AdminApi as IssuerAdminApi, IssuerParts, ProtocolEndpoint as IssuerEndpoint, TokenKeys,
 };
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
 use edk_oauth::AuthorizationServer;
@@ -206,6 +206,8 @@ impl Edk {
                 server: Arc::clone(oauth.authorization_server()),
                 clock: deps.clock(),
                 metadata_max_age_secs: config.issuer.metadata_max_age_secs,
+                // One process: the authorization server's keys are in the same KMS.
+                token_keys: TokenKeys::Kms,
             };
             let default_tenant = default_tenant(deps.tenancy()).await?;
             let bootstrap_token = if data.is_first_start() {

@@ -52,6 +52,22 @@ pub struct IssuerSettings {
     pub proof_max_age_secs: i64,
     /// How long wallets may cache the issuer metadata, in seconds. Default 300.
     pub metadata_max_age_secs: u32,
+    /// Where the credential endpoint finds the keys of access tokens: `kms` (default: the
+    /// tenant AS's signing key versions in the shared KMS) or `jwks_uri` (the JWKS `edk-as`
+    /// publishes for the tenant, fetched and cached five minutes).
+    pub access_token_keys: AccessTokenKeySource,
+}
+
+/// The `issuer.access_token_keys` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AccessTokenKeySource {
+    /// The KMS shared with the authorization server.
+    #[default]
+    Kms,
+    /// The authorization server's `jwks_uri`.
+    JwksUri,
 }
 
 impl Default for IssuerSettings {
@@ -64,6 +80,7 @@ impl Default for IssuerSettings {
             accept_legacy: options.accept_legacy,
             proof_max_age_secs: options.proof_max_age_secs,
             metadata_max_age_secs: 300,
+            access_token_keys: AccessTokenKeySource::Kms,
         }
     }
 }
@@ -93,7 +110,7 @@ mod tests {
         let config: IssuerServerConfig = serde_json::from_value(serde_json::json!({
             "database": {"backend": "sqlite", "directory": "./.edk-issuer"},
             "kms": {"mode": "local", "providers": []},
-            "issuer": {"nonce_ttl_secs": 60, "batch_size": 1}
+            "issuer": {"nonce_ttl_secs": 60, "batch_size": 1, "access_token_keys": "jwks_uri"}
         }))
         .unwrap();
         let options = config.issuer.options();
@@ -101,6 +118,10 @@ mod tests {
         assert_eq!(options.batch_size, 1);
         assert_eq!(options.offer_ttl_secs, 600);
         assert_eq!(config.issuer.metadata_max_age_secs, 300);
+        assert_eq!(
+            config.issuer.access_token_keys,
+            AccessTokenKeySource::JwksUri
+        );
         for bad in [
             serde_json::json!({"kms": {"mode": "local", "providers": []}}),
             serde_json::json!({"database": {"backend": "sqlite", "directory": "x"}}),

@@ -30,8 +30,8 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 
 pub use admin::{AdminApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
-pub use config::{IssuerServerConfig, IssuerSettings};
-pub use protocol::ProtocolEndpoint;
+pub use config::{AccessTokenKeySource, IssuerServerConfig, IssuerSettings};
+pub use protocol::{ProtocolEndpoint, TokenKeys};
 
 /// The path prefix of the admin API.
 pub const ADMIN_PREFIX: &str = "/api/oid4vci/v1";
@@ -66,6 +66,8 @@ pub struct IssuerParts {
     pub clock: Arc<dyn Clock>,
     /// How long wallets may cache the metadata, in seconds.
     pub metadata_max_age_secs: u32,
+    /// Where the credential endpoint finds the keys of access tokens.
+    pub token_keys: TokenKeys,
 }
 
 impl IssuerParts {
@@ -111,6 +113,7 @@ impl IssuerParts {
             Arc::clone(&self.server),
             Arc::clone(&self.clock),
             self.metadata_max_age_secs,
+            self.token_keys.clone(),
         )
     }
 
@@ -203,6 +206,10 @@ impl Service for IssuerServer {
                 server,
                 clock: deps.clock(),
                 metadata_max_age_secs: config.issuer.metadata_max_age_secs,
+                token_keys: match config.issuer.access_token_keys {
+                    AccessTokenKeySource::Kms => TokenKeys::Kms,
+                    AccessTokenKeySource::JwksUri => TokenKeys::JwksUri(deps.http().clone()),
+                },
             },
             health: deps.health(),
             auth,

@@ -2,12 +2,16 @@
 //! Credential Issuer Metadata, the nonce endpoint, the credential endpoint and offers by
 //! reference, answering in OpenID4VCI's own formats.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use edk_core::jose::KeyResolver;
 use edk_core::{Clock, ErrorChain, ErrorKind, HasKind as _};
 use edk_oauth::dpop::DPOP_ALGORITHMS;
 use edk_oauth::{
-    AccessTokenValidator, AuthorizationServer, OAuthErrorCode, ResourceRequest, StoreReplayCache,
+    AccessTokenValidator, AuthorizationServer, OAuthErrorCode, RemoteJwks, ResourceRequest,
+    StoreReplayCache,
 };
 use edk_oid4vci::issuer::Error as IssuerError;
 use edk_oid4vci::{CredentialErrorCode, Issuer, IssuerEndpoints, ProtocolError};
@@ -28,6 +32,21 @@ const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
 /// The response headers a browser-based wallet may read.
 const CORS_EXPOSE_HEADERS: &str = "WWW-Authenticate, DPoP-Nonce";
 
+/// How long a tenant AS's JWKS fetched from its `jwks_uri` is cached.
+const JWKS_CACHE: Duration = Duration::from_secs(300);
+
+/// Where the credential endpoint finds the keys of the access tokens it accepts.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum TokenKeys {
+    /// The versions of the tenant AS's access-token signing key in the KMS shared with it
+    /// (`AuthorizationServer::access_token_keys`).
+    Kms,
+    /// The JWKS at the tenant AS's `jwks_uri`, fetched with this client (which carries the
+    /// timeouts) and cached: the issuer then needs no access to the AS's keys in the KMS.
+    JwksUri(reqwest::Client),
+}
+
 /// The issuer endpoint of every tenant: `/.well-known/openid-credential-issuer[/<path>]`,
 /// `<issuer>/nonce`, `<issuer>/credential` and `<issuer>/offers/<handle>`.
 #[derive(Clone, Debug)]
@@ -37,6 +56,8 @@ pub struct ProtocolEndpoint {
     server: Arc<AuthorizationServer>,
     clock: Arc<dyn Clock>,
     metadata_max_age_secs: u32,
+    keys: TokenKeys,
+    jwks: Arc<Mutex<HashMap<String, Arc<RemoteJwks>>>>,
 }
 
 /// A tenant as the issuer surface sees it: its issuer binding and its AS binding.
@@ -81,7 +102,8 @@ pub(crate) async fn bound(
 impl ProtocolEndpoint {
     /// The endpoint over `tenancy`'s routing, issuing with `issuer` and validating access
     /// tokens of the tenants' authorization server `server` (in this process) at the time
-    /// of `clock`; wallets may cache the metadata for `metadata_max_age_secs`.
+    /// of `clock`, with the keys `keys` names; wallets may cache the metadata for
+    /// `metadata_max_age_secs`.
     #[must_use]
     pub fn new(
         tenancy: Tenancy,
@@ -89,6 +111,7 @@ impl ProtocolEndpoint {
         server: Arc<AuthorizationServer>,
         clock: Arc<dyn Clock>,
         metadata_max_age_secs: u32,
+        keys: TokenKeys,
     ) -> Self {
         Self {
             tenancy,
@@ -96,7 +119,29 @@ impl ProtocolEndpoint {
             server,
             clock,
             metadata_max_age_secs,
+            keys,
+            jwks: Arc::default(),
         }
+    }
+
+    /// The keys of the access tokens of `bound`'s authorization server.
+    fn token_keys(&self, bound: &Bound) -> Result<Arc<dyn KeyResolver>, edk_oauth::Error> {
+        let TokenKeys::JwksUri(http) = &self.keys else {
+            return Ok(self.server.access_token_keys(&bound.authorization_server));
+        };
+        let url = AuthorizationServer::endpoint_url(&bound.authorization_server, "jwks.json")?;
+        let mut cache = self.jwks.lock().map_err(|_| edk_oauth::Error::Internal {
+            what: "JWKS cache poisoned",
+        })?;
+        let jwks = cache.entry(url.clone()).or_insert_with(|| {
+            Arc::new(RemoteJwks::new(
+                url,
+                http.clone(),
+                Arc::clone(&self.clock),
+                JWKS_CACHE,
+            ))
+        });
+        Ok(Arc::clone(jwks) as Arc<dyn KeyResolver>)
     }
 
     /// Whether `req` is for a path of this surface (a tenant's issuer binding resolves it to
@@ -161,10 +206,14 @@ impl ProtocolEndpoint {
     }
 
     async fn credential(&self, bound: &Bound, req: &mut Request) -> poem::Result<Response> {
+        let keys = match self.token_keys(bound) {
+            Ok(keys) => keys,
+            Err(err) => return Ok(internal(&err)),
+        };
         let validator = AccessTokenValidator::new(
             bound.endpoints.authorization_server.clone(),
             bound.endpoints.credential_issuer.clone(),
-            self.server.access_token_keys(&bound.authorization_server),
+            keys,
             Arc::clone(&self.clock),
         )
         .with_replay_cache(Arc::new(StoreReplayCache::new(

@@ -11,6 +11,7 @@
 mod admin;
 mod flow;
 mod jobs;
+mod jwks_uri;
 mod openapi;
 mod refusals;
 mod scopes;

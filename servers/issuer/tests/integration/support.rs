@@ -12,7 +12,7 @@ use std::sync::Arc;
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
 use edk_core::{Clock, SystemClock, TenantId, TenantSlug};
-use edk_issuer_server::{IssuerParts, IssuerSettings};
+use edk_issuer_server::{IssuerParts, IssuerSettings, TokenKeys};
 use edk_kms::LocalKms;
 use edk_kms::kms::{Caller, KeyAlias};
 use edk_kms::provider::ProviderId;
@@ -23,7 +23,9 @@ use edk_oauth::testkit::PreApprovedAuthenticator;
 use edk_oauth::{AsConfig, AuthorizationServer, SqlStore};
 use edk_server::{AuthConfig, HttpConfig, Metrics, TestServer, TrustedIssuer, spawn_server};
 use edk_tenancy::store::sqlite::SqliteConfig;
-use edk_tenancy::{DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout};
+use edk_tenancy::{
+    DatabaseConfig, EndpointBinding, EndpointScheme, ServiceType, Tenancy, WellKnownLayout,
+};
 use edk_testkit::TestDb;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -58,23 +60,34 @@ pub(crate) struct Tenant {
 
 impl Deployment {
     pub(crate) async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
-        Self::new(database, Some(dir), None).await
+        Self::sqlite_with(TokenKeys::Kms).await
     }
 
     pub(crate) async fn postgres() -> Self {
+        Self::postgres_with(TokenKeys::Kms).await
+    }
+
+    /// On SQLite, the credential endpoint finding access token keys as `token_keys` says.
+    pub(crate) async fn sqlite_with(token_keys: TokenKeys) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
+        Self::new(database, Some(dir), None, token_keys).await
+    }
+
+    /// On PostgreSQL, the credential endpoint finding access token keys as `token_keys` says.
+    pub(crate) async fn postgres_with(token_keys: TokenKeys) -> Self {
         let db = TestDb::new().await;
         let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
             db.url().into(),
         ));
-        Self::new(database, None, Some(db)).await
+        Self::new(database, None, Some(db), token_keys).await
     }
 
     async fn new(
         database: DatabaseConfig,
         dir: Option<tempfile::TempDir>,
         db: Option<TestDb>,
+        token_keys: TokenKeys,
     ) -> Self {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
@@ -143,6 +156,7 @@ impl Deployment {
             server,
             clock,
             metadata_max_age_secs: settings.metadata_max_age_secs,
+            token_keys,
         };
         let issuer_app = edk_issuer_server::build_app(
             &HttpConfig::default(),
@@ -168,6 +182,12 @@ impl Deployment {
     /// Provisions `slug` with its AS at `https://localhost:<AS port>/<slug>` and its issuer
     /// at `https://localhost:<issuer port>/<slug>` (path-inserted well-known documents).
     pub(crate) async fn tenant(&self, slug: &str) -> Tenant {
+        self.tenant_with(slug, EndpointScheme::Https).await
+    }
+
+    /// Provisions `slug` with bindings of `scheme` (`http` only for loopback: then the AS's
+    /// `jwks_uri` is reachable here over plain HTTP).
+    pub(crate) async fn tenant_with(&self, slug: &str, scheme: EndpointScheme) -> Tenant {
         let tenant = self
             .tenancy
             .provision(TenantSlug::new(slug).unwrap(), slug)
@@ -179,9 +199,10 @@ impl Deployment {
             (ServiceType::As, as_port),
             (ServiceType::Issuer, issuer_port),
         ] {
-            let binding = EndpointBinding::new(
+            let binding = EndpointBinding::with_scheme(
                 tenant.id,
                 service,
+                scheme,
                 "localhost",
                 Some(port),
                 &format!("/{slug}"),
@@ -192,7 +213,7 @@ impl Deployment {
         }
         Tenant {
             id: tenant.id,
-            credential_issuer: format!("https://localhost:{issuer_port}/{slug}"),
+            credential_issuer: format!("{scheme}://localhost:{issuer_port}/{slug}"),
             issuer_origin: format!("http://localhost:{issuer_port}"),
             issuer_base: format!("http://localhost:{issuer_port}/{slug}"),
             as_base: format!("http://localhost:{as_port}/{slug}"),
