@@ -169,19 +169,32 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     .unwrap();
     kms.tenancy().bind(&binding).await.unwrap();
     let token = admin_token(&admin, tenant.id).await;
-    let registered: Value = client
-        .post(format!("{base}/api/oauth2/v1/clients"))
-        .bearer_auth(&token)
-        .json(
-            &json!({"client_id": "svc", "token_endpoint_auth_method": "client_secret_post",
-            "grant_types": ["client_credentials"]}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // edk-as learns of the tenant provisioned here within its cache TTL or on the event.
+    let mut registered = None;
+    for _ in 0..100 {
+        let response = client
+            .post(format!("{base}/api/oauth2/v1/clients"))
+            .bearer_auth(&token)
+            .json(
+                &json!({"client_id": "svc", "token_endpoint_auth_method": "client_secret_post",
+                "grant_types": ["client_credentials"]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        if status == 201 {
+            registered = Some(body);
+            break;
+        }
+        assert!(
+            [401, 403, 404].contains(&status),
+            "client registration: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let registered = registered.expect("edk-as never learned of the tenant");
     let secret = registered["client_secret"].as_str().unwrap().to_owned();
     let host = format!("localhost:{port}");
     let mut issued = None;
