@@ -1,0 +1,159 @@
+{{/* The servers of the split topology: values key, binary, admin API prefix. */}}
+{{- define "edk.servers" -}}
+kms: edk-kms
+as: edk-as
+did: edk-did
+issuer: edk-issuer
+{{- end -}}
+
+{{/* The runtime servers: those that call the KMS over gRPC. */}}
+{{- define "edk.runtimeServers" -}}
+{{- list "as" "did" "issuer" | toJson -}}
+{{- end -}}
+
+{{- define "edk.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "edk.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The name of one server's objects: <fullname>-<server>. */}}
+{{- define "edk.component" -}}
+{{- printf "%s-%s" (include "edk.fullname" .root) .name -}}
+{{- end -}}
+
+{{- define "edk.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "edk.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: edk
+{{- end -}}
+
+{{/* Selector labels of one server: root and name. */}}
+{{- define "edk.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "edk.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{/* The labels of one server's pods: root and name. */}}
+{{- define "edk.podLabels" -}}
+{{ include "edk.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: edk
+{{- end -}}
+
+{{- define "edk.image" -}}
+{{- printf "%s/%s:%s" .root.Values.image.registry .binary (default .root.Chart.AppVersion .root.Values.image.tag) -}}
+{{- end -}}
+
+{{/* Whether the KMS's gRPC listener uses TLS. */}}
+{{- define "edk.kmsTls" -}}
+{{- if or .Values.kmsAuth.tls (eq .Values.kmsAuth.mode "mtls") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Whether the chart issues cert-manager certificates. */}}
+{{- define "edk.certificates" -}}
+{{- include "edk.kmsTls" . -}}
+{{- end -}}
+
+{{/* The cert-manager issuer of the chart's certificates. */}}
+{{- define "edk.issuerRef" -}}
+{{- if .Values.mtls.selfSignedCA -}}
+name: {{ include "edk.fullname" . }}-ca
+kind: Issuer
+{{- else -}}
+name: {{ required "mtls.issuerRef.name is required when mtls.selfSignedCA is false" .Values.mtls.issuerRef.name }}
+kind: {{ .Values.mtls.issuerRef.kind }}
+{{- end }}
+group: cert-manager.io
+{{- end -}}
+
+{{/* The in-cluster DNS name of a server's Service. */}}
+{{- define "edk.serviceHost" -}}
+{{- printf "%s.%s.svc" (include "edk.component" .) .root.Release.Namespace -}}
+{{- end -}}
+
+{{/* The secret holding the platform database URL, and its key. */}}
+{{- define "edk.databaseSecret" -}}
+{{- if .Values.cnpg.enabled -}}
+{{ include "edk.fullname" . }}-db-app
+{{- else -}}
+{{ .Values.secrets.existingSecret }}
+{{- end -}}
+{{- end -}}
+
+{{- define "edk.databaseSecretKey" -}}
+{{- if .Values.cnpg.enabled -}}uri{{- else -}}{{ .Values.database.urlSecretKey }}{{- end -}}
+{{- end -}}
+
+{{/* The configuration file of one server (root, name): everything but secrets. */}}
+{{- define "edk.config" -}}
+{{- $root := .root -}}
+{{- $v := $root.Values -}}
+{{- $server := index $v .name -}}
+{{- $config := dict
+    "http" (dict "listen" "0.0.0.0:8080")
+    "log" (dict "filter" $v.log.filter "json" $v.log.json)
+    "auth" (dict "audience" $v.adminAuth.audience "issuers" $v.adminAuth.issuers)
+    "database" (dict "backend" $v.database.backend "max_connections" $v.database.maxConnections "acquire_timeout" $v.database.acquireTimeoutSecs)
+-}}
+{{- $tls := include "edk.kmsTls" $root -}}
+{{- if eq .name "kms" -}}
+{{- $keks := list -}}
+{{- range $server.softwareKeys.keks -}}
+{{- $keks = append $keks (dict "id" . "key_file" (printf "/var/run/secrets/edk/keks/kek-%s" .)) -}}
+{{- end -}}
+{{- $_ := set $config "kms" (dict "mode" "local" "providers" (list (dict "kind" "software" "id" "software" "current_kek" $server.softwareKeys.currentKek "keks" $keks))) -}}
+{{- $auth := dict -}}
+{{- if eq $v.kmsAuth.mode "mtls" -}}
+{{- $allow := list -}}
+{{- range (include "edk.runtimeServers" $root | fromJsonArray) -}}
+{{- if (index $v .).enabled -}}
+{{- $allow = append $allow (include "edk.serviceHost" (dict "root" $root "name" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- $auth = dict "kind" "mtls" "allow" $allow -}}
+{{- else -}}
+{{- $services := list -}}
+{{- range $name := (include "edk.runtimeServers" $root | fromJsonArray) -}}
+{{- if (index $v $name).enabled -}}
+{{- $trusted := index $server.trustedServices $name | default dict -}}
+{{- $entry := dict "name" $name "jwks" ($trusted.jwks | default (dict "keys" list)) -}}
+{{- if $trusted.tenants -}}{{- $_ := set $entry "tenants" $trusted.tenants -}}{{- end -}}
+{{- $services = append $services $entry -}}
+{{- end -}}
+{{- end -}}
+{{- $auth = dict "kind" "service_jwt" "audience" $v.kmsAuth.audience "max_lifetime_secs" $v.kmsAuth.maxTokenLifetimeSecs "services" $services -}}
+{{- end -}}
+{{- $grpc := dict "listen" (printf "0.0.0.0:%v" $server.grpcPort) "auth" $auth -}}
+{{- if $tls -}}
+{{- $grpcTls := dict "cert_file" "/var/run/secrets/edk/tls/tls.crt" "key_file" "/var/run/secrets/edk/tls/tls.key" -}}
+{{- if eq $v.kmsAuth.mode "mtls" -}}{{- $_ := set $grpcTls "client_ca_file" "/var/run/secrets/edk/tls/ca.crt" -}}{{- end -}}
+{{- $_ := set $grpc "tls" $grpcTls -}}
+{{- end -}}
+{{- $_ := set $config "grpc" $grpc -}}
+{{- else -}}
+{{- $kmsHost := include "edk.serviceHost" (dict "root" $root "name" "kms") -}}
+{{- $remote := dict "mode" "remote" "endpoint" (printf "%s://%s:%v" (ternary "https" "http" (eq $tls "true")) $kmsHost $v.kms.grpcPort) -}}
+{{- if $tls -}}
+{{- $_ := set $remote "server_ca_file" "/var/run/secrets/edk/tls/ca.crt" -}}
+{{- $_ := set $remote "server_name" $kmsHost -}}
+{{- end -}}
+{{- if eq $v.kmsAuth.mode "mtls" -}}
+{{- $_ := set $remote "auth" (dict "kind" "mtls" "cert_file" "/var/run/secrets/edk/tls/tls.crt" "key_file" "/var/run/secrets/edk/tls/tls.key") -}}
+{{- else -}}
+{{- $_ := set $remote "auth" (dict "kind" "service_jwt" "service" .name "audience" $v.kmsAuth.audience "key_file" "/var/run/secrets/edk/service/service.jwk" "lifetime_secs" $v.kmsAuth.tokenLifetimeSecs) -}}
+{{- end -}}
+{{- $_ := set $config "kms" $remote -}}
+{{- end -}}
+{{- toYaml (mergeOverwrite $config (deepCopy $server.config)) -}}
+{{- end -}}
