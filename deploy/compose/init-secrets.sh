@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Writes the secrets compose.yaml mounts, under deploy/compose/secrets/ (mode 0600, never
+# committed): the KMS's key encryption key `kek-k1` (32 random bytes, base64), one ES256
+# private JWK per runtime service (`<service>-service.jwk`), and `kms-services.yaml`, the KMS's
+# `grpc.auth.services` with the public half of each. Existing files are kept; delete the
+# directory to start over (keys sealed under the old KEK are then lost).
+# Needs openssl and python3.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+umask 077
+mkdir -p secrets
+
+if [ ! -s secrets/kek-k1 ]; then
+    openssl rand -base64 32 >secrets/kek-k1
+fi
+
+for service in as did issuer; do
+    if [ ! -s "secrets/$service-service.jwk" ]; then
+        openssl ecparam -name prime256v1 -genkey -noout |
+            openssl ec -text -noout 2>/dev/null |
+            python3 -c '
+import base64, json, re, sys
+text = sys.stdin.read()
+def block(name):
+    part = re.search(name + r":\s*((?:[0-9a-f]{2}:?\s*)+)", text).group(1)
+    return bytes.fromhex(re.sub(r"[^0-9a-f]", "", part))
+b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+d = block("priv").rjust(33, b"\0")[-32:]
+point = block("pub")
+assert point[0] == 4 and len(point) == 65, "expected an uncompressed P-256 point"
+print(json.dumps({"kty": "EC", "crv": "P-256", "alg": "ES256",
+                  "x": b64(point[1:33]), "y": b64(point[33:]), "d": b64(d)}))
+' >"secrets/$service-service.jwk"
+    fi
+done
+
+python3 - <<'PY'
+import json
+services = []
+for name in ("as", "did", "issuer"):
+    private = json.load(open(f"secrets/{name}-service.jwk"))
+    public = {k: private[k] for k in ("kty", "crv", "alg", "x", "y")}
+    services.append({"name": name, "jwks": {"keys": [public]}})
+with open("secrets/kms-services.yaml", "w") as out:
+    out.write("# The services edk-kms trusts: written by init-secrets.sh.\n")
+    out.write(json.dumps({"grpc": {"auth": {"services": services}}}, indent=2) + "\n")
+PY
+# The servers run as uid 10001 and read these files through compose secrets.
+chmod 0644 secrets/*
+echo "secrets written to deploy/compose/secrets/"
