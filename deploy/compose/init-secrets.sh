@@ -2,8 +2,9 @@
 # Writes the secrets compose.yaml mounts, under deploy/compose/secrets/ (mode 0600, never
 # committed): the KMS's key encryption key `kek-k1` (32 random bytes, base64), one ES256
 # private JWK per runtime service (`<service>-service.jwk`), and `kms-services.yaml`, the KMS's
-# `grpc.auth.services` with the public half of each. Existing files are kept; delete the
-# directory to start over (keys sealed under the old KEK are then lost).
+# `grpc.auth.services` with the public half of each, and the same trust list as a Helm values
+# file for the chart (`values-trusted-services.yaml`: kms.trustedServices). Existing files are
+# kept; delete the directory to start over (keys sealed under the old KEK are then lost).
 # Needs openssl and python3.
 set -euo pipefail
 
@@ -45,6 +46,10 @@ for name in ("as", "did", "issuer"):
 with open("secrets/kms-services.yaml", "w") as out:
     out.write("# The services edk-kms trusts: written by init-secrets.sh.\n")
     out.write(json.dumps({"grpc": {"auth": {"services": services}}}, indent=2) + "\n")
+with open("secrets/values-trusted-services.yaml", "w") as out:
+    out.write("# kms.trustedServices for deploy/helm/edk: written by init-secrets.sh.\n")
+    trusted = {s["name"]: {"jwks": s["jwks"]} for s in services}
+    out.write(json.dumps({"kms": {"trustedServices": trusted}}, indent=2) + "\n")
 PY
 # The servers run as uid 10001 and read these files through compose secrets.
 chmod 0644 secrets/*
