@@ -498,6 +498,10 @@ pub struct IssuanceSettings {
     /// selectively disclosable in SD-JWT VCs. None: every top-level claim is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub selectively_disclosable: Option<Vec<String>>,
+    /// Issue deferred (§9): the credential endpoint answers with a `transaction_id`, and
+    /// the credentials are issued when the operator completes the session.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deferred: bool,
 }
 
 impl IssuanceSettings {

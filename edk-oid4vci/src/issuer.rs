@@ -30,9 +30,13 @@ use crate::credential::{CredentialInput, issue_credential};
 use crate::error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
 use crate::metadata::{BatchIssuance, IssuerMetadata, check_configuration_id};
 use crate::offer::{CredentialOffer, Grants, PreAuthorizedCodeGrant, TxCode, uri_by_reference};
+use crate::proof::ProvenKey;
 use crate::proof::{ProofPolicy, verify_jwt_proof};
 use crate::request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
-use crate::store::{IssuerStore, Session, SessionStatus, StoredConfiguration};
+use crate::store::{
+    HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, Session,
+    SessionStatus, StoredConfiguration, TransactionOutcome, TransactionState,
+};
 
 /// The KMS service name of the issuer's keys.
 pub const KMS_SERVICE: &str = "issuer";
@@ -40,6 +44,9 @@ pub const KMS_SERVICE: &str = "issuer";
 pub const DEFAULT_SIGNING_PURPOSE: &str = "credential-signing";
 /// The `type` of OpenID4VCI authorization details.
 pub const OPENID_CREDENTIAL: &str = "openid_credential";
+/// The topic of the event published on the tenancy's event bus for each notification a
+/// wallet sends (payload: `tenant`, `session_id`, `event`).
+pub const NOTIFICATION_TOPIC: &str = "oid4vci.notification";
 
 /// Why an issuer operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +61,9 @@ pub enum Error {
     /// The thing asked for does not exist in this tenant.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The thing exists but is not in a state that allows the operation.
+    #[error("{0}")]
+    State(&'static str),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -74,6 +84,7 @@ impl HasKind for Error {
             Self::Protocol(err) => err.kind(),
             Self::Config(err) => err.kind(),
             Self::NotFound(_) => ErrorKind::NotFound,
+            Self::State(_) => ErrorKind::Conflict,
             Self::Store(err) => err.kind(),
             Self::Kms(err) => err.kind(),
             Self::OAuth(err) => err.kind(),
@@ -96,6 +107,10 @@ pub struct IssuerEndpoints {
     pub credential_endpoint: String,
     /// The nonce endpoint.
     pub nonce_endpoint: String,
+    /// The deferred credential endpoint.
+    pub deferred_credential_endpoint: String,
+    /// The notification endpoint.
+    pub notification_endpoint: String,
     /// Where offers by reference are served: `<offers>/<handle>`.
     pub offers: String,
     /// The tenant's authorization server issuer identifier.
@@ -104,7 +119,8 @@ pub struct IssuerEndpoints {
 
 impl IssuerEndpoints {
     /// The endpoints of an issuer whose identifier is `credential_issuer`, at the paths EDK
-    /// serves (`/credential`, `/nonce`, `/offers`) under it, using `authorization_server`.
+    /// serves (`/credential`, `/nonce`, `/deferred_credential`, `/notification`, `/offers`)
+    /// under it, using `authorization_server`.
     #[must_use]
     pub fn under(credential_issuer: &str, authorization_server: &str) -> Self {
         let base = credential_issuer.trim_end_matches('/');
@@ -112,6 +128,8 @@ impl IssuerEndpoints {
             credential_issuer: credential_issuer.to_owned(),
             credential_endpoint: format!("{base}/credential"),
             nonce_endpoint: format!("{base}/nonce"),
+            deferred_credential_endpoint: format!("{base}/deferred_credential"),
+            notification_endpoint: format!("{base}/notification"),
             offers: format!("{base}/offers"),
             authorization_server: authorization_server.to_owned(),
         }
@@ -133,6 +151,13 @@ pub struct IssuerOptions {
     pub accept_legacy: bool,
     /// How old a key proof's `iat` may be, in seconds.
     pub proof_max_age_secs: i64,
+    /// The `interval` a deferred response asks the wallet to wait between polls, in seconds
+    /// (at least 1).
+    pub deferred_interval_secs: u32,
+    /// How long a deferred transaction lives, in seconds.
+    pub deferred_ttl_secs: i64,
+    /// How long a wallet may send notifications about issued credentials, in seconds.
+    pub notification_ttl_secs: i64,
 }
 
 impl Default for IssuerOptions {
@@ -143,6 +168,9 @@ impl Default for IssuerOptions {
             batch_size: 10,
             accept_legacy: true,
             proof_max_age_secs: 300,
+            deferred_interval_secs: 5,
+            deferred_ttl_secs: 86_400,
+            notification_ttl_secs: 86_400,
         }
     }
 }
@@ -172,6 +200,8 @@ pub struct OfferRequest {
     pub correlation_id: Option<String>,
     /// Serve the offer by reference (`credential_offer_uri`) instead of by value.
     pub by_reference: bool,
+    /// Defer every credential of the offer (§9), whatever the configurations say.
+    pub deferred: bool,
 }
 
 /// A made offer.
@@ -200,25 +230,56 @@ impl fmt::Debug for CreatedOffer {
     }
 }
 
-/// The credential endpoint's answer.
+/// The answer of the credential and deferred credential endpoints (§8.3, §9.2): the
+/// credentials, or a transaction to poll for them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CredentialResponse {
-    /// The issued credentials, one per proven key (or one without binding).
+    /// The issued credentials, one per proven key (or one without binding); empty when
+    /// issuance is deferred.
     pub credentials: Vec<String>,
+    /// The deferred transaction, when the credentials are not issued yet.
+    pub transaction_id: Option<String>,
+    /// How many seconds the wallet waits before polling the deferred endpoint.
+    pub interval: Option<u32>,
+    /// What the wallet names the issued credentials by at the notification endpoint.
+    pub notification_id: Option<String>,
 }
 
 impl CredentialResponse {
-    /// The JSON body: `{"credentials": [{"credential": …}, …]}`.
+    /// Whether issuance is deferred (HTTP 202).
+    #[must_use]
+    pub const fn is_deferred(&self) -> bool {
+        self.transaction_id.is_some()
+    }
+
+    /// The JSON body: `{"credentials": [{"credential": …}, …]}`, or
+    /// `{"transaction_id": …, "interval": …}` when deferred.
     #[must_use]
     pub fn to_json(&self) -> Value {
-        json!({
+        if let Some(transaction_id) = &self.transaction_id {
+            return json!({ "transaction_id": transaction_id, "interval": self.interval });
+        }
+        let mut body = json!({
             "credentials": self
                 .credentials
                 .iter()
                 .map(|credential| json!({ "credential": credential }))
                 .collect::<Vec<_>>(),
-        })
+        });
+        if let Some(notification_id) = &self.notification_id {
+            body["notification_id"] = json!(notification_id);
+        }
+        body
+    }
+
+    const fn pending(transaction_id: String, interval: u32) -> Self {
+        Self {
+            credentials: Vec::new(),
+            transaction_id: Some(transaction_id),
+            interval: Some(interval),
+            notification_id: None,
+        }
     }
 }
 
@@ -229,6 +290,7 @@ pub struct Issuer {
     proof_keys: Arc<dyn KeyResolver>,
     clock: Arc<dyn Clock>,
     options: IssuerOptions,
+    events: Option<Arc<dyn edk_tenancy::EventBus>>,
 }
 
 impl fmt::Debug for Issuer {
@@ -264,7 +326,15 @@ impl Issuer {
             proof_keys,
             clock,
             options: IssuerOptions::default(),
+            events: None,
         }
+    }
+
+    /// The issuer publishing each wallet notification on `events` ([`NOTIFICATION_TOPIC`]).
+    #[must_use]
+    pub fn with_events(mut self, events: Arc<dyn edk_tenancy::EventBus>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// The issuer with other options.
@@ -355,8 +425,8 @@ impl Issuer {
             authorization_servers: vec![endpoints.authorization_server.clone()],
             credential_endpoint: endpoints.credential_endpoint.clone(),
             nonce_endpoint: Some(endpoints.nonce_endpoint.clone()),
-            deferred_credential_endpoint: None,
-            notification_endpoint: None,
+            deferred_credential_endpoint: Some(endpoints.deferred_credential_endpoint.clone()),
+            notification_endpoint: Some(endpoints.notification_endpoint.clone()),
             credential_request_encryption: None,
             credential_response_encryption: None,
             batch_credential_issuance: (self.options.batch_size >= 2).then_some(BatchIssuance {
@@ -488,6 +558,7 @@ impl Issuer {
                     created_at: now,
                     updated_at: now,
                     expires_at,
+                    deferred: request.deferred,
                 },
             )
             .await?;
@@ -603,25 +674,7 @@ impl Issuer {
                     format!("configuration {configuration_id} is no longer offered"),
                 )
             })?;
-        let session_id = token
-            .subject
-            .strip_prefix(SESSION_SUBJECT_PREFIX)
-            .ok_or_else(|| {
-                protocol(
-                    CredentialErrorCode::CredentialRequestDenied,
-                    "no issuance session backs this access token",
-                )
-            })?;
-        let session = self
-            .store
-            .session(tenant, session_id)
-            .await?
-            .ok_or_else(|| {
-                protocol(
-                    CredentialErrorCode::CredentialRequestDenied,
-                    "the issuance session no longer exists",
-                )
-            })?;
+        let session = self.token_session(tenant, token).await?;
         if session.status.is_final() {
             return Err(protocol(
                 CredentialErrorCode::CredentialRequestDenied,
@@ -649,30 +702,14 @@ impl Issuer {
                 now,
             )
             .await?;
-        let signer = self.signer(tenant, &stored).await?;
-        let mut credentials = Vec::with_capacity(holders.len().max(1));
-        if holders.is_empty() {
-            let input = CredentialInput::new(
-                &stored.configuration,
-                &stored.settings,
-                &endpoints.credential_issuer,
-                &claims,
-                now,
-            );
-            credentials.push(issue_credential(&input, signer.as_ref()).await?);
-        } else {
-            for holder in &holders {
-                let input = CredentialInput::new(
-                    &stored.configuration,
-                    &stored.settings,
-                    &endpoints.credential_issuer,
-                    &claims,
-                    now,
-                )
-                .bound_to(holder);
-                credentials.push(issue_credential(&input, signer.as_ref()).await?);
-            }
+        if stored.settings.deferred || session.deferred {
+            return self
+                .defer(tenant, &session, &configuration_id, &holders, now)
+                .await;
         }
+        let credentials = self
+            .issue(tenant, endpoints, &stored, &claims, &holders, now)
+            .await?;
         self.store
             .transition(
                 tenant,
@@ -682,7 +719,471 @@ impl Issuer {
                 now,
             )
             .await?;
-        Ok(CredentialResponse { credentials })
+        self.issued(tenant, &session.id, credentials, now).await
+    }
+
+    /// The response handing out `credentials` of session `session_id`, with a fresh
+    /// `notification_id` for them.
+    async fn issued(
+        &self,
+        tenant: &TenantContext,
+        session_id: &str,
+        credentials: Vec<String>,
+        now: i64,
+    ) -> Result<CredentialResponse, Error> {
+        let notification_id = random_token();
+        self.store
+            .insert_notification_id(
+                tenant,
+                &notification_id,
+                session_id,
+                now + self.options.notification_ttl_secs,
+            )
+            .await?;
+        Ok(CredentialResponse {
+            credentials,
+            transaction_id: None,
+            interval: None,
+            notification_id: Some(notification_id),
+        })
+    }
+
+    /// Processes a notification request (§11) for the holder of `token`: the event is
+    /// recorded on the session (which becomes `notified`) and published on the event bus
+    /// as [`NOTIFICATION_TOPIC`].
+    ///
+    /// # Errors
+    /// `invalid_notification_request` for a malformed body (a missing, unknown or repeated
+    /// parameter, an unknown event, an `event_description` outside printable ASCII without
+    /// `"` and `\`); `invalid_notification_id` for an id that is unknown, lapsed or of
+    /// another session; [`Error::Store`].
+    pub async fn notification(
+        &self,
+        tenant: &TenantContext,
+        token: &ValidatedToken,
+        body: &Value,
+    ) -> Result<(), Error> {
+        let invalid = |description: &str| {
+            protocol(CredentialErrorCode::InvalidNotificationRequest, description)
+        };
+        let Value::Object(members) = body else {
+            return Err(invalid("the request body is not a JSON object"));
+        };
+        if let Some(unknown) = members.keys().find(|name| {
+            !matches!(
+                name.as_str(),
+                "notification_id" | "event" | "event_description"
+            )
+        }) {
+            return Err(invalid(&format!("unsupported parameter {unknown}")));
+        }
+        let notification_id = match members.get("notification_id") {
+            Some(Value::String(id)) if !id.is_empty() => id,
+            Some(_) => return Err(invalid("notification_id must be a non-empty string")),
+            None => return Err(invalid("notification_id is missing")),
+        };
+        let event = match members.get("event") {
+            Some(Value::String(name)) => NotificationEvent::from_name(name).ok_or_else(|| {
+                invalid(
+                    "event must be credential_accepted, credential_failure or credential_deleted",
+                )
+            })?,
+            Some(_) => return Err(invalid("event must be a string")),
+            None => return Err(invalid("event is missing")),
+        };
+        let description = match members.get("event_description") {
+            None => None,
+            Some(Value::String(text))
+                if text
+                    .chars()
+                    .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\') =>
+            {
+                Some(text.clone())
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "event_description must be printable ASCII without double quote or backslash",
+                ));
+            }
+        };
+        let unknown_id = || {
+            protocol(
+                CredentialErrorCode::InvalidNotificationId,
+                "the notification_id is unknown or expired",
+            )
+        };
+        let session_id = token
+            .subject
+            .strip_prefix(SESSION_SUBJECT_PREFIX)
+            .ok_or_else(unknown_id)?;
+        let notification = Notification {
+            event,
+            description,
+            received_at: self.now(),
+        };
+        if !self
+            .store
+            .record_notification(tenant, notification_id, session_id, &notification)
+            .await?
+        {
+            return Err(unknown_id());
+        }
+        if let Some(events) = &self.events {
+            let published = events
+                .publish(edk_tenancy::Event::Custom {
+                    topic: NOTIFICATION_TOPIC.to_owned(),
+                    payload: json!({
+                        "tenant": tenant.id(),
+                        "session_id": session_id,
+                        "event": event.as_str(),
+                    }),
+                })
+                .await;
+            if let Err(err) = published {
+                tracing::warn!(error = %edk_core::ErrorChain(&err), "publishing a notification event failed");
+            }
+        }
+        Ok(())
+    }
+
+    /// The notifications wallets sent about the credentials of session `id`.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn notifications(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<Vec<Notification>, Error> {
+        Ok(self.store.notifications(tenant, id).await?)
+    }
+
+    /// Signs the credentials of `stored` with `claims`, one per holder key (one unbound
+    /// when there are none).
+    async fn issue(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+        stored: &StoredConfiguration,
+        claims: &Map<String, Value>,
+        holders: &[ProvenKey],
+        now: i64,
+    ) -> Result<Vec<String>, Error> {
+        let signer = self.signer(tenant, stored).await?;
+        let mut credentials = Vec::with_capacity(holders.len().max(1));
+        if holders.is_empty() {
+            let input = CredentialInput::new(
+                &stored.configuration,
+                &stored.settings,
+                &endpoints.credential_issuer,
+                claims,
+                now,
+            );
+            credentials.push(issue_credential(&input, signer.as_ref()).await?);
+        } else {
+            for holder in holders {
+                let input = CredentialInput::new(
+                    &stored.configuration,
+                    &stored.settings,
+                    &endpoints.credential_issuer,
+                    claims,
+                    now,
+                )
+                .bound_to(holder);
+                credentials.push(issue_credential(&input, signer.as_ref()).await?);
+            }
+        }
+        Ok(credentials)
+    }
+
+    /// Opens a deferred transaction for the proven `holders` and moves the session to
+    /// `deferred`.
+    async fn defer(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+        configuration_id: &str,
+        holders: &[ProvenKey],
+        now: i64,
+    ) -> Result<CredentialResponse, Error> {
+        let transaction_id = random_token();
+        let transaction = NewTransaction {
+            session_id: session.id.clone(),
+            configuration_id: configuration_id.to_owned(),
+            holders: holders
+                .iter()
+                .map(|holder| HolderKey {
+                    jwk: holder.jwk.clone(),
+                    did_url: holder.did_url.as_ref().map(ToString::to_string),
+                })
+                .collect(),
+            created_at: now,
+            expires_at: now + self.options.deferred_ttl_secs,
+        };
+        self.store
+            .insert_transaction(tenant, &transaction_id, &transaction)
+            .await?;
+        self.store
+            .transition(
+                tenant,
+                &session.id,
+                &[
+                    SessionStatus::Offered,
+                    SessionStatus::TokenIssued,
+                    SessionStatus::CredentialIssued,
+                ],
+                SessionStatus::Deferred,
+                now,
+            )
+            .await?;
+        Ok(CredentialResponse::pending(
+            transaction_id,
+            self.options.deferred_interval_secs.max(1),
+        ))
+    }
+
+    /// The session behind an access token minted for an issuance session.
+    async fn token_session(
+        &self,
+        tenant: &TenantContext,
+        token: &ValidatedToken,
+    ) -> Result<Session, Error> {
+        let session_id = token
+            .subject
+            .strip_prefix(SESSION_SUBJECT_PREFIX)
+            .ok_or_else(|| {
+                protocol(
+                    CredentialErrorCode::CredentialRequestDenied,
+                    "no issuance session backs this access token",
+                )
+            })?;
+        self.store
+            .session(tenant, session_id)
+            .await?
+            .ok_or_else(|| {
+                protocol(
+                    CredentialErrorCode::CredentialRequestDenied,
+                    "the issuance session no longer exists",
+                )
+            })
+    }
+
+    /// Processes a deferred credential request (§9) for the holder of `token`: the
+    /// credentials of a settled transaction, handed out exactly once, or the same
+    /// `transaction_id` with the `interval` to wait while the operator has not settled it.
+    ///
+    /// # Errors
+    /// `invalid_transaction_id` for an unknown, lapsed, used or another session's
+    /// transaction; `credential_request_denied` when the operator failed it or the session
+    /// ended; `invalid_credential_request` for a malformed body; [`Error::Store`].
+    pub async fn deferred_credential(
+        &self,
+        tenant: &TenantContext,
+        token: &ValidatedToken,
+        body: &Value,
+    ) -> Result<CredentialResponse, Error> {
+        let Value::Object(members) = body else {
+            return Err(protocol(
+                CredentialErrorCode::InvalidCredentialRequest,
+                "the request body is not a JSON object",
+            ));
+        };
+        let transaction_id = match members.get("transaction_id") {
+            Some(Value::String(id)) if !id.is_empty() => id.clone(),
+            Some(_) => {
+                return Err(protocol(
+                    CredentialErrorCode::InvalidCredentialRequest,
+                    "transaction_id must be a non-empty string",
+                ));
+            }
+            None => {
+                return Err(protocol(
+                    CredentialErrorCode::InvalidCredentialRequest,
+                    "transaction_id is missing",
+                ));
+            }
+        };
+        if members.contains_key("credential_response_encryption") {
+            return Err(protocol(
+                CredentialErrorCode::InvalidEncryptionParameters,
+                "this issuer does not encrypt credential responses",
+            ));
+        }
+        let session = self.token_session(tenant, token).await?;
+        let now = self.now();
+        let state = self
+            .store
+            .take_transaction(tenant, &transaction_id, &session.id, now)
+            .await?
+            .ok_or_else(|| {
+                protocol(
+                    CredentialErrorCode::InvalidTransactionId,
+                    "the transaction_id is unknown, expired or was already used",
+                )
+            })?;
+        if matches!(
+            session.status,
+            SessionStatus::Cancelled | SessionStatus::Expired
+        ) {
+            return Err(protocol(
+                CredentialErrorCode::CredentialRequestDenied,
+                format!("the issuance session is {}", session.status),
+            ));
+        }
+        match state {
+            TransactionState::Pending => Ok(CredentialResponse::pending(
+                transaction_id,
+                self.options.deferred_interval_secs.max(1),
+            )),
+            TransactionState::Settled(TransactionOutcome::Failed { description }) => Err(protocol(
+                CredentialErrorCode::CredentialRequestDenied,
+                description,
+            )),
+            TransactionState::Settled(TransactionOutcome::Issued { credentials }) => {
+                self.store
+                    .transition(
+                        tenant,
+                        &session.id,
+                        &[SessionStatus::Deferred],
+                        SessionStatus::CredentialIssued,
+                        now,
+                    )
+                    .await?;
+                self.issued(tenant, &session.id, credentials, now).await
+            }
+        }
+    }
+
+    /// Completes the deferred session `session_id`: the credentials of each of its pending
+    /// transactions are issued with `claims` (by configuration id; a configuration without
+    /// an entry gets the claims of the offer) for the wallet to fetch. Returns how many
+    /// transactions were settled.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown session; [`Error::State`] when it is not
+    /// `deferred`; [`Error::Config`] for claims of configurations the session did not
+    /// offer or that are not objects; [`Error::Store`], [`Error::Kms`], [`Error::Issue`].
+    pub async fn complete_deferred(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+        session_id: &str,
+        claims: &Map<String, Value>,
+    ) -> Result<usize, Error> {
+        let session = self.session(tenant, session_id).await?;
+        if session.status != SessionStatus::Deferred {
+            return Err(Error::State("the issuance session is not deferred"));
+        }
+        for (id, value) in claims {
+            if !session.configuration_ids.contains(id) {
+                return Err(ConfigError::invalid(
+                    "claims",
+                    format!("`{id}` is not a configuration of the session"),
+                )
+                .into());
+            }
+            if !value.is_object() {
+                return Err(
+                    ConfigError::invalid(format!("claims.{id}"), "must be an object").into(),
+                );
+            }
+        }
+        let now = self.now();
+        let mut settled = 0;
+        for pending in self.store.pending_transactions(tenant, session_id).await? {
+            let stored = self
+                .store
+                .configuration(tenant, &pending.configuration_id)
+                .await?
+                .ok_or(Error::State(
+                    "a deferred credential's configuration was deleted",
+                ))?;
+            let claims = match claims
+                .get(&pending.configuration_id)
+                .or_else(|| session.claims.get(&pending.configuration_id))
+            {
+                Some(Value::Object(claims)) => claims.clone(),
+                _ => Map::new(),
+            };
+            let holders = pending
+                .holders
+                .iter()
+                .map(|holder| ProvenKey {
+                    jwk: holder.jwk.clone(),
+                    did_url: holder
+                        .did_url
+                        .as_deref()
+                        .and_then(|url| edk_core::DidUrl::parse(url).ok()),
+                    nonce: None,
+                })
+                .collect::<Vec<_>>();
+            let credentials = self
+                .issue(tenant, endpoints, &stored, &claims, &holders, now)
+                .await?;
+            if self
+                .store
+                .settle_transaction(
+                    tenant,
+                    &pending.key,
+                    &TransactionOutcome::Issued { credentials },
+                    now,
+                )
+                .await?
+            {
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Fails the deferred session `session_id`: each pending transaction answers
+    /// `credential_request_denied` with `description`, and the session is `failed`.
+    /// Returns how many transactions were settled.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown session; [`Error::State`] when it is not
+    /// `deferred`; [`Error::Store`].
+    pub async fn fail_deferred(
+        &self,
+        tenant: &TenantContext,
+        session_id: &str,
+        description: &str,
+    ) -> Result<usize, Error> {
+        let session = self.session(tenant, session_id).await?;
+        if session.status != SessionStatus::Deferred {
+            return Err(Error::State("the issuance session is not deferred"));
+        }
+        let now = self.now();
+        let description =
+            ProtocolError::new(CredentialErrorCode::CredentialRequestDenied, description)
+                .description;
+        let mut settled = 0;
+        for pending in self.store.pending_transactions(tenant, session_id).await? {
+            if self
+                .store
+                .settle_transaction(
+                    tenant,
+                    &pending.key,
+                    &TransactionOutcome::Failed {
+                        description: description.clone(),
+                    },
+                    now,
+                )
+                .await?
+            {
+                settled += 1;
+            }
+        }
+        self.store
+            .transition(
+                tenant,
+                session_id,
+                &[SessionStatus::Deferred],
+                SessionStatus::Failed,
+                now,
+            )
+            .await?;
+        Ok(settled)
     }
 
     /// The configuration a request asks for, checked against what the token grants.
@@ -706,6 +1207,17 @@ impl Issuer {
                 }),
             RequestedCredential::Configuration(id) => {
                 if !granted.by_identifier.is_empty() {
+                    // Wallets built on earlier drafts name the configuration even when the
+                    // token response listed identifiers; with one identifier granted for it,
+                    // the dataset is unambiguous.
+                    let of_configuration = granted
+                        .by_identifier
+                        .values()
+                        .filter(|granted| *granted == id)
+                        .count();
+                    if self.options.accept_legacy && of_configuration == 1 {
+                        return Ok(id.clone());
+                    }
                     return Err(protocol(
                         CredentialErrorCode::InvalidCredentialRequest,
                         "the token response named credential_identifiers; send credential_identifier",
@@ -794,7 +1306,7 @@ impl Issuer {
         stored: &StoredConfiguration,
         proofs: Option<&Proofs>,
         now: i64,
-    ) -> Result<Vec<crate::proof::ProvenKey>, Error> {
+    ) -> Result<Vec<ProvenKey>, Error> {
         let configuration = &stored.configuration;
         if !configuration.requires_key_binding() {
             return Ok(Vec::new());

@@ -20,7 +20,10 @@ pub use metadata::IssuerMetadata;
 pub use offer::CredentialOffer;
 pub use proof::{ProofPolicy, ProvenKey, verify_jwt_proof};
 pub use request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
-pub use store::{IssuerStore, Session, SessionStatus, SqlStore, StoredConfiguration};
+pub use store::{
+    HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, PendingTransaction,
+    Session, SessionStatus, SqlStore, StoredConfiguration, TransactionOutcome, TransactionState,
+};
 
 use edk_tenancy::{MigrationScope, MigrationSet};
 

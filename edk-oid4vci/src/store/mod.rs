@@ -8,6 +8,7 @@ mod sql;
 use std::fmt;
 
 use async_trait::async_trait;
+use edk_core::jose::Jwk;
 use edk_tenancy::TenantContext;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -117,6 +118,121 @@ pub struct Session {
     pub updated_at: i64,
     /// When it lapses if the wallet never completes it.
     pub expires_at: i64,
+    /// Whether the offer defers every credential of the session, whatever the
+    /// configurations say.
+    #[serde(default)]
+    pub deferred: bool,
+}
+
+/// A key a wallet proved possession of, kept with a deferred transaction so that the
+/// credentials issued later are bound to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HolderKey {
+    /// The public key (`cnf.jwk`).
+    pub jwk: Jwk,
+    /// The DID URL the proof named the key by, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub did_url: Option<String>,
+}
+
+/// A deferred issuance transaction as the credential endpoint opens it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTransaction {
+    /// The session the credentials belong to.
+    pub session_id: String,
+    /// The configuration requested.
+    pub configuration_id: String,
+    /// The proven holder keys (none for credentials not bound to a key).
+    pub holders: Vec<HolderKey>,
+    /// When the transaction was opened.
+    pub created_at: i64,
+    /// When it lapses if the wallet never takes it.
+    pub expires_at: i64,
+}
+
+/// A deferred transaction waiting for the operator.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingTransaction {
+    /// The store's key of the transaction (not the wallet's `transaction_id`).
+    pub key: String,
+    /// The configuration requested.
+    pub configuration_id: String,
+    /// The proven holder keys.
+    pub holders: Vec<HolderKey>,
+}
+
+/// How the operator settled a deferred transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum TransactionOutcome {
+    /// The credentials were issued.
+    Issued {
+        /// The signed credentials, one per holder key.
+        credentials: Vec<String>,
+    },
+    /// The operator refused issuance.
+    Failed {
+        /// Why, for the wallet.
+        description: String,
+    },
+}
+
+/// The events of the notification endpoint (§11.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NotificationEvent {
+    /// `credential_accepted`: the wallet stored the credentials.
+    CredentialAccepted,
+    /// `credential_failure`: the wallet could not store them.
+    CredentialFailure,
+    /// `credential_deleted`: the person deleted them from the wallet.
+    CredentialDeleted,
+}
+
+impl NotificationEvent {
+    /// The wire form, e.g. `credential_accepted`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CredentialAccepted => "credential_accepted",
+            Self::CredentialFailure => "credential_failure",
+            Self::CredentialDeleted => "credential_deleted",
+        }
+    }
+
+    /// Parses the wire form.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::CredentialAccepted,
+            Self::CredentialFailure,
+            Self::CredentialDeleted,
+        ]
+        .into_iter()
+        .find(|event| event.as_str() == name)
+    }
+}
+
+/// A notification a wallet sent about the credentials of a session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The event.
+    pub event: NotificationEvent,
+    /// The wallet's `event_description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When it was received (Unix seconds).
+    pub received_at: i64,
+}
+
+/// What the deferred credential endpoint finds behind a `transaction_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransactionState {
+    /// Still waiting for the operator; the transaction stays.
+    Pending,
+    /// Settled: the outcome, handed out this once.
+    Settled(TransactionOutcome),
 }
 
 /// The issuer's persistence. Each method is one transaction in the tenant's schema.
@@ -220,7 +336,71 @@ pub trait IssuerStore: fmt::Debug + Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
 
-    /// Deletes expired nonces and offer references, and marks sessions still `offered` past
-    /// their expiry as `expired`; the number of rows changed.
+    /// Opens a deferred transaction the wallet names by `transaction_id`.
+    async fn insert_transaction(
+        &self,
+        tenant: &TenantContext,
+        transaction_id: &str,
+        transaction: &NewTransaction,
+    ) -> Result<(), StoreError>;
+
+    /// The transactions of session `session_id` still pending, oldest first.
+    async fn pending_transactions(
+        &self,
+        tenant: &TenantContext,
+        session_id: &str,
+    ) -> Result<Vec<PendingTransaction>, StoreError>;
+
+    /// Settles pending transaction `key`; whether it was pending.
+    async fn settle_transaction(
+        &self,
+        tenant: &TenantContext,
+        key: &str,
+        outcome: &TransactionOutcome,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Looks up `transaction_id` of session `session_id` before it lapses: a settled
+    /// transaction is deleted and its outcome returned exactly once, a pending one is left;
+    /// `None` when it is unknown, lapsed, taken or another session's.
+    async fn take_transaction(
+        &self,
+        tenant: &TenantContext,
+        transaction_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Option<TransactionState>, StoreError>;
+
+    /// Records that the credentials of session `session_id` may be notified about with
+    /// `notification_id` until `expires_at`.
+    async fn insert_notification_id(
+        &self,
+        tenant: &TenantContext,
+        notification_id: &str,
+        session_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Records `notification` about the credentials named by `notification_id` of session
+    /// `session_id` and moves the session from `credential_issued` to `notified`; false
+    /// when the id is unknown, lapsed or another session's.
+    async fn record_notification(
+        &self,
+        tenant: &TenantContext,
+        notification_id: &str,
+        session_id: &str,
+        notification: &Notification,
+    ) -> Result<bool, StoreError>;
+
+    /// The notifications of session `session_id`, oldest first.
+    async fn notifications(
+        &self,
+        tenant: &TenantContext,
+        session_id: &str,
+    ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Deletes expired nonces, offer references, transactions and notification ids, and
+    /// marks sessions still `offered` past their expiry as `expired`; the number of rows
+    /// changed.
     async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, StoreError>;
 }

@@ -10,7 +10,10 @@ use edk_tenancy::{Tenancy, TenantContext, TenantTx};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::{IssuerStore, Session, SessionStatus, StoredConfiguration};
+use super::{
+    HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, PendingTransaction,
+    Session, SessionStatus, StoredConfiguration, TransactionOutcome, TransactionState,
+};
 use crate::error::StoreError;
 
 /// The SQL store over a [`Tenancy`]'s workload databases.
@@ -86,6 +89,8 @@ struct SessionData {
     configuration_ids: Vec<String>,
     claims: Map<String, Value>,
     offer: Value,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    deferred: bool,
 }
 
 type SessionRow = (String, Option<String>, String, String, i64, i64, i64);
@@ -105,6 +110,7 @@ fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
         configuration_ids: data.configuration_ids,
         claims: data.claims,
         offer: data.offer,
+        deferred: data.deferred,
         created_at,
         updated_at,
         expires_at,
@@ -311,6 +317,7 @@ impl IssuerStore for SqlStore {
             configuration_ids: session.configuration_ids.clone(),
             claims: session.claims.clone(),
             offer: session.offer.clone(),
+            deferred: session.deferred,
         })?;
         let mut tx = self.begin(tenant).await?;
         with_conn!(tx, conn => {
@@ -407,6 +414,239 @@ impl IssuerStore for SqlStore {
         Ok(rows == 1)
     }
 
+    async fn insert_transaction(
+        &self,
+        tenant: &TenantContext,
+        transaction_id: &str,
+        transaction: &NewTransaction,
+    ) -> Result<(), StoreError> {
+        let holders = to_json(&transaction.holders)?;
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vci_transaction (transaction_hash, session_id, configuration_id, \
+                 state, holders, result, created_at, updated_at, expires_at) \
+                 VALUES ($1, $2, $3, 'pending', $4, NULL, $5, $5, $6)",
+            )
+            .bind(digest(transaction_id))
+            .bind(&transaction.session_id)
+            .bind(&transaction.configuration_id)
+            .bind(&holders)
+            .bind(transaction.created_at)
+            .bind(transaction.expires_at)
+            .execute(conn)
+            .await
+            .map_err(conflict_as("transaction"))?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    async fn pending_transactions(
+        &self,
+        tenant: &TenantContext,
+        session_id: &str,
+    ) -> Result<Vec<PendingTransaction>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let rows: Vec<(String, String, String)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT transaction_hash, configuration_id, holders FROM oid4vci_transaction \
+                 WHERE session_id = $1 AND state = 'pending' \
+                 ORDER BY created_at, transaction_hash",
+            )
+            .bind(session_id)
+            .fetch_all(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        rows.into_iter()
+            .map(|(key, configuration_id, holders)| {
+                Ok(PendingTransaction {
+                    key,
+                    configuration_id,
+                    holders: from_json::<Vec<HolderKey>>(&holders)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn settle_transaction(
+        &self,
+        tenant: &TenantContext,
+        key: &str,
+        outcome: &TransactionOutcome,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let state = match outcome {
+            TransactionOutcome::Issued { .. } => "issued",
+            TransactionOutcome::Failed { .. } => "failed",
+        };
+        let result = to_json(outcome)?;
+        let mut tx = self.begin(tenant).await?;
+        let rows = with_conn!(tx, conn => {
+            sqlx::query(
+                "UPDATE oid4vci_transaction SET state = $1, result = $2, updated_at = $3 \
+                 WHERE transaction_hash = $4 AND state = 'pending'",
+            )
+            .bind(state)
+            .bind(&result)
+            .bind(now)
+            .bind(key)
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?
+            .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(rows == 1)
+    }
+
+    async fn take_transaction(
+        &self,
+        tenant: &TenantContext,
+        transaction_id: &str,
+        session_id: &str,
+        now: i64,
+    ) -> Result<Option<TransactionState>, StoreError> {
+        let hash = digest(transaction_id);
+        let mut tx = self.begin(tenant).await?;
+        let (taken, pending): (Option<(String,)>, bool) = with_conn!(tx, conn => {
+            let taken: Option<(String,)> = sqlx::query_as(
+                "DELETE FROM oid4vci_transaction WHERE transaction_hash = $1 \
+                 AND session_id = $2 AND state <> 'pending' AND expires_at > $3 \
+                 RETURNING result",
+            )
+            .bind(&hash)
+            .bind(session_id)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::database)?;
+            let pending = if taken.is_some() {
+                false
+            } else {
+                sqlx::query_as::<_, (i64,)>(
+                    "SELECT COUNT(*) FROM oid4vci_transaction WHERE transaction_hash = $1 \
+                     AND session_id = $2 AND state = 'pending' AND expires_at > $3",
+                )
+                .bind(&hash)
+                .bind(session_id)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(StoreError::database)?
+                .0 == 1
+            };
+            (taken, pending)
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        match taken {
+            Some((result,)) => Ok(Some(TransactionState::Settled(from_json(&result)?))),
+            None if pending => Ok(Some(TransactionState::Pending)),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_notification_id(
+        &self,
+        tenant: &TenantContext,
+        notification_id: &str,
+        session_id: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vci_notification (notification_hash, session_id, expires_at) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(digest(notification_id))
+            .bind(session_id)
+            .bind(expires_at)
+            .execute(conn)
+            .await
+            .map_err(conflict_as("notification id"))?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    async fn record_notification(
+        &self,
+        tenant: &TenantContext,
+        notification_id: &str,
+        session_id: &str,
+        notification: &Notification,
+    ) -> Result<bool, StoreError> {
+        let now = notification.received_at;
+        let mut tx = self.begin(tenant).await?;
+        let known = with_conn!(tx, conn => {
+            let (count,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM oid4vci_notification WHERE notification_hash = $1 \
+                 AND session_id = $2 AND expires_at > $3",
+            )
+            .bind(digest(notification_id))
+            .bind(session_id)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::database)?;
+            if count == 1 {
+                sqlx::query(
+                    "INSERT INTO oid4vci_session_event (session_id, event, description, \
+                     created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(session_id)
+                .bind(notification.event.as_str())
+                .bind(notification.description.as_deref())
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?;
+                sqlx::query(
+                    "UPDATE oid4vci_session SET status = 'notified', updated_at = $1 \
+                     WHERE session_id = $2 AND status IN ('credential_issued', 'notified')",
+                )
+                .bind(now)
+                .bind(session_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?;
+            }
+            count == 1
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(known)
+    }
+
+    async fn notifications(
+        &self,
+        tenant: &TenantContext,
+        session_id: &str,
+    ) -> Result<Vec<Notification>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let rows: Vec<(String, Option<String>, i64)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT event, description, created_at FROM oid4vci_session_event \
+                 WHERE session_id = $1 ORDER BY created_at, event_id",
+            )
+            .bind(session_id)
+            .fetch_all(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        rows.into_iter()
+            .map(|(event, description, received_at)| {
+                Ok(Notification {
+                    event: NotificationEvent::from_name(&event)
+                        .ok_or(StoreError::Corrupt("stored notification event is unknown"))?,
+                    description,
+                    received_at,
+                })
+            })
+            .collect()
+    }
+
     async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.begin(tenant).await?;
         let mut total = 0;
@@ -414,6 +654,8 @@ impl IssuerStore for SqlStore {
             for sql in [
                 "DELETE FROM oid4vci_nonce WHERE expires_at <= $1",
                 "DELETE FROM oid4vci_offer_reference WHERE expires_at <= $1",
+                "DELETE FROM oid4vci_transaction WHERE expires_at <= $1",
+                "DELETE FROM oid4vci_notification WHERE expires_at <= $1",
             ] {
                 total += sqlx::query(sql)
                     .bind(now)

@@ -113,6 +113,7 @@ fn session(id: &str, correlation_id: Option<&str>) -> Session {
         created_at: NOW,
         updated_at: NOW,
         expires_at: NOW + 600,
+        deferred: false,
     }
 }
 

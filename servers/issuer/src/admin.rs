@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use edk_core::ErrorKind;
 use edk_oauth::AuthorizationServer;
-use edk_oid4vci::{Issuer, OfferRequest, Session, StoredConfiguration};
+use edk_oid4vci::{Issuer, Notification, OfferRequest, Session, StoredConfiguration};
 use edk_server::{AdminBearer, AdminPrincipal, ApiError, problem_for};
 use edk_tenancy::{ServiceType, Tenancy, TenantContext, TenantDirectory as _};
 use poem_openapi::param::Path;
@@ -48,6 +48,38 @@ impl AdminApi {
         }
     }
 
+    /// The session `id` after `settled` of its transactions were settled.
+    async fn settled(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        settled: usize,
+    ) -> Result<Json<SettledView>, ApiError> {
+        Ok(Json(SettledView {
+            session: self.session_view(tenant, id).await?,
+            settled: u32::try_from(settled).unwrap_or(u32::MAX),
+        }))
+    }
+
+    /// Session `id` with its notifications.
+    async fn session_view(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<SessionView, ApiError> {
+        let session = self
+            .issuer
+            .session(tenant, id)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        let notifications = self
+            .issuer
+            .notifications(tenant, id)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(session_view(session, notifications))
+    }
+
     /// The token's tenant (its bindings are not needed for configurations and sessions).
     async fn tenant(&self, principal: &AdminPrincipal) -> Result<TenantContext, ApiError> {
         self.tenancy
@@ -72,7 +104,8 @@ pub struct ConfigurationBody {
     pub configuration: BTreeMap<String, Value>,
     /// How it is issued, never shown to wallets: `signing_key` (KMS purpose under `issuer`,
     /// default `credential-signing`), `key_identification`, `lifetime_secs`,
-    /// `selectively_disclosable`.
+    /// `selectively_disclosable`, `deferred` (issue through the deferred endpoint once the
+    /// session is completed).
     pub settings: Option<BTreeMap<String, Value>>,
 }
 
@@ -117,6 +150,35 @@ pub struct OfferBody {
     /// Serve the offer by reference (`credential_offer_uri`, fetched once).
     #[oai(default)]
     pub by_reference: bool,
+    /// Defer every credential of the offer: the credential endpoint answers with a
+    /// `transaction_id`, and the credentials are issued when the session is completed
+    /// (`POST /sessions/{id}/complete`).
+    #[oai(default)]
+    pub deferred: bool,
+}
+
+/// The claims that complete a deferred session.
+#[derive(Clone, Debug, Object)]
+pub struct CompleteBody {
+    /// The claims of each deferred credential, by configuration id; a configuration without
+    /// an entry is issued with the claims of the offer.
+    pub claims: Option<BTreeMap<String, Value>>,
+}
+
+/// Why a deferred session fails.
+#[derive(Clone, Debug, Object)]
+pub struct FailBody {
+    /// What the wallet is told (`error_description` of `credential_request_denied`).
+    pub description: Option<String>,
+}
+
+/// The outcome of settling a deferred session.
+#[derive(Clone, Debug, Object)]
+pub struct SettledView {
+    /// The session as it is now.
+    pub session: SessionView,
+    /// How many deferred transactions were settled.
+    pub settled: u32,
 }
 
 /// A made offer: show `credential_offer_uri` to the wallet and send `tx_code` by another
@@ -155,9 +217,25 @@ pub struct SessionView {
     pub updated_at: i64,
     /// When it lapses if unfinished.
     pub expires_at: i64,
+    /// Whether the offer deferred its credentials.
+    pub deferred: bool,
+    /// What the wallet notified about the issued credentials, oldest first.
+    pub notifications: Vec<NotificationView>,
 }
 
-fn session_view(session: Session) -> SessionView {
+/// A wallet's notification about the credentials of a session.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct NotificationView {
+    /// `credential_accepted`, `credential_failure` or `credential_deleted`.
+    pub event: String,
+    /// The wallet's `event_description`.
+    pub event_description: Option<String>,
+    /// When it was received (Unix seconds).
+    pub received_at: i64,
+}
+
+fn session_view(session: Session, notifications: Vec<Notification>) -> SessionView {
     SessionView {
         id: session.id,
         correlation_id: session.correlation_id,
@@ -166,6 +244,15 @@ fn session_view(session: Session) -> SessionView {
         created_at: session.created_at,
         updated_at: session.updated_at,
         expires_at: session.expires_at,
+        deferred: session.deferred,
+        notifications: notifications
+            .into_iter()
+            .map(|notification| NotificationView {
+                event: notification.event.as_str().to_owned(),
+                event_description: notification.description,
+                received_at: notification.received_at,
+            })
+            .collect(),
     }
 }
 
@@ -341,6 +428,7 @@ impl AdminApi {
         }
         request.correlation_id = body.correlation_id;
         request.by_reference = body.by_reference;
+        request.deferred = body.deferred;
         let created = self
             .issuer
             .create_offer(
@@ -370,12 +458,7 @@ impl AdminApi {
     ) -> Result<Json<SessionView>, ApiError> {
         auth.0.require_scope(SCOPE_READ)?;
         let tenant = self.tenant(&auth.0).await?;
-        let session = self
-            .issuer
-            .session(&tenant, &id.0)
-            .await
-            .map_err(|err| problem_for(&err))?;
-        Ok(Json(session_view(session)))
+        Ok(Json(self.session_view(&tenant, &id.0).await?))
     }
 
     /// Cancels an open issuance session: its credentials can no longer be requested.
@@ -398,5 +481,67 @@ impl AdminApi {
             .await
             .map_err(|err| problem_for(&err))?;
         Ok(NoContent::NoContent)
+    }
+
+    /// Completes a deferred session: the credentials of its pending deferred requests are
+    /// issued with the given claims, for the wallet to fetch once at the deferred credential
+    /// endpoint. 409 when the session is not `deferred`. Requires scope `oid4vci:write`.
+    #[oai(
+        path = "/sessions/:id/complete",
+        method = "post",
+        operation_id = "completeSession"
+    )]
+    async fn complete(
+        &self,
+        auth: AdminBearer,
+        /// The session id.
+        id: Path<String>,
+        body: Json<CompleteBody>,
+    ) -> Result<Json<SettledView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self
+            .tenancy
+            .context_for_service(auth.0.tenant, ServiceType::Issuer)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        let bound = bound(&self.tenancy, tenant)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        let claims = body.0.claims.unwrap_or_default().into_iter().collect();
+        let settled = self
+            .issuer
+            .complete_deferred(&bound.issuer, &bound.endpoints, &id.0, &claims)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        self.settled(&bound.issuer, &id.0, settled).await
+    }
+
+    /// Fails a deferred session: the wallet's deferred requests are refused with
+    /// `credential_request_denied` and the session is `failed`. 409 when the session is not
+    /// `deferred`. Requires scope `oid4vci:write`.
+    #[oai(
+        path = "/sessions/:id/fail",
+        method = "post",
+        operation_id = "failSession"
+    )]
+    async fn fail(
+        &self,
+        auth: AdminBearer,
+        /// The session id.
+        id: Path<String>,
+        body: Json<FailBody>,
+    ) -> Result<Json<SettledView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let description = body
+            .0
+            .description
+            .unwrap_or_else(|| "the issuer will not issue this credential".to_owned());
+        let settled = self
+            .issuer
+            .fail_deferred(&tenant, &id.0, &description)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        self.settled(&tenant, &id.0, settled).await
     }
 }

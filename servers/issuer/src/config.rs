@@ -52,6 +52,15 @@ pub struct IssuerSettings {
     pub proof_max_age_secs: i64,
     /// How long wallets may cache the issuer metadata, in seconds. Default 300.
     pub metadata_max_age_secs: u32,
+    /// The `interval` deferred responses ask wallets to wait between polls, in seconds.
+    /// Default 5.
+    pub deferred_interval_secs: u32,
+    /// How long a deferred transaction waits to be completed and fetched, in seconds.
+    /// Default 86400.
+    pub deferred_ttl_secs: i64,
+    /// How long wallets may send notifications about issued credentials, in seconds.
+    /// Default 86400.
+    pub notification_ttl_secs: i64,
     /// Where the credential endpoint finds the keys of access tokens: `kms` (default: the
     /// tenant AS's signing key versions in the shared KMS) or `jwks_uri` (the JWKS `edk-as`
     /// publishes for the tenant, fetched and cached five minutes).
@@ -80,6 +89,9 @@ impl Default for IssuerSettings {
             accept_legacy: options.accept_legacy,
             proof_max_age_secs: options.proof_max_age_secs,
             metadata_max_age_secs: 300,
+            deferred_interval_secs: options.deferred_interval_secs,
+            deferred_ttl_secs: options.deferred_ttl_secs,
+            notification_ttl_secs: options.notification_ttl_secs,
             access_token_keys: AccessTokenKeySource::Kms,
         }
     }
@@ -95,6 +107,9 @@ impl IssuerSettings {
         options.batch_size = self.batch_size;
         options.accept_legacy = self.accept_legacy;
         options.proof_max_age_secs = self.proof_max_age_secs;
+        options.deferred_interval_secs = self.deferred_interval_secs;
+        options.deferred_ttl_secs = self.deferred_ttl_secs;
+        options.notification_ttl_secs = self.notification_ttl_secs;
         options
     }
 }

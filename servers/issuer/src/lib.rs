@@ -72,7 +72,8 @@ pub struct IssuerParts {
 
 impl IssuerParts {
     /// The issuer over `tenancy` (built with [`edk_oid4vci::migrations`]), signing with `kms`,
-    /// resolving proof keys given as `did:key` and `did:jwk`, with `options`.
+    /// resolving proof keys given as `did:key` and `did:jwk`, with `options`, publishing
+    /// wallet notifications on the tenancy's event bus.
     ///
     /// # Errors
     /// [`Error::Resolver`] when the DID resolver cannot be built.
@@ -93,7 +94,8 @@ impl IssuerParts {
             Arc::new(DidKeyResolver::new(Arc::new(resolver))),
             clock,
         )
-        .with_options(options))
+        .with_options(options)
+        .with_events(Arc::clone(tenancy.events())))
     }
 
     /// The issuer's housekeeping job ([`jobs::PurgeExpiredJob`]) over the tenancy.

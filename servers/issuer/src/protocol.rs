@@ -1,6 +1,6 @@
 //! The public, per-tenant issuer surface routed by the tenant's `issuer` endpoint binding:
-//! Credential Issuer Metadata, the nonce endpoint, the credential endpoint and offers by
-//! reference, answering in OpenID4VCI's own formats.
+//! Credential Issuer Metadata, the nonce endpoint, the credential, deferred credential and
+//! notification endpoints and offers by reference, answering in OpenID4VCI's own formats.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,10 +11,12 @@ use edk_core::{Clock, ErrorChain, ErrorKind, HasKind as _};
 use edk_oauth::dpop::DPOP_ALGORITHMS;
 use edk_oauth::{
     AccessTokenValidator, AuthorizationServer, OAuthErrorCode, RemoteJwks, ResourceRequest,
-    StoreReplayCache,
+    StoreReplayCache, ValidatedToken,
 };
 use edk_oid4vci::issuer::Error as IssuerError;
-use edk_oid4vci::{CredentialErrorCode, Issuer, IssuerEndpoints, ProtocolError};
+use edk_oid4vci::{
+    CredentialErrorCode, CredentialResponse, Issuer, IssuerEndpoints, ProtocolError,
+};
 use edk_server::{Problem, ProblemType};
 use edk_tenancy::{
     EndpointRequest, RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _,
@@ -48,7 +50,8 @@ pub enum TokenKeys {
 }
 
 /// The issuer endpoint of every tenant: `/.well-known/openid-credential-issuer[/<path>]`,
-/// `<issuer>/nonce`, `<issuer>/credential` and `<issuer>/offers/<handle>`.
+/// `<issuer>/nonce`, `<issuer>/credential`, `<issuer>/deferred_credential`,
+/// `<issuer>/notification` and `<issuer>/offers/<handle>`.
 #[derive(Clone, Debug)]
 pub struct ProtocolEndpoint {
     tenancy: Tenancy,
@@ -205,11 +208,15 @@ impl ProtocolEndpoint {
         }
     }
 
-    async fn credential(&self, bound: &Bound, req: &mut Request) -> poem::Result<Response> {
-        let keys = match self.token_keys(bound) {
-            Ok(keys) => keys,
-            Err(err) => return Ok(internal(&err)),
-        };
+    /// The access token of `req` for `endpoint`, validated for the tenant's issuer; the
+    /// refusal to answer otherwise.
+    async fn authorize(
+        &self,
+        bound: &Bound,
+        req: &Request,
+        endpoint: &str,
+    ) -> Result<ValidatedToken, Response> {
+        let keys = self.token_keys(bound).map_err(|err| internal(&err))?;
         let validator = AccessTokenValidator::new(
             bound.endpoints.authorization_server.clone(),
             bound.endpoints.credential_issuer.clone(),
@@ -226,24 +233,31 @@ impl ProtocolEndpoint {
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned);
         let Some(authorization) = authorization else {
-            return Ok(token_challenge(None));
+            return Err(token_challenge(None));
         };
         let dpop_scheme = authorization
             .split_once(' ')
             .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("dpop"));
-        let mut resource = ResourceRequest::new(
-            req.method().as_str(),
-            &bound.endpoints.credential_endpoint,
-            Some(authorization),
-        );
+        let mut resource =
+            ResourceRequest::new(req.method().as_str(), endpoint, Some(authorization));
         for proof in req.headers().get_all("dpop") {
             if let Ok(proof) = proof.to_str() {
                 resource = resource.with_dpop(proof);
             }
         }
-        let token = match validator.validate(&resource).await {
+        validator
+            .validate(&resource)
+            .await
+            .map_err(|err| token_refused(&err, dpop_scheme))
+    }
+
+    async fn credential(&self, bound: &Bound, req: &mut Request) -> poem::Result<Response> {
+        let token = match self
+            .authorize(bound, req, &bound.endpoints.credential_endpoint)
+            .await
+        {
             Ok(token) => token,
-            Err(err) => return Ok(token_refused(&err, dpop_scheme)),
+            Err(response) => return Ok(response),
         };
         let body = req.take_body().into_bytes().await?;
         let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -252,21 +266,86 @@ impl ProtocolEndpoint {
                 "the request body is not JSON",
             )));
         };
+        let result = self
+            .issuer
+            .credential(&bound.issuer, &bound.endpoints, &token, &body)
+            .await;
+        Ok(credential_answer(result))
+    }
+
+    async fn deferred_credential(
+        &self,
+        bound: &Bound,
+        req: &mut Request,
+    ) -> poem::Result<Response> {
+        let token = match self
+            .authorize(bound, req, &bound.endpoints.deferred_credential_endpoint)
+            .await
+        {
+            Ok(token) => token,
+            Err(response) => return Ok(response),
+        };
+        let body = req.take_body().into_bytes().await?;
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return Ok(protocol_error(&ProtocolError::new(
+                CredentialErrorCode::InvalidCredentialRequest,
+                "the request body is not JSON",
+            )));
+        };
+        let result = self
+            .issuer
+            .deferred_credential(&bound.issuer, &token, &body)
+            .await;
+        Ok(credential_answer(result))
+    }
+}
+
+impl ProtocolEndpoint {
+    /// The notification endpoint (§11): 204, or 400 with `invalid_notification_id` or
+    /// `invalid_notification_request`.
+    async fn notification(&self, bound: &Bound, req: &mut Request) -> poem::Result<Response> {
+        let token = match self
+            .authorize(bound, req, &bound.endpoints.notification_endpoint)
+            .await
+        {
+            Ok(token) => token,
+            Err(response) => return Ok(response),
+        };
+        let body = req.take_body().into_bytes().await?;
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return Ok(protocol_error(&ProtocolError::new(
+                CredentialErrorCode::InvalidNotificationRequest,
+                "the request body is not JSON",
+            )));
+        };
         Ok(
-            match self
-                .issuer
-                .credential(&bound.issuer, &bound.endpoints, &token, &body)
-                .await
-            {
-                Ok(credentials) => json_response(StatusCode::OK, &credentials.to_json()),
+            match self.issuer.notification(&bound.issuer, &token, &body).await {
+                Ok(()) => {
+                    let mut response = Response::builder().status(StatusCode::NO_CONTENT).finish();
+                    set_header(&mut response, "cache-control", "no-store");
+                    response
+                }
                 Err(IssuerError::Protocol(err)) => protocol_error(&err),
-                Err(err) if err.kind().is_client_error() => protocol_error(&ProtocolError::new(
-                    CredentialErrorCode::InvalidCredentialRequest,
-                    err.to_string(),
-                )),
                 Err(err) => internal(&err),
             },
         )
+    }
+}
+
+/// The answer of the credential and deferred credential endpoints: 200 with credentials,
+/// 202 with a transaction to poll (§8.3, §9.2), 400 with the protocol's error.
+fn credential_answer(result: Result<CredentialResponse, IssuerError>) -> Response {
+    match result {
+        Ok(response) if response.is_deferred() => {
+            json_response(StatusCode::ACCEPTED, &response.to_json())
+        }
+        Ok(response) => json_response(StatusCode::OK, &response.to_json()),
+        Err(IssuerError::Protocol(err)) => protocol_error(&err),
+        Err(err) if err.kind().is_client_error() => protocol_error(&ProtocolError::new(
+            CredentialErrorCode::InvalidCredentialRequest,
+            err.to_string(),
+        )),
+        Err(err) => internal(&err),
     }
 }
 
@@ -277,7 +356,9 @@ fn methods_of(path: &RoutedPath) -> Option<&'static str> {
             Some("GET, OPTIONS")
         }
         RoutedPath::Service { rest } => match rest.as_str() {
-            "/nonce" | "/credential" => Some("POST, OPTIONS"),
+            "/nonce" | "/credential" | "/deferred_credential" | "/notification" => {
+                Some("POST, OPTIONS")
+            }
             _ if offer_handle(rest).is_some() => Some("GET, OPTIONS"),
             _ => None,
         },
@@ -327,6 +408,10 @@ impl Endpoint for ProtocolEndpoint {
                     RoutedPath::Service { rest } => match rest.as_str() {
                         "/nonce" => self.nonce(&bound).await,
                         "/credential" => self.credential(&bound, &mut req).await?,
+                        "/deferred_credential" => {
+                            self.deferred_credential(&bound, &mut req).await?
+                        }
+                        "/notification" => self.notification(&bound, &mut req).await?,
                         other => match offer_handle(other) {
                             Some(handle) => self.offer(&bound, handle).await,
                             None => not_found(),

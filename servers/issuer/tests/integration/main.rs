@@ -9,9 +9,11 @@
 )]
 
 mod admin;
+mod deferred;
 mod flow;
 mod jobs;
 mod jwks_uri;
+mod notification;
 mod openapi;
 mod refusals;
 mod scopes;

@@ -78,6 +78,9 @@ async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
             "authorization_servers": [format!("https://localhost:{port}/acme")],
             "credential_endpoint": format!("https://localhost:{port}/acme/credential"),
             "nonce_endpoint": format!("https://localhost:{port}/acme/nonce"),
+            "deferred_credential_endpoint":
+                format!("https://localhost:{port}/acme/deferred_credential"),
+            "notification_endpoint": format!("https://localhost:{port}/acme/notification"),
             "batch_credential_issuance": { "batch_size": 4 },
             "credential_configurations_supported": {},
         })
