@@ -542,6 +542,14 @@ impl Issuer {
         offer.validate()?;
         let offer_json = serde_json::to_value(&offer).unwrap_or(Value::Null);
         let expires_at = now + self.options.offer_ttl_secs;
+        let handle = request.by_reference.then(random_token);
+        let uri = match &handle {
+            Some(handle) => uri_by_reference(&format!(
+                "{}/{handle}",
+                endpoints.offers.trim_end_matches('/')
+            )),
+            None => offer.to_uri(),
+        };
         self.store
             .insert_session(
                 tenant,
@@ -555,6 +563,7 @@ impl Issuer {
                         "credential_issuer": offer.credential_issuer,
                         "credential_configuration_ids": offer.credential_configuration_ids,
                     }),
+                    offer_uri: Some(uri.clone()),
                     created_at: now,
                     updated_at: now,
                     expires_at,
@@ -562,18 +571,11 @@ impl Issuer {
                 },
             )
             .await?;
-        let uri = if request.by_reference {
-            let handle = random_token();
+        if let Some(handle) = &handle {
             self.store
-                .insert_offer_reference(tenant, &handle, &session_id, &offer_json, expires_at)
+                .insert_offer_reference(tenant, handle, &session_id, &offer_json, expires_at)
                 .await?;
-            uri_by_reference(&format!(
-                "{}/{handle}",
-                endpoints.offers.trim_end_matches('/')
-            ))
-        } else {
-            offer.to_uri()
-        };
+        }
         Ok(CreatedOffer {
             session_id,
             offer,
@@ -608,6 +610,24 @@ impl Issuer {
             .session(tenant, id)
             .await?
             .ok_or(Error::NotFound("issuance session"))
+    }
+
+    /// The `openid-credential-offer://` URI of the offer of session `id`, while the offer is
+    /// open (the session is `offered` and has not lapsed), to show the wallet again.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown session; [`Error::State`] once a credential was
+    /// requested for it, or it lapsed or was cancelled; [`Error::Store`].
+    pub async fn offer_uri(&self, tenant: &TenantContext, id: &str) -> Result<String, Error> {
+        let session = self.session(tenant, id).await?;
+        if session.status != SessionStatus::Offered || session.expires_at <= self.now() {
+            return Err(Error::State(
+                "the offer is no longer open: it was used, cancelled or has lapsed",
+            ));
+        }
+        session
+            .offer_uri
+            .ok_or(Error::State("the offer's URI is not kept for this session"))
     }
 
     /// Cancels session `id` unless it has already ended; its credentials can no longer be

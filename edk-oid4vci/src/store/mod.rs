@@ -112,6 +112,9 @@ pub struct Session {
     pub claims: Map<String, Value>,
     /// The offer as sent to the wallet.
     pub offer: Value,
+    /// The `openid-credential-offer://` URI to show the wallet while the offer is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_uri: Option<String>,
     /// When the session was created.
     pub created_at: i64,
     /// When it last changed.

@@ -89,6 +89,8 @@ struct SessionData {
     configuration_ids: Vec<String>,
     claims: Map<String, Value>,
     offer: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    offer_uri: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     deferred: bool,
 }
@@ -110,6 +112,7 @@ fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
         configuration_ids: data.configuration_ids,
         claims: data.claims,
         offer: data.offer,
+        offer_uri: data.offer_uri,
         deferred: data.deferred,
         created_at,
         updated_at,
@@ -317,6 +320,7 @@ impl IssuerStore for SqlStore {
             configuration_ids: session.configuration_ids.clone(),
             claims: session.claims.clone(),
             offer: session.offer.clone(),
+            offer_uri: session.offer_uri.clone(),
             deferred: session.deferred,
         })?;
         let mut tx = self.begin(tenant).await?;

@@ -110,6 +110,7 @@ fn session(id: &str, correlation_id: Option<&str>) -> Session {
             .cloned()
             .unwrap(),
         offer: json!({ "credential_issuer": "https://issuer.example" }),
+        offer_uri: None,
         created_at: NOW,
         updated_at: NOW,
         expires_at: NOW + 600,

@@ -9,13 +9,15 @@ use edk_oauth::AuthorizationServer;
 use edk_oid4vci::{Issuer, Notification, OfferRequest, Session, StoredConfiguration};
 use edk_server::{AdminBearer, AdminPrincipal, ApiError, problem_for};
 use edk_tenancy::{ServiceType, Tenancy, TenantContext, TenantDirectory as _};
-use poem_openapi::param::Path;
+use poem::http::HeaderMap;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
 use crate::protocol::bound;
+use crate::qr::{QrFormat, QrImage};
 
 /// Reads the tenant's credential configurations and issuance sessions.
 pub const SCOPE_READ: &str = "oid4vci:read";
@@ -446,6 +448,35 @@ impl AdminApi {
             tx_code: created.tx_code.map(|code| code.expose_secret().to_owned()),
             expires_at: created.expires_at,
         })))
+    }
+
+    /// The offer URI of an open offer as a QR code, to show a wallet: PNG (`image/png`) or
+    /// SVG (`image/svg+xml`), by the `format` parameter or else the `Accept` header (PNG
+    /// unless SVG is preferred). 409 once a credential was requested for the offer, or it
+    /// was cancelled or has lapsed.
+    /// Requires scope `oid4vci:read`.
+    #[oai(path = "/offers/:id/qr", method = "get", operation_id = "getOfferQr")]
+    async fn offer_qr(
+        &self,
+        auth: AdminBearer,
+        /// The offer's session id.
+        id: Path<String>,
+        /// `png` or `svg`; overrides `Accept`.
+        format: Query<Option<String>>,
+        headers: &HeaderMap,
+    ) -> Result<QrImage, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let accept = headers
+            .get(poem::http::header::ACCEPT)
+            .and_then(|value| value.to_str().ok());
+        let format = QrFormat::negotiate(format.0.as_deref(), accept).map_err(invalid)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let uri = self
+            .issuer
+            .offer_uri(&tenant, &id.0)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        crate::qr::render(&uri, format).map_err(|err| problem_for(&err))
     }
 
     /// One issuance session. Requires scope `oid4vci:read`.

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod config;
 pub mod jobs;
 pub mod protocol;
+pub mod qr;
 
 use std::sync::Arc;
 

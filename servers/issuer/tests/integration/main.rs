@@ -15,6 +15,7 @@ mod jobs;
 mod jwks_uri;
 mod notification;
 mod openapi;
+mod qr;
 mod refusals;
 mod scopes;
 mod service;
