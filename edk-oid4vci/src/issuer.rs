@@ -388,6 +388,17 @@ impl Issuer {
         Ok(self.store.configurations(tenant).await?)
     }
 
+    /// Applies the tenant's session retention policy ([`crate::store::SESSION_RETENTION`]) to
+    /// the sessions that ended and whose offer lapsed at `now`: the number of sessions
+    /// removed or minimized.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn apply_retention(&self, tenant: &TenantContext, now: i64) -> Result<u64, Error> {
+        let retention = tenant.config().get(&crate::store::SESSION_RETENTION);
+        Ok(self.store.apply_retention(tenant, retention, now).await?)
+    }
+
     /// Deletes configuration `id`.
     ///
     /// # Errors
@@ -568,6 +579,7 @@ impl Issuer {
                     updated_at: now,
                     expires_at,
                     deferred: request.deferred,
+                    minimized: false,
                 },
             )
             .await?;
@@ -699,6 +711,12 @@ impl Issuer {
             return Err(protocol(
                 CredentialErrorCode::CredentialRequestDenied,
                 format!("the issuance session is {}", session.status),
+            ));
+        }
+        if session.minimized {
+            return Err(protocol(
+                CredentialErrorCode::CredentialRequestDenied,
+                "the issuance session's claims were removed by the retention policy",
             ));
         }
         let claims = match session.claims.get(&configuration_id) {

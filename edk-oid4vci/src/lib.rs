@@ -22,7 +22,8 @@ pub use proof::{ProofPolicy, ProvenKey, verify_jwt_proof};
 pub use request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
 pub use store::{
     HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, PendingTransaction,
-    Session, SessionStatus, SqlStore, StoredConfiguration, TransactionOutcome, TransactionState,
+    SESSION_RETENTION, Session, SessionRetention, SessionStatus, SqlStore, StoredConfiguration,
+    TransactionOutcome, TransactionState,
 };
 
 use edk_tenancy::{MigrationScope, MigrationSet};

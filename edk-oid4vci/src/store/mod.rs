@@ -125,7 +125,35 @@ pub struct Session {
     /// configurations say.
     #[serde(default)]
     pub deferred: bool,
+    /// Whether the retention policy `minimize` dropped the session's claims and offer.
+    #[serde(default)]
+    pub minimized: bool,
 }
+
+/// What happens to the data of an issuance session once it has ended (its status is
+/// `credential_issued`, `notified`, `failed`, `expired` or `cancelled` and its offer has
+/// lapsed): the tenant's [`SESSION_RETENTION`] setting, applied by the purge job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionRetention {
+    /// Delete the session with its notifications.
+    Remove,
+    /// Keep the session's status, times and notifications; drop its claims and offer.
+    #[default]
+    Minimize,
+    /// Keep everything.
+    Keep,
+}
+
+/// The tenant configuration key `oid4vci.session_retention`: `remove`, `minimize`
+/// (default) or `keep`. Register it in the deployment's `ConfigSchema`.
+pub static SESSION_RETENTION: edk_tenancy::config::ConfigKey<SessionRetention> =
+    edk_tenancy::config::ConfigKey::new(
+        "oid4vci.session_retention",
+        SessionRetention::default,
+        |_| Ok(()),
+    );
 
 /// A key a wallet proved possession of, kept with a deferred transaction so that the
 /// credentials issued later are bound to it.
@@ -401,6 +429,15 @@ pub trait IssuerStore: fmt::Debug + Send + Sync {
         tenant: &TenantContext,
         session_id: &str,
     ) -> Result<Vec<Notification>, StoreError>;
+
+    /// Applies `retention` to the sessions that ended and whose offer lapsed at `now`; the
+    /// number of sessions removed or minimized.
+    async fn apply_retention(
+        &self,
+        tenant: &TenantContext,
+        retention: SessionRetention,
+        now: i64,
+    ) -> Result<u64, StoreError>;
 
     /// Deletes expired nonces, offer references, transactions and notification ids, and
     /// marks sessions still `offered` past their expiry as `expired`; the number of rows

@@ -12,7 +12,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, PendingTransaction,
-    Session, SessionStatus, StoredConfiguration, TransactionOutcome, TransactionState,
+    Session, SessionRetention, SessionStatus, StoredConfiguration, TransactionOutcome,
+    TransactionState,
 };
 use crate::error::StoreError;
 
@@ -95,13 +96,25 @@ struct SessionData {
     deferred: bool,
 }
 
-type SessionRow = (String, Option<String>, String, String, i64, i64, i64);
+type SessionRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+);
 
-const SESSION_COLUMNS: &str =
-    "session_id, correlation_id, status, data, created_at, updated_at, expires_at";
+const SESSION_COLUMNS: &str = "session_id, correlation_id, status, data, created_at, \
+     updated_at, expires_at, minimized_at";
+
+/// The statuses of sessions that ended, to which the retention policy applies.
+const ENDED: &str = "'credential_issued', 'notified', 'failed', 'expired', 'cancelled'";
 
 fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
-    let (id, correlation_id, status, data, created_at, updated_at, expires_at) = row;
+    let (id, correlation_id, status, data, created_at, updated_at, expires_at, minimized_at) = row;
     let status = SessionStatus::from_name(&status)
         .ok_or(StoreError::Corrupt("stored session status is unknown"))?;
     let data: SessionData = from_json(&data)?;
@@ -114,6 +127,7 @@ fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
         offer: data.offer,
         offer_uri: data.offer_uri,
         deferred: data.deferred,
+        minimized: minimized_at.is_some(),
         created_at,
         updated_at,
         expires_at,
@@ -649,6 +663,82 @@ impl IssuerStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn apply_retention(
+        &self,
+        tenant: &TenantContext,
+        retention: SessionRetention,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let ended = format!("status IN ({ENDED}) AND expires_at <= $1");
+        let mut tx = self.begin(tenant).await?;
+        let changed = with_conn!(tx, conn => {
+            match retention {
+                SessionRetention::Keep => 0,
+                SessionRetention::Remove => {
+                    for table in [
+                        "oid4vci_session_event",
+                        "oid4vci_notification",
+                        "oid4vci_transaction",
+                        "oid4vci_offer_reference",
+                    ] {
+                        let sql = format!(
+                            "DELETE FROM {table} WHERE session_id IN \
+                             (SELECT session_id FROM oid4vci_session WHERE {ended})"
+                        );
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .bind(now)
+                            .execute(&mut *conn)
+                            .await
+                            .map_err(StoreError::database)?;
+                    }
+                    let sql = format!("DELETE FROM oid4vci_session WHERE {ended}");
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::database)?
+                        .rows_affected()
+                }
+                _ => {
+                    let sql = format!(
+                        "SELECT session_id, data FROM oid4vci_session \
+                         WHERE {ended} AND minimized_at IS NULL"
+                    );
+                    let rows: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                        .bind(now)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(StoreError::database)?;
+                    let mut changed = 0;
+                    for (id, data) in rows {
+                        let data: SessionData = from_json(&data)?;
+                        let minimal = to_json(&SessionData {
+                            configuration_ids: data.configuration_ids,
+                            claims: Map::new(),
+                            offer: Value::Null,
+                            offer_uri: None,
+                            deferred: data.deferred,
+                        })?;
+                        changed += sqlx::query(
+                            "UPDATE oid4vci_session SET data = $1, minimized_at = $2 \
+                             WHERE session_id = $3 AND minimized_at IS NULL",
+                        )
+                        .bind(&minimal)
+                        .bind(now)
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::database)?
+                        .rows_affected();
+                    }
+                    changed
+                }
+            }
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(changed)
     }
 
     async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, StoreError> {

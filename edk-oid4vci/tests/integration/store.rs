@@ -115,6 +115,7 @@ fn session(id: &str, correlation_id: Option<&str>) -> Session {
         updated_at: NOW,
         expires_at: NOW + 600,
         deferred: false,
+        minimized: false,
     }
 }
 

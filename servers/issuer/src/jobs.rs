@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use edk_oid4vci::IssuerStore;
+use edk_oid4vci::{IssuerStore, SESSION_RETENTION};
 use edk_tenancy::{Job, JobError, JobScope, JobTarget};
 
-/// Deletes each tenant's expired `c_nonce`s and offer references and marks offers never
-/// redeemed before their expiry `expired` ([`IssuerStore::purge_expired`]). A per-tenant job
-/// named `oid4vci.purge_expired`, every ten minutes. Every row it deletes would be refused
-/// anyway.
+/// Deletes each tenant's expired `c_nonce`s, offer references, deferred transactions and
+/// notification ids and marks offers never redeemed before their expiry `expired`
+/// ([`IssuerStore::purge_expired`]), then applies the tenant's session retention
+/// ([`SESSION_RETENTION`]: `remove`, `minimize` or `keep`) to the sessions that ended
+/// ([`IssuerStore::apply_retention`]). A per-tenant job named `oid4vci.purge_expired`, every
+/// ten minutes.
 #[derive(Debug)]
 pub struct PurgeExpiredJob {
     store: Arc<dyn IssuerStore>,
@@ -46,6 +48,9 @@ impl Job for PurgeExpiredJob {
         let JobTarget::Tenant(tenant) = target else {
             return Ok(0);
         };
-        Ok(self.store.purge_expired(tenant, now.timestamp()).await?)
+        let now = now.timestamp();
+        let purged = self.store.purge_expired(tenant, now).await?;
+        let retention = tenant.config().get(&SESSION_RETENTION);
+        Ok(purged + self.store.apply_retention(tenant, retention, now).await?)
     }
 }

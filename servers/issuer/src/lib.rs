@@ -184,7 +184,8 @@ impl Service for IssuerServer {
             .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
             .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
             .config_key(&UPSTREAM_OIDC)
-            .config_key(&CLIENT_ATTESTATION))
+            .config_key(&CLIENT_ATTESTATION)
+            .config_key(&edk_oid4vci::SESSION_RETENTION))
     }
 
     async fn build(config: &IssuerServerConfig, deps: &Deps) -> Result<Self, Error> {

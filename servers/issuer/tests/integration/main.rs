@@ -17,6 +17,7 @@ mod notification;
 mod openapi;
 mod qr;
 mod refusals;
+mod retention;
 mod scopes;
 mod service;
 mod support;

@@ -97,6 +97,7 @@ impl Deployment {
                 edk_tenancy::ConfigSchema::builder()
                     .key(&edk_oauth::federation::UPSTREAM_OIDC)
                     .key(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
+                    .key(&edk_oid4vci::SESSION_RETENTION)
                     .build()
                     .unwrap(),
             )
