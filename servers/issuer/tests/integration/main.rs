@@ -18,6 +18,7 @@ mod openapi;
 mod qr;
 mod refusals;
 mod retention;
+mod schemathesis;
 mod scopes;
 mod service;
 mod support;

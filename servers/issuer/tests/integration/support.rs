@@ -429,7 +429,7 @@ pub(crate) fn http() -> reqwest::Client {
         .unwrap()
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .ancestors()
         .nth(2)
