@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
-# Writes the secrets compose.yaml mounts, under deploy/compose/secrets/ (mode 0600, never
+# Writes the secrets compose.yaml mounts, under deploy/compose/secrets/ (never
 # committed): the KMS's key encryption key `kek-k1` (32 random bytes, base64), one ES256
 # private JWK per runtime service (`<service>-service.jwk`), and `kms-services.yaml`, the KMS's
 # `grpc.auth.services` with the public half of each, and the same trust list as a Helm values
 # file for the chart (`values-trusted-services.yaml`: kms.trustedServices). Existing files are
 # kept; delete the directory to start over (keys sealed under the old KEK are then lost).
 # Needs openssl and python3.
+# Usage: deploy/compose/init-secrets.sh [DIR]   (DIR: where to write, default deploy/compose/secrets)
 set -euo pipefail
 
-cd "$(dirname "$0")"
 umask 077
-mkdir -p secrets
+out=${1:-$(dirname "$0")/secrets}
+mkdir -p "$out"
+cd "$out"
 
-if [ ! -s secrets/kek-k1 ]; then
-    openssl rand -base64 32 >secrets/kek-k1
+if [ ! -s kek-k1 ]; then
+    openssl rand -base64 32 >kek-k1
 fi
 
 for service in as did issuer; do
-    if [ ! -s "secrets/$service-service.jwk" ]; then
+    if [ ! -s "$service-service.jwk" ]; then
         openssl ecparam -name prime256v1 -genkey -noout |
             openssl ec -text -noout 2>/dev/null |
             python3 -c '
@@ -32,7 +34,7 @@ point = block("pub")
 assert point[0] == 4 and len(point) == 65, "expected an uncompressed P-256 point"
 print(json.dumps({"kty": "EC", "crv": "P-256", "alg": "ES256",
                   "x": b64(point[1:33]), "y": b64(point[33:]), "d": b64(d)}))
-' >"secrets/$service-service.jwk"
+' >"$service-service.jwk"
     fi
 done
 
@@ -40,17 +42,18 @@ python3 - <<'PY'
 import json
 services = []
 for name in ("as", "did", "issuer"):
-    private = json.load(open(f"secrets/{name}-service.jwk"))
+    private = json.load(open(f"{name}-service.jwk"))
     public = {k: private[k] for k in ("kty", "crv", "alg", "x", "y")}
     services.append({"name": name, "jwks": {"keys": [public]}})
-with open("secrets/kms-services.yaml", "w") as out:
+with open("kms-services.yaml", "w") as out:
     out.write("# The services edk-kms trusts: written by init-secrets.sh.\n")
     out.write(json.dumps({"grpc": {"auth": {"services": services}}}, indent=2) + "\n")
-with open("secrets/values-trusted-services.yaml", "w") as out:
+with open("values-trusted-services.yaml", "w") as out:
     out.write("# kms.trustedServices for deploy/helm/edk: written by init-secrets.sh.\n")
     trusted = {s["name"]: {"jwks": s["jwks"]} for s in services}
     out.write(json.dumps({"kms": {"trustedServices": trusted}}, indent=2) + "\n")
 PY
 # The servers run as uid 10001 and read these files through compose secrets.
-chmod 0644 secrets/*
-echo "secrets written to deploy/compose/secrets/"
+chmod 0644 kek-k1 as-service.jwk did-service.jwk issuer-service.jwk kms-services.yaml \
+    values-trusted-services.yaml
+echo "secrets written to $out"
