@@ -6,10 +6,16 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(feature = "key-services")]
+pub mod moto;
 #[cfg(feature = "oidc-provider")]
 pub mod oidc_provider;
 pub mod openapi;
 pub mod schemathesis;
+#[cfg(feature = "key-services")]
+pub mod scripted;
+#[cfg(feature = "key-services")]
+pub mod vault_transit;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};

@@ -21,11 +21,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Error;
 
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+#[cfg(any(feature = "aws", feature = "vault"))]
+pub mod remote;
 #[cfg(feature = "rest")]
 pub mod rest;
 pub mod software;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 /// A backend that holds key material: software, PKCS#11, a cloud KMS, a remote EDK KMS.
 ///

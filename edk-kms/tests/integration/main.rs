@@ -9,6 +9,8 @@
 
 mod audit;
 mod audit_replicas;
+#[cfg(feature = "aws")]
+mod aws;
 mod cache;
 mod cert;
 mod dump;
@@ -24,3 +26,5 @@ mod pkcs11;
 mod reserved;
 mod software;
 mod support;
+#[cfg(feature = "vault")]
+mod vault;

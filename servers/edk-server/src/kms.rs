@@ -32,8 +32,10 @@ use std::time::Duration;
 use edk_core::jose::{Jwk, SigningKey};
 use edk_core::{Clock, Kid};
 use edk_kms::grpc::{ClientAuth, RemoteKms, RemoteKmsOptions, ServiceTokenSource};
+use edk_kms::provider::aws::{AwsKmsProvider, AwsKmsProviderConfig};
 use edk_kms::provider::pkcs11::{Pkcs11Provider, Pkcs11ProviderConfig};
 use edk_kms::provider::software::{SoftwareProvider, SoftwareProviderConfig};
+use edk_kms::provider::vault::{VaultTransitProvider, VaultTransitProviderConfig};
 use edk_kms::{KeyProvider, Kms, LocalKms};
 use serde::Deserialize;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -92,6 +94,12 @@ pub enum ProviderConfig {
     /// A PKCS#11 token (`id`, `module`, `token_label`, `pin` or `pin_file`, `max_sessions`,
     /// `hardware_backed`).
     Pkcs11(Pkcs11ProviderConfig),
+    /// AWS KMS (`id`, `region`, `endpoint`, `credentials`, `algorithms`, `message_type`,
+    /// `deletion_window_days`, `remote`).
+    Aws(AwsKmsProviderConfig),
+    /// HashiCorp Vault or OpenBao Transit (`id`, `address`, `mount`, `namespace`, `auth`,
+    /// `key_prefix`, `algorithms`, `remote`).
+    Vault(VaultTransitProviderConfig),
 }
 
 /// `mode: remote`: the KMS server's gRPC endpoint and how to authenticate to it.
@@ -273,6 +281,14 @@ pub async fn open_providers(
                     .await
                     .map_err(KmsSetupError::Kms)?,
             ),
+            ProviderConfig::Aws(config) => Arc::new(
+                AwsKmsProvider::connect(config.clone())
+                    .await
+                    .map_err(KmsSetupError::Kms)?,
+            ),
+            ProviderConfig::Vault(config) => {
+                Arc::new(VaultTransitProvider::new(config.clone()).map_err(KmsSetupError::Kms)?)
+            }
         };
         providers.push(provider);
     }

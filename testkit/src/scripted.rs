@@ -1,0 +1,115 @@
+//! An HTTP server that gives every request the same scripted answer and counts the requests:
+//! a throttling or failing key service for testing retries and circuit breakers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Response, StatusCode};
+use tokio::task::JoinHandle;
+
+/// The answer a [`ScriptedServer`] gives.
+#[derive(Clone, Debug)]
+pub struct ScriptedAnswer {
+    /// The status code.
+    pub status: u16,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+impl ScriptedAnswer {
+    /// AWS's answer to a throttled JSON-protocol call: 400 with `__type: ThrottlingException`.
+    #[must_use]
+    pub fn aws_throttling() -> Self {
+        Self {
+            status: 400,
+            headers: vec![
+                (
+                    "content-type".to_owned(),
+                    "application/x-amz-json-1.1".to_owned(),
+                ),
+                ("x-amzn-requestid".to_owned(), "test-request".to_owned()),
+            ],
+            body: r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_owned(),
+        }
+    }
+
+    /// An HTTP 429 with `Retry-After: 0` and a Vault-shaped error body.
+    #[must_use]
+    pub fn too_many_requests() -> Self {
+        Self {
+            status: 429,
+            headers: vec![
+                ("content-type".to_owned(), "application/json".to_owned()),
+                ("retry-after".to_owned(), "0".to_owned()),
+            ],
+            body: r#"{"errors":["request rate limit exceeded"]}"#.to_owned(),
+        }
+    }
+}
+
+/// A running scripted server on `127.0.0.1`, stopped on drop.
+#[derive(Debug)]
+pub struct ScriptedServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl ScriptedServer {
+    /// Starts a server answering every request with `answer`.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start(answer: ScriptedAnswer) -> Self {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&requests);
+        let app = Router::new().fallback(move || {
+            let answer = answer.clone();
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut response = Response::builder()
+                    .status(StatusCode::from_u16(answer.status).expect("a status code"));
+                for (name, value) in &answer.headers {
+                    response = response.header(name, value);
+                }
+                response.body(Body::from(answer.body)).expect("a response")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("the bound address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// How many requests were answered.
+    #[must_use]
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ScriptedServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
