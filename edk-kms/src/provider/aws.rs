@@ -19,7 +19,7 @@
 //!   `deletion_window_days`); a key pending deletion is `KeyNotFound`.
 //! - **Credentials** come from the AWS default chain (environment, shared files, web identity,
 //!   ECS and EC2 instance roles) or from static keys in the configuration.
-//! - **Failures** go through the shared remote behaviour ([`remote`](super::remote)): SDK
+//! - **Failures** go through the shared remote behaviour ([`remote`]): SDK
 //!   retries are off and ours apply (throttling `ThrottlingException` and HTTP 429 retried
 //!   with backoff and jitter, then `Unavailable`; a circuit breaker per provider).
 

@@ -4,7 +4,7 @@
 //! conversions from the DER forms such services answer with (SubjectPublicKeyInfo,
 //! `Ecdsa-Sig-Value`) to JOSE.
 //!
-//! A [`Guard`] wraps every call. Throttling (HTTP 429, `ThrottlingException`) is retried for
+//! A guard wraps every call. Throttling (HTTP 429, `ThrottlingException`) is retried for
 //! every call, after the backoff or the service's `Retry-After`, whichever is longer; other
 //! transient failures (timeouts, connection errors, 5xx) are retried only for idempotent calls,
 //! so that a key creation whose answer was lost is not repeated. When the attempts are spent the

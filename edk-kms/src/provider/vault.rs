@@ -22,7 +22,7 @@
 //!   /v1/auth/<mount>/login` with `role_id` and `secret_id`), whose token is renewed by logging
 //!   in again before its lease ends or when Vault answers 403. `X-Vault-Namespace` is sent
 //!   when a namespace is configured.
-//! - **Failures** go through the shared remote behaviour ([`remote`](super::remote)): 429 is
+//! - **Failures** go through the shared remote behaviour ([`remote`]): 429 is
 //!   retried with backoff and jitter, 5xx and connection failures too for idempotent calls,
 //!   then `Unavailable`; a circuit breaker per provider. Vault's `{"errors": [...]}` messages
 //!   go to the log, never to callers.
