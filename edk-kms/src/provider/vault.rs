@@ -291,7 +291,28 @@ impl VaultTransitProvider {
     /// or prefix with other characters than letters, digits, `-`, `_` (and `/` in mounts), an
     /// algorithm Transit does not sign with, auth with both or neither of a secret and its
     /// file, or bad remote options; [`Error::SecretFile`] for an unreadable secret file.
+    ///
+    /// The HTTP client is reqwest's, with the configured timeouts: `https` addresses need a
+    /// reqwest TLS feature in the application (the EDK servers enable rustls on aws-lc-rs and
+    /// install it as the process's crypto provider first).
     pub fn new(config: VaultTransitProviderConfig) -> Result<Self, Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.remote.connect_timeout())
+            .timeout(config.remote.timeout())
+            .build()
+            .map_err(|err| Error::internal(&config.id, err))?;
+        Self::with_client(config, client)
+    }
+
+    /// As [`new`](Self::new), with the application's HTTP client (its TLS roots, proxy and
+    /// timeouts); the per-attempt timeout of `remote` still applies.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_client(
+        config: VaultTransitProviderConfig,
+        client: reqwest::Client,
+    ) -> Result<Self, Error> {
         config.remote.validate()?;
         if !(config.address.starts_with("https://") || config.address.starts_with("http://")) {
             return Err(Error::InvalidConfig {
@@ -344,11 +365,6 @@ impl VaultTransitProvider {
                 }
             }
         };
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.remote.connect_timeout())
-            .timeout(config.remote.timeout())
-            .build()
-            .map_err(|err| Error::internal(&config.id, err))?;
         let capabilities = Capabilities::new()
             .with_signing(algorithms)
             .with_operation(Operation::Verify)

@@ -446,6 +446,63 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn aws_and_vault_providers_are_configured_and_opened() {
+        crate::install_crypto_provider();
+        let local: KmsConfig = serde_json::from_value(serde_json::json!({
+            "mode": "local",
+            "providers": [
+                {"kind": "aws", "id": "aws-eu-west-1", "region": "eu-west-1",
+                 "endpoint": "http://127.0.0.1:1",
+                 "credentials": {"kind": "static", "access_key_id": "AKIATEST",
+                     "secret_access_key": "aws-secret-value"},
+                 "algorithms": ["ES256", "RS256"], "remote": {"max_attempts": 2}},
+                {"kind": "vault", "id": "vault-prod", "address": "http://127.0.0.1:1",
+                 "auth": {"kind": "token", "token": "vault-secret-value"}},
+            ]
+        }))
+        .unwrap();
+        assert!(!format!("{local:?}").contains("secret-value"));
+        let KmsConfig::Local(local) = local else {
+            panic!("local expected")
+        };
+        let providers = open_providers(&local.providers).await.unwrap();
+        let ids: Vec<&str> = providers.iter().map(|p| p.id().as_str()).collect();
+        assert_eq!(ids, ["aws-eu-west-1", "vault-prod"]);
+        let aws: Vec<&str> = providers[0]
+            .capabilities()
+            .signing()
+            .iter()
+            .map(|alg| alg.name())
+            .collect();
+        assert_eq!(aws, ["ES256", "RS256"]);
+        assert!(providers[0].capabilities().hardware_backed());
+        assert_eq!(providers[1].capabilities().signing().len(), 5);
+        assert!(!format!("{providers:?}").contains("secret-value"));
+
+        let bad: KmsConfig = serde_json::from_value(serde_json::json!({
+            "mode": "local",
+            "providers": [{"kind": "vault", "id": "vault", "address": "vault:8200",
+                "auth": {"kind": "token", "token": "t"}}]
+        }))
+        .unwrap();
+        let KmsConfig::Local(bad) = bad else {
+            panic!("local expected")
+        };
+        let err = open_providers(&bad.providers).await.unwrap_err();
+        assert_eq!(
+            std::error::Error::source(&err).unwrap().to_string(),
+            "invalid configuration: `address` must be an http(s) URL"
+        );
+        assert!(
+            serde_json::from_value::<KmsConfig>(serde_json::json!({
+                "mode": "local",
+                "providers": [{"kind": "aws", "id": "aws", "region": "eu-west-1", "regoin": "x"}]
+            }))
+            .is_err()
+        );
+    }
+
     #[test]
     fn an_https_endpoint_without_a_ca_is_refused() {
         let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
