@@ -16,13 +16,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use edk_core::jose::JwkSet;
-use edk_core::{Clock, ErrorKind, HasKind as _, SystemClock, TenantId, TenantSlug};
+use edk_core::{Clock, ErrorChain, ErrorKind, HasKind as _, SystemClock, TenantId, TenantSlug};
 use edk_issuer_server::{IssuerParts, IssuerSettings, TokenKeys};
-use edk_kms::LocalKms;
 use edk_kms::provider::software::{
     KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
 };
 use edk_kms::provider::{KeyProvider, ProviderId};
+use edk_kms::{Caller, KeyAlias, Kms as _, LocalKms};
 use edk_oauth::federation::OidcFederation;
 use edk_oauth::{AsConfig, AuthorizationServer, SqlStore};
 use edk_oid4vci::StoredConfiguration;
@@ -32,10 +32,11 @@ use edk_server::{
 };
 use edk_tenancy::store::postgres::PostgresConfig;
 use edk_tenancy::{
-    DatabaseConfig, EndpointBinding, EndpointScheme, ServiceType, Tenancy, TenantDirectory as _,
-    WellKnownLayout,
+    DatabaseConfig, EndpointBinding, EndpointRequest, EndpointScheme, ServiceType, Tenancy,
+    TenantDirectory as _, WellKnownLayout,
 };
 use poem::endpoint::BoxEndpoint;
+use poem::http::StatusCode;
 use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt as _, IntoResponse, Request, Response, Route};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -201,6 +202,10 @@ async fn main() -> anyhow::Result<()> {
             "/",
             Dispatch {
                 admin,
+                issuer_keys: IssuerKeys {
+                    tenancy: tenancy.clone(),
+                    kms: kms.clone(),
+                },
                 issuer: parts.protocol_endpoint(),
                 authorization_server: edk_as_server::ProtocolEndpoint::new(tenancy.clone(), server)
                     .boxed(),
@@ -272,11 +277,13 @@ async fn set_up_tenant(
     Ok(tenant.id)
 }
 
-/// Sends `/api/...` and the probes to the admin surface, requests that a tenant's issuer
+/// Sends `/api/...` and the probes to the admin surface, the SD-JWT VC issuer metadata to
+/// [`IssuerKeys`], requests that a tenant's issuer
 /// binding routes to an issuer path to the credential issuers, and the rest to the
 /// authorization servers.
 struct Dispatch {
     admin: BoxEndpoint<'static, Response>,
+    issuer_keys: IssuerKeys,
     issuer: edk_issuer_server::ProtocolEndpoint,
     authorization_server: BoxEndpoint<'static, Response>,
 }
@@ -292,11 +299,78 @@ impl Endpoint for Dispatch {
                 .any(|prefix| path_is_under(path, prefix));
         if admin {
             self.admin.call(req).await.map(IntoResponse::into_response)
+        } else if path == JWT_VC_ISSUER {
+            Ok(self.issuer_keys.answer(&req).await)
         } else if self.issuer.serves(&req).await {
             self.issuer.call(req).await
         } else {
             self.authorization_server.call(req).await
         }
+    }
+}
+
+/// Where wallets and verifiers find the keys of a credential issuer (SD-JWT VC §4, for an
+/// issuer identifier without a path).
+const JWT_VC_ISSUER: &str = "/.well-known/jwt-vc-issuer";
+
+/// The SD-JWT VC issuer metadata of the tenant whose issuer binding the request's host
+/// names: its identifier and the public keys of its credential signing key, read from the
+/// KMS with that tenant's context.
+struct IssuerKeys {
+    tenancy: Tenancy,
+    kms: Arc<LocalKms>,
+}
+
+impl IssuerKeys {
+    async fn answer(&self, req: &Request) -> Response {
+        match self.metadata(req).await {
+            Ok(Some(metadata)) => Response::builder()
+                .content_type("application/json")
+                .header("cache-control", "public, max-age=300")
+                .body(metadata.to_string()),
+            Ok(None) => Response::builder()
+                .status(StatusCode::NOT_FOUND)
+                .content_type("application/json")
+                .body(json!({ "error": "not_found" }).to_string()),
+            Err(err) => {
+                tracing::error!(error = %ErrorChain(err.as_ref()), "cannot read the issuer keys");
+                Response::builder()
+                    .status(StatusCode::INTERNAL_SERVER_ERROR)
+                    .finish()
+            }
+        }
+    }
+
+    /// The metadata; `None` when no tenant's issuer is bound to the request's host.
+    async fn metadata(
+        &self,
+        req: &Request,
+    ) -> Result<Option<serde_json::Value>, Box<dyn std::error::Error + Send + Sync>> {
+        let Some(host) = req.headers().get("host").and_then(|h| h.to_str().ok()) else {
+            return Ok(None);
+        };
+        let (host, port) = match host.rsplit_once(':') {
+            Some((name, port)) => (name, port.parse::<u16>().ok()),
+            None => (host, None),
+        };
+        // Behind TLS termination the public scheme is https.
+        let request = EndpointRequest::new("https", host, port, JWT_VC_ISSUER);
+        let Ok(resolved) = self.tenancy.resolve(ServiceType::Issuer, &request).await else {
+            return Ok(None);
+        };
+        let Some(binding) = resolved.context.binding() else {
+            return Ok(None);
+        };
+        let issuer = binding.identifier();
+        let caller = Caller::new(resolved.context.clone(), "multi-tenant");
+        let alias = KeyAlias::new("issuer", "credential-signing")?;
+        let jwks = match self.kms.jwks(&caller, &alias).await {
+            Ok(jwks) => jwks,
+            // No credential issued yet: the key is made at the first issuance.
+            Err(err) if err.kind() == ErrorKind::NotFound => JwkSet { keys: Vec::new() },
+            Err(err) => return Err(err.into()),
+        };
+        Ok(Some(json!({ "issuer": issuer, "jwks": jwks })))
     }
 }
 

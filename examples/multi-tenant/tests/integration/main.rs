@@ -15,8 +15,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use edk_core::encoding::{b64url_decode, b64url_encode};
-use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
-use edk_core::{Clock as _, SystemClock};
+use edk_core::jose::{Algorithm, Header, JwkSet, JwksResolver, SigningKey, jws};
+use edk_core::sd_jwt::SdJwt;
+use edk_core::sd_jwt_vc::VcVerifyOptions;
+use edk_core::{Clock as _, Limits, SystemClock};
 use edk_testkit::TestDb;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -197,6 +199,18 @@ impl App {
         body
     }
 
+    /// `tenant`'s SD-JWT VC issuer metadata: the public keys of its credential signing key.
+    async fn issuer_keys(&self, tenant: &Tenant) -> JwkSet {
+        let (status, metadata) = self
+            .get_json(&format!("{}/.well-known/jwt-vc-issuer", tenant.base))
+            .await;
+        assert_eq!(status, 200, "{metadata}");
+        assert_eq!(metadata["issuer"], tenant.identifier.as_str());
+        let keys: JwkSet = serde_json::from_value(metadata["jwks"].clone()).unwrap();
+        assert_eq!(keys.keys.len(), 1, "{metadata}");
+        keys
+    }
+
     async fn get_json(&self, url: &str) -> (u16, Value) {
         let response = self.http.get(url).send().await.unwrap();
         (
@@ -266,6 +280,20 @@ impl App {
             .unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
     }
+}
+
+/// The SD-JWT VC's claims when it verifies with `keys`.
+async fn verify(credential: &str, keys: &JwkSet) -> Result<Value, Box<dyn std::error::Error>> {
+    let claims = SdJwt::parse(credential, &Limits::DEFAULT)?
+        .verify_vc(
+            &JwksResolver::new(keys),
+            &VcVerifyOptions::default(),
+            SystemClock.unix_seconds(),
+        )
+        .await?
+        .into_sd_jwt()
+        .into_claims();
+    Ok(Value::Object(claims))
 }
 
 /// The JOSE header of a JWS (an SD-JWT's issuer-signed part).
@@ -438,6 +466,29 @@ async fn two_tenants_on_two_hosts_share_nothing() {
         jws_header(&acme_credential)["kid"],
         jws_header(&globex_credential)["kid"]
     );
+
+    let (status, body) = app
+        .get_json(&format!(
+            "{}/.well-known/jwt-vc-issuer",
+            acme.base.replace("acme.localhost", "127.0.0.1")
+        ))
+        .await;
+    assert_eq!((status, body), (404, json!({ "error": "not_found" })));
+
+    // Each tenant publishes its own credential keys: its credential verifies with them and
+    // not with the other tenant's.
+    let acme_keys = app.issuer_keys(acme).await;
+    let globex_keys = app.issuer_keys(globex).await;
+    assert_eq!(
+        verify(&acme_credential, &acme_keys).await.unwrap()["iss"],
+        acme.identifier.as_str()
+    );
+    assert_eq!(
+        verify(&globex_credential, &globex_keys).await.unwrap()["iss"],
+        globex.identifier.as_str()
+    );
+    assert!(verify(&acme_credential, &globex_keys).await.is_err());
+    assert!(verify(&globex_credential, &acme_keys).await.is_err());
 
     // An offer by reference is served by its own tenant's host only.
     let offer = app.offer(acme, true).await;
