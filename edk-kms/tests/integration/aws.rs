@@ -1,14 +1,19 @@
 //! The AWS KMS provider against `moto` in server mode (the conformance suite, and what our own
 //! verification catches of moto's gaps) and against a server that throttles every call.
 
+use std::sync::Arc;
+
 use edk_core::jose::Algorithm;
 use edk_core::{ErrorKind, HasKind as _, TenantId};
+use edk_kms::Kms;
 use edk_kms::provider::aws::{
     AwsCredentialsConfig, AwsKmsProvider, AwsKmsProviderConfig, MessageMode,
 };
 use edk_kms::provider::remote::RemoteOptions;
 use edk_kms::provider::{KeyProvider, KeySpec, ProviderId};
-use edk_kms::testkit::{expect_kind, provider_suite};
+use edk_kms::testkit::{KmsSuiteConfig, expect_kind, kms_suite, provider_suite};
+
+use crate::support::{Backend, env_with, software};
 use edk_testkit::moto::MotoServer;
 use edk_testkit::scripted::{ScriptedAnswer, ScriptedServer};
 use secrecy::SecretString;
@@ -162,4 +167,41 @@ async fn throttling_is_retried_then_unavailable_and_the_breaker_stops_calls() {
     assert!(metrics.breaker_open);
     assert_eq!(metrics.errors.get("circuit_open"), Some(&1));
     assert_eq!(metrics.errors.get("unavailable"), Some(&2));
+}
+
+async fn kms_suite_with_aws(backend: Backend) {
+    let moto = MotoServer::start().await;
+    let algorithms = [
+        Algorithm::Es256,
+        Algorithm::Es384,
+        Algorithm::Es256K,
+        Algorithm::Rs256,
+    ];
+    let provider: Arc<dyn KeyProvider> = Arc::new(
+        AwsKmsProvider::connect(config(&moto.endpoint(), &algorithms, MessageMode::Raw))
+            .await
+            .unwrap(),
+    );
+    let env = env_with(backend, vec![provider, software("software")], Vec::new()).await;
+    let kms: Arc<dyn Kms> = Arc::new(env.kms.clone());
+    let config = KmsSuiteConfig::default()
+        .with_signing(&algorithms)
+        .with_signing_provider(ProviderId::new("aws").unwrap());
+    kms_suite(kms, &env.a, &env.b, &config).await;
+    let keys = env.kms.keys(&env.a).await.unwrap();
+    assert!(
+        keys.iter()
+            .filter(|k| k.alias.purpose().starts_with("sign-"))
+            .all(|k| k.provider.as_ref().map(ProviderId::as_str) == Some("aws"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_kms_passes_the_suite_with_aws_on_sqlite() {
+    kms_suite_with_aws(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_kms_passes_the_suite_with_aws_on_postgres() {
+    kms_suite_with_aws(Backend::Postgres).await;
 }

@@ -2,12 +2,17 @@
 //! suite with token and AppRole auth, versions and rotation, Vault-side verification,
 //! throttling and the circuit breaker.
 
+use std::sync::Arc;
+
 use edk_core::jose::{Algorithm, VerifyingKey};
 use edk_core::{ErrorKind, HasKind as _, TenantId};
+use edk_kms::Kms;
 use edk_kms::provider::remote::RemoteOptions;
 use edk_kms::provider::vault::{VaultAuthConfig, VaultTransitProvider, VaultTransitProviderConfig};
 use edk_kms::provider::{KeyProvider, KeySpec, ProviderId};
-use edk_kms::testkit::{expect_kind, provider_suite};
+use edk_kms::testkit::{KmsSuiteConfig, expect_kind, kms_suite, provider_suite};
+
+use crate::support::{Backend, env_with, software};
 use edk_testkit::vault_transit::{ROOT_TOKEN, VaultTransitServer};
 use secrecy::SecretString;
 
@@ -187,4 +192,39 @@ async fn throttling_is_retried_and_the_breaker_opens_after_repeated_failures() {
     tokio::time::sleep(std::time::Duration::from_millis(350)).await;
     signer.sign(b"recovered").await.unwrap();
     assert!(!provider.metrics().breaker_open);
+}
+
+async fn kms_suite_with_vault(backend: Backend) {
+    let server = VaultTransitServer::start().await;
+    let provider: Arc<dyn KeyProvider> = Arc::new(vault(&server, token_auth(ROOT_TOKEN)));
+    let env = env_with(backend, vec![provider, software("software")], Vec::new()).await;
+    let kms: Arc<dyn Kms> = Arc::new(env.kms.clone());
+    let config = KmsSuiteConfig::default()
+        .with_signing(&[
+            Algorithm::Es256,
+            Algorithm::Es384,
+            Algorithm::EdDsa,
+            Algorithm::Rs256,
+            Algorithm::Ps256,
+        ])
+        .with_signing_provider(ProviderId::new("vault").unwrap());
+    kms_suite(kms, &env.a, &env.b, &config).await;
+    // The suite's signing keys are Transit keys.
+    let keys = env.kms.keys(&env.a).await.unwrap();
+    assert!(
+        keys.iter()
+            .filter(|k| k.alias.purpose().starts_with("sign-"))
+            .all(|k| k.provider.as_ref().map(ProviderId::as_str) == Some("vault"))
+    );
+    assert!(!server.key_names().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_kms_passes_the_suite_with_vault_on_sqlite() {
+    kms_suite_with_vault(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_kms_passes_the_suite_with_vault_on_postgres() {
+    kms_suite_with_vault(Backend::Postgres).await;
 }
