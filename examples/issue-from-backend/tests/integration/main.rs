@@ -42,11 +42,15 @@ struct RunningEdk {
 
 impl RunningEdk {
     async fn start() -> Self {
+        Self::start_with(EdkConfig::default()).await
+    }
+
+    async fn start_with(config: EdkConfig) -> Self {
         edk_server::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(&dir.path().join("data")).unwrap();
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
-        let edk = Edk::start(&EdkConfig::default(), &data, Arc::new(SystemClock), &http)
+        let edk = Edk::start(&config, &data, Arc::new(SystemClock), &http)
             .await
             .unwrap();
         let admin_token = edk.bootstrap_token().unwrap().to_owned();
@@ -483,5 +487,32 @@ async fn a_refused_offer_is_reported_without_a_qr_code() {
         "{stderr}"
     );
     assert_eq!(output.status.code(), Some(1));
+    edk.stop().await;
+}
+
+#[tokio::test]
+async fn an_offer_nobody_takes_up_is_reported_expired() {
+    let mut config = EdkConfig::default();
+    config.issuer.offer_ttl_secs = 1;
+    let edk = Box::pin(RunningEdk::start_with(config)).await;
+    let mut example = Example::start(&edk, &["--claim", "given_name=Erika"]);
+    let (_, uri) = example.until("offer: ").await;
+    let (_, tx_code) = example.until("transaction code: ").await;
+    let (rest, code) = example.finish().await;
+    assert_eq!(
+        rest[1..],
+        ["status: offered", "status: expired"],
+        "{rest:?}"
+    );
+    assert!(rest[0].starts_with("session: "), "{rest:?}");
+    assert_eq!(code, 1);
+    // The wallet that comes too late gets no token.
+    let offer = offer_by_value(&uri);
+    let (status, body) = Wallet::for_offer(&offer)
+        .await
+        .redeem(&offer, &tx_code)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
     edk.stop().await;
 }
