@@ -42,7 +42,7 @@ struct RunningEdk {
 
 impl RunningEdk {
     async fn start() -> Self {
-        Self::start_with(EdkConfig::default()).await
+        Box::pin(Self::start_with(EdkConfig::default())).await
     }
 
     async fn start_with(config: EdkConfig) -> Self {
