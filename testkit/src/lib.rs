@@ -6,6 +6,8 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(feature = "mariadb")]
+pub mod mariadb;
 #[cfg(feature = "key-services")]
 pub mod moto;
 #[cfg(feature = "oidc-provider")]

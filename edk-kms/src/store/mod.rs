@@ -1,6 +1,7 @@
 //! Persistence of key aliases: the `key_reference` table (one row per key version, with the
 //! provider's handle but never key material), rotations and holds, for PostgreSQL (the
-//! tenant's schema) and SQLite (the tenant's file).
+//! tenant's schema) and SQLite (the tenant's file), and with feature `mysql` for MySQL or
+//! MariaDB ([`mysql`], one shared database keyed by tenant).
 //!
 //! The SQL is the same on both backends (both take `$n` placeholders and `RETURNING`), so one
 //! implementation is generated for each connection type by `key_store_impl!`; the backend
@@ -23,6 +24,8 @@ use crate::kms::RotationRecord;
 use crate::kms::{KeyAlias, KeyInfo, KeyState, KeyVersion, RotationPolicy, RotationReason};
 use crate::provider::{KeyHandle, KeyUsage, ProviderId};
 
+#[cfg(feature = "mysql")]
+pub mod mysql;
 pub mod postgres;
 pub mod sqlite;
 

@@ -21,6 +21,8 @@ mod hsm;
 mod interop;
 mod jobs;
 mod local;
+#[cfg(feature = "mysql")]
+mod mysql_store;
 #[cfg(feature = "pkcs11")]
 mod pkcs11;
 mod reserved;
