@@ -6,6 +6,8 @@
     clippy::indexing_slicing
 )]
 
+#[cfg(feature = "key-services")]
+pub mod azure_key_vault;
 #[cfg(feature = "mariadb")]
 pub mod mariadb;
 #[cfg(feature = "key-services")]

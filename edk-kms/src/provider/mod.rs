@@ -23,9 +23,11 @@ use crate::Error;
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
-#[cfg(any(feature = "aws", feature = "vault"))]
+#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
 pub mod remote;
 #[cfg(feature = "rest")]
 pub mod rest;

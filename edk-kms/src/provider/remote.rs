@@ -16,6 +16,12 @@
 //! refused algorithm, refused credentials) are returned as they are, without retries, and do not
 //! count against the service. No call ever falls back to another provider.
 
+// The DER conversions serve AWS and Vault; Azure answers JOSE forms.
+#![cfg_attr(
+    not(any(feature = "aws", feature = "vault")),
+    allow(dead_code, unused_imports)
+)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;

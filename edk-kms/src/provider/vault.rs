@@ -1052,6 +1052,9 @@ mod tests {
 
     #[test]
     fn configuration_is_checked_and_secrets_stay_hidden() {
+        // In a workspace build with the servers, reqwest uses rustls without a built-in
+        // provider.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let id = ProviderId::new("vault").unwrap();
         let token = || VaultAuthConfig::Token {
             token: Some(SecretString::from("s.secret")),

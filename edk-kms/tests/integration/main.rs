@@ -11,6 +11,8 @@ mod audit;
 mod audit_replicas;
 #[cfg(feature = "aws")]
 mod aws;
+#[cfg(feature = "azure")]
+mod azure;
 mod cache;
 mod cert;
 mod dump;

@@ -24,6 +24,8 @@ fn token_auth(token: &str) -> VaultAuthConfig {
 }
 
 fn vault(server: &VaultTransitServer, auth: VaultAuthConfig) -> VaultTransitProvider {
+    // Built in a workspace with the servers, reqwest uses rustls without a built-in provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     VaultTransitProvider::new(VaultTransitProviderConfig::new(
         ProviderId::new("vault").unwrap(),
         server.address(),
@@ -162,6 +164,7 @@ async fn throttling_is_retried_and_the_breaker_opens_after_repeated_failures() {
         breaker_cooldown_millis: 300,
         ..RemoteOptions::default()
     };
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let provider = VaultTransitProvider::new(config).unwrap();
     let tenant = TenantId::generate();
     let spec = KeySpec::signing(Algorithm::Es256);

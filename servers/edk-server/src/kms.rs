@@ -33,6 +33,7 @@ use edk_core::jose::{Jwk, SigningKey};
 use edk_core::{Clock, Kid};
 use edk_kms::grpc::{ClientAuth, RemoteKms, RemoteKmsOptions, ServiceTokenSource};
 use edk_kms::provider::aws::{AwsKmsProvider, AwsKmsProviderConfig};
+use edk_kms::provider::azure::{AzureKeyVaultProvider, AzureKeyVaultProviderConfig};
 use edk_kms::provider::pkcs11::{Pkcs11Provider, Pkcs11ProviderConfig};
 use edk_kms::provider::software::{SoftwareProvider, SoftwareProviderConfig};
 use edk_kms::provider::vault::{VaultTransitProvider, VaultTransitProviderConfig};
@@ -97,6 +98,8 @@ pub enum ProviderConfig {
     /// AWS KMS (`id`, `region`, `endpoint`, `credentials`, `algorithms`, `message_type`,
     /// `deletion_window_days`, `remote`).
     Aws(AwsKmsProviderConfig),
+    /// Azure Key Vault (`id`, `vault_url`, `credentials`, `key_prefix`, `algorithms`, `remote`).
+    Azure(AzureKeyVaultProviderConfig),
     /// HashiCorp Vault or OpenBao Transit (`id`, `address`, `mount`, `namespace`, `auth`,
     /// `key_prefix`, `algorithms`, `remote`).
     Vault(VaultTransitProviderConfig),
@@ -286,6 +289,9 @@ pub async fn open_providers(
                     .await
                     .map_err(KmsSetupError::Kms)?,
             ),
+            ProviderConfig::Azure(config) => {
+                Arc::new(AzureKeyVaultProvider::new(config.clone()).map_err(KmsSetupError::Kms)?)
+            }
             ProviderConfig::Vault(config) => {
                 Arc::new(VaultTransitProvider::new(config.clone()).map_err(KmsSetupError::Kms)?)
             }
@@ -459,6 +465,9 @@ mod tests {
                  "algorithms": ["ES256", "RS256"], "remote": {"max_attempts": 2}},
                 {"kind": "vault", "id": "vault-prod", "address": "http://127.0.0.1:1",
                  "auth": {"kind": "token", "token": "vault-secret-value"}},
+                {"kind": "azure", "id": "azure-vault-prod", "vault_url": "http://127.0.0.1:1",
+                 "credentials": {"kind": "client_secret", "tenant_id": "contoso",
+                     "client_id": "edk", "client_secret": "azure-secret-value"}},
             ]
         }))
         .unwrap();
@@ -468,7 +477,7 @@ mod tests {
         };
         let providers = open_providers(&local.providers).await.unwrap();
         let ids: Vec<&str> = providers.iter().map(|p| p.id().as_str()).collect();
-        assert_eq!(ids, ["aws-eu-west-1", "vault-prod"]);
+        assert_eq!(ids, ["aws-eu-west-1", "vault-prod", "azure-vault-prod"]);
         let aws: Vec<&str> = providers[0]
             .capabilities()
             .signing()
@@ -478,6 +487,7 @@ mod tests {
         assert_eq!(aws, ["ES256", "RS256"]);
         assert!(providers[0].capabilities().hardware_backed());
         assert_eq!(providers[1].capabilities().signing().len(), 5);
+        assert_eq!(providers[2].capabilities().signing().len(), 4);
         assert!(!format!("{providers:?}").contains("secret-value"));
 
         let bad: KmsConfig = serde_json::from_value(serde_json::json!({

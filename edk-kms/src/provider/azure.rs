@@ -1,0 +1,860 @@
+//! A [`KeyProvider`] on Azure Key Vault keys (feature `azure`), over the Key Vault REST API
+//! (`api-version` 7.4) with `reqwest`.
+//!
+//! - **Keys.** `generate` creates a key (`POST {vault}/keys/{name}/create`) of type `EC`
+//!   (`P-256` for ES256, `P-384` for ES384) or `RSA` (2048 bits, RS256 and PS256), with
+//!   `key_ops: [sign, verify]` and tags `edk-tenant` and `edk-provider`, named
+//!   `<key_prefix>-t<tenant>-<random>`. The handle's reference is `<name>/<version>`.
+//! - **Tenant binding.** The name carries the tenant and the first use of a version reads it
+//!   (`GET {vault}/keys/{name}/{version}`): enabled, tagged for this tenant and provider, its
+//!   public key's thumbprint the handle's `kid`. The result is cached: signing makes no
+//!   metadata call.
+//! - **Signing** (`POST {vault}/keys/{name}/{version}/sign`) sends the SHA-256 or SHA-384
+//!   digest of the input with the JOSE `alg`; Key Vault answers JOSE signatures (`r||s` for
+//!   ECDSA). Every signature is verified here with the cached public key before it is
+//!   returned.
+//! - **Destroying** deletes the key (`DELETE {vault}/keys/{name}`; with soft delete on, it can
+//!   be recovered by an operator until purged). A deleted key is `KeyNotFound`.
+//! - **Credentials**: a service principal's client secret (OAuth 2 client credentials at
+//!   `{authority_host}/{tenant_id}/oauth2/v2.0/token`), the environment (`AZURE_TENANT_ID`,
+//!   `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_AUTHORITY_HOST`) or a managed identity
+//!   (the instance metadata endpoint); the bearer token is cached until shortly before it
+//!   expires and fetched again when Key Vault answers 401.
+//! - **Failures** go through the shared remote behaviour ([`remote`]): 429 (with
+//!   `Retry-After`) is retried, 5xx and connection failures too for idempotent calls, then
+//!   `Unavailable`; a circuit breaker per provider. Key Vault's `{"error": {code, message}}`
+//!   goes to the log, never to callers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use edk_core::encoding::{b64url_decode, b64url_encode};
+use edk_core::jose::{Algorithm, Jwk, SignError, Signer, VerifyingKey};
+use edk_core::{HasKind as _, Kid, TenantId};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::remote::{self, Failure, Guard, Idempotency, RemoteMetrics, RemoteOptions};
+use crate::Error;
+use crate::provider::{
+    Capabilities, Exportability, KeyHandle, KeyProvider, KeySpec, KeyStorage, KeyUsage, ProviderId,
+    ProviderKey,
+};
+
+/// The tag naming the tenant a key belongs to.
+pub const TENANT_TAG: &str = "edk-tenant";
+/// The tag naming the provider that made a key.
+pub const PROVIDER_TAG: &str = "edk-provider";
+/// The Key Vault REST API version spoken.
+pub const API_VERSION: &str = "7.4";
+/// The OAuth 2 scope of Key Vault.
+pub const SCOPE: &str = "https://vault.azure.net/.default";
+
+/// Where the provider's Azure credentials come from, tagged by `kind`.
+#[derive(Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AzureCredentialsConfig {
+    /// A service principal with a client secret.
+    ClientSecret {
+        /// The Entra ID (Azure AD) tenant id.
+        tenant_id: String,
+        /// The application (client) id.
+        client_id: String,
+        /// The client secret (or `client_secret_file`).
+        #[serde(default)]
+        client_secret: Option<SecretString>,
+        /// A file holding the client secret.
+        #[serde(default)]
+        client_secret_file: Option<PathBuf>,
+        /// The authority; default `https://login.microsoftonline.com`.
+        #[serde(default)]
+        authority_host: Option<String>,
+    },
+    /// A service principal from `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` and
+    /// optionally `AZURE_AUTHORITY_HOST`, read when the provider is built.
+    Environment,
+    /// The managed identity of the host (instance metadata endpoint).
+    ManagedIdentity {
+        /// A user-assigned identity's client id; default the system-assigned identity.
+        #[serde(default)]
+        client_id: Option<String>,
+        /// The token endpoint; default `http://169.254.169.254/metadata/identity/oauth2/token`.
+        #[serde(default)]
+        endpoint: Option<String>,
+    },
+}
+
+impl fmt::Debug for AzureCredentialsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClientSecret {
+                tenant_id,
+                client_id,
+                authority_host,
+                ..
+            } => f
+                .debug_struct("ClientSecret")
+                .field("tenant_id", tenant_id)
+                .field("client_id", client_id)
+                .field("authority_host", authority_host)
+                .finish_non_exhaustive(),
+            Self::Environment => f.write_str("Environment"),
+            Self::ManagedIdentity {
+                client_id,
+                endpoint,
+            } => f
+                .debug_struct("ManagedIdentity")
+                .field("client_id", client_id)
+                .field("endpoint", endpoint)
+                .finish(),
+        }
+    }
+}
+
+/// Configuration of an [`AzureKeyVaultProvider`].
+///
+/// ```yaml
+/// kind: azure
+/// id: azure-vault-prod
+/// vault_url: https://edk-prod.vault.azure.net
+/// credentials: { kind: managed_identity }
+/// ```
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureKeyVaultProviderConfig {
+    /// This provider's id.
+    pub id: ProviderId,
+    /// The vault's URL, e.g. `https://edk-prod.vault.azure.net`.
+    pub vault_url: String,
+    /// Where credentials come from.
+    pub credentials: AzureCredentialsConfig,
+    /// The first part of every key name (letters, digits, `-`); default `edk`.
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+    /// The JWS algorithms to offer; default ES256, ES384, RS256 and PS256.
+    #[serde(default)]
+    pub algorithms: Option<Vec<Algorithm>>,
+    /// Timeouts, retries and the circuit breaker.
+    #[serde(default)]
+    pub remote: RemoteOptions,
+}
+
+fn default_prefix() -> String {
+    "edk".to_owned()
+}
+
+impl AzureKeyVaultProviderConfig {
+    /// A configuration for `vault_url` with `credentials` and defaults elsewhere.
+    #[must_use]
+    pub fn new(
+        id: ProviderId,
+        vault_url: impl Into<String>,
+        credentials: AzureCredentialsConfig,
+    ) -> Self {
+        Self {
+            id,
+            vault_url: vault_url.into(),
+            credentials,
+            key_prefix: default_prefix(),
+            algorithms: None,
+            remote: RemoteOptions::default(),
+        }
+    }
+}
+
+const SUPPORTED: [Algorithm; 4] = [
+    Algorithm::Es256,
+    Algorithm::Es384,
+    Algorithm::Rs256,
+    Algorithm::Ps256,
+];
+
+fn create_body(alg: Algorithm) -> Option<Value> {
+    Some(match alg {
+        Algorithm::Es256 => json!({ "kty": "EC", "crv": "P-256" }),
+        Algorithm::Es384 => json!({ "kty": "EC", "crv": "P-384" }),
+        Algorithm::Rs256 | Algorithm::Ps256 => json!({ "kty": "RSA", "key_size": 2048 }),
+        _ => return None,
+    })
+}
+
+/// How a bearer token is obtained.
+enum TokenSource {
+    ClientSecret {
+        url: String,
+        client_id: String,
+        secret: SecretString,
+    },
+    ManagedIdentity {
+        url: String,
+    },
+}
+
+struct CachedToken {
+    token: SecretString,
+    refresh_at: Instant,
+}
+
+struct CachedKey {
+    kid: Kid,
+    verifying: VerifyingKey,
+}
+
+#[derive(Deserialize)]
+struct KeyBundle {
+    key: Value,
+    #[serde(default)]
+    attributes: Attributes,
+    #[serde(default)]
+    tags: HashMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Attributes {
+    #[serde(default = "enabled_default")]
+    enabled: bool,
+}
+
+const fn enabled_default() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct SignResult {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: SecretString,
+    #[serde(default)]
+    expires_in: Value,
+}
+
+/// A [`KeyProvider`] on Azure Key Vault; see the [module docs](self).
+pub struct AzureKeyVaultProvider {
+    inner: Arc<Inner>,
+    capabilities: Capabilities,
+}
+
+struct Inner {
+    id: ProviderId,
+    vault: String,
+    prefix: String,
+    client: reqwest::Client,
+    source: TokenSource,
+    token: tokio::sync::Mutex<Option<CachedToken>>,
+    unauthorized: AtomicBool,
+    guard: Guard,
+    keys: RwLock<HashMap<String, Arc<CachedKey>>>,
+}
+
+fn valid_prefix(value: &str) -> bool {
+    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn https_or_http(value: &str) -> bool {
+    value.starts_with("https://") || value.starts_with("http://")
+}
+
+impl AzureKeyVaultProvider {
+    /// Builds the provider with a reqwest client of its own, with the configured timeouts:
+    /// `https` vault URLs need a reqwest TLS feature in the application (the EDK servers
+    /// enable rustls on aws-lc-rs and install it as the process's crypto provider first).
+    ///
+    /// # Errors
+    /// As [`with_client`](Self::with_client).
+    pub fn new(config: AzureKeyVaultProviderConfig) -> Result<Self, Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.remote.connect_timeout())
+            .timeout(config.remote.timeout())
+            .build()
+            .map_err(|err| Error::internal(&config.id, err))?;
+        Self::with_client(config, client)
+    }
+
+    /// Builds the provider with `client` (the application's HTTP client). Nothing is called
+    /// yet: the first request fetches a token.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a vault URL or authority that is not an http(s) URL, a
+    /// prefix with other characters than letters, digits and `-`, an algorithm this provider
+    /// does not offer, a secret given both or neither inline and in a file, or (for
+    /// `environment`) a missing variable; [`Error::SecretFile`] for an unreadable secret file.
+    pub fn with_client(
+        config: AzureKeyVaultProviderConfig,
+        client: reqwest::Client,
+    ) -> Result<Self, Error> {
+        config.remote.validate()?;
+        if !https_or_http(&config.vault_url) {
+            return Err(Error::InvalidConfig {
+                field: "vault_url",
+                reason: "must be an http(s) URL",
+            });
+        }
+        if !valid_prefix(&config.key_prefix) {
+            return Err(Error::InvalidConfig {
+                field: "key_prefix",
+                reason: "must be letters, digits and '-'",
+            });
+        }
+        let algorithms: BTreeSet<Algorithm> = match &config.algorithms {
+            Some(list) => list.iter().copied().collect(),
+            None => SUPPORTED.into_iter().collect(),
+        };
+        if algorithms.is_empty() || algorithms.iter().any(|alg| !SUPPORTED.contains(alg)) {
+            return Err(Error::InvalidConfig {
+                field: "algorithms",
+                reason: "must list some of ES256, ES384, RS256 and PS256",
+            });
+        }
+        let source = token_source(config.credentials)?;
+        let capabilities = Capabilities::new()
+            .with_signing(algorithms)
+            .with_exportability(Exportability::Never)
+            .with_storage(KeyStorage::InProvider);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                guard: Guard::new(config.id.clone(), config.remote),
+                id: config.id,
+                vault: config.vault_url.trim_end_matches('/').to_owned(),
+                prefix: config.key_prefix,
+                client,
+                source,
+                token: tokio::sync::Mutex::new(None),
+                unauthorized: AtomicBool::new(false),
+                keys: RwLock::new(HashMap::new()),
+            }),
+            capabilities,
+        })
+    }
+
+    /// The provider's call metrics.
+    #[must_use]
+    pub fn metrics(&self) -> RemoteMetrics {
+        self.inner.guard.metrics()
+    }
+}
+
+fn token_source(credentials: AzureCredentialsConfig) -> Result<TokenSource, Error> {
+    let client_secret =
+        |tenant_id: String, client_id: String, secret: SecretString, authority: Option<String>| {
+            let authority =
+                authority.unwrap_or_else(|| "https://login.microsoftonline.com".to_owned());
+            if !https_or_http(&authority) {
+                return Err(Error::InvalidConfig {
+                    field: "credentials.authority_host",
+                    reason: "must be an http(s) URL",
+                });
+            }
+            if tenant_id.is_empty()
+                || !tenant_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return Err(Error::InvalidConfig {
+                    field: "credentials.tenant_id",
+                    reason: "must be a tenant id or domain",
+                });
+            }
+            Ok(TokenSource::ClientSecret {
+                url: format!(
+                    "{}/{tenant_id}/oauth2/v2.0/token",
+                    authority.trim_end_matches('/')
+                ),
+                client_id,
+                secret,
+            })
+        };
+    match credentials {
+        AzureCredentialsConfig::ClientSecret {
+            tenant_id,
+            client_id,
+            client_secret: secret,
+            client_secret_file,
+            authority_host,
+        } => {
+            let secret = match (secret, client_secret_file) {
+                (Some(secret), None) => secret,
+                (None, Some(path)) => {
+                    let text =
+                        std::fs::read_to_string(path).map_err(|source| Error::SecretFile {
+                            field: "credentials.client_secret_file",
+                            source,
+                        })?;
+                    SecretString::from(text.trim().to_owned())
+                }
+                _ => {
+                    return Err(Error::InvalidConfig {
+                        field: "credentials.client_secret",
+                        reason: "give exactly one of client_secret and client_secret_file",
+                    });
+                }
+            };
+            client_secret(tenant_id, client_id, secret, authority_host)
+        }
+        AzureCredentialsConfig::Environment => {
+            let var = |name: &'static str| {
+                std::env::var(name).map_err(|_| Error::InvalidConfig {
+                    field: name,
+                    reason: "is not set",
+                })
+            };
+            client_secret(
+                var("AZURE_TENANT_ID")?,
+                var("AZURE_CLIENT_ID")?,
+                SecretString::from(var("AZURE_CLIENT_SECRET")?),
+                std::env::var("AZURE_AUTHORITY_HOST").ok(),
+            )
+        }
+        AzureCredentialsConfig::ManagedIdentity {
+            client_id,
+            endpoint,
+        } => {
+            let endpoint = endpoint.unwrap_or_else(|| {
+                "http://169.254.169.254/metadata/identity/oauth2/token".to_owned()
+            });
+            if !https_or_http(&endpoint) {
+                return Err(Error::InvalidConfig {
+                    field: "credentials.endpoint",
+                    reason: "must be an http(s) URL",
+                });
+            }
+            let mut url =
+                format!("{endpoint}?api-version=2018-02-01&resource=https%3A%2F%2Fvault.azure.net");
+            if let Some(client_id) = client_id {
+                url.push_str("&client_id=");
+                url.extend(
+                    client_id
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '-'),
+                );
+            }
+            Ok(TokenSource::ManagedIdentity { url })
+        }
+    }
+}
+
+impl Inner {
+    fn tenant_prefix(&self, tenant: &TenantId) -> String {
+        format!("{}-t{}-", self.prefix, tenant.as_uuid().simple())
+    }
+
+    /// The key name and version a handle names, if it is `tenant`'s.
+    fn name_of<'a>(
+        &self,
+        tenant: &TenantId,
+        key: &'a KeyHandle,
+    ) -> Result<(&'a str, &'a str), Error> {
+        key.check(&self.id, tenant)?;
+        let (name, version) = key
+            .reference()
+            .split_once('/')
+            .ok_or_else(|| Error::not_found(&self.id))?;
+        let plain = |value: &str| {
+            !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if !name.starts_with(&self.tenant_prefix(tenant)) || !plain(name) || !plain(version) {
+            return Err(Error::not_found(&self.id));
+        }
+        Ok((name, version))
+    }
+
+    async fn token(&self, renew: bool) -> Result<SecretString, Error> {
+        let mut cached = self.token.lock().await;
+        if let Some(current) = cached.as_ref()
+            && !renew
+            && Instant::now() < current.refresh_at
+        {
+            return Ok(current.token.clone());
+        }
+        let answer: TokenAnswer = self
+            .guard
+            .call(Idempotency::Idempotent, || async {
+                let request = match &self.source {
+                    TokenSource::ClientSecret {
+                        url,
+                        client_id,
+                        secret,
+                    } => self.client.post(url).form(&[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", client_id.as_str()),
+                        ("client_secret", secret.expose_secret()),
+                        ("scope", SCOPE),
+                    ]),
+                    TokenSource::ManagedIdentity { url } => {
+                        self.client.get(url).header("Metadata", "true")
+                    }
+                };
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|err| Failure::Transient(err.into()))?;
+                self.decode(response).await
+            })
+            .await
+            .map_err(|err| match err {
+                Error::Unavailable { .. } => err,
+                other => Error::unavailable(&self.id, other),
+            })?;
+        // `expires_in` is a number from Entra ID and a string from the metadata endpoint.
+        let lifetime = match &answer.expires_in {
+            Value::Number(number) => number.as_u64(),
+            Value::String(text) => text.parse().ok(),
+            _ => None,
+        }
+        .unwrap_or(300);
+        let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_mul(9) / 10);
+        *cached = Some(CachedToken {
+            token: answer.access_token.clone(),
+            refresh_at,
+        });
+        Ok(answer.access_token)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency: Idempotency,
+    ) -> Result<T, Error> {
+        let url = format!("{}{path}?api-version={API_VERSION}", self.vault);
+        let mut renewed = false;
+        loop {
+            let token = self.token(renewed).await?;
+            let result = self
+                .guard
+                .call(idempotency, || async {
+                    let mut request = self
+                        .client
+                        .request(method.clone(), &url)
+                        .bearer_auth(token.expose_secret());
+                    if let Some(body) = body {
+                        request = request.json(body);
+                    }
+                    let response = request
+                        .send()
+                        .await
+                        .map_err(|err| Failure::Transient(err.into()))?;
+                    self.decode(response).await
+                })
+                .await;
+            match result {
+                // The token may have been revoked or have expired early: fetch one more.
+                Err(Error::Unavailable { .. })
+                    if !renewed && self.unauthorized.swap(false, Ordering::SeqCst) =>
+                {
+                    renewed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn decode<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Failure> {
+        let status = response.status().as_u16();
+        let retry_after = remote::retry_after(
+            response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok()),
+        );
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| Failure::Transient(err.into()))?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&bytes).map_err(|err| {
+                Failure::Final(Error::unavailable(
+                    &self.id,
+                    format!("Azure answered an unexpected body: {err}"),
+                ))
+            });
+        }
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let code = body
+            .pointer("/error/code")
+            .and_then(Value::as_str)
+            .or_else(|| body.get("error").and_then(Value::as_str))
+            .unwrap_or_default()
+            .to_owned();
+        let detail = format!("Azure answered {status} ({code})");
+        Err(match status {
+            429 => Failure::Throttled {
+                source: detail.into(),
+                retry_after,
+            },
+            404 => Failure::Final(Error::not_found(&self.id)),
+            401 => {
+                self.unauthorized.store(true, Ordering::SeqCst);
+                Failure::Final(Error::unavailable(&self.id, detail))
+            }
+            403 => Failure::Final(Error::unavailable(&self.id, detail)),
+            400..=499 => Failure::Final(Error::internal(&self.id, detail)),
+            _ => Failure::Transient(detail.into()),
+        })
+    }
+
+    /// Reads a key version, checks it belongs to `tenant`, and caches its public key.
+    async fn load(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: &str,
+    ) -> Result<(Arc<CachedKey>, Jwk), Error> {
+        let bundle: KeyBundle = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/keys/{name}/{version}"),
+                None,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        if !bundle.attributes.enabled
+            || bundle.tags.get(TENANT_TAG).map(String::as_str) != Some(&tenant.to_string())
+            || bundle.tags.get(PROVIDER_TAG).map(String::as_str) != Some(self.id.as_str())
+        {
+            return Err(Error::not_found(&self.id));
+        }
+        let jwk = public_jwk(&bundle.key)?;
+        let cached = Arc::new(CachedKey {
+            kid: Kid::new(jwk.thumbprint())?,
+            verifying: VerifyingKey::from_jwk(&jwk)
+                .map_err(|err| Error::internal(&self.id, err))?,
+        });
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(format!("{name}/{version}"), Arc::clone(&cached));
+        Ok((cached, jwk))
+    }
+
+    async fn key(&self, tenant: &TenantId, handle: &KeyHandle) -> Result<Arc<CachedKey>, Error> {
+        let (name, version) = self.name_of(tenant, handle)?;
+        let cached = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(handle.reference())
+            .cloned();
+        let key = match cached {
+            Some(key) => key,
+            None => self.load(tenant, name, version).await?.0,
+        };
+        if key.kid == *handle.kid() {
+            Ok(key)
+        } else {
+            Err(Error::not_found(&self.id))
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        let prefix = format!("{name}/");
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|reference, _| !reference.starts_with(&prefix));
+    }
+}
+
+/// The public JWK of Key Vault's JSON web key (`kty` `EC`, `EC-HSM`, `RSA` or `RSA-HSM`).
+fn public_jwk(key: &Value) -> Result<Jwk, Error> {
+    const BAD: Error = Error::InvalidKey {
+        reason: "Azure returned an unusable public key",
+    };
+    let field = |name: &str| key.get(name).and_then(Value::as_str).ok_or(BAD);
+    let public = match field("kty")? {
+        "EC" | "EC-HSM" => json!({
+            "kty": "EC", "crv": field("crv")?, "x": field("x")?, "y": field("y")?,
+        }),
+        "RSA" | "RSA-HSM" => json!({ "kty": "RSA", "n": field("n")?, "e": field("e")? }),
+        _ => return Err(BAD),
+    };
+    serde_json::from_value(public).map_err(|_| BAD)
+}
+
+#[async_trait]
+impl KeyProvider for AzureKeyVaultProvider {
+    fn id(&self) -> &ProviderId {
+        &self.inner.id
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn generate(&self, tenant: &TenantId, spec: &KeySpec) -> Result<ProviderKey, Error> {
+        let inner = &self.inner;
+        let unsupported = || Error::UnsupportedUsage {
+            provider: inner.id.clone(),
+            usage: spec.usage,
+        };
+        let KeyUsage::Sign(alg) = spec.usage else {
+            return Err(unsupported());
+        };
+        if !self.capabilities.supports_usage(spec.usage) {
+            return Err(unsupported());
+        }
+        let mut body = create_body(alg).ok_or_else(unsupported)?;
+        body["key_ops"] = json!(["sign", "verify"]);
+        body["attributes"] = json!({ "enabled": true, "exportable": false });
+        body["tags"] = json!({ TENANT_TAG: tenant.to_string(), PROVIDER_TAG: inner.id.as_str() });
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{}{}", inner.tenant_prefix(tenant), &random[..16]);
+        let bundle: KeyBundle = inner
+            .call(
+                reqwest::Method::POST,
+                &format!("/keys/{name}/create"),
+                Some(&body),
+                Idempotency::Once,
+            )
+            .await?;
+        let version = bundle
+            .key
+            .get("kid")
+            .and_then(Value::as_str)
+            .and_then(|kid| kid.rsplit('/').next())
+            .ok_or_else(|| Error::unavailable(&inner.id, "the new key has no version"))?
+            .to_owned();
+        let (cached, jwk) = inner.load(tenant, &name, &version).await?;
+        let handle = KeyHandle::new(
+            inner.id.clone(),
+            *tenant,
+            cached.kid.clone(),
+            spec.usage,
+            format!("{name}/{version}"),
+        );
+        ProviderKey::new(handle, &jwk)
+    }
+
+    async fn signer(&self, tenant: &TenantId, key: &KeyHandle) -> Result<Arc<dyn Signer>, Error> {
+        let KeyUsage::Sign(alg) = key.usage() else {
+            key.check(&self.inner.id, tenant)?;
+            return Err(Error::UnsupportedOperation {
+                provider: self.inner.id.clone(),
+                operation: "signing with this key",
+            });
+        };
+        let cached = self.inner.key(tenant, key).await?;
+        Ok(Arc::new(AzureSigner {
+            inner: Arc::clone(&self.inner),
+            reference: key.reference().to_owned(),
+            alg,
+            key: cached,
+        }))
+    }
+
+    async fn destroy(&self, tenant: &TenantId, key: &KeyHandle) -> Result<(), Error> {
+        let inner = &self.inner;
+        let (name, version) = inner.name_of(tenant, key)?;
+        // From Key Vault, not the cache: another replica may have deleted it.
+        let (cached, _) = inner.load(tenant, name, version).await?;
+        if cached.kid != *key.kid() {
+            return Err(Error::not_found(&inner.id));
+        }
+        let _: Value = inner
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/keys/{name}"),
+                None,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        inner.forget(name);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for AzureKeyVaultProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureKeyVaultProvider")
+            .field("id", &self.inner.id)
+            .field("vault", &self.inner.vault)
+            .field("capabilities", &self.capabilities)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs with one version of a Key Vault key.
+struct AzureSigner {
+    inner: Arc<Inner>,
+    reference: String,
+    alg: Algorithm,
+    key: Arc<CachedKey>,
+}
+
+impl AzureSigner {
+    async fn sign_remote(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let inner = &self.inner;
+        let digest = match self.alg {
+            Algorithm::Es384 => &aws_lc_rs::digest::SHA384,
+            _ => &aws_lc_rs::digest::SHA256,
+        };
+        let digest = aws_lc_rs::digest::digest(digest, message);
+        let body = json!({ "alg": self.alg.name(), "value": b64url_encode(digest.as_ref()) });
+        let answer: Result<SignResult, Error> = inner
+            .call(
+                reqwest::Method::POST,
+                &format!("/keys/{}/sign", self.reference),
+                Some(&body),
+                Idempotency::Idempotent,
+            )
+            .await;
+        let answer = match answer {
+            Err(Error::KeyNotFound { provider }) => {
+                if let Some((name, _)) = self.reference.split_once('/') {
+                    inner.forget(name);
+                }
+                return Err(Error::KeyNotFound { provider });
+            }
+            other => other?,
+        };
+        let signature = b64url_decode(&answer.value)
+            .map_err(|_| Error::internal(&inner.id, "Azure returned a malformed signature"))?;
+        self.key
+            .verifying
+            .verify(self.alg, message, &signature)
+            .map_err(|_| {
+                Error::internal(
+                    &inner.id,
+                    "Azure returned a signature that does not verify with the key's public key",
+                )
+            })?;
+        Ok(signature)
+    }
+}
+
+#[async_trait]
+impl Signer for AzureSigner {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    fn kid(&self) -> Option<&Kid> {
+        Some(&self.key.kid)
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.sign_remote(message)
+            .await
+            .map_err(|err| SignError::new(err.kind(), err))
+    }
+}
+
+impl fmt::Debug for AzureSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureSigner")
+            .field("provider", &self.inner.id)
+            .field("kid", &self.key.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,468 @@
+//! An Azure Key Vault-compatible test server: the REST shape of Key Vault keys (and of the
+//! Entra ID token endpoint the client credentials flow uses), in memory, on `127.0.0.1`.
+//!
+//! - `POST /{tenant}/oauth2/v2.0/token` (form: `grant_type=client_credentials`, `client_id`,
+//!   `client_secret`, `scope=https://vault.azure.net/.default`) → `{"token_type": "Bearer",
+//!   "expires_in": 3599, "access_token"}`; 401 `{"error": "invalid_client"}` otherwise.
+//! - Every Key Vault route needs `api-version` (else 400 `BadParameter`) and a bearer token
+//!   from the token endpoint (else 401 `Unauthorized` with `WWW-Authenticate`):
+//!   - `POST /keys/{name}/create` `{kty: EC|RSA, crv?, key_size?, key_ops, attributes, tags}`
+//!     → a key bundle `{key: {kid, kty, crv, x, y | n, e, key_ops}, attributes, tags}`; a
+//!     second create of the same name adds a version, as Key Vault does;
+//!   - `GET /keys/{name}/{version}` → the bundle; 404 `KeyNotFound`;
+//!   - `POST /keys/{name}/{version}/sign` `{alg, value}` (`value` the base64url digest) →
+//!     `{kid, value}` (JOSE signature, base64url); 400 `BadParameter` for a digest of the
+//!     wrong length or an `alg` that does not fit the key;
+//!   - `DELETE /keys/{name}` → the deleted bundle; 404 `KeyNotFound`.
+//!
+//! Errors are `{"error": {"code", "message"}}`. [`AzureKeyVaultServer::throttle`] makes the
+//! next requests answer 429 `Throttled` with `Retry-After: 0`.
+
+// The handlers' helpers return the error response itself, as axum handlers do.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest::{Digest, SHA256, SHA384};
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+enum Pair {
+    P256(EcdsaKeyPair),
+    P384(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+struct Stored {
+    pair: Pair,
+    tags: Value,
+}
+
+#[derive(Default)]
+struct ServerState {
+    keys: HashMap<String, BTreeMap<String, Stored>>,
+    clients: HashMap<String, String>,
+    tokens: HashSet<String>,
+}
+
+struct Shared {
+    state: Mutex<ServerState>,
+    throttle: AtomicUsize,
+    requests: AtomicUsize,
+    base: Mutex<String>,
+}
+
+type AppState = Arc<Shared>;
+
+/// A running Key Vault-compatible server, stopped on drop.
+pub struct AzureKeyVaultServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for AzureKeyVaultServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureKeyVaultServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureKeyVaultServer {
+    /// Starts a server with no clients registered.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(ServerState::default()),
+            throttle: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
+            base: Mutex::new(String::new()),
+        });
+        let app = Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route("/keys/{name}/create", post(create_key))
+            .route("/keys/{name}/{version}", get(read_key))
+            .route("/keys/{name}/{version}/sign", post(sign))
+            .route("/keys/{name}", delete(delete_key))
+            .with_state(Arc::clone(&shared));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("the bound address");
+        *shared
+            .base
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = format!("http://{addr}");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, task }
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`: both the vault URL and the authority host.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Registers a client (service principal) and its secret.
+    pub fn add_client(&self, client_id: &str, secret: &str) {
+        lock(&self.shared)
+            .clients
+            .insert(client_id.to_owned(), secret.to_owned());
+    }
+
+    /// Revokes every token issued so far.
+    pub fn revoke_tokens(&self) {
+        lock(&self.shared).tokens.clear();
+    }
+
+    /// Makes the next `requests` requests answer 429.
+    pub fn throttle(&self, requests: usize) {
+        self.shared.throttle.store(requests, Ordering::SeqCst);
+    }
+
+    /// How many requests the server received.
+    #[must_use]
+    pub fn requests(&self) -> usize {
+        self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// The names of the keys that exist.
+    #[must_use]
+    pub fn key_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.shared).keys.keys().cloned().collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for AzureKeyVaultServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, ServerState> {
+    shared
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+/// Counts the request, throttles, and checks `api-version` and the bearer token.
+fn admit(shared: &Shared, headers: &HeaderMap, query: Option<&str>) -> Result<(), Response> {
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    if shared
+        .throttle
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+    {
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Throttled",
+            "Request was not processed because too many requests were received.",
+        );
+        response
+            .headers_mut()
+            .insert("retry-after", "0".parse().expect("a header value"));
+        return Err(response);
+    }
+    if query.get("api-version").is_none_or(String::is_empty) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The 'api-version' parameter is missing.",
+        ));
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if token.is_some_and(|token| lock(shared).tokens.contains(token)) {
+        return Ok(());
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthorized",
+        "AKV10000: Request is missing a Bearer or PoP token.",
+    );
+    response.headers_mut().insert(
+        "www-authenticate",
+        "Bearer authorization=\"https://login.microsoftonline.com/common\", resource=\"https://vault.azure.net\""
+            .parse()
+            .expect("a header value"),
+    );
+    Err(response)
+}
+
+async fn token(State(shared): State<AppState>, body: String) -> Response {
+    shared.requests.fetch_add(1, Ordering::SeqCst);
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
+    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let mut state = lock(&shared);
+    let known = state.clients.get(field("client_id")).map(String::as_str);
+    if field("grant_type") != "client_credentials"
+        || field("scope") != "https://vault.azure.net/.default"
+        || known.is_none()
+        || known != Some(field("client_secret"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({
+                "error": "invalid_client",
+                "error_description": "AADSTS7000215: Invalid client secret provided.",
+            })),
+        )
+            .into_response();
+    }
+    let token = format!("eyJ0.{}", uuid::Uuid::new_v4().simple());
+    state.tokens.insert(token.clone());
+    Json(json!({ "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token }))
+        .into_response()
+}
+
+fn public_key(pair: &Pair) -> Value {
+    match pair {
+        Pair::P256(pair) | Pair::P384(pair) => {
+            let point = pair.public_key().as_ref();
+            let half = (point.len() - 1) / 2;
+            json!({
+                "kty": "EC",
+                "crv": if half == 32 { "P-256" } else { "P-384" },
+                "x": URL_SAFE_NO_PAD.encode(point.get(1..=half).unwrap_or_default()),
+                "y": URL_SAFE_NO_PAD.encode(point.get(1 + half..).unwrap_or_default()),
+            })
+        }
+        Pair::Rsa(pair) => {
+            let public = pair.public_key();
+            let modulus = public.modulus().big_endian_without_leading_zero();
+            let exponent = public.exponent().big_endian_without_leading_zero();
+            json!({
+                "kty": "RSA",
+                "n": URL_SAFE_NO_PAD.encode(modulus),
+                "e": URL_SAFE_NO_PAD.encode(exponent),
+            })
+        }
+    }
+}
+
+fn bundle(base: &str, name: &str, version: &str, stored: &Stored) -> Value {
+    let mut key = public_key(&stored.pair);
+    key["kid"] = json!(format!("{base}/keys/{name}/{version}"));
+    key["key_ops"] = json!(["sign", "verify"]);
+    json!({
+        "key": key,
+        "attributes": { "enabled": true, "exportable": false, "recoveryLevel": "Recoverable+Purgeable" },
+        "tags": stored.tags,
+    })
+}
+
+fn base(shared: &Shared) -> String {
+    shared
+        .base
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+async fn create_key(
+    State(shared): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
+    if let Err(response) = admit(&shared, &headers, query.as_deref()) {
+        return response;
+    }
+    let body = body.map(|Json(body)| body).unwrap_or_default();
+    let pair = match (
+        body.get("kty").and_then(Value::as_str),
+        body.get("crv").and_then(Value::as_str),
+    ) {
+        (Some("EC" | "EC-HSM"), Some("P-256")) => {
+            EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).map(Pair::P256)
+        }
+        (Some("EC" | "EC-HSM"), Some("P-384")) => {
+            EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).map(Pair::P384)
+        }
+        (Some("RSA" | "RSA-HSM"), _) => RsaKeyPair::generate(KeySize::Rsa2048).map(Pair::Rsa),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "BadParameter",
+                "Property kty or crv is invalid or not supported by this test server.",
+            );
+        }
+    };
+    let Ok(pair) = pair else {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "key generation failed",
+        );
+    };
+    let version = uuid::Uuid::new_v4().simple().to_string();
+    let stored = Stored {
+        pair,
+        tags: body.get("tags").cloned().unwrap_or_else(|| json!({})),
+    };
+    let answer = bundle(&base(&shared), &name, &version, &stored);
+    lock(&shared)
+        .keys
+        .entry(name)
+        .or_default()
+        .insert(version, stored);
+    Json(answer).into_response()
+}
+
+async fn read_key(
+    State(shared): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = admit(&shared, &headers, query.as_deref()) {
+        return response;
+    }
+    let base = base(&shared);
+    let state = lock(&shared);
+    match state
+        .keys
+        .get(&name)
+        .and_then(|versions| versions.get(&version))
+    {
+        Some(stored) => Json(bundle(&base, &name, &version, stored)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "KeyNotFound",
+            &format!("A key with (name/id) {name}/{version} was not found in this key vault."),
+        ),
+    }
+}
+
+async fn sign(
+    State(shared): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
+    if let Err(response) = admit(&shared, &headers, query.as_deref()) {
+        return response;
+    }
+    let body = body.map(|Json(body)| body).unwrap_or_default();
+    let base = base(&shared);
+    let state = lock(&shared);
+    let Some(stored) = state
+        .keys
+        .get(&name)
+        .and_then(|versions| versions.get(&version))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "KeyNotFound",
+            &format!("A key with (name/id) {name}/{version} was not found in this key vault."),
+        );
+    };
+    let bad = |message: &str| error(StatusCode::BAD_REQUEST, "BadParameter", message);
+    let Some(digest) = body
+        .get("value")
+        .and_then(Value::as_str)
+        .and_then(|value| URL_SAFE_NO_PAD.decode(value).ok())
+    else {
+        return bad("Property value is required and must be base64url.");
+    };
+    let alg = body.get("alg").and_then(Value::as_str).unwrap_or_default();
+    let signed = match (&stored.pair, alg) {
+        (Pair::P256(pair), "ES256") => Digest::import_less_safe(&digest, &SHA256)
+            .ok()
+            .and_then(|digest| pair.sign_digest(&digest).ok())
+            .map(|signature| signature.as_ref().to_vec()),
+        (Pair::P384(pair), "ES384") => Digest::import_less_safe(&digest, &SHA384)
+            .ok()
+            .and_then(|digest| pair.sign_digest(&digest).ok())
+            .map(|signature| signature.as_ref().to_vec()),
+        (Pair::Rsa(pair), "RS256" | "PS256") => {
+            let padding: &'static dyn signature::RsaEncoding = if alg == "RS256" {
+                &signature::RSA_PKCS1_SHA256
+            } else {
+                &signature::RSA_PSS_SHA256
+            };
+            let mut out = vec![0; pair.public_modulus_len()];
+            Digest::import_less_safe(&digest, &SHA256)
+                .ok()
+                .and_then(|digest| pair.sign_digest(padding, &digest, &mut out).ok())
+                .map(|()| out)
+        }
+        _ => return bad("The algorithm does not fit the key."),
+    };
+    match signed {
+        Some(signature) => Json(json!({
+            "kid": format!("{base}/keys/{name}/{version}"),
+            "value": URL_SAFE_NO_PAD.encode(signature),
+        }))
+        .into_response(),
+        None => bad("The digest has the wrong length for the algorithm."),
+    }
+}
+
+async fn delete_key(
+    State(shared): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = admit(&shared, &headers, query.as_deref()) {
+        return response;
+    }
+    let base = base(&shared);
+    let removed = lock(&shared).keys.remove(&name);
+    match removed
+        .as_ref()
+        .and_then(|versions| versions.iter().next_back())
+    {
+        Some((version, stored)) => {
+            let mut answer = bundle(&base, &name, version, stored);
+            answer["recoveryId"] = json!(format!("{base}/deletedkeys/{name}"));
+            Json(answer).into_response()
+        }
+        None => error(
+            StatusCode::NOT_FOUND,
+            "KeyNotFound",
+            &format!("A key with (name/id) {name} was not found in this key vault."),
+        ),
+    }
+}
