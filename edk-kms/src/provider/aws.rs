@@ -297,7 +297,8 @@ impl AwsKmsProvider {
             );
             loader = loader.credentials_provider(SharedCredentialsProvider::new(credentials));
         }
-        let sdk = loader.load().await;
+        // The SDK's loading future is large; boxed so that callers' futures stay small.
+        let sdk = Box::pin(loader.load()).await;
         let capabilities = Capabilities::new()
             .with_signing(algorithms)
             .with_exportability(Exportability::Never)
