@@ -21,7 +21,7 @@ use edk_oauth::{
     AccessTokenValidator, AsConfig, AuthorizationServer, EndpointCall, Params, ResourceRequest,
     ValidatedToken,
 };
-use edk_oid4vci::issuer::{IssuerEndpoints, OfferRequest};
+use edk_oid4vci::issuer::{IssuerEndpoints, IssuerOptions, OfferRequest};
 use edk_oid4vci::proof::PROOF_TYP;
 use edk_oid4vci::store::{SessionStatus, SqlStore, StoredConfiguration};
 use edk_oid4vci::{
@@ -357,12 +357,6 @@ async fn a_wallet_meets_the_specified_refusals(env: Env) {
             "the access token does not grant this credential_identifier",
         ),
         (
-            json!({ "credential_configuration_id": "identity",
-                "proofs": { "jwt": [env.proof(&key, &nonce).await] } }),
-            CredentialErrorCode::InvalidCredentialRequest,
-            "the token response named credential_identifiers; send credential_identifier",
-        ),
-        (
             json!({ "credential_identifier": identifier }),
             CredentialErrorCode::InvalidProof,
             "this credential is bound to a key: send proofs",
@@ -429,6 +423,71 @@ async fn a_wallet_meets_the_specified_refusals(env: Env) {
     env.close().await;
 }
 on_both_backends!(a_wallet_meets_the_specified_refusals);
+
+async fn the_configuration_id_names_a_single_granted_identifier_unless_strict(env: Env) {
+    env.configure().await;
+    let (token, _) = env.token(&offer()).await;
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let strict = Issuer::new(
+        Arc::new(SqlStore::new(env.tenancy.clone())),
+        env.kms.clone(),
+        Arc::new(DidKeyResolver::new(Arc::new(
+            Resolver::builder()
+                .method(Arc::new(DidJwk))
+                .build()
+                .unwrap(),
+        ))),
+        env.clock.clone(),
+    )
+    .with_options({
+        let mut options = IssuerOptions::default();
+        options.accept_legacy = false;
+        options
+    });
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
+    let body = json!({ "credential_configuration_id": "identity",
+        "proofs": { "jwt": [env.proof(&key, &nonce).await] } });
+    let err = strict
+        .credential(&env.tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(err),
+        (
+            CredentialErrorCode::InvalidCredentialRequest,
+            "the token response named credential_identifiers; send credential_identifier"
+                .to_owned()
+        )
+    );
+    // Where earlier drafts are accepted, the one identifier granted for `identity` is meant.
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
+    let body = json!({ "credential_configuration_id": "identity",
+        "proofs": { "jwt": [env.proof(&key, &nonce).await] } });
+    let response = env
+        .issuer
+        .credential(&env.tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap();
+    assert_eq!(response.credentials.len(), 1);
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
+    let unknown = json!({ "credential_configuration_id": "passport",
+        "proofs": { "jwt": [env.proof(&key, &nonce).await] } });
+    let err = env
+        .issuer
+        .credential(&env.tenant, &env.endpoints, &token, &unknown)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(err),
+        (
+            CredentialErrorCode::InvalidCredentialRequest,
+            "the token response named credential_identifiers; send credential_identifier"
+                .to_owned()
+        )
+    );
+    env.close().await;
+}
+on_both_backends!(the_configuration_id_names_a_single_granted_identifier_unless_strict);
 
 async fn sixty_four_concurrent_requests_on_one_nonce_issue_once(env: Env) {
     env.configure().await;
