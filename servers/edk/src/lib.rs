@@ -127,8 +127,11 @@ impl Edk {
         let builder = KmsServer::prepare(builder).map_err(Error::KmsServer)?;
         let builder = AsServer::prepare(builder).map_err(Error::As)?;
         let builder = DidService::prepare(builder).map_err(Error::Did)?;
-        // The issuer shares the authorization server prepared above: only its own tables.
-        let builder = builder.migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?);
+        // The issuer shares the authorization server prepared above: only its own tables and
+        // settings.
+        let builder = builder
+            .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
+            .config_key(&edk_oid4vci::SESSION_RETENTION);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
