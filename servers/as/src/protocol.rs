@@ -44,12 +44,19 @@ impl ProtocolEndpoint {
         // The server runs behind TLS termination: the public scheme is https.
         let path = req.uri().path();
         let request = EndpointRequest::new("https", host, port, path);
-        if let Ok(resolution) = self.tenancy.resolve(ServiceType::As, &request).await {
-            return Some((resolution.context, resolution.path));
+        let resolved = self.tenancy.resolve(ServiceType::As, &request).await;
+        if let Ok(resolution) = &resolved
+            && !matches!(&resolution.path, RoutedPath::Service { rest } if rest.contains("/.well-known/"))
+        {
+            return resolved.ok().map(|r| (r.context, r.path));
         }
         // OpenID Connect Discovery §4 knows only the appended form
-        // (`<issuer>/.well-known/openid-configuration`): served whatever the binding's layout.
-        let prefix = path.strip_suffix(OPENID_CONFIGURATION_APPENDED)?;
+        // (`<issuer>/.well-known/openid-configuration`), and wallets of drafts before
+        // OpenID4VCI 1.0 append `/.well-known/oauth-authorization-server` too: both are served
+        // whatever the binding's layout.
+        let (prefix, name) = APPENDED_DOCUMENTS
+            .iter()
+            .find_map(|name| Some((path.strip_suffix(&format!("/.well-known/{name}"))?, *name)))?;
         let prefix = if prefix.is_empty() { "/" } else { prefix };
         let request = EndpointRequest::new("https", host, port, prefix);
         let resolution = self.tenancy.resolve(ServiceType::As, &request).await.ok()?;
@@ -57,7 +64,7 @@ impl ProtocolEndpoint {
             RoutedPath::Service { rest } if rest.is_empty() || rest == "/" => Some((
                 resolution.context,
                 RoutedPath::WellKnown {
-                    name: OPENID_CONFIGURATION.to_owned(),
+                    name: name.to_owned(),
                     rest: String::new(),
                 },
             )),
@@ -66,11 +73,11 @@ impl ProtocolEndpoint {
     }
 }
 
+/// The metadata documents also served at `<issuer>/.well-known/<name>`.
+const APPENDED_DOCUMENTS: [&str; 2] = [OPENID_CONFIGURATION, "oauth-authorization-server"];
+
 /// The well-known name of the OpenID Provider configuration.
 const OPENID_CONFIGURATION: &str = "openid-configuration";
-
-/// The path of the OpenID Provider configuration after an issuer's path.
-const OPENID_CONFIGURATION_APPENDED: &str = "/.well-known/openid-configuration";
 
 /// How long clients may cache the metadata documents and the JWKS, in seconds.
 pub const DOCUMENT_MAX_AGE_SECS: u32 = 300;

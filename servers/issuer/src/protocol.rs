@@ -28,6 +28,9 @@ use serde_json::{Value, json};
 /// The well-known name of the Credential Issuer Metadata (OpenID4VCI §12.2.2).
 pub const METADATA_WELL_KNOWN: &str = "openid-credential-issuer";
 
+/// The metadata path after the issuer identifier in drafts before OpenID4VCI 1.0.
+const METADATA_APPENDED: &str = "/.well-known/openid-credential-issuer";
+
 /// The request headers a browser-based wallet may send.
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
 
@@ -169,13 +172,38 @@ impl ProtocolEndpoint {
             _ => (host, None),
         };
         // The server runs behind TLS termination: the public scheme is https.
-        let request = EndpointRequest::new("https", host, port, req.uri().path());
+        let path = req.uri().path();
+        let request = EndpointRequest::new("https", host, port, path);
+        let resolved = self.tenancy.resolve(ServiceType::Issuer, &request).await;
+        if let Ok(resolution) = &resolved
+            && !matches!(&resolution.path, RoutedPath::Service { rest } if rest == METADATA_APPENDED)
+        {
+            return resolved.ok().map(|r| (r.context, r.path));
+        }
+        // Drafts before OpenID4VCI 1.0 appended the well-known path to the issuer identifier
+        // (`<issuer>/.well-known/openid-credential-issuer`); wallets of those drafts find the
+        // metadata there while earlier drafts are accepted.
+        if !self.issuer.options().accept_legacy {
+            return resolved.ok().map(|r| (r.context, r.path));
+        }
+        let prefix = path.strip_suffix(METADATA_APPENDED)?;
+        let prefix = if prefix.is_empty() { "/" } else { prefix };
+        let request = EndpointRequest::new("https", host, port, prefix);
         let resolution = self
             .tenancy
             .resolve(ServiceType::Issuer, &request)
             .await
             .ok()?;
-        Some((resolution.context, resolution.path))
+        match &resolution.path {
+            RoutedPath::Service { rest } if rest.is_empty() || rest == "/" => Some((
+                resolution.context,
+                RoutedPath::WellKnown {
+                    name: METADATA_WELL_KNOWN.to_owned(),
+                    rest: String::new(),
+                },
+            )),
+            _ => None,
+        }
     }
 
     async fn metadata(&self, bound: &Bound) -> Response {

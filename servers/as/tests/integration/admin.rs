@@ -178,6 +178,26 @@ async fn well_known_metadata_is_served_with_path_insertion() {
         .await
         .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
+    // Wallets of drafts before OpenID4VCI 1.0 append the well-known path to the issuer.
+    let appended: Value = http()
+        .get(format!(
+            "http://localhost:{port}/acme/.well-known/oauth-authorization-server"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(appended, doc);
+    let missing = http()
+        .get(format!(
+            "http://localhost:{port}/nobody/.well-known/oauth-authorization-server"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
     let token = http()
         .post(format!("{}/token", acme.base))
         .form(&[("grant_type", "client_credentials")])

@@ -58,6 +58,19 @@ async fn a_wallet_gets_a_credential_that_pypi_sd_jwt_verifies(deployment: Deploy
         metadata["credential_configurations_supported"]["identity"]["vct"],
         "https://credentials.example.com/identity"
     );
+    // Wallets of drafts before 1.0 append the well-known path to the issuer identifier.
+    let appended: Value = http()
+        .get(format!(
+            "{}/acme/.well-known/openid-credential-issuer",
+            tenant.issuer_origin
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(appended, metadata);
 
     // The offer by reference, served once.
     let offer = deployment.offer(&tenant, true).await;

@@ -11,6 +11,7 @@
 mod admin;
 mod deferred;
 mod flow;
+mod interop;
 mod jobs;
 mod jwks_uri;
 mod notification;

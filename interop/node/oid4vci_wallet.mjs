@@ -1,0 +1,107 @@
+// A wallet built on npm @openid4vc/openid4vci (the library Credo uses) that walks the
+// pre-authorized code flow from a credential offer: offer → issuer and AS metadata → token
+// (with the transaction code, DPoP-bound when asked) → nonce → credential with one JWT key
+// proof per holder key → notification.
+//
+// Input (stdin, JSON): { "offer": "openid-credential-offer://…", "tx_code": "123456",
+//                        "dpop": true, "keys": 2 }
+// Output (stdout, JSON): { "token": {…}, "credential": {…}, "holder_jwks": [jwk…],
+//                          "notification": "sent" | null }
+// Errors are printed as JSON { "error": "…", "response": … } with exit code 1.
+import { createHash, randomBytes } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { clientAuthenticationAnonymous, HashAlgorithm, setGlobalConfig } from '@openid4vc/oauth2';
+import { Openid4vciClient } from '@openid4vc/openid4vci';
+
+// The issuer and authorization server of the tests listen on loopback over plain HTTP.
+setGlobalConfig({ allowInsecureUrls: true });
+
+const input = JSON.parse(await new Response(process.stdin).text());
+
+const keys = new Map();
+async function newKey() {
+  const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  keys.set(jwk.x, privateKey);
+  return jwk;
+}
+
+const callbacks = {
+  hash: (data, alg) => {
+    const name = { [HashAlgorithm.Sha256]: 'sha256', [HashAlgorithm.Sha384]: 'sha384', [HashAlgorithm.Sha512]: 'sha512' }[alg];
+    return new Uint8Array(createHash(name).update(data).digest());
+  },
+  generateRandom: (length) => new Uint8Array(randomBytes(length)),
+  signJwt: async (signer, { header, payload }) => {
+    if (signer.method !== 'jwk') throw new Error(`this wallet signs with jwk keys only, not ${signer.method}`);
+    const privateKey = keys.get(signer.publicJwk.x);
+    const jwt = await new SignJWT(payload).setProtectedHeader({ ...header, alg: signer.alg }).sign(privateKey);
+    return { jwt, signerJwk: signer.publicJwk };
+  },
+  clientAuthentication: clientAuthenticationAnonymous(),
+};
+
+const client = new Openid4vciClient({ callbacks });
+
+try {
+  const credentialOffer = await client.resolveCredentialOffer(input.offer);
+  const issuerMetadata = await client.resolveIssuerMetadata(credentialOffer.credential_issuer);
+
+  const dpopJwk = input.dpop ? await newKey() : undefined;
+  const { accessTokenResponse, dpop } = await client.retrievePreAuthorizedCodeAccessTokenFromOffer({
+    credentialOffer,
+    issuerMetadata,
+    txCode: input.tx_code,
+    dpop: dpopJwk ? { signer: { method: 'jwk', alg: 'ES256', publicJwk: dpopJwk } } : undefined,
+  });
+
+  const credentialConfigurationId = credentialOffer.credential_configuration_ids[0];
+  const { c_nonce } = await client.requestNonce({ issuerMetadata });
+  const holderJwks = [];
+  const jwts = [];
+  for (let i = 0; i < (input.keys ?? 1); i++) {
+    const publicJwk = await newKey();
+    holderJwks.push(publicJwk);
+    const { jwt } = await client.createCredentialRequestJwtProof({
+      issuerMetadata,
+      credentialConfigurationId,
+      nonce: c_nonce,
+      signer: { method: 'jwk', alg: 'ES256', publicJwk },
+    });
+    jwts.push(jwt);
+  }
+  const credentials = await client.retrieveCredentials({
+    issuerMetadata,
+    accessToken: accessTokenResponse.access_token,
+    credentialConfigurationId,
+    proofs: { jwt: jwts },
+    dpop,
+  });
+
+  let notification = null;
+  const notificationId = credentials.credentialResponse.notification_id;
+  if (notificationId && issuerMetadata.credentialIssuer.notification_endpoint) {
+    await client.sendNotification({
+      issuerMetadata,
+      accessToken: accessTokenResponse.access_token,
+      notification: { notificationId, event: 'credential_accepted' },
+      dpop: credentials.dpop ?? dpop,
+    });
+    notification = 'sent';
+  }
+
+  process.stdout.write(JSON.stringify({
+    token: accessTokenResponse,
+    credential: credentials.credentialResponse,
+    holder_jwks: holderJwks,
+    notification,
+  }));
+} catch (error) {
+  let response = null;
+  const body = error.response?.response ?? error.response;
+  if (body && typeof body.clone === 'function') {
+    response = { status: body.status, body: await body.clone().text() };
+  }
+  process.stdout.write(JSON.stringify({ error: `${error.name}: ${error.message}`, response, detail: error.errorResponse ?? null }));
+  process.exitCode = 1;
+}

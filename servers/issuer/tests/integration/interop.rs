@@ -1,0 +1,214 @@
+//! Wallets we did not write, against the issuer and the tenant's authorization server over
+//! HTTP: npm `@openid4vc/openid4vci` (the library Credo uses) through
+//! `interop/node/oid4vci_wallet.mjs`, and npm `@sphereon/oid4vci-client` 0.20 (a draft-15
+//! era wallet) through `interop/node/sphereon_wallet.mjs`. Every credential they receive is
+//! verified by PyPI `sd-jwt`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use edk_tenancy::EndpointScheme;
+use serde_json::{Value, json};
+
+use crate::flow::on_both_backends;
+use crate::support::{Deployment, python_verify};
+
+/// `interop/node`, where `scripts/test` installed the Node peers.
+fn node_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/node");
+    assert!(
+        dir.join("node_modules/@openid4vc/openid4vci").exists(),
+        "{}/node_modules is missing: run scripts/test --setup-only",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs `interop/node/<script>` with `input` on stdin: its JSON answer, or a panic naming
+/// what the wallet reported.
+async fn wallet(script: &'static str, input: Value) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("node")
+            .arg(script)
+            .current_dir(node_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.to_string().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let answer: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+            panic!(
+                "{script} printed no JSON:\n{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+        assert!(output.status.success(), "{script} failed: {answer:#}");
+        answer
+    })
+    .await
+    .unwrap()
+}
+
+/// Checks `credential` with PyPI `sd-jwt` against the tenant's signing key: bound to
+/// `holder`, with the offered claims.
+async fn verify(
+    deployment: &Deployment,
+    tenant: &crate::support::Tenant,
+    credential: &Value,
+    holder: &Value,
+) {
+    let jwks = deployment.issuer_jwks(tenant).await;
+    let issuer_jwk = serde_json::to_value(&jwks.keys[0]).unwrap();
+    let payload = python_verify(credential.as_str().unwrap().to_owned(), issuer_jwk).await;
+    assert_eq!(payload["iss"], tenant.credential_issuer.as_str());
+    assert_eq!(payload["vct"], "https://credentials.example.com/identity");
+    assert_eq!(payload["given_name"], "Erika");
+    assert_eq!(payload["family_name"], "Mustermann");
+    assert_eq!(payload["cnf"]["jwk"]["x"], holder["x"]);
+    assert_eq!(payload["cnf"]["jwk"]["y"], holder["y"]);
+}
+
+async fn openid4vc_wallet_takes_an_offer_by_reference_with_dpop_and_a_batch(
+    deployment: Deployment,
+) {
+    let tenant = deployment.tenant_with("acme", EndpointScheme::Http).await;
+    deployment.configure(&tenant).await;
+    let offer = deployment.offer(&tenant, true).await;
+    let answer = wallet(
+        "oid4vci_wallet.mjs",
+        json!({
+            "offer": offer["credential_offer_uri"],
+            "tx_code": offer["tx_code"],
+            "dpop": true,
+            "keys": 2,
+        }),
+    )
+    .await;
+    assert_eq!(answer["token"]["token_type"], "DPoP");
+    let session_id = offer["session_id"].as_str().unwrap();
+    assert_eq!(
+        answer["token"]["authorization_details"][0]["credential_identifiers"],
+        json!([format!("{session_id}:identity")])
+    );
+    let credentials = answer["credential"]["credentials"].as_array().unwrap();
+    assert_eq!(credentials.len(), 2);
+    for (credential, holder) in credentials
+        .iter()
+        .zip(answer["holder_jwks"].as_array().unwrap())
+    {
+        verify(&deployment, &tenant, &credential["credential"], holder).await;
+    }
+    let (status, session) = deployment
+        .admin(
+            &tenant,
+            reqwest::Method::GET,
+            &format!("/sessions/{session_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The wallet acknowledged the credentials at the notification endpoint.
+    assert_eq!(answer["notification"], "sent");
+    assert_eq!(session["status"], "notified");
+    deployment.close().await;
+}
+on_both_backends!(openid4vc_wallet_takes_an_offer_by_reference_with_dpop_and_a_batch);
+
+async fn openid4vc_wallet_takes_an_offer_by_value_with_a_bearer_token(deployment: Deployment) {
+    let tenant = deployment.tenant_with("acme", EndpointScheme::Http).await;
+    deployment.configure(&tenant).await;
+    let offer = deployment.offer(&tenant, false).await;
+    let answer = wallet(
+        "oid4vci_wallet.mjs",
+        json!({
+            "offer": offer["credential_offer_uri"],
+            "tx_code": offer["tx_code"],
+            "dpop": false,
+            "keys": 1,
+        }),
+    )
+    .await;
+    assert_eq!(answer["token"]["token_type"], "Bearer");
+    let credentials = answer["credential"]["credentials"].as_array().unwrap();
+    assert_eq!(credentials.len(), 1);
+    verify(
+        &deployment,
+        &tenant,
+        &credentials[0]["credential"],
+        &answer["holder_jwks"][0],
+    )
+    .await;
+    deployment.close().await;
+}
+on_both_backends!(openid4vc_wallet_takes_an_offer_by_value_with_a_bearer_token);
+
+async fn openid4vc_wallet_with_the_wrong_transaction_code_gets_no_token(deployment: Deployment) {
+    let tenant = deployment.tenant_with("acme", EndpointScheme::Http).await;
+    deployment.configure(&tenant).await;
+    let offer = deployment.offer(&tenant, false).await;
+    let tx_code = offer["tx_code"].as_str().unwrap();
+    let wrong: String = tx_code
+        .chars()
+        .map(|digit| if digit == '0' { '1' } else { '0' })
+        .collect();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new("node")
+            .arg("oid4vci_wallet.mjs")
+            .current_dir(node_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = json!({ "offer": offer["credential_offer_uri"], "tx_code": wrong });
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success());
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let body: Value = serde_json::from_str(answer["response"]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["response"]["status"], 400);
+    assert_eq!(body["error"], "invalid_grant");
+    deployment.close().await;
+}
+on_both_backends!(openid4vc_wallet_with_the_wrong_transaction_code_gets_no_token);
+
+async fn sphereon_wallet_takes_an_offer_by_reference(deployment: Deployment) {
+    let tenant = deployment.tenant_with("acme", EndpointScheme::Http).await;
+    deployment.configure(&tenant).await;
+    let offer = deployment.offer(&tenant, true).await;
+    let answer = wallet(
+        "sphereon_wallet.mjs",
+        json!({
+            "offer": offer["credential_offer_uri"],
+            "tx_code": offer["tx_code"],
+            "configuration": "identity",
+            "format": "dc+sd-jwt",
+        }),
+    )
+    .await;
+    assert!(answer["token"]["access_token"].is_string(), "{answer:#}");
+    let credential = answer["credential"]["credential"]
+        .as_str()
+        .map(|credential| Value::String(credential.to_owned()))
+        .unwrap_or_else(|| answer["credential"]["credentials"][0]["credential"].clone());
+    verify(&deployment, &tenant, &credential, &answer["holder_jwk"]).await;
+    deployment.close().await;
+}
+on_both_backends!(sphereon_wallet_takes_an_offer_by_reference);
