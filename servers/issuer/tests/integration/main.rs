@@ -18,6 +18,7 @@ mod notification;
 mod openapi;
 mod qr;
 mod refusals;
+mod replicas;
 mod retention;
 mod schemathesis;
 mod scopes;

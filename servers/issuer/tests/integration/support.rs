@@ -27,6 +27,7 @@ use edk_tenancy::{
     DatabaseConfig, EndpointBinding, EndpointScheme, ServiceType, Tenancy, WellKnownLayout,
 };
 use edk_testkit::TestDb;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
@@ -89,6 +90,53 @@ impl Deployment {
         db: Option<TestDb>,
         token_keys: TokenKeys,
     ) -> Self {
+        let kek = generate_kek().unwrap();
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        Self::with_keys(database, dir, db, token_keys, kek, admin_key).await
+    }
+
+    /// Two deployments (replicas of the AS and of the issuer, each listening on ports of its
+    /// own) on one throwaway PostgreSQL database, with the same KEK and admin token key. The
+    /// first owns the database: close the second one first.
+    pub(crate) async fn postgres_replicas() -> (Self, Self) {
+        let db = TestDb::new().await;
+        let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
+            db.url().into(),
+        ));
+        let kek = generate_kek().unwrap();
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let second_kek = SecretString::from(kek.expose_secret().to_owned());
+        let second_admin_key =
+            SigningKey::from_jwk(&admin_key.to_jwk().unwrap(), Some(Algorithm::Es256)).unwrap();
+        let first = Self::with_keys(
+            database.clone(),
+            None,
+            Some(db),
+            TokenKeys::Kms,
+            kek,
+            admin_key,
+        )
+        .await;
+        let second = Self::with_keys(
+            database,
+            None,
+            None,
+            TokenKeys::Kms,
+            second_kek,
+            second_admin_key,
+        )
+        .await;
+        (first, second)
+    }
+
+    async fn with_keys(
+        database: DatabaseConfig,
+        dir: Option<tempfile::TempDir>,
+        db: Option<TestDb>,
+        token_keys: TokenKeys,
+        kek: SecretString,
+        admin_key: SigningKey,
+    ) -> Self {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
             .migrations(edk_oauth::migrations().unwrap())
@@ -105,7 +153,7 @@ impl Deployment {
             .await
             .unwrap();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let kek = KekConfig::key(KekId::new("test").unwrap(), generate_kek().unwrap()).unwrap();
+        let kek = KekConfig::key(KekId::new("test").unwrap(), kek).unwrap();
         let provider = SoftwareProvider::new(SoftwareProviderConfig::new(
             ProviderId::new("software").unwrap(),
             kek,
@@ -124,7 +172,6 @@ impl Deployment {
             Arc::clone(&clock),
             AsConfig::default(),
         ));
-        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let mut auth = AuthConfig::default();
         auth.issuers.push(TrustedIssuer::with_jwks(
             ADMIN_ISSUER,
