@@ -38,6 +38,10 @@ use crate::store::{
     SessionStatus, StoredConfiguration, TransactionOutcome, TransactionState,
 };
 
+mod encryption;
+
+pub use encryption::{CredentialAnswer, Encryption, REQUEST_DECRYPTION_PURPOSE, RequestBody};
+
 /// The KMS service name of the issuer's keys.
 pub const KMS_SERVICE: &str = "issuer";
 /// The default purpose of the credential signing key (`issuer.credential-signing`).
@@ -158,6 +162,8 @@ pub struct IssuerOptions {
     pub deferred_ttl_secs: i64,
     /// How long a wallet may send notifications about issued credentials, in seconds.
     pub notification_ttl_secs: i64,
+    /// Whether credential requests and responses may, or must, be encrypted.
+    pub encryption: Encryption,
 }
 
 impl Default for IssuerOptions {
@@ -171,6 +177,7 @@ impl Default for IssuerOptions {
             deferred_interval_secs: 5,
             deferred_ttl_secs: 86_400,
             notification_ttl_secs: 86_400,
+            encryption: Encryption::Supported,
         }
     }
 }
@@ -431,6 +438,8 @@ impl Issuer {
             .into_iter()
             .map(|(id, stored)| (id, stored.configuration))
             .collect::<BTreeMap<_, _>>();
+        let (request_encryption, response_encryption) =
+            self.encryption_metadata(tenant).await?.unzip();
         Ok(IssuerMetadata {
             credential_issuer: endpoints.credential_issuer.clone(),
             authorization_servers: vec![endpoints.authorization_server.clone()],
@@ -438,8 +447,8 @@ impl Issuer {
             nonce_endpoint: Some(endpoints.nonce_endpoint.clone()),
             deferred_credential_endpoint: Some(endpoints.deferred_credential_endpoint.clone()),
             notification_endpoint: Some(endpoints.notification_endpoint.clone()),
-            credential_request_encryption: None,
-            credential_response_encryption: None,
+            credential_request_encryption: request_encryption,
+            credential_response_encryption: response_encryption,
             batch_credential_issuance: (self.options.batch_size >= 2).then_some(BatchIssuance {
                 batch_size: self.options.batch_size,
             }),
@@ -680,18 +689,27 @@ impl Issuer {
         token: &ValidatedToken,
         body: &Value,
     ) -> Result<CredentialResponse, Error> {
+        Ok(self
+            .credential_message(tenant, endpoints, token, RequestBody::Json(body))
+            .await?
+            .response)
+    }
+
+    /// The credential request's processing once it is plain JSON and its encryption
+    /// parameters are checked.
+    async fn process_credential(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+        token: &ValidatedToken,
+        body: &Value,
+    ) -> Result<CredentialResponse, Error> {
         let mut options = RequestOptions::default()
             .with_batch_size(usize::try_from(self.options.batch_size).unwrap_or(1));
         if !self.options.accept_legacy {
             options = options.strict();
         }
         let request = CredentialRequest::parse(body, &options)?;
-        if request.response_encryption.is_some() {
-            return Err(protocol(
-                CredentialErrorCode::InvalidEncryptionParameters,
-                "this issuer does not encrypt credential responses",
-            ));
-        }
         let granted = GrantedCredentials::of(token);
         let configuration_id = self
             .requested_configuration(tenant, &granted, token, &request)
@@ -1020,6 +1038,20 @@ impl Issuer {
         token: &ValidatedToken,
         body: &Value,
     ) -> Result<CredentialResponse, Error> {
+        Ok(self
+            .deferred_credential_message(tenant, token, RequestBody::Json(body))
+            .await?
+            .response)
+    }
+
+    /// The deferred credential request's processing once it is plain JSON and its
+    /// encryption parameters are checked.
+    async fn process_deferred(
+        &self,
+        tenant: &TenantContext,
+        token: &ValidatedToken,
+        body: &Value,
+    ) -> Result<CredentialResponse, Error> {
         let Value::Object(members) = body else {
             return Err(protocol(
                 CredentialErrorCode::InvalidCredentialRequest,
@@ -1041,12 +1073,6 @@ impl Issuer {
                 ));
             }
         };
-        if members.contains_key("credential_response_encryption") {
-            return Err(protocol(
-                CredentialErrorCode::InvalidEncryptionParameters,
-                "this issuer does not encrypt credential responses",
-            ));
-        }
         let session = self.token_session(tenant, token).await?;
         let now = self.now();
         let state = self

@@ -14,7 +14,8 @@ pub use config::{CredentialConfiguration, FormatProfile, IssuanceSettings, KeyId
 pub use credential::{CredentialInput, issue_credential};
 pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
 pub use issuer::{
-    CreatedOffer, CredentialResponse, Issuer, IssuerEndpoints, IssuerOptions, Nonce, OfferRequest,
+    CreatedOffer, CredentialAnswer, CredentialResponse, Encryption, Issuer, IssuerEndpoints,
+    IssuerOptions, Nonce, OfferRequest, RequestBody,
 };
 pub use metadata::IssuerMetadata;
 pub use offer::CredentialOffer;

@@ -4,12 +4,15 @@
 // proof per holder key → notification.
 //
 // Input (stdin, JSON): { "offer": "openid-credential-offer://…", "tx_code": "123456",
-//                        "dpop": true, "keys": 2 }
+//                        "dpop": true, "keys": 2, "encrypt": false }
+// With "encrypt" (and a Bearer token), the credential request is sent as a JWE (npm jose) to
+// the issuer's advertised request encryption key, asking for the response encrypted to a
+// fresh ECDH-ES key, which jose decrypts.
 // Output (stdout, JSON): { "token": {…}, "credential": {…}, "holder_jwks": [jwk…],
 //                          "notification": "sent" | null }
 // Errors are printed as JSON { "error": "…", "response": … } with exit code 1.
 import { createHash, randomBytes } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import { clientAuthenticationAnonymous, HashAlgorithm, setGlobalConfig } from '@openid4vc/oauth2';
 import { Openid4vciClient } from '@openid4vc/openid4vci';
 
@@ -43,6 +46,36 @@ const callbacks = {
 
 const client = new Openid4vciClient({ callbacks });
 
+// Sends `request` to the credential endpoint as a JWE and decrypts the JWE answer.
+async function encryptedCredentialRequest(metadata, accessToken, request) {
+  const encryption = metadata.credential_request_encryption;
+  if (!encryption) throw new Error('the issuer advertises no credential_request_encryption');
+  const issuerKey = encryption.jwks.keys[0];
+  const enc = encryption.enc_values_supported[0];
+  const { publicKey, privateKey } = await generateKeyPair('ECDH-ES', { crv: 'P-256', extractable: true });
+  const responseJwk = { ...(await exportJWK(publicKey)), alg: 'ECDH-ES', kid: 'wallet-response-key' };
+  const body = { ...request, credential_response_encryption: { jwk: responseJwk, enc } };
+  const jwe = await new CompactEncrypt(new TextEncoder().encode(JSON.stringify(body)))
+    .setProtectedHeader({ alg: issuerKey.alg, enc, kid: issuerKey.kid })
+    .encrypt(await importJWK(issuerKey, issuerKey.alg));
+  const response = await fetch(metadata.credential_endpoint, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/jwt', Authorization: `Bearer ${accessToken}` },
+    body: jwe,
+  });
+  const text = await response.text();
+  if (!response.ok || !(response.headers.get('content-type') ?? '').startsWith('application/jwt')) {
+    const error = new Error(`the encrypted credential request answered ${response.status}`);
+    error.response = { status: response.status, body: text, clone() { return this; }, text: async () => text };
+    throw error;
+  }
+  const { plaintext, protectedHeader } = await compactDecrypt(text, privateKey);
+  return {
+    credentialResponse: JSON.parse(new TextDecoder().decode(plaintext)),
+    responseHeader: protectedHeader,
+  };
+}
+
 try {
   const credentialOffer = await client.resolveCredentialOffer(input.offer);
   const issuerMetadata = await client.resolveIssuerMetadata(credentialOffer.credential_issuer);
@@ -70,13 +103,18 @@ try {
     });
     jwts.push(jwt);
   }
-  const credentials = await client.retrieveCredentials({
-    issuerMetadata,
-    accessToken: accessTokenResponse.access_token,
-    credentialConfigurationId,
-    proofs: { jwt: jwts },
-    dpop,
-  });
+  const credentials = input.encrypt
+    ? await encryptedCredentialRequest(issuerMetadata.credentialIssuer, accessTokenResponse.access_token, {
+      credential_configuration_id: credentialConfigurationId,
+      proofs: { jwt: jwts },
+    })
+    : await client.retrieveCredentials({
+      issuerMetadata,
+      accessToken: accessTokenResponse.access_token,
+      credentialConfigurationId,
+      proofs: { jwt: jwts },
+      dpop,
+    });
 
   let notification = null;
   const notificationId = credentials.credentialResponse.notification_id;
@@ -95,6 +133,7 @@ try {
     credential: credentials.credentialResponse,
     holder_jwks: holderJwks,
     notification,
+    response_header: credentials.responseHeader ?? null,
   }));
 } catch (error) {
   let response = null;

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use edk_core::jose::jwe::{self, ContentEncryption, DecryptingKey, Jwe, JweOptions, KeyManagement};
 use edk_core::jose::{Algorithm, Header, JwkSet, JwksResolver, SigningKey};
 use edk_core::sd_jwt::SdJwt;
 use edk_core::sd_jwt_vc::VcVerifyOptions;
@@ -21,7 +22,7 @@ use edk_oauth::{
     AccessTokenValidator, AsConfig, AuthorizationServer, EndpointCall, Params, ResourceRequest,
     ValidatedToken,
 };
-use edk_oid4vci::issuer::{IssuerEndpoints, IssuerOptions, OfferRequest};
+use edk_oid4vci::issuer::{Encryption, IssuerEndpoints, IssuerOptions, OfferRequest, RequestBody};
 use edk_oid4vci::proof::PROOF_TYP;
 use edk_oid4vci::store::{SessionStatus, SqlStore, StoredConfiguration};
 use edk_oid4vci::{
@@ -592,3 +593,264 @@ async fn offers_check_their_configurations_and_serve_references_once(env: Env) {
     env.close().await;
 }
 on_both_backends!(offers_check_their_configurations_and_serve_references_once);
+
+/// An issuer over the environment's store and KMS with `encryption`.
+fn issuer_with(env: &Env, encryption: Encryption, accept_legacy: bool) -> Issuer {
+    let mut options = IssuerOptions::default();
+    options.encryption = encryption;
+    options.accept_legacy = accept_legacy;
+    Issuer::new(
+        Arc::new(SqlStore::new(env.tenancy.clone())),
+        env.kms.clone(),
+        Arc::new(DidKeyResolver::new(Arc::new(
+            Resolver::builder()
+                .method(Arc::new(DidJwk))
+                .build()
+                .unwrap(),
+        ))),
+        env.clock.clone(),
+    )
+    .with_options(options)
+}
+
+/// `body` encrypted to the issuer's advertised request encryption key.
+async fn encrypt_to_issuer(issuer: &Issuer, env: &Env, body: &serde_json::Value) -> String {
+    let metadata = issuer.metadata(&env.tenant, &env.endpoints).await.unwrap();
+    let encryption = metadata.credential_request_encryption.unwrap();
+    let key = &encryption.jwks.keys[0];
+    jwe::encrypt(
+        body.to_string().as_bytes(),
+        key,
+        KeyManagement::from_name(key.alg.as_deref().unwrap()).unwrap(),
+        ContentEncryption::A256Gcm,
+        JweOptions::default(),
+    )
+    .unwrap()
+}
+
+async fn an_encrypted_request_gets_an_encrypted_answer_for_the_wallets_key(env: Env) {
+    env.configure().await;
+    let (token, session_id) = env.token(&offer()).await;
+    let strict = issuer_with(&env, Encryption::Supported, false);
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    let wallet_key = DecryptingKey::generate(KeyManagement::EcdhEsA128Kw).unwrap();
+    let mut wallet_jwk = serde_json::to_value(wallet_key.public_jwk()).unwrap();
+    wallet_jwk["kid"] = json!("wallet-1");
+    let nonce = strict.nonce(&env.tenant).await.unwrap().c_nonce;
+    let body = json!({
+        "credential_identifier": format!("{session_id}:identity"),
+        "proofs": { "jwt": [env.proof(&holder, &nonce).await] },
+        "credential_response_encryption": { "jwk": wallet_jwk, "enc": "A128GCM" },
+    });
+    let request = encrypt_to_issuer(&strict, &env, &body).await;
+    let answer = strict
+        .credential_message(
+            &env.tenant,
+            &env.endpoints,
+            &token,
+            RequestBody::Encrypted(&request),
+        )
+        .await
+        .unwrap();
+    let encrypted = answer.encrypted.unwrap();
+    let (header, plaintext) = Jwe::parse(&encrypted, &Limits::default())
+        .unwrap()
+        .decrypt(&wallet_key)
+        .await
+        .unwrap();
+    assert_eq!(header.alg, KeyManagement::EcdhEsA128Kw);
+    assert_eq!(header.enc, ContentEncryption::A128Gcm);
+    assert_eq!(header.kid.as_deref(), Some("wallet-1"));
+    let decrypted: serde_json::Value = serde_json::from_slice(&plaintext).unwrap();
+    assert_eq!(decrypted, answer.response.to_json());
+    assert_eq!(decrypted["credentials"].as_array().unwrap().len(), 1);
+    // Without credential_response_encryption the answer to an encrypted request is plain.
+    let nonce = strict.nonce(&env.tenant).await.unwrap().c_nonce;
+    let body = json!({
+        "credential_identifier": format!("{session_id}:identity"),
+        "proofs": { "jwt": [env.proof(&holder, &nonce).await] },
+    });
+    let request = encrypt_to_issuer(&strict, &env, &body).await;
+    let answer = strict
+        .credential_message(
+            &env.tenant,
+            &env.endpoints,
+            &token,
+            RequestBody::Encrypted(&request),
+        )
+        .await
+        .unwrap();
+    assert!(answer.encrypted.is_none());
+    assert_eq!(answer.response.credentials.len(), 1);
+    env.close().await;
+}
+on_both_backends!(an_encrypted_request_gets_an_encrypted_answer_for_the_wallets_key);
+
+async fn bad_encryption_is_refused_before_the_nonce_is_spent(env: Env) {
+    env.configure().await;
+    let (token, session_id) = env.token(&offer()).await;
+    let strict = issuer_with(&env, Encryption::Supported, false);
+    let required = issuer_with(&env, Encryption::Required, true);
+    let off = issuer_with(&env, Encryption::Off, true);
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    let nonce = strict.nonce(&env.tenant).await.unwrap().c_nonce;
+    let proofs = json!({ "jwt": [env.proof(&holder, &nonce).await] });
+    let identifier = format!("{session_id}:identity");
+    let wallet_key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let wallet_jwk = serde_json::to_value(wallet_key.public_jwk()).unwrap();
+    let mut without_alg = wallet_jwk.clone();
+    without_alg.as_object_mut().unwrap().remove("alg");
+    let private_jwk = serde_json::to_value(wallet_key.to_jwk().unwrap()).unwrap();
+    let with = |encryption: serde_json::Value| {
+        json!({ "credential_identifier": identifier, "proofs": proofs,
+            "credential_response_encryption": encryption })
+    };
+    let plain = json!({ "credential_identifier": identifier, "proofs": proofs });
+    let other_key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let to_another_key = jwe::encrypt(
+        plain.to_string().as_bytes(),
+        &other_key.public_jwk(),
+        KeyManagement::EcdhEs,
+        ContentEncryption::A128Gcm,
+        JweOptions::default(),
+    )
+    .unwrap();
+    let not_json = {
+        let metadata = strict.metadata(&env.tenant, &env.endpoints).await.unwrap();
+        jwe::encrypt(
+            b"credential please",
+            &metadata.credential_request_encryption.unwrap().jwks.keys[0],
+            KeyManagement::EcdhEs,
+            ContentEncryption::A128Gcm,
+            JweOptions::default(),
+        )
+        .unwrap()
+    };
+    let cases: Vec<(
+        &Issuer,
+        Result<serde_json::Value, String>,
+        CredentialErrorCode,
+        &str,
+    )> = vec![
+        (
+            &strict,
+            Ok(with(json!({ "jwk": wallet_jwk, "enc": "A128GCM" }))),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "credential_response_encryption is accepted only in an encrypted request",
+        ),
+        (
+            &strict,
+            Err(encrypt_to_issuer(
+                &strict,
+                &env,
+                &with(json!({ "jwk": wallet_jwk, "enc": "A192GCM" })),
+            )
+            .await),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "credential_response_encryption enc A192GCM is not supported",
+        ),
+        (
+            &strict,
+            Err(encrypt_to_issuer(
+                &strict,
+                &env,
+                &with(json!({ "jwk": without_alg, "enc": "A128GCM" })),
+            )
+            .await),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "credential_response_encryption.jwk must name its alg",
+        ),
+        (
+            &strict,
+            Err(encrypt_to_issuer(
+                &strict,
+                &env,
+                &with(json!({ "jwk": private_jwk, "enc": "A128GCM" })),
+            )
+            .await),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "credential_response_encryption.jwk must be a public key",
+        ),
+        (
+            &strict,
+            Err(encrypt_to_issuer(
+                &strict,
+                &env,
+                &with(json!({ "jwk": wallet_jwk, "enc": "A128GCM", "zip": "DEF" })),
+            )
+            .await),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "compressed responses are not supported",
+        ),
+        (
+            &strict,
+            Err("a.b.c.d.e".to_owned()),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "the request is not a compact JWE with a supported alg and enc and no zip",
+        ),
+        (
+            &strict,
+            Err(to_another_key),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "the request could not be decrypted with the issuer's key",
+        ),
+        (
+            &strict,
+            Err(not_json),
+            CredentialErrorCode::InvalidCredentialRequest,
+            "the decrypted request is not a JSON object",
+        ),
+        (
+            &required,
+            Ok(plain.clone()),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "this issuer requires encrypted requests: send a JWE as application/jwt",
+        ),
+        (
+            &required,
+            Err(encrypt_to_issuer(&required, &env, &plain).await),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "this issuer requires encrypted responses: send credential_response_encryption",
+        ),
+        (
+            &off,
+            Err(encrypt_to_issuer(&strict, &env, &plain).await),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "this issuer does not accept encrypted requests",
+        ),
+        (
+            &off,
+            Ok(with(json!({ "jwk": wallet_jwk, "enc": "A128GCM" }))),
+            CredentialErrorCode::InvalidEncryptionParameters,
+            "this issuer does not encrypt credential responses",
+        ),
+    ];
+    for (issuer, body, expected, description) in cases {
+        let body_ref = match &body {
+            Ok(json) => RequestBody::Json(json),
+            Err(jwe) => RequestBody::Encrypted(jwe),
+        };
+        let err = issuer
+            .credential_message(&env.tenant, &env.endpoints, &token, body_ref)
+            .await
+            .unwrap_err();
+        assert_eq!(code(err), (expected, description.to_owned()));
+    }
+    // Nothing was issued and the nonce is still good.
+    let answer = strict
+        .credential_message(
+            &env.tenant,
+            &env.endpoints,
+            &token,
+            RequestBody::Json(&plain),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.response.credentials.len(), 1);
+    // With encryption off, the metadata advertises none.
+    let metadata = off.metadata(&env.tenant, &env.endpoints).await.unwrap();
+    assert!(metadata.credential_request_encryption.is_none());
+    assert!(metadata.credential_response_encryption.is_none());
+    env.close().await;
+}
+on_both_backends!(bad_encryption_is_refused_before_the_nonce_is_spent);

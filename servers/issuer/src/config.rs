@@ -1,7 +1,7 @@
 //! The configuration of `edk-issuer`.
 
 use edk_oauth::AsConfig;
-use edk_oid4vci::IssuerOptions;
+use edk_oid4vci::{Encryption, IssuerOptions};
 use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
 use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
@@ -65,6 +65,34 @@ pub struct IssuerSettings {
     /// tenant AS's signing key versions in the shared KMS) or `jwks_uri` (the JWKS `edk-as`
     /// publishes for the tenant, fetched and cached five minutes).
     pub access_token_keys: AccessTokenKeySource,
+    /// Encrypted credential requests and responses (OpenID4VCI §10): `off`, `supported`
+    /// (default: advertised in the metadata with the tenant's KMS key
+    /// `issuer.request-decryption`, used when a wallet asks) or `required`.
+    pub encryption: EncryptionSetting,
+}
+
+/// The `issuer.encryption` setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EncryptionSetting {
+    /// Not advertised, encrypted requests refused.
+    Off,
+    /// Wallets may encrypt.
+    #[default]
+    Supported,
+    /// Wallets must encrypt requests and ask for encrypted responses.
+    Required,
+}
+
+impl From<EncryptionSetting> for Encryption {
+    fn from(setting: EncryptionSetting) -> Self {
+        match setting {
+            EncryptionSetting::Off => Self::Off,
+            EncryptionSetting::Supported => Self::Supported,
+            EncryptionSetting::Required => Self::Required,
+        }
+    }
 }
 
 /// The `issuer.access_token_keys` setting.
@@ -93,6 +121,7 @@ impl Default for IssuerSettings {
             deferred_ttl_secs: options.deferred_ttl_secs,
             notification_ttl_secs: options.notification_ttl_secs,
             access_token_keys: AccessTokenKeySource::Kms,
+            encryption: EncryptionSetting::Supported,
         }
     }
 }
@@ -110,6 +139,7 @@ impl IssuerSettings {
         options.deferred_interval_secs = self.deferred_interval_secs;
         options.deferred_ttl_secs = self.deferred_ttl_secs;
         options.notification_ttl_secs = self.notification_ttl_secs;
+        options.encryption = self.encryption.into();
         options
     }
 }

@@ -31,7 +31,7 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 
 pub use admin::{AdminApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
-pub use config::{AccessTokenKeySource, IssuerServerConfig, IssuerSettings};
+pub use config::{AccessTokenKeySource, EncryptionSetting, IssuerServerConfig, IssuerSettings};
 pub use protocol::{ProtocolEndpoint, TokenKeys};
 
 /// The path prefix of the admin API.

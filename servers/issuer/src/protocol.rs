@@ -13,10 +13,9 @@ use edk_oauth::{
     AccessTokenValidator, AuthorizationServer, OAuthErrorCode, RemoteJwks, ResourceRequest,
     StoreReplayCache, ValidatedToken,
 };
+use edk_oid4vci::RequestBody;
 use edk_oid4vci::issuer::Error as IssuerError;
-use edk_oid4vci::{
-    CredentialErrorCode, CredentialResponse, Issuer, IssuerEndpoints, ProtocolError,
-};
+use edk_oid4vci::{CredentialAnswer, CredentialErrorCode, Issuer, IssuerEndpoints, ProtocolError};
 use edk_server::{Problem, ProblemType};
 use edk_tenancy::{
     EndpointRequest, RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _,
@@ -287,16 +286,15 @@ impl ProtocolEndpoint {
             Ok(token) => token,
             Err(response) => return Ok(response),
         };
+        let encrypted = is_jwt(req);
         let body = req.take_body().into_bytes().await?;
-        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-            return Ok(protocol_error(&ProtocolError::new(
-                CredentialErrorCode::InvalidCredentialRequest,
-                "the request body is not JSON",
-            )));
+        let body = match request_body(&body, encrypted) {
+            Ok(body) => body,
+            Err(err) => return Ok(protocol_error(&err)),
         };
         let result = self
             .issuer
-            .credential(&bound.issuer, &bound.endpoints, &token, &body)
+            .credential_message(&bound.issuer, &bound.endpoints, &token, body.as_request())
             .await;
         Ok(credential_answer(result))
     }
@@ -313,16 +311,15 @@ impl ProtocolEndpoint {
             Ok(token) => token,
             Err(response) => return Ok(response),
         };
+        let encrypted = is_jwt(req);
         let body = req.take_body().into_bytes().await?;
-        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-            return Ok(protocol_error(&ProtocolError::new(
-                CredentialErrorCode::InvalidCredentialRequest,
-                "the request body is not JSON",
-            )));
+        let body = match request_body(&body, encrypted) {
+            Ok(body) => body,
+            Err(err) => return Ok(protocol_error(&err)),
         };
         let result = self
             .issuer
-            .deferred_credential(&bound.issuer, &token, &body)
+            .deferred_credential_message(&bound.issuer, &token, body.as_request())
             .await;
         Ok(credential_answer(result))
     }
@@ -362,12 +359,71 @@ impl ProtocolEndpoint {
 
 /// The answer of the credential and deferred credential endpoints: 200 with credentials,
 /// 202 with a transaction to poll (§8.3, §9.2), 400 with the protocol's error.
-fn credential_answer(result: Result<CredentialResponse, IssuerError>) -> Response {
-    match result {
-        Ok(response) if response.is_deferred() => {
-            json_response(StatusCode::ACCEPTED, &response.to_json())
+/// Whether the request says its body is a JWT (an encrypted request, §10).
+fn is_jwt(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("application/jwt"))
+}
+
+/// A request body read for the credential or deferred credential endpoint.
+enum ReadBody {
+    Json(Value),
+    Jwt(String),
+}
+
+impl ReadBody {
+    fn as_request(&self) -> RequestBody<'_> {
+        match self {
+            Self::Json(value) => RequestBody::Json(value),
+            Self::Jwt(token) => RequestBody::Encrypted(token),
         }
-        Ok(response) => json_response(StatusCode::OK, &response.to_json()),
+    }
+}
+
+/// The body as JSON, or as a compact JWE when it came as `application/jwt`.
+fn request_body(body: &[u8], jwt: bool) -> Result<ReadBody, ProtocolError> {
+    if jwt {
+        return match std::str::from_utf8(body) {
+            Ok(token) => Ok(ReadBody::Jwt(token.trim().to_owned())),
+            Err(_) => Err(ProtocolError::new(
+                CredentialErrorCode::InvalidEncryptionParameters,
+                "the request body is not a compact JWE",
+            )),
+        };
+    }
+    serde_json::from_slice::<Value>(body)
+        .map(ReadBody::Json)
+        .map_err(|_| {
+            ProtocolError::new(
+                CredentialErrorCode::InvalidCredentialRequest,
+                "the request body is not JSON",
+            )
+        })
+}
+
+fn credential_answer(result: Result<CredentialAnswer, IssuerError>) -> Response {
+    match result {
+        Ok(answer) => {
+            let status = if answer.response.is_deferred() {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            match answer.encrypted {
+                Some(jwe) => {
+                    let mut response = Response::builder()
+                        .status(status)
+                        .content_type("application/jwt")
+                        .body(Body::from_string(jwe));
+                    set_header(&mut response, "cache-control", "no-store");
+                    response
+                }
+                None => json_response(status, &answer.response.to_json()),
+            }
+        }
         Err(IssuerError::Protocol(err)) => protocol_error(&err),
         Err(err) if err.kind().is_client_error() => protocol_error(&ProtocolError::new(
             CredentialErrorCode::InvalidCredentialRequest,

@@ -212,3 +212,38 @@ async fn sphereon_wallet_takes_an_offer_by_reference(deployment: Deployment) {
     deployment.close().await;
 }
 on_both_backends!(sphereon_wallet_takes_an_offer_by_reference);
+
+async fn openid4vc_wallet_sends_an_encrypted_request_and_jose_decrypts_the_answer(
+    deployment: Deployment,
+) {
+    let tenant = deployment.tenant_with("acme", EndpointScheme::Http).await;
+    deployment.configure(&tenant).await;
+    let offer = deployment.offer(&tenant, false).await;
+    let answer = wallet(
+        "oid4vci_wallet.mjs",
+        json!({
+            "offer": offer["credential_offer_uri"],
+            "tx_code": offer["tx_code"],
+            "dpop": false,
+            "keys": 1,
+            "encrypt": true,
+        }),
+    )
+    .await;
+    // npm jose decrypted an answer encrypted to the key the wallet named.
+    assert_eq!(answer["response_header"]["alg"], "ECDH-ES");
+    assert_eq!(answer["response_header"]["enc"], "A128GCM");
+    assert_eq!(answer["response_header"]["kid"], "wallet-response-key");
+    let credentials = answer["credential"]["credentials"].as_array().unwrap();
+    assert_eq!(credentials.len(), 1);
+    verify(
+        &deployment,
+        &tenant,
+        &credentials[0]["credential"],
+        &answer["holder_jwks"][0],
+    )
+    .await;
+    assert!(answer["credential"]["notification_id"].is_string());
+    deployment.close().await;
+}
+on_both_backends!(openid4vc_wallet_sends_an_encrypted_request_and_jose_decrypts_the_answer);

@@ -23,7 +23,7 @@ async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
             "kind": "software", "id": "software", "current_kek": "k1",
             "keks": [{ "id": "k1", "key": generate_kek().unwrap().expose_secret() }],
         }] },
-        "issuer": { "metadata_max_age_secs": 60, "batch_size": 4 },
+        "issuer": { "metadata_max_age_secs": 60, "batch_size": 4, "encryption": "required" },
     }))
     .unwrap();
     let started =
@@ -70,7 +70,25 @@ async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(header(&response, "cache-control"), "public, max-age=60");
-    let metadata: Value = response.json().await.unwrap();
+    let mut metadata: Value = response.json().await.unwrap();
+    // Encryption is required: the tenant's request decryption key (created on first use) is
+    // advertised with the algorithms.
+    let request_encryption = metadata
+        .as_object_mut()
+        .unwrap()
+        .remove("credential_request_encryption")
+        .unwrap();
+    let keys = request_encryption["jwks"]["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["alg"], "ECDH-ES");
+    assert_eq!(keys[0]["crv"], "P-256");
+    assert!(keys[0]["kid"].is_string());
+    assert!(keys[0].get("d").is_none());
+    assert_eq!(
+        request_encryption["enc_values_supported"],
+        json!(["A128GCM", "A256GCM"])
+    );
+    assert_eq!(request_encryption["encryption_required"], true);
     assert_eq!(
         metadata,
         json!({
@@ -82,6 +100,12 @@ async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
                 format!("https://localhost:{port}/acme/deferred_credential"),
             "notification_endpoint": format!("https://localhost:{port}/acme/notification"),
             "batch_credential_issuance": { "batch_size": 4 },
+            "credential_response_encryption": {
+                "alg_values_supported":
+                    ["ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW", "RSA-OAEP-256"],
+                "enc_values_supported": ["A128GCM", "A256GCM"],
+                "encryption_required": true,
+            },
             "credential_configurations_supported": {},
         })
     );
