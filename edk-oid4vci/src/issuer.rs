@@ -422,6 +422,42 @@ impl Issuer {
         }
     }
 
+    /// The JWT VC Issuer Metadata of `tenant` (SD-JWT VC §5): `{"issuer", "jwks"}` with the
+    /// public keys of every signing key its configurations use that exists, so verifiers can
+    /// check the SD-JWT VCs whose `iss` is the credential issuer identifier.
+    ///
+    /// # Errors
+    /// [`Error::Store`], or [`Error::Kms`] when the KMS fails.
+    pub async fn jwt_vc_issuer_metadata(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+    ) -> Result<Value, Error> {
+        let mut purposes = BTreeSet::from([DEFAULT_SIGNING_PURPOSE.to_owned()]);
+        for (_, stored) in self.store.configurations(tenant).await? {
+            if let Some(purpose) = stored.settings.signing_key {
+                purposes.insert(purpose);
+            }
+        }
+        let caller = Self::caller(tenant);
+        let mut keys = Vec::new();
+        for purpose in purposes {
+            let Ok(alias) = KeyAlias::new(KMS_SERVICE, &purpose) else {
+                continue;
+            };
+            match self.kms.jwks(&caller, &alias).await {
+                Ok(jwks) => keys.extend(jwks.keys),
+                // Not created yet: nothing was signed with it.
+                Err(err) if err.kind() == ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::Kms(err)),
+            }
+        }
+        Ok(json!({
+            "issuer": endpoints.credential_issuer,
+            "jwks": { "keys": keys },
+        }))
+    }
+
     /// The Credential Issuer Metadata of `tenant`, from its stored configurations.
     ///
     /// # Errors

@@ -27,6 +27,9 @@ use serde_json::{Value, json};
 /// The well-known name of the Credential Issuer Metadata (OpenID4VCI §12.2.2).
 pub const METADATA_WELL_KNOWN: &str = "openid-credential-issuer";
 
+/// The well-known name of the JWT VC Issuer Metadata (SD-JWT VC §5).
+pub const JWT_VC_ISSUER_WELL_KNOWN: &str = "jwt-vc-issuer";
+
 /// The metadata path after the issuer identifier in drafts before OpenID4VCI 1.0.
 const METADATA_APPENDED: &str = "/.well-known/openid-credential-issuer";
 
@@ -202,6 +205,25 @@ impl ProtocolEndpoint {
                 },
             )),
             _ => None,
+        }
+    }
+
+    async fn jwt_vc_issuer(&self, bound: &Bound) -> Response {
+        match self
+            .issuer
+            .jwt_vc_issuer_metadata(&bound.issuer, &bound.endpoints)
+            .await
+        {
+            Ok(metadata) => {
+                let mut response = json_response(StatusCode::OK, &metadata);
+                set_header(
+                    &mut response,
+                    "cache-control",
+                    &format!("public, max-age={}", self.metadata_max_age_secs),
+                );
+                response
+            }
+            Err(err) => internal(&err),
         }
     }
 
@@ -436,7 +458,10 @@ fn credential_answer(result: Result<CredentialAnswer, IssuerError>) -> Response 
 /// The methods of each path of the surface, for CORS and `405`.
 fn methods_of(path: &RoutedPath) -> Option<&'static str> {
     match path {
-        RoutedPath::WellKnown { name, rest } if name == METADATA_WELL_KNOWN && rest.is_empty() => {
+        RoutedPath::WellKnown { name, rest }
+            if (name == METADATA_WELL_KNOWN || name == JWT_VC_ISSUER_WELL_KNOWN)
+                && rest.is_empty() =>
+        {
             Some("GET, OPTIONS")
         }
         RoutedPath::Service { rest } => match rest.as_str() {
@@ -488,6 +513,9 @@ impl Endpoint for ProtocolEndpoint {
             match bound(&self.tenancy, tenant).await {
                 Err(err) => internal(&err),
                 Ok(bound) => match &path {
+                    RoutedPath::WellKnown { name, .. } if name == JWT_VC_ISSUER_WELL_KNOWN => {
+                        self.jwt_vc_issuer(&bound).await
+                    }
                     RoutedPath::WellKnown { .. } => self.metadata(&bound).await,
                     RoutedPath::Service { rest } => match rest.as_str() {
                         "/nonce" => self.nonce(&bound).await,

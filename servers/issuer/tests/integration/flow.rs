@@ -125,8 +125,22 @@ async fn a_wallet_gets_a_credential_that_pypi_sd_jwt_verifies(deployment: Deploy
     let credential = body["credentials"][0]["credential"].as_str().unwrap();
     assert_eq!(body["credentials"].as_array().unwrap().len(), 1);
 
+    // A verifier finds the key by the credential's `iss` in the JWT VC Issuer Metadata.
+    let response = http()
+        .get(format!(
+            "{}/.well-known/jwt-vc-issuer/acme",
+            tenant.issuer_origin
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(header(&response, "cache-control"), "public, max-age=300");
+    let jwt_vc_issuer: Value = response.json().await.unwrap();
+    assert_eq!(jwt_vc_issuer["issuer"], issuer.as_str());
     let jwks = deployment.issuer_jwks(&tenant).await;
-    let issuer_jwk = serde_json::to_value(&jwks.keys[0]).unwrap();
+    assert_eq!(jwt_vc_issuer["jwks"], serde_json::to_value(&jwks).unwrap());
+    let issuer_jwk = jwt_vc_issuer["jwks"]["keys"][0].clone();
     let payload = python_verify(credential.to_owned(), issuer_jwk).await;
     assert_eq!(payload["iss"], issuer.as_str());
     assert_eq!(payload["vct"], "https://credentials.example.com/identity");
