@@ -669,6 +669,21 @@ impl Issuer {
             .ok_or(Error::NotFound("issuance session"))
     }
 
+    /// The session the operator made with `correlation_id` (unique per tenant).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no session of the tenant has it; [`Error::Store`].
+    pub async fn session_by_correlation_id(
+        &self,
+        tenant: &TenantContext,
+        correlation_id: &str,
+    ) -> Result<Session, Error> {
+        self.store
+            .session_by_correlation(tenant, correlation_id)
+            .await?
+            .ok_or(Error::NotFound("issuance session"))
+    }
+
     /// The `openid-credential-offer://` URI of the offer of session `id`, while the offer is
     /// open (the session is `offered` and has not lapsed), to show the wallet again.
     ///

@@ -479,6 +479,29 @@ impl AdminApi {
         crate::qr::render(&uri, format).map_err(|err| problem_for(&err))
     }
 
+    /// The issuance session made with a `correlation_id` (at most one: they are unique per
+    /// tenant), as a list that is empty when there is none. Requires scope `oid4vci:read`.
+    #[oai(path = "/sessions", method = "get", operation_id = "findSessions")]
+    async fn find_sessions(
+        &self,
+        auth: AdminBearer,
+        /// The `correlation_id` given when the offer was made.
+        correlation_id: Query<String>,
+    ) -> Result<Json<Vec<SessionView>>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let session = match self
+            .issuer
+            .session_by_correlation_id(&tenant, &correlation_id.0)
+            .await
+        {
+            Ok(session) => session,
+            Err(edk_oid4vci::issuer::Error::NotFound(_)) => return Ok(Json(Vec::new())),
+            Err(err) => return Err(problem_for(&err)),
+        };
+        Ok(Json(vec![self.session_view(&tenant, &session.id).await?]))
+    }
+
     /// One issuance session. Requires scope `oid4vci:read`.
     #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
     async fn session(

@@ -97,6 +97,29 @@ async fn configurations_offers_and_sessions_are_managed(deployment: Deployment) 
         (&json!("offered"), &json!("order-7"), &json!(["identity"]))
     );
     assert!(session.get("claims").is_none());
+    // The operator finds it again by its correlation_id; another tenant does not.
+    let (status, found) = deployment
+        .admin(&acme, Method::GET, "/sessions?correlation_id=order-7", None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(found, json!([session]));
+    let (status, found) = deployment
+        .admin(
+            &other,
+            Method::GET,
+            "/sessions?correlation_id=order-7",
+            None,
+        )
+        .await;
+    assert_eq!((status, found), (200, json!([])));
+    let (status, found) = deployment
+        .admin(&acme, Method::GET, "/sessions?correlation_id=order-8", None)
+        .await;
+    assert_eq!((status, found), (200, json!([])));
+    let (status, _) = deployment
+        .admin(&acme, Method::GET, "/sessions", None)
+        .await;
+    assert_eq!(status, 400);
 
     let cancel = format!("/sessions/{session_id}/cancel");
     let (status, body) = deployment.admin(&other, Method::POST, &cancel, None).await;
