@@ -244,6 +244,8 @@ def main() -> int:
             (work / f"service-{server}" / "service.jwk").write_text((secrets / f"{server}-service.jwk").read_text())
         tls = work / "tls"
         names = {server: f"edk-{server}.edk.svc" for server in SERVERS}
+        # A certificate from the cluster CA for a name the KMS's allow list does not name.
+        names["rogue"] = "edk-rogue.edk.svc"
         issue_certificates(tls, names)
 
         def moves(component: str) -> dict[str, str]:
@@ -258,6 +260,9 @@ def main() -> int:
             config["kms"]["auth"]["key_file"] = str(work / "service-issuer" / "service.jwk")
             return config
 
+        def presents_a_rogue_certificate(config: dict) -> dict:
+            return json.loads(json.dumps(config).replace(str(tls / "did"), str(tls / "rogue")))
+
         compose_configs = {}
         for server in SERVERS:
             config = yaml.safe_load((REPO / f"deploy/compose/{server}.yaml").read_text())
@@ -268,10 +273,7 @@ def main() -> int:
 
         scenarios = [
             ("chart values.yaml", chart_configs(trusted, moves), [], signs_as_issuer),
-            # With mTLS, a certificate the allow list does not name is refused per call
-            # (PERMISSION_DENIED), which the readiness check counts as accepted credentials:
-            # there is no unready impostor to look for.
-            ("chart values-mtls.yaml", chart_configs(mtls, moves), [], None),
+            ("chart values-mtls.yaml", chart_configs(mtls, moves), [], presents_a_rogue_certificate),
             ("compose.yaml", compose_configs, [secrets / "kms-services.yaml"], signs_as_issuer),
         ]
         for label, configs, kms_extra, impostor in scenarios:

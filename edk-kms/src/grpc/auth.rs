@@ -138,12 +138,13 @@ pub enum AuthError {
 impl HasKind for AuthError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Missing(_) | Self::InvalidToken(_) | Self::TokenRejected(_) => {
-                ErrorKind::Unauthenticated
-            }
-            Self::UnknownService | Self::WrongTenant | Self::TenantNotAllowed => {
-                ErrorKind::Forbidden
-            }
+            // A client certificate that names no accepted service is not a credential of
+            // this KMS, as a token of an untrusted issuer is not.
+            Self::Missing(_)
+            | Self::InvalidToken(_)
+            | Self::TokenRejected(_)
+            | Self::UnknownService => ErrorKind::Unauthenticated,
+            Self::WrongTenant | Self::TenantNotAllowed => ErrorKind::Forbidden,
         }
     }
 }

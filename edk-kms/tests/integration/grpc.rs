@@ -611,7 +611,10 @@ async fn mtls_allow_list_refuses_other_services() {
     let verifier = pki.issue(vec![service_uri("spiffe://edk/verifier")]);
     let remote = remote_mtls(&server, &pki, verifier).await.unwrap();
     let err = remote.keys(&env.a).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
+    // The readiness ping fails the same way, so a server with such a certificate is unready.
+    let err = remote.ping(env.a.tenant().id()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthenticated, "{err:?}");
     let issuer = pki.issue(vec![service_uri("spiffe://edk/issuer")]);
     let remote = remote_mtls(&server, &pki, issuer).await.unwrap();
     remote.keys(&env.a).await.unwrap();
