@@ -1511,19 +1511,34 @@ impl Issuer {
         let alias = KeyAlias::new(KMS_SERVICE, purpose)
             .map_err(|_| ConfigError::invalid("signing_key", "is not a key alias purpose"))?;
         let caller = Self::caller(tenant);
-        match self.kms.key(&caller, &KeyRef::Alias(alias.clone())).await {
-            Ok(_) => {}
+        self.ensure_key(&caller, &alias, KeySpec::signing(Algorithm::Es256))
+            .await?;
+        self.kms.signer(&caller, &alias).await.map_err(Error::Kms)
+    }
+
+    /// Creates key `alias` with `spec` if the tenant does not have it yet.
+    async fn ensure_key(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+        spec: KeySpec,
+    ) -> Result<(), Error> {
+        match self.kms.key(caller, &KeyRef::Alias(alias.clone())).await {
+            Ok(_) => Ok(()),
             Err(err) if err.kind() == ErrorKind::NotFound => {
-                let request = NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256));
-                match self.kms.create_key(&caller, &request).await {
-                    Ok(_) => {}
-                    Err(err) if err.kind() == ErrorKind::Conflict => {}
-                    Err(err) => return Err(Error::Kms(err)),
+                match self
+                    .kms
+                    .create_key(caller, &NewKey::new(alias.clone(), spec))
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    // Another replica created it first.
+                    Err(err) if err.kind() == ErrorKind::Conflict => Ok(()),
+                    Err(err) => Err(Error::Kms(err)),
                 }
             }
-            Err(err) => return Err(Error::Kms(err)),
+            Err(err) => Err(Error::Kms(err)),
         }
-        self.kms.signer(&caller, &alias).await.map_err(Error::Kms)
     }
 }
 

@@ -3,12 +3,11 @@
 //! `credential_response_encryption` in an encrypted request gets its answer as a compact JWE
 //! to the key it named. Error answers are never encrypted.
 
+use edk_core::HasKind as _;
 use edk_core::Limits;
 use edk_core::jose::Jwk;
 use edk_core::jose::jwe::{self, ContentEncryption, Jwe, JweOptions, KeyManagement};
-use edk_core::{ErrorKind, HasKind as _};
-use edk_kms::KeyRef;
-use edk_kms::kms::{KeyAlias, NewKey};
+use edk_kms::kms::KeyAlias;
 use edk_kms::provider::KeySpec;
 use edk_tenancy::TenantContext;
 use serde_json::Value;
@@ -122,19 +121,8 @@ impl Issuer {
         };
         let caller = Self::caller(tenant);
         let alias = request_key_alias();
-        match self.kms.key(&caller, &KeyRef::Alias(alias.clone())).await {
-            Ok(_) => {}
-            Err(err) if err.kind() == ErrorKind::NotFound => {
-                let request = NewKey::new(alias.clone(), KeySpec::decryption(REQUEST_KEY_ALG));
-                match self.kms.create_key(&caller, &request).await {
-                    Ok(_) => {}
-                    // Another replica created it first.
-                    Err(err) if err.kind() == ErrorKind::Conflict => {}
-                    Err(err) => return Err(Error::Kms(err)),
-                }
-            }
-            Err(err) => return Err(Error::Kms(err)),
-        }
+        self.ensure_key(&caller, &alias, KeySpec::decryption(REQUEST_KEY_ALG))
+            .await?;
         let jwks = self.kms.jwks(&caller, &alias).await.map_err(Error::Kms)?;
         let enc_values: Vec<String> = ENC_VALUES.iter().map(|enc| enc.name().to_owned()).collect();
         Ok(Some((

@@ -7,9 +7,8 @@ use edk_core::ErrorChain;
 use edk_oauth::{
     AuthorizationServer, AuthorizeOutcome, EndpointCall, Error, OAuthErrorCode, Params,
 };
-use edk_tenancy::{
-    EndpointRequest, RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _,
-};
+use edk_server::routing::resolve_public;
+use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext};
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, Request, Response};
 use serde_json::{Value, json};
@@ -30,50 +29,15 @@ impl ProtocolEndpoint {
     }
 
     async fn resolve(&self, req: &Request) -> Option<(TenantContext, RoutedPath)> {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().host())?;
-        let (host, port) = match host.rsplit_once(':') {
-            Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
-                (name, port.parse::<u16>().ok())
-            }
-            _ => (host, None),
-        };
-        // The server runs behind TLS termination: the public scheme is https.
-        let path = req.uri().path();
-        let request = EndpointRequest::new("https", host, port, path);
-        let resolved = self.tenancy.resolve(ServiceType::As, &request).await;
-        if let Ok(resolution) = &resolved
-            && !matches!(&resolution.path, RoutedPath::Service { rest } if rest.contains("/.well-known/"))
-        {
-            return resolved.ok().map(|r| (r.context, r.path));
-        }
-        // OpenID Connect Discovery §4 knows only the appended form
-        // (`<issuer>/.well-known/openid-configuration`), and wallets of drafts before
-        // OpenID4VCI 1.0 append `/.well-known/oauth-authorization-server` too: both are served
-        // whatever the binding's layout.
-        let (prefix, name) = APPENDED_DOCUMENTS
-            .iter()
-            .find_map(|name| Some((path.strip_suffix(&format!("/.well-known/{name}"))?, *name)))?;
-        let prefix = if prefix.is_empty() { "/" } else { prefix };
-        let request = EndpointRequest::new("https", host, port, prefix);
-        let resolution = self.tenancy.resolve(ServiceType::As, &request).await.ok()?;
-        match &resolution.path {
-            RoutedPath::Service { rest } if rest.is_empty() || rest == "/" => Some((
-                resolution.context,
-                RoutedPath::WellKnown {
-                    name: name.to_owned(),
-                    rest: String::new(),
-                },
-            )),
-            _ => None,
-        }
+        let resolution =
+            resolve_public(&self.tenancy, ServiceType::As, req, &APPENDED_DOCUMENTS).await?;
+        Some((resolution.context, resolution.path))
     }
 }
 
-/// The metadata documents also served at `<issuer>/.well-known/<name>`.
+/// The metadata documents also served at `<issuer>/.well-known/<name>`: OpenID Connect
+/// Discovery §4 knows only that form, and wallets of drafts before OpenID4VCI 1.0 append
+/// `oauth-authorization-server` too.
 const APPENDED_DOCUMENTS: [&str; 2] = [OPENID_CONFIGURATION, "oauth-authorization-server"];
 
 /// The well-known name of the OpenID Provider configuration.

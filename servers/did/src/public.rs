@@ -9,7 +9,8 @@ use edk_core::ErrorKind;
 use edk_did::store::{HostedDids, PublishedFile, locate};
 use edk_server::Problem;
 use edk_server::ProblemType;
-use edk_tenancy::{EndpointRequest, ServiceType, Tenancy, TenantDirectory as _};
+use edk_server::routing::resolve_public;
+use edk_tenancy::{ServiceType, Tenancy};
 use poem::http::{Method, StatusCode, header};
 use poem::{Body, Endpoint, Request, Response};
 
@@ -48,23 +49,7 @@ impl PublicEndpoint {
                 .header(header::ALLOW, "GET, HEAD")
                 .finish();
         }
-        let Some(host) = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().host())
-        else {
-            return not_found();
-        };
-        let (host, port) = match host.rsplit_once(':') {
-            Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
-                (name, port.parse::<u16>().ok())
-            }
-            _ => (host, None),
-        };
-        // Behind TLS termination: the public scheme is https.
-        let request = EndpointRequest::new("https", host, port, req.uri().path());
-        let Ok(routed) = self.tenancy.resolve(ServiceType::Did, &request).await else {
+        let Some(routed) = resolve_public(&self.tenancy, ServiceType::Did, req, &[]).await else {
             return not_found();
         };
         let Some((location, file)) = routed

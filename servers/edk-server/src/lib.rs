@@ -10,6 +10,7 @@ pub mod metrics;
 mod nulls;
 pub mod observe;
 pub mod problem;
+pub mod routing;
 pub mod scheduler;
 pub mod serve;
 pub mod service;

@@ -16,10 +16,9 @@ use edk_oauth::{
 use edk_oid4vci::RequestBody;
 use edk_oid4vci::issuer::Error as IssuerError;
 use edk_oid4vci::{CredentialAnswer, CredentialErrorCode, Issuer, IssuerEndpoints, ProtocolError};
+use edk_server::routing::resolve_public;
 use edk_server::{Problem, ProblemType};
-use edk_tenancy::{
-    EndpointRequest, RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _,
-};
+use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _};
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, Request, Response};
 use serde_json::{Value, json};
@@ -29,9 +28,6 @@ pub const METADATA_WELL_KNOWN: &str = "openid-credential-issuer";
 
 /// The well-known name of the JWT VC Issuer Metadata (SD-JWT VC §5).
 pub const JWT_VC_ISSUER_WELL_KNOWN: &str = "jwt-vc-issuer";
-
-/// The metadata path after the issuer identifier in drafts before OpenID4VCI 1.0.
-const METADATA_APPENDED: &str = "/.well-known/openid-credential-issuer";
 
 /// The request headers a browser-based wallet may send.
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
@@ -162,75 +158,35 @@ impl ProtocolEndpoint {
     }
 
     async fn resolve(&self, req: &Request) -> Option<(TenantContext, RoutedPath)> {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().host())?;
-        let (host, port) = match host.rsplit_once(':') {
-            Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
-                (name, port.parse::<u16>().ok())
-            }
-            _ => (host, None),
+        // Drafts before OpenID4VCI 1.0 appended the well-known path to the issuer identifier;
+        // wallets of those drafts find the metadata there while earlier drafts are accepted.
+        let appended: &[&str] = if self.issuer.options().accept_legacy {
+            &[METADATA_WELL_KNOWN]
+        } else {
+            &[]
         };
-        // The server runs behind TLS termination: the public scheme is https.
-        let path = req.uri().path();
-        let request = EndpointRequest::new("https", host, port, path);
-        let resolved = self.tenancy.resolve(ServiceType::Issuer, &request).await;
-        if let Ok(resolution) = &resolved
-            && !matches!(&resolution.path, RoutedPath::Service { rest } if rest == METADATA_APPENDED)
-        {
-            return resolved.ok().map(|r| (r.context, r.path));
-        }
-        // Drafts before OpenID4VCI 1.0 appended the well-known path to the issuer identifier
-        // (`<issuer>/.well-known/openid-credential-issuer`); wallets of those drafts find the
-        // metadata there while earlier drafts are accepted.
-        if !self.issuer.options().accept_legacy {
-            return resolved.ok().map(|r| (r.context, r.path));
-        }
-        let prefix = path.strip_suffix(METADATA_APPENDED)?;
-        let prefix = if prefix.is_empty() { "/" } else { prefix };
-        let request = EndpointRequest::new("https", host, port, prefix);
-        let resolution = self
-            .tenancy
-            .resolve(ServiceType::Issuer, &request)
-            .await
-            .ok()?;
-        match &resolution.path {
-            RoutedPath::Service { rest } if rest.is_empty() || rest == "/" => Some((
-                resolution.context,
-                RoutedPath::WellKnown {
-                    name: METADATA_WELL_KNOWN.to_owned(),
-                    rest: String::new(),
-                },
-            )),
-            _ => None,
-        }
+        let resolution = resolve_public(&self.tenancy, ServiceType::Issuer, req, appended).await?;
+        Some((resolution.context, resolution.path))
     }
 
     async fn jwt_vc_issuer(&self, bound: &Bound) -> Response {
-        match self
+        let metadata = self
             .issuer
             .jwt_vc_issuer_metadata(&bound.issuer, &bound.endpoints)
-            .await
-        {
-            Ok(metadata) => {
-                let mut response = json_response(StatusCode::OK, &metadata);
-                set_header(
-                    &mut response,
-                    "cache-control",
-                    &format!("public, max-age={}", self.metadata_max_age_secs),
-                );
-                response
-            }
-            Err(err) => internal(&err),
-        }
+            .await;
+        self.document(metadata)
     }
 
     async fn metadata(&self, bound: &Bound) -> Response {
-        match self.issuer.metadata(&bound.issuer, &bound.endpoints).await {
-            Ok(metadata) => {
-                let mut response = json_response(StatusCode::OK, &json!(metadata));
+        let metadata = self.issuer.metadata(&bound.issuer, &bound.endpoints).await;
+        self.document(metadata.map(|metadata| json!(metadata)))
+    }
+
+    /// A public metadata document that wallets and verifiers may cache.
+    fn document(&self, document: Result<Value, IssuerError>) -> Response {
+        match document {
+            Ok(document) => {
+                let mut response = json_response(StatusCode::OK, &document);
                 set_header(
                     &mut response,
                     "cache-control",
@@ -308,9 +264,7 @@ impl ProtocolEndpoint {
             Ok(token) => token,
             Err(response) => return Ok(response),
         };
-        let encrypted = is_jwt(req);
-        let body = req.take_body().into_bytes().await?;
-        let body = match request_body(&body, encrypted) {
+        let body = match request_body(req).await? {
             Ok(body) => body,
             Err(err) => return Ok(protocol_error(&err)),
         };
@@ -333,9 +287,7 @@ impl ProtocolEndpoint {
             Ok(token) => token,
             Err(response) => return Ok(response),
         };
-        let encrypted = is_jwt(req);
-        let body = req.take_body().into_bytes().await?;
-        let body = match request_body(&body, encrypted) {
+        let body = match request_body(req).await? {
             Ok(body) => body,
             Err(err) => return Ok(protocol_error(&err)),
         };
@@ -405,25 +357,28 @@ impl ReadBody {
     }
 }
 
-/// The body as JSON, or as a compact JWE when it came as `application/jwt`.
-fn request_body(body: &[u8], jwt: bool) -> Result<ReadBody, ProtocolError> {
+/// The body of a credential or deferred credential request: JSON, or a compact JWE when it
+/// came as `application/jwt`.
+async fn request_body(req: &mut Request) -> poem::Result<Result<ReadBody, ProtocolError>> {
+    let jwt = is_jwt(req);
+    let body = req.take_body().into_bytes().await?;
     if jwt {
-        return match std::str::from_utf8(body) {
+        return Ok(match std::str::from_utf8(&body) {
             Ok(token) => Ok(ReadBody::Jwt(token.trim().to_owned())),
             Err(_) => Err(ProtocolError::new(
                 CredentialErrorCode::InvalidEncryptionParameters,
                 "the request body is not a compact JWE",
             )),
-        };
+        });
     }
-    serde_json::from_slice::<Value>(body)
+    Ok(serde_json::from_slice::<Value>(&body)
         .map(ReadBody::Json)
         .map_err(|_| {
             ProtocolError::new(
                 CredentialErrorCode::InvalidCredentialRequest,
                 "the request body is not JSON",
             )
-        })
+        }))
 }
 
 fn credential_answer(result: Result<CredentialAnswer, IssuerError>) -> Response {
