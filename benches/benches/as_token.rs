@@ -61,18 +61,7 @@ impl Figures {
 
     fn line(&mut self) -> String {
         self.latencies.sort();
-        let at = |q: f64| {
-            let index = ((self.latencies.len() as f64 - 1.0) * q).round();
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "an index"
-            )]
-            self.latencies
-                .get(index as usize)
-                .copied()
-                .unwrap_or_default()
-        };
+        let at = |q: f64| edk_benches::quantile(&self.latencies, q);
         format!(
             "{:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} failed",
             self.rps(),

@@ -256,18 +256,7 @@ impl Figures {
 
     fn line(&mut self) -> String {
         self.latencies.sort();
-        let at = |q: f64| {
-            let index = ((self.latencies.len() as f64 - 1.0) * q).round();
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "an index"
-            )]
-            self.latencies
-                .get(index as usize)
-                .copied()
-                .unwrap_or_default()
-        };
+        let at = |q: f64| edk_benches::quantile(&self.latencies, q);
         format!(
             "flows_per_sec={:.1} p50_ms={:.1} p99_ms={:.1} flows={} failed={}",
             self.per_second(),

@@ -49,6 +49,7 @@ struct Env {
     tenant: TenantContext,
     other: TenantContext,
     endpoints: IssuerEndpoints,
+    proof_keys: Arc<DidKeyResolver>,
     _dir: Option<tempfile::TempDir>,
     db: Option<TestDb>,
 }
@@ -107,7 +108,7 @@ impl Env {
         let issuer = Issuer::new(
             Arc::new(SqlStore::new(tenancy.clone())),
             kms.clone(),
-            proof_keys,
+            proof_keys.clone(),
             clock.clone(),
         );
         let tenant = provision(&tenancy, "acme").await;
@@ -124,6 +125,7 @@ impl Env {
             tenant,
             other,
             endpoints,
+            proof_keys,
             _dir: dir,
             db,
         }
@@ -429,22 +431,7 @@ async fn the_configuration_id_names_a_single_granted_identifier_unless_strict(en
     env.configure().await;
     let (token, _) = env.token(&offer()).await;
     let key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let strict = Issuer::new(
-        Arc::new(SqlStore::new(env.tenancy.clone())),
-        env.kms.clone(),
-        Arc::new(DidKeyResolver::new(Arc::new(
-            Resolver::builder()
-                .method(Arc::new(DidJwk))
-                .build()
-                .unwrap(),
-        ))),
-        env.clock.clone(),
-    )
-    .with_options({
-        let mut options = IssuerOptions::default();
-        options.accept_legacy = false;
-        options
-    });
+    let strict = issuer_with(&env, Encryption::Supported, false);
     let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
     let body = json!({ "credential_configuration_id": "identity",
         "proofs": { "jwt": [env.proof(&key, &nonce).await] } });
@@ -594,7 +581,8 @@ async fn offers_check_their_configurations_and_serve_references_once(env: Env) {
 }
 on_both_backends!(offers_check_their_configurations_and_serve_references_once);
 
-/// An issuer over the environment's store and KMS with `encryption`.
+/// An issuer over the environment's store, KMS and proof keys with `encryption`, accepting
+/// earlier drafts' requests or not.
 fn issuer_with(env: &Env, encryption: Encryption, accept_legacy: bool) -> Issuer {
     let mut options = IssuerOptions::default();
     options.encryption = encryption;
@@ -602,12 +590,7 @@ fn issuer_with(env: &Env, encryption: Encryption, accept_legacy: bool) -> Issuer
     Issuer::new(
         Arc::new(SqlStore::new(env.tenancy.clone())),
         env.kms.clone(),
-        Arc::new(DidKeyResolver::new(Arc::new(
-            Resolver::builder()
-                .method(Arc::new(DidJwk))
-                .build()
-                .unwrap(),
-        ))),
+        env.proof_keys.clone(),
         env.clock.clone(),
     )
     .with_options(options)
@@ -615,11 +598,16 @@ fn issuer_with(env: &Env, encryption: Encryption, accept_legacy: bool) -> Issuer
 
 /// `body` encrypted to the issuer's advertised request encryption key.
 async fn encrypt_to_issuer(issuer: &Issuer, env: &Env, body: &serde_json::Value) -> String {
+    encrypt_bytes_to_issuer(issuer, env, body.to_string().as_bytes()).await
+}
+
+/// `plaintext` encrypted to the issuer's advertised request encryption key.
+async fn encrypt_bytes_to_issuer(issuer: &Issuer, env: &Env, plaintext: &[u8]) -> String {
     let metadata = issuer.metadata(&env.tenant, &env.endpoints).await.unwrap();
     let encryption = metadata.credential_request_encryption.unwrap();
     let key = &encryption.jwks.keys[0];
     jwe::encrypt(
-        body.to_string().as_bytes(),
+        plaintext,
         key,
         KeyManagement::from_name(key.alg.as_deref().unwrap()).unwrap(),
         ContentEncryption::A256Gcm,
@@ -715,17 +703,7 @@ async fn bad_encryption_is_refused_before_the_nonce_is_spent(env: Env) {
         JweOptions::default(),
     )
     .unwrap();
-    let not_json = {
-        let metadata = strict.metadata(&env.tenant, &env.endpoints).await.unwrap();
-        jwe::encrypt(
-            b"credential please",
-            &metadata.credential_request_encryption.unwrap().jwks.keys[0],
-            KeyManagement::EcdhEs,
-            ContentEncryption::A128Gcm,
-            JweOptions::default(),
-        )
-        .unwrap()
-    };
+    let not_json = encrypt_bytes_to_issuer(&strict, &env, b"credential please").await;
     let cases: Vec<(
         &Issuer,
         Result<serde_json::Value, String>,

@@ -6,10 +6,8 @@ use edk::{Edk, EdkConfig};
 use edk_core::FixedClock;
 use edk_server::HealthApi;
 
-/// The committed OpenAPI document is the reviewed contract: a change to the API must update
-/// it (`EDK_UPDATE_SNAPSHOTS=1 cargo test -p edk`).
-#[tokio::test]
-async fn openapi_matches_the_committed_snapshot() {
+/// The default `edk` on a temporary data directory (kept while the directory lives).
+async fn start() -> (tempfile::TempDir, Edk) {
     edk_server::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::open(dir.path()).unwrap();
@@ -22,6 +20,14 @@ async fn openapi_matches_the_committed_snapshot() {
     )
     .await
     .unwrap();
+    (dir, edk)
+}
+
+/// The committed OpenAPI document is the reviewed contract: a change to the API must update
+/// it (`EDK_UPDATE_SNAPSHOTS=1 cargo test -p edk`).
+#[tokio::test]
+async fn openapi_matches_the_committed_snapshot() {
+    let (_dir, edk) = start().await;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
     let actual = format!(
         "{}\n",
@@ -51,18 +57,7 @@ async fn openapi_matches_the_committed_snapshot() {
 /// set it; unknown keys and values of the wrong shape are refused.
 #[tokio::test]
 async fn the_settings_of_every_bundled_service_can_be_set_per_tenant() {
-    edk_server::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let data = DataDir::open(dir.path()).unwrap();
-    let client = reqwest::Client::builder().build().unwrap();
-    let edk = Edk::start(
-        &EdkConfig::default(),
-        &data,
-        Arc::new(FixedClock::at_unix(1_700_000_000)),
-        &client,
-    )
-    .await
-    .unwrap();
+    let (_dir, edk) = start().await;
     let tenancy = edk.kms().tenancy();
     for (key, value) in [
         ("oid4vci.session_retention", serde_json::json!("remove")),

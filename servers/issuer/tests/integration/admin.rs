@@ -84,10 +84,7 @@ async fn configurations_offers_and_sessions_are_managed(deployment: Deployment) 
         acme.credential_issuer.as_str()
     );
     let session_id = offer["session_id"].as_str().unwrap();
-    let (status, session) = deployment
-        .admin(&acme, Method::GET, &format!("/sessions/{session_id}"), None)
-        .await;
-    assert_eq!(status, 200);
+    let session = deployment.session(&acme, session_id).await;
     assert_eq!(
         (
             &session["status"],

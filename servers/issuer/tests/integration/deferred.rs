@@ -88,15 +88,7 @@ async fn deferred_request(tenant: &Tenant, token: Option<&str>, body: &Value) ->
 }
 
 async fn session_status(deployment: &Deployment, tenant: &Tenant, session_id: &str) -> Value {
-    let (status, session) = deployment
-        .admin(
-            tenant,
-            reqwest::Method::GET,
-            &format!("/sessions/{session_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{session}");
+    let session = deployment.session(tenant, session_id).await;
     session["status"].clone()
 }
 

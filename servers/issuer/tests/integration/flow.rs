@@ -151,15 +151,7 @@ async fn a_wallet_gets_a_credential_that_pypi_sd_jwt_verifies(deployment: Deploy
         serde_json::to_value(holder.public_jwk()).unwrap()["x"]
     );
 
-    let (status, session) = deployment
-        .admin(
-            &tenant,
-            reqwest::Method::GET,
-            &format!("/sessions/{session_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let session = deployment.session(&tenant, session_id).await;
     assert_eq!(session["status"], "credential_issued");
     deployment.close().await;
 }

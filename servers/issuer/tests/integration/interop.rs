@@ -25,9 +25,9 @@ fn node_dir() -> PathBuf {
     dir
 }
 
-/// Runs `interop/node/<script>` with `input` on stdin: its JSON answer, or a panic naming
-/// what the wallet reported.
-async fn wallet(script: &'static str, input: Value) -> Value {
+/// Runs `interop/node/<script>` with `input` on stdin: whether it succeeded, and its JSON
+/// answer (or a panic when it printed none).
+async fn run_wallet(script: &'static str, input: Value) -> (bool, Value) {
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new("node")
             .arg(script)
@@ -51,11 +51,18 @@ async fn wallet(script: &'static str, input: Value) -> Value {
                 String::from_utf8_lossy(&output.stderr)
             )
         });
-        assert!(output.status.success(), "{script} failed: {answer:#}");
-        answer
+        (output.status.success(), answer)
     })
     .await
     .unwrap()
+}
+
+/// Runs `interop/node/<script>` with `input` on stdin: its JSON answer, or a panic naming
+/// what the wallet reported.
+async fn wallet(script: &'static str, input: Value) -> Value {
+    let (success, answer) = run_wallet(script, input).await;
+    assert!(success, "{script} failed: {answer:#}");
+    answer
 }
 
 /// Checks `credential` with PyPI `sd-jwt` against the tenant's signing key: bound to
@@ -107,15 +114,7 @@ async fn openid4vc_wallet_takes_an_offer_by_reference_with_dpop_and_a_batch(
     {
         verify(&deployment, &tenant, &credential["credential"], holder).await;
     }
-    let (status, session) = deployment
-        .admin(
-            &tenant,
-            reqwest::Method::GET,
-            &format!("/sessions/{session_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let session = deployment.session(&tenant, session_id).await;
     // The wallet acknowledged the credentials at the notification endpoint.
     assert_eq!(answer["notification"], "sent");
     assert_eq!(session["status"], "notified");
@@ -160,28 +159,12 @@ async fn openid4vc_wallet_with_the_wrong_transaction_code_gets_no_token(deployme
         .chars()
         .map(|digit| if digit == '0' { '1' } else { '0' })
         .collect();
-    let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new("node")
-            .arg("oid4vci_wallet.mjs")
-            .current_dir(node_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let input = json!({ "offer": offer["credential_offer_uri"], "tx_code": wrong });
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(!output.status.success());
-    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (success, answer) = run_wallet(
+        "oid4vci_wallet.mjs",
+        json!({ "offer": offer["credential_offer_uri"], "tx_code": wrong }),
+    )
+    .await;
+    assert!(!success, "{answer:#}");
     let body: Value = serde_json::from_str(answer["response"]["body"].as_str().unwrap()).unwrap();
     assert_eq!(answer["response"]["status"], 400);
     assert_eq!(body["error"], "invalid_grant");

@@ -107,15 +107,7 @@ async fn a_wallet_notifies_the_issuer_about_its_credentials(deployment: Deployme
         (204, Value::Null)
     );
 
-    let (status, session) = deployment
-        .admin(
-            &tenant,
-            reqwest::Method::GET,
-            &format!("/sessions/{session_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200);
+    let session = deployment.session(&tenant, session_id).await;
     assert_eq!(session["status"], "notified");
     let notifications = session["notifications"].as_array().unwrap();
     assert_eq!(notifications.len(), 2, "{session}");

@@ -277,16 +277,7 @@ async fn each_step_of_a_pre_authorized_flow_is_served_by_the_other_replica() {
         event,
         json!({ "tenant": tenant.id, "session_id": session_id, "event": "credential_accepted" })
     );
-    let (status, session) = a
-        .deployment
-        .admin(
-            tenant,
-            Method::GET,
-            &format!("/sessions/{session_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{session}");
+    let session = a.deployment.session(tenant, session_id).await;
     assert_eq!(session["status"], "notified");
     assert_eq!(
         session["notifications"].as_array().unwrap().len(),
@@ -525,16 +516,7 @@ async fn a_deferred_transaction_is_handed_out_once_across_replicas() {
     .await;
     assert_eq!(payload["given_name"], "Max");
     assert_eq!(payload["cnf"]["jwk"]["x"], holder_x(&holder));
-    let (status, session) = replicas[0]
-        .deployment
-        .admin(
-            tenant,
-            Method::GET,
-            &format!("/sessions/{session_id}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{session}");
+    let session = replicas[0].deployment.session(tenant, session_id).await;
     assert_eq!(session["status"], "credential_issued");
     pair.close().await;
 }

@@ -284,6 +284,20 @@ impl Deployment {
         .unwrap()
     }
 
+    /// Issuance session `session_id` of `tenant`, as the admin API shows it.
+    pub(crate) async fn session(&self, tenant: &Tenant, session_id: &str) -> Value {
+        let (status, session) = self
+            .admin(
+                tenant,
+                reqwest::Method::GET,
+                &format!("/sessions/{session_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{session}");
+        session
+    }
+
     /// `method` on the issuer's admin API with a token of every scope.
     pub(crate) async fn admin(
         &self,
