@@ -298,7 +298,10 @@ fn parse_legacy_proof(proof: &Value) -> Result<Proofs, ProtocolError> {
     }
 }
 
-fn parse_response_encryption(value: &Value) -> Result<ResponseEncryptionRequest, ProtocolError> {
+/// Parses `credential_response_encryption`: a public `jwk`, an `enc` and an optional `zip`.
+pub(crate) fn parse_response_encryption(
+    value: &Value,
+) -> Result<ResponseEncryptionRequest, ProtocolError> {
     let bad = |description: &str| {
         ProtocolError::new(
             CredentialErrorCode::InvalidEncryptionParameters,

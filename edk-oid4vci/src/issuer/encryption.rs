@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::{CredentialResponse, Error, Issuer, KMS_SERVICE, protocol};
 use crate::error::CredentialErrorCode;
 use crate::metadata::{RequestEncryption, ResponseEncryption};
+use crate::request::{ResponseEncryptionRequest, parse_response_encryption};
 
 /// The purpose of the tenant's request decryption key (`issuer.request-decryption`).
 pub const REQUEST_DECRYPTION_PURPOSE: &str = "request-decryption";
@@ -217,19 +218,7 @@ impl Issuer {
                 "credential_response_encryption is accepted only in an encrypted request",
             ));
         }
-        let Value::Object(parameters) = parameters else {
-            return Err(bad("credential_response_encryption must be a JSON object"));
-        };
-        let jwk: Jwk = parameters
-            .get("jwk")
-            .cloned()
-            .and_then(|jwk| serde_json::from_value(jwk).ok())
-            .ok_or_else(|| bad("credential_response_encryption.jwk must be a JWK"))?;
-        if jwk.is_private() {
-            return Err(bad(
-                "credential_response_encryption.jwk must be a public key",
-            ));
-        }
+        let ResponseEncryptionRequest { jwk, enc, zip } = parse_response_encryption(parameters)?;
         // 1.0 puts `alg` in the JWK; earlier drafts sent it beside the key.
         let alg_name = match (&jwk.alg, parameters.get("alg")) {
             (Some(alg), _) => alg.clone(),
@@ -243,18 +232,14 @@ impl Issuer {
                 "credential_response_encryption alg {alg_name} is not supported"
             ))
         })?;
-        let enc = parameters
-            .get("enc")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad("credential_response_encryption.enc is required"))?;
-        let enc = ContentEncryption::from_name(enc)
-            .filter(|enc| ENC_VALUES.contains(enc))
+        let enc = ContentEncryption::from_name(&enc)
+            .filter(|supported| ENC_VALUES.contains(supported))
             .ok_or_else(|| {
                 bad(format!(
                     "credential_response_encryption enc {enc} is not supported"
                 ))
             })?;
-        if parameters.contains_key("zip") {
+        if zip.is_some() {
             return Err(bad("compressed responses are not supported"));
         }
         // Refuse a key that cannot take the algorithm before any credential is issued.
