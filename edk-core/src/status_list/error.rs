@@ -4,6 +4,7 @@ use crate::error::{ErrorKind, HasKind};
 use crate::jose::JoseError;
 
 use super::Bits;
+use super::cache::FetchError;
 
 /// Why a status list operation failed.
 ///
@@ -62,9 +63,26 @@ pub enum StatusListError {
     /// (Status List §8.3 step 4a).
     #[error("the status list token is not the one the referenced token points to")]
     SubjectMismatch,
-    /// The Status List Token failed JOSE or JWT validation (signature, `typ`, `iat`, `exp`).
+    /// The Status List Token failed signature or claim validation (signature, algorithm,
+    /// `typ`, `iat`, `exp`, size), in either form.
     #[error("the status list token is not valid")]
     Token(#[source] JoseError),
+    /// The Status List Token in CWT form is not a well-formed `COSE_Sign1_Tagged` CWT
+    /// (Status List §5.2).
+    #[error("the status list token is not a well-formed CWT: {0}")]
+    InvalidCwt(&'static str),
+    /// Encoding a Status List Token in CWT form failed.
+    #[error("encoding the status list token as CBOR failed")]
+    CborEncoding,
+    /// Fetching the Status List Token failed (Status List §8.3 step 2).
+    #[error("fetching the status list token at `{uri}` failed")]
+    Fetch {
+        /// The URI fetched.
+        uri: String,
+        /// Why the fetch failed.
+        #[source]
+        source: FetchError,
+    },
 }
 
 impl HasKind for StatusListError {
@@ -78,9 +96,11 @@ impl HasKind for StatusListError {
             | Self::TooLarge { .. }
             | Self::InvalidUri { .. }
             | Self::InvalidClaim(_)
-            | Self::MissingReference => ErrorKind::InvalidInput,
+            | Self::MissingReference
+            | Self::InvalidCwt(_) => ErrorKind::InvalidInput,
             Self::SubjectMismatch => ErrorKind::Unauthenticated,
-            Self::Compression(_) => ErrorKind::Internal,
+            Self::Compression(_) | Self::CborEncoding => ErrorKind::Internal,
+            Self::Fetch { source, .. } => source.kind(),
             Self::Token(err) => err.kind(),
         }
     }

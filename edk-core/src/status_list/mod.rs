@@ -51,6 +51,9 @@
 
 #![warn(clippy::indexing_slicing)]
 
+mod cache;
+mod cbor;
+mod cwt;
 mod error;
 mod list;
 mod token;
@@ -58,6 +61,12 @@ mod token;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use cache::{
+    CachedStatusList, FetchError, FetchedToken, InMemoryFetcher, StatusListCache,
+    StatusListFetcher, StatusListFormat,
+};
+pub use cbor::{CWT_STATUS_CLAIM, CborStatusList};
+pub use cwt::{CWT_MEDIA_TYPE, StatusListCwt, StatusListCwtClaims};
 pub use error::StatusListError;
 pub use list::{Bits, EncodedStatusList, StatusList, StatusType};
 pub use token::{MEDIA_TYPE, StatusListPolicy, StatusListToken, StatusListTokenClaims, TYP};

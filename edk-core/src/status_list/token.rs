@@ -160,17 +160,17 @@ fn positive_seconds(ttl: &serde_json::Number) -> Result<u64, StatusListError> {
     }
 }
 
-/// What a relying party accepts as a Status List Token.
+/// What a relying party accepts as a Status List Token, in either form.
 ///
-/// The default allows every algorithm EDK implements, requires `typ` `statuslist+jwt` and
-/// `iat` (Status List §8.3 step 3b), checks `exp` when present but does not require it (the
-/// specification only recommends it), allows 60 seconds of clock skew and applies
-/// [`Limits::DEFAULT`].
+/// The default allows every algorithm EDK implements, requires `typ` `statuslist+jwt` (JWT)
+/// or `application/statuslist+cwt` (CWT) and `iat` (Status List §8.3 step 3b), checks `exp`
+/// when present but does not require it (the specification only recommends it), allows 60
+/// seconds of clock skew and applies [`Limits::DEFAULT`].
 #[derive(Clone, Debug)]
 pub struct StatusListPolicy {
-    verify: VerifyPolicy,
-    validation: Validation,
-    limits: Limits,
+    pub(super) verify: VerifyPolicy,
+    pub(super) validation: Validation,
+    pub(super) limits: Limits,
 }
 
 impl Default for StatusListPolicy {
@@ -324,6 +324,12 @@ impl StatusListToken {
         &self.list
     }
 
+    /// The decompressed list, without the token.
+    #[must_use]
+    pub fn into_list(self) -> StatusList {
+        self.list
+    }
+
     /// The status a Referenced Token's `status_list` reference points to
     /// (Status List §8.3 steps 4a, 6 and 7).
     ///
@@ -342,13 +348,15 @@ impl StatusListToken {
     /// has neither.
     #[must_use]
     pub fn refresh_at(&self, fetched_at: i64) -> Option<i64> {
-        let by_ttl = self
-            .claims
-            .ttl
-            .map(|ttl| fetched_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
-        match (by_ttl, self.claims.exp) {
-            (Some(ttl), Some(exp)) => Some(ttl.min(exp)),
-            (ttl, exp) => ttl.or(exp),
-        }
+        refresh_at(self.claims.ttl, self.claims.exp, fetched_at)
+    }
+}
+
+/// `fetched_at + ttl`, but no later than `exp`; `None` without either (Status List §13.7).
+pub(super) fn refresh_at(ttl: Option<u64>, exp: Option<i64>, fetched_at: i64) -> Option<i64> {
+    let by_ttl = ttl.map(|ttl| fetched_at.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX)));
+    match (by_ttl, exp) {
+        (Some(ttl), Some(exp)) => Some(ttl.min(exp)),
+        (ttl, exp) => ttl.or(exp),
     }
 }
