@@ -1,0 +1,21 @@
+#![doc = include_str!("../README.md")]
+
+pub mod cbor;
+pub mod cose;
+pub mod error;
+pub mod issue;
+pub mod model;
+pub mod present;
+pub mod transcript;
+pub mod verify;
+
+pub use cbor::Limits;
+pub use error::Error;
+pub use issue::IssuerSignedBuilder;
+pub use model::{
+    DeviceAuth, DeviceResponse, DeviceSigned, Document, IssuerSigned, IssuerSignedItem,
+    IssuerSignedItemBytes, MobileSecurityObject, ValidityInfo,
+};
+pub use present::present;
+pub use transcript::SessionTranscript;
+pub use verify::{VerifiedDocument, Verifier};
