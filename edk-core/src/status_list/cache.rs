@@ -268,8 +268,9 @@ impl CachedStatusList {
 /// - A token is fetched through the [`StatusListFetcher`], verified in the form its content
 ///   type names (or, without a known one, the form its bytes have) with a key from the
 ///   [`KeyResolver`] under the [`StatusListPolicy`], and its `sub` must be the URI fetched.
-/// - A verified list is served until `fetched_at + ttl`, never at or after `exp`; then it is
-///   dropped and fetched again. `ttl` is clamped to [`StatusListCache::with_ttl_bounds`]
+/// - A verified list is served until `fetched_at + ttl`, never at or after `exp` (whatever
+///   the policy's leeway); then it is dropped and fetched again, and a token fetched at or
+///   after its `exp` is refused with [`JoseError::Expired`]. `ttl` is clamped to [`StatusListCache::with_ttl_bounds`]
 ///   (a token without `ttl` is kept for the upper bound, or until `exp`), so a hostile
 ///   issuer can neither make relying parties hammer its endpoint nor be trusted forever.
 /// - Time comes from the injected [`Clock`].
@@ -450,6 +451,9 @@ impl StatusListCache {
                 (claims.iat, claims.exp, claims.ttl, verified.into_list())
             }
         };
+        if exp.is_some_and(|exp| now >= exp) {
+            return Err(StatusListError::Token(JoseError::Expired));
+        }
         let keep = ttl
             .unwrap_or(self.max_ttl)
             .clamp(self.min_ttl, self.max_ttl);

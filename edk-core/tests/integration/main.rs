@@ -12,4 +12,6 @@ mod jose_props;
 mod jwe_interop;
 mod sd_jwt;
 mod status_list;
+mod status_list_cache;
+mod status_list_cwt;
 mod support;
