@@ -1,22 +1,32 @@
 //! Token Status List (draft-ietf-oauth-status-list-20): whether a credential has been
-//! revoked or suspended, published as a compressed bit array in a signed JWT.
+//! revoked or suspended, published as a compressed bit array in a signed JWT or CWT.
 //!
 //! - [`StatusList`] packs 1, 2, 4 or 8-bit statuses least significant bit first, compresses
 //!   them with DEFLATE in ZLIB format and decodes them under
 //!   [`Limits::max_status_list_bytes`](crate::Limits), so a compression bomb is refused
-//!   before it is inflated (Status List §4).
-//! - [`StatusListToken`] issues the Status List Token (`typ` `statuslist+jwt`) through any
-//!   [`Signer`](crate::jose::Signer) and verifies it as a relying party does: signature,
-//!   `typ`, `iat`, `exp`, and `sub` equal to the URI the Referenced Token points to
-//!   (Status List §5.1, §8.3).
-//! - [`StatusClaim`] is the Referenced Token's `status` claim; [`status_of`] reads the
-//!   status it points to from a verified token (Status List §6.1, §8.3).
+//!   before it is inflated (Status List §4). [`EncodedStatusList`] is its JSON form (§4.2),
+//!   [`CborStatusList`] its CBOR form (§4.3).
+//! - [`StatusListToken`] issues the Status List Token in JWT form (`typ` `statuslist+jwt`,
+//!   §5.1) and [`StatusListCwt`] in CWT form (a `COSE_Sign1_Tagged` with `typ`
+//!   `application/statuslist+cwt`, §5.2), both through any [`Signer`](crate::jose::Signer).
+//!   Both verify as a relying party does, under one [`StatusListPolicy`]: signature and
+//!   algorithm, `typ`, `iat`, `exp`, and `sub` equal to the URI the Referenced Token points
+//!   to (Status List §8.3).
+//! - [`StatusClaim`] is the Referenced Token's `status` claim, in JSON (§6.2) and as the CBOR
+//!   `Status` structure of CWTs (claim [`CWT_STATUS_CLAIM`]) and mdocs (§6.3); [`status_of`]
+//!   reads the status it points to from a verified JWT.
+//! - [`StatusListCache`] is what a verifier uses: it fetches tokens of either form through a
+//!   [`StatusListFetcher`], verifies them, keeps each list per URI while `ttl` and `exp`
+//!   allow, and answers [`StatusListCache::status`] for a reference (§8.3, §13.7).
 //!
 //! ```
-//! use edk_core::jose::{Algorithm, Header, SigningKey};
+//! use std::sync::Arc;
+//!
+//! use edk_core::FixedClock;
+//! use edk_core::jose::{Algorithm, JwksResolver, SigningKey};
 //! use edk_core::status_list::{
-//!     Bits, StatusClaim, StatusList, StatusListPolicy, StatusListReference, StatusListToken,
-//!     StatusListTokenClaims, StatusType, status_of,
+//!     Bits, FetchedToken, InMemoryFetcher, StatusClaim, StatusList, StatusListCache,
+//!     StatusListCwt, StatusListCwtClaims, StatusListReference, StatusType,
 //! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -25,25 +35,29 @@
 //! let uri = "https://issuer.example/statuslists/1";
 //! let now = 1_700_000_000;
 //!
-//! // Status Issuer: suspend the credential at index 42 and sign the list.
+//! // Status Issuer: suspend the credential at index 42 and sign the list as a CWT.
 //! let key = SigningKey::generate(Algorithm::Es256)?;
 //! let mut list = StatusList::new(Bits::Two, 1 << 16);
 //! list.set_status(42, StatusType::Suspended)?;
-//! let claims = StatusListTokenClaims::new(uri, now, &list)?
+//! let claims = StatusListCwtClaims::new(uri, now, &list)?
 //!     .with_exp(now + 86_400)
 //!     .with_ttl(3_600);
-//! let token = StatusListToken::issue(Header::new(Algorithm::Es256), &claims, &key).await?;
+//! let token: Vec<u8> = StatusListCwt::issue(&claims, &key).await?;
+//!
+//! // Status Provider: serves it as `application/statuslist+cwt` (in memory here).
+//! let fetcher = Arc::new(InMemoryFetcher::new());
+//! fetcher.insert(uri, FetchedToken::cwt(token));
 //!
 //! // Relying party: the credential's `status` claim points at index 42 of that list.
+//! let cache = StatusListCache::new(
+//!     fetcher.clone(),
+//!     Arc::new(JwksResolver::from_keys([&key.public_jwk()])),
+//!     Arc::new(FixedClock::at_unix(now + 60)),
+//! );
 //! let status = StatusClaim::new(StatusListReference::new(42, uri)?);
-//! let verified = StatusListToken::verify(
-//!     &token,
-//!     key.verifying_key(),
-//!     &status.reference()?.uri,
-//!     &StatusListPolicy::default(),
-//!     now + 60,
-//! )?;
-//! assert_eq!(status_of(&status, &verified)?, StatusType::Suspended);
+//! assert_eq!(cache.status(status.reference()?).await?, StatusType::Suspended);
+//! assert_eq!(cache.status(&StatusListReference::new(43, uri)?).await?, StatusType::Valid);
+//! assert_eq!(fetcher.fetches(uri), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })
 //! # }
