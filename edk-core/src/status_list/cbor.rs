@@ -1,6 +1,7 @@
 //! The CBOR forms of the Status List (Status List §4.3) and of the Referenced Token's
 //! `Status` structure (Status List §6.3), shared by CWTs and ISO mdocs.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use ciborium::Value;
@@ -251,12 +252,13 @@ pub(super) fn text_map(value: &Value) -> Option<Vec<(&str, &Value)>> {
     let Value::Map(entries) = value else {
         return None;
     };
+    let mut seen = BTreeSet::new();
     let mut map: Vec<(&str, &Value)> = Vec::with_capacity(entries.len());
     for (key, value) in entries {
         let Value::Text(key) = key else {
             return None;
         };
-        if map.iter().any(|(seen, _)| *seen == key.as_str()) {
+        if !seen.insert(key.as_str()) {
             return None;
         }
         map.push((key.as_str(), value));

@@ -5,10 +5,7 @@
 //! `application/statuslist+cwt`. Signatures come from the same [`Signer`] as the JWT form:
 //! COSE and JOSE sign the same bytes the same way for every algorithm EDK implements.
 
-#![expect(
-    clippy::cast_possible_truncation,
-    reason = "CBOR floats are truncated to whole seconds, saturating, as NumericDates are"
-)]
+use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -531,18 +528,20 @@ struct Registered {
 
 impl Registered {
     fn read(claims: &[(Value, Value)]) -> Result<Self, StatusListError> {
-        let mut seen: Vec<&Value> = Vec::with_capacity(claims.len());
+        let mut seen = BTreeSet::new();
         let mut registered = Self::default();
         for (key, value) in claims {
-            if !matches!(key, Value::Integer(_) | Value::Text(_)) {
-                return Err(StatusListError::InvalidCwt(
-                    "a claim key is neither an integer nor a text string",
-                ));
+            let name = match key {
+                Value::Integer(_) => integer(key).map(ClaimKey::Integer),
+                Value::Text(text) => Some(ClaimKey::Text(text)),
+                _ => None,
             }
-            if seen.contains(&key) {
+            .ok_or(StatusListError::InvalidCwt(
+                "a claim key is neither an integer nor a text string",
+            ))?;
+            if !seen.insert(name) {
                 return Err(StatusListError::InvalidCwt("a claim appears twice"));
             }
-            seen.push(key);
             match integer(key) {
                 Some(ISS) => registered.iss = Some(text(value, "iss")?),
                 Some(SUB) => registered.sub = Some(text(value, "sub")?),
@@ -584,6 +583,13 @@ impl Registered {
         }
         json
     }
+}
+
+/// A claim key of a CWT Claims Set (RFC 8392 §3).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum ClaimKey<'a> {
+    Integer(i128),
+    Text(&'a str),
 }
 
 fn header_value(header: &CoseHeader, label: i64) -> Option<&Value> {
@@ -630,6 +636,10 @@ fn audience(value: &Value) -> Result<serde_json::Value, StatusListError> {
 
 /// A CWT NumericDate (RFC 8392 §2): an integer or a float, without tag 1; fractions are
 /// truncated toward negative infinity.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a finite float is truncated to whole seconds, saturating"
+)]
 fn numeric_date(value: &Value, name: &'static str) -> Result<i64, StatusListError> {
     match value {
         Value::Integer(_) => integer(value).and_then(|time| i64::try_from(time).ok()),
