@@ -74,7 +74,9 @@ pub enum StatusListError {
     /// Encoding a Status List Token in CWT form failed.
     #[error("encoding the status list token as CBOR failed")]
     CborEncoding,
-    /// Fetching the Status List Token failed (Status List §8.3 step 2).
+    /// Fetching the Status List Token failed (Status List §8.3 step 2). Its kind is
+    /// [`ErrorKind::Unavailable`] whatever the fetcher's was: the status cannot be
+    /// determined now; the source's kind tells a missing list from a failing provider.
     #[error("fetching the status list token at `{uri}` failed")]
     Fetch {
         /// The URI fetched.
@@ -100,7 +102,7 @@ impl HasKind for StatusListError {
             | Self::InvalidCwt(_) => ErrorKind::InvalidInput,
             Self::SubjectMismatch => ErrorKind::Unauthenticated,
             Self::Compression(_) | Self::CborEncoding => ErrorKind::Internal,
-            Self::Fetch { source, .. } => source.kind(),
+            Self::Fetch { .. } => ErrorKind::Unavailable,
             Self::Token(err) => err.kind(),
         }
     }

@@ -160,7 +160,7 @@ async fn a_failing_fetch_is_a_fetch_error_and_is_not_cached() {
     assert!(
         matches!(&err, StatusListError::Fetch { uri, source } if uri == URI && source.kind() == ErrorKind::NotFound)
     );
-    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(
         err.to_string(),
         format!("fetching the status list token at `{URI}` failed")
