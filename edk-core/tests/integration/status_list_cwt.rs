@@ -609,7 +609,11 @@ fn malformed_cose_structures_are_refused() {
     trailing.push(0x00);
     let mut mac0 = token.clone();
     mac0[0] = 0xd1;
-    let bad: [&[u8]; 7] = [
+    // Lengths declared far past the input: a byte string, an array and a map of 2^60 items.
+    let huge_bstr = [0xd2, 0x84, 0x5b, 0x10, 0, 0, 0, 0, 0, 0, 0];
+    let huge_array = [0xd2, 0x9b, 0x10, 0, 0, 0, 0, 0, 0, 0];
+    let huge_map = [0xd2, 0x84, 0x40, 0xbb, 0x10, 0, 0, 0, 0, 0, 0, 0];
+    let bad: [&[u8]; 10] = [
         untagged,
         &cwt_tagged,
         &trailing,
@@ -617,6 +621,9 @@ fn malformed_cose_structures_are_refused() {
         &[],
         &[0xd2],
         b"eyJ.a.b",
+        &huge_bstr,
+        &huge_array,
+        &huge_map,
     ];
     for bad in bad {
         assert!(
