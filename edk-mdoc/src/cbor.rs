@@ -65,13 +65,13 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits, what: &'static str) -> Resul
 }
 
 /// Encodes `value`.
+#[expect(
+    clippy::expect_used,
+    reason = "writing a Value into a Vec cannot fail: the writer is infallible and every Value variant is encodable"
+)]
 pub(crate) fn encode(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    // Writing a `Value` into a `Vec` has no failure path: the writer cannot fail and every
-    // `Value` variant is encodable.
-    if ciborium::ser::into_writer(value, &mut out).is_err() {
-        out.clear();
-    }
+    ciborium::ser::into_writer(value, &mut out).expect("a Value encodes into a Vec");
     out
 }
 

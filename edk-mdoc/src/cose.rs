@@ -156,8 +156,9 @@ pub(crate) fn cose_key_from_value(value: Value) -> Result<CoseKey, Error> {
 }
 
 /// The `COSE_Key` as a CBOR value.
-pub(crate) fn cose_key_to_value(key: CoseKey) -> Value {
-    key.to_cbor_value().unwrap_or(Value::Null)
+pub(crate) fn cose_key_to_value(key: CoseKey) -> Result<Value, Error> {
+    key.to_cbor_value()
+        .map_err(|_| Error::Unencodable { what: "deviceKey" })
 }
 
 /// A `COSE_Sign1` over `payload` (attached, or detached when `detached`) by `signer`, with
@@ -231,4 +232,45 @@ pub(crate) fn x5chain_header(chain: &[Vec<u8>]) -> Header {
         many => Value::Array(many.iter().cloned().map(Value::Bytes).collect()),
     };
     coset::HeaderBuilder::new().value(X5CHAIN, value).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use edk_core::jose::SigningKey;
+
+    use super::*;
+
+    #[test]
+    fn device_keys_round_trip_through_cose_key() {
+        for alg in [Algorithm::Es256, Algorithm::Es384, Algorithm::EdDsa] {
+            let jwk = SigningKey::generate(alg).unwrap().public_jwk();
+            let key = cose_key_from_jwk(&jwk).unwrap();
+            let value = cose_key_to_value(key).unwrap();
+            let back = jwk_from_cose_key(&cose_key_from_value(value).unwrap()).unwrap();
+            assert_eq!(back.params(), jwk.params(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_text_kid_is_read_as_bytes() {
+        let jwk = SigningKey::generate(Algorithm::Es256).unwrap().public_jwk();
+        let Value::Map(mut entries) = cose_key_to_value(cose_key_from_jwk(&jwk).unwrap()).unwrap()
+        else {
+            panic!("a COSE_Key is a map")
+        };
+        entries.push((Value::from(KID), Value::Text("key-1".to_owned())));
+        let key = cose_key_from_value(Value::Map(entries)).unwrap();
+        assert_eq!(key.key_id, b"key-1");
+    }
+
+    #[test]
+    fn coordinates_of_the_wrong_length_are_refused() {
+        let key =
+            CoseKeyBuilder::new_ec2_pub_key(iana::EllipticCurve::P_256, vec![1; 31], vec![2; 32])
+                .build();
+        assert!(matches!(
+            jwk_from_cose_key(&key),
+            Err(Error::InvalidDeviceKey(_))
+        ));
+    }
 }

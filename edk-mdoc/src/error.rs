@@ -54,6 +54,13 @@ pub enum Error {
         /// The MSO's `validUntil`, RFC 3339.
         valid_until: String,
     },
+    /// A COSE structure given by the caller cannot be encoded (a label appears twice in a
+    /// header or a key).
+    #[error("{what} cannot be encoded")]
+    Unencodable {
+        /// What could not be encoded.
+        what: &'static str,
+    },
     /// Signing with the issuer's or the device's signer failed.
     #[error("signing failed")]
     Sign(#[source] SignError),
@@ -119,7 +126,8 @@ impl HasKind for Error {
             | Self::ElementNotFound { .. }
             | Self::Malformed { .. }
             | Self::TooDeep { .. }
-            | Self::TooLarge { .. } => ErrorKind::InvalidInput,
+            | Self::TooLarge { .. }
+            | Self::Unencodable { .. } => ErrorKind::InvalidInput,
             Self::DigestMismatch { .. }
             | Self::Expired { .. }
             | Self::InvalidDeviceSignature

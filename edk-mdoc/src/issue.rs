@@ -169,7 +169,7 @@ impl IssuerSignedBuilder {
             doc_type: self.doc_type,
             validity_info: self.validity,
         };
-        let payload = encode(&tag24(encode(&mso.to_value())));
+        let payload = encode(&tag24(encode(&mso.to_value()?)));
         let issuer_auth = sign1(signer, payload, false, x5chain_header(certificate_chain)).await?;
         Ok(IssuerSigned {
             name_spaces,

@@ -84,13 +84,6 @@ impl IssuerSignedItemBytes {
         HashAlg::Sha256.digest(&encode(&self.to_value()))
     }
 
-    /// Replaces the element value, re-encoding the item; the digest changes with it.
-    #[must_use]
-    pub fn with_element_value(mut self, value: Value) -> Self {
-        self.item.element_value = value;
-        Self::new(self.item)
-    }
-
     fn to_value(&self) -> Value {
         tag24(self.encoded.clone())
     }
@@ -118,15 +111,19 @@ pub struct IssuerSigned {
 
 impl IssuerSigned {
     /// The CBOR encoding.
-    #[must_use]
-    pub fn to_cbor(&self) -> Vec<u8> {
-        encode(&self.to_value())
+    ///
+    /// # Errors
+    /// [`Error::Unencodable`] when `issuer_auth` was given a header label twice.
+    pub fn to_cbor(&self) -> Result<Vec<u8>, Error> {
+        Ok(encode(&self.to_value()?))
     }
 
     /// Base64url (no padding) of the CBOR encoding, the OpenID4VCI `credential` of `mso_mdoc`.
-    #[must_use]
-    pub fn to_base64url(&self) -> String {
-        b64url_encode(self.to_cbor())
+    ///
+    /// # Errors
+    /// As [`IssuerSigned::to_cbor`].
+    pub fn to_base64url(&self) -> Result<String, Error> {
+        Ok(b64url_encode(self.to_cbor()?))
     }
 
     /// Parses the CBOR encoding within `limits`.
@@ -169,7 +166,7 @@ impl IssuerSigned {
         MobileSecurityObject::from_value(decode(&encoded, limits, "MobileSecurityObject")?)
     }
 
-    pub(crate) fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Result<Value, Error> {
         let name_spaces = self
             .name_spaces
             .iter()
@@ -180,16 +177,15 @@ impl IssuerSigned {
                 )
             })
             .collect();
-        Value::Map(vec![
+        let issuer_auth = self
+            .issuer_auth
+            .clone()
+            .to_cbor_value()
+            .map_err(|_| Error::Unencodable { what: "issuerAuth" })?;
+        Ok(Value::Map(vec![
             (text("nameSpaces"), Value::Map(name_spaces)),
-            (
-                text("issuerAuth"),
-                self.issuer_auth
-                    .clone()
-                    .to_cbor_value()
-                    .unwrap_or(Value::Null),
-            ),
-        ])
+            (text("issuerAuth"), issuer_auth),
+        ]))
     }
 
     pub(crate) fn from_value(value: Value, limits: &Limits) -> Result<Self, Error> {
@@ -239,7 +235,7 @@ pub struct MobileSecurityObject {
 }
 
 impl MobileSecurityObject {
-    pub(crate) fn to_value(&self) -> Value {
+    pub(crate) fn to_value(&self) -> Result<Value, Error> {
         let digests = self
             .value_digests
             .iter()
@@ -257,7 +253,7 @@ impl MobileSecurityObject {
                 )
             })
             .collect();
-        Value::Map(vec![
+        Ok(Value::Map(vec![
             (text("version"), text(&self.version)),
             (text("digestAlgorithm"), text(&self.digest_algorithm)),
             (text("valueDigests"), Value::Map(digests)),
@@ -265,12 +261,12 @@ impl MobileSecurityObject {
                 text("deviceKeyInfo"),
                 Value::Map(vec![(
                     text("deviceKey"),
-                    cose_key_to_value(self.device_key.clone()),
+                    cose_key_to_value(self.device_key.clone())?,
                 )]),
             ),
             (text("docType"), text(&self.doc_type)),
             (text("validityInfo"), self.validity_info.to_value()),
-        ])
+        ]))
     }
 
     fn from_value(value: Value) -> Result<Self, Error> {
@@ -368,14 +364,20 @@ impl DeviceResponse {
     }
 
     /// The CBOR encoding.
-    #[must_use]
-    pub fn to_cbor(&self) -> Vec<u8> {
-        let documents = self.documents.iter().map(Document::to_value).collect();
-        encode(&Value::Map(vec![
+    ///
+    /// # Errors
+    /// [`Error::Unencodable`] when a COSE structure was given a header label twice.
+    pub fn to_cbor(&self) -> Result<Vec<u8>, Error> {
+        let documents = self
+            .documents
+            .iter()
+            .map(Document::to_value)
+            .collect::<Result<_, _>>()?;
+        Ok(encode(&Value::Map(vec![
             (text("version"), text(&self.version)),
             (text("documents"), Value::Array(documents)),
             (text("status"), Value::Integer(self.status.into())),
-        ]))
+        ])))
     }
 
     /// Parses the CBOR encoding within `limits`.
@@ -412,12 +414,12 @@ pub struct Document {
 }
 
 impl Document {
-    fn to_value(&self) -> Value {
-        Value::Map(vec![
+    fn to_value(&self) -> Result<Value, Error> {
+        Ok(Value::Map(vec![
             (text("docType"), text(&self.doc_type)),
-            (text("issuerSigned"), self.issuer_signed.to_value()),
-            (text("deviceSigned"), self.device_signed.to_value()),
-        ])
+            (text("issuerSigned"), self.issuer_signed.to_value()?),
+            (text("deviceSigned"), self.device_signed.to_value()?),
+        ]))
     }
 
     fn from_value(value: Value, limits: &Limits) -> Result<Self, Error> {
@@ -441,21 +443,28 @@ pub struct DeviceSigned {
 }
 
 impl DeviceSigned {
-    fn to_value(&self) -> Value {
+    fn to_value(&self) -> Result<Value, Error> {
         let auth = match &self.device_auth {
             DeviceAuth::Signature(sign1) => (
                 text("deviceSignature"),
-                sign1.clone().to_cbor_value().unwrap_or(Value::Null),
+                sign1
+                    .clone()
+                    .to_cbor_value()
+                    .map_err(|_| Error::Unencodable {
+                        what: "deviceSignature",
+                    })?,
             ),
             DeviceAuth::Mac(mac0) => (
                 text("deviceMac"),
-                mac0.clone().to_cbor_value().unwrap_or(Value::Null),
+                mac0.clone()
+                    .to_cbor_value()
+                    .map_err(|_| Error::Unencodable { what: "deviceMac" })?,
             ),
         };
-        Value::Map(vec![
+        Ok(Value::Map(vec![
             (text("nameSpaces"), tag24(self.name_spaces.clone())),
             (text("deviceAuth"), Value::Map(vec![auth])),
-        ])
+        ]))
     }
 
     fn from_value(value: Value) -> Result<Self, Error> {

@@ -123,7 +123,8 @@ fn annex_d_4_1_2_re_encodes_byte_for_byte() {
     assert_eq!(
         DeviceResponse::from_cbor(&bytes, &Limits::DEFAULT)
             .unwrap()
-            .to_cbor(),
+            .to_cbor()
+            .unwrap(),
         bytes
     );
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ciborium::Value;
-use edk_mdoc::{DeviceResponse, Limits, present};
+use edk_mdoc::{DeviceResponse, IssuerSignedItem, IssuerSignedItemBytes, Limits, present};
 use serde_json::json;
 
 use crate::support::{
@@ -62,7 +62,7 @@ async fn animo_verifies_our_issuer_signed() {
     let issued = issue(&pki, &device_key()).await;
     let answer = animo(json!({
         "action": "verify_issuer_signed",
-        "issuer_signed": issued.to_base64url(),
+        "issuer_signed": issued.to_base64url().unwrap(),
         "doc_type": MDL,
         "trusted": [hex(&pki.root)],
         "now": NOW_TEXT,
@@ -84,12 +84,13 @@ async fn animo_reports_our_tampered_issuer_signed() {
     let pki = pki();
     let mut issued = issue(&pki, &device_key()).await;
     let items = issued.name_spaces.get_mut(MDL_NS).unwrap();
-    items[0] = items[0]
-        .clone()
-        .with_element_value(Value::Text("Mallory".to_owned()));
+    items[0] = IssuerSignedItemBytes::new(IssuerSignedItem {
+        element_value: Value::Text("Mallory".to_owned()),
+        ..items[0].item().clone()
+    });
     let answer = animo(json!({
         "action": "verify_issuer_signed",
-        "issuer_signed": issued.to_base64url(),
+        "issuer_signed": issued.to_base64url().unwrap(),
         "doc_type": MDL,
         "trusted": [hex(&pki.root)],
         "now": NOW_TEXT,
@@ -119,7 +120,7 @@ async fn animo_verifies_our_device_response() {
     .unwrap();
     let answer = animo(json!({
         "action": "verify_device_response",
-        "device_response": hex(&DeviceResponse::new(vec![document]).to_cbor()),
+        "device_response": hex(&DeviceResponse::new(vec![document]).to_cbor().unwrap()),
         "session_transcript_bytes": hex(&transcript().to_bytes()),
         "trusted": [hex(&pki.root)],
         "now": NOW_TEXT,
@@ -140,7 +141,7 @@ async fn we_verify_animo_presenting_our_mdoc() {
     let issued = issue(&pki, &device).await;
     let answer = animo(json!({
         "action": "present",
-        "issuer_signed": issued.to_base64url(),
+        "issuer_signed": issued.to_base64url().unwrap(),
         "doc_type": MDL,
         "device_jwk": device.to_jwk().unwrap(),
         "disclose": [[MDL_NS, "given_name"], [MDL_NS, "birth_date"]],

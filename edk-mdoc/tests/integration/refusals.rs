@@ -7,8 +7,8 @@ use ciborium::Value;
 use edk_core::FixedClock;
 use edk_core::jose::{Algorithm, SigningKey};
 use edk_mdoc::{
-    DeviceResponse, Error, IssuerSigned, IssuerSignedBuilder, Limits, SessionTranscript,
-    ValidityInfo, Verifier, present,
+    DeviceResponse, Error, IssuerSigned, IssuerSignedBuilder, IssuerSignedItem,
+    IssuerSignedItemBytes, Limits, SessionTranscript, ValidityInfo, Verifier, present,
 };
 use serde_json::json;
 
@@ -25,7 +25,10 @@ async fn a_tampered_element_value_fails_its_digest() {
         .iter()
         .position(|item| item.item().element_identifier == "age_over_18")
         .unwrap();
-    items[index] = items[index].clone().with_element_value(Value::Bool(false));
+    items[index] = IssuerSignedItemBytes::new(IssuerSignedItem {
+        element_value: Value::Bool(false),
+        ..items[index].item().clone()
+    });
     let err = verifier(&pki)
         .verify_issuer_signed(&issued, MDL)
         .await
@@ -268,7 +271,7 @@ async fn malformed_cbor_is_an_error_never_a_panic() {
     let document = present(&issued, &[(MDL_NS, "family_name")], &device, &transcript())
         .await
         .unwrap();
-    let good = DeviceResponse::new(vec![document]).to_cbor();
+    let good = DeviceResponse::new(vec![document]).to_cbor().unwrap();
     let limits = Limits::DEFAULT;
     // Every truncation, and every single-byte change at a spread of offsets.
     for end in 0..good.len() {
@@ -360,7 +363,7 @@ async fn an_element_nested_past_the_depth_limit_is_refused() {
         .await
         .unwrap();
     assert!(matches!(
-        IssuerSigned::from_cbor(&issued.to_cbor(), &Limits::DEFAULT),
+        IssuerSigned::from_cbor(&issued.to_cbor().unwrap(), &Limits::DEFAULT),
         Err(Error::TooDeep { .. })
     ));
 }
