@@ -1,5 +1,6 @@
-//! Test support: the [`KeyProvider`] conformance suite, the [`Kms`](crate::Kms) conformance
-//! suite ([`kms_suite`]) and, with the `pkcs11` feature, a throw-away SoftHSM2 token
+//! Test support: the [`KeyProvider`] conformance suite ([`provider_suite`], and
+//! [`registered_provider_suite`] for providers that register existing keys instead of creating
+//! them), the [`Kms`](crate::Kms) conformance suite ([`kms_suite`]) and, with the `pkcs11` feature, a throw-away SoftHSM2 token
 //! ([`SoftHsm`]).
 //!
 //! Everything here asserts by panicking, like a test does.
@@ -36,6 +37,10 @@ pub async fn provider_suite(provider: &dyn KeyProvider) {
     assert!(
         !caps.signing().is_empty(),
         "a provider under test should sign with something"
+    );
+    assert!(
+        caps.key_creation(),
+        "a provider that does not create keys runs registered_provider_suite"
     );
 
     for alg in caps.signing().iter().copied() {
@@ -117,6 +122,130 @@ pub async fn provider_suite(provider: &dyn KeyProvider) {
         );
     }
     destroyed_keys_are_gone(provider, &key, &tenant, caps.storage()).await;
+}
+
+/// Runs the conformance cases that apply to a provider that does not create keys
+/// ([`Capabilities::key_creation`](crate::provider::Capabilities::key_creation) false) but
+/// registers keys that exist in its backend ([`KeyProvider::register`]): creating any key is
+/// [`ErrorKind::Unsupported`]; each of `keys` (a signing algorithm and the backend's reference
+/// of a key `tenant` may use) registers, signs, verifies with edk-core and signs a JWS, again
+/// from a handle stored and read back, and registers again with the same `kid`; a key
+/// registered for another algorithm or for decryption is [`ErrorKind::Unsupported`]; `other`
+/// (a tenant that may not use those keys) and an unknown reference find nothing
+/// ([`ErrorKind::NotFound`]), nor do re-labelled handles; [`CONCURRENT_SIGNERS`] tasks share
+/// one signer; and destroying a registered key forgets it without removing it from the
+/// backend, so it registers again with the same `kid`.
+pub async fn registered_provider_suite(
+    provider: &dyn KeyProvider,
+    tenant: &TenantId,
+    other: &TenantId,
+    keys: &[(Algorithm, String)],
+) {
+    let caps = provider.capabilities().clone();
+    assert!(
+        !caps.key_creation(),
+        "a provider that registers keys under this suite does not create them"
+    );
+    assert!(!keys.is_empty(), "the suite needs keys to register");
+    for alg in Algorithm::ALL {
+        expect_kind(
+            provider.generate(tenant, &KeySpec::signing(alg)).await,
+            ErrorKind::Unsupported,
+            &format!("creating a {alg} key"),
+        );
+    }
+    for alg in KeyManagement::ALL {
+        expect_kind(
+            provider.generate(tenant, &KeySpec::decryption(alg)).await,
+            ErrorKind::Unsupported,
+            &format!("creating a {} key", alg.name()),
+        );
+    }
+
+    let mut registered = Vec::new();
+    for (alg, reference) in keys {
+        let alg = *alg;
+        let spec = KeySpec::signing(alg);
+        let key = provider
+            .register(tenant, &spec, reference)
+            .await
+            .unwrap_or_else(|err| panic!("registering a {alg} key: {err:?}"));
+        assert_eq!(key.handle().provider(), provider.id());
+        assert_eq!(key.handle().tenant(), tenant);
+        assert_eq!(key.handle().usage(), spec.usage);
+        check_public_half(&key, alg.name());
+        let signer = provider.signer(tenant, key.handle()).await.unwrap();
+        signs_and_verifies(&*signer, &key, alg).await;
+        let stored: KeyHandle =
+            serde_json::from_str(&serde_json::to_string(key.handle()).unwrap()).unwrap();
+        let again = provider.signer(tenant, &stored).await.unwrap();
+        signs_and_verifies(&*again, &key, alg).await;
+        let twice = provider.register(tenant, &spec, reference).await.unwrap();
+        assert_eq!(
+            twice.kid(),
+            key.kid(),
+            "registering twice names the same key"
+        );
+
+        for wrong in caps.signing().iter().copied().filter(|wrong| *wrong != alg) {
+            if keys
+                .iter()
+                .any(|(listed, same)| *listed == wrong && same == reference)
+            {
+                continue;
+            }
+            expect_kind(
+                provider
+                    .register(tenant, &KeySpec::signing(wrong), reference)
+                    .await,
+                ErrorKind::Unsupported,
+                &format!("registering a {alg} key for {wrong}"),
+            );
+        }
+        expect_kind(
+            provider
+                .register(
+                    tenant,
+                    &KeySpec::decryption(KeyManagement::EcdhEs),
+                    reference,
+                )
+                .await,
+            ErrorKind::Unsupported,
+            "registering a signing key for decryption",
+        );
+        expect_kind(
+            provider.register(other, &spec, reference).await,
+            ErrorKind::NotFound,
+            "registering a key for a tenant that may not use it",
+        );
+        registered.push((key, alg));
+    }
+    expect_kind(
+        provider
+            .register(tenant, &KeySpec::signing(keys[0].0), "no-such-key")
+            .await,
+        ErrorKind::NotFound,
+        "registering an unknown reference",
+    );
+
+    let (key, alg) = &registered[0];
+    other_tenants_find_nothing(provider, key, tenant, other).await;
+    concurrent_signing(provider, key, tenant, *alg).await;
+    expect_kind(
+        provider.decrypter(tenant, key.handle()).await,
+        ErrorKind::Unsupported,
+        "decrypting with a signing key",
+    );
+    provider.destroy(tenant, key.handle()).await.unwrap();
+    let back = provider
+        .register(tenant, &KeySpec::signing(*alg), key.handle().reference())
+        .await
+        .unwrap();
+    assert_eq!(
+        back.kid(),
+        key.kid(),
+        "a destroyed registration registers again"
+    );
 }
 
 /// Asserts that `result` failed with `kind`.

@@ -299,6 +299,60 @@ impl LocalKms {
         }
     }
 
+    /// Creates `alias` from a key that already exists in `provider`, named by the provider's
+    /// own `reference` (a CSC credential id): the way keys of providers that do not create
+    /// keys ([`Capabilities::key_creation`](crate::provider::Capabilities::key_creation)) come
+    /// to an alias. Audited as `register_provider_key`. Such an alias rotates only if its
+    /// provider creates keys.
+    ///
+    /// # Errors
+    /// As [`Kms::create_key`]; [`Error::UnknownProvider`] for a provider not configured, and
+    /// what [`KeyProvider::register`] answers (not found for a reference the tenant may not
+    /// use, unsupported for a provider that registers nothing or a key that cannot serve
+    /// `spec`).
+    pub async fn register_provider_key(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+        spec: &KeySpec,
+        provider: &ProviderId,
+        reference: &str,
+    ) -> Result<KeyInfo, Error> {
+        let result = async {
+            caller.check_reserved(alias)?;
+            let chosen = self.inner.provider(provider)?;
+            let key = chosen
+                .register(&caller.tenant().id(), spec, reference)
+                .await?;
+            self.inner
+                .insert_new(
+                    caller,
+                    alias,
+                    spec.usage,
+                    chosen,
+                    key,
+                    RotationPolicy::default(),
+                )
+                .await
+        }
+        .await;
+        let kid = result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.active())
+            .map(|v| v.version.kid.clone());
+        self.inner
+            .audited(
+                caller,
+                "register_provider_key",
+                Some(alias),
+                kid.as_ref(),
+                result,
+            )
+            .await
+            .map(|r| r.info())
+    }
+
     /// Provisions the configured default aliases that `caller`'s tenant lacks.
     ///
     /// # Errors

@@ -28,9 +28,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use edk_core::encoding::{b64url_decode, b64url_encode};
@@ -41,7 +39,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::remote::{self, Failure, Guard, Idempotency, RemoteMetrics, RemoteOptions};
+use super::remote::{
+    self, BearerCache, Failure, Guard, Idempotency, RemoteMetrics, RemoteOptions, TokenAnswer,
+};
 use crate::Error;
 use crate::provider::{
     Capabilities, Exportability, KeyHandle, KeyProvider, KeySpec, KeyStorage, KeyUsage, ProviderId,
@@ -197,11 +197,6 @@ enum TokenSource {
     },
 }
 
-struct CachedToken {
-    token: SecretString,
-    refresh_at: Instant,
-}
-
 struct CachedKey {
     kid: Kid,
     verifying: VerifyingKey,
@@ -231,13 +226,6 @@ struct SignResult {
     value: String,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: SecretString,
-    #[serde(default)]
-    expires_in: Value,
-}
-
 /// A [`KeyProvider`] on Azure Key Vault; see the [module docs](self).
 pub struct AzureKeyVaultProvider {
     inner: Arc<Inner>,
@@ -250,8 +238,7 @@ struct Inner {
     prefix: String,
     client: reqwest::Client,
     source: TokenSource,
-    token: tokio::sync::Mutex<Option<CachedToken>>,
-    unauthorized: AtomicBool,
+    bearer: BearerCache,
     guard: Guard,
     keys: RwLock<HashMap<String, Arc<CachedKey>>>,
 }
@@ -328,8 +315,7 @@ impl AzureKeyVaultProvider {
                 prefix: config.key_prefix,
                 client,
                 source,
-                token: tokio::sync::Mutex::new(None),
-                unauthorized: AtomicBool::new(false),
+                bearer: BearerCache::default(),
                 keys: RwLock::new(HashMap::new()),
             }),
             capabilities,
@@ -381,23 +367,7 @@ fn token_source(credentials: AzureCredentialsConfig) -> Result<TokenSource, Erro
             client_secret_file,
             authority_host,
         } => {
-            let secret = match (secret, client_secret_file) {
-                (Some(secret), None) => secret,
-                (None, Some(path)) => {
-                    let text =
-                        std::fs::read_to_string(path).map_err(|source| Error::SecretFile {
-                            field: "credentials.client_secret_file",
-                            source,
-                        })?;
-                    SecretString::from(text.trim().to_owned())
-                }
-                _ => {
-                    return Err(Error::InvalidConfig {
-                        field: "credentials.client_secret",
-                        reason: "give exactly one of client_secret and client_secret_file",
-                    });
-                }
-            };
+            let secret = remote::secret(secret, client_secret_file, "credentials.client_secret")?;
             client_secret(tenant_id, client_id, secret, authority_host)
         }
         AzureCredentialsConfig::Environment => {
@@ -467,16 +437,8 @@ impl Inner {
         Ok((name, version))
     }
 
-    async fn token(&self, renew: bool) -> Result<SecretString, Error> {
-        let mut cached = self.token.lock().await;
-        if let Some(current) = cached.as_ref()
-            && !renew
-            && Instant::now() < current.refresh_at
-        {
-            return Ok(current.token.clone());
-        }
-        let answer: TokenAnswer = self
-            .guard
+    async fn fetch_token(&self) -> Result<TokenAnswer, Error> {
+        self.guard
             .call(Idempotency::Idempotent, || async {
                 let request = match &self.source {
                     TokenSource::ClientSecret {
@@ -503,20 +465,7 @@ impl Inner {
             .map_err(|err| match err {
                 Error::Unavailable { .. } => err,
                 other => Error::unavailable(&self.id, other),
-            })?;
-        // `expires_in` is a number from Entra ID and a string from the metadata endpoint.
-        let lifetime = match &answer.expires_in {
-            Value::Number(number) => number.as_u64(),
-            Value::String(text) => text.parse().ok(),
-            _ => None,
-        }
-        .unwrap_or(300);
-        let refresh_at = Instant::now() + Duration::from_secs(lifetime.saturating_mul(9) / 10);
-        *cached = Some(CachedToken {
-            token: answer.access_token.clone(),
-            refresh_at,
-        });
-        Ok(answer.access_token)
+            })
     }
 
     async fn call<T: DeserializeOwned>(
@@ -527,36 +476,31 @@ impl Inner {
         idempotency: Idempotency,
     ) -> Result<T, Error> {
         let url = format!("{}{path}?api-version={API_VERSION}", self.vault);
-        let mut renewed = false;
-        loop {
-            let token = self.token(renewed).await?;
-            let result = self
-                .guard
-                .call(idempotency, || async {
-                    let mut request = self
-                        .client
-                        .request(method.clone(), &url)
-                        .bearer_auth(token.expose_secret());
-                    if let Some(body) = body {
-                        request = request.json(body);
-                    }
-                    let response = request
-                        .send()
-                        .await
-                        .map_err(|err| Failure::Transient(err.into()))?;
-                    self.decode(response).await
-                })
-                .await;
-            match result {
-                // The token may have been revoked or have expired early: fetch one more.
-                Err(Error::Unavailable { .. })
-                    if !renewed && self.unauthorized.swap(false, Ordering::SeqCst) =>
-                {
-                    renewed = true;
-                }
-                other => return other,
-            }
-        }
+        self.bearer
+            .call(
+                || self.fetch_token(),
+                |token| {
+                    let (url, method) = (&url, &method);
+                    self.guard.call(idempotency, move || {
+                        let token = token.clone();
+                        async move {
+                            let mut request = self
+                                .client
+                                .request(method.clone(), url)
+                                .bearer_auth(token.expose_secret());
+                            if let Some(body) = body {
+                                request = request.json(body);
+                            }
+                            let response = request
+                                .send()
+                                .await
+                                .map_err(|err| Failure::Transient(err.into()))?;
+                            self.decode(response).await
+                        }
+                    })
+                },
+            )
+            .await
     }
 
     async fn decode<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Failure> {
@@ -594,7 +538,7 @@ impl Inner {
             },
             404 => Failure::Final(Error::not_found(&self.id)),
             401 => {
-                self.unauthorized.store(true, Ordering::SeqCst);
+                self.bearer.refuse();
                 Failure::Final(Error::unavailable(&self.id, detail))
             }
             403 => Failure::Final(Error::unavailable(&self.id, detail)),

@@ -25,9 +25,11 @@ use crate::Error;
 pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "csc")]
+pub mod csc;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
-#[cfg(any(feature = "aws", feature = "azure", feature = "vault"))]
+#[cfg(any(feature = "aws", feature = "azure", feature = "csc", feature = "vault"))]
 pub mod remote;
 #[cfg(feature = "rest")]
 pub mod rest;
@@ -70,6 +72,28 @@ pub trait KeyProvider: fmt::Debug + Send + Sync {
         Err(Error::UnsupportedOperation {
             provider: self.id().clone(),
             operation: "import",
+        })
+    }
+
+    /// Registers a key that already exists in the backend, named by the provider's own
+    /// `reference` (a CSC credential id), for `tenant`. For providers that do not create keys
+    /// ([`Capabilities::key_creation`]) this is how their keys come to an alias.
+    ///
+    /// # Errors
+    /// [`Error::UnsupportedOperation`] when the provider does not register existing keys (the
+    /// default), [`Error::KeyNotFound`] when `reference` names no key `tenant` may use,
+    /// [`Error::UnsupportedUsage`] when the key cannot serve `spec`,
+    /// [`Error::Unavailable`] when the backend cannot be reached.
+    async fn register(
+        &self,
+        tenant: &TenantId,
+        spec: &KeySpec,
+        reference: &str,
+    ) -> Result<ProviderKey, Error> {
+        let _ = (tenant, spec, reference);
+        Err(Error::UnsupportedOperation {
+            provider: self.id().clone(),
+            operation: "registering existing keys",
         })
     }
 
@@ -138,9 +162,9 @@ pub const fn is_ecdh(alg: KeyManagement) -> bool {
     )
 }
 
-/// Picks the best provider for `requirement` from `providers`: among those that support it,
-/// hardware-backed before software, non-exportable before exportable, then the earliest in
-/// the list (the configured order of preference).
+/// Picks the best provider for `requirement` from `providers`: among those that support it
+/// and create keys, hardware-backed before software, non-exportable before exportable, then
+/// the earliest in the list (the configured order of preference).
 #[must_use]
 pub fn select_provider<'a>(
     providers: &'a [Arc<dyn KeyProvider>],
@@ -152,7 +176,7 @@ pub fn select_provider<'a>(
     let mut best: Option<(&Arc<dyn KeyProvider>, u8)> = None;
     for provider in providers {
         let caps = provider.capabilities();
-        if !caps.supports(requirement) {
+        if !caps.supports(requirement) || !caps.key_creation() {
             continue;
         }
         let this = score(caps);
@@ -528,11 +552,12 @@ pub struct Capabilities {
     importable: bool,
     hardware_backed: bool,
     storage: KeyStorage,
+    key_creation: bool,
 }
 
 impl Capabilities {
     /// A provider that holds no key type yet: non-exportable, not importable, in-provider
-    /// software storage. Add to it with the `with_*` methods.
+    /// software storage, creating keys. Add to it with the `with_*` methods.
     #[must_use]
     pub const fn new() -> Self {
         Self {
@@ -543,7 +568,22 @@ impl Capabilities {
             importable: false,
             hardware_backed: false,
             storage: KeyStorage::InProvider,
+            key_creation: true,
         }
+    }
+
+    /// Sets whether the provider creates keys; one that does not only registers keys that
+    /// exist in its backend ([`KeyProvider::register`]) and is never picked to create one.
+    #[must_use]
+    pub const fn with_key_creation(mut self, key_creation: bool) -> Self {
+        self.key_creation = key_creation;
+        self
+    }
+
+    /// Whether the provider creates keys.
+    #[must_use]
+    pub const fn key_creation(&self) -> bool {
+        self.key_creation
     }
 
     /// Adds signing algorithms (and the [`Operation::Sign`] operation).

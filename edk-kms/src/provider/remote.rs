@@ -1,7 +1,8 @@
-//! What every provider that calls a remote key service shares (features `aws` and `vault`):
-//! per-attempt timeouts, retries with exponential backoff and full jitter on throttling and
-//! transient failures, a circuit breaker per provider, metrics per provider, and the
-//! conversions from the DER forms such services answer with (SubjectPublicKeyInfo,
+//! What every provider that calls a remote key service shares (features `aws`, `azure`, `csc`
+//! and `vault`): per-attempt timeouts, retries with exponential backoff and full jitter on
+//! throttling and transient failures, a circuit breaker per provider, metrics per provider,
+//! bearer tokens cached until shortly before they expire, secrets given inline or in a file,
+//! and the conversions from the DER forms such services answer with (SubjectPublicKeyInfo,
 //! `Ecdsa-Sig-Value`) to JOSE.
 //!
 //! A guard wraps every call. Throttling (HTTP 429, `ThrottlingException`) is retried for
@@ -16,17 +17,22 @@
 //! refused algorithm, refused credentials) are returned as they are, without retries, and do not
 //! count against the service. No call ever falls back to another provider.
 
-// The DER conversions serve AWS and Vault; Azure answers JOSE forms.
+// The DER conversions serve AWS, CSC and Vault (Azure answers JOSE forms); the bearer token
+// cache serves Azure and CSC.
 #![cfg_attr(
-    not(any(feature = "aws", feature = "vault")),
+    not(all(
+        any(feature = "aws", feature = "csc", feature = "vault"),
+        any(feature = "azure", feature = "csc")
+    )),
     allow(dead_code, unused_imports)
 )]
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use der::asn1::{ObjectIdentifier, UintRef};
@@ -34,7 +40,9 @@ use der::{Decode, Sequence};
 use edk_core::jose::Jwk;
 use edk_core::jose::jwk::{EcCurve, OkpCurve, PublicParams};
 use edk_core::{ErrorKind, HasKind};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 use crate::Error;
@@ -497,6 +505,109 @@ pub(crate) fn ecdsa_der_to_jose(der: &[u8], half: usize) -> Option<Vec<u8>> {
         slot.get_mut(start..)?.copy_from_slice(bytes);
     }
     Some(out)
+}
+
+/// A secret given inline or in a file (trimmed), exactly one of the two.
+pub(crate) fn secret(
+    value: Option<SecretString>,
+    file: Option<PathBuf>,
+    field: &'static str,
+) -> Result<SecretString, Error> {
+    match (value, file) {
+        (Some(value), None) => Ok(value),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| Error::SecretFile { field, source })?;
+            Ok(SecretString::from(text.trim().to_owned()))
+        }
+        _ => Err(Error::InvalidConfig {
+            field,
+            reason: "give exactly one of the value and its file",
+        }),
+    }
+}
+
+/// An OAuth 2 token endpoint's answer (RFC 6749 §5.1).
+#[derive(Deserialize)]
+pub(crate) struct TokenAnswer {
+    pub(crate) access_token: SecretString,
+    /// A number from most servers, a string from Azure's instance metadata endpoint.
+    #[serde(default)]
+    pub(crate) expires_in: Value,
+}
+
+struct CachedToken {
+    token: SecretString,
+    refresh_at: Instant,
+}
+
+/// A bearer token, cached until nine tenths of its lifetime have passed, and whether the
+/// service refused it since (then the caller fetches a new one once).
+#[derive(Default)]
+pub(crate) struct BearerCache {
+    cached: tokio::sync::Mutex<Option<CachedToken>>,
+    refused: AtomicBool,
+}
+
+impl BearerCache {
+    /// The cached token, or a new one from `fetch` when there is none, it is due, or `renew`.
+    /// Concurrent callers wait for one fetch.
+    pub(crate) async fn get<F, Fut>(&self, renew: bool, fetch: F) -> Result<SecretString, Error>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<TokenAnswer, Error>>,
+    {
+        let mut cached = self.cached.lock().await;
+        if let Some(current) = cached.as_ref()
+            && !renew
+            && Instant::now() < current.refresh_at
+        {
+            return Ok(current.token.clone());
+        }
+        let answer = fetch().await?;
+        let lifetime = match &answer.expires_in {
+            Value::Number(number) => number.as_u64(),
+            Value::String(text) => text.parse().ok(),
+            _ => None,
+        }
+        .unwrap_or(300);
+        *cached = Some(CachedToken {
+            token: answer.access_token.clone(),
+            refresh_at: Instant::now() + Duration::from_secs(lifetime.saturating_mul(9) / 10),
+        });
+        Ok(answer.access_token)
+    }
+
+    /// Runs `call` with the token, fetching a new one once when the service refused it (the
+    /// token may have been revoked or have expired early) and the call failed for that.
+    pub(crate) async fn call<T, G, GF, C, CF>(&self, fetch: G, call: C) -> Result<T, Error>
+    where
+        G: Fn() -> GF,
+        GF: Future<Output = Result<TokenAnswer, Error>>,
+        C: Fn(SecretString) -> CF,
+        CF: Future<Output = Result<T, Error>>,
+    {
+        let mut renewed = false;
+        loop {
+            let token = self.get(renewed, &fetch).await?;
+            match call(token).await {
+                Err(Error::Unavailable { .. }) if !renewed && self.take_refused() => {
+                    renewed = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Notes that the service refused the token (HTTP 401).
+    pub(crate) fn refuse(&self) {
+        self.refused.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the service refused the token since the last look.
+    fn take_refused(&self) -> bool {
+        self.refused.swap(false, Ordering::SeqCst)
+    }
 }
 
 /// The `Retry-After` of an HTTP answer, in whole seconds.

@@ -344,7 +344,7 @@ impl VaultTransitProvider {
         }
         let auth = match config.auth {
             VaultAuthConfig::Token { token, token_file } => {
-                Auth::Token(secret(token, token_file, "auth.token")?)
+                Auth::Token(remote::secret(token, token_file, "auth.token")?)
             }
             VaultAuthConfig::AppRole {
                 mount,
@@ -361,7 +361,7 @@ impl VaultTransitProvider {
                 Auth::AppRole {
                     mount,
                     role_id,
-                    secret_id: secret(secret_id, secret_id_file, "auth.secret_id")?,
+                    secret_id: remote::secret(secret_id, secret_id_file, "auth.secret_id")?,
                 }
             }
         };
@@ -464,25 +464,6 @@ impl VaultTransitProvider {
             )
             .await?;
         Ok(answer.data.valid)
-    }
-}
-
-fn secret(
-    value: Option<SecretString>,
-    file: Option<PathBuf>,
-    field: &'static str,
-) -> Result<SecretString, Error> {
-    match (value, file) {
-        (Some(value), None) => Ok(value),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| Error::SecretFile { field, source })?;
-            Ok(SecretString::from(text.trim().to_owned()))
-        }
-        _ => Err(Error::InvalidConfig {
-            field,
-            reason: "give exactly one of the value and its file",
-        }),
     }
 }
 

@@ -15,6 +15,8 @@ mod aws;
 mod azure;
 mod cache;
 mod cert;
+#[cfg(feature = "csc")]
+mod csc;
 mod dump;
 #[cfg(feature = "grpc")]
 mod grpc;

@@ -34,6 +34,7 @@ use edk_core::{Clock, Kid};
 use edk_kms::grpc::{ClientAuth, RemoteKms, RemoteKmsOptions, ServiceTokenSource};
 use edk_kms::provider::aws::{AwsKmsProvider, AwsKmsProviderConfig};
 use edk_kms::provider::azure::{AzureKeyVaultProvider, AzureKeyVaultProviderConfig};
+use edk_kms::provider::csc::{CscProvider, CscProviderConfig};
 use edk_kms::provider::pkcs11::{Pkcs11Provider, Pkcs11ProviderConfig};
 use edk_kms::provider::software::{SoftwareProvider, SoftwareProviderConfig};
 use edk_kms::provider::vault::{VaultTransitProvider, VaultTransitProviderConfig};
@@ -100,6 +101,10 @@ pub enum ProviderConfig {
     Aws(AwsKmsProviderConfig),
     /// Azure Key Vault (`id`, `vault_url`, `credentials`, `key_prefix`, `algorithms`, `remote`).
     Azure(AzureKeyVaultProviderConfig),
+    /// A Cloud Signature Consortium API v2 remote signing service (`id`, `service_url`,
+    /// `token_url`, `client_id`, `client_secret` or `client_secret_file`, `users`,
+    /// `algorithms`, `remote`): existing credentials, registered, never created.
+    Csc(CscProviderConfig),
     /// HashiCorp Vault or OpenBao Transit (`id`, `address`, `mount`, `namespace`, `auth`,
     /// `key_prefix`, `algorithms`, `remote`).
     Vault(VaultTransitProviderConfig),
@@ -295,6 +300,9 @@ pub async fn open_providers(
             ProviderConfig::Vault(config) => {
                 Arc::new(VaultTransitProvider::new(config.clone()).map_err(KmsSetupError::Kms)?)
             }
+            ProviderConfig::Csc(config) => {
+                Arc::new(CscProvider::new(config.clone()).map_err(KmsSetupError::Kms)?)
+            }
         };
         providers.push(provider);
     }
@@ -468,6 +476,9 @@ mod tests {
                 {"kind": "azure", "id": "azure-vault-prod", "vault_url": "http://127.0.0.1:1",
                  "credentials": {"kind": "client_secret", "tenant_id": "contoso",
                      "client_id": "edk", "client_secret": "azure-secret-value"}},
+                {"kind": "csc", "id": "csc-qualified", "service_url": "http://127.0.0.1:1/csc/v2",
+                 "client_id": "edk", "client_secret": "csc-secret-value",
+                 "users": {"0190c6e4-5f1e-7a41-9d2b-2f6c1a9e8b11": "acme-seal"}},
             ]
         }))
         .unwrap();
@@ -477,7 +488,10 @@ mod tests {
         };
         let providers = open_providers(&local.providers).await.unwrap();
         let ids: Vec<&str> = providers.iter().map(|p| p.id().as_str()).collect();
-        assert_eq!(ids, ["aws-eu-west-1", "vault-prod", "azure-vault-prod"]);
+        assert_eq!(
+            ids,
+            ["aws-eu-west-1", "vault-prod", "azure-vault-prod", "csc-qualified"]
+        );
         let aws: Vec<&str> = providers[0]
             .capabilities()
             .signing()
@@ -488,6 +502,7 @@ mod tests {
         assert!(providers[0].capabilities().hardware_backed());
         assert_eq!(providers[1].capabilities().signing().len(), 5);
         assert_eq!(providers[2].capabilities().signing().len(), 4);
+        assert!(!providers[3].capabilities().key_creation());
         assert!(!format!("{providers:?}").contains("secret-value"));
 
         let bad: KmsConfig = serde_json::from_value(serde_json::json!({
