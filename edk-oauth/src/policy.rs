@@ -38,6 +38,21 @@ pub struct CredentialGrantRequest {
     pub issuer_state: Option<String>,
 }
 
+impl CredentialGrantRequest {
+    /// A request of `client_id` for end user `subject` that asks for no scope and no
+    /// `authorization_details` and has no `issuer_state` (set the fields to ask for more).
+    #[must_use]
+    pub const fn new(client_id: ClientId, subject: AuthenticatedSubject) -> Self {
+        Self {
+            client_id,
+            subject,
+            scopes: Vec::new(),
+            authorization_details: None,
+            issuer_state: None,
+        }
+    }
+}
+
 /// Decides the `authorization_details` an authorization code grants.
 #[async_trait]
 pub trait CredentialGrantPolicy: Send + Sync + fmt::Debug {

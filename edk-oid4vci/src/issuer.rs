@@ -29,7 +29,10 @@ use crate::config::FormatProfile;
 use crate::credential::{CredentialInput, issue_credential};
 use crate::error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
 use crate::metadata::{BatchIssuance, IssuerMetadata, check_configuration_id};
-use crate::offer::{CredentialOffer, Grants, PreAuthorizedCodeGrant, TxCode, uri_by_reference};
+use crate::offer::{
+    AuthorizationCodeGrant, CredentialOffer, Grants, PreAuthorizedCodeGrant, TxCode,
+    uri_by_reference,
+};
 use crate::proof::ProvenKey;
 use crate::proof::{ProofPolicy, verify_jwt_proof};
 use crate::request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
@@ -209,6 +212,39 @@ pub struct OfferRequest {
     pub by_reference: bool,
     /// Defer every credential of the offer (§9), whatever the configurations say.
     pub deferred: bool,
+    /// The grants the offer carries.
+    pub grants: OfferGrants,
+}
+
+/// Which grants an offer carries; at least one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OfferGrants {
+    /// A pre-authorized code (the default).
+    pub pre_authorized_code: bool,
+    /// The authorization code grant, with an `issuer_state` that ties the end user's login
+    /// at the authorization server to the session.
+    pub authorization_code: bool,
+}
+
+impl Default for OfferGrants {
+    fn default() -> Self {
+        Self {
+            pre_authorized_code: true,
+            authorization_code: false,
+        }
+    }
+}
+
+impl OfferGrants {
+    /// The grants named: `pre_authorized_code` and/or `authorization_code`.
+    #[must_use]
+    pub const fn new(pre_authorized_code: bool, authorization_code: bool) -> Self {
+        Self {
+            pre_authorized_code,
+            authorization_code,
+        }
+    }
 }
 
 /// A made offer.
@@ -315,6 +351,12 @@ fn random_token() -> String {
     // zeros, which a unique index then refuses.
     let _ = SystemRandom::new().fill(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The SHA-256 (base64url) of `value`, under which a bearer value is stored.
+pub(crate) fn digest(value: &str) -> String {
+    use sha2::Digest as _;
+    URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(value.as_bytes()))
 }
 
 impl Issuer {
@@ -566,25 +608,45 @@ impl Issuer {
             )
             .into());
         }
-        let mut grant = Grant::new(session_subject(&session_id));
-        grant.scopes = scopes;
-        grant.authorization_details = Some(Value::Array(details));
-        grant.resource = Some(endpoints.credential_issuer.clone());
-        let mut code_request = PreAuthorizedCodeRequest::new(grant);
-        code_request.ttl = Some(self.options.offer_ttl_secs);
-        if let Some(digits) = request.tx_code_digits {
-            code_request = code_request.with_tx_code(digits);
+        if !request.grants.pre_authorized_code && !request.grants.authorization_code {
+            return Err(ConfigError::invalid("grants", "must name at least one grant").into());
         }
-        let minted = authorization_server
-            .mint_pre_authorized_code(tenant, code_request)
-            .await
-            .map_err(Error::OAuth)?;
+        if request.tx_code_digits.is_some() && !request.grants.pre_authorized_code {
+            return Err(ConfigError::invalid(
+                "tx_code",
+                "only applies to the pre-authorized code grant",
+            )
+            .into());
+        }
+        let minted = if request.grants.pre_authorized_code {
+            let mut grant = Grant::new(session_subject(&session_id));
+            grant.scopes = scopes;
+            grant.authorization_details = Some(Value::Array(details));
+            grant.resource = Some(endpoints.credential_issuer.clone());
+            let mut code_request = PreAuthorizedCodeRequest::new(grant);
+            code_request.ttl = Some(self.options.offer_ttl_secs);
+            if let Some(digits) = request.tx_code_digits {
+                code_request = code_request.with_tx_code(digits);
+            }
+            Some(
+                authorization_server
+                    .mint_pre_authorized_code(tenant, code_request)
+                    .await
+                    .map_err(Error::OAuth)?,
+            )
+        } else {
+            None
+        };
+        let issuer_state = request.grants.authorization_code.then(random_token);
         let offer = CredentialOffer {
             credential_issuer: endpoints.credential_issuer.clone(),
             credential_configuration_ids: request.configuration_ids.clone(),
             grants: Grants {
-                authorization_code: None,
-                pre_authorized_code: Some(PreAuthorizedCodeGrant {
+                authorization_code: issuer_state.as_ref().map(|state| AuthorizationCodeGrant {
+                    issuer_state: Some(state.clone()),
+                    authorization_server: None,
+                }),
+                pre_authorized_code: minted.as_ref().map(|minted| PreAuthorizedCodeGrant {
                     pre_authorized_code: minted.code.expose_secret().to_owned(),
                     tx_code: minted.tx_code.as_ref().map(|code| TxCode {
                         input_mode: Some(crate::offer::InputMode::Numeric),
@@ -625,7 +687,10 @@ impl Issuer {
                     expires_at,
                     deferred: request.deferred,
                     minimized: false,
+                    subject: None,
+                    login_claims: Map::new(),
                 },
+                issuer_state.as_deref().map(digest).as_deref(),
             )
             .await?;
         if let Some(handle) = &handle {
@@ -637,7 +702,7 @@ impl Issuer {
             session_id,
             offer,
             uri,
-            tx_code: minted.tx_code,
+            tx_code: minted.and_then(|minted| minted.tx_code),
             expires_at,
         })
     }
@@ -1049,30 +1114,48 @@ impl Issuer {
         ))
     }
 
-    /// The session behind an access token minted for an issuance session.
+    /// The session behind an access token: minted for an issuance session (pre-authorized
+    /// code), or granted to the end user who logged in for it (authorization code), whose
+    /// `sub` must then be the session's.
     async fn token_session(
         &self,
         tenant: &TenantContext,
         token: &ValidatedToken,
     ) -> Result<Session, Error> {
-        let session_id = token
-            .subject
-            .strip_prefix(SESSION_SUBJECT_PREFIX)
-            .ok_or_else(|| {
-                protocol(
-                    CredentialErrorCode::CredentialRequestDenied,
-                    "no issuance session backs this access token",
-                )
-            })?;
-        self.store
-            .session(tenant, session_id)
+        let denied = |description: &'static str| {
+            protocol(CredentialErrorCode::CredentialRequestDenied, description)
+        };
+        let (session_id, login) = match token.subject.strip_prefix(SESSION_SUBJECT_PREFIX) {
+            Some(session_id) => (session_id.to_owned(), false),
+            None => {
+                let granted = GrantedCredentials::of(token);
+                let mut sessions = granted
+                    .by_identifier
+                    .keys()
+                    .filter_map(|identifier| identifier.split_once(':'))
+                    .map(|(session, _)| session);
+                let first = sessions
+                    .next()
+                    .ok_or_else(|| denied("no issuance session backs this access token"))?;
+                if sessions.any(|other| other != first) {
+                    return Err(denied(
+                        "the access token names credentials of more than one issuance session",
+                    ));
+                }
+                (first.to_owned(), true)
+            }
+        };
+        let session = self
+            .store
+            .session(tenant, &session_id)
             .await?
-            .ok_or_else(|| {
-                protocol(
-                    CredentialErrorCode::CredentialRequestDenied,
-                    "the issuance session no longer exists",
-                )
-            })
+            .ok_or_else(|| denied("the issuance session no longer exists"))?;
+        if login && session.subject.as_deref() != Some(token.subject.as_str()) {
+            return Err(denied(
+                "the access token's end user did not log in for this issuance session",
+            ));
+        }
+        Ok(session)
     }
 
     /// Processes a deferred credential request (§9) for the holder of `token`: the
@@ -1550,7 +1633,7 @@ fn session_subject(session_id: &str) -> String {
 }
 
 /// The dataset id of configuration `configuration_id` in a session.
-fn credential_identifier(session_id: &str, configuration_id: &str) -> String {
+pub(crate) fn credential_identifier(session_id: &str, configuration_id: &str) -> String {
     format!("{session_id}:{configuration_id}")
 }
 

@@ -3,6 +3,7 @@
 pub mod config;
 pub mod credential;
 pub mod error;
+pub mod grant;
 pub mod issuer;
 pub mod metadata;
 pub mod offer;
@@ -13,9 +14,10 @@ pub mod store;
 pub use config::{CredentialConfiguration, FormatProfile, IssuanceSettings, KeyIdentification};
 pub use credential::{CredentialInput, issue_credential};
 pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
+pub use grant::IssuerGrantPolicy;
 pub use issuer::{
     CreatedOffer, CredentialAnswer, CredentialResponse, Encryption, Issuer, IssuerEndpoints,
-    IssuerOptions, Nonce, OfferRequest, RequestBody,
+    IssuerOptions, Nonce, OfferGrants, OfferRequest, RequestBody,
 };
 pub use metadata::IssuerMetadata;
 pub use offer::CredentialOffer;

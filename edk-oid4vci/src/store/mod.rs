@@ -128,6 +128,13 @@ pub struct Session {
     /// Whether the retention policy `minimize` dropped the session's claims and offer.
     #[serde(default)]
     pub minimized: bool,
+    /// The end user who logged in for the session (authorization code grant), the `sub` of
+    /// its access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The claims of that login (from the upstream OpenID Provider).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub login_claims: Map<String, Value>,
 }
 
 /// What happens to the data of an issuance session once it has ended (its status is
@@ -333,15 +340,36 @@ pub trait IssuerStore: fmt::Debug + Send + Sync {
         now: i64,
     ) -> Result<Option<(String, Value)>, StoreError>;
 
-    /// Stores a new session.
+    /// Stores a new session, found again by the digest of its offer's `issuer_state` when
+    /// `issuer_state_digest` is given.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when its id or correlation id is taken.
+    /// [`StoreError::Conflict`] when its id, correlation id or `issuer_state` is taken.
     async fn insert_session(
         &self,
         tenant: &TenantContext,
         session: &Session,
+        issuer_state_digest: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// The session whose offer's `issuer_state` has digest `issuer_state_digest`.
+    async fn session_by_issuer_state(
+        &self,
+        tenant: &TenantContext,
+        issuer_state_digest: &str,
+    ) -> Result<Option<Session>, StoreError>;
+
+    /// Records that end user `subject` (with the claims of the login) authorized session
+    /// `id`, moving it to `token_issued`, if it is `offered` or already `token_issued` for
+    /// the same subject and has not lapsed at `now`; whether it did.
+    async fn authorize_session(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        subject: &str,
+        login_claims: &Map<String, Value>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Session `id`.
     async fn session(

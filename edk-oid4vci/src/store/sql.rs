@@ -105,16 +105,29 @@ type SessionRow = (
     i64,
     i64,
     Option<i64>,
+    Option<String>,
+    Option<String>,
 );
 
 const SESSION_COLUMNS: &str = "session_id, correlation_id, status, data, created_at, \
-     updated_at, expires_at, minimized_at";
+     updated_at, expires_at, minimized_at, subject, login_claims";
 
 /// The statuses of sessions that ended, to which the retention policy applies.
 const ENDED: &str = "'credential_issued', 'notified', 'failed', 'expired', 'cancelled'";
 
 fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
-    let (id, correlation_id, status, data, created_at, updated_at, expires_at, minimized_at) = row;
+    let (
+        id,
+        correlation_id,
+        status,
+        data,
+        created_at,
+        updated_at,
+        expires_at,
+        minimized_at,
+        subject,
+        login_claims,
+    ) = row;
     let status = SessionStatus::from_name(&status)
         .ok_or(StoreError::Corrupt("stored session status is unknown"))?;
     let data: SessionData = from_json(&data)?;
@@ -128,6 +141,12 @@ fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
         offer_uri: data.offer_uri,
         deferred: data.deferred,
         minimized: minimized_at.is_some(),
+        subject,
+        login_claims: login_claims
+            .as_deref()
+            .map(from_json)
+            .transpose()?
+            .unwrap_or_default(),
         created_at,
         updated_at,
         expires_at,
@@ -329,6 +348,7 @@ impl IssuerStore for SqlStore {
         &self,
         tenant: &TenantContext,
         session: &Session,
+        issuer_state_digest: Option<&str>,
     ) -> Result<(), StoreError> {
         let data = to_json(&SessionData {
             configuration_ids: session.configuration_ids.clone(),
@@ -341,7 +361,8 @@ impl IssuerStore for SqlStore {
         with_conn!(tx, conn => {
             sqlx::query(
                 "INSERT INTO oid4vci_session (session_id, correlation_id, status, data, \
-                 created_at, updated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 created_at, updated_at, expires_at, issuer_state_digest) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&session.id)
             .bind(session.correlation_id.as_deref())
@@ -350,9 +371,10 @@ impl IssuerStore for SqlStore {
             .bind(session.created_at)
             .bind(session.updated_at)
             .bind(session.expires_at)
+            .bind(issuer_state_digest)
             .execute(conn)
             .await
-            .map_err(conflict_as("session id or correlation id"))?;
+            .map_err(conflict_as("session id, correlation id or issuer_state"))?;
         });
         tx.commit().await.map_err(StoreError::database)
     }
@@ -392,6 +414,55 @@ impl IssuerStore for SqlStore {
         });
         tx.commit().await.map_err(StoreError::database)?;
         row.map(session_from_row).transpose()
+    }
+
+    async fn session_by_issuer_state(
+        &self,
+        tenant: &TenantContext,
+        issuer_state_digest: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql =
+            format!("SELECT {SESSION_COLUMNS} FROM oid4vci_session WHERE issuer_state_digest = $1");
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(issuer_state_digest)
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_from_row).transpose()
+    }
+
+    async fn authorize_session(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        subject: &str,
+        login_claims: &Map<String, Value>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let claims = to_json(login_claims)?;
+        let mut tx = self.begin(tenant).await?;
+        let rows = with_conn!(tx, conn => {
+            sqlx::query(
+                "UPDATE oid4vci_session SET status = 'token_issued', subject = $1, \
+                 login_claims = $2, updated_at = $3 \
+                 WHERE session_id = $4 AND expires_at > $3 AND (status = 'offered' \
+                 OR (status = 'token_issued' AND subject = $1))",
+            )
+            .bind(subject)
+            .bind(&claims)
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?
+            .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(rows == 1)
     }
 
     async fn transition(
@@ -722,8 +793,8 @@ impl IssuerStore for SqlStore {
                             deferred: data.deferred,
                         })?;
                         changed += sqlx::query(
-                            "UPDATE oid4vci_session SET data = $1, minimized_at = $2 \
-                             WHERE session_id = $3 AND minimized_at IS NULL",
+                            "UPDATE oid4vci_session SET data = $1, minimized_at = $2, \
+                             login_claims = NULL WHERE session_id = $3 AND minimized_at IS NULL",
                         )
                         .bind(&minimal)
                         .bind(now)

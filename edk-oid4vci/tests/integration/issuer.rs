@@ -19,10 +19,14 @@ use edk_kms::provider::software::{
 };
 use edk_oauth::testkit::PreApprovedAuthenticator;
 use edk_oauth::{
-    AccessTokenValidator, AsConfig, AuthorizationServer, EndpointCall, Params, ResourceRequest,
+    AccessTokenValidator, AsConfig, AuthenticatedSubject, AuthorizationServer,
+    CredentialGrantPolicy as _, CredentialGrantRequest, EndpointCall, Params, ResourceRequest,
     ValidatedToken,
 };
-use edk_oid4vci::issuer::{Encryption, IssuerEndpoints, IssuerOptions, OfferRequest, RequestBody};
+use edk_oid4vci::IssuerGrantPolicy;
+use edk_oid4vci::issuer::{
+    Encryption, IssuerEndpoints, IssuerOptions, OfferGrants, OfferRequest, RequestBody,
+};
 use edk_oid4vci::proof::PROOF_TYP;
 use edk_oid4vci::store::{SessionStatus, SqlStore, StoredConfiguration};
 use edk_oid4vci::{
@@ -236,6 +240,16 @@ async fn provision(tenancy: &Tenancy, slug: &str) -> TenantContext {
         tenant.id,
         ServiceType::As,
         "as.example",
+        None,
+        &format!("/{slug}"),
+        WellKnownLayout::Inserted,
+    )
+    .unwrap();
+    tenancy.bind(&binding).await.unwrap();
+    let binding = EndpointBinding::new(
+        tenant.id,
+        ServiceType::Issuer,
+        "issuer.example",
         None,
         &format!("/{slug}"),
         WellKnownLayout::Inserted,
@@ -832,3 +846,164 @@ async fn bad_encryption_is_refused_before_the_nonce_is_spent(env: Env) {
     env.close().await;
 }
 on_both_backends!(bad_encryption_is_refused_before_the_nonce_is_spent);
+
+/// A login of `subject` through `client` asking for `scopes` with `issuer_state`.
+fn login(subject: &str, issuer_state: Option<&str>, scopes: &[&str]) -> CredentialGrantRequest {
+    let mut request = CredentialGrantRequest::new(
+        edk_core::ClientId::new("wallet").unwrap(),
+        AuthenticatedSubject::new(subject, chrono::DateTime::from_timestamp(NOW, 0).unwrap()),
+    );
+    request.issuer_state = issuer_state.map(str::to_owned);
+    request.scopes = scopes.iter().map(|scope| (*scope).to_owned()).collect();
+    request
+}
+
+fn oauth_code(err: edk_oauth::Error) -> String {
+    match err {
+        edk_oauth::Error::OAuth { code, .. } => code.as_str().to_owned(),
+        other => panic!("expected an OAuth error, got {other:?}"),
+    }
+}
+
+async fn an_authorization_code_offer_is_bound_to_the_first_end_user(env: Env) {
+    env.configure().await;
+    let mut request = offer();
+    request.tx_code_digits = None;
+    request.grants = OfferGrants::new(false, true);
+    let created = env
+        .issuer
+        .create_offer(&env.tenant, &env.server, &env.endpoints, &request)
+        .await
+        .unwrap();
+    assert!(created.offer.grants.pre_authorized_code.is_none());
+    assert!(created.tx_code.is_none());
+    let issuer_state = created
+        .offer
+        .grants
+        .authorization_code
+        .and_then(|grant| grant.issuer_state)
+        .unwrap();
+    let policy = IssuerGrantPolicy::new(
+        Arc::new(SqlStore::new(env.tenancy.clone())),
+        env.tenancy.clone(),
+        env.clock.clone(),
+    );
+
+    // Alice logs in with the offer's issuer_state, asking by scope: the session's dataset.
+    let expected = json!([{
+        "type": "openid_credential",
+        "credential_configuration_id": "identity",
+        "credential_identifiers": [format!("{}:identity", created.session_id)],
+        "locations": ["https://issuer.example/acme"],
+    }]);
+    let alice = login("alice", Some(&issuer_state), &["identity"]);
+    let granted = policy.grant(&env.tenant, &alice).await.unwrap();
+    assert_eq!(granted, Some(expected.clone()));
+    let session = env
+        .issuer
+        .session(&env.tenant, &created.session_id)
+        .await
+        .unwrap();
+    assert_eq!(session.status, SessionStatus::TokenIssued);
+    assert_eq!(session.subject.as_deref(), Some("alice"));
+    // Alice again (a second device, a retried login): the same grant.
+    assert_eq!(
+        policy.grant(&env.tenant, &alice).await.unwrap(),
+        Some(expected)
+    );
+
+    // Bob cannot take the session over; nor can anyone at another tenant.
+    let bob = login("bob", Some(&issuer_state), &["identity"]);
+    assert_eq!(
+        oauth_code(policy.grant(&env.tenant, &bob).await.unwrap_err()),
+        "access_denied"
+    );
+    assert_eq!(
+        oauth_code(policy.grant(&env.other, &alice).await.unwrap_err()),
+        "access_denied"
+    );
+    // An unknown issuer_state, and a configuration the offer does not include.
+    let unknown = login("alice", Some("not-an-offer"), &[]);
+    assert_eq!(
+        oauth_code(policy.grant(&env.tenant, &unknown).await.unwrap_err()),
+        "access_denied"
+    );
+    let mut other_configuration = login("alice", Some(&issuer_state), &[]);
+    other_configuration.authorization_details = Some(json!([
+        { "type": "openid_credential", "credential_configuration_id": "diploma" }
+    ]));
+    assert_eq!(
+        oauth_code(
+            policy
+                .grant(&env.tenant, &other_configuration)
+                .await
+                .unwrap_err()
+        ),
+        "invalid_authorization_details"
+    );
+    // Asking for a credential without an offer is refused; a plain login passes as sent.
+    let mut no_offer = login("alice", None, &[]);
+    no_offer.authorization_details = Some(json!([
+        { "type": "openid_credential", "credential_configuration_id": "identity" }
+    ]));
+    assert_eq!(
+        oauth_code(policy.grant(&env.tenant, &no_offer).await.unwrap_err()),
+        "access_denied"
+    );
+    assert_eq!(
+        policy
+            .grant(&env.tenant, &login("alice", None, &["openid"]))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A cancelled offer grants nothing, even to its end user.
+    env.issuer
+        .cancel(&env.tenant, &created.session_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        oauth_code(policy.grant(&env.tenant, &alice).await.unwrap_err()),
+        "access_denied"
+    );
+
+    // Thirty-two end users log in at once with a fresh offer's issuer_state: one wins.
+    request.correlation_id = None;
+    let created = env
+        .issuer
+        .create_offer(&env.tenant, &env.server, &env.endpoints, &request)
+        .await
+        .unwrap();
+    let issuer_state = created
+        .offer
+        .grants
+        .authorization_code
+        .unwrap()
+        .issuer_state
+        .unwrap();
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let policy = policy.clone();
+            let tenant = env.tenant.clone();
+            let request = login(&format!("user-{i}"), Some(&issuer_state), &["identity"]);
+            tokio::spawn(async move { policy.grant(&tenant, &request).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => granted += 1,
+            Err(err) => assert_eq!(oauth_code(err), "access_denied"),
+        }
+    }
+    assert_eq!(granted, 1);
+    let session = env
+        .issuer
+        .session(&env.tenant, &created.session_id)
+        .await
+        .unwrap();
+    assert!(session.subject.unwrap().starts_with("user-"));
+    env.close().await;
+}
+on_both_backends!(an_authorization_code_offer_is_bound_to_the_first_end_user);

@@ -116,6 +116,8 @@ fn session(id: &str, correlation_id: Option<&str>) -> Session {
         expires_at: NOW + 600,
         deferred: false,
         minimized: false,
+        subject: None,
+        login_claims: serde_json::Map::new(),
     }
 }
 
@@ -282,15 +284,15 @@ async fn sessions_move_only_from_the_expected_status(backend: Backend) {
     let acme = backend.tenant("acme").await;
     let other = backend.tenant("other").await;
     store
-        .insert_session(&acme, &session("s-1", Some("order-7")))
+        .insert_session(&acme, &session("s-1", Some("order-7")), None)
         .await
         .unwrap();
     assert!(matches!(
         store
-            .insert_session(&acme, &session("s-2", Some("order-7")))
+            .insert_session(&acme, &session("s-2", Some("order-7")), None)
             .await
             .unwrap_err(),
-        StoreError::Conflict("session id or correlation id")
+        StoreError::Conflict("session id, correlation id or issuer_state")
     ));
     let by_correlation = store
         .session_by_correlation(&acme, "order-7")
@@ -354,13 +356,13 @@ async fn purge_removes_expired_state_and_expires_unused_offers(backend: Backend)
         .unwrap();
     let mut lapsed = session("lapsed", None);
     lapsed.expires_at = NOW;
-    store.insert_session(&acme, &lapsed).await.unwrap();
+    store.insert_session(&acme, &lapsed, None).await.unwrap();
     let mut used = session("used", None);
     used.expires_at = NOW;
     used.status = SessionStatus::CredentialIssued;
-    store.insert_session(&acme, &used).await.unwrap();
+    store.insert_session(&acme, &used, None).await.unwrap();
     store
-        .insert_session(&acme, &session("open", None))
+        .insert_session(&acme, &session("open", None), None)
         .await
         .unwrap();
     assert_eq!(store.purge_expired(&acme, NOW).await.unwrap(), 3);

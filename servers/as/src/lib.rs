@@ -90,10 +90,17 @@ impl AsServer {
     }
 
     /// The authorization server of `config` over `deps`, federating end users to each
-    /// tenant's upstream OpenID Provider (tenant configuration `oauth.upstream_oidc`).
+    /// tenant's upstream OpenID Provider (tenant configuration `oauth.upstream_oidc`), and
+    /// granting authorization codes for credential offers as each tenant's credential
+    /// issuer decides ([`edk_oid4vci::IssuerGrantPolicy`], over the same database).
     #[must_use]
     pub fn authorization_server_for(config: &AsServerConfig, deps: &Deps) -> AuthorizationServer {
         let tenancy = deps.tenancy();
+        let policy = edk_oid4vci::IssuerGrantPolicy::new(
+            Arc::new(edk_oid4vci::SqlStore::new(tenancy.clone())),
+            tenancy.clone(),
+            deps.clock(),
+        );
         AuthorizationServer::new(
             Arc::new(SqlStore::new(tenancy.clone())),
             deps.kms().kms(),
@@ -104,6 +111,7 @@ impl AsServer {
             deps.clock(),
             config.oauth.clone(),
         )
+        .with_credential_grant_policy(Arc::new(policy))
     }
 }
 
@@ -118,6 +126,7 @@ impl Service for AsServer {
         Ok(deps
             .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
             .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
+            .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
             .config_key(&UPSTREAM_OIDC)
             .config_key(&CLIENT_ATTESTATION))
     }

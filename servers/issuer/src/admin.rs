@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use edk_core::ErrorKind;
 use edk_oauth::AuthorizationServer;
-use edk_oid4vci::{Issuer, Notification, OfferRequest, Session, StoredConfiguration};
+use edk_oid4vci::{Issuer, Notification, OfferGrants, OfferRequest, Session, StoredConfiguration};
 use edk_server::{AdminBearer, AdminPrincipal, ApiError, problem_for};
 use edk_tenancy::{ServiceType, Tenancy, TenantContext, TenantDirectory as _};
 use poem::http::HeaderMap;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use secrecy::ExposeSecret as _;
 use serde_json::Value;
 
@@ -157,6 +157,22 @@ pub struct OfferBody {
     /// (`POST /sessions/{id}/complete`).
     #[oai(default)]
     pub deferred: bool,
+    /// The grants of the offer (default: the pre-authorized code alone). With
+    /// `authorization_code`, the offer carries an `issuer_state`: the person logs in at the
+    /// tenant's authorization server, and the first end user to do so is bound to the
+    /// session.
+    pub grants: Option<Vec<OfferGrant>>,
+}
+
+/// A grant an offer carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+pub enum OfferGrant {
+    /// The pre-authorized code grant.
+    #[oai(rename = "urn:ietf:params:oauth:grant-type:pre-authorized_code")]
+    PreAuthorizedCode,
+    /// The authorization code grant, with `issuer_state`.
+    #[oai(rename = "authorization_code")]
+    AuthorizationCode,
 }
 
 /// The claims that complete a deferred session.
@@ -221,6 +237,8 @@ pub struct SessionView {
     pub expires_at: i64,
     /// Whether the offer deferred its credentials.
     pub deferred: bool,
+    /// The end user who logged in for the session (authorization code grant).
+    pub subject: Option<String>,
     /// What the wallet notified about the issued credentials, oldest first.
     pub notifications: Vec<NotificationView>,
 }
@@ -247,6 +265,7 @@ fn session_view(session: Session, notifications: Vec<Notification>) -> SessionVi
         updated_at: session.updated_at,
         expires_at: session.expires_at,
         deferred: session.deferred,
+        subject: session.subject,
         notifications: notifications
             .into_iter()
             .map(|notification| NotificationView {
@@ -431,6 +450,12 @@ impl AdminApi {
         request.correlation_id = body.correlation_id;
         request.by_reference = body.by_reference;
         request.deferred = body.deferred;
+        if let Some(grants) = body.grants {
+            request.grants = OfferGrants::new(
+                grants.contains(&OfferGrant::PreAuthorizedCode),
+                grants.contains(&OfferGrant::AuthorizationCode),
+            );
+        }
         let created = self
             .issuer
             .create_offer(

@@ -168,6 +168,11 @@ impl IssuerServer {
             deps.clock(),
             config.oauth.clone(),
         )
+        .with_credential_grant_policy(Arc::new(edk_oid4vci::IssuerGrantPolicy::new(
+            Arc::new(SqlStore::new(tenancy.clone())),
+            tenancy.clone(),
+            deps.clock(),
+        )))
     }
 }
 

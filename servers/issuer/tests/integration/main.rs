@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod authorization;
 mod deferred;
 mod flow;
 mod interop;

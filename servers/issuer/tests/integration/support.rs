@@ -165,13 +165,22 @@ impl Deployment {
                 .build()
                 .unwrap(),
         );
-        let server = Arc::new(AuthorizationServer::new(
-            Arc::new(SqlStore::new(tenancy.clone())),
-            kms.clone(),
-            Arc::new(PreApprovedAuthenticator::new("alice", Arc::clone(&clock))),
-            Arc::clone(&clock),
-            AsConfig::default(),
-        ));
+        let server = Arc::new(
+            AuthorizationServer::new(
+                Arc::new(SqlStore::new(tenancy.clone())),
+                kms.clone(),
+                Arc::new(PreApprovedAuthenticator::new("alice", Arc::clone(&clock))),
+                Arc::clone(&clock),
+                AsConfig::default(),
+            )
+            .with_credential_grant_policy(Arc::new(
+                edk_oid4vci::IssuerGrantPolicy::new(
+                    Arc::new(edk_oid4vci::SqlStore::new(tenancy.clone())),
+                    tenancy.clone(),
+                    Arc::clone(&clock),
+                ),
+            )),
+        );
         let mut auth = AuthConfig::default();
         auth.issuers.push(TrustedIssuer::with_jwks(
             ADMIN_ISSUER,
