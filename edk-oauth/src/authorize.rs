@@ -116,7 +116,16 @@ impl AuthorizationServer {
             return Err(Error::invalid_request("request objects are not supported"));
         }
         let redirect_uri = registered_redirect(&client, &call.params)?;
-        let mut request = validate(&client, &call.params, redirect_uri, self.config.openid)?;
+        let resources = self
+            .allowed_resources(tenant, &client, &call.params)
+            .await?;
+        let mut request = validate(
+            &client,
+            &call.params,
+            redirect_uri,
+            self.config.openid,
+            &resources,
+        )?;
         match (&request.dpop_jkt, proof.as_ref().map(|p| &p.jkt)) {
             (Some(a), Some(b)) if a != b => {
                 return Err(Error::invalid_dpop_proof(
@@ -200,7 +209,17 @@ impl AuthorizationServer {
                     "this client must use pushed authorization requests",
                 ));
             }
-            match validate(&client, params, redirect_uri, self.config.openid) {
+            let resources = match self.allowed_resources(tenant, &client, params).await {
+                Ok(resources) => resources,
+                Err(err) => return redirect_error(&err),
+            };
+            match validate(
+                &client,
+                params,
+                redirect_uri,
+                self.config.openid,
+                &resources,
+            ) {
                 Ok(request) => request,
                 Err(err) => return redirect_error(&err),
             }
@@ -280,6 +299,28 @@ impl AuthorizationServer {
             ));
         }
         Ok(client)
+    }
+
+    /// The RFC 8707 resources `client` may ask for: those it registered, and the one the
+    /// request names when the credential grant policy knows it as a credential issuer of the
+    /// tenant (wallets name the credential issuer they want a token for).
+    async fn allowed_resources(
+        &self,
+        tenant: &TenantContext,
+        client: &Client,
+        params: &Params,
+    ) -> Result<Vec<String>, Error> {
+        let mut allowed = client.metadata.resources.clone();
+        if let (Some(policy), Some(resource)) =
+            (&self.credential_grant_policy, params.get("resource")?)
+            && resource.len() <= MAX_RESOURCE_BYTES
+            && is_resource_uri(resource)
+            && !allowed.iter().any(|known| known == resource)
+            && policy.is_credential_issuer(tenant, resource).await?
+        {
+            allowed.push(resource.to_owned());
+        }
+        Ok(allowed)
     }
 
     async fn pushed(
@@ -493,6 +534,7 @@ fn validate(
     params: &Params,
     redirect_uri: &str,
     openid: bool,
+    resources: &[String],
 ) -> Result<ValidatedRequest, Error> {
     if params.require("response_type")? != "code" {
         return Err(Error::oauth(
@@ -546,10 +588,7 @@ fn validate(
         }
         jkt => jkt.map(str::to_owned),
     };
-    let resource = allowed_resource(
-        bounded(params, "resource", MAX_RESOURCE_BYTES)?,
-        &client.metadata.resources,
-    )?;
+    let resource = allowed_resource(bounded(params, "resource", MAX_RESOURCE_BYTES)?, resources)?;
     let text = |name| bounded(params, name, MAX_PARAMETER_BYTES).map(|v| v.map(str::to_owned));
     Ok(ValidatedRequest {
         client_id: client.client_id.clone(),

@@ -69,4 +69,19 @@ pub trait CredentialGrantPolicy: Send + Sync + fmt::Debug {
         tenant: &TenantContext,
         request: &CredentialGrantRequest,
     ) -> Result<Option<Value>, Error>;
+
+    /// Whether `resource` is a credential issuer of `tenant` that this policy grants for;
+    /// every client may then name it as the RFC 8707 `resource` of its authorization
+    /// request, as wallets do. None by default.
+    ///
+    /// # Errors
+    /// Any error fails the request (a fault, not a refusal).
+    async fn is_credential_issuer(
+        &self,
+        tenant: &TenantContext,
+        resource: &str,
+    ) -> Result<bool, Error> {
+        let _ = (tenant, resource);
+        Ok(false)
+    }
 }

@@ -48,6 +48,29 @@ impl IssuerGrantPolicy {
         }
     }
 
+    /// The credential issuer identifier of `tenant`, if it has an issuer binding.
+    async fn credential_issuer(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Option<String>, edk_oauth::Error> {
+        match self
+            .tenancy
+            .context_for_service(tenant.id(), ServiceType::Issuer)
+            .await
+        {
+            Ok(context) => Ok(context
+                .binding()
+                .map(|binding| binding.identifier().to_owned())),
+            Err(edk_tenancy::Error::NoBinding { .. }) => Ok(None),
+            Err(err) => {
+                tracing::error!(tenant = %tenant.id(), error = %err, "no issuer context for a grant");
+                Err(edk_oauth::Error::Internal {
+                    what: "finding the tenant's credential issuer",
+                })
+            }
+        }
+    }
+
     /// What an authorization code grants once end user `request.subject` has logged in:
     /// with an `issuer_state`, the requested configurations of that offer (all of them when
     /// the request names none), each with the session's `credential_identifiers` and
@@ -177,23 +200,16 @@ impl CredentialGrantPolicy for IssuerGrantPolicy {
         tenant: &TenantContext,
         request: &CredentialGrantRequest,
     ) -> Result<Option<Value>, edk_oauth::Error> {
-        let credential_issuer = match self
-            .tenancy
-            .context_for_service(tenant.id(), ServiceType::Issuer)
-            .await
-        {
-            Ok(context) => context
-                .binding()
-                .map(|binding| binding.identifier().to_owned()),
-            Err(edk_tenancy::Error::NoBinding { .. }) => None,
-            Err(err) => {
-                tracing::error!(tenant = %tenant.id(), error = %err, "no issuer context for a grant");
-                return Err(edk_oauth::Error::Internal {
-                    what: "finding the tenant's credential issuer",
-                });
-            }
-        };
+        let credential_issuer = self.credential_issuer(tenant).await?;
         self.grant_for_login(tenant, credential_issuer.as_deref(), request)
             .await
+    }
+
+    async fn is_credential_issuer(
+        &self,
+        tenant: &TenantContext,
+        resource: &str,
+    ) -> Result<bool, edk_oauth::Error> {
+        Ok(self.credential_issuer(tenant).await?.as_deref() == Some(resource))
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use edk_core::jose::{Algorithm, KeyResolver, Signer};
+use edk_core::jose::{Algorithm, Header, KeyResolver, Signer, jws};
 use edk_core::{Clock, ErrorKind, HasKind};
 use edk_kms::kms::{Caller, KeyAlias, NewKey};
 use edk_kms::provider::KeySpec;
@@ -51,6 +51,8 @@ pub const KMS_SERVICE: &str = "issuer";
 pub const DEFAULT_SIGNING_PURPOSE: &str = "credential-signing";
 /// The `type` of OpenID4VCI authorization details.
 pub const OPENID_CREDENTIAL: &str = "openid_credential";
+/// The `typ` of signed Credential Issuer Metadata (§12.2.3).
+pub const SIGNED_METADATA_TYP: &str = "openidvci-issuer-metadata+jwt";
 /// The topic of the event published on the tenancy's event bus for each notification a
 /// wallet sends (payload: `tenant`, `session_id`, `event`).
 pub const NOTIFICATION_TOPIC: &str = "oid4vci.notification";
@@ -498,6 +500,46 @@ impl Issuer {
             "issuer": endpoints.credential_issuer,
             "jwks": { "keys": keys },
         }))
+    }
+
+    /// The Credential Issuer Metadata of `tenant` as a signed JWT (OpenID4VCI 1.0 §12.2.3):
+    /// `typ` [`SIGNED_METADATA_TYP`], every metadata parameter a top-level claim, `sub` and
+    /// `iss` the credential issuer identifier, `iat` now and `exp` after `ttl_secs`; signed
+    /// by the tenant's credential signing key (`issuer.credential-signing`, created on first
+    /// use), whose `kid` names a key of the JWT VC Issuer Metadata.
+    ///
+    /// # Errors
+    /// [`Error::Store`]; [`Error::Kms`] when the key cannot be created or signing fails.
+    pub async fn signed_metadata(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+        ttl_secs: i64,
+    ) -> Result<String, Error> {
+        let metadata = self.metadata(tenant, endpoints).await?;
+        let Value::Object(mut claims) = json!(metadata) else {
+            return Err(Error::State("the metadata is not a JSON object"));
+        };
+        let now = self.now();
+        claims.insert("sub".to_owned(), json!(endpoints.credential_issuer));
+        claims.insert("iss".to_owned(), json!(endpoints.credential_issuer));
+        claims.insert("iat".to_owned(), json!(now));
+        claims.insert("exp".to_owned(), json!(now + ttl_secs.max(1)));
+        let caller = Self::caller(tenant);
+        let alias = KeyAlias::new(KMS_SERVICE, DEFAULT_SIGNING_PURPOSE)
+            .map_err(|_| Error::State("the default signing key alias is invalid"))?;
+        self.ensure_key(&caller, &alias, KeySpec::signing(Algorithm::Es256))
+            .await?;
+        let signer = self.kms.signer(&caller, &alias).await.map_err(Error::Kms)?;
+        let payload = serde_json::to_vec(&claims)
+            .map_err(|_| Error::State("the metadata does not serialize"))?;
+        jws::sign(
+            Header::new(signer.algorithm()).with_typ(SIGNED_METADATA_TYP),
+            &payload,
+            signer.as_ref(),
+        )
+        .await
+        .map_err(|err| Error::Issue(IssueError::Sign(err)))
     }
 
     /// The Credential Issuer Metadata of `tenant`, from its stored configurations.
@@ -984,10 +1026,12 @@ impl Issuer {
                 "the notification_id is unknown or expired",
             )
         };
-        let session_id = token
-            .subject
-            .strip_prefix(SESSION_SUBJECT_PREFIX)
-            .ok_or_else(unknown_id)?;
+        let session_id = match self.token_session(tenant, token).await {
+            Ok(session) => session.id,
+            Err(Error::Protocol(_)) => return Err(unknown_id()),
+            Err(err) => return Err(err),
+        };
+        let session_id = session_id.as_str();
         let notification = Notification {
             event,
             description,

@@ -17,7 +17,7 @@ pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, Sto
 pub use grant::IssuerGrantPolicy;
 pub use issuer::{
     CreatedOffer, CredentialAnswer, CredentialResponse, Encryption, Issuer, IssuerEndpoints,
-    IssuerOptions, Nonce, OfferGrants, OfferRequest, RequestBody,
+    IssuerOptions, Nonce, OfferGrants, OfferRequest, RequestBody, SIGNED_METADATA_TYP,
 };
 pub use metadata::IssuerMetadata;
 pub use offer::CredentialOffer;

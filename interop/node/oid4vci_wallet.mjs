@@ -5,6 +5,14 @@
 //
 // Input (stdin, JSON): { "offer": "openid-credential-offer://…", "tx_code": "123456",
 //                        "dpop": true, "keys": 2, "encrypt": false }
+//
+// The authorization code flow takes two runs, the person's login in a browser between them:
+//   { "step": "authorize", "offer": …, "client_id": …, "redirect_uri": … } pushes the
+//   authorization request (PAR, PKCE, DPoP key bound, the offer's issuer_state) and prints
+//   { "authorization_request_url", "code_verifier", "dpop_key" (the private JWK) };
+//   { "step": "redeem", "offer": …, "client_id", "redirect_uri", "redirect_url" (where the
+//   login came back to), "code_verifier", "dpop_key", "keys": 1 } checks the authorization
+//   response, redeems the code with DPoP and goes on as the pre-authorized flow does.
 // With "encrypt" (and a Bearer token), the credential request is sent as a JWE (npm jose) to
 // the issuer's advertised request encryption key, asking for the response encrypted to a
 // fresh ECDH-ES key, which jose decrypts.
@@ -13,7 +21,7 @@
 // Errors are printed as JSON { "error": "…", "response": … } with exit code 1.
 import { createHash, randomBytes } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
-import { clientAuthenticationAnonymous, HashAlgorithm, setGlobalConfig } from '@openid4vc/oauth2';
+import { clientAuthenticationAnonymous, clientAuthenticationNone, HashAlgorithm, setGlobalConfig } from '@openid4vc/oauth2';
 import { Openid4vciClient } from '@openid4vc/openid4vci';
 
 // The issuer and authorization server of the tests listen on loopback over plain HTTP.
@@ -41,7 +49,10 @@ const callbacks = {
     const jwt = await new SignJWT(payload).setProtectedHeader({ ...header, alg: signer.alg }).sign(privateKey);
     return { jwt, signerJwk: signer.publicJwk };
   },
-  clientAuthentication: clientAuthenticationAnonymous(),
+  // A public client of the authorization code flow names itself at the token endpoint.
+  clientAuthentication: input.client_id
+    ? clientAuthenticationNone({ clientId: input.client_id })
+    : clientAuthenticationAnonymous(),
 };
 
 const client = new Openid4vciClient({ callbacks });
@@ -80,13 +91,51 @@ try {
   const credentialOffer = await client.resolveCredentialOffer(input.offer);
   const issuerMetadata = await client.resolveIssuerMetadata(credentialOffer.credential_issuer);
 
-  const dpopJwk = input.dpop ? await newKey() : undefined;
-  const { accessTokenResponse, dpop } = await client.retrievePreAuthorizedCodeAccessTokenFromOffer({
-    credentialOffer,
-    issuerMetadata,
-    txCode: input.tx_code,
-    dpop: dpopJwk ? { signer: { method: 'jwk', alg: 'ES256', publicJwk: dpopJwk } } : undefined,
-  });
+  let accessTokenResponse;
+  let dpop;
+  if (input.step === 'authorize') {
+    const dpopJwk = await newKey();
+    const { authorizationRequestUrl, pkce } = await client.createAuthorizationRequestUrlFromOffer({
+      credentialOffer,
+      issuerMetadata,
+      clientId: input.client_id,
+      redirectUri: input.redirect_uri,
+      dpop: { signer: { method: 'jwk', alg: 'ES256', publicJwk: dpopJwk } },
+    });
+    process.stdout.write(JSON.stringify({
+      authorization_request_url: authorizationRequestUrl,
+      code_verifier: pkce?.codeVerifier ?? null,
+      dpop_key: await exportJWK(keys.get(dpopJwk.x)),
+    }));
+    process.exit(0);
+  } else if (input.step === 'redeem') {
+    const { d, ...dpopJwk } = input.dpop_key;
+    keys.set(dpopJwk.x, await importJWK(input.dpop_key, 'ES256'));
+    const authorizationServerMetadata = issuerMetadata.authorizationServers[0];
+    const authorizationResponse = client.parseAndVerifyAuthorizationResponseRedirectUrl({
+      url: input.redirect_url,
+      authorizationServerMetadata,
+    });
+    if (authorizationResponse.error) {
+      throw new Error(`the authorization failed: ${authorizationResponse.error}`);
+    }
+    ({ accessTokenResponse, dpop } = await client.retrieveAuthorizationCodeAccessTokenFromOffer({
+      credentialOffer,
+      issuerMetadata,
+      authorizationCode: authorizationResponse.code,
+      pkceCodeVerifier: input.code_verifier,
+      redirectUri: input.redirect_uri,
+      dpop: { signer: { method: 'jwk', alg: 'ES256', publicJwk: dpopJwk } },
+    }));
+  } else {
+    const dpopJwk = input.dpop ? await newKey() : undefined;
+    ({ accessTokenResponse, dpop } = await client.retrievePreAuthorizedCodeAccessTokenFromOffer({
+      credentialOffer,
+      issuerMetadata,
+      txCode: input.tx_code,
+      dpop: dpopJwk ? { signer: { method: 'jwk', alg: 'ES256', publicJwk: dpopJwk } } : undefined,
+    }));
+  }
 
   const credentialConfigurationId = credentialOffer.credential_configuration_ids[0];
   const { c_nonce } = await client.requestNonce({ issuerMetadata });

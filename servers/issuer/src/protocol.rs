@@ -177,9 +177,39 @@ impl ProtocolEndpoint {
         self.document(metadata)
     }
 
-    async fn metadata(&self, bound: &Bound) -> Response {
-        let metadata = self.issuer.metadata(&bound.issuer, &bound.endpoints).await;
-        self.document(metadata.map(|metadata| json!(metadata)))
+    /// The Credential Issuer Metadata: JSON, or a signed JWT (`application/jwt`) when the
+    /// `Accept` header prefers it (OpenID4VCI 1.0 §12.2.2); `Vary: Accept` either way.
+    async fn metadata(&self, bound: &Bound, accept: Option<&str>) -> Response {
+        let mut response = if prefers_jwt(accept) {
+            match self
+                .issuer
+                .signed_metadata(
+                    &bound.issuer,
+                    &bound.endpoints,
+                    i64::from(self.metadata_max_age_secs),
+                )
+                .await
+            {
+                Ok(jwt) => {
+                    let mut response = Response::builder()
+                        .status(StatusCode::OK)
+                        .content_type("application/jwt")
+                        .body(jwt);
+                    set_header(
+                        &mut response,
+                        "cache-control",
+                        &format!("public, max-age={}", self.metadata_max_age_secs),
+                    );
+                    response
+                }
+                Err(err) => internal(&err),
+            }
+        } else {
+            let metadata = self.issuer.metadata(&bound.issuer, &bound.endpoints).await;
+            self.document(metadata.map(|metadata| json!(metadata)))
+        };
+        set_header(&mut response, "vary", "accept");
+        response
     }
 
     /// A public metadata document that wallets and verifiers may cache.
@@ -471,7 +501,14 @@ impl Endpoint for ProtocolEndpoint {
                     RoutedPath::WellKnown { name, .. } if name == JWT_VC_ISSUER_WELL_KNOWN => {
                         self.jwt_vc_issuer(&bound).await
                     }
-                    RoutedPath::WellKnown { .. } => self.metadata(&bound).await,
+                    RoutedPath::WellKnown { .. } => {
+                        let accept = req
+                            .headers()
+                            .get(header::ACCEPT)
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_owned);
+                        self.metadata(&bound, accept.as_deref()).await
+                    }
                     RoutedPath::Service { rest } => match rest.as_str() {
                         "/nonce" => self.nonce(&bound).await,
                         "/credential" => self.credential(&bound, &mut req).await?,
@@ -602,4 +639,25 @@ fn token_refused(err: &edk_oauth::Error, dpop_scheme: bool) -> Response {
         }
         _ => internal(err),
     }
+}
+
+/// Whether `accept` prefers `application/jwt` to `application/json` (a higher quality; a
+/// header without `application/jwt`, or none, keeps JSON).
+fn prefers_jwt(accept: Option<&str>) -> bool {
+    let (mut jwt, mut json) = (None::<f32>, None::<f32>);
+    for range in accept.unwrap_or_default().split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|param| param.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let offer = |slot: &mut Option<f32>| *slot = Some(slot.map_or(quality, |q| q.max(quality)));
+        match media.as_str() {
+            "application/jwt" => offer(&mut jwt),
+            "application/json" | "application/*" | "*/*" => offer(&mut json),
+            _ => {}
+        }
+    }
+    jwt.is_some_and(|jwt| jwt > 0.0 && json.is_none_or(|json| jwt > json))
 }

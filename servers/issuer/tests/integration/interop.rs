@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use edk_tenancy::EndpointScheme;
+use edk_testkit::oidc_provider::{OidcProvider, OidcProviderMode, OidcTestClient};
 use serde_json::{Value, json};
 
 use crate::flow::on_both_backends;
-use crate::support::{Deployment, python_verify};
+use crate::support::{Deployment, http, python_verify};
 
 /// `interop/node`, where `scripts/test` installed the Node peers.
 fn node_dir() -> PathBuf {
@@ -230,3 +231,112 @@ async fn openid4vc_wallet_sends_an_encrypted_request_and_jose_decrypts_the_answe
     deployment.close().await;
 }
 on_both_backends!(openid4vc_wallet_sends_an_encrypted_request_and_jose_decrypts_the_answer);
+
+/// The authorization code flow of an offer with the `@openid4vc/openid4vci` wallet and a
+/// person logging in at the tenant's upstream OpenID Provider (npm `oidc-provider`): the
+/// wallet pushes its authorization request (PAR, PKCE, a DPoP key, the offer's
+/// `issuer_state`), the browser goes through the tenant AS to the provider's login and
+/// back, and the wallet redeems the code with DPoP and takes the credential.
+async fn openid4vc_wallet_logs_in_upstream_for_an_authorization_code_offer(postgres: bool) {
+    const REDIRECT: &str = "https://wallet.example/cb";
+    const UPSTREAM_SECRET: &str = "upstream-secret-of-acme";
+    let deployment = Deployment::federated(postgres).await;
+    let tenant = deployment.tenant_with("acme", EndpointScheme::Http).await;
+    deployment.configure(&tenant).await;
+    let callback = format!("{}/callback", tenant.as_base);
+    let op = OidcProvider::start(
+        OidcProviderMode::Login,
+        &[OidcTestClient::new(
+            "edk-acme",
+            UPSTREAM_SECRET,
+            &[&callback],
+        )],
+    )
+    .await;
+    let token = deployment
+        .admin_token(tenant.id, "oauth2:read oauth2:write")
+        .await;
+    let response = http()
+        .put(deployment.as_http.url("/api/oauth2/v1/upstream-oidc"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "issuer": op.issuer(), "client_id": "edk-acme", "client_secret": UPSTREAM_SECRET,
+            "scopes": ["openid", "email", "profile"], "dangerous_allow_http": true,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let response = http()
+        .post(deployment.as_http.url("/api/oauth2/v1/clients"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "client_id": "wallet", "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let (status, offer) = deployment
+        .admin(
+            &tenant,
+            reqwest::Method::POST,
+            "/offers",
+            Some(json!({
+                "credential_configuration_ids": ["identity"],
+                "claims": { "identity": { "given_name": "Erika", "family_name": "Mustermann" } },
+                "grants": ["authorization_code"],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{offer}");
+
+    let pushed = wallet(
+        "oid4vci_wallet.mjs",
+        json!({
+            "step": "authorize", "offer": offer["credential_offer_uri"],
+            "client_id": "wallet", "redirect_uri": REDIRECT,
+        }),
+    )
+    .await;
+    let authorization_url = pushed["authorization_request_url"].as_str().unwrap();
+    assert!(
+        authorization_url.contains("request_uri="),
+        "the wallet pushed its request: {authorization_url}"
+    );
+    let back = op.login(authorization_url, "alice", REDIRECT).await;
+    let answer = wallet(
+        "oid4vci_wallet.mjs",
+        json!({
+            "step": "redeem", "offer": offer["credential_offer_uri"],
+            "client_id": "wallet", "redirect_uri": REDIRECT, "redirect_url": back.as_str(),
+            "code_verifier": pushed["code_verifier"], "dpop_key": pushed["dpop_key"],
+        }),
+    )
+    .await;
+    assert_eq!(answer["token"]["token_type"], "DPoP");
+    let session_id = offer["session_id"].as_str().unwrap();
+    assert_eq!(
+        answer["token"]["authorization_details"][0]["credential_identifiers"],
+        json!([format!("{session_id}:identity")])
+    );
+    let credential = &answer["credential"]["credentials"][0]["credential"];
+    verify(&deployment, &tenant, credential, &answer["holder_jwks"][0]).await;
+    let session = deployment.session(&tenant, session_id).await;
+    assert_eq!(session["status"], "notified");
+    assert!(session["subject"].is_string(), "{session}");
+    drop(op);
+    deployment.close().await;
+}
+
+mod openid4vc_wallet_logs_in_upstream_for_an_authorization_code_offer {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite() {
+        super::openid4vc_wallet_logs_in_upstream_for_an_authorization_code_offer(false).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres() {
+        super::openid4vc_wallet_logs_in_upstream_for_an_authorization_code_offer(true).await;
+    }
+}

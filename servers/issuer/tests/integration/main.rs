@@ -15,6 +15,7 @@ mod flow;
 mod interop;
 mod jobs;
 mod jwks_uri;
+mod metadata;
 mod notification;
 mod openapi;
 mod qr;

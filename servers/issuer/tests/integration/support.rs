@@ -92,7 +92,44 @@ impl Deployment {
     ) -> Self {
         let kek = generate_kek().unwrap();
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
-        Self::with_keys(database, dir, db, token_keys, kek, admin_key).await
+        Self::with_keys(database, dir, db, token_keys, kek, admin_key, false).await
+    }
+
+    /// On PostgreSQL or SQLite, end users logging in at each tenant's upstream OpenID
+    /// Provider (tenant configuration `oauth.upstream_oidc`) instead of the pre-approved
+    /// test end user.
+    pub(crate) async fn federated(postgres: bool) -> Self {
+        let kek = generate_kek().unwrap();
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        if postgres {
+            let db = TestDb::new().await;
+            let database = DatabaseConfig::Postgres(
+                edk_tenancy::store::postgres::PostgresConfig::new(db.url().into()),
+            );
+            Self::with_keys(
+                database,
+                None,
+                Some(db),
+                TokenKeys::Kms,
+                kek,
+                admin_key,
+                true,
+            )
+            .await
+        } else {
+            let dir = tempfile::tempdir().unwrap();
+            let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
+            Self::with_keys(
+                database,
+                Some(dir),
+                None,
+                TokenKeys::Kms,
+                kek,
+                admin_key,
+                true,
+            )
+            .await
+        }
     }
 
     /// Two deployments (replicas of the AS and of the issuer, each listening on ports of its
@@ -115,6 +152,7 @@ impl Deployment {
             TokenKeys::Kms,
             kek,
             admin_key,
+            false,
         )
         .await;
         let second = Self::with_keys(
@@ -124,6 +162,7 @@ impl Deployment {
             TokenKeys::Kms,
             second_kek,
             second_admin_key,
+            false,
         )
         .await;
         (first, second)
@@ -136,6 +175,7 @@ impl Deployment {
         token_keys: TokenKeys,
         kek: SecretString,
         admin_key: SigningKey,
+        federated: bool,
     ) -> Self {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
