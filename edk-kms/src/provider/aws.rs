@@ -525,6 +525,10 @@ impl KeyProvider for AwsKmsProvider {
         &self.capabilities
     }
 
+    fn remote_metrics(&self) -> Option<RemoteMetrics> {
+        Some(self.metrics())
+    }
+
     async fn generate(&self, tenant: &TenantId, spec: &KeySpec) -> Result<ProviderKey, Error> {
         let KeyUsage::Sign(alg) = spec.usage else {
             return Err(self.unsupported(spec.usage));

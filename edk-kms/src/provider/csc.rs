@@ -662,6 +662,10 @@ impl KeyProvider for CscProvider {
         &self.capabilities
     }
 
+    fn remote_metrics(&self) -> Option<RemoteMetrics> {
+        Some(self.metrics())
+    }
+
     async fn generate(&self, tenant: &TenantId, spec: &KeySpec) -> Result<ProviderKey, Error> {
         let _ = (tenant, spec);
         Err(Error::UnsupportedOperation {

@@ -9,7 +9,7 @@
 //! [`KeyRequirement`] against its providers ([`select_provider`]) without trying operations
 //! and reading errors.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -143,6 +143,12 @@ pub trait KeyProvider: fmt::Debug + Send + Sync {
         })
     }
 
+    /// The call metrics of a provider that calls a remote service (retries, throttles,
+    /// errors, latency, circuit breaker); `None` (the default) for the others.
+    fn remote_metrics(&self) -> Option<RemoteMetrics> {
+        None
+    }
+
     /// Destroys a key of `tenant`. Providers whose key material lives in the handle
     /// ([`KeyStorage::InHandle`]) cannot forget it: for them the key is destroyed when the
     /// caller deletes the handle, and this only checks that the handle is the tenant's.
@@ -151,6 +157,31 @@ pub trait KeyProvider: fmt::Debug + Send + Sync {
     /// [`Error::KeyNotFound`] for an unknown or other tenant's key, [`Error::Unavailable`]
     /// when the backend cannot be reached.
     async fn destroy(&self, tenant: &TenantId, key: &KeyHandle) -> Result<(), Error>;
+}
+
+/// The upper bounds, in milliseconds, of the latency histogram's buckets (the last bucket,
+/// above 5000, is unbounded).
+pub const LATENCY_BUCKETS_MILLIS: [u64; 11] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000];
+
+/// A snapshot of a remote provider's metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RemoteMetrics {
+    /// Calls asked of the provider (one per operation, however many attempts it took).
+    pub calls: u64,
+    /// Attempts sent to the service.
+    pub attempts: u64,
+    /// Attempts the service throttled.
+    pub throttles: u64,
+    /// Failed calls by kind (`not_found`, `unavailable`, `circuit_open`, ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Attempts per latency bucket: `LATENCY_BUCKETS_MILLIS[i]` bounds bucket `i`, the last
+    /// bucket counts the slower ones.
+    pub latency_buckets: Vec<u64>,
+    /// The time all attempts took together, in microseconds.
+    pub latency_micros_sum: u64,
+    /// Whether the circuit breaker is open now.
+    pub breaker_open: bool,
 }
 
 /// Whether `alg` is one of the ECDH-ES key agreement algorithms.

@@ -153,28 +153,7 @@ pub(crate) enum Idempotency {
     Once,
 }
 
-/// The upper bounds, in milliseconds, of the latency histogram's buckets (the last bucket,
-/// above 5000, is unbounded).
-pub const LATENCY_BUCKETS_MILLIS: [u64; 11] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000];
-
-/// A snapshot of a remote provider's metrics.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct RemoteMetrics {
-    /// Calls asked of the provider (one per operation, however many attempts it took).
-    pub calls: u64,
-    /// Attempts sent to the service.
-    pub attempts: u64,
-    /// Attempts the service throttled.
-    pub throttles: u64,
-    /// Failed calls by kind (`not_found`, `unavailable`, `circuit_open`, ...).
-    pub errors: BTreeMap<String, u64>,
-    /// Attempts per latency bucket: `LATENCY_BUCKETS_MILLIS[i]` bounds bucket `i`, the last
-    /// bucket counts the slower ones.
-    pub latency_buckets: Vec<u64>,
-    /// Whether the circuit breaker is open now.
-    pub breaker_open: bool,
-}
+pub use super::{LATENCY_BUCKETS_MILLIS, RemoteMetrics};
 
 #[derive(Default)]
 struct Counters {
@@ -182,6 +161,7 @@ struct Counters {
     attempts: AtomicU64,
     throttles: AtomicU64,
     latency: [AtomicU64; LATENCY_BUCKETS_MILLIS.len() + 1],
+    latency_micros: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -330,6 +310,7 @@ impl Guard {
                 .iter()
                 .map(|bucket| bucket.load(Ordering::Relaxed))
                 .collect(),
+            latency_micros_sum: self.counters.latency_micros.load(Ordering::Relaxed),
             breaker_open,
         }
     }
@@ -387,6 +368,10 @@ impl Guard {
     }
 
     fn observe(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.counters
+            .latency_micros
+            .fetch_add(micros, Ordering::Relaxed);
         let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         let bucket = LATENCY_BUCKETS_MILLIS
             .iter()
@@ -734,6 +719,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         assert!(started.elapsed() < Duration::from_secs(1));
+        let metrics = guard.metrics();
+        assert!(metrics.latency_micros_sum >= 20_000, "{metrics:?}");
+        assert_eq!(metrics.latency_buckets.iter().sum::<u64>(), 1);
     }
 
     #[test]

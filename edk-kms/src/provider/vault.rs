@@ -824,6 +824,10 @@ impl KeyProvider for VaultTransitProvider {
         &self.capabilities
     }
 
+    fn remote_metrics(&self) -> Option<RemoteMetrics> {
+        Some(self.metrics())
+    }
+
     async fn generate(&self, tenant: &TenantId, spec: &KeySpec) -> Result<ProviderKey, Error> {
         let inner = &self.inner;
         let unsupported = || Error::UnsupportedUsage {

@@ -46,7 +46,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::kms::{KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers};
-use crate::{HealthApi, HttpConfig, JobMetrics, Metrics, ReadinessCheck};
+use crate::{HealthApi, HttpConfig, JobMetrics, Metrics, ProviderMetrics, ReadinessCheck};
 
 type SchemaStep = Box<
     dyn FnOnce(edk_tenancy::config::ConfigSchemaBuilder) -> edk_tenancy::config::ConfigSchemaBuilder
@@ -367,13 +367,18 @@ impl DepsBuilder {
                 None,
             ),
         };
+        let metrics = Metrics::new().map_err(DepsError::Metrics)?;
+        if let KmsHandle::Local(local) = &kms {
+            ProviderMetrics::register(&metrics, local.providers().to_vec())
+                .map_err(DepsError::Metrics)?;
+        }
         let background = tenancy.start(&cancel);
         Ok(Deps {
             tenancy,
             kms,
             clock: self.clock,
             http,
-            metrics: Metrics::new().map_err(DepsError::Metrics)?,
+            metrics,
             cancel,
             tasks: Mutex::new(Some((background, kms_task))),
             scheduler: Mutex::new(None),

@@ -490,7 +490,12 @@ mod tests {
         let ids: Vec<&str> = providers.iter().map(|p| p.id().as_str()).collect();
         assert_eq!(
             ids,
-            ["aws-eu-west-1", "vault-prod", "azure-vault-prod", "csc-qualified"]
+            [
+                "aws-eu-west-1",
+                "vault-prod",
+                "azure-vault-prod",
+                "csc-qualified"
+            ]
         );
         let aws: Vec<&str> = providers[0]
             .capabilities()

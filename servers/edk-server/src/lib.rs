@@ -10,6 +10,7 @@ pub mod metrics;
 mod nulls;
 pub mod observe;
 pub mod problem;
+pub mod provider_metrics;
 pub mod routing;
 pub mod scheduler;
 pub mod serve;
@@ -24,6 +25,7 @@ pub use kms::{KmsConfig, KmsHandle};
 pub use metrics::Metrics;
 pub use observe::Observe;
 pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_error};
+pub use provider_metrics::ProviderMetrics;
 pub use scheduler::JobMetrics;
 pub use serve::{
     ANONYMOUS_PATHS, BoundServer, TestServer, app, bind, init_tracing, openapi_routes,

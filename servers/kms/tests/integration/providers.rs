@@ -99,3 +99,101 @@ async fn readiness_reports_the_database() {
     assert_eq!(body["checks"][0]["ok"], true);
     h.stop().await;
 }
+
+/// The value of the one sample of `metric` (name and labels as rendered) in `text`.
+fn sample(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_provider_metrics_are_on_the_prometheus_endpoint() {
+    let vault = edk_testkit::azure_key_vault::AzureKeyVaultServer::start().await;
+    vault.add_client("edk-kms", "azure-client-secret");
+    let azure = |id: &str, secret: &str| {
+        json!({
+            "kind": "azure", "id": id, "vault_url": vault.url(),
+            "credentials": { "kind": "client_secret", "tenant_id": "contoso",
+                "client_id": "edk-kms", "client_secret": secret, "authority_host": vault.url() },
+            "remote": { "initial_backoff_millis": 1, "max_backoff_millis": 2, "max_attempts": 2 },
+        })
+    };
+    let kek = edk_kms::provider::software::generate_kek().unwrap();
+    let h = Harness::start_with(
+        Backend::Sqlite,
+        json!({ "kms": { "mode": "local", "providers": [
+            { "kind": "software", "id": "software", "current_kek": "k1",
+              "keks": [{ "id": "k1", "key": secrecy::ExposeSecret::expose_secret(&kek) }] },
+            azure("azure", "azure-client-secret"),
+            azure("azure-refused", "not-the-secret"),
+        ] } }),
+    )
+    .await;
+    let token = h.token().await;
+    let key = |alias: &str, provider: &str| json!({ "alias": alias, "usage": "sign", "algorithm": "ES256", "provider": provider });
+    expect_json(
+        h.post("/keys", &token, &key("issuer.sealing", "azure"))
+            .await,
+        201,
+    )
+    .await;
+    vault.throttle(1);
+    let message = edk_core::encoding::b64url_encode(b"hello");
+    expect_json(
+        h.post(
+            "/signatures/raw/create",
+            &token,
+            &json!({ "key": "issuer.sealing", "message": message }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    expect_problem(
+        h.post("/keys", &token, &key("issuer.refused", "azure-refused"))
+            .await,
+        503,
+    )
+    .await;
+
+    let text = h
+        .client
+        .get(h.server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |metric: &str| sample(&text, metric).unwrap_or_else(|| panic!("{metric}: {text}"));
+    // A token, the creation, the read of the new key, the signature.
+    assert_eq!(value("kms_provider_calls_total{provider=\"azure\"}"), 4.0);
+    assert_eq!(
+        value("kms_provider_throttles_total{provider=\"azure\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("kms_provider_attempts_total{provider=\"azure\"}"),
+        5.0
+    );
+    assert_eq!(
+        value("kms_provider_attempt_duration_seconds_count{provider=\"azure\"}"),
+        5.0
+    );
+    assert_eq!(
+        value("kms_provider_attempt_duration_seconds_bucket{provider=\"azure\",le=\"+Inf\"}"),
+        5.0
+    );
+    assert_eq!(value("kms_provider_breaker_open{provider=\"azure\"}"), 0.0);
+    assert_eq!(
+        value("kms_provider_errors_total{kind=\"unavailable\",provider=\"azure-refused\"}"),
+        1.0
+    );
+    assert!(
+        !text.contains("kms_provider_errors_total{kind=\"unavailable\",provider=\"azure\"}"),
+        "{text}"
+    );
+    assert!(!text.contains("provider=\"software\""), "{text}");
+    h.stop().await;
+}
