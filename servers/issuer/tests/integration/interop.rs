@@ -305,7 +305,18 @@ async fn openid4vc_wallet_logs_in_upstream_for_an_authorization_code_offer(postg
         authorization_url.contains("request_uri="),
         "the wallet pushed its request: {authorization_url}"
     );
-    let back = op.login(authorization_url, "alice", REDIRECT).await;
+    // The tenant AS sends the browser to the provider's login first.
+    let to_provider = http().get(authorization_url).send().await.unwrap();
+    assert_eq!(to_provider.status().as_u16(), 303);
+    let provider_login = to_provider.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        provider_login.starts_with(&format!("{}/auth", op.issuer())),
+        "{provider_login}"
+    );
+    let back = op.login(&provider_login, "alice", REDIRECT).await;
     let answer = wallet(
         "oid4vci_wallet.mjs",
         json!({

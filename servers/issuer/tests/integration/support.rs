@@ -180,6 +180,7 @@ impl Deployment {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
             .migrations(edk_oauth::migrations().unwrap())
+            .migrations(edk_oauth::federation::migrations().unwrap())
             .migrations(edk_oid4vci::migrations().unwrap())
             .config_schema(
                 edk_tenancy::ConfigSchema::builder()
@@ -205,11 +206,23 @@ impl Deployment {
                 .build()
                 .unwrap(),
         );
+        let authenticator: Arc<dyn edk_oauth::Authenticator> = if federated {
+            Arc::new(
+                edk_oauth::federation::OidcFederation::new(
+                    tenancy.clone(),
+                    http(),
+                    Arc::clone(&clock),
+                )
+                .with_kms(kms.clone()),
+            )
+        } else {
+            Arc::new(PreApprovedAuthenticator::new("alice", Arc::clone(&clock)))
+        };
         let server = Arc::new(
             AuthorizationServer::new(
                 Arc::new(SqlStore::new(tenancy.clone())),
                 kms.clone(),
-                Arc::new(PreApprovedAuthenticator::new("alice", Arc::clone(&clock))),
+                authenticator,
                 Arc::clone(&clock),
                 AsConfig::default(),
             )
