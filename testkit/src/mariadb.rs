@@ -41,6 +41,12 @@ impl TestMariaDb {
         &self.name
     }
 
+    /// The database's URL (`mysql://…/edk_test_<32 hex>`).
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.admin_url.trim_end_matches('/'), self.name)
+    }
+
     /// A new pool on the database.
     ///
     /// # Panics

@@ -35,6 +35,43 @@ impl MySqlKeyStore {
         Self { pool }
     }
 
+    /// Connects to the database at `url` (`mysql://` or `mariadb://`, with credentials and
+    /// database name) with at most `max_connections` pooled connections, and creates or
+    /// upgrades the store's tables.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for a URL that is not a MySQL or
+    /// MariaDB URL naming a database; [`Error::Store`](crate::Error::Store) when the server
+    /// cannot be reached or a migration fails.
+    pub async fn connect(
+        url: &secrecy::SecretString,
+        max_connections: u32,
+    ) -> Result<Self, crate::Error> {
+        use secrecy::ExposeSecret as _;
+        use sqlx::ConnectOptions as _;
+
+        const BAD_URL: crate::Error = crate::Error::InvalidConfig {
+            field: "database",
+            reason: "must be a mysql:// or mariadb:// URL naming a database",
+        };
+        let text = url.expose_secret();
+        if !(text.starts_with("mysql://") || text.starts_with("mariadb://")) {
+            return Err(BAD_URL);
+        }
+        let options: sqlx::mysql::MySqlConnectOptions = text.parse().map_err(|_| BAD_URL)?;
+        if options.get_database().is_none_or(str::is_empty) {
+            return Err(BAD_URL);
+        }
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options.disable_statement_logging())
+            .await
+            .map_err(|err| crate::Error::Store(StoreError::Database(err)))?;
+        let store = Self::new(pool);
+        store.migrate().await.map_err(crate::Error::Store)?;
+        Ok(store)
+    }
+
     /// Creates or upgrades the store's tables.
     ///
     /// # Errors

@@ -354,9 +354,13 @@ impl DepsBuilder {
                     .into());
                 }
                 let providers = open_providers(&config.providers).await?;
-                let kms = LocalKms::builder(tenancy.clone(), providers)
+                let mut builder = LocalKms::builder(tenancy.clone(), providers)
                     .clock(Arc::clone(&self.clock))
-                    .cache_ttl(Duration::from_secs(config.cache_ttl_secs))
+                    .cache_ttl(Duration::from_secs(config.cache_ttl_secs));
+                if let Some(store) = config.key_store().await? {
+                    builder = builder.store(store);
+                }
+                let kms = builder
                     .build()
                     .map_err(|err| DepsError::Kms(KmsSetupError::Kms(err)))?;
                 let task = kms.start(&cancel);

@@ -38,7 +38,10 @@ use edk_kms::provider::csc::{CscProvider, CscProviderConfig};
 use edk_kms::provider::pkcs11::{Pkcs11Provider, Pkcs11ProviderConfig};
 use edk_kms::provider::software::{SoftwareProvider, SoftwareProviderConfig};
 use edk_kms::provider::vault::{VaultTransitProvider, VaultTransitProviderConfig};
+use edk_kms::store::KeyReferenceStore;
+use edk_kms::store::mysql::MySqlKeyStore;
 use edk_kms::{KeyProvider, Kms, LocalKms};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use zeroize::Zeroizing;
@@ -61,6 +64,8 @@ impl KmsConfig {
         Self::Local(LocalKmsConfig {
             providers,
             cache_ttl_secs: default_cache_ttl(),
+            database: None,
+            database_max_connections: default_database_connections(),
         })
     }
 
@@ -80,6 +85,43 @@ pub struct LocalKmsConfig {
     /// How long resolved aliases are cached in process, in seconds. Default 30.
     #[serde(default = "default_cache_ttl")]
     pub cache_ttl_secs: u64,
+    /// A MySQL or MariaDB database (`mysql://user:password@host:3306/name`) holding every
+    /// tenant's key references; default each tenant's own database on the tenancy backend.
+    #[serde(default)]
+    pub database: Option<SecretString>,
+    /// Pooled connections to `database`. Default 10.
+    #[serde(default = "default_database_connections")]
+    pub database_max_connections: u32,
+}
+
+const fn default_database_connections() -> u32 {
+    10
+}
+
+impl LocalKmsConfig {
+    /// Opens the key reference store `database` names, if any.
+    ///
+    /// # Errors
+    /// [`KmsSetupError::Invalid`] for a URL that is not `mysql://` or `mariadb://`,
+    /// [`KmsSetupError::Kms`] when the database cannot be reached or migrated.
+    pub async fn key_store(&self) -> Result<Option<Arc<dyn KeyReferenceStore>>, KmsSetupError> {
+        let Some(url) = &self.database else {
+            return Ok(None);
+        };
+        let scheme_ok = ["mysql://", "mariadb://"]
+            .iter()
+            .any(|scheme| url.expose_secret().starts_with(scheme));
+        if !scheme_ok {
+            return Err(KmsSetupError::Invalid {
+                field: "database",
+                reason: "must be a mysql:// or mariadb:// URL",
+            });
+        }
+        let store = MySqlKeyStore::connect(url, self.database_max_connections)
+            .await
+            .map_err(KmsSetupError::Kms)?;
+        Ok(Some(Arc::new(store)))
+    }
 }
 
 const fn default_cache_ttl() -> u64 {
@@ -531,6 +573,37 @@ mod tests {
             }))
             .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn a_key_store_database_must_be_mysql_or_mariadb() {
+        let config = |database: &str| -> LocalKmsConfig {
+            serde_json::from_value(serde_json::json!({
+                "providers": [], "database": database,
+            }))
+            .unwrap()
+        };
+        let err = config("postgres://edk@db/edk")
+            .key_store()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`kms.database` must be a mysql:// or mariadb:// URL"
+        );
+        let err = config("mysql://root:db-secret-value@127.0.0.1:3306")
+            .key_store()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            std::error::Error::source(&err).unwrap().to_string(),
+            "invalid configuration: `database` must be a mysql:// or mariadb:// URL naming a database"
+        );
+        assert!(
+            !format!("{:?}", config("mysql://root:db-secret-value@h/k"))
+                .contains("db-secret-value")
+        );
+        assert!(config("mysql://h/k").database_max_connections == 10);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 mod audit;
 mod certificates;
 mod grpc;
+mod key_store;
 mod keys;
 mod malformed;
 mod openapi;
