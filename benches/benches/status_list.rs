@@ -1,4 +1,6 @@
-//! Token Status List: encode, decode and look up a list of 1,000,000 statuses.
+//! Token Status List: encode, decode and look up a list of 1,000,000 statuses, and publish
+//! (encode + ES256 sign) and verify it as a Status List Token in JWT and in CWT form, next
+//! to one raw ES256 signature.
 //!
 //! Run with: cargo bench -p edk-benches --bench status_list
 #![allow(
@@ -11,10 +13,16 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use edk_core::jose::{Algorithm, Header, SigningKey};
 use edk_core::limits::Limits;
-use edk_core::status_list::{Bits, StatusList};
+use edk_core::status_list::{
+    Bits, StatusList, StatusListCwt, StatusListCwtClaims, StatusListPolicy, StatusListToken,
+    StatusListTokenClaims,
+};
 
 const ENTRIES: usize = 1_000_000;
+const URI: &str = "https://issuer.example/statuslists/1";
+const NOW: i64 = 1_700_000_000;
 
 /// A list with about 1% of entries set to a non-zero value, spread pseudo-randomly (the
 /// specification recommends random indices, Status List §13.2).
@@ -77,5 +85,80 @@ fn status_list(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, status_list);
+fn status_list_token(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let key = SigningKey::generate(Algorithm::Es256).expect("key");
+    let policy = StatusListPolicy::default();
+    c.bench_function("status_list_token/ES256 raw sign", |b| {
+        b.iter(|| key.sign_bytes(black_box(b"status list")).expect("sign"));
+    });
+    for bits in [Bits::One, Bits::Eight] {
+        let list = sample_list(bits);
+        let jwt_claims = || {
+            StatusListTokenClaims::new(URI, NOW, &list)
+                .expect("claims")
+                .with_exp(NOW + 86_400)
+                .with_ttl(3_600)
+        };
+        let cwt_claims = || {
+            StatusListCwtClaims::new(URI, NOW, &list)
+                .expect("claims")
+                .with_exp(NOW + 86_400)
+                .with_ttl(3_600)
+        };
+        let jwt = runtime
+            .block_on(StatusListToken::issue(
+                Header::new(Algorithm::Es256),
+                &jwt_claims(),
+                &key,
+            ))
+            .expect("jwt");
+        let cwt = runtime
+            .block_on(StatusListCwt::issue(&cwt_claims(), &key))
+            .expect("cwt");
+
+        let mut group = c.benchmark_group(format!("status_list_token/{bits}-bit"));
+        group.throughput(Throughput::Elements(ENTRIES as u64));
+        group.bench_function("JWT encode+sign 1M", |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(StatusListToken::issue(
+                        Header::new(Algorithm::Es256),
+                        &jwt_claims(),
+                        &key,
+                    ))
+                    .expect("jwt")
+            });
+        });
+        group.bench_function("CWT encode+sign 1M", |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(StatusListCwt::issue(&cwt_claims(), &key))
+                    .expect("cwt")
+            });
+        });
+        group.bench_function("JWT verify 1M", |b| {
+            b.iter(|| {
+                StatusListToken::verify(black_box(&jwt), key.verifying_key(), URI, &policy, NOW)
+                    .expect("verify")
+            });
+        });
+        group.bench_function("CWT verify 1M", |b| {
+            b.iter(|| {
+                StatusListCwt::verify(black_box(&cwt), key.verifying_key(), URI, &policy, NOW)
+                    .expect("verify")
+            });
+        });
+        group.finish();
+        println!(
+            "status_list_token/{bits}-bit: JWT {} bytes, CWT {} bytes",
+            jwt.len(),
+            cwt.len()
+        );
+    }
+}
+
+criterion_group!(benches, status_list, status_list_token);
 criterion_main!(benches);
