@@ -20,6 +20,7 @@ mod notification;
 mod openapi;
 mod qr;
 mod refusals;
+mod remote_kms;
 mod replicas;
 mod retention;
 mod schemathesis;

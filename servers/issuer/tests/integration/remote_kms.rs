@@ -1,0 +1,274 @@
+//! The production split: the compiled `edk-issuer` holds no key material and no KEK; it signs
+//! through a separately started KMS server over gRPC (service JWT), which alone creates the
+//! tenant's `issuer.credential-signing` key; its readiness reports the KMS.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
+use edk_core::{Clock, Kid, SystemClock, TenantSlug};
+use edk_kms_server::{KmsServer, KmsServerConfig};
+use edk_server::Service as _;
+use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
+use edk_testkit::TestDb;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const ADMIN: &str = "https://admin.example";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn admin_token(key: &SigningKey, tenant: edk_core::TenantId) -> String {
+    let now = SystemClock.unix_seconds();
+    let claims = json!({
+        "iss": ADMIN, "aud": "edk-admin", "sub": "ops", "tenant": tenant.to_string(),
+        "scope": "oid4vci:read oid4vci:write", "iat": now, "exp": now + 600,
+    });
+    jws::sign(
+        Header::new(Algorithm::Es256).with_typ("JWT"),
+        claims.to_string().as_bytes(),
+        key,
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edk_issuer_signs_through_a_separate_kms_over_grpc() {
+    edk_server::install_crypto_provider();
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = SigningKey::generate(Algorithm::Es256).unwrap();
+    let service_key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let service_public = service_key.public_jwk();
+    let kid = Kid::new(service_public.thumbprint()).unwrap();
+    let mut service_jwk: Jwk = service_key.to_jwk().unwrap();
+    service_jwk.kid = Some(kid.as_str().to_owned());
+    let key_file = dir.path().join("issuer-service.jwk");
+    std::fs::write(&key_file, serde_json::to_vec(&service_jwk).unwrap()).unwrap();
+    let mut trusted = service_public;
+    trusted.kid = Some(kid.as_str().to_owned());
+
+    // The KMS server, on its own: it alone has the KEK.
+    let grpc_port = free_port();
+    let kek = edk_kms::provider::software::generate_kek().unwrap();
+    let kms_config: KmsServerConfig = serde_json::from_value(json!({
+        "database": { "backend": "postgres", "platform_url": db.url() },
+        "kms": { "mode": "local", "providers": [{
+            "kind": "software", "id": "software", "current_kek": "k1",
+            "keks": [{ "id": "k1", "key": kek.expose_secret() }],
+        }] },
+        "grpc": {
+            "listen": format!("127.0.0.1:{grpc_port}"),
+            "auth": { "kind": "service_jwt", "audience": "edk-kms",
+                "services": [{ "name": "issuer", "jwks": { "keys": [trusted] }, "tenants": ["acme"] }] },
+        },
+    }))
+    .unwrap();
+    let kms = edk_server::service::start::<KmsServer>(
+        &kms_config,
+        Arc::new(SystemClock),
+        reqwest::Client::new(),
+    )
+    .await
+    .unwrap();
+    let stop_kms = CancellationToken::new();
+    let side: Vec<_> = kms
+        .side_tasks(stop_kms.clone())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(tokio::spawn)
+        .collect();
+    let tenant = kms
+        .tenancy()
+        .provision(TenantSlug::new("acme").unwrap(), "Acme")
+        .await
+        .unwrap();
+
+    // edk-issuer, configured with the remote KMS only.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = json!({
+        "http": { "listen": format!("127.0.0.1:{port}") },
+        "log": { "filter": "warn" },
+        "auth": { "issuers": [{ "issuer": ADMIN, "jwks": JwkSet { keys: vec![admin.public_jwk()] } }] },
+        "database": { "backend": "postgres", "platform_url": db.url() },
+        "kms": {
+            "mode": "remote",
+            "endpoint": format!("http://127.0.0.1:{grpc_port}"),
+            "timeout_millis": 2000,
+            "auth": { "kind": "service_jwt", "service": "issuer", "audience": "edk-kms",
+                "key_file": key_file },
+        },
+    });
+    let config_file = dir.path().join("issuer.yaml");
+    std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
+    assert!(
+        !std::fs::read_to_string(&config_file)
+            .unwrap()
+            .contains(kek.expose_secret()),
+        "edk-issuer is given no KEK"
+    );
+    let _child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_edk-issuer"))
+            .arg("--config")
+            .arg(&config_file)
+            .env_remove("EDK_LISTEN")
+            .env_remove("EDK_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let mut report = Value::Null;
+    for _ in 0..300 {
+        if let Ok(response) = client.get(format!("{base}/health/ready")).send().await {
+            report = response.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(report["status"], "ok", "{report}");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|check| check["name"] == "kms" && check["ok"] == true),
+        "{report}"
+    );
+
+    for (service, host) in [(ServiceType::Issuer, "localhost"), (ServiceType::As, "as.localhost")] {
+        let binding = EndpointBinding::new(
+            tenant.id,
+            service,
+            host,
+            Some(port),
+            "/acme",
+            WellKnownLayout::Inserted,
+        )
+        .unwrap();
+        kms.tenancy().bind(&binding).await.unwrap();
+    }
+    let token = admin_token(&admin, tenant.id).await;
+    // edk-issuer learns of the tenant and its bindings within its cache TTL or on the event.
+    let mut stored = false;
+    for _ in 0..100 {
+        let response = client
+            .put(format!("{base}/api/oid4vci/v1/configurations/identity"))
+            .bearer_auth(&token)
+            .json(&json!({
+                "configuration": {
+                    "format": "dc+sd-jwt", "vct": "https://credentials.example.com/identity",
+                    "cryptographic_binding_methods_supported": ["jwk"],
+                    "credential_signing_alg_values_supported": ["ES256"],
+                    "proof_types_supported": { "jwt": { "proof_signing_alg_values_supported": ["ES256"] } },
+                },
+                "settings": {},
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        if status == 200 {
+            stored = true;
+            break;
+        }
+        assert!([401, 403, 404, 500].contains(&status), "configuration: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stored, "edk-issuer never learned of the tenant");
+
+    // The signed metadata: signed in the KMS with the tenant's credential signing key, which
+    // the KMS created on the issuer's first use, and verified with the issuer's JWKS.
+    let host = format!("localhost:{port}");
+    let mut jwt = None;
+    for _ in 0..100 {
+        let response = client
+            .get(format!("{base}/.well-known/openid-credential-issuer/acme"))
+            .header("Host", &host)
+            .header("Accept", "application/jwt")
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            jwt = Some(response.text().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let jwt = jwt.expect("signed metadata from edk-issuer");
+    let keys = edk_kms::Kms::keys(
+        kms.kms(),
+        &edk_kms::Caller::new(kms.tenancy().context(tenant.id).await.unwrap(), "test"),
+    )
+    .await
+    .unwrap();
+    let parsed = jws::Jws::parse(&jwt, &edk_core::Limits::default()).unwrap();
+    let kid = parsed.header().kid.clone().unwrap();
+    assert!(
+        keys.iter()
+            .any(|key| key.alias.to_string() == "issuer.credential-signing"
+                && key.versions.iter().any(|version| version.kid.as_str() == kid)),
+        "the metadata's kid is the KMS alias's key: {kid} {keys:?}"
+    );
+    let issuer_metadata: Value = client
+        .get(format!("{base}/.well-known/jwt-vc-issuer/acme"))
+        .header("Host", &host)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwks: JwkSet = serde_json::from_value(issuer_metadata["jwks"].clone()).unwrap();
+    let verified = parsed
+        .verify_with(
+            &edk_core::jose::JwksResolver::new(&jwks),
+            &edk_core::jose::VerifyPolicy::default().with_algorithms(&[Algorithm::Es256]),
+            None,
+        )
+        .await;
+    assert!(verified.is_ok(), "{verified:?}");
+
+    // Without the KMS, edk-issuer is not ready and says which dependency failed.
+    stop_kms.cancel();
+    for task in side {
+        task.await.unwrap().unwrap();
+    }
+    let response = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let report: Value = response.json().await.unwrap();
+    let kms_check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == "kms")
+        .unwrap();
+    assert_eq!(kms_check["ok"], false);
+    kms.shutdown().await;
+    db.close().await;
+}
