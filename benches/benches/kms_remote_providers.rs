@@ -1,8 +1,9 @@
 //! Remote key providers against the local test servers, so that the figure is EDK's overhead
 //! (HTTP client, retries and breaker bookkeeping, local verification of every signature), not
 //! a cloud's: ES256 signatures per second at 1 and 16 concurrent callers for the software
-//! provider, Vault Transit and Azure Key Vault (testkit servers in process) and AWS KMS (moto
-//! in server mode, a Python process: its figure is mostly moto's).
+//! provider, Vault Transit, Azure Key Vault and a CSC API v2 service (testkit servers in
+//! process; a CSC signature is two calls, `credentials/authorize` then `signatures/signHash`)
+//! and AWS KMS (moto in server mode, a Python process: its figure is mostly moto's).
 //!
 //! Run with: cargo bench -p edk-benches --bench kms_remote_providers
 //! (AWS needs the interop virtualenv: scripts/test --setup-only.)
@@ -20,12 +21,14 @@ use edk_kms::provider::aws::{
 use edk_kms::provider::azure::{
     AzureCredentialsConfig, AzureKeyVaultProvider, AzureKeyVaultProviderConfig,
 };
+use edk_kms::provider::csc::{CscProvider, CscProviderConfig};
 use edk_kms::provider::software::{
     KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
 };
 use edk_kms::provider::vault::{VaultAuthConfig, VaultTransitProvider, VaultTransitProviderConfig};
 use edk_kms::provider::{KeyProvider, KeySpec, ProviderId};
 use edk_testkit::azure_key_vault::AzureKeyVaultServer;
+use edk_testkit::csc::{CscKey, CscServer};
 use edk_testkit::moto::MotoServer;
 use edk_testkit::vault_transit::{ROOT_TOKEN, VaultTransitServer};
 use secrecy::SecretString;
@@ -122,6 +125,29 @@ fn providers(c: &mut Criterion) {
     .unwrap();
     let signer = runtime.block_on(signer_of(&azure));
     throughput(c, &runtime, "azure-key-vault-testkit", &signer);
+
+    let csc_server = runtime.block_on(CscServer::start());
+    csc_server.add_client("edk", "secret");
+    let credential = csc_server.add_credential("bench", CscKey::P256);
+    let tenant = TenantId::generate();
+    let csc = CscProvider::new(
+        CscProviderConfig::new(
+            ProviderId::new("csc").unwrap(),
+            csc_server.url(),
+            "edk",
+            SecretString::from("secret"),
+        )
+        .with_user(tenant, "bench"),
+    )
+    .unwrap();
+    let signer = runtime.block_on(async {
+        let key = csc
+            .register(&tenant, &KeySpec::signing(Algorithm::Es256), &credential)
+            .await
+            .unwrap();
+        csc.signer(&tenant, key.handle()).await.unwrap()
+    });
+    throughput(c, &runtime, "csc-testkit", &signer);
 
     let moto = runtime.block_on(MotoServer::start());
     let mut config = AwsKmsProviderConfig::new(ProviderId::new("aws").unwrap(), "eu-west-1");
