@@ -332,6 +332,29 @@ mod tests {
     }
 
     #[test]
+    fn element_values_read_as_json() {
+        let value = Value::Map(vec![
+            (
+                Value::Text("portrait".to_owned()),
+                Value::Bytes(vec![0xff, 0xd8]),
+            ),
+            (
+                Value::Text("birth_date".to_owned()),
+                Value::Tag(
+                    TAG_FULL_DATE,
+                    Box::new(Value::Text("1964-08-12".to_owned())),
+                ),
+            ),
+            (Value::Integer(1.into()), Value::Integer((-3).into())),
+            (Value::Text("nan".to_owned()), Value::Float(f64::NAN)),
+        ]);
+        assert_eq!(
+            cbor_to_json(&value),
+            serde_json::json!({"portrait": "_9g", "birth_date": "1964-08-12", "1": -3, "nan": null})
+        );
+    }
+
+    #[test]
     fn json_numbers_keep_integers_apart_from_floats() {
         let value = json_to_cbor(&serde_json::json!({"a": 1, "b": -2, "c": 1.5}));
         assert_eq!(
