@@ -7,6 +7,8 @@ pub mod error;
 pub mod resolver;
 pub mod server;
 pub mod state;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::sync::Arc;
 

@@ -2,38 +2,18 @@
 //! access tokens through a separately started KMS server over gRPC (service JWT), and its
 //! readiness reports the KMS.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
-use edk_core::{Clock, Kid, SystemClock, TenantSlug};
-use edk_kms_server::{KmsServer, KmsServerConfig};
-use edk_server::Service as _;
+use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
+use edk_core::{Clock, SystemClock, TenantSlug};
+use edk_kms_server::testkit::{ChildGuard, RemoteKms, free_port};
 use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
 use edk_testkit::TestDb;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const ADMIN: &str = "https://admin.example";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn ready(client: &reqwest::Client, base: &str) -> reqwest::Response {
     for _ in 0..300 {
@@ -66,48 +46,9 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let admin = SigningKey::generate(Algorithm::Es256).unwrap();
-    let service_key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let service_public = service_key.public_jwk();
-    let kid = Kid::new(service_public.thumbprint()).unwrap();
-    let mut service_jwk: Jwk = service_key.to_jwk().unwrap();
-    service_jwk.kid = Some(kid.as_str().to_owned());
-    let key_file = dir.path().join("as-service.jwk");
-    std::fs::write(&key_file, serde_json::to_vec(&service_jwk).unwrap()).unwrap();
-    let mut trusted = service_public;
-    trusted.kid = Some(kid.as_str().to_owned());
-
-    // The KMS server, on its own: it alone has the KEK.
-    let grpc_port = free_port();
-    let kek = edk_kms::provider::software::generate_kek().unwrap();
-    let kms_config: KmsServerConfig = serde_json::from_value(json!({
-        "database": { "backend": "postgres", "platform_url": db.url() },
-        "kms": { "mode": "local", "providers": [{
-            "kind": "software", "id": "software", "current_kek": "k1",
-            "keks": [{ "id": "k1", "key": kek.expose_secret() }],
-        }] },
-        "grpc": {
-            "listen": format!("127.0.0.1:{grpc_port}"),
-            "auth": { "kind": "service_jwt", "audience": "edk-kms",
-                "services": [{ "name": "as", "jwks": { "keys": [trusted] }, "tenants": ["acme"] }] },
-        },
-    }))
-    .unwrap();
-    let kms = edk_server::service::start::<KmsServer>(
-        &kms_config,
-        Arc::new(SystemClock),
-        reqwest::Client::new(),
-    )
-    .await
-    .unwrap();
-    let stop_kms = CancellationToken::new();
-    let side: Vec<_> = kms
-        .side_tasks(stop_kms.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(tokio::spawn)
-        .collect();
+    let mut kms = RemoteKms::start(db.url(), "as", &["acme"]).await;
     let tenant = kms
+        .server()
         .tenancy()
         .provision(TenantSlug::new("acme").unwrap(), "Acme")
         .await
@@ -121,22 +62,16 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
         "log": { "filter": "warn" },
         "auth": { "issuers": [{ "issuer": ADMIN, "jwks": JwkSet { keys: vec![admin.public_jwk()] } }] },
         "database": { "backend": "postgres", "platform_url": db.url() },
-        "kms": {
-            "mode": "remote",
-            "endpoint": format!("http://127.0.0.1:{grpc_port}"),
-            "timeout_millis": 2000,
-            "auth": { "kind": "service_jwt", "service": "as", "audience": "edk-kms",
-                "key_file": key_file },
-        },
+        "kms": kms.client_section("as"),
     });
     let config_file = dir.path().join("as.yaml");
     std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
     let text = std::fs::read_to_string(&config_file).unwrap();
     assert!(
-        !text.contains(kek.expose_secret()),
+        !text.contains(kms.kek().expose_secret()),
         "edk-as is given no KEK"
     );
-    let _child = Killed(
+    let _child = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_edk-as"))
             .arg("--config")
             .arg(&config_file)
@@ -167,7 +102,7 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
         WellKnownLayout::Inserted,
     )
     .unwrap();
-    kms.tenancy().bind(&binding).await.unwrap();
+    kms.server().tenancy().bind(&binding).await.unwrap();
     let token = admin_token(&admin, tenant.id).await;
     // edk-as learns of the tenant provisioned here within its cache TTL or on the event.
     let mut registered = None;
@@ -223,8 +158,11 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     // Signed by the KMS: the key is the tenant's `as.access-token-signing` alias there, and
     // the token verifies against edk-as's JWKS.
     let keys = edk_kms::Kms::keys(
-        kms.kms(),
-        &edk_kms::Caller::new(kms.tenancy().context(tenant.id).await.unwrap(), "test"),
+        kms.server().kms(),
+        &edk_kms::Caller::new(
+            kms.server().tenancy().context(tenant.id).await.unwrap(),
+            "test",
+        ),
     )
     .await
     .unwrap();
@@ -268,10 +206,7 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     assert!(verified.is_ok(), "{verified:?}");
 
     // Without the KMS, edk-as is not ready and says which dependency failed.
-    stop_kms.cancel();
-    for task in side {
-        task.await.unwrap().unwrap();
-    }
+    kms.stop_serving().await;
     let response = client
         .get(format!("{base}/health/ready"))
         .send()

@@ -3,39 +3,19 @@
 //! rotation at the KMS reaches its did:web documents over PostgreSQL NOTIFY, it runs the
 //! `did.republish_stale` job, and its readiness reports the KMS.
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
-use edk_core::{Clock, Kid, SystemClock, TenantSlug};
+use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
+use edk_core::{Clock, SystemClock, TenantSlug};
 use edk_kms::{Caller, KeyAlias, Kms as _};
-use edk_kms_server::{KmsServer, KmsServerConfig};
-use edk_server::Service as _;
+use edk_kms_server::testkit::{ChildGuard, RemoteKms, free_port};
 use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
 use edk_testkit::TestDb;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use crate::support::{ADMIN_ISSUER, http};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn ready(client: &reqwest::Client, base: &str) -> reqwest::Response {
     for _ in 0..300 {
@@ -81,48 +61,9 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
     let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let admin = SigningKey::generate(Algorithm::Es256).unwrap();
-    let service_key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let service_public = service_key.public_jwk();
-    let kid = Kid::new(service_public.thumbprint()).unwrap();
-    let mut service_jwk: Jwk = service_key.to_jwk().unwrap();
-    service_jwk.kid = Some(kid.as_str().to_owned());
-    let key_file = dir.path().join("did-service.jwk");
-    std::fs::write(&key_file, serde_json::to_vec(&service_jwk).unwrap()).unwrap();
-    let mut trusted = service_public;
-    trusted.kid = Some(kid.as_str().to_owned());
-
-    // The KMS server, on its own: it alone has the KEK.
-    let grpc_port = free_port();
-    let kek = edk_kms::provider::software::generate_kek().unwrap();
-    let kms_config: KmsServerConfig = serde_json::from_value(json!({
-        "database": { "backend": "postgres", "platform_url": db.url() },
-        "kms": { "mode": "local", "providers": [{
-            "kind": "software", "id": "software", "current_kek": "k1",
-            "keks": [{ "id": "k1", "key": kek.expose_secret() }],
-        }] },
-        "grpc": {
-            "listen": format!("127.0.0.1:{grpc_port}"),
-            "auth": { "kind": "service_jwt", "audience": "edk-kms",
-                "services": [{ "name": "did", "jwks": { "keys": [trusted] }, "tenants": ["acme"] }] },
-        },
-    }))
-    .unwrap();
-    let kms = edk_server::service::start::<KmsServer>(
-        &kms_config,
-        Arc::new(SystemClock),
-        reqwest::Client::new(),
-    )
-    .await
-    .unwrap();
-    let stop_kms = CancellationToken::new();
-    let side: Vec<_> = kms
-        .side_tasks(stop_kms.clone())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(tokio::spawn)
-        .collect();
+    let mut kms = RemoteKms::start(db.url(), "did", &["acme"]).await;
     let tenant = kms
+        .server()
         .tenancy()
         .provision(TenantSlug::new("acme").unwrap(), "Acme")
         .await
@@ -137,7 +78,7 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
         WellKnownLayout::Inserted,
     )
     .unwrap();
-    kms.tenancy().bind(&binding).await.unwrap();
+    kms.server().tenancy().bind(&binding).await.unwrap();
 
     // edk-did, configured with the remote KMS only.
     let base = format!("http://127.0.0.1:{port}");
@@ -146,22 +87,16 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
         "log": { "filter": "warn" },
         "auth": { "issuers": [{ "issuer": ADMIN_ISSUER, "jwks": JwkSet { keys: vec![admin.public_jwk()] } }] },
         "database": { "backend": "postgres", "platform_url": db.url() },
-        "kms": {
-            "mode": "remote",
-            "endpoint": format!("http://127.0.0.1:{grpc_port}"),
-            "timeout_millis": 2000,
-            "auth": { "kind": "service_jwt", "service": "did", "audience": "edk-kms",
-                "key_file": key_file },
-        },
+        "kms": kms.client_section("did"),
     });
     let config_file = dir.path().join("did.yaml");
     std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
     let text = std::fs::read_to_string(&config_file).unwrap();
     assert!(
-        !text.contains(kek.expose_secret()),
+        !text.contains(kms.kek().expose_secret()),
         "edk-did is given no KEK"
     );
-    let _child = Killed(
+    let _child = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_edk-did"))
             .arg("--config")
             .arg(&config_file)
@@ -198,8 +133,12 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
     let created: Value = response.json().await.unwrap();
     assert_eq!(created["did"], format!("did:web:acme.example%3A{port}"));
     let alias: KeyAlias = "did.web-key".parse().unwrap();
-    let caller = Caller::new(kms.tenancy().context(tenant.id).await.unwrap(), "test");
+    let caller = Caller::new(
+        kms.server().tenancy().context(tenant.id).await.unwrap(),
+        "test",
+    );
     let key = kms
+        .server()
         .kms()
         .keys(&caller)
         .await
@@ -221,7 +160,7 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
 
     // A rotation at the KMS reaches edk-did over PostgreSQL NOTIFY: the document lists the new
     // key beside the old one well before the job's five-minute period.
-    let rotated = kms.kms().rotate(&caller, &alias).await.unwrap();
+    let rotated = kms.server().kms().rotate(&caller, &alias).await.unwrap();
     let second = rotated.active().unwrap().kid.to_string();
     let mut listed = Vec::new();
     for _ in 0..100 {
@@ -264,10 +203,7 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
     assert!(metrics.lines().any(|line| line == run), "{metrics}");
 
     // Without the KMS, edk-did is not ready and says which dependency failed.
-    stop_kms.cancel();
-    for task in side {
-        task.await.unwrap().unwrap();
-    }
+    kms.stop_serving().await;
     let response = client
         .get(format!("{base}/health/ready"))
         .send()

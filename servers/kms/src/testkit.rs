@@ -1,0 +1,183 @@
+//! Test support (feature `testkit`) for the servers that use the KMS remotely: an
+//! [`RemoteKms`] started in the test's process on its own database, serving gRPC to one
+//! service that authenticates with a service JWT, and a guard for a server binary started as
+//! a child process.
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::Arc;
+
+use edk_core::jose::{Algorithm, Jwk, SigningKey};
+use edk_core::{Kid, SystemClock};
+use edk_server::Service as _;
+use edk_server::service::Started;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::{KmsServer, KmsServerConfig};
+
+/// A free TCP port on loopback.
+///
+/// # Panics
+/// When no port can be bound.
+#[must_use]
+pub fn free_port() -> u16 {
+    #[expect(
+        clippy::expect_used,
+        reason = "test support: no port is a broken machine"
+    )]
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A child process killed (and reaped) when the guard drops.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A KMS server (software keys, a fresh KEK) on PostgreSQL, serving gRPC on loopback to one
+/// service that authenticates with a service JWT of its own key.
+pub struct RemoteKms {
+    server: Started<KmsServer>,
+    stop: CancellationToken,
+    side: Vec<tokio::task::JoinHandle<Result<(), edk_server::service::BoxError>>>,
+    grpc_port: u16,
+    kek: SecretString,
+    key_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for RemoteKms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKms")
+            .field("grpc_port", &self.grpc_port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKms {
+    /// Starts the KMS server on the PostgreSQL database at `database_url`, trusting service
+    /// `service` for the tenants `tenants` (slugs); the service's private key is written to
+    /// [`RemoteKms::key_file`].
+    ///
+    /// # Panics
+    /// When the server cannot start.
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub async fn start(database_url: &str, service: &str, tenants: &[&str]) -> Self {
+        edk_server::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let service_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let mut trusted = service_key.public_jwk();
+        let kid = Kid::new(trusted.thumbprint()).unwrap();
+        trusted.kid = Some(kid.as_str().to_owned());
+        let mut private: Jwk = service_key.to_jwk().unwrap();
+        private.kid = Some(kid.as_str().to_owned());
+        let key_file = dir.path().join(format!("{service}-service.jwk"));
+        std::fs::write(&key_file, serde_json::to_vec(&private).unwrap()).unwrap();
+        let grpc_port = free_port();
+        let kek = edk_kms::provider::software::generate_kek().unwrap();
+        let config: KmsServerConfig = serde_json::from_value(json!({
+            "database": { "backend": "postgres", "platform_url": database_url },
+            "kms": { "mode": "local", "providers": [{
+                "kind": "software", "id": "software", "current_kek": "k1",
+                "keks": [{ "id": "k1", "key": kek.expose_secret() }],
+            }] },
+            "grpc": {
+                "listen": format!("127.0.0.1:{grpc_port}"),
+                "auth": { "kind": "service_jwt", "audience": "edk-kms",
+                    "services": [{ "name": service, "jwks": { "keys": [trusted] }, "tenants": tenants }] },
+            },
+        }))
+        .unwrap();
+        let server = edk_server::service::start::<KmsServer>(
+            &config,
+            Arc::new(SystemClock),
+            reqwest::Client::new(),
+        )
+        .await
+        .unwrap();
+        let stop = CancellationToken::new();
+        let side = server
+            .side_tasks(stop.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(tokio::spawn)
+            .collect();
+        Self {
+            server,
+            stop,
+            side,
+            grpc_port,
+            kek,
+            key_file,
+            _dir: dir,
+        }
+    }
+
+    /// The KMS server (its tenancy, its `Kms`).
+    #[must_use]
+    pub const fn server(&self) -> &Started<KmsServer> {
+        &self.server
+    }
+
+    /// The KEK, which a service's configuration must never contain.
+    #[must_use]
+    pub const fn kek(&self) -> &SecretString {
+        &self.kek
+    }
+
+    /// Where the service's private key is.
+    #[must_use]
+    pub const fn key_file(&self) -> &PathBuf {
+        &self.key_file
+    }
+
+    /// The `kms` section of the service's configuration: `mode: remote` at this server.
+    #[must_use]
+    pub fn client_section(&self, service: &str) -> Value {
+        json!({
+            "mode": "remote",
+            "endpoint": format!("http://127.0.0.1:{}", self.grpc_port),
+            "timeout_millis": 2000,
+            "auth": { "kind": "service_jwt", "service": service, "audience": "edk-kms",
+                "key_file": self.key_file },
+        })
+    }
+
+    /// Stops serving gRPC: the KMS no longer answers its services.
+    ///
+    /// # Panics
+    /// When a side task failed.
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub async fn stop_serving(&mut self) {
+        self.stop.cancel();
+        for task in self.side.drain(..) {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops the server.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        for task in self.side.drain(..) {
+            let _ = task.await;
+        }
+        self.server.shutdown().await;
+    }
+}
