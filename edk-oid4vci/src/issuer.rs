@@ -336,6 +336,7 @@ pub struct Issuer {
     clock: Arc<dyn Clock>,
     options: IssuerOptions,
     events: Option<Arc<dyn edk_tenancy::EventBus>>,
+    claims_source: Option<Arc<dyn crate::claims::ClaimsSource>>,
 }
 
 impl fmt::Debug for Issuer {
@@ -378,7 +379,16 @@ impl Issuer {
             clock,
             options: IssuerOptions::default(),
             events: None,
+            claims_source: None,
         }
+    }
+
+    /// The issuer asking `source` for the claims of a credential whose session holds none
+    /// and has a logged-in end user (the authorization code flow).
+    #[must_use]
+    pub fn with_claims_source(mut self, source: Arc<dyn crate::claims::ClaimsSource>) -> Self {
+        self.claims_source = Some(source);
+        self
     }
 
     /// The issuer publishing each wallet notification on `events` ([`NOTIFICATION_TOPIC`]).
@@ -897,7 +907,10 @@ impl Issuer {
         }
         let claims = match session.claims.get(&configuration_id) {
             Some(Value::Object(claims)) => claims.clone(),
-            None => Map::new(),
+            None => {
+                self.source_claims(tenant, &session, &configuration_id)
+                    .await?
+            }
             Some(_) => {
                 return Err(protocol(
                     CredentialErrorCode::CredentialRequestDenied,
@@ -934,6 +947,40 @@ impl Issuer {
             )
             .await?;
         self.issued(tenant, &session.id, credentials, now).await
+    }
+
+    /// The claims of `configuration_id` from the claims source, for a session with a
+    /// logged-in end user; none without a source or a subject.
+    async fn source_claims(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+        configuration_id: &str,
+    ) -> Result<Map<String, Value>, Error> {
+        let (Some(source), Some(subject)) = (&self.claims_source, &session.subject) else {
+            return Ok(Map::new());
+        };
+        let request = crate::claims::ClaimsRequest {
+            subject,
+            login_claims: &session.login_claims,
+            credential_configuration_id: configuration_id,
+            session_id: &session.id,
+            correlation_id: session.correlation_id.as_deref(),
+        };
+        match source.claims(tenant, &request).await {
+            Ok(claims) => Ok(claims.unwrap_or_default()),
+            Err(crate::claims::ClaimsError::NotFound) => Err(protocol(
+                CredentialErrorCode::CredentialRequestDenied,
+                "the issuer has no data for this credential of this person",
+            )),
+            Err(err) => {
+                tracing::warn!(tenant = %tenant.id(), error = %err, "the claims endpoint failed");
+                Err(protocol(
+                    CredentialErrorCode::CredentialRequestDenied,
+                    "the issuer could not obtain the claims of this credential; try again later",
+                ))
+            }
+        }
     }
 
     /// The response handing out `credentials` of session `session_id`, with a fresh

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod claims;
 pub mod config;
 pub mod credential;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod proof;
 pub mod request;
 pub mod store;
 
+pub use claims::{CLAIMS_ENDPOINT, ClaimsSource, HttpClaimsSource};
 pub use config::{CredentialConfiguration, FormatProfile, IssuanceSettings, KeyIdentification};
 pub use credential::{CredentialInput, issue_credential};
 pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};

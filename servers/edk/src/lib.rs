@@ -131,7 +131,8 @@ impl Edk {
         // settings.
         let builder = builder
             .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
-            .config_key(&edk_oid4vci::SESSION_RETENTION);
+            .config_key(&edk_oid4vci::SESSION_RETENTION)
+            .config_key(&edk_oid4vci::CLAIMS_ENDPOINT);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -204,7 +205,10 @@ impl Edk {
                         deps.clock(),
                         config.issuer.options(),
                     )
-                    .map_err(Error::Issuer)?,
+                    .map_err(Error::Issuer)?
+                    .with_claims_source(Arc::new(
+                        edk_oid4vci::HttpClaimsSource::new(deps.http().clone()),
+                    )),
                 ),
                 server: Arc::clone(oauth.authorization_server()),
                 clock: deps.clock(),

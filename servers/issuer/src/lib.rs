@@ -18,7 +18,7 @@ use edk_oauth::client_attestation::CLIENT_ATTESTATION;
 use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
 use edk_oauth::jobs::PurgeExpiredJob as OAuthPurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, SqlStore as OAuthSqlStore};
-use edk_oid4vci::{Issuer, IssuerOptions, SqlStore};
+use edk_oid4vci::{HttpClaimsSource, Issuer, IssuerOptions, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
@@ -190,7 +190,8 @@ impl Service for IssuerServer {
             .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
             .config_key(&UPSTREAM_OIDC)
             .config_key(&CLIENT_ATTESTATION)
-            .config_key(&edk_oid4vci::SESSION_RETENTION))
+            .config_key(&edk_oid4vci::SESSION_RETENTION)
+            .config_key(&edk_oid4vci::CLAIMS_ENDPOINT))
     }
 
     async fn build(config: &IssuerServerConfig, deps: &Deps) -> Result<Self, Error> {
@@ -200,7 +201,8 @@ impl Service for IssuerServer {
             deps.kms().kms(),
             deps.clock(),
             config.issuer.options(),
-        )?;
+        )?
+        .with_claims_source(Arc::new(HttpClaimsSource::new(deps.http().clone())));
         let auth = AdminAuth::new(
             &config.auth,
             deps.clock(),

@@ -4,6 +4,8 @@
 //! `authorization_details` name the session's dataset, and the credential that PyPI `sd-jwt`
 //! verifies; and the refusals when the login does not match the offer.
 
+use std::sync::{Arc, Mutex};
+
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, SigningKey};
 use serde_json::{Value, json};
@@ -272,3 +274,213 @@ async fn a_login_that_does_not_match_the_offer_gets_an_error_redirect(deployment
     deployment.close().await;
 }
 on_both_backends!(a_login_that_does_not_match_the_offer_gets_an_error_redirect);
+
+/// A tenant's claims backend: at `/claims`, the claims of `alice`'s `identity` credential,
+/// 404 for anyone and anywhere else; every request it got.
+async fn claims_backend() -> (edk_server::TestServer, Arc<Mutex<Vec<Value>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    let app = poem::endpoint::make(move |mut req: poem::Request| {
+        let recorded = Arc::clone(&recorded);
+        async move {
+            let known = req.uri().path() == "/claims";
+            let body: Value = req.take_body().into_json().await.unwrap();
+            recorded.lock().unwrap().push(body.clone());
+            if known
+                && body["subject"] == "alice"
+                && body["credential_configuration_id"] == "identity"
+            {
+                poem::Response::builder()
+                    .content_type("application/json")
+                    .body(json!({ "given_name": "Alice", "family_name": "Backend" }).to_string())
+            } else {
+                poem::Response::builder()
+                    .status(poem::http::StatusCode::NOT_FOUND)
+                    .finish()
+            }
+        }
+    });
+    (edk_server::spawn_server(app).await.unwrap(), seen)
+}
+
+async fn claims_come_from_the_tenants_backend_at_credential_time(deployment: Deployment) {
+    let tenant = deployment.tenant("acme").await;
+    deployment.configure(&tenant).await;
+    register_wallet(&deployment, &tenant).await;
+    let (backend, seen) = claims_backend().await;
+    // Only https, unless the tenant says otherwise.
+    let refused = deployment
+        .tenancy
+        .set_config(
+            Some(tenant.id),
+            "oid4vci.claims_endpoint",
+            json!({ "url": backend.url("/claims") }),
+            None,
+        )
+        .await;
+    assert!(refused.is_err());
+    deployment
+        .tenancy
+        .set_config(
+            Some(tenant.id),
+            "oid4vci.claims_endpoint",
+            json!({ "url": backend.url("/claims"), "dangerous_allow_http": true }),
+            None,
+        )
+        .await
+        .unwrap();
+    // An offer without claims: they come from the backend once alice has logged in.
+    let (status, offer) = deployment
+        .admin(
+            &tenant,
+            reqwest::Method::POST,
+            "/offers",
+            Some(json!({
+                "credential_configuration_ids": ["identity"],
+                "grants": ["authorization_code"],
+                "correlation_id": "hr-4711",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{offer}");
+    let issuer_state = offer["credential_offer"]["grants"]["authorization_code"]["issuer_state"]
+        .as_str()
+        .unwrap();
+    let verifier = b64url_encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    let challenge = b64url_encode(Sha256::digest(verifier.as_bytes()));
+    let details = json!([{
+        "type": "openid_credential", "credential_configuration_id": "identity",
+    }])
+    .to_string();
+    let form = [
+        ("response_type", "code"),
+        ("client_id", "wallet"),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("authorization_details", details.as_str()),
+        ("issuer_state", issuer_state),
+    ];
+    let params = authorize(&tenant, &form, None).await;
+    let code = param(&params, "code").expect("a code").to_owned();
+    let token: Value = http()
+        .post(format!("{}/token", tenant.as_base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "wallet"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access_token = token["access_token"].as_str().unwrap();
+    let session_id = offer["session_id"].as_str().unwrap();
+    let issuer = &tenant.credential_issuer;
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    let response = http()
+        .post(format!("{}/credential", tenant.issuer_base))
+        .bearer_auth(access_token)
+        .json(&json!({
+            "credential_identifier": format!("{session_id}:identity"),
+            "proofs": { "jwt": [key_proof(&holder, issuer, Some(&nonce(&tenant).await))] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    let jwks = deployment.issuer_jwks(&tenant).await;
+    let verified = python_verify(
+        body["credentials"][0]["credential"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        serde_json::to_value(&jwks.keys[0]).unwrap(),
+    )
+    .await;
+    assert_eq!(verified["given_name"], "Alice");
+    assert_eq!(verified["family_name"], "Backend");
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["subject"], "alice");
+    assert_eq!(asked[0]["credential_configuration_id"], "identity");
+    assert_eq!(asked[0]["session_id"], session_id);
+    assert_eq!(asked[0]["correlation_id"], "hr-4711");
+
+    // A backend without data for the person: credential_request_denied, nothing issued.
+    deployment
+        .tenancy
+        .set_config(
+            Some(tenant.id),
+            "oid4vci.claims_endpoint",
+            json!({ "url": backend.url("/nobody"), "dangerous_allow_http": true }),
+            None,
+        )
+        .await
+        .unwrap();
+    let (_, offer) = deployment
+        .admin(
+            &tenant,
+            reqwest::Method::POST,
+            "/offers",
+            Some(json!({
+                "credential_configuration_ids": ["identity"],
+                "grants": ["authorization_code"],
+            })),
+        )
+        .await;
+    let issuer_state = offer["credential_offer"]["grants"]["authorization_code"]["issuer_state"]
+        .as_str()
+        .unwrap();
+    let form = [
+        ("response_type", "code"),
+        ("client_id", "wallet"),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("authorization_details", details.as_str()),
+        ("issuer_state", issuer_state),
+    ];
+    let params = authorize(&tenant, &form, None).await;
+    let code = param(&params, "code").expect("a code").to_owned();
+    let token: Value = http()
+        .post(format!("{}/token", tenant.as_base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "wallet"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let response = http()
+        .post(format!("{}/credential", tenant.issuer_base))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({
+            "credential_identifier": format!("{}:identity", offer["session_id"].as_str().unwrap()),
+            "proofs": { "jwt": [key_proof(&holder, issuer, Some(&nonce(&tenant).await))] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "credential_request_denied");
+    let session = deployment
+        .session(&tenant, offer["session_id"].as_str().unwrap())
+        .await;
+    assert_eq!(session["status"], "token_issued");
+    backend.shutdown().await.unwrap();
+    deployment.close().await;
+}
+on_both_backends!(claims_come_from_the_tenants_backend_at_credential_time);

@@ -187,6 +187,7 @@ impl Deployment {
                     .key(&edk_oauth::federation::UPSTREAM_OIDC)
                     .key(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
                     .key(&edk_oid4vci::SESSION_RETENTION)
+                    .key(&edk_oid4vci::CLAIMS_ENDPOINT)
                     .build()
                     .unwrap(),
             )
@@ -259,7 +260,8 @@ impl Deployment {
             Arc::clone(&clock),
             settings.options(),
         )
-        .unwrap();
+        .unwrap()
+        .with_claims_source(Arc::new(edk_oid4vci::HttpClaimsSource::new(http())));
         let parts = IssuerParts {
             tenancy: tenancy.clone(),
             issuer: Arc::new(issuer),
