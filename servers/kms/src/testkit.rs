@@ -3,12 +3,12 @@
 //! service that authenticates with a service JWT, and a guard for a server binary started as
 //! a child process.
 
-use std::path::PathBuf;
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
-use edk_core::jose::{Algorithm, Jwk, SigningKey};
-use edk_core::{Kid, SystemClock};
+use edk_core::jose::{Algorithm, Header, Jwk, JwkSet, SigningKey, jws};
+use edk_core::{Clock as _, Kid, SystemClock, TenantId};
 use edk_server::Service as _;
 use edk_server::service::Started;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -44,6 +44,70 @@ impl Drop for ChildGuard {
     }
 }
 
+/// An issuer of admin tokens that the servers under test trust (`https://admin.example`).
+#[derive(Debug)]
+pub struct TestAdmin {
+    key: SigningKey,
+}
+
+impl Default for TestAdmin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestAdmin {
+    /// The issuer of the admin tokens.
+    pub const ISSUER: &'static str = "https://admin.example";
+
+    /// An issuer with a fresh ES256 key.
+    ///
+    /// # Panics
+    /// When no key can be generated.
+    #[must_use]
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub fn new() -> Self {
+        Self {
+            key: SigningKey::generate(Algorithm::Es256).unwrap(),
+        }
+    }
+
+    /// The `auth` section of a server's configuration that trusts this issuer.
+    #[must_use]
+    pub fn auth_section(&self) -> Value {
+        json!({ "issuers": [{
+            "issuer": Self::ISSUER,
+            "jwks": JwkSet { keys: vec![self.key.public_jwk()] },
+        }] })
+    }
+
+    /// An admin token for `tenant` with `scope`, valid for ten minutes.
+    ///
+    /// # Panics
+    /// When signing fails.
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub async fn token(&self, tenant: TenantId, scope: &str) -> String {
+        let now = SystemClock.unix_seconds();
+        let claims = json!({
+            "iss": Self::ISSUER, "aud": "edk-admin", "sub": "ops", "tenant": tenant.to_string(),
+            "scope": scope, "iat": now, "exp": now + 600,
+        });
+        jws::sign(
+            Header::new(Algorithm::Es256).with_typ("JWT"),
+            claims.to_string().as_bytes(),
+            &self.key,
+        )
+        .await
+        .unwrap()
+    }
+}
+
 /// A KMS server (software keys, a fresh KEK) on PostgreSQL, serving gRPC on loopback to one
 /// service that authenticates with a service JWT of its own key.
 pub struct RemoteKms {
@@ -53,7 +117,7 @@ pub struct RemoteKms {
     grpc_port: u16,
     kek: SecretString,
     key_file: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for RemoteKms {
@@ -123,7 +187,7 @@ impl RemoteKms {
             grpc_port,
             kek,
             key_file,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -157,6 +221,51 @@ impl RemoteKms {
         })
     }
 
+    /// Starts the server binary `binary` as service `service` on `port`, on the PostgreSQL
+    /// database at `database_url`, trusting `admin`, with this KMS as its only KMS (its
+    /// configuration holds no KEK); the process is killed when the guard drops.
+    ///
+    /// # Panics
+    /// When the configuration holds the KEK, or the binary cannot start.
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub fn spawn_service(
+        &self,
+        binary: impl AsRef<Path>,
+        service: &str,
+        port: u16,
+        database_url: &str,
+        admin: &TestAdmin,
+    ) -> ChildGuard {
+        let config = json!({
+            "http": { "listen": format!("127.0.0.1:{port}") },
+            "log": { "filter": "warn" },
+            "auth": admin.auth_section(),
+            "database": { "backend": "postgres", "platform_url": database_url },
+            "kms": self.client_section(service),
+        });
+        let text = serde_json::to_string(&config).unwrap();
+        assert!(
+            !text.contains(self.kek.expose_secret()),
+            "{service} is given no KEK"
+        );
+        let config_file = self.dir.path().join(format!("{service}-{port}.yaml"));
+        std::fs::write(&config_file, text).unwrap();
+        ChildGuard(
+            Command::new(binary.as_ref())
+                .arg("--config")
+                .arg(&config_file)
+                .env_remove("EDK_LISTEN")
+                .env_remove("EDK_CONFIG")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    }
+
     /// Stops serving gRPC: the KMS no longer answers its services.
     ///
     /// # Panics
@@ -170,6 +279,33 @@ impl RemoteKms {
         for task in self.side.drain(..) {
             task.await.unwrap().unwrap();
         }
+    }
+
+    /// Stops serving gRPC, then checks that the service at `base` (its HTTP origin) is not
+    /// ready: 503, the `kms` check failing because the KMS does not answer, the `database`
+    /// check passing.
+    ///
+    /// # Panics
+    /// When the service answers anything else.
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub async fn stop_serving_and_expect_unready(&mut self, base: &str) {
+        self.stop_serving().await;
+        let response = reqwest::Client::new()
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        let report: Value = response.json().await.unwrap();
+        let checks = report["checks"].as_array().cloned().unwrap_or_default();
+        let check = |name: &str| checks.iter().find(|check| check["name"] == name).cloned();
+        let kms = check("kms").unwrap();
+        assert_eq!(kms["ok"], false, "{report}");
+        assert_eq!(kms["reason"], "the KMS does not answer", "{report}");
+        assert_eq!(check("database").unwrap()["ok"], true, "{report}");
     }
 
     /// Stops the server.

@@ -2,18 +2,14 @@
 //! access tokens through a separately started KMS server over gRPC (service JWT), and its
 //! readiness reports the KMS.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
-use edk_core::{Clock, SystemClock, TenantSlug};
-use edk_kms_server::testkit::{ChildGuard, RemoteKms, free_port};
+use edk_core::TenantSlug;
+use edk_core::jose::{Algorithm, JwkSet, jws};
+use edk_kms_server::testkit::{RemoteKms, TestAdmin, free_port};
 use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
 use edk_testkit::TestDb;
-use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
-
-const ADMIN: &str = "https://admin.example";
 
 async fn ready(client: &reqwest::Client, base: &str) -> reqwest::Response {
     for _ in 0..300 {
@@ -25,27 +21,11 @@ async fn ready(client: &reqwest::Client, base: &str) -> reqwest::Response {
     panic!("edk-as did not start");
 }
 
-async fn admin_token(key: &SigningKey, tenant: edk_core::TenantId) -> String {
-    let now = SystemClock.unix_seconds();
-    let claims = json!({
-        "iss": ADMIN, "aud": "edk-admin", "sub": "ops", "tenant": tenant.to_string(),
-        "scope": "oauth2:write oauth2:read", "iat": now, "exp": now + 600,
-    });
-    jws::sign(
-        Header::new(Algorithm::Es256).with_typ("JWT"),
-        claims.to_string().as_bytes(),
-        key,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     edk_server::install_crypto_provider();
     let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let admin = SigningKey::generate(Algorithm::Es256).unwrap();
+    let admin = TestAdmin::new();
     let mut kms = RemoteKms::start(db.url(), "as", &["acme"]).await;
     let tenant = kms
         .server()
@@ -57,31 +37,7 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     // edk-as, configured with the remote KMS only.
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let config = json!({
-        "http": { "listen": format!("127.0.0.1:{port}") },
-        "log": { "filter": "warn" },
-        "auth": { "issuers": [{ "issuer": ADMIN, "jwks": JwkSet { keys: vec![admin.public_jwk()] } }] },
-        "database": { "backend": "postgres", "platform_url": db.url() },
-        "kms": kms.client_section("as"),
-    });
-    let config_file = dir.path().join("as.yaml");
-    std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
-    let text = std::fs::read_to_string(&config_file).unwrap();
-    assert!(
-        !text.contains(kms.kek().expose_secret()),
-        "edk-as is given no KEK"
-    );
-    let _child = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_edk-as"))
-            .arg("--config")
-            .arg(&config_file)
-            .env_remove("EDK_LISTEN")
-            .env_remove("EDK_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _child = kms.spawn_service(env!("CARGO_BIN_EXE_edk-as"), "as", port, db.url(), &admin);
     let client = reqwest::Client::new();
     let report: Value = ready(&client, &base).await.json().await.unwrap();
     assert_eq!(report["status"], "ok", "{report}");
@@ -103,7 +59,7 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     )
     .unwrap();
     kms.server().tenancy().bind(&binding).await.unwrap();
-    let token = admin_token(&admin, tenant.id).await;
+    let token = admin.token(tenant.id, "oauth2:write oauth2:read").await;
     // edk-as learns of the tenant provisioned here within its cache TTL or on the event.
     let mut registered = None;
     for _ in 0..100 {
@@ -206,24 +162,7 @@ async fn edk_as_signs_through_a_separate_kms_over_grpc() {
     assert!(verified.is_ok(), "{verified:?}");
 
     // Without the KMS, edk-as is not ready and says which dependency failed.
-    kms.stop_serving().await;
-    let response = client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    let report: Value = response.json().await.unwrap();
-    let kms_check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|check| check["name"] == "kms")
-        .unwrap();
-    assert_eq!(kms_check["ok"], false);
-    assert_eq!(kms_check["reason"], "the KMS does not answer");
-    let database_check = &report["checks"][0];
-    assert_eq!(database_check["ok"], true);
+    kms.stop_serving_and_expect_unready(&base).await;
     kms.shutdown().await;
     db.close().await;
 }

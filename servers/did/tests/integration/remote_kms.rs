@@ -3,19 +3,16 @@
 //! rotation at the KMS reaches its did:web documents over PostgreSQL NOTIFY, it runs the
 //! `did.republish_stale` job, and its readiness reports the KMS.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
-use edk_core::{Clock, SystemClock, TenantSlug};
+use edk_core::TenantSlug;
 use edk_kms::{Caller, KeyAlias, Kms as _};
-use edk_kms_server::testkit::{ChildGuard, RemoteKms, free_port};
+use edk_kms_server::testkit::{RemoteKms, TestAdmin, free_port};
 use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
 use edk_testkit::TestDb;
-use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_ISSUER, http};
+use crate::support::http;
 
 async fn ready(client: &reqwest::Client, base: &str) -> reqwest::Response {
     for _ in 0..300 {
@@ -25,21 +22,6 @@ async fn ready(client: &reqwest::Client, base: &str) -> reqwest::Response {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("edk-did did not start");
-}
-
-async fn admin_token(key: &SigningKey, tenant: edk_core::TenantId) -> String {
-    let now = SystemClock.unix_seconds();
-    let claims = json!({
-        "iss": ADMIN_ISSUER, "aud": "edk-admin", "sub": "ops", "tenant": tenant.to_string(),
-        "scope": "did:read did:write", "iat": now, "exp": now + 600,
-    });
-    jws::sign(
-        Header::new(Algorithm::Es256).with_typ("JWT"),
-        claims.to_string().as_bytes(),
-        key,
-    )
-    .await
-    .unwrap()
 }
 
 /// The kids of the document's verification methods.
@@ -59,8 +41,7 @@ fn kids(document: &Value) -> Vec<String> {
 async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
     edk_server::install_crypto_provider();
     let db = TestDb::new().await;
-    let dir = tempfile::tempdir().unwrap();
-    let admin = SigningKey::generate(Algorithm::Es256).unwrap();
+    let admin = TestAdmin::new();
     let mut kms = RemoteKms::start(db.url(), "did", &["acme"]).await;
     let tenant = kms
         .server()
@@ -82,31 +63,7 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
 
     // edk-did, configured with the remote KMS only.
     let base = format!("http://127.0.0.1:{port}");
-    let config = json!({
-        "http": { "listen": format!("127.0.0.1:{port}") },
-        "log": { "filter": "warn" },
-        "auth": { "issuers": [{ "issuer": ADMIN_ISSUER, "jwks": JwkSet { keys: vec![admin.public_jwk()] } }] },
-        "database": { "backend": "postgres", "platform_url": db.url() },
-        "kms": kms.client_section("did"),
-    });
-    let config_file = dir.path().join("did.yaml");
-    std::fs::write(&config_file, serde_json::to_string(&config).unwrap()).unwrap();
-    let text = std::fs::read_to_string(&config_file).unwrap();
-    assert!(
-        !text.contains(kms.kek().expose_secret()),
-        "edk-did is given no KEK"
-    );
-    let _child = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_edk-did"))
-            .arg("--config")
-            .arg(&config_file)
-            .env_remove("EDK_LISTEN")
-            .env_remove("EDK_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _child = kms.spawn_service(env!("CARGO_BIN_EXE_edk-did"), "did", port, db.url(), &admin);
     let client = http();
     let response = ready(&client, &base).await;
     assert_eq!(response.status(), 200);
@@ -121,7 +78,7 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
     assert_eq!(checks, ["database", "kms"]);
 
     // A did:web whose key edk-did has the KMS create: the KMS holds it, the document lists it.
-    let token = admin_token(&admin, tenant.id).await;
+    let token = admin.token(tenant.id, "did:read did:write").await;
     let response = client
         .post(format!("{base}/api/did/v1/identifiers"))
         .bearer_auth(&token)
@@ -203,24 +160,7 @@ async fn edk_did_publishes_keys_of_a_separate_kms_over_grpc() {
     assert!(metrics.lines().any(|line| line == run), "{metrics}");
 
     // Without the KMS, edk-did is not ready and says which dependency failed.
-    kms.stop_serving().await;
-    let response = client
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    let report: Value = response.json().await.unwrap();
-    let kms_check = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|check| check["name"] == "kms")
-        .unwrap();
-    assert_eq!(kms_check["ok"], false);
-    assert_eq!(kms_check["reason"], "the KMS does not answer");
-    assert_eq!(report["checks"][0]["name"], "database");
-    assert_eq!(report["checks"][0]["ok"], true);
+    kms.stop_serving_and_expect_unready(&base).await;
     kms.shutdown().await;
     db.close().await;
 }

@@ -303,46 +303,26 @@ async fn claims_backend() -> (edk_server::TestServer, Arc<Mutex<Vec<Value>>>) {
     (edk_server::spawn_server(app).await.unwrap(), seen)
 }
 
-async fn claims_come_from_the_tenants_backend_at_credential_time(deployment: Deployment) {
-    let tenant = deployment.tenant("acme").await;
-    deployment.configure(&tenant).await;
-    register_wallet(&deployment, &tenant).await;
-    let (backend, seen) = claims_backend().await;
-    // Only https, unless the tenant says otherwise.
-    let refused = deployment
-        .tenancy
-        .set_config(
-            Some(tenant.id),
-            "oid4vci.claims_endpoint",
-            json!({ "url": backend.url("/claims") }),
-            None,
-        )
-        .await;
-    assert!(refused.is_err());
-    deployment
-        .tenancy
-        .set_config(
-            Some(tenant.id),
-            "oid4vci.claims_endpoint",
-            json!({ "url": backend.url("/claims"), "dangerous_allow_http": true }),
-            None,
-        )
-        .await
-        .unwrap();
-    // An offer without claims: they come from the backend once alice has logged in.
+/// An offer of `identity` without claims (the authorization code grant, `offer_extra` merged
+/// into the request), alice's login, her Bearer token and a credential request for a fresh
+/// key: the offer's session id and the credential endpoint's answer.
+async fn offer_login_and_request(
+    deployment: &Deployment,
+    tenant: &Tenant,
+    offer_extra: Value,
+) -> (String, u16, Value) {
+    let mut request = json!({
+        "credential_configuration_ids": ["identity"],
+        "grants": ["authorization_code"],
+    });
+    for (name, value) in offer_extra.as_object().unwrap() {
+        request[name] = value.clone();
+    }
     let (status, offer) = deployment
-        .admin(
-            &tenant,
-            reqwest::Method::POST,
-            "/offers",
-            Some(json!({
-                "credential_configuration_ids": ["identity"],
-                "grants": ["authorization_code"],
-                "correlation_id": "hr-4711",
-            })),
-        )
+        .admin(tenant, reqwest::Method::POST, "/offers", Some(request))
         .await;
     assert_eq!(status, 201, "{offer}");
+    let session_id = offer["session_id"].as_str().unwrap().to_owned();
     let issuer_state = offer["credential_offer"]["grants"]["authorization_code"]["issuer_state"]
         .as_str()
         .unwrap();
@@ -361,7 +341,7 @@ async fn claims_come_from_the_tenants_backend_at_credential_time(deployment: Dep
         ("authorization_details", details.as_str()),
         ("issuer_state", issuer_state),
     ];
-    let params = authorize(&tenant, &form, None).await;
+    let params = authorize(tenant, &form, None).await;
     let code = param(&params, "code").expect("a code").to_owned();
     let token: Value = http()
         .post(format!("{}/token", tenant.as_base))
@@ -378,22 +358,46 @@ async fn claims_come_from_the_tenants_backend_at_credential_time(deployment: Dep
         .json()
         .await
         .unwrap();
-    let access_token = token["access_token"].as_str().unwrap();
-    let session_id = offer["session_id"].as_str().unwrap();
     let issuer = &tenant.credential_issuer;
     let holder = SigningKey::generate(Algorithm::Es256).unwrap();
     let response = http()
         .post(format!("{}/credential", tenant.issuer_base))
-        .bearer_auth(access_token)
+        .bearer_auth(token["access_token"].as_str().unwrap())
         .json(&json!({
             "credential_identifier": format!("{session_id}:identity"),
-            "proofs": { "jwt": [key_proof(&holder, issuer, Some(&nonce(&tenant).await))] },
+            "proofs": { "jwt": [key_proof(&holder, issuer, Some(&nonce(tenant).await))] },
         }))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status().as_u16(), 200);
-    let body: Value = response.json().await.unwrap();
+    let status = response.status().as_u16();
+    (session_id, status, response.json().await.unwrap())
+}
+
+async fn claims_come_from_the_tenants_backend_at_credential_time(deployment: Deployment) {
+    let tenant = deployment.tenant("acme").await;
+    deployment.configure(&tenant).await;
+    register_wallet(&deployment, &tenant).await;
+    let (backend, seen) = claims_backend().await;
+    let set_endpoint = |value: Value| {
+        deployment
+            .tenancy
+            .set_config(Some(tenant.id), "oid4vci.claims_endpoint", value, None)
+    };
+    // Only https, unless the tenant says otherwise.
+    assert!(
+        set_endpoint(json!({ "url": backend.url("/claims") }))
+            .await
+            .is_err()
+    );
+    set_endpoint(json!({ "url": backend.url("/claims"), "dangerous_allow_http": true }))
+        .await
+        .unwrap();
+
+    // An offer without claims: they come from the backend once alice has logged in.
+    let (session_id, status, body) =
+        offer_login_and_request(&deployment, &tenant, json!({ "correlation_id": "hr-4711" })).await;
+    assert_eq!(status, 200, "{body}");
     let jwks = deployment.issuer_jwks(&tenant).await;
     let verified = python_verify(
         body["credentials"][0]["credential"]
@@ -409,76 +413,17 @@ async fn claims_come_from_the_tenants_backend_at_credential_time(deployment: Dep
     assert_eq!(asked.len(), 1);
     assert_eq!(asked[0]["subject"], "alice");
     assert_eq!(asked[0]["credential_configuration_id"], "identity");
-    assert_eq!(asked[0]["session_id"], session_id);
+    assert_eq!(asked[0]["session_id"], session_id.as_str());
     assert_eq!(asked[0]["correlation_id"], "hr-4711");
 
     // A backend without data for the person: credential_request_denied, nothing issued.
-    deployment
-        .tenancy
-        .set_config(
-            Some(tenant.id),
-            "oid4vci.claims_endpoint",
-            json!({ "url": backend.url("/nobody"), "dangerous_allow_http": true }),
-            None,
-        )
+    set_endpoint(json!({ "url": backend.url("/nobody"), "dangerous_allow_http": true }))
         .await
         .unwrap();
-    let (_, offer) = deployment
-        .admin(
-            &tenant,
-            reqwest::Method::POST,
-            "/offers",
-            Some(json!({
-                "credential_configuration_ids": ["identity"],
-                "grants": ["authorization_code"],
-            })),
-        )
-        .await;
-    let issuer_state = offer["credential_offer"]["grants"]["authorization_code"]["issuer_state"]
-        .as_str()
-        .unwrap();
-    let form = [
-        ("response_type", "code"),
-        ("client_id", "wallet"),
-        ("redirect_uri", REDIRECT),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-        ("authorization_details", details.as_str()),
-        ("issuer_state", issuer_state),
-    ];
-    let params = authorize(&tenant, &form, None).await;
-    let code = param(&params, "code").expect("a code").to_owned();
-    let token: Value = http()
-        .post(format!("{}/token", tenant.as_base))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("client_id", "wallet"),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let response = http()
-        .post(format!("{}/credential", tenant.issuer_base))
-        .bearer_auth(token["access_token"].as_str().unwrap())
-        .json(&json!({
-            "credential_identifier": format!("{}:identity", offer["session_id"].as_str().unwrap()),
-            "proofs": { "jwt": [key_proof(&holder, issuer, Some(&nonce(&tenant).await))] },
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 400);
-    let body: Value = response.json().await.unwrap();
+    let (session_id, status, body) = offer_login_and_request(&deployment, &tenant, json!({})).await;
+    assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "credential_request_denied");
-    let session = deployment
-        .session(&tenant, offer["session_id"].as_str().unwrap())
-        .await;
+    let session = deployment.session(&tenant, &session_id).await;
     assert_eq!(session["status"], "token_issued");
     backend.shutdown().await.unwrap();
     deployment.close().await;
