@@ -866,6 +866,9 @@ mod tests {
 
     #[test]
     fn configuration_is_checked_and_hides_the_secret() {
+        // In a workspace build with the servers, reqwest uses rustls without a built-in
+        // provider.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let provider = CscProvider::new(config()).unwrap();
         assert_eq!(provider.inner.token_url, "http://127.0.0.1:1/oauth2/token");
         assert!(!provider.capabilities().key_creation());
