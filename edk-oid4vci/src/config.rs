@@ -502,6 +502,10 @@ pub struct IssuanceSettings {
     /// the credentials are issued when the operator completes the session.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deferred: bool,
+    /// Give each credential a `status` claim in one of the tenant's status lists, so that it
+    /// can be revoked (and suspended, with the `suspension` purpose).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<crate::status::StatusSettings>,
 }
 
 impl IssuanceSettings {
@@ -533,6 +537,9 @@ impl IssuanceSettings {
                 "key_identification.kid",
                 "must be a DID URL with a fragment naming the verification method",
             ));
+        }
+        if let Some(status) = &self.status {
+            status.validate()?;
         }
         if self.lifetime_secs == Some(0) {
             return Err(ConfigError::invalid("lifetime_secs", "must be positive"));

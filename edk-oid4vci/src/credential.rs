@@ -27,7 +27,8 @@ pub struct CredentialInput<'a> {
     pub claims: &'a Map<String, Value>,
     /// The holder's key, when the credential is bound to one.
     pub holder: Option<&'a ProvenKey>,
-    /// The `status` claim (a status list reference), if any.
+    /// The `status` claim (a status list reference), if any: a top-level claim of the
+    /// JWT in every format (Status List §6.1).
     pub status: Option<Value>,
     /// The certificate chain of the signing key, for [`KeyIdentification::X5c`].
     pub x5c: Option<Vec<String>>,
@@ -89,7 +90,7 @@ impl<'a> CredentialInput<'a> {
         }
     }
 
-    fn expiry(&self) -> Option<i64> {
+    pub(crate) fn expiry(&self) -> Option<i64> {
         self.settings.lifetime_secs.map(|secs| {
             self.now
                 .saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))
@@ -202,14 +203,11 @@ async fn issue_jwt_vc_json(
         }
         subject.insert("id".to_owned(), Value::String(did.clone()));
     }
-    let mut vc = json!({
+    let vc = json!({
         "@context": [VC_CONTEXT_V1],
         "type": types,
         "credentialSubject": subject,
     });
-    if let Some(status) = &input.status {
-        vc["credentialStatus"] = status.clone();
-    }
     let mut claims = Map::new();
     claims.insert("iss".to_owned(), Value::String(issuer));
     claims.insert("iat".to_owned(), Value::from(input.now));
@@ -225,6 +223,9 @@ async fn issue_jwt_vc_json(
         claims.insert("sub".to_owned(), Value::String(did));
     } else if let Some(holder) = input.holder {
         claims.insert("cnf".to_owned(), json!({ "jwk": holder.jwk.to_public() }));
+    }
+    if let Some(status) = &input.status {
+        claims.insert("status".to_owned(), status.clone());
     }
     claims.insert("vc".to_owned(), vc);
     let mut header = Header::new(signer.algorithm()).with_typ("JWT");

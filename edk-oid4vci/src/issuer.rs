@@ -37,11 +37,12 @@ use crate::proof::ProvenKey;
 use crate::proof::{ProofPolicy, verify_jwt_proof};
 use crate::request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
 use crate::store::{
-    HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, Session,
-    SessionStatus, StoredConfiguration, TransactionOutcome, TransactionState,
+    HolderKey, IssuerStore, NewIssuedCredential, NewTransaction, Notification, NotificationEvent,
+    Session, SessionStatus, StoredConfiguration, TransactionOutcome, TransactionState,
 };
 
 mod encryption;
+mod status;
 
 pub use encryption::{CredentialAnswer, Encryption, REQUEST_DECRYPTION_PURPOSE, RequestBody};
 
@@ -85,6 +86,9 @@ pub enum Error {
     /// Building or signing a credential failed.
     #[error(transparent)]
     Issue(#[from] IssueError),
+    /// Building or signing a Status List Token failed.
+    #[error("building the status list token failed")]
+    StatusList(#[from] edk_core::status_list::StatusListError),
 }
 
 impl HasKind for Error {
@@ -98,6 +102,7 @@ impl HasKind for Error {
             Self::Kms(err) => err.kind(),
             Self::OAuth(err) => err.kind(),
             Self::Issue(err) => err.kind(),
+            Self::StatusList(err) => err.kind(),
         }
     }
 }
@@ -124,12 +129,15 @@ pub struct IssuerEndpoints {
     pub offers: String,
     /// The tenant's authorization server issuer identifier.
     pub authorization_server: String,
+    /// Where status lists are published: `<status_lists>/<list id>`, and the list of them
+    /// (aggregation) at `<status_lists>` itself.
+    pub status_lists: String,
 }
 
 impl IssuerEndpoints {
     /// The endpoints of an issuer whose identifier is `credential_issuer`, at the paths EDK
-    /// serves (`/credential`, `/nonce`, `/deferred_credential`, `/notification`, `/offers`)
-    /// under it, using `authorization_server`.
+    /// serves (`/credential`, `/nonce`, `/deferred_credential`, `/notification`, `/offers`,
+    /// `/status-lists`) under it, using `authorization_server`.
     #[must_use]
     pub fn under(credential_issuer: &str, authorization_server: &str) -> Self {
         let base = credential_issuer.trim_end_matches('/');
@@ -141,6 +149,7 @@ impl IssuerEndpoints {
             notification_endpoint: format!("{base}/notification"),
             offers: format!("{base}/offers"),
             authorization_server: authorization_server.to_owned(),
+            status_lists: format!("{base}/status-lists"),
         }
     }
 }
@@ -169,6 +178,13 @@ pub struct IssuerOptions {
     pub notification_ttl_secs: i64,
     /// Whether credential requests and responses may, or must, be encrypted.
     pub encryption: Encryption,
+    /// The `ttl` of Status List Tokens: how long relying parties may cache one, in seconds.
+    pub status_list_ttl_secs: u64,
+    /// How long a Status List Token is valid (`exp - iat`), in seconds; a list is signed
+    /// again when half of it has passed.
+    pub status_list_validity_secs: i64,
+    /// How long expired Status List Tokens are kept for historical resolution, in seconds.
+    pub status_list_history_secs: i64,
 }
 
 impl Default for IssuerOptions {
@@ -183,6 +199,9 @@ impl Default for IssuerOptions {
             deferred_ttl_secs: 86_400,
             notification_ttl_secs: 86_400,
             encryption: Encryption::Supported,
+            status_list_ttl_secs: 300,
+            status_list_validity_secs: 86_400,
+            status_list_history_secs: 90 * 86_400,
         }
     }
 }
@@ -487,7 +506,10 @@ impl Issuer {
         tenant: &TenantContext,
         endpoints: &IssuerEndpoints,
     ) -> Result<Value, Error> {
-        let mut purposes = BTreeSet::from([DEFAULT_SIGNING_PURPOSE.to_owned()]);
+        let mut purposes = BTreeSet::from([
+            DEFAULT_SIGNING_PURPOSE.to_owned(),
+            crate::status::STATUS_LIST_SIGNING_PURPOSE.to_owned(),
+        ]);
         for (_, stored) in self.store.configurations(tenant).await? {
             if let Some(purpose) = stored.settings.signing_key {
                 purposes.insert(purpose);
@@ -935,7 +957,16 @@ impl Issuer {
                 .await;
         }
         let credentials = self
-            .issue(tenant, endpoints, &stored, &claims, &holders, now)
+            .issue(
+                tenant,
+                endpoints,
+                &session,
+                &configuration_id,
+                &stored,
+                &claims,
+                &holders,
+                now,
+            )
             .await?;
         self.store
             .transition(
@@ -1121,41 +1152,70 @@ impl Issuer {
         Ok(self.store.notifications(tenant, id).await?)
     }
 
-    /// Signs the credentials of `stored` with `claims`, one per holder key (one unbound
-    /// when there are none).
+    /// Signs the credentials of `stored` (configuration `configuration_id` of `session`)
+    /// with `claims`, one per holder key (one unbound when there are none). Where the
+    /// configuration asks for status, each credential gets its own index and is recorded.
+    #[allow(clippy::too_many_arguments)]
     async fn issue(
         &self,
         tenant: &TenantContext,
         endpoints: &IssuerEndpoints,
+        session: &Session,
+        configuration_id: &str,
         stored: &StoredConfiguration,
         claims: &Map<String, Value>,
         holders: &[ProvenKey],
         now: i64,
     ) -> Result<Vec<String>, Error> {
         let signer = self.signer(tenant, stored).await?;
-        let mut credentials = Vec::with_capacity(holders.len().max(1));
-        if holders.is_empty() {
-            let input = CredentialInput::new(
+        let holders: Vec<Option<&ProvenKey>> = if holders.is_empty() {
+            vec![None]
+        } else {
+            holders.iter().map(Some).collect()
+        };
+        let mut statuses = match &stored.settings.status {
+            Some(settings) => self
+                .allocate_status(
+                    tenant,
+                    endpoints,
+                    configuration_id,
+                    settings,
+                    holders.len(),
+                    now,
+                )
+                .await?
+                .into_iter(),
+            None => Vec::new().into_iter(),
+        };
+        let mut credentials = Vec::with_capacity(holders.len());
+        let mut records = Vec::new();
+        for holder in holders {
+            let mut input = CredentialInput::new(
                 &stored.configuration,
                 &stored.settings,
                 &endpoints.credential_issuer,
                 claims,
                 now,
             );
-            credentials.push(issue_credential(&input, signer.as_ref()).await?);
-        } else {
-            for holder in holders {
-                let input = CredentialInput::new(
-                    &stored.configuration,
-                    &stored.settings,
-                    &endpoints.credential_issuer,
-                    claims,
-                    now,
-                )
-                .bound_to(holder);
-                credentials.push(issue_credential(&input, signer.as_ref()).await?);
+            if let Some(holder) = holder {
+                input = input.bound_to(holder);
             }
+            if let Some((index, claim)) = statuses.next() {
+                records.push(NewIssuedCredential {
+                    credential_id: uuid::Uuid::new_v4().to_string(),
+                    session_id: session.id.clone(),
+                    correlation_id: session.correlation_id.clone(),
+                    configuration_id: configuration_id.to_owned(),
+                    list_id: index.list_id,
+                    index: index.index,
+                    issued_at: now,
+                    expires_at: input.expiry(),
+                });
+                input = input.with_status(claim);
+            }
+            credentials.push(issue_credential(&input, signer.as_ref()).await?);
         }
+        self.store.record_issued(tenant, &records).await?;
         Ok(credentials)
     }
 
@@ -1407,7 +1467,16 @@ impl Issuer {
                 })
                 .collect::<Vec<_>>();
             let credentials = self
-                .issue(tenant, endpoints, &stored, &claims, &holders, now)
+                .issue(
+                    tenant,
+                    endpoints,
+                    &session,
+                    &pending.configuration_id,
+                    &stored,
+                    &claims,
+                    &holders,
+                    now,
+                )
                 .await?;
             if self
                 .store

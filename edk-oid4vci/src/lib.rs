@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod offer;
 pub mod proof;
 pub mod request;
+pub mod status;
 pub mod store;
 
 pub use claims::{CLAIMS_ENDPOINT, ClaimsSource, HttpClaimsSource};
@@ -25,10 +26,15 @@ pub use metadata::IssuerMetadata;
 pub use offer::CredentialOffer;
 pub use proof::{ProofPolicy, ProvenKey, verify_jwt_proof};
 pub use request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
+pub use status::{
+    CredentialSelector, CredentialStatus, IssuedCredential, PublishedToken, StatusAction,
+    StatusListInfo, StatusPurpose, StatusSettings,
+};
 pub use store::{
-    HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, PendingTransaction,
-    SESSION_RETENTION, Session, SessionRetention, SessionStatus, SqlStore, StoredConfiguration,
-    TransactionOutcome, TransactionState,
+    HolderKey, IssuedFilter, IssuerStore, NewIssuedCredential, NewTransaction, Notification,
+    NotificationEvent, PendingTransaction, SESSION_RETENTION, Session, SessionRetention,
+    SessionStatus, SqlStore, StatusStore, StatusUpdate, StoredConfiguration, TransactionOutcome,
+    TransactionState,
 };
 
 use edk_tenancy::{MigrationScope, MigrationSet};

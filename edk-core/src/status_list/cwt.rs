@@ -19,7 +19,7 @@ use serde_json::{Map, Number};
 
 use super::cbor::{CborStatusList, integer, unsigned};
 use super::list::check_uri;
-use super::token::{StatusListPolicy, refresh_at};
+use super::token::{StatusListPolicy, refresh_at, status_in};
 use super::{StatusList, StatusListError, StatusListReference, StatusType};
 use crate::jose::{Algorithm, JoseError, KeyQuery, KeyResolver, Signer, VerifyingKey};
 
@@ -316,22 +316,15 @@ impl StatusListCwt {
         self.list
     }
 
-    /// The status a Referenced Token's `status_list` reference points to
-    /// (Status List §8.3 steps 4a, 6 and 7).
+    /// As [`StatusListToken::status`](super::StatusListToken::status).
     ///
     /// # Errors
-    /// [`StatusListError::SubjectMismatch`] when the reference names another list, and
-    /// [`StatusListError::IndexOutOfRange`] when its index is past the end of this one.
+    /// As [`StatusListToken::status`](super::StatusListToken::status).
     pub fn status(&self, reference: &StatusListReference) -> Result<StatusType, StatusListError> {
-        if reference.uri != self.claims.sub {
-            return Err(StatusListError::SubjectMismatch);
-        }
-        self.list.status(reference.idx)
+        status_in(&self.claims.sub, &self.list, reference)
     }
 
-    /// When a relying party that fetched this token at `fetched_at` should fetch it again:
-    /// `fetched_at + ttl`, but no later than `exp` (Status List §13.7). `None` when the token
-    /// has neither.
+    /// As [`StatusListToken::refresh_at`](super::StatusListToken::refresh_at).
     #[must_use]
     pub fn refresh_at(&self, fetched_at: i64) -> Option<i64> {
         refresh_at(self.claims.ttl, self.claims.exp, fetched_at)

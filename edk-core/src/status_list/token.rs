@@ -337,10 +337,7 @@ impl StatusListToken {
     /// [`StatusListError::SubjectMismatch`] when the reference names another list, and
     /// [`StatusListError::IndexOutOfRange`] when its index is past the end of this one.
     pub fn status(&self, reference: &StatusListReference) -> Result<StatusType, StatusListError> {
-        if reference.uri != self.claims.sub {
-            return Err(StatusListError::SubjectMismatch);
-        }
-        self.list.status(reference.idx)
+        status_in(&self.claims.sub, &self.list, reference)
     }
 
     /// When a relying party that fetched this token at `fetched_at` should fetch it again:
@@ -350,6 +347,18 @@ impl StatusListToken {
     pub fn refresh_at(&self, fetched_at: i64) -> Option<i64> {
         refresh_at(self.claims.ttl, self.claims.exp, fetched_at)
     }
+}
+
+/// The status `reference` points to in `list`, published as `sub`.
+pub(super) fn status_in(
+    sub: &str,
+    list: &StatusList,
+    reference: &StatusListReference,
+) -> Result<StatusType, StatusListError> {
+    if reference.uri != sub {
+        return Err(StatusListError::SubjectMismatch);
+    }
+    list.status(reference.idx)
 }
 
 /// `fetched_at + ttl`, but no later than `exp`; `None` without either (Status List §13.7).

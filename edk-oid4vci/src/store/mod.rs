@@ -3,7 +3,9 @@
 //! replica serves any step of a flow; single-use values are redeemed exactly once by one
 //! conditional statement.
 
+#[macro_use]
 mod sql;
+mod status_sql;
 
 use std::fmt;
 
@@ -15,6 +17,10 @@ use serde_json::{Map, Value};
 
 use crate::config::{CredentialConfiguration, IssuanceSettings};
 use crate::error::StoreError;
+use crate::status::{
+    CredentialSelector, CredentialStatus, IssuedCredential, PublishedToken, StatusAction,
+    StatusIndex, StatusListInfo, StatusListSpec,
+};
 
 pub use sql::SqlStore;
 
@@ -275,7 +281,7 @@ pub enum TransactionState {
 
 /// The issuer's persistence. Each method is one transaction in the tenant's schema.
 #[async_trait]
-pub trait IssuerStore: fmt::Debug + Send + Sync {
+pub trait IssuerStore: StatusStore + fmt::Debug + Send + Sync {
     /// Creates or replaces configuration `id`.
     async fn put_configuration(
         &self,
@@ -471,4 +477,129 @@ pub trait IssuerStore: fmt::Debug + Send + Sync {
     /// marks sessions still `offered` past their expiry as `expired`; the number of rows
     /// changed.
     async fn purge_expired(&self, tenant: &TenantContext, now: i64) -> Result<u64, StoreError>;
+}
+
+/// A credential just issued, to record with its status list index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewIssuedCredential {
+    /// The issuer's id of the credential.
+    pub credential_id: String,
+    /// The issuance session.
+    pub session_id: String,
+    /// The session's `correlation_id`.
+    pub correlation_id: Option<String>,
+    /// The credential configuration.
+    pub configuration_id: String,
+    /// The status list.
+    pub list_id: String,
+    /// The index in it.
+    pub index: u32,
+    /// When it was issued.
+    pub issued_at: i64,
+    /// When it expires, if it does.
+    pub expires_at: Option<i64>,
+}
+
+/// Which issued credentials a listing shows: a page of at most `limit` (1 to 1000), by
+/// credential id after `after`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IssuedFilter {
+    /// Only the credentials every one of these selectors names.
+    pub selectors: Vec<CredentialSelector>,
+    /// Only credentials with this status.
+    pub status: Option<CredentialStatus>,
+    /// The page starts after this credential id.
+    pub after: Option<String>,
+    /// The page size.
+    pub limit: u32,
+}
+
+/// What a status change did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusUpdate {
+    /// The selected credentials, as they are now.
+    Updated(Vec<IssuedCredential>),
+    /// The selector names no credential.
+    NotFound,
+    /// The change cannot apply to a selected credential (the reason); nothing changed.
+    Refused(&'static str),
+}
+
+/// The issuer's status lists and the credentials they cover. Each method is one transaction
+/// in the tenant's schema.
+#[async_trait]
+pub trait StatusStore: Send + Sync {
+    /// Hands out `count` indices of the open list matching `spec` (there is at most one at
+    /// a time), opening the next list when it fills. Indices are never handed out twice.
+    async fn allocate_status_indices(
+        &self,
+        tenant: &TenantContext,
+        spec: &StatusListSpec,
+        count: u32,
+        now: i64,
+    ) -> Result<Vec<StatusIndex>, StoreError>;
+
+    /// Records issued credentials, all valid.
+    async fn record_issued(
+        &self,
+        tenant: &TenantContext,
+        credentials: &[NewIssuedCredential],
+    ) -> Result<(), StoreError>;
+
+    /// A page of issued credentials.
+    async fn issued_credentials(
+        &self,
+        tenant: &TenantContext,
+        filter: &IssuedFilter,
+    ) -> Result<Vec<IssuedCredential>, StoreError>;
+
+    /// Applies `action` to the selected credentials: all of them, or none when it cannot
+    /// apply to one. A change makes each list concerned one version newer.
+    async fn set_credential_status(
+        &self,
+        tenant: &TenantContext,
+        selector: &CredentialSelector,
+        action: StatusAction,
+        now: i64,
+    ) -> Result<StatusUpdate, StoreError>;
+
+    /// Every status list.
+    async fn status_lists(&self, tenant: &TenantContext)
+    -> Result<Vec<StatusListInfo>, StoreError>;
+
+    /// Status list `list_id`, if it exists.
+    async fn status_list(
+        &self,
+        tenant: &TenantContext,
+        list_id: &str,
+    ) -> Result<Option<StatusListInfo>, StoreError>;
+
+    /// Status list `list_id` with the index and status of each credential that is not
+    /// valid.
+    async fn status_list_entries(
+        &self,
+        tenant: &TenantContext,
+        list_id: &str,
+    ) -> Result<Option<(StatusListInfo, Vec<(u32, CredentialStatus)>)>, StoreError>;
+
+    /// Saves `token` as the list's newest, if the list's publication is still the one
+    /// `seen` shows; false when another publisher came first.
+    async fn save_published(
+        &self,
+        tenant: &TenantContext,
+        token: &PublishedToken,
+        seen: &StatusListInfo,
+    ) -> Result<bool, StoreError>;
+
+    /// The newest token of `list_id` issued at or before `at` (the newest of all without).
+    async fn published_token(
+        &self,
+        tenant: &TenantContext,
+        list_id: &str,
+        at: Option<i64>,
+    ) -> Result<Option<PublishedToken>, StoreError>;
+
+    /// Deletes tokens that expired before `before`, except each list's newest.
+    async fn purge_published(&self, tenant: &TenantContext, before: i64)
+    -> Result<u64, StoreError>;
 }

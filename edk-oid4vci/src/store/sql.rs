@@ -31,7 +31,7 @@ impl SqlStore {
         Self { tenancy }
     }
 
-    async fn begin(&self, tenant: &TenantContext) -> Result<TenantTx, StoreError> {
+    pub(super) async fn begin(&self, tenant: &TenantContext) -> Result<TenantTx, StoreError> {
         self.tenancy
             .databases()
             .begin(tenant)
@@ -71,7 +71,7 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 }
 
 /// Maps a failed insert: a unique violation is a conflict over `what`.
-fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+pub(super) fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
     move |err| {
         let unique = err
             .as_database_error()
@@ -151,6 +151,28 @@ fn session_from_row(row: SessionRow) -> Result<Session, StoreError> {
         updated_at,
         expires_at,
     })
+}
+
+impl SqlStore {
+    /// The session whose unique `column` (a constant of this module) is `value`.
+    async fn session_where(
+        &self,
+        tenant: &TenantContext,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM oid4vci_session WHERE {column} = $1");
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(value)
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_from_row).transpose()
+    }
 }
 
 #[async_trait]
@@ -384,17 +406,7 @@ impl IssuerStore for SqlStore {
         tenant: &TenantContext,
         id: &str,
     ) -> Result<Option<Session>, StoreError> {
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM oid4vci_session WHERE session_id = $1");
-        let mut tx = self.begin(tenant).await?;
-        let row: Option<SessionRow> = with_conn!(tx, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(id)
-                .fetch_optional(conn)
-                .await
-                .map_err(StoreError::database)?
-        });
-        tx.commit().await.map_err(StoreError::database)?;
-        row.map(session_from_row).transpose()
+        self.session_where(tenant, "session_id", id).await
     }
 
     async fn session_by_correlation(
@@ -402,18 +414,8 @@ impl IssuerStore for SqlStore {
         tenant: &TenantContext,
         correlation_id: &str,
     ) -> Result<Option<Session>, StoreError> {
-        let sql =
-            format!("SELECT {SESSION_COLUMNS} FROM oid4vci_session WHERE correlation_id = $1");
-        let mut tx = self.begin(tenant).await?;
-        let row: Option<SessionRow> = with_conn!(tx, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(correlation_id)
-                .fetch_optional(conn)
-                .await
-                .map_err(StoreError::database)?
-        });
-        tx.commit().await.map_err(StoreError::database)?;
-        row.map(session_from_row).transpose()
+        self.session_where(tenant, "correlation_id", correlation_id)
+            .await
     }
 
     async fn session_by_issuer_state(
@@ -421,18 +423,8 @@ impl IssuerStore for SqlStore {
         tenant: &TenantContext,
         issuer_state_digest: &str,
     ) -> Result<Option<Session>, StoreError> {
-        let sql =
-            format!("SELECT {SESSION_COLUMNS} FROM oid4vci_session WHERE issuer_state_digest = $1");
-        let mut tx = self.begin(tenant).await?;
-        let row: Option<SessionRow> = with_conn!(tx, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(issuer_state_digest)
-                .fetch_optional(conn)
-                .await
-                .map_err(StoreError::database)?
-        });
-        tx.commit().await.map_err(StoreError::database)?;
-        row.map(session_from_row).transpose()
+        self.session_where(tenant, "issuer_state_digest", issuer_state_digest)
+            .await
     }
 
     async fn authorize_session(

@@ -13,6 +13,7 @@ mod issuer;
 mod offer;
 mod proof;
 mod request;
+mod status_store;
 mod store;
 
 use edk_core::encoding::b64url_encode;

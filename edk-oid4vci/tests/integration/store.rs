@@ -14,9 +14,9 @@ use serde_json::json;
 
 const NOW: i64 = 1_800_000_000;
 
-struct Backend {
-    tenancy: Tenancy,
-    replica: Tenancy,
+pub(crate) struct Backend {
+    pub(crate) tenancy: Tenancy,
+    pub(crate) replica: Tenancy,
     _dir: Option<tempfile::TempDir>,
     db: Option<TestDb>,
 }
@@ -30,7 +30,7 @@ async fn tenancy(database: DatabaseConfig) -> Tenancy {
 }
 
 impl Backend {
-    async fn sqlite() -> Self {
+    pub(crate) async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         Self {
             tenancy: tenancy(DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()))).await,
@@ -40,7 +40,7 @@ impl Backend {
         }
     }
 
-    async fn postgres() -> Self {
+    pub(crate) async fn postgres() -> Self {
         let db = TestDb::new().await;
         let config = || {
             let mut config = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
@@ -55,7 +55,7 @@ impl Backend {
         }
     }
 
-    async fn tenant(&self, slug: &str) -> TenantContext {
+    pub(crate) async fn tenant(&self, slug: &str) -> TenantContext {
         let tenant = self
             .tenancy
             .provision(TenantSlug::new(slug).unwrap(), slug)
@@ -64,7 +64,7 @@ impl Backend {
         self.tenancy.context(tenant.id).await.unwrap()
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Some(db) = self.db {
             db.close().await;
         }
@@ -85,6 +85,7 @@ macro_rules! on_both_backends {
         }
     };
 }
+pub(crate) use on_both_backends;
 
 fn stored(vct: &str) -> StoredConfiguration {
     StoredConfiguration {

@@ -7,6 +7,7 @@ pub mod health;
 pub mod jwks;
 pub mod kms;
 pub mod metrics;
+pub mod negotiate;
 mod nulls;
 pub mod observe;
 pub mod problem;

@@ -90,6 +90,8 @@ pub enum ProblemType {
     MethodNotAllowed,
     /// 404: no such route or resource.
     NotFound,
+    /// 406: the resource exists in no media type the `Accept` header accepts.
+    NotAcceptable,
     /// 413: the request body is larger than the server accepts.
     PayloadTooLarge,
     /// 504: the request took longer than the server allows.
@@ -106,13 +108,14 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Conflict,
         Self::Forbidden,
         Self::Internal,
         Self::InvalidRequest,
         Self::MethodNotAllowed,
         Self::NotFound,
+        Self::NotAcceptable,
         Self::PayloadTooLarge,
         Self::Timeout,
         Self::Unauthenticated,
@@ -131,6 +134,7 @@ impl ProblemType {
             Self::InvalidRequest => "https://edk.dev/problems/invalid-request",
             Self::MethodNotAllowed => "https://edk.dev/problems/method-not-allowed",
             Self::NotFound => "https://edk.dev/problems/not-found",
+            Self::NotAcceptable => "https://edk.dev/problems/not-acceptable",
             Self::PayloadTooLarge => "https://edk.dev/problems/payload-too-large",
             Self::Timeout => "https://edk.dev/problems/timeout",
             Self::Unauthenticated => "https://edk.dev/problems/unauthenticated",
@@ -150,6 +154,7 @@ impl ProblemType {
             Self::InvalidRequest => "invalid request",
             Self::MethodNotAllowed => "method not allowed",
             Self::NotFound => "not found",
+            Self::NotAcceptable => "not acceptable",
             Self::PayloadTooLarge => "payload too large",
             Self::Timeout => "timeout",
             Self::Unauthenticated => "unauthenticated",
@@ -169,6 +174,7 @@ impl ProblemType {
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,

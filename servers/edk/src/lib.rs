@@ -14,9 +14,7 @@ use poem_openapi::OpenApiService;
 use edk_as_server::{AdminApi as OAuthAdminApi, AsServer, AsServerConfig, ProtocolEndpoint};
 use edk_core::{Clock, HasKind, TenantId, TenantSlug};
 use edk_did_server::{DidApis, DidServer, DidServerConfig, DidService, PublicEndpoint as DidFiles};
-use edk_issuer_server::{
-    AdminApi as IssuerAdminApi, IssuerParts, ProtocolEndpoint as IssuerEndpoint, TokenKeys,
-};
+use edk_issuer_server::{IssuerApis, IssuerParts, ProtocolEndpoint as IssuerEndpoint, TokenKeys};
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
 use edk_oauth::AuthorizationServer;
 use edk_server::deps::Deps;
@@ -46,8 +44,8 @@ pub const ANONYMOUS_PATHS: [&str; 6] = edk_did_server::ANONYMOUS_PATHS;
 
 /// The admin APIs of the all-in-one server, as one OpenAPI service: health probes, the KMS
 /// API, the authorization server's admin API, the DID resolver, registrar and admin API, and
-/// the credential issuer's admin API.
-pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi, DidApis, IssuerAdminApi);
+/// the credential issuer's admin APIs.
+pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi, DidApis, IssuerApis);
 
 /// The OpenAPI service of the all-in-one server.
 #[must_use]
@@ -65,7 +63,7 @@ pub fn openapi_service(
             edk_kms_server::apis(kms),
             OAuthAdminApi::new(tenancy.clone(), Arc::clone(oauth)),
             did.apis(),
-            issuer.admin_api(),
+            issuer.admin_apis(),
         ),
         "EDK",
         env!("CARGO_PKG_VERSION"),
@@ -145,7 +143,7 @@ impl Edk {
             edk.kms.jobs(),
             edk.oauth.jobs(),
             edk.did.jobs(),
-            vec![edk.issuer.purge_job()],
+            edk.issuer.jobs(),
         ]
         .concat();
         if let Err(err) = edk.deps.start_scheduler(jobs) {
@@ -213,6 +211,9 @@ impl Edk {
                 server: Arc::clone(oauth.authorization_server()),
                 clock: deps.clock(),
                 metadata_max_age_secs: config.issuer.metadata_max_age_secs,
+                status_list_publish_interval: std::time::Duration::from_secs(
+                    config.issuer.status_list_publish_interval_secs.max(1),
+                ),
                 // One process: the authorization server's keys are in the same KMS.
                 token_keys: TokenKeys::Kms,
             };

@@ -69,6 +69,17 @@ pub struct IssuerSettings {
     /// (default: advertised in the metadata with the tenant's KMS key
     /// `issuer.request-decryption`, used when a wallet asks) or `required`.
     pub encryption: EncryptionSetting,
+    /// The `ttl` of Status List Tokens, in seconds: how long relying parties may cache one.
+    /// Default 300.
+    pub status_list_ttl_secs: u64,
+    /// How long a Status List Token is valid, in seconds. Default 86400.
+    pub status_list_validity_secs: i64,
+    /// How long expired Status List Tokens stay for historical resolution (`?time=`), in
+    /// seconds. Default 7776000 (90 days).
+    pub status_list_history_secs: i64,
+    /// How often the publication job signs the lists that changed, in seconds: one
+    /// signature per changed list per interval. Default 60.
+    pub status_list_publish_interval_secs: u64,
 }
 
 /// The `issuer.encryption` setting.
@@ -122,6 +133,10 @@ impl Default for IssuerSettings {
             notification_ttl_secs: options.notification_ttl_secs,
             access_token_keys: AccessTokenKeySource::Kms,
             encryption: EncryptionSetting::Supported,
+            status_list_ttl_secs: options.status_list_ttl_secs,
+            status_list_validity_secs: options.status_list_validity_secs,
+            status_list_history_secs: options.status_list_history_secs,
+            status_list_publish_interval_secs: 60,
         }
     }
 }
@@ -140,6 +155,9 @@ impl IssuerSettings {
         options.deferred_ttl_secs = self.deferred_ttl_secs;
         options.notification_ttl_secs = self.notification_ttl_secs;
         options.encryption = self.encryption.into();
+        options.status_list_ttl_secs = self.status_list_ttl_secs.max(1);
+        options.status_list_validity_secs = self.status_list_validity_secs.max(60);
+        options.status_list_history_secs = self.status_list_history_secs.max(0);
         options
     }
 }

@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin;
+pub mod admin_status;
 pub mod config;
 pub mod jobs;
 pub mod protocol;
 pub mod qr;
+mod status_lists;
 
 use std::sync::Arc;
 
@@ -31,6 +33,10 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 
 pub use admin::{AdminApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
+pub use admin_status::StatusAdminApi;
+
+/// The admin APIs of the issuer: configurations, offers and sessions, and credential status.
+pub type IssuerApis = (AdminApi, StatusAdminApi);
 pub use config::{AccessTokenKeySource, EncryptionSetting, IssuerServerConfig, IssuerSettings};
 pub use protocol::{ProtocolEndpoint, TokenKeys};
 
@@ -67,6 +73,8 @@ pub struct IssuerParts {
     pub clock: Arc<dyn Clock>,
     /// How long wallets may cache the metadata, in seconds.
     pub metadata_max_age_secs: u32,
+    /// How often status lists that changed are signed again.
+    pub status_list_publish_interval: std::time::Duration,
     /// Where the credential endpoint finds the keys of access tokens.
     pub token_keys: TokenKeys,
 }
@@ -107,6 +115,19 @@ impl IssuerParts {
         ))))
     }
 
+    /// The issuer's periodic jobs: housekeeping ([`jobs::PurgeExpiredJob`]) and status list
+    /// publication ([`jobs::PublishStatusListsJob`]).
+    #[must_use]
+    pub fn jobs(&self) -> Vec<Arc<dyn Job>> {
+        vec![
+            self.purge_job(),
+            Arc::new(jobs::PublishStatusListsJob::new(
+                Arc::clone(&self.issuer),
+                self.status_list_publish_interval,
+            )),
+        ]
+    }
+
     /// The protocol surface.
     #[must_use]
     pub fn protocol_endpoint(&self) -> ProtocolEndpoint {
@@ -120,13 +141,16 @@ impl IssuerParts {
         )
     }
 
-    /// The admin API.
+    /// The admin APIs.
     #[must_use]
-    pub fn admin_api(&self) -> AdminApi {
-        AdminApi::new(
-            self.tenancy.clone(),
-            Arc::clone(&self.issuer),
-            Arc::clone(&self.server),
+    pub fn admin_apis(&self) -> IssuerApis {
+        (
+            AdminApi::new(
+                self.tenancy.clone(),
+                Arc::clone(&self.issuer),
+                Arc::clone(&self.server),
+            ),
+            StatusAdminApi::new(self.tenancy.clone(), Arc::clone(&self.issuer)),
         )
     }
 }
@@ -217,6 +241,9 @@ impl Service for IssuerServer {
                 server,
                 clock: deps.clock(),
                 metadata_max_age_secs: config.issuer.metadata_max_age_secs,
+                status_list_publish_interval: std::time::Duration::from_secs(
+                    config.issuer.status_list_publish_interval_secs.max(1),
+                ),
                 token_keys: match config.issuer.access_token_keys {
                     AccessTokenKeySource::Kms => TokenKeys::Kms,
                     AccessTokenKeySource::JwksUri => TokenKeys::JwksUri(deps.http().clone()),
@@ -229,15 +256,15 @@ impl Service for IssuerServer {
         })
     }
 
-    /// `oid4vci.purge_expired`, and `oauth.purge_expired` for the authorization server state
-    /// (also run by `edk-as` on the same database: purging twice deletes nothing twice).
+    /// `oid4vci.purge_expired`, `oid4vci.publish_status_lists`, and `oauth.purge_expired`
+    /// for the authorization server state (also run by `edk-as` on the same database:
+    /// purging twice deletes nothing twice).
     fn jobs(&self) -> Vec<Arc<dyn Job>> {
-        vec![
-            self.parts.purge_job(),
-            Arc::new(OAuthPurgeExpiredJob::new(Arc::clone(
-                self.parts.server.store(),
-            ))),
-        ]
+        let mut jobs = self.parts.jobs();
+        jobs.push(Arc::new(OAuthPurgeExpiredJob::new(Arc::clone(
+            self.parts.server.store(),
+        ))));
+        jobs
     }
 
     fn app(&self) -> BoxEndpoint<'static, Response> {
@@ -248,14 +275,14 @@ impl Service for IssuerServer {
     }
 }
 
-/// The OpenAPI service: health probes (with `health`'s readiness checks) and the admin API.
+/// The OpenAPI service: health probes (with `health`'s readiness checks) and the admin APIs.
 #[must_use]
 pub fn openapi_service(
     parts: &IssuerParts,
     health: HealthApi,
-) -> OpenApiService<(HealthApi, AdminApi), ()> {
+) -> OpenApiService<(HealthApi, IssuerApis), ()> {
     OpenApiService::new(
-        (health, parts.admin_api()),
+        (health, parts.admin_apis()),
         "EDK credential issuer",
         env!("CARGO_PKG_VERSION"),
     )

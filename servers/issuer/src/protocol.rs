@@ -33,7 +33,7 @@ pub const JWT_VC_ISSUER_WELL_KNOWN: &str = "jwt-vc-issuer";
 const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP";
 
 /// The response headers a browser-based wallet may read.
-const CORS_EXPOSE_HEADERS: &str = "WWW-Authenticate, DPoP-Nonce";
+const CORS_EXPOSE_HEADERS: &str = "WWW-Authenticate, DPoP-Nonce, ETag";
 
 /// How long a tenant AS's JWKS fetched from its `jwks_uri` is cached.
 const JWKS_CACHE: Duration = Duration::from_secs(300);
@@ -52,7 +52,8 @@ pub enum TokenKeys {
 
 /// The issuer endpoint of every tenant: `/.well-known/openid-credential-issuer[/<path>]`,
 /// `<issuer>/nonce`, `<issuer>/credential`, `<issuer>/deferred_credential`,
-/// `<issuer>/notification` and `<issuer>/offers/<handle>`.
+/// `<issuer>/notification`, `<issuer>/offers/<handle>` and the status lists at
+/// `<issuer>/status-lists[/<id>]`.
 #[derive(Clone, Debug)]
 pub struct ProtocolEndpoint {
     tenancy: Tenancy,
@@ -453,7 +454,9 @@ fn methods_of(path: &RoutedPath) -> Option<&'static str> {
             "/nonce" | "/credential" | "/deferred_credential" | "/notification" => {
                 Some("POST, OPTIONS")
             }
+            "/status-lists" => Some("GET, OPTIONS"),
             _ if offer_handle(rest).is_some() => Some("GET, OPTIONS"),
+            _ if crate::status_lists::list_id(rest).is_some() => Some("GET, OPTIONS"),
             _ => None,
         },
         _ => None,
@@ -516,10 +519,25 @@ impl Endpoint for ProtocolEndpoint {
                             self.deferred_credential(&bound, &mut req).await?
                         }
                         "/notification" => self.notification(&bound, &mut req).await?,
-                        other => match offer_handle(other) {
-                            Some(handle) => self.offer(&bound, handle).await,
-                            None => not_found(),
-                        },
+                        "/status-lists" => {
+                            crate::status_lists::aggregation(&self.issuer, &bound).await
+                        }
+                        other => {
+                            if let Some(handle) = offer_handle(other) {
+                                self.offer(&bound, handle).await
+                            } else if let Some(id) = crate::status_lists::list_id(other) {
+                                crate::status_lists::status_list(
+                                    &self.issuer,
+                                    self.clock.as_ref(),
+                                    &bound,
+                                    id,
+                                    &req,
+                                )
+                                .await
+                            } else {
+                                not_found()
+                            }
+                        }
                     },
                     _ => not_found(),
                 },
@@ -535,7 +553,7 @@ impl Endpoint for ProtocolEndpoint {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let mut response = Response::builder()
         .status(status)
         .content_type("application/json")
@@ -544,20 +562,20 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
     response
 }
 
-fn set_header(response: &mut Response, name: &'static str, value: &str) {
+pub(crate) fn set_header(response: &mut Response, name: &'static str, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         response.headers_mut().insert(name, value);
     }
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     let mut response = Problem::new(ProblemType::NotFound, None).into_response();
     set_header(&mut response, "cache-control", "no-store");
     response
 }
 
 /// A failure on the issuer's side: logged with its chain, answered without detail.
-fn internal(err: &(dyn std::error::Error + 'static)) -> Response {
+pub(crate) fn internal(err: &(dyn std::error::Error + 'static)) -> Response {
     tracing::error!(error = %ErrorChain(err), "issuer request failed");
     let mut response = Problem::new(ProblemType::Internal, None).into_response();
     set_header(&mut response, "cache-control", "no-store");
@@ -644,20 +662,6 @@ fn token_refused(err: &edk_oauth::Error, dpop_scheme: bool) -> Response {
 /// Whether `accept` prefers `application/jwt` to `application/json` (a higher quality; a
 /// header without `application/jwt`, or none, keeps JSON).
 fn prefers_jwt(accept: Option<&str>) -> bool {
-    let (mut jwt, mut json) = (None::<f32>, None::<f32>);
-    for range in accept.unwrap_or_default().split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let quality = parts
-            .filter_map(|param| param.trim().strip_prefix("q="))
-            .find_map(|q| q.trim().parse::<f32>().ok())
-            .unwrap_or(1.0);
-        let offer = |slot: &mut Option<f32>| *slot = Some(slot.map_or(quality, |q| q.max(quality)));
-        match media.as_str() {
-            "application/jwt" => offer(&mut jwt),
-            "application/json" | "application/*" | "*/*" => offer(&mut json),
-            _ => {}
-        }
-    }
-    jwt.is_some_and(|jwt| jwt > 0.0 && json.is_none_or(|json| jwt > json))
+    edk_server::negotiate::negotiate(accept, &["application/json", "application/jwt"])
+        == Some("application/jwt")
 }

@@ -40,35 +40,10 @@ impl QrFormat {
             Some(_) => return Err("format must be png or svg"),
             None => {}
         }
-        let Some(accept) = accept.filter(|accept| !accept.trim().is_empty()) else {
-            return Ok(Self::Png);
-        };
-        let (mut png, mut svg) = (None::<f32>, None::<f32>);
-        for range in accept.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let quality = parts
-                .filter_map(|param| param.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let offer = |slot: &mut Option<f32>| {
-                *slot = Some(slot.map_or(quality, |q| q.max(quality)));
-            };
-            match media.as_str() {
-                PNG => offer(&mut png),
-                SVG => offer(&mut svg),
-                "image/*" | "*/*" => {
-                    offer(&mut png);
-                    offer(&mut svg);
-                }
-                _ => {}
-            }
-        }
-        match (png.filter(|q| *q > 0.0), svg.filter(|q| *q > 0.0)) {
-            (Some(png), Some(svg)) if svg > png => Ok(Self::Svg),
-            (Some(_), _) => Ok(Self::Png),
-            (None, Some(_)) => Ok(Self::Svg),
-            (None, None) => Err("the Accept header accepts neither image/png nor image/svg+xml"),
+        match edk_server::negotiate::negotiate(accept, &[PNG, SVG]) {
+            Some(SVG) => Ok(Self::Svg),
+            Some(_) => Ok(Self::Png),
+            None => Err("the Accept header accepts neither image/png nor image/svg+xml"),
         }
     }
 }

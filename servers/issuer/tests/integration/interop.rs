@@ -60,7 +60,7 @@ async fn run_wallet(script: &'static str, input: Value) -> (bool, Value) {
 
 /// Runs `interop/node/<script>` with `input` on stdin: its JSON answer, or a panic naming
 /// what the wallet reported.
-async fn wallet(script: &'static str, input: Value) -> Value {
+pub(crate) async fn wallet(script: &'static str, input: Value) -> Value {
     let (success, answer) = run_wallet(script, input).await;
     assert!(success, "{script} failed: {answer:#}");
     answer

@@ -26,4 +26,5 @@ mod retention;
 mod schemathesis;
 mod scopes;
 mod service;
+mod status;
 mod support;

@@ -38,6 +38,7 @@ async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
             .collect::<Vec<_>>(),
         vec![
             "oid4vci.purge_expired".to_owned(),
+            "oid4vci.publish_status_lists".to_owned(),
             "oauth.purge_expired".to_owned()
         ]
     );

@@ -268,6 +268,7 @@ impl Deployment {
             server,
             clock,
             metadata_max_age_secs: settings.metadata_max_age_secs,
+            status_list_publish_interval: std::time::Duration::from_secs(60),
             token_keys,
         };
         let issuer_app = edk_issuer_server::build_app(
