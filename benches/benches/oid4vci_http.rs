@@ -12,6 +12,9 @@
 //! driven by the same wallets. Each target gets a short warm-up, then `DURATION` seconds
 //! (default 10); one line per target: flows/s, p50/p99 flow latency, failed flows.
 //!
+//! `status-sqlite` and `status-postgres` measure credential status instead: revocations per
+//! second through the admin API, and the publication of a 1,000,000-entry status list.
+//!
 //! Run with: cargo bench -p edk-benches --bench oid4vci_http
 #![allow(
     clippy::expect_used,
@@ -331,6 +334,9 @@ async fn measure(label: &str, target: &Target) {
 /// EDK's AS and issuer servers on loopback over one tenancy, with one tenant `bench`.
 struct Edk {
     tenancy: Tenancy,
+    issuer: Arc<edk_oid4vci::Issuer>,
+    tenant: edk_core::TenantId,
+    admin: String,
     as_http: TestServer,
     issuer_http: TestServer,
     cancel: tokio_util::sync::CancellationToken,
@@ -400,6 +406,7 @@ impl Edk {
             server,
             clock,
             metadata_max_age_secs: settings.metadata_max_age_secs,
+            status_list_publish_interval: Duration::from_secs(60),
             token_keys: TokenKeys::Kms,
         };
         let issuer_app = edk_issuer_server::build_app(
@@ -479,13 +486,16 @@ impl Edk {
         let target = Target {
             backend: Backend::Edk {
                 offers: format!("{admin}/offers"),
-                token,
+                token: token.clone(),
             },
             token_endpoint: format!("http://localhost:{}/bench/token", as_http.addr().port()),
             nonce_endpoint: format!("{issuer_base}/nonce"),
             credential_endpoint: format!("{issuer_base}/credential"),
         };
         Self {
+            issuer: Arc::clone(&parts.issuer),
+            tenant: tenant.id,
+            admin,
             tenancy,
             as_http,
             issuer_http,
@@ -504,6 +514,130 @@ impl Edk {
         self.tenancy_task.shutdown().await;
         drop(self.tenancy);
     }
+}
+
+/// Credentials recorded on the status list before the status load.
+const STATUS_CREDENTIALS: u32 = 50_000;
+
+/// The entries of the status list whose publication is timed.
+const STATUS_LIST_SIZE: u32 = 1_000_000;
+
+/// Status updates per second through the admin API: `WALLETS` operators revoking distinct
+/// credentials of one 1,000,000-entry list back to back (each request one transaction that
+/// also marks the list dirty); then the publication of that list (its entries read, the list
+/// built, compressed and signed in JWT and CWT form, the token saved), timed over five runs.
+async fn status(label: &str, edk: &Edk) {
+    let Backend::Edk { token, .. } = &edk.target.backend else {
+        return;
+    };
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .put(format!("{}/configurations/badge", edk.admin))
+        .bearer_auth(token)
+        .json(&json!({
+            "configuration": { "format": "dc+sd-jwt", "vct": "https://credentials.example.com/badge" },
+            "settings": { "status": { "purpose": "revocation", "list_size": STATUS_LIST_SIZE } },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let context = edk_tenancy::TenantDirectory::context(&edk.tenancy, edk.tenant)
+        .await
+        .unwrap();
+    let store = edk_oid4vci::SqlStore::new(edk.tenancy.clone());
+    let spec = edk_oid4vci::status::StatusListSpec {
+        configuration_id: "badge".to_owned(),
+        purpose: edk_oid4vci::StatusPurpose::Revocation,
+        bits: edk_core::status_list::Bits::One,
+        size: STATUS_LIST_SIZE,
+        issuer: "http://localhost/bench".to_owned(),
+        uri_base: "http://localhost/bench/status-lists".to_owned(),
+    };
+    let now = SystemClock.unix_seconds();
+    let mut list_id = String::new();
+    for batch in 0..STATUS_CREDENTIALS / 1000 {
+        let indices =
+            edk_oid4vci::StatusStore::allocate_status_indices(&store, &context, &spec, 1000, now)
+                .await
+                .unwrap();
+        let records: Vec<_> = indices
+            .into_iter()
+            .enumerate()
+            .map(|(n, index)| {
+                list_id.clone_from(&index.list_id);
+                edk_oid4vci::NewIssuedCredential {
+                    credential_id: format!("c{:08}", batch * 1000 + u32::try_from(n).unwrap()),
+                    session_id: "bench".to_owned(),
+                    correlation_id: None,
+                    configuration_id: "badge".to_owned(),
+                    list_id: index.list_id,
+                    index: index.index,
+                    issued_at: now,
+                    expires_at: None,
+                }
+            })
+            .collect();
+        edk_oid4vci::StatusStore::record_issued(&store, &context, &records)
+            .await
+            .unwrap();
+    }
+    let next = Arc::new(AtomicU64::new(0));
+    let length = duration();
+    let started = Instant::now();
+    let mut operators = Vec::new();
+    for _ in 0..WALLETS {
+        let (client, next) = (client.clone(), Arc::clone(&next));
+        let (url, token) = (format!("{}/credentials/status", edk.admin), token.clone());
+        operators.push(tokio::spawn(async move {
+            let (mut latencies, mut failures) = (Vec::new(), 0_usize);
+            while started.elapsed() < length {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= u64::from(STATUS_CREDENTIALS) {
+                    break;
+                }
+                let began = Instant::now();
+                let ok = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({ "action": "revoke", "target": "credential", "id": format!("c{n:08}") }))
+                    .send()
+                    .await
+                    .is_ok_and(|response| response.status().is_success());
+                latencies.push(began.elapsed());
+                failures += usize::from(!ok);
+            }
+            (latencies, failures)
+        }));
+    }
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    for operator in operators {
+        let (more, failed) = operator.await.unwrap();
+        latencies.extend(more);
+        failures += failed;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| edk_benches::quantile(&latencies, q).as_secs_f64() * 1000.0;
+    let mut publications = Vec::new();
+    for _ in 0..5 {
+        let began = Instant::now();
+        let published = edk
+            .issuer
+            .publish_status_list(&context, &list_id)
+            .await
+            .unwrap();
+        publications.push(began.elapsed());
+        assert!(published.is_some());
+    }
+    let publish_ms = publications.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / 5.0;
+    println!(
+        "RESULT target={label} operators={WALLETS} updates_per_sec={:.1} p50_ms={:.1} p99_ms={:.1} updates={} failed={failures} publish_1m_entries_ms={publish_ms:.1}",
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        at(0.5),
+        at(0.99),
+        latencies.len(),
+    );
 }
 
 fn workspace_root() -> PathBuf {
@@ -579,24 +713,35 @@ fn main() {
 
 async fn run() {
     edk_server::install_crypto_provider();
-    let targets = std::env::var("TARGETS").unwrap_or_else(|_| "sqlite,postgres,sphereon".into());
+    let targets = std::env::var("TARGETS")
+        .unwrap_or_else(|_| "sqlite,postgres,sphereon,status-sqlite,status-postgres".into());
     let targets: Vec<&str> = targets.split(',').map(str::trim).collect();
     println!(
         "OpenID4VCI pre-authorized flows over HTTP (offer by reference via the backend, token, nonce, credential with an ES256 JWT proof; dc+sd-jwt, ES256, 10 selectively disclosable claims), {WALLETS} concurrent wallets"
     );
-    if targets.contains(&"sqlite") {
+    if targets.contains(&"sqlite") || targets.contains(&"status-sqlite") {
         let dir = tempfile::tempdir().unwrap();
         let edk = Edk::start(DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()))).await;
-        measure("edk-sqlite", &edk.target).await;
+        if targets.contains(&"sqlite") {
+            measure("edk-sqlite", &edk.target).await;
+        }
+        if targets.contains(&"status-sqlite") {
+            status("status-sqlite", &edk).await;
+        }
         edk.stop().await;
     }
-    if targets.contains(&"postgres") {
+    if targets.contains(&"postgres") || targets.contains(&"status-postgres") {
         let db = edk_testkit::TestDb::new().await;
         let edk = Edk::start(DatabaseConfig::Postgres(
             edk_tenancy::store::postgres::PostgresConfig::new(db.url().into()),
         ))
         .await;
-        measure("edk-postgres", &edk.target).await;
+        if targets.contains(&"postgres") {
+            measure("edk-postgres", &edk.target).await;
+        }
+        if targets.contains(&"status-postgres") {
+            status("status-postgres", &edk).await;
+        }
         edk.stop().await;
         db.close().await;
     }

@@ -520,3 +520,108 @@ async fn a_deferred_transaction_is_handed_out_once_across_replicas() {
     assert_eq!(session["status"], "credential_issued");
     pair.close().await;
 }
+
+/// Both replicas hand out indices of one status list; a revocation made through the second
+/// replica's admin API is published by the first replica's job, and both serve that token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_status_lists_and_serve_the_same_publication() {
+    let pair = Pair::new().await;
+    let tenant = &pair.tenant;
+    let replicas = pair.replicas();
+    let (status, body) = replicas[0]
+        .deployment
+        .admin(
+            tenant,
+            Method::PUT,
+            "/configurations/identity",
+            Some(json!({
+                "configuration": {
+                    "format": "dc+sd-jwt",
+                    "vct": "https://credentials.example.com/identity",
+                },
+                "settings": { "status": { "purpose": "revocation", "list_size": 1024 } },
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut references = Vec::new();
+    for replica in &replicas {
+        let offer = replica.deployment.offer(tenant, false).await;
+        let (status, token) = replica.redeem(&offer).await;
+        assert_eq!(status, 200, "{token}");
+        let session_id = offer["session_id"].as_str().unwrap();
+        let (status, issued) = replica
+            .call(
+                "/credential",
+                token["access_token"].as_str().unwrap(),
+                &json!({ "credential_identifier": format!("{session_id}:identity") }),
+            )
+            .await;
+        assert_eq!(status, 200, "{issued}");
+        let jwt = issued["credentials"][0]["credential"].as_str().unwrap();
+        let payload = jwt.split('~').next().unwrap().split('.').nth(1).unwrap();
+        let payload: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap(),
+        )
+        .unwrap();
+        references.push((
+            session_id.to_owned(),
+            payload["status"]["status_list"].clone(),
+        ));
+    }
+    assert_eq!(references[0].1["uri"], references[1].1["uri"]);
+    assert_ne!(references[0].1["idx"], references[1].1["idx"]);
+
+    let (status, body) = replicas[1]
+        .deployment
+        .admin(
+            tenant,
+            Method::POST,
+            "/credentials/status",
+            Some(json!({ "action": "revoke", "target": "session", "id": references[1].0 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let context = edk_tenancy::TenantDirectory::context(&replicas[0].deployment.tenancy, tenant.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        replicas[0]
+            .deployment
+            .parts
+            .issuer
+            .publish_status_lists(&context)
+            .await
+            .unwrap(),
+        1
+    );
+    let uri = references[0].1["uri"].as_str().unwrap();
+    let path = uri.strip_prefix(&tenant.credential_issuer).unwrap();
+    let mut served = Vec::new();
+    for replica in &replicas {
+        let response = replica.issuer(Method::GET, path).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        served.push((etag, response.text().await.unwrap()));
+    }
+    assert_eq!(
+        served[0], served[1],
+        "both replicas serve the one publication"
+    );
+    let claims = served[0].1.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap(),
+    )
+    .unwrap();
+    let list = edk_core::status_list::EncodedStatusList::new(
+        edk_core::status_list::Bits::One,
+        claims["status_list"]["lst"].as_str().unwrap(),
+    )
+    .decode(&edk_core::Limits::default())
+    .unwrap();
+    let index = |n: usize| usize::try_from(references[n].1["idx"].as_u64().unwrap()).unwrap();
+    assert_eq!(list.get(index(0)).unwrap(), 0);
+    assert_eq!(list.get(index(1)).unwrap(), 1);
+    pair.close().await;
+}
