@@ -21,9 +21,8 @@
 // The handlers' helpers return the error response itself, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest::{Digest, SHA256, SHA384};
@@ -39,6 +38,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+use crate::bearer::{self, Clients, Traffic};
+
 enum Pair {
     P256(EcdsaKeyPair),
     P384(EcdsaKeyPair),
@@ -53,14 +54,12 @@ struct Stored {
 #[derive(Default)]
 struct ServerState {
     keys: HashMap<String, BTreeMap<String, Stored>>,
-    clients: HashMap<String, String>,
-    tokens: HashSet<String>,
+    clients: Clients,
 }
 
 struct Shared {
     state: Mutex<ServerState>,
-    throttle: AtomicUsize,
-    requests: AtomicUsize,
+    traffic: Traffic,
     base: Mutex<String>,
 }
 
@@ -89,8 +88,7 @@ impl AzureKeyVaultServer {
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(ServerState::default()),
-            throttle: AtomicUsize::new(0),
-            requests: AtomicUsize::new(0),
+            traffic: Traffic::default(),
             base: Mutex::new(String::new()),
         });
         let app = Router::new()
@@ -122,25 +120,23 @@ impl AzureKeyVaultServer {
 
     /// Registers a client (service principal) and its secret.
     pub fn add_client(&self, client_id: &str, secret: &str) {
-        lock(&self.shared)
-            .clients
-            .insert(client_id.to_owned(), secret.to_owned());
+        lock(&self.shared).clients.add(client_id, secret);
     }
 
     /// Revokes every token issued so far.
     pub fn revoke_tokens(&self) {
-        lock(&self.shared).tokens.clear();
+        lock(&self.shared).clients.revoke_all();
     }
 
     /// Makes the next `requests` requests answer 429.
     pub fn throttle(&self, requests: usize) {
-        self.shared.throttle.store(requests, Ordering::SeqCst);
+        self.shared.traffic.throttle(requests);
     }
 
     /// How many requests the server received.
     #[must_use]
     pub fn requests(&self) -> usize {
-        self.shared.requests.load(Ordering::SeqCst)
+        self.shared.traffic.requests()
     }
 
     /// The names of the keys that exist.
@@ -175,27 +171,13 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 
 /// Counts the request, throttles, and checks `api-version` and the bearer token.
 fn admit(shared: &Shared, headers: &HeaderMap, query: Option<&str>) -> Result<(), Response> {
-    let query: HashMap<String, String> =
-        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-    shared.requests.fetch_add(1, Ordering::SeqCst);
-    if shared
-        .throttle
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-            left.checked_sub(1)
-        })
-        .is_ok()
-    {
-        let mut response = error(
+    let query = bearer::form(query.unwrap_or_default());
+    if shared.traffic.arrive() {
+        return Err(bearer::retry_now(error(
             StatusCode::TOO_MANY_REQUESTS,
             "Throttled",
             "Request was not processed because too many requests were received.",
-        );
-        response
-            .headers_mut()
-            .insert("retry-after", "0".parse().expect("a header value"));
-        return Err(response);
+        )));
     }
     if query.get("api-version").is_none_or(String::is_empty) {
         return Err(error(
@@ -204,39 +186,30 @@ fn admit(shared: &Shared, headers: &HeaderMap, query: Option<&str>) -> Result<()
             "The 'api-version' parameter is missing.",
         ));
     }
-    let token = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    if token.is_some_and(|token| lock(shared).tokens.contains(token)) {
+    if lock(shared).clients.admits(headers) {
         return Ok(());
     }
-    let mut response = error(
-        StatusCode::UNAUTHORIZED,
-        "Unauthorized",
-        "AKV10000: Request is missing a Bearer or PoP token.",
-    );
-    response.headers_mut().insert(
-        "www-authenticate",
-        "Bearer authorization=\"https://login.microsoftonline.com/common\", resource=\"https://vault.azure.net\""
-            .parse()
-            .expect("a header value"),
-    );
-    Err(response)
+    Err(bearer::challenge(
+        error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "AKV10000: Request is missing a Bearer or PoP token.",
+        ),
+        "Bearer authorization=\"https://login.microsoftonline.com/common\", resource=\"https://vault.azure.net\"",
+    ))
 }
 
 async fn token(State(shared): State<AppState>, body: String) -> Response {
-    shared.requests.fetch_add(1, Ordering::SeqCst);
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
+    // The token endpoint is counted but never throttled.
+    shared.traffic.count();
+    let form = bearer::form(&body);
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let mut state = lock(&shared);
-    let known = state.clients.get(field("client_id")).map(String::as_str);
     if field("grant_type") != "client_credentials"
         || field("scope") != "https://vault.azure.net/.default"
-        || known.is_none()
-        || known != Some(field("client_secret"))
+        || !state
+            .clients
+            .authenticates(field("client_id"), field("client_secret"))
     {
         return (
             StatusCode::UNAUTHORIZED,
@@ -247,8 +220,7 @@ async fn token(State(shared): State<AppState>, body: String) -> Response {
         )
             .into_response();
     }
-    let token = format!("eyJ0.{}", uuid::Uuid::new_v4().simple());
-    state.tokens.insert(token.clone());
+    let token = state.clients.issue("eyJ0.");
     Json(json!({ "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token }))
         .into_response()
 }

@@ -438,34 +438,27 @@ impl Inner {
     }
 
     async fn fetch_token(&self) -> Result<TokenAnswer, Error> {
-        self.guard
-            .call(Idempotency::Idempotent, || async {
-                let request = match &self.source {
-                    TokenSource::ClientSecret {
-                        url,
-                        client_id,
-                        secret,
-                    } => self.client.post(url).form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", client_id.as_str()),
-                        ("client_secret", secret.expose_secret()),
-                        ("scope", SCOPE),
-                    ]),
-                    TokenSource::ManagedIdentity { url } => {
-                        self.client.get(url).header("Metadata", "true")
-                    }
-                };
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|err| Failure::Transient(err.into()))?;
-                self.decode(response).await
-            })
-            .await
-            .map_err(|err| match err {
-                Error::Unavailable { .. } => err,
-                other => Error::unavailable(&self.id, other),
-            })
+        remote::fetch_token(
+            &self.id,
+            &self.guard,
+            || match &self.source {
+                TokenSource::ClientSecret {
+                    url,
+                    client_id,
+                    secret,
+                } => self.client.post(url).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", secret.expose_secret()),
+                    ("scope", SCOPE),
+                ]),
+                TokenSource::ManagedIdentity { url } => {
+                    self.client.get(url).header("Metadata", "true")
+                }
+            },
+            |response| self.decode(response),
+        )
+        .await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -476,75 +469,44 @@ impl Inner {
         idempotency: Idempotency,
     ) -> Result<T, Error> {
         let url = format!("{}{path}?api-version={API_VERSION}", self.vault);
-        self.bearer
-            .call(
-                || self.fetch_token(),
-                |token| {
-                    let (url, method) = (&url, &method);
-                    self.guard.call(idempotency, move || {
-                        let token = token.clone();
-                        async move {
-                            let mut request = self
-                                .client
-                                .request(method.clone(), url)
-                                .bearer_auth(token.expose_secret());
-                            if let Some(body) = body {
-                                request = request.json(body);
-                            }
-                            let response = request
-                                .send()
-                                .await
-                                .map_err(|err| Failure::Transient(err.into()))?;
-                            self.decode(response).await
-                        }
-                    })
-                },
-            )
-            .await
+        remote::bearer_call(
+            &self.bearer,
+            &self.guard,
+            idempotency,
+            || self.fetch_token(),
+            |token| {
+                let request = self.client.request(method.clone(), &url).bearer_auth(token);
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            },
+            |response| self.decode(response),
+        )
+        .await
     }
 
+    /// Reads an answer of Key Vault (or of its token endpoint): errors are
+    /// `{"error": {"code", "message"}}` (Entra ID's token endpoint: `{"error": "<code>"}`).
     async fn decode<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Failure> {
-        let status = response.status().as_u16();
-        let retry_after = remote::retry_after(
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok()),
-        );
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| Failure::Transient(err.into()))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|err| {
-                Failure::Final(Error::unavailable(
-                    &self.id,
-                    format!("Azure answered an unexpected body: {err}"),
-                ))
-            });
-        }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let code = body
-            .pointer("/error/code")
-            .and_then(Value::as_str)
-            .or_else(|| body.get("error").and_then(Value::as_str))
-            .unwrap_or_default()
-            .to_owned();
-        let detail = format!("Azure answered {status} ({code})");
-        Err(match status {
-            429 => Failure::Throttled {
-                source: detail.into(),
-                retry_after,
-            },
-            404 => Failure::Final(Error::not_found(&self.id)),
-            401 => {
-                self.bearer.refuse();
-                Failure::Final(Error::unavailable(&self.id, detail))
+        remote::decode_json(&self.id, "Azure", response, |answer| {
+            let code = answer
+                .body
+                .pointer("/error/code")
+                .and_then(Value::as_str)
+                .or_else(|| answer.body.get("error").and_then(Value::as_str))
+                .unwrap_or_default();
+            let detail = format!("Azure answered {} ({code})", answer.status);
+            match answer.status {
+                404 => Failure::Final(Error::not_found(&self.id)),
+                401 => {
+                    self.bearer.refuse();
+                    answer.failure(&self.id, detail)
+                }
+                _ => answer.failure(&self.id, detail),
             }
-            403 => Failure::Final(Error::unavailable(&self.id, detail)),
-            400..=499 => Failure::Final(Error::internal(&self.id, detail)),
-            _ => Failure::Transient(detail.into()),
         })
+        .await
     }
 
     /// Reads a key version, checks it belongs to `tenant`, and caches its public key.
