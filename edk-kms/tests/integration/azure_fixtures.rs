@@ -307,6 +307,7 @@ fn same_shape(got: &Exchange, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_server_answers_in_the_recorded_shapes() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let server = AzureKeyVaultServer::start().await;
     server.add_client("edk-kms", "secret");
     let client = reqwest::Client::new();
