@@ -29,9 +29,8 @@
 // The handlers' helpers return the error response itself, as axum handlers do.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest::{Digest, SHA256, SHA384};
@@ -45,6 +44,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+
+use crate::bearer::{self, Clients, Traffic};
 
 const SHA256_OID: &str = "2.16.840.1.101.3.4.2.1";
 const SHA384_OID: &str = "2.16.840.1.101.3.4.2.2";
@@ -85,8 +86,7 @@ struct Sad {
 
 #[derive(Default)]
 struct ServerState {
-    clients: HashMap<String, String>,
-    tokens: HashSet<String>,
+    clients: Clients,
     credentials: BTreeMap<String, Credential>,
     sads: HashMap<String, Sad>,
     calls: BTreeMap<String, usize>,
@@ -94,8 +94,7 @@ struct ServerState {
 
 struct Shared {
     state: Mutex<ServerState>,
-    throttle: AtomicUsize,
-    requests: AtomicUsize,
+    traffic: Traffic,
     ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
 }
 
@@ -131,8 +130,7 @@ impl CscServer {
         let ca = rcgen::CertifiedIssuer::self_signed(params, ca_key).expect("CA certificate");
         let shared = Arc::new(Shared {
             state: Mutex::new(ServerState::default()),
-            throttle: AtomicUsize::new(0),
-            requests: AtomicUsize::new(0),
+            traffic: Traffic::default(),
             ca,
         });
         let app = Router::new()
@@ -164,9 +162,7 @@ impl CscServer {
 
     /// Registers an OAuth 2 client and its secret.
     pub fn add_client(&self, client_id: &str, secret: &str) {
-        lock(&self.shared)
-            .clients
-            .insert(client_id.to_owned(), secret.to_owned());
+        lock(&self.shared).clients.add(client_id, secret);
     }
 
     /// Issues a credential to `user`: a new key of `kind` and a certificate for it from the
@@ -240,18 +236,18 @@ impl CscServer {
 
     /// Revokes every token issued so far.
     pub fn revoke_tokens(&self) {
-        lock(&self.shared).tokens.clear();
+        lock(&self.shared).clients.revoke_all();
     }
 
     /// Makes the next `requests` requests answer 429.
     pub fn throttle(&self, requests: usize) {
-        self.shared.throttle.store(requests, Ordering::SeqCst);
+        self.shared.traffic.throttle(requests);
     }
 
     /// How many requests the server received.
     #[must_use]
     pub fn requests(&self) -> usize {
-        self.shared.requests.load(Ordering::SeqCst)
+        self.shared.traffic.requests()
     }
 
     /// How many admitted calls each method received, by path below `/csc/v2/` (e.g.
@@ -293,23 +289,12 @@ fn invalid(description: &str) -> Response {
 
 /// Counts the request and throttles.
 fn count(shared: &Shared) -> Result<(), Response> {
-    shared.requests.fetch_add(1, Ordering::SeqCst);
-    if shared
-        .throttle
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-            left.checked_sub(1)
-        })
-        .is_ok()
-    {
-        let mut response = error(
+    if shared.traffic.arrive() {
+        return Err(bearer::retry_now(error(
             StatusCode::TOO_MANY_REQUESTS,
             "temporarily_unavailable",
             "Too many requests",
-        );
-        response
-            .headers_mut()
-            .insert("retry-after", "0".parse().expect("a header value"));
-        return Err(response);
+        )));
     }
     Ok(())
 }
@@ -318,12 +303,9 @@ async fn token(State(shared): State<AppState>, body: String) -> Response {
     if let Err(response) = count(&shared) {
         return response;
     }
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
+    let form = bearer::form(&body);
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let mut state = lock(&shared);
-    let known = state.clients.get(field("client_id")).map(String::as_str);
     if field("grant_type") != "client_credentials" {
         return error(
             StatusCode::BAD_REQUEST,
@@ -331,7 +313,10 @@ async fn token(State(shared): State<AppState>, body: String) -> Response {
             "The grant type is not supported",
         );
     }
-    if known.is_none() || known != Some(field("client_secret")) {
+    if !state
+        .clients
+        .authenticates(field("client_id"), field("client_secret"))
+    {
         return error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -341,8 +326,7 @@ async fn token(State(shared): State<AppState>, body: String) -> Response {
     if !matches!(field("scope"), "" | "service") {
         return error(StatusCode::BAD_REQUEST, "invalid_scope", "Invalid scope");
     }
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    state.tokens.insert(token.clone());
+    let token = state.clients.issue("");
     Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": 3600 }))
         .into_response()
 }
@@ -378,24 +362,16 @@ async fn method(
     if let Err(response) = count(&shared) {
         return response;
     }
-    let token = headers
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
     let mut state = lock(&shared);
-    if !token.is_some_and(|token| state.tokens.contains(token)) {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "The access token is missing, expired or revoked",
+    if !state.clients.admits(&headers) {
+        return bearer::challenge(
+            error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "The access token is missing, expired or revoked",
+            ),
+            "Bearer error=\"invalid_token\"",
         );
-        response.headers_mut().insert(
-            "www-authenticate",
-            "Bearer error=\"invalid_token\""
-                .parse()
-                .expect("a header value"),
-        );
-        return response;
     }
     let method = format!("{group}/{name}");
     *state.calls.entry(method.clone()).or_default() += 1;

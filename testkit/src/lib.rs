@@ -9,6 +9,8 @@
 #[cfg(feature = "key-services")]
 pub mod azure_key_vault;
 #[cfg(feature = "key-services")]
+mod bearer;
+#[cfg(feature = "key-services")]
 pub mod csc;
 #[cfg(feature = "mariadb")]
 pub mod mariadb;

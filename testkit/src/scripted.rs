@@ -1,5 +1,6 @@
 //! An HTTP server that gives every request the same scripted answer and counts the requests:
-//! a throttling or failing key service for testing retries and circuit breakers.
+//! a throttling or failing key service for testing retries and circuit breakers; or, routed,
+//! a service's recorded answers replayed by method and path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Response, StatusCode};
+use axum::http::{Method, Request, Response, StatusCode};
 use tokio::task::JoinHandle;
 
 /// The answer a [`ScriptedServer`] gives.
@@ -79,6 +80,54 @@ impl ScriptedServer {
                     response = response.header(name, value);
                 }
                 response.body(Body::from(answer.body)).expect("a response")
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("the bound address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    /// Starts a server answering each request with the answer of the first route whose method
+    /// and path (without the query) match, and 404 with an empty body otherwise: recorded
+    /// answers of a service, replayed.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn routed(routes: Vec<(Method, String, ScriptedAnswer)>) -> Self {
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&requests);
+        let routes = Arc::new(routes);
+        let app = Router::new().fallback(move |request: Request<Body>| {
+            let routes = Arc::clone(&routes);
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let found = routes.iter().find(|(method, path, _)| {
+                    method == request.method() && path == request.uri().path()
+                });
+                let Some((_, _, answer)) = found else {
+                    return Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(Body::empty())
+                        .expect("a response");
+                };
+                let mut response = Response::builder()
+                    .status(StatusCode::from_u16(answer.status).expect("a status code"));
+                for (name, value) in &answer.headers {
+                    response = response.header(name, value);
+                }
+                response
+                    .body(Body::from(answer.body.clone()))
+                    .expect("a response")
             }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

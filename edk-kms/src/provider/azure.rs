@@ -13,6 +13,12 @@
 //!   digest of the input with the JOSE `alg`; Key Vault answers JOSE signatures (`r||s` for
 //!   ECDSA). Every signature is verified here with the cached public key before it is
 //!   returned.
+//! - **Decryption keys** (`RSA-OAEP-256`, the JWE key management algorithm): `RSA` 2048 keys
+//!   with `key_ops: [wrapKey, unwrapKey]`. The KMS wraps content keys with the public key, as
+//!   for any key; unwrapping is Key Vault's (`POST {vault}/keys/{name}/{version}/unwrapkey`
+//!   with `alg: RSA-OAEP-256`), through the provider's [`Decrypter`]: JWE decryption and
+//!   `Kms::unwrap_key`. [`AzureKeyVaultProvider::wrap`] asks Key Vault to wrap instead
+//!   (`wrapkey`). Every refusal of an unwrap is the one `DecryptionFailed`.
 //! - **Destroying** deletes the key (`DELETE {vault}/keys/{name}`; with soft delete on, it can
 //!   be recovered by an operator until purged). A deleted key is `KeyNotFound`.
 //! - **Credentials**: a service principal's client secret (OAuth 2 client credentials at
@@ -32,12 +38,14 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use edk_core::encoding::{b64url_decode, b64url_encode};
-use edk_core::jose::{Algorithm, Jwk, SignError, Signer, VerifyingKey};
-use edk_core::{HasKind as _, Kid, TenantId};
+use edk_core::jose::jwe::{Decrypter, JweHeader, KeyManagement};
+use edk_core::jose::{Algorithm, JoseError, Jwk, SignError, Signer, VerifyingKey};
+use edk_core::{ErrorKind, HasKind as _, Kid, TenantId};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use zeroize::Zeroizing;
 
 use super::remote::{
     self, BearerCache, Failure, Guard, Idempotency, RemoteMetrics, RemoteOptions, TokenAnswer,
@@ -141,6 +149,10 @@ pub struct AzureKeyVaultProviderConfig {
     /// The JWS algorithms to offer; default ES256, ES384, RS256 and PS256.
     #[serde(default)]
     pub algorithms: Option<Vec<Algorithm>>,
+    /// The JWE key management algorithms to offer for decryption keys, whose content keys
+    /// Key Vault unwraps: `RSA-OAEP-256` (the default) or none (`[]`).
+    #[serde(default)]
+    pub key_management: Option<Vec<String>>,
     /// Timeouts, retries and the circuit breaker.
     #[serde(default)]
     pub remote: RemoteOptions,
@@ -164,6 +176,7 @@ impl AzureKeyVaultProviderConfig {
             credentials,
             key_prefix: default_prefix(),
             algorithms: None,
+            key_management: None,
             remote: RemoteOptions::default(),
         }
     }
@@ -176,11 +189,25 @@ const SUPPORTED: [Algorithm; 4] = [
     Algorithm::Ps256,
 ];
 
-fn create_body(alg: Algorithm) -> Option<Value> {
-    Some(match alg {
-        Algorithm::Es256 => json!({ "kty": "EC", "crv": "P-256" }),
-        Algorithm::Es384 => json!({ "kty": "EC", "crv": "P-384" }),
-        Algorithm::Rs256 | Algorithm::Ps256 => json!({ "kty": "RSA", "key_size": 2048 }),
+/// The key management algorithms Key Vault unwraps for JWE (`RSA-OAEP` uses SHA-1, which JOSE
+/// here does not offer).
+const SUPPORTED_KEY_MANAGEMENT: [KeyManagement; 1] = [KeyManagement::RsaOaep256];
+
+/// The create request's key type and operations for `usage`.
+fn create_body(usage: KeyUsage) -> Option<Value> {
+    Some(match usage {
+        KeyUsage::Sign(Algorithm::Es256) => {
+            json!({ "kty": "EC", "crv": "P-256", "key_ops": ["sign", "verify"] })
+        }
+        KeyUsage::Sign(Algorithm::Es384) => {
+            json!({ "kty": "EC", "crv": "P-384", "key_ops": ["sign", "verify"] })
+        }
+        KeyUsage::Sign(Algorithm::Rs256 | Algorithm::Ps256) => {
+            json!({ "kty": "RSA", "key_size": 2048, "key_ops": ["sign", "verify"] })
+        }
+        KeyUsage::Decrypt(KeyManagement::RsaOaep256) => {
+            json!({ "kty": "RSA", "key_size": 2048, "key_ops": ["wrapKey", "unwrapKey"] })
+        }
         _ => return None,
     })
 }
@@ -221,8 +248,9 @@ const fn enabled_default() -> bool {
     true
 }
 
+/// Key Vault's `KeyOperationResult`: the answer of `sign`, `wrapkey` and `unwrapkey`.
 #[derive(Deserialize)]
-struct SignResult {
+struct OperationResult {
     value: String,
 }
 
@@ -273,7 +301,8 @@ impl AzureKeyVaultProvider {
     /// # Errors
     /// [`Error::InvalidConfig`] for a vault URL or authority that is not an http(s) URL, a
     /// prefix with other characters than letters, digits and `-`, an algorithm this provider
-    /// does not offer, a secret given both or neither inline and in a file, or (for
+    /// or key management algorithm this provider does not offer, a secret given both or
+    /// neither inline and in a file, or (for
     /// `environment`) a missing variable; [`Error::SecretFile`] for an unreadable secret file.
     pub fn with_client(
         config: AzureKeyVaultProviderConfig,
@@ -302,9 +331,24 @@ impl AzureKeyVaultProvider {
                 reason: "must list some of ES256, ES384, RS256 and PS256",
             });
         }
+        let key_management = match &config.key_management {
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    KeyManagement::from_name(name)
+                        .filter(|alg| SUPPORTED_KEY_MANAGEMENT.contains(alg))
+                        .ok_or(Error::InvalidConfig {
+                            field: "key_management",
+                            reason: "must list RSA-OAEP-256 or nothing",
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => SUPPORTED_KEY_MANAGEMENT.to_vec(),
+        };
         let source = token_source(config.credentials)?;
         let capabilities = Capabilities::new()
             .with_signing(algorithms)
+            .with_decryption(key_management)
             .with_exportability(Exportability::Never)
             .with_storage(KeyStorage::InProvider);
         Ok(Self {
@@ -326,6 +370,43 @@ impl AzureKeyVaultProvider {
     #[must_use]
     pub fn metrics(&self) -> RemoteMetrics {
         self.inner.guard.metrics()
+    }
+
+    /// Wraps `key_bytes` (a content key) with `tenant`'s decryption key `key` in Key Vault
+    /// (`POST {vault}/keys/{name}/{version}/wrapkey`, `RSA-OAEP-256`): the `encrypted_key` of
+    /// a JWE to that key. Wrapping needs only the public key, so the KMS does it itself
+    /// (`Kms::wrap_key`); this asks the vault instead.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] for an unknown, deleted or other tenant's key,
+    /// [`Error::UnsupportedOperation`] for a key that does not decrypt,
+    /// [`Error::Unavailable`] when Key Vault cannot be reached.
+    pub async fn wrap(
+        &self,
+        tenant: &TenantId,
+        key: &KeyHandle,
+        key_bytes: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let inner = &self.inner;
+        let KeyUsage::Decrypt(alg) = key.usage() else {
+            key.check(&inner.id, tenant)?;
+            return Err(Error::UnsupportedOperation {
+                provider: inner.id.clone(),
+                operation: "wrapping with this key",
+            });
+        };
+        inner.key(tenant, key).await?;
+        let body = json!({ "alg": alg.name(), "value": b64url_encode(key_bytes) });
+        let answer: OperationResult = inner
+            .call(
+                reqwest::Method::POST,
+                &format!("/keys/{}/wrapkey", key.reference()),
+                Some(&body),
+                Idempotency::Idempotent,
+            )
+            .await?;
+        b64url_decode(&answer.value)
+            .map_err(|_| Error::internal(&inner.id, "Azure returned a malformed wrapped key"))
     }
 }
 
@@ -438,34 +519,27 @@ impl Inner {
     }
 
     async fn fetch_token(&self) -> Result<TokenAnswer, Error> {
-        self.guard
-            .call(Idempotency::Idempotent, || async {
-                let request = match &self.source {
-                    TokenSource::ClientSecret {
-                        url,
-                        client_id,
-                        secret,
-                    } => self.client.post(url).form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", client_id.as_str()),
-                        ("client_secret", secret.expose_secret()),
-                        ("scope", SCOPE),
-                    ]),
-                    TokenSource::ManagedIdentity { url } => {
-                        self.client.get(url).header("Metadata", "true")
-                    }
-                };
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|err| Failure::Transient(err.into()))?;
-                self.decode(response).await
-            })
-            .await
-            .map_err(|err| match err {
-                Error::Unavailable { .. } => err,
-                other => Error::unavailable(&self.id, other),
-            })
+        remote::fetch_token(
+            &self.id,
+            &self.guard,
+            || match &self.source {
+                TokenSource::ClientSecret {
+                    url,
+                    client_id,
+                    secret,
+                } => self.client.post(url).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", secret.expose_secret()),
+                    ("scope", SCOPE),
+                ]),
+                TokenSource::ManagedIdentity { url } => {
+                    self.client.get(url).header("Metadata", "true")
+                }
+            },
+            |response| self.decode(response),
+        )
+        .await
     }
 
     async fn call<T: DeserializeOwned>(
@@ -476,75 +550,44 @@ impl Inner {
         idempotency: Idempotency,
     ) -> Result<T, Error> {
         let url = format!("{}{path}?api-version={API_VERSION}", self.vault);
-        self.bearer
-            .call(
-                || self.fetch_token(),
-                |token| {
-                    let (url, method) = (&url, &method);
-                    self.guard.call(idempotency, move || {
-                        let token = token.clone();
-                        async move {
-                            let mut request = self
-                                .client
-                                .request(method.clone(), url)
-                                .bearer_auth(token.expose_secret());
-                            if let Some(body) = body {
-                                request = request.json(body);
-                            }
-                            let response = request
-                                .send()
-                                .await
-                                .map_err(|err| Failure::Transient(err.into()))?;
-                            self.decode(response).await
-                        }
-                    })
-                },
-            )
-            .await
+        remote::bearer_call(
+            &self.bearer,
+            &self.guard,
+            idempotency,
+            || self.fetch_token(),
+            |token| {
+                let request = self.client.request(method.clone(), &url).bearer_auth(token);
+                match body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            },
+            |response| self.decode(response),
+        )
+        .await
     }
 
+    /// Reads an answer of Key Vault (or of its token endpoint): errors are
+    /// `{"error": {"code", "message"}}` (Entra ID's token endpoint: `{"error": "<code>"}`).
     async fn decode<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Failure> {
-        let status = response.status().as_u16();
-        let retry_after = remote::retry_after(
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok()),
-        );
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| Failure::Transient(err.into()))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|err| {
-                Failure::Final(Error::unavailable(
-                    &self.id,
-                    format!("Azure answered an unexpected body: {err}"),
-                ))
-            });
-        }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let code = body
-            .pointer("/error/code")
-            .and_then(Value::as_str)
-            .or_else(|| body.get("error").and_then(Value::as_str))
-            .unwrap_or_default()
-            .to_owned();
-        let detail = format!("Azure answered {status} ({code})");
-        Err(match status {
-            429 => Failure::Throttled {
-                source: detail.into(),
-                retry_after,
-            },
-            404 => Failure::Final(Error::not_found(&self.id)),
-            401 => {
-                self.bearer.refuse();
-                Failure::Final(Error::unavailable(&self.id, detail))
+        remote::decode_json(&self.id, "Azure", response, |answer| {
+            let code = answer
+                .body
+                .pointer("/error/code")
+                .and_then(Value::as_str)
+                .or_else(|| answer.body.get("error").and_then(Value::as_str))
+                .unwrap_or_default();
+            let detail = format!("Azure answered {} ({code})", answer.status);
+            match answer.status {
+                404 => Failure::Final(Error::not_found(&self.id)),
+                401 => {
+                    self.bearer.refuse();
+                    answer.failure(&self.id, detail)
+                }
+                _ => answer.failure(&self.id, detail),
             }
-            403 => Failure::Final(Error::unavailable(&self.id, detail)),
-            400..=499 => Failure::Final(Error::internal(&self.id, detail)),
-            _ => Failure::Transient(detail.into()),
         })
+        .await
     }
 
     /// Reads a key version, checks it belongs to `tenant`, and caches its public key.
@@ -645,14 +688,10 @@ impl KeyProvider for AzureKeyVaultProvider {
             provider: inner.id.clone(),
             usage: spec.usage,
         };
-        let KeyUsage::Sign(alg) = spec.usage else {
-            return Err(unsupported());
-        };
         if !self.capabilities.supports_usage(spec.usage) {
             return Err(unsupported());
         }
-        let mut body = create_body(alg).ok_or_else(unsupported)?;
-        body["key_ops"] = json!(["sign", "verify"]);
+        let mut body = create_body(spec.usage).ok_or_else(unsupported)?;
         body["attributes"] = json!({ "enabled": true, "exportable": false });
         body["tags"] = json!({ TENANT_TAG: tenant.to_string(), PROVIDER_TAG: inner.id.as_str() });
         let random = uuid::Uuid::new_v4().simple().to_string();
@@ -697,6 +736,26 @@ impl KeyProvider for AzureKeyVaultProvider {
             reference: key.reference().to_owned(),
             alg,
             key: cached,
+        }))
+    }
+
+    async fn decrypter(
+        &self,
+        tenant: &TenantId,
+        key: &KeyHandle,
+    ) -> Result<Arc<dyn Decrypter>, Error> {
+        let KeyUsage::Decrypt(alg) = key.usage() else {
+            key.check(&self.inner.id, tenant)?;
+            return Err(Error::UnsupportedOperation {
+                provider: self.inner.id.clone(),
+                operation: "decryption with this key",
+            });
+        };
+        self.inner.key(tenant, key).await?;
+        Ok(Arc::new(AzureDecrypter {
+            inner: Arc::clone(&self.inner),
+            reference: key.reference().to_owned(),
+            alg,
         }))
     }
 
@@ -748,7 +807,7 @@ impl AzureSigner {
         };
         let digest = aws_lc_rs::digest::digest(digest, message);
         let body = json!({ "alg": self.alg.name(), "value": b64url_encode(digest.as_ref()) });
-        let answer: Result<SignResult, Error> = inner
+        let answer: Result<OperationResult, Error> = inner
             .call(
                 reqwest::Method::POST,
                 &format!("/keys/{}/sign", self.reference),
@@ -803,6 +862,74 @@ impl fmt::Debug for AzureSigner {
             .field("provider", &self.inner.id)
             .field("kid", &self.key.kid)
             .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Unwraps JWE content keys with one version of a Key Vault decryption key.
+struct AzureDecrypter {
+    inner: Arc<Inner>,
+    reference: String,
+    alg: KeyManagement,
+}
+
+impl AzureDecrypter {
+    /// `POST {vault}/keys/{name}/{version}/unwrapkey`.
+    async fn unwrap_remote(&self, encrypted_key: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let inner = &self.inner;
+        let body = json!({ "alg": self.alg.name(), "value": b64url_encode(encrypted_key) });
+        let answer: Result<OperationResult, Error> = inner
+            .call(
+                reqwest::Method::POST,
+                &format!("/keys/{}/unwrapkey", self.reference),
+                Some(&body),
+                Idempotency::Idempotent,
+            )
+            .await;
+        if let Err(Error::KeyNotFound { .. }) = &answer
+            && let Some((name, _)) = self.reference.split_once('/')
+        {
+            inner.forget(name);
+        }
+        let answer = answer?;
+        b64url_decode(&answer.value)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::internal(&inner.id, "Azure returned a malformed key"))
+    }
+}
+
+#[async_trait]
+impl Decrypter for AzureDecrypter {
+    fn supports(&self, alg: KeyManagement) -> bool {
+        alg == self.alg
+    }
+
+    async fn content_key(
+        &self,
+        header: &JweHeader,
+        encrypted_key: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, JoseError> {
+        if header.alg != self.alg || encrypted_key.is_empty() {
+            return Err(JoseError::DecryptionFailed);
+        }
+        self.unwrap_remote(encrypted_key)
+            .await
+            .map_err(|err| match err.kind() {
+                // Key Vault refuses a bad ciphertext with 400, which is `Internal` here: like
+                // every other refusal it is the one `DecryptionFailed`, no oracle.
+                ErrorKind::Unavailable => {
+                    JoseError::KeySource(Box::new(err), ErrorKind::Unavailable)
+                }
+                _ => JoseError::DecryptionFailed,
+            })
+    }
+}
+
+impl fmt::Debug for AzureDecrypter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AzureDecrypter")
+            .field("provider", &self.inner.id)
+            .field("alg", &self.alg.name())
             .finish_non_exhaustive()
     }
 }

@@ -365,103 +365,66 @@ impl CscProvider {
 
 impl Inner {
     async fn fetch_token(&self) -> Result<TokenAnswer, Error> {
-        self.guard
-            .call(Idempotency::Idempotent, || async {
-                let response = self
-                    .client
-                    .post(&self.token_url)
-                    .form(&[
-                        ("grant_type", "client_credentials"),
-                        ("client_id", self.client_id.as_str()),
-                        ("client_secret", self.secret.expose_secret()),
-                        ("scope", "service"),
-                    ])
-                    .send()
-                    .await
-                    .map_err(|err| Failure::Transient(err.into()))?;
-                self.decode(response).await
-            })
-            .await
-            .map_err(|err| match err {
-                Error::Unavailable { .. } => err,
-                // The token endpoint refused the client: the service cannot be used.
-                other => Error::unavailable(&self.id, other),
-            })
+        remote::fetch_token(
+            &self.id,
+            &self.guard,
+            || {
+                self.client.post(&self.token_url).form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.client_id.as_str()),
+                    ("client_secret", self.secret.expose_secret()),
+                    ("scope", "service"),
+                ])
+            },
+            |response| self.decode(response),
+        )
+        .await
     }
 
     /// `POST {service}/{method}` with `body`, authorized, under the guard.
     async fn call<T: DeserializeOwned>(&self, method: &str, body: &Value) -> Result<T, Error> {
         let url = format!("{}/{method}", self.service);
-        self.bearer
-            .call(
-                || self.fetch_token(),
-                |token| {
-                    let url = &url;
-                    self.guard.call(Idempotency::Idempotent, move || {
-                        let token = token.clone();
-                        async move {
-                            let response = self
-                                .client
-                                .post(url)
-                                .bearer_auth(token.expose_secret())
-                                .json(body)
-                                .send()
-                                .await
-                                .map_err(|err| Failure::Transient(err.into()))?;
-                            self.decode(response).await
-                        }
-                    })
-                },
-            )
-            .await
+        remote::bearer_call(
+            &self.bearer,
+            &self.guard,
+            Idempotency::Idempotent,
+            || self.fetch_token(),
+            |token| self.client.post(&url).bearer_auth(token).json(body),
+            |response| self.decode(response),
+        )
+        .await
     }
 
+    /// Reads an answer of the service (or of its token endpoint): errors are
+    /// `{"error", "error_description"}`.
     async fn decode<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Failure> {
-        let status = response.status().as_u16();
-        let retry_after = remote::retry_after(
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok()),
-        );
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| Failure::Transient(err.into()))?;
-        if (200..300).contains(&status) {
-            return serde_json::from_slice(&bytes).map_err(|err| {
-                Failure::Final(Error::unavailable(
-                    &self.id,
-                    format!("the CSC service answered an unexpected body: {err}"),
-                ))
-            });
-        }
-        let body: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let field = |name: &str| {
-            body.get(name)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let (error, description) = (field("error"), field("error_description"));
-        let detail = format!("the CSC service answered {status} ({error}: {description})");
-        Err(match status {
-            429 => Failure::Throttled {
-                source: detail.into(),
-                retry_after,
-            },
-            400 if description.contains("credentialID") => {
-                tracing::debug!(provider = %self.id, %detail, "CSC credential refused");
-                Failure::Final(Error::not_found(&self.id))
+        remote::decode_json(&self.id, "the CSC service", response, |answer| {
+            let field = |name: &str| {
+                answer
+                    .body
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let (error, description) = (field("error"), field("error_description"));
+            let detail = format!(
+                "the CSC service answered {} ({error}: {description})",
+                answer.status
+            );
+            match answer.status {
+                400 if description.contains("credentialID") => {
+                    tracing::debug!(provider = %self.id, %detail, "CSC credential refused");
+                    Failure::Final(Error::not_found(&self.id))
+                }
+                401 => {
+                    self.bearer.refuse();
+                    answer.failure(&self.id, detail)
+                }
+                _ => answer.failure(&self.id, detail),
             }
-            401 => {
-                self.bearer.refuse();
-                Failure::Final(Error::unavailable(&self.id, detail))
-            }
-            403 => Failure::Final(Error::unavailable(&self.id, detail)),
-            400..=499 => Failure::Final(Error::internal(&self.id, detail)),
-            _ => Failure::Transient(detail.into()),
         })
+        .await
     }
 
     /// Reads a credential from the service, checks that `tenant`'s user holds it and that it

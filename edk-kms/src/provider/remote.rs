@@ -2,7 +2,9 @@
 //! and `vault`): per-attempt timeouts, retries with exponential backoff and full jitter on
 //! throttling and transient failures, a circuit breaker per provider, metrics per provider,
 //! bearer tokens cached until shortly before they expire, secrets given inline or in a file,
-//! and the conversions from the DER forms such services answer with (SubjectPublicKeyInfo,
+//! the reading of the JSON answers of HTTP key services (a success's body, or the status,
+//! body and `Retry-After` of a refusal for the provider to classify, with the classification
+//! they share) and of calls with bearer tokens, and the conversions from the DER forms such services answer with (SubjectPublicKeyInfo,
 //! `Ecdsa-Sig-Value`) to JOSE.
 //!
 //! A guard wraps every call. Throttling (HTTP 429, `ThrottlingException`) is retried for
@@ -593,6 +595,167 @@ impl BearerCache {
     fn take_refused(&self) -> bool {
         self.refused.swap(false, Ordering::SeqCst)
     }
+}
+
+/// A key service's HTTP answer that is not a success, for the provider to classify.
+#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+pub(crate) struct ErrorAnswer {
+    /// The HTTP status.
+    pub(crate) status: u16,
+    /// The body as JSON (`null` when it is not JSON).
+    pub(crate) body: Value,
+    /// The answer's `Retry-After`.
+    pub(crate) retry_after: Option<Duration>,
+}
+
+#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+impl ErrorAnswer {
+    /// The classification the HTTP key services share, `detail` saying what the service
+    /// answered: 429 is throttling (honouring `Retry-After`), 401 and 403 refused credentials
+    /// (`Unavailable`), any other 4xx an answer about the request (`Internal`), the rest
+    /// (5xx) transient. Answers a provider reads otherwise (404, a service's own codes) it
+    /// classifies before calling this.
+    pub(crate) fn failure(self, provider: &ProviderId, detail: String) -> Failure {
+        match self.status {
+            429 => Failure::Throttled {
+                source: detail.into(),
+                retry_after: self.retry_after,
+            },
+            401 | 403 => Failure::Final(Error::unavailable(provider, detail)),
+            400..=499 => Failure::Final(Error::internal(provider, detail)),
+            _ => Failure::Transient(detail.into()),
+        }
+    }
+}
+
+/// Sends `request` and reads the JSON answer of `service` (a name for messages): a success's
+/// body (an empty one read as `null`) as `T`, any other answer through `classify`. A request
+/// that cannot be sent, or an answer that cannot be read, is transient; a success whose body
+/// is not a `T` is `Unavailable`.
+#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+pub(crate) async fn send_json<T, F>(
+    provider: &ProviderId,
+    service: &str,
+    request: reqwest::RequestBuilder,
+    classify: F,
+) -> Result<T, Failure>
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(ErrorAnswer) -> Failure,
+{
+    let response = request
+        .send()
+        .await
+        .map_err(|err| Failure::Transient(err.into()))?;
+    decode_json(provider, service, response, classify).await
+}
+
+/// Reads the JSON answer of `service`, as [`send_json`] does.
+#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+pub(crate) async fn decode_json<T, F>(
+    provider: &ProviderId,
+    service: &str,
+    response: reqwest::Response,
+    classify: F,
+) -> Result<T, Failure>
+where
+    T: serde::de::DeserializeOwned,
+    F: FnOnce(ErrorAnswer) -> Failure,
+{
+    let status = response.status().as_u16();
+    let retry_after = retry_after(
+        response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok()),
+    );
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|err| Failure::Transient(err.into()))?;
+    if (200..300).contains(&status) {
+        let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+        return serde_json::from_slice(text).map_err(|err| {
+            Failure::Final(Error::unavailable(
+                provider,
+                format!("{service} answered an unexpected body: {err}"),
+            ))
+        });
+    }
+    Err(classify(ErrorAnswer {
+        status,
+        body: serde_json::from_slice(&bytes).unwrap_or_default(),
+        retry_after,
+    }))
+}
+
+/// A call to a service that takes OAuth 2 bearer tokens: `request` builds the request with the
+/// token, `decode` reads the answer, under `guard` (timeouts, retries, the breaker), with the
+/// token from `bearer`, fetched by `fetch` when none is cached and once more when the service
+/// refused it.
+#[cfg(any(feature = "azure", feature = "csc"))]
+pub(crate) async fn bearer_call<T, G, GF, R, D, DF>(
+    bearer: &BearerCache,
+    guard: &Guard,
+    idempotency: Idempotency,
+    fetch: G,
+    request: R,
+    decode: D,
+) -> Result<T, Error>
+where
+    G: Fn() -> GF,
+    GF: Future<Output = Result<TokenAnswer, Error>>,
+    R: Fn(&str) -> reqwest::RequestBuilder,
+    D: Fn(reqwest::Response) -> DF,
+    DF: Future<Output = Result<T, Failure>>,
+{
+    use secrecy::ExposeSecret as _;
+
+    bearer
+        .call(fetch, |token| {
+            let (request, decode) = (&request, &decode);
+            guard.call(idempotency, move || {
+                let token = token.clone();
+                async move {
+                    let response = request(token.expose_secret())
+                        .send()
+                        .await
+                        .map_err(|err| Failure::Transient(err.into()))?;
+                    decode(response).await
+                }
+            })
+        })
+        .await
+}
+
+/// Asks a token endpoint for a bearer token with `request`, read by `decode`, under `guard`;
+/// any failure, the endpoint refusing the client included, is `Unavailable`: the service
+/// cannot be used without a token.
+#[cfg(any(feature = "azure", feature = "csc"))]
+pub(crate) async fn fetch_token<R, D, DF>(
+    provider: &ProviderId,
+    guard: &Guard,
+    request: R,
+    decode: D,
+) -> Result<TokenAnswer, Error>
+where
+    R: Fn() -> reqwest::RequestBuilder,
+    D: Fn(reqwest::Response) -> DF,
+    DF: Future<Output = Result<TokenAnswer, Failure>>,
+{
+    guard
+        .call(Idempotency::Idempotent, || async {
+            let response = request()
+                .send()
+                .await
+                .map_err(|err| Failure::Transient(err.into()))?;
+            decode(response).await
+        })
+        .await
+        .map_err(|err| match err {
+            Error::Unavailable { .. } => err,
+            other => Error::unavailable(provider, other),
+        })
 }
 
 /// The `Retry-After` of an HTTP answer, in whole seconds.

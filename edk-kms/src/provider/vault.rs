@@ -651,14 +651,8 @@ impl Inner {
         let body = json!({ "role_id": role_id, "secret_id": secret_id.expose_secret() });
         let answer: LoginAnswer = self
             .guard
-            .call(Idempotency::Idempotent, || async {
-                let response = self
-                    .with_namespace(self.client.post(&url))
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|err| Failure::Transient(err.into()))?;
-                self.decode(response).await
+            .call(Idempotency::Idempotent, || {
+                self.exchange(self.with_namespace(self.client.post(&url)).json(&body))
             })
             .await
             .map_err(|err| match err {
@@ -706,11 +700,7 @@ impl Inner {
                     if let Some(body) = body {
                         request = request.json(body);
                     }
-                    let response = request
-                        .send()
-                        .await
-                        .map_err(|err| Failure::Transient(err.into()))?;
-                    self.decode(response).await
+                    self.exchange(request).await
                 })
                 .await;
             match result {
@@ -743,49 +733,31 @@ impl Inner {
         self.forbidden.swap(false, Ordering::SeqCst)
     }
 
-    /// Classifies an answer; `204 No Content` decodes as JSON `null`.
-    async fn decode<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Failure> {
-        let status = response.status().as_u16();
-        let retry_after = remote::retry_after(
-            response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|value| value.to_str().ok()),
-        );
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| Failure::Transient(err.into()))?;
-        if (200..300).contains(&status) {
-            let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
-            return serde_json::from_slice(text).map_err(|err| {
-                Failure::Final(Error::unavailable(
-                    &self.id,
-                    format!("Vault answered an unexpected body: {err}"),
-                ))
-            });
-        }
-        let messages = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|body| body.get("errors").cloned())
-            .and_then(|errors| serde_json::from_value::<Vec<String>>(errors).ok())
-            .unwrap_or_default()
-            .join("; ");
-        let detail = format!("Vault answered {status}: {messages}");
-        Err(match status {
-            429 => Failure::Throttled {
-                source: detail.into(),
-                retry_after,
-            },
-            404 => Failure::Final(Error::not_found(&self.id)),
-            400 if messages.contains("not found") => Failure::Final(Error::not_found(&self.id)),
-            401 | 403 => {
-                self.forbidden.store(true, Ordering::SeqCst);
-                Failure::Final(Error::unavailable(&self.id, detail))
+    /// Sends a request and classifies the answer; `204 No Content` decodes as JSON `null`.
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, Failure> {
+        remote::send_json(&self.id, "Vault", request, |answer| {
+            let messages = answer
+                .body
+                .get("errors")
+                .cloned()
+                .and_then(|errors| serde_json::from_value::<Vec<String>>(errors).ok())
+                .unwrap_or_default()
+                .join("; ");
+            let detail = format!("Vault answered {}: {messages}", answer.status);
+            match answer.status {
+                404 => Failure::Final(Error::not_found(&self.id)),
+                400 if messages.contains("not found") => Failure::Final(Error::not_found(&self.id)),
+                401 | 403 => {
+                    self.forbidden.store(true, Ordering::SeqCst);
+                    answer.failure(&self.id, detail)
+                }
+                _ => answer.failure(&self.id, detail),
             }
-            400..=499 => Failure::Final(Error::internal(&self.id, detail)),
-            _ => Failure::Transient(detail.into()),
         })
+        .await
     }
 }
 

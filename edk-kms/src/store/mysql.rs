@@ -83,6 +83,18 @@ impl MySqlKeyStore {
             .map_err(|err| StoreError::Database(err.into()))
     }
 
+    /// Checks that the database answers and holds the store's tables: the readiness check of
+    /// a server whose key references live here.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database cannot be reached or the tables are gone.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1 FROM kms_key_alias LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn begin(
         &self,
         _tenant: &edk_tenancy::TenantContext,

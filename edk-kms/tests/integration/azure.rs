@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use edk_core::jose::Algorithm;
+use edk_core::jose::jwe::{ContentEncryption, KeyManagement};
+use edk_core::jose::{Algorithm, JoseError};
 use edk_core::{ErrorKind, HasKind as _, TenantId};
 use edk_kms::Kms;
 use edk_kms::provider::azure::{
@@ -70,6 +71,16 @@ async fn kms_suite_with_azure(backend: Backend) {
         keys.iter()
             .filter(|k| k.alias.purpose().starts_with("sign-"))
             .all(|k| k.provider.as_ref().map(ProviderId::as_str) == Some("azure"))
+    );
+    // RSA-OAEP-256 decryption keys went to Key Vault too (preferred to the exportable
+    // software provider): JWE decryption and unwrapping went through `unwrapkey`.
+    let oaep = keys
+        .iter()
+        .find(|k| k.alias.purpose().starts_with("enc-rsa-oaep-256-"))
+        .unwrap();
+    assert_eq!(
+        oaep.provider.as_ref().map(ProviderId::as_str),
+        Some("azure")
     );
 }
 
@@ -141,4 +152,152 @@ async fn throttling_is_retried_and_the_breaker_opens_after_repeated_failures() {
     let metrics = provider.metrics();
     assert!(metrics.breaker_open);
     assert_eq!(metrics.throttles, 8);
+}
+
+fn oaep_header() -> edk_core::jose::jwe::JweHeader {
+    serde_json::from_value(serde_json::json!({ "alg": "RSA-OAEP-256", "enc": "A256GCM" })).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_vault_unwraps_what_it_and_the_public_key_wrapped() {
+    let server = server().await;
+    let provider = azure(config(&server, "client-secret-value"));
+    assert!(
+        provider
+            .capabilities()
+            .decryption()
+            .contains(&KeyManagement::RsaOaep256)
+    );
+    let tenant = TenantId::generate();
+    let key = provider
+        .generate(&tenant, &KeySpec::decryption(KeyManagement::RsaOaep256))
+        .await
+        .unwrap();
+    let decrypter = provider.decrypter(&tenant, key.handle()).await.unwrap();
+    assert!(decrypter.supports(KeyManagement::RsaOaep256));
+    assert!(!decrypter.supports(KeyManagement::EcdhEs));
+
+    // Wrapped by Key Vault (`wrapkey`), unwrapped by Key Vault (`unwrapkey`).
+    let cek = [42u8; 32];
+    let wrapped = provider.wrap(&tenant, key.handle(), &cek).await.unwrap();
+    assert_eq!(wrapped.len(), 256);
+    let before = server.requests();
+    let unwrapped = decrypter
+        .content_key(&oaep_header(), &wrapped)
+        .await
+        .unwrap();
+    assert_eq!(unwrapped.as_slice(), cek);
+    assert_eq!(server.requests() - before, 1, "one call, no metadata read");
+
+    // Wrapped here with the public key (a JWE to it), unwrapped by Key Vault.
+    let token = edk_core::jose::jwe::encrypt(
+        b"to the vault",
+        key.public_jwk(),
+        KeyManagement::RsaOaep256,
+        ContentEncryption::A256Gcm,
+        Default::default(),
+    )
+    .unwrap();
+    let (_, plaintext) = edk_core::jose::jwe::Jwe::parse(&token, &Default::default())
+        .unwrap()
+        .decrypt(&*decrypter)
+        .await
+        .unwrap();
+    assert_eq!(plaintext.as_slice(), b"to the vault");
+
+    // A value that does not unwrap, and a header for another algorithm: one answer.
+    let mut tampered = wrapped.clone();
+    tampered[10] ^= 1;
+    let err = decrypter
+        .content_key(&oaep_header(), &tampered)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JoseError::DecryptionFailed), "{err:?}");
+    let ecdh: edk_core::jose::jwe::JweHeader =
+        serde_json::from_value(serde_json::json!({ "alg": "ECDH-ES", "enc": "A256GCM" })).unwrap();
+    assert!(matches!(
+        decrypter.content_key(&ecdh, &wrapped).await,
+        Err(JoseError::DecryptionFailed)
+    ));
+
+    // Another tenant's handle finds nothing; a signing key does not unwrap.
+    let err = provider
+        .decrypter(&TenantId::generate(), key.handle())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let signing = provider
+        .generate(&tenant, &KeySpec::signing(Algorithm::Es256))
+        .await
+        .unwrap();
+    let err = provider
+        .decrypter(&tenant, signing.handle())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    let err = provider
+        .wrap(&tenant, signing.handle(), &cek)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    // A decryption key does not sign.
+    let err = provider.signer(&tenant, key.handle()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_unwrap_is_retried_and_an_unreachable_vault_is_unavailable() {
+    let server = server().await;
+    let mut config = config(&server, "client-secret-value");
+    config.remote = RemoteOptions {
+        max_attempts: 2,
+        initial_backoff_millis: 1,
+        max_backoff_millis: 5,
+        ..RemoteOptions::default()
+    };
+    let provider = azure(config);
+    let tenant = TenantId::generate();
+    let key = provider
+        .generate(&tenant, &KeySpec::decryption(KeyManagement::RsaOaep256))
+        .await
+        .unwrap();
+    let decrypter = provider.decrypter(&tenant, key.handle()).await.unwrap();
+    let wrapped = provider
+        .wrap(&tenant, key.handle(), &[1u8; 16])
+        .await
+        .unwrap();
+    server.throttle(1);
+    let unwrapped = decrypter
+        .content_key(&oaep_header(), &wrapped)
+        .await
+        .unwrap();
+    assert_eq!(unwrapped.as_slice(), [1u8; 16]);
+    server.throttle(10);
+    let err = decrypter
+        .content_key(&oaep_header(), &wrapped)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+}
+
+#[tokio::test]
+async fn key_management_configuration_is_checked() {
+    let server = server().await;
+    let mut sha1 = config(&server, "client-secret-value");
+    sha1.key_management = Some(vec!["RSA-OAEP".to_owned()]);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let err = AzureKeyVaultProvider::with_client(sha1, reqwest::Client::new()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let mut none = config(&server, "client-secret-value");
+    none.key_management = Some(Vec::new());
+    let provider = azure(none);
+    assert!(provider.capabilities().decryption().is_empty());
+    let err = provider
+        .generate(
+            &TenantId::generate(),
+            &KeySpec::decryption(KeyManagement::RsaOaep256),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
 }

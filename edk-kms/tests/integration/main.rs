@@ -13,6 +13,8 @@ mod audit_replicas;
 mod aws;
 #[cfg(feature = "azure")]
 mod azure;
+#[cfg(feature = "azure")]
+mod azure_fixtures;
 mod cache;
 mod cert;
 #[cfg(feature = "csc")]

@@ -37,6 +37,7 @@ use edk_core::{Clock, ErrorChain, ErrorKind, HasKind, SystemClock, TenantId, Ten
 use edk_kms::LocalKms;
 use edk_kms::jobs::{AuditCheckpointJob, RotateDueJob};
 use edk_kms::local::KmsTask;
+use edk_kms::store::mysql::MySqlKeyStore;
 use edk_tenancy::events::BackgroundTask;
 use edk_tenancy::migrate::MigrationSet;
 use edk_tenancy::scheduler::{Job, PurgeDeletedTenants, PurgeEventPayloads, Scheduler};
@@ -58,6 +59,7 @@ type SchemaStep = Box<
 pub struct Deps {
     tenancy: Tenancy,
     kms: KmsHandle,
+    key_store: Option<MySqlKeyStore>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     metrics: Metrics,
@@ -173,16 +175,23 @@ impl Deps {
         self.cancel.child_token()
     }
 
-    /// The readiness checks of these dependencies: the database, and the KMS.
+    /// The readiness checks of these dependencies: the database, the KMS, and the KMS's
+    /// MySQL or MariaDB key store when `kms.database` names one (`kms_database`).
     #[must_use]
     pub fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
-        vec![
+        let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(DatabaseCheck::new(self.tenancy.clone())),
             Arc::new(KmsCheck {
                 kms: self.kms.clone(),
                 tenancy: self.tenancy.clone(),
             }),
-        ]
+        ];
+        if let Some(store) = &self.key_store {
+            checks.push(Arc::new(KeyStoreCheck {
+                store: store.clone(),
+            }));
+        }
+        checks
     }
 
     /// Health endpoints that run [`readiness_checks`](Self::readiness_checks).
@@ -344,6 +353,7 @@ impl DepsBuilder {
         let tenancy = builder.build().await.map_err(DepsError::Tenancy)?;
         tenancy.upgrade_all().await.map_err(DepsError::Tenancy)?;
         let cancel = CancellationToken::new();
+        let mut key_store = None;
         let (kms, kms_task) = match &self.kms {
             KmsConfig::Local(config) => {
                 if config.providers.is_empty() {
@@ -357,8 +367,9 @@ impl DepsBuilder {
                 let mut builder = LocalKms::builder(tenancy.clone(), providers)
                     .clock(Arc::clone(&self.clock))
                     .cache_ttl(Duration::from_secs(config.cache_ttl_secs));
-                if let Some(store) = config.key_store().await? {
-                    builder = builder.store(store);
+                if let Some(store) = config.mysql_key_store().await? {
+                    builder = builder.store(Arc::new(store.clone()));
+                    key_store = Some(store);
                 }
                 let kms = builder
                     .build()
@@ -380,6 +391,7 @@ impl DepsBuilder {
         Ok(Deps {
             tenancy,
             kms,
+            key_store,
             clock: self.clock,
             http,
             metrics,
@@ -504,6 +516,27 @@ impl ReadinessCheck for DatabaseCheck {
 pub struct KmsCheck {
     kms: KmsHandle,
     tenancy: Tenancy,
+}
+
+/// Readiness of the KMS's MySQL or MariaDB key reference store (`kms.database`): the
+/// database answers and holds the store's tables.
+#[derive(Debug)]
+struct KeyStoreCheck {
+    store: MySqlKeyStore,
+}
+
+#[async_trait]
+impl ReadinessCheck for KeyStoreCheck {
+    fn name(&self) -> &str {
+        "kms_database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.store.ping().await.map_err(|err| {
+            tracing::warn!(error = %ErrorChain(&err), "KMS key store readiness check failed");
+            "the KMS key store database does not answer".to_owned()
+        })
+    }
 }
 
 #[async_trait]

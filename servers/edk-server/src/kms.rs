@@ -102,9 +102,20 @@ impl LocalKmsConfig {
     /// Opens the key reference store `database` names, if any.
     ///
     /// # Errors
+    /// As [`mysql_key_store`](Self::mysql_key_store).
+    pub async fn key_store(&self) -> Result<Option<Arc<dyn KeyReferenceStore>>, KmsSetupError> {
+        Ok(self
+            .mysql_key_store()
+            .await?
+            .map(|store| Arc::new(store) as Arc<dyn KeyReferenceStore>))
+    }
+
+    /// Opens the MySQL or MariaDB key reference store `database` names, if any.
+    ///
+    /// # Errors
     /// [`KmsSetupError::Invalid`] for a URL that is not `mysql://` or `mariadb://`,
     /// [`KmsSetupError::Kms`] when the database cannot be reached or migrated.
-    pub async fn key_store(&self) -> Result<Option<Arc<dyn KeyReferenceStore>>, KmsSetupError> {
+    pub async fn mysql_key_store(&self) -> Result<Option<MySqlKeyStore>, KmsSetupError> {
         let Some(url) = &self.database else {
             return Ok(None);
         };
@@ -120,7 +131,7 @@ impl LocalKmsConfig {
         let store = MySqlKeyStore::connect(url, self.database_max_connections)
             .await
             .map_err(KmsSetupError::Kms)?;
-        Ok(Some(Arc::new(store)))
+        Ok(Some(store))
     }
 }
 

@@ -5,7 +5,7 @@ use edk_core::encoding::b64url_encode;
 use edk_kms::provider::software::generate_kek;
 use edk_testkit::mariadb::TestMariaDb;
 use secrecy::ExposeSecret as _;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::{Backend, Harness, expect_json};
 
@@ -75,4 +75,70 @@ async fn key_references_live_in_mariadb_with_sqlite_tenancy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_references_live_in_mariadb_with_postgres_tenancy() {
     key_references_live_in_mariadb(Backend::Postgres).await;
+}
+
+async fn readiness(h: &Harness) -> (u16, Value) {
+    let response = h
+        .client
+        .get(h.server.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> Option<&'a Value> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_checks_the_mariadb_key_store() {
+    let db = TestMariaDb::new().await;
+    let kek = generate_kek().unwrap();
+    let h = Harness::start_with(
+        Backend::Sqlite,
+        json!({ "kms": {
+            "mode": "local",
+            "database": db.url(),
+            "providers": [{ "kind": "software", "id": "software", "current_kek": "k1",
+                "keks": [{ "id": "k1", "key": kek.expose_secret() }] }],
+        } }),
+    )
+    .await;
+    let (status, report) = readiness(&h).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(check(&report, "kms_database").unwrap()["ok"], true);
+
+    // The key store's database goes away: the server stops taking traffic, and says why
+    // without naming the database.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {}", db.name())))
+        .execute(&db.pool())
+        .await
+        .unwrap();
+    let (status, report) = readiness(&h).await;
+    assert_eq!(status, 503, "{report}");
+    let failed = check(&report, "kms_database").unwrap();
+    assert_eq!(failed["ok"], false);
+    assert_eq!(
+        failed["reason"],
+        "the KMS key store database does not answer"
+    );
+    assert!(!report.to_string().contains(db.name()));
+    assert_eq!(check(&report, "database").unwrap()["ok"], true);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_has_no_key_store_check_without_kms_database() {
+    let h = Harness::start(Backend::Sqlite).await;
+    let (status, report) = readiness(&h).await;
+    assert_eq!(status, 200, "{report}");
+    assert!(check(&report, "kms_database").is_none());
+    assert!(check(&report, "database").is_some());
+    h.stop().await;
 }
