@@ -84,11 +84,19 @@ impl AdminApi {
 
     /// The token's tenant (its bindings are not needed for configurations and sessions).
     async fn tenant(&self, principal: &AdminPrincipal) -> Result<TenantContext, ApiError> {
-        self.tenancy
-            .context(principal.tenant)
-            .await
-            .map_err(|err| problem_for(&err))
+        tenant_of(&self.tenancy, principal).await
     }
+}
+
+/// The tenant of an admin token, without its bindings.
+pub(crate) async fn tenant_of(
+    tenancy: &Tenancy,
+    principal: &AdminPrincipal,
+) -> Result<TenantContext, ApiError> {
+    tenancy
+        .context(principal.tenant)
+        .await
+        .map_err(|err| problem_for(&err))
 }
 
 #[derive(Tags)]

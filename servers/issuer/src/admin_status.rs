@@ -10,7 +10,7 @@ use edk_oid4vci::{
     StatusListInfo,
 };
 use edk_server::{AdminBearer, AdminPrincipal, ApiError, problem_for};
-use edk_tenancy::{Tenancy, TenantContext, TenantDirectory as _};
+use edk_tenancy::{Tenancy, TenantContext};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{Enum, Object, OpenApi, Tags};
@@ -35,10 +35,7 @@ impl StatusAdminApi {
     }
 
     async fn tenant(&self, principal: &AdminPrincipal) -> Result<TenantContext, ApiError> {
-        self.tenancy
-            .context(principal.tenant)
-            .await
-            .map_err(|err| problem_for(&err))
+        crate::admin::tenant_of(&self.tenancy, principal).await
     }
 }
 

@@ -117,8 +117,8 @@ fn reachable(tenant: &Tenant, uri: &str) -> String {
     )
 }
 
-/// The key that signs the tenant's status lists, from its JWT VC Issuer Metadata.
-async fn status_key(tenant: &Tenant, kid: &str) -> Jwk {
+/// The tenant's keys in its JWT VC Issuer Metadata.
+async fn issuer_keys(tenant: &Tenant) -> Vec<Jwk> {
     let metadata: Value = http()
         .get(format!(
             "{}/.well-known/jwt-vc-issuer/acme",
@@ -130,13 +130,17 @@ async fn status_key(tenant: &Tenant, kid: &str) -> Jwk {
         .json()
         .await
         .unwrap();
-    let key = metadata["jwks"]["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|key| key["kid"] == kid)
-        .unwrap_or_else(|| panic!("no key {kid} in {metadata}"));
-    serde_json::from_value(key.clone()).unwrap()
+    serde_json::from_value(metadata["jwks"]["keys"].clone()).unwrap()
+}
+
+/// The key that signs the tenant's status lists, found by `kid` in its JWT VC Issuer
+/// Metadata.
+async fn status_key(tenant: &Tenant, kid: &str) -> Jwk {
+    issuer_keys(tenant)
+        .await
+        .into_iter()
+        .find(|key| key.kid.as_deref() == Some(kid))
+        .unwrap_or_else(|| panic!("no key {kid} in the issuer metadata"))
 }
 
 /// Fetches the list's JWT and reads the status of `reference` with edk-core: the status and
@@ -337,7 +341,11 @@ async fn an_operator_revokes_suspends_and_reinstates_what_relying_parties_then_r
         "application/statuslist+cwt"
     );
     let cwt = response.bytes().await.unwrap();
-    let jwks = status_key_set(&tenant).await;
+    let jwks: Vec<VerifyingKey> = issuer_keys(&tenant)
+        .await
+        .iter()
+        .map(|jwk| VerifyingKey::from_jwk(jwk).unwrap())
+        .collect();
     let verified = jwks
         .iter()
         .find_map(|key| {
@@ -446,23 +454,3 @@ async fn an_operator_revokes_suspends_and_reinstates_what_relying_parties_then_r
     deployment.close().await;
 }
 on_both_backends!(an_operator_revokes_suspends_and_reinstates_what_relying_parties_then_read);
-
-async fn status_key_set(tenant: &Tenant) -> Vec<VerifyingKey> {
-    let metadata: Value = http()
-        .get(format!(
-            "{}/.well-known/jwt-vc-issuer/acme",
-            tenant.issuer_origin
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    metadata["jwks"]["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|key| VerifyingKey::from_jwk(&serde_json::from_value(key.clone()).unwrap()).unwrap())
-        .collect()
-}
