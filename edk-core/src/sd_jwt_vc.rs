@@ -39,6 +39,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod type_metadata;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -172,6 +174,14 @@ impl SdJwtVcBuilder {
             serde_json::to_value(jwk.to_public()).unwrap_or(Value::Null),
         );
         self.registered.insert("cnf".to_owned(), Value::Object(cnf));
+        self
+    }
+
+    /// Sets `vct#integrity`: the Subresource Integrity string of the type's Type Metadata
+    /// document ([`type_metadata::Integrity::sha256_of`]).
+    pub fn vct_integrity(mut self, integrity: impl Into<String>) -> Self {
+        self.registered
+            .insert("vct#integrity".to_owned(), Value::String(integrity.into()));
         self
     }
 
@@ -322,6 +332,16 @@ impl VerifiedSdJwtVc {
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
         self.inner.claims().get("iss").and_then(Value::as_str)
+    }
+
+    /// `vct#integrity`, when present: the integrity of the type's Type Metadata, for
+    /// [`type_metadata::TypeMetadataResolver::resolve`].
+    #[must_use]
+    pub fn vct_integrity(&self) -> Option<&str> {
+        self.inner
+            .claims()
+            .get("vct#integrity")
+            .and_then(Value::as_str)
     }
 
     /// `status`, when present: the caller checks it against its Status List (SD-JWT VC §2.4).

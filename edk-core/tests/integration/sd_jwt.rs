@@ -5,6 +5,7 @@ mod interop;
 mod negative;
 mod props;
 mod roundtrip;
+mod type_metadata;
 mod vc;
 mod vectors;
 
