@@ -11,6 +11,7 @@
 mod admin;
 mod authorization;
 mod deferred;
+mod faults;
 mod flow;
 mod interop;
 mod jobs;
@@ -27,3 +28,4 @@ mod schemathesis;
 mod scopes;
 mod service;
 mod support;
+mod telemetry;
