@@ -57,7 +57,7 @@ impl TenantLabels {
             return NO_TENANT.to_owned();
         };
         let mut labelled = self.labelled.lock().unwrap_or_else(PoisonError::into_inner);
-        if labelled.contains(&tenant) || labelled.len() < self.limit && labelled.insert(tenant) {
+        if labelled.contains(&tenant) || (labelled.len() < self.limit && labelled.insert(tenant)) {
             tenant.to_string()
         } else {
             OTHER_TENANT.to_owned()
