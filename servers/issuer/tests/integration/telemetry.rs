@@ -3,7 +3,7 @@
 //! server it signs through. A request carrying a `traceparent` yields the issuer's request
 //! span as the child of that context, with the tenant and the route template, and the KMS's
 //! span of the `Sign` call in the same trace; no span attribute holds the raw path, a token or
-//! a key.
+//! a key. An issuer without the section exports nothing and does not continue the trace.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -280,6 +280,61 @@ async fn a_request_through_the_issuer_and_the_kms_is_one_trace() {
             );
         }
     }
+
+    // An issuer without the section neither exports nor continues the caller's trace: its
+    // signing call reaches the KMS in a trace of the KMS's own.
+    let signs = |spans: &[Received]| {
+        spans
+            .iter()
+            .filter(|span| span.name == "/edk.kms.v1.KeyManagement/Sign")
+            .count()
+    };
+    let signs_before = signs(&collector.spans());
+    let plain_port = free_port();
+    let _plain = kms.spawn_service(
+        env!("CARGO_BIN_EXE_edk-issuer"),
+        "issuer",
+        plain_port,
+        db.url(),
+        &admin,
+    );
+    let untraced = "0af7651916cd43dd8448eb211c80319c";
+    let mut signed = false;
+    for _ in 0..300 {
+        let response = client
+            .get(format!(
+                "http://127.0.0.1:{plain_port}/.well-known/openid-credential-issuer/acme"
+            ))
+            .header("Host", format!("localhost:{port}"))
+            .header("Accept", "application/jwt")
+            .header("traceparent", format!("00-{untraced}-b7ad6b7169203331-01"))
+            .send()
+            .await;
+        if let Ok(response) = response
+            && response.status() == 200
+        {
+            signed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        signed,
+        "the issuer without OTLP never served the signed metadata"
+    );
+    telemetry.flush().await;
+    // Longer than a batch schedule (5 s), had the plain issuer exported anything.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    telemetry.flush().await;
+    let spans = collector.spans();
+    assert!(
+        signs(&spans) > signs_before,
+        "the KMS signed for the plain issuer"
+    );
+    assert!(
+        spans.iter().all(|span| hex(&span.trace_id) != untraced),
+        "{spans:#?}"
+    );
 
     telemetry.shutdown().await;
     kms.shutdown().await;
