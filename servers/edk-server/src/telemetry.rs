@@ -211,6 +211,12 @@ fn tracer_provider(otlp: &OtlpConfig, service: &str) -> Result<SdkTracerProvider
             reason: "must be between 0.0 and 1.0",
         });
     }
+    if !otlp.endpoint.username().is_empty() || otlp.endpoint.password().is_some() {
+        return Err(TelemetryError::Invalid {
+            field: "endpoint",
+            reason: "must not carry credentials (the configuration is logged)",
+        });
+    }
     if otlp.endpoint.scheme() != "http" || otlp.endpoint.host().is_none() {
         return Err(TelemetryError::Invalid {
             field: "endpoint",
@@ -303,6 +309,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("endpoint"), "{err}");
+        let err = tracer_provider(
+            &otlp(serde_json::json!({"endpoint": "http://user:secret@collector:4317"})),
+            "edk",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("credentials"), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
         assert!(
             serde_json::from_value::<OtlpConfig>(serde_json::json!({"endpoint": "x", "ratio": 1}))
                 .is_err()
