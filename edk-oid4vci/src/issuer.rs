@@ -742,35 +742,45 @@ impl Issuer {
             )),
             None => offer.to_uri(),
         };
-        self.store
-            .insert_session(
-                tenant,
-                &Session {
-                    id: session_id.clone(),
-                    correlation_id: request.correlation_id.clone(),
-                    status: SessionStatus::Offered,
-                    configuration_ids: request.configuration_ids.clone(),
-                    claims: request.claims.clone(),
-                    offer: json!({
-                        "credential_issuer": offer.credential_issuer,
-                        "credential_configuration_ids": offer.credential_configuration_ids,
-                    }),
-                    offer_uri: Some(uri.clone()),
-                    created_at: now,
-                    updated_at: now,
-                    expires_at,
-                    deferred: request.deferred,
-                    minimized: false,
-                    subject: None,
-                    login_claims: Map::new(),
-                },
-                issuer_state.as_deref().map(digest).as_deref(),
-            )
-            .await?;
-        if let Some(handle) = &handle {
-            self.store
-                .insert_offer_reference(tenant, handle, &session_id, &offer_json, expires_at)
-                .await?;
+        let session = Session {
+            id: session_id.clone(),
+            correlation_id: request.correlation_id.clone(),
+            status: SessionStatus::Offered,
+            configuration_ids: request.configuration_ids.clone(),
+            claims: request.claims.clone(),
+            offer: json!({
+                "credential_issuer": offer.credential_issuer,
+                "credential_configuration_ids": offer.credential_configuration_ids,
+            }),
+            offer_uri: Some(uri.clone()),
+            created_at: now,
+            updated_at: now,
+            expires_at,
+            deferred: request.deferred,
+            minimized: false,
+            subject: None,
+            login_claims: Map::new(),
+        };
+        let issuer_state_digest = issuer_state.as_deref().map(digest);
+        // The session and its reference are stored together: an offer by reference exists
+        // whole or not at all.
+        match &handle {
+            Some(handle) => {
+                self.store
+                    .insert_session_and_reference(
+                        tenant,
+                        &session,
+                        issuer_state_digest.as_deref(),
+                        handle,
+                        &offer_json,
+                    )
+                    .await?;
+            }
+            None => {
+                self.store
+                    .insert_session(tenant, &session, issuer_state_digest.as_deref())
+                    .await?;
+            }
         }
         Ok(CreatedOffer {
             session_id,

@@ -28,6 +28,6 @@ pub use scheduler::{
     Job, JobError, JobObserver, JobScope, JobTarget, PurgeDeletedTenants, PurgeEventPayloads,
     Scheduler, SchedulerBuilder, TickReport,
 };
-pub use store::{BackendTx, TenantDatabases, TenantTx};
+pub use store::{BackendTx, PoolStats, TenantDatabases, TenantTx};
 pub use tenancy::{DatabaseConfig, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory};
 pub use tenant::{Tenant, TenantStatus};

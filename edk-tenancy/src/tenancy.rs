@@ -286,6 +286,15 @@ impl Tenancy {
         &self.inner.workload
     }
 
+    /// The connections of every database pool: the platform's first, then the workload
+    /// pools ([`TenantDatabases::pool_stats`]).
+    #[must_use]
+    pub fn pool_stats(&self) -> Vec<crate::store::PoolStats> {
+        let mut stats = vec![self.inner.platform.pool_stats()];
+        stats.extend(self.inner.workload.pool_stats());
+        stats
+    }
+
     /// The event bus.
     #[must_use]
     pub fn events(&self) -> &Arc<dyn EventBus> {

@@ -19,6 +19,7 @@ pub mod moto;
 #[cfg(feature = "oidc-provider")]
 pub mod oidc_provider;
 pub mod openapi;
+pub mod private_postgres;
 pub mod schemathesis;
 #[cfg(feature = "key-services")]
 pub mod scripted;

@@ -228,6 +228,7 @@ impl RemoteKms {
         message: T,
     ) -> Result<tonic::Request<T>, Error> {
         let mut request = tonic::Request::new(message);
+        super::trace::inject_current(request.metadata_mut());
         match &*self.auth {
             ClientAuth::ServiceJwt(source) => {
                 let token = source.token(tenant).await?;

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod client;
 mod convert;
 pub mod server;
+pub mod trace;
 
 use std::future::Future;
 
@@ -42,7 +43,8 @@ pub mod proto {
 }
 
 /// Serves `service` (from [`KmsGrpcService::new`]) on `listener` until `shutdown` completes,
-/// with TLS when `tls` is given (use [`auth::server_tls_config`] for mTLS).
+/// with TLS when `tls` is given (use [`auth::server_tls_config`] for mTLS). Each call runs in
+/// a [`trace::server_span`], the child of the caller's W3C trace context.
 ///
 /// # Errors
 /// A transport error when the TLS configuration is unusable or the server fails.
@@ -52,7 +54,7 @@ pub async fn serve(
     tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let mut server = Server::builder();
+    let mut server = Server::builder().trace_fn(trace::server_span);
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;
     }

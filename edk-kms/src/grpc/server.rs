@@ -110,6 +110,7 @@ impl KmsGrpcService {
         if !principal.may_act_for(tenant.slug()) {
             return Err(refuse_tenant(&principal));
         }
+        tracing::Span::current().record("tenant", tracing::field::display(tenant.id()));
         Ok((principal, tenant, message))
     }
 }

@@ -338,6 +338,22 @@ pub trait IssuerStore: StatusStore + fmt::Debug + Send + Sync {
         expires_at: i64,
     ) -> Result<(), StoreError>;
 
+    /// Stores a new session and the offer served once at its `credential_offer_uri`
+    /// (secret part `handle`, lapsing with the session) in one unit of work: both are stored,
+    /// or neither.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the session's id, correlation id or `issuer_state`, or
+    /// the handle, is taken.
+    async fn insert_session_and_reference(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+        issuer_state_digest: Option<&str>,
+        handle: &str,
+        offer: &Value,
+    ) -> Result<(), StoreError>;
+
     /// Takes the offer behind `handle`: it is returned once, and only before it expires.
     async fn take_offer_reference(
         &self,

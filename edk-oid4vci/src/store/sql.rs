@@ -57,6 +57,40 @@ macro_rules! with_conn {
     };
 }
 
+/// Inserts `session` in the unit of work `tx`.
+async fn insert_session_in(
+    tx: &mut TenantTx,
+    session: &Session,
+    issuer_state_digest: Option<&str>,
+) -> Result<(), StoreError> {
+    let data = to_json(&SessionData {
+        configuration_ids: session.configuration_ids.clone(),
+        claims: session.claims.clone(),
+        offer: session.offer.clone(),
+        offer_uri: session.offer_uri.clone(),
+        deferred: session.deferred,
+    })?;
+    with_conn!(*tx, conn => {
+        sqlx::query(
+            "INSERT INTO oid4vci_session (session_id, correlation_id, status, data, \
+             created_at, updated_at, expires_at, issuer_state_digest) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&session.id)
+        .bind(session.correlation_id.as_deref())
+        .bind(session.status.as_str())
+        .bind(&data)
+        .bind(session.created_at)
+        .bind(session.updated_at)
+        .bind(session.expires_at)
+        .bind(issuer_state_digest)
+        .execute(conn)
+        .await
+        .map_err(conflict_as("session id, correlation id or issuer_state"))?;
+    });
+    Ok(())
+}
+
 /// base64url(SHA-256(value)): how single-use values are stored.
 fn digest(value: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
@@ -372,31 +406,34 @@ impl IssuerStore for SqlStore {
         session: &Session,
         issuer_state_digest: Option<&str>,
     ) -> Result<(), StoreError> {
-        let data = to_json(&SessionData {
-            configuration_ids: session.configuration_ids.clone(),
-            claims: session.claims.clone(),
-            offer: session.offer.clone(),
-            offer_uri: session.offer_uri.clone(),
-            deferred: session.deferred,
-        })?;
         let mut tx = self.begin(tenant).await?;
+        insert_session_in(&mut tx, session, issuer_state_digest).await?;
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    async fn insert_session_and_reference(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+        issuer_state_digest: Option<&str>,
+        handle: &str,
+        offer: &Value,
+    ) -> Result<(), StoreError> {
+        let offer = to_json(offer)?;
+        let mut tx = self.begin(tenant).await?;
+        insert_session_in(&mut tx, session, issuer_state_digest).await?;
         with_conn!(tx, conn => {
             sqlx::query(
-                "INSERT INTO oid4vci_session (session_id, correlation_id, status, data, \
-                 created_at, updated_at, expires_at, issuer_state_digest) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO oid4vci_offer_reference (handle_hash, session_id, offer, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
             )
+            .bind(digest(handle))
             .bind(&session.id)
-            .bind(session.correlation_id.as_deref())
-            .bind(session.status.as_str())
-            .bind(&data)
-            .bind(session.created_at)
-            .bind(session.updated_at)
+            .bind(&offer)
             .bind(session.expires_at)
-            .bind(issuer_state_digest)
             .execute(conn)
             .await
-            .map_err(conflict_as("session id, correlation id or issuer_state"))?;
+            .map_err(conflict_as("offer reference"))?;
         });
         tx.commit().await.map_err(StoreError::database)
     }

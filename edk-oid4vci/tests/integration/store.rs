@@ -280,6 +280,55 @@ async fn an_offer_reference_is_served_once(backend: Backend) {
 }
 on_both_backends!(an_offer_reference_is_served_once);
 
+async fn a_session_and_its_offer_reference_are_stored_together(backend: Backend) {
+    let store = SqlStore::new(backend.tenancy.clone());
+    let acme = backend.tenant("acme").await;
+    let offer = json!({ "credential_issuer": "https://issuer.example",
+        "credential_configuration_ids": ["identity"] });
+    store
+        .insert_session_and_reference(&acme, &session("s-1", None), None, "handle-1", &offer)
+        .await
+        .unwrap();
+    assert!(store.session(&acme, "s-1").await.unwrap().is_some());
+    assert_eq!(
+        store
+            .take_offer_reference(&acme, "handle-1", NOW)
+            .await
+            .unwrap(),
+        Some(("s-1".to_owned(), offer.clone()))
+    );
+    // A reference that cannot be stored leaves no session behind.
+    store
+        .insert_offer_reference(&acme, "taken", "s-0", &offer, NOW + 300)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_session_and_reference(&acme, &session("s-2", None), None, "taken", &offer)
+            .await
+            .unwrap_err(),
+        StoreError::Conflict("offer reference")
+    ));
+    assert!(store.session(&acme, "s-2").await.unwrap().is_none());
+    // Nor does a session that cannot be stored leave its reference.
+    assert!(matches!(
+        store
+            .insert_session_and_reference(&acme, &session("s-1", None), None, "handle-3", &offer)
+            .await
+            .unwrap_err(),
+        StoreError::Conflict(_)
+    ));
+    assert!(
+        store
+            .take_offer_reference(&acme, "handle-3", NOW)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    backend.close().await;
+}
+on_both_backends!(a_session_and_its_offer_reference_are_stored_together);
+
 async fn sessions_move_only_from_the_expected_status(backend: Backend) {
     let store = SqlStore::new(backend.tenancy.clone());
     let acme = backend.tenant("acme").await;

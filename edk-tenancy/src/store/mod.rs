@@ -39,6 +39,8 @@ pub mod sqlite;
 /// call is one statement or one transaction.
 #[async_trait]
 pub(crate) trait PlatformStore: fmt::Debug + Send + Sync {
+    /// The platform pool's connections.
+    fn pool_stats(&self) -> PoolStats;
     /// Applies the platform-scope migrations (the registry's own first).
     async fn migrate(&self, sets: &[MigrationSet], at: DateTime<Utc>) -> Result<(), Error>;
     /// Inserts `tenant` unless its slug exists; returns the row that holds the slug.
@@ -103,6 +105,32 @@ pub(crate) trait PlatformStore: fmt::Debug + Send + Sync {
     async fn jobs(&self) -> Result<Vec<JobState>, Error>;
 }
 
+/// The connections of one database pool, for metrics: how many are open and how many of
+/// those are idle, against the pool's maximum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// `platform`, `workload` (the shared tenant database) or `dedicated` (a tenant's own).
+    pub pool: &'static str,
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
+impl PoolStats {
+    pub(crate) fn of<DB: sqlx::Database>(pool: &'static str, of: &sqlx::Pool<DB>) -> Self {
+        Self {
+            pool,
+            size: of.size(),
+            idle: u32::try_from(of.num_idle()).unwrap_or(u32::MAX),
+            max: of.options().get_max_connections(),
+        }
+    }
+}
+
 /// The tenant workload databases of one backend.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -116,6 +144,18 @@ pub enum TenantDatabases {
 }
 
 impl TenantDatabases {
+    /// The workload pools' connections: on PostgreSQL the shared pool, then each dedicated
+    /// one; on SQLite one `workload` entry summing the tenants' files.
+    #[must_use]
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(dbs) => dbs.pool_stats(),
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(dbs) => dbs.pool_stats(),
+        }
+    }
+
     /// Begins a unit of work in the tenant's schema or file.
     ///
     /// # Errors
@@ -328,6 +368,10 @@ macro_rules! platform_store_impl {
     ($store:ty, $migrate:path) => {
         #[async_trait::async_trait]
         impl $crate::store::PlatformStore for $store {
+            fn pool_stats(&self) -> $crate::store::PoolStats {
+                $crate::store::PoolStats::of("platform", &self.pool)
+            }
+
             async fn migrate(
                 &self,
                 sets: &[$crate::migrate::MigrationSet],

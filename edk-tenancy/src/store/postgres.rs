@@ -192,6 +192,23 @@ impl PgTenantDatabases {
         self.dedicated.get(&tenant).unwrap_or(&self.shared)
     }
 
+    pub(crate) fn pool_stats(&self) -> Vec<super::PoolStats> {
+        let mut stats = vec![super::PoolStats::of("workload", &self.shared)];
+        // Tenants naming one URL share a pool (and its connect options): count it once.
+        let mut seen = Vec::new();
+        for pool in self.dedicated.values() {
+            let options = pool.connect_options();
+            if !seen
+                .iter()
+                .any(|known| std::sync::Arc::ptr_eq(known, &options))
+            {
+                seen.push(options);
+                stats.push(super::PoolStats::of("dedicated", pool));
+            }
+        }
+        stats
+    }
+
     /// Begins a unit of work in the tenant's schema: a transaction on the tenant's target pool
     /// whose `search_path` is set, for this transaction only, to the tenant's schema.
     ///

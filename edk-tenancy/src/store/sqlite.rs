@@ -140,6 +140,23 @@ impl SqliteTenantDatabases {
             .clone()
     }
 
+    pub(crate) fn pool_stats(&self) -> Vec<super::PoolStats> {
+        let pools = self.pools.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut total = super::PoolStats {
+            pool: "workload",
+            size: 0,
+            idle: 0,
+            max: 0,
+        };
+        for pool in pools.values() {
+            let one = super::PoolStats::of("workload", pool);
+            total.size = total.size.saturating_add(one.size);
+            total.idle = total.idle.saturating_add(one.idle);
+            total.max = total.max.saturating_add(one.max);
+        }
+        vec![total]
+    }
+
     /// Begins a unit of work in the tenant's file.
     ///
     /// # Errors

@@ -18,6 +18,9 @@ pub struct AsServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Trace export over OTLP (`observability.otlp`); unset, nothing is exported.
+    #[serde(default)]
+    pub observability: edk_server::ObservabilityConfig,
     /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`).
     pub database: DatabaseConfig,
     /// Where the access-token signing keys are: `mode: remote` (the KMS server, for

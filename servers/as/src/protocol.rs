@@ -68,6 +68,30 @@ fn wallet_facing(path: &RoutedPath) -> Option<&'static str> {
     }
 }
 
+/// The route template of a tenant's path, for the request's span and metrics: `{binding}`
+/// stands for the tenant's binding; an unknown path is `/{binding}/unknown`.
+fn route_of(path: &RoutedPath) -> &'static str {
+    match path {
+        RoutedPath::WellKnown { name, .. } => match name.as_str() {
+            "oauth-authorization-server" => "/.well-known/oauth-authorization-server/{binding}",
+            OPENID_CONFIGURATION => "/.well-known/openid-configuration/{binding}",
+            _ => "/.well-known/unknown/{binding}",
+        },
+        RoutedPath::Service { rest } => match rest.as_str() {
+            "/jwks.json" => "/{binding}/jwks.json",
+            "/challenge" => "/{binding}/challenge",
+            "/authorize" => "/{binding}/authorize",
+            "/callback" => "/{binding}/callback",
+            "/token" => "/{binding}/token",
+            "/par" => "/{binding}/par",
+            "/introspect" => "/{binding}/introspect",
+            "/revoke" => "/{binding}/revoke",
+            _ => "/{binding}/unknown",
+        },
+        _ => "/{binding}/unknown",
+    }
+}
+
 /// The answer to a CORS preflight for a path allowing `methods`.
 fn preflight(methods: &str) -> Response {
     let mut response = Response::builder().status(StatusCode::NO_CONTENT).finish();
@@ -110,6 +134,7 @@ impl Endpoint for ProtocolEndpoint {
         let Some((tenant, path)) = self.resolve(&req).await else {
             return Ok(not_found());
         };
+        edk_server::observe::record_route(&req, route_of(&path));
         let method = req.method().clone();
         let cors = wallet_facing(&path);
         if let Some(methods) = cors

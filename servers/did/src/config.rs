@@ -21,6 +21,9 @@ pub struct DidServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Trace export over OTLP (`observability.otlp`); unset, nothing is exported.
+    #[serde(default)]
+    pub observability: edk_server::ObservabilityConfig,
     /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`).
     pub database: DatabaseConfig,
     /// Where the DID keys are: `mode: remote` (the KMS server, for production) or

@@ -60,6 +60,15 @@ impl PublicEndpoint {
             return not_found();
         };
         let tenant = &routed.context;
+        edk_server::observe::record_route(
+            req,
+            match file {
+                PublishedFile::DidJson => "/{binding}/{path}/did.json",
+                PublishedFile::DidJsonl => "/{binding}/{path}/did.jsonl",
+                PublishedFile::DidWitness => "/{binding}/{path}/did-witness.json",
+                _ => "/{binding}/{path}/{file}",
+            },
+        );
         let outcome = match file {
             PublishedFile::DidJson => {
                 self.hosted

@@ -427,6 +427,7 @@ impl<E: Endpoint> Endpoint for AdminAuthEndpoint<E> {
         }
         match self.auth.authenticate(&req).await {
             Ok(principal) => {
+                crate::observe::record_tenant(&req, principal.tenant);
                 req.extensions_mut().insert(principal);
                 self.inner.call(req).await.map(IntoResponse::into_response)
             }

@@ -47,7 +47,9 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::kms::{KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers};
-use crate::{HealthApi, HttpConfig, JobMetrics, Metrics, ProviderMetrics, ReadinessCheck};
+use crate::{
+    HealthApi, HttpConfig, JobMetrics, Metrics, PoolMetrics, ProviderMetrics, ReadinessCheck,
+};
 
 type SchemaStep = Box<
     dyn FnOnce(edk_tenancy::config::ConfigSchemaBuilder) -> edk_tenancy::config::ConfigSchemaBuilder
@@ -383,6 +385,7 @@ impl DepsBuilder {
             ),
         };
         let metrics = Metrics::new().map_err(DepsError::Metrics)?;
+        PoolMetrics::register(&metrics, tenancy.clone()).map_err(DepsError::Metrics)?;
         if let KmsHandle::Local(local) = &kms {
             ProviderMetrics::register(&metrics, local.providers().to_vec())
                 .map_err(DepsError::Metrics)?;

@@ -10,12 +10,14 @@ pub mod metrics;
 pub mod negotiate;
 mod nulls;
 pub mod observe;
+pub mod pool_metrics;
 pub mod problem;
 pub mod provider_metrics;
 pub mod routing;
 pub mod scheduler;
 pub mod serve;
 pub mod service;
+pub mod telemetry;
 
 pub use auth::{AdminAuth, AdminBearer, AdminPrincipal, AuthConfig, AuthSetupError, TrustedIssuer};
 pub use config::{ConfigError, ConfigLoader, HttpConfig, LogConfig};
@@ -25,6 +27,7 @@ pub use jwks::{JwksCachePolicy, RemoteJwks};
 pub use kms::{KmsConfig, KmsHandle};
 pub use metrics::Metrics;
 pub use observe::Observe;
+pub use pool_metrics::PoolMetrics;
 pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_error};
 pub use provider_metrics::ProviderMetrics;
 pub use scheduler::JobMetrics;
@@ -33,6 +36,7 @@ pub use serve::{
     path_is_under, serve, shutdown_signal, spawn_server,
 };
 pub use service::{Cli, Service, ServiceConfig, SideTask};
+pub use telemetry::{ObservabilityConfig, OtlpConfig, Telemetry};
 
 /// The Prometheus client, for servers registering their own metrics in [`Metrics::registry`].
 pub use prometheus;

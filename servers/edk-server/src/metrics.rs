@@ -1,7 +1,18 @@
-//! Prometheus metrics: request counts and latency histograms by method, route template and
-//! status, rendered in the text exposition format at `/metrics`.
+//! Prometheus metrics, rendered in the text exposition format at `/metrics`:
+//!
+//! - `http_requests_total{method, route, status}` and
+//!   `http_request_duration_seconds{method, route, status}`: rate, errors and duration per
+//!   route template (`unmatched` for a request no route matched);
+//! - `http_tenant_requests_total{tenant, class}` (class `2xx`, `3xx`, `4xx`, `5xx`) and
+//!   `http_tenant_request_duration_seconds{tenant}`: the same per tenant id, for the first
+//!   [`DEFAULT_TENANT_LABELS`] tenants seen by the process; later ones share the label `other`
+//!   and requests for no tenant have `none`, so the series count stays bounded.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use edk_core::TenantId;
 
 use poem::http::header::CONTENT_TYPE;
 use poem::{Endpoint, Request, Response};
@@ -13,20 +24,62 @@ use prometheus::{
 /// the series count).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// How many distinct tenants get a label of their own by default.
+pub const DEFAULT_TENANT_LABELS: usize = 100;
+
+/// The tenant label of tenants past the limit.
+pub const OTHER_TENANT: &str = "other";
+
+/// The tenant label of requests for no tenant (health, metrics, unresolved hosts).
+pub const NO_TENANT: &str = "none";
+
 /// The HTTP metrics of one server, in their own registry.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
+    tenant_requests: IntCounterVec,
+    tenant_duration: HistogramVec,
+    tenants: Arc<TenantLabels>,
+}
+
+/// The tenants that have a label of their own.
+#[derive(Debug)]
+struct TenantLabels {
+    limit: usize,
+    labelled: Mutex<HashSet<TenantId>>,
+}
+
+impl TenantLabels {
+    fn label(&self, tenant: Option<TenantId>) -> String {
+        let Some(tenant) = tenant else {
+            return NO_TENANT.to_owned();
+        };
+        let mut labelled = self.labelled.lock().unwrap_or_else(PoisonError::into_inner);
+        if labelled.contains(&tenant) || (labelled.len() < self.limit && labelled.insert(tenant)) {
+            tenant.to_string()
+        } else {
+            OTHER_TENANT.to_owned()
+        }
+    }
 }
 
 impl Metrics {
-    /// A fresh registry with `http_requests_total` and `http_request_duration_seconds`.
+    /// A fresh registry with the HTTP metrics of the [module documentation](self), labelling
+    /// up to [`DEFAULT_TENANT_LABELS`] tenants.
     ///
     /// # Errors
     /// [`prometheus::Error`] if the metrics cannot be registered.
     pub fn new() -> Result<Self, prometheus::Error> {
+        Self::with_tenant_labels(DEFAULT_TENANT_LABELS)
+    }
+
+    /// A fresh registry labelling up to `limit` distinct tenants.
+    ///
+    /// # Errors
+    /// [`prometheus::Error`] if the metrics cannot be registered.
+    pub fn with_tenant_labels(limit: usize) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let labels = ["method", "route", "status"];
         let requests = IntCounterVec::new(
@@ -40,12 +93,34 @@ impl Metrics {
             ),
             &labels,
         )?;
+        let tenant_requests = IntCounterVec::new(
+            Opts::new(
+                "http_tenant_requests_total",
+                "HTTP requests answered, by tenant and status class",
+            ),
+            &["tenant", "class"],
+        )?;
+        let tenant_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_tenant_request_duration_seconds",
+                "Time to answer an HTTP request, by tenant",
+            ),
+            &["tenant"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(tenant_requests.clone()))?;
+        registry.register(Box::new(tenant_duration.clone()))?;
         Ok(Self {
             registry,
             requests,
             duration,
+            tenant_requests,
+            tenant_duration,
+            tenants: Arc::new(TenantLabels {
+                limit,
+                labelled: Mutex::new(HashSet::new()),
+            }),
         })
     }
 
@@ -62,6 +137,24 @@ impl Metrics {
         self.requests.with_label_values(&labels).inc();
         self.duration
             .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one answered request for `tenant` (`None`: for no tenant).
+    pub fn observe_tenant(&self, tenant: Option<TenantId>, status: u16, elapsed: Duration) {
+        let tenant = self.tenants.label(tenant);
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.tenant_requests
+            .with_label_values(&[tenant.as_str(), class])
+            .inc();
+        self.tenant_duration
+            .with_label_values(&[tenant.as_str()])
             .observe(elapsed.as_secs_f64());
     }
 
@@ -97,5 +190,56 @@ impl Endpoint for MetricsEndpoint {
         Ok(Response::builder()
             .header(CONTENT_TYPE, TextEncoder::new().format_type())
             .body(self.metrics.render()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_past_the_limit_share_one_label() {
+        let metrics = Metrics::with_tenant_labels(2).unwrap();
+        let tenants: Vec<TenantId> = (0..5)
+            .map(|_| TenantId::from_uuid(uuid::Uuid::new_v4()))
+            .collect();
+        for tenant in &tenants {
+            metrics.observe_tenant(Some(*tenant), 200, Duration::from_millis(3));
+        }
+        metrics.observe_tenant(Some(tenants[0]), 503, Duration::from_millis(3));
+        metrics.observe_tenant(None, 200, Duration::from_millis(1));
+        let text = metrics.render();
+        let first = format!(
+            "http_tenant_requests_total{{class=\"2xx\",tenant=\"{}\"}} 1",
+            tenants[0]
+        );
+        assert!(text.contains(&first), "{text}");
+        assert!(
+            text.contains(&format!(
+                "http_tenant_requests_total{{class=\"5xx\",tenant=\"{}\"}} 1",
+                tenants[0]
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("tenant=\"{}\"", tenants[1])),
+            "{text}"
+        );
+        for later in &tenants[2..] {
+            assert!(!text.contains(&later.to_string()), "{text}");
+        }
+        assert!(
+            text.contains("http_tenant_requests_total{class=\"2xx\",tenant=\"other\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_tenant_requests_total{class=\"2xx\",tenant=\"none\"} 1"),
+            "{text}"
+        );
+        let series = text
+            .lines()
+            .filter(|line| line.starts_with("http_tenant_request_duration_seconds_count"))
+            .count();
+        assert_eq!(series, 4, "{text}");
     }
 }

@@ -1,15 +1,26 @@
 //! The outermost middleware of every EDK server: request ids, a tracing span per request,
 //! metrics, the body limit, the request timeout and problem+json for poem's own errors.
+//!
+//! The request span is the child of the W3C trace context the request carries (when trace
+//! export is configured, see [`telemetry`](crate::telemetry)). It records the method, the
+//! route template, the status and the tenant: endpoints that route by something else than
+//! poem's [`Route`](poem::Route) (a tenant's protocol paths) name their template with
+//! [`record_route`], and whatever resolves the tenant names it with [`record_tenant`]. The
+//! raw path, the query string, headers and bodies are never recorded.
 
 use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use edk_core::TenantId;
 use futures::StreamExt;
+use opentelemetry::trace::TraceContextExt as _;
 use poem::PathPattern;
 use poem::http::HeaderValue;
 use poem::http::header::CONTENT_LENGTH;
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 use crate::problem::{Problem, ProblemType, problem_for_poem_error};
@@ -72,10 +83,18 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
         let method = req.method().as_str().to_owned();
         let span = tracing::info_span!(
             "request",
+            otel.name = %method,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
             request_id = request_id.to_str().unwrap_or_default(),
             method = %method,
-            path = %req.uri().path(),
+            route = tracing::field::Empty,
+            tenant = tracing::field::Empty,
+            status = tracing::field::Empty,
         );
+        let _ = span.set_parent(crate::telemetry::extract(req.headers()));
+        let labels = RequestLabels::default();
+        req.extensions_mut().insert(labels.clone());
         async move {
             let started = Instant::now();
             let (mut response, route) = match self.limit_body(&mut req) {
@@ -103,13 +122,30 @@ impl<E: Endpoint> Endpoint for ObserveEndpoint<E> {
             };
             let elapsed = started.elapsed();
             let status = response.status().as_u16();
-            let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
+            let (named_route, tenant) = labels.take();
+            let route = named_route
+                .map(str::to_owned)
+                .or(route)
+                .unwrap_or_else(|| UNMATCHED_ROUTE.to_owned());
+            let span = tracing::Span::current();
+            span.record("route", route.as_str());
+            // Renamed through its context too: the exported span may have started already
+            // (a call it made carried its context), and then only that renames it.
+            let name = format!("{method} {route}");
+            span.context().span().update_name(name.clone());
+            span.record("otel.name", name);
+            span.record("status", status);
+            if let Some(tenant) = tenant {
+                span.record("tenant", tracing::field::display(tenant));
+            }
+            if status >= 500 {
+                span.record("otel.status_code", "ERROR");
+            }
             self.observe
                 .metrics
-                .observe(&method, route, status, elapsed);
+                .observe(&method, &route, status, elapsed);
+            self.observe.metrics.observe_tenant(tenant, status, elapsed);
             tracing::info!(
-                status,
-                route,
                 latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
                 "request answered"
             );
@@ -151,6 +187,32 @@ impl<E> ObserveEndpoint<E> {
         });
         req.set_body(Body::from_bytes_stream(stream));
         Ok(())
+    }
+}
+
+/// The route template and tenant of one request, named by the endpoints that know them.
+#[derive(Clone, Debug, Default)]
+struct RequestLabels(Arc<Mutex<(Option<&'static str>, Option<TenantId>)>>);
+
+impl RequestLabels {
+    fn take(&self) -> (Option<&'static str>, Option<TenantId>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Names the route template of `req` (`/offers/{handle}`, never the path itself) for its span
+/// and metrics, when poem's router did not match it. Does nothing outside [`Observe`].
+pub fn record_route(req: &Request, route: &'static str) {
+    if let Some(labels) = req.extensions().get::<RequestLabels>() {
+        labels.0.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(route);
+    }
+}
+
+/// Names the tenant `req` is for, for its span and the per-tenant metrics. Does nothing
+/// outside [`Observe`].
+pub fn record_tenant(req: &Request, tenant: TenantId) {
+    if let Some(labels) = req.extensions().get::<RequestLabels>() {
+        labels.0.lock().unwrap_or_else(PoisonError::into_inner).1 = Some(tenant);
     }
 }
 

@@ -8,7 +8,9 @@ use poem::Request;
 use poem::http::header;
 
 /// Resolves `req` by its `Host` header (or URI host) and path to the binding of `service` that
-/// serves it, under the public scheme `https` (the servers run behind TLS termination).
+/// serves it, under the public scheme `https` (the servers run behind TLS termination). The
+/// tenant found is recorded for the request's span and metrics
+/// ([`record_tenant`](crate::observe::record_tenant)).
 ///
 /// A metadata document named in `appended` is also served at
 /// `<identifier>/.well-known/<name>`, whatever the binding's well-known layout: OpenID
@@ -39,6 +41,9 @@ pub async fn resolve_public(
     let resolved = tenancy
         .resolve(service, &EndpointRequest::new("https", host, port, path))
         .await;
+    if let Ok(resolution) = &resolved {
+        crate::observe::record_tenant(req, resolution.context.id());
+    }
     let Some((prefix, name)) = appended_name else {
         return resolved.ok();
     };
@@ -53,6 +58,7 @@ pub async fn resolve_public(
         .resolve(service, &EndpointRequest::new("https", host, port, prefix))
         .await
         .ok()?;
+    crate::observe::record_tenant(req, resolution.context.id());
     match &resolution.path {
         RoutedPath::Service { rest } if rest.is_empty() || rest == "/" => Some(Resolution {
             context: resolution.context,

@@ -15,7 +15,6 @@ use poem::{Endpoint, EndpointExt, Response, Route, Server};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 use crate::auth::AdminAuth;
 use crate::config::{HttpConfig, LogConfig};
@@ -293,18 +292,12 @@ impl TestServer {
 }
 
 /// Installs the process-wide `tracing` subscriber: JSON lines (or text) on stderr, filtered by
-/// `config.filter`. Call once, from a binary's `main`.
+/// `config.filter`, exporting no spans. Call once, from a binary's `main`;
+/// [`telemetry::init`](crate::telemetry::init) also exports spans.
 ///
 /// # Errors
 /// When the filter does not parse or a subscriber is already installed.
 pub fn init_tracing(config: &LogConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = EnvFilter::try_new(&config.filter)?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr);
-    if config.writes_json(io::IsTerminal::is_terminal(&io::stderr())) {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    }
+    crate::telemetry::init(config, &crate::ObservabilityConfig::default(), "edk")?;
+    Ok(())
 }

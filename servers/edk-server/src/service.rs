@@ -4,7 +4,7 @@
 //! dependencies ([`Service::prepare`]: migrations, tenant configuration keys), builds itself
 //! from its configuration and a [`Deps`] ([`Service::build`]), and hands out its application
 //! ([`Service::app`]). Its configuration implements [`ServiceConfig`]: the same `http`, `log`,
-//! `database` and `kms` sections everywhere. [`run`] is the whole `main` of a server binary.
+//! `database`, `kms` and `observability` sections everywhere. [`run`] is the whole `main` of a server binary.
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::deps::{Deps, DepsBuilder};
 use crate::kms::KmsConfig;
-use crate::{ConfigLoader, HttpConfig, LogConfig, bind, init_tracing, shutdown_signal};
+use crate::{ConfigLoader, HttpConfig, LogConfig, bind, shutdown_signal};
 use edk_core::{Clock, SystemClock};
 pub use edk_tenancy::DatabaseConfig;
 use edk_tenancy::scheduler::Job;
@@ -45,10 +45,12 @@ pub trait ServiceConfig: DeserializeOwned + std::fmt::Debug + Send + Sync {
     fn database(&self) -> &DatabaseConfig;
     /// Where keys are: in process or at the KMS server.
     fn kms(&self) -> &KmsConfig;
+    /// Trace export.
+    fn observability(&self) -> &crate::ObservabilityConfig;
 }
 
 /// Implements [`ServiceConfig`] for a configuration struct whose `http`, `log`, `database`
-/// and `kms` fields are the shared sections.
+/// `kms` and `observability` fields are the shared sections.
 #[macro_export]
 macro_rules! impl_service_config {
     ($config:ty) => {
@@ -71,6 +73,10 @@ macro_rules! impl_service_config {
 
             fn kms(&self) -> &$crate::KmsConfig {
                 &self.kms
+            }
+
+            fn observability(&self) -> &$crate::ObservabilityConfig {
+                &self.observability
             }
         }
     };
@@ -219,10 +225,16 @@ pub async fn start<S: Service>(
 pub async fn run<S: Service>(cli: Cli) -> Result<(), BoxError> {
     crate::install_crypto_provider();
     let config: S::Config = cli.load(std::env::vars())?;
-    init_tracing(config.log())?;
+    let telemetry = crate::telemetry::init(config.log(), config.observability(), S::NAME)?;
     tracing::info!(config = ?config, "effective configuration");
+    let result = serve_started::<S>(&config).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn serve_started<S: Service>(config: &S::Config) -> Result<(), BoxError> {
     let http = crate::deps::outbound_http_client(config.http())?;
-    let started = start::<S>(&config, Arc::new(SystemClock), http).await?;
+    let started = start::<S>(config, Arc::new(SystemClock), http).await?;
     started.deps().start_scheduler(started.jobs())?;
     let listener = bind(config.http().listen)
         .await

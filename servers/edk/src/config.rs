@@ -21,6 +21,9 @@ pub struct EdkConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Trace export over OTLP (`observability.otlp`); unset, nothing is exported.
+    #[serde(default)]
+    pub observability: edk_server::ObservabilityConfig,
     /// The platform and tenant databases, as in every server (`backend: postgres` or
     /// `backend: sqlite`). Unset: SQLite files in the data directory's `db/`.
     #[serde(default)]

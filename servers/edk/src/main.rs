@@ -13,7 +13,7 @@ use secrecy::ExposeSecret as _;
 use edk::bootstrap::{ADMIN_SCOPES, DEFAULT_TENANT_SLUG, DataDir};
 use edk::{Edk, EdkConfig};
 use edk_core::{SystemClock, TenantSlug};
-use edk_server::{ConfigLoader, bind, init_tracing, shutdown_signal};
+use edk_server::{ConfigLoader, bind, shutdown_signal};
 use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{DatabaseConfig, Tenancy};
 
@@ -79,14 +79,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(listen) = cli.listen {
         config.http.listen = listen;
     }
-    init_tracing(&config.log).map_err(|err| anyhow::anyhow!(err))?;
+    let telemetry = edk_server::telemetry::init(&config.log, &config.observability, "edk")?;
     let data = DataDir::open(&cli.data_dir).context("cannot open the data directory")?;
-    match cli.command {
+    let result = match cli.command {
         None | Some(Command::Serve) => Box::pin(serve(config, &data)).await,
         Some(Command::AdminToken { ttl_secs, scope }) => {
             admin_token(&config, &data, ttl_secs, &scope).await
         }
-    }
+    };
+    telemetry.shutdown().await;
+    result
 }
 
 async fn serve(config: EdkConfig, data: &DataDir) -> anyhow::Result<()> {

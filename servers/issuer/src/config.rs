@@ -19,6 +19,9 @@ pub struct IssuerServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Trace export over OTLP (`observability.otlp`); unset, nothing is exported.
+    #[serde(default)]
+    pub observability: edk_server::ObservabilityConfig,
     /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`), shared
     /// with `edk-as`.
     pub database: DatabaseConfig,

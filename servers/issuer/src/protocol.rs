@@ -463,6 +463,25 @@ fn methods_of(path: &RoutedPath) -> Option<&'static str> {
     }
 }
 
+/// The route template of a path [`methods_of`] accepts, for the request's span and metrics:
+/// `{binding}` stands for the tenant's binding, and an offer's handle is never named.
+fn route_of(path: &RoutedPath) -> &'static str {
+    match path {
+        RoutedPath::WellKnown { name, .. } if name == JWT_VC_ISSUER_WELL_KNOWN => {
+            "/.well-known/jwt-vc-issuer/{binding}"
+        }
+        RoutedPath::WellKnown { .. } => "/.well-known/openid-credential-issuer/{binding}",
+        RoutedPath::Service { rest } => match rest.as_str() {
+            "/nonce" => "/{binding}/nonce",
+            "/credential" => "/{binding}/credential",
+            "/deferred_credential" => "/{binding}/deferred_credential",
+            "/notification" => "/{binding}/notification",
+            _ => "/{binding}/offers/{handle}",
+        },
+        _ => "/{binding}",
+    }
+}
+
 /// The handle of an `/offers/<handle>` path.
 fn offer_handle(rest: &str) -> Option<&str> {
     rest.strip_prefix("/offers/")
@@ -479,6 +498,7 @@ impl Endpoint for ProtocolEndpoint {
         let Some(methods) = methods_of(&path) else {
             return Ok(not_found());
         };
+        edk_server::observe::record_route(&req, route_of(&path));
         let method = req.method().clone();
         let mut response = if method == Method::OPTIONS {
             let mut response = Response::builder().status(StatusCode::NO_CONTENT).finish();
@@ -575,9 +595,19 @@ pub(crate) fn not_found() -> Response {
 }
 
 /// A failure on the issuer's side: logged with its chain, answered without detail.
-pub(crate) fn internal(err: &(dyn std::error::Error + 'static)) -> Response {
-    tracing::error!(error = %ErrorChain(err), "issuer request failed");
-    let mut response = Problem::new(ProblemType::Internal, None).into_response();
+/// A failure of the issuer or of what it depends on, the detail only logged: 503 with
+/// `Retry-After` when a dependency is unavailable (the database, the KMS), so clients retry
+/// and nothing unsigned or stale is served; 500 otherwise.
+pub(crate) fn internal<E: std::error::Error + edk_core::HasKind + 'static>(err: &E) -> Response {
+    let mut response = if err.kind() == ErrorKind::Unavailable {
+        tracing::warn!(error = %ErrorChain(err), "issuer request failed: a dependency is unavailable");
+        let mut response = Problem::new(ProblemType::Unavailable, None).into_response();
+        set_header(&mut response, "retry-after", "1");
+        response
+    } else {
+        tracing::error!(error = %ErrorChain(err), "issuer request failed");
+        Problem::new(ProblemType::Internal, None).into_response()
+    };
     set_header(&mut response, "cache-control", "no-store");
     response
 }

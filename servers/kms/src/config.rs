@@ -26,6 +26,9 @@ pub struct KmsServerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Trace export over OTLP (`observability.otlp`); unset, nothing is exported.
+    #[serde(default)]
+    pub observability: edk_server::ObservabilityConfig,
     /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`).
     pub database: DatabaseConfig,
     /// The key providers: `mode: local` (the KMS server holds the keys; `mode: remote` is

@@ -227,10 +227,6 @@ impl RemoteKms {
     ///
     /// # Panics
     /// When the configuration holds the KEK, or the binary cannot start.
-    #[expect(
-        clippy::unwrap_used,
-        reason = "test support: a failure is the test's failure"
-    )]
     pub fn spawn_service(
         &self,
         binary: impl AsRef<Path>,
@@ -239,13 +235,39 @@ impl RemoteKms {
         database_url: &str,
         admin: &TestAdmin,
     ) -> ChildGuard {
-        let config = json!({
+        self.spawn_service_with(binary, service, port, database_url, admin, &json!({}))
+    }
+
+    /// As [`spawn_service`](Self::spawn_service), with the top-level sections of `extra`
+    /// (an `observability` section, say) added to the configuration or replacing its own.
+    ///
+    /// # Panics
+    /// When the configuration holds the KEK, or the binary cannot start.
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub fn spawn_service_with(
+        &self,
+        binary: impl AsRef<Path>,
+        service: &str,
+        port: u16,
+        database_url: &str,
+        admin: &TestAdmin,
+        extra: &Value,
+    ) -> ChildGuard {
+        let mut config = json!({
             "http": { "listen": format!("127.0.0.1:{port}") },
             "log": { "filter": "warn" },
             "auth": admin.auth_section(),
             "database": { "backend": "postgres", "platform_url": database_url },
             "kms": self.client_section(service),
         });
+        if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
+            for (section, value) in extra {
+                config.insert(section.clone(), value.clone());
+            }
+        }
         let text = serde_json::to_string(&config).unwrap();
         assert!(
             !text.contains(self.kek.expose_secret()),
@@ -264,6 +286,26 @@ impl RemoteKms {
                 .spawn()
                 .unwrap(),
         )
+    }
+
+    /// Serves gRPC again on the same port after [`stop_serving`](Self::stop_serving).
+    ///
+    /// # Panics
+    /// When the port cannot be bound again.
+    #[expect(
+        clippy::unwrap_used,
+        reason = "test support: a failure is the test's failure"
+    )]
+    pub async fn resume_serving(&mut self) {
+        self.stop = CancellationToken::new();
+        self.side = self
+            .server
+            .side_tasks(self.stop.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(tokio::spawn)
+            .collect();
     }
 
     /// Stops serving gRPC: the KMS no longer answers its services.

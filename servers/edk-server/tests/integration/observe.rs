@@ -83,3 +83,51 @@ async fn graceful_shutdown_lets_an_in_flight_request_finish() {
     assert_eq!(response.text().await.unwrap(), "done");
     shutdown.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn metrics_count_requests_per_tenant() {
+    let h = Harness::start().await;
+    let token = h.token(crate::support::claims()).await;
+    for _ in 0..2 {
+        let response = h
+            .client
+            .get(h.url("/api/whoami"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let response = h.client.get(h.url("/api/whoami")).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let metrics = h
+        .client
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tenant = crate::support::tenant();
+    assert!(
+        metrics.contains(&format!(
+            r#"http_tenant_requests_total{{class="2xx",tenant="{tenant}"}} 2"#
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"http_tenant_requests_total{class="4xx",tenant="none"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            r#"http_tenant_request_duration_seconds_count{{tenant="{tenant}"}} 2"#
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"http_requests_total{method="GET",route="/api/whoami",status="200"} 2"#),
+        "{metrics}"
+    );
+}

@@ -43,7 +43,9 @@ impl Harness {
             },
         ));
         let client = reqwest::Client::builder().build().unwrap();
-        let edk = Edk::start(&config, &data, clock, &client).await.unwrap();
+        let edk = Box::pin(Edk::start(&config, &data, clock, &client))
+            .await
+            .unwrap();
         let token = edk.bootstrap_token().unwrap().to_owned();
         Self {
             server: spawn_server(edk.app()).await.unwrap(),

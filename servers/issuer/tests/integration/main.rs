@@ -11,6 +11,7 @@
 mod admin;
 mod authorization;
 mod deferred;
+mod faults;
 mod flow;
 mod interop;
 mod jobs;
@@ -28,3 +29,4 @@ mod scopes;
 mod service;
 mod status;
 mod support;
+mod telemetry;

@@ -625,3 +625,95 @@ async fn replicas_share_status_lists_and_serve_the_same_publication() {
     assert_eq!(list.get(index(1)).unwrap(), 1);
     pair.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_completes_on_the_other_replica_after_one_is_killed_mid_flow() {
+    let (first, second) = Deployment::postgres_replicas().await;
+    let mut listeners = Vec::new();
+    for deployment in [&first, &second] {
+        let mut listener = deployment.tenancy.start(&Default::default());
+        listener.wait_connected(0).await;
+        listeners.push(listener);
+    }
+    let tenant = first.tenant("acme").await;
+    let issuer = tenant.credential_issuer.clone();
+    first.configure(&tenant).await;
+    let survivor = Replica::of(&first, &first, "acme");
+
+    // The wallet starts on the second replica: the offer by reference, the token.
+    let (offer, handle, access_token) = {
+        let doomed = Replica::of(&second, &first, "acme");
+        let offer = second.offer(&tenant, true).await;
+        let OfferReference::Uri(reference) =
+            parse_offer_uri(offer["credential_offer_uri"].as_str().unwrap()).unwrap()
+        else {
+            panic!("expected an offer by reference: {offer}")
+        };
+        let handle = reference
+            .strip_prefix(&format!("{issuer}/offers/"))
+            .unwrap()
+            .to_owned();
+        let (status, served) = doomed.fetch_offer(&handle).await;
+        assert_eq!(status, 200, "{served}");
+        let (status, token) = doomed.redeem(&offer).await;
+        assert_eq!(status, 200, "{token}");
+        let access_token = token["access_token"].as_str().unwrap().to_owned();
+        (offer, handle, access_token)
+    };
+
+    // The second replica dies between the token and the credential request.
+    let doomed_ports = [second.issuer_http.addr(), second.as_http.addr()];
+    let listener = listeners.pop().unwrap();
+    second.kill().await;
+    listener.shutdown().await;
+    for addr in doomed_ports {
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "the killed replica still listens on {addr}"
+        );
+    }
+
+    // The wallet carries on at the first replica: the offer stays used, the token it got
+    // from the dead replica is accepted, and the credential is issued once.
+    assert_eq!(survivor.fetch_offer(&handle).await.0, 404);
+    let c_nonce = survivor.nonce().await;
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    let identifier = format!("{}:identity", offer["session_id"].as_str().unwrap());
+    let request = json!({
+        "credential_identifier": identifier,
+        "proofs": { "jwt": [key_proof(&holder, &issuer, Some(&c_nonce))] },
+    });
+    let (status, issued) = survivor.call("/credential", &access_token, &request).await;
+    assert_eq!(status, 200, "{issued}");
+    // The SD-JWT VC is signed with the tenant's key, for the holder's key.
+    let credential = issued["credentials"][0]["credential"].as_str().unwrap();
+    let jws_part = credential.split('~').next().unwrap();
+    let parsed = edk_core::jose::jws::Jws::parse(jws_part, &edk_core::Limits::default()).unwrap();
+    let jwks = first.issuer_jwks(&tenant).await;
+    let verified = parsed
+        .verify_with(
+            &edk_core::jose::JwksResolver::new(&jwks),
+            &edk_core::jose::VerifyPolicy::default().with_algorithms(&[Algorithm::Es256]),
+            None,
+        )
+        .await;
+    assert!(verified.is_ok(), "{verified:?}");
+    let payload: Value = serde_json::from_slice(
+        &edk_core::encoding::b64url_decode(jws_part.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(payload["iss"], issuer.as_str());
+    assert_eq!(payload["cnf"]["jwk"]["x"], holder_x(&holder));
+    // The nonce was spent by the credential request.
+    let (status, body) = survivor.call("/credential", &access_token, &request).await;
+    assert_eq!(status, 400, "{body}");
+    let session = first
+        .session(&tenant, offer["session_id"].as_str().unwrap())
+        .await;
+    assert_eq!(session["status"], "credential_issued", "{session}");
+
+    for listener in listeners {
+        listener.shutdown().await;
+    }
+    first.close().await;
+}

@@ -447,6 +447,20 @@ impl Deployment {
         .unwrap()
     }
 
+    /// Stops this replica as if its process were killed between two requests: its
+    /// listeners close and its in-process state goes away, the database stays.
+    pub(crate) async fn kill(self) {
+        assert!(
+            self.db.is_none(),
+            "a killed replica must not own the database"
+        );
+        self.as_http.shutdown().await.unwrap();
+        self.issuer_http.shutdown().await.unwrap();
+        drop(self.parts);
+        drop(self.kms);
+        drop(self.tenancy);
+    }
+
     pub(crate) async fn close(self) {
         self.as_http.shutdown().await.unwrap();
         self.issuer_http.shutdown().await.unwrap();
