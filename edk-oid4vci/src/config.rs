@@ -506,6 +506,11 @@ pub struct IssuanceSettings {
     /// can be revoked (and suspended, with the `suspension` purpose).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<crate::status::StatusSettings>,
+    /// The SD-JWT VC Type Metadata document of the configuration's `vct`: the issuer serves
+    /// it when the `vct` is `<credential issuer>/types/<name>`, and every credential carries
+    /// its `vct#integrity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub type_metadata: Option<Value>,
 }
 
 impl IssuanceSettings {
@@ -541,6 +546,10 @@ impl IssuanceSettings {
         if let Some(status) = &self.status {
             status.validate()?;
         }
+        if let Some(document) = &self.type_metadata {
+            edk_core::sd_jwt_vc::type_metadata::TypeMetadata::from_json(document.clone())
+                .map_err(|err| ConfigError::invalid("type_metadata", err.to_string()))?;
+        }
         if self.lifetime_secs == Some(0) {
             return Err(ConfigError::invalid("lifetime_secs", "must be positive"));
         }
@@ -552,6 +561,30 @@ impl IssuanceSettings {
                         "is not a claim path",
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl crate::store::StoredConfiguration {
+    /// Checks the configuration, its settings, and how they fit together: Type Metadata
+    /// only for SD-JWT VCs, describing the configuration's `vct`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the offending field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.configuration.validate()?;
+        self.settings.validate()?;
+        if let Some(document) = &self.settings.type_metadata {
+            let vct = self.configuration.profile.vct().ok_or_else(|| {
+                ConfigError::invalid("type_metadata", "only SD-JWT VC configurations have one")
+            })?;
+            if document.get("vct").and_then(Value::as_str) != Some(vct) {
+                return Err(ConfigError::invalid(
+                    "type_metadata.vct",
+                    "must be the configuration's vct",
+                ));
             }
         }
         Ok(())

@@ -142,6 +142,11 @@ async fn issue_sd_jwt_vc(
     if let Some(status) = &input.status {
         builder = builder.status(status.clone());
     }
+    if let Some(document) = &input.settings.type_metadata {
+        builder = builder.vct_integrity(edk_core::sd_jwt_vc::type_metadata::Integrity::sha256_of(
+            document.to_string().as_bytes(),
+        ));
+    }
     builder = match &input.settings.key_identification {
         KeyIdentification::Did { kid } => builder.kid(kid.clone()),
         KeyIdentification::X5c => builder.x5c(input.x5c.clone().ok_or_else(|| {

@@ -449,12 +449,37 @@ impl Issuer {
         configuration: &StoredConfiguration,
     ) -> Result<(), Error> {
         check_configuration_id(id)?;
-        configuration.configuration.validate()?;
-        configuration.settings.validate()?;
+        configuration.validate()?;
         self.store
             .put_configuration(tenant, id, configuration, self.now())
             .await?;
         Ok(())
+    }
+
+    /// The Type Metadata document served at `<credential issuer>/types/<name>`: that of the
+    /// configuration whose `vct` is that URL, as the bytes whose integrity its credentials
+    /// carry in `vct#integrity`; `None` when no configuration has one there.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn type_metadata(
+        &self,
+        tenant: &TenantContext,
+        endpoints: &IssuerEndpoints,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let vct = format!(
+            "{}/types/{name}",
+            endpoints.credential_issuer.trim_end_matches('/')
+        );
+        Ok(self
+            .store
+            .configurations(tenant)
+            .await?
+            .into_iter()
+            .find(|(_, stored)| stored.configuration.profile.vct() == Some(vct.as_str()))
+            .and_then(|(_, stored)| stored.settings.type_metadata)
+            .map(|document| document.to_string().into_bytes()))
     }
 
     /// The tenant's configurations.

@@ -115,7 +115,10 @@ pub struct ConfigurationBody {
     /// How it is issued, never shown to wallets: `signing_key` (KMS purpose under `issuer`,
     /// default `credential-signing`), `key_identification`, `lifetime_secs`,
     /// `selectively_disclosable`, `deferred` (issue through the deferred endpoint once the
-    /// session is completed).
+    /// session is completed), `status` (`purpose` `revocation` or `suspension`, `bits`,
+    /// `list_size`: credentials get a status list entry), `type_metadata` (the SD-JWT VC
+    /// Type Metadata of the `vct`, served at `<issuer>/types/<name>` when the `vct` is that
+    /// URL; credentials carry its `vct#integrity`).
     pub settings: Option<BTreeMap<String, Value>>,
 }
 

@@ -52,8 +52,8 @@ pub enum TokenKeys {
 
 /// The issuer endpoint of every tenant: `/.well-known/openid-credential-issuer[/<path>]`,
 /// `<issuer>/nonce`, `<issuer>/credential`, `<issuer>/deferred_credential`,
-/// `<issuer>/notification`, `<issuer>/offers/<handle>` and the status lists at
-/// `<issuer>/status-lists[/<id>]`.
+/// `<issuer>/notification`, `<issuer>/offers/<handle>`, the status lists at
+/// `<issuer>/status-lists[/<id>]` and the Type Metadata at `<issuer>/types/<name>`.
 #[derive(Clone, Debug)]
 pub struct ProtocolEndpoint {
     tenancy: Tenancy,
@@ -225,6 +225,30 @@ impl ProtocolEndpoint {
                 );
                 response
             }
+            Err(err) => internal(&err),
+        }
+    }
+
+    /// The SD-JWT VC Type Metadata of the configuration whose `vct` is this URL.
+    async fn type_metadata(&self, bound: &Bound, name: &str) -> Response {
+        match self
+            .issuer
+            .type_metadata(&bound.issuer, &bound.endpoints, name)
+            .await
+        {
+            Ok(Some(document)) => {
+                let mut response = Response::builder()
+                    .status(StatusCode::OK)
+                    .content_type("application/json")
+                    .body(Body::from_vec(document));
+                set_header(
+                    &mut response,
+                    "cache-control",
+                    &format!("public, max-age={}", self.metadata_max_age_secs),
+                );
+                response
+            }
+            Ok(None) => not_found(),
             Err(err) => internal(&err),
         }
     }
@@ -455,6 +479,7 @@ fn methods_of(path: &RoutedPath) -> Option<&'static str> {
                 Some("POST, OPTIONS")
             }
             "/status-lists" => Some("GET, OPTIONS"),
+            _ if type_name(rest).is_some() => Some("GET, OPTIONS"),
             _ if offer_handle(rest).is_some() => Some("GET, OPTIONS"),
             _ if crate::status_lists::list_id(rest).is_some() => Some("GET, OPTIONS"),
             _ => None,
@@ -480,6 +505,17 @@ fn route_of(path: &RoutedPath) -> &'static str {
         },
         _ => "/{binding}",
     }
+}
+
+/// The name of a `/types/<name>` path.
+fn type_name(rest: &str) -> Option<&str> {
+    rest.strip_prefix("/types/").filter(|name| {
+        !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    })
 }
 
 /// The handle of an `/offers/<handle>` path.
@@ -545,6 +581,8 @@ impl Endpoint for ProtocolEndpoint {
                         other => {
                             if let Some(handle) = offer_handle(other) {
                                 self.offer(&bound, handle).await
+                            } else if let Some(name) = type_name(other) {
+                                self.type_metadata(&bound, name).await
                             } else if let Some(id) = crate::status_lists::list_id(other) {
                                 crate::status_lists::status_list(
                                     &self.issuer,

@@ -30,3 +30,4 @@ mod service;
 mod status;
 mod support;
 mod telemetry;
+mod type_metadata;

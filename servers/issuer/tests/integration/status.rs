@@ -75,7 +75,11 @@ async fn issue(
 }
 
 /// Redeems `offer` and requests the credential `identifier` with a fresh holder key.
-async fn credential(tenant: &Tenant, offer: &Value, identifier: &str) -> (String, Value) {
+pub(crate) async fn credential(
+    tenant: &Tenant,
+    offer: &Value,
+    identifier: &str,
+) -> (String, Value) {
     use edk_core::jose::{Algorithm, SigningKey};
     let response = crate::support::redeem(tenant, offer, None).await;
     assert_eq!(response.status().as_u16(), 200);
@@ -109,7 +113,7 @@ fn jwt_payload(jwt: &str) -> Value {
 }
 
 /// Where `uri` (under the credential issuer identifier) is reached over plain HTTP.
-fn reachable(tenant: &Tenant, uri: &str) -> String {
+pub(crate) fn reachable(tenant: &Tenant, uri: &str) -> String {
     format!(
         "{}{}",
         tenant.issuer_base,
