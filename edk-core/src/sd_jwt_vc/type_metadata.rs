@@ -171,7 +171,7 @@ impl Integrity {
     #[must_use]
     pub fn matches(&self, bytes: &[u8]) -> bool {
         let actual = self.algorithm.digest(bytes);
-        self.digests.iter().any(|digest| *digest == actual)
+        self.digests.contains(&actual)
     }
 }
 
@@ -434,11 +434,14 @@ fn pointer_text(pointer: &[Value]) -> String {
     Value::Array(pointer.to_vec()).to_string()
 }
 
+/// Resolved documents by `vct` and integrity.
+type DocumentCache = HashMap<(String, Option<String>), Arc<TypeMetadata>>;
+
 /// Resolves types through a [`TypeMetadataFetcher`], keeping each resolved document by its
 /// `vct` and integrity so that a type is fetched once.
 pub struct TypeMetadataResolver {
     fetcher: Arc<dyn TypeMetadataFetcher>,
-    cache: Mutex<HashMap<(String, Option<String>), Arc<TypeMetadata>>>,
+    cache: Mutex<DocumentCache>,
     capacity: usize,
 }
 
@@ -539,9 +542,7 @@ impl TypeMetadataResolver {
         Ok(metadata)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, Option<String>), Arc<TypeMetadata>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DocumentCache> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

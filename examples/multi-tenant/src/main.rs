@@ -148,19 +148,19 @@ async fn main() -> anyhow::Result<()> {
         AsConfig::default(),
     ));
     let settings = IssuerSettings::default();
-    let parts = IssuerParts {
-        issuer: Arc::new(IssuerParts::issuer(
+    let parts = IssuerParts::new(
+        tenancy.clone(),
+        Arc::new(IssuerParts::issuer(
             &tenancy,
             kms.clone(),
             Arc::clone(&clock),
             settings.options(),
         )?),
-        tenancy: tenancy.clone(),
-        server: Arc::clone(&server),
-        clock: Arc::clone(&clock),
-        metadata_max_age_secs: settings.metadata_max_age_secs,
-        token_keys: TokenKeys::Kms,
-    };
+        Arc::clone(&server),
+        Arc::clone(&clock),
+        &settings,
+        TokenKeys::Kms,
+    );
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

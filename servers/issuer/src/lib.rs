@@ -80,6 +80,30 @@ pub struct IssuerParts {
 }
 
 impl IssuerParts {
+    /// The parts of `issuer` over `tenancy` with its authorization server `server`, taking
+    /// the metadata cache lifetime and the status list publication period from `settings`.
+    #[must_use]
+    pub fn new(
+        tenancy: Tenancy,
+        issuer: Arc<Issuer>,
+        server: Arc<AuthorizationServer>,
+        clock: Arc<dyn Clock>,
+        settings: &IssuerSettings,
+        token_keys: TokenKeys,
+    ) -> Self {
+        Self {
+            tenancy,
+            issuer,
+            server,
+            clock,
+            metadata_max_age_secs: settings.metadata_max_age_secs,
+            status_list_publish_interval: std::time::Duration::from_secs(
+                settings.status_list_publish_interval_secs.max(1),
+            ),
+            token_keys,
+        }
+    }
+
     /// The issuer over `tenancy` (built with [`edk_oid4vci::migrations`]), signing with `kms`,
     /// resolving proof keys given as `did:key` and `did:jwk`, with `options`, publishing
     /// wallet notifications on the tenancy's event bus.
