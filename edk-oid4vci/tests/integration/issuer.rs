@@ -1007,3 +1007,97 @@ async fn an_authorization_code_offer_is_bound_to_the_first_end_user(env: Env) {
     env.close().await;
 }
 on_both_backends!(an_authorization_code_offer_is_bound_to_the_first_end_user);
+
+/// A list of 100,000 credentials with one in ten revoked: the token shows exactly the revoked
+/// ones and stays within the size of the raw bit string (base64 of 12,500 bytes) plus a fixed
+/// overhead for the header, claims and signature.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_100000_credentials_stays_within_its_size_budget() {
+    use edk_core::status_list::{Bits, StatusListPolicy, StatusListToken, StatusType};
+    use edk_oid4vci::StatusStore as _;
+    use edk_oid4vci::status::{CredentialSelector, StatusAction, StatusListSpec, StatusPurpose};
+    use edk_oid4vci::store::NewIssuedCredential;
+
+    let env = Env::sqlite().await;
+    let store = SqlStore::new(env.tenancy.clone());
+    let spec = StatusListSpec {
+        configuration_id: "identity".to_owned(),
+        purpose: StatusPurpose::Revocation,
+        bits: Bits::One,
+        size: 100_000,
+        issuer: env.endpoints.credential_issuer.clone(),
+        uri_base: env.endpoints.status_lists.clone(),
+    };
+    let mut revoked = Vec::new();
+    let mut list = None;
+    for batch in 0..10 {
+        let indices = store
+            .allocate_status_indices(&env.tenant, &spec, 10_000, NOW)
+            .await
+            .unwrap();
+        let records: Vec<NewIssuedCredential> = indices
+            .iter()
+            .enumerate()
+            .map(|(n, index)| NewIssuedCredential {
+                credential_id: format!("c{batch}-{n}"),
+                // Every tenth credential in a session of its own, revoked below.
+                session_id: if n % 10 == 0 {
+                    format!("revoked-{batch}")
+                } else {
+                    format!("s{batch}")
+                },
+                correlation_id: None,
+                configuration_id: "identity".to_owned(),
+                list_id: index.list_id.clone(),
+                index: index.index,
+                issued_at: NOW,
+                expires_at: None,
+            })
+            .collect();
+        revoked.extend(indices.iter().step_by(10).map(|index| index.index));
+        list = Some(indices[0].list_id.clone());
+        store.record_issued(&env.tenant, &records).await.unwrap();
+        env.issuer
+            .set_credential_status(
+                &env.tenant,
+                &CredentialSelector::Session(format!("revoked-{batch}")),
+                StatusAction::Revoke,
+            )
+            .await
+            .unwrap();
+    }
+    let list = list.unwrap();
+    let token = env
+        .issuer
+        .publish_status_list(&env.tenant, &list)
+        .await
+        .unwrap()
+        .unwrap();
+    let budget = (12_500 + 2) * 4 / 3 + 1024;
+    assert!(
+        token.jwt.len() < budget,
+        "{} bytes over {budget}",
+        token.jwt.len()
+    );
+    assert!(token.cwt.len() < 12_500 + 1024, "{} bytes", token.cwt.len());
+
+    let caller = Caller::new(env.tenant.clone(), "test");
+    let alias = KeyAlias::new("issuer", "status-list-signing").unwrap();
+    let jwks: JwkSet = edk_kms::Kms::jwks(env.kms.as_ref(), &caller, &alias)
+        .await
+        .unwrap();
+    let key = edk_core::jose::VerifyingKey::from_jwk(&jwks.keys[0]).unwrap();
+    let uri = format!("{}/{list}", env.endpoints.status_lists);
+    let verified =
+        StatusListToken::verify(&token.jwt, &key, &uri, &StatusListPolicy::default(), NOW).unwrap();
+    let decoded = verified.list();
+    assert_eq!(decoded.len(), 100_000);
+    let invalid: Vec<usize> = (0..100_000)
+        .filter(|index| decoded.status(*index).unwrap() == StatusType::Invalid)
+        .collect();
+    let mut expected: Vec<usize> = revoked.iter().map(|index| *index as usize).collect();
+    expected.sort_unstable();
+    assert_eq!(invalid, expected);
+    assert_eq!(invalid.len(), 10_000);
+    env.close().await;
+}
