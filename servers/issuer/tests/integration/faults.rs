@@ -17,9 +17,7 @@ use std::time::{Duration, Instant};
 use edk_core::TenantSlug;
 use edk_kms_server::testkit::{ChildGuard, RemoteKms, TestAdmin, free_port};
 use edk_tenancy::store::postgres::PostgresConfig;
-use edk_tenancy::{
-    DatabaseConfig, EndpointBinding, ServiceType, Tenancy, TenantDirectory as _, WellKnownLayout,
-};
+use edk_tenancy::{DatabaseConfig, Tenancy, TenantDirectory as _};
 use edk_testkit::TestDb;
 use edk_testkit::private_postgres::PrivatePostgres;
 use secrecy::ExposeSecret as _;
@@ -102,21 +100,7 @@ async fn provision(tenancy: &Tenancy, port: u16) -> edk_core::TenantId {
         .provision(TenantSlug::new("acme").unwrap(), "Acme")
         .await
         .unwrap();
-    for (service, host) in [
-        (ServiceType::Issuer, "localhost"),
-        (ServiceType::As, "as.localhost"),
-    ] {
-        let binding = EndpointBinding::new(
-            tenant.id,
-            service,
-            host,
-            Some(port),
-            "/acme",
-            WellKnownLayout::Inserted,
-        )
-        .unwrap();
-        tenancy.bind(&binding).await.unwrap();
-    }
+    crate::support::bind_acme(tenancy, tenant.id, port).await;
     tenant.id
 }
 

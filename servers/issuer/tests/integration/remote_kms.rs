@@ -7,7 +7,7 @@ use std::time::Duration;
 use edk_core::TenantSlug;
 use edk_core::jose::{Algorithm, JwkSet, jws};
 use edk_kms_server::testkit::{RemoteKms, TestAdmin, free_port};
-use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
+use edk_tenancy::TenantDirectory as _;
 use edk_testkit::TestDb;
 use serde_json::{Value, json};
 
@@ -53,21 +53,7 @@ async fn edk_issuer_signs_through_a_separate_kms_over_grpc() {
         "{report}"
     );
 
-    for (service, host) in [
-        (ServiceType::Issuer, "localhost"),
-        (ServiceType::As, "as.localhost"),
-    ] {
-        let binding = EndpointBinding::new(
-            tenant.id,
-            service,
-            host,
-            Some(port),
-            "/acme",
-            WellKnownLayout::Inserted,
-        )
-        .unwrap();
-        kms.server().tenancy().bind(&binding).await.unwrap();
-    }
+    crate::support::bind_acme(kms.server().tenancy(), tenant.id, port).await;
     let token = admin.token(tenant.id, "oid4vci:read oid4vci:write").await;
     // edk-issuer learns of the tenant and its bindings within its cache TTL or on the event.
     let mut stored = false;

@@ -613,3 +613,23 @@ pub(crate) async fn python_verify(sd_jwt: String, issuer_jwk: Value) -> Value {
     .await
     .unwrap()
 }
+
+/// Binds tenant `acme`'s issuer (`localhost`) and AS (`as.localhost`) under `/acme` on `port`,
+/// as a compiled server in front of `tenancy` serves them.
+pub(crate) async fn bind_acme(tenancy: &Tenancy, tenant: TenantId, port: u16) {
+    for (service, host) in [
+        (ServiceType::Issuer, "localhost"),
+        (ServiceType::As, "as.localhost"),
+    ] {
+        let binding = EndpointBinding::new(
+            tenant,
+            service,
+            host,
+            Some(port),
+            "/acme",
+            WellKnownLayout::Inserted,
+        )
+        .unwrap();
+        tenancy.bind(&binding).await.unwrap();
+    }
+}

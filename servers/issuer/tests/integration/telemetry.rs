@@ -12,7 +12,6 @@ use std::time::Duration;
 use edk_core::TenantSlug;
 use edk_kms_server::testkit::{RemoteKms, TestAdmin, free_port};
 use edk_server::{LogConfig, ObservabilityConfig};
-use edk_tenancy::{EndpointBinding, ServiceType, WellKnownLayout};
 use edk_testkit::TestDb;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -171,21 +170,7 @@ async fn a_request_through_the_issuer_and_the_kms_is_one_trace() {
             "endpoint": endpoint, "service_name": "edk-issuer",
         } } }),
     );
-    for (service, host) in [
-        (ServiceType::Issuer, "localhost"),
-        (ServiceType::As, "as.localhost"),
-    ] {
-        let binding = EndpointBinding::new(
-            tenant.id,
-            service,
-            host,
-            Some(port),
-            "/acme",
-            WellKnownLayout::Inserted,
-        )
-        .unwrap();
-        kms.server().tenancy().bind(&binding).await.unwrap();
-    }
+    crate::support::bind_acme(kms.server().tenancy(), tenant.id, port).await;
 
     // The signed metadata: the issuer asks the KMS to sign, within the caller's trace.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
