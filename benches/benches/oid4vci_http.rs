@@ -620,7 +620,19 @@ async fn status(label: &str, edk: &Edk) {
     latencies.sort();
     let at = |q: f64| edk_benches::quantile(&latencies, q).as_secs_f64() * 1000.0;
     let mut publications = Vec::new();
-    for _ in 0..5 {
+    for n in 0..5 {
+        // One more revocation first: each publication signs a list that changed.
+        edk.issuer
+            .set_credential_status(
+                &context,
+                &edk_oid4vci::CredentialSelector::Credential(format!(
+                    "c{:08}",
+                    u64::from(STATUS_CREDENTIALS) - 1 - n
+                )),
+                edk_oid4vci::StatusAction::Revoke,
+            )
+            .await
+            .unwrap();
         let began = Instant::now();
         let published = edk
             .issuer

@@ -517,7 +517,7 @@ impl StatusStore for SqlStore {
             if rows == 1 {
                 sqlx::query(
                     "INSERT INTO oid4vci_status_list_token (list_id, version, iat, exp, ttl, \
-                     jwt, cwt) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     jwt, cwt) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
                 )
                 .bind(&token.list_id)
                 .bind(token.version)

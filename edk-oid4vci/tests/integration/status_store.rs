@@ -280,6 +280,18 @@ async fn a_token_is_published_once_per_version_read(backend: Backend) {
             .await
             .unwrap()
     );
+    // The same version again in the same second: saved once, no conflict.
+    let list = store
+        .status_list(&tenant, &list.list_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        store
+            .save_published(&tenant, &token(NOW + 50), &list)
+            .await
+            .unwrap()
+    );
     let at = |time| store.published_token(&tenant, &list.list_id, Some(time));
     assert_eq!(at(NOW + 10).await.unwrap().unwrap().iat, NOW);
     assert_eq!(at(NOW + 60).await.unwrap().unwrap().iat, NOW + 50);
