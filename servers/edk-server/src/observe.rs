@@ -217,7 +217,7 @@ pub fn record_tenant(req: &Request, tenant: TenantId) {
 }
 
 /// Why reading a request body without a declared length stopped: it passed the limit.
-/// [`problem_for_poem_error`](crate::problem_for_poem_error) answers it with 413.
+/// [`problem_for_poem_error`] answers it with 413.
 #[derive(Debug, thiserror::Error)]
 #[error("the request body is larger than {limit} bytes")]
 pub struct BodyTooLarge {
