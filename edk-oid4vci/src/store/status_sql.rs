@@ -362,8 +362,20 @@ impl StatusStore for SqlStore {
             "UPDATE oid4vci_status_list SET version = version + 1 WHERE list_id IN \
              (SELECT c.list_id FROM oid4vci_issued_credential c WHERE {column} = $1)"
         );
+        // A write first: the rows are locked before they are read (PostgreSQL), and SQLite
+        // takes its write lock now, waiting for other writers, instead of failing to
+        // upgrade a read transaction later.
+        let lock = format!(
+            "UPDATE oid4vci_issued_credential SET status = status WHERE {} = $1",
+            column.trim_start_matches("c.")
+        );
         let mut tx = self.begin(tenant).await?;
         let outcome = with_conn!(tx, conn => {
+            sqlx::query(sqlx::AssertSqlSafe(lock))
+                .bind(value)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?;
             let rows: Vec<(String, String, Option<String>, String, String, String, i64, String, i64, Option<i64>, i64, i64)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(select_with_bits))
                     .bind(value)

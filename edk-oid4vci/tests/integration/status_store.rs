@@ -356,3 +356,43 @@ async fn a_list_of_100000_hands_out_every_index_once() {
     );
     backend.close().await;
 }
+
+async fn concurrent_status_changes_all_succeed(backend: Backend) {
+    let tenant = backend.tenant("acme").await;
+    let store = edk_oid4vci::SqlStore::new(backend.tenancy.clone());
+    let issued = issue(&store, &tenant, &spec(64, Bits::Two), "s", 48).await;
+    let changes = (0..48).map(|n| {
+        let store = store.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            let action = if n % 2 == 0 {
+                StatusAction::Revoke
+            } else {
+                StatusAction::Suspend
+            };
+            store
+                .set_credential_status(
+                    &tenant,
+                    &CredentialSelector::Credential(format!("s-{n}")),
+                    action,
+                    NOW,
+                )
+                .await
+        })
+    });
+    for change in futures::future::join_all(changes).await {
+        assert!(
+            matches!(change.unwrap(), Ok(StatusUpdate::Updated(_))),
+            "a concurrent status change failed"
+        );
+    }
+    let (list, entries) = store
+        .status_list_entries(&tenant, &issued[0].0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entries.len(), 48);
+    assert_eq!(list.version, 48, "one version per change");
+    backend.close().await;
+}
+crate::store::on_both_backends!(concurrent_status_changes_all_succeed);
