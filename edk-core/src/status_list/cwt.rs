@@ -75,6 +75,19 @@ impl StatusListCwtClaims {
         iat: i64,
         list: &StatusList,
     ) -> Result<Self, StatusListError> {
+        Self::with_list(sub, iat, list.encode_cbor()?)
+    }
+
+    /// The claims for a list already in CBOR form, e.g. compressed once for both token
+    /// forms.
+    ///
+    /// # Errors
+    /// [`StatusListError::InvalidUri`] when `sub` is not an absolute URI.
+    pub fn with_list(
+        sub: impl Into<String>,
+        iat: i64,
+        status_list: CborStatusList,
+    ) -> Result<Self, StatusListError> {
         let sub = sub.into();
         check_uri(&sub, "sub")?;
         Ok(Self {
@@ -83,7 +96,7 @@ impl StatusListCwtClaims {
             exp: None,
             ttl: None,
             iss: None,
-            status_list: list.encode_cbor()?,
+            status_list,
         })
     }
 

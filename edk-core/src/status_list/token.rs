@@ -55,6 +55,19 @@ impl StatusListTokenClaims {
         iat: i64,
         list: &StatusList,
     ) -> Result<Self, StatusListError> {
+        Self::with_list(sub, iat, list.encode()?)
+    }
+
+    /// The claims for a list already in JSON form, e.g. compressed once for both token
+    /// forms.
+    ///
+    /// # Errors
+    /// [`StatusListError::InvalidUri`] when `sub` is not an absolute URI.
+    pub fn with_list(
+        sub: impl Into<String>,
+        iat: i64,
+        status_list: EncodedStatusList,
+    ) -> Result<Self, StatusListError> {
         let sub = sub.into();
         check_uri(&sub, "sub")?;
         Ok(Self {
@@ -63,7 +76,7 @@ impl StatusListTokenClaims {
             exp: None,
             ttl: None,
             iss: None,
-            status_list: list.encode()?,
+            status_list,
             extra: Map::new(),
         })
     }

@@ -1,9 +1,11 @@
 //! Status lists of the issuer: indices for new credentials, status changes by the operator,
 //! and the signed Status List Tokens it publishes.
 
+use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, Header};
 use edk_core::status_list::{
-    StatusList, StatusListCwt, StatusListCwtClaims, StatusListToken, StatusListTokenClaims,
+    CborStatusList, EncodedStatusList, StatusList, StatusListCwt, StatusListCwtClaims,
+    StatusListToken, StatusListTokenClaims,
 };
 use edk_kms::kms::KeyAlias;
 use edk_kms::provider::KeySpec;
@@ -153,17 +155,19 @@ impl Issuer {
             .rsplit_once('/')
             .map(|(base, _)| base.to_owned())
             .unwrap_or_default();
-        let mut claims = StatusListTokenClaims::new(&info.uri, now, &list)?
+        // Compressed once: both token forms carry the same ZLIB bytes.
+        let zlib = list.compress()?;
+        let encoded = EncodedStatusList::new(list.bits(), b64url_encode(&zlib))
+            .with_aggregation_uri(&aggregation)?;
+        let cbor = CborStatusList::new(list.bits(), zlib).with_aggregation_uri(&aggregation)?;
+        let claims = StatusListTokenClaims::with_list(&info.uri, now, encoded)?
             .with_exp(exp)
             .with_ttl(ttl)
             .with_iss(&info.issuer);
-        claims.status_list = claims.status_list.with_aggregation_uri(&aggregation)?;
-        let cwt_claims = StatusListCwtClaims::new(&info.uri, now, &list)?
+        let cwt_claims = StatusListCwtClaims::with_list(&info.uri, now, cbor)?
             .with_exp(exp)
             .with_ttl(ttl)
             .with_iss(&info.issuer);
-        let mut cwt_claims = cwt_claims;
-        cwt_claims.status_list = cwt_claims.status_list.with_aggregation_uri(&aggregation)?;
         let alias = KeyAlias::new(KMS_SERVICE, STATUS_LIST_SIGNING_PURPOSE)
             .map_err(|_| Error::State("the status list signing alias is malformed"))?;
         let caller = Self::caller(tenant);
