@@ -12,7 +12,7 @@ use crate::cose::{cose_key_from_jwk, sign1, x5chain_header};
 use crate::error::{Error, malformed};
 use crate::model::{
     DIGEST_ALGORITHM, IssuerSigned, IssuerSignedItem, IssuerSignedItemBytes, MSO_VERSION,
-    MobileSecurityObject, ValidityInfo,
+    MobileSecurityObject, StatusListReference, ValidityInfo,
 };
 
 /// The length of each item's salt (`random`), in bytes.
@@ -38,6 +38,7 @@ pub struct IssuerSignedBuilder {
     validity: ValidityInfo,
     name_spaces: BTreeMap<String, Vec<(String, Value)>>,
     full_date_elements: BTreeSet<String>,
+    status: Option<StatusListReference>,
 }
 
 impl IssuerSignedBuilder {
@@ -65,6 +66,7 @@ impl IssuerSignedBuilder {
                 .iter()
                 .map(|&name| name.to_owned())
                 .collect(),
+            status: None,
         })
     }
 
@@ -76,6 +78,17 @@ impl IssuerSignedBuilder {
         S: Into<String>,
     {
         self.full_date_elements = elements.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Gives the document a `status` in the MSO: entry `idx` of the Status List Token at
+    /// `uri`.
+    #[must_use]
+    pub fn status_list(mut self, idx: u64, uri: impl Into<String>) -> Self {
+        self.status = Some(StatusListReference {
+            idx,
+            uri: uri.into(),
+        });
         self
     }
 
@@ -168,6 +181,7 @@ impl IssuerSignedBuilder {
             device_key: self.device_key,
             doc_type: self.doc_type,
             validity_info: self.validity,
+            status: self.status,
         };
         let payload = encode(&tag24(encode(&mso.to_value()?)));
         let issuer_auth = sign1(signer, payload, false, x5chain_header(certificate_chain)).await?;

@@ -14,7 +14,7 @@ pub use error::Error;
 pub use issue::IssuerSignedBuilder;
 pub use model::{
     DeviceAuth, DeviceResponse, DeviceSigned, Document, IssuerSigned, IssuerSignedItem,
-    IssuerSignedItemBytes, MobileSecurityObject, ValidityInfo,
+    IssuerSignedItemBytes, MobileSecurityObject, StatusListReference, ValidityInfo,
 };
 pub use present::present;
 pub use transcript::SessionTranscript;

@@ -232,6 +232,45 @@ pub struct MobileSecurityObject {
     pub doc_type: String,
     /// `validityInfo`.
     pub validity_info: ValidityInfo,
+    /// `status`: where the document's status is published (a Token Status List entry).
+    pub status: Option<StatusListReference>,
+}
+
+/// The `status_list` member of an MSO's `status` (Token Status List, COSE form): the index
+/// of the document in the list and the URI of the Status List Token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusListReference {
+    /// `idx`.
+    pub idx: u64,
+    /// `uri`.
+    pub uri: String,
+}
+
+impl StatusListReference {
+    fn to_value(&self) -> Value {
+        Value::Map(vec![(
+            text("status_list"),
+            Value::Map(vec![
+                (text("idx"), Value::Integer(self.idx.into())),
+                (text("uri"), text(&self.uri)),
+            ]),
+        )])
+    }
+
+    /// The `status_list` of a `status` map; `None` when the map names only other
+    /// mechanisms.
+    fn from_value(value: Value) -> Result<Option<Self>, Error> {
+        const WHAT: &str = "status";
+        let mut status = Fields::new(value, WHAT)?;
+        let Some(list) = status.take("status_list") else {
+            return Ok(None);
+        };
+        let mut list = Fields::new(list, "status_list")?;
+        Ok(Some(Self {
+            idx: into_u64(&list.require("idx")?, "status_list")?,
+            uri: list.text("uri")?,
+        }))
+    }
 }
 
 impl MobileSecurityObject {
@@ -253,7 +292,7 @@ impl MobileSecurityObject {
                 )
             })
             .collect();
-        Ok(Value::Map(vec![
+        let mut entries = vec![
             (text("version"), text(&self.version)),
             (text("digestAlgorithm"), text(&self.digest_algorithm)),
             (text("valueDigests"), Value::Map(digests)),
@@ -266,7 +305,11 @@ impl MobileSecurityObject {
             ),
             (text("docType"), text(&self.doc_type)),
             (text("validityInfo"), self.validity_info.to_value()),
-        ]))
+        ];
+        if let Some(status) = &self.status {
+            entries.push((text("status"), status.to_value()));
+        }
+        Ok(Value::Map(entries))
     }
 
     fn from_value(value: Value) -> Result<Self, Error> {
@@ -296,6 +339,10 @@ impl MobileSecurityObject {
             device_key: cose_key_from_value(key_info.require("deviceKey")?)?,
             doc_type: fields.text("docType")?,
             validity_info: ValidityInfo::from_value(fields.require("validityInfo")?)?,
+            status: match fields.take("status") {
+                Some(status) => StatusListReference::from_value(status)?,
+                None => None,
+            },
         })
     }
 }

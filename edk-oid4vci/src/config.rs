@@ -58,6 +58,13 @@ pub enum FormatProfile {
         /// The credential's types.
         credential_definition: CredentialDefinition,
     },
+    /// `mso_mdoc`: an ISO/IEC 18013-5 mdoc of document type `doctype` (Appendix A.2), its
+    /// claims by name space, signed by a document signer certificate.
+    #[serde(rename = "mso_mdoc")]
+    MsoMdoc {
+        /// The document type, e.g. `org.iso.18013.5.1.mDL`.
+        doctype: String,
+    },
 }
 
 impl FormatProfile {
@@ -68,6 +75,7 @@ impl FormatProfile {
             Self::DcSdJwt { .. } => FORMAT_DC_SD_JWT,
             Self::VcSdJwt { .. } => FORMAT_VC_SD_JWT,
             Self::JwtVcJson { .. } => FORMAT_JWT_VC_JSON,
+            Self::MsoMdoc { .. } => FORMAT_MSO_MDOC,
         }
     }
 
@@ -76,8 +84,49 @@ impl FormatProfile {
     pub fn vct(&self) -> Option<&str> {
         match self {
             Self::DcSdJwt { vct } | Self::VcSdJwt { vct } => Some(vct),
-            Self::JwtVcJson { .. } => None,
+            Self::JwtVcJson { .. } | Self::MsoMdoc { .. } => None,
         }
+    }
+
+    /// The mdoc document type, for `mso_mdoc`.
+    #[must_use]
+    pub fn doctype(&self) -> Option<&str> {
+        match self {
+            Self::MsoMdoc { doctype } => Some(doctype),
+            _ => None,
+        }
+    }
+}
+
+/// An entry of `credential_signing_alg_values_supported`: a JWS algorithm name for the JOSE
+/// formats, a COSE algorithm identifier (an integer, e.g. `-7` for ES256) for `mso_mdoc`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SigningAlgorithm {
+    /// A JWS algorithm name (`ES256`).
+    Jose(String),
+    /// A COSE algorithm identifier (`-7`).
+    Cose(i64),
+}
+
+impl SigningAlgorithm {
+    /// The algorithm EDK signs with for this identifier, if it is one EDK knows.
+    #[must_use]
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        match self {
+            Self::Jose(name) => Algorithm::from_name(name),
+            Self::Cose(-7 | -9) => Some(Algorithm::Es256),
+            Self::Cose(-35 | -51) => Some(Algorithm::Es384),
+            Self::Cose(-8) => Some(Algorithm::EdDsa),
+            Self::Cose(-19) => Some(Algorithm::Ed25519),
+            Self::Cose(_) => None,
+        }
+    }
+}
+
+impl From<&str> for SigningAlgorithm {
+    fn from(name: &str) -> Self {
+        Self::Jose(name.to_owned())
     }
 }
 
@@ -246,7 +295,7 @@ pub struct CredentialConfiguration {
     pub cryptographic_binding_methods_supported: Vec<String>,
     /// The algorithms the issuer signs this credential with.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub credential_signing_alg_values_supported: Vec<String>,
+    pub credential_signing_alg_values_supported: Vec<SigningAlgorithm>,
     /// The key proofs a wallet may send, by proof type; present exactly when there is key
     /// binding.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -309,6 +358,7 @@ impl CredentialConfiguration {
                     ));
                 }
             }
+            FormatProfile::MsoMdoc { doctype } => self.validate_mdoc(doctype)?,
         }
         if let Some(scope) = &self.scope
             && (scope.is_empty() || scope.contains(' ') || !scope.is_ascii())
@@ -335,16 +385,33 @@ impl CredentialConfiguration {
                 ));
             }
         }
+        let mdoc = matches!(self.profile, FormatProfile::MsoMdoc { .. });
         for (i, alg) in self
             .credential_signing_alg_values_supported
             .iter()
             .enumerate()
         {
-            if Algorithm::from_name(alg).is_none() {
-                return Err(ConfigError::invalid(
-                    format!("credential_signing_alg_values_supported[{i}]"),
-                    format!("`{alg}` is not an asymmetric JWS algorithm EDK signs with"),
-                ));
+            let field = || format!("credential_signing_alg_values_supported[{i}]");
+            match alg {
+                SigningAlgorithm::Cose(id) if !mdoc => {
+                    return Err(ConfigError::invalid(
+                        field(),
+                        format!("`{id}` is a COSE identifier; this format takes JWS names"),
+                    ));
+                }
+                SigningAlgorithm::Cose(id) if alg.algorithm().is_none() => {
+                    return Err(ConfigError::invalid(
+                        field(),
+                        format!("`{id}` is not a COSE algorithm EDK signs mdocs with"),
+                    ));
+                }
+                SigningAlgorithm::Jose(name) if alg.algorithm().is_none() => {
+                    return Err(ConfigError::invalid(
+                        field(),
+                        format!("`{name}` is not an asymmetric JWS algorithm EDK signs with"),
+                    ));
+                }
+                _ => {}
             }
         }
         if self.requires_key_binding() == self.proof_types_supported.is_empty() {
@@ -391,6 +458,50 @@ impl CredentialConfiguration {
                 }
             }
             validate_claims(&metadata.claims)?;
+        }
+        Ok(())
+    }
+}
+
+impl CredentialConfiguration {
+    /// The rules of an `mso_mdoc` configuration (Appendix A.2): a document type, key binding
+    /// by `cose_key` (an mdoc always carries its holder's device key), and claims paths that
+    /// start with a name space and a data element identifier.
+    fn validate_mdoc(&self, doctype: &str) -> Result<(), ConfigError> {
+        if doctype.trim().is_empty() {
+            return Err(ConfigError::invalid("doctype", "must not be empty"));
+        }
+        if self.cryptographic_binding_methods_supported != ["cose_key"] {
+            return Err(ConfigError::invalid(
+                "cryptographic_binding_methods_supported",
+                "an mso_mdoc configuration binds the device key: [\"cose_key\"]",
+            ));
+        }
+        for alg in &self.credential_signing_alg_values_supported {
+            if !matches!(
+                alg.algorithm(),
+                Some(Algorithm::Es256 | Algorithm::Es384 | Algorithm::EdDsa | Algorithm::Ed25519)
+            ) {
+                return Err(ConfigError::invalid(
+                    "credential_signing_alg_values_supported",
+                    "mdocs are signed with ES256, ES384 or EdDSA",
+                ));
+            }
+        }
+        let claims = self
+            .credential_metadata
+            .as_ref()
+            .map_or(&[][..], |metadata| metadata.claims.as_slice());
+        for (i, claim) in claims.iter().enumerate() {
+            if !matches!(
+                claim.path.as_slice(),
+                [PathSegment::Name(_), PathSegment::Name(_), ..]
+            ) {
+                return Err(ConfigError::invalid(
+                    format!("credential_metadata.claims[{i}].path"),
+                    "an mdoc claim path starts with a name space and a data element identifier",
+                ));
+            }
         }
         Ok(())
     }

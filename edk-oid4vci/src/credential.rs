@@ -1,5 +1,5 @@
-//! Building and signing credentials of each format: SD-JWT VCs (`dc+sd-jwt`, Appendix A.3)
-//! and W3C VCs as JWTs (`jwt_vc_json`, Appendix A.1.1).
+//! Building and signing credentials of each format: SD-JWT VCs (`dc+sd-jwt`, Appendix A.3),
+//! W3C VCs as JWTs (`jwt_vc_json`, Appendix A.1.1) and ISO mdocs (`mso_mdoc`, Appendix A.2).
 
 use edk_core::jose::{Header, Signer, jws};
 use edk_core::sd_jwt::{ClaimPath, IssueOptions};
@@ -30,8 +30,9 @@ pub struct CredentialInput<'a> {
     /// The `status` claim (a status list reference), if any: a top-level claim of the
     /// JWT in every format (Status List §6.1).
     pub status: Option<Value>,
-    /// The certificate chain of the signing key, for [`KeyIdentification::X5c`].
-    pub x5c: Option<Vec<String>>,
+    /// The certificate chain of the signing key (DER, leaf first): the `x5c` of
+    /// [`KeyIdentification::X5c`], the `x5chain` of an mdoc (its document signer).
+    pub certificate_chain: Option<Vec<Vec<u8>>>,
     /// The issuance time, seconds since the epoch.
     pub now: i64,
 }
@@ -54,7 +55,7 @@ impl<'a> CredentialInput<'a> {
             claims,
             holder: None,
             status: None,
-            x5c: None,
+            certificate_chain: None,
             now,
         }
     }
@@ -73,11 +74,23 @@ impl<'a> CredentialInput<'a> {
         self
     }
 
-    /// The input with the signing key's certificate chain.
+    /// The input with the signing key's certificate chain (DER, leaf first).
     #[must_use]
-    pub fn with_x5c(mut self, x5c: Vec<String>) -> Self {
-        self.x5c = Some(x5c);
+    pub fn with_certificate_chain(mut self, chain: Vec<Vec<u8>>) -> Self {
+        self.certificate_chain = Some(chain);
         self
+    }
+
+    /// The chain as an `x5c` header value.
+    fn x5c(&self) -> Result<Vec<String>, IssueError> {
+        use base64::Engine as _;
+        let chain = self.certificate_chain.as_ref().ok_or_else(|| {
+            IssueError::Claims("the signing key has no certificate chain".to_owned())
+        })?;
+        Ok(chain
+            .iter()
+            .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
+            .collect())
     }
 
     /// `iss`: the DID when the key is a DID's verification method, else the issuer id.
@@ -121,7 +134,82 @@ pub async fn issue_credential(
         FormatProfile::JwtVcJson {
             credential_definition,
         } => issue_jwt_vc_json(input, &credential_definition.types, signer).await,
+        FormatProfile::MsoMdoc { doctype } => issue_mdoc(input, doctype, signer).await,
     }
+}
+
+/// The lifetime of an mdoc whose settings give none: the MSO's `validUntil` is required.
+pub const DEFAULT_MDOC_LIFETIME_SECS: u64 = 365 * 86_400;
+
+/// An mdoc: the claims are a JSON object of name spaces, each an object of data elements;
+/// the holder's proven key becomes the MSO's device key; the result is the base64url
+/// `IssuerSigned` (Appendix A.2.4).
+async fn issue_mdoc(
+    input: &CredentialInput<'_>,
+    doctype: &str,
+    signer: &(dyn Signer + '_),
+) -> Result<String, IssueError> {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    let holder = input.holder.ok_or_else(|| {
+        IssueError::Claims("an mdoc is bound to a device key and none was proven".to_owned())
+    })?;
+    let chain = input.certificate_chain.as_deref().ok_or_else(|| {
+        IssueError::Claims("the signing key has no document signer certificate".to_owned())
+    })?;
+    let at = |secs: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    let signed = at(input.now);
+    let lifetime = input
+        .settings
+        .lifetime_secs
+        .unwrap_or(DEFAULT_MDOC_LIFETIME_SECS);
+    let validity = edk_mdoc::ValidityInfo {
+        signed,
+        valid_from: signed,
+        valid_until: signed + Duration::from_secs(lifetime),
+        expected_update: None,
+    };
+    let mut builder =
+        edk_mdoc::IssuerSignedBuilder::new(doctype, &holder.jwk, validity).map_err(|err| {
+            IssueError::Claims(format!(
+                "the holder key cannot be an mdoc device key: {err}"
+            ))
+        })?;
+    if input.claims.is_empty() {
+        return Err(IssueError::Claims(
+            "an mdoc needs at least one name space".to_owned(),
+        ));
+    }
+    for (namespace, elements) in input.claims {
+        let Value::Object(elements) = elements else {
+            return Err(IssueError::Claims(format!(
+                "mdoc claims are objects of name spaces; `{namespace}` is not an object"
+            )));
+        };
+        builder = builder
+            .claims(namespace, elements)
+            .map_err(|err| IssueError::Claims(err.to_string()))?;
+    }
+    if let Some(status) = &input.status {
+        let list = status.get("status_list");
+        let idx = list
+            .and_then(|list| list.get("idx"))
+            .and_then(Value::as_u64);
+        let uri = list
+            .and_then(|list| list.get("uri"))
+            .and_then(Value::as_str);
+        let (Some(idx), Some(uri)) = (idx, uri) else {
+            return Err(IssueError::Claims(
+                "the status is not a status_list reference".to_owned(),
+            ));
+        };
+        builder = builder.status_list(idx, uri);
+    }
+    let issuer_signed = builder
+        .sign(signer, chain)
+        .await
+        .map_err(IssueError::Mdoc)?;
+    issuer_signed.to_base64url().map_err(IssueError::Mdoc)
 }
 
 async fn issue_sd_jwt_vc(
@@ -149,9 +237,7 @@ async fn issue_sd_jwt_vc(
     }
     builder = match &input.settings.key_identification {
         KeyIdentification::Did { kid } => builder.kid(kid.clone()),
-        KeyIdentification::X5c => builder.x5c(input.x5c.clone().ok_or_else(|| {
-            IssueError::Claims("the signing key has no certificate chain".to_owned())
-        })?),
+        KeyIdentification::X5c => builder.x5c(input.x5c()?),
         KeyIdentification::IssuerMetadata => builder,
     };
     match &input.settings.selectively_disclosable {
@@ -237,9 +323,7 @@ async fn issue_jwt_vc_json(
     match &input.settings.key_identification {
         KeyIdentification::Did { kid } => header = header.with_kid(kid.clone()),
         KeyIdentification::X5c => {
-            header = header.with_x5c(input.x5c.clone().ok_or_else(|| {
-                IssueError::Claims("the signing key has no certificate chain".to_owned())
-            })?);
+            header = header.with_x5c(input.x5c()?);
         }
         KeyIdentification::IssuerMetadata => {}
     }

@@ -153,6 +153,16 @@ pub enum IssueError {
     /// The configuration's format cannot be issued by this function.
     #[error("format `{0}` is not issued here")]
     UnsupportedFormat(String),
+    /// Building or signing the mdoc failed.
+    #[error("mdoc issuance failed")]
+    Mdoc(#[source] edk_mdoc::Error),
+    /// The signing key has no certificate in the KMS, or one for another key version: the
+    /// tenant must issue or register it (a document signer certificate for mdocs).
+    #[error("KMS alias `{alias}` has no certificate for its active key")]
+    NoCertificate {
+        /// The KMS alias.
+        alias: String,
+    },
 }
 
 impl HasKind for IssueError {
@@ -162,6 +172,8 @@ impl HasKind for IssueError {
             Self::SdJwtVc(err) => err.kind(),
             Self::Sign(err) => err.kind(),
             Self::UnsupportedFormat(_) => ErrorKind::Unsupported,
+            Self::Mdoc(err) => err.kind(),
+            Self::NoCertificate { .. } => ErrorKind::Unavailable,
         }
     }
 }

@@ -16,6 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use edk_core::jose::{Algorithm, Header, KeyResolver, Signer, jws};
 use edk_core::{Clock, ErrorKind, HasKind};
+use edk_kms::cert::CertificateSource;
 use edk_kms::kms::{Caller, KeyAlias, NewKey};
 use edk_kms::provider::KeySpec;
 use edk_kms::{KeyRef, Kms};
@@ -356,6 +357,7 @@ pub struct Issuer {
     options: IssuerOptions,
     events: Option<Arc<dyn edk_tenancy::EventBus>>,
     claims_source: Option<Arc<dyn crate::claims::ClaimsSource>>,
+    certificates: Option<Arc<dyn CertificateSource>>,
 }
 
 impl fmt::Debug for Issuer {
@@ -399,7 +401,17 @@ impl Issuer {
             options: IssuerOptions::default(),
             events: None,
             claims_source: None,
+            certificates: None,
         }
+    }
+
+    /// The issuer reading the certificates of its signing keys from `certificates`: the
+    /// document signer chain of `mso_mdoc` credentials and the `x5c` of configurations
+    /// whose key is named by [`KeyIdentification::X5c`](crate::config::KeyIdentification).
+    #[must_use]
+    pub fn with_certificates(mut self, certificates: Arc<dyn CertificateSource>) -> Self {
+        self.certificates = Some(certificates);
+        self
     }
 
     /// The issuer asking `source` for the claims of a credential whose session holds none
@@ -1203,6 +1215,9 @@ impl Issuer {
         now: i64,
     ) -> Result<Vec<String>, Error> {
         let signer = self.signer(tenant, stored).await?;
+        let chain = self
+            .certificate_chain(tenant, stored, signer.as_ref())
+            .await?;
         let holders: Vec<Option<&ProvenKey>> = if holders.is_empty() {
             vec![None]
         } else {
@@ -1234,6 +1249,9 @@ impl Issuer {
             );
             if let Some(holder) = holder {
                 input = input.bound_to(holder);
+            }
+            if let Some(chain) = &chain {
+                input = input.with_certificate_chain(chain.clone());
             }
             if let Some((index, claim)) = statuses.next() {
                 records.push(NewIssuedCredential {
@@ -1618,7 +1636,12 @@ impl Issuer {
                 }
                 self.granted_by_scope(tenant, token, id).await
             }
-            RequestedCredential::Legacy { format, vct, types } => {
+            RequestedCredential::Legacy {
+                format,
+                vct,
+                types,
+                doctype,
+            } => {
                 let candidates: Vec<String> = if granted.configurations.is_empty() {
                     self.store
                         .configurations(tenant)
@@ -1653,6 +1676,10 @@ impl Issuer {
                         } => {
                             format == crate::config::FORMAT_JWT_VC_JSON
                                 && types.as_ref() == Some(&credential_definition.types)
+                        }
+                        FormatProfile::MsoMdoc { doctype: own } => {
+                            format == crate::config::FORMAT_MSO_MDOC
+                                && doctype.as_deref() == Some(own.as_str())
                         }
                     };
                     if matches {
@@ -1775,19 +1802,73 @@ impl Issuer {
         Ok(keys)
     }
 
+    /// The certificate chain of the signing key, when the configuration needs one (an
+    /// mdoc's document signer, an `x5c` header): the certificate stored in the KMS under the
+    /// signing alias, which must certify the key version that signs now.
+    async fn certificate_chain(
+        &self,
+        tenant: &TenantContext,
+        stored: &StoredConfiguration,
+        signer: &dyn Signer,
+    ) -> Result<Option<Vec<Vec<u8>>>, Error> {
+        let needed = matches!(stored.configuration.profile, FormatProfile::MsoMdoc { .. })
+            || matches!(
+                stored.settings.key_identification,
+                crate::config::KeyIdentification::X5c
+            );
+        if !needed {
+            return Ok(None);
+        }
+        let alias = Self::signing_alias(stored)?;
+        let missing = || {
+            Error::Issue(IssueError::NoCertificate {
+                alias: alias.to_string(),
+            })
+        };
+        let Some(certificates) = &self.certificates else {
+            return Err(missing());
+        };
+        let stored = match certificates
+            .certificate(&Self::caller(tenant), &alias)
+            .await
+        {
+            Ok(stored) => stored,
+            Err(edk_kms::cert::Error::CertificateNotFound { .. }) => return Err(missing()),
+            Err(edk_kms::cert::Error::Kms(err)) => return Err(Error::Kms(err)),
+            Err(err) => {
+                tracing::warn!(error = %edk_core::ErrorChain(&err), alias = %alias, "reading a signing certificate failed");
+                return Err(missing());
+            }
+        };
+        if stored.kid.is_some() && stored.kid.as_ref() != signer.kid() {
+            // The key rotated since the certificate was issued.
+            return Err(missing());
+        }
+        Ok(Some(stored.certificate.chain))
+    }
+
+    /// The KMS alias that signs a configuration's credentials.
+    fn signing_alias(stored: &StoredConfiguration) -> Result<KeyAlias, Error> {
+        let purpose = stored
+            .settings
+            .signing_key
+            .as_deref()
+            .unwrap_or(DEFAULT_SIGNING_PURPOSE);
+        KeyAlias::new(KMS_SERVICE, purpose).map_err(|_| {
+            Error::Config(ConfigError::invalid(
+                "signing_key",
+                "is not a key alias purpose",
+            ))
+        })
+    }
+
     /// The signer of a configuration, creating the tenant's default key on first use.
     async fn signer(
         &self,
         tenant: &TenantContext,
         stored: &StoredConfiguration,
     ) -> Result<Arc<dyn Signer>, Error> {
-        let purpose = stored
-            .settings
-            .signing_key
-            .as_deref()
-            .unwrap_or(DEFAULT_SIGNING_PURPOSE);
-        let alias = KeyAlias::new(KMS_SERVICE, purpose)
-            .map_err(|_| ConfigError::invalid("signing_key", "is not a key alias purpose"))?;
+        let alias = Self::signing_alias(stored)?;
         let caller = Self::caller(tenant);
         self.ensure_key(&caller, &alias, KeySpec::signing(Algorithm::Es256))
             .await?;

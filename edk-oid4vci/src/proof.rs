@@ -75,8 +75,12 @@ impl ProofPolicy {
         self
     }
 
+    /// Whether keys named as `method` can be bound. A `jwk` in the proof also binds a
+    /// `cose_key` credential (an mdoc): the issuer turns it into the MSO's COSE device key.
     fn binds(&self, method: &str) -> bool {
-        self.binding_methods.iter().any(|m| m == method)
+        self.binding_methods
+            .iter()
+            .any(|m| m == method || (method == "jwk" && m == "cose_key"))
     }
 }
 

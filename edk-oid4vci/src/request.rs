@@ -63,6 +63,8 @@ pub enum RequestedCredential {
         vct: Option<String>,
         /// The `credential_definition.type`, for W3C VCs.
         types: Option<Vec<String>>,
+        /// The `doctype`, for mdocs.
+        doctype: Option<String>,
     },
 }
 
@@ -186,6 +188,7 @@ impl CredentialRequest {
                 match format {
                     Some(format) if options.accept_legacy => {
                         let vct = string_member(body, "vct")?;
+                        let doctype = string_member(body, "doctype")?;
                         let types = match body.get("credential_definition") {
                             None => None,
                             Some(definition) => Some(
@@ -205,7 +208,12 @@ impl CredentialRequest {
                                     })?,
                             ),
                         };
-                        Ok(RequestedCredential::Legacy { format, vct, types })
+                        Ok(RequestedCredential::Legacy {
+                            format,
+                            vct,
+                            types,
+                            doctype,
+                        })
                     }
                     _ => Err(invalid(
                         "one of credential_identifier and credential_configuration_id is required",

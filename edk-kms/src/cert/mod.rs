@@ -136,6 +136,10 @@ impl DistinguishedName {
     pub(crate) const fn name(&self) -> &Name {
         &self.0
     }
+
+    fn has_attribute(&self, oid: ObjectIdentifier) -> bool {
+        self.0.iter().any(|attribute| attribute.oid == oid)
+    }
 }
 
 impl fmt::Display for DistinguishedName {
@@ -245,6 +249,17 @@ impl ExtendedKeyUsage {
     }
 }
 
+/// The extended key usage of ISO/IEC 18013-5 document signer certificates
+/// (`id-mdl-kp-mdlDS`).
+pub const MDL_DS_EKU: &str = "1.0.18013.5.1.2";
+
+/// The longest validity of a document signer certificate (ISO/IEC 18013-5 Annex B.1.4: 457
+/// days).
+pub const MAX_DS_VALIDITY: Duration = Duration::from_secs(457 * 86_400);
+
+const COUNTRY_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
+const COMMON_NAME_OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+
 /// Whether a certificate is a CA or an end entity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -291,6 +306,28 @@ impl CertificateProfile {
     #[must_use]
     pub const fn leaf(validity: Duration) -> Self {
         Self::new(CertificateKind::Leaf, validity)
+    }
+
+    /// The profile of an ISO/IEC 18013-5 IACA root (Annex B.1.2): a CA with no intermediate
+    /// below it (`pathLenConstraint` 0), `keyCertSign` and `cRLSign` only, for `subject`,
+    /// which must name a country (`C`) and a common name (`CN`).
+    #[must_use]
+    pub fn iaca(subject: DistinguishedName, validity: Duration) -> Self {
+        Self::ca(validity, Some(0))
+            .with_subject(subject)
+            .with_key_usages([KeyUsage::KeyCertSign, KeyUsage::CrlSign])
+    }
+
+    /// The profile of an ISO/IEC 18013-5 document signer certificate (Annex B.1.4): an end
+    /// entity with `digitalSignature` only and the extended key usage `id-mdl-kp-mdlDS`
+    /// ([`MDL_DS_EKU`]), for `subject`, which must name a country (`C`) and a common name
+    /// (`CN`). Its validity may not exceed [`MAX_DS_VALIDITY`].
+    #[must_use]
+    pub fn document_signer(subject: DistinguishedName, validity: Duration) -> Self {
+        Self::leaf(validity)
+            .with_subject(subject)
+            .with_key_usages([KeyUsage::DigitalSignature])
+            .with_extended_key_usages([ExtendedKeyUsage::Oid(MDL_DS_EKU.to_owned())])
     }
 
     const fn new(kind: CertificateKind, validity: Duration) -> Self {
@@ -360,6 +397,33 @@ impl CertificateProfile {
     fn check(&self) -> Result<(), Error> {
         if self.validity.is_zero() {
             return Err(Error::InvalidProfile("the validity must be positive"));
+        }
+        let document_signer = self
+            .extended_key_usages
+            .contains(&ExtendedKeyUsage::Oid(MDL_DS_EKU.to_owned()));
+        let iaca = matches!(self.kind, CertificateKind::Ca { path_len: Some(0) })
+            && self.key_usages == [KeyUsage::KeyCertSign, KeyUsage::CrlSign];
+        if document_signer || iaca {
+            let names_country_and_cn = self.subject.as_ref().is_some_and(|subject| {
+                subject.has_attribute(COUNTRY_OID) && subject.has_attribute(COMMON_NAME_OID)
+            });
+            if !names_country_and_cn {
+                return Err(Error::InvalidProfile(
+                    "an IACA or document signer subject must name a country (C) and a common name (CN)",
+                ));
+            }
+        }
+        if document_signer {
+            if !matches!(self.kind, CertificateKind::Leaf) {
+                return Err(Error::InvalidProfile(
+                    "a document signer certificate is an end entity",
+                ));
+            }
+            if self.validity > MAX_DS_VALIDITY {
+                return Err(Error::InvalidProfile(
+                    "a document signer certificate is valid for at most 457 days",
+                ));
+            }
         }
         if matches!(self.kind, CertificateKind::Leaf)
             && self.key_usages.contains(&KeyUsage::KeyCertSign)
@@ -464,6 +528,46 @@ pub struct StoredCertificate {
     pub kid: Option<Kid>,
     /// The certificate and its chain.
     pub certificate: CertificateInfo,
+}
+
+impl StoredCertificate {
+    /// The certificate `certificate` stored under `alias`, certifying key version `kid`.
+    #[must_use]
+    pub const fn new(alias: KeyAlias, kid: Option<Kid>, certificate: CertificateInfo) -> Self {
+        Self {
+            alias,
+            kid,
+            certificate,
+        }
+    }
+}
+
+/// Where runtime services read the certificate of a KMS alias (a document signer's, a
+/// request signer's): [`Certificates`] in process, and `RemoteKms` (feature `grpc`) from a
+/// KMS server.
+#[async_trait::async_trait]
+pub trait CertificateSource: fmt::Debug + Send + Sync {
+    /// The certificate stored under `alias`, with its chain.
+    ///
+    /// # Errors
+    /// [`Error::CertificateNotFound`], also for another tenant's alias;
+    /// [`Error::Kms`] or [`Error::Store`] when the KMS or its database fails.
+    async fn certificate(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+    ) -> Result<StoredCertificate, Error>;
+}
+
+#[async_trait::async_trait]
+impl CertificateSource for Certificates {
+    async fn certificate(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+    ) -> Result<StoredCertificate, Error> {
+        Self::certificate(self, caller, alias).await
+    }
 }
 
 /// A named certificate chain or set of trust anchors.

@@ -640,6 +640,49 @@ impl Kms for RemoteKms {
     }
 }
 
+#[async_trait]
+impl crate::cert::CertificateSource for RemoteKms {
+    async fn certificate(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+    ) -> Result<crate::cert::StoredCertificate, crate::cert::Error> {
+        let message = proto::AliasRequest {
+            context: Some(context(caller)),
+            alias: alias.to_string(),
+        };
+        let request = self
+            .request(caller, message)
+            .await
+            .map_err(crate::cert::Error::Kms)?;
+        let response = match self.client().get_certificate(request).await {
+            Ok(response) => response.into_inner(),
+            Err(found) if found.code() == tonic::Code::NotFound => {
+                return Err(crate::cert::Error::CertificateNotFound {
+                    alias: alias.clone(),
+                });
+            }
+            Err(failed) => return Err(crate::cert::Error::Kms(status(&failed))),
+        };
+        let kid = if response.kid.is_empty() {
+            None
+        } else {
+            Some(
+                response
+                    .kid
+                    .parse::<Kid>()
+                    .map_err(|_| crate::cert::Error::Kms(bad_response("kid")))?,
+            )
+        };
+        let certificate = crate::cert::CertificateInfo::from_chain(response.chain)?;
+        Ok(crate::cert::StoredCertificate::new(
+            alias.clone(),
+            kid,
+            certificate,
+        ))
+    }
+}
+
 impl RemoteKms {
     async fn sign_with(
         &self,

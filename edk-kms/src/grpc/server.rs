@@ -17,6 +17,7 @@ use super::convert::{
 };
 use super::proto;
 use super::proto::key_management_server::{KeyManagement, KeyManagementServer};
+use crate::cert::CertificateSource;
 use crate::kms::{Caller, Kms, NewKey};
 
 /// Serves the [`Kms`] commands over gRPC, authenticating every call with a [`ServiceAuth`].
@@ -34,6 +35,7 @@ pub struct KmsGrpcService {
     kms: Arc<dyn Kms>,
     directory: Arc<dyn TenantDirectory>,
     auth: Arc<ServiceAuth>,
+    certificates: Option<Arc<dyn CertificateSource>>,
 }
 
 impl KmsGrpcService {
@@ -44,10 +46,23 @@ impl KmsGrpcService {
         directory: Arc<dyn TenantDirectory>,
         auth: ServiceAuth,
     ) -> KeyManagementServer<Self> {
+        Self::with_certificates(kms, directory, auth, None)
+    }
+
+    /// The gRPC service, also answering `GetCertificate` from `certificates` (without them
+    /// it answers `UNIMPLEMENTED`).
+    #[must_use]
+    pub fn with_certificates(
+        kms: Arc<dyn Kms>,
+        directory: Arc<dyn TenantDirectory>,
+        auth: ServiceAuth,
+        certificates: Option<Arc<dyn CertificateSource>>,
+    ) -> KeyManagementServer<Self> {
         KeyManagementServer::new(Self {
             kms,
             directory,
             auth: Arc::new(auth),
+            certificates,
         })
     }
 
@@ -492,6 +507,27 @@ impl KeyManagement for KmsGrpcService {
         let jwks = self.kms.jwks(&caller, &alias).await.map_err(|e| fail(&e))?;
         Ok(Response::new(proto::JwksResponse {
             jwks: jwks_json(&jwks),
+        }))
+    }
+
+    async fn get_certificate(
+        &self,
+        request: Request<proto::AliasRequest>,
+    ) -> Result<Response<proto::CertificateResponse>, Status> {
+        let (caller, req) = self.accept(request).await?;
+        let alias = parse_alias("alias", &req.alias)?;
+        let Some(certificates) = &self.certificates else {
+            return Err(Status::unimplemented(
+                "this KMS server keeps no certificates",
+            ));
+        };
+        let stored = certificates
+            .certificate(&caller, &alias)
+            .await
+            .map_err(|err| status_for(&err))?;
+        Ok(Response::new(proto::CertificateResponse {
+            kid: stored.kid.map(|kid| kid.to_string()).unwrap_or_default(),
+            chain: stored.certificate.chain,
         }))
     }
 

@@ -59,7 +59,8 @@ fn earlier_drafts_parse_unless_strict() {
         RequestedCredential::Legacy {
             format: "vc+sd-jwt".into(),
             vct: Some("https://credentials.example.com/identity".into()),
-            types: None
+            types: None,
+            doctype: None,
         }
     );
     assert_eq!(request.proofs, Some(Proofs::Jwt(vec!["a.b.c".into()])));

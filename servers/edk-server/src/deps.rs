@@ -152,6 +152,22 @@ impl Deps {
         &self.kms
     }
 
+    /// Where the certificates of KMS aliases are read: the tenant's certificate tables for an
+    /// in-process KMS, the KMS server's `GetCertificate` for a remote one.
+    #[must_use]
+    pub fn certificates(&self) -> Arc<dyn edk_kms::cert::CertificateSource> {
+        match &self.kms {
+            KmsHandle::Local(kms) => Arc::new(edk_kms::cert::Certificates::new(
+                Arc::new(kms.clone()),
+                Arc::new(edk_kms::cert::store::SqlCertificateStore::new(
+                    self.tenancy.clone(),
+                )),
+                Arc::clone(&self.clock),
+            )),
+            KmsHandle::Remote(kms) => Arc::new(kms.clone()),
+        }
+    }
+
     /// The clock.
     #[must_use]
     pub fn clock(&self) -> Arc<dyn Clock> {
@@ -334,6 +350,10 @@ impl DepsBuilder {
         let mut migrations = self.migrations;
         if self.kms.is_local() {
             migrations.insert(0, edk_kms::migrations().map_err(DepsError::Migrations)?);
+            migrations.insert(
+                1,
+                edk_kms::cert::migrations().map_err(DepsError::Migrations)?,
+            );
         }
         let mut seen = BTreeSet::new();
         migrations.retain(|set| seen.insert(set.component()));

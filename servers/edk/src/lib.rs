@@ -207,9 +207,10 @@ impl Edk {
                         config.issuer.options(),
                     )
                     .map_err(Error::Issuer)?
-                    .with_claims_source(Arc::new(
-                        edk_oid4vci::HttpClaimsSource::new(deps.http().clone()),
-                    )),
+                    .with_claims_source(Arc::new(edk_oid4vci::HttpClaimsSource::new(
+                        deps.http().clone(),
+                    )))
+                    .with_certificates(deps.certificates()),
                 ),
                 server: Arc::clone(oauth.authorization_server()),
                 clock: deps.clock(),

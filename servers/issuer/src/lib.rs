@@ -250,7 +250,8 @@ impl Service for IssuerServer {
             deps.clock(),
             config.issuer.options(),
         )?
-        .with_claims_source(Arc::new(HttpClaimsSource::new(deps.http().clone())));
+        .with_claims_source(Arc::new(HttpClaimsSource::new(deps.http().clone())))
+        .with_certificates(deps.certificates());
         let auth = AdminAuth::new(
             &config.auth,
             deps.clock(),

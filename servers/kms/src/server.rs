@@ -16,8 +16,8 @@ use edk_core::Clock;
 use edk_core::jose::Jwk;
 use edk_kms::Kms;
 use edk_kms::LocalKms;
-use edk_kms::cert::Certificates;
 use edk_kms::cert::store::SqlCertificateStore;
+use edk_kms::cert::{CertificateSource, Certificates};
 use edk_kms::grpc::auth::server_tls_config;
 use edk_kms::grpc::proto::key_management_server::KeyManagementServer;
 use edk_kms::grpc::{KmsGrpcService, MtlsAuth, ServiceAuth, ServiceJwtAuth, TrustedServices};
@@ -181,6 +181,7 @@ impl Service for KmsServer {
                 grpc,
                 Arc::new(kms.clone()),
                 Arc::clone(&directory),
+                Arc::new(certificates.clone()),
                 Arc::clone(&clock),
             )?),
             None => None,
@@ -231,6 +232,7 @@ fn grpc_listener(
     config: &GrpcConfig,
     kms: Arc<dyn Kms>,
     directory: Arc<dyn TenantDirectory>,
+    certificates: Arc<dyn CertificateSource>,
     clock: Arc<dyn Clock>,
 ) -> Result<GrpcListener, Error> {
     let auth = match &config.auth {
@@ -289,7 +291,7 @@ fn grpc_listener(
     }
     Ok(GrpcListener {
         listen: config.listen,
-        service: KmsGrpcService::new(kms, directory, auth),
+        service: KmsGrpcService::with_certificates(kms, directory, auth, Some(certificates)),
         tls,
     })
 }

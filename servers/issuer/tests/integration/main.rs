@@ -16,6 +16,7 @@ mod flow;
 mod interop;
 mod jobs;
 mod jwks_uri;
+mod mdoc;
 mod metadata;
 mod notification;
 mod openapi;

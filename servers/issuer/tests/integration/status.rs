@@ -139,7 +139,7 @@ async fn issuer_keys(tenant: &Tenant) -> Vec<Jwk> {
 
 /// The key that signs the tenant's status lists, found by `kid` in its JWT VC Issuer
 /// Metadata.
-async fn status_key(tenant: &Tenant, kid: &str) -> Jwk {
+pub(crate) async fn status_key(tenant: &Tenant, kid: &str) -> Jwk {
     issuer_keys(tenant)
         .await
         .into_iter()
@@ -149,7 +149,10 @@ async fn status_key(tenant: &Tenant, kid: &str) -> Jwk {
 
 /// Fetches the list's JWT and reads the status of `reference` with edk-core: the status and
 /// the response's `ETag`.
-async fn status_of(tenant: &Tenant, reference: &StatusListReference) -> (StatusType, String) {
+pub(crate) async fn status_of(
+    tenant: &Tenant,
+    reference: &StatusListReference,
+) -> (StatusType, String) {
     let response = http()
         .get(reachable(tenant, &reference.uri))
         .header("accept", "application/statuslist+jwt")

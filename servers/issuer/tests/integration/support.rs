@@ -38,6 +38,8 @@ pub(crate) const PRE_AUTHORIZED: &str = "urn:ietf:params:oauth:grant-type:pre-au
 pub(crate) struct Deployment {
     pub(crate) tenancy: Tenancy,
     pub(crate) kms: Arc<LocalKms>,
+    /// The certificates of the tenants' KMS aliases, which the issuer reads.
+    pub(crate) certificates: edk_kms::cert::Certificates,
     pub(crate) parts: IssuerParts,
     pub(crate) as_http: TestServer,
     pub(crate) issuer_http: TestServer,
@@ -179,6 +181,7 @@ impl Deployment {
     ) -> Self {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
+            .migrations(edk_kms::cert::migrations().unwrap())
             .migrations(edk_oauth::migrations().unwrap())
             .migrations(edk_oauth::federation::migrations().unwrap())
             .migrations(edk_oid4vci::migrations().unwrap())
@@ -254,6 +257,13 @@ impl Deployment {
         )
         .unwrap();
         let settings = IssuerSettings::default();
+        let certificates = edk_kms::cert::Certificates::new(
+            kms.clone(),
+            Arc::new(edk_kms::cert::store::SqlCertificateStore::new(
+                tenancy.clone(),
+            )),
+            Arc::clone(&clock),
+        );
         let issuer = IssuerParts::issuer(
             &tenancy,
             kms.clone(),
@@ -261,7 +271,8 @@ impl Deployment {
             settings.options(),
         )
         .unwrap()
-        .with_claims_source(Arc::new(edk_oid4vci::HttpClaimsSource::new(http())));
+        .with_claims_source(Arc::new(edk_oid4vci::HttpClaimsSource::new(http())))
+        .with_certificates(Arc::new(certificates.clone()));
         let parts = IssuerParts {
             tenancy: tenancy.clone(),
             issuer: Arc::new(issuer),
@@ -285,6 +296,7 @@ impl Deployment {
             issuer_http: spawn_server(issuer_app).await.unwrap(),
             tenancy,
             kms,
+            certificates,
             parts,
             admin_key,
             _dir: dir,
