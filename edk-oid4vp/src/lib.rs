@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+pub mod dcql;
+pub mod error;
+pub mod evaluate;
+pub mod path;
+
+pub use dcql::{
+    ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
+    TrustedAuthoritiesQuery, TrustedAuthorityType,
+};
+pub use error::{DcqlError, PathError, PresentationError};
+pub use evaluate::{
+    Authority, Credential, CredentialClaims, CredentialMatch, CredentialQueryResult,
+    CredentialSetResult, QueryResult,
+};
+pub use path::{ClaimPath, PathElement};
