@@ -212,6 +212,12 @@ pub enum PresentationError {
     /// The query requires cryptographic holder binding and a presentation has none.
     #[error("credential query {0:?} requires cryptographic holder binding")]
     HolderBindingMissing(String),
+    /// The query has `trusted_authorities` and a presentation's issuer is identified by none
+    /// of them.
+    #[error(
+        "a presentation for credential query {0:?} is not from an issuer its trusted_authorities name"
+    )]
+    UntrustedIssuer(String),
     /// A claim the query requires is not in a presentation.
     #[error("a presentation for credential query {id:?} lacks the claim {path}")]
     ClaimMissing {

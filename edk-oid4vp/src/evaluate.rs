@@ -284,6 +284,11 @@ impl CredentialQuery {
         if self.require_cryptographic_holder_binding && !credential.holder_binding {
             return Err(PresentationError::HolderBindingMissing(id()));
         }
+        if let Some(authorities) = &self.trusted_authorities
+            && !credential.is_issued_by(authorities)
+        {
+            return Err(PresentationError::UntrustedIssuer(id()));
+        }
         let Some(claims) = &self.claims else {
             return Ok(());
         };
@@ -347,10 +352,13 @@ impl DcqlQuery {
     /// The verifier's side: checks that `presented` (the `vp_token`'s shape: for each answered
     /// credential query id, the credentials presented, verified and with their disclosures
     /// processed) answers this query: every presentation satisfies its credential query
-    /// (format, type, holder binding, claims, values, `claim_sets`), `multiple` is respected,
-    /// and every credential query (without `credential_sets`) or every required credential set
-    /// is answered. `trusted_authorities` is not checked here: issuer trust is the verifier's
-    /// own policy.
+    /// (format, type, holder binding, issuer among `trusted_authorities` when the query has
+    /// them, claims, values, `claim_sets`), `multiple` is respected, and every credential query
+    /// (without `credential_sets`) or every required credential set is answered.
+    ///
+    /// The credentials' [`Credential::authorities`] come from what the verifier verified (e.g.
+    /// the AuthorityKeyIdentifiers of the issuer's chain); matching `trusted_authorities` does
+    /// not replace the verifier's own trust decision.
     ///
     /// # Errors
     ///

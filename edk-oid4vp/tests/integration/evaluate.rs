@@ -249,6 +249,17 @@ fn holder_binding_trusted_authorities_and_formats_filter_credentials() {
     ]);
     let matched: Vec<usize> = result.matches("c").iter().map(|m| m.credential).collect();
     assert_eq!(matched, [3]);
+    // The verifier's check applies the same rule to what was presented.
+    assert_eq!(
+        trusted.check_presentations(&presented(vec![("c", vec![by_aki("other")])])),
+        Err(PresentationError::UntrustedIssuer("c".to_owned()))
+    );
+    trusted
+        .check_presentations(&presented(vec![(
+            "c",
+            vec![by_aki("s9tIpPmhxdiuNkHMEWNpYim8S8Y")],
+        )]))
+        .unwrap();
 
     let w3c = parse(json!({ "credentials": [{
         "id": "w", "format": "jwt_vc_json",
