@@ -10,6 +10,7 @@
 
 mod dcql;
 mod evaluate;
+mod interop;
 mod path;
 
 use std::path::Path;
