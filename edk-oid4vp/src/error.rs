@@ -1,6 +1,8 @@
 //! The errors of this crate: a query that breaks DCQL's rules, a claims path pointer that
 //! cannot be applied, and a presentation that does not answer its query.
 
+use edk_core::{ErrorKind, HasKind};
+
 use crate::path::ClaimPath;
 
 /// A DCQL query refused by [`DcqlQuery::from_json`](crate::dcql::DcqlQuery::from_json) or
@@ -245,4 +247,22 @@ pub enum PresentationError {
     /// A required credential set query has no option fully answered.
     #[error("required credential set {0} is not satisfied by any of its options")]
     CredentialSetNotSatisfied(usize),
+}
+
+impl HasKind for DcqlError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
+impl HasKind for PathError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
+}
+
+impl HasKind for PresentationError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::InvalidInput
+    }
 }
