@@ -4,6 +4,7 @@ pub mod dcql;
 pub mod error;
 pub mod evaluate;
 pub mod path;
+pub mod request;
 
 pub use dcql::{
     ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
@@ -15,3 +16,7 @@ pub use evaluate::{
     CredentialSetResult, QueryResult,
 };
 pub use path::{ClaimPath, PathElement};
+pub use request::{
+    AuthorizationRequest, ClientId, ClientMetadata, REQUEST_OBJECT_TYP, RequestError,
+    RequestUriMethod, ResponseMode, SELF_ISSUED_AUDIENCE,
+};

@@ -12,6 +12,7 @@ mod dcql;
 mod evaluate;
 mod interop;
 mod path;
+mod request;
 
 use std::path::Path;
 
