@@ -493,3 +493,30 @@ fn what_the_wallet_selects_the_verifier_accepts() {
         );
     }
 }
+
+#[test]
+fn a_format_this_crate_does_not_know_matches_by_format_and_claims() {
+    let query = parse(json!({ "credentials": [{
+        "id": "x", "format": "vendor_format", "meta": { "opaque": true },
+        "require_cryptographic_holder_binding": false,
+        "claims": [{ "path": ["a", 0] }]
+    }] }));
+    let vendor = |claims: Value| Credential {
+        format: CredentialFormat::Other("vendor_format".to_owned()),
+        types: Vec::new(),
+        claims: edk_oid4vp::CredentialClaims::Json(claims),
+        holder_binding: false,
+        authorities: Vec::new(),
+    };
+    let other_format = Credential {
+        format: CredentialFormat::Other("another_format".to_owned()),
+        ..vendor(json!({ "a": [1] }))
+    };
+    let result = query.evaluate(&[
+        vendor(json!({ "a": [] })),
+        other_format,
+        vendor(json!({ "a": [1] })),
+    ]);
+    let matched: Vec<usize> = result.matches("x").iter().map(|m| m.credential).collect();
+    assert_eq!(matched, [2]);
+}

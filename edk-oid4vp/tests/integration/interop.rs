@@ -288,6 +288,29 @@ fn where_npm_dcql_is_laxer_than_the_specification_edk_follows_the_specification(
 }
 
 #[test]
+fn formats_and_authority_types_npm_dcql_does_not_know_are_kept_opaque_by_edk() {
+    // Other formats and trusted authority types are extension points of OpenID4VP 1.0 (§6.1,
+    // §6.1.1); npm dcql 3.0.0 refuses them, EDK keeps them and matches them only by equality.
+    let cases = [
+        json!({ "credentials": [{ "id": "x", "format": "vendor_format", "meta": { "any": 1 } }] }),
+        json!({ "credentials": [{
+            "id": "pid", "format": "dc+sd-jwt", "meta": { "vct_values": ["v"] },
+            "trusted_authorities": [{ "type": "vendor_list", "values": ["https://list.example"] }]
+        }] }),
+    ];
+    let answers = npm_dcql(
+        &cases
+            .iter()
+            .map(|query| json!({ "query": query }))
+            .collect::<Vec<_>>(),
+    );
+    for (query, answer) in cases.iter().zip(answers) {
+        assert_eq!(answer["valid"], false, "npm dcql now accepts {query}");
+        DcqlQuery::from_json(query).unwrap();
+    }
+}
+
+#[test]
 fn where_npm_dcql_matches_an_empty_array_under_a_wildcard_edk_follows_the_specification() {
     // §7.1: a selection that ends empty is an error, so `["nationalities", null]` on an empty
     // array selects no claim. npm dcql 3.0.0 counts the empty array as the claim.
@@ -409,8 +432,8 @@ fn random_mdoc(choices: &mut Choices) -> Credential {
 }
 
 /// The queries the generated wallets are evaluated against: the specification's examples and
-/// a few exercising what the examples do not (values of other types, wildcards, holder
-/// binding, trusted authorities, `multiple`).
+/// a few exercising what the examples do not (values of other types, wildcards with and without
+/// values, holder binding, trusted authorities, `multiple`).
 fn evaluation_queries() -> Vec<Value> {
     let mut queries: Vec<Value> = SPEC_EXAMPLES
         .iter()
@@ -428,6 +451,10 @@ fn evaluation_queries() -> Vec<Value> {
         "id": "wildcard", "format": "dc+sd-jwt", "meta": { "vct_values": VCTS },
         "require_cryptographic_holder_binding": false,
         "claims": [{ "path": ["nationalities", null] }]
+    }] }));
+    queries.push(json!({ "credentials": [{
+        "id": "german", "format": "dc+sd-jwt", "meta": { "vct_values": VCTS },
+        "claims": [{ "path": ["nationalities", null], "values": ["DE"] }]
     }] }));
     queries.push(json!({ "credentials": [{
         "id": "trusted", "format": "dc+sd-jwt", "meta": { "vct_values": VCTS },
