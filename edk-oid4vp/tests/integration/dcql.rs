@@ -620,3 +620,133 @@ proptest! {
         let _ = DcqlQuery::from_json(&json!({ "credentials": [query] }));
     }
 }
+
+/// A valid query: up to four credential queries of the four kinds of format, with claims
+/// (unique ids and paths), optional values, claim_sets and credential_sets.
+fn arbitrary_query() -> impl Strategy<Value = DcqlQuery> {
+    let value = prop_oneof![
+        "[a-z]{0,4}".prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<bool>().prop_map(Value::from),
+    ];
+    let claim = (
+        prop::collection::vec(
+            prop_oneof![
+                "[a-z]{1,3}".prop_map(PathElement::Key),
+                (0u64..3).prop_map(PathElement::Index),
+                Just(PathElement::All),
+            ],
+            0..3,
+        ),
+        prop::option::of(prop::collection::vec(value, 1..3)),
+        prop::option::of(any::<bool>()),
+    );
+    let credential = (
+        0usize..4,
+        prop::collection::vec(claim, 0..4),
+        any::<bool>(),
+        any::<bool>(),
+        prop::collection::vec(prop::collection::vec(0usize..4, 1..3), 0..3),
+    );
+    (
+        prop::collection::vec(credential, 1..5),
+        prop::option::of(prop::collection::vec(
+            (
+                prop::collection::vec(prop::collection::vec(0usize..5, 1..3), 1..3),
+                any::<bool>(),
+            ),
+            1..3,
+        )),
+    )
+        .prop_map(|(credentials, sets)| {
+            let count = credentials.len();
+            let credentials: Vec<CredentialQuery> = credentials
+                .into_iter()
+                .enumerate()
+                .map(|(index, (kind, claims, multiple, binding, claim_sets))| {
+                    let id = format!("c{index}");
+                    let mut query = match kind {
+                        0 => CredentialQuery::sd_jwt_vc(id, ["urn:example:vct"]),
+                        1 => CredentialQuery::mso_mdoc(id, "org.iso.18013.5.1.mDL"),
+                        2 => CredentialQuery::new(
+                            id,
+                            CredentialFormat::JwtVcJson,
+                            CredentialMeta::W3c {
+                                type_values: vec![vec!["VerifiableCredential".to_owned()]],
+                            },
+                        ),
+                        _ => CredentialQuery::new(
+                            id,
+                            CredentialFormat::Other("vendor".to_owned()),
+                            CredentialMeta::Opaque(serde_json::Map::new()),
+                        ),
+                    };
+                    query.multiple = multiple;
+                    query.require_cryptographic_holder_binding = binding;
+                    let claim_count = claims.len();
+                    for (number, (tail, values, retain)) in claims.into_iter().enumerate() {
+                        // The first component makes every path unique.
+                        let head = PathElement::Key(format!("claim{number}"));
+                        let path = if kind == 1 {
+                            ClaimPath::keys(["org.iso.18013.5.1".to_owned(), format!("e{number}")])
+                        } else {
+                            ClaimPath::new(std::iter::once(head).chain(tail).collect())
+                        }
+                        .unwrap();
+                        query = query.with_claim(ClaimsQuery {
+                            id: Some(format!("k{number}")),
+                            path,
+                            values,
+                            intent_to_retain: retain,
+                        });
+                    }
+                    if claim_count > 0 && !claim_sets.is_empty() {
+                        query.claim_sets = Some(
+                            claim_sets
+                                .into_iter()
+                                .map(|option| {
+                                    option
+                                        .into_iter()
+                                        .map(|n| format!("k{}", n % claim_count))
+                                        .collect()
+                                })
+                                .collect(),
+                        );
+                    }
+                    query
+                })
+                .collect();
+            let credential_sets = sets.map(|sets| {
+                sets.into_iter()
+                    .map(|(options, required)| edk_oid4vp::CredentialSetQuery {
+                        options: options
+                            .into_iter()
+                            .map(|option| {
+                                option
+                                    .into_iter()
+                                    .map(|n| format!("c{}", n % count))
+                                    .collect()
+                            })
+                            .collect(),
+                        required,
+                    })
+                    .collect()
+            });
+            DcqlQuery {
+                credentials,
+                credential_sets,
+            }
+        })
+}
+
+proptest! {
+    /// A valid query built in code is valid, and reads back from its JSON as itself.
+    #[test]
+    fn queries_survive_their_json(query in arbitrary_query()) {
+        prop_assert_eq!(query.validate(), Ok(()));
+        let json = query.to_json();
+        prop_assert_eq!(DcqlQuery::from_json(&json), Ok(query.clone()));
+        let text = serde_json::to_string(&query).unwrap();
+        prop_assert_eq!(DcqlQuery::from_json_str(&text), Ok(query));
+    }
+}
