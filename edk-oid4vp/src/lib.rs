@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+pub mod dcql;
+pub mod error;
+pub mod evaluate;
+pub mod path;
+pub mod request;
+
+pub use dcql::{
+    ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
+    TrustedAuthoritiesQuery, TrustedAuthorityType,
+};
+pub use error::{DcqlError, PathError, PresentationError};
+pub use evaluate::{
+    Authority, Credential, CredentialClaims, CredentialMatch, CredentialQueryResult,
+    CredentialSetResult, QueryResult,
+};
+pub use path::{ClaimPath, PathElement};
+pub use request::{
+    AuthorizationRequest, ClientId, ClientMetadata, REQUEST_OBJECT_TYP, RequestError,
+    RequestUriMethod, ResponseMode, SELF_ISSUED_AUDIENCE,
+};
