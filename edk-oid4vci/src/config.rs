@@ -477,14 +477,18 @@ impl CredentialConfiguration {
                 "an mso_mdoc configuration binds the device key: [\"cose_key\"]",
             ));
         }
-        for alg in &self.credential_signing_alg_values_supported {
+        for (i, alg) in self
+            .credential_signing_alg_values_supported
+            .iter()
+            .enumerate()
+        {
             if !matches!(
                 alg.algorithm(),
                 Some(Algorithm::Es256 | Algorithm::Es384 | Algorithm::EdDsa | Algorithm::Ed25519)
             ) {
                 return Err(ConfigError::invalid(
-                    "credential_signing_alg_values_supported",
-                    "mdocs are signed with ES256, ES384 or EdDSA",
+                    format!("credential_signing_alg_values_supported[{i}]"),
+                    "mdocs are signed with ES256 (-7, -9), ES384 (-35, -51) or EdDSA (-8, -19)",
                 ));
             }
         }

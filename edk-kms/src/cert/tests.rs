@@ -470,3 +470,81 @@ fn pem_chains_round_trip_and_garbage_is_refused() {
         Err(Error::Malformed { .. })
     ));
 }
+
+#[tokio::test]
+async fn iso_18013_profiles_make_an_iaca_root_and_a_document_signer_that_validate() {
+    let iaca_subject = DistinguishedName::parse("C=DE,O=EDK Test,CN=EDK IACA").unwrap();
+    let iaca_profile = CertificateProfile::iaca(iaca_subject.clone(), DAY * 3650);
+    iaca_profile.check().unwrap();
+    let ca = root(Algorithm::Es256, &iaca_profile).await;
+    let ds_profile = CertificateProfile::document_signer(
+        DistinguishedName::parse("C=DE,O=EDK Test,CN=EDK DS").unwrap(),
+        DAY * 365,
+    );
+    ds_profile.check().unwrap();
+    let (_, ds) = issue(&ca, Algorithm::Es256, "C=DE,CN=EDK DS", &ds_profile).await;
+
+    let root_cert = Certificate::from_der(&ca.der).unwrap();
+    let constraints = root_cert
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::BasicConstraints>()
+        .unwrap()
+        .unwrap()
+        .1;
+    assert!(constraints.ca);
+    assert_eq!(constraints.path_len_constraint, Some(0));
+    let usage = root_cert
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::KeyUsage>()
+        .unwrap()
+        .unwrap()
+        .1;
+    assert!(usage.key_cert_sign() && usage.crl_sign() && !usage.digital_signature());
+
+    let ds_cert = Certificate::from_der(&ds).unwrap();
+    let (_, eku) = ds_cert
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        eku.0,
+        vec![der::asn1::ObjectIdentifier::new_unwrap(super::MDL_DS_EKU)]
+    );
+    let usage = ds_cert
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::KeyUsage>()
+        .unwrap()
+        .unwrap()
+        .1;
+    assert!(usage.digital_signature() && !usage.key_cert_sign());
+    let validated =
+        validate::validate(&[ds.clone()], std::slice::from_ref(&ca.der), at(1)).unwrap();
+    assert_eq!(validated.path, vec![ds]);
+}
+
+#[test]
+fn iso_18013_profiles_refuse_what_the_standard_forbids() {
+    let without_country = DistinguishedName::parse("O=EDK Test,CN=EDK IACA").unwrap();
+    assert!(matches!(
+        CertificateProfile::iaca(without_country.clone(), DAY).check(),
+        Err(Error::InvalidProfile(_))
+    ));
+    assert!(matches!(
+        CertificateProfile::document_signer(without_country, DAY).check(),
+        Err(Error::InvalidProfile(_))
+    ));
+    let without_cn = DistinguishedName::parse("C=DE,O=EDK Test").unwrap();
+    assert!(matches!(
+        CertificateProfile::document_signer(without_cn, DAY).check(),
+        Err(Error::InvalidProfile(_))
+    ));
+    let subject = DistinguishedName::parse("C=DE,CN=EDK DS").unwrap();
+    assert!(matches!(
+        CertificateProfile::document_signer(subject.clone(), DAY * 458).check(),
+        Err(Error::InvalidProfile(_))
+    ));
+    CertificateProfile::document_signer(subject, super::MAX_DS_VALIDITY)
+        .check()
+        .unwrap();
+}

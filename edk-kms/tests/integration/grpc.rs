@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
 use edk_core::{Clock, ErrorKind, FixedClock, HasKind, Kid, TenantId, TenantSlug};
+use edk_kms::cert::store::SqlCertificateStore;
+use edk_kms::cert::{CertificateProfile, CertificateSource, Certificates, DistinguishedName};
 use edk_kms::grpc::RemoteKmsOptions;
 use edk_kms::grpc::auth::{SERVICE_TOKEN_TYPE, server_tls_config};
 use edk_kms::grpc::proto::key_management_client::KeyManagementClient;
@@ -48,12 +50,22 @@ async fn spawn(
     auth: ServiceAuth,
     tls: Option<tonic::transport::ServerTlsConfig>,
 ) -> Server {
+    spawn_with(env, auth, tls, None).await
+}
+
+async fn spawn_with(
+    env: &Env,
+    auth: ServiceAuth,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    certificates: Option<Arc<dyn CertificateSource>>,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = KmsGrpcService::new(
+    let service = KmsGrpcService::with_certificates(
         Arc::new(env.kms.clone()),
         Arc::new(env.tenancy.clone()),
         auth,
+        certificates,
     );
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
@@ -1008,4 +1020,86 @@ async fn ping_of_an_unreachable_kms_is_unavailable() {
     );
     let err = remote.ping(TenantId::generate()).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+}
+
+/// `GetCertificate`: the chain stored under an alias of the caller's tenant, `NotFound` for an
+/// alias of another tenant, `Unsupported` from a server that keeps no certificates.
+async fn certificates_are_read_over_grpc(backend: Backend) {
+    let env = env(backend).await;
+    let certificates = Certificates::new(
+        Arc::new(env.kms.clone()),
+        Arc::new(SqlCertificateStore::new(env.tenancy.clone())),
+        env.clock.clone(),
+    );
+    let alias: KeyAlias = "issuer.mdoc-signing".parse().unwrap();
+    let root: KeyAlias = "issuer.iaca".parse().unwrap();
+    for alias in [&alias, &root] {
+        env.kms
+            .create_key(
+                &env.a,
+                &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256)),
+            )
+            .await
+            .unwrap();
+    }
+    let day = Duration::from_secs(86_400);
+    certificates
+        .issue(
+            &env.a,
+            &root,
+            &root,
+            &CertificateProfile::iaca(
+                DistinguishedName::parse("C=DE,CN=IACA").unwrap(),
+                day * 3650,
+            ),
+        )
+        .await
+        .unwrap();
+    let issued = certificates
+        .issue(
+            &env.a,
+            &root,
+            &alias,
+            &CertificateProfile::document_signer(
+                DistinguishedName::parse("C=DE,CN=DS").unwrap(),
+                day * 90,
+            ),
+        )
+        .await
+        .unwrap();
+
+    let key = service_key();
+    let server = spawn_with(
+        &env,
+        jwt_auth(&key, env.clock.clone()),
+        None,
+        Some(Arc::new(certificates)),
+    )
+    .await;
+    let remote = remote_jwt(&server, key, env.clock.clone()).await;
+    let read = remote.certificate(&env.a, &alias).await.unwrap();
+    assert_eq!(read.certificate.chain, issued.certificate.chain);
+    assert_eq!(read.certificate.chain.len(), 2);
+    assert_eq!(read.kid, issued.kid);
+    assert!(read.kid.is_some());
+    assert!(matches!(
+        remote.certificate(&env.b, &alias).await,
+        Err(edk_kms::cert::Error::CertificateNotFound { .. })
+    ));
+
+    let key = service_key();
+    let bare = spawn(&env, jwt_auth(&key, env.clock.clone()), None).await;
+    let remote = remote_jwt(&bare, key, env.clock.clone()).await;
+    let refused = remote.certificate(&env.a, &alias).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unsupported);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_read_over_grpc_on_sqlite() {
+    certificates_are_read_over_grpc(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_read_over_grpc_on_postgres() {
+    certificates_are_read_over_grpc(Backend::Postgres).await;
 }

@@ -69,6 +69,7 @@ pub(crate) async fn tenancy(
     let tenancy = Tenancy::builder(config)
         .clock(clock)
         .migrations(edk_kms::migrations().unwrap())
+        .migrations(edk_kms::cert::migrations().unwrap())
         .build()
         .await
         .unwrap();

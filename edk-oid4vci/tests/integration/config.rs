@@ -277,3 +277,75 @@ async fn signed_metadata_carries_sub_iat_and_the_metadata() {
         "https://issuer.example.com/acme/credential"
     );
 }
+
+fn mdoc_config() -> Value {
+    json!({
+        "format": "mso_mdoc",
+        "doctype": "org.iso.18013.5.1.mDL",
+        "scope": "mdl",
+        "cryptographic_binding_methods_supported": ["cose_key"],
+        "credential_signing_alg_values_supported": [-7, -9],
+        "proof_types_supported": { "jwt": { "proof_signing_alg_values_supported": ["ES256"] } },
+        "credential_metadata": {
+            "claims": [
+                { "path": ["org.iso.18013.5.1", "family_name"], "mandatory": true },
+                { "path": ["org.iso.18013.5.1", "driving_privileges", null, "vehicle_category_code"] }
+            ]
+        }
+    })
+}
+
+#[test]
+fn mdoc_configurations_take_cose_algorithms_and_name_space_paths() {
+    let config = CredentialConfiguration::from_json(mdoc_config()).unwrap();
+    assert_eq!(config.profile.format(), "mso_mdoc");
+    assert_eq!(config.profile.doctype(), Some("org.iso.18013.5.1.mDL"));
+    assert_eq!(config.profile.vct(), None);
+    let written = serde_json::to_value(&config).unwrap();
+    assert_eq!(
+        written["credential_signing_alg_values_supported"],
+        json!([-7, -9])
+    );
+    assert_eq!(written["doctype"], "org.iso.18013.5.1.mDL");
+
+    let with = |member: &str, value: Value| {
+        let mut config = mdoc_config();
+        config[member] = value;
+        config
+    };
+    assert_eq!(reason(with("doctype", json!(" "))).0, "doctype");
+    assert_eq!(
+        reason(with(
+            "cryptographic_binding_methods_supported",
+            json!(["jwk"])
+        ))
+        .0,
+        "cryptographic_binding_methods_supported"
+    );
+    assert_eq!(
+        reason(with(
+            "credential_signing_alg_values_supported",
+            json!([-257])
+        ))
+        .0,
+        "credential_signing_alg_values_supported[0]"
+    );
+    assert_eq!(
+        reason(with(
+            "credential_signing_alg_values_supported",
+            json!([-7, "RS256"])
+        ))
+        .0,
+        "credential_signing_alg_values_supported[1]"
+    );
+    let mut one_segment = mdoc_config();
+    one_segment["credential_metadata"]["claims"] = json!([{ "path": ["family_name"] }]);
+    assert_eq!(reason(one_segment).0, "credential_metadata.claims[0].path");
+    // COSE identifiers belong to mdocs only.
+    let mut cose_on_sd_jwt = sd_jwt_config();
+    cose_on_sd_jwt["credential_signing_alg_values_supported"] = json!([-7]);
+    assert_eq!(
+        reason(cose_on_sd_jwt).0,
+        "credential_signing_alg_values_supported[0]"
+    );
+}

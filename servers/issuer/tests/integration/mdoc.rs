@@ -309,3 +309,54 @@ async fn an_mdoc_is_signed_by_the_document_signer_bound_to_the_proof_key_and_rev
 }
 
 on_both_backends!(an_mdoc_is_signed_by_the_document_signer_bound_to_the_proof_key_and_revocable);
+
+/// The same certificates name the signing key of SD-JWT VCs whose configuration says
+/// `key_identification: x5c`: the header carries the KMS chain, leaf first.
+async fn an_sd_jwt_vc_named_by_x5c_carries_the_kms_certificate_chain(deployment: Deployment) {
+    let tenant = deployment.tenant("acme").await;
+    let (code, body) = deployment
+        .admin(
+            &tenant,
+            reqwest::Method::PUT,
+            "/configurations/mdl",
+            Some(json!({
+                "configuration": {
+                    "format": "dc+sd-jwt",
+                    "vct": "https://credentials.example.com/identity",
+                    "cryptographic_binding_methods_supported": ["jwk"],
+                    "credential_signing_alg_values_supported": ["ES256"],
+                    "proof_types_supported": {
+                        "jwt": { "proof_signing_alg_values_supported": ["ES256"] }
+                    },
+                },
+                "settings": { "signing_key": "mdoc-signing", "key_identification": { "kind": "x5c" } },
+            })),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    // The first request creates the signing key; it has no certificate yet.
+    let early = offer(&deployment, &tenant, json!({ "given_name": "Erika" })).await;
+    assert_eq!(request(&tenant, &early, &holder).await.0, 503);
+    let iaca = document_signer(&deployment, &tenant).await;
+    let issued = offer(&deployment, &tenant, json!({ "given_name": "Erika" })).await;
+    let (code, body) = request(&tenant, &issued, &holder).await;
+    assert_eq!(code, 200, "{body}");
+    let sd_jwt = body["credentials"][0]["credential"].as_str().unwrap();
+    let jws = sd_jwt.split('~').next().unwrap();
+    let header = edk_core::jose::jws::Jws::parse(jws, &edk_core::Limits::default())
+        .unwrap()
+        .header()
+        .clone();
+    let x5c = header.x5c.expect("an x5c header");
+    assert_eq!(x5c.len(), 2);
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(&x5c[1])
+            .unwrap(),
+        iaca
+    );
+}
+
+on_both_backends!(an_sd_jwt_vc_named_by_x5c_carries_the_kms_certificate_chain);

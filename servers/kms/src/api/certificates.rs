@@ -54,21 +54,29 @@ fn sans(input: &[San]) -> Result<Vec<SubjectAltName>, Error> {
         .collect()
 }
 
-/// Whether a certificate is a CA or an end entity.
+/// The kind of certificate: a CA or an end entity, or one of the ISO/IEC 18013-5 profiles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
-#[oai(rename_all = "lowercase")]
+#[oai(rename_all = "snake_case")]
 pub enum CertKind {
     /// A CA certificate.
     Ca,
     /// An end-entity certificate.
     Leaf,
+    /// An ISO/IEC 18013-5 IACA root: a CA without intermediates, `keyCertSign` and `cRLSign`;
+    /// the subject must name a country (`C`) and a common name (`CN`).
+    Iaca,
+    /// An ISO/IEC 18013-5 document signer: `digitalSignature` and the `id-mdl-kp-mdlDS`
+    /// extended key usage, valid for at most 457 days; the subject must name a country and a
+    /// common name.
+    DocumentSigner,
 }
 
 /// What to put in an issued certificate.
 #[derive(Clone, Debug, Object)]
 #[oai(deny_unknown_fields)]
 pub struct Profile {
-    /// `ca` or `leaf`.
+    /// `ca`, `leaf`, `iaca` or `document_signer`; the ISO profiles fix the key usages and
+    /// ignore `path_len`, `key_usages` and `extended_key_usages`.
     pub kind: CertKind,
     /// For CAs: the path length constraint.
     pub path_len: Option<u8>,
@@ -91,15 +99,32 @@ pub struct Profile {
 impl Profile {
     fn to_profile(&self) -> Result<CertificateProfile, Error> {
         let validity = Duration::from_secs(self.validity_secs);
+        let subject = self
+            .subject
+            .as_deref()
+            .map(|subject| {
+                DistinguishedName::parse(subject)
+                    .map_err(|err| Error::invalid("profile.subject", err.to_string()))
+            })
+            .transpose()?;
+        let iso = |subject: Option<DistinguishedName>| {
+            subject.ok_or_else(|| {
+                Error::invalid(
+                    "profile.subject",
+                    "an IACA or document signer certificate needs a subject",
+                )
+            })
+        };
         let mut profile = match self.kind {
             CertKind::Ca => CertificateProfile::ca(validity, self.path_len),
             CertKind::Leaf => CertificateProfile::leaf(validity),
+            CertKind::Iaca => return Ok(CertificateProfile::iaca(iso(subject)?, validity)),
+            CertKind::DocumentSigner => {
+                return Ok(CertificateProfile::document_signer(iso(subject)?, validity));
+            }
         };
-        if let Some(subject) = &self.subject {
-            profile = profile.with_subject(
-                DistinguishedName::parse(subject)
-                    .map_err(|err| Error::invalid("profile.subject", err.to_string()))?,
-            );
+        if let Some(subject) = subject {
+            profile = profile.with_subject(subject);
         }
         let usages: Vec<KeyUsage> = self
             .key_usages

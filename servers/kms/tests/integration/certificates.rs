@@ -186,3 +186,96 @@ async fn certificates_on_postgres() {
 async fn certificates_on_sqlite() {
     certificates_over_http(Backend::Sqlite).await;
 }
+
+/// The ISO/IEC 18013-5 profiles over HTTP: an IACA root and a document signer under it, and
+/// the refusals of subjects and validities the standard forbids.
+async fn iso_profiles_over_http(backend: Backend) {
+    let h = Harness::start(backend).await;
+    let token = h.token().await;
+    for alias in ["issuer.iaca", "issuer.mdoc-signing"] {
+        expect_json(
+            h.post(
+                "/keys",
+                &token,
+                &json!({ "alias": alias, "usage": "sign", "algorithm": "ES256" }),
+            )
+            .await,
+            201,
+        )
+        .await;
+    }
+    let issue = |subject_key: &'static str, profile: Value| {
+        let h = &h;
+        let token = &token;
+        async move {
+            h.post(
+                "/certificates/issue",
+                token,
+                &json!({ "ca_key": "issuer.iaca", "subject_key": subject_key, "profile": profile }),
+            )
+            .await
+        }
+    };
+    let refused = expect_problem(
+        issue(
+            "issuer.iaca",
+            json!({ "kind": "iaca", "subject": "CN=IACA,O=Tenant A", "validity_secs": 86400 }),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("country"),
+        "{refused}"
+    );
+    expect_problem(
+        issue(
+            "issuer.iaca",
+            json!({ "kind": "iaca", "validity_secs": 86400 }),
+        )
+        .await,
+        400,
+    )
+    .await;
+    let root = expect_json(
+        issue(
+            "issuer.iaca",
+            json!({ "kind": "iaca", "subject": "C=DE,O=Tenant A,CN=Tenant A IACA", "validity_secs": 315_360_000 }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(root["subject"], root["issuer"]);
+    expect_problem(
+        issue(
+            "issuer.mdoc-signing",
+            json!({ "kind": "document_signer", "subject": "C=DE,CN=Tenant A DS", "validity_secs": 458 * 86_400 }),
+        )
+        .await,
+        400,
+    )
+    .await;
+    let ds = expect_json(
+        issue(
+            "issuer.mdoc-signing",
+            json!({ "kind": "document_signer", "subject": "C=DE,CN=Tenant A DS", "validity_secs": 90 * 86_400 }),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(ds["x5c"].as_array().unwrap().len(), 2);
+    assert!(ds["issuer"].as_str().unwrap().contains("Tenant A IACA"));
+}
+
+#[tokio::test]
+async fn iso_profiles_on_postgres() {
+    iso_profiles_over_http(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn iso_profiles_on_sqlite() {
+    iso_profiles_over_http(Backend::Sqlite).await;
+}
