@@ -106,6 +106,10 @@ pub enum Error {
     /// The document signer certificate chain does not validate to a trust anchor.
     #[error("the document signer certificate is not trusted")]
     UntrustedIssuer(#[source] JoseError),
+    /// The `x5chain` leaf is not a document signer certificate: it lacks the extended key
+    /// usage `id-mdl-kp-mdlDS` (1.0.18013.5.1.2) that ISO/IEC 18013-5 Annex B requires.
+    #[error("the x5chain leaf is not a document signer certificate (no id-mdl-kp-mdlDS usage)")]
+    NotADocumentSigner,
     /// The input asks for something this library does not implement, such as device MAC
     /// authentication or a digest algorithm other than SHA-256.
     #[error("unsupported {what}: {value}")]
@@ -133,7 +137,8 @@ impl HasKind for Error {
             | Self::InvalidDeviceSignature
             | Self::InvalidIssuerSignature
             | Self::NotYetValid { .. }
-            | Self::UntrustedIssuer(_) => ErrorKind::Unauthenticated,
+            | Self::UntrustedIssuer(_)
+            | Self::NotADocumentSigner => ErrorKind::Unauthenticated,
             Self::Sign(err) => err.kind(),
             Self::Unsupported { .. } => ErrorKind::Unsupported,
         }

@@ -45,6 +45,25 @@ pub struct VerifiedDocument {
     pub document_signer: Vec<u8>,
 }
 
+/// The extended key usage of document signer certificates (`id-mdl-kp-mdlDS`).
+const MDL_DS_EKU: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.0.18013.5.1.2");
+
+/// Whether the DER certificate carries the document signer extended key usage.
+fn is_document_signer(der: &[u8]) -> bool {
+    use der::Decode as _;
+    x509_cert::Certificate::from_der(der)
+        .ok()
+        .and_then(|certificate| {
+            certificate
+                .tbs_certificate()
+                .get_extension::<x509_cert::ext::pkix::ExtendedKeyUsage>()
+                .ok()
+                .flatten()
+        })
+        .is_some_and(|(_, usages)| usages.0.contains(&MDL_DS_EKU))
+}
+
 impl Verifier {
     /// A verifier trusting the DER certificates `iaca_roots`, reading time from `clock`.
     ///
@@ -77,12 +96,13 @@ impl Verifier {
     }
 
     /// Verifies `issuer_signed` as a document of type `doc_type`: the `issuerAuth` signature
-    /// with the `x5chain` leaf, the chain up to a trust anchor, the MSO's version and digest
-    /// algorithm, its `docType`, its validity window at the clock's time, and the digest of
-    /// every item presented.
+    /// with the `x5chain` leaf, the chain up to a trust anchor, the leaf's document signer
+    /// extended key usage, the MSO's version and digest algorithm, its `docType`, its validity
+    /// window at the clock's time, and the digest of every item presented.
     ///
     /// # Errors
     /// [`Error::UntrustedIssuer`], [`Error::InvalidIssuerSignature`],
+    /// [`Error::NotADocumentSigner`],
     /// [`Error::DocTypeMismatch`], [`Error::NotYetValid`], [`Error::Expired`],
     /// [`Error::DigestMismatch`], [`Error::Unsupported`] or [`Error::Malformed`].
     pub async fn verify_issuer_signed(
@@ -107,6 +127,9 @@ impl Verifier {
             .await
             .map_err(Error::UntrustedIssuer)?;
         verify1(auth, &key, None).map_err(|()| Error::InvalidIssuerSignature)?;
+        if !is_document_signer(&document_signer) {
+            return Err(Error::NotADocumentSigner);
+        }
 
         let mso = issuer_signed.mso(&self.limits)?;
         if mso.version != MSO_VERSION {

@@ -212,6 +212,17 @@ async fn a_document_signer_outside_the_trust_anchors_is_refused() {
 }
 
 #[tokio::test]
+async fn a_chain_whose_leaf_is_not_a_document_signer_is_refused() {
+    let pki = crate::support::pki_with_ds_usage(false);
+    let issued = issue(&pki, &device_key()).await;
+    let err = verifier(&pki)
+        .verify_issuer_signed(&issued, MDL)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotADocumentSigner), "{err}");
+}
+
+#[tokio::test]
 async fn a_date_element_that_is_not_a_full_date_is_refused_at_issuance() {
     let device = device_key();
     let claims = json!({"birth_date": "12/08/1964"});

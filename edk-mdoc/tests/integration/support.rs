@@ -33,6 +33,11 @@ pub(crate) struct Pki {
 /// A root `CN=EDK test IACA, C=US` (2025–2035) and a document signer `CN=EDK test DS, C=US`
 /// (2025-06 – 2028) with the mdoc DS extended key usage, both on P-256.
 pub(crate) fn pki() -> Pki {
+    pki_with_ds_usage(true)
+}
+
+/// As [`pki`], the document signer with or without its `id-mdl-kp-mdlDS` usage.
+pub(crate) fn pki_with_ds_usage(ds_usage: bool) -> Pki {
     let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
     root.distinguished_name
@@ -50,7 +55,11 @@ pub(crate) fn pki() -> Pki {
         .push(DnType::CommonName, "EDK test DS");
     ds.distinguished_name.push(DnType::CountryName, "US");
     ds.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    ds.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(vec![1, 0, 18013, 5, 1, 2])];
+    ds.extended_key_usages = if ds_usage {
+        vec![ExtendedKeyUsagePurpose::Other(vec![1, 0, 18013, 5, 1, 2])]
+    } else {
+        vec![ExtendedKeyUsagePurpose::ServerAuth]
+    };
     ds.not_before = rcgen::date_time_ymd(2025, 6, 1);
     ds.not_after = rcgen::date_time_ymd(2028, 1, 1);
     let ds_cert = ds.signed_by(&ds_key, &Issuer::new(root, root_key)).unwrap();
