@@ -5,6 +5,7 @@ pub mod error;
 pub mod evaluate;
 pub mod path;
 pub mod request;
+pub mod request_object;
 
 pub use dcql::{
     ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
@@ -19,4 +20,8 @@ pub use path::{ClaimPath, PathElement};
 pub use request::{
     AuthorizationRequest, ClientId, ClientMetadata, REQUEST_OBJECT_TYP, RequestError,
     RequestUriMethod, ResponseMode, SELF_ISSUED_AUDIENCE,
+};
+pub use request_object::{
+    RequestObjectError, RequestObjectKey, RequestObjectVerifier, SignOptions, sign_request_object,
+    x509_hash,
 };

@@ -13,6 +13,8 @@ mod evaluate;
 mod interop;
 mod path;
 mod request;
+mod request_object;
+mod support;
 
 use std::path::Path;
 
