@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod path;
 pub mod request;
 pub mod request_object;
+pub mod response;
 
 pub use dcql::{
     ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
@@ -25,3 +26,4 @@ pub use request_object::{
     RequestObjectError, RequestObjectKey, RequestObjectVerifier, SignOptions, sign_request_object,
     x509_hash,
 };
+pub use response::{AuthorizationResponse, ResponseError, ResponseLimits};

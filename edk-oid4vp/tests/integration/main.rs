@@ -14,6 +14,7 @@ mod interop;
 mod path;
 mod request;
 mod request_object;
+mod response;
 mod support;
 
 use std::path::Path;
