@@ -7,6 +7,7 @@ pub mod path;
 pub mod request;
 pub mod request_object;
 pub mod response;
+pub mod validate;
 
 pub use dcql::{
     ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
@@ -27,3 +28,7 @@ pub use request_object::{
     x509_hash,
 };
 pub use response::{AuthorizationResponse, ResponseError, ResponseLimits};
+pub use validate::{
+    CredentialStatus, PresentationVerifier, StatusCheck, StatusReference, ValidationError,
+    VerifiedPresentation, VerifiedResponse,
+};
