@@ -11,6 +11,7 @@
 mod dcql;
 mod evaluate;
 mod interop;
+mod openid4vp_interop;
 mod path;
 mod request;
 mod request_object;

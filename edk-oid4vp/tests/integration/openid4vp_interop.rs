@@ -1,0 +1,327 @@
+//! Interoperability with npm `@openid4vc/openid4vp` (with npm `@sd-jwt/sd-jwt-vc` for SD-JWT
+//! VCs) through `interop/node/openid4vp_wallet.mjs`: its wallet answers EDK's signed requests
+//! and EDK validates the answers; EDK's wallet side answers its verifier's request and it reads
+//! and verifies EDK's response.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use edk_core::encoding::b64url_encode;
+use edk_core::jose::jwe::{DecryptingKey, KeyManagement};
+use edk_core::jose::{Algorithm, JwksResolver, SigningKey};
+use edk_core::sd_jwt::{ClaimPath as SdPath, IssueOptions, KeyBindingClaims};
+use edk_core::sd_jwt_vc::SdJwtVcBuilder;
+use edk_oid4vp::{
+    AuthorizationRequest, AuthorizationResponse, ClientMetadata, PresentationVerifier,
+    RequestObjectKey, ResponseLimits, ResponseMode, SignOptions, ValidationError,
+    sign_request_object,
+};
+use serde_json::{Value, json};
+
+use crate::support::{NOW, clock, pid_query, pki, request};
+
+fn node_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/node");
+    assert!(
+        dir.join("node_modules/@openid4vc/openid4vp").exists(),
+        "{}/node_modules is missing: run scripts/test --setup-only",
+        dir.display()
+    );
+    dir
+}
+
+/// Runs one step of `openid4vp_wallet.mjs`; its JSON answer, or its error as `Err`.
+fn peer(input: &Value) -> Result<Value, Value> {
+    let mut child = Command::new("node")
+        .arg("openid4vp_wallet.mjs")
+        .current_dir(node_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!(
+            "openid4vp_wallet.mjs printed no JSON:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    if output.status.success() {
+        Ok(answer)
+    } else {
+        Err(answer)
+    }
+}
+
+fn standard(der: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+/// A direct_post.jwt request of `client_id` with a fresh verifier encryption key.
+fn encrypted(client_id: &str, key: &DecryptingKey) -> AuthorizationRequest {
+    let mut request = request(client_id, pid_query());
+    request.response_mode = ResponseMode::DirectPostJwt;
+    let jwk = key
+        .public_jwk()
+        .with_kid("enc-1")
+        .with_alg(KeyManagement::EcdhEs.name());
+    request.client_metadata = Some(ClientMetadata {
+        jwks: Some(json!({ "keys": [jwk] })),
+        encrypted_response_enc_values_supported: Some(vec!["A128GCM".to_owned()]),
+        ..ClientMetadata::default()
+    });
+    request.validate().unwrap();
+    request
+}
+
+/// The npm wallet's answer to `token` (a Request Object of `client_id`), EDK's validation of
+/// it, with the issuer key the npm side signs the SD-JWT VC with.
+async fn npm_wallet_answers(
+    client_id: &str,
+    token: &str,
+    anchor: &[u8],
+    request: &AuthorizationRequest,
+    key: &DecryptingKey,
+    expected: &AuthorizationRequest,
+) -> Result<BTreeMap<String, Vec<Value>>, ValidationError> {
+    let issuer = SigningKey::generate(Algorithm::Es256).unwrap();
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    let issuer_jwk = issuer.to_jwk().unwrap().with_kid("issuer-key-1");
+    let answer = peer(&json!({
+        "step": "wallet",
+        "client_id": client_id,
+        "request": token,
+        "trust_anchor": standard(anchor),
+        "issuer_jwk": issuer_jwk,
+        "holder_jwk": holder.to_jwk().unwrap(),
+        "iss": "https://issuer.example",
+        "vct": "urn:eudi:pid:1",
+        "claims": { "family_name": "Dent", "given_name": "Arthur", "birthdate": "1952-03-11" },
+        "disclose": ["family_name", "birthdate"],
+        "now": NOW,
+    }))
+    .unwrap_or_else(|err| panic!("the npm wallet refused: {err}"));
+    assert_eq!(answer["client_id"], client_id);
+    assert_eq!(answer["nonce"], request.nonce.as_str());
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response", answer["response"].as_str().unwrap())
+        .finish();
+    let (response, used) = AuthorizationResponse::from_encrypted_form(
+        body.as_bytes(),
+        request,
+        key,
+        &ResponseLimits::DEFAULT,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.state(), request.state.as_deref());
+    let resolver = JwksResolver::from_keys([&issuer.public_jwk().with_kid("issuer-key-1")]);
+    PresentationVerifier::new(Arc::new(resolver), clock())
+        .verify(expected, &response, used.as_ref())
+        .await
+        .map(|verified| verified.claims())
+}
+
+#[tokio::test]
+async fn the_npm_wallet_answers_an_x509_san_dns_request_object_and_edk_validates_the_answer() {
+    let pki = pki("verifier", &["verifier.example"]);
+    let client_id = "x509_san_dns:verifier.example";
+    let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let request = encrypted(client_id, &key);
+    let token = sign_request_object(
+        &request,
+        &RequestObjectKey::X5c(pki.chain.clone()),
+        &pki.leaf,
+        clock().as_ref(),
+        &SignOptions::default(),
+    )
+    .await
+    .unwrap();
+    let claims = npm_wallet_answers(client_id, &token, &pki.root, &request, &key, &request)
+        .await
+        .unwrap();
+    assert_eq!(claims["pid"][0]["family_name"], "Dent");
+    assert_eq!(claims["pid"][0]["birthdate"], "1952-03-11");
+    assert!(claims["pid"][0].get("given_name").is_none());
+
+    // The same kind of answer checked against a request with another nonce, or one asking
+    // for a claim the npm wallet does not disclose, is refused.
+    let mut other_nonce = request.clone();
+    other_nonce.nonce = "another-nonce".to_owned();
+    let err = npm_wallet_answers(client_id, &token, &pki.root, &request, &key, &other_nonce)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ValidationError::NonceMismatch(_)), "{err:?}");
+    let mut more_claims = request.clone();
+    more_claims.dcql_query = edk_oid4vp::DcqlQuery::from_json(&json!({
+        "credentials": [{
+            "id": "pid",
+            "format": "dc+sd-jwt",
+            "meta": { "vct_values": ["urn:eudi:pid:1"] },
+            "claims": [{ "path": ["family_name"] }, { "path": ["given_name"] }]
+        }]
+    }))
+    .unwrap();
+    let err = npm_wallet_answers(client_id, &token, &pki.root, &request, &key, &more_claims)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ValidationError::Dcql(edk_oid4vp::PresentationError::ClaimMissing { .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_npm_wallet_answers_a_did_jwk_request_object_and_edk_validates_the_answer() {
+    let signer = SigningKey::generate(Algorithm::Es256).unwrap();
+    let did = format!(
+        "did:jwk:{}",
+        b64url_encode(serde_json::to_vec(&signer.public_jwk()).unwrap())
+    );
+    let client_id = format!("decentralized_identifier:{did}");
+    let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let request = encrypted(&client_id, &key);
+    let token = sign_request_object(
+        &request,
+        &RequestObjectKey::Kid(format!("{did}#0")),
+        &signer,
+        clock().as_ref(),
+        &SignOptions::default(),
+    )
+    .await
+    .unwrap();
+    let unused = pki("unused", &["unused.example"]);
+    let claims = npm_wallet_answers(&client_id, &token, &unused.root, &request, &key, &request)
+        .await
+        .unwrap();
+    assert_eq!(claims["pid"][0]["family_name"], "Dent");
+}
+
+#[tokio::test]
+async fn the_npm_wallet_refuses_a_request_object_from_an_untrusted_chain() {
+    let pki = pki("verifier", &["verifier.example"]);
+    let stranger = crate::support::pki("verifier", &["verifier.example"]);
+    let client_id = "x509_san_dns:verifier.example";
+    let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let request = encrypted(client_id, &key);
+    let token = sign_request_object(
+        &request,
+        &RequestObjectKey::X5c(stranger.chain.clone()),
+        &stranger.leaf,
+        clock().as_ref(),
+        &SignOptions::default(),
+    )
+    .await
+    .unwrap();
+    let err = peer(&json!({
+        "step": "wallet",
+        "client_id": client_id,
+        "request": token,
+        "trust_anchor": standard(&pki.root),
+        "issuer_jwk": SigningKey::generate(Algorithm::Es256).unwrap().to_jwk().unwrap(),
+        "holder_jwk": SigningKey::generate(Algorithm::Es256).unwrap().to_jwk().unwrap(),
+        "iss": "https://issuer.example",
+        "vct": "urn:eudi:pid:1",
+        "claims": { "family_name": "Dent" },
+        "disclose": ["family_name"],
+        "now": NOW,
+    }))
+    .unwrap_err();
+    assert!(
+        err["error"]
+            .as_str()
+            .is_some_and(|message| message.contains("trust anchor")),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn edk_answers_a_request_of_the_npm_verifier_and_the_npm_verifier_reads_the_response() {
+    let response_uri = "https://verifier.example/response";
+    let created = peer(&json!({
+        "step": "verifier_request",
+        "client_id": format!("redirect_uri:{response_uri}"),
+        "response_uri": response_uri,
+        "nonce": "npm-nonce-0123456789abcdef",
+        "state": "npm-state-1",
+        "dcql_query": pid_query().to_json(),
+    }))
+    .unwrap_or_else(|err| panic!("the npm verifier refused: {err}"));
+
+    // EDK's wallet side reads the request from the URI the npm verifier made.
+    let uri = url::Url::parse(created["authorization_request"].as_str().unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = uri.query_pairs().into_owned().collect();
+    let request = AuthorizationRequest::from_query_pairs(
+        pairs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    )
+    .unwrap();
+    assert_eq!(request.response_mode, ResponseMode::DirectPostJwt);
+    assert_eq!(request.nonce, "npm-nonce-0123456789abcdef");
+
+    // EDK issues a PID and presents it with a KB-JWT to the request's client_id and nonce.
+    let issuer = SigningKey::generate(Algorithm::Es256).unwrap();
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    let credential = SdJwtVcBuilder::new("urn:eudi:pid:1")
+        .issuer("https://issuer.example")
+        .issued_at(NOW - 3600)
+        .holder_key(&holder.public_jwk())
+        .claim("family_name", "Dent")
+        .claim("birthdate", "1952-03-11")
+        .claim("given_name", "Arthur")
+        .selectively_disclose(SdPath::new(["family_name"]))
+        .selectively_disclose(SdPath::new(["birthdate"]))
+        .selectively_disclose(SdPath::new(["given_name"]))
+        .issue(&issuer, &IssueOptions::default())
+        .await
+        .unwrap();
+    let client_id = request.client_id.as_ref().unwrap().to_string();
+    let kb = KeyBindingClaims::new(client_id, request.nonce.clone(), NOW);
+    let presentation = credential
+        .present(
+            &[SdPath::new(["family_name"]), SdPath::new(["birthdate"])],
+            Some((&kb, &holder)),
+        )
+        .await
+        .unwrap()
+        .to_string();
+    let response = AuthorizationResponse::VpToken {
+        vp_token: BTreeMap::from([("pid".to_owned(), vec![Value::String(presentation)])]),
+        state: request.state.clone(),
+    };
+    let jwe = response.encrypt(&request).unwrap();
+
+    let read = peer(&json!({
+        "step": "verifier_response",
+        "payload": created["payload"],
+        "private_jwk": created["private_jwk"],
+        "response": jwe,
+        "issuer_jwk": issuer.public_jwk(),
+        "now": NOW,
+    }))
+    .unwrap_or_else(|err| panic!("the npm verifier refused EDK's response: {err}"));
+    assert_eq!(read["state"], "npm-state-1");
+    let claims = &read["presentations"]["pid"][0]["claims"];
+    assert_eq!(claims["family_name"], "Dent");
+    assert_eq!(claims["birthdate"], "1952-03-11");
+    assert!(claims.get("given_name").is_none());
+    assert_eq!(
+        read["presentations"]["pid"][0]["kb"]["nonce"],
+        "npm-nonce-0123456789abcdef"
+    );
+}
