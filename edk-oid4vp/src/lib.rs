@@ -30,5 +30,5 @@ pub use request_object::{
 pub use response::{AuthorizationResponse, ResponseError, ResponseLimits};
 pub use validate::{
     CredentialStatus, PresentationVerifier, StatusCheck, StatusReference, ValidationError,
-    VerifiedPresentation, VerifiedResponse,
+    VerifiedPresentation, VerifiedResponse, session_transcript,
 };

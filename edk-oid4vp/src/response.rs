@@ -350,6 +350,25 @@ impl AuthorizationResponse {
             .finish())
     }
 
+    /// The verifier key [`Self::encrypt`] encrypts a response to `request` to: a wallet
+    /// needs it for an mdoc's session transcript
+    /// ([`session_transcript`](crate::validate::session_transcript)) before it encrypts.
+    ///
+    /// # Errors
+    ///
+    /// [`ResponseError::NoEncryptionKey`] when the request offers none.
+    pub fn encryption_key(request: &AuthorizationRequest) -> Result<Jwk, ResponseError> {
+        let metadata = request
+            .client_metadata
+            .as_ref()
+            .ok_or(ResponseError::NoEncryptionKey)?;
+        encryption_keys(metadata)
+            .into_iter()
+            .next()
+            .map(|(jwk, _)| jwk)
+            .ok_or(ResponseError::NoEncryptionKey)
+    }
+
     /// The response encrypted (§8.3) to the first usable key of `request`'s
     /// `client_metadata.jwks` (an EC or OKP key whose `use` is absent or `enc` and whose
     /// `alg` is `ECDH-ES`, `ECDH-ES+A128KW` or `ECDH-ES+A256KW`), with the first

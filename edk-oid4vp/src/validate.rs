@@ -320,7 +320,7 @@ impl PresentationVerifier {
 
     /// Verifies `response` as the answer to `request`: the `state` must be the request's;
     /// every presentation is verified for its format, bound to the request's full `client_id`
-    /// and `nonce` (and, for mdocs, to `response_uri` and `encryption_key`, the verifier's
+    /// and `nonce` (and, for mdocs, to the response URI and `encryption_key`, the verifier's
     /// JWK the response was encrypted to, from
     /// [`AuthorizationResponse::from_encrypted_form`]); its status checked; then the verified
     /// credentials must answer the DCQL query.
@@ -328,13 +328,50 @@ impl PresentationVerifier {
     /// # Errors
     ///
     /// [`ValidationError::WalletError`] for an error response,
-    /// [`ValidationError::StateMismatch`], then each presentation's error, then
-    /// [`ValidationError::Dcql`].
+    /// [`ValidationError::StateMismatch`], [`ValidationError::NoClientId`], then each
+    /// presentation's error, then [`ValidationError::Dcql`].
     pub async fn verify(
         &self,
         request: &AuthorizationRequest,
         response: &AuthorizationResponse,
         encryption_key: Option<&Jwk>,
+    ) -> Result<VerifiedResponse, ValidationError> {
+        let binding = Binding::redirect(request, encryption_key)?;
+        self.verify_bound(request, response, &binding).await
+    }
+
+    /// Verifies `response` as the answer, through the Digital Credentials API (Appendix A), to
+    /// `request` made from the web `origin` (as the platform reports it, e.g.
+    /// `https://verifier.example`): presentations are bound to the audience `origin:<origin>`
+    /// and, for mdocs, to the `OpenID4VPDCAPIHandover` transcript of `origin`, the nonce and
+    /// `encryption_key`. Otherwise as [`Self::verify`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::verify`].
+    pub async fn verify_dc_api(
+        &self,
+        request: &AuthorizationRequest,
+        response: &AuthorizationResponse,
+        origin: &str,
+        encryption_key: Option<&Jwk>,
+    ) -> Result<VerifiedResponse, ValidationError> {
+        let binding = Binding {
+            audience: format!("origin:{origin}"),
+            transcript: SessionTranscript::openid4vp_dc_api(
+                origin,
+                &request.nonce,
+                thumbprint(encryption_key).as_deref(),
+            ),
+        };
+        self.verify_bound(request, response, &binding).await
+    }
+
+    async fn verify_bound(
+        &self,
+        request: &AuthorizationRequest,
+        response: &AuthorizationResponse,
+        binding: &Binding,
     ) -> Result<VerifiedResponse, ValidationError> {
         let vp_token = match response {
             AuthorizationResponse::Error {
@@ -354,10 +391,6 @@ impl PresentationVerifier {
                 vp_token
             }
         };
-        let client_id = request
-            .client_id
-            .as_ref()
-            .ok_or(ValidationError::NoClientId)?;
         let mut presentations = BTreeMap::new();
         for (id, entries) in vp_token {
             let query = request
@@ -368,13 +401,10 @@ impl PresentationVerifier {
             for entry in entries {
                 let presentation = match &query.format {
                     CredentialFormat::SdJwtVc => {
-                        self.verify_sd_jwt_vc(request, client_id, query, entry)
+                        self.verify_sd_jwt_vc(request, binding, query, entry)
                             .await?
                     }
-                    CredentialFormat::MsoMdoc => {
-                        self.verify_mdoc(request, client_id, query, entry, encryption_key)
-                            .await?
-                    }
+                    CredentialFormat::MsoMdoc => self.verify_mdoc(binding, query, entry).await?,
                     other => {
                         return Err(ValidationError::UnsupportedFormat(
                             other.as_str().to_owned(),
@@ -404,7 +434,7 @@ impl PresentationVerifier {
     async fn verify_sd_jwt_vc(
         &self,
         request: &AuthorizationRequest,
-        client_id: &ClientId,
+        binding: &Binding,
         query: &CredentialQuery,
         entry: &Value,
     ) -> Result<Vec<VerifiedPresentation>, ValidationError> {
@@ -424,7 +454,7 @@ impl PresentationVerifier {
         let mut sd_options = VerifyOptions::default().with_limits(self.limits);
         if bound {
             sd_options = sd_options
-                .with_key_binding(client_id.to_string(), request.nonce.clone())
+                .with_key_binding(binding.audience.clone(), request.nonce.clone())
                 .with_key_binding_window(self.max_age, self.leeway);
         }
         let options = VcVerifyOptions::default().with_sd_jwt_options(sd_options);
@@ -452,11 +482,9 @@ impl PresentationVerifier {
 
     async fn verify_mdoc(
         &self,
-        request: &AuthorizationRequest,
-        client_id: &ClientId,
+        binding: &Binding,
         query: &CredentialQuery,
         entry: &Value,
-        encryption_key: Option<&Jwk>,
     ) -> Result<Vec<VerifiedPresentation>, ValidationError> {
         let id = &query.id;
         let verifier = self.mdoc.as_ref().ok_or(ValidationError::NoMdocVerifier)?;
@@ -474,22 +502,8 @@ impl PresentationVerifier {
         };
         let device_response =
             DeviceResponse::from_cbor(&bytes, verifier.limits()).map_err(mdoc_error)?;
-        // The response URI, or the redirect URI, or the one a redirect_uri: client id names.
-        let response_uri = match (&request.response_uri, &request.redirect_uri, client_id) {
-            (Some(uri), _, _) | (None, Some(uri), _) => uri.as_str(),
-            (None, None, ClientId::RedirectUri(uri)) => uri.as_str(),
-            (None, None, _) => "",
-        };
-        let thumbprint =
-            encryption_key.map(|jwk| b64url_decode(jwk.thumbprint()).unwrap_or_default());
-        let transcript = SessionTranscript::openid4vp(
-            &client_id.to_string(),
-            &request.nonce,
-            thumbprint.as_deref(),
-            response_uri,
-        );
         let documents = verifier
-            .verify_device_response(&device_response, &transcript)
+            .verify_device_response(&device_response, &binding.transcript)
             .await
             .map_err(mdoc_error)?;
         let mut out = Vec::with_capacity(documents.len());
@@ -546,6 +560,64 @@ impl PresentationVerifier {
             Err(_) => Err(ValidationError::StatusUnavailable(id.to_owned())),
         }
     }
+}
+
+/// What presentations must be bound to: the KB-JWT audience and the mdoc session transcript.
+struct Binding {
+    audience: String,
+    transcript: SessionTranscript,
+}
+
+impl Binding {
+    fn redirect(
+        request: &AuthorizationRequest,
+        encryption_key: Option<&Jwk>,
+    ) -> Result<Self, ValidationError> {
+        let client_id = request
+            .client_id
+            .as_ref()
+            .ok_or(ValidationError::NoClientId)?;
+        Ok(Self {
+            audience: client_id.to_string(),
+            transcript: session_transcript(request, encryption_key)?,
+        })
+    }
+}
+
+/// The raw bytes of the RFC 7638 SHA-256 thumbprint of `jwk`.
+fn thumbprint(jwk: Option<&Jwk>) -> Option<Vec<u8>> {
+    jwk.map(|jwk| b64url_decode(jwk.thumbprint()).unwrap_or_default())
+}
+
+/// The mdoc `SessionTranscript` of a presentation answering `request` outside the Digital
+/// Credentials API (Appendix B.2.6.1): the `OpenID4VPHandover` over the full `client_id`, the
+/// `nonce`, the SHA-256 thumbprint of `encryption_key` (the verifier's JWK the response is
+/// encrypted to, `None` for an unencrypted response) and the `response_uri` (or the
+/// `redirect_uri`, or the URI a `redirect_uri:` client identifier names). A wallet signs its
+/// `DeviceResponse` over it; [`PresentationVerifier::verify`] checks against it.
+///
+/// # Errors
+///
+/// [`ValidationError::NoClientId`] when the request has no `client_id`.
+pub fn session_transcript(
+    request: &AuthorizationRequest,
+    encryption_key: Option<&Jwk>,
+) -> Result<SessionTranscript, ValidationError> {
+    let client_id = request
+        .client_id
+        .as_ref()
+        .ok_or(ValidationError::NoClientId)?;
+    let response_uri = match (&request.response_uri, &request.redirect_uri, client_id) {
+        (Some(uri), _, _) | (None, Some(uri), _) => uri.as_str(),
+        (None, None, ClientId::RedirectUri(uri)) => uri.as_str(),
+        (None, None, _) => "",
+    };
+    Ok(SessionTranscript::openid4vp(
+        &client_id.to_string(),
+        &request.nonce,
+        thumbprint(encryption_key).as_deref(),
+        response_uri,
+    ))
 }
 
 /// The `status.status_list` reference of an SD-JWT VC's claims.

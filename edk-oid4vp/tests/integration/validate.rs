@@ -20,6 +20,7 @@ use edk_mdoc::{
 use edk_oid4vp::{
     AuthorizationRequest, AuthorizationResponse, CredentialStatus, DcqlQuery, PresentationError,
     PresentationVerifier, ResponseLimits, StatusCheck, StatusReference, ValidationError,
+    session_transcript,
 };
 use serde_json::{Value, json};
 
@@ -633,6 +634,12 @@ async fn an_mdoc_device_response_is_validated_over_the_openid4vp_transcript() {
         Some(&thumbprint),
         "https://verifier.example/response",
     );
+    // The wallet-side helper gives the same transcript for the key a response is encrypted to.
+    let encryption_key = AuthorizationResponse::encryption_key(&request).unwrap();
+    assert_eq!(
+        session_transcript(&request, Some(&encryption_key)).unwrap(),
+        transcript
+    );
     let disclose = [(MDL_NS, "family_name"), (MDL_NS, "age_over_18")];
     let p = device_response(&world, &issued, &disclose, &transcript).await;
     let body = answer("mdl", p, request.state.as_deref())
@@ -791,4 +798,96 @@ async fn mdoc_presentations_are_checked_against_the_query_and_the_transcript() {
     )
     .await;
     assert!(matches!(err, ValidationError::Malformed { .. }), "{err:?}");
+}
+
+#[test]
+fn the_session_transcript_is_the_specifications_test_vector() {
+    let mut request = request("x509_san_dns:example.com", pid_query());
+    request.response_uri = Some(url::Url::parse("https://example.com/response").unwrap());
+    request.nonce = "exc7gBkxjx1rdc9udRrveKvSsJIq80avlXeLHhGwqtA".to_owned();
+    let jwk: Jwk = serde_json::from_value(json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": "DxiH5Q4Yx3UrukE2lWCErq8N8bqC9CHLLrAwLz5BmE0",
+        "y": "XtLM4-3h5o3HUH0MHVJV0kyq0iBlrBwlh8qEDMZ4-Pc"
+    }))
+    .unwrap();
+    let transcript = session_transcript(&request, Some(&jwk)).unwrap();
+    let hex: String = transcript
+        .to_cbor()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    assert_eq!(
+        hex,
+        "83f6f682714f70656e494434565048616e646f7665725820048bc053c00442af9b8eed494cefdd9d95240d254b046b11b68013722aad38ac"
+    );
+}
+
+#[tokio::test]
+async fn over_the_digital_credentials_api_presentations_are_bound_to_the_origin() {
+    let world = world();
+    let statuses = Arc::new(Statuses::default());
+    let mut request = request(CLIENT, pid_query());
+    request.response_mode = edk_oid4vp::ResponseMode::DcApi;
+    request.response_uri = None;
+    request.state = None;
+    request.client_id = None;
+    request.validate().unwrap();
+    let origin = "https://verifier.example";
+    let credential = issue_pid(&world, 7).await;
+    let disclose = ["family_name", "birthdate"];
+
+    let p = present(
+        &world,
+        &credential,
+        &disclose,
+        "origin:https://verifier.example",
+        &request.nonce,
+        NOW,
+        &[],
+    )
+    .await;
+    let verified = verifier(&world, &statuses)
+        .verify_dc_api(&request, &answer("pid", p, None), origin, None)
+        .await
+        .unwrap();
+    assert_eq!(verified.claims()["pid"][0]["family_name"], "Dent");
+
+    // Bound to another origin.
+    let p = present(
+        &world,
+        &credential,
+        &disclose,
+        "origin:https://evil.example",
+        &request.nonce,
+        NOW,
+        &[],
+    )
+    .await;
+    let err = verifier(&world, &statuses)
+        .verify_dc_api(&request, &answer("pid", p, None), origin, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ValidationError::AudienceMismatch(_)),
+        "{err:?}"
+    );
+
+    // Without a client_id, the redirect-based check has nothing to bind to.
+    let p = present(
+        &world,
+        &credential,
+        &disclose,
+        "origin:https://verifier.example",
+        &request.nonce,
+        NOW,
+        &[],
+    )
+    .await;
+    let err = verifier(&world, &statuses)
+        .verify(&request, &answer("pid", p, None), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ValidationError::NoClientId), "{err:?}");
 }
