@@ -9,8 +9,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use edk_core::clock::Clock;
-use edk_core::encoding::{HashAlg, b64url_decode};
+use edk_core::encoding::{HashAlg, b64url_decode, b64url_encode};
 use edk_core::jose::{JoseError, Jwk, KeyResolver};
 use edk_core::limits::Limits;
 use edk_core::sd_jwt::{SdJwt, SdJwtError, VerifyOptions};
@@ -19,8 +21,11 @@ use edk_core::{ErrorKind, HasKind};
 use edk_mdoc::cbor::cbor_to_json;
 use edk_mdoc::{DeviceResponse, SessionTranscript};
 use serde_json::{Map, Value};
+use x509_cert::Certificate;
+use x509_cert::der::Decode as _;
+use x509_cert::ext::pkix::AuthorityKeyIdentifier;
 
-use crate::dcql::{CredentialFormat, CredentialQuery};
+use crate::dcql::{CredentialFormat, CredentialQuery, TrustedAuthorityType};
 use crate::error::PresentationError;
 use crate::evaluate::Credential;
 use crate::request::{AuthorizationRequest, ClientId};
@@ -471,8 +476,18 @@ impl PresentationVerifier {
         let mut claims = verified.claims().clone();
         claims.remove("cnf");
         let issuer = verified.issuer().map(str::to_owned);
-        let credential =
-            Credential::sd_jwt_vc(verified.vct(), Value::Object(claims)).with_holder_binding(bound);
+        let chain: Vec<Vec<u8>> = verified
+            .sd_jwt()
+            .header()
+            .x5c
+            .iter()
+            .flatten()
+            .filter_map(|der| STANDARD.decode(der).ok())
+            .collect();
+        let credential = with_authorities(
+            Credential::sd_jwt_vc(verified.vct(), Value::Object(claims)).with_holder_binding(bound),
+            &chain,
+        );
         Ok(vec![VerifiedPresentation {
             credential,
             issuer,
@@ -529,7 +544,10 @@ impl PresentationVerifier {
                 })
                 .collect();
             out.push(VerifiedPresentation {
-                credential: Credential::mdoc(document.doc_type.clone(), namespaces),
+                credential: with_authorities(
+                    Credential::mdoc(document.doc_type.clone(), namespaces),
+                    std::slice::from_ref(&document.document_signer),
+                ),
                 issuer: None,
                 status,
             });
@@ -618,6 +636,28 @@ pub fn session_transcript(
         thumbprint(encryption_key).as_deref(),
         response_uri,
     ))
+}
+
+/// `credential` with the `aki` authority of its issuer's certificate `chain` (DER): the
+/// base64url KeyIdentifier of the AuthorityKeyIdentifier of each certificate (DCQL §6.1.1.1),
+/// for `trusted_authorities`.
+fn with_authorities(credential: Credential, chain: &[Vec<u8>]) -> Credential {
+    let values: Vec<String> = chain
+        .iter()
+        .filter_map(|der| {
+            let cert = Certificate::from_der(der).ok()?;
+            let (_, aki) = cert
+                .tbs_certificate()
+                .get_extension::<AuthorityKeyIdentifier>()
+                .ok()??;
+            Some(b64url_encode(aki.key_identifier?.as_bytes()))
+        })
+        .collect();
+    if values.is_empty() {
+        credential
+    } else {
+        credential.with_authority(TrustedAuthorityType::Aki, values)
+    }
 }
 
 /// The `status.status_list` reference of an SD-JWT VC's claims.

@@ -49,6 +49,7 @@ pub(crate) fn pki(common_name: &str, names: &[&str]) -> Pki {
     leaf.distinguished_name
         .push(DnType::CommonName, common_name);
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.use_authority_key_identifier_extension = true;
     leaf.not_before = rcgen::date_time_ymd(2025, 6, 1);
     leaf.not_after = rcgen::date_time_ymd(2028, 1, 1);
     let leaf_cert = leaf
@@ -88,4 +89,17 @@ pub(crate) fn request(client_id: &str, query: DcqlQuery) -> AuthorizationRequest
     );
     request.state = Some("st-8c2f1a".to_owned());
     request
+}
+
+/// The base64url SubjectKeyIdentifier of the DER certificate `der` (what `aki` values of
+/// certificates it issued name).
+pub(crate) fn subject_key_id(der: &[u8]) -> String {
+    use x509_cert::der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(der).unwrap();
+    let (_, ski) = cert
+        .tbs_certificate()
+        .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+        .unwrap()
+        .unwrap();
+    edk_core::encoding::b64url_encode(ski.0.as_bytes())
 }

@@ -669,6 +669,13 @@ async fn an_mdoc_device_response_is_validated_over_the_openid4vp_transcript() {
             .idx,
         3
     );
+    assert_eq!(
+        verified.presentations["mdl"][0].credential.authorities,
+        vec![edk_oid4vp::Authority {
+            kind: edk_oid4vp::TrustedAuthorityType::Aki,
+            values: vec![crate::support::subject_key_id(&world.iaca.root)],
+        }]
+    );
 
     // The same device response checked without the encryption key's thumbprint: another
     // transcript, so the device signature does not verify.
@@ -890,4 +897,38 @@ async fn over_the_digital_credentials_api_presentations_are_bound_to_the_origin(
         .await
         .unwrap_err();
     assert!(matches!(err, ValidationError::NoClientId), "{err:?}");
+}
+
+#[tokio::test]
+async fn trusted_authorities_match_the_issuers_authority_key_identifier() {
+    let world = world();
+    let statuses = Arc::new(Statuses::default());
+    let query_with = |aki: &str| {
+        DcqlQuery::from_json(&json!({
+            "credentials": [{
+                "id": "pid",
+                "format": "dc+sd-jwt",
+                "meta": { "vct_values": ["urn:eudi:pid:1"] },
+                "trusted_authorities": [{ "type": "aki", "values": [aki] }],
+                "claims": [{ "path": ["family_name"] }, { "path": ["birthdate"] }]
+            }]
+        }))
+        .unwrap()
+    };
+    let root_id = crate::support::subject_key_id(&world.issuer.root);
+    let request = request(CLIENT, query_with(&root_id));
+    let response = good_answer(&world, &request).await;
+    verifier(&world, &statuses)
+        .verify(&request, &response, None)
+        .await
+        .unwrap();
+
+    let other = crate::support::subject_key_id(&world.iaca.root);
+    let mut elsewhere = request.clone();
+    elsewhere.dcql_query = query_with(&other);
+    let err = refuse(&world, &statuses, &elsewhere, &response).await;
+    assert!(
+        matches!(err, ValidationError::Dcql(PresentationError::UntrustedIssuer(ref id)) if id == "pid"),
+        "{err:?}"
+    );
 }
