@@ -325,3 +325,142 @@ async fn edk_answers_a_request_of_the_npm_verifier_and_the_npm_verifier_reads_th
         "npm-nonce-0123456789abcdef"
     );
 }
+
+/// Runs `interop/node/mdoc.mjs` (npm `@animo-id/mdoc`) with `input`.
+fn animo_mdoc(input: &Value) -> Value {
+    let mut child = Command::new("node")
+        .arg("mdoc.mjs")
+        .current_dir(node_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "mdoc.mjs failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_mdoc_device_response_built_by_npm_animo_mdoc_is_validated() {
+    const MDL: &str = "org.iso.18013.5.1.mDL";
+    const MDL_NS: &str = "org.iso.18013.5.1";
+    let iaca = pki("mdl issuer", &["mdl.example"]);
+    let device = SigningKey::generate(Algorithm::Es256).unwrap();
+    let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let mut request = encrypted("x509_san_dns:verifier.example", &key);
+    request.dcql_query = edk_oid4vp::DcqlQuery::from_json(&json!({
+        "credentials": [{
+            "id": "mdl",
+            "format": "mso_mdoc",
+            "meta": { "doctype_value": MDL },
+            "claims": [
+                { "path": [MDL_NS, "family_name"] },
+                { "path": [MDL_NS, "birth_date"] }
+            ]
+        }]
+    }))
+    .unwrap();
+    let encryption_key = AuthorizationResponse::encryption_key(&request).unwrap();
+    let transcript = edk_oid4vp::session_transcript(&request, Some(&encryption_key)).unwrap();
+    // Signed the day before NOW (2026-06-01), valid for thirty days.
+    let answer = animo_mdoc(&json!({
+        "action": "issue_and_present",
+        "issuer_jwk": iaca.leaf.to_jwk().unwrap(),
+        "issuer_certificate": hex(&iaca.chain[0]),
+        "device_jwk": device.to_jwk().unwrap(),
+        "doc_type": MDL,
+        "namespace": MDL_NS,
+        "claims": { "family_name": "Jones", "given_name": "Ava", "birth_date": "2007-03-25" },
+        "dates": ["birth_date"],
+        "signed": "2026-05-31T00:00:00Z",
+        "valid_from": "2026-05-31T00:00:00Z",
+        "valid_until": "2026-06-30T00:00:00Z",
+        "disclose": [[MDL_NS, "family_name"], [MDL_NS, "birth_date"]],
+        "session_transcript_bytes": hex(&transcript.to_bytes()),
+    }));
+    let device_response = b64url_encode(unhex(answer["device_response"].as_str().unwrap()));
+    let response = AuthorizationResponse::VpToken {
+        vp_token: BTreeMap::from([("mdl".to_owned(), vec![Value::String(device_response)])]),
+        state: request.state.clone(),
+    };
+    let body = response.to_encrypted_form(&request).unwrap();
+    let (read, used) = AuthorizationResponse::from_encrypted_form(
+        body.as_bytes(),
+        &request,
+        &key,
+        &ResponseLimits::DEFAULT,
+    )
+    .await
+    .unwrap();
+    let mdoc = edk_mdoc::Verifier::new([iaca.root.clone()], clock()).unwrap();
+    let verifier = PresentationVerifier::new(Arc::new(JwksResolver::default()), clock())
+        .with_mdoc_verifier(Arc::new(mdoc));
+    let verified = verifier
+        .verify(&request, &read, used.as_ref())
+        .await
+        .unwrap();
+    let claims = &verified.claims()["mdl"][0][MDL_NS];
+    assert_eq!(claims["family_name"], "Jones");
+    assert!(claims.get("given_name").is_none());
+
+    // The same device response for a request with another nonce is refused.
+    let mut other = request.clone();
+    other.nonce = "another-nonce".to_owned();
+    let err = verifier
+        .verify(&other, &read, used.as_ref())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ValidationError::Mdoc {
+                source: edk_mdoc::Error::InvalidDeviceSignature,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_npm_wallet_answers_an_x509_hash_request_object_and_edk_validates_the_answer() {
+    let pki = pki("verifier", &["verifier.example"]);
+    let client_id = format!("x509_hash:{}", edk_oid4vp::x509_hash(&pki.chain[0]));
+    let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let request = encrypted(&client_id, &key);
+    let token = sign_request_object(
+        &request,
+        &RequestObjectKey::X5c(pki.chain.clone()),
+        &pki.leaf,
+        clock().as_ref(),
+        &SignOptions::default(),
+    )
+    .await
+    .unwrap();
+    let claims = npm_wallet_answers(&client_id, &token, &pki.root, &request, &key, &request)
+        .await
+        .unwrap();
+    assert_eq!(claims["pid"][0]["birthdate"], "1952-03-11");
+}
