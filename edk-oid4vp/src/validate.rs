@@ -473,8 +473,7 @@ impl PresentationVerifier {
         }
         let status = status_of_json(verified.claims());
         self.check_status(id, status.as_ref()).await?;
-        let mut claims = verified.claims().clone();
-        claims.remove("cnf");
+        let claims = verified.claims().clone();
         let issuer = verified.issuer().map(str::to_owned);
         let chain: Vec<Vec<u8>> = verified
             .sd_jwt()

@@ -351,3 +351,21 @@ async fn the_key_reference_must_fit_the_prefix() {
         "{err:?}"
     );
 }
+
+mod arbitrary_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Any token is refused with an error, never a panic.
+        #[test]
+        fn any_token_is_refused(token in "[A-Za-z0-9._~-]{0,300}") {
+            let wallet = verifier(&pki("v", &["v.example"]).root);
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let result = runtime.block_on(wallet.verify(&token, None, None));
+            prop_assert!(result.is_err());
+        }
+    }
+}

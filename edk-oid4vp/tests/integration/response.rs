@@ -239,3 +239,66 @@ fn a_request_without_keys_cannot_be_answered_encrypted() {
     let err = vp_token().encrypt(&request).unwrap_err();
     assert!(matches!(err, ResponseError::NoEncryptionKey), "{err:?}");
 }
+
+mod arbitrary_input {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Any body is read or refused, never a panic.
+        #[test]
+        fn any_form_body_is_read_or_refused(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = AuthorizationResponse::from_form(&body, &ResponseLimits::DEFAULT);
+        }
+
+        /// Any vp_token JSON is read or refused, and what is read writes back as itself.
+        #[test]
+        fn vp_token_entries_round_trip(
+            entries in proptest::collection::btree_map(
+                "[a-z]{1,8}",
+                proptest::collection::vec("[ -~]{0,40}", 1..4),
+                0..4,
+            ),
+            state in proptest::option::of("[a-zA-Z0-9_-]{1,16}"),
+        ) {
+            let response = AuthorizationResponse::VpToken {
+                vp_token: entries
+                    .into_iter()
+                    .map(|(id, values)| (id, values.into_iter().map(Value::String).collect()))
+                    .collect(),
+                state,
+            };
+            let read = AuthorizationResponse::from_form(
+                response.to_form().as_bytes(),
+                &ResponseLimits::DEFAULT,
+            );
+            prop_assert_eq!(read.unwrap(), response);
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_jwes_are_refused() {
+        let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+        let request = encrypted_request(&key, KeyManagement::EcdhEs, None);
+        for token in [
+            "",
+            "a.b.c.d.e",
+            "....",
+            "eyJhbGciOiJFQ0RILUVTIn0.a.b.c.d",
+            "x".repeat(3000).as_str(),
+        ] {
+            let err =
+                AuthorizationResponse::decrypt(token, &request, &key, &ResponseLimits::DEFAULT)
+                    .await
+                    .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ResponseError::Jwe(_) | ResponseError::UnexpectedEncryption(_)
+                ),
+                "{token}: {err:?}"
+            );
+        }
+    }
+}
