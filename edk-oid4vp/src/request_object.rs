@@ -76,6 +76,10 @@ pub enum RequestObjectError {
     /// The SHA-256 of the leaf certificate is not the `x509_hash:` value.
     #[error("the SHA-256 hash of the x5c leaf certificate is not the x509_hash value")]
     HashMismatch,
+    /// The `x5c` chain breaks HAIP's rules: it carries a trust anchor, or its leaf is
+    /// self-signed.
+    #[error("{0}")]
+    X5cProfile(&'static str),
     /// The certificate chain does not validate to a trust anchor.
     #[error("the x5c chain is not trusted")]
     UntrustedChain(#[source] JoseError),
@@ -118,6 +122,7 @@ impl RequestObjectError {
             Self::SanMismatch(_)
             | Self::HashMismatch
             | Self::UntrustedChain(_)
+            | Self::X5cProfile(_)
             | Self::KidNotOfClient(_)
             | Self::UnsupportedPrefix(_) => "invalid_client",
             _ => "invalid_request_object",
@@ -130,6 +135,7 @@ impl HasKind for RequestObjectError {
         match self {
             Self::Request(err) => err.kind(),
             Self::UntrustedChain(_)
+            | Self::X5cProfile(_)
             | Self::SanMismatch(_)
             | Self::HashMismatch
             | Self::KidNotOfClient(_) => ErrorKind::Forbidden,
@@ -239,6 +245,7 @@ pub struct SignOptions<'a> {
 /// prefix designates.
 pub struct RequestObjectVerifier {
     x5c: X5cResolver,
+    anchors: Vec<Vec<u8>>,
     did: Option<Arc<dyn KeyResolver>>,
     clock: Arc<dyn Clock>,
     audiences: Vec<String>,
@@ -260,7 +267,8 @@ impl RequestObjectVerifier {
     /// A verifier trusting the DER certificates `trust_anchors` for `x509_san_dns:` and
     /// `x509_hash:` clients, accepting the `aud`
     /// [`SELF_ISSUED_AUDIENCE`](crate::request::SELF_ISSUED_AUDIENCE), reading time from
-    /// `clock`.
+    /// `clock`. As HAIP requires, an `x5c` that includes a trust anchor or whose leaf is
+    /// self-signed is refused.
     ///
     /// # Errors
     ///
@@ -269,10 +277,12 @@ impl RequestObjectVerifier {
         trust_anchors: impl IntoIterator<Item = Vec<u8>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, RequestObjectError> {
-        let x5c = X5cResolver::new(trust_anchors, Arc::clone(&clock))
+        let anchors: Vec<Vec<u8>> = trust_anchors.into_iter().collect();
+        let x5c = X5cResolver::new(anchors.clone(), Arc::clone(&clock))
             .map_err(RequestObjectError::UntrustedChain)?;
         Ok(Self {
             x5c,
+            anchors,
             did: None,
             clock,
             audiences: vec![crate::request::SELF_ISSUED_AUDIENCE.to_owned()],
@@ -354,11 +364,13 @@ impl RequestObjectVerifier {
             ClientId::X509SanDns(name) => {
                 let leaf = leaf_der(header.x5c.as_deref(), "x509_san_dns")?;
                 check_san(&leaf, name)?;
+                self.check_x5c_profile(header.x5c.as_deref().unwrap_or_default(), &leaf)?;
                 self.verify_x5c(jws, &policy).await?
             }
             ClientId::X509Hash(hash) => {
                 let leaf = leaf_der(header.x5c.as_deref(), "x509_hash")?;
                 check_hash(&leaf, hash)?;
+                self.check_x5c_profile(header.x5c.as_deref().unwrap_or_default(), &leaf)?;
                 self.verify_x5c(jws, &policy).await?
             }
             ClientId::DecentralizedIdentifier(did) => {
@@ -404,6 +416,27 @@ impl RequestObjectVerifier {
             .await
             .map_err(RequestObjectError::UntrustedChain)?;
         jws.verify(&key, policy).map_err(RequestObjectError::Jws)
+    }
+
+    /// HAIP §5: the chain does not carry a trust anchor, and its leaf is not self-signed.
+    fn check_x5c_profile(&self, x5c: &[String], leaf: &[u8]) -> Result<(), RequestObjectError> {
+        let carries_anchor = x5c
+            .iter()
+            .filter_map(|cert| STANDARD.decode(cert).ok())
+            .any(|der| self.anchors.contains(&der));
+        if carries_anchor {
+            return Err(RequestObjectError::X5cProfile(
+                "the x5c chain must not include a trust anchor",
+            ));
+        }
+        let self_signed = Certificate::from_der(leaf)
+            .is_ok_and(|cert| cert.tbs_certificate().issuer() == cert.tbs_certificate().subject());
+        if self_signed {
+            return Err(RequestObjectError::X5cProfile(
+                "the x5c leaf must not be self-signed",
+            ));
+        }
+        Ok(())
     }
 
     fn check_claims(

@@ -371,9 +371,10 @@ impl AuthorizationResponse {
 
     /// The response encrypted (§8.3) to the first usable key of `request`'s
     /// `client_metadata.jwks` (an EC or OKP key whose `use` is absent or `enc` and whose
-    /// `alg` is `ECDH-ES`, `ECDH-ES+A128KW` or `ECDH-ES+A256KW`), with the first
-    /// `encrypted_response_enc_values_supported` value this library supports (`A128GCM` by
-    /// default), the key's `kid` copied to the header.
+    /// `alg` is `ECDH-ES`, `ECDH-ES+A128KW` or `ECDH-ES+A256KW`), with `A256GCM` when
+    /// `encrypted_response_enc_values_supported` offers it (as HAIP prefers), otherwise its
+    /// first value this library supports (`A128GCM` by default), the key's `kid` copied to the
+    /// header.
     ///
     /// # Errors
     ///
@@ -388,10 +389,16 @@ impl AuthorizationResponse {
             .into_iter()
             .next()
             .ok_or(ResponseError::NoEncryptionKey)?;
-        let enc = offered_enc(metadata)
-            .into_iter()
-            .next()
-            .ok_or(ResponseError::NoContentEncryption)?;
+        // HAIP §5: wallets prefer A256GCM when the verifier offers it.
+        let offered = offered_enc(metadata);
+        let enc = if offered.contains(&ContentEncryption::A256Gcm) {
+            ContentEncryption::A256Gcm
+        } else {
+            offered
+                .into_iter()
+                .next()
+                .ok_or(ResponseError::NoContentEncryption)?
+        };
         let payload = serde_json::to_vec(&self.to_json())
             .map_err(|_| ResponseError::Malformed("the response cannot be serialised"))?;
         jwe::encrypt(&payload, &jwk, alg, enc, JweOptions::default()).map_err(ResponseError::Jwe)

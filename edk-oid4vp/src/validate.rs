@@ -266,6 +266,7 @@ pub struct PresentationVerifier {
     clock: Arc<dyn Clock>,
     max_age: i64,
     leeway: i64,
+    key_binding_when_bound: bool,
     limits: Limits,
 }
 
@@ -295,8 +296,17 @@ impl PresentationVerifier {
             clock,
             max_age: 300,
             leeway: 60,
+            key_binding_when_bound: false,
             limits: Limits::DEFAULT,
         }
+    }
+
+    /// The verifier requiring a Key Binding JWT for every SD-JWT VC that has a holder key
+    /// (`cnf`), even for a credential query that waives holder binding (HAIP §6.1).
+    #[must_use]
+    pub const fn requiring_key_binding_when_bound(mut self) -> Self {
+        self.key_binding_when_bound = true;
+        self
     }
 
     /// The verifier verifying mdocs with `verifier` (its IACA trust anchors).
@@ -467,6 +477,9 @@ impl PresentationVerifier {
             .verify_vc(self.issuers.as_ref(), &options, self.clock.unix_seconds())
             .await
             .map_err(|err| sd_jwt_error(id, err))?;
+        if !bound && self.key_binding_when_bound && verified.claims().contains_key("cnf") {
+            return Err(ValidationError::KeyBindingMissing(id.clone()));
+        }
         if let Some(entries) = &request.transaction_data {
             let kb = verified.sd_jwt().key_binding().cloned().unwrap_or_default();
             check_transaction_data(id, entries, &kb)?;

@@ -10,6 +10,7 @@
 
 mod dcql;
 mod evaluate;
+mod haip;
 mod interop;
 mod openid4vp_interop;
 mod path;
