@@ -137,6 +137,10 @@ pub enum ValidationError {
         /// `error_description`.
         description: Option<String>,
     },
+    /// The request asked for an encrypted response (`direct_post.jwt`, `dc_api.jwt`) and the
+    /// presentations came in the clear.
+    #[error("the request asked for an encrypted response and the vp_token came unencrypted")]
+    ResponseNotEncrypted,
     /// The response's `state` is not the request's: a response to another request.
     #[error("the response's state is not the request's")]
     StateMismatch,
@@ -343,7 +347,9 @@ impl PresentationVerifier {
     /// # Errors
     ///
     /// [`ValidationError::WalletError`] for an error response,
-    /// [`ValidationError::StateMismatch`], [`ValidationError::NoClientId`], then each
+    /// [`ValidationError::NoClientId`], [`ValidationError::ResponseNotEncrypted`] for a
+    /// `vp_token` in the clear where the request asked for encryption (`encryption_key` is
+    /// `None`), [`ValidationError::StateMismatch`], then each
     /// presentation's error, then [`ValidationError::Dcql`].
     pub async fn verify(
         &self,
@@ -378,6 +384,7 @@ impl PresentationVerifier {
                 &request.nonce,
                 thumbprint(encryption_key).as_deref(),
             ),
+            encrypted: encryption_key.is_some(),
         };
         self.verify_bound(request, response, &binding).await
     }
@@ -400,6 +407,9 @@ impl PresentationVerifier {
                 });
             }
             AuthorizationResponse::VpToken { vp_token, state } => {
+                if request.response_mode.is_encrypted() && !binding.encrypted {
+                    return Err(ValidationError::ResponseNotEncrypted);
+                }
                 if *state != request.state {
                     return Err(ValidationError::StateMismatch);
                 }
@@ -596,6 +606,7 @@ impl PresentationVerifier {
 struct Binding {
     audience: String,
     transcript: SessionTranscript,
+    encrypted: bool,
 }
 
 impl Binding {
@@ -610,6 +621,7 @@ impl Binding {
         Ok(Self {
             audience: client_id.to_string(),
             transcript: session_transcript(request, encryption_key)?,
+            encrypted: encryption_key.is_some(),
         })
     }
 }

@@ -677,10 +677,13 @@ async fn an_mdoc_device_response_is_validated_over_the_openid4vp_transcript() {
         }]
     );
 
-    // The same device response checked without the encryption key's thumbprint: another
-    // transcript, so the device signature does not verify.
+    // The same device response checked with another key's thumbprint: another transcript,
+    // so the device signature does not verify.
+    let other_key = DecryptingKey::generate(KeyManagement::EcdhEs)
+        .unwrap()
+        .public_jwk();
     let err = verifier(&world, &statuses)
-        .verify(&request, &response, None)
+        .verify(&request, &response, Some(&other_key))
         .await
         .unwrap_err();
     assert!(
@@ -929,6 +932,31 @@ async fn trusted_authorities_match_the_issuers_authority_key_identifier() {
     let err = refuse(&world, &statuses, &elsewhere, &response).await;
     assert!(
         matches!(err, ValidationError::Dcql(PresentationError::UntrustedIssuer(ref id)) if id == "pid"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_vp_token_in_the_clear_is_refused_where_encryption_was_asked() {
+    let world = world();
+    let statuses = Arc::new(Statuses::default());
+    let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let request = encrypted_request(&key, KeyManagement::EcdhEs, None);
+    let response = good_answer(&world, &request).await;
+    let err = refuse(&world, &statuses, &request, &response).await;
+    assert!(
+        matches!(err, ValidationError::ResponseNotEncrypted),
+        "{err:?}"
+    );
+    // An error response may come in the clear (§8.3).
+    let error = AuthorizationResponse::Error {
+        error: "access_denied".to_owned(),
+        error_description: None,
+        state: request.state.clone(),
+    };
+    let err = refuse(&world, &statuses, &request, &error).await;
+    assert!(
+        matches!(err, ValidationError::WalletError { .. }),
         "{err:?}"
     );
 }
