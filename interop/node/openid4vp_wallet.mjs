@@ -7,12 +7,13 @@
 //     "request": "<signed Request Object>", "trust_anchor": "<base64 DER root>",
 //     "issuer_jwk": {private JWK with kid}, "holder_jwk": {private JWK}, "iss": "https://…",
 //     "vct": "…", "claims": {…}, "disclose": ["name", …], "now": <unix seconds> }
-//     -> { "response": "<JWE of the direct_post.jwt body>", "state": …, "nonce": …,
+//     -> { "posted": { "url", "content_type", "body" }, "state": …, "nonce": …,
 //          "client_id": …, "credential_query_id": … }
 //   The wallet resolves and verifies the Request Object (x5c chain to the trust anchor and the
 //   leaf's dNSName SANs for x509_san_dns, the did:jwk key for decentralized_identifier), issues
 //   an SD-JWT VC for the holder, presents the disclosed claims with a KB-JWT to the request's
-//   client_id and nonce, and encrypts the response to the request's client_metadata key.
+//   client_id and nonce, encrypts the response to the request's client_metadata key for
+//   direct_post.jwt, and posts it to response_uri: the post is captured and printed.
 //
 //   { "step": "verifier_request", "client_id": "redirect_uri:…", "response_uri": "…",
 //     "nonce": "…", "state": "…", "dcql_query": {…} }
@@ -35,6 +36,7 @@ import {
   createOpenid4vpAuthorizationResponse,
   parseOpenid4vpAuthorizationResponse,
   resolveOpenid4vpAuthorizationRequest,
+  submitOpenid4vpAuthorizationResponse,
 } from '@openid4vc/openid4vp';
 import { SDJwtVcInstance } from '@sd-jwt/sd-jwt-vc';
 
@@ -176,22 +178,38 @@ async function wallet() {
     kb: { payload: { aud: request.client_id, nonce: request.nonce, iat: input.now } },
   });
 
+  const encrypted = request.response_mode === 'direct_post.jwt';
   const response = await createOpenid4vpAuthorizationResponse({
     authorizationRequestPayload: request,
     authorizationResponsePayload: { vp_token: { [credentialQuery.id]: [presentation] } },
-    jarm: {
-      encryption: { nonce: b64url(randomBytes(16)) },
-      serverMetadata: {
-        authorization_signing_alg_values_supported: ['ES256'],
-        authorization_encryption_alg_values_supported: ['ECDH-ES'],
-        authorization_encryption_enc_values_supported: ['A128GCM', 'A256GCM'],
-      },
-    },
+    jarm: encrypted
+      ? {
+          encryption: { nonce: b64url(randomBytes(16)) },
+          serverMetadata: {
+            authorization_signing_alg_values_supported: ['ES256'],
+            authorization_encryption_alg_values_supported: ['ECDH-ES'],
+            authorization_encryption_enc_values_supported: ['A128GCM', 'A256GCM'],
+          },
+        }
+      : undefined,
     callbacks,
   });
-  if (!response.jarm) throw new Error('the library did not encrypt the response');
+  if (encrypted && !response.jarm) throw new Error('the library did not encrypt the response');
+  // The library posts the response to response_uri; the post is captured instead of sent.
+  let posted;
+  await submitOpenid4vpAuthorizationResponse({
+    authorizationRequestPayload: request,
+    authorizationResponsePayload: response.authorizationResponsePayload,
+    jarm: response.jarm,
+    callbacks: {
+      fetch: async (url, init) => {
+        posted = { url: String(url), content_type: new Headers(init.headers).get('content-type'), body: String(init.body) };
+        return new Response('{}', { status: 200, headers: { 'content-type': 'application/json' } });
+      },
+    },
+  });
   return {
-    response: response.jarm.responseJwt,
+    posted,
     state: response.authorizationResponsePayload.state ?? null,
     nonce: request.nonce,
     client_id: request.client_id,

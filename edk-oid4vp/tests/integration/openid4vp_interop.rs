@@ -114,17 +114,27 @@ async fn npm_wallet_answers(
     .unwrap_or_else(|err| panic!("the npm wallet refused: {err}"));
     assert_eq!(answer["client_id"], client_id);
     assert_eq!(answer["nonce"], request.nonce.as_str());
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("response", answer["response"].as_str().unwrap())
-        .finish();
-    let (response, used) = AuthorizationResponse::from_encrypted_form(
-        body.as_bytes(),
-        request,
-        key,
-        &ResponseLimits::DEFAULT,
-    )
-    .await
-    .unwrap();
+    let posted = &answer["posted"];
+    assert_eq!(
+        posted["url"].as_str(),
+        request.response_uri.as_ref().map(url::Url::as_str)
+    );
+    assert_eq!(posted["content_type"], "application/x-www-form-urlencoded");
+    let body = posted["body"].as_str().unwrap();
+    let (response, used) = if request.response_mode == ResponseMode::DirectPostJwt {
+        AuthorizationResponse::from_encrypted_form(
+            body.as_bytes(),
+            request,
+            key,
+            &ResponseLimits::DEFAULT,
+        )
+        .await
+        .unwrap()
+    } else {
+        let response =
+            AuthorizationResponse::from_form(body.as_bytes(), &ResponseLimits::DEFAULT).unwrap();
+        (response, None)
+    };
     assert_eq!(response.state(), request.state.as_deref());
     let resolver = JwksResolver::from_keys([&issuer.public_jwk().with_kid("issuer-key-1")]);
     PresentationVerifier::new(Arc::new(resolver), clock())
@@ -463,4 +473,26 @@ async fn the_npm_wallet_answers_an_x509_hash_request_object_and_edk_validates_th
         .await
         .unwrap();
     assert_eq!(claims["pid"][0]["birthdate"], "1952-03-11");
+}
+
+#[tokio::test]
+async fn the_npm_wallet_answers_a_direct_post_request_object_and_edk_validates_the_answer() {
+    let pki = pki("verifier", &["verifier.example"]);
+    let client_id = "x509_san_dns:verifier.example";
+    let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let request = request(client_id, pid_query());
+    assert_eq!(request.response_mode, ResponseMode::DirectPost);
+    let token = sign_request_object(
+        &request,
+        &RequestObjectKey::X5c(pki.chain.clone()),
+        &pki.leaf,
+        clock().as_ref(),
+        &SignOptions::default(),
+    )
+    .await
+    .unwrap();
+    let claims = npm_wallet_answers(client_id, &token, &pki.root, &request, &key, &request)
+        .await
+        .unwrap();
+    assert_eq!(claims["pid"][0]["family_name"], "Dent");
 }
