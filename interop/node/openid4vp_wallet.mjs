@@ -20,6 +20,13 @@
 //     -> { "authorization_request": "openid4vp://?…", "payload": {…}, "private_jwk": {…} }
 //   A verifier's unsigned direct_post.jwt request with a fresh ECDH-ES P-256 key.
 //
+//   { "step": "verifier_signed_request", "client_id": "x509_san_dns:…", "response_uri": "…",
+//     "request_uri": "…", "nonce": "…", "state": "…", "dcql_query": {…},
+//     "signer_jwk": {private JWK}, "x5c": ["<base64 DER>", …], "now": <unix seconds> }
+//     -> { "authorization_request": "openid4vp://?client_id=…&request_uri=…",
+//          "request_object": "<JWS>" }
+//   A verifier's direct_post request signed as a Request Object with the x5c chain.
+//
 //   { "step": "verifier_response", "payload": {…request payload}, "private_jwk": {…},
 //     "response": "<JWE>", "issuer_jwk": {public JWK}, "now": <unix seconds> }
 //     -> { "vp_token": {…}, "state": …, "dcql_satisfied": bool,
@@ -29,7 +36,7 @@
 //
 // Errors are printed as JSON { "error": "…" } with exit code 1.
 import { createHash, createPublicKey, randomBytes, sign as cryptoSign, verify as cryptoVerify, X509Certificate } from 'node:crypto';
-import { compactDecrypt, compactVerify, CompactEncrypt, exportJWK, generateKeyPair, importJWK } from 'jose';
+import { compactDecrypt, compactVerify, CompactEncrypt, exportJWK, generateKeyPair, importJWK, SignJWT } from 'jose';
 import { HashAlgorithm } from '@openid4vc/oauth2';
 import {
   createOpenid4vpAuthorizationRequest,
@@ -245,6 +252,40 @@ async function verifierRequest() {
   };
 }
 
+async function verifierSignedRequest() {
+  const created = await createOpenid4vpAuthorizationRequest({
+    authorizationRequestPayload: {
+      response_type: 'vp_token',
+      client_id: input.client_id,
+      response_uri: input.response_uri,
+      response_mode: 'direct_post',
+      nonce: input.nonce,
+      state: input.state,
+      dcql_query: input.dcql_query,
+    },
+    jar: {
+      jwtSigner: { method: 'x5c', x5c: input.x5c, alg: 'ES256' },
+      requestUri: input.request_uri,
+      expiresInSeconds: 300,
+      // The library's default aud is the request_uri; OpenID4VP §5.8 names this one.
+      additionalJwtPayload: { aud: 'https://self-issued.me/v2' },
+    },
+    now: new Date(input.now * 1000),
+    callbacks: {
+      ...callbacks,
+      signJwt: async (signer, { header, payload }) => {
+        const key = await importJWK(input.signer_jwk, 'ES256');
+        const jwt = await new SignJWT(payload).setProtectedHeader({ ...header, alg: signer.alg }).sign(key);
+        return { jwt, signerJwk: publicOf(input.signer_jwk) };
+      },
+    },
+  });
+  return {
+    authorization_request: created.authorizationRequest,
+    request_object: created.jar.authorizationRequestJwt,
+  };
+}
+
 async function verifierResponse() {
   const parsed = await parseOpenid4vpAuthorizationResponse({
     authorizationResponse: { response: input.response },
@@ -283,7 +324,12 @@ async function verifierResponse() {
 }
 
 try {
-  const steps = { wallet, verifier_request: verifierRequest, verifier_response: verifierResponse };
+  const steps = {
+    wallet,
+    verifier_request: verifierRequest,
+    verifier_signed_request: verifierSignedRequest,
+    verifier_response: verifierResponse,
+  };
   const step = steps[input.step];
   if (!step) throw new Error(`unknown step ${input.step}`);
   process.stdout.write(JSON.stringify(await step()));

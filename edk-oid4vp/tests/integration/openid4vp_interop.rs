@@ -496,3 +496,60 @@ async fn the_npm_wallet_answers_a_direct_post_request_object_and_edk_validates_t
         .unwrap();
     assert_eq!(claims["pid"][0]["family_name"], "Dent");
 }
+
+#[tokio::test]
+async fn edk_verifies_a_request_object_the_npm_verifier_signed() {
+    let pki = pki("verifier", &["verifier.example"]);
+    let client_id = "x509_san_dns:verifier.example";
+    let created = peer(&json!({
+        "step": "verifier_signed_request",
+        "client_id": client_id,
+        "response_uri": "https://verifier.example/response",
+        "request_uri": "https://verifier.example/request/1",
+        "nonce": "npm-nonce-0123456789abcdef",
+        "state": "npm-state-2",
+        "dcql_query": pid_query().to_json(),
+        "signer_jwk": pki.leaf.to_jwk().unwrap(),
+        "x5c": pki.chain.iter().map(|der| standard(der)).collect::<Vec<_>>(),
+        "now": NOW,
+    }))
+    .unwrap_or_else(|err| panic!("the npm verifier refused: {err}"));
+    // The pointer the wallet is given: client_id and request_uri.
+    let uri = url::Url::parse(created["authorization_request"].as_str().unwrap()).unwrap();
+    let pairs: BTreeMap<String, String> = uri.query_pairs().into_owned().collect();
+    assert_eq!(pairs["client_id"], client_id);
+    assert_eq!(pairs["request_uri"], "https://verifier.example/request/1");
+
+    let token = created["request_object"].as_str().unwrap();
+    let wallet = edk_oid4vp::RequestObjectVerifier::new([pki.root.clone()], clock()).unwrap();
+    let request = wallet
+        .verify(token, Some(&pairs["client_id"]), None)
+        .await
+        .unwrap();
+    assert_eq!(request.nonce, "npm-nonce-0123456789abcdef");
+    assert_eq!(request.state.as_deref(), Some("npm-state-2"));
+    assert_eq!(request.dcql_query, pid_query());
+
+    // Under another outer client_id, or for a wallet that trusts another root, it is refused.
+    let err = wallet
+        .verify(token, Some("x509_san_dns:other.example"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, edk_oid4vp::RequestObjectError::ClientIdMismatch { .. }),
+        "{err:?}"
+    );
+    let stranger = edk_oid4vp::RequestObjectVerifier::new(
+        [crate::support::pki("other", &["other.example"]).root],
+        clock(),
+    )
+    .unwrap();
+    let err = stranger
+        .verify(token, Some(client_id), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, edk_oid4vp::RequestObjectError::UntrustedChain(_)),
+        "{err:?}"
+    );
+}
