@@ -5,6 +5,9 @@ pub mod error;
 pub mod evaluate;
 pub mod path;
 pub mod request;
+pub mod request_object;
+pub mod response;
+pub mod validate;
 
 pub use dcql::{
     ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
@@ -19,4 +22,13 @@ pub use path::{ClaimPath, PathElement};
 pub use request::{
     AuthorizationRequest, ClientId, ClientMetadata, REQUEST_OBJECT_TYP, RequestError,
     RequestUriMethod, ResponseMode, SELF_ISSUED_AUDIENCE,
+};
+pub use request_object::{
+    RequestObjectError, RequestObjectKey, RequestObjectVerifier, SignOptions, sign_request_object,
+    x509_hash,
+};
+pub use response::{AuthorizationResponse, ResponseError, ResponseLimits};
+pub use validate::{
+    CredentialStatus, PresentationVerifier, StatusCheck, StatusReference, ValidationError,
+    VerifiedPresentation, VerifiedResponse, session_transcript,
 };

@@ -10,9 +10,15 @@
 
 mod dcql;
 mod evaluate;
+mod haip;
 mod interop;
+mod openid4vp_interop;
 mod path;
 mod request;
+mod request_object;
+mod response;
+mod support;
+mod validate;
 
 use std::path::Path;
 
@@ -36,3 +42,8 @@ pub(crate) const SPEC_EXAMPLES: [&str; 7] = [
     "claims_alternatives",
     "value_matching_simple",
 ];
+
+/// `seconds` after the Unix epoch as a `SystemTime`.
+pub(crate) fn support_time(seconds: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(seconds).unwrap())
+}
