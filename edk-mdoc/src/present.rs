@@ -1,12 +1,13 @@
 //! The holder's side: a [`Document`] for a [`DeviceResponse`](crate::DeviceResponse) with the
-//! elements the holder chose and a device signature over the session transcript.
+//! elements the holder chose and a device signature (or MAC) over the session transcript.
 
 use coset::Header;
-use edk_core::jose::Signer;
+use edk_core::jose::{Jwk, Signer};
 
 use crate::cbor::{Limits, encode};
 use crate::cose::sign1;
 use crate::error::Error;
+use crate::mac::{MacKeyAgreement, mac0};
 use crate::model::{DeviceAuth, DeviceSigned, Document, IssuerSigned};
 use crate::transcript::{SessionTranscript, device_authentication_bytes};
 
@@ -25,6 +26,52 @@ pub async fn present(
     device_key: &dyn Signer,
     transcript: &SessionTranscript,
 ) -> Result<Document, Error> {
+    let (doc_type, issuer_signed) = disclosed(issuer_signed, disclose)?;
+    let device_name_spaces = encode(&ciborium::Value::Map(Vec::new()));
+    let payload = device_authentication_bytes(transcript, &doc_type, &device_name_spaces);
+    let signature = sign1(device_key, payload, true, Header::default()).await?;
+    Ok(Document {
+        doc_type,
+        issuer_signed,
+        device_signed: DeviceSigned {
+            name_spaces: device_name_spaces,
+            device_auth: DeviceAuth::Signature(signature),
+        },
+    })
+}
+
+/// As [`present`], authenticated by MAC instead of a signature (§9.1.3.5): `deviceMac`
+/// under the key agreed between `device_key` (the key the MSO names) and the reader's
+/// ephemeral public key `reader_key`.
+///
+/// # Errors
+/// Those of [`present`], and [`Error::InvalidDeviceKey`] when the keys cannot agree.
+pub async fn present_with_mac(
+    issuer_signed: &IssuerSigned,
+    disclose: &[(&str, &str)],
+    device_key: &dyn MacKeyAgreement,
+    reader_key: &Jwk,
+    transcript: &SessionTranscript,
+) -> Result<Document, Error> {
+    let (doc_type, issuer_signed) = disclosed(issuer_signed, disclose)?;
+    let device_name_spaces = encode(&ciborium::Value::Map(Vec::new()));
+    let payload = device_authentication_bytes(transcript, &doc_type, &device_name_spaces);
+    let mac = mac0(device_key, reader_key, transcript, &payload).await?;
+    Ok(Document {
+        doc_type,
+        issuer_signed,
+        device_signed: DeviceSigned {
+            name_spaces: device_name_spaces,
+            device_auth: DeviceAuth::Mac(mac),
+        },
+    })
+}
+
+/// The document type and the issuer-signed part keeping only the pairs of `disclose`.
+fn disclosed(
+    issuer_signed: &IssuerSigned,
+    disclose: &[(&str, &str)],
+) -> Result<(String, IssuerSigned), Error> {
     let doc_type = issuer_signed.mso(&Limits::DEFAULT)?.doc_type;
     for &(namespace, element) in disclose {
         let found = issuer_signed
@@ -58,18 +105,11 @@ pub async fn present(
             (!kept.is_empty()).then(|| (namespace.clone(), kept))
         })
         .collect();
-    let device_name_spaces = encode(&ciborium::Value::Map(Vec::new()));
-    let payload = device_authentication_bytes(transcript, &doc_type, &device_name_spaces);
-    let signature = sign1(device_key, payload, true, Header::default()).await?;
-    Ok(Document {
+    Ok((
         doc_type,
-        issuer_signed: IssuerSigned {
+        IssuerSigned {
             name_spaces,
             issuer_auth: issuer_signed.issuer_auth.clone(),
         },
-        device_signed: DeviceSigned {
-            name_spaces: device_name_spaces,
-            device_auth: DeviceAuth::Signature(signature),
-        },
-    })
+    ))
 }

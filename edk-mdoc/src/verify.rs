@@ -14,6 +14,7 @@ use edk_core::x5c::X5cResolver;
 use crate::cbor::{Limits, decode, rfc3339};
 use crate::cose::{jose_algorithm, jwk_from_cose_key, verify1, x5chain};
 use crate::error::{Error, malformed};
+use crate::mac::{MacKeyAgreement, verify_mac0};
 use crate::model::{
     DIGEST_ALGORITHM, DeviceAuth, DeviceResponse, Document, IssuerSigned, MSO_VERSION,
     MobileSecurityObject,
@@ -210,6 +211,24 @@ impl Verifier {
         response: &DeviceResponse,
         transcript: &SessionTranscript,
     ) -> Result<Vec<VerifiedDocument>, Error> {
+        self.verify_device_response_with(response, transcript, None)
+            .await
+    }
+
+    /// As [`Verifier::verify_device_response`], also accepting documents authenticated by
+    /// `deviceMac` (§9.1.3.5) under the key agreed between `reader_key` (the reader's
+    /// ephemeral key of this session, `EReaderKey`) and the MSO's device key.
+    ///
+    /// # Errors
+    /// Those of [`Verifier::verify_device_response`]; [`Error::InvalidDeviceSignature`]
+    /// also when a MAC does not verify, [`Error::Unsupported`] for a MAC algorithm other
+    /// than HMAC 256/256.
+    pub async fn verify_device_response_with(
+        &self,
+        response: &DeviceResponse,
+        transcript: &SessionTranscript,
+        reader_key: Option<&dyn MacKeyAgreement>,
+    ) -> Result<Vec<VerifiedDocument>, Error> {
         if response.version != "1.0" {
             return Err(Error::Unsupported {
                 what: "DeviceResponse version",
@@ -227,7 +246,10 @@ impl Verifier {
         }
         let mut verified = Vec::with_capacity(response.documents.len());
         for document in &response.documents {
-            verified.push(self.verify_document(document, transcript).await?);
+            verified.push(
+                self.verify_document(document, transcript, reader_key)
+                    .await?,
+            );
         }
         Ok(verified)
     }
@@ -236,28 +258,35 @@ impl Verifier {
         &self,
         document: &Document,
         transcript: &SessionTranscript,
+        reader_key: Option<&dyn MacKeyAgreement>,
     ) -> Result<VerifiedDocument, Error> {
         let verified = self
             .verify_issuer_signed(&document.issuer_signed, &document.doc_type)
             .await?;
-        let signature = match &document.device_signed.device_auth {
-            DeviceAuth::Signature(signature) => signature,
-            DeviceAuth::Mac(_) => {
-                return Err(Error::Unsupported {
-                    what: "device authentication",
-                    value: "deviceMac".to_owned(),
-                });
-            }
-        };
-        if signature.payload.is_some() {
-            return Err(malformed("deviceSignature", "the payload must be detached"));
-        }
         let device_name_spaces = &document.device_signed.name_spaces;
         if !matches!(
             decode(device_name_spaces, &self.limits, "DeviceNameSpaces")?,
             Value::Map(_)
         ) {
             return Err(malformed("DeviceNameSpaces", "expected a map"));
+        }
+        let signature = match &document.device_signed.device_auth {
+            DeviceAuth::Signature(signature) => signature,
+            DeviceAuth::Mac(mac) => {
+                let Some(reader_key) = reader_key else {
+                    return Err(Error::Unsupported {
+                        what: "device authentication without a reader key",
+                        value: "deviceMac".to_owned(),
+                    });
+                };
+                let payload =
+                    device_authentication_bytes(transcript, &document.doc_type, device_name_spaces);
+                verify_mac0(mac, reader_key, &verified.device_key, transcript, &payload).await?;
+                return Ok(verified);
+            }
+        };
+        if signature.payload.is_some() {
+            return Err(malformed("deviceSignature", "the payload must be detached"));
         }
         let key = VerifyingKey::from_jwk(&verified.device_key)
             .map_err(|_| Error::InvalidDeviceKey("the MSO's device key cannot verify"))?;

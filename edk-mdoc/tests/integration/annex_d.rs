@@ -97,7 +97,7 @@ async fn annex_d_4_1_2_tampered_family_name_fails_its_digest() {
 }
 
 #[tokio::test]
-async fn annex_d_4_1_2_device_mac_is_refused_as_unsupported() {
+async fn annex_d_4_1_2_device_mac_is_refused_without_a_reader_key() {
     let transcript =
         SessionTranscript::from_cbor(&unhex(SESSION_TRANSCRIPT), &Limits::DEFAULT).unwrap();
     let err = verifier(IN_2021)
@@ -127,4 +127,26 @@ fn annex_d_4_1_2_re_encodes_byte_for_byte() {
             .unwrap(),
         bytes
     );
+}
+
+/// `EReaderKey.Priv` of the Annex D examples (D.2.1.1).
+const E_READER_KEY_D: &str = "de3b4b9e5f72dd9b58406ae3091434da48a6f9fd010d88fcb0958e2cebec947c";
+
+#[tokio::test]
+async fn annex_d_4_1_2_device_mac_verifies_with_the_reader_key() {
+    let transcript =
+        SessionTranscript::from_cbor(&unhex(SESSION_TRANSCRIPT), &Limits::DEFAULT).unwrap();
+    let reader = edk_mdoc::EphemeralKey::from_scalar(&unhex(E_READER_KEY_D)).unwrap();
+    let verified = verifier(IN_2021)
+        .verify_device_response_with(&response(), &transcript, Some(&reader))
+        .await
+        .unwrap();
+    assert_eq!(verified[0].doc_type, MDL);
+    let stranger = edk_mdoc::EphemeralKey::generate().unwrap();
+    assert!(matches!(
+        verifier(IN_2021)
+            .verify_device_response_with(&response(), &transcript, Some(&stranger))
+            .await,
+        Err(Error::InvalidDeviceSignature)
+    ));
 }

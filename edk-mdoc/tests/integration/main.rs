@@ -9,6 +9,7 @@
 
 mod annex_d;
 mod interop;
+mod mac;
 mod refusals;
 mod roundtrip;
 mod support;
