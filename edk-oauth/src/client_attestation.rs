@@ -259,6 +259,16 @@ impl ClientAttestationConfig {
         self.challenge_required
     }
 
+    /// The keys of the attesters (wallet providers) this policy trusts, as a resolver: an
+    /// `x5c` chain to its trust anchors, else a key of its JWKS. For checking other
+    /// statements of the same wallet providers, such as OpenID4VCI key attestations.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] when a configured trust anchor does not parse.
+    pub fn attester_keys(&self, clock: Arc<dyn Clock>) -> Result<Arc<dyn KeyResolver>, Error> {
+        Ok(Arc::new(AttesterKeys::new(self, clock)?))
+    }
+
     fn check_trust(&self) -> Result<(), Error> {
         if self.jwks.is_none() && self.trust_anchors.is_empty() {
             return Err(invalid_config(

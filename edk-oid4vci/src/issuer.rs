@@ -1510,13 +1510,14 @@ impl Issuer {
             let holders = pending
                 .holders
                 .iter()
-                .map(|holder| ProvenKey {
-                    jwk: holder.jwk.clone(),
-                    did_url: holder
-                        .did_url
-                        .as_deref()
-                        .and_then(|url| edk_core::DidUrl::parse(url).ok()),
-                    nonce: None,
+                .map(|holder| {
+                    ProvenKey::known(
+                        holder.jwk.clone(),
+                        holder
+                            .did_url
+                            .as_deref()
+                            .and_then(|url| edk_core::DidUrl::parse(url).ok()),
+                    )
                 })
                 .collect::<Vec<_>>();
             let credentials = self
@@ -1749,11 +1750,17 @@ impl Issuer {
                 ),
             ));
         }
-        let Proofs::Jwt(jwts) = proofs else {
-            return Err(protocol(
-                CredentialErrorCode::InvalidProof,
-                "key attestations as proofs are not accepted by this issuer",
-            ));
+        let requirements = configuration
+            .proof_types_supported
+            .get(proofs.proof_type())
+            .and_then(|proof| proof.key_attestations_required.clone());
+        let jwts = match proofs {
+            Proofs::Jwt(jwts) => jwts,
+            Proofs::Attestation(attestation) => {
+                return self
+                    .attested_keys(tenant, configuration, attestation, requirements, now)
+                    .await;
+            }
         };
         let algorithms: Vec<Algorithm> = configuration.jwt_proof_algorithms().unwrap_or_default();
         let client_id = token
@@ -1785,6 +1792,35 @@ impl Issuer {
             }
             keys.push(proven);
         }
+        if let Some(requirements) = &requirements {
+            let trusted = self.wallet_providers(tenant)?;
+            for proven in &keys {
+                let attestation = proven.key_attestation.as_deref().ok_or_else(|| {
+                    protocol(
+                        CredentialErrorCode::InvalidProof,
+                        "this credential requires a key attestation in each proof's key_attestation header",
+                    )
+                })?;
+                let attestation = crate::proof::verify_key_attestation(
+                    attestation,
+                    requirements,
+                    trusted.as_ref(),
+                    now,
+                    true,
+                    &edk_core::Limits::DEFAULT,
+                )
+                .await?;
+                if !attestation.attests(&proven.jwk) {
+                    return Err(protocol(
+                        CredentialErrorCode::InvalidProof,
+                        "the proof's key is not one of its key attestation's attested_keys",
+                    ));
+                }
+                if let Some(nonce) = &attestation.nonce {
+                    nonces.insert(nonce.clone());
+                }
+            }
+        }
         if nonces.len() > 1 {
             return Err(protocol(
                 CredentialErrorCode::InvalidProof,
@@ -1800,6 +1836,81 @@ impl Issuer {
             ));
         }
         Ok(keys)
+    }
+
+    /// The keys of an `attestation` proof (Appendix F.3): a key attestation from a trusted
+    /// wallet provider, meeting the configuration's requirements, carrying a live
+    /// `c_nonce`; every attested key gets a credential.
+    async fn attested_keys(
+        &self,
+        tenant: &TenantContext,
+        configuration: &crate::config::CredentialConfiguration,
+        attestation: &str,
+        requirements: Option<crate::config::KeyAttestationRequirements>,
+        now: i64,
+    ) -> Result<Vec<ProvenKey>, Error> {
+        let invalid = |description: &str| protocol(CredentialErrorCode::InvalidProof, description);
+        let requirements = requirements.unwrap_or_default();
+        if !configuration
+            .cryptographic_binding_methods_supported
+            .iter()
+            .any(|method| method == "jwk" || method == "cose_key")
+        {
+            return Err(invalid(
+                "attested keys are JWKs, and this credential is not bound to a jwk",
+            ));
+        }
+        let trusted = self.wallet_providers(tenant)?;
+        let attestation = crate::proof::verify_key_attestation(
+            attestation,
+            &requirements,
+            trusted.as_ref(),
+            now,
+            false,
+            &edk_core::Limits::DEFAULT,
+        )
+        .await?;
+        if attestation.attested_keys.len()
+            > usize::try_from(self.options.batch_size.max(1)).unwrap_or(1)
+        {
+            return Err(invalid(
+                "the key attestation attests more keys than the batch size allows",
+            ));
+        }
+        let nonce = attestation.nonce.clone().ok_or_else(|| {
+            protocol(
+                CredentialErrorCode::InvalidNonce,
+                "the key attestation carries no nonce; fetch a c_nonce from the nonce endpoint",
+            )
+        })?;
+        if !self.store.redeem_nonce(tenant, &nonce, now).await? {
+            return Err(protocol(
+                CredentialErrorCode::InvalidNonce,
+                "the key attestation's nonce is unknown, used or expired; fetch a new c_nonce",
+            ));
+        }
+        Ok(attestation
+            .attested_keys
+            .into_iter()
+            .map(|jwk| ProvenKey::known(jwk, None))
+            .collect())
+    }
+
+    /// The wallet providers whose key attestations the tenant trusts: the client attesters
+    /// of its `oauth.client_attestation` configuration.
+    fn wallet_providers(&self, tenant: &TenantContext) -> Result<Arc<dyn KeyResolver>, Error> {
+        let config = tenant
+            .config()
+            .get(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
+            .ok_or_else(|| {
+                protocol(
+                    CredentialErrorCode::InvalidProof,
+                    "this issuer trusts no wallet provider for key attestations",
+                )
+            })?;
+        config
+            .attester_keys(Arc::clone(&self.clock))
+            .map_err(Error::OAuth)
     }
 
     /// The certificate chain of the signing key, when the configuration needs one (an

@@ -94,6 +94,22 @@ pub struct ProvenKey {
     pub did_url: Option<DidUrl>,
     /// The proof's `nonce`, for the caller to redeem.
     pub nonce: Option<String>,
+    /// The `key_attestation` header of the proof, not yet verified: the caller checks it
+    /// with [`verify_key_attestation`] when the configuration requires key attestations.
+    pub key_attestation: Option<String>,
+}
+
+impl ProvenKey {
+    /// A key known from elsewhere (a deferred transaction), with no nonce or attestation.
+    #[must_use]
+    pub const fn known(jwk: Jwk, did_url: Option<DidUrl>) -> Self {
+        Self {
+            jwk,
+            did_url,
+            nonce: None,
+            key_attestation: None,
+        }
+    }
 }
 
 fn invalid(description: impl AsRef<str>) -> ProtocolError {
@@ -122,6 +138,11 @@ pub async fn verify_jwt_proof(
         _ => invalid("the proof is not a compact JWS"),
     })?;
     let header = jws.header();
+    let key_attestation = match header.extra.get("key_attestation") {
+        None => None,
+        Some(Value::String(attestation)) => Some(attestation.clone()),
+        Some(_) => return Err(invalid("the proof's key_attestation must be a JWT")),
+    };
     let named = [
         header.kid.is_some(),
         header.jwk.is_some(),
@@ -235,6 +256,164 @@ pub async fn verify_jwt_proof(
     Ok(ProvenKey {
         jwk: key.jwk().clone(),
         did_url,
+        nonce,
+        key_attestation,
+    })
+}
+
+/// The `typ` of key attestations (Appendix D.1).
+pub const KEY_ATTESTATION_TYP: &str = "key-attestation+jwt";
+
+/// The most keys one key attestation may attest.
+pub const MAX_ATTESTED_KEYS: usize = 64;
+
+/// A key attestation whose signature, times and content were checked (Appendix D.1): the
+/// wallet provider's statement about the keys and how they are protected.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct KeyAttestation {
+    /// `attested_keys`: the public keys the attestation is about.
+    pub attested_keys: Vec<Jwk>,
+    /// `key_storage`: the attack potential resistance of the key storage.
+    pub key_storage: Vec<String>,
+    /// `user_authentication`: the attack potential resistance of the user authentication.
+    pub user_authentication: Vec<String>,
+    /// `nonce`, when the attestation carries one.
+    pub nonce: Option<String>,
+}
+
+impl KeyAttestation {
+    /// Whether `key` is one of the attested keys (by RFC 7638 thumbprint).
+    #[must_use]
+    pub fn attests(&self, key: &Jwk) -> bool {
+        let thumbprint = key.thumbprint();
+        self.attested_keys
+            .iter()
+            .any(|attested| attested.thumbprint() == thumbprint)
+    }
+}
+
+/// Verifies a key attestation (Appendix D.1, F.4 step 9): `typ` `key-attestation+jwt`, an
+/// asymmetric `alg`, the signature of a wallet provider that `trusted` resolves (an `x5c`
+/// chain to its anchors, or a `kid` of its keys), `iat` not in the future, `exp` (required
+/// when `require_exp`, as for attestations inside JWT proofs) not passed, `attested_keys`
+/// (one to [`MAX_ATTESTED_KEYS`] public keys), and `key_storage` and `user_authentication`
+/// meeting `requirements` (when a requirement lists levels, the attestation must state one
+/// of them).
+///
+/// # Errors
+/// `invalid_proof` naming the first check that failed.
+pub async fn verify_key_attestation(
+    jwt: &str,
+    requirements: &crate::config::KeyAttestationRequirements,
+    trusted: &dyn KeyResolver,
+    now: i64,
+    require_exp: bool,
+    limits: &Limits,
+) -> Result<KeyAttestation, ProtocolError> {
+    let jws = Jws::parse(jwt, limits).map_err(|err| match err {
+        JoseError::TooLarge { .. } => invalid("the key attestation is too large"),
+        _ => invalid("the key attestation is not a compact JWS"),
+    })?;
+    let policy = VerifyPolicy::default()
+        .with_algorithms(&Algorithm::ALL)
+        .with_typ(KEY_ATTESTATION_TYP);
+    let verified = jws
+        .verify_with(trusted, &policy, None)
+        .await
+        .map_err(|err| match err {
+            JoseError::UnexpectedType { .. } => invalid(format!(
+                "the key attestation's typ must be {KEY_ATTESTATION_TYP}"
+            )),
+            JoseError::InvalidSignature => {
+                invalid("the key attestation's signature does not verify")
+            }
+            _ => invalid("the key attestation is not signed by a trusted wallet provider"),
+        })?;
+    let claims = verified
+        .claims()
+        .map_err(|_| invalid("the key attestation's payload is not a JSON object"))?;
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| invalid("the key attestation's iat is missing or not an integer"))?;
+    if iat > now.saturating_add(60) {
+        return Err(invalid("the key attestation's iat is in the future"));
+    }
+    match claims.get("exp") {
+        None if require_exp => {
+            return Err(invalid("the key attestation has no exp"));
+        }
+        None => {}
+        Some(exp) => {
+            let exp = exp
+                .as_i64()
+                .ok_or_else(|| invalid("the key attestation's exp is not an integer"))?;
+            if exp <= now {
+                return Err(invalid("the key attestation has expired"));
+            }
+        }
+    }
+    let keys = match claims.get("attested_keys") {
+        Some(Value::Array(keys)) if !keys.is_empty() && keys.len() <= MAX_ATTESTED_KEYS => keys,
+        _ => {
+            return Err(invalid(format!(
+                "the key attestation's attested_keys must list 1 to {MAX_ATTESTED_KEYS} keys"
+            )));
+        }
+    };
+    let mut attested_keys = Vec::with_capacity(keys.len());
+    for key in keys {
+        let jwk: Jwk = serde_json::from_value(key.clone())
+            .map_err(|_| invalid("an attested key is not a JWK"))?;
+        if jwk.is_private() {
+            return Err(invalid("an attested key is a private key"));
+        }
+        attested_keys.push(jwk);
+    }
+    let levels = |name: &str| -> Result<Vec<String>, ProtocolError> {
+        match claims.get(name) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(values)) => values
+                .iter()
+                .map(|value| value.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid(format!("the key attestation's {name} must be strings"))),
+            Some(_) => Err(invalid(format!(
+                "the key attestation's {name} must be an array"
+            ))),
+        }
+    };
+    let key_storage = levels("key_storage")?;
+    let user_authentication = levels("user_authentication")?;
+    for (name, required, stated) in [
+        ("key_storage", &requirements.key_storage, &key_storage),
+        (
+            "user_authentication",
+            &requirements.user_authentication,
+            &user_authentication,
+        ),
+    ] {
+        if !required.is_empty() && !stated.iter().any(|level| required.contains(level)) {
+            return Err(invalid(format!(
+                "the key attestation's {name} does not meet the issuer's requirement ({})",
+                required.join(", ")
+            )));
+        }
+    }
+    let nonce = match claims.get("nonce") {
+        None => None,
+        Some(Value::String(nonce)) if !nonce.is_empty() => Some(nonce.clone()),
+        Some(_) => {
+            return Err(invalid(
+                "the key attestation's nonce must be a non-empty string",
+            ));
+        }
+    };
+    Ok(KeyAttestation {
+        attested_keys,
+        key_storage,
+        user_authentication,
         nonce,
     })
 }

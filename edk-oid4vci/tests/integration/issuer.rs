@@ -63,6 +63,12 @@ async fn tenancy(database: DatabaseConfig) -> Tenancy {
         .migrations(edk_kms::migrations().unwrap())
         .migrations(edk_oauth::migrations().unwrap())
         .migrations(edk_oid4vci::migrations().unwrap())
+        .config_schema(
+            edk_tenancy::ConfigSchema::builder()
+                .key(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
+                .build()
+                .unwrap(),
+        )
         .build()
         .await
         .unwrap()
@@ -1101,3 +1107,200 @@ async fn a_token_of_100000_credentials_stays_within_its_size_budget() {
     assert_eq!(invalid.len(), 10_000);
     env.close().await;
 }
+
+/// A key attestation by `provider` (`kid` `wp-1`) for `keys`, stating `key_storage`.
+fn key_attestation(
+    provider: &SigningKey,
+    keys: &[&SigningKey],
+    key_storage: &str,
+    nonce: Option<&str>,
+) -> String {
+    let mut claims = json!({
+        "iat": NOW,
+        "exp": NOW + 3600,
+        "attested_keys": keys.iter().map(|key| key.public_jwk()).collect::<Vec<_>>(),
+        "key_storage": [key_storage],
+        "user_authentication": ["iso_18045_moderate"],
+    });
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    crate::signed(
+        provider,
+        &json!({ "alg": "ES256", "typ": "key-attestation+jwt", "kid": "wp-1" }),
+        &claims,
+    )
+}
+
+async fn key_attestations_prove_the_keys_a_configuration_requires_them_for(env: Env) {
+    let requirement = json!({ "key_storage": ["iso_18045_high", "iso_18045_moderate"] });
+    let identity = StoredConfiguration {
+        configuration: CredentialConfiguration::from_json(json!({
+            "format": "dc+sd-jwt",
+            "vct": "https://credentials.example.com/identity",
+            "scope": "identity",
+            "cryptographic_binding_methods_supported": ["jwk"],
+            "credential_signing_alg_values_supported": ["ES256"],
+            "proof_types_supported": {
+                "jwt": { "proof_signing_alg_values_supported": ["ES256"], "key_attestations_required": requirement },
+                "attestation": { "proof_signing_alg_values_supported": ["ES256"], "key_attestations_required": requirement },
+            },
+        }))
+        .unwrap(),
+        settings: IssuanceSettings::default(),
+    };
+    env.issuer
+        .put_configuration(&env.tenant, "identity", &identity)
+        .await
+        .unwrap();
+    let (token, session_id) = env.token(&offer()).await;
+    let identifier = format!("{session_id}:identity");
+    let provider = SigningKey::generate(Algorithm::Es256).unwrap();
+    let first = SigningKey::generate(Algorithm::Es256).unwrap();
+    let second = SigningKey::generate(Algorithm::Es256).unwrap();
+    let attestation_body = |attestation: String| json!({ "credential_identifier": identifier, "proofs": { "attestation": [attestation] } });
+
+    // A tenant that trusts no wallet provider accepts no key attestation.
+    let nonce = env.issuer.nonce(&env.tenant).await.unwrap().c_nonce;
+    let body = attestation_body(key_attestation(
+        &provider,
+        &[&first],
+        "iso_18045_high",
+        Some(&nonce),
+    ));
+    let err = env
+        .issuer
+        .credential(&env.tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(code(err).0, CredentialErrorCode::InvalidProof);
+
+    // The tenant trusts the wallet provider's key as a client attester.
+    env.tenancy
+        .set_config(
+            Some(env.tenant.id()),
+            edk_oauth::client_attestation::CLIENT_ATTESTATION.name(),
+            json!({ "jwks": { "keys": [provider.public_jwk().with_kid("wp-1")] } }),
+            None,
+        )
+        .await
+        .unwrap();
+    let tenant = env.tenancy.context(env.tenant.id()).await.unwrap();
+
+    // An attestation proof: a credential for every attested key.
+    let nonce = env.issuer.nonce(&tenant).await.unwrap().c_nonce;
+    let body = attestation_body(key_attestation(
+        &provider,
+        &[&first, &second],
+        "iso_18045_high",
+        Some(&nonce),
+    ));
+    let response = env
+        .issuer
+        .credential(&tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap();
+    assert_eq!(response.credentials.len(), 2);
+    let keys = env.issuer_keys().await;
+    for (credential, holder) in response.credentials.iter().zip([&first, &second]) {
+        let verified = SdJwt::parse(credential, &Limits::DEFAULT)
+            .unwrap()
+            .verify_vc(&keys, &VcVerifyOptions::default(), NOW)
+            .await
+            .unwrap();
+        let claims = verified.into_sd_jwt().into_claims();
+        assert_eq!(
+            claims["cnf"]["jwk"]["x"],
+            serde_json::to_value(holder.public_jwk()).unwrap()["x"]
+        );
+    }
+    // Its nonce is spent.
+    let err = env
+        .issuer
+        .credential(&tenant, &env.endpoints, &token, &body)
+        .await
+        .unwrap_err();
+    assert_eq!(code(err).0, CredentialErrorCode::InvalidNonce);
+
+    // Refusals: another signer, a storage level below the requirement, no nonce.
+    let stranger = SigningKey::generate(Algorithm::Es256).unwrap();
+    for (attestation, expected) in [
+        (
+            key_attestation(&stranger, &[&first], "iso_18045_high", Some("n")),
+            CredentialErrorCode::InvalidProof,
+        ),
+        (
+            key_attestation(&provider, &[&first], "iso_18045_basic", Some("n")),
+            CredentialErrorCode::InvalidProof,
+        ),
+        (
+            key_attestation(&provider, &[&first], "iso_18045_high", None),
+            CredentialErrorCode::InvalidNonce,
+        ),
+    ] {
+        let err = env
+            .issuer
+            .credential(
+                &tenant,
+                &env.endpoints,
+                &token,
+                &attestation_body(attestation),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(code(err).0, expected);
+    }
+
+    // JWT proofs must carry an attestation of their own key in `key_attestation`.
+    let jwt_proof = |key: &SigningKey, attestation: Option<String>, nonce: &str| {
+        let mut header = json!({ "alg": "ES256", "typ": PROOF_TYP, "jwk": key.public_jwk() });
+        if let Some(attestation) = attestation {
+            header["key_attestation"] = json!(attestation);
+        }
+        crate::signed(
+            key,
+            &header,
+            &json!({ "aud": env.endpoints.credential_issuer, "iat": NOW, "nonce": nonce }),
+        )
+    };
+    let jwt_body = |proof: String| json!({ "credential_identifier": identifier, "proofs": { "jwt": [proof] } });
+    let nonce = env.issuer.nonce(&tenant).await.unwrap().c_nonce;
+    for proof in [
+        jwt_proof(&first, None, &nonce),
+        jwt_proof(
+            &first,
+            Some(key_attestation(
+                &provider,
+                &[&second],
+                "iso_18045_high",
+                None,
+            )),
+            &nonce,
+        ),
+    ] {
+        let err = env
+            .issuer
+            .credential(&tenant, &env.endpoints, &token, &jwt_body(proof))
+            .await
+            .unwrap_err();
+        assert_eq!(code(err).0, CredentialErrorCode::InvalidProof);
+    }
+    let proof = jwt_proof(
+        &first,
+        Some(key_attestation(
+            &provider,
+            &[&first],
+            "iso_18045_moderate",
+            None,
+        )),
+        &nonce,
+    );
+    let response = env
+        .issuer
+        .credential(&tenant, &env.endpoints, &token, &jwt_body(proof))
+        .await
+        .unwrap();
+    assert_eq!(response.credentials.len(), 1);
+    env.close().await;
+}
+on_both_backends!(key_attestations_prove_the_keys_a_configuration_requires_them_for);
