@@ -7,7 +7,10 @@ For every values file (and the all-in-one variant): render the chart with Helm's
 assert the topology: no ingress reaches the KMS, the public ingress carries no admin path,
 every pod runs as non-root with a read-only root filesystem and no service account token,
 NetworkPolicies select every pod, and the servers' configuration files say what the values
-say. Then wrong values must be refused by the schema, naming the offending key.
+say. With `observability.otlp` set, every server's configuration carries the OTLP endpoint,
+its pod the export headers from their Secret, and its NetworkPolicy the egress to the
+collector; without it, none of them. Then wrong values must be refused by the schema, naming
+the offending key.
 
 Usage: python deploy/check-chart.py
 """
@@ -38,12 +41,21 @@ CUSTOM = {
 }
 # The top-level configuration sections each server's configuration type accepts.
 CONFIG_SECTIONS = {
-    "kms": {"http", "auth", "log", "database", "kms", "grpc"},
-    "as": {"http", "auth", "log", "database", "kms", "oauth"},
-    "did": {"http", "auth", "log", "database", "kms", "resolver"},
-    "issuer": {"http", "auth", "log", "database", "kms", "oauth", "issuer"},
-    "edk": {"http", "auth", "log", "database", "kms", "oauth", "local_https", "did_resolver", "issuer"},
+    "kms": {"http", "auth", "log", "observability", "database", "kms", "grpc"},
+    "as": {"http", "auth", "log", "observability", "database", "kms", "oauth"},
+    "did": {"http", "auth", "log", "observability", "database", "kms", "resolver"},
+    "issuer": {"http", "auth", "log", "observability", "database", "kms", "oauth", "issuer"},
+    "edk": {"http", "auth", "log", "observability", "database", "kms", "oauth", "local_https", "did_resolver", "issuer"},
 }
+# Trace export to a collector, with headers from a Secret.
+OTLP = {"observability": {"otlp": {
+    "endpoint": "http://otel-collector.observability:4317",
+    "sampleRatio": 0.25,
+    "timeoutMs": 5000,
+    "headersSecret": {"name": "otlp-auth", "key": "headers"},
+    "collector": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}},
+                  "podSelector": {"matchLabels": {"app": "otel-collector"}}, "port": 4317},
+}}}
 
 passed = 0
 failures: list[str] = []
@@ -229,6 +241,59 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
     check(f"{label}: cert-manager certificates iff TLS", bool(certificates) == (tls and not values["allInOne"]["enabled"]))
 
 
+def check_otlp(label: str, objects: list[dict], values: dict) -> None:
+    """Trace export reaches every server exactly when observability.otlp.endpoint is set."""
+    otlp = values["observability"]["otlp"]
+    on = bool(otlp["endpoint"])
+    headers = on and bool(otlp["headersSecret"]["name"])
+    configs = [c for c in objects if c["kind"] == "ConfigMap"
+               and c["metadata"]["labels"].get("app.kubernetes.io/component") in CONFIG_SECTIONS]
+    deployments = [d for d in objects if d["kind"] == "Deployment"]
+    servers = sorted(c["metadata"]["labels"]["app.kubernetes.io/component"] for c in configs)
+    enabled = (["edk"] if values["allInOne"]["enabled"]
+               else sorted(s for s in ["kms", *RUNTIME] if values[s]["enabled"]))
+    check(f"{label}: a configuration per server", servers == enabled, str(servers))
+    for config_map in configs:
+        component = config_map["metadata"]["labels"]["app.kubernetes.io/component"]
+        config = yaml.safe_load(config_map["data"]["config.yaml"])
+        name = f"{label}: {component} configuration"
+        section = config.get("observability", {}).get("otlp")
+        if on:
+            check(f"{name} exports to the OTLP endpoint",
+                  section is not None and section["endpoint"] == otlp["endpoint"], str(section))
+            check(f"{name} samples and times out as set",
+                  section is not None and section["sample_ratio"] == otlp["sampleRatio"]
+                  and section["timeout_ms"] == otlp["timeoutMs"] and section["filter"] == otlp["filter"],
+                  str(section))
+            check(f"{name} holds no export header", "headers" not in str(section) and "otlp-auth" not in config_map["data"]["config.yaml"])
+        else:
+            check(f"{name} exports no traces", "observability" not in config, str(config.get("observability")))
+    for deployment in deployments:
+        name = f"{label}: Deployment {deployment['metadata']['name']}"
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e for e in container.get("env", [])}
+        variable = env.get("OTEL_EXPORTER_OTLP_HEADERS")
+        if headers:
+            check(f"{name} reads the export headers from their Secret",
+                  variable is not None and variable.get("valueFrom", {}).get("secretKeyRef")
+                  == {"name": otlp["headersSecret"]["name"], "key": otlp["headersSecret"]["key"]}, str(variable))
+        else:
+            check(f"{name} has no export headers", variable is None)
+    if not values["networkPolicy"]["enabled"]:
+        return
+    for policy in objects:
+        if policy["kind"] != "NetworkPolicy" or policy["metadata"]["name"].endswith("-default-deny"):
+            continue
+        to_collector = [rule for rule in policy["spec"].get("egress", [])
+                        if rule["ports"] == [{"port": otlp["collector"]["port"], "protocol": "TCP"}]
+                        and any(peer.get("podSelector") == (otlp["collector"]["podSelector"] or {}) for peer in rule["to"])]
+        name = f"{label}: NetworkPolicy {policy['metadata']['name']}"
+        if on:
+            check(f"{name} lets the pod reach the collector", len(to_collector) == 1, str(policy["spec"].get("egress")))
+        else:
+            check(f"{name} opens nothing to a collector", not to_collector)
+
+
 def check_production(objects: list[dict], values: dict) -> None:
     label = "values-prod.yaml"
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h for h in objects if h["kind"] == "HorizontalPodAutoscaler"}
@@ -271,6 +336,10 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
         ({"adminAuth": {"issuers": [{"issuer": "https://ops.example", "jwks_uri": "http://ops.example/jwks"}]}}, "/adminAuth/issuers/0/jwks_uri"),
         ({"kms": {"replica": 3}}, "/kms"),
         ({"ingres": {}}, ""),
+        ({"observability": {"otlp": {"sampleRatio": 1.5}}}, "/observability/otlp/sampleRatio"),
+        ({"observability": {"otlp": {"endpoint": "https://collector:4317"}}}, "/observability/otlp/endpoint"),
+        ({"observability": {"otlp": {"endpoint": "http://user:secret@collector:4317"}}}, "/observability/otlp/endpoint"),
+        ({"observability": {"otlp": {"headers": "api-key=1"}}}, "/observability/otlp"),
     ]
     for overlay, where in bad:
         try:
@@ -301,6 +370,9 @@ def main() -> int:
         "values-mtls.yaml": ["values-mtls.yaml"],
         "values-prod.yaml + values-mtls.yaml": ["values-prod.yaml", "values-mtls.yaml"],
         "all-in-one": [all_in_one],
+        "values.yaml + OTLP": [OTLP],
+        "values-prod.yaml + values-mtls.yaml + OTLP": ["values-prod.yaml", "values-mtls.yaml", OTLP],
+        "all-in-one + OTLP": [all_in_one, OTLP],
     }
     for label, layers in variants.items():
         values = base
@@ -320,6 +392,7 @@ def main() -> int:
             check("helm lint --strict values.yaml", not problems, str(problems))
         objects = render(chart, overlay)
         check_rendering(label, objects, values)
+        check_otlp(label, objects, values)
         if label == "values-prod.yaml":
             check_production(objects, values)
         print(f"rendered {label}: {len(objects)} objects")

@@ -1,5 +1,6 @@
-//! Criterion benchmarks for EDK live in `benches/`; this library holds what the load drivers
-//! among them share.
+//! Criterion benchmarks for EDK live in `benches/`, the load harness over every server in
+//! `src/bin/load.rs` and the many-tenant scale harness in `src/bin/scale.rs`; this library
+//! holds what the load drivers among them share.
 
 use std::time::Duration;
 

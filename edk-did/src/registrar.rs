@@ -1156,7 +1156,10 @@ pub async fn republish_on_key_change(
 
 /// Refreshes `resolver`'s cache entry of every DID announced on `events` as changed (by a
 /// [`Registrar`] with [`Registrar::with_events`], on this replica or, through the tenancy's
-/// event bus, another), until `cancel`. Spawn it once per process next to the resolver.
+/// event bus, another), until `cancel`. When announcements may have been missed
+/// ([`edk_tenancy::Event::Resync`], which the tenancy's listener publishes after it reconnects,
+/// or a subscription that fell behind), it empties the resolver's cache
+/// ([`DidResolver::invalidate_all`]). Spawn it once per process next to the resolver.
 pub async fn refresh_on_change(
     resolver: Arc<dyn DidResolver>,
     events: Arc<dyn edk_tenancy::EventBus>,
@@ -1172,7 +1175,11 @@ pub async fn refresh_on_change(
                         refresh_cached(resolver.as_ref(), did).await;
                     }
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(edk_tenancy::Event::Resync)
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    resolver.invalidate_all();
+                }
+                Ok(_) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             },
         }

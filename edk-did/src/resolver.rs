@@ -71,6 +71,11 @@ pub trait DidResolver: fmt::Debug + Send + Sync {
         let _ = did;
     }
 
+    /// Drops every cached result, so that each next resolution reads its method again. Call it
+    /// when changes may have been missed (an event listener that lost its connection, a
+    /// subscriber that fell behind); the default does nothing (for resolvers without a cache).
+    fn invalidate_all(&self) {}
+
     /// Dereferences a DID URL (DID Resolution §5): the document, the verification method or
     /// service its fragment names, or the URL a service selects (`service` by id and/or
     /// `serviceType`, with `relativeRef` resolved against its endpoint). `versionId`,
@@ -351,6 +356,12 @@ impl DidResolver for Resolver {
     fn invalidate(&self, did: &str) {
         if let Some(cache) = &self.cache {
             cache.entries.retain(|key, _| key.did != did);
+        }
+    }
+
+    fn invalidate_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.entries.clear();
         }
     }
 }

@@ -232,6 +232,42 @@ async fn invalidating_a_did_drops_every_cached_version_of_it() {
 }
 
 #[tokio::test]
+async fn a_resync_empties_the_cache_of_a_resolver_refreshed_on_change() {
+    let method = TestMethod::new(Behaviour::Found);
+    let clock = Arc::new(FixedClock::at_unix(1_700_000_000));
+    let resolver = Arc::new(cached_resolver(Arc::clone(&method), clock, 100));
+    let bus = Arc::new(edk_tenancy::events::InProcessBus::new());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let refresher = tokio::spawn(edk_did::registrar::refresh_on_change(
+        resolver.clone(),
+        bus.clone(),
+        cancel.clone(),
+    ));
+    let opts = ResolveOptions::default();
+    resolver.resolve(None, "did:test:a", &opts).await.unwrap();
+    resolver.resolve(None, "did:test:a", &opts).await.unwrap();
+    assert_eq!(method.calls(), 1, "the second answer came from the cache");
+
+    // What the tenancy's listener publishes after it reconnects. Published until seen: the
+    // refresher subscribes when its task first runs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while method.calls() == 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the resync never emptied the cache"
+        );
+        edk_tenancy::EventBus::publish(bus.as_ref(), edk_tenancy::Event::Resync)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        resolver.resolve(None, "did:test:a", &opts).await.unwrap();
+    }
+    assert_eq!(method.calls(), 2, "read again once, then cached again");
+    cancel.cancel();
+    refresher.await.unwrap();
+}
+
+#[tokio::test]
 async fn negative_answers_expire_sooner() {
     let method = TestMethod::new(Behaviour::NotFound);
     let clock = Arc::new(FixedClock::at_unix(1_700_000_000));

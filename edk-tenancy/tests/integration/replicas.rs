@@ -8,6 +8,7 @@ use edk_core::{FixedClock, TenantSlug};
 use edk_tenancy::testkit::{self, OFFER_TTL, bind_issuer, request};
 use edk_tenancy::{Event, ResolveError, ServiceType, Tenancy, TenantDirectory};
 use edk_testkit::TestDb;
+use edk_testkit::private_postgres::PrivatePostgres;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -187,6 +188,115 @@ async fn replicas_recover_after_their_listener_connections_are_killed() {
     .await;
     task_a.shutdown().await;
     task_b.shutdown().await;
+}
+
+/// A replica cut off from the database misses the other's notifications: its role may no
+/// longer log in and its connections (the listener's among them) are killed, so it cannot
+/// resubscribe. Changes made meanwhile are not seen; once it may connect again, its listener
+/// resubscribes, drops what it cached and reads the changes, with the clocks standing still
+/// (the cache TTL never expires, so only the resubscription can explain the convergence). Then
+/// it receives notifications again. On a private server: the test creates and alters a role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_cut_off_from_notify_catches_up_when_its_listener_reconnects() {
+    let server = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let admin = sqlx::PgPool::connect(&server.url()).await.unwrap();
+    sqlx::query("CREATE ROLE replica_b LOGIN SUPERUSER")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let url_b = server
+        .url()
+        .replacen("postgres://edk@", "postgres://replica_b@", 1);
+    let clock = crate::clock();
+    let a = build(testkit::builder(postgres(&server.url()), clock.clone())).await;
+    let b = build(testkit::builder(postgres(&url_b), clock.clone())).await;
+    let cancel = CancellationToken::new();
+    let mut task_a = a.start(&cancel);
+    let mut task_b = b.start(&cancel);
+    task_a.wait_connected(0).await;
+    task_b.wait_connected(0).await;
+
+    let t = a
+        .provision(TenantSlug::new("partitioned").unwrap(), "P")
+        .await
+        .unwrap();
+    bind_issuer(&a, t.id, "one.example", "").await;
+    eventually("initial binding", || async {
+        issuer_of(&b, "one.example").await.is_ok()
+    })
+    .await;
+    assert_eq!(b.context(t.id).await.unwrap().config().get(&OFFER_TTL), 300);
+
+    // The partition: b may not log in, and every connection it holds is cut.
+    let before = task_b.connections();
+    sqlx::query("ALTER ROLE replica_b NOLOGIN")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (killed,): (i64,) = sqlx::query_as(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE usename = 'replica_b' AND application_name = 'edk-events'",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(killed, 1, "b's listener connection");
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'replica_b'",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+
+    // Changes b cannot hear about.
+    bind_issuer(&a, t.id, "two.example", "").await;
+    a.set_config(Some(t.id), OFFER_TTL.name(), json!(900), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        issuer_of(&b, "one.example").await.unwrap(),
+        t.id,
+        "b still answers from its cache"
+    );
+    assert_eq!(task_b.connections(), before, "b could not resubscribe");
+
+    // The partition heals.
+    sqlx::query("ALTER ROLE replica_b LOGIN")
+        .execute(&admin)
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, task_b.wait_connected(before))
+        .await
+        .expect("b's listener reconnects");
+    eventually("the binding changed while cut off", || async {
+        issuer_of(&b, "two.example").await.is_ok()
+    })
+    .await;
+    assert!(matches!(
+        issuer_of(&b, "one.example").await,
+        Err(ResolveError::NotBound)
+    ));
+    eventually("the configuration changed while cut off", || async {
+        b.context(t.id).await.unwrap().config().get(&OFFER_TTL) == 900
+    })
+    .await;
+
+    // And b hears notifications again.
+    a.suspend(t.id).await.unwrap();
+    eventually("a suspension after the partition", || async {
+        matches!(
+            issuer_of(&b, "two.example").await,
+            Err(ResolveError::NotServing)
+        )
+    })
+    .await;
+
+    task_a.shutdown().await;
+    task_b.shutdown().await;
+    drop((a, b));
+    admin.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,5 +155,28 @@ group: cert-manager.io
 {{- end -}}
 {{- $_ := set $config "kms" $remote -}}
 {{- end -}}
+{{- with include "edk.otlp" $root -}}
+{{- $_ := set $config "observability" (fromYaml .) -}}
+{{- end -}}
 {{- toYaml (mergeOverwrite $config (deepCopy $server.config)) -}}
+{{- end -}}
+
+{{/* The `observability` section of every server's configuration when observability.otlp.endpoint is set; empty otherwise. */}}
+{{- define "edk.otlp" -}}
+{{- $otlp := .Values.observability.otlp -}}
+{{- if $otlp.endpoint -}}
+{{- toYaml (dict "otlp" (dict "endpoint" $otlp.endpoint "sample_ratio" $otlp.sampleRatio "timeout_ms" (int64 $otlp.timeoutMs) "filter" $otlp.filter)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The export headers' variable (root), from observability.otlp.headersSecret; empty when unset. */}}
+{{- define "edk.otlpHeadersEnv" -}}
+{{- $otlp := .Values.observability.otlp -}}
+{{- if and $otlp.endpoint $otlp.headersSecret.name -}}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ $otlp.headersSecret.name }}
+      key: {{ $otlp.headersSecret.key }}
+{{- end -}}
 {{- end -}}
