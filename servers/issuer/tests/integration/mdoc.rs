@@ -24,7 +24,7 @@ const MDL: &str = "org.iso.18013.5.1.mDL";
 const MDL_NS: &str = "org.iso.18013.5.1";
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn configuration(signing_algs: Value, binding: Value) -> Value {
+fn configuration(signing_algs: &Value, binding: &Value) -> Value {
     json!({
         "configuration": {
             "format": "mso_mdoc",
@@ -159,8 +159,8 @@ async fn an_mdoc_is_signed_by_the_document_signer_bound_to_the_proof_key_and_rev
     // The configuration's rules: mdocs bind a COSE device key, and are signed with COSE
     // algorithms EDK has.
     for bad in [
-        configuration(json!([-7]), json!(["jwk"])),
-        configuration(json!([-257]), json!(["cose_key"])),
+        configuration(&json!([-7]), &json!(["jwk"])),
+        configuration(&json!([-257]), &json!(["cose_key"])),
     ] {
         let (code, body) = deployment
             .admin(
@@ -177,7 +177,7 @@ async fn an_mdoc_is_signed_by_the_document_signer_bound_to_the_proof_key_and_rev
             &tenant,
             reqwest::Method::PUT,
             "/configurations/mdl",
-            Some(configuration(json!([-7]), json!(["cose_key"]))),
+            Some(configuration(&json!([-7]), &json!(["cose_key"]))),
         )
         .await;
     assert_eq!(code, 200, "{body}");
