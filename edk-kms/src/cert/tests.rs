@@ -518,8 +518,12 @@ async fn iso_18013_profiles_make_an_iaca_root_and_a_document_signer_that_validat
         .unwrap()
         .1;
     assert!(usage.digital_signature() && !usage.key_cert_sign());
-    let validated =
-        validate::validate(&[ds.clone()], std::slice::from_ref(&ca.der), at(1)).unwrap();
+    let validated = validate::validate(
+        std::slice::from_ref(&ds),
+        std::slice::from_ref(&ca.der),
+        at(1),
+    )
+    .unwrap();
     assert_eq!(validated.path, vec![ds]);
 }
 
