@@ -1,6 +1,6 @@
 //! The whole flow over HTTP with an in-process wallet, on SQLite and PostgreSQL: the verifier's
-//! Request Object signed under an `x509_san_dns` certificate chain (and a `did:jwk`), fetched
-//! once and verified by the wallet; an SD-JWT VC issued under a chain to the tenant's trust
+//! Request Object signed under an `x509_san_dns` certificate chain (and `x509_hash`, fetched
+//! by POST with a `wallet_nonce`, and a `did:jwk`), fetched once and verified by the wallet; an SD-JWT VC issued under a chain to the tenant's trust
 //! anchor, presented with a Key Binding JWT by `direct_post` and `direct_post.jwt`; the
 //! session verified with the claims. Then the refusals: a replayed response, a wrong nonce, a
 //! response sent to another tenant, a missing required claim and an untrusted issuer.
@@ -352,6 +352,54 @@ async fn wallet_flow(deployment: &Deployment) {
     let verified = session(deployment, &acme, &made).await;
     assert_eq!(verified["status"], "verified", "{verified}");
     assert_eq!(verified["claims"]["identity"][0]["given_name"], "Erika");
+
+    // x509_hash, fetched with request_uri_method=post: the wallet_nonce is signed in.
+    let made = make_request(
+        deployment,
+        &acme,
+        json!({"dcql_query": identity_query(), "client_id_prefix": "x509_hash"}),
+    )
+    .await;
+    let uri = url::Url::parse(made["authorization_request_uri"].as_str().unwrap()).unwrap();
+    let pairs: BTreeMap<String, String> = uri.query_pairs().into_owned().collect();
+    assert!(pairs["client_id"].starts_with("x509_hash:"), "{pairs:?}");
+    let response = http()
+        .post(plain(&pairs["request_uri"]))
+        .form(&[("wallet_nonce", "n-0S6_WzA2Mj"), ("wallet_metadata", "{}")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let jwt = response.text().await.unwrap();
+    assert!(
+        wallet
+            .verify(&jwt, Some(&pairs["client_id"]), Some("another-nonce"))
+            .await
+            .is_err()
+    );
+    let request = wallet
+        .verify(&jwt, Some(&pairs["client_id"]), Some("n-0S6_WzA2Mj"))
+        .await
+        .unwrap();
+    let client_id = request.client_id.as_ref().unwrap().to_string();
+    let presentation = present(
+        &credential,
+        &holder,
+        &["given_name", "family_name"],
+        &client_id,
+        &request.nonce,
+    )
+    .await;
+    let (status, reply) = post(
+        &request,
+        answer(presentation, request.state.clone()).to_form(),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(
+        session(deployment, &acme, &made).await["status"],
+        "verified"
+    );
 
     // Refusals, on requests passed by value (redirect_uri:).
     let by_value_request =
