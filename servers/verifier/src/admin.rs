@@ -52,7 +52,7 @@ impl AdminApi {
             .map_err(|err| problem_for(&err))
     }
 
-    fn session_view(&self, session: Session) -> Json<SessionView> {
+    fn session_view(&self, session: Session) -> Json<PresentationSessionView> {
         Json(session_view(session, self.verifier.now()))
     }
 }
@@ -66,7 +66,7 @@ enum AdminTag {
 
 /// A DCQL query as the operator writes it.
 #[derive(Clone, Debug, Object)]
-pub struct QueryBody {
+pub struct DcqlQueryBody {
     /// The DCQL query (`credentials`, optional `credential_sets`), checked against
     /// OpenID4VP §6.
     pub dcql_query: BTreeMap<String, Value>,
@@ -74,7 +74,7 @@ pub struct QueryBody {
 
 /// A stored DCQL query.
 #[derive(Clone, Debug, Object)]
-pub struct QueryView {
+pub struct DcqlQueryView {
     /// The query id.
     pub id: String,
     /// The DCQL query.
@@ -87,8 +87,8 @@ pub struct QueryView {
     pub updated_at: i64,
 }
 
-fn query_view(id: String, stored: StoredQuery) -> QueryView {
-    QueryView {
+fn query_view(id: String, stored: StoredQuery) -> DcqlQueryView {
+    DcqlQueryView {
         id,
         dcql_query: stored.query,
         version: stored.version,
@@ -128,7 +128,7 @@ pub enum ResponseModeName {
 
 /// What a presentation request asks for.
 #[derive(Clone, Debug, Object)]
-pub struct RequestBody {
+pub struct PresentationRequestBody {
     /// A stored query (or give `dcql_query`).
     pub query_id: Option<String>,
     /// An inline DCQL query (or give `query_id`).
@@ -149,7 +149,7 @@ pub struct RequestBody {
 /// code or a link), then follow the session.
 #[derive(Clone, Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
-pub struct RequestView {
+pub struct PresentationRequestView {
     /// The presentation session.
     pub session_id: String,
     /// Where the wallet fetches the signed Request Object (absent for `redirect_uri`).
@@ -163,7 +163,7 @@ pub struct RequestView {
 /// A presentation session.
 #[derive(Clone, Debug, Object)]
 #[oai(skip_serializing_if_is_none)]
-pub struct SessionView {
+pub struct PresentationSessionView {
     /// The session id.
     pub id: String,
     /// The caller's reference.
@@ -190,13 +190,13 @@ pub struct SessionView {
     pub expires_at: i64,
 }
 
-fn session_view(session: Session, now: i64) -> SessionView {
+fn session_view(session: Session, now: i64) -> PresentationSessionView {
     let status = session.status_at(now).as_str().to_owned();
     let (claims, error) = match session.outcome {
         Some(Value::Object(mut outcome)) => (outcome.remove("claims"), outcome.remove("error")),
         _ => (None, None),
     };
-    SessionView {
+    PresentationSessionView {
         id: session.id,
         correlation_id: session.correlation_id,
         status,
@@ -232,14 +232,14 @@ pub enum Created<T: poem_openapi::types::ToJSON> {
 impl AdminApi {
     /// Creates or replaces a DCQL query after validating it; each replacement is a new
     /// version. Requires scope `oid4vp:write`.
-    #[oai(path = "/queries/:id", method = "put", operation_id = "putQuery")]
+    #[oai(path = "/queries/:id", method = "put", operation_id = "putDcqlQuery")]
     async fn put_query(
         &self,
         auth: AdminBearer,
         /// The query id.
         id: Path<String>,
-        body: Json<QueryBody>,
-    ) -> Result<Json<QueryView>, ApiError> {
+        body: Json<DcqlQueryBody>,
+    ) -> Result<Json<DcqlQueryView>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let tenant = self.tenant(&auth.0).await?;
         let query = Value::Object(body.0.dcql_query.into_iter().collect());
@@ -256,13 +256,13 @@ impl AdminApi {
     }
 
     /// One stored DCQL query. Requires scope `oid4vp:read`.
-    #[oai(path = "/queries/:id", method = "get", operation_id = "getQuery")]
+    #[oai(path = "/queries/:id", method = "get", operation_id = "getDcqlQuery")]
     async fn get_query(
         &self,
         auth: AdminBearer,
         /// The query id.
         id: Path<String>,
-    ) -> Result<Json<QueryView>, ApiError> {
+    ) -> Result<Json<DcqlQueryView>, ApiError> {
         auth.0.require_scope(SCOPE_READ)?;
         let tenant = self.tenant(&auth.0).await?;
         let stored = self
@@ -275,7 +275,11 @@ impl AdminApi {
 
     /// Deletes a stored DCQL query; requests already made keep their copy. Requires scope
     /// `oid4vp:write`.
-    #[oai(path = "/queries/:id", method = "delete", operation_id = "deleteQuery")]
+    #[oai(
+        path = "/queries/:id",
+        method = "delete",
+        operation_id = "deleteDcqlQuery"
+    )]
     async fn delete_query(
         &self,
         auth: AdminBearer,
@@ -293,12 +297,16 @@ impl AdminApi {
 
     /// Makes a presentation request with a stored or inline DCQL query and starts its
     /// session. Requires scope `oid4vp:write`.
-    #[oai(path = "/requests", method = "post", operation_id = "createRequest")]
+    #[oai(
+        path = "/requests",
+        method = "post",
+        operation_id = "createPresentationRequest"
+    )]
     async fn create_request(
         &self,
         auth: AdminBearer,
-        body: Json<RequestBody>,
-    ) -> Result<Created<RequestView>, ApiError> {
+        body: Json<PresentationRequestBody>,
+    ) -> Result<Created<PresentationRequestView>, ApiError> {
         auth.0.require_scope(SCOPE_WRITE)?;
         let tenant = self.bound_tenant(&auth.0).await?;
         let body = body.0;
@@ -333,7 +341,7 @@ impl AdminApi {
             .create_request(&tenant, new)
             .await
             .map_err(|err| problem_for(&err))?;
-        Ok(Created::Created(Json(RequestView {
+        Ok(Created::Created(Json(PresentationRequestView {
             session_id: created.session_id,
             request_uri: created.request_uri,
             authorization_request_uri: created.authorization_request_uri,
@@ -343,13 +351,17 @@ impl AdminApi {
 
     /// A presentation session, with the verified claims once verified. Requires scope
     /// `oid4vp:read`.
-    #[oai(path = "/sessions/:id", method = "get", operation_id = "getSession")]
+    #[oai(
+        path = "/sessions/:id",
+        method = "get",
+        operation_id = "getPresentationSession"
+    )]
     async fn get_session(
         &self,
         auth: AdminBearer,
         /// The session id.
         id: Path<String>,
-    ) -> Result<Json<SessionView>, ApiError> {
+    ) -> Result<Json<PresentationSessionView>, ApiError> {
         auth.0.require_scope(SCOPE_READ)?;
         let tenant = self.tenant(&auth.0).await?;
         let session = self
@@ -362,13 +374,17 @@ impl AdminApi {
 
     /// The presentation session made with a `correlation_id` (unique per tenant). Requires
     /// scope `oid4vp:read`.
-    #[oai(path = "/sessions", method = "get", operation_id = "findSession")]
+    #[oai(
+        path = "/sessions",
+        method = "get",
+        operation_id = "findPresentationSession"
+    )]
     async fn find_session(
         &self,
         auth: AdminBearer,
         /// The `correlation_id` given when the request was made.
         correlation_id: Query<String>,
-    ) -> Result<Json<SessionView>, ApiError> {
+    ) -> Result<Json<PresentationSessionView>, ApiError> {
         auth.0.require_scope(SCOPE_READ)?;
         let tenant = self.tenant(&auth.0).await?;
         let session = self

@@ -161,9 +161,10 @@ impl Service for VerifierServer {
     }
 }
 
-/// The tenants' trust anchors: the certificate store of an in-process KMS (its tables are
-/// in the tenants' databases); none with a remote KMS.
-fn trust_anchors(deps: &Deps) -> Option<Arc<dyn edk_kms::cert::store::CertificateStore>> {
+/// The tenants' trust anchors for [`VerifierParts::new`]: the certificate store of an
+/// in-process KMS (its tables are in the tenants' databases); none with a remote KMS.
+#[must_use]
+pub fn trust_anchors(deps: &Deps) -> Option<Arc<dyn edk_kms::cert::store::CertificateStore>> {
     match deps.kms() {
         edk_server::KmsHandle::Local(_) => Some(Arc::new(
             edk_kms::cert::store::SqlCertificateStore::new(deps.tenancy().clone()),

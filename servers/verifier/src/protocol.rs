@@ -32,6 +32,17 @@ impl ProtocolEndpoint {
         Self { tenancy, verifier }
     }
 
+    /// Whether `req` is for a path of this surface (a tenant's verifier binding resolves it to
+    /// `/response` or `/requests/<handle>`), so that a server that also serves other surfaces
+    /// on the same hosts (the all-in-one `edk`) sends it here.
+    pub async fn serves(&self, req: &Request) -> bool {
+        resolve_public(&self.tenancy, ServiceType::Verifier, req, &[])
+            .await
+            .is_some_and(|resolution| {
+                matches!(&resolution.path, RoutedPath::Service { rest } if route_of(rest).is_some())
+            })
+    }
+
     async fn request_object(
         &self,
         tenant: &TenantContext,
@@ -98,6 +109,18 @@ impl ProtocolEndpoint {
     }
 }
 
+/// The methods and the route template (for the request's span and metrics) of a path below a
+/// verifier binding, if it is one of this surface's.
+fn route_of(rest: &str) -> Option<(&'static str, &'static str)> {
+    if rest == "/response" {
+        Some(("POST", "/{binding}/response"))
+    } else if request_handle(rest).is_some() {
+        Some(("GET, POST", "/{binding}/requests/{handle}"))
+    } else {
+        None
+    }
+}
+
 /// The handle of a `/requests/<handle>` path.
 fn request_handle(rest: &str) -> Option<&str> {
     rest.strip_prefix("/requests/").filter(|handle| {
@@ -122,11 +145,7 @@ impl Endpoint for ProtocolEndpoint {
             return Ok(not_found());
         };
         let tenant = resolution.context;
-        let (methods, route) = if rest == "/response" {
-            ("POST", "/{binding}/response")
-        } else if request_handle(rest).is_some() {
-            ("GET, POST", "/{binding}/requests/{handle}")
-        } else {
+        let Some((methods, route)) = route_of(rest) else {
             return Ok(not_found());
         };
         edk_server::observe::record_route(&req, route);
