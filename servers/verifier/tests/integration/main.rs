@@ -11,5 +11,6 @@
 mod admin;
 mod flow;
 mod openapi;
+mod schemathesis;
 mod scopes;
 mod support;

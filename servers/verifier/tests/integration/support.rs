@@ -1,6 +1,7 @@
 //! One tenancy on PostgreSQL or SQLite with a `LocalKms` and the verifier server
 //! (`edk-verifier`'s app) listening on loopback.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
@@ -214,6 +215,14 @@ pub(crate) fn http() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A DCQL query for an SD-JWT VC of `vct` with `given_name` and `family_name`.
