@@ -30,13 +30,13 @@ use crate::support::{Deployment, Tenant, http, identity_query};
 const VCT: &str = "https://credentials.example.com/identity";
 
 /// An issuer's PKI: a root (the trust anchor) and a leaf that signs credentials.
-struct Pki {
+pub(crate) struct Pki {
     root_pem: String,
     chain: Vec<Vec<u8>>,
     leaf: SigningKey,
 }
 
-fn pki(name: &str) -> Pki {
+pub(crate) fn pki(name: &str) -> Pki {
     let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
     root.distinguished_name
@@ -65,7 +65,7 @@ fn b64(der: &[u8]) -> String {
 }
 
 /// An identity credential for `holder` from `issuer`, both names selectively disclosable.
-async fn issue(issuer: &Pki, holder: &SigningKey) -> SdJwt {
+pub(crate) async fn issue(issuer: &Pki, holder: &SigningKey) -> SdJwt {
     SdJwtVcBuilder::new(VCT)
         .issuer("https://issuer.example")
         .issued_at(SystemClock.unix_seconds() - 60)
@@ -81,7 +81,7 @@ async fn issue(issuer: &Pki, holder: &SigningKey) -> SdJwt {
 }
 
 /// The holder's presentation of `disclose`, bound to `aud` and `nonce`.
-async fn present(
+pub(crate) async fn present(
     credential: &SdJwt,
     holder: &SigningKey,
     disclose: &[&str],
@@ -100,7 +100,7 @@ async fn present(
         .to_string()
 }
 
-fn answer(presentation: String, state: Option<String>) -> AuthorizationResponse {
+pub(crate) fn answer(presentation: String, state: Option<String>) -> AuthorizationResponse {
     AuthorizationResponse::VpToken {
         vp_token: BTreeMap::from([("identity".to_owned(), vec![Value::String(presentation)])]),
         state,
@@ -114,7 +114,7 @@ fn plain(url: &str) -> String {
 
 /// The tenant's verifier key with a leaf certificate for `localhost` under a CA of its
 /// own (the root the wallet trusts, as DER), and `issuers` as its trust anchor.
-async fn provision(deployment: &Deployment, tenant: &Tenant, issuers: &Pki) -> Vec<u8> {
+pub(crate) async fn provision(deployment: &Deployment, tenant: &Tenant, issuers: &Pki) -> Vec<u8> {
     let context = deployment.tenancy.context(tenant.id).await.unwrap();
     let caller = Caller::new(context, "verifier");
     let ca = KeyAlias::new("verifier", "test-ca").unwrap();
@@ -202,7 +202,7 @@ async fn fetch(made: &Value, verifier: &RequestObjectVerifier) -> AuthorizationR
 }
 
 /// A request passed by value (`redirect_uri:`), as the wallet reads it.
-fn by_value(made: &Value) -> AuthorizationRequest {
+pub(crate) fn by_value(made: &Value) -> AuthorizationRequest {
     let uri = url::Url::parse(made["authorization_request_uri"].as_str().unwrap()).unwrap();
     let pairs: Vec<(String, String)> = uri.query_pairs().into_owned().collect();
     AuthorizationRequest::from_query_pairs(

@@ -1,6 +1,7 @@
 //! Integration tests of edk-verifier-server over real HTTP on loopback: an in-process wallet
 //! answering requests end to end and the refusals, the admin API with its scopes and tenant
-//! isolation, on SQLite and PostgreSQL, and the OpenAPI snapshot.
+//! isolation, on SQLite and PostgreSQL, two replicas on one database, schemathesis, and the
+//! OpenAPI snapshot.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -11,6 +12,7 @@
 mod admin;
 mod flow;
 mod openapi;
+mod replicas;
 mod schemathesis;
 mod scopes;
 mod support;

@@ -18,6 +18,7 @@ use edk_tenancy::{
 };
 use edk_testkit::TestDb;
 use edk_verifier_server::{VerifierParts, VerifierSettings};
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 
 pub(crate) const ADMIN_ISSUER: &str = "https://admin.example";
@@ -48,7 +49,7 @@ impl Deployment {
     pub(crate) async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
-        Self::new(database, Some(dir), None).await
+        Self::new(database, Some(dir), None, generate_kek().unwrap()).await
     }
 
     pub(crate) async fn postgres() -> Self {
@@ -56,13 +57,29 @@ impl Deployment {
         let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
             db.url().into(),
         ));
-        Self::new(database, None, Some(db)).await
+        Self::new(database, None, Some(db), generate_kek().unwrap()).await
+    }
+
+    /// Two replicas of the verifier (each listening on a port of its own) on one throwaway
+    /// PostgreSQL database, with the same key encryption key. The first owns the database:
+    /// close the second one first.
+    pub(crate) async fn postgres_replicas() -> (Self, Self) {
+        let db = TestDb::new().await;
+        let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
+            db.url().into(),
+        ));
+        let kek = generate_kek().unwrap();
+        let second_kek = SecretString::from(kek.expose_secret().to_owned());
+        let first = Self::new(database.clone(), None, Some(db), kek).await;
+        let second = Self::new(database, None, None, second_kek).await;
+        (first, second)
     }
 
     async fn new(
         database: DatabaseConfig,
         dir: Option<tempfile::TempDir>,
         db: Option<TestDb>,
+        kek: SecretString,
     ) -> Self {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
@@ -72,7 +89,7 @@ impl Deployment {
             .await
             .unwrap();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let kek = KekConfig::key(KekId::new("test").unwrap(), generate_kek().unwrap()).unwrap();
+        let kek = KekConfig::key(KekId::new("test").unwrap(), kek).unwrap();
         let provider = SoftwareProvider::new(SoftwareProviderConfig::new(
             ProviderId::new("software").unwrap(),
             kek,
