@@ -3,12 +3,14 @@
 //! by POST with a `wallet_nonce`, and a `did:jwk`), fetched once and verified by the wallet; an SD-JWT VC issued under a chain to the tenant's trust
 //! anchor, presented with a Key Binding JWT by `direct_post` and `direct_post.jwt`; the
 //! session verified with the claims. Then the refusals: a replayed response, a wrong nonce, a
-//! response sent to another tenant, a missing required claim and an untrusted issuer.
+//! response sent to another tenant, a missing required claim, an untrusted issuer, a JWE to a
+//! key that is not the verifier's and an unencrypted answer to an encrypted request.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edk_core::jose::jwe::{DecryptingKey, KeyManagement};
 use edk_core::jose::{Algorithm, SigningKey};
 use edk_core::sd_jwt::{ClaimPath, IssueOptions, KeyBindingClaims, SdJwt};
 use edk_core::sd_jwt_vc::SdJwtVcBuilder;
@@ -344,6 +346,24 @@ async fn wallet_flow(deployment: &Deployment) {
         &request.nonce,
     )
     .await;
+    // Encrypted to a key that is not the verifier's: refused before any session is touched.
+    let stranger = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
+    let mut jwk = serde_json::to_value(stranger.public_jwk()).unwrap();
+    jwk["kid"] = json!("stranger");
+    jwk["alg"] = json!("ECDH-ES");
+    let mut misdirected = request.clone();
+    misdirected.client_metadata.as_mut().unwrap().jwks = Some(json!({ "keys": [jwk] }));
+    let body = answer(presentation.clone(), request.state.clone())
+        .to_encrypted_form(&misdirected)
+        .unwrap();
+    let (status, reply) = post(&request, body).await;
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["error"], "invalid_request");
+    assert_eq!(
+        session(deployment, &acme, &made).await["status"],
+        "retrieved"
+    );
+
     let body = answer(presentation, request.state.clone())
         .to_encrypted_form(&request)
         .unwrap();
