@@ -1,10 +1,11 @@
 //! The whole flow over HTTP with an in-process wallet, on SQLite and PostgreSQL: the verifier's
 //! Request Object signed under an `x509_san_dns` certificate chain (and `x509_hash`, fetched
-//! by POST with a `wallet_nonce`, and a `did:jwk`), fetched once and verified by the wallet; an SD-JWT VC issued under a chain to the tenant's trust
-//! anchor, presented with a Key Binding JWT by `direct_post` and `direct_post.jwt`; the
-//! session verified with the claims. Then the refusals: a replayed response, a wrong nonce, a
-//! response sent to another tenant, a missing required claim, an untrusted issuer, a JWE to a
-//! key that is not the verifier's and an unencrypted answer to an encrypted request.
+//! by POST with a `wallet_nonce`, and a `did:jwk`), fetched once and verified by the wallet;
+//! an SD-JWT VC issued under a chain to the tenant's trust anchor, presented with a Key
+//! Binding JWT by `direct_post` and `direct_post.jwt`; the session verified with the claims.
+//! Then the refusals: a replayed response, a wrong nonce, a response sent to another tenant,
+//! a missing required claim, an untrusted issuer, a JWE to a key that is not the verifier's
+//! and an unencrypted answer to an encrypted request.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
