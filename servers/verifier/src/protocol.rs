@@ -189,7 +189,10 @@ fn wallet_error(err: &WalletError) -> Response {
         ),
         WalletError::Failed(err) => {
             let mut response = if err.kind() == ErrorKind::Unavailable {
-                tracing::warn!(error = %ErrorChain(err), "verifier request failed: a dependency is unavailable");
+                tracing::warn!(
+                    error = %ErrorChain(err),
+                    "verifier request failed: a dependency is unavailable"
+                );
                 let mut response = Problem::new(ProblemType::Unavailable, None).into_response();
                 set_header(&mut response, "retry-after", "1");
                 response
