@@ -7,6 +7,7 @@ use edk_issuer_server::IssuerSettings;
 use edk_oauth::AsConfig;
 use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
 use edk_tenancy::DatabaseConfig;
+use edk_verifier_server::VerifierSettings;
 
 /// Everything `edk` reads from its defaults, YAML files and `EDK_*` variables.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -49,4 +50,7 @@ pub struct EdkConfig {
     /// `issuer` in `edk-issuer`.
     #[serde(default)]
     pub issuer: IssuerSettings,
+    /// The verifiers' behaviour (request lifetimes), as `verifier` in `edk-verifier`.
+    #[serde(default)]
+    pub verifier: VerifierSettings,
 }

@@ -24,6 +24,9 @@ use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{
     DatabaseConfig, EndpointBinding, EndpointScheme, ServiceType, Tenancy, WellKnownLayout,
 };
+use edk_verifier_server::{
+    AdminApi as VerifierAdminApi, ProtocolEndpoint as VerifierEndpoint, VerifierParts,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::bootstrap::{DEFAULT_TENANT_SLUG, DataDir};
@@ -43,9 +46,16 @@ pub const LOCAL_DID_HOST: &str = "edk.localhost";
 pub const ANONYMOUS_PATHS: [&str; 6] = edk_did_server::ANONYMOUS_PATHS;
 
 /// The admin APIs of the all-in-one server, as one OpenAPI service: health probes, the KMS
-/// API, the authorization server's admin API, the DID resolver, registrar and admin API, and
-/// the credential issuer's admin APIs.
-pub type EdkApis = (HealthApi, KmsApis, OAuthAdminApi, DidApis, IssuerApis);
+/// API, the authorization server's admin API, the DID resolver, registrar and admin API, the
+/// credential issuer's admin APIs and the verifier's admin API.
+pub type EdkApis = (
+    HealthApi,
+    KmsApis,
+    OAuthAdminApi,
+    DidApis,
+    IssuerApis,
+    VerifierAdminApi,
+);
 
 /// The OpenAPI service of the all-in-one server.
 #[must_use]
@@ -55,6 +65,7 @@ pub fn openapi_service(
     oauth: &Arc<AuthorizationServer>,
     did: &DidServer,
     issuer: &IssuerParts,
+    verifier: &VerifierParts,
     health: HealthApi,
 ) -> OpenApiService<EdkApis, ()> {
     OpenApiService::new(
@@ -64,6 +75,7 @@ pub fn openapi_service(
             OAuthAdminApi::new(tenancy.clone(), Arc::clone(oauth)),
             did.apis(),
             issuer.admin_apis(),
+            verifier.admin_api(),
         ),
         "EDK",
         env!("CARGO_PKG_VERSION"),
@@ -78,6 +90,7 @@ pub struct Edk {
     oauth: AsServer,
     did: DidService,
     issuer: IssuerParts,
+    verifier: VerifierParts,
     auth: AdminAuth,
     config: EdkConfig,
     default_tenant: TenantId,
@@ -130,7 +143,8 @@ impl Edk {
         let builder = builder
             .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
             .config_key(&edk_oid4vci::SESSION_RETENTION)
-            .config_key(&edk_oid4vci::CLAIMS_ENDPOINT);
+            .config_key(&edk_oid4vci::CLAIMS_ENDPOINT)
+            .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -221,6 +235,14 @@ impl Edk {
                 // One process: the authorization server's keys are in the same KMS.
                 token_keys: TokenKeys::Kms,
             };
+            let verifier = VerifierParts::new(
+                deps.tenancy().clone(),
+                deps.kms().kms(),
+                deps.certificates(),
+                edk_verifier_server::trust_anchors(&deps),
+                deps.clock(),
+                &config.verifier,
+            );
             let default_tenant = default_tenant(deps.tenancy()).await?;
             let bootstrap_token = if data.is_first_start() {
                 Some(
@@ -246,6 +268,7 @@ impl Edk {
                 oauth,
                 did,
                 issuer,
+                verifier,
                 default_tenant,
                 bootstrap_token,
                 auth,
@@ -253,17 +276,20 @@ impl Edk {
         }
         .await;
         match parts {
-            Ok((kms, oauth, did, issuer, default_tenant, bootstrap_token, auth)) => Ok(Self {
-                deps,
-                kms,
-                oauth,
-                did,
-                issuer,
-                auth,
-                config,
-                default_tenant,
-                bootstrap_token,
-            }),
+            Ok((kms, oauth, did, issuer, verifier, default_tenant, bootstrap_token, auth)) => {
+                Ok(Self {
+                    deps,
+                    kms,
+                    oauth,
+                    did,
+                    issuer,
+                    verifier,
+                    auth,
+                    config,
+                    default_tenant,
+                    bootstrap_token,
+                })
+            }
             Err(err) => Err((err, deps)),
         }
     }
@@ -280,6 +306,7 @@ impl Edk {
             self.oauth(),
             self.did(),
             &self.issuer,
+            &self.verifier,
             self.deps.health(),
         ))
         .with(self.auth.clone())
@@ -287,6 +314,7 @@ impl Edk {
         let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth())).boxed();
         let did_files = self.did().public_endpoint().boxed();
         let issuer = self.issuer.protocol_endpoint();
+        let verifier = self.verifier.protocol_endpoint();
         app(
             &self.config.http,
             self.deps.metrics(),
@@ -297,14 +325,15 @@ impl Edk {
                     admin,
                     did_files,
                     issuer,
+                    verifier,
                     protocol,
                 },
             ),
         )
     }
 
-    /// Binds the default tenant's authorization server and credential issuer to
-    /// `localhost:{port}` (both identifiers `http://localhost:{port}`, loopback-only http
+    /// Binds the default tenant's authorization server, credential issuer and verifier to
+    /// `localhost:{port}` (all identifiers `http://localhost:{port}`, loopback-only http
     /// bindings; `https://…` with `local_https`) and its DID publishing to `edk.localhost:{port}` (DIDs
     /// `did:web:edk.localhost%3A{port}:…`), replacing bindings for another port. `edk` calls it once it knows the port it listens
     /// on.
@@ -327,6 +356,7 @@ impl Edk {
         for (service, host, scheme) in [
             (ServiceType::As, LOCAL_HOST, as_scheme),
             (ServiceType::Issuer, LOCAL_HOST, as_scheme),
+            (ServiceType::Verifier, LOCAL_HOST, as_scheme),
             (ServiceType::Did, LOCAL_DID_HOST, EndpointScheme::Https),
         ] {
             let binding = EndpointBinding::with_scheme(
@@ -361,6 +391,12 @@ impl Edk {
     #[must_use]
     pub const fn issuer(&self) -> &IssuerParts {
         &self.issuer
+    }
+
+    /// The verifier inside.
+    #[must_use]
+    pub const fn verifier(&self) -> &VerifierParts {
+        &self.verifier
     }
 
     /// The authorization server inside.
@@ -408,12 +444,14 @@ impl Edk {
 /// Sends `/api/...`, `/1.0/...` (the Universal Resolver and the DID registrar) and the
 /// anonymous probe and documentation paths to the admin surface (whose authentication lets
 /// the anonymous ones through), published DID files to the DID server, requests a tenant's
-/// issuer binding routes to a credential issuer path to the issuers' endpoints, and
+/// issuer binding routes to a credential issuer path to the issuers' endpoints, requests a
+/// tenant's verifier binding routes to a verifier path to the verifiers' endpoints, and
 /// everything else to the authorization servers' protocol surface.
 struct Dispatch {
     admin: BoxEndpoint<'static, Response>,
     did_files: BoxEndpoint<'static, Response>,
     issuer: IssuerEndpoint,
+    verifier: VerifierEndpoint,
     protocol: BoxEndpoint<'static, Response>,
 }
 
@@ -429,6 +467,8 @@ impl Endpoint for Dispatch {
             self.did_files.call(req).await
         } else if self.issuer.serves(&req).await {
             self.issuer.call(req).await
+        } else if self.verifier.serves(&req).await {
+            self.verifier.call(req).await
         } else {
             self.protocol.call(req).await
         }

@@ -695,3 +695,78 @@ async fn default_tenants_credential_issuer_issues_with_its_authorization_server(
     assert_eq!(claims["given_name"], "Erika");
     h.stop().await;
 }
+
+/// The default tenant's verifier shares `localhost` with its authorization server and issuer:
+/// the bootstrap token makes a request by value, a response for no request is refused in
+/// OpenID4VP's format, and a wallet's error answer fails the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_tenants_verifier_makes_requests_and_answers_wallets() {
+    let h = Harness::start().await;
+    let port = h.server.addr().port();
+    h.edk.bind_default_tenant(port).await.unwrap();
+    let local = format!("http://localhost:{port}");
+    let made: Value = h
+        .client
+        .post(h.server.url("/api/oid4vp/v1/requests"))
+        .bearer_auth(&h.token)
+        .json(&json!({
+            "client_id_prefix": "redirect_uri",
+            "dcql_query": { "credentials": [{
+                "id": "identity", "format": "dc+sd-jwt",
+                "meta": { "vct_values": ["https://credentials.example.com/identity"] },
+            }] },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let uri = made["authorization_request_uri"].as_str().unwrap();
+    let pairs: std::collections::BTreeMap<String, String> = reqwest::Url::parse(uri)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(pairs["client_id"], format!("redirect_uri:{local}/response"));
+    let session = made["session_id"].as_str().unwrap();
+
+    // The response_uri is the verifier's, beside the authorization server and the issuer.
+    let refused = h
+        .client
+        .post(format!("{local}/response"))
+        .form(&[
+            ("vp_token", r#"{"identity":["x"]}"#),
+            ("state", "not-a-request"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid_request");
+    let answered = h
+        .client
+        .post(format!("{local}/response"))
+        .form(&[
+            ("error", "access_denied"),
+            ("state", pairs["state"].as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+    let status: Value = h
+        .client
+        .get(h.server.url(&format!("/api/oid4vp/v1/sessions/{session}")))
+        .bearer_auth(&h.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["status"], "failed", "{status}");
+    assert_eq!(status["error"]["error"], "access_denied", "{status}");
+    h.stop().await;
+}

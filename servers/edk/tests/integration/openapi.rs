@@ -37,6 +37,7 @@ async fn openapi_matches_the_committed_snapshot() {
             edk.oauth(),
             edk.did(),
             edk.issuer(),
+            edk.verifier(),
             HealthApi::new()
         )
         .spec()

@@ -1,0 +1,83 @@
+//! The configuration of `edk-verifier`.
+
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
+use edk_tenancy::DatabaseConfig;
+use serde::Deserialize;
+
+/// Everything `edk-verifier` reads from its defaults, YAML files and `EDK_*` variables.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierServerConfig {
+    /// The HTTP listener and request limits.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Admin token verification for `/api/oid4vp/v1`.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Trace export over OTLP (`observability.otlp`); unset, nothing is exported.
+    #[serde(default)]
+    pub observability: edk_server::ObservabilityConfig,
+    /// The platform and tenant databases (`backend: postgres` or `backend: sqlite`).
+    pub database: DatabaseConfig,
+    /// Where the request object signing keys and their certificates are: `mode: remote`
+    /// (the KMS server, for production) or `mode: local`.
+    pub kms: KmsConfig,
+    /// The verifier's behaviour.
+    #[serde(default)]
+    pub verifier: VerifierSettings,
+}
+
+/// The `verifier` section: lifetimes.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifierSettings {
+    /// How long a presentation request lives when `POST /requests` names no lifetime, in
+    /// seconds. Default 300.
+    pub request_ttl_secs: i64,
+    /// The longest lifetime `POST /requests` may ask for, in seconds. Default 3600.
+    pub max_request_ttl_secs: i64,
+}
+
+impl Default for VerifierSettings {
+    fn default() -> Self {
+        Self {
+            request_ttl_secs: 300,
+            max_request_ttl_secs: 3600,
+        }
+    }
+}
+
+edk_server::impl_service_config!(VerifierServerConfig);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_and_kms_sections_are_required_and_unknown_keys_refused() {
+        let config: VerifierServerConfig = serde_json::from_value(serde_json::json!({
+            "database": {"backend": "sqlite", "directory": "./.edk-verifier"},
+            "kms": {"mode": "local", "providers": []},
+            "verifier": {"request_ttl_secs": 60}
+        }))
+        .unwrap();
+        assert_eq!(config.verifier.request_ttl_secs, 60);
+        assert_eq!(config.verifier.max_request_ttl_secs, 3600);
+        for bad in [
+            serde_json::json!({"kms": {"mode": "local", "providers": []}}),
+            serde_json::json!({"database": {"backend": "sqlite", "directory": "x"}}),
+            serde_json::json!({"database": {"backend": "sqlite", "directory": "x"},
+                "kms": {"mode": "local", "providers": []}, "verifier": {"ttl": 1}}),
+        ] {
+            let err = serde_json::from_value::<VerifierServerConfig>(bad.clone()).unwrap_err();
+            assert!(
+                err.to_string().starts_with("missing field")
+                    || err.to_string().starts_with("unknown field `ttl`"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,246 @@
+#![doc = include_str!("../README.md")]
+
+pub mod admin;
+pub mod config;
+pub mod protocol;
+pub mod store;
+pub mod verifier;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use edk_core::Clock;
+use edk_server::deps::{Deps, DepsBuilder};
+use edk_server::{
+    ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
+    Service, openapi_routes, path_is_under,
+};
+use edk_tenancy::Tenancy;
+use poem::endpoint::BoxEndpoint;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::OpenApiService;
+
+pub use admin::{AdminApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
+pub use config::{VerifierServerConfig, VerifierSettings};
+pub use protocol::ProtocolEndpoint;
+pub use store::{SqlStore, migrations};
+pub use verifier::{ClientIdPrefix, NewRequest, Verifier, WalletError};
+
+/// The path prefix of the admin API.
+pub const ADMIN_PREFIX: &str = "/api/oid4vp/v1";
+
+/// Why the verifier server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bundled migration set is malformed.
+    #[error("a bundled migration set is malformed")]
+    Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The admin authentication is misconfigured.
+    #[error("the admin authentication could not be set up")]
+    Auth(#[source] AuthSetupError),
+}
+
+/// The verifier's parts over a tenancy and a KMS, for the standalone binary and for mounting
+/// into another server (the all-in-one `edk`).
+#[derive(Debug)]
+pub struct VerifierParts {
+    /// The tenancy whose `verifier` bindings route the protocol surface.
+    pub tenancy: Tenancy,
+    /// The verifier.
+    pub verifier: Arc<Verifier>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl VerifierParts {
+    /// The verifier over `tenancy` (built with [`migrations`]), signing with `kms`, reading
+    /// the certificates of its keys from `certificates` and each tenant's trust anchors (the
+    /// chains marked trust anchors) from `anchors`, with `settings`. Without `anchors` no
+    /// issuer is trusted.
+    #[must_use]
+    pub fn new(
+        tenancy: Tenancy,
+        kms: Arc<dyn edk_kms::Kms>,
+        certificates: Arc<dyn edk_kms::cert::CertificateSource>,
+        anchors: Option<Arc<dyn edk_kms::cert::store::CertificateStore>>,
+        clock: Arc<dyn Clock>,
+        settings: &VerifierSettings,
+    ) -> Self {
+        let verifier = Verifier::new(
+            SqlStore::new(tenancy.clone()),
+            kms,
+            Arc::clone(&clock),
+            settings.request_ttl_secs,
+            settings.max_request_ttl_secs,
+        )
+        .with_certificates(certificates);
+        let verifier = match anchors {
+            Some(anchors) => verifier.with_trust_anchors(anchors),
+            None => verifier,
+        };
+        Self {
+            tenancy,
+            verifier: Arc::new(verifier),
+            clock,
+        }
+    }
+
+    /// The protocol surface.
+    #[must_use]
+    pub fn protocol_endpoint(&self) -> ProtocolEndpoint {
+        ProtocolEndpoint::new(self.tenancy.clone(), Arc::clone(&self.verifier))
+    }
+
+    /// The admin API.
+    #[must_use]
+    pub fn admin_api(&self) -> AdminApi {
+        AdminApi::new(self.tenancy.clone(), Arc::clone(&self.verifier))
+    }
+}
+
+/// The verifier server `edk-verifier`, built from its configuration and the shared
+/// dependencies: every tenant's verifier endpoints, the admin API, health and metrics.
+#[derive(Debug)]
+pub struct VerifierServer {
+    parts: VerifierParts,
+    health: HealthApi,
+    auth: AdminAuth,
+    http: HttpConfig,
+    metrics: Metrics,
+}
+
+impl VerifierServer {
+    /// The server's parts.
+    #[must_use]
+    pub const fn parts(&self) -> &VerifierParts {
+        &self.parts
+    }
+}
+
+#[async_trait]
+impl Service for VerifierServer {
+    type Config = VerifierServerConfig;
+    type Error = Error;
+
+    const NAME: &'static str = "edk-verifier";
+
+    fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
+        Ok(deps.migrations(migrations().map_err(Error::Migrations)?))
+    }
+
+    async fn build(config: &VerifierServerConfig, deps: &Deps) -> Result<Self, Error> {
+        let auth = AdminAuth::new(
+            &config.auth,
+            deps.clock(),
+            &ANONYMOUS_PATHS,
+            Some(deps.http()),
+        )
+        .map_err(Error::Auth)?;
+        Ok(Self {
+            parts: VerifierParts::new(
+                deps.tenancy().clone(),
+                deps.kms().kms(),
+                deps.certificates(),
+                trust_anchors(deps),
+                deps.clock(),
+                &config.verifier,
+            ),
+            health: deps.health(),
+            auth,
+            http: config.http.clone(),
+            metrics: deps.metrics().clone(),
+        })
+    }
+
+    fn app(&self) -> BoxEndpoint<'static, Response> {
+        let admin = openapi_routes(openapi_service(&self.parts, self.health.clone()))
+            .with(self.auth.clone())
+            .boxed();
+        compose(&self.http, &self.metrics, &self.parts, admin)
+    }
+}
+
+/// The tenants' trust anchors for [`VerifierParts::new`]: the certificate store of an
+/// in-process KMS (its tables are in the tenants' databases); none with a remote KMS.
+#[must_use]
+pub fn trust_anchors(deps: &Deps) -> Option<Arc<dyn edk_kms::cert::store::CertificateStore>> {
+    match deps.kms() {
+        edk_server::KmsHandle::Local(_) => Some(Arc::new(
+            edk_kms::cert::store::SqlCertificateStore::new(deps.tenancy().clone()),
+        )),
+        _ => None,
+    }
+}
+
+/// The OpenAPI service: health probes (with `health`'s readiness checks) and the admin API.
+#[must_use]
+pub fn openapi_service(
+    parts: &VerifierParts,
+    health: HealthApi,
+) -> OpenApiService<(HealthApi, AdminApi), ()> {
+    OpenApiService::new(
+        (health, parts.admin_api()),
+        "EDK verifier",
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
+/// The whole application: the admin surface for `/api/...` and the anonymous paths, the
+/// per-tenant verifier endpoints for everything else, `/metrics`, and the shared middleware.
+///
+/// # Errors
+/// [`AuthSetupError`] when the admin issuers are misconfigured.
+pub fn build_app(
+    http: &HttpConfig,
+    auth: &AuthConfig,
+    metrics: &Metrics,
+    parts: &VerifierParts,
+    health: HealthApi,
+    client: Option<&reqwest::Client>,
+) -> Result<BoxEndpoint<'static, Response>, AuthSetupError> {
+    let admin_auth = AdminAuth::new(auth, Arc::clone(&parts.clock), &ANONYMOUS_PATHS, client)?;
+    let admin = openapi_routes(openapi_service(parts, health))
+        .with(admin_auth)
+        .boxed();
+    Ok(compose(http, metrics, parts, admin))
+}
+
+/// The admin surface beside the protocol surface, with `/metrics` and the middleware.
+fn compose(
+    http: &HttpConfig,
+    metrics: &Metrics,
+    parts: &VerifierParts,
+    admin: BoxEndpoint<'static, Response>,
+) -> BoxEndpoint<'static, Response> {
+    let protocol = parts.protocol_endpoint().boxed();
+    edk_server::app(
+        http,
+        metrics,
+        None,
+        Route::new().nest("/", Dispatch { admin, protocol }),
+    )
+}
+
+/// Sends admin and probe paths to the admin surface and the rest to the protocol surface.
+struct Dispatch {
+    admin: BoxEndpoint<'static, Response>,
+    protocol: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for Dispatch {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.original_uri().path();
+        let admin = path_is_under(path, "/api")
+            || ANONYMOUS_PATHS
+                .iter()
+                .any(|prefix| path_is_under(path, prefix));
+        if admin {
+            self.admin.call(req).await.map(IntoResponse::into_response)
+        } else {
+            self.protocol.call(req).await
+        }
+    }
+}

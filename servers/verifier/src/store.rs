@@ -1,0 +1,536 @@
+//! The verifier's state on the tenant workload databases of edk-tenancy, for PostgreSQL
+//! (the tenant's schema) and SQLite (the tenant's file): stored DCQL queries and
+//! presentation sessions.
+//!
+//! Both backends accept the same SQL (`$n` placeholders, `ON CONFLICT`), so each method is
+//! written once and expanded for each connection type by `with_conn!`. Every statement runs
+//! in the tenant's own unit of work: one tenant never reads another's rows.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use edk_core::{ErrorKind, HasKind};
+use edk_tenancy::{MigrationScope, MigrationSet, Tenancy, TenantContext, TenantTx};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// The migration component name of the verifier's tables.
+pub const MIGRATION_COMPONENT: &str = "edk-verifier-server";
+
+/// The verifier's tenant-scope migrations, for `TenancyBuilder::migrations`.
+///
+/// # Errors
+/// Never for the embedded migrations; the error type is the tenancy's.
+pub fn migrations() -> Result<MigrationSet, edk_tenancy::error::MigrationError> {
+    MigrationSet::new(
+        MIGRATION_COMPONENT,
+        MigrationScope::Tenant,
+        &sqlx::migrate!("migrations/postgres"),
+        &sqlx::migrate!("migrations/sqlite"),
+    )
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("the verifier database failed")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A unique value is taken.
+    #[error("the {0} is already in use")]
+    Conflict(&'static str),
+    /// A stored row does not read back.
+    #[error("stored verifier state is corrupt: {0}")]
+    Corrupt(&'static str),
+}
+
+impl StoreError {
+    fn database(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Database(Box::new(err))
+    }
+}
+
+impl HasKind for StoreError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Database(_) => ErrorKind::Unavailable,
+            Self::Corrupt(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// A stored DCQL query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredQuery {
+    /// The query as JSON (validated when stored).
+    pub query: Value,
+    /// 1 when created, one more at each replacement.
+    pub version: i64,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When it was last replaced.
+    pub updated_at: i64,
+}
+
+/// Where a presentation session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionStatus {
+    /// The request is made; the wallet has not fetched it.
+    Created,
+    /// The wallet fetched the request object.
+    Retrieved,
+    /// The wallet answered; the answer is being checked.
+    Responded,
+    /// The answer was verified.
+    Verified,
+    /// The answer was refused, or the wallet answered with an error.
+    Failed,
+    /// The request lapsed before an answer.
+    Expired,
+}
+
+impl SessionStatus {
+    /// The status as the API names it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Retrieved => "retrieved",
+            Self::Responded => "responded",
+            Self::Verified => "verified",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "created" => Self::Created,
+            "retrieved" => Self::Retrieved,
+            "responded" => Self::Responded,
+            "verified" => Self::Verified,
+            "failed" => Self::Failed,
+            "expired" => Self::Expired,
+            _ => return Err(StoreError::Corrupt("unknown session status")),
+        })
+    }
+
+    /// Whether the wallet may still answer.
+    #[must_use]
+    pub const fn is_open(self) -> bool {
+        matches!(self, Self::Created | Self::Retrieved)
+    }
+}
+
+/// The authorization request of a session, as made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoredRequest {
+    /// The `client_id`, with its prefix.
+    pub client_id: String,
+    /// `direct_post` or `direct_post.jwt`.
+    pub response_mode: String,
+    /// The `response_uri`.
+    pub response_uri: String,
+    /// The `nonce`.
+    pub nonce: String,
+    /// The `state`.
+    pub state: String,
+    /// The `dcql_query`.
+    pub dcql_query: Value,
+    /// The `client_metadata` of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata: Option<Value>,
+    /// The stored query it came from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_id: Option<String>,
+    /// The `transaction_data` entries (base64url JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_data: Option<Vec<String>>,
+}
+
+/// A presentation session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// The session id.
+    pub id: String,
+    /// The caller's reference, unique in the tenant.
+    pub correlation_id: Option<String>,
+    /// The stored status (see [`Session::status_at`] for lapsed sessions).
+    pub status: SessionStatus,
+    /// The request.
+    pub request: StoredRequest,
+    /// What the verification found: the verified claims, or why it failed.
+    pub outcome: Option<Value>,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+    /// When it last changed.
+    pub updated_at: i64,
+    /// When the wallet can no longer answer.
+    pub expires_at: i64,
+}
+
+impl Session {
+    /// The status at `now`: an open session past its expiry is [`SessionStatus::Expired`].
+    #[must_use]
+    pub const fn status_at(&self, now: i64) -> SessionStatus {
+        if self.status.is_open() && now >= self.expires_at {
+            SessionStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// The SQL store over a [`Tenancy`]'s workload databases.
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    tenancy: Tenancy,
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection, on either backend.
+macro_rules! with_conn {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match &mut $tx {
+            TenantTx::Postgres(tx) => {
+                let $conn: &mut sqlx::PgConnection = &mut **tx;
+                $body
+            }
+            TenantTx::Sqlite(tx) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut **tx;
+                $body
+            }
+            _ => return Err(StoreError::Corrupt("unsupported database backend")),
+        }
+    };
+}
+
+type SessionRow = (
+    String,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+);
+
+const SESSION_COLUMNS: &str = "session_id, correlation_id, status, request, outcome, \
+                               created_at, updated_at, expires_at";
+
+impl SqlStore {
+    /// A store in `tenancy`'s tenant databases. The tenancy must apply [`migrations`].
+    #[must_use]
+    pub const fn new(tenancy: Tenancy) -> Self {
+        Self { tenancy }
+    }
+
+    async fn begin(&self, tenant: &TenantContext) -> Result<TenantTx, StoreError> {
+        self.tenancy
+            .databases()
+            .begin(tenant)
+            .await
+            .map_err(StoreError::database)
+    }
+
+    /// Creates or replaces query `id`; its new version.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn put_query(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        query: &Value,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let text = to_json(query)?;
+        let mut tx = self.begin(tenant).await?;
+        let version: (i64,) = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "INSERT INTO oid4vp_query (query_id, query, version, created_at, updated_at) \
+                 VALUES ($1, $2, 1, $3, $3) \
+                 ON CONFLICT (query_id) DO UPDATE SET query = excluded.query, \
+                 version = oid4vp_query.version + 1, updated_at = excluded.updated_at \
+                 RETURNING version",
+            )
+            .bind(id)
+            .bind(&text)
+            .bind(now)
+            .fetch_one(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(version.0)
+    }
+
+    /// Query `id`, if it exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn query(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<Option<StoredQuery>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<(String, i64, i64, i64)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT query, version, created_at, updated_at FROM oid4vp_query \
+                 WHERE query_id = $1",
+            )
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(|(query, version, created_at, updated_at)| {
+            Ok(StoredQuery {
+                query: from_json(&query)?,
+                version,
+                created_at,
+                updated_at,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes query `id`; whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn delete_query(&self, tenant: &TenantContext, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let done = with_conn!(tx, conn => {
+            sqlx::query("DELETE FROM oid4vp_query WHERE query_id = $1")
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(StoreError::database)?
+                .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(done > 0)
+    }
+
+    /// Stores a new session whose request object is served at a `request_uri` whose secret
+    /// part is `handle`, if it is served by reference.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the id, correlation id, handle or state is taken;
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn insert_session(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+        handle: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let request = to_json(&session.request)?;
+        let outcome = session.outcome.as_ref().map(to_json).transpose()?;
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vp_session (session_id, correlation_id, status, handle_digest, \
+                 state_digest, request, outcome, created_at, updated_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&session.id)
+            .bind(session.correlation_id.as_deref())
+            .bind(session.status.as_str())
+            .bind(handle.map(digest))
+            .bind(digest(&session.request.state))
+            .bind(&request)
+            .bind(outcome.as_deref())
+            .bind(session.created_at)
+            .bind(session.updated_at)
+            .bind(session.expires_at)
+            .execute(conn)
+            .await
+            .map_err(conflict_as("session id or correlation id"))?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    /// Session `id`, if it exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn session(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        self.session_where(tenant, "session_id", id).await
+    }
+
+    /// The session of `correlation_id`, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn session_by_correlation(
+        &self,
+        tenant: &TenantContext,
+        correlation_id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        self.session_where(tenant, "correlation_id", correlation_id)
+            .await
+    }
+
+    /// Marks the session whose Request Object is served at the `request_uri` of `handle` as
+    /// retrieved and returns it: once, while it is `created` and unexpired at `now`, on any
+    /// replica (a conditional update).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn retrieve(
+        &self,
+        tenant: &TenantContext,
+        handle: &str,
+        now: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!(
+            "UPDATE oid4vp_session SET status = 'retrieved', updated_at = $2 \
+             WHERE handle_digest = $1 AND status = 'created' AND expires_at > $2 \
+             RETURNING {SESSION_COLUMNS}"
+        );
+        self.update_returning(tenant, &sql, &digest(handle), now)
+            .await
+    }
+
+    /// Marks the open, unexpired session of `state` as responded and returns it: once, on
+    /// any replica (a conditional update); the response is then checked with it.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn claim_response(
+        &self,
+        tenant: &TenantContext,
+        state: &str,
+        now: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!(
+            "UPDATE oid4vp_session SET status = 'responded', updated_at = $2 \
+             WHERE state_digest = $1 AND status IN ('created', 'retrieved') \
+             AND expires_at > $2 RETURNING {SESSION_COLUMNS}"
+        );
+        self.update_returning(tenant, &sql, &digest(state), now)
+            .await
+    }
+
+    /// Settles responded session `id` as `status` (verified or failed) with `outcome`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn settle(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        status: SessionStatus,
+        outcome: &Value,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let outcome = to_json(outcome)?;
+        let mut tx = self.begin(tenant).await?;
+        let done = with_conn!(tx, conn => {
+            sqlx::query(
+                "UPDATE oid4vp_session SET status = $2, outcome = $3, updated_at = $4 \
+                 WHERE session_id = $1 AND status = 'responded'",
+            )
+            .bind(id)
+            .bind(status.as_str())
+            .bind(&outcome)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?
+            .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(done > 0)
+    }
+
+    async fn update_returning(
+        &self,
+        tenant: &TenantContext,
+        sql: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+                .bind(key)
+                .bind(now)
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_of).transpose()
+    }
+
+    async fn session_where(
+        &self,
+        tenant: &TenantContext,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM oid4vp_session WHERE {column} = $1");
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(value)
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_of).transpose()
+    }
+}
+
+fn session_of(row: SessionRow) -> Result<Session, StoreError> {
+    let (id, correlation_id, status, request, outcome, created_at, updated_at, expires_at) = row;
+    Ok(Session {
+        id,
+        correlation_id,
+        status: SessionStatus::parse(&status)?,
+        request: from_json(&request)?,
+        outcome: outcome.as_deref().map(from_json).transpose()?,
+        created_at,
+        updated_at,
+        expires_at,
+    })
+}
+
+/// base64url(SHA-256(value)): how single-use values are stored.
+pub(crate) fn digest(value: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(value.as_bytes()))
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|_| StoreError::Corrupt("state does not serialize"))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|_| StoreError::Corrupt("stored state is malformed"))
+}
+
+/// Maps a failed insert: a unique violation is a conflict over `what`.
+fn conflict_as(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |err| {
+        let unique = err
+            .as_database_error()
+            .is_some_and(|db| db.kind() == sqlx::error::ErrorKind::UniqueViolation);
+        if unique {
+            StoreError::Conflict(what)
+        } else {
+            StoreError::database(err)
+        }
+    }
+}

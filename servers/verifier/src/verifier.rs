@@ -1,0 +1,832 @@
+//! The verifier's logic over its store and the tenant's KMS: stored DCQL queries, and
+//! presentation requests with their sessions. HTTP stays in the admin and protocol modules.
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use edk_core::{Clock, ErrorKind, HasKind};
+use edk_kms::cert::CertificateSource;
+use edk_kms::kms::{Caller, KeyAlias, NewKey};
+use edk_kms::provider::KeySpec;
+use edk_kms::{KeyRef, Kms};
+use edk_oid4vp::{
+    AuthorizationRequest, ClientId, ClientMetadata, DcqlQuery, RequestUriMethod, ResponseMode,
+};
+use edk_tenancy::TenantContext;
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use crate::store::{Session, SessionStatus, SqlStore, StoreError, StoredQuery, StoredRequest};
+
+/// The KMS service name of the verifier's keys (`verifier.<purpose>`).
+pub const KMS_SERVICE: &str = "verifier";
+/// The purpose of the Request Object signing key: alias `verifier.request-object-signing`
+/// (ES256, created on first use).
+pub const REQUEST_OBJECT_SIGNING_PURPOSE: &str = "request-object-signing";
+/// The purpose of the key wallets encrypt `direct_post.jwt` responses to: alias
+/// `verifier.request-decryption` (ECDH-ES on P-256, created on first use).
+pub const REQUEST_DECRYPTION_PURPOSE: &str = "request-decryption";
+
+/// The client identifier prefix a request is made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientIdPrefix {
+    /// `x509_san_dns:` with the host of the tenant's verifier binding; the Request Object
+    /// carries the certificate of `verifier.request-object-signing`.
+    X509SanDns,
+    /// `x509_hash:` of the certificate of `verifier.request-object-signing`.
+    X509Hash,
+    /// `decentralized_identifier:` with the `did:jwk` of `verifier.request-object-signing`.
+    DecentralizedIdentifier,
+    /// `redirect_uri:` with the `response_uri`: an unsigned request, passed by value.
+    RedirectUri,
+}
+
+/// What a presentation request asks for.
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    /// A stored query (exclusive with `dcql_query`).
+    pub query_id: Option<String>,
+    /// An inline query (exclusive with `query_id`).
+    pub dcql_query: Option<Value>,
+    /// How the verifier is identified.
+    pub client_id_prefix: ClientIdPrefix,
+    /// `direct_post` or `direct_post.jwt`.
+    pub response_mode: ResponseMode,
+    /// `transaction_data` entries as JSON objects.
+    pub transaction_data: Option<Vec<Value>>,
+    /// The caller's reference, unique in the tenant.
+    pub correlation_id: Option<String>,
+    /// How long the wallet may answer, in seconds.
+    pub lifetime_secs: Option<i64>,
+}
+
+/// A made request.
+#[derive(Clone, Debug)]
+pub struct CreatedRequest {
+    /// The session id.
+    pub session_id: String,
+    /// Where the wallet fetches the Request Object (none for `redirect_uri:`).
+    pub request_uri: Option<String>,
+    /// The `openid4vp://` URI to show to the wallet.
+    pub authorization_request_uri: String,
+    /// When the wallet can no longer answer (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// Why a verifier operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller's input is unusable.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// What was named does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The tenant lacks what the request needs.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The KMS failed.
+    #[error("the KMS failed")]
+    Kms(#[source] edk_kms::Error),
+    /// The tenant's routing failed.
+    #[error(transparent)]
+    Tenancy(#[from] edk_tenancy::Error),
+}
+
+impl HasKind for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidInput(_) => ErrorKind::InvalidInput,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Store(err) => err.kind(),
+            Self::Kms(err) => err.kind(),
+            Self::Tenancy(err) => err.kind(),
+        }
+    }
+}
+
+/// The verifier: its store, the tenant's KMS and certificates, and the clock.
+pub struct Verifier {
+    store: SqlStore,
+    kms: Arc<dyn Kms>,
+    certificates: Option<Arc<dyn CertificateSource>>,
+    anchors: Option<Arc<dyn edk_kms::cert::store::CertificateStore>>,
+    clock: Arc<dyn Clock>,
+    request_ttl_secs: i64,
+    max_request_ttl_secs: i64,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("certificates", &self.certificates.is_some())
+            .field("request_ttl_secs", &self.request_ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// The verifier over `store`, signing with `kms`, at the time of `clock`; requests live
+    /// `request_ttl_secs` unless asked otherwise, at most `max_request_ttl_secs`.
+    #[must_use]
+    pub fn new(
+        store: SqlStore,
+        kms: Arc<dyn Kms>,
+        clock: Arc<dyn Clock>,
+        request_ttl_secs: i64,
+        max_request_ttl_secs: i64,
+    ) -> Self {
+        Self {
+            store,
+            kms,
+            certificates: None,
+            anchors: None,
+            clock,
+            request_ttl_secs: request_ttl_secs.max(1),
+            max_request_ttl_secs: max_request_ttl_secs.max(1),
+        }
+    }
+
+    /// The verifier reading the certificate of `verifier.request-object-signing` from
+    /// `certificates` (needed by the `x509_san_dns` and `x509_hash` prefixes).
+    #[must_use]
+    pub fn with_certificates(mut self, certificates: Arc<dyn CertificateSource>) -> Self {
+        self.certificates = Some(certificates);
+        self
+    }
+
+    /// The store.
+    #[must_use]
+    pub const fn store(&self) -> &SqlStore {
+        &self.store
+    }
+
+    /// The clock.
+    #[must_use]
+    pub const fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Now, in Unix seconds.
+    #[must_use]
+    pub fn now(&self) -> i64 {
+        self.clock.unix_seconds()
+    }
+
+    /// Creates or replaces query `id` after validating it; its new version.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an invalid id or query; [`Error::Store`].
+    pub async fn put_query(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        query: &Value,
+    ) -> Result<i64, Error> {
+        if !edk_oid4vp::dcql::is_valid_id(id) {
+            return Err(Error::InvalidInput(
+                "a query id is 1 to 64 characters of A-Z, a-z, 0-9, _ and -".to_owned(),
+            ));
+        }
+        parse_query(query)?;
+        Ok(self.store.put_query(tenant, id, query, self.now()).await?)
+    }
+
+    /// Query `id`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`].
+    pub async fn query(&self, tenant: &TenantContext, id: &str) -> Result<StoredQuery, Error> {
+        self.store
+            .query(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("DCQL query"))
+    }
+
+    /// Deletes query `id`; requests already made with it keep their copy.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`].
+    pub async fn delete_query(&self, tenant: &TenantContext, id: &str) -> Result<(), Error> {
+        if self.store.delete_query(tenant, id).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("DCQL query"))
+        }
+    }
+
+    /// Session `id`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`].
+    pub async fn session(&self, tenant: &TenantContext, id: &str) -> Result<Session, Error> {
+        self.store
+            .session(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("session"))
+    }
+
+    /// The session of `correlation_id`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`]; [`Error::Store`].
+    pub async fn session_by_correlation(
+        &self,
+        tenant: &TenantContext,
+        correlation_id: &str,
+    ) -> Result<Session, Error> {
+        self.store
+            .session_by_correlation(tenant, correlation_id)
+            .await?
+            .ok_or(Error::NotFound("session"))
+    }
+
+    /// Makes a presentation request for `tenant` (its context with its `verifier` binding)
+    /// and stores its session.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an unusable request; [`Error::NotFound`] for an unknown
+    /// stored query; [`Error::Conflict`] when the tenant has no verifier binding, the
+    /// correlation id is taken, or an `x509_*` prefix is asked without a certificate for
+    /// `verifier.request-object-signing`; [`Error::Kms`] or [`Error::Store`].
+    pub async fn create_request(
+        &self,
+        tenant: &TenantContext,
+        new: NewRequest,
+    ) -> Result<CreatedRequest, Error> {
+        let binding = tenant.binding().ok_or_else(|| {
+            Error::Conflict("the tenant has no verifier endpoint binding".to_owned())
+        })?;
+        let base = binding.identifier().trim_end_matches('/').to_owned();
+        let (dcql_value, query_id) = match (new.query_id, new.dcql_query) {
+            (Some(id), None) => (self.query(tenant, &id).await?.query, Some(id)),
+            (None, Some(query)) => (query, None),
+            _ => {
+                return Err(Error::InvalidInput(
+                    "name exactly one of query_id and dcql_query".to_owned(),
+                ));
+            }
+        };
+        let dcql_query = parse_query(&dcql_value)?;
+        let lifetime = new.lifetime_secs.unwrap_or(self.request_ttl_secs);
+        if !(1..=self.max_request_ttl_secs).contains(&lifetime) {
+            return Err(Error::InvalidInput(format!(
+                "lifetime_secs must be between 1 and {}",
+                self.max_request_ttl_secs
+            )));
+        }
+        let transaction_data = new
+            .transaction_data
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|entry| match entry {
+                        Value::Object(_) => Ok(URL_SAFE_NO_PAD.encode(entry.to_string())),
+                        _ => Err(Error::InvalidInput(
+                            "each transaction_data entry is a JSON object".to_owned(),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+
+        let response_uri = url(&format!("{base}/response"))?;
+        let handle = random_token();
+        let request_uri = url(&format!("{base}/requests/{handle}"))?;
+        let caller = caller(tenant);
+        let client_id = match new.client_id_prefix {
+            ClientIdPrefix::RedirectUri => ClientId::RedirectUri(response_uri.to_string()),
+            ClientIdPrefix::X509SanDns => {
+                self.certificate_chain(&caller).await?;
+                ClientId::X509SanDns(binding.host().to_owned())
+            }
+            ClientIdPrefix::X509Hash => {
+                let chain = self.certificate_chain(&caller).await?;
+                let leaf = chain.first().ok_or_else(|| {
+                    Error::Conflict("the request object signing certificate is empty".to_owned())
+                })?;
+                ClientId::X509Hash(edk_oid4vp::x509_hash(leaf))
+            }
+            ClientIdPrefix::DecentralizedIdentifier => {
+                ClientId::DecentralizedIdentifier(self.did(&caller).await?)
+            }
+        };
+        let mut metadata = ClientMetadata {
+            vp_formats_supported: Some(vp_formats()),
+            ..ClientMetadata::default()
+        };
+        if new.response_mode == ResponseMode::DirectPostJwt {
+            let alias = alias(REQUEST_DECRYPTION_PURPOSE)?;
+            self.ensure_key(
+                &caller,
+                &alias,
+                KeySpec::decryption(edk_core::jose::jwe::KeyManagement::EcdhEs),
+            )
+            .await?;
+            let jwks = self.kms.jwks(&caller, &alias).await.map_err(Error::Kms)?;
+            let mut jwks = serde_json::to_value(&jwks)
+                .map_err(|_| Error::Conflict("the decryption keys do not serialize".to_owned()))?;
+            if let Some(keys) = jwks.get_mut("keys").and_then(Value::as_array_mut) {
+                for key in keys {
+                    if let Some(key) = key.as_object_mut() {
+                        key.insert("alg".to_owned(), json!("ECDH-ES"));
+                        key.insert("use".to_owned(), json!("enc"));
+                    }
+                }
+            }
+            metadata.jwks = Some(jwks);
+            metadata.encrypted_response_enc_values_supported =
+                Some(vec!["A128GCM".to_owned(), "A256GCM".to_owned()]);
+        }
+        let state = random_token();
+        let nonce = random_token();
+        let mut request =
+            AuthorizationRequest::direct_post(client_id.clone(), response_uri, nonce, dcql_query);
+        request.response_mode = new.response_mode;
+        request.state = Some(state.clone());
+        request.client_metadata = Some(metadata);
+        request.transaction_data = transaction_data.clone();
+        request
+            .validate()
+            .map_err(|err| Error::InvalidInput(err.to_string()))?;
+
+        let by_reference = client_id.requires_signed_request();
+        let authorization_request_uri = if by_reference {
+            query_uri(&request.reference_query_pairs(&request_uri, RequestUriMethod::Get))
+        } else {
+            query_uri(&request.to_query_pairs())
+        }?;
+        let now = self.now();
+        let session = Session {
+            id: random_token(),
+            correlation_id: new.correlation_id,
+            status: SessionStatus::Created,
+            request: StoredRequest {
+                client_id: client_id.to_string(),
+                response_mode: new.response_mode.as_str().to_owned(),
+                response_uri: format!("{base}/response"),
+                nonce: request.nonce.clone(),
+                state,
+                dcql_query: dcql_value,
+                client_metadata: request
+                    .client_metadata
+                    .as_ref()
+                    .map(ClientMetadata::to_json),
+                query_id,
+                transaction_data,
+            },
+            outcome: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: now.saturating_add(lifetime),
+        };
+        self.store
+            .insert_session(tenant, &session, by_reference.then_some(handle.as_str()))
+            .await
+            .map_err(|err| match err {
+                StoreError::Conflict(_) => {
+                    Error::Conflict("the correlation_id is already in use".to_owned())
+                }
+                other => Error::Store(other),
+            })?;
+        Ok(CreatedRequest {
+            session_id: session.id,
+            request_uri: by_reference.then(|| request_uri.to_string()),
+            authorization_request_uri,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// The certificate chain (DER, leaf first) of `verifier.request-object-signing`.
+    async fn certificate_chain(&self, caller: &Caller) -> Result<Vec<Vec<u8>>, Error> {
+        let missing = || {
+            Error::Conflict(format!(
+                "the x509 client identifier prefixes need a certificate for the KMS alias \
+                 {KMS_SERVICE}.{REQUEST_OBJECT_SIGNING_PURPOSE}"
+            ))
+        };
+        let certificates = self.certificates.as_ref().ok_or_else(missing)?;
+        match certificates
+            .certificate(caller, &alias(REQUEST_OBJECT_SIGNING_PURPOSE)?)
+            .await
+        {
+            Ok(stored) => Ok(stored.certificate.chain),
+            Err(err) if err.kind() == ErrorKind::NotFound => Err(missing()),
+            Err(err) => Err(Error::Conflict(format!(
+                "the request object signing certificate is unavailable: {err}"
+            ))),
+        }
+    }
+
+    /// The `did:jwk` of `verifier.request-object-signing`, created on first use.
+    async fn did(&self, caller: &Caller) -> Result<String, Error> {
+        let alias = alias(REQUEST_OBJECT_SIGNING_PURPOSE)?;
+        self.ensure_key(
+            caller,
+            &alias,
+            KeySpec::signing(edk_core::jose::Algorithm::Es256),
+        )
+        .await?;
+        let mut jwk = self
+            .kms
+            .public_key(caller, &KeyRef::Alias(alias))
+            .await
+            .map_err(Error::Kms)?;
+        jwk.kid = None;
+        let did = edk_did::methods::jwk::DidJwk::create(&jwk)
+            .map_err(|_| Error::Conflict("the signing key has no did:jwk".to_owned()))?;
+        Ok(did.to_string())
+    }
+
+    /// Creates key `alias` with `spec` if the tenant does not have it yet.
+    pub(crate) async fn ensure_key(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+        spec: KeySpec,
+    ) -> Result<(), Error> {
+        match self.kms.key(caller, &KeyRef::Alias(alias.clone())).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                match self
+                    .kms
+                    .create_key(caller, &NewKey::new(alias.clone(), spec))
+                    .await
+                {
+                    // Another replica may have created it first.
+                    Ok(_) => Ok(()),
+                    Err(err) if err.kind() == ErrorKind::Conflict => Ok(()),
+                    Err(err) => Err(Error::Kms(err)),
+                }
+            }
+            Err(err) => Err(Error::Kms(err)),
+        }
+    }
+}
+
+/// The verifier's KMS caller in `tenant`.
+pub(crate) fn caller(tenant: &TenantContext) -> Caller {
+    Caller::new(tenant.clone(), KMS_SERVICE)
+}
+
+/// The alias `verifier.<purpose>`.
+pub(crate) fn alias(purpose: &str) -> Result<KeyAlias, Error> {
+    KeyAlias::new(KMS_SERVICE, purpose)
+        .map_err(|_| Error::Conflict(format!("invalid key purpose {purpose}")))
+}
+
+fn parse_query(value: &Value) -> Result<DcqlQuery, Error> {
+    let query = DcqlQuery::from_json(value)
+        .map_err(|err| Error::InvalidInput(format!("dcql_query: {err}")))?;
+    query
+        .validate()
+        .map_err(|err| Error::InvalidInput(format!("dcql_query: {err}")))?;
+    Ok(query)
+}
+
+fn url(text: &str) -> Result<Url, Error> {
+    Url::parse(text).map_err(|_| {
+        Error::Conflict("the tenant's verifier binding does not form a URL".to_owned())
+    })
+}
+
+fn query_uri(
+    pairs: &Result<Vec<(String, String)>, edk_oid4vp::RequestError>,
+) -> Result<String, Error> {
+    let pairs = pairs
+        .as_ref()
+        .map_err(|err| Error::InvalidInput(err.to_string()))?;
+    let mut uri = url("openid4vp://")?;
+    uri.query_pairs_mut().extend_pairs(pairs);
+    Ok(uri.to_string())
+}
+
+/// The formats and algorithms the verifier accepts.
+fn vp_formats() -> Map<String, Value> {
+    let mut formats = Map::new();
+    formats.insert(
+        "dc+sd-jwt".to_owned(),
+        json!({"sd-jwt_alg_values": ["ES256"], "kb-jwt_alg_values": ["ES256"]}),
+    );
+    formats.insert(
+        "mso_mdoc".to_owned(),
+        json!({"issuerauth_alg_values": [-7], "deviceauth_alg_values": [-7]}),
+    );
+    formats
+}
+
+/// 256 random bits, base64url.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0_u8; 32];
+    // The system CSPRNG does not fail on the platforms aws-lc-rs supports; a failure leaves
+    // zeros, which the unique indexes then refuse.
+    let _ = SystemRandom::new().fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Why a wallet's call was refused, in OpenID4VP's error format.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalletError {
+    /// The call is unusable, or answers no open request (`invalid_request`).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The request object or its session is not there, or was already fetched.
+    #[error("the request object is not available")]
+    NotFound,
+    /// The verifier failed.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl Verifier {
+    /// The verifier reading each tenant's trust anchors (certificate chains marked trust
+    /// anchors in the tenant's KMS certificate store) from `store`.
+    #[must_use]
+    pub fn with_trust_anchors(
+        mut self,
+        store: Arc<dyn edk_kms::cert::store::CertificateStore>,
+    ) -> Self {
+        self.anchors = Some(store);
+        self
+    }
+
+    /// The signed Request Object (`typ: oauth-authz-req+jwt`) served once at the
+    /// `request_uri` of `handle`, with the `wallet_nonce` of a `request_uri_method=post`
+    /// fetch.
+    ///
+    /// # Errors
+    /// [`WalletError::NotFound`] for an unknown, fetched or lapsed handle;
+    /// [`WalletError::Failed`] when signing fails.
+    pub async fn request_object(
+        &self,
+        tenant: &TenantContext,
+        handle: &str,
+        wallet_nonce: Option<&str>,
+    ) -> Result<String, WalletError> {
+        let now = self.now();
+        let session = self
+            .store
+            .retrieve(tenant, handle, now)
+            .await
+            .map_err(Error::from)?
+            .ok_or(WalletError::NotFound)?;
+        let request = authorization_request(&session.request)?;
+        let caller = caller(tenant);
+        let key = match &request.client_id {
+            Some(ClientId::X509SanDns(_) | ClientId::X509Hash(_)) => {
+                edk_oid4vp::RequestObjectKey::X5c(without_root(
+                    self.certificate_chain(&caller).await?,
+                ))
+            }
+            Some(ClientId::DecentralizedIdentifier(did)) => {
+                edk_oid4vp::RequestObjectKey::Kid(format!("{did}#0"))
+            }
+            _ => return Err(WalletError::NotFound),
+        };
+        let alias = alias(REQUEST_OBJECT_SIGNING_PURPOSE)?;
+        self.ensure_key(
+            &caller,
+            &alias,
+            KeySpec::signing(edk_core::jose::Algorithm::Es256),
+        )
+        .await?;
+        let signer = self.kms.signer(&caller, &alias).await.map_err(Error::Kms)?;
+        let options = edk_oid4vp::SignOptions {
+            wallet_nonce,
+            lifetime: Some(session.expires_at.saturating_sub(now).max(1)),
+            ..edk_oid4vp::SignOptions::default()
+        };
+        edk_oid4vp::sign_request_object(&request, &key, &*signer, &*self.clock, &options)
+            .await
+            .map_err(|err| {
+                WalletError::Failed(Error::Conflict(format!(
+                    "the request object could not be signed: {err}"
+                )))
+            })
+    }
+
+    /// Receives a wallet's `direct_post` or `direct_post.jwt` body at the `response_uri`:
+    /// the session of its `state` is claimed once (on any replica), the presentations are
+    /// verified against the tenant's trust anchors, and the session settles as `verified`
+    /// with the claims, or `failed` with why.
+    ///
+    /// # Errors
+    /// [`WalletError::InvalidRequest`] for an unusable body, one answering no open request,
+    /// and presentations that do not verify; [`WalletError::Failed`] when the verifier fails.
+    pub async fn respond(&self, tenant: &TenantContext, body: &[u8]) -> Result<(), WalletError> {
+        let limits = edk_oid4vp::ResponseLimits::default();
+        let invalid = |err: &dyn fmt::Display| WalletError::InvalidRequest(err.to_string());
+        let token = url::form_urlencoded::parse(body)
+            .find(|(name, _)| name == "response")
+            .map(|(_, value)| value.into_owned());
+        let (response, kid) = match &token {
+            Some(token) => {
+                let jwe = edk_core::jose::jwe::Jwe::parse(token, &edk_core::Limits::default())
+                    .map_err(|_| {
+                        WalletError::InvalidRequest("the response is not a compact JWE".to_owned())
+                    })?;
+                let kid = jwe.header().kid.clone();
+                let plaintext = match self
+                    .kms
+                    .decrypt(&caller(tenant), &alias(REQUEST_DECRYPTION_PURPOSE)?, token)
+                    .await
+                {
+                    Ok(plaintext) => plaintext,
+                    Err(err) if err.kind().is_client_error() => {
+                        return Err(WalletError::InvalidRequest(
+                            "the response could not be decrypted with the verifier's key"
+                                .to_owned(),
+                        ));
+                    }
+                    Err(err) => return Err(Error::Kms(err).into()),
+                };
+                let parameters: Map<String, Value> =
+                    serde_json::from_slice(&plaintext).map_err(|_| {
+                        WalletError::InvalidRequest(
+                            "the decrypted response is not a JSON object".to_owned(),
+                        )
+                    })?;
+                (
+                    edk_oid4vp::AuthorizationResponse::from_json(&parameters, &limits)
+                        .map_err(|err| invalid(&err))?,
+                    kid,
+                )
+            }
+            None => (
+                edk_oid4vp::AuthorizationResponse::from_form(body, &limits)
+                    .map_err(|err| invalid(&err))?,
+                None,
+            ),
+        };
+        let state = response
+            .state()
+            .ok_or_else(|| WalletError::InvalidRequest("the response has no state".to_owned()))?;
+        let now = self.now();
+        let session = self
+            .store
+            .claim_response(tenant, state, now)
+            .await
+            .map_err(Error::from)?
+            .ok_or_else(|| {
+                WalletError::InvalidRequest(
+                    "the response answers no open request: unknown state, already answered \
+                     or expired"
+                        .to_owned(),
+                )
+            })?;
+        let outcome = self
+            .check(tenant, &session, &response, token.is_some(), kid.as_deref())
+            .await;
+        let (status, record, result) = match outcome {
+            Ok(Some(claims)) => (SessionStatus::Verified, json!({ "claims": claims }), Ok(())),
+            // The wallet answered with an error: recorded, and acknowledged.
+            Ok(None) => {
+                let (error, description) = match &response {
+                    edk_oid4vp::AuthorizationResponse::Error {
+                        error,
+                        error_description,
+                        ..
+                    } => (error.clone(), error_description.clone()),
+                    edk_oid4vp::AuthorizationResponse::VpToken { .. } => {
+                        ("invalid_request".to_owned(), None)
+                    }
+                };
+                (
+                    SessionStatus::Failed,
+                    json!({ "error": { "error": error, "error_description": description } }),
+                    Ok(()),
+                )
+            }
+            Err(reason) => (
+                SessionStatus::Failed,
+                json!({ "error": { "error": "invalid_request", "error_description": reason } }),
+                Err(WalletError::InvalidRequest(reason)),
+            ),
+        };
+        self.store
+            .settle(tenant, &session.id, status, &record, self.now())
+            .await
+            .map_err(Error::from)?;
+        result
+    }
+
+    /// Verifies `response` for `session`: the verified claims per credential query id,
+    /// `None` for a wallet's error response, or why it is refused.
+    async fn check(
+        &self,
+        tenant: &TenantContext,
+        session: &Session,
+        response: &edk_oid4vp::AuthorizationResponse,
+        encrypted: bool,
+        kid: Option<&str>,
+    ) -> Result<Option<Value>, String> {
+        if matches!(response, edk_oid4vp::AuthorizationResponse::Error { .. }) {
+            return Ok(None);
+        }
+        let request = authorization_request(&session.request).map_err(|err| err.to_string())?;
+        let wants_encryption = request.response_mode == ResponseMode::DirectPostJwt;
+        if encrypted != wants_encryption {
+            return Err(format!(
+                "the request asked for response_mode {}",
+                request.response_mode.as_str()
+            ));
+        }
+        let key = if encrypted {
+            let keys = request
+                .client_metadata
+                .as_ref()
+                .map(ClientMetadata::keys)
+                .unwrap_or_default();
+            let found = keys
+                .iter()
+                .find(|key| kid.is_none() || key.get("kid").and_then(Value::as_str) == kid)
+                .ok_or("the response JWE names no key of the request")?;
+            Some(
+                serde_json::from_value::<edk_core::jose::Jwk>(found.clone())
+                    .map_err(|_| "the request's encryption key is malformed".to_owned())?,
+            )
+        } else {
+            None
+        };
+        let anchors = self.trust_anchors(tenant).await.map_err(|err| {
+            tracing::warn!(error = %err, "the tenant's trust anchors could not be read");
+            "the verifier's trust anchors are unavailable".to_owned()
+        })?;
+        let issuers = edk_core::x5c::X5cResolver::new(anchors, Arc::clone(&self.clock))
+            .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
+        let verifier =
+            edk_oid4vp::PresentationVerifier::new(Arc::new(issuers), Arc::clone(&self.clock));
+        let verified = verifier
+            .verify(&request, response, key.as_ref())
+            .await
+            .map_err(|err| err.to_string())?;
+        let claims: Map<String, Value> = verified
+            .claims()
+            .into_iter()
+            .map(|(id, claims)| (id, Value::Array(claims)))
+            .collect();
+        Ok(Some(Value::Object(claims)))
+    }
+
+    /// The DER certificates of the tenant's chains marked trust anchors.
+    async fn trust_anchors(&self, tenant: &TenantContext) -> Result<Vec<Vec<u8>>, Error> {
+        let Some(store) = &self.anchors else {
+            return Ok(Vec::new());
+        };
+        let chains = store
+            .chains(tenant)
+            .await
+            .map_err(|err| Error::Conflict(format!("the certificate store failed: {err}")))?;
+        Ok(chains
+            .into_iter()
+            .filter(|chain| chain.trust_anchor)
+            .flat_map(|chain| chain.certificates)
+            .collect())
+    }
+}
+
+/// `chain` without its last certificate when that one is self-signed: the wallet holds the
+/// trust anchor, and HAIP has the `x5c` of a Request Object leave it out.
+fn without_root(mut chain: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    use x509_cert::der::Decode as _;
+    let self_signed = chain.len() > 1
+        && chain.last().is_some_and(|der| {
+            x509_cert::Certificate::from_der(der).is_ok_and(|cert| {
+                cert.tbs_certificate().subject() == cert.tbs_certificate().issuer()
+            })
+        });
+    if self_signed {
+        chain.pop();
+    }
+    chain
+}
+
+/// The authorization request of a stored session, as made.
+fn authorization_request(stored: &StoredRequest) -> Result<AuthorizationRequest, Error> {
+    let mut parameters = Map::new();
+    parameters.insert("response_type".to_owned(), json!("vp_token"));
+    parameters.insert("client_id".to_owned(), json!(stored.client_id));
+    parameters.insert("response_mode".to_owned(), json!(stored.response_mode));
+    parameters.insert("response_uri".to_owned(), json!(stored.response_uri));
+    parameters.insert("nonce".to_owned(), json!(stored.nonce));
+    parameters.insert("state".to_owned(), json!(stored.state));
+    parameters.insert("dcql_query".to_owned(), stored.dcql_query.clone());
+    if let Some(metadata) = &stored.client_metadata {
+        parameters.insert("client_metadata".to_owned(), metadata.clone());
+    }
+    if let Some(entries) = &stored.transaction_data {
+        parameters.insert("transaction_data".to_owned(), json!(entries));
+    }
+    AuthorizationRequest::from_parameters(&parameters)
+        .map_err(|_| Error::Store(StoreError::Corrupt("a stored request no longer reads")))
+}

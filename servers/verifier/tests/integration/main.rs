@@ -1,0 +1,18 @@
+//! Integration tests of edk-verifier-server over real HTTP on loopback: an in-process wallet
+//! answering requests end to end and the refusals, the admin API with its scopes and tenant
+//! isolation, on SQLite and PostgreSQL, two replicas on one database, schemathesis, and the
+//! OpenAPI snapshot.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod admin;
+mod flow;
+mod openapi;
+mod replicas;
+mod schemathesis;
+mod scopes;
+mod support;
