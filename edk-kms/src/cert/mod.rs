@@ -293,6 +293,17 @@ pub struct CertificateProfile {
     pub extended_key_usages: Vec<ExtendedKeyUsage>,
     /// The subject alternative names; empty takes a CSR's requested names, if any.
     pub sans: Vec<SubjectAltName>,
+    /// Made by [`CertificateProfile::iaca`] or [`CertificateProfile::document_signer`],
+    /// whose rules the profile check then applies.
+    #[serde(skip)]
+    iso: Option<IsoProfile>,
+}
+
+/// The ISO/IEC 18013-5 profile a [`CertificateProfile`] was made as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IsoProfile {
+    Iaca,
+    DocumentSigner,
 }
 
 impl CertificateProfile {
@@ -313,9 +324,11 @@ impl CertificateProfile {
     /// which must name a country (`C`) and a common name (`CN`).
     #[must_use]
     pub fn iaca(subject: DistinguishedName, validity: Duration) -> Self {
-        Self::ca(validity, Some(0))
+        let mut profile = Self::ca(validity, Some(0))
             .with_subject(subject)
-            .with_key_usages([KeyUsage::KeyCertSign, KeyUsage::CrlSign])
+            .with_key_usages([KeyUsage::KeyCertSign, KeyUsage::CrlSign]);
+        profile.iso = Some(IsoProfile::Iaca);
+        profile
     }
 
     /// The profile of an ISO/IEC 18013-5 document signer certificate (Annex B.1.4): an end
@@ -324,10 +337,12 @@ impl CertificateProfile {
     /// (`CN`). Its validity may not exceed [`MAX_DS_VALIDITY`].
     #[must_use]
     pub fn document_signer(subject: DistinguishedName, validity: Duration) -> Self {
-        Self::leaf(validity)
+        let mut profile = Self::leaf(validity)
             .with_subject(subject)
             .with_key_usages([KeyUsage::DigitalSignature])
-            .with_extended_key_usages([ExtendedKeyUsage::Oid(MDL_DS_EKU.to_owned())])
+            .with_extended_key_usages([ExtendedKeyUsage::Oid(MDL_DS_EKU.to_owned())]);
+        profile.iso = Some(IsoProfile::DocumentSigner);
+        profile
     }
 
     const fn new(kind: CertificateKind, validity: Duration) -> Self {
@@ -339,6 +354,7 @@ impl CertificateProfile {
             key_usages: Vec::new(),
             extended_key_usages: Vec::new(),
             sans: Vec::new(),
+            iso: None,
         }
     }
 
@@ -398,12 +414,8 @@ impl CertificateProfile {
         if self.validity.is_zero() {
             return Err(Error::InvalidProfile("the validity must be positive"));
         }
-        let document_signer = self
-            .extended_key_usages
-            .contains(&ExtendedKeyUsage::Oid(MDL_DS_EKU.to_owned()));
-        let iaca = matches!(self.kind, CertificateKind::Ca { path_len: Some(0) })
-            && self.key_usages == [KeyUsage::KeyCertSign, KeyUsage::CrlSign];
-        if document_signer || iaca {
+        let document_signer = self.iso == Some(IsoProfile::DocumentSigner);
+        if self.iso.is_some() {
             let names_country_and_cn = self.subject.as_ref().is_some_and(|subject| {
                 subject.has_attribute(COUNTRY_OID) && subject.has_attribute(COMMON_NAME_OID)
             });

@@ -376,7 +376,7 @@ fn unhex(text: &str) -> Vec<u8> {
 async fn an_mdoc_device_response_built_by_npm_animo_mdoc_is_validated() {
     const MDL: &str = "org.iso.18013.5.1.mDL";
     const MDL_NS: &str = "org.iso.18013.5.1";
-    let iaca = pki("mdl issuer", &["mdl.example"]);
+    let iaca = crate::support::mdoc_pki("mdl issuer");
     let device = SigningKey::generate(Algorithm::Es256).unwrap();
     let key = DecryptingKey::generate(KeyManagement::EcdhEs).unwrap();
     let mut request = encrypted("x509_san_dns:verifier.example", &key);

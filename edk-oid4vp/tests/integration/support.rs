@@ -29,6 +29,16 @@ pub(crate) struct Pki {
 
 /// A P-256 root (2025–2035) and a leaf (2025–2028) for `names`.
 pub(crate) fn pki(common_name: &str, names: &[&str]) -> Pki {
+    pki_with(common_name, names, false)
+}
+
+/// As [`pki`], the leaf an ISO/IEC 18013-5 document signer (extended key usage
+/// `id-mdl-kp-mdlDS`), the root its IACA.
+pub(crate) fn mdoc_pki(common_name: &str) -> Pki {
+    pki_with(common_name, &[], true)
+}
+
+fn pki_with(common_name: &str, names: &[&str], document_signer: bool) -> Pki {
     let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut root = CertificateParams::new(Vec::<String>::new()).unwrap();
     root.distinguished_name
@@ -49,6 +59,11 @@ pub(crate) fn pki(common_name: &str, names: &[&str]) -> Pki {
     leaf.distinguished_name
         .push(DnType::CommonName, common_name);
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if document_signer {
+        leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Other(vec![
+            1, 0, 18013, 5, 1, 2,
+        ])];
+    }
     leaf.use_authority_key_identifier_extension = true;
     leaf.not_before = rcgen::date_time_ymd(2025, 6, 1);
     leaf.not_after = rcgen::date_time_ymd(2028, 1, 1);

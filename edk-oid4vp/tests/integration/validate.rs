@@ -42,7 +42,7 @@ struct World {
 fn world() -> World {
     World {
         issuer: pki("issuer", &["issuer.example"]),
-        iaca: pki("mdl issuer", &["mdl.example"]),
+        iaca: crate::support::mdoc_pki("mdl issuer"),
         holder: SigningKey::generate(Algorithm::Es256).unwrap(),
     }
 }
