@@ -31,6 +31,9 @@ fn pki() -> (Vec<u8>, Vec<u8>, SigningKey) {
     let ds_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
     let mut ds = CertificateParams::new(Vec::<String>::new()).expect("params");
     ds.distinguished_name.push(DnType::CommonName, "Bench DS");
+    ds.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Other(vec![
+        1, 0, 18013, 5, 1, 2,
+    ])];
     ds.not_before = rcgen::date_time_ymd(2025, 1, 1);
     ds.not_after = rcgen::date_time_ymd(2030, 1, 1);
     let ds_der = ds
