@@ -84,4 +84,21 @@ pub trait CredentialGrantPolicy: Send + Sync + fmt::Debug {
         let _ = (tenant, resource);
         Ok(false)
     }
+
+    /// Called once a pre-authorized code minted for `subject` has been redeemed (it is spent)
+    /// and before its access token is issued, so the issuer behind the offer can record that
+    /// the wallet took it, or refuse when the offer was withdrawn in the meantime. Accepts by
+    /// default.
+    ///
+    /// # Errors
+    /// An [`Error::OAuth`] refuses the token request with that error (e.g. `invalid_grant`
+    /// for a cancelled offer); any other error is a fault.
+    async fn pre_authorized_code_redeemed(
+        &self,
+        tenant: &TenantContext,
+        subject: &str,
+    ) -> Result<(), Error> {
+        let _ = (tenant, subject);
+        Ok(())
+    }
 }

@@ -377,6 +377,11 @@ impl AuthorizationServer {
             }
             PreAuthRedemption::Refused => return Err(not_granted()),
         };
+        if let Some(policy) = &self.credential_grant_policy {
+            policy
+                .pre_authorized_code_redeemed(tenant, &grant.subject)
+                .await?;
+        }
         grant.authorization_details =
             narrow_details(requested, grant.authorization_details.as_ref())?;
         self.spend(tenant, single_use).await?;

@@ -24,8 +24,8 @@ use edk_tenancy::{ServiceType, Tenancy, TenantContext, TenantDirectory as _};
 use serde_json::{Value, json};
 
 use crate::error::StoreError;
-use crate::issuer::{OPENID_CREDENTIAL, credential_identifier, digest};
-use crate::store::IssuerStore;
+use crate::issuer::{OPENID_CREDENTIAL, SESSION_SUBJECT_PREFIX, credential_identifier, digest};
+use crate::store::{IssuerStore, SessionStatus};
 
 /// The [`CredentialGrantPolicy`] of the tenants' credential issuers, for the tenants'
 /// authorization server (`AuthorizationServer::with_credential_grant_policy`).
@@ -211,5 +211,58 @@ impl CredentialGrantPolicy for IssuerGrantPolicy {
         resource: &str,
     ) -> Result<bool, edk_oauth::Error> {
         Ok(self.credential_issuer(tenant).await?.as_deref() == Some(resource))
+    }
+
+    /// A pre-authorized code of an offer moves its session from `offered` to
+    /// `token_issued`; the code of a cancelled or lapsed offer gets no access token.
+    async fn pre_authorized_code_redeemed(
+        &self,
+        tenant: &TenantContext,
+        subject: &str,
+    ) -> Result<(), edk_oauth::Error> {
+        let Some(session_id) = subject.strip_prefix(SESSION_SUBJECT_PREFIX) else {
+            return Ok(());
+        };
+        let store_failed = |err: StoreError| {
+            tracing::error!(tenant = %tenant.id(), error = %err, "issuance session store failed during a token request");
+            edk_oauth::Error::Internal {
+                what: "recording the redemption of a pre-authorized code",
+            }
+        };
+        let now = self.clock.unix_seconds();
+        let moved = self
+            .store
+            .transition(
+                tenant,
+                session_id,
+                &[SessionStatus::Offered],
+                SessionStatus::TokenIssued,
+                now,
+            )
+            .await
+            .map_err(store_failed)?;
+        if moved {
+            return Ok(());
+        }
+        let session = self
+            .store
+            .session(tenant, session_id)
+            .await
+            .map_err(store_failed)?;
+        match session {
+            Some(session)
+                if session.expires_at > now
+                    && !matches!(
+                        session.status,
+                        SessionStatus::Cancelled | SessionStatus::Failed | SessionStatus::Expired
+                    ) =>
+            {
+                Ok(())
+            }
+            _ => Err(edk_oauth::Error::oauth(
+                OAuthErrorCode::InvalidGrant,
+                "the credential offer of this pre-authorized code was cancelled or has lapsed",
+            )),
+        }
     }
 }

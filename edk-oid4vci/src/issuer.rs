@@ -2013,7 +2013,7 @@ impl Issuer {
 }
 
 /// The subject of access tokens minted for an issuance session.
-const SESSION_SUBJECT_PREFIX: &str = "urn:edk:oid4vci:session:";
+pub(crate) const SESSION_SUBJECT_PREFIX: &str = "urn:edk:oid4vci:session:";
 
 fn session_subject(session_id: &str) -> String {
     format!("{SESSION_SUBJECT_PREFIX}{session_id}")

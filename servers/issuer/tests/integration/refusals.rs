@@ -170,6 +170,60 @@ async fn the_credential_endpoint_refuses_with_the_specified_errors(deployment: D
 }
 on_both_backends!(the_credential_endpoint_refuses_with_the_specified_errors);
 
+async fn session_status(deployment: &Deployment, tenant: &Tenant, offer: &Value) -> String {
+    let path = format!("/sessions/{}", offer["session_id"].as_str().unwrap());
+    let (status, session) = deployment
+        .admin(tenant, reqwest::Method::GET, &path, None)
+        .await;
+    assert_eq!(status, 200, "{session}");
+    session["status"].as_str().unwrap().to_owned()
+}
+
+async fn redeeming_a_code_records_it_and_a_cancelled_offer_gets_no_token(deployment: Deployment) {
+    let acme = deployment.tenant("acme").await;
+    deployment.configure(&acme).await;
+    // The wallet's token request moves the session from `offered` to `token_issued`.
+    let offer = deployment.offer(&acme, false).await;
+    assert_eq!(session_status(&deployment, &acme, &offer).await, "offered");
+    let response = redeem(&acme, &offer, None).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        session_status(&deployment, &acme, &offer).await,
+        "token_issued"
+    );
+
+    // Once the operator cancels an offer, its pre-authorized code buys no access token.
+    let cancelled = deployment.offer(&acme, false).await;
+    let (status, _) = deployment
+        .admin(
+            &acme,
+            reqwest::Method::POST,
+            &format!(
+                "/sessions/{}/cancel",
+                cancelled["session_id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let response = redeem(&acme, &cancelled, None).await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        error(
+            "invalid_grant",
+            "the credential offer of this pre-authorized code was cancelled or has lapsed"
+        )
+    );
+    assert_eq!(
+        session_status(&deployment, &acme, &cancelled).await,
+        "cancelled"
+    );
+    deployment.close().await;
+}
+on_both_backends!(redeeming_a_code_records_it_and_a_cancelled_offer_gets_no_token);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_methods_and_offer_handles_are_refused() {
     let deployment = Deployment::sqlite().await;
