@@ -1,0 +1,138 @@
+//! HTTP as the wallet speaks it: JSON answers, OAuth and problem errors made readable, and
+//! DPoP proofs (RFC 9449) with the server's nonce when it asks for one.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use edk_core::jose::{Algorithm, Header, SigningKey, jws};
+use edk_core::{Clock as _, SystemClock};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+/// An HTTP client.
+#[derive(Debug)]
+pub(crate) struct Http {
+    client: reqwest::Client,
+}
+
+impl Http {
+    /// A client with a timeout on every request.
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+        })
+    }
+
+    /// The client, to build requests with.
+    pub(crate) const fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Sends `request`: the status and the JSON answered (`null` when the body is not JSON).
+    pub(crate) async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+        let (status, _, body) = self.send(request).await?;
+        Ok((status, body))
+    }
+
+    /// Sends `request`: the status, the `DPoP-Nonce` header and the JSON answered.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(u16, Option<String>, Value)> {
+        let request = request.build()?;
+        let url = request.url().clone();
+        let response = self
+            .client
+            .execute(request)
+            .await
+            .with_context(|| format!("cannot reach {}", url.origin().ascii_serialization()))?;
+        let status = response.status().as_u16();
+        let nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await?;
+        Ok((status, nonce, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    /// Sends the request `build` makes with a DPoP proof for `method url` (and `access_token`,
+    /// when given); when the server answers `use_dpop_nonce`, sends it once more with a proof
+    /// carrying the server's nonce.
+    pub(crate) async fn send_with_dpop(
+        &self,
+        dpop: &Dpop,
+        access_token: Option<&str>,
+        build: impl Fn(String) -> reqwest::RequestBuilder,
+        method: &str,
+        url: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let proof = dpop.proof(method, url, None, access_token).await?;
+        let (status, nonce, body) = self.send(build(proof)).await?;
+        let asks_nonce = matches!(status, 400 | 401) && body["error"] == "use_dpop_nonce";
+        match nonce {
+            Some(nonce) if asks_nonce || (status == 401 && body.is_null()) => {
+                let proof = dpop.proof(method, url, Some(&nonce), access_token).await?;
+                self.json(build(proof)).await
+            }
+            _ => Ok((status, body)),
+        }
+    }
+}
+
+/// The wallet's DPoP key and the proofs it signs.
+#[derive(Debug)]
+pub(crate) struct Dpop(SigningKey);
+
+impl Dpop {
+    /// Proofs signed by `key`.
+    pub(crate) const fn new(key: SigningKey) -> Self {
+        Self(key)
+    }
+
+    /// A proof for `method url`, with the server's `nonce` and the hash of `access_token`.
+    async fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+        access_token: Option<&str>,
+    ) -> anyhow::Result<String> {
+        let mut claims = json!({
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "htm": method,
+            "htu": url,
+            "iat": SystemClock.unix_seconds(),
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        if let Some(token) = access_token {
+            claims["ath"] = json!(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(sha2::Sha256::digest(token.as_bytes()))
+            );
+        }
+        let header = Header::new(Algorithm::Es256)
+            .with_typ("dpop+jwt")
+            .with_jwk(&self.0.public_jwk());
+        Ok(jws::sign(header, claims.to_string().as_bytes(), &self.0).await?)
+    }
+}
+
+/// An error answer in words: `status error: error_description` (OAuth and OpenID4VCI), or
+/// the problem's title and detail (RFC 9457).
+pub(crate) fn describe_error(status: u16, body: &Value) -> String {
+    let text = |name: &str| body.get(name).and_then(Value::as_str);
+    match (text("error"), text("error_description"), text("title"), text("detail")) {
+        (Some(error), Some(description), _, _) => format!("{status} {error}: {description}"),
+        (Some(error), None, _, _) => format!("{status} {error}"),
+        (None, _, Some(title), Some(detail)) => format!("{status} {title}: {detail}"),
+        (None, _, Some(title), None) => format!("{status} {title}"),
+        _ => format!("HTTP {status}"),
+    }
+}
