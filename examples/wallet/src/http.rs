@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use base64::Engine as _;
-use edk_core::jose::{Algorithm, Header, SigningKey, jws};
+use edk_core::encoding::b64url_encode;
+use edk_core::jose::{Algorithm, Header, SigningKey};
 use edk_core::{Clock as _, SystemClock};
 use serde_json::{Value, json};
 use sha2::Digest as _;
@@ -33,7 +33,10 @@ impl Http {
     }
 
     /// Sends `request`: the status and the JSON answered (`null` when the body is not JSON).
-    pub(crate) async fn json(&self, request: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+    pub(crate) async fn json(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<(u16, Value)> {
         let (status, _, body) = self.send(request).await?;
         Ok((status, body))
     }
@@ -57,7 +60,11 @@ impl Http {
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
         let text = response.text().await?;
-        Ok((status, nonce, serde_json::from_str(&text).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            nonce,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+        ))
     }
 
     /// Sends the request `build` makes with a DPoP proof for `method url` (and `access_token`,
@@ -71,12 +78,12 @@ impl Http {
         method: &str,
         url: &str,
     ) -> anyhow::Result<(u16, Value)> {
-        let proof = dpop.proof(method, url, None, access_token).await?;
+        let proof = dpop.proof(method, url, None, access_token)?;
         let (status, nonce, body) = self.send(build(proof)).await?;
         let asks_nonce = matches!(status, 400 | 401) && body["error"] == "use_dpop_nonce";
         match nonce {
             Some(nonce) if asks_nonce || (status == 401 && body.is_null()) => {
-                let proof = dpop.proof(method, url, Some(&nonce), access_token).await?;
+                let proof = dpop.proof(method, url, Some(&nonce), access_token)?;
                 self.json(build(proof)).await
             }
             _ => Ok((status, body)),
@@ -95,7 +102,7 @@ impl Dpop {
     }
 
     /// A proof for `method url`, with the server's `nonce` and the hash of `access_token`.
-    async fn proof(
+    fn proof(
         &self,
         method: &str,
         url: &str,
@@ -112,23 +119,37 @@ impl Dpop {
             claims["nonce"] = json!(nonce);
         }
         if let Some(token) = access_token {
-            claims["ath"] = json!(
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(sha2::Sha256::digest(token.as_bytes()))
-            );
+            claims["ath"] = json!(b64url_encode(sha2::Sha256::digest(token.as_bytes())));
         }
-        let header = Header::new(Algorithm::Es256)
-            .with_typ("dpop+jwt")
-            .with_jwk(&self.0.public_jwk());
-        Ok(jws::sign(header, claims.to_string().as_bytes(), &self.0).await?)
+        sign_with_jwk(&self.0, "dpop+jwt", &claims)
     }
+}
+
+/// A JWS of `claims` by `key`, with `typ` and the public key as `jwk` (and no `kid`: the
+/// receiver takes the key from the header).
+pub(crate) fn sign_with_jwk(key: &SigningKey, typ: &str, claims: &Value) -> anyhow::Result<String> {
+    let header = Header::new(Algorithm::Es256)
+        .with_typ(typ)
+        .with_jwk(&key.public_jwk());
+    let signing_input = format!(
+        "{}.{}",
+        b64url_encode(serde_json::to_vec(&header)?),
+        b64url_encode(claims.to_string())
+    );
+    let signature = key.sign_bytes(signing_input.as_bytes())?;
+    Ok(format!("{signing_input}.{}", b64url_encode(signature)))
 }
 
 /// An error answer in words: `status error: error_description` (OAuth and OpenID4VCI), or
 /// the problem's title and detail (RFC 9457).
 pub(crate) fn describe_error(status: u16, body: &Value) -> String {
     let text = |name: &str| body.get(name).and_then(Value::as_str);
-    match (text("error"), text("error_description"), text("title"), text("detail")) {
+    match (
+        text("error"),
+        text("error_description"),
+        text("title"),
+        text("detail"),
+    ) {
         (Some(error), Some(description), _, _) => format!("{status} {error}: {description}"),
         (Some(error), None, _, _) => format!("{status} {error}"),
         (None, _, Some(title), Some(detail)) => format!("{status} {title}: {detail}"),

@@ -78,7 +78,11 @@ pub(crate) async fn present(
         .collect();
     let result = request.dcql_query.evaluate(&held);
     writeln!(out, "verifier: {client_id}")?;
-    writeln!(out, "answer to: {response_uri} ({})", request.response_mode.as_str())?;
+    writeln!(
+        out,
+        "answer to: {response_uri} ({})",
+        request.response_mode.as_str()
+    )?;
     if !result.satisfied {
         let missing: Vec<&str> = result
             .credentials
@@ -86,7 +90,12 @@ pub(crate) async fn present(
             .filter(|query| query.matches.is_empty())
             .map(|query| query.id.as_str())
             .collect();
-        decline(http, &request, "no credential in the wallet answers the request").await?;
+        decline(
+            http,
+            &request,
+            "no credential in the wallet answers the request",
+        )
+        .await?;
         bail!(
             "no credential in the wallet answers the request (unanswered: {}); the verifier was told",
             missing.join(", ")
@@ -99,12 +108,20 @@ pub(crate) async fn present(
         };
         let stored = &store.credentials()[found.credential];
         let paths = disclosure_paths(&found.disclose, &stored.claims)?;
-        writeln!(out, "{}: credential {} ({})", query.id, stored.id, stored.vct)?;
+        writeln!(
+            out,
+            "{}: credential {} ({})",
+            query.id, stored.id, stored.vct
+        )?;
         if paths.is_empty() {
             writeln!(out, "  discloses no claim")?;
         }
         for path in &paths {
-            writeln!(out, "  discloses {path} = {}", value_at(&stored.claims, path))?;
+            writeln!(
+                out,
+                "  discloses {path} = {}",
+                value_at(&stored.claims, path)
+            )?;
         }
         chosen.push((query.id.clone(), stored, paths));
     }
@@ -131,7 +148,10 @@ pub(crate) async fn present(
     };
     let (status, reply) = post_form(http, response_uri.as_str(), body).await?;
     if status != 200 {
-        bail!("the verifier refused the presentation: {}", describe_error(status, &reply));
+        bail!(
+            "the verifier refused the presentation: {}",
+            describe_error(status, &reply)
+        );
     }
     writeln!(out, "presented to {client_id}")?;
     if let Some(redirect) = reply.get("redirect_uri").and_then(Value::as_str) {
@@ -188,7 +208,9 @@ async fn fetch_request(
         // By value, unsigned: only a redirect_uri: client, whose identifier is its
         // response_uri, may ask like this.
         let request = AuthorizationRequest::from_query_pairs(
-            pairs.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+            pairs
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
         )
         .context("the request is invalid")?;
         if !matches!(request.client_id, Some(ClientId::RedirectUri(_))) {
@@ -217,8 +239,8 @@ async fn fetch_request(
 
 /// The DER certificates of a PEM file.
 fn read_pem_certificates(path: &PathBuf) -> anyhow::Result<Vec<Vec<u8>>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut certificates = Vec::new();
     let mut current: Option<String> = None;
     for line in text.lines().map(str::trim) {
@@ -228,7 +250,9 @@ fn read_pem_certificates(path: &PathBuf) -> anyhow::Result<Vec<Vec<u8>>> {
                 certificates.push(
                     base64::engine::general_purpose::STANDARD
                         .decode(base64.as_bytes())
-                        .with_context(|| format!("{} holds a broken certificate", path.display()))?,
+                        .with_context(|| {
+                            format!("{} holds a broken certificate", path.display())
+                        })?,
                 );
                 current = None;
             }
@@ -248,7 +272,12 @@ fn disclosure_paths(
     disclose: &[ClaimPath],
     claims: &serde_json::Map<String, Value>,
 ) -> anyhow::Result<Vec<SdPath>> {
-    fn expand(elements: &[PathElement], value: &Value, prefix: &mut Vec<String>, out: &mut Vec<SdPath>) {
+    fn expand(
+        elements: &[PathElement],
+        value: &Value,
+        prefix: &mut Vec<String>,
+        out: &mut Vec<SdPath>,
+    ) {
         let Some((first, rest)) = elements.split_first() else {
             out.push(SdPath::new(prefix.clone()));
             return;
@@ -355,5 +384,8 @@ fn confirm() -> anyhow::Result<bool> {
     eprint!("send this to the verifier? [y/N] ");
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

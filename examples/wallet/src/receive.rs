@@ -8,9 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use async_trait::async_trait;
 use base64::Engine as _;
-use edk_core::jose::{
-    Algorithm, Header, JoseError, Jwk, KeyQuery, KeyResolver, SigningKey, VerifyingKey, jws,
-};
+use edk_core::jose::{Algorithm, JoseError, Jwk, KeyQuery, KeyResolver, SigningKey, VerifyingKey};
 use edk_core::sd_jwt::SdJwt;
 use edk_core::sd_jwt_vc::VcVerifyOptions;
 use edk_core::{Clock as _, Limits, SystemClock};
@@ -22,8 +20,8 @@ use serde_json::{Value, json};
 use x509_cert::Certificate;
 use x509_cert::der::Decode as _;
 
-use crate::http::{Dpop, Http, describe_error};
-use crate::store::{ReceivedCredential, StoredCredential, Store};
+use crate::http::{Dpop, Http, describe_error, sign_with_jwk};
+use crate::store::{ReceivedCredential, Store, StoredCredential};
 
 /// The grant type of pre-authorized codes.
 const PRE_AUTHORIZED: &str = edk_oid4vci::offer::PRE_AUTHORIZED_GRANT;
@@ -38,7 +36,9 @@ pub(crate) async fn receive(
 ) -> anyhow::Result<()> {
     let offer = resolve_offer(http, offer_uri).await?;
     let Some(grant) = offer.grants.pre_authorized_code.clone() else {
-        bail!("the offer has no pre-authorized code grant (the authorization code flow is not supported here)");
+        bail!(
+            "the offer has no pre-authorized code grant (the authorization code flow is not supported here)"
+        );
     };
     let tx_code = match (&grant.tx_code, tx_code) {
         (Some(expected), None) => bail!(
@@ -73,7 +73,9 @@ pub(crate) async fn receive(
             format!("the issuer's metadata does not describe the offered {configuration_id:?}")
         })?;
     let FormatProfile::DcSdJwt { vct } = &configuration.profile else {
-        bail!("{configuration_id:?} is not an SD-JWT VC (dc+sd-jwt), the only format this wallet keeps");
+        bail!(
+            "{configuration_id:?} is not an SD-JWT VC (dc+sd-jwt), the only format this wallet keeps"
+        );
     };
     let authorization_server = grant
         .authorization_server
@@ -92,17 +94,27 @@ pub(crate) async fn receive(
         form.push(("tx_code", code));
     }
     let (status, token) = http
-        .send_with_dpop(&dpop, None, |proof| {
-            http.client()
-                .post(&token_endpoint)
-                .header("dpop", proof)
-                .form(&form)
-        }, "POST", &token_endpoint)
+        .send_with_dpop(
+            &dpop,
+            None,
+            |proof| {
+                http.client()
+                    .post(&token_endpoint)
+                    .header("dpop", proof)
+                    .form(&form)
+            },
+            "POST",
+            &token_endpoint,
+        )
         .await?;
     if status != 200 {
         bail!(
             "the authorization server refused the pre-authorized code{}: {}",
-            if tx_code.is_some() { " and transaction code" } else { "" },
+            if tx_code.is_some() {
+                " and transaction code"
+            } else {
+                ""
+            },
             describe_error(status, &token)
         );
     }
@@ -114,7 +126,10 @@ pub(crate) async fn receive(
         .as_str()
         .is_some_and(|kind| kind.eq_ignore_ascii_case("dpop"))
     {
-        bail!("the authorization server did not bind the access token to the wallet key (token_type {})", token["token_type"]);
+        bail!(
+            "the authorization server did not bind the access token to the wallet key (token_type {})",
+            token["token_type"]
+        );
     }
 
     // A new key for this credential, proven with the issuer's nonce.
@@ -123,7 +138,10 @@ pub(crate) async fn receive(
         Some(endpoint) => {
             let (status, body) = http.json(http.client().post(endpoint)).await?;
             if status != 200 {
-                bail!("the nonce endpoint answered {}", describe_error(status, &body));
+                bail!(
+                    "the nonce endpoint answered {}",
+                    describe_error(status, &body)
+                );
             }
             Some(
                 body["c_nonce"]
@@ -134,7 +152,7 @@ pub(crate) async fn receive(
         }
         None => None,
     };
-    let proof = key_proof(&holder_key, &metadata.credential_issuer, nonce.as_deref()).await?;
+    let proof = key_proof(&holder_key, &metadata.credential_issuer, nonce.as_deref())?;
     let mut body = json!({ "proofs": { "jwt": [proof] } });
     match token["authorization_details"][0]["credential_identifiers"][0].as_str() {
         Some(identifier) => body["credential_identifier"] = json!(identifier),
@@ -142,18 +160,29 @@ pub(crate) async fn receive(
     }
     let endpoint = &metadata.credential_endpoint;
     let (status, answer) = http
-        .send_with_dpop(&dpop, Some(&access_token), |proof| {
-            http.client()
-                .post(endpoint)
-                .header("authorization", format!("DPoP {access_token}"))
-                .header("dpop", proof)
-                .json(&body)
-        }, "POST", endpoint)
+        .send_with_dpop(
+            &dpop,
+            Some(&access_token),
+            |proof| {
+                http.client()
+                    .post(endpoint)
+                    .header("authorization", format!("DPoP {access_token}"))
+                    .header("dpop", proof)
+                    .json(&body)
+            },
+            "POST",
+            endpoint,
+        )
         .await?;
     match status {
         200 => {}
-        202 => bail!("the issuer deferred the credential; this wallet does not wait for deferred credentials"),
-        _ => bail!("the issuer refused the credential request: {}", describe_error(status, &answer)),
+        202 => bail!(
+            "the issuer deferred the credential; this wallet does not wait for deferred credentials"
+        ),
+        _ => bail!(
+            "the issuer refused the credential request: {}",
+            describe_error(status, &answer)
+        ),
     }
     let sd_jwt = answer["credentials"][0]["credential"]
         .as_str()
@@ -185,7 +214,10 @@ async fn resolve_offer(http: &Http, offer_uri: &str) -> anyhow::Result<Credentia
         OfferReference::Uri(uri) => {
             let (status, body) = http.json(http.client().get(&uri)).await?;
             if status != 200 {
-                bail!("the issuer no longer has the offer at {uri}: {}", describe_error(status, &body));
+                bail!(
+                    "the issuer no longer has the offer at {uri}: {}",
+                    describe_error(status, &body)
+                );
             }
             CredentialOffer::from_json(body).context("the issuer served an invalid offer")
         }
@@ -198,7 +230,10 @@ async fn issuer_metadata(http: &Http, issuer: &str) -> anyhow::Result<IssuerMeta
     let url = well_known_url(issuer).context("the offer's credential_issuer")?;
     let (status, body) = http.json(http.client().get(&url)).await?;
     if status != 200 {
-        bail!("no issuer metadata at {url}: {}", describe_error(status, &body));
+        bail!(
+            "no issuer metadata at {url}: {}",
+            describe_error(status, &body)
+        );
     }
     let metadata: IssuerMetadata =
         serde_json::from_value(body).context("the issuer's metadata is malformed")?;
@@ -222,10 +257,16 @@ async fn token_endpoint(http: &Http, issuer: &str) -> anyhow::Result<String> {
     );
     let (status, body) = http.json(http.client().get(&location)).await?;
     if status != 200 {
-        bail!("no authorization server metadata at {location}: {}", describe_error(status, &body));
+        bail!(
+            "no authorization server metadata at {location}: {}",
+            describe_error(status, &body)
+        );
     }
     if body["issuer"].as_str() != Some(issuer) {
-        bail!("the metadata at {location} is for {}, not {issuer}", body["issuer"]);
+        bail!(
+            "the metadata at {location} is for {}, not {issuer}",
+            body["issuer"]
+        );
     }
     body["token_endpoint"]
         .as_str()
@@ -234,19 +275,12 @@ async fn token_endpoint(http: &Http, issuer: &str) -> anyhow::Result<String> {
 }
 
 /// A JWT key proof (`openid4vci-proof+jwt`, OpenID4VCI Appendix F.1) of `key` for `issuer`.
-async fn key_proof(
-    key: &SigningKey,
-    issuer: &str,
-    nonce: Option<&str>,
-) -> anyhow::Result<String> {
-    let header = Header::new(Algorithm::Es256)
-        .with_typ("openid4vci-proof+jwt")
-        .with_jwk(&key.public_jwk());
+fn key_proof(key: &SigningKey, issuer: &str, nonce: Option<&str>) -> anyhow::Result<String> {
     let mut claims = json!({ "aud": issuer, "iat": SystemClock.unix_seconds() });
     if let Some(nonce) = nonce {
         claims["nonce"] = json!(nonce);
     }
-    Ok(jws::sign(header, claims.to_string().as_bytes(), key).await?)
+    sign_with_jwk(key, "openid4vci-proof+jwt", &claims)
 }
 
 /// Checks what the issuer sent before storing it: an SD-JWT VC of the offered type from the
@@ -259,9 +293,14 @@ async fn check_credential(
     issuer: &str,
     vct: &str,
 ) -> anyhow::Result<serde_json::Map<String, Value>> {
-    let parsed = SdJwt::parse(sd_jwt, &Limits::DEFAULT).context("the credential is not an SD-JWT")?;
+    let parsed =
+        SdJwt::parse(sd_jwt, &Limits::DEFAULT).context("the credential is not an SD-JWT")?;
     let verified = parsed
-        .verify_vc(&CarriedCertificate, &VcVerifyOptions::default().accepting_vct(vct), SystemClock.unix_seconds())
+        .verify_vc(
+            &CarriedCertificate,
+            &VcVerifyOptions::default().accepting_vct(vct),
+            SystemClock.unix_seconds(),
+        )
         .await
         .context("the credential does not verify")?;
     let claims = verified.into_sd_jwt().into_claims();
@@ -298,10 +337,19 @@ impl KeyResolver for CarriedCertificate {
         let point = spki
             .subject_public_key
             .as_bytes()
-            .ok_or(JoseError::InvalidKey("the x5c key is not a whole number of bytes"))?;
+            .ok_or(JoseError::InvalidKey(
+                "the x5c key is not a whole number of bytes",
+            ))?;
         // An uncompressed P-256 point: 0x04, x, y.
-        let (Some(0x04), Some(x), Some(y), 65) = (point.first(), point.get(1..33), point.get(33..65), point.len()) else {
-            return Err(JoseError::UnsupportedKey("an x5c key other than P-256".to_owned()));
+        let (Some(0x04), Some(x), Some(y), 65) = (
+            point.first(),
+            point.get(1..33),
+            point.get(33..65),
+            point.len(),
+        ) else {
+            return Err(JoseError::UnsupportedKey(
+                "an x5c key other than P-256".to_owned(),
+            ));
         };
         let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let jwk: Jwk = serde_json::from_value(json!({

@@ -119,9 +119,8 @@ impl Store {
     /// not exist; a new store is written only by [`Self::save`].
     pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
         let contents = match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| {
-                format!("{} is not a wallet store", path.display())
-            })?,
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a wallet store", path.display()))?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Contents {
                 wallet_key: SigningKey::generate(Algorithm::Es256)
                     .and_then(|key| key.to_jwk())
@@ -161,8 +160,7 @@ impl Store {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
             _ => Path::new("."),
         };
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let Some(name) = self.path.file_name() else {
             bail!("{} is not a file name", self.path.display());
         };
@@ -199,9 +197,7 @@ pub(crate) fn default_path() -> anyhow::Result<PathBuf> {
         .filter(|dir| !dir.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("APPDATA").map(PathBuf::from))
-        .or_else(|| {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
-        })
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
         .context("no data directory (set HOME or XDG_DATA_HOME, or give --store)")?;
     Ok(data.join("edk-wallet").join("wallet.json"))
 }
