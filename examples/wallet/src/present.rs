@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
@@ -238,7 +238,7 @@ async fn fetch_request(
 }
 
 /// The DER certificates of a PEM file.
-fn read_pem_certificates(path: &PathBuf) -> anyhow::Result<Vec<Vec<u8>>> {
+fn read_pem_certificates(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut certificates = Vec::new();
@@ -320,19 +320,19 @@ fn disclosure_paths(
 
 /// The value at `path` in `claims`, as JSON text.
 fn value_at(claims: &serde_json::Map<String, Value>, path: &SdPath) -> String {
-    let mut value = Some(&Value::Object(claims.clone())).cloned();
-    for segment in path.segments() {
+    let mut segments = path.segments().iter();
+    let mut value = segments.next().and_then(|first| claims.get(first));
+    for segment in segments {
         value = value.and_then(|current| match current {
-            Value::Object(mut object) => object.remove(segment),
-            Value::Array(mut array) => segment
+            Value::Object(object) => object.get(segment),
+            Value::Array(array) => segment
                 .parse::<usize>()
                 .ok()
-                .filter(|index| *index < array.len())
-                .map(|index| array.swap_remove(index)),
+                .and_then(|index| array.get(index)),
             _ => None,
         });
     }
-    value.map_or_else(|| "(absent)".to_owned(), |value| value.to_string())
+    value.map_or_else(|| "(absent)".to_owned(), Value::to_string)
 }
 
 /// The presentation of `paths` of `stored`, bound to `client_id` and `nonce`.
