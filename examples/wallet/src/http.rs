@@ -37,15 +37,17 @@ impl Http {
         &self,
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<(u16, Value)> {
-        let (status, _, body) = self.send(request).await?;
+        let (status, body, _) = self.send(request).await?;
         Ok((status, body))
     }
 
-    /// Sends `request`: the status, the `DPoP-Nonce` header and the JSON answered.
+    /// Sends `request`: the status, the JSON answered, and whether the server asks for a
+    /// DPoP nonce (`use_dpop_nonce` in the body or the `WWW-Authenticate` challenge, RFC 9449
+    /// §8 and §9) with the nonce it gives in `DPoP-Nonce`.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
-    ) -> anyhow::Result<(u16, Option<String>, Value)> {
+    ) -> anyhow::Result<(u16, Value, Option<String>)> {
         let request = request.build()?;
         let url = request.url().clone();
         let response = self
@@ -54,17 +56,20 @@ impl Http {
             .await
             .with_context(|| format!("cannot reach {}", url.origin().ascii_serialization()))?;
         let status = response.status().as_u16();
-        let nonce = response
-            .headers()
-            .get("dpop-nonce")
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let nonce = header("dpop-nonce");
+        let challenged = header("www-authenticate")
+            .is_some_and(|challenge| challenge.contains("error=\"use_dpop_nonce\""));
         let text = response.text().await?;
-        Ok((
-            status,
-            nonce,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-        ))
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let asks_nonce = challenged || body["error"] == "use_dpop_nonce";
+        Ok((status, body, nonce.filter(|_| asks_nonce)))
     }
 
     /// Sends the request `build` makes with a DPoP proof for `method url` (and `access_token`,
@@ -79,14 +84,12 @@ impl Http {
         url: &str,
     ) -> anyhow::Result<(u16, Value)> {
         let proof = dpop.proof(method, url, None, access_token)?;
-        let (status, nonce, body) = self.send(build(proof)).await?;
-        let asks_nonce = matches!(status, 400 | 401) && body["error"] == "use_dpop_nonce";
-        match nonce {
-            Some(nonce) if asks_nonce || (status == 401 && body.is_null()) => {
+        match self.send(build(proof)).await? {
+            (_, _, Some(nonce)) => {
                 let proof = dpop.proof(method, url, Some(&nonce), access_token)?;
                 self.json(build(proof)).await
             }
-            _ => Ok((status, body)),
+            (status, body, None) => Ok((status, body)),
         }
     }
 }
