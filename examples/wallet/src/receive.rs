@@ -14,7 +14,7 @@ use edk_core::sd_jwt_vc::VcVerifyOptions;
 use edk_core::{Clock as _, Limits, SystemClock};
 use edk_oid4vci::config::FormatProfile;
 use edk_oid4vci::metadata::well_known_url;
-use edk_oid4vci::offer::{OfferReference, parse_offer_uri};
+use edk_oid4vci::offer::{InputMode, OfferReference, parse_offer_uri};
 use edk_oid4vci::{CredentialOffer, IssuerMetadata};
 use serde_json::{Value, json};
 use x509_cert::Certificate;
@@ -54,6 +54,11 @@ pub(crate) async fn receive(
                 && code.chars().count() != usize::try_from(length).unwrap_or(usize::MAX)
             {
                 bail!("the transaction code must have {length} characters");
+            }
+            if expected.input_mode.unwrap_or_default() == InputMode::Numeric
+                && !code.chars().all(|c| c.is_ascii_digit())
+            {
+                bail!("the transaction code is digits only");
             }
             Some(code)
         }

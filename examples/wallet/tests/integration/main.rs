@@ -499,6 +499,11 @@ async fn a_wrong_transaction_code_stores_nothing() {
         run.stderr,
         "edk-wallet: the transaction code must have 6 characters\n"
     );
+    let run = wallet(&store, &["receive", &offer, "--tx-code", "12345a"], "").await;
+    assert_eq!(
+        run.stderr,
+        "edk-wallet: the transaction code is digits only\n"
+    );
     let run = wallet(
         &store,
         &["receive", "openid-credential-offer://?nothing=here"],
@@ -513,6 +518,22 @@ async fn a_wrong_transaction_code_stores_nothing() {
         run.stderr
     );
     assert!(!store.exists());
+
+    // Without --store, the store is under the user's data directory.
+    let data = edk.dir.path().join("data-home");
+    let output = Command::new(env!("CARGO_BIN_EXE_edk-wallet"))
+        .arg("list")
+        .env("XDG_DATA_HOME", &data)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!(
+            "no credentials in {}\n",
+            data.join("edk-wallet").join("wallet.json").display()
+        )
+    );
 
     // The right code still works afterwards.
     let run = wallet(&store, &["receive", &offer, "--tx-code", &tx_code], "").await;
