@@ -22,8 +22,9 @@ use clap::{Parser, Subcommand};
 
 use crate::store::{Store, StoredCredential};
 
-/// A command-line wallet for SD-JWT VCs over OpenID4VCI and OpenID4VP.
-#[derive(Debug, Parser)]
+/// A command-line wallet for SD-JWT VCs over OpenID4VCI and OpenID4VP. (No `Debug`: the
+/// arguments hold the transaction code.)
+#[derive(Parser)]
 #[command(name = "edk-wallet", version, about)]
 struct Args {
     /// The wallet's store (a JSON file holding its keys and credentials); by default
@@ -34,7 +35,8 @@ struct Args {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+/// What to do.
+#[derive(Subcommand)]
 enum Command {
     /// Obtains the credential of an offer (`openid-credential-offer://…`) and stores it.
     Receive {

@@ -61,8 +61,8 @@ impl StoredCredential {
     }
 }
 
-/// What [`StoredCredential::new`] stores of a credential just received and checked.
-#[derive(Debug)]
+/// What [`StoredCredential::new`] stores of a credential just received and checked. (No
+/// `Debug`: it holds the credential and the person's claims.)
 pub(crate) struct ReceivedCredential {
     /// As [`StoredCredential::format`].
     pub(crate) format: String,
