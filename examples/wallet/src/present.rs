@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
+use edk_core::encoding::{b64url_decode, b64url_encode};
 use edk_core::sd_jwt::{ClaimPath as SdPath, KeyBindingClaims, SdJwt};
 use edk_core::{Clock, Limits, SystemClock};
 use edk_did::methods::jwk::DidJwk;
@@ -23,6 +24,7 @@ use edk_oid4vp::{
     RequestObjectVerifier, ResponseMode,
 };
 use serde_json::Value;
+use sha2::Digest as _;
 
 use crate::http::{Http, describe_error};
 use crate::store::{Store, StoredCredential};
@@ -59,9 +61,7 @@ pub(crate) async fn present(
             request.response_mode.as_str()
         );
     }
-    if request.transaction_data.is_some() {
-        bail!("the request carries transaction_data, which this wallet does not sign");
-    }
+    let transaction_data = read_transaction_data(request.transaction_data.as_deref())?;
     let response_uri = request
         .response_uri
         .clone()
@@ -123,7 +123,16 @@ pub(crate) async fn present(
                 value_at(&stored.claims, path)
             )?;
         }
-        chosen.push((query.id.clone(), stored, paths));
+        // The transaction data this presentation confirms: their hashes go into the Key
+        // Binding JWT.
+        let mut hashes = Vec::new();
+        for entry in &transaction_data {
+            if entry.names(&query.id) {
+                writeln!(out, "  confirms transaction data {}", entry.object)?;
+                hashes.push(b64url_encode(sha2::Sha256::digest(entry.raw.as_bytes())));
+            }
+        }
+        chosen.push((query.id.clone(), stored, paths, hashes));
     }
     out.flush()?;
     if !options.yes && !confirm()? {
@@ -132,8 +141,15 @@ pub(crate) async fn present(
     }
 
     let mut vp_token = BTreeMap::new();
-    for (id, stored, paths) in chosen {
-        let presentation = presentation(stored, &paths, &client_id, &request.nonce).await?;
+    for (id, stored, paths, hashes) in chosen {
+        let mut binding =
+            KeyBindingClaims::new(&client_id, &request.nonce, SystemClock.unix_seconds());
+        if !hashes.is_empty() {
+            binding = binding
+                .with_claim("transaction_data_hashes", Value::from(hashes))
+                .with_claim("transaction_data_hashes_alg", Value::from("sha-256"));
+        }
+        let presentation = presentation(stored, &paths, &binding).await?;
         vp_token.insert(id, vec![Value::String(presentation)]);
     }
     let answer = AuthorizationResponse::VpToken {
@@ -335,19 +351,61 @@ fn value_at(claims: &serde_json::Map<String, Value>, path: &SdPath) -> String {
     value.map_or_else(|| "(absent)".to_owned(), Value::to_string)
 }
 
-/// The presentation of `paths` of `stored`, bound to `client_id` and `nonce`.
+/// One `transaction_data` entry of a request.
+#[derive(Debug)]
+struct TransactionData {
+    /// The base64url string as the request carried it (what is hashed).
+    raw: String,
+    /// Its JSON object.
+    object: Value,
+}
+
+impl TransactionData {
+    /// Whether the entry's `credential_ids` name the credential query `id`.
+    fn names(&self, id: &str) -> bool {
+        self.object
+            .get("credential_ids")
+            .and_then(Value::as_array)
+            .is_some_and(|ids| ids.iter().any(|named| named.as_str() == Some(id)))
+    }
+}
+
+/// The request's `transaction_data` entries, each a base64url JSON object whose hash
+/// algorithms, when it lists any, include `sha-256` (the one this wallet uses).
+fn read_transaction_data(entries: Option<&[String]>) -> anyhow::Result<Vec<TransactionData>> {
+    let mut read = Vec::new();
+    for raw in entries.unwrap_or_default() {
+        let object = b64url_decode(raw)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .filter(Value::is_object)
+            .context("a transaction_data entry is not a base64url JSON object")?;
+        if let Some(algs) = object.get("transaction_data_hashes_alg")
+            && !algs
+                .as_array()
+                .is_some_and(|algs| algs.iter().any(|alg| alg == "sha-256"))
+        {
+            bail!("a transaction_data entry asks for hashes other than sha-256: {algs}");
+        }
+        read.push(TransactionData {
+            raw: raw.clone(),
+            object,
+        });
+    }
+    Ok(read)
+}
+
+/// The presentation of `paths` of `stored`, with a Key Binding JWT of `binding`.
 async fn presentation(
     stored: &StoredCredential,
     paths: &[SdPath],
-    client_id: &str,
-    nonce: &str,
+    binding: &KeyBindingClaims,
 ) -> anyhow::Result<String> {
     let sd_jwt = SdJwt::parse(&stored.sd_jwt, &Limits::DEFAULT)
         .with_context(|| format!("the stored credential {} is broken", stored.id))?;
     let holder_key = stored.holder_key()?;
-    let binding = KeyBindingClaims::new(client_id, nonce, SystemClock.unix_seconds());
     let presentation = sd_jwt
-        .present(paths, Some((&binding, &holder_key)))
+        .present(paths, Some((binding, &holder_key)))
         .await
         .with_context(|| format!("cannot present credential {}", stored.id))?;
     Ok(presentation.to_string())

@@ -204,21 +204,32 @@ impl RunningEdk {
     /// A presentation request for the identity credential's `claim` alone: its
     /// `authorization_request_uri` and session id.
     async fn request(&self, claim: &str, prefix: &str, response_mode: &str) -> (String, String) {
+        self.request_with(claim, prefix, response_mode, json!({}))
+            .await
+    }
+
+    /// Like [`Self::request`], with the members of `more` in the request's body.
+    async fn request_with(
+        &self,
+        claim: &str,
+        prefix: &str,
+        response_mode: &str,
+        more: Value,
+    ) -> (String, String) {
+        let mut body = json!({
+            "dcql_query": { "credentials": [{
+                "id": "identity", "format": "dc+sd-jwt",
+                "meta": { "vct_values": [VCT] },
+                "claims": [{ "path": [claim] }],
+            }] },
+            "client_id_prefix": prefix,
+            "response_mode": response_mode,
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(more.as_object().unwrap().clone());
         let made = self
-            .expect(
-                reqwest::Method::POST,
-                "/oid4vp/v1/requests",
-                json!({
-                    "dcql_query": { "credentials": [{
-                        "id": "identity", "format": "dc+sd-jwt",
-                        "meta": { "vct_values": [VCT] },
-                        "claims": [{ "path": [claim] }],
-                    }] },
-                    "client_id_prefix": prefix,
-                    "response_mode": response_mode,
-                }),
-                201,
-            )
+            .expect(reqwest::Method::POST, "/oid4vp/v1/requests", body, 201)
             .await;
         (
             made["authorization_request_uri"]
@@ -443,6 +454,28 @@ async fn the_wallet_receives_a_credential_and_discloses_only_the_requested_claim
     let claims = &session["claims"]["identity"][0];
     assert_eq!(claims["birthdate"], "1964-08-12");
     assert_eq!(claims.get("given_name"), None, "{session}");
+
+    // A request with transaction data: shown, and its hash signed in the Key Binding JWT.
+    let payment =
+        json!({ "type": "payment", "credential_ids": ["identity"], "amount": "42.00 EUR" });
+    let (request, session) = edk
+        .request_with(
+            "given_name",
+            "decentralized_identifier",
+            "direct_post",
+            json!({ "transaction_data": [payment] }),
+        )
+        .await;
+    let run = wallet(&store, &["present", &request, "--yes"], "").await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let shown = run
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("  confirms transaction data "))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(serde_json::from_str::<Value>(shown).unwrap(), payment);
+    let session = edk.session(&session).await;
+    assert_eq!(session["status"], "verified", "{session}");
 
     // A redirect_uri verifier's unsigned request by value, agreed to at the prompt.
     let (request, session) = edk
