@@ -437,6 +437,34 @@ async fn the_wallet_receives_a_credential_and_discloses_only_the_requested_claim
     assert_eq!(claims[0].get("family_name"), None, "{session}");
     assert_eq!(claims[0].get("birthdate"), None, "{session}");
 
+    // An x509_hash verifier (the same certificate, named by its hash).
+    let (request, session) = edk.request("family_name", "x509_hash", "direct_post").await;
+    let run = wallet(
+        &store,
+        &[
+            "present",
+            &request,
+            "--yes",
+            "--trust-anchor",
+            anchor.to_str().unwrap(),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("verifier: x509_hash:"),
+        "{}",
+        run.stdout
+    );
+    let session = edk.session(&session).await;
+    assert_eq!(session["status"], "verified", "{session}");
+    assert_eq!(
+        session["claims"]["identity"][0]["family_name"],
+        "Mustermann"
+    );
+    assert_eq!(session["claims"]["identity"][0].get("given_name"), None);
+
     // A decentralized_identifier (did:jwk) verifier, plain direct_post: only birthdate.
     let (request, session) = edk
         .request("birthdate", "decentralized_identifier", "direct_post")
