@@ -17,7 +17,8 @@ use edk_server::{ConfigLoader, bind, shutdown_signal};
 use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{DatabaseConfig, Tenancy};
 
-/// EDK all in one: the KMS, the authorization server and the DID server in one process.
+/// EDK all in one: the KMS, the authorization server, the DID server, the credential issuer
+/// and the verifier in one process.
 #[derive(Debug, Parser)]
 #[command(name = "edk", version, about)]
 struct Cli {
