@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod config;
 pub mod protocol;
+pub mod status;
 pub mod store;
 pub mod verifier;
 
@@ -23,6 +24,7 @@ use poem_openapi::OpenApiService;
 pub use admin::{AdminApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
 pub use config::{VerifierServerConfig, VerifierSettings};
 pub use protocol::ProtocolEndpoint;
+pub use status::StatusLists;
 pub use store::{SqlStore, migrations};
 pub use verifier::{ClientIdPrefix, NewRequest, Verifier, WalletError};
 
@@ -67,6 +69,7 @@ impl VerifierParts {
         clock: Arc<dyn Clock>,
         settings: &VerifierSettings,
     ) -> Self {
+        let status = StatusLists::new(settings, anchors.clone(), Arc::clone(&clock));
         let verifier = Verifier::new(
             SqlStore::new(tenancy.clone()),
             kms,
@@ -74,7 +77,8 @@ impl VerifierParts {
             settings.request_ttl_secs,
             settings.max_request_ttl_secs,
         )
-        .with_certificates(certificates);
+        .with_certificates(certificates)
+        .with_status_lists(Arc::new(status));
         let verifier = match anchors {
             Some(anchors) => verifier.with_trust_anchors(anchors),
             None => verifier,

@@ -120,6 +120,7 @@ pub struct Verifier {
     kms: Arc<dyn Kms>,
     certificates: Option<Arc<dyn CertificateSource>>,
     anchors: Option<Arc<dyn edk_kms::cert::store::CertificateStore>>,
+    status: Option<Arc<crate::status::StatusLists>>,
     clock: Arc<dyn Clock>,
     request_ttl_secs: i64,
     max_request_ttl_secs: i64,
@@ -150,6 +151,7 @@ impl Verifier {
             kms,
             certificates: None,
             anchors: None,
+            status: None,
             clock,
             request_ttl_secs: request_ttl_secs.max(1),
             max_request_ttl_secs: max_request_ttl_secs.max(1),
@@ -161,6 +163,14 @@ impl Verifier {
     #[must_use]
     pub fn with_certificates(mut self, certificates: Arc<dyn CertificateSource>) -> Self {
         self.certificates = Some(certificates);
+        self
+    }
+
+    /// The verifier checking the status of credentials that carry a `status_list`
+    /// reference with `status`; without it such credentials are refused.
+    #[must_use]
+    pub fn with_status_lists(mut self, status: Arc<crate::status::StatusLists>) -> Self {
+        self.status = Some(status);
         self
     }
 
@@ -764,8 +774,11 @@ impl Verifier {
         })?;
         let issuers = edk_core::x5c::X5cResolver::new(anchors, Arc::clone(&self.clock))
             .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
-        let verifier =
+        let mut verifier =
             edk_oid4vp::PresentationVerifier::new(Arc::new(issuers), Arc::clone(&self.clock));
+        if let Some(status) = &self.status {
+            verifier = verifier.with_status_check(status.for_tenant(tenant));
+        }
         let verified = verifier
             .verify(&request, response, key.as_ref())
             .await

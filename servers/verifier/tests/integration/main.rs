@@ -15,4 +15,5 @@ mod openapi;
 mod replicas;
 mod schemathesis;
 mod scopes;
+mod status;
 mod support;

@@ -47,9 +47,14 @@ pub(crate) struct Tenant {
 
 impl Deployment {
     pub(crate) async fn sqlite() -> Self {
+        Self::sqlite_with(&VerifierSettings::default()).await
+    }
+
+    /// On SQLite, with `settings`.
+    pub(crate) async fn sqlite_with(settings: &VerifierSettings) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
-        Self::new(database, Some(dir), None, generate_kek().unwrap()).await
+        Self::new(database, Some(dir), None, generate_kek().unwrap(), settings).await
     }
 
     pub(crate) async fn postgres() -> Self {
@@ -57,7 +62,14 @@ impl Deployment {
         let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
             db.url().into(),
         ));
-        Self::new(database, None, Some(db), generate_kek().unwrap()).await
+        Self::new(
+            database,
+            None,
+            Some(db),
+            generate_kek().unwrap(),
+            &VerifierSettings::default(),
+        )
+        .await
     }
 
     /// Two replicas of the verifier (each listening on a port of its own) on one throwaway
@@ -70,8 +82,9 @@ impl Deployment {
         ));
         let kek = generate_kek().unwrap();
         let second_kek = SecretString::from(kek.expose_secret().to_owned());
-        let first = Self::new(database.clone(), None, Some(db), kek).await;
-        let second = Self::new(database, None, None, second_kek).await;
+        let settings = VerifierSettings::default();
+        let first = Self::new(database.clone(), None, Some(db), kek, &settings).await;
+        let second = Self::new(database, None, None, second_kek, &settings).await;
         (first, second)
     }
 
@@ -80,6 +93,7 @@ impl Deployment {
         dir: Option<tempfile::TempDir>,
         db: Option<TestDb>,
         kek: SecretString,
+        settings: &VerifierSettings,
     ) -> Self {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
@@ -124,7 +138,7 @@ impl Deployment {
                 tenancy.clone(),
             ))),
             Arc::clone(&clock),
-            &VerifierSettings::default(),
+            settings,
         );
         let app = edk_verifier_server::build_app(
             &HttpConfig::default(),
