@@ -149,6 +149,10 @@ pub struct StoredRequest {
     /// The `transaction_data` entries (base64url JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction_data: Option<Vec<String>>,
+    /// Where the wallet sends the person back after answering (same-device flows); its
+    /// result is then read with the `response_code` the redirect carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
 }
 
 /// A presentation session.
@@ -422,7 +426,8 @@ impl SqlStore {
             .await
     }
 
-    /// Settles responded session `id` as `status` (verified or failed) with `outcome`.
+    /// Settles responded session `id` as `status` (verified or failed) with `outcome`, and
+    /// the `response_code` that reads it in a same-device flow.
     ///
     /// # Errors
     /// [`StoreError::Database`] when the database fails.
@@ -432,19 +437,21 @@ impl SqlStore {
         id: &str,
         status: SessionStatus,
         outcome: &Value,
+        response_code: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
         let outcome = to_json(outcome)?;
         let mut tx = self.begin(tenant).await?;
         let done = with_conn!(tx, conn => {
             sqlx::query(
-                "UPDATE oid4vp_session SET status = $2, outcome = $3, updated_at = $4 \
-                 WHERE session_id = $1 AND status = 'responded'",
+                "UPDATE oid4vp_session SET status = $2, outcome = $3, updated_at = $4, \
+                 response_code_digest = $5 WHERE session_id = $1 AND status = 'responded'",
             )
             .bind(id)
             .bind(status.as_str())
             .bind(&outcome)
             .bind(now)
+            .bind(response_code.map(digest))
             .execute(conn)
             .await
             .map_err(StoreError::database)?
@@ -452,6 +459,34 @@ impl SqlStore {
         });
         tx.commit().await.map_err(StoreError::database)?;
         Ok(done > 0)
+    }
+
+    /// Redeems the `response_code` of same-device session `id`: the session, once, if the
+    /// code is its own (a conditional update, on any replica); `None` otherwise.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn redeem_response_code(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        response_code: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!(
+            "UPDATE oid4vp_session SET response_code_digest = NULL \
+             WHERE session_id = $1 AND response_code_digest = $2 RETURNING {SESSION_COLUMNS}"
+        );
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(digest(response_code))
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_of).transpose()
     }
 
     async fn update_returning(

@@ -13,6 +13,7 @@ mod admin;
 mod flow;
 mod openapi;
 mod replicas;
+mod same_device;
 mod schemathesis;
 mod scopes;
 mod status;
