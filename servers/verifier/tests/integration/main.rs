@@ -11,8 +11,10 @@
 
 mod admin;
 mod flow;
+mod mdoc;
 mod openapi;
 mod replicas;
+mod retention;
 mod same_device;
 mod schemathesis;
 mod scopes;

@@ -58,18 +58,16 @@ impl Deployment {
     }
 
     pub(crate) async fn postgres() -> Self {
+        Self::postgres_with(&VerifierSettings::default()).await
+    }
+
+    /// On PostgreSQL, with `settings`.
+    pub(crate) async fn postgres_with(settings: &VerifierSettings) -> Self {
         let db = TestDb::new().await;
         let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
             db.url().into(),
         ));
-        Self::new(
-            database,
-            None,
-            Some(db),
-            generate_kek().unwrap(),
-            &VerifierSettings::default(),
-        )
-        .await
+        Self::new(database, None, Some(db), generate_kek().unwrap(), settings).await
     }
 
     /// Two replicas of the verifier (each listening on a port of its own) on one throwaway
@@ -99,6 +97,12 @@ impl Deployment {
             .migrations(edk_kms::migrations().unwrap())
             .migrations(edk_kms::cert::migrations().unwrap())
             .migrations(edk_verifier_server::migrations().unwrap())
+            .config_schema(
+                edk_tenancy::ConfigSchema::builder()
+                    .key(&edk_verifier_server::PRESENTATION_RETENTION)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .await
             .unwrap();
