@@ -869,7 +869,10 @@ impl Verifier {
             .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
         let mut verifier =
             edk_oid4vp::PresentationVerifier::new(Arc::new(issuers), Arc::clone(&self.clock))
-                .with_mdoc_verifier(Arc::new(mdoc));
+                .with_mdoc_verifier(Arc::new(mdoc))
+                // HAIP §6.1: a credential bound to a holder key is presented with its key
+                // binding, whatever the query says.
+                .requiring_key_binding_when_bound();
         if let Some(status) = &self.status {
             verifier = verifier.with_status_check(status.for_tenant(tenant));
         }

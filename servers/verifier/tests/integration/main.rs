@@ -11,6 +11,7 @@
 
 mod admin;
 mod flow;
+mod haip;
 mod mdoc;
 mod openapi;
 mod replicas;
