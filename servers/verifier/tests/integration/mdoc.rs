@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, SigningKey};
+use edk_core::{Clock as _, SystemClock};
 use edk_mdoc::{
     DeviceResponse, IssuerSigned, IssuerSignedBuilder, SessionTranscript, ValidityInfo,
 };
@@ -55,7 +56,8 @@ fn iaca(name: &str) -> Pki {
 }
 
 async fn issue_mdl(iaca: &Pki, device: &SigningKey) -> IssuerSigned {
-    let from = SystemTime::now() - Duration::from_secs(86_400);
+    let yesterday = u64::try_from(SystemClock.unix_seconds() - 86_400).unwrap();
+    let from = SystemTime::UNIX_EPOCH + Duration::from_secs(yesterday);
     let validity = ValidityInfo {
         signed: from,
         valid_from: from,

@@ -30,9 +30,12 @@ use crate::support::{Deployment, Tenant, identity_query};
 
 const VCT: &str = "https://credentials.example.com/identity";
 
+/// A body and its content type.
+type Served = (Vec<u8>, &'static str);
+
 /// What the status issuer serves, by path.
 #[derive(Clone, Default)]
-struct Published(Arc<Mutex<HashMap<String, (Vec<u8>, &'static str)>>>);
+struct Published(Arc<Mutex<HashMap<String, Served>>>);
 
 impl Published {
     fn put(&self, path: &str, body: Vec<u8>, content_type: &'static str) {
