@@ -89,9 +89,22 @@ impl StatusLists {
     ) -> Self {
         edk_server::install_crypto_provider();
         let timeout = Duration::from_secs(settings.status_list_timeout_secs.max(1));
+        let allow_http = settings.dangerous_allow_http_status_lists;
+        // At most three redirects, never from https down to http unless allowed.
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 3 {
+                attempt.stop()
+            } else if attempt.url().scheme() == "https"
+                || (allow_http && attempt.url().scheme() == "http")
+            {
+                attempt.follow()
+            } else {
+                attempt.stop()
+            }
+        });
         let client = reqwest::Client::builder()
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
+            .redirect(redirects)
             .build()
             .unwrap_or_default();
         // Two distinct offline methods and no cache: building cannot fail.
@@ -104,7 +117,7 @@ impl StatusLists {
         Self {
             http: Http {
                 client,
-                allow_http: settings.dangerous_allow_http_status_lists,
+                allow_http,
                 max_bytes: settings.status_list_max_bytes,
             },
             anchors,

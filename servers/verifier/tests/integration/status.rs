@@ -3,8 +3,8 @@
 //! Issuer Metadata) and in CWT form (under the issuer's `x5chain` to the tenant's trust
 //! anchor). A valid credential verifies; once the issuer republishes the list with it revoked
 //! or suspended, the next presentation fails with that reason. A list signed by a key the
-//! issuer does not publish, a list whose `iss` is on another origin and a list that is gone
-//! all leave the status unchecked, and the session fails.
+//! issuer does not publish, a list whose `iss` is on another origin, an oversized list and a
+//! list that is gone all leave the status unchecked, and the session fails.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -285,6 +285,16 @@ async fn revoked_and_suspended_credentials_are_refused_in_jwt_and_cwt_lists() {
         "application/statuslist+jwt",
     );
     let (_, failed) = present_to(&deployment, &acme, &in_jwt, &holder).await;
+    assert!(reason(&failed).ends_with("cannot be checked"), "{failed}");
+
+    // A list larger than the verifier reads (1 MiB by default).
+    published.put(
+        "/issuer/status/3",
+        vec![b'a'; 1_536 * 1024],
+        "application/statuslist+jwt",
+    );
+    let oversized = issuer.issue(&holder, &issuer.uri(3), 1).await;
+    let (_, failed) = present_to(&deployment, &acme, &oversized, &holder).await;
     assert!(reason(&failed).ends_with("cannot be checked"), "{failed}");
 
     // A list that is gone.
