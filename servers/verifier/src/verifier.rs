@@ -861,9 +861,8 @@ impl Verifier {
             tracing::warn!(error = %err, "the tenant's trust anchors could not be read");
             "the verifier's trust anchors are unavailable".to_owned()
         })?;
-        let not_a_certificate = |_| "a trust anchor of the tenant is not a certificate".to_owned();
         let issuers = edk_core::x5c::X5cResolver::new(anchors.clone(), Arc::clone(&self.clock))
-            .map_err(not_a_certificate)?;
+            .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
         // mdoc issuers (document signers) chain to the same anchors: the tenant's IACAs.
         let mdoc = edk_mdoc::Verifier::new(anchors, Arc::clone(&self.clock))
             .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
