@@ -144,7 +144,8 @@ impl Edk {
             .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
             .config_key(&edk_oid4vci::SESSION_RETENTION)
             .config_key(&edk_oid4vci::CLAIMS_ENDPOINT)
-            .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?);
+            .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?)
+            .config_key(&edk_verifier_server::PRESENTATION_RETENTION);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -158,6 +159,7 @@ impl Edk {
             edk.oauth.jobs(),
             edk.did.jobs(),
             edk.issuer.jobs(),
+            edk.verifier.jobs(),
         ]
         .concat();
         if let Err(err) = edk.deps.start_scheduler(jobs) {

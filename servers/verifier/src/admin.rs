@@ -143,6 +143,10 @@ pub struct PresentationRequestBody {
     pub correlation_id: Option<String>,
     /// How long the wallet may answer, in seconds (default from the configuration).
     pub lifetime_secs: Option<i64>,
+    /// Same-device flows: where the wallet sends the person back once it has answered
+    /// (an https URL), with `#response_code=…` appended. The session's result is then read
+    /// once, with that `response_code`.
+    pub redirect_uri: Option<String>,
 }
 
 /// A made presentation request: show `authorization_request_uri` to the wallet (as a QR
@@ -335,6 +339,7 @@ impl AdminApi {
             }),
             correlation_id: body.correlation_id,
             lifetime_secs: body.lifetime_secs,
+            redirect_uri: body.redirect_uri,
         };
         let created = self
             .verifier
@@ -349,8 +354,9 @@ impl AdminApi {
         })))
     }
 
-    /// A presentation session, with the verified claims once verified. Requires scope
-    /// `oid4vp:read`.
+    /// A presentation session, with the verified claims once verified. A same-device session
+    /// (made with a `redirect_uri`) is read once, with the `response_code` of its redirect;
+    /// without it, or with another: 403. Requires scope `oid4vp:read`.
     #[oai(
         path = "/sessions/:id",
         method = "get",
@@ -361,19 +367,21 @@ impl AdminApi {
         auth: AdminBearer,
         /// The session id.
         id: Path<String>,
+        /// The `response_code` of a same-device session's redirect.
+        response_code: Query<Option<String>>,
     ) -> Result<Json<PresentationSessionView>, ApiError> {
         auth.0.require_scope(SCOPE_READ)?;
         let tenant = self.tenant(&auth.0).await?;
         let session = self
             .verifier
-            .session(&tenant, &id.0)
+            .session(&tenant, &id.0, response_code.0.as_deref())
             .await
             .map_err(|err| problem_for(&err))?;
         Ok(self.session_view(session))
     }
 
-    /// The presentation session made with a `correlation_id` (unique per tenant). Requires
-    /// scope `oid4vp:read`.
+    /// The presentation session made with a `correlation_id` (unique per tenant), read as
+    /// `GET /sessions/{id}` reads it. Requires scope `oid4vp:read`.
     #[oai(
         path = "/sessions",
         method = "get",
@@ -384,12 +392,14 @@ impl AdminApi {
         auth: AdminBearer,
         /// The `correlation_id` given when the request was made.
         correlation_id: Query<String>,
+        /// The `response_code` of a same-device session's redirect.
+        response_code: Query<Option<String>>,
     ) -> Result<Json<PresentationSessionView>, ApiError> {
         auth.0.require_scope(SCOPE_READ)?;
         let tenant = self.tenant(&auth.0).await?;
         let session = self
             .verifier
-            .session_by_correlation(&tenant, &correlation_id.0)
+            .session_by_correlation(&tenant, &correlation_id.0, response_code.0.as_deref())
             .await
             .map_err(|err| problem_for(&err))?;
         Ok(self.session_view(session))

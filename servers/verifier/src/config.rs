@@ -30,7 +30,7 @@ pub struct VerifierServerConfig {
     pub verifier: VerifierSettings,
 }
 
-/// The `verifier` section: lifetimes.
+/// The `verifier` section: lifetimes, status lists and retention.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VerifierSettings {
@@ -39,6 +39,22 @@ pub struct VerifierSettings {
     pub request_ttl_secs: i64,
     /// The longest lifetime `POST /requests` may ask for, in seconds. Default 3600.
     pub max_request_ttl_secs: i64,
+    /// How many Status Lists are cached per tenant and status list origin. Default 256.
+    pub status_list_cache_size: usize,
+    /// The longest a Status List is cached, whatever its `ttl` says (never past its `exp`),
+    /// in seconds. Default 3600.
+    pub status_list_max_ttl_secs: u64,
+    /// How long fetching a Status List Token (or its issuer's metadata) may take, in
+    /// seconds. Default 10.
+    pub status_list_timeout_secs: u64,
+    /// The largest Status List Token read, in bytes. Default 1 MiB.
+    pub status_list_max_bytes: usize,
+    /// Fetch Status Lists and issuer metadata over plain `http` too. Default `false`; for
+    /// local development and tests only.
+    pub dangerous_allow_http_status_lists: bool,
+    /// How long after a session ended (`verified`, `failed` or `expired`) the retention job
+    /// applies the tenant's `oid4vp.presentation_retention`, in seconds. Default 3600.
+    pub retention_delay_secs: i64,
 }
 
 impl Default for VerifierSettings {
@@ -46,6 +62,12 @@ impl Default for VerifierSettings {
         Self {
             request_ttl_secs: 300,
             max_request_ttl_secs: 3600,
+            status_list_cache_size: 256,
+            status_list_max_ttl_secs: 3600,
+            status_list_timeout_secs: 10,
+            status_list_max_bytes: 1024 * 1024,
+            dangerous_allow_http_status_lists: false,
+            retention_delay_secs: 3600,
         }
     }
 }

@@ -2,7 +2,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod jobs;
 pub mod protocol;
+pub mod status;
 pub mod store;
 pub mod verifier;
 
@@ -23,7 +25,8 @@ use poem_openapi::OpenApiService;
 pub use admin::{AdminApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
 pub use config::{VerifierServerConfig, VerifierSettings};
 pub use protocol::ProtocolEndpoint;
-pub use store::{SqlStore, migrations};
+pub use status::StatusLists;
+pub use store::{PRESENTATION_RETENTION, PresentationRetention, SqlStore, migrations};
 pub use verifier::{ClientIdPrefix, NewRequest, Verifier, WalletError};
 
 /// The path prefix of the admin API.
@@ -51,6 +54,8 @@ pub struct VerifierParts {
     pub verifier: Arc<Verifier>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// How long after a session ended its tenant's retention applies.
+    pub retention_delay: std::time::Duration,
 }
 
 impl VerifierParts {
@@ -67,6 +72,7 @@ impl VerifierParts {
         clock: Arc<dyn Clock>,
         settings: &VerifierSettings,
     ) -> Self {
+        let status = StatusLists::new(settings, anchors.clone(), Arc::clone(&clock));
         let verifier = Verifier::new(
             SqlStore::new(tenancy.clone()),
             kms,
@@ -74,7 +80,8 @@ impl VerifierParts {
             settings.request_ttl_secs,
             settings.max_request_ttl_secs,
         )
-        .with_certificates(certificates);
+        .with_certificates(certificates)
+        .with_status_lists(Arc::new(status));
         let verifier = match anchors {
             Some(anchors) => verifier.with_trust_anchors(anchors),
             None => verifier,
@@ -83,7 +90,19 @@ impl VerifierParts {
             tenancy,
             verifier: Arc::new(verifier),
             clock,
+            retention_delay: std::time::Duration::from_secs(
+                u64::try_from(settings.retention_delay_secs).unwrap_or(0),
+            ),
         }
+    }
+
+    /// The verifier's periodic jobs: presentation retention ([`jobs::RetentionJob`]).
+    #[must_use]
+    pub fn jobs(&self) -> Vec<Arc<dyn edk_tenancy::Job>> {
+        vec![Arc::new(jobs::RetentionJob::new(
+            self.verifier.store().clone(),
+            self.retention_delay,
+        ))]
     }
 
     /// The protocol surface.
@@ -126,7 +145,9 @@ impl Service for VerifierServer {
     const NAME: &'static str = "edk-verifier";
 
     fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
-        Ok(deps.migrations(migrations().map_err(Error::Migrations)?))
+        Ok(deps
+            .migrations(migrations().map_err(Error::Migrations)?)
+            .config_key(&PRESENTATION_RETENTION))
     }
 
     async fn build(config: &VerifierServerConfig, deps: &Deps) -> Result<Self, Error> {
@@ -151,6 +172,10 @@ impl Service for VerifierServer {
             http: config.http.clone(),
             metrics: deps.metrics().clone(),
         })
+    }
+
+    fn jobs(&self) -> Vec<Arc<dyn edk_tenancy::Job>> {
+        self.parts.jobs()
     }
 
     fn app(&self) -> BoxEndpoint<'static, Response> {

@@ -103,7 +103,10 @@ impl ProtocolEndpoint {
             ));
         };
         match self.verifier.respond(tenant, &body).await {
-            Ok(()) => json_response(StatusCode::OK, &json!({})),
+            Ok(None) => json_response(StatusCode::OK, &json!({})),
+            Ok(Some(redirect_uri)) => {
+                json_response(StatusCode::OK, &json!({ "redirect_uri": redirect_uri }))
+            }
             Err(err) => wallet_error(&err),
         }
     }

@@ -149,6 +149,10 @@ pub struct StoredRequest {
     /// The `transaction_data` entries (base64url JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transaction_data: Option<Vec<String>>,
+    /// Where the wallet sends the person back after answering (same-device flows); its
+    /// result is then read with the `response_code` the redirect carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
 }
 
 /// A presentation session.
@@ -183,6 +187,31 @@ impl Session {
         }
     }
 }
+
+/// What happens to the presentation data (the verified claims) of a session once it has
+/// ended (`verified`, `failed`, or `expired`): the tenant's [`PRESENTATION_RETENTION`],
+/// applied by the retention job after the server's `retention_delay_secs`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PresentationRetention {
+    /// Delete the session.
+    Remove,
+    /// Keep the session's status, request, times and error; drop the verified claims.
+    #[default]
+    Minimize,
+    /// Keep everything.
+    Keep,
+}
+
+/// The tenant configuration key `oid4vp.presentation_retention`: `remove`, `minimize`
+/// (default) or `keep`. Registered by `edk-verifier` in the deployment's `ConfigSchema`.
+pub static PRESENTATION_RETENTION: edk_tenancy::config::ConfigKey<PresentationRetention> =
+    edk_tenancy::config::ConfigKey::new(
+        "oid4vp.presentation_retention",
+        PresentationRetention::default,
+        |_| Ok(()),
+    );
 
 /// The SQL store over a [`Tenancy`]'s workload databases.
 #[derive(Clone, Debug)]
@@ -422,7 +451,8 @@ impl SqlStore {
             .await
     }
 
-    /// Settles responded session `id` as `status` (verified or failed) with `outcome`.
+    /// Settles responded session `id` as `status` (verified or failed) with `outcome`, and
+    /// the `response_code` that reads it in a same-device flow.
     ///
     /// # Errors
     /// [`StoreError::Database`] when the database fails.
@@ -432,19 +462,21 @@ impl SqlStore {
         id: &str,
         status: SessionStatus,
         outcome: &Value,
+        response_code: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
         let outcome = to_json(outcome)?;
         let mut tx = self.begin(tenant).await?;
         let done = with_conn!(tx, conn => {
             sqlx::query(
-                "UPDATE oid4vp_session SET status = $2, outcome = $3, updated_at = $4 \
-                 WHERE session_id = $1 AND status = 'responded'",
+                "UPDATE oid4vp_session SET status = $2, outcome = $3, updated_at = $4, \
+                 response_code_digest = $5 WHERE session_id = $1 AND status = 'responded'",
             )
             .bind(id)
             .bind(status.as_str())
             .bind(&outcome)
             .bind(now)
+            .bind(response_code.map(digest))
             .execute(conn)
             .await
             .map_err(StoreError::database)?
@@ -452,6 +484,93 @@ impl SqlStore {
         });
         tx.commit().await.map_err(StoreError::database)?;
         Ok(done > 0)
+    }
+
+    /// Marks the open sessions that lapsed by `now` `expired` (as of their expiry), then
+    /// applies `retention` to the sessions that ended (`verified`, `failed`, `expired`) at or
+    /// before `ended_before`: `remove` deletes them, `minimize` drops their verified claims
+    /// (and an unredeemed response code), `keep` leaves them. How many sessions changed.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn apply_retention(
+        &self,
+        tenant: &TenantContext,
+        retention: PresentationRetention,
+        now: i64,
+        ended_before: i64,
+    ) -> Result<u64, StoreError> {
+        const ENDED: &str = "status IN ('verified', 'failed', 'expired') AND updated_at <= $1";
+        let sql = match retention {
+            PresentationRetention::Keep => None,
+            PresentationRetention::Remove => {
+                Some(format!("DELETE FROM oid4vp_session WHERE {ENDED}"))
+            }
+            PresentationRetention::Minimize => Some(format!(
+                "UPDATE oid4vp_session SET outcome = $2, response_code_digest = NULL \
+                 WHERE {ENDED} AND status = 'verified' AND outcome <> $2"
+            )),
+        };
+        let minimized = to_json(&serde_json::json!({ "minimized": true }))?;
+        let mut tx = self.begin(tenant).await?;
+        let done = with_conn!(tx, conn => {
+            let expired = sqlx::query(
+                "UPDATE oid4vp_session SET status = 'expired', updated_at = expires_at \
+                 WHERE status IN ('created', 'retrieved') AND expires_at <= $1",
+            )
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::database)?
+            .rows_affected();
+            let applied = match &sql {
+                Some(sql) => {
+                    let query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(ended_before);
+                    let query = if retention == PresentationRetention::Minimize {
+                        query.bind(&minimized)
+                    } else {
+                        query
+                    };
+                    query
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(StoreError::database)?
+                        .rows_affected()
+                }
+                None => 0,
+            };
+            expired + applied
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(done)
+    }
+
+    /// Redeems the `response_code` of same-device session `id`: the session, once, if the
+    /// code is its own (a conditional update, on any replica); `None` otherwise.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn redeem_response_code(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        response_code: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sql = format!(
+            "UPDATE oid4vp_session SET response_code_digest = NULL \
+             WHERE session_id = $1 AND response_code_digest = $2 RETURNING {SESSION_COLUMNS}"
+        );
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<SessionRow> = with_conn!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(id)
+                .bind(digest(response_code))
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        row.map(session_of).transpose()
     }
 
     async fn update_returning(

@@ -62,6 +62,9 @@ pub struct NewRequest {
     pub correlation_id: Option<String>,
     /// How long the wallet may answer, in seconds.
     pub lifetime_secs: Option<i64>,
+    /// Same-device flows: where the wallet sends the person back once it has answered,
+    /// with `#response_code=…` appended.
+    pub redirect_uri: Option<String>,
 }
 
 /// A made request.
@@ -99,6 +102,9 @@ pub enum Error {
     /// The tenant's routing failed.
     #[error(transparent)]
     Tenancy(#[from] edk_tenancy::Error),
+    /// The caller may not have what it asked for.
+    #[error("{0}")]
+    Forbidden(&'static str),
 }
 
 impl HasKind for Error {
@@ -110,6 +116,7 @@ impl HasKind for Error {
             Self::Store(err) => err.kind(),
             Self::Kms(err) => err.kind(),
             Self::Tenancy(err) => err.kind(),
+            Self::Forbidden(_) => ErrorKind::Forbidden,
         }
     }
 }
@@ -120,6 +127,7 @@ pub struct Verifier {
     kms: Arc<dyn Kms>,
     certificates: Option<Arc<dyn CertificateSource>>,
     anchors: Option<Arc<dyn edk_kms::cert::store::CertificateStore>>,
+    status: Option<Arc<crate::status::StatusLists>>,
     clock: Arc<dyn Clock>,
     request_ttl_secs: i64,
     max_request_ttl_secs: i64,
@@ -150,6 +158,7 @@ impl Verifier {
             kms,
             certificates: None,
             anchors: None,
+            status: None,
             clock,
             request_ttl_secs: request_ttl_secs.max(1),
             max_request_ttl_secs: max_request_ttl_secs.max(1),
@@ -161,6 +170,14 @@ impl Verifier {
     #[must_use]
     pub fn with_certificates(mut self, certificates: Arc<dyn CertificateSource>) -> Self {
         self.certificates = Some(certificates);
+        self
+    }
+
+    /// The verifier checking the status of credentials that carry a `status_list`
+    /// reference with `status`; without it such credentials are refused.
+    #[must_use]
+    pub fn with_status_lists(mut self, status: Arc<crate::status::StatusLists>) -> Self {
+        self.status = Some(status);
         self
     }
 
@@ -224,30 +241,68 @@ impl Verifier {
         }
     }
 
-    /// Session `id`.
+    /// Session `id`. A same-device session (made with a `redirect_uri`) is read only with
+    /// the `response_code` its redirect carried, once.
     ///
     /// # Errors
-    /// [`Error::NotFound`]; [`Error::Store`].
-    pub async fn session(&self, tenant: &TenantContext, id: &str) -> Result<Session, Error> {
-        self.store
+    /// [`Error::NotFound`]; [`Error::Forbidden`] for a same-device session without its
+    /// response code, with another one, or with one already used; [`Error::Store`].
+    pub async fn session(
+        &self,
+        tenant: &TenantContext,
+        id: &str,
+        response_code: Option<&str>,
+    ) -> Result<Session, Error> {
+        let session = self
+            .store
             .session(tenant, id)
             .await?
-            .ok_or(Error::NotFound("session"))
+            .ok_or(Error::NotFound("session"))?;
+        self.readable(tenant, session, response_code).await
     }
 
-    /// The session of `correlation_id`.
+    /// The session of `correlation_id`, read as [`Verifier::session`] reads it.
     ///
     /// # Errors
-    /// [`Error::NotFound`]; [`Error::Store`].
+    /// As [`Verifier::session`].
     pub async fn session_by_correlation(
         &self,
         tenant: &TenantContext,
         correlation_id: &str,
+        response_code: Option<&str>,
     ) -> Result<Session, Error> {
-        self.store
+        let session = self
+            .store
             .session_by_correlation(tenant, correlation_id)
             .await?
-            .ok_or(Error::NotFound("session"))
+            .ok_or(Error::NotFound("session"))?;
+        self.readable(tenant, session, response_code).await
+    }
+
+    /// `session` if the caller may read it: a same-device session only with its response
+    /// code, redeemed here.
+    async fn readable(
+        &self,
+        tenant: &TenantContext,
+        session: Session,
+        response_code: Option<&str>,
+    ) -> Result<Session, Error> {
+        let refused = Error::Forbidden(
+            "a same-device session is read once, with the response_code of its redirect",
+        );
+        match (&session.request.redirect_uri, response_code) {
+            (None, None) => Ok(session),
+            (None, Some(_)) => Err(Error::InvalidInput(
+                "the session was not made for a same-device flow: it has no response_code"
+                    .to_owned(),
+            )),
+            (Some(_), None) => Err(refused),
+            (Some(_), Some(code)) => self
+                .store
+                .redeem_response_code(tenant, &session.id, code)
+                .await?
+                .ok_or(refused),
+        }
     }
 
     /// Makes a presentation request for `tenant` (its context with its `verifier` binding)
@@ -299,6 +354,11 @@ impl Verifier {
             })
             .transpose()?;
 
+        let redirect_uri = new
+            .redirect_uri
+            .as_deref()
+            .map(same_device_redirect)
+            .transpose()?;
         let response_uri = url(&format!("{base}/response"))?;
         let handle = random_token();
         let request_uri = url(&format!("{base}/requests/{handle}"))?;
@@ -383,6 +443,7 @@ impl Verifier {
                     .map(ClientMetadata::to_json),
                 query_id,
                 transaction_data,
+                redirect_uri,
             },
             outcome: None,
             created_at: now,
@@ -510,6 +571,24 @@ fn query_uri(
     Ok(uri.to_string())
 }
 
+/// A same-device `redirect_uri`: an absolute `https` URL (`http` only for `localhost`)
+/// without a fragment, at most 2048 characters.
+fn same_device_redirect(uri: &str) -> Result<String, Error> {
+    let invalid = || {
+        Error::InvalidInput(
+            "redirect_uri is an absolute https URL without a fragment, at most 2048 characters"
+                .to_owned(),
+        )
+    };
+    let parsed = Url::parse(uri).map_err(|_| invalid())?;
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && local);
+    if uri.len() > 2048 || !scheme_ok || parsed.fragment().is_some() || parsed.host().is_none() {
+        return Err(invalid());
+    }
+    Ok(parsed.to_string())
+}
+
 /// The formats and algorithms the verifier accepts.
 fn vp_formats() -> Map<String, Value> {
     let mut formats = Map::new();
@@ -620,10 +699,17 @@ impl Verifier {
     /// verified against the tenant's trust anchors, and the session settles as `verified`
     /// with the claims, or `failed` with why.
     ///
+    /// In a same-device flow the answer is where the wallet sends the person next, verified
+    /// or not: the request's `redirect_uri` with `#response_code=…`.
+    ///
     /// # Errors
     /// [`WalletError::InvalidRequest`] for an unusable body, one answering no open request,
     /// and presentations that do not verify; [`WalletError::Failed`] when the verifier fails.
-    pub async fn respond(&self, tenant: &TenantContext, body: &[u8]) -> Result<(), WalletError> {
+    pub async fn respond(
+        &self,
+        tenant: &TenantContext,
+        body: &[u8],
+    ) -> Result<Option<String>, WalletError> {
         let limits = edk_oid4vp::ResponseLimits::default();
         let invalid = |err: &dyn fmt::Display| WalletError::InvalidRequest(err.to_string());
         let token = url::form_urlencoded::parse(body)
@@ -713,11 +799,24 @@ impl Verifier {
                 Err(WalletError::InvalidRequest(reason)),
             ),
         };
+        // In a same-device flow every answer that reached its session, verified or not, sends
+        // the person back; the frontend's backend reads the result with the code.
+        let response_code = session.request.redirect_uri.is_some().then(random_token);
         self.store
-            .settle(tenant, &session.id, status, &record, self.now())
+            .settle(
+                tenant,
+                &session.id,
+                status,
+                &record,
+                response_code.as_deref(),
+                self.now(),
+            )
             .await
             .map_err(Error::from)?;
-        result
+        match (&session.request.redirect_uri, response_code) {
+            (Some(uri), Some(code)) => Ok(Some(format!("{uri}#response_code={code}"))),
+            _ => result.map(|()| None),
+        }
     }
 
     /// Verifies `response` for `session`: the verified claims per credential query id,
@@ -762,10 +861,20 @@ impl Verifier {
             tracing::warn!(error = %err, "the tenant's trust anchors could not be read");
             "the verifier's trust anchors are unavailable".to_owned()
         })?;
-        let issuers = edk_core::x5c::X5cResolver::new(anchors, Arc::clone(&self.clock))
+        let issuers = edk_core::x5c::X5cResolver::new(anchors.clone(), Arc::clone(&self.clock))
             .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
-        let verifier =
-            edk_oid4vp::PresentationVerifier::new(Arc::new(issuers), Arc::clone(&self.clock));
+        // mdoc issuers (document signers) chain to the same anchors: the tenant's IACAs.
+        let mdoc = edk_mdoc::Verifier::new(anchors, Arc::clone(&self.clock))
+            .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
+        let mut verifier =
+            edk_oid4vp::PresentationVerifier::new(Arc::new(issuers), Arc::clone(&self.clock))
+                .with_mdoc_verifier(Arc::new(mdoc))
+                // HAIP §6.1: a credential bound to a holder key is presented with its key
+                // binding, whatever the query says.
+                .requiring_key_binding_when_bound();
+        if let Some(status) = &self.status {
+            verifier = verifier.with_status_check(status.for_tenant(tenant));
+        }
         let verified = verifier
             .verify(&request, response, key.as_ref())
             .await

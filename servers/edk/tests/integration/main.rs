@@ -12,3 +12,4 @@ mod binary;
 mod openapi;
 mod schemathesis;
 mod scopes;
+mod verify_local;

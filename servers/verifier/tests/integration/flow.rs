@@ -34,9 +34,9 @@ const VCT: &str = "https://credentials.example.com/identity";
 
 /// An issuer's PKI: a root (the trust anchor) and a leaf that signs credentials.
 pub(crate) struct Pki {
-    root_pem: String,
-    chain: Vec<Vec<u8>>,
-    leaf: SigningKey,
+    pub(crate) root_pem: String,
+    pub(crate) chain: Vec<Vec<u8>>,
+    pub(crate) leaf: SigningKey,
 }
 
 pub(crate) fn pki(name: &str) -> Pki {
@@ -62,7 +62,7 @@ pub(crate) fn pki(name: &str) -> Pki {
     }
 }
 
-fn b64(der: &[u8]) -> String {
+pub(crate) fn b64(der: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(der)
 }
@@ -111,7 +111,7 @@ pub(crate) fn answer(presentation: String, state: Option<String>) -> Authorizati
 }
 
 /// `https://localhost:<port>/...` as reached here, over plain HTTP.
-fn plain(url: &str) -> String {
+pub(crate) fn plain(url: &str) -> String {
     url.replacen("https://", "http://", 1)
 }
 
@@ -163,7 +163,7 @@ pub(crate) async fn provision(deployment: &Deployment, tenant: &Tenant, issuers:
     root.certificate.chain[0].clone()
 }
 
-async fn make_request(deployment: &Deployment, tenant: &Tenant, body: Value) -> Value {
+pub(crate) async fn make_request(deployment: &Deployment, tenant: &Tenant, body: Value) -> Value {
     let (status, made) = deployment
         .admin(tenant, Method::POST, "/requests", Some(body))
         .await;
@@ -171,7 +171,7 @@ async fn make_request(deployment: &Deployment, tenant: &Tenant, body: Value) -> 
     made
 }
 
-async fn session(deployment: &Deployment, tenant: &Tenant, made: &Value) -> Value {
+pub(crate) async fn session(deployment: &Deployment, tenant: &Tenant, made: &Value) -> Value {
     let id = made["session_id"].as_str().unwrap();
     let (status, session) = deployment
         .admin(tenant, Method::GET, &format!("/sessions/{id}"), None)
@@ -216,7 +216,7 @@ pub(crate) fn by_value(made: &Value) -> AuthorizationRequest {
     .unwrap()
 }
 
-async fn post(request: &AuthorizationRequest, body: String) -> (u16, Value) {
+pub(crate) async fn post(request: &AuthorizationRequest, body: String) -> (u16, Value) {
     let response = http()
         .post(plain(request.response_uri.as_ref().unwrap().as_str()))
         .header("content-type", "application/x-www-form-urlencoded")

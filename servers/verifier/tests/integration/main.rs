@@ -11,8 +11,13 @@
 
 mod admin;
 mod flow;
+mod haip;
+mod mdoc;
 mod openapi;
 mod replicas;
+mod retention;
+mod same_device;
 mod schemathesis;
 mod scopes;
+mod status;
 mod support;

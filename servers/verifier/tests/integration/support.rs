@@ -47,17 +47,27 @@ pub(crate) struct Tenant {
 
 impl Deployment {
     pub(crate) async fn sqlite() -> Self {
+        Self::sqlite_with(&VerifierSettings::default()).await
+    }
+
+    /// On SQLite, with `settings`.
+    pub(crate) async fn sqlite_with(settings: &VerifierSettings) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
-        Self::new(database, Some(dir), None, generate_kek().unwrap()).await
+        Self::new(database, Some(dir), None, generate_kek().unwrap(), settings).await
     }
 
     pub(crate) async fn postgres() -> Self {
+        Self::postgres_with(&VerifierSettings::default()).await
+    }
+
+    /// On PostgreSQL, with `settings`.
+    pub(crate) async fn postgres_with(settings: &VerifierSettings) -> Self {
         let db = TestDb::new().await;
         let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
             db.url().into(),
         ));
-        Self::new(database, None, Some(db), generate_kek().unwrap()).await
+        Self::new(database, None, Some(db), generate_kek().unwrap(), settings).await
     }
 
     /// Two replicas of the verifier (each listening on a port of its own) on one throwaway
@@ -70,8 +80,9 @@ impl Deployment {
         ));
         let kek = generate_kek().unwrap();
         let second_kek = SecretString::from(kek.expose_secret().to_owned());
-        let first = Self::new(database.clone(), None, Some(db), kek).await;
-        let second = Self::new(database, None, None, second_kek).await;
+        let settings = VerifierSettings::default();
+        let first = Self::new(database.clone(), None, Some(db), kek, &settings).await;
+        let second = Self::new(database, None, None, second_kek, &settings).await;
         (first, second)
     }
 
@@ -80,11 +91,18 @@ impl Deployment {
         dir: Option<tempfile::TempDir>,
         db: Option<TestDb>,
         kek: SecretString,
+        settings: &VerifierSettings,
     ) -> Self {
         let tenancy = Tenancy::builder(database)
             .migrations(edk_kms::migrations().unwrap())
             .migrations(edk_kms::cert::migrations().unwrap())
             .migrations(edk_verifier_server::migrations().unwrap())
+            .config_schema(
+                edk_tenancy::ConfigSchema::builder()
+                    .key(&edk_verifier_server::PRESENTATION_RETENTION)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .await
             .unwrap();
@@ -124,7 +142,7 @@ impl Deployment {
                 tenancy.clone(),
             ))),
             Arc::clone(&clock),
-            &VerifierSettings::default(),
+            settings,
         );
         let app = edk_verifier_server::build_app(
             &HttpConfig::default(),
