@@ -30,7 +30,7 @@ CHART = ROOT / "helm" / "edk"
 RELEASE = "edk"
 NAMESPACE = "edk"
 KUBE_VERSIONS = ["1.27.0", kv.latest_version()]
-RUNTIME = ["as", "did", "issuer"]
+RUNTIME = ["as", "did", "issuer", "verifier"]
 # Custom resources: no Kubernetes schema; their required fields are checked below.
 CUSTOM = {
     ("cert-manager.io/v1", "Certificate"): ["secretName", "issuerRef"],
@@ -45,6 +45,7 @@ CONFIG_SECTIONS = {
     "as": {"http", "auth", "log", "observability", "database", "kms", "oauth"},
     "did": {"http", "auth", "log", "observability", "database", "kms", "resolver"},
     "issuer": {"http", "auth", "log", "observability", "database", "kms", "oauth", "issuer"},
+    "verifier": {"http", "auth", "log", "observability", "database", "kms", "verifier"},
     "edk": {"http", "auth", "log", "observability", "database", "kms", "oauth", "local_https", "did_resolver", "issuer"},
 }
 # Trace export to a collector, with headers from a Secret.
@@ -121,13 +122,16 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
     deployments = by_kind.get("Deployment", [])
     check(f"{label}: some deployment rendered", bool(deployments))
 
-    # No ingress reaches the KMS; the public one carries no admin path.
+    # No ingress reaches the KMS; the public one carries no admin path; each server gets
+    # exactly its public paths on the public ingress and its admin paths on the admin one.
+    routed: dict[tuple[str, str], list[str]] = {}
     for ingress in by_kind.get("Ingress", []):
         kind = ingress["metadata"]["labels"].get("edk.dev/ingress")
         for rule in ingress["spec"]["rules"]:
             for path in rule["http"]["paths"]:
                 backend = path["backend"]["service"]["name"]
                 component = services[backend]["spec"]["selector"]["app.kubernetes.io/component"]
+                routed.setdefault((kind, component), []).append(path["path"])
                 check(f"{label}: ingress {kind} {path['path']} does not reach the KMS",
                       component != "kms", f"backend {backend}")
                 if kind == "public":
@@ -135,6 +139,12 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
                         check(f"{label}: public ingress path {path['path']} is not under {forbidden}",
                               not (path["path"] == forbidden or path["path"].startswith(forbidden + "/")))
                     check(f"{label}: public ingress path {path['path']} is not /", path["path"] != "/")
+    if not values["allInOne"]["enabled"]:
+        for server in RUNTIME:
+            for kind in ("public", "admin"):
+                want = values[server][f"{kind}Paths"] if values[server]["enabled"] and values["ingress"][kind]["enabled"] else []
+                got = routed.get((kind, server), [])
+                check(f"{label}: the {kind} ingress routes {server}'s {kind} paths", got == want, f"{got} != {want}")
     for service in services.values():
         component = service["spec"]["selector"]["app.kubernetes.io/component"]
         check(f"{label}: Service {service['metadata']['name']} is ClusterIP",
@@ -329,6 +339,8 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
         ({"as": {"publicPaths": ["/api/oauth2/v1"]}}, "/as/publicPaths/0"),
         ({"issuer": {"publicPaths": ["/"]}}, "/issuer/publicPaths/0"),
         ({"did": {"publicPaths": ["/metrics"]}}, "/did/publicPaths/0"),
+        ({"verifier": {"publicPaths": ["/api/oid4vp/v1"]}}, "/verifier/publicPaths/0"),
+        ({"verifier": {"replicas": 0}}, "/verifier/replicas"),
         ({"database": {"backend": "sqlite"}}, "/database/backend"),
         ({"database": {"dedicated": {"acme": "dedicated-acme"}}}, "/database/dedicated"),
         ({"kms": {"resources": {"requests": {"cpu": "lots"}}}}, "/kms/resources/requests/cpu"),
@@ -350,7 +362,7 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
     # Refused by the templates: combinations the schema cannot express.
     for overlay, message in [
         ({"allInOne": {"enabled": True}}, "allInOne.enabled runs every server in one pod"),
-        ({"kms": {"enabled": False}}, "the runtime servers (as, did, issuer) need the KMS"),
+        ({"kms": {"enabled": False}}, "the runtime servers (as, did, issuer, verifier) need the KMS"),
     ]:
         try:
             chart.render(merge(base, overlay), name=RELEASE, namespace=NAMESPACE)
@@ -363,7 +375,8 @@ def main() -> int:
     chart = helm.Chart.load(CHART)
     base = load("values.yaml")
     all_in_one = {"kms": {"enabled": False}, "as": {"enabled": False}, "did": {"enabled": False},
-                  "issuer": {"enabled": False}, "allInOne": {"enabled": True}}
+                  "issuer": {"enabled": False}, "verifier": {"enabled": False},
+                  "allInOne": {"enabled": True}}
     variants = {
         "values.yaml": [],
         "values-prod.yaml": ["values-prod.yaml"],

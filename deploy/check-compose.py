@@ -20,7 +20,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "compose.yaml"
-SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer"}
+SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer",
+           "verifier": "edk-verifier"}
 INIT_SECRETS = REPO / "deploy" / "compose" / "init-secrets.sh"
 
 passed = 0

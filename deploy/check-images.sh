@@ -24,6 +24,7 @@ images=(
     "edk-as 8080"
     "edk-did 8080"
     "edk-issuer 8080"
+    "edk-verifier 8080"
     "edk 8080"
 )
 

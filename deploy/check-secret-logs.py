@@ -4,11 +4,12 @@ Starts the all-in-one `edk` (target/<profile>/edk) on a fresh data directory wit
 `log.filter: debug` and JSON logs, then drives it as an operator and a wallet would: an OAuth
 client registered and its secret rotated, client credentials and introspection, a private key
 imported into the KMS and used to sign, a did:webvh created, a credential configuration
-stored, an offer with a transaction code redeemed at the token endpoint, a nonce, and an SD-JWT
-VC issued against a key proof. Each step must answer as documented. Then nothing secret may
-appear in the server's output: the KEK, the bootstrap admin key and token, the client secrets,
-the access tokens, the imported private key, the pre-authorized code, the wallet's private key,
-or the credential.
+stored, an offer with a transaction code redeemed at the token endpoint, a nonce, an SD-JWT VC
+issued against a key proof, and that credential presented to the verifier (a request made
+through its admin API, answered by direct_post with a Key Binding JWT). Each step must answer
+as documented. Then nothing secret may appear in the server's output: the KEK, the bootstrap
+admin key and token, the client secrets, the access tokens, the imported private key, the
+pre-authorized code, the wallet's private key, the credential, or the key binding JWT.
 
 Needs jwcrypto (the interop virtualenv has it) for the wallet's key proof.
 Usage: python deploy/check-secret-logs.py [profile]     (profile: debug, the default, or release)
@@ -17,6 +18,7 @@ Usage: python deploy/check-secret-logs.py [profile]     (profile: debug, the def
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
@@ -202,6 +204,33 @@ def run_flows(port: int, data: Path) -> dict[str, str]:
     credential = (body.get("credentials") or [{}])[0].get("credential", "")
     check("an SD-JWT VC is issued", status == 200 and credential.count("~") >= 1, f"{status} {body}")
     secrets["the issued credential"] = credential
+
+    # The verifier: a request passed by value (redirect_uri), answered by direct_post with the
+    # issued credential and a Key Binding JWT to the request's client_id and nonce. The local
+    # issuer's key is no trust anchor of the verifier, so the answer may be refused (in the
+    # protocol's format); either way nothing presented may be logged.
+    status, made = call("POST", f"{admin}/api/oid4vp/v1/requests", token=token, body={
+        "dcql_query": {"credentials": [{
+            "id": "identity", "format": "dc+sd-jwt",
+            "meta": {"vct_values": ["https://credentials.example.com/identity"]},
+            "claims": [{"path": ["given_name"]}]}]},
+        "client_id_prefix": "redirect_uri", "correlation_id": "check-secret-logs"})
+    check("a presentation request is made", status == 201, f"{status} {made}")
+    query = urllib.parse.urlsplit(made.get("authorization_request_uri", "")).query
+    params = dict(urllib.parse.parse_qsl(query))
+    sd_hash = b64url(hashlib.sha256(credential.encode()).digest())
+    kb = jws.JWS(json.dumps({"aud": params.get("client_id"), "nonce": params.get("nonce"),
+                             "iat": int(time.time()), "sd_hash": sd_hash}).encode())
+    kb.add_signature(holder, alg="ES256", protected=json.dumps({"alg": "ES256", "typ": "kb+jwt"}))
+    key_binding = kb.serialize(compact=True)
+    secrets["the presentation's key binding JWT"] = key_binding
+    status, answered = call("POST", params.get("response_uri", f"{local}/response"), form={
+        "vp_token": json.dumps({"identity": [credential + key_binding]}), "state": params.get("state", "")})
+    check("the verifier answers the presentation in the protocol's format",
+          status == 200 or (status == 400 and answered.get("error") == "invalid_request"), f"{status} {answered}")
+    status, session = call("GET", f"{admin}/api/oid4vp/v1/sessions?correlation_id=check-secret-logs", token=token)
+    check("the presentation session is settled", status == 200 and session.get("status") in ("verified", "failed"),
+          f"{status} {session}")
     return secrets
 
 

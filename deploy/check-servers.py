@@ -5,8 +5,8 @@ issued by a CA made here as cert-manager would) and for compose.yaml, this rende
 server's configuration file, points its addresses and file paths at this machine (loopback
 ports, a temporary directory for the KEK and the service keys written by
 deploy/compose/init-secrets.sh), passes the database URL as the chart and compose do
-(`EDK_DATABASE__PLATFORM_URL`), and starts edk-kms, edk-as, edk-did and edk-issuer from
-target/<profile> on a fresh PostgreSQL database. Every server must answer 200 on
+(`EDK_DATABASE__PLATFORM_URL`), and starts edk-kms, edk-as, edk-did, edk-issuer and
+edk-verifier from target/<profile> on a fresh PostgreSQL database. Every server must answer 200 on
 /health/ready: the configuration loads, the database is migrated, and each runtime server's
 authenticated Ping reaches the KMS over gRPC with the key or certificate the KMS trusts. A
 runtime server signing with another service's key must stay unready (503 naming the `kms`
@@ -35,8 +35,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "deploy" / "helm" / "edk"
-SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer"}
-RUNTIME = ["as", "did", "issuer"]
+SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer",
+           "verifier": "edk-verifier"}
+RUNTIME = ["as", "did", "issuer", "verifier"]
 # PostgreSQL here trusts local connections, so the password is not checked: it is there to be
 # looked for in the logs.
 DATABASE_PASSWORD = "db-password-never-logged"

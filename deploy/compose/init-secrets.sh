@@ -18,7 +18,7 @@ if [ ! -s kek-k1 ]; then
     openssl rand -base64 32 >kek-k1
 fi
 
-for service in as did issuer; do
+for service in as did issuer verifier; do
     if [ ! -s "$service-service.jwk" ]; then
         openssl ecparam -name prime256v1 -genkey -noout |
             openssl ec -text -noout 2>/dev/null |
@@ -41,7 +41,7 @@ done
 python3 - <<'PY'
 import json
 services = []
-for name in ("as", "did", "issuer"):
+for name in ("as", "did", "issuer", "verifier"):
     private = json.load(open(f"{name}-service.jwk"))
     public = {k: private[k] for k in ("kty", "crv", "alg", "x", "y")}
     services.append({"name": name, "jwks": {"keys": [public]}})
@@ -54,6 +54,6 @@ with open("values-trusted-services.yaml", "w") as out:
     out.write(json.dumps({"kms": {"trustedServices": trusted}}, indent=2) + "\n")
 PY
 # The servers run as uid 10001 and read these files through compose secrets.
-chmod 0644 kek-k1 as-service.jwk did-service.jwk issuer-service.jwk kms-services.yaml \
-    values-trusted-services.yaml
+chmod 0644 kek-k1 as-service.jwk did-service.jwk issuer-service.jwk verifier-service.jwk \
+    kms-services.yaml values-trusted-services.yaml
 echo "secrets written to $out"

@@ -13,7 +13,16 @@
 //   leaf's dNSName SANs for x509_san_dns, the did:jwk key for decentralized_identifier), issues
 //   an SD-JWT VC for the holder, presents the disclosed claims with a KB-JWT to the request's
 //   client_id and nonce, encrypts the response to the request's client_metadata key for
-//   direct_post.jwt, and posts it to response_uri: the post is captured and printed.
+//   direct_post.jwt, and posts it to response_uri: the post is captured and printed. With
+//   "issuer_x5c": ["<base64 DER>", …] the SD-JWT VC carries that chain in its x5c header.
+//
+//   { "step": "wallet_http", "authorization_request_uri": "openid4vp://?…", and the inputs of
+//     "wallet" but "client_id" and "request" }
+//     -> { "status": <HTTP status from response_uri>, "body": "…", "client_id": …,
+//          "response_mode": …, "nonce": …, "state": …, "credential_query_id": … }
+//   The same wallet over HTTP: it parses the authorization request URI (a request by value,
+//   or by reference: the Request Object fetched from request_uri), answers it, and posts the
+//   response to response_uri. https://localhost URLs are reached over plain HTTP on loopback.
 //
 //   { "step": "verifier_request", "client_id": "redirect_uri:…", "response_uri": "…",
 //     "nonce": "…", "state": "…", "dcql_query": {…} }
@@ -41,6 +50,7 @@ import { HashAlgorithm } from '@openid4vc/oauth2';
 import {
   createOpenid4vpAuthorizationRequest,
   createOpenid4vpAuthorizationResponse,
+  parseOpenid4vpAuthorizationRequest,
   parseOpenid4vpAuthorizationResponse,
   resolveOpenid4vpAuthorizationRequest,
   submitOpenid4vpAuthorizationResponse,
@@ -150,11 +160,17 @@ const callbacks = {
   },
 };
 
-async function wallet() {
-  const resolved = await resolveOpenid4vpAuthorizationRequest({
-    authorizationRequestPayload: { client_id: input.client_id, request: input.request },
-    callbacks,
-  });
+// The verifier under test listens on loopback without TLS: https://localhost URLs it names
+// are reached over http.
+const loopbackFetch = (url, init) => {
+  const target = new URL(String(url));
+  if (target.protocol === 'https:' && ['localhost', '127.0.0.1'].includes(target.hostname)) target.protocol = 'http:';
+  return fetch(target, init);
+};
+
+// An SD-JWT VC of the input's claims issued for the holder, presented with the disclosed
+// claims and a KB-JWT to `request`, as the library's authorization response.
+async function answer(resolved) {
   const request = resolved.authorizationRequestPayload;
   const query = resolved.dcql?.query;
   if (!query) throw new Error('the request has no dcql_query');
@@ -178,7 +194,7 @@ async function wallet() {
       ...input.claims,
     },
     { _sd: Object.keys(input.claims) },
-    { header: { kid: input.issuer_jwk.kid } },
+    { header: input.issuer_x5c ? { x5c: input.issuer_x5c } : { kid: input.issuer_jwk.kid } },
   );
   const frame = Object.fromEntries(input.disclose.map((name) => [name, true]));
   const presentation = await sdjwt.present(credential, frame, {
@@ -202,6 +218,15 @@ async function wallet() {
     callbacks,
   });
   if (encrypted && !response.jarm) throw new Error('the library did not encrypt the response');
+  return { request, credentialQuery, response };
+}
+
+async function wallet() {
+  const resolved = await resolveOpenid4vpAuthorizationRequest({
+    authorizationRequestPayload: { client_id: input.client_id, request: input.request },
+    callbacks,
+  });
+  const { request, credentialQuery, response } = await answer(resolved);
   // The library posts the response to response_uri; the post is captured instead of sent.
   let posted;
   await submitOpenid4vpAuthorizationResponse({
@@ -220,6 +245,31 @@ async function wallet() {
     state: response.authorizationResponsePayload.state ?? null,
     nonce: request.nonce,
     client_id: request.client_id,
+    credential_query_id: credentialQuery.id,
+  };
+}
+
+async function walletHttp() {
+  const parsed = parseOpenid4vpAuthorizationRequest({ authorizationRequest: input.authorization_request_uri });
+  const httpCallbacks = { ...callbacks, fetch: loopbackFetch };
+  const resolved = await resolveOpenid4vpAuthorizationRequest({
+    authorizationRequestPayload: parsed.params,
+    callbacks: httpCallbacks,
+  });
+  const { request, credentialQuery, response } = await answer(resolved);
+  const submitted = await submitOpenid4vpAuthorizationResponse({
+    authorizationRequestPayload: request,
+    authorizationResponsePayload: response.authorizationResponsePayload,
+    jarm: response.jarm,
+    callbacks: httpCallbacks,
+  });
+  return {
+    status: submitted.response.status,
+    body: await submitted.response.text(),
+    client_id: request.client_id,
+    response_mode: request.response_mode,
+    nonce: request.nonce,
+    state: response.authorizationResponsePayload.state ?? null,
     credential_query_id: credentialQuery.id,
   };
 }
@@ -326,6 +376,7 @@ async function verifierResponse() {
 try {
   const steps = {
     wallet,
+    wallet_http: walletHttp,
     verifier_request: verifierRequest,
     verifier_signed_request: verifierSignedRequest,
     verifier_response: verifierResponse,

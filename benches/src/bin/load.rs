@@ -12,6 +12,7 @@
 //! | `as-token` | edk-as | `POST <tenant>/token`, `client_credentials`, `client_secret_basic`, JWT access token |
 //! | `issuer-flow` | edk-issuer + edk-as | offer by reference (admin API), offer resolution, pre-authorized code token, nonce, credential (SD-JWT VC, ES256 JWT proof): five requests |
 //! | `status-list` | edk-issuer | `GET <tenant>/status-lists/<id>` (`application/statuslist+jwt`) |
+//! | `verifier-flow` | edk-verifier | a presentation request (admin API, stored DCQL query, `x509_san_dns`), the signed Request Object fetched from its `request_uri`, and the wallet's `direct_post` answer (an SD-JWT VC under an x5c chain to the tenant's trust anchor, two disclosures, a fresh ES256 Key Binding JWT) verified: three requests |
 //!
 //! EDK's servers share one PostgreSQL database (a throwaway one on the server named by
 //! `EDK_TEST_DATABASE_URL`, dropped at the end; `--database sqlite` uses a temporary
@@ -43,6 +44,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
+use edk_core::sd_jwt::{ClaimPath, IssueOptions, KeyBindingClaims, SdJwt};
+use edk_core::sd_jwt_vc::SdJwtVcBuilder;
 use edk_core::{Clock, SystemClock, TenantId, TenantSlug};
 use edk_did::methods::key::DidKey;
 use edk_did::registrar::CreateDid;
@@ -63,6 +66,7 @@ use edk_tenancy::{
     DatabaseConfig, EndpointBinding, EndpointScheme, ServiceType, Tenancy, TenantDirectory as _,
     WellKnownLayout,
 };
+use edk_verifier_server::{VerifierParts, VerifierSettings};
 use secrecy::ExposeSecret as _;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncBufReadExt as _;
@@ -71,14 +75,16 @@ const PRE_AUTHORIZED: &str = "urn:ietf:params:oauth:grant-type:pre-authorized_co
 const ADMIN_ISSUER: &str = "https://admin.load.test";
 const PROOF_TYP: &str = "openid4vci-proof+jwt";
 const MESSAGE: &[u8] = b"eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlIn0";
-const FLOWS: [&str; 6] = [
+const FLOWS: [&str; 7] = [
     "kms-sign",
     "did-key",
     "did-web",
     "as-token",
     "issuer-flow",
     "status-list",
+    "verifier-flow",
 ];
+const VCT: &str = "https://credentials.example.com/identity";
 
 /// Drives every EDK server over HTTP at a fixed concurrency and prints a table.
 #[derive(Debug, Parser)]
@@ -462,6 +468,160 @@ fn issuer_step(target: IssuerTarget) -> Step {
     })
 }
 
+/// The verifier's admin API and the wallet's credential, with its holder key.
+struct VerifierTarget {
+    requests: String,
+    token: String,
+    credential: SdJwt,
+    holder: SigningKey,
+}
+
+/// One presentation: the request made through the admin API, the Request Object fetched
+/// (its claims read, as a wallet does once it trusts it), the credential presented with a
+/// fresh Key Binding JWT and posted to the `response_uri`, which answers 200 once verified.
+async fn verifier_flow(client: &reqwest::Client, target: &VerifierTarget) -> Result<(), String> {
+    let response = client
+        .post(&target.requests)
+        .bearer_auth(&target.token)
+        .json(&json!({"query_id": "identity", "client_id_prefix": "x509_san_dns"}))
+        .send()
+        .await
+        .map_err(|err| format!("request: {err}"))?;
+    let made = json_of(response, "request").await?;
+    let uri = made["authorization_request_uri"]
+        .as_str()
+        .ok_or("request: no authorization_request_uri")?;
+    let uri = reqwest::Url::parse(uri).map_err(|err| format!("request: {err}"))?;
+    let parameter = |name: &str| {
+        uri.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+            .ok_or(format!("request: no {name}"))
+    };
+    let (client_id, request_uri) = (parameter("client_id")?, parameter("request_uri")?);
+    let response = client
+        .get(&request_uri)
+        .send()
+        .await
+        .map_err(|err| format!("request object: {err}"))?;
+    let jwt = checked(response, "request object").await?;
+    let payload = jwt
+        .split(|byte| *byte == b'.')
+        .nth(1)
+        .and_then(|part| edk_core::encoding::b64url_decode(part).ok())
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .ok_or("request object: not a JWT")?;
+    let field = |name: &str| {
+        payload[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or(format!("request object: no {name}"))
+    };
+    if field("client_id")? != client_id {
+        return Err("request object: another client_id".to_owned());
+    }
+    let kb = KeyBindingClaims::new(client_id, field("nonce")?, SystemClock.unix_seconds());
+    let presentation = target
+        .credential
+        .present(
+            &[
+                ClaimPath::new(["given_name"]),
+                ClaimPath::new(["family_name"]),
+            ],
+            Some((&kb, &target.holder)),
+        )
+        .await
+        .map_err(|err| format!("present: {err}"))?
+        .to_string();
+    let vp_token = json!({ "identity": [presentation] }).to_string();
+    let response = client
+        .post(field("response_uri")?)
+        .form(&[("vp_token", vp_token), ("state", field("state")?)])
+        .send()
+        .await
+        .map_err(|err| format!("response: {err}"))?;
+    checked(response, "response").await.map(drop)
+}
+
+fn verifier_step(target: VerifierTarget) -> Step {
+    let target = Arc::new(target);
+    Arc::new(move |client, _| {
+        let target = Arc::clone(&target);
+        Box::pin(async move { verifier_flow(&client, &target).await })
+    })
+}
+
+/// A credential issuer's root (PEM, the verifier tenant's trust anchor) and the leaf that
+/// signs under it (its DER and key).
+fn issuer_pki() -> (String, Vec<u8>, SigningKey) {
+    let root_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut root = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    root.distinguished_name
+        .push(rcgen::DnType::CommonName, "load issuer root");
+    root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    root.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let root_cert = root.self_signed(&root_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = rcgen::CertificateParams::new(vec!["issuer.example".to_owned()]).unwrap();
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "load issuer");
+    leaf.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    leaf.use_authority_key_identifier_extension = true;
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &rcgen::Issuer::new(root, root_key))
+        .unwrap();
+    let signer = SigningKey::from_pkcs8_der(Algorithm::Es256, &leaf_key.serialize_der()).unwrap();
+    (root_cert.pem(), leaf_cert.der().to_vec(), signer)
+}
+
+/// The verifier tenant's Request Object signing key with a certificate for `localhost` under
+/// a CA key of its own, and `issuer_root` as its trust anchor.
+async fn provision_verifier(
+    kms: &LocalKms,
+    certificates: &edk_kms::cert::Certificates,
+    caller: &Caller,
+    issuer_root: &str,
+) {
+    let ca = KeyAlias::new("verifier", "load-ca").unwrap();
+    let signing = KeyAlias::new("verifier", "request-object-signing").unwrap();
+    for alias in [&ca, &signing] {
+        kms.create_key(
+            caller,
+            &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256)),
+        )
+        .await
+        .unwrap();
+    }
+    let day = Duration::from_secs(86_400);
+    certificates
+        .issue(
+            caller,
+            &ca,
+            &ca,
+            &edk_kms::cert::CertificateProfile::ca(day * 365, Some(0)),
+        )
+        .await
+        .unwrap();
+    let mut leaf = edk_kms::cert::CertificateProfile::leaf(day * 30);
+    leaf.sans = vec![edk_kms::cert::SubjectAltName::Dns("localhost".to_owned())];
+    certificates
+        .issue(caller, &ca, &signing, &leaf)
+        .await
+        .unwrap();
+    certificates
+        .put_chain(
+            caller,
+            &edk_kms::cert::ChainName::new("issuers").unwrap(),
+            issuer_root,
+            true,
+        )
+        .await
+        .unwrap();
+}
+
 /// An admin bearer token of `ADMIN_ISSUER` for `tenant` with `scope`.
 async fn admin_token(key: &SigningKey, tenant: TenantId, scope: &str) -> String {
     let now = SystemClock.unix_seconds();
@@ -598,6 +758,7 @@ struct Edk {
     client_secret: String,
     issuer: Option<IssuerTarget>,
     status_list_url: String,
+    verifier: Option<VerifierTarget>,
 }
 
 impl Edk {
@@ -608,6 +769,8 @@ impl Edk {
             .migrations(edk_oauth::migrations().unwrap())
             .migrations(edk_oid4vci::migrations().unwrap())
             .migrations(edk_did::store::migrations().unwrap())
+            .migrations(edk_kms::cert::migrations().unwrap())
+            .migrations(edk_verifier_server::migrations().unwrap())
             .build()
             .await
             .unwrap();
@@ -672,10 +835,43 @@ impl Edk {
         .unwrap();
         let as_http = spawn_server(as_app).await.unwrap();
 
+        // The verifier, reading certificates and trust anchors from the tenant's KMS store.
+        let certificate_store = Arc::new(edk_kms::cert::store::SqlCertificateStore::new(
+            tenancy.clone(),
+        ));
+        let certificates = edk_kms::cert::Certificates::new(
+            kms.clone(),
+            certificate_store.clone(),
+            Arc::clone(&clock),
+        );
+        let verifier_parts = VerifierParts::new(
+            tenancy.clone(),
+            kms.clone(),
+            Arc::new(certificates.clone()),
+            Some(certificate_store),
+            Arc::clone(&clock),
+            &VerifierSettings::default(),
+        );
+        let verifier_app = edk_verifier_server::build_app(
+            &HttpConfig::default(),
+            &auth,
+            &Metrics::new().unwrap(),
+            &verifier_parts,
+            edk_server::HealthApi::new(),
+            None,
+        )
+        .unwrap();
+        let verifier_http = spawn_server(verifier_app).await.unwrap();
+
         // The issuer.
         let settings = IssuerSettings::default();
-        let issuer =
-            IssuerParts::issuer(&tenancy, kms, Arc::clone(&clock), settings.options()).unwrap();
+        let issuer = IssuerParts::issuer(
+            &tenancy,
+            kms.clone(),
+            Arc::clone(&clock),
+            settings.options(),
+        )
+        .unwrap();
         let parts = IssuerParts {
             tenancy: tenancy.clone(),
             issuer: Arc::new(issuer),
@@ -704,6 +900,7 @@ impl Edk {
         for (service, port) in [
             (ServiceType::As, as_http.addr().port()),
             (ServiceType::Issuer, issuer_http.addr().port()),
+            (ServiceType::Verifier, verifier_http.addr().port()),
         ] {
             let binding = EndpointBinding::with_scheme(
                 tenant.id,
@@ -852,6 +1049,59 @@ impl Edk {
             .unwrap();
         assert!(published.is_some(), "the status list was published");
 
+        // The verifier's keys, certificate and trust anchor, a stored DCQL query, and the
+        // wallet's credential from an issuer under that anchor.
+        let (issuer_root, issuer_leaf, issuer_key) = issuer_pki();
+        provision_verifier(
+            &kms,
+            &certificates,
+            &Caller::new(context.clone(), "verifier"),
+            &issuer_root,
+        )
+        .await;
+        let verifier_token = admin_token(admin, tenant.id, "oid4vp:read oid4vp:write").await;
+        let verifier_api = verifier_http.url("/api/oid4vp/v1");
+        let response = http
+            .put(format!("{verifier_api}/queries/identity"))
+            .bearer_auth(&verifier_token)
+            .json(&json!({"dcql_query": {"credentials": [{
+                "id": "identity", "format": "dc+sd-jwt", "meta": {"vct_values": [VCT]},
+                "claims": [{"path": ["given_name"]}, {"path": ["family_name"]}]}]}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "storing the DCQL query failed: {}",
+            response.text().await.unwrap_or_default()
+        );
+        let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+        let credential = {
+            use base64::Engine as _;
+            let mut builder = SdJwtVcBuilder::new(VCT)
+                .issuer("https://issuer.example")
+                .issued_at(now - 60)
+                .holder_key(&holder.public_jwk())
+                .x5c(vec![
+                    base64::engine::general_purpose::STANDARD.encode(&issuer_leaf),
+                ]);
+            for (name, value) in claims() {
+                builder = builder
+                    .selectively_disclose(ClaimPath::new([name.as_str()]))
+                    .claim(name, value);
+            }
+            builder
+                .issue(&issuer_key, &IssueOptions::default())
+                .await
+                .unwrap()
+        };
+        let verifier = VerifierTarget {
+            requests: format!("{verifier_api}/requests"),
+            token: verifier_token,
+            credential,
+            holder,
+        };
+
         let issuer = IssuerTarget {
             backend: Backend::Edk {
                 offers: format!("{admin_api}/offers"),
@@ -868,13 +1118,14 @@ impl Edk {
             client_secret: secret.unwrap().expose_secret().to_owned(),
             issuer: Some(issuer),
             status_list_url: format!("{issuer_base}/status-lists/{list_id}"),
+            verifier: Some(verifier),
             did_key,
             did_web,
             tenancy,
             cancel,
             tenancy_task,
             kms_task,
-            servers: vec![did_http, as_http, issuer_http],
+            servers: vec![did_http, as_http, issuer_http, verifier_http],
         }
     }
 
@@ -1172,6 +1423,20 @@ async fn run(args: Args) {
     if wants(&args, "status-list") {
         let step = get(edk.status_list_url.clone(), "application/statuslist+jwt");
         rows.push(measure(&args, "status-list", "edk-issuer", "req/s", step).await);
+    }
+    if wants(&args, "verifier-flow")
+        && let Some(target) = edk.verifier.take()
+    {
+        rows.push(
+            measure(
+                &args,
+                "verifier-flow",
+                "edk-verifier",
+                "flows/s",
+                verifier_step(target),
+            )
+            .await,
+        );
     }
     edk.stop().await;
     if let Database::Postgres(db) = database {

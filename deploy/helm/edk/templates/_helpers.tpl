@@ -4,11 +4,12 @@ kms: edk-kms
 as: edk-as
 did: edk-did
 issuer: edk-issuer
+verifier: edk-verifier
 {{- end -}}
 
 {{/* The runtime servers: those that call the KMS over gRPC. */}}
 {{- define "edk.runtimeServers" -}}
-{{- list "as" "did" "issuer" | toJson -}}
+{{- list "as" "did" "issuer" "verifier" | toJson -}}
 {{- end -}}
 
 {{- define "edk.name" -}}

@@ -1,5 +1,6 @@
 //! Integration tests of edk-verifier-server over real HTTP on loopback: an in-process wallet
-//! answering requests end to end and the refusals, the admin API with its scopes and tenant
+//! answering requests end to end and the refusals, the npm wallet `@openid4vc/openid4vp`
+//! answering every client identifier prefix and response mode, the admin API with its scopes and tenant
 //! isolation, on SQLite and PostgreSQL, two replicas on one database, schemathesis, and the
 //! OpenAPI snapshot.
 #![allow(
@@ -12,6 +13,7 @@
 mod admin;
 mod flow;
 mod haip;
+mod interop;
 mod mdoc;
 mod openapi;
 mod replicas;
