@@ -848,7 +848,6 @@ impl Edk {
             tenancy.clone(),
             kms.clone(),
             Arc::new(certificates.clone()),
-            Some(certificate_store),
             Arc::clone(&clock),
             &VerifierSettings::default(),
         );

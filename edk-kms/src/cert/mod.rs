@@ -569,6 +569,13 @@ pub trait CertificateSource: fmt::Debug + Send + Sync {
         caller: &Caller,
         alias: &KeyAlias,
     ) -> Result<StoredCertificate, Error>;
+
+    /// The DER certificates of the caller's tenant's chains marked trust anchors (what a
+    /// verifier accepts issuer chains up to); empty when the tenant has none.
+    ///
+    /// # Errors
+    /// [`Error::Kms`] or [`Error::Store`] when the KMS or its database fails.
+    async fn trust_anchors(&self, caller: &Caller) -> Result<Vec<Vec<u8>>, Error>;
 }
 
 #[async_trait::async_trait]
@@ -579,6 +586,10 @@ impl CertificateSource for Certificates {
         alias: &KeyAlias,
     ) -> Result<StoredCertificate, Error> {
         Self::certificate(self, caller, alias).await
+    }
+
+    async fn trust_anchors(&self, caller: &Caller) -> Result<Vec<Vec<u8>>, Error> {
+        Self::trust_anchors(self, caller).await
     }
 }
 
@@ -892,6 +903,21 @@ impl Certificates {
         self.store.chains(caller.tenant()).await
     }
 
+    /// The DER certificates of the tenant's chains marked trust anchors, chain by chain.
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store fails.
+    pub async fn trust_anchors(&self, caller: &Caller) -> Result<Vec<Vec<u8>>, Error> {
+        Ok(self
+            .store
+            .chains(caller.tenant())
+            .await?
+            .into_iter()
+            .filter(|chain| chain.trust_anchor)
+            .flat_map(|chain| chain.certificates)
+            .collect())
+    }
+
     /// Deletes the chain stored under `name`.
     ///
     /// # Errors
@@ -919,14 +945,7 @@ impl Certificates {
     ) -> Result<ValidatedChain, Error> {
         let chain = x509::parse_pem_chain(chain_pem)?;
         let anchors = match anchors {
-            Anchors::Tenant => self
-                .store
-                .chains(caller.tenant())
-                .await?
-                .into_iter()
-                .filter(|chain| chain.trust_anchor)
-                .flat_map(|chain| chain.certificates)
-                .collect(),
+            Anchors::Tenant => self.trust_anchors(caller).await?,
             Anchors::Chain(name) => self.chain(caller, name).await?.certificates,
             Anchors::Certificates(ders) => ders.clone(),
         };

@@ -681,6 +681,20 @@ impl crate::cert::CertificateSource for RemoteKms {
             certificate,
         ))
     }
+
+    async fn trust_anchors(&self, caller: &Caller) -> Result<Vec<Vec<u8>>, crate::cert::Error> {
+        let message = proto::TrustAnchorsRequest {
+            context: Some(context(caller)),
+        };
+        let request = self
+            .request(caller, message)
+            .await
+            .map_err(crate::cert::Error::Kms)?;
+        match self.client().get_trust_anchors(request).await {
+            Ok(response) => Ok(response.into_inner().certificates),
+            Err(failed) => Err(crate::cert::Error::Kms(status(&failed))),
+        }
+    }
 }
 
 impl RemoteKms {

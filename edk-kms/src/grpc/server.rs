@@ -206,6 +206,7 @@ with_context!(
     KeyAgreementRequest,
     ResolveRequest,
     PingRequest,
+    TrustAnchorsRequest,
 );
 
 #[tonic::async_trait]
@@ -529,6 +530,23 @@ impl KeyManagement for KmsGrpcService {
             kid: stored.kid.map(|kid| kid.to_string()).unwrap_or_default(),
             chain: stored.certificate.chain,
         }))
+    }
+
+    async fn get_trust_anchors(
+        &self,
+        request: Request<proto::TrustAnchorsRequest>,
+    ) -> Result<Response<proto::TrustAnchorsResponse>, Status> {
+        let (caller, _) = self.accept(request).await?;
+        let Some(certificates) = &self.certificates else {
+            return Err(Status::unimplemented(
+                "this KMS server keeps no certificates",
+            ));
+        };
+        let certificates = certificates
+            .trust_anchors(&caller)
+            .await
+            .map_err(|err| status_for(&err))?;
+        Ok(Response::new(proto::TrustAnchorsResponse { certificates }))
     }
 
     async fn ping(

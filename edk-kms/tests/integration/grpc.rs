@@ -1023,7 +1023,8 @@ async fn ping_of_an_unreachable_kms_is_unavailable() {
 }
 
 /// `GetCertificate`: the chain stored under an alias of the caller's tenant, `NotFound` for an
-/// alias of another tenant, `Unsupported` from a server that keeps no certificates.
+/// alias of another tenant, `Unsupported` from a server that keeps no certificates; and
+/// `GetTrustAnchors`: the tenant's trust anchors only.
 async fn certificates_are_read_over_grpc(backend: Backend) {
     let env = env(backend).await;
     let certificates = Certificates::new(
@@ -1043,7 +1044,7 @@ async fn certificates_are_read_over_grpc(backend: Backend) {
             .unwrap();
     }
     let day = Duration::from_secs(86_400);
-    certificates
+    let iaca = certificates
         .issue(
             &env.a,
             &root,
@@ -1067,6 +1068,24 @@ async fn certificates_are_read_over_grpc(backend: Backend) {
         )
         .await
         .unwrap();
+    certificates
+        .put_chain(
+            &env.a,
+            &"iacas".parse().unwrap(),
+            &iaca.certificate.pem().unwrap(),
+            true,
+        )
+        .await
+        .unwrap();
+    certificates
+        .put_chain(
+            &env.a,
+            &"signers".parse().unwrap(),
+            &issued.certificate.pem().unwrap(),
+            false,
+        )
+        .await
+        .unwrap();
 
     let key = service_key();
     let server = spawn_with(
@@ -1086,11 +1105,19 @@ async fn certificates_are_read_over_grpc(backend: Backend) {
         remote.certificate(&env.b, &alias).await,
         Err(edk_kms::cert::Error::CertificateNotFound { .. })
     ));
+    // `GetTrustAnchors`: only the chains marked trust anchors, only the caller's tenant's.
+    assert_eq!(
+        remote.trust_anchors(&env.a).await.unwrap(),
+        iaca.certificate.chain
+    );
+    assert!(remote.trust_anchors(&env.b).await.unwrap().is_empty());
 
     let key = service_key();
     let bare = spawn(&env, jwt_auth(&key, env.clock.clone()), None).await;
     let remote = remote_jwt(&bare, key, env.clock.clone()).await;
     let refused = remote.certificate(&env.a, &alias).await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Unsupported);
+    let refused = remote.trust_anchors(&env.a).await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Unsupported);
 }
 

@@ -241,7 +241,6 @@ impl Edk {
                 deps.tenancy().clone(),
                 deps.kms().kms(),
                 deps.certificates(),
-                edk_verifier_server::trust_anchors(&deps),
                 deps.clock(),
                 &config.verifier,
             );

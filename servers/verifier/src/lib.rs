@@ -60,19 +60,22 @@ pub struct VerifierParts {
 
 impl VerifierParts {
     /// The verifier over `tenancy` (built with [`migrations`]), signing with `kms`, reading
-    /// the certificates of its keys from `certificates` and each tenant's trust anchors (the
-    /// chains marked trust anchors) from `anchors`, with `settings`. Without `anchors` no
-    /// issuer is trusted.
+    /// the certificates of its keys and each tenant's trust anchors (the chains marked trust
+    /// anchors) from `certificates` (the KMS in process, or a KMS server over gRPC), with
+    /// `settings`.
     #[must_use]
     pub fn new(
         tenancy: Tenancy,
         kms: Arc<dyn edk_kms::Kms>,
         certificates: Arc<dyn edk_kms::cert::CertificateSource>,
-        anchors: Option<Arc<dyn edk_kms::cert::store::CertificateStore>>,
         clock: Arc<dyn Clock>,
         settings: &VerifierSettings,
     ) -> Self {
-        let status = StatusLists::new(settings, anchors.clone(), Arc::clone(&clock));
+        let status = StatusLists::new(
+            settings,
+            Some(Arc::clone(&certificates)),
+            Arc::clone(&clock),
+        );
         let verifier = Verifier::new(
             SqlStore::new(tenancy.clone()),
             kms,
@@ -80,12 +83,9 @@ impl VerifierParts {
             settings.request_ttl_secs,
             settings.max_request_ttl_secs,
         )
+        .with_trust_anchors(Arc::clone(&certificates))
         .with_certificates(certificates)
         .with_status_lists(Arc::new(status));
-        let verifier = match anchors {
-            Some(anchors) => verifier.with_trust_anchors(anchors),
-            None => verifier,
-        };
         Self {
             tenancy,
             verifier: Arc::new(verifier),
@@ -163,7 +163,6 @@ impl Service for VerifierServer {
                 deps.tenancy().clone(),
                 deps.kms().kms(),
                 deps.certificates(),
-                trust_anchors(deps),
                 deps.clock(),
                 &config.verifier,
             ),
@@ -183,18 +182,6 @@ impl Service for VerifierServer {
             .with(self.auth.clone())
             .boxed();
         compose(&self.http, &self.metrics, &self.parts, admin)
-    }
-}
-
-/// The tenants' trust anchors for [`VerifierParts::new`]: the certificate store of an
-/// in-process KMS (its tables are in the tenants' databases); none with a remote KMS.
-#[must_use]
-pub fn trust_anchors(deps: &Deps) -> Option<Arc<dyn edk_kms::cert::store::CertificateStore>> {
-    match deps.kms() {
-        edk_server::KmsHandle::Local(_) => Some(Arc::new(
-            edk_kms::cert::store::SqlCertificateStore::new(deps.tenancy().clone()),
-        )),
-        _ => None,
     }
 }
 

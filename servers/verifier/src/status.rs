@@ -24,7 +24,7 @@ use edk_core::status_list::{
 use edk_core::x5c::X5cResolver;
 use edk_core::{Clock, ErrorKind, TenantId};
 use edk_did::{DidKeyResolver, Resolver};
-use edk_kms::cert::store::CertificateStore;
+use edk_kms::cert::CertificateSource;
 use edk_oid4vp::{CredentialStatus, StatusCheck, StatusReference};
 use edk_tenancy::TenantContext;
 use url::Url;
@@ -60,7 +60,7 @@ pub enum StatusError {
 /// bounded [`StatusListCache`] per tenant and status list origin.
 pub struct StatusLists {
     http: Http,
-    anchors: Option<Arc<dyn CertificateStore>>,
+    anchors: Option<Arc<dyn CertificateSource>>,
     dids: Option<Arc<DidKeyResolver>>,
     clock: Arc<dyn Clock>,
     lists_per_cache: usize,
@@ -84,7 +84,7 @@ impl StatusLists {
     #[must_use]
     pub fn new(
         settings: &VerifierSettings,
-        anchors: Option<Arc<dyn CertificateStore>>,
+        anchors: Option<Arc<dyn CertificateSource>>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         edk_server::install_crypto_provider();
@@ -288,7 +288,7 @@ impl StatusListFetcher for Http {
 struct IssuerKeys {
     tenant: TenantContext,
     origin: String,
-    anchors: Option<Arc<dyn CertificateStore>>,
+    anchors: Option<Arc<dyn CertificateSource>>,
     dids: Option<Arc<DidKeyResolver>>,
     http: Http,
     clock: Arc<dyn Clock>,
@@ -296,17 +296,13 @@ struct IssuerKeys {
 
 impl IssuerKeys {
     async fn by_x5c(&self, query: &KeyQuery<'_>) -> Result<Arc<VerifyingKey>, JoseError> {
-        let Some(store) = &self.anchors else {
+        let Some(source) = &self.anchors else {
             return Err(JoseError::UntrustedKey("the tenant has no trust anchors"));
         };
-        let chains = store
-            .chains(&self.tenant)
+        let anchors = source
+            .trust_anchors(&crate::verifier::caller(&self.tenant))
             .await
             .map_err(|_| JoseError::UntrustedKey("the tenant's trust anchors are unavailable"))?;
-        let anchors = chains
-            .into_iter()
-            .filter(|chain| chain.trust_anchor)
-            .flat_map(|chain| chain.certificates);
         X5cResolver::new(anchors, Arc::clone(&self.clock))?
             .resolve(query)
             .await

@@ -126,7 +126,7 @@ pub struct Verifier {
     store: SqlStore,
     kms: Arc<dyn Kms>,
     certificates: Option<Arc<dyn CertificateSource>>,
-    anchors: Option<Arc<dyn edk_kms::cert::store::CertificateStore>>,
+    anchors: Option<Arc<dyn CertificateSource>>,
     status: Option<Arc<crate::status::StatusLists>>,
     clock: Arc<dyn Clock>,
     request_ttl_secs: i64,
@@ -629,13 +629,11 @@ pub enum WalletError {
 
 impl Verifier {
     /// The verifier reading each tenant's trust anchors (certificate chains marked trust
-    /// anchors in the tenant's KMS certificate store) from `store`.
+    /// anchors in the tenant's KMS certificate store) from `source`; without them no issuer
+    /// is trusted.
     #[must_use]
-    pub fn with_trust_anchors(
-        mut self,
-        store: Arc<dyn edk_kms::cert::store::CertificateStore>,
-    ) -> Self {
-        self.anchors = Some(store);
+    pub fn with_trust_anchors(mut self, source: Arc<dyn CertificateSource>) -> Self {
+        self.anchors = Some(source);
         self
     }
 
@@ -889,18 +887,13 @@ impl Verifier {
 
     /// The DER certificates of the tenant's chains marked trust anchors.
     async fn trust_anchors(&self, tenant: &TenantContext) -> Result<Vec<Vec<u8>>, Error> {
-        let Some(store) = &self.anchors else {
+        let Some(source) = &self.anchors else {
             return Ok(Vec::new());
         };
-        let chains = store
-            .chains(tenant)
+        source
+            .trust_anchors(&caller(tenant))
             .await
-            .map_err(|err| Error::Conflict(format!("the certificate store failed: {err}")))?;
-        Ok(chains
-            .into_iter()
-            .filter(|chain| chain.trust_anchor)
-            .flat_map(|chain| chain.certificates)
-            .collect())
+            .map_err(|err| Error::Conflict(format!("the certificate store failed: {err}")))
     }
 }
 

@@ -138,9 +138,6 @@ impl Deployment {
             tenancy.clone(),
             kms.clone(),
             Arc::new(certificates.clone()),
-            Some(Arc::new(edk_kms::cert::store::SqlCertificateStore::new(
-                tenancy.clone(),
-            ))),
             Arc::clone(&clock),
             settings,
         );
