@@ -7,12 +7,14 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::ExposeSecret;
 
-use edk_core::{ClientId, ErrorChain, ErrorKind, HasKind, TenantId};
+use edk_core::{ClientId, Clock, ErrorChain, ErrorKind, HasKind, TenantId};
+use edk_kms::Kms;
 use edk_oauth::client::{ClientAuthMethod, ClientMetadata, GrantType};
 use edk_oauth::{AuthorizationServer, NewClient};
 use edk_server::{ApiError, problem_for};
 use edk_tenancy::{ServiceType, Tenancy, Tenant, TenantDirectory as _};
 
+use crate::onboarding::{self, Onboarder, Onboarding};
 use crate::operators::{PlatformBearer, scope};
 use crate::setup;
 
@@ -22,25 +24,44 @@ pub struct PlatformApi {
     tenancy: Tenancy,
     oauth: Arc<AuthorizationServer>,
     realm: TenantId,
+    onboarder: Onboarder,
 }
 
 impl PlatformApi {
     /// The API over `tenancy`, with the operator authorization server `oauth` holding its
-    /// state in the reserved tenant `realm`.
+    /// state in the reserved tenant `realm` (`oauth` also serves the tenants' authorization
+    /// servers onboarding prepares), tenants' keys in `kms`, dated by `clock`.
     #[must_use]
-    pub const fn new(tenancy: Tenancy, oauth: Arc<AuthorizationServer>, realm: TenantId) -> Self {
+    pub fn new(
+        tenancy: Tenancy,
+        oauth: Arc<AuthorizationServer>,
+        kms: Arc<dyn Kms>,
+        clock: Arc<dyn Clock>,
+        realm: TenantId,
+    ) -> Self {
         Self {
+            onboarder: Onboarder::new(tenancy.clone(), kms, Arc::clone(&oauth), clock, realm),
             tenancy,
             oauth,
             realm,
         }
     }
 
+    async fn detail(&self, tenant: &Tenant) -> Result<TenantDetail, ApiError> {
+        let record = self
+            .onboarder
+            .record(tenant.id)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(TenantDetail {
+            tenant: view(tenant),
+            onboarding: record.map(|record| steps(&record)).unwrap_or_default(),
+        })
+    }
+
     /// The tenant `id`, unless it is the reserved operator realm.
     async fn customer(&self, id: &str) -> Result<Tenant, ApiError> {
-        let id: TenantId = id
-            .parse()
-            .map_err(|_| invalid("id", "not a tenant id".to_owned()))?;
+        let id: TenantId = id.parse().map_err(|_| invalid("id", "not a tenant id"))?;
         if id == self.realm {
             return Err(not_found());
         }
@@ -99,6 +120,7 @@ pub struct TenantView {
     /// When it was created (RFC 3339).
     pub created_at: String,
     /// When it was deleted (RFC 3339), if it was.
+    #[oai(skip_serializing_if_is_none)]
     pub deleted_at: Option<String>,
 }
 
@@ -107,6 +129,73 @@ pub struct TenantView {
 pub struct TenantList {
     /// Every tenant, deleted ones within their grace period included.
     pub tenants: Vec<TenantView>,
+}
+
+/// A tenant with its onboarding.
+#[derive(Debug, Object)]
+pub struct TenantDetail {
+    /// The tenant.
+    #[oai(flatten)]
+    pub tenant: TenantView,
+    /// Each onboarding step in order (empty for a tenant not onboarded here).
+    pub onboarding: Vec<StepView>,
+}
+
+/// The state of one onboarding step.
+#[derive(Debug, Object)]
+pub struct StepView {
+    /// `registry`, `kms_aliases`, `bindings` or `authorization_server`.
+    pub step: String,
+    /// `pending`, `done` or `failed`.
+    pub state: String,
+    /// When it last changed (RFC 3339).
+    #[oai(skip_serializing_if_is_none)]
+    pub at: Option<String>,
+    /// Why it failed.
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
+}
+
+/// Where one service of a new tenant is reached.
+#[derive(Debug, Object)]
+pub struct NewBinding {
+    /// `as`, `did`, `issuer` or `verifier`.
+    pub service: String,
+    /// The DNS host.
+    pub host: String,
+    /// The port, when not the scheme's default.
+    pub port: Option<u16>,
+    /// The path prefix (`/` for the host root).
+    pub path_prefix: String,
+    /// `inserted` (`/.well-known/<name><prefix>`, the default) or `appended`.
+    pub well_known: Option<String>,
+    /// Advertise `http` (loopback hosts only, for local development).
+    #[oai(default)]
+    pub dangerous_loopback_http: bool,
+}
+
+/// A tenant to onboard.
+#[derive(Debug, Object)]
+pub struct NewTenant {
+    /// The slug: lower-case letters, digits and `-`.
+    pub slug: String,
+    /// The display name.
+    pub display_name: String,
+    /// The endpoints of its services; one of service `as` is required.
+    pub bindings: Vec<NewBinding>,
+}
+
+fn steps(record: &Onboarding) -> Vec<StepView> {
+    record
+        .steps
+        .iter()
+        .map(|step| StepView {
+            step: step.step.as_str().to_owned(),
+            state: step.state.clone(),
+            at: step.at.clone(),
+            error: step.error.clone(),
+        })
+        .collect()
 }
 
 /// A created resource.
@@ -129,7 +218,7 @@ fn view(tenant: &Tenant) -> TenantView {
 }
 
 /// A 400 naming the request field `field`.
-pub(crate) fn invalid(field: &str, reason: String) -> ApiError {
+fn invalid(field: &str, reason: &str) -> ApiError {
     ApiError::new(
         ErrorKind::InvalidInput,
         Some(format!("`{field}`: {reason}")),
@@ -141,7 +230,7 @@ fn not_found() -> ApiError {
 }
 
 /// The problem of a library error, logging server-side failures.
-pub(crate) fn failed(err: &(dyn HasKind + 'static)) -> ApiError {
+fn failed(err: &(dyn HasKind + 'static)) -> ApiError {
     if err.kind() == ErrorKind::Internal {
         tracing::error!(error = %ErrorChain(err), "platform request failed");
     }
@@ -162,7 +251,7 @@ impl PlatformApi {
         let body = body.0;
         let client_id = body
             .client_id
-            .map(|id| ClientId::new(id).map_err(|err| invalid("client_id", err.to_string())))
+            .map(|id| ClientId::new(id).map_err(|err| invalid("client_id", &err.to_string())))
             .transpose()?;
         let realm = self
             .tenancy
@@ -233,7 +322,53 @@ impl PlatformApi {
         }))
     }
 
-    /// One tenant. Requires scope `platform:tenants:read`.
+    /// Onboards a tenant: registry row, schema and migrations, default KMS aliases, endpoint
+    /// bindings and its authorization server, each step recorded. Sending the same request
+    /// again resumes an unfinished onboarding at its first unfinished step. Requires scope
+    /// `platform:tenants:write`.
+    #[oai(
+        path = "/tenants",
+        method = "post",
+        operation_id = "createTenant",
+        tag = "PlatformTag::Tenants"
+    )]
+    async fn create_tenant(
+        &self,
+        auth: PlatformBearer,
+        body: Json<NewTenant>,
+    ) -> Result<Created<TenantDetail>, ApiError> {
+        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        let body = body.0;
+        let request = onboarding::OnboardingRequest {
+            slug: body.slug,
+            display_name: body.display_name,
+            bindings: body
+                .bindings
+                .into_iter()
+                .map(|binding| onboarding::BindingRequest {
+                    service: binding.service,
+                    host: binding.host,
+                    port: binding.port,
+                    path_prefix: binding.path_prefix,
+                    well_known: binding.well_known,
+                    dangerous_loopback_http: binding.dangerous_loopback_http,
+                })
+                .collect(),
+        };
+        let (tenant, _) = self
+            .onboarder
+            .onboard(request)
+            .await
+            .map_err(|err| failed(&err))?;
+        let tenant = self
+            .tenancy
+            .tenant(tenant)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Created::Created(Json(self.detail(&tenant).await?)))
+    }
+
+    /// One tenant with its onboarding steps. Requires scope `platform:tenants:read`.
     #[oai(
         path = "/tenants/:id",
         method = "get",
@@ -245,9 +380,81 @@ impl PlatformApi {
         auth: PlatformBearer,
         /// The tenant id.
         id: Path<String>,
-    ) -> Result<Json<TenantView>, ApiError> {
+    ) -> Result<Json<TenantDetail>, ApiError> {
         auth.0.require_scope(scope::TENANTS_READ)?;
         let tenant = self.customer(&id.0).await?;
+        Ok(Json(self.detail(&tenant).await?))
+    }
+
+    /// Suspends a tenant: its endpoints stop serving at once. Requires scope
+    /// `platform:tenants:write`.
+    #[oai(
+        path = "/tenants/:id/suspend",
+        method = "post",
+        operation_id = "suspendTenant",
+        tag = "PlatformTag::Tenants"
+    )]
+    async fn suspend_tenant(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+    ) -> Result<Json<TenantView>, ApiError> {
+        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        let tenant = self.customer(&id.0).await?;
+        let tenant = self
+            .tenancy
+            .suspend(tenant.id)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(view(&tenant)))
+    }
+
+    /// Resumes a suspended tenant. Requires scope `platform:tenants:write`.
+    #[oai(
+        path = "/tenants/:id/resume",
+        method = "post",
+        operation_id = "resumeTenant",
+        tag = "PlatformTag::Tenants"
+    )]
+    async fn resume_tenant(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+    ) -> Result<Json<TenantView>, ApiError> {
+        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        let tenant = self.customer(&id.0).await?;
+        let tenant = self
+            .tenancy
+            .resume(tenant.id)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(view(&tenant)))
+    }
+
+    /// Deletes a tenant: it stops serving at once, and its data is purged once the grace
+    /// period has passed (the `tenancy.purge_deleted` job). Requires scope
+    /// `platform:tenants:write`.
+    #[oai(
+        path = "/tenants/:id",
+        method = "delete",
+        operation_id = "deleteTenant",
+        tag = "PlatformTag::Tenants"
+    )]
+    async fn delete_tenant(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+    ) -> Result<Json<TenantView>, ApiError> {
+        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        let tenant = self.customer(&id.0).await?;
+        let tenant = self
+            .tenancy
+            .delete(tenant.id)
+            .await
+            .map_err(|err| failed(&err))?;
         Ok(Json(view(&tenant)))
     }
 }

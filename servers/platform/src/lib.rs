@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod config;
+pub mod onboarding;
 pub mod operators;
 pub mod setup;
 
@@ -14,7 +15,8 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 use poem_openapi::OpenApiService;
 use secrecy::{ExposeSecret, SecretString};
 
-use edk_core::TenantId;
+use edk_core::{Clock, TenantId};
+use edk_kms::Kms;
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
@@ -52,7 +54,8 @@ pub enum Error {
 pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
     Ok(deps
         .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
-        .config_key(&setup::SETUP_STATE))
+        .config_key(&setup::SETUP_STATE)
+        .config_key(&onboarding::ONBOARDING))
 }
 
 /// The platform server `edk-platform`, built from its configuration and the shared
@@ -60,6 +63,8 @@ pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
 pub struct PlatformServer {
     tenancy: Tenancy,
     oauth: Arc<AuthorizationServer>,
+    kms: Arc<dyn Kms>,
+    clock: Arc<dyn Clock>,
     realm: TenantId,
     health: HealthApi,
     auth: PlatformAuth,
@@ -120,7 +125,16 @@ impl PlatformServer {
     /// The OpenAPI service of this server.
     #[must_use]
     pub fn openapi_service(&self) -> OpenApiService<(HealthApi, PlatformApi), ()> {
-        openapi_service(&self.tenancy, &self.oauth, self.realm, self.health.clone())
+        openapi_service(
+            PlatformApi::new(
+                self.tenancy.clone(),
+                Arc::clone(&self.oauth),
+                Arc::clone(&self.kms),
+                Arc::clone(&self.clock),
+                self.realm,
+            ),
+            self.health.clone(),
+        )
     }
 }
 
@@ -169,6 +183,8 @@ impl Service for PlatformServer {
             auth: PlatformAuth::new(tenancy.clone(), deps.kms().kms(), deps.clock(), realm),
             tenancy,
             oauth,
+            kms: deps.kms().kms(),
+            clock: deps.clock(),
             realm,
             health: deps.health(),
             http: config.http.clone(),
@@ -211,22 +227,13 @@ fn announce(token: &SecretString) {
     );
 }
 
-/// The OpenAPI service of the platform: health probes and the platform API.
+/// The OpenAPI service of the platform: health probes and `api`.
 #[must_use]
 pub fn openapi_service(
-    tenancy: &Tenancy,
-    oauth: &Arc<AuthorizationServer>,
-    realm: TenantId,
+    api: PlatformApi,
     health: HealthApi,
 ) -> OpenApiService<(HealthApi, PlatformApi), ()> {
-    OpenApiService::new(
-        (
-            health,
-            PlatformApi::new(tenancy.clone(), Arc::clone(oauth), realm),
-        ),
-        "EDK platform",
-        env!("CARGO_PKG_VERSION"),
-    )
+    OpenApiService::new((health, api), "EDK platform", env!("CARGO_PKG_VERSION"))
 }
 
 /// Sends the platform API and the anonymous paths to the admin surface and everything else

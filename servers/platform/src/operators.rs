@@ -21,7 +21,7 @@ use edk_core::{Clock, ErrorChain, ErrorKind, HasKind, TenantId, TenantSlug};
 use edk_kms::Kms;
 use edk_oauth::{AccessTokenKeys, AccessTokenValidator, ResourceRequest};
 use edk_server::problem::{CHALLENGE_INVALID_TOKEN, CHALLENGE_MISSING_TOKEN};
-use edk_server::{ApiError, Problem, ProblemType, path_is_under};
+use edk_server::{AdminAuth, ApiError, Problem, ProblemType, path_is_under};
 use edk_tenancy::{
     EndpointBinding, EndpointScheme, ServiceType, Tenancy, TenantDirectory as _, WellKnownLayout,
 };
@@ -181,6 +181,7 @@ struct AuthInner {
     kms: Arc<dyn Kms>,
     clock: Arc<dyn Clock>,
     realm: TenantId,
+    admins: Option<AdminAuth>,
 }
 
 impl fmt::Debug for PlatformAuth {
@@ -207,6 +208,25 @@ impl PlatformAuth {
                 kms,
                 clock,
                 realm,
+                admins: None,
+            }),
+        }
+    }
+
+    /// Also accepts the admin tokens `admins` verifies, with their scopes, as operator
+    /// tokens: for a deployment whose own administrator is an operator (the all-in-one `edk`
+    /// trusts its bootstrap issuer this way). Give it only issuers trusted with the whole
+    /// platform, never a tenant's.
+    #[must_use]
+    pub fn with_admin_issuers(self, admins: AdminAuth) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(AuthInner {
+                tenancy: inner.tenancy.clone(),
+                kms: Arc::clone(&inner.kms),
+                clock: Arc::clone(&inner.clock),
+                realm: inner.realm,
+                admins: Some(admins),
             }),
         }
     }
@@ -229,16 +249,17 @@ impl PlatformAuth {
         authorization: Option<String>,
     ) -> Result<PlatformPrincipal, PlatformAuthError> {
         let inner = &self.inner;
-        let bearer = authorization.as_deref().and_then(|header| {
-            header
-                .split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, token)| token.trim())
-                .filter(|token| !token.is_empty())
-        });
-        if bearer.is_none() {
-            return Err(PlatformAuthError::MissingToken);
-        }
+        let bearer = authorization
+            .as_deref()
+            .and_then(|header| {
+                header
+                    .split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, token)| token.trim())
+                    .filter(|token| !token.is_empty())
+            })
+            .map(str::to_owned)
+            .ok_or(PlatformAuthError::MissingToken)?;
         let realm = inner
             .tenancy
             .context_for_service(inner.realm, ServiceType::As)
@@ -254,14 +275,27 @@ impl PlatformAuth {
             Arc::new(AccessTokenKeys::new(Arc::clone(&inner.kms), realm)),
             Arc::clone(&inner.clock),
         );
-        let token = validator
+        let refused = match validator
             .validate(&ResourceRequest::new(method, url, authorization))
             .await
-            .map_err(PlatformAuthError::InvalidToken)?;
-        Ok(PlatformPrincipal {
-            subject: token.subject,
-            scopes: token.scopes.into_iter().collect(),
-        })
+        {
+            Ok(token) => {
+                return Ok(PlatformPrincipal {
+                    subject: token.subject,
+                    scopes: token.scopes.into_iter().collect(),
+                });
+            }
+            Err(err) => err,
+        };
+        if let Some(admins) = &inner.admins
+            && let Ok(admin) = admins.verify(&bearer).await
+        {
+            return Ok(PlatformPrincipal {
+                subject: admin.subject.unwrap_or(admin.issuer),
+                scopes: admin.scopes,
+            });
+        }
+        Err(PlatformAuthError::InvalidToken(refused))
     }
 }
 

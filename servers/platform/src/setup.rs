@@ -80,8 +80,7 @@ pub enum SetupError {
 impl HasKind for SetupError {
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::Closed => ErrorKind::Forbidden,
-            Self::InvalidToken => ErrorKind::Unauthenticated,
+            Self::Closed | Self::InvalidToken => ErrorKind::Forbidden,
             Self::TokenFile { .. } | Self::Tenancy(_) => ErrorKind::Internal,
         }
     }

@@ -1,5 +1,12 @@
 //! The platform server over real HTTP on loopback, on SQLite and PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod openapi;
 mod setup;
 mod support;
+mod tenants;

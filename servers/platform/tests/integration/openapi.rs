@@ -6,13 +6,7 @@ use crate::support::{Backend, Platform};
 #[tokio::test]
 async fn openapi_document_matches_the_snapshot() {
     let platform = Platform::start(Backend::Sqlite).await;
-    let spec = edk_platform_server::openapi_service(
-        platform.started.deps().tenancy(),
-        platform.started.authorization_server(),
-        platform.started.realm(),
-        edk_server::HealthApi::new(),
-    )
-    .spec();
+    let spec = platform.started.openapi_service().spec();
     platform.close().await;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
     if std::env::var_os("EDK_UPDATE_SNAPSHOTS").is_some() {

@@ -20,7 +20,7 @@ async fn setup_creates_one_operator_and_closes(backend: Backend) {
     assert!(platform.started.setup_token().is_some());
 
     let (status, body) = platform.setup("not-the-token").await;
-    assert_eq!(status, 401, "{body}");
+    assert_eq!(status, 403, "{body}");
     assert_eq!(body["detail"], "the setup token is not valid");
 
     let (status, operator) = platform.setup(&token).await;
