@@ -165,7 +165,8 @@ impl Edk {
             .config_key(&edk_oid4vci::SESSION_RETENTION)
             .config_key(&edk_oid4vci::CLAIMS_ENDPOINT)
             .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?)
-            .config_key(&edk_platform_server::setup::SETUP_STATE);
+            .config_key(&edk_platform_server::setup::SETUP_STATE)
+            .config_key(&edk_platform_server::onboarding::ONBOARDING);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -302,7 +303,8 @@ impl Edk {
                 deps.clock(),
                 platform_realm,
             )
-            .with_admin_issuers(bootstrap);
+            .with_admin_issuers(bootstrap)
+            .with_tenant_admins(auth.clone());
             Ok(Parts {
                 kms,
                 oauth,

@@ -47,6 +47,20 @@ impl PlatformApi {
         }
     }
 
+    /// The tenant `id` once `auth` may act for it with `scope` (checked before the tenant is
+    /// looked up, so another tenant's administrator learns nothing of it).
+    async fn authorized(
+        &self,
+        auth: &PlatformBearer,
+        scope: &str,
+        id: &str,
+    ) -> Result<Tenant, ApiError> {
+        auth.0.require_scope(scope)?;
+        let tenant: TenantId = id.parse().map_err(|_| invalid("id", "not a tenant id"))?;
+        auth.0.require_tenant(scope, tenant)?;
+        self.customer(id).await
+    }
+
     async fn detail(&self, tenant: &Tenant) -> Result<TenantDetail, ApiError> {
         let record = self
             .onboarder
@@ -198,6 +212,76 @@ fn steps(record: &Onboarding) -> Vec<StepView> {
         .collect()
 }
 
+/// An endpoint binding.
+#[derive(Debug, Object)]
+pub struct BindingView {
+    /// `as`, `did`, `issuer` or `verifier`.
+    pub service: String,
+    /// The identifier URL the service advertises.
+    pub url: String,
+    /// The host.
+    pub host: String,
+    /// The port, when not the scheme's default.
+    #[oai(skip_serializing_if_is_none)]
+    pub port: Option<u16>,
+    /// The path prefix.
+    pub path_prefix: String,
+}
+
+/// A tenant's bindings.
+#[derive(Debug, Object)]
+pub struct BindingList {
+    /// One per bound service.
+    pub bindings: Vec<BindingView>,
+}
+
+/// Where a service of a tenant is reached.
+#[derive(Debug, Object)]
+pub struct BindingUpdate {
+    /// The DNS host.
+    pub host: String,
+    /// The port, when not the scheme's default.
+    pub port: Option<u16>,
+    /// The path prefix (`/` for the host root).
+    pub path_prefix: String,
+    /// `inserted` (the default) or `appended`.
+    pub well_known: Option<String>,
+    /// Advertise `http` (loopback hosts only, for local development).
+    #[oai(default)]
+    pub dangerous_loopback_http: bool,
+}
+
+/// A configuration value to write.
+#[derive(Debug, Object)]
+pub struct ConfigUpdate {
+    /// The value, checked against the key's type and rules.
+    pub value: serde_json::Value,
+    /// Write only if the stored version is this one (`0`: only if unset).
+    pub expected_version: Option<i64>,
+}
+
+/// A written configuration key.
+#[derive(Debug, Object)]
+pub struct ConfigView {
+    /// The key.
+    pub key: String,
+    /// Its new version.
+    pub version: i64,
+}
+
+/// Keys holding secrets that their own service seals before storing them.
+const PROTECTED_KEYS: [&str; 1] = ["oauth.upstream_oidc"];
+
+fn binding_view(binding: &edk_tenancy::EndpointBinding) -> BindingView {
+    BindingView {
+        service: binding.service().as_str().to_owned(),
+        url: binding.identifier().to_owned(),
+        host: binding.host().to_owned(),
+        port: binding.port(),
+        path_prefix: binding.path_prefix(),
+    }
+}
+
 /// A created resource.
 #[derive(ApiResponse, Debug)]
 pub enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
@@ -311,7 +395,7 @@ impl PlatformApi {
         tag = "PlatformTag::Tenants"
     )]
     async fn list_tenants(&self, auth: PlatformBearer) -> Result<Json<TenantList>, ApiError> {
-        auth.0.require_scope(scope::TENANTS_READ)?;
+        auth.0.require_operator(scope::TENANTS_READ)?;
         let tenants = self.tenancy.tenants().await.map_err(|err| failed(&err))?;
         Ok(Json(TenantList {
             tenants: tenants
@@ -337,7 +421,7 @@ impl PlatformApi {
         auth: PlatformBearer,
         body: Json<NewTenant>,
     ) -> Result<Created<TenantDetail>, ApiError> {
-        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        auth.0.require_operator(scope::TENANTS_WRITE)?;
         let body = body.0;
         let request = onboarding::OnboardingRequest {
             slug: body.slug,
@@ -381,7 +465,7 @@ impl PlatformApi {
         /// The tenant id.
         id: Path<String>,
     ) -> Result<Json<TenantDetail>, ApiError> {
-        auth.0.require_scope(scope::TENANTS_READ)?;
+        auth.0.require_operator(scope::TENANTS_READ)?;
         let tenant = self.customer(&id.0).await?;
         Ok(Json(self.detail(&tenant).await?))
     }
@@ -400,7 +484,7 @@ impl PlatformApi {
         /// The tenant id.
         id: Path<String>,
     ) -> Result<Json<TenantView>, ApiError> {
-        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        auth.0.require_operator(scope::TENANTS_WRITE)?;
         let tenant = self.customer(&id.0).await?;
         let tenant = self
             .tenancy
@@ -423,7 +507,7 @@ impl PlatformApi {
         /// The tenant id.
         id: Path<String>,
     ) -> Result<Json<TenantView>, ApiError> {
-        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        auth.0.require_operator(scope::TENANTS_WRITE)?;
         let tenant = self.customer(&id.0).await?;
         let tenant = self
             .tenancy
@@ -448,7 +532,7 @@ impl PlatformApi {
         /// The tenant id.
         id: Path<String>,
     ) -> Result<Json<TenantView>, ApiError> {
-        auth.0.require_scope(scope::TENANTS_WRITE)?;
+        auth.0.require_operator(scope::TENANTS_WRITE)?;
         let tenant = self.customer(&id.0).await?;
         let tenant = self
             .tenancy
@@ -456,5 +540,123 @@ impl PlatformApi {
             .await
             .map_err(|err| failed(&err))?;
         Ok(Json(view(&tenant)))
+    }
+
+    /// A tenant's endpoint bindings. Requires scope `tenant:config:read`; a tenant
+    /// administrator's token reaches its own tenant only.
+    #[oai(
+        path = "/tenants/:id/bindings",
+        method = "get",
+        operation_id = "listTenantBindings",
+        tag = "PlatformTag::Tenants"
+    )]
+    async fn list_bindings(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+    ) -> Result<Json<BindingList>, ApiError> {
+        let tenant = self
+            .authorized(&auth, scope::TENANT_CONFIG_READ, &id.0)
+            .await?;
+        let bindings = self
+            .tenancy
+            .bindings(tenant.id)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(BindingList {
+            bindings: bindings.iter().map(binding_view).collect(),
+        }))
+    }
+
+    /// Binds one service of a tenant to a host and path prefix, replacing its binding; every
+    /// replica follows at once (events). Requires scope `tenant:config:write`; a tenant
+    /// administrator's token reaches its own tenant only.
+    #[oai(
+        path = "/tenants/:id/bindings/:service",
+        method = "put",
+        operation_id = "putTenantBinding",
+        tag = "PlatformTag::Tenants"
+    )]
+    async fn put_binding(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+        /// `as`, `did`, `issuer` or `verifier`.
+        service: Path<String>,
+        body: Json<BindingUpdate>,
+    ) -> Result<Json<BindingView>, ApiError> {
+        let tenant = self
+            .authorized(&auth, scope::TENANT_CONFIG_WRITE, &id.0)
+            .await?;
+        let body = body.0;
+        let request = onboarding::BindingRequest {
+            service: service.0,
+            host: body.host,
+            port: body.port,
+            path_prefix: body.path_prefix,
+            well_known: body.well_known,
+            dangerous_loopback_http: body.dangerous_loopback_http,
+        };
+        let binding = request
+            .binding(tenant.id)
+            .map_err(|(field, reason)| invalid(field, &reason))?;
+        let current = self
+            .tenancy
+            .bindings(tenant.id)
+            .await
+            .map_err(|err| failed(&err))?;
+        if !current.contains(&binding) {
+            self.tenancy
+                .unbind(tenant.id, binding.service())
+                .await
+                .map_err(|err| failed(&err))?;
+            self.tenancy
+                .bind(&binding)
+                .await
+                .map_err(|err| failed(&err))?;
+        }
+        Ok(Json(binding_view(&binding)))
+    }
+
+    /// Sets one typed configuration key of a tenant (the keys the services register, e.g.
+    /// `oauth.client_attestation`); a value the key refuses is a 400 naming the key.
+    /// `expected_version` makes the write conditional. Requires scope `tenant:config:write`;
+    /// a tenant administrator's token reaches its own tenant only.
+    #[oai(
+        path = "/tenants/:id/config/:key",
+        method = "put",
+        operation_id = "putTenantConfig",
+        tag = "PlatformTag::Tenants"
+    )]
+    async fn put_config(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+        /// The configuration key.
+        key: Path<String>,
+        body: Json<ConfigUpdate>,
+    ) -> Result<Json<ConfigView>, ApiError> {
+        let tenant = self
+            .authorized(&auth, scope::TENANT_CONFIG_WRITE, &id.0)
+            .await?;
+        if key.0.starts_with("platform.") || PROTECTED_KEYS.contains(&key.0.as_str()) {
+            return Err(invalid(
+                "key",
+                &format!("`{}` is not set through the platform API", key.0),
+            ));
+        }
+        let body = body.0;
+        let written = self
+            .tenancy
+            .set_config(Some(tenant.id), &key.0, body.value, body.expected_version)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Json(ConfigView {
+            key: written.key,
+            version: written.version,
+        }))
     }
 }

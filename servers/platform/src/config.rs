@@ -14,8 +14,9 @@ pub struct PlatformServerConfig {
     /// The HTTP listener and request limits.
     #[serde(default)]
     pub http: HttpConfig,
-    /// Admin token settings shared by every server (the platform API takes operator tokens
-    /// from its own operator authorization server instead).
+    /// Trusted admin-token issuers, as in every server: their tokens (naming a tenant in
+    /// `tenant`) are tenant administrators' tokens on the platform API, limited to the
+    /// routes of their own tenant. Operators use the operator authorization server.
     #[serde(default)]
     pub auth: AuthConfig,
     /// Logging.

@@ -20,7 +20,9 @@ use edk_kms::Kms;
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
-use edk_server::{ANONYMOUS_PATHS, HealthApi, HttpConfig, Metrics, Service, openapi_routes};
+use edk_server::{
+    ANONYMOUS_PATHS, AdminAuth, HealthApi, HttpConfig, Metrics, Service, openapi_routes,
+};
 use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
 
@@ -41,6 +43,9 @@ pub enum Error {
     /// The operator realm cannot be provisioned or bound.
     #[error("the operator authorization server cannot be set up")]
     Realm(#[source] operators::RealmError),
+    /// The admin-token issuers of the `auth` section are misconfigured.
+    #[error("the admin authentication could not be set up")]
+    Auth(#[source] edk_server::AuthSetupError),
     /// The setup token cannot be issued.
     #[error("the first-run setup token cannot be issued")]
     Setup(#[source] setup::SetupError),
@@ -55,7 +60,8 @@ pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
     Ok(deps
         .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
         .config_key(&setup::SETUP_STATE)
-        .config_key(&onboarding::ONBOARDING))
+        .config_key(&onboarding::ONBOARDING)
+        .config_key(&edk_oauth::client_attestation::CLIENT_ATTESTATION))
 }
 
 /// The platform server `edk-platform`, built from its configuration and the shared
@@ -179,8 +185,11 @@ impl Service for PlatformServer {
         {
             announce(token);
         }
+        let tenant_admins = AdminAuth::new(&config.auth, deps.clock(), &[], Some(deps.http()))
+            .map_err(Error::Auth)?;
         Ok(Self {
-            auth: PlatformAuth::new(tenancy.clone(), deps.kms().kms(), deps.clock(), realm),
+            auth: PlatformAuth::new(tenancy.clone(), deps.kms().kms(), deps.clock(), realm)
+                .with_tenant_admins(tenant_admins),
             tenancy,
             oauth,
             kms: deps.kms().kms(),

@@ -32,8 +32,18 @@ pub mod scope {
     pub const TENANTS_READ: &str = "platform:tenants:read";
     /// Creates, suspends, resumes and deletes tenants.
     pub const TENANTS_WRITE: &str = "platform:tenants:write";
-    /// Every platform scope, as the first operator gets them.
-    pub const ALL: [&str; 2] = [TENANTS_READ, TENANTS_WRITE];
+    /// Reads a tenant's endpoint bindings: an operator's for every tenant, a tenant
+    /// administrator's (a token naming its tenant) for that tenant only.
+    pub const TENANT_CONFIG_READ: &str = "tenant:config:read";
+    /// Changes a tenant's endpoint bindings and configuration, as [`TENANT_CONFIG_READ`].
+    pub const TENANT_CONFIG_WRITE: &str = "tenant:config:write";
+    /// Every scope, as the first operator gets them.
+    pub const ALL: [&str; 4] = [
+        TENANTS_READ,
+        TENANTS_WRITE,
+        TENANT_CONFIG_READ,
+        TENANT_CONFIG_WRITE,
+    ];
 }
 
 /// The slug of the reserved tenant that holds the operator authorization server's state.
@@ -120,13 +130,15 @@ pub async fn bind_operator_endpoint(
     tenancy.bind(&binding).await.map_err(RealmError::Tenancy)
 }
 
-/// The caller an operator token proved.
+/// The caller a token proved: an operator, or a tenant's administrator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlatformPrincipal {
     /// The token's subject (the operator's client id for client credentials).
     pub subject: String,
     /// The granted scopes.
     pub scopes: BTreeSet<String>,
+    /// The tenant of a tenant administrator's token; `None` for an operator.
+    pub tenant: Option<TenantId>,
 }
 
 impl PlatformPrincipal {
@@ -142,6 +154,37 @@ impl PlatformPrincipal {
             ErrorKind::Forbidden,
             Some(format!("the token lacks the scope `{scope}`")),
         ))
+    }
+
+    /// Succeeds for an operator's token carrying `scope`.
+    ///
+    /// # Errors
+    /// A `403` [`ApiError`] for a missing scope or a tenant administrator's token.
+    pub fn require_operator(&self, scope: &str) -> Result<(), ApiError> {
+        self.require_scope(scope)?;
+        if self.tenant.is_some() {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                Some("a tenant administrator's token cannot call platform routes".to_owned()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Succeeds for a token carrying `scope` that may act for `tenant`: an operator's, or
+    /// the administrator's of that tenant.
+    ///
+    /// # Errors
+    /// A `403` [`ApiError`] for a missing scope or another tenant's token.
+    pub fn require_tenant(&self, scope: &str, tenant: TenantId) -> Result<(), ApiError> {
+        self.require_scope(scope)?;
+        match self.tenant {
+            Some(own) if own != tenant => Err(ApiError::new(
+                ErrorKind::Forbidden,
+                Some("the token is for another tenant".to_owned()),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -182,6 +225,7 @@ struct AuthInner {
     clock: Arc<dyn Clock>,
     realm: TenantId,
     admins: Option<AdminAuth>,
+    tenant_admins: Option<AdminAuth>,
 }
 
 impl fmt::Debug for PlatformAuth {
@@ -209,6 +253,7 @@ impl PlatformAuth {
                 clock,
                 realm,
                 admins: None,
+                tenant_admins: None,
             }),
         }
     }
@@ -227,6 +272,25 @@ impl PlatformAuth {
                 clock: Arc::clone(&inner.clock),
                 realm: inner.realm,
                 admins: Some(admins),
+                tenant_admins: inner.tenant_admins.clone(),
+            }),
+        }
+    }
+
+    /// Also accepts the admin tokens `tenant_admins` verifies (the server's `auth` section:
+    /// bearer JWTs of trusted issuers naming their tenant in `tenant`) as tokens of that
+    /// tenant's administrator: they reach only the routes of their own tenant.
+    #[must_use]
+    pub fn with_tenant_admins(self, tenant_admins: AdminAuth) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(AuthInner {
+                tenancy: inner.tenancy.clone(),
+                kms: Arc::clone(&inner.kms),
+                clock: Arc::clone(&inner.clock),
+                realm: inner.realm,
+                admins: inner.admins.clone(),
+                tenant_admins: Some(tenant_admins),
             }),
         }
     }
@@ -283,6 +347,7 @@ impl PlatformAuth {
                 return Ok(PlatformPrincipal {
                     subject: token.subject,
                     scopes: token.scopes.into_iter().collect(),
+                    tenant: None,
                 });
             }
             Err(err) => err,
@@ -293,6 +358,16 @@ impl PlatformAuth {
             return Ok(PlatformPrincipal {
                 subject: admin.subject.unwrap_or(admin.issuer),
                 scopes: admin.scopes,
+                tenant: None,
+            });
+        }
+        if let Some(tenant_admins) = &inner.tenant_admins
+            && let Ok(admin) = tenant_admins.verify(&bearer).await
+        {
+            return Ok(PlatformPrincipal {
+                subject: admin.subject.unwrap_or(admin.issuer),
+                scopes: admin.scopes,
+                tenant: Some(admin.tenant),
             });
         }
         Err(PlatformAuthError::InvalidToken(refused))

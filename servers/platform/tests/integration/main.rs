@@ -9,4 +9,5 @@
 mod openapi;
 mod setup;
 mod support;
+mod tenant_admins;
 mod tenants;

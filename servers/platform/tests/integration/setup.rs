@@ -32,7 +32,12 @@ async fn setup_creates_one_operator_and_closes(backend: Backend) {
     );
     assert_eq!(
         operator["scopes"],
-        serde_json::json!(["platform:tenants:read", "platform:tenants:write"])
+        serde_json::json!([
+            "platform:tenants:read",
+            "platform:tenants:write",
+            "tenant:config:read",
+            "tenant:config:write"
+        ])
     );
 
     // Replayed or repeated: closed for good.

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use edk_core::SystemClock;
+use edk_core::jose::{Algorithm, Header, SigningKey, jws};
+use edk_core::{Clock as _, SystemClock};
 use edk_kms::provider::software::generate_kek;
 use edk_platform_server::{PlatformServer, PlatformServerConfig};
 use edk_server::service::Started;
@@ -11,6 +12,9 @@ use edk_server::{Service as _, TestServer, spawn_server};
 use edk_testkit::TestDb;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+
+/// The trusted issuer of tenant administrators' tokens.
+pub(crate) const ADMIN_ISSUER: &str = "https://admin.example";
 
 /// Which database a test runs on.
 #[derive(Clone, Copy, Debug)]
@@ -21,6 +25,7 @@ pub(crate) enum Backend {
 
 /// A platform server and where it keeps its state.
 pub(crate) struct Platform {
+    pub(crate) admin_key: SigningKey,
     pub(crate) started: Started<PlatformServer>,
     pub(crate) http: TestServer,
     pub(crate) client: reqwest::Client,
@@ -44,12 +49,15 @@ impl Platform {
         };
         let token_file = dir.path().join("setup-token");
         let kek = generate_kek().unwrap();
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let config: PlatformServerConfig = serde_json::from_value(json!({
             "database": database,
             "kms": {"mode": "local", "providers": [{
                 "kind": "software", "id": "software", "current_kek": "k1",
                 "keks": [{"id": "k1", "key": kek.expose_secret()}],
             }]},
+            "auth": {"issuers": [{"issuer": ADMIN_ISSUER,
+                "jwks": {"keys": [admin_key.public_jwk()]}}]},
             "platform": {"host": "localhost", "dangerous_loopback_http": true,
                 "setup_token_file": token_file},
         }))
@@ -68,6 +76,7 @@ impl Platform {
             .await
             .unwrap();
         Self {
+            admin_key,
             started,
             http,
             client,
@@ -118,6 +127,22 @@ impl Platform {
         let (status, body) = read(response).await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A tenant administrator's token: from the trusted admin issuer, naming `tenant`.
+    pub(crate) async fn tenant_admin_token(&self, tenant: &str, scope: &str) -> String {
+        let now = SystemClock.unix_seconds();
+        let claims = json!({
+            "iss": ADMIN_ISSUER, "aud": "edk-admin", "sub": "tenant-admin",
+            "tenant": tenant, "scope": scope, "iat": now, "exp": now + 600,
+        });
+        jws::sign(
+            Header::new(Algorithm::Es256).with_typ("JWT"),
+            claims.to_string().as_bytes(),
+            &self.admin_key,
+        )
+        .await
+        .unwrap()
     }
 
     /// Sends `method path` with `token` and an optional JSON body.
