@@ -1,5 +1,6 @@
 //! `/api/platform/v1`: first-run setup and the tenants.
 
+use std::fmt;
 use std::sync::Arc;
 
 use poem_openapi::param::Path;
@@ -92,7 +93,7 @@ enum PlatformTag {
 }
 
 /// The first-run setup request.
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(rename = "SetupRequest")]
 pub struct SetupRequest {
     /// The one-time setup token the platform printed or wrote to its token file.
@@ -105,7 +106,7 @@ pub struct SetupRequest {
 }
 
 /// The first operator: a client of the operator authorization server.
-#[derive(Debug, Object)]
+#[derive(Object)]
 pub struct SetupResult {
     /// The operator's client id.
     pub client_id: String,
@@ -117,6 +118,28 @@ pub struct SetupResult {
     pub token_endpoint: String,
     /// The scopes the operator may ask for.
     pub scopes: Vec<String>,
+}
+
+impl fmt::Debug for SetupRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetupRequest")
+            .field("setup_token", &"[redacted]")
+            .field("client_id", &self.client_id)
+            .field("client_name", &self.client_name)
+            .finish()
+    }
+}
+
+impl fmt::Debug for SetupResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetupResult")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("token_endpoint", &self.token_endpoint)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 /// A tenant.
@@ -658,5 +681,28 @@ impl PlatformApi {
             key: written.key,
             version: written.version,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let request = SetupRequest {
+            setup_token: "setup-secret".to_owned(),
+            client_id: None,
+            client_name: String::new(),
+        };
+        let result = SetupResult {
+            client_id: "ops".to_owned(),
+            client_secret: "client-secret".to_owned(),
+            issuer: String::new(),
+            token_endpoint: String::new(),
+            scopes: Vec::new(),
+        };
+        let printed = format!("{request:?} {result:?}");
+        assert!(!printed.contains("setup-secret") && !printed.contains("client-secret"));
     }
 }
