@@ -7,6 +7,7 @@
 )]
 
 mod openapi;
+mod scopes;
 mod setup;
 mod support;
 mod tenant_admins;
