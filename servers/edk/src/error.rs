@@ -56,6 +56,9 @@ pub enum Error {
     /// The credential issuer could not be set up.
     #[error("the credential issuer could not be set up")]
     Issuer(#[source] edk_issuer_server::Error),
+    /// The platform (operator realm, first-run setup) could not be set up.
+    #[error("the platform could not be set up")]
+    Platform(#[source] edk_platform_server::Error),
     /// The tenant configuration keys clash.
     #[error("the tenant configuration schema is invalid")]
     ConfigSchema(#[source] edk_tenancy::error::ConfigError),
@@ -82,6 +85,7 @@ impl HasKind for Error {
             | Self::ConfigSchema(_)
             | Self::Did(_)
             | Self::Issuer(_)
+            | Self::Platform(_)
             | Self::Deps(_)
             | Self::As(_)
             | Self::Tenancy(_) => ErrorKind::Internal,

@@ -17,6 +17,7 @@ use edk_did_server::{DidApis, DidServer, DidServerConfig, DidService, PublicEndp
 use edk_issuer_server::{IssuerApis, IssuerParts, ProtocolEndpoint as IssuerEndpoint, TokenKeys};
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
 use edk_oauth::AuthorizationServer;
+use edk_platform_server::{PlatformApi, PlatformAuth};
 use edk_server::deps::Deps;
 use edk_server::kms::{KmsConfig, ProviderConfig};
 use edk_server::{AdminAuth, HealthApi, Service, app, openapi_routes, path_is_under};
@@ -45,9 +46,13 @@ pub const LOCAL_DID_HOST: &str = "edk.localhost";
 /// UI, and the Universal Resolver.
 pub const ANONYMOUS_PATHS: [&str; 6] = edk_did_server::ANONYMOUS_PATHS;
 
+/// The file, in the data directory, that the platform's first-run setup token is written to
+/// (owner-only) while setup is open.
+pub const PLATFORM_SETUP_TOKEN_FILE: &str = "platform-setup-token";
+
 /// The admin APIs of the all-in-one server, as one OpenAPI service: health probes, the KMS
 /// API, the authorization server's admin API, the DID resolver, registrar and admin API, the
-/// credential issuer's admin APIs and the verifier's admin API.
+/// credential issuer's admin APIs, the verifier's admin API and the platform API.
 pub type EdkApis = (
     HealthApi,
     KmsApis,
@@ -55,10 +60,15 @@ pub type EdkApis = (
     DidApis,
     IssuerApis,
     VerifierAdminApi,
+    PlatformApi,
 );
 
 /// The OpenAPI service of the all-in-one server.
 #[must_use]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one part for each API the all-in-one server mounts"
+)]
 pub fn openapi_service(
     tenancy: &Tenancy,
     kms: &Arc<KmsState>,
@@ -66,6 +76,7 @@ pub fn openapi_service(
     did: &DidServer,
     issuer: &IssuerParts,
     verifier: &VerifierParts,
+    platform: PlatformApi,
     health: HealthApi,
 ) -> OpenApiService<EdkApis, ()> {
     OpenApiService::new(
@@ -76,6 +87,7 @@ pub fn openapi_service(
             did.apis(),
             issuer.admin_apis(),
             verifier.admin_api(),
+            platform,
         ),
         "EDK",
         env!("CARGO_PKG_VERSION"),
@@ -92,18 +104,26 @@ pub struct Edk {
     issuer: IssuerParts,
     verifier: VerifierParts,
     auth: AdminAuth,
+    platform_auth: PlatformAuth,
     config: EdkConfig,
     default_tenant: TenantId,
+    platform_realm: TenantId,
     bootstrap_token: Option<SecretString>,
+    setup_token: Option<SecretString>,
 }
 
 impl fmt::Debug for Edk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Edk")
             .field("default_tenant", &self.default_tenant)
+            .field("platform_realm", &self.platform_realm)
             .field(
                 "bootstrap_token",
                 &self.bootstrap_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field(
+                "setup_token",
+                &self.setup_token.as_ref().map(|_| "[redacted]"),
             )
             .finish_non_exhaustive()
     }
@@ -145,7 +165,9 @@ impl Edk {
             .config_key(&edk_oid4vci::SESSION_RETENTION)
             .config_key(&edk_oid4vci::CLAIMS_ENDPOINT)
             .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?)
-            .config_key(&edk_verifier_server::PRESENTATION_RETENTION);
+            .config_key(&edk_verifier_server::PRESENTATION_RETENTION)
+            .config_key(&edk_platform_server::setup::SETUP_STATE)
+            .config_key(&edk_platform_server::onboarding::ONBOARDING);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -257,14 +279,34 @@ impl Edk {
             } else {
                 None
             };
-            let auth = AdminAuth::new(
-                &config.auth,
-                deps.clock(),
-                &ANONYMOUS_PATHS,
-                Some(deps.http()),
+            // The platform API takes operator tokens of the operator realm, not admin tokens.
+            let mut anonymous = ANONYMOUS_PATHS.to_vec();
+            anonymous.push(edk_platform_server::API_PREFIX);
+            let auth = AdminAuth::new(&config.auth, deps.clock(), &anonymous, Some(deps.http()))
+                .map_err(Error::Auth)?;
+            let platform_realm = edk_platform_server::operators::operator_realm(deps.tenancy())
+                .await
+                .map_err(|err| Error::Platform(edk_platform_server::Error::Realm(err)))?;
+            let setup_token = edk_platform_server::setup::issue_token(
+                deps.tenancy(),
+                Some(&data.path().join(PLATFORM_SETUP_TOKEN_FILE)),
             )
-            .map_err(Error::Auth)?;
-            Ok((
+            .await
+            .map_err(|err| Error::Platform(edk_platform_server::Error::Setup(err)))?;
+            // The bootstrap admin holds the data directory: it is an operator too.
+            let mut bootstrap_only = config.auth.clone();
+            bootstrap_only.issuers = vec![data.bootstrap_issuer()];
+            let bootstrap =
+                AdminAuth::new(&bootstrap_only, deps.clock(), &[], None).map_err(Error::Auth)?;
+            let platform_auth = PlatformAuth::new(
+                deps.tenancy().clone(),
+                deps.kms().kms(),
+                deps.clock(),
+                platform_realm,
+            )
+            .with_admin_issuers(bootstrap)
+            .with_tenant_admins(auth.clone());
+            Ok(Parts {
                 kms,
                 oauth,
                 did,
@@ -273,24 +315,28 @@ impl Edk {
                 default_tenant,
                 bootstrap_token,
                 auth,
-            ))
+                platform_auth,
+                platform_realm,
+                setup_token,
+            })
         }
         .await;
         match parts {
-            Ok((kms, oauth, did, issuer, verifier, default_tenant, bootstrap_token, auth)) => {
-                Ok(Self {
-                    deps,
-                    kms,
-                    oauth,
-                    did,
-                    issuer,
-                    verifier,
-                    auth,
-                    config,
-                    default_tenant,
-                    bootstrap_token,
-                })
-            }
+            Ok(parts) => Ok(Self {
+                deps,
+                kms: parts.kms,
+                oauth: parts.oauth,
+                did: parts.did,
+                issuer: parts.issuer,
+                verifier: parts.verifier,
+                auth: parts.auth,
+                platform_auth: parts.platform_auth,
+                config,
+                default_tenant: parts.default_tenant,
+                platform_realm: parts.platform_realm,
+                bootstrap_token: parts.bootstrap_token,
+                setup_token: parts.setup_token,
+            }),
             Err(err) => Err((err, deps)),
         }
     }
@@ -308,8 +354,10 @@ impl Edk {
             self.did(),
             &self.issuer,
             &self.verifier,
+            self.platform_api(),
             self.deps.health(),
         ))
+        .with(self.platform_auth.clone())
         .with(self.auth.clone())
         .boxed();
         let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth())).boxed();
@@ -336,11 +384,12 @@ impl Edk {
     /// Binds the default tenant's authorization server, credential issuer and verifier to
     /// `localhost:{port}` (all identifiers `http://localhost:{port}`, loopback-only http
     /// bindings; `https://…` with `local_https`) and its DID publishing to `edk.localhost:{port}` (DIDs
-    /// `did:web:edk.localhost%3A{port}:…`), replacing bindings for another port. `edk` calls it once it knows the port it listens
-    /// on.
+    /// `did:web:edk.localhost%3A{port}:…`), replacing bindings for another port, and the
+    /// platform's operator authorization server to `localhost:{port}/operators`. `edk` calls
+    /// it once it knows the port it listens on.
     ///
     /// # Errors
-    /// [`Error::Tenancy`] when the binding cannot be stored.
+    /// [`Error::Tenancy`] or [`Error::Platform`] when a binding cannot be stored.
     pub async fn bind_default_tenant(&self, port: u16) -> Result<(), Error> {
         let tenancy = self.deps.tenancy();
         let current = tenancy
@@ -379,7 +428,15 @@ impl Edk {
                 .map_err(Error::Tenancy)?;
             tenancy.bind(&binding).await.map_err(Error::Tenancy)?;
         }
-        Ok(())
+        edk_platform_server::operators::bind_operator_endpoint(
+            tenancy,
+            self.platform_realm,
+            LOCAL_HOST,
+            Some(port),
+            as_scheme == EndpointScheme::Http,
+        )
+        .await
+        .map_err(|err| Error::Platform(edk_platform_server::Error::Realm(err)))
     }
 
     /// The DID server inside.
@@ -421,6 +478,33 @@ impl Edk {
             .map(ExposeSecret::expose_secret)
     }
 
+    /// The platform's first-run setup token, when this start wrote a new one (to the data
+    /// directory's [`PLATFORM_SETUP_TOKEN_FILE`], owner-only); `None` once setup is closed.
+    #[must_use]
+    pub fn setup_token(&self) -> Option<&str> {
+        self.setup_token.as_ref().map(ExposeSecret::expose_secret)
+    }
+
+    /// The reserved tenant of the operator authorization server (bound on `localhost` under
+    /// `/operators`).
+    #[must_use]
+    pub const fn platform_realm(&self) -> TenantId {
+        self.platform_realm
+    }
+
+    /// The platform API over this server's tenancy, KMS and authorization server (which also
+    /// serves the operator realm).
+    #[must_use]
+    pub fn platform_api(&self) -> PlatformApi {
+        PlatformApi::new(
+            self.deps.tenancy().clone(),
+            Arc::clone(self.oauth()),
+            self.deps.kms().kms(),
+            self.deps.clock(),
+            self.platform_realm,
+        )
+    }
+
     /// The tenant the bootstrap token acts for.
     #[must_use]
     pub const fn default_tenant(&self) -> TenantId {
@@ -440,6 +524,21 @@ impl Edk {
         self.kms.shutdown().await;
         self.deps.shutdown().await;
     }
+}
+
+/// The parts [`Edk::build`] assembles before it owns the dependencies.
+struct Parts {
+    kms: KmsServer,
+    oauth: AsServer,
+    did: DidService,
+    issuer: IssuerParts,
+    verifier: VerifierParts,
+    default_tenant: TenantId,
+    bootstrap_token: Option<SecretString>,
+    auth: AdminAuth,
+    platform_auth: PlatformAuth,
+    platform_realm: TenantId,
+    setup_token: Option<SecretString>,
 }
 
 /// Sends `/api/...`, `/1.0/...` (the Universal Resolver and the DID registrar) and the

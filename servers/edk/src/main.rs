@@ -109,6 +109,12 @@ async fn serve(config: EdkConfig, data: &DataDir) -> anyhow::Result<()> {
             "a bootstrap admin token for the default tenant was written (owner-only); mint another with `edk admin-token`"
         );
     }
+    if edk.setup_token().is_some() {
+        tracing::warn!(
+            path = %data.path().join(edk::PLATFORM_SETUP_TOKEN_FILE).display(),
+            "a platform first-run setup token was written (owner-only); POST it to /api/platform/v1/setup to create the first operator"
+        );
+    }
     tracing::info!(listen = %server.local_addr(), "serving");
     let result = server
         .run(edk.app(), shutdown_signal(), config.http.shutdown_grace())

@@ -517,18 +517,25 @@ async fn edk_runs_on_postgres_by_configuration() {
         .map(|check| check["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["database", "kms"]);
-    let (schema, keys): (String, i64) = sqlx::query_as(
+    let schemas: Vec<(String, i64)> = sqlx::query_as(
         "SELECT table_schema::text, COUNT(*) FROM information_schema.tables \
-         WHERE table_schema LIKE 'tenant_%' GROUP BY table_schema",
+         WHERE table_schema LIKE 'tenant_%' GROUP BY table_schema ORDER BY table_schema",
     )
-    .fetch_one(&db.pool())
+    .fetch_all(&db.pool())
     .await
     .unwrap();
+    let mut expected = [h.edk.default_tenant(), h.edk.platform_realm()]
+        .map(|tenant| format!("tenant_{}", tenant.as_uuid().simple()));
+    expected.sort();
     assert_eq!(
-        schema,
-        format!("tenant_{}", h.edk.default_tenant().as_uuid().simple())
+        schemas
+            .iter()
+            .map(|(schema, _)| schema.clone())
+            .collect::<Vec<_>>(),
+        expected,
+        "the default tenant and the platform's operator realm"
     );
-    assert!(keys > 0);
+    assert!(schemas.iter().all(|(_, tables)| *tables > 0));
     assert!(!h._dir.path().join("data").join("db").exists());
     h.stop().await;
     db.close().await;
@@ -540,28 +547,30 @@ async fn edk_runs_on_postgres_by_configuration() {
 async fn housekeeping_jobs_run_and_are_counted() {
     let h = Harness::start().await;
     let mut metrics = String::new();
+    // Platform jobs run once; per-tenant jobs once for each of the two tenants (the default
+    // tenant and the platform's operator realm).
     let wanted = [
-        "tenancy.purge_deleted",
-        "tenancy.purge_event_payloads",
-        "kms.rotate_due",
-        "kms.audit_checkpoint",
-        "oauth.purge_expired",
-        "oid4vci.purge_expired",
+        ("tenancy.purge_deleted", 1),
+        ("tenancy.purge_event_payloads", 1),
+        ("kms.rotate_due", 2),
+        ("kms.audit_checkpoint", 2),
+        ("oauth.purge_expired", 2),
+        ("oid4vci.purge_expired", 2),
     ];
+    let ran = |metrics: &str, (job, runs): (&str, u32)| {
+        metrics.contains(&format!("scheduler_job_runs_total{{job=\"{job}\"}} {runs}"))
+    };
     for _ in 0..100 {
         metrics = h.get("/metrics", None).await.text().await.unwrap();
-        if wanted
-            .iter()
-            .all(|job| metrics.contains(&format!("scheduler_job_runs_total{{job=\"{job}\"}} 1")))
-        {
+        if wanted.iter().all(|job| ran(&metrics, *job)) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     for job in wanted {
         assert!(
-            metrics.contains(&format!("scheduler_job_runs_total{{job=\"{job}\"}} 1")),
-            "{job} did not run once: {metrics}"
+            ran(&metrics, job),
+            "{job:?} did not run as often: {metrics}"
         );
     }
     h.stop().await;

@@ -38,6 +38,7 @@ async fn openapi_matches_the_committed_snapshot() {
             edk.did(),
             edk.issuer(),
             edk.verifier(),
+            edk.platform_api(),
             HealthApi::new()
         )
         .spec()

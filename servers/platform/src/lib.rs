@@ -1,0 +1,271 @@
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+pub mod config;
+pub mod onboarding;
+pub mod operators;
+pub mod setup;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use poem::endpoint::BoxEndpoint;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::OpenApiService;
+use secrecy::{ExposeSecret, SecretString};
+
+use edk_core::{Clock, TenantId};
+use edk_kms::Kms;
+use edk_oauth::jobs::PurgeExpiredJob;
+use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
+use edk_server::deps::{Deps, DepsBuilder};
+use edk_server::{
+    ANONYMOUS_PATHS, AdminAuth, HealthApi, HttpConfig, Metrics, Service, openapi_routes,
+};
+use edk_tenancy::Tenancy;
+use edk_tenancy::scheduler::Job;
+
+pub use api::PlatformApi;
+pub use config::{PlatformServerConfig, PlatformSettings};
+pub use operators::{
+    API_PREFIX, OPERATOR_PREFIX, OPERATOR_REALM_SLUG, PlatformAuth, PlatformBearer,
+    PlatformPrincipal, SETUP_PATH,
+};
+
+/// Why the platform server could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bundled migration set is malformed.
+    #[error("a bundled migration set is malformed")]
+    Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The operator realm cannot be provisioned or bound.
+    #[error("the operator authorization server cannot be set up")]
+    Realm(#[source] operators::RealmError),
+    /// The admin-token issuers of the `auth` section are misconfigured.
+    #[error("the admin authentication could not be set up")]
+    Auth(#[source] edk_server::AuthSetupError),
+    /// The setup token cannot be issued.
+    #[error("the first-run setup token cannot be issued")]
+    Setup(#[source] setup::SetupError),
+}
+
+/// Adds what the platform needs to `deps`: the authorization server's tables (for the
+/// operator realm) and the setup state key. The all-in-one server calls it too.
+///
+/// # Errors
+/// [`Error::Migrations`] for a malformed bundled migration set.
+pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
+    Ok(deps
+        .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
+        .config_key(&setup::SETUP_STATE)
+        .config_key(&onboarding::ONBOARDING)
+        .config_key(&edk_oauth::client_attestation::CLIENT_ATTESTATION))
+}
+
+/// The platform server `edk-platform`, built from its configuration and the shared
+/// dependencies: first-run setup, the operator authorization server and the platform API.
+pub struct PlatformServer {
+    tenancy: Tenancy,
+    oauth: Arc<AuthorizationServer>,
+    kms: Arc<dyn Kms>,
+    clock: Arc<dyn Clock>,
+    realm: TenantId,
+    health: HealthApi,
+    auth: PlatformAuth,
+    http: HttpConfig,
+    metrics: Metrics,
+    setup_token: Option<SecretString>,
+}
+
+impl fmt::Debug for PlatformServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformServer")
+            .field("realm", &self.realm)
+            .field(
+                "setup_token",
+                &self.setup_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl PlatformServer {
+    /// The reserved tenant holding the operator authorization server's state.
+    #[must_use]
+    pub const fn realm(&self) -> TenantId {
+        self.realm
+    }
+
+    /// The operator authorization server.
+    #[must_use]
+    pub const fn authorization_server(&self) -> &Arc<AuthorizationServer> {
+        &self.oauth
+    }
+
+    /// The setup token this start handed out (also printed or written to
+    /// `platform.setup_token_file`); `None` once setup is closed or when the token file
+    /// still holds the current token.
+    #[must_use]
+    pub fn setup_token(&self) -> Option<&str> {
+        self.setup_token.as_ref().map(ExposeSecret::expose_secret)
+    }
+
+    /// Binds the operator authorization server to `host:port` (a test or an embedding
+    /// application that learns its port once listening).
+    ///
+    /// # Errors
+    /// [`Error::Realm`] when the binding cannot be made.
+    pub async fn bind_operator_endpoint(
+        &self,
+        host: &str,
+        port: Option<u16>,
+        loopback_http: bool,
+    ) -> Result<(), Error> {
+        operators::bind_operator_endpoint(&self.tenancy, self.realm, host, port, loopback_http)
+            .await
+            .map_err(Error::Realm)
+    }
+
+    /// The OpenAPI service of this server.
+    #[must_use]
+    pub fn openapi_service(&self) -> OpenApiService<(HealthApi, PlatformApi), ()> {
+        openapi_service(
+            PlatformApi::new(
+                self.tenancy.clone(),
+                Arc::clone(&self.oauth),
+                Arc::clone(&self.kms),
+                Arc::clone(&self.clock),
+                self.realm,
+            ),
+            self.health.clone(),
+        )
+    }
+}
+
+#[async_trait]
+impl Service for PlatformServer {
+    type Config = PlatformServerConfig;
+    type Error = Error;
+
+    const NAME: &'static str = "edk-platform";
+
+    fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
+        prepare(deps)
+    }
+
+    async fn build(config: &PlatformServerConfig, deps: &Deps) -> Result<Self, Error> {
+        let tenancy = deps.tenancy().clone();
+        let settings = &config.platform;
+        let realm = operators::operator_realm(&tenancy)
+            .await
+            .map_err(Error::Realm)?;
+        operators::bind_operator_endpoint(
+            &tenancy,
+            realm,
+            &settings.host,
+            settings.port,
+            settings.dangerous_loopback_http,
+        )
+        .await
+        .map_err(Error::Realm)?;
+        let oauth = Arc::new(AuthorizationServer::new(
+            Arc::new(SqlStore::new(tenancy.clone())),
+            deps.kms().kms(),
+            Arc::new(NoAuthenticator),
+            deps.clock(),
+            config.oauth.clone(),
+        ));
+        let setup_token = setup::issue_token(&tenancy, settings.setup_token_file.as_deref())
+            .await
+            .map_err(Error::Setup)?;
+        if let Some(token) = &setup_token
+            && settings.setup_token_file.is_none()
+        {
+            announce(token);
+        }
+        let tenant_admins = AdminAuth::new(&config.auth, deps.clock(), &[], Some(deps.http()))
+            .map_err(Error::Auth)?;
+        Ok(Self {
+            auth: PlatformAuth::new(tenancy.clone(), deps.kms().kms(), deps.clock(), realm)
+                .with_tenant_admins(tenant_admins),
+            tenancy,
+            oauth,
+            kms: deps.kms().kms(),
+            clock: deps.clock(),
+            realm,
+            health: deps.health(),
+            http: config.http.clone(),
+            metrics: deps.metrics().clone(),
+            setup_token,
+        })
+    }
+
+    fn jobs(&self) -> Vec<Arc<dyn Job>> {
+        vec![Arc::new(PurgeExpiredJob::new(Arc::clone(
+            self.oauth.store(),
+        )))]
+    }
+
+    fn app(&self) -> BoxEndpoint<'static, Response> {
+        let admin = openapi_routes(self.openapi_service())
+            .with(self.auth.clone())
+            .boxed();
+        let protocol =
+            edk_as_server::ProtocolEndpoint::new(self.tenancy.clone(), Arc::clone(&self.oauth))
+                .boxed();
+        edk_server::app(
+            &self.http,
+            &self.metrics,
+            None,
+            Route::new().nest("/", Dispatch { admin, protocol }),
+        )
+    }
+}
+
+/// Prints the setup token for the operator at the console (never to the log).
+#[expect(
+    clippy::print_stderr,
+    reason = "the setup token is for the operator's eyes only, never the log"
+)]
+fn announce(token: &SecretString) {
+    eprintln!(
+        "edk-platform: first-run setup token (POST {SETUP_PATH}): {}",
+        token.expose_secret()
+    );
+}
+
+/// The OpenAPI service of the platform: health probes and `api`.
+#[must_use]
+pub fn openapi_service(
+    api: PlatformApi,
+    health: HealthApi,
+) -> OpenApiService<(HealthApi, PlatformApi), ()> {
+    OpenApiService::new((health, api), "EDK platform", env!("CARGO_PKG_VERSION"))
+}
+
+/// Sends the platform API and the anonymous paths to the admin surface and everything else
+/// (the operator authorization server under `/operators` and its metadata) to the protocol
+/// surface, which serves only what the tenancy binds on this host.
+struct Dispatch {
+    admin: BoxEndpoint<'static, Response>,
+    protocol: BoxEndpoint<'static, Response>,
+}
+
+impl Endpoint for Dispatch {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.original_uri().path();
+        let admin = edk_server::path_is_under(path, "/api")
+            || ANONYMOUS_PATHS
+                .iter()
+                .any(|prefix| edk_server::path_is_under(path, prefix));
+        if admin {
+            self.admin.call(req).await.map(IntoResponse::into_response)
+        } else {
+            self.protocol.call(req).await
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The platform server over real HTTP on loopback, on SQLite and PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod openapi;
+mod scopes;
+mod setup;
+mod support;
+mod tenant_admins;
+mod tenants;

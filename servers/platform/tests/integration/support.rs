@@ -1,0 +1,181 @@
+//! A platform server on loopback over a real database, with a software key provider.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use edk_core::jose::{Algorithm, Header, SigningKey, jws};
+use edk_core::{Clock as _, SystemClock};
+use edk_kms::provider::software::generate_kek;
+use edk_platform_server::{PlatformServer, PlatformServerConfig};
+use edk_server::service::Started;
+use edk_server::{Service as _, TestServer, spawn_server};
+use edk_testkit::TestDb;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+/// The trusted issuer of tenant administrators' tokens.
+pub(crate) const ADMIN_ISSUER: &str = "https://admin.example";
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A platform server and where it keeps its state.
+pub(crate) struct Platform {
+    pub(crate) admin_key: SigningKey,
+    pub(crate) started: Started<PlatformServer>,
+    pub(crate) http: TestServer,
+    pub(crate) client: reqwest::Client,
+    pub(crate) token_file: PathBuf,
+    _dir: tempfile::TempDir,
+    db: Option<TestDb>,
+}
+
+impl Platform {
+    /// A server on `backend`, its setup token written to a file in a temporary directory.
+    pub(crate) async fn start(backend: Backend) -> Self {
+        edk_server::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let db = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDb::new().await),
+        };
+        let database = match &db {
+            None => json!({"backend": "sqlite", "directory": dir.path().join("db")}),
+            Some(db) => json!({"backend": "postgres", "platform_url": db.url()}),
+        };
+        let token_file = dir.path().join("setup-token");
+        let kek = generate_kek().unwrap();
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let config: PlatformServerConfig = serde_json::from_value(json!({
+            "database": database,
+            "kms": {"mode": "local", "providers": [{
+                "kind": "software", "id": "software", "current_kek": "k1",
+                "keks": [{"id": "k1", "key": kek.expose_secret()}],
+            }]},
+            "auth": {"issuers": [{"issuer": ADMIN_ISSUER,
+                "jwks": {"keys": [admin_key.public_jwk()]}}]},
+            "platform": {"host": "localhost", "dangerous_loopback_http": true,
+                "setup_token_file": token_file},
+        }))
+        .unwrap();
+        let client = reqwest::Client::new();
+        let started = edk_server::service::start::<PlatformServer>(
+            &config,
+            Arc::new(SystemClock),
+            client.clone(),
+        )
+        .await
+        .unwrap();
+        let http = spawn_server(started.app()).await.unwrap();
+        started
+            .bind_operator_endpoint("localhost", Some(http.addr().port()), true)
+            .await
+            .unwrap();
+        Self {
+            admin_key,
+            started,
+            http,
+            client,
+            token_file,
+            _dir: dir,
+            db,
+        }
+    }
+
+    /// The URL of `path` on the server, by the name the operator endpoint is bound to.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.http.addr().port())
+    }
+
+    /// The setup token from the token file.
+    pub(crate) fn setup_token(&self) -> String {
+        std::fs::read_to_string(&self.token_file)
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Runs setup with `token`: the status and the body.
+    pub(crate) async fn setup(&self, token: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/api/platform/v1/setup"))
+            .json(&json!({"setup_token": token, "client_name": "first operator"}))
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    /// An operator token by client credentials with `scope`.
+    pub(crate) async fn operator_token(&self, operator: &Value, scope: &str) -> String {
+        let response = self
+            .client
+            .post(operator["token_endpoint"].as_str().unwrap())
+            .basic_auth(
+                operator["client_id"].as_str().unwrap(),
+                operator["client_secret"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = read(response).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// A tenant administrator's token: from the trusted admin issuer, naming `tenant`.
+    pub(crate) async fn tenant_admin_token(&self, tenant: &str, scope: &str) -> String {
+        let now = SystemClock.unix_seconds();
+        let claims = json!({
+            "iss": ADMIN_ISSUER, "aud": "edk-admin", "sub": "tenant-admin",
+            "tenant": tenant, "scope": scope, "iat": now, "exp": now + 600,
+        });
+        jws::sign(
+            Header::new(Algorithm::Es256).with_typ("JWT"),
+            claims.to_string().as_bytes(),
+            &self.admin_key,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Sends `method path` with `token` and an optional JSON body.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub(crate) async fn close(self) {
+        self.http.shutdown().await.unwrap();
+        self.started.shutdown().await;
+        if let Some(db) = self.db {
+            db.close().await;
+        }
+    }
+}
+
+/// The status and the JSON body (or the text as a JSON string).
+pub(crate) async fn read(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
