@@ -38,8 +38,9 @@ use crate::proof::ProvenKey;
 use crate::proof::{ProofPolicy, verify_jwt_proof};
 use crate::request::{CredentialRequest, Proofs, RequestOptions, RequestedCredential};
 use crate::store::{
-    HolderKey, IssuerStore, NewIssuedCredential, NewTransaction, Notification, NotificationEvent,
-    Session, SessionStatus, StoredConfiguration, TransactionOutcome, TransactionState,
+    HolderKey, IssuanceCompletion, IssuerStore, NewIssuedCredential, NewTransaction, Notification,
+    NotificationEvent, Session, SessionStatus, StoredConfiguration, TransactionOutcome,
+    TransactionState,
 };
 
 mod encryption;
@@ -1003,7 +1004,7 @@ impl Issuer {
                 .defer(tenant, &session, &configuration_id, &holders, now)
                 .await;
         }
-        let credentials = self
+        let (credentials, records) = self
             .issue(
                 tenant,
                 endpoints,
@@ -1015,16 +1016,15 @@ impl Issuer {
                 now,
             )
             .await?;
-        self.store
-            .transition(
-                tenant,
-                &session.id,
-                &[SessionStatus::Offered, SessionStatus::TokenIssued],
-                SessionStatus::CredentialIssued,
-                now,
-            )
-            .await?;
-        self.issued(tenant, &session.id, credentials, now).await
+        self.issued(
+            tenant,
+            &session.id,
+            &[SessionStatus::Offered, SessionStatus::TokenIssued],
+            &records,
+            credentials,
+            now,
+        )
+        .await
     }
 
     /// The claims of `configuration_id` from the claims source, for a session with a
@@ -1062,21 +1062,30 @@ impl Issuer {
     }
 
     /// The response handing out `credentials` of session `session_id`, with a fresh
-    /// `notification_id` for them.
+    /// `notification_id` for them; the credentials' status `records`, the session's move
+    /// from one of `from` to `credential_issued` and the notification id are stored in one
+    /// unit of work.
     async fn issued(
         &self,
         tenant: &TenantContext,
         session_id: &str,
+        from: &[SessionStatus],
+        records: &[NewIssuedCredential],
         credentials: Vec<String>,
         now: i64,
     ) -> Result<CredentialResponse, Error> {
         let notification_id = random_token();
         self.store
-            .insert_notification_id(
+            .complete_issuance(
                 tenant,
-                &notification_id,
-                session_id,
-                now + self.options.notification_ttl_secs,
+                &IssuanceCompletion {
+                    session_id,
+                    from,
+                    issued: records,
+                    notification_id: &notification_id,
+                    notification_expires_at: now + self.options.notification_ttl_secs,
+                    now,
+                },
             )
             .await?;
         Ok(CredentialResponse {
@@ -1201,7 +1210,8 @@ impl Issuer {
 
     /// Signs the credentials of `stored` (configuration `configuration_id` of `session`)
     /// with `claims`, one per holder key (one unbound when there are none). Where the
-    /// configuration asks for status, each credential gets its own index and is recorded.
+    /// configuration asks for status, each credential gets its own index, and the records
+    /// to store for them come back with the credentials.
     #[allow(clippy::too_many_arguments)]
     async fn issue(
         &self,
@@ -1213,7 +1223,7 @@ impl Issuer {
         claims: &Map<String, Value>,
         holders: &[ProvenKey],
         now: i64,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<(Vec<String>, Vec<NewIssuedCredential>), Error> {
         let signer = self.signer(tenant, stored).await?;
         let chain = self
             .certificate_chain(tenant, stored, signer.as_ref())
@@ -1268,8 +1278,7 @@ impl Issuer {
             }
             credentials.push(issue_credential(&input, signer.as_ref()).await?);
         }
-        self.store.record_issued(tenant, &records).await?;
-        Ok(credentials)
+        Ok((credentials, records))
     }
 
     /// Opens a deferred transaction for the proven `holders` and moves the session to
@@ -1442,16 +1451,15 @@ impl Issuer {
                 description,
             )),
             TransactionState::Settled(TransactionOutcome::Issued { credentials }) => {
-                self.store
-                    .transition(
-                        tenant,
-                        &session.id,
-                        &[SessionStatus::Deferred],
-                        SessionStatus::CredentialIssued,
-                        now,
-                    )
-                    .await?;
-                self.issued(tenant, &session.id, credentials, now).await
+                self.issued(
+                    tenant,
+                    &session.id,
+                    &[SessionStatus::Deferred],
+                    &[],
+                    credentials,
+                    now,
+                )
+                .await
             }
         }
     }
@@ -1520,7 +1528,7 @@ impl Issuer {
                     )
                 })
                 .collect::<Vec<_>>();
-            let credentials = self
+            let (credentials, records) = self
                 .issue(
                     tenant,
                     endpoints,
@@ -1532,6 +1540,7 @@ impl Issuer {
                     now,
                 )
                 .await?;
+            self.store.record_issued(tenant, &records).await?;
             if self
                 .store
                 .settle_transaction(

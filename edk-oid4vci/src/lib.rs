@@ -31,10 +31,10 @@ pub use status::{
     StatusListInfo, StatusPurpose, StatusSettings,
 };
 pub use store::{
-    HolderKey, IssuedFilter, IssuerStore, NewIssuedCredential, NewTransaction, Notification,
-    NotificationEvent, PendingTransaction, SESSION_RETENTION, Session, SessionRetention,
-    SessionStatus, SqlStore, StatusStore, StatusUpdate, StoredConfiguration, TransactionOutcome,
-    TransactionState,
+    HolderKey, IssuanceCompletion, IssuedFilter, IssuerStore, NewIssuedCredential, NewTransaction,
+    Notification, NotificationEvent, PendingTransaction, SESSION_RETENTION, Session,
+    SessionRetention, SessionStatus, SqlStore, StatusStore, StatusUpdate, StoredConfiguration,
+    TransactionOutcome, TransactionState,
 };
 
 use edk_tenancy::{MigrationScope, MigrationSet};

@@ -462,6 +462,15 @@ pub trait IssuerStore: StatusStore + fmt::Debug + Send + Sync {
         expires_at: i64,
     ) -> Result<(), StoreError>;
 
+    /// Completes a credential response in one unit of work: records `completion.issued`
+    /// (all valid), moves the session to `credential_issued` if it is in one of
+    /// `completion.from`, and records its `notification_id`; whether the session moved.
+    async fn complete_issuance(
+        &self,
+        tenant: &TenantContext,
+        completion: &IssuanceCompletion<'_>,
+    ) -> Result<bool, StoreError>;
+
     /// Records `notification` about the credentials named by `notification_id` of session
     /// `session_id` and moves the session from `credential_issued` to `notified`; false
     /// when the id is unknown, lapsed or another session's.
@@ -514,6 +523,23 @@ pub struct NewIssuedCredential {
     pub issued_at: i64,
     /// When it expires, if it does.
     pub expires_at: Option<i64>,
+}
+
+/// What [`IssuerStore::complete_issuance`] stores for one credential response.
+#[derive(Clone, Copy, Debug)]
+pub struct IssuanceCompletion<'a> {
+    /// The issuance session.
+    pub session_id: &'a str,
+    /// The statuses the session moves from to `credential_issued`.
+    pub from: &'a [SessionStatus],
+    /// The credentials with a status list index, to record.
+    pub issued: &'a [NewIssuedCredential],
+    /// The `notification_id` of the response's credentials.
+    pub notification_id: &'a str,
+    /// When the notification id lapses.
+    pub notification_expires_at: i64,
+    /// The time of the response.
+    pub now: i64,
 }
 
 /// Which issued credentials a listing shows: a page of at most `limit` (1 to 1000), by

@@ -11,9 +11,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    HolderKey, IssuerStore, NewTransaction, Notification, NotificationEvent, PendingTransaction,
-    Session, SessionRetention, SessionStatus, StoredConfiguration, TransactionOutcome,
-    TransactionState,
+    HolderKey, IssuanceCompletion, IssuerStore, NewTransaction, Notification, NotificationEvent,
+    PendingTransaction, Session, SessionRetention, SessionStatus, StoredConfiguration,
+    TransactionOutcome, TransactionState,
 };
 use crate::error::StoreError;
 
@@ -55,6 +55,63 @@ macro_rules! with_conn {
             _ => return Err(StoreError::Corrupt("unsupported database backend")),
         }
     };
+}
+
+/// Moves session `id` to `to` if it is in one of `from` (not empty), in the unit of work
+/// `tx`; whether it moved.
+async fn transition_in(
+    tx: &mut TenantTx,
+    id: &str,
+    from: &[SessionStatus],
+    to: SessionStatus,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let placeholders = (0..from.len())
+        .map(|i| format!("${}", i + 4))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE oid4vci_session SET status = $1, updated_at = $2 \
+         WHERE session_id = $3 AND status IN ({placeholders})"
+    );
+    let rows = with_conn!(*tx, conn => {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(to.as_str())
+            .bind(now)
+            .bind(id);
+        for status in from {
+            query = query.bind(status.as_str());
+        }
+        query
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?
+            .rows_affected()
+    });
+    Ok(rows == 1)
+}
+
+/// Records `notification_id` for the credentials of session `session_id` until
+/// `expires_at`, in the unit of work `tx`.
+async fn insert_notification_id_in(
+    tx: &mut TenantTx,
+    notification_id: &str,
+    session_id: &str,
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    with_conn!(*tx, conn => {
+        sqlx::query(
+            "INSERT INTO oid4vci_notification (notification_hash, session_id, expires_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(digest(notification_id))
+        .bind(session_id)
+        .bind(expires_at)
+        .execute(conn)
+        .await
+        .map_err(conflict_as("notification id"))?;
+    });
+    Ok(())
 }
 
 /// Inserts `session` in the unit of work `tx`.
@@ -505,31 +562,36 @@ impl IssuerStore for SqlStore {
         if from.is_empty() {
             return Ok(false);
         }
-        let placeholders = (0..from.len())
-            .map(|i| format!("${}", i + 4))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let sql = format!(
-            "UPDATE oid4vci_session SET status = $1, updated_at = $2 \
-             WHERE session_id = $3 AND status IN ({placeholders})"
-        );
         let mut tx = self.begin(tenant).await?;
-        let rows = with_conn!(tx, conn => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(to.as_str())
-                .bind(now)
-                .bind(id);
-            for status in from {
-                query = query.bind(status.as_str());
-            }
-            query
-                .execute(conn)
-                .await
-                .map_err(StoreError::database)?
-                .rows_affected()
-        });
+        let moved = transition_in(&mut tx, id, from, to, now).await?;
         tx.commit().await.map_err(StoreError::database)?;
-        Ok(rows == 1)
+        Ok(moved)
+    }
+
+    async fn complete_issuance(
+        &self,
+        tenant: &TenantContext,
+        completion: &IssuanceCompletion<'_>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        super::status_sql::record_issued_in(&mut tx, completion.issued).await?;
+        let moved = transition_in(
+            &mut tx,
+            completion.session_id,
+            completion.from,
+            SessionStatus::CredentialIssued,
+            completion.now,
+        )
+        .await?;
+        insert_notification_id_in(
+            &mut tx,
+            completion.notification_id,
+            completion.session_id,
+            completion.notification_expires_at,
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(moved)
     }
 
     async fn insert_transaction(
@@ -673,18 +735,7 @@ impl IssuerStore for SqlStore {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin(tenant).await?;
-        with_conn!(tx, conn => {
-            sqlx::query(
-                "INSERT INTO oid4vci_notification (notification_hash, session_id, expires_at) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(digest(notification_id))
-            .bind(session_id)
-            .bind(expires_at)
-            .execute(conn)
-            .await
-            .map_err(conflict_as("notification id"))?;
-        });
+        insert_notification_id_in(&mut tx, notification_id, session_id, expires_at).await?;
         tx.commit().await.map_err(StoreError::database)
     }
 

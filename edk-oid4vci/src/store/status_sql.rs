@@ -273,27 +273,7 @@ impl StatusStore for SqlStore {
             return Ok(());
         }
         let mut tx = self.begin(tenant).await?;
-        with_conn!(tx, conn => {
-            for credential in credentials {
-                sqlx::query(
-                    "INSERT INTO oid4vci_issued_credential (credential_id, session_id, \
-                     correlation_id, configuration_id, list_id, status_index, status, \
-                     issued_at, expires_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'valid', $7, $8, $7)",
-                )
-                .bind(&credential.credential_id)
-                .bind(&credential.session_id)
-                .bind(&credential.correlation_id)
-                .bind(&credential.configuration_id)
-                .bind(&credential.list_id)
-                .bind(i64::from(credential.index))
-                .bind(credential.issued_at)
-                .bind(credential.expires_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(super::sql::conflict_as("status list index"))?;
-            }
-        });
+        record_issued_in(&mut tx, credentials).await?;
         tx.commit().await.map_err(StoreError::database)
     }
 
@@ -604,4 +584,36 @@ fn refusal(action: StatusAction, status: &str, bits: i64) -> Option<&'static str
         _ if revoked => Some("the credential is revoked, and revocation is final"),
         _ => None,
     }
+}
+
+/// Records issued `credentials`, all valid, in the unit of work `tx`.
+pub(super) async fn record_issued_in(
+    tx: &mut TenantTx,
+    credentials: &[NewIssuedCredential],
+) -> Result<(), StoreError> {
+    if credentials.is_empty() {
+        return Ok(());
+    }
+    with_conn!(*tx, conn => {
+        for credential in credentials {
+            sqlx::query(
+                "INSERT INTO oid4vci_issued_credential (credential_id, session_id, \
+                 correlation_id, configuration_id, list_id, status_index, status, \
+                 issued_at, expires_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'valid', $7, $8, $7)",
+            )
+            .bind(&credential.credential_id)
+            .bind(&credential.session_id)
+            .bind(&credential.correlation_id)
+            .bind(&credential.configuration_id)
+            .bind(&credential.list_id)
+            .bind(i64::from(credential.index))
+            .bind(credential.issued_at)
+            .bind(credential.expires_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(super::sql::conflict_as("status list index"))?;
+        }
+    });
+    Ok(())
 }

@@ -5,7 +5,11 @@
 use std::sync::Arc;
 
 use edk_core::TenantSlug;
-use edk_oid4vci::store::{IssuerStore, Session, SessionStatus, SqlStore, StoredConfiguration};
+use edk_oid4vci::status::{CredentialSelector, StatusListSpec, StatusPurpose};
+use edk_oid4vci::store::{
+    IssuanceCompletion, IssuedFilter, IssuerStore, NewIssuedCredential, Notification,
+    NotificationEvent, Session, SessionStatus, SqlStore, StatusStore as _, StoredConfiguration,
+};
 use edk_oid4vci::{CredentialConfiguration, IssuanceSettings, StoreError};
 use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{DatabaseConfig, Tenancy, TenantContext, TenantDirectory as _};
@@ -394,6 +398,109 @@ async fn sessions_move_only_from_the_expected_status(backend: Backend) {
     backend.close().await;
 }
 on_both_backends!(sessions_move_only_from_the_expected_status);
+
+async fn a_credential_response_is_completed_in_one_unit_of_work(backend: Backend) {
+    let store = SqlStore::new(backend.tenancy.clone());
+    let acme = backend.tenant("acme").await;
+    let spec = StatusListSpec {
+        configuration_id: "identity".to_owned(),
+        purpose: StatusPurpose::Revocation,
+        bits: edk_core::status_list::Bits::One,
+        size: 64,
+        issuer: "https://issuer.example/acme".to_owned(),
+        uri_base: "https://issuer.example/acme/status-lists".to_owned(),
+    };
+    let record =
+        |credential_id: &str, session_id: &str, index: edk_oid4vci::status::StatusIndex| {
+            NewIssuedCredential {
+                credential_id: credential_id.to_owned(),
+                session_id: session_id.to_owned(),
+                correlation_id: None,
+                configuration_id: "identity".to_owned(),
+                list_id: index.list_id,
+                index: index.index,
+                issued_at: NOW,
+                expires_at: None,
+            }
+        };
+    let recorded = |credential_id: &str| {
+        let store = store.clone();
+        let acme = acme.clone();
+        let filter = IssuedFilter {
+            selectors: vec![CredentialSelector::Credential(credential_id.to_owned())],
+            limit: 10,
+            ..IssuedFilter::default()
+        };
+        async move {
+            store
+                .issued_credentials(&acme, &filter)
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    for id in ["s-1", "s-2"] {
+        store
+            .insert_session(&acme, &session(id, None), None)
+            .await
+            .unwrap();
+    }
+    let mut indices = store
+        .allocate_status_indices(&acme, &spec, 2, NOW)
+        .await
+        .unwrap()
+        .into_iter();
+    let first = [record("c-1", "s-1", indices.next().unwrap())];
+    let completion = IssuanceCompletion {
+        session_id: "s-1",
+        from: &[SessionStatus::Offered, SessionStatus::TokenIssued],
+        issued: &first,
+        notification_id: "n-1",
+        notification_expires_at: NOW + 600,
+        now: NOW + 5,
+    };
+    assert!(store.complete_issuance(&acme, &completion).await.unwrap());
+    let read = store.session(&acme, "s-1").await.unwrap().unwrap();
+    assert_eq!(read.status, SessionStatus::CredentialIssued);
+    assert_eq!(read.updated_at, NOW + 5);
+    assert_eq!(recorded("c-1").await, 1);
+    let accepted = Notification {
+        event: NotificationEvent::CredentialAccepted,
+        description: None,
+        received_at: NOW + 10,
+    };
+    assert!(
+        store
+            .record_notification(&acme, "n-1", "s-1", &accepted)
+            .await
+            .unwrap()
+    );
+    // A response that cannot be completed whole (its notification id is taken) stores
+    // nothing: no credential record, no move of the session.
+    let second = [record("c-2", "s-2", indices.next().unwrap())];
+    let clash = IssuanceCompletion {
+        session_id: "s-2",
+        issued: &second,
+        ..completion
+    };
+    assert!(matches!(
+        store.complete_issuance(&acme, &clash).await.unwrap_err(),
+        StoreError::Conflict("notification id")
+    ));
+    assert_eq!(recorded("c-2").await, 0);
+    let read = store.session(&acme, "s-2").await.unwrap().unwrap();
+    assert_eq!(read.status, SessionStatus::Offered);
+    // A session no longer in one of `from` does not move.
+    let late = IssuanceCompletion {
+        session_id: "s-1",
+        issued: &[],
+        notification_id: "n-3",
+        ..completion
+    };
+    assert!(!store.complete_issuance(&acme, &late).await.unwrap());
+    backend.close().await;
+}
+on_both_backends!(a_credential_response_is_completed_in_one_unit_of_work);
 
 async fn purge_removes_expired_state_and_expires_unused_offers(backend: Backend) {
     let store = SqlStore::new(backend.tenancy.clone());

@@ -210,13 +210,19 @@ impl PgTenantDatabases {
     }
 
     /// Begins a unit of work in the tenant's schema: a transaction on the tenant's target pool
-    /// whose `search_path` is set, for this transaction only, to the tenant's schema.
+    /// whose `search_path` is set, for this transaction only, to the tenant's schema. `BEGIN`
+    /// and the `SET LOCAL` travel as one simple query: one round trip.
     ///
     /// # Errors
     /// [`Error::Database`] when the database does not answer.
     pub async fn begin(&self, tenant: &TenantContext) -> Result<PgTenantTx, Error> {
-        let mut tx = self.pool_for(tenant.id()).begin().await?;
-        set_search_path(&mut tx, tenant.id()).await?;
+        let tx = self
+            .pool_for(tenant.id())
+            .begin_with(AssertSqlSafe(format!(
+                "BEGIN; SET LOCAL search_path TO {}",
+                tenant.id().schema_name()
+            )))
+            .await?;
         Ok(super::BackendTx::new(tx))
     }
 
