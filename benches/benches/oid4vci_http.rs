@@ -371,13 +371,23 @@ impl Edk {
         let tenancy_task = tenancy.start(&cancel);
         let kms_task = kms.start(&cancel);
         let kms = Arc::new(kms);
-        let server = Arc::new(AuthorizationServer::new(
-            Arc::new(SqlStore::new(tenancy.clone())),
-            kms.clone(),
-            Arc::new(NoAuthenticator),
-            Arc::clone(&clock),
-            AsConfig::default(),
-        ));
+        // As in the servers: the issuer's grant policy records each redemption on its session.
+        let server = Arc::new(
+            AuthorizationServer::new(
+                Arc::new(SqlStore::new(tenancy.clone())),
+                kms.clone(),
+                Arc::new(NoAuthenticator),
+                Arc::clone(&clock),
+                AsConfig::default(),
+            )
+            .with_credential_grant_policy(Arc::new(
+                edk_oid4vci::IssuerGrantPolicy::new(
+                    Arc::new(edk_oid4vci::SqlStore::new(tenancy.clone())),
+                    tenancy.clone(),
+                    Arc::clone(&clock),
+                ),
+            )),
+        );
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let mut auth = AuthConfig::default();
         auth.issuers.push(TrustedIssuer::with_jwks(

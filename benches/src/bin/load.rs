@@ -814,14 +814,23 @@ impl Edk {
         .unwrap();
         let did_http = spawn_server(did_app).await.unwrap();
 
-        // The authorization server.
-        let server = Arc::new(AuthorizationServer::new(
-            Arc::new(SqlStore::new(tenancy.clone())),
-            kms.clone(),
-            Arc::new(NoAuthenticator),
-            Arc::clone(&clock),
-            AsConfig::default(),
-        ));
+        // The authorization server, with the issuer's grant policy as in the servers.
+        let server = Arc::new(
+            AuthorizationServer::new(
+                Arc::new(SqlStore::new(tenancy.clone())),
+                kms.clone(),
+                Arc::new(NoAuthenticator),
+                Arc::clone(&clock),
+                AsConfig::default(),
+            )
+            .with_credential_grant_policy(Arc::new(
+                edk_oid4vci::IssuerGrantPolicy::new(
+                    Arc::new(edk_oid4vci::SqlStore::new(tenancy.clone())),
+                    tenancy.clone(),
+                    Arc::clone(&clock),
+                ),
+            )),
+        );
         let as_app = edk_as_server::build_app(
             &HttpConfig::default(),
             &auth,
