@@ -22,7 +22,7 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p edk-platform-server --bin edk-platform \
     && install -D -m 0755 target/release/edk-platform /out/edk-platform \
-    && install -d -m 0700 /out/state
+    && install -d /out/state
 
 FROM scratch AS prebuilt
 ARG PREBUILT=target/release/edk-platform
