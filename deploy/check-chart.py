@@ -30,7 +30,8 @@ CHART = ROOT / "helm" / "edk"
 RELEASE = "edk"
 NAMESPACE = "edk"
 KUBE_VERSIONS = ["1.27.0", kv.latest_version()]
-RUNTIME = ["as", "did", "issuer", "verifier"]
+# The servers that call the KMS over gRPC: the runtime servers and the platform.
+RUNTIME = ["as", "did", "issuer", "verifier", "platform"]
 # Custom resources: no Kubernetes schema; their required fields are checked below.
 CUSTOM = {
     ("cert-manager.io/v1", "Certificate"): ["secretName", "issuerRef"],
@@ -46,6 +47,7 @@ CONFIG_SECTIONS = {
     "did": {"http", "auth", "log", "observability", "database", "kms", "resolver"},
     "issuer": {"http", "auth", "log", "observability", "database", "kms", "oauth", "issuer"},
     "verifier": {"http", "auth", "log", "observability", "database", "kms", "verifier"},
+    "platform": {"http", "auth", "log", "observability", "database", "kms", "oauth", "platform"},
     "edk": {"http", "auth", "log", "observability", "database", "kms", "oauth", "local_https", "did_resolver", "issuer"},
 }
 # Trace export to a collector, with headers from a Secret.
@@ -244,6 +246,22 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
             check(f"{name} authenticates by {want}", kms["auth"]["kind"] == want)
             if want == "service_jwt":
                 check(f"{name} names itself", kms["auth"]["service"] == component)
+        if component == "platform":
+            platform = config["platform"]
+            check(f"{name} advertises the operator authorization server on the public host",
+                  platform["host"] == values["ingress"]["public"]["host"], str(platform))
+            # The setup token goes to a writable volume of the platform's pod, not to its
+            # read-only root filesystem.
+            token_dir = str(Path(platform["setup_token_file"]).parent)
+            deployment = [d for d in by_kind.get("Deployment", [])
+                          if d["metadata"]["labels"].get("app.kubernetes.io/component") == "platform"][0]
+            pod = deployment["spec"]["template"]["spec"]
+            mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            mount = mounts.get(token_dir)
+            check(f"{name} writes the setup token to a writable emptyDir",
+                  mount is not None and not mount.get("readOnly", False)
+                  and "emptyDir" in volumes.get(mount["name"], {}), str(mount))
 
     # Certificates exactly when TLS is on.
     tls = values["kmsAuth"]["tls"] or values["kmsAuth"]["mode"] == "mtls"
@@ -341,6 +359,8 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
         ({"did": {"publicPaths": ["/metrics"]}}, "/did/publicPaths/0"),
         ({"verifier": {"publicPaths": ["/api/oid4vp/v1"]}}, "/verifier/publicPaths/0"),
         ({"verifier": {"replicas": 0}}, "/verifier/replicas"),
+        ({"platform": {"publicPaths": ["/api/platform/v1"]}}, "/platform/publicPaths/0"),
+        ({"platform": {"replicas": 0}}, "/platform/replicas"),
         ({"database": {"backend": "sqlite"}}, "/database/backend"),
         ({"database": {"dedicated": {"acme": "dedicated-acme"}}}, "/database/dedicated"),
         ({"kms": {"resources": {"requests": {"cpu": "lots"}}}}, "/kms/resources/requests/cpu"),
@@ -362,7 +382,7 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
     # Refused by the templates: combinations the schema cannot express.
     for overlay, message in [
         ({"allInOne": {"enabled": True}}, "allInOne.enabled runs every server in one pod"),
-        ({"kms": {"enabled": False}}, "the runtime servers (as, did, issuer, verifier) need the KMS"),
+        ({"kms": {"enabled": False}}, "the runtime servers and the platform (as, did, issuer, verifier, platform) need the KMS"),
     ]:
         try:
             chart.render(merge(base, overlay), name=RELEASE, namespace=NAMESPACE)
@@ -376,7 +396,7 @@ def main() -> int:
     base = load("values.yaml")
     all_in_one = {"kms": {"enabled": False}, "as": {"enabled": False}, "did": {"enabled": False},
                   "issuer": {"enabled": False}, "verifier": {"enabled": False},
-                  "allInOne": {"enabled": True}}
+                  "platform": {"enabled": False}, "allInOne": {"enabled": True}}
     variants = {
         "values.yaml": [],
         "values-prod.yaml": ["values-prod.yaml"],

@@ -21,7 +21,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "compose.yaml"
 SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer",
-           "verifier": "edk-verifier"}
+           "verifier": "edk-verifier", "platform": "edk-platform"}
 INIT_SECRETS = REPO / "deploy" / "compose" / "init-secrets.sh"
 
 passed = 0

@@ -7,7 +7,8 @@
 #      pulled offline), with `--storage-driver vfs --isolation chroot` and a storage root under
 #      target/, then checks the image: user 10001:10001, the entrypoint, the exposed ports, the
 #      listen address, and that the binary starts inside the image's root filesystem as uid
-#      10001 (`--help`) with nothing but the image's files.
+#      10001 (`--help`) with nothing but the image's files, and, for edk-platform, that
+#      /var/lib/edk-platform (where its setup-token volume is mounted) belongs to 10001.
 # A tool that is absent, or a binary that is not built, is reported and skipped.
 #
 # Usage: deploy/check-images.sh [profile]     (profile: debug, the default, or release)
@@ -25,6 +26,7 @@ images=(
     "edk-did 8080"
     "edk-issuer 8080"
     "edk-verifier 8080"
+    "edk-platform 8080"
     "edk 8080"
 )
 
@@ -139,6 +141,12 @@ EOF
         fail "$bin does not start inside its image"
     fi
     grep -q -- "--config" <<<"$help" || fail "$bin --help inside its image does not show --config"
+    if [ "$bin" = edk-platform ]; then
+        # The directory a volume for the setup token takes its owner from.
+        owner=$(stat -c '%u:%g' "$mnt/var/lib/edk-platform" 2>/dev/null || echo missing)
+        [ "$owner" = "10001:10001" ] ||
+            fail "edk-platform: /var/lib/edk-platform belongs to $owner, want 10001:10001"
+    fi
     bah umount "$ctr" >/dev/null
     bah rm "$ctr" >/dev/null
     bah rmi --force "localhost/edk/$bin:check" >/dev/null

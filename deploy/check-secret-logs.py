@@ -6,10 +6,13 @@ client registered and its secret rotated, client credentials and introspection, 
 imported into the KMS and used to sign, a did:webvh created, a credential configuration
 stored, an offer with a transaction code redeemed at the token endpoint, a nonce, an SD-JWT VC
 issued against a key proof, and that credential presented to the verifier (a request made
-through its admin API, answered by direct_post with a Key Binding JWT). Each step must answer
-as documented. Then nothing secret may appear in the server's output: the KEK, the bootstrap
-admin key and token, the client secrets, the access tokens, the imported private key, the
-pre-authorized code, the wallet's private key, the credential, or the key binding JWT.
+through its admin API, answered by direct_post with a Key Binding JWT), then the platform's
+first-run setup with its setup token and a token for the first operator from the operator
+authorization server, used on the platform API. Each step must answer as documented. Then
+nothing secret may appear in the server's output: the KEK, the bootstrap admin key and token,
+the client secrets, the access tokens, the imported private key, the pre-authorized code, the
+wallet's private key, the credential, the key binding JWT, the setup token, or the operator's
+client secret and access token.
 
 Needs jwcrypto (the interop virtualenv has it) for the wallet's key proof.
 Usage: python deploy/check-secret-logs.py [profile]     (profile: debug, the default, or release)
@@ -231,6 +234,25 @@ def run_flows(port: int, data: Path) -> dict[str, str]:
     status, session = call("GET", f"{admin}/api/oid4vp/v1/sessions?correlation_id=check-secret-logs", token=token)
     check("the presentation session is settled", status == 200 and session.get("status") in ("verified", "failed"),
           f"{status} {session}")
+
+    # The platform's first-run setup, and the first operator's token from the operator
+    # authorization server.
+    setup_token = (data / "platform-setup-token").read_text().strip()
+    secrets["the platform setup token"] = setup_token
+    status, operator = call("POST", f"{admin}/api/platform/v1/setup",
+                            body={"setup_token": setup_token, "client_name": "check-secret-logs"})
+    check("first-run setup creates the first operator", status == 201 and "client_secret" in operator,
+          f"{status} {operator}")
+    secrets["the operator's client secret"] = operator.get("client_secret", "")
+    status, granted = call("POST", f"{local}/operators/token",
+                           basic=(operator.get("client_id", ""), operator.get("client_secret", "")),
+                           form={"grant_type": "client_credentials", "scope": "platform:tenants:read"})
+    operator_token = granted.get("access_token", "")
+    check("the operator authorization server issues a token", status == 200 and bool(operator_token),
+          f"{status} {granted}")
+    secrets["the operator's access token"] = operator_token
+    status, tenants = call("GET", f"{admin}/api/platform/v1/tenants", token=operator_token)
+    check("the operator's token lists the tenants", status == 200, f"{status} {tenants}")
     return secrets
 
 

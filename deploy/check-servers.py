@@ -5,13 +5,17 @@ issued by a CA made here as cert-manager would) and for compose.yaml, this rende
 server's configuration file, points its addresses and file paths at this machine (loopback
 ports, a temporary directory for the KEK and the service keys written by
 deploy/compose/init-secrets.sh), passes the database URL as the chart and compose do
-(`EDK_DATABASE__PLATFORM_URL`), and starts edk-kms, edk-as, edk-did, edk-issuer and
-edk-verifier from target/<profile> on a fresh PostgreSQL database. Every server must answer 200 on
-/health/ready: the configuration loads, the database is migrated, and each runtime server's
-authenticated Ping reaches the KMS over gRPC with the key or certificate the KMS trusts. A
-runtime server signing with another service's key must stay unready (503 naming the `kms`
-check). The servers log at debug level, and no secret (the KEK, the services' private keys,
-the TLS private keys, the database password) may appear in their logs.
+(`EDK_DATABASE__PLATFORM_URL`), and starts edk-kms, edk-as, edk-did, edk-issuer, edk-verifier
+and edk-platform from target/<profile> on a fresh PostgreSQL database. Every server must answer
+200 on /health/ready: the configuration loads, the database is migrated, and each runtime
+server's (and the platform's) authenticated Ping reaches the KMS over gRPC with the key or
+certificate the KMS trusts. A runtime server signing with another service's key must stay
+unready (503 naming the `kms` check). The platform must write its first-run setup token
+owner-only to the file its configuration names (the chart's emptyDir, compose's volume), and
+`POST /api/platform/v1/setup` with that token must create the first operator (201), once. The
+servers log at debug level, and no secret (the KEK, the services' private keys, the TLS private
+keys, the database password, the setup token, the first operator's client secret) may appear in
+their logs.
 
 Usage: python deploy/check-servers.py [profile]      (profile: debug, the default, or release)
 """
@@ -36,8 +40,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "deploy" / "helm" / "edk"
 SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer",
-           "verifier": "edk-verifier"}
-RUNTIME = ["as", "did", "issuer", "verifier"]
+           "verifier": "edk-verifier", "platform": "edk-platform"}
+# The servers that call the KMS over gRPC: the runtime servers and the platform.
+RUNTIME = ["as", "did", "issuer", "verifier", "platform"]
+# Where the chart and compose mount the platform's writable volume for its setup token.
+PLATFORM_STATE = "/var/lib/edk-platform"
 # PostgreSQL here trusts local connections, so the password is not checked: it is there to be
 # looked for in the logs.
 DATABASE_PASSWORD = "db-password-never-logged"
@@ -76,6 +83,20 @@ def ready(port: int) -> tuple[int, str]:
         return err.code, err.read().decode()
     except OSError as err:
         return 0, str(err)
+
+
+def post_json(port: int, path: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        text = err.read()
+        try:
+            return err.code, json.loads(text)
+        except ValueError:
+            return err.code, {"body": text.decode(errors="replace")}
 
 
 class Servers:
@@ -141,10 +162,35 @@ def relocate(value, moves: dict[str, str]):
     return value
 
 
-def run_topology(label: str, servers: Servers, configs: dict[str, dict], kms_extra: list[Path], impostor) -> None:
-    """Starts the KMS, then each runtime server, and waits for each to be ready; then, with
-    `impostor`, one more runtime server made by it from the DID server's configuration, which
-    the KMS must refuse."""
+def first_run_setup(label: str, port: int, config: dict, logged_secrets: dict[str, str]) -> None:
+    """The platform's first-run setup as an operator runs it: the token from the file the
+    configuration names, posted to the setup API, which then stays closed."""
+    token_file = Path(config["platform"]["setup_token_file"])
+    check(f"{label}: edk-platform writes the setup token to its volume", token_file.is_file(), str(token_file))
+    if not token_file.is_file():
+        return
+    check(f"{label}: the setup token file is owner-only", token_file.stat().st_mode & 0o777 == 0o600,
+          oct(token_file.stat().st_mode))
+    token = token_file.read_text().strip()
+    logged_secrets[f"{label} setup token"] = token
+    status, body = post_json(port, "/api/platform/v1/setup", {"setup_token": token, "client_name": "automation"})
+    check(f"{label}: first-run setup with the token creates the first operator (201)",
+          status == 201 and bool(body.get("client_id")) and bool(body.get("client_secret")), f"{status} {body}")
+    if body.get("client_secret"):
+        logged_secrets[f"{label} operator client secret"] = body["client_secret"]
+    issuer = body.get("issuer", "")
+    check(f"{label}: the operator authorization server is under /operators on the platform host",
+          issuer.endswith(f"{config['platform']['host']}{':' + str(config['platform']['port']) if config['platform'].get('port') else ''}/operators"),
+          issuer)
+    status, body = post_json(port, "/api/platform/v1/setup", {"setup_token": token, "client_name": "again"})
+    check(f"{label}: the setup token works once (403 after)", status == 403, f"{status} {body}")
+
+
+def run_topology(label: str, servers: Servers, configs: dict[str, dict], kms_extra: list[Path], impostor,
+                 logged_secrets: dict[str, str]) -> None:
+    """Starts the KMS, then each runtime server and the platform, and waits for each to be
+    ready, and runs the platform's first-run setup; then, with `impostor`, one more runtime
+    server made by it from the DID server's configuration, which the KMS must refuse."""
     grpc_port = free_port()
     kms_config = configs["kms"]
     kms_config["grpc"]["listen"] = f"127.0.0.1:{grpc_port}"
@@ -161,9 +207,13 @@ def run_topology(label: str, servers: Servers, configs: dict[str, dict], kms_ext
         return config
 
     for server in RUNTIME:
+        if server == "platform":
+            Path(configs[server]["platform"]["setup_token_file"]).unlink(missing_ok=True)
         port = servers.start(f"{label}-{server}", server, to_kms(configs[server]))
         status, body = servers.wait_ready(f"{label}-{server}", port)
         check(f"{label}: {SERVERS[server]} is ready and reaches the KMS ({auth})", status == 200, f"{status} {body}")
+        if server == "platform" and status == 200:
+            first_run_setup(label, port, configs[server], logged_secrets)
     if impostor is None:
         return
     port = servers.start(f"{label}-impostor", "did", to_kms(impostor(json.loads(json.dumps(configs["did"])))))
@@ -243,6 +293,9 @@ def main() -> int:
         for server in RUNTIME:
             (work / f"service-{server}").mkdir()
             (work / f"service-{server}" / "service.jwk").write_text((secrets / f"{server}-service.jwk").read_text())
+        # The platform's writable volume, owner-only as the platform creates its files.
+        platform_state = work / "platform-state"
+        platform_state.mkdir(mode=0o700)
         tls = work / "tls"
         names = {server: f"edk-{server}.edk.svc" for server in SERVERS}
         # A certificate from the cluster CA for a name the KMS's allow list does not name.
@@ -252,7 +305,8 @@ def main() -> int:
         def moves(component: str) -> dict[str, str]:
             return {"/var/run/secrets/edk/keks": str(keks),
                     "/var/run/secrets/edk/service": str(work / f"service-{component}"),
-                    "/var/run/secrets/edk/tls": str(tls / component)}
+                    "/var/run/secrets/edk/tls": str(tls / component),
+                    PLATFORM_STATE: str(platform_state)}
 
         trusted = yaml.safe_load((secrets / "values-trusted-services.yaml").read_text())
         mtls = yaml.safe_load((CHART / "values-mtls.yaml").read_text())
@@ -267,7 +321,7 @@ def main() -> int:
         compose_configs = {}
         for server in SERVERS:
             config = yaml.safe_load((REPO / f"deploy/compose/{server}.yaml").read_text())
-            compose_moves = {"/run/secrets/kek-k1": str(secrets / "kek-k1")}
+            compose_moves = {"/run/secrets/kek-k1": str(secrets / "kek-k1"), PLATFORM_STATE: str(platform_state)}
             if server in RUNTIME:
                 compose_moves["/run/secrets/service.jwk"] = str(secrets / f"{server}-service.jwk")
             compose_configs[server] = relocate(config, compose_moves)
@@ -281,14 +335,15 @@ def main() -> int:
             database = f"edk_deploy_{uuid.uuid4().hex[:12]}"
             psql(f"CREATE DATABASE {database}")
             servers = Servers(binaries, work, f"{POSTGRES}/{database}")
+            logged_secrets: dict[str, str] = {}
             try:
-                run_topology(label, servers, configs, kms_extra, impostor)
+                run_topology(label, servers, configs, kms_extra, impostor, logged_secrets)
             finally:
                 servers.stop()
                 psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
             logs = "".join((work / f"{name}.log").read_text() for name, _ in servers.started)
             check(f"{label}: the servers logged at debug level", '"level":"DEBUG"' in logs)
-            leaked = [name for name, secret in secret_values(secrets, tls).items() if secret in logs]
+            leaked = [name for name, secret in (secret_values(secrets, tls) | logged_secrets).items() if secret in logs]
             check(f"{label}: no secret in the debug logs", not leaked, f"found {leaked}")
 
     for failure in failures:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Writes the secrets compose.yaml mounts, under deploy/compose/secrets/ (never
 # committed): the KMS's key encryption key `kek-k1` (32 random bytes, base64), one ES256
-# private JWK per runtime service (`<service>-service.jwk`), and `kms-services.yaml`, the KMS's
-# `grpc.auth.services` with the public half of each, and the same trust list as a Helm values
-# file for the chart (`values-trusted-services.yaml`: kms.trustedServices). Existing files are
+# private JWK per service that calls the KMS, the runtime services and the platform
+# (`<service>-service.jwk`), and `kms-services.yaml`, the KMS's `grpc.auth.services` with the
+# public half of each, and the same trust list as a Helm values file for the chart (`values-trusted-services.yaml`: kms.trustedServices). Existing files are
 # kept; delete the directory to start over (keys sealed under the old KEK are then lost).
 # Needs openssl and python3.
 # Usage: deploy/compose/init-secrets.sh [DIR]   (DIR: where to write, default deploy/compose/secrets)
@@ -18,7 +18,7 @@ if [ ! -s kek-k1 ]; then
     openssl rand -base64 32 >kek-k1
 fi
 
-for service in as did issuer verifier; do
+for service in as did issuer verifier platform; do
     if [ ! -s "$service-service.jwk" ]; then
         openssl ecparam -name prime256v1 -genkey -noout |
             openssl ec -text -noout 2>/dev/null |
@@ -41,7 +41,7 @@ done
 python3 - <<'PY'
 import json
 services = []
-for name in ("as", "did", "issuer", "verifier"):
+for name in ("as", "did", "issuer", "verifier", "platform"):
     private = json.load(open(f"{name}-service.jwk"))
     public = {k: private[k] for k in ("kty", "crv", "alg", "x", "y")}
     services.append({"name": name, "jwks": {"keys": [public]}})
@@ -55,5 +55,5 @@ with open("values-trusted-services.yaml", "w") as out:
 PY
 # The servers run as uid 10001 and read these files through compose secrets.
 chmod 0644 kek-k1 as-service.jwk did-service.jwk issuer-service.jwk verifier-service.jwk \
-    kms-services.yaml values-trusted-services.yaml
+    platform-service.jwk kms-services.yaml values-trusted-services.yaml
 echo "secrets written to $out"

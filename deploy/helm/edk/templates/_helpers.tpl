@@ -5,11 +5,12 @@ as: edk-as
 did: edk-did
 issuer: edk-issuer
 verifier: edk-verifier
+platform: edk-platform
 {{- end -}}
 
-{{/* The runtime servers: those that call the KMS over gRPC. */}}
+{{/* The servers that call the KMS over gRPC: the runtime servers and the platform. */}}
 {{- define "edk.runtimeServers" -}}
-{{- list "as" "did" "issuer" "verifier" | toJson -}}
+{{- list "as" "did" "issuer" "verifier" "platform" | toJson -}}
 {{- end -}}
 
 {{- define "edk.name" -}}
@@ -155,6 +156,9 @@ group: cert-manager.io
 {{- $_ := set $remote "auth" (dict "kind" "service_jwt" "service" .name "audience" $v.kmsAuth.audience "key_file" "/var/run/secrets/edk/service/service.jwk" "lifetime_secs" $v.kmsAuth.tokenLifetimeSecs) -}}
 {{- end -}}
 {{- $_ := set $config "kms" $remote -}}
+{{- end -}}
+{{- if eq .name "platform" -}}
+{{- $_ := set $config "platform" (dict "host" $v.ingress.public.host "setup_token_file" "/var/lib/edk-platform/setup-token") -}}
 {{- end -}}
 {{- with include "edk.otlp" $root -}}
 {{- $_ := set $config "observability" (fromYaml .) -}}
