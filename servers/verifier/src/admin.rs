@@ -147,6 +147,48 @@ pub struct PresentationRequestBody {
     /// (an https URL), with `#response_code=…` appended. The session's result is then read
     /// once, with that `response_code`.
     pub redirect_uri: Option<String>,
+    /// Where the verifier POSTs an HMAC-signed notification (`session_id`,
+    /// `correlation_id`, `status`, `event_id`) when the session settles as `verified`,
+    /// `failed` or `expired`: an https URL. Needs the tenant's webhook secret.
+    pub webhook_url: Option<String>,
+}
+
+/// The tenant's webhook HMAC key. Never returned by a read.
+#[derive(Clone, Object)]
+pub struct WebhookSecretBody {
+    /// The key, base64url, 32 to 256 bytes; absent: a random 32-byte key is made and
+    /// returned once.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookSecretBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecretBody([redacted])")
+    }
+}
+
+/// A generated webhook secret, shown this once.
+#[derive(Clone, Object)]
+pub struct GeneratedWebhookSecret {
+    /// The key, base64url (32 bytes).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for GeneratedWebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GeneratedWebhookSecret([redacted])")
+    }
+}
+
+/// The answer to setting the webhook secret.
+#[derive(ApiResponse, Debug)]
+pub enum WebhookSecretSet {
+    /// The given secret is set.
+    #[oai(status = 204)]
+    Set,
+    /// A secret was generated and set: this is the only time it is shown.
+    #[oai(status = 201)]
+    Generated(Json<GeneratedWebhookSecret>),
 }
 
 /// A made presentation request: show `authorization_request_uri` to the wallet (as a QR
@@ -340,6 +382,7 @@ impl AdminApi {
             correlation_id: body.correlation_id,
             lifetime_secs: body.lifetime_secs,
             redirect_uri: body.redirect_uri,
+            webhook_url: body.webhook_url,
         };
         let created = self
             .verifier
@@ -352,6 +395,33 @@ impl AdminApi {
             authorization_request_uri: created.authorization_request_uri,
             expires_at: created.expires_at,
         })))
+    }
+
+    /// Sets the tenant's webhook HMAC key (stored sealed by the tenant's KMS key, never
+    /// returned by a read), or generates one and returns it this once. Requires scope
+    /// `oid4vp:write`.
+    #[oai(
+        path = "/webhook-secret",
+        method = "put",
+        operation_id = "putWebhookSecret"
+    )]
+    async fn put_webhook_secret(
+        &self,
+        auth: AdminBearer,
+        body: Json<WebhookSecretBody>,
+    ) -> Result<WebhookSecretSet, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let generated = self
+            .verifier
+            .webhooks()
+            .put_secret(&tenant, body.0.secret.as_deref(), self.verifier.now())
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(match generated {
+            Some(secret) => WebhookSecretSet::Generated(Json(GeneratedWebhookSecret { secret })),
+            None => WebhookSecretSet::Set,
+        })
     }
 
     /// A presentation session, with the verified claims once verified. A same-device session

@@ -30,7 +30,7 @@ pub struct VerifierServerConfig {
     pub verifier: VerifierSettings,
 }
 
-/// The `verifier` section: lifetimes, status lists and retention.
+/// The `verifier` section: lifetimes, status lists, retention and webhooks.
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VerifierSettings {
@@ -55,6 +55,16 @@ pub struct VerifierSettings {
     /// How long after a session ended (`verified`, `failed` or `expired`) the retention job
     /// applies the tenant's `oid4vp.presentation_retention`, in seconds. Default 3600.
     pub retention_delay_secs: i64,
+    /// Accept plain `http` webhook URLs too. Default `false`; for local development and
+    /// tests only.
+    pub dangerous_allow_http_webhooks: bool,
+    /// How long one webhook attempt may take, in seconds. Default 10.
+    pub webhook_timeout_secs: u64,
+    /// The wait after a webhook's first failed attempt, in seconds, doubled after each
+    /// further failure (at most an hour). Default 10.
+    pub webhook_retry_base_secs: i64,
+    /// How many attempts a webhook delivery gets before it is abandoned. Default 8.
+    pub webhook_max_attempts: i64,
 }
 
 impl Default for VerifierSettings {
@@ -68,6 +78,10 @@ impl Default for VerifierSettings {
             status_list_max_bytes: 1024 * 1024,
             dangerous_allow_http_status_lists: false,
             retention_delay_secs: 3600,
+            dangerous_allow_http_webhooks: false,
+            webhook_timeout_secs: 10,
+            webhook_retry_base_secs: 10,
+            webhook_max_attempts: 8,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod protocol;
 pub mod status;
 pub mod store;
 pub mod verifier;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -85,7 +86,8 @@ impl VerifierParts {
         )
         .with_trust_anchors(Arc::clone(&certificates))
         .with_certificates(certificates)
-        .with_status_lists(Arc::new(status));
+        .with_status_lists(Arc::new(status))
+        .with_webhook_settings(settings);
         Self {
             tenancy,
             verifier: Arc::new(verifier),
@@ -96,13 +98,20 @@ impl VerifierParts {
         }
     }
 
-    /// The verifier's periodic jobs: presentation retention ([`jobs::RetentionJob`]).
+    /// The verifier's periodic jobs: presentation retention ([`jobs::RetentionJob`]) and
+    /// webhook delivery ([`jobs::WebhookJob`]).
     #[must_use]
     pub fn jobs(&self) -> Vec<Arc<dyn edk_tenancy::Job>> {
-        vec![Arc::new(jobs::RetentionJob::new(
-            self.verifier.store().clone(),
-            self.retention_delay,
-        ))]
+        vec![
+            Arc::new(jobs::RetentionJob::new(
+                self.verifier.store().clone(),
+                self.retention_delay,
+            )),
+            Arc::new(jobs::WebhookJob::new(
+                self.verifier.store().clone(),
+                self.verifier.webhooks().clone(),
+            )),
+        ]
     }
 
     /// The protocol surface.

@@ -174,6 +174,8 @@ pub struct Session {
     pub updated_at: i64,
     /// When the wallet can no longer answer.
     pub expires_at: i64,
+    /// Where the signed notification goes when the session settles.
+    pub webhook_url: Option<String>,
 }
 
 impl Session {
@@ -245,10 +247,42 @@ type SessionRow = (
     i64,
     i64,
     i64,
+    Option<String>,
 );
 
 const SESSION_COLUMNS: &str = "session_id, correlation_id, status, request, outcome, \
-                               created_at, updated_at, expires_at";
+                               created_at, updated_at, expires_at, webhook_url";
+
+/// Records the pending webhook deliveries of the open sessions that lapsed by `$1`: run
+/// before [`EXPIRE_LAPSED`], in its transaction.
+const RECORD_LAPSED_DELIVERIES: &str = "INSERT INTO oid4vp_webhook_delivery (event_id, \
+     session_id, correlation_id, status, url, state, attempts, next_attempt_at, created_at) \
+     SELECT session_id || '.expired', session_id, correlation_id, 'expired', webhook_url, \
+     'pending', 0, $1, $1 FROM oid4vp_session WHERE status IN ('created', 'retrieved') \
+     AND expires_at <= $1 AND webhook_url IS NOT NULL ON CONFLICT (event_id) DO NOTHING";
+
+/// Marks the open sessions that lapsed by `$1` `expired`, as of their expiry.
+const EXPIRE_LAPSED: &str = "UPDATE oid4vp_session SET status = 'expired', \
+     updated_at = expires_at WHERE status IN ('created', 'retrieved') AND expires_at <= $1";
+
+/// A webhook delivery claimed for one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event id: the same at every attempt.
+    pub event_id: String,
+    /// The session.
+    pub session_id: String,
+    /// The session's correlation id.
+    pub correlation_id: Option<String>,
+    /// The status it settled as: `verified`, `failed` or `expired`.
+    pub status: String,
+    /// Where it goes.
+    pub url: String,
+    /// This attempt's number, from 1.
+    pub attempts: i64,
+}
+
+type DeliveryRow = (String, String, Option<String>, String, String, i64);
 
 impl SqlStore {
     /// A store in `tenancy`'s tenant databases. The tenancy must apply [`migrations`].
@@ -365,8 +399,8 @@ impl SqlStore {
         with_conn!(tx, conn => {
             sqlx::query(
                 "INSERT INTO oid4vp_session (session_id, correlation_id, status, handle_digest, \
-                 state_digest, request, outcome, created_at, updated_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 state_digest, request, outcome, created_at, updated_at, expires_at, \
+                 webhook_url) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(&session.id)
             .bind(session.correlation_id.as_deref())
@@ -378,6 +412,7 @@ impl SqlStore {
             .bind(session.created_at)
             .bind(session.updated_at)
             .bind(session.expires_at)
+            .bind(session.webhook_url.as_deref())
             .execute(conn)
             .await
             .map_err(conflict_as("session id or correlation id"))?;
@@ -452,7 +487,8 @@ impl SqlStore {
     }
 
     /// Settles responded session `id` as `status` (verified or failed) with `outcome`, and
-    /// the `response_code` that reads it in a same-device flow.
+    /// the `response_code` that reads it in a same-device flow; a session made with a
+    /// webhook URL records its pending delivery in the same transaction.
     ///
     /// # Errors
     /// [`StoreError::Database`] when the database fails.
@@ -468,7 +504,7 @@ impl SqlStore {
         let outcome = to_json(outcome)?;
         let mut tx = self.begin(tenant).await?;
         let done = with_conn!(tx, conn => {
-            sqlx::query(
+            let done = sqlx::query(
                 "UPDATE oid4vp_session SET status = $2, outcome = $3, updated_at = $4, \
                  response_code_digest = $5 WHERE session_id = $1 AND status = 'responded'",
             )
@@ -477,16 +513,33 @@ impl SqlStore {
             .bind(&outcome)
             .bind(now)
             .bind(response_code.map(digest))
-            .execute(conn)
+            .execute(&mut *conn)
             .await
             .map_err(StoreError::database)?
-            .rows_affected()
+            .rows_affected();
+            if done > 0 {
+                sqlx::query(
+                    "INSERT INTO oid4vp_webhook_delivery (event_id, session_id, correlation_id, \
+                     status, url, state, attempts, next_attempt_at, created_at) \
+                     SELECT session_id || '.' || status, session_id, correlation_id, status, \
+                     webhook_url, 'pending', 0, $2, $2 FROM oid4vp_session \
+                     WHERE session_id = $1 AND webhook_url IS NOT NULL \
+                     ON CONFLICT (event_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?;
+            }
+            done
         });
         tx.commit().await.map_err(StoreError::database)?;
         Ok(done > 0)
     }
 
-    /// Marks the open sessions that lapsed by `now` `expired` (as of their expiry), then
+    /// Marks the open sessions that lapsed by `now` `expired` (as of their expiry, recording
+    /// their pending webhook deliveries), then
     /// applies `retention` to the sessions that ended (`verified`, `failed`, `expired`) at or
     /// before `ended_before`: `remove` deletes them, `minimize` drops their verified claims
     /// (and an unredeemed response code), `keep` leaves them. How many sessions changed.
@@ -514,15 +567,17 @@ impl SqlStore {
         let minimized = to_json(&serde_json::json!({ "minimized": true }))?;
         let mut tx = self.begin(tenant).await?;
         let done = with_conn!(tx, conn => {
-            let expired = sqlx::query(
-                "UPDATE oid4vp_session SET status = 'expired', updated_at = expires_at \
-                 WHERE status IN ('created', 'retrieved') AND expires_at <= $1",
-            )
-            .bind(now)
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::database)?
-            .rows_affected();
+            sqlx::query(RECORD_LAPSED_DELIVERIES)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?;
+            let expired = sqlx::query(EXPIRE_LAPSED)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?
+                .rows_affected();
             let applied = match &sql {
                 Some(sql) => {
                     let query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(ended_before);
@@ -573,6 +628,181 @@ impl SqlStore {
         row.map(session_of).transpose()
     }
 
+    /// Marks the open sessions that lapsed by `now` `expired` (as of their expiry) and
+    /// records their pending webhook deliveries, in one transaction; how many expired.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn expire_lapsed(&self, tenant: &TenantContext, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let expired = with_conn!(tx, conn => {
+            sqlx::query(RECORD_LAPSED_DELIVERIES)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?;
+            sqlx::query(EXPIRE_LAPSED)
+                .bind(now)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::database)?
+                .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(expired)
+    }
+
+    /// Stores the tenant's webhook HMAC key, `sealed` (a compact JWE to its KMS key),
+    /// replacing any previous one.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn put_webhook_secret(
+        &self,
+        tenant: &TenantContext,
+        sealed: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vp_webhook_secret (singleton, sealed, updated_at) \
+                 VALUES (1, $1, $2) ON CONFLICT (singleton) DO UPDATE \
+                 SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+            )
+            .bind(sealed)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    /// The tenant's sealed webhook HMAC key, if set.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn webhook_secret(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<(String,)> = with_conn!(tx, conn => {
+            sqlx::query_as("SELECT sealed FROM oid4vp_webhook_secret WHERE singleton = 1")
+                .fetch_optional(conn)
+                .await
+                .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(row.map(|(sealed,)| sealed))
+    }
+
+    /// The event ids of up to `limit` pending deliveries due at `now` and not claimed.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn due_deliveries(
+        &self,
+        tenant: &TenantContext,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let rows: Vec<(String,)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT event_id FROM oid4vp_webhook_delivery WHERE state = 'pending' \
+                 AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+                 ORDER BY next_attempt_at LIMIT $2",
+            )
+            .bind(now)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Claims one attempt of pending delivery `event_id` if it is due at `now` and not
+    /// claimed, until `lease_until`: once, on any replica (a conditional update).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn claim_delivery(
+        &self,
+        tenant: &TenantContext,
+        event_id: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<DeliveryRow> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "UPDATE oid4vp_webhook_delivery SET attempts = attempts + 1, claimed_until = $3 \
+                 WHERE event_id = $1 AND state = 'pending' AND next_attempt_at <= $2 \
+                 AND (claimed_until IS NULL OR claimed_until <= $2) \
+                 RETURNING event_id, session_id, correlation_id, status, url, attempts",
+            )
+            .bind(event_id)
+            .bind(now)
+            .bind(lease_until)
+            .fetch_optional(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(row.map(
+            |(event_id, session_id, correlation_id, status, url, attempts)| Delivery {
+                event_id,
+                session_id,
+                correlation_id,
+                status,
+                url,
+                attempts,
+            },
+        ))
+    }
+
+    /// Records the end of a claimed attempt of `event_id`: delivered at `now`, or (with
+    /// `retry_at`) due again then, unless it has had `max_attempts` attempts: abandoned.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn finish_delivery(
+        &self,
+        tenant: &TenantContext,
+        event_id: &str,
+        now: i64,
+        retry_at: Option<i64>,
+        max_attempts: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            match retry_at {
+                None => sqlx::query(
+                    "UPDATE oid4vp_webhook_delivery SET state = 'delivered', delivered_at = $2, \
+                     claimed_until = NULL WHERE event_id = $1",
+                )
+                .bind(event_id)
+                .bind(now),
+                Some(at) => sqlx::query(
+                    "UPDATE oid4vp_webhook_delivery SET claimed_until = NULL, \
+                     next_attempt_at = $2, state = CASE WHEN attempts >= $3 THEN 'abandoned' \
+                     ELSE 'pending' END WHERE event_id = $1",
+                )
+                .bind(event_id)
+                .bind(at)
+                .bind(max_attempts),
+            }
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
     async fn update_returning(
         &self,
         tenant: &TenantContext,
@@ -614,7 +844,17 @@ impl SqlStore {
 }
 
 fn session_of(row: SessionRow) -> Result<Session, StoreError> {
-    let (id, correlation_id, status, request, outcome, created_at, updated_at, expires_at) = row;
+    let (
+        id,
+        correlation_id,
+        status,
+        request,
+        outcome,
+        created_at,
+        updated_at,
+        expires_at,
+        webhook_url,
+    ) = row;
     Ok(Session {
         id,
         correlation_id,
@@ -624,6 +864,7 @@ fn session_of(row: SessionRow) -> Result<Session, StoreError> {
         created_at,
         updated_at,
         expires_at,
+        webhook_url,
     })
 }
 

@@ -19,7 +19,9 @@ use edk_tenancy::TenantContext;
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use crate::config::VerifierSettings;
 use crate::store::{Session, SessionStatus, SqlStore, StoreError, StoredQuery, StoredRequest};
+use crate::webhook::Webhooks;
 
 /// The KMS service name of the verifier's keys (`verifier.<purpose>`).
 pub const KMS_SERVICE: &str = "verifier";
@@ -65,6 +67,8 @@ pub struct NewRequest {
     /// Same-device flows: where the wallet sends the person back once it has answered,
     /// with `#response_code=…` appended.
     pub redirect_uri: Option<String>,
+    /// Where a signed notification goes when the session settles.
+    pub webhook_url: Option<String>,
 }
 
 /// A made request.
@@ -128,6 +132,7 @@ pub struct Verifier {
     certificates: Option<Arc<dyn CertificateSource>>,
     anchors: Option<Arc<dyn CertificateSource>>,
     status: Option<Arc<crate::status::StatusLists>>,
+    webhooks: Webhooks,
     clock: Arc<dyn Clock>,
     request_ttl_secs: i64,
     max_request_ttl_secs: i64,
@@ -154,6 +159,11 @@ impl Verifier {
         max_request_ttl_secs: i64,
     ) -> Self {
         Self {
+            webhooks: Webhooks::new(
+                store.clone(),
+                Arc::clone(&kms),
+                &VerifierSettings::default(),
+            ),
             store,
             kms,
             certificates: None,
@@ -179,6 +189,20 @@ impl Verifier {
     pub fn with_status_lists(mut self, status: Arc<crate::status::StatusLists>) -> Self {
         self.status = Some(status);
         self
+    }
+
+    /// The verifier sending webhooks with `settings` (by default with
+    /// [`VerifierSettings::default`]'s).
+    #[must_use]
+    pub fn with_webhook_settings(mut self, settings: &VerifierSettings) -> Self {
+        self.webhooks = Webhooks::new(self.store.clone(), Arc::clone(&self.kms), settings);
+        self
+    }
+
+    /// The webhook sender.
+    #[must_use]
+    pub const fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
     }
 
     /// The store.
@@ -359,6 +383,17 @@ impl Verifier {
             .as_deref()
             .map(same_device_redirect)
             .transpose()?;
+        let webhook_url = new
+            .webhook_url
+            .as_deref()
+            .map(|url| self.webhooks.check_url(url))
+            .transpose()?;
+        if webhook_url.is_some() && !self.webhooks.has_secret(tenant).await? {
+            return Err(Error::Conflict(
+                "webhook_url needs the tenant's webhook secret: PUT /webhook-secret first"
+                    .to_owned(),
+            ));
+        }
         let response_uri = url(&format!("{base}/response"))?;
         let handle = random_token();
         let request_uri = url(&format!("{base}/requests/{handle}"))?;
@@ -449,6 +484,7 @@ impl Verifier {
             created_at: now,
             updated_at: now,
             expires_at: now.saturating_add(lifetime),
+            webhook_url,
         };
         self.store
             .insert_session(tenant, &session, by_reference.then_some(handle.as_str()))
@@ -515,22 +551,31 @@ impl Verifier {
         alias: &KeyAlias,
         spec: KeySpec,
     ) -> Result<(), Error> {
-        match self.kms.key(caller, &KeyRef::Alias(alias.clone())).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.kind() == ErrorKind::NotFound => {
-                match self
-                    .kms
-                    .create_key(caller, &NewKey::new(alias.clone(), spec))
-                    .await
-                {
-                    // Another replica may have created it first.
-                    Ok(_) => Ok(()),
-                    Err(err) if err.kind() == ErrorKind::Conflict => Ok(()),
-                    Err(err) => Err(Error::Kms(err)),
-                }
+        ensure_key(self.kms.as_ref(), caller, alias, spec).await
+    }
+}
+
+/// Creates the key `alias` with `spec` in the caller's tenant unless it exists.
+pub(crate) async fn ensure_key(
+    kms: &dyn Kms,
+    caller: &Caller,
+    alias: &KeyAlias,
+    spec: KeySpec,
+) -> Result<(), Error> {
+    match kms.key(caller, &KeyRef::Alias(alias.clone())).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            match kms
+                .create_key(caller, &NewKey::new(alias.clone(), spec))
+                .await
+            {
+                // Another replica may have created it first.
+                Ok(_) => Ok(()),
+                Err(err) if err.kind() == ErrorKind::Conflict => Ok(()),
+                Err(err) => Err(Error::Kms(err)),
             }
-            Err(err) => Err(Error::Kms(err)),
         }
+        Err(err) => Err(Error::Kms(err)),
     }
 }
 
@@ -800,7 +845,8 @@ impl Verifier {
         // In a same-device flow every answer that reached its session, verified or not, sends
         // the person back; the frontend's backend reads the result with the code.
         let response_code = session.request.redirect_uri.is_some().then(random_token);
-        self.store
+        let settled = self
+            .store
             .settle(
                 tenant,
                 &session.id,
@@ -811,6 +857,17 @@ impl Verifier {
             )
             .await
             .map_err(Error::from)?;
+        if settled && session.webhook_url.is_some() {
+            let webhooks = self.webhooks.clone();
+            let tenant = tenant.clone();
+            let event_id = crate::webhook::event_id(&session.id, status.as_str());
+            let now = self.now();
+            tokio::spawn(async move {
+                if let Err(err) = webhooks.deliver(&tenant, &event_id, now).await {
+                    tracing::warn!(event_id, error = %err, "a webhook attempt was not recorded");
+                }
+            });
+        }
         match (&session.request.redirect_uri, response_code) {
             (Some(uri), Some(code)) => Ok(Some(format!("{uri}#response_code={code}"))),
             _ => result.map(|()| None),
