@@ -1,7 +1,7 @@
 //! Integration tests of edk-verifier-server over real HTTP on loopback: an in-process wallet
 //! answering requests end to end and the refusals, the npm wallet `@openid4vc/openid4vp`
 //! answering every client identifier prefix and response mode, the admin API with its scopes and tenant
-//! isolation, on SQLite and PostgreSQL, two replicas on one database, schemathesis, and the
+//! isolation, on SQLite and PostgreSQL, two replicas on one database, signed webhooks, schemathesis, and the
 //! OpenAPI snapshot.
 #![allow(
     clippy::unwrap_used,
@@ -23,3 +23,4 @@ mod schemathesis;
 mod scopes;
 mod status;
 mod support;
+mod webhook;

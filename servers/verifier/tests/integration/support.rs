@@ -74,15 +74,19 @@ impl Deployment {
     /// PostgreSQL database, with the same key encryption key. The first owns the database:
     /// close the second one first.
     pub(crate) async fn postgres_replicas() -> (Self, Self) {
+        Self::postgres_replicas_with(&VerifierSettings::default()).await
+    }
+
+    /// Two replicas as [`Deployment::postgres_replicas`] makes them, with `settings`.
+    pub(crate) async fn postgres_replicas_with(settings: &VerifierSettings) -> (Self, Self) {
         let db = TestDb::new().await;
         let database = DatabaseConfig::Postgres(edk_tenancy::store::postgres::PostgresConfig::new(
             db.url().into(),
         ));
         let kek = generate_kek().unwrap();
         let second_kek = SecretString::from(kek.expose_secret().to_owned());
-        let settings = VerifierSettings::default();
-        let first = Self::new(database.clone(), None, Some(db), kek, &settings).await;
-        let second = Self::new(database, None, None, second_kek, &settings).await;
+        let first = Self::new(database.clone(), None, Some(db), kek, settings).await;
+        let second = Self::new(database, None, None, second_kek, settings).await;
         (first, second)
     }
 
