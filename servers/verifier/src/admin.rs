@@ -156,8 +156,13 @@ pub struct PresentationRequestBody {
 /// The tenant's webhook HMAC key. Never returned by a read.
 #[derive(Clone, Object)]
 pub struct WebhookSecretBody {
-    /// The key, base64url, 32 to 256 bytes; absent: a random 32-byte key is made and
-    /// returned once.
+    /// The key, base64url without padding, 32 to 256 bytes; absent: a random 32-byte key
+    /// is made and returned once.
+    #[oai(validator(
+        min_length = 43,
+        max_length = 342,
+        pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$"
+    ))]
     pub secret: Option<String>,
 }
 

@@ -14,7 +14,8 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use edk_core::jose::jwe::{ContentEncryption, KeyManagement};
 use edk_kms::provider::KeySpec;
 use edk_kms::{KeyRef, Kms};
@@ -34,6 +35,15 @@ pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The most bytes a webhook secret has.
 const MAX_SECRET_BYTES: usize = 256;
+
+/// base64url without padding, ignoring the unused bits of the last character.
+const LENIENT_BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
 
 /// How many due deliveries one job run attempts per tenant.
 const BATCH: i64 = 100;
@@ -147,7 +157,7 @@ impl Webhooks {
     ) -> Result<Option<String>, Error> {
         let (text, generated) = match secret {
             Some(text) => {
-                let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).ok();
+                let bytes = LENIENT_BASE64URL.decode(text).ok();
                 if !bytes.is_some_and(|bytes| {
                     (MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&bytes.len())
                 }) {
@@ -155,7 +165,7 @@ impl Webhooks {
                         "secret is {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes, base64url"
                     )));
                 }
-                (text.trim_end_matches('=').to_owned(), false)
+                (text.to_owned(), false)
             }
             None => {
                 let mut bytes = [0_u8; MIN_SECRET_BYTES];
@@ -207,7 +217,7 @@ impl Webhooks {
             .decrypt(&caller(tenant), &alias(SEALING_PURPOSE)?, &sealed)
             .await
             .map_err(Error::Kms)?;
-        URL_SAFE_NO_PAD
+        LENIENT_BASE64URL
             .decode(text.as_slice())
             .map(Some)
             .map_err(|_| Error::Conflict("the sealed webhook secret is malformed".to_owned()))

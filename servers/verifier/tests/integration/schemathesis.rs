@@ -70,6 +70,6 @@ async fn schemathesis_finds_no_server_error() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Every operation of the document was exercised.
-    assert!(stdout.contains("Tested: 8"), "{stdout}");
+    assert!(stdout.contains("Tested: 9"), "{stdout}");
     deployment.close().await;
 }

@@ -96,10 +96,7 @@ fn count(seen: &Arc<Mutex<Vec<Received>>>) -> usize {
 
 /// Whether `received` is signed with `secret` (base64url) as the README says to check it.
 fn signed_with(received: &Received, secret: &str) -> bool {
-    let key = hmac::Key::new(
-        hmac::HMAC_SHA256,
-        &URL_SAFE_NO_PAD.decode(secret).unwrap(),
-    );
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &URL_SAFE_NO_PAD.decode(secret).unwrap());
     let Some(tag) = received
         .signature
         .strip_prefix("v1=")
@@ -272,7 +269,6 @@ async fn a_stopped_attempt_and_a_lapsed_session_are_delivered_by_another_replica
     assert_eq!(status, 204, "{body}");
     let (server, seen, url) = receiver(0).await;
 
-    let settled = settle_without_attempt(&first, &tenant, &url, "settled").await;
     let lapsed = make_request(
         &first,
         &tenant,
@@ -280,9 +276,32 @@ async fn a_stopped_attempt_and_a_lapsed_session_are_delivered_by_another_replica
                "webhook_url": url, "lifetime_secs": 1}),
     )
     .await;
-    // The first replica sent no attempt; the second one's job delivers both.
-    assert_eq!(count(&seen), 0);
+    let settled = settle_without_attempt(&first, &tenant, &url, "settled").await;
+    // One attempt is claimed by one replica at a time: the first claims it and stops
+    // before sending; the second cannot claim it until the lease ends.
     let now = SystemClock.unix_seconds();
+    let event_id = format!("{settled}.failed");
+    let first_context = first.tenancy.context(tenant.id).await.unwrap();
+    let second_context = second.tenancy.context(tenant.id).await.unwrap();
+    let claimed = first
+        .parts
+        .verifier
+        .store()
+        .claim_delivery(&first_context, &event_id, now, now + 40)
+        .await
+        .unwrap();
+    assert_eq!(claimed.unwrap().attempts, 1);
+    let again = second
+        .parts
+        .verifier
+        .store()
+        .claim_delivery(&second_context, &event_id, now, now + 40)
+        .await
+        .unwrap();
+    assert!(again.is_none());
+    // The first replica sent nothing; once the lease ended, the second one's job delivers
+    // both events.
+    assert_eq!(count(&seen), 0);
     assert_eq!(run_job(&second, &tenant, now + 60).await, 2);
     assert_eq!(run_job(&second, &tenant, now + 7200).await, 0);
 
