@@ -71,6 +71,14 @@ pub fn signature(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String
     format!("v1={}", URL_SAFE_NO_PAD.encode(context.sign().as_ref()))
 }
 
+/// The wait after failed attempt number `attempts` (from 1): `base` doubled at each
+/// further failure, at most an hour.
+fn backoff_secs(base: i64, attempts: i64) -> i64 {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    base.saturating_mul(1_i64 << doublings)
+        .min(MAX_BACKOFF_SECS)
+}
+
 /// The webhook sender over the store and the tenants' KMS.
 #[derive(Clone)]
 pub struct Webhooks {
@@ -250,7 +258,8 @@ impl Webhooks {
                 false
             }
         };
-        let retry_at = (!delivered).then(|| now.saturating_add(self.backoff(delivery.attempts)));
+        let retry_at = (!delivered)
+            .then(|| now.saturating_add(backoff_secs(self.retry_base_secs, delivery.attempts)));
         self.store
             .finish_delivery(tenant, event_id, now, retry_at, self.max_attempts)
             .await?;
@@ -269,14 +278,6 @@ impl Webhooks {
             }
         }
         Ok(delivered)
-    }
-
-    /// The wait after failed attempt number `attempts`.
-    fn backoff(&self, attempts: i64) -> i64 {
-        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        self.retry_base_secs
-            .saturating_mul(1_i64 << doublings)
-            .min(MAX_BACKOFF_SECS)
     }
 
     /// One signed POST; whether it was answered with a 2xx.
@@ -321,5 +322,32 @@ impl Webhooks {
                 false
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_matches_an_independent_hmac_sha256() {
+        // Computed with Python's hmac module, as the README's check does.
+        let secret: Vec<u8> = (0..32).collect();
+        assert_eq!(
+            signature(&secret, "evt", 1_700_000_000, br#"{"status":"verified"}"#),
+            "v1=OLqTLfLx0PDI7J2FkLG7c6uqoXpq9HdK7J8aRGI--D8"
+        );
+        assert_ne!(
+            signature(&secret, "evt", 1_700_000_001, br#"{"status":"verified"}"#),
+            "v1=OLqTLfLx0PDI7J2FkLG7c6uqoXpq9HdK7J8aRGI--D8"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        let waits: Vec<i64> = (1..=10).map(|attempt| backoff_secs(10, attempt)).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600]);
+        assert_eq!(backoff_secs(10, 1000), 3600);
+        assert_eq!(backoff_secs(0, 3), 0);
     }
 }
