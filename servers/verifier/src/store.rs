@@ -542,7 +542,8 @@ impl SqlStore {
     /// their pending webhook deliveries), then
     /// applies `retention` to the sessions that ended (`verified`, `failed`, `expired`) at or
     /// before `ended_before`: `remove` deletes them, `minimize` drops their verified claims
-    /// (and an unredeemed response code), `keep` leaves them. How many sessions changed.
+    /// (and an unredeemed response code), `keep` leaves them; finished webhook deliveries
+    /// (delivered or abandoned) recorded by then are deleted. How many sessions changed.
     ///
     /// # Errors
     /// [`StoreError::Database`] when the database fails.
@@ -594,6 +595,15 @@ impl SqlStore {
                 }
                 None => 0,
             };
+            // Finished webhook deliveries (delivered or abandoned) go with the same delay.
+            sqlx::query(
+                "DELETE FROM oid4vp_webhook_delivery WHERE state <> 'pending' \
+                 AND created_at <= $1",
+            )
+            .bind(ended_before)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::database)?;
             expired + applied
         });
         tx.commit().await.map_err(StoreError::database)?;

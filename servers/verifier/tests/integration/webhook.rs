@@ -109,6 +109,20 @@ fn signed_with(received: &Received, secret: &str) -> bool {
     hmac::verify(&key, &signed, &tag).is_ok()
 }
 
+/// How many webhook deliveries the tenant's PostgreSQL schema holds.
+async fn deliveries(deployment: &Deployment, context: &edk_tenancy::TenantContext) -> i64 {
+    let mut tx = deployment.tenancy.databases().begin(context).await.unwrap();
+    let edk_tenancy::TenantTx::Postgres(pg) = &mut tx else {
+        panic!("a PostgreSQL deployment");
+    };
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM oid4vp_webhook_delivery")
+        .fetch_one(&mut **pg)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    count
+}
+
 fn http_settings() -> VerifierSettings {
     VerifierSettings {
         dangerous_allow_http_webhooks: true,
@@ -304,6 +318,19 @@ async fn a_stopped_attempt_and_a_lapsed_session_are_delivered_by_another_replica
     assert_eq!(count(&seen), 0);
     assert_eq!(run_job(&second, &tenant, now + 60).await, 2);
     assert_eq!(run_job(&second, &tenant, now + 7200).await, 0);
+    // Retention clears the finished deliveries with the ended sessions; nothing is resent.
+    let context = second.tenancy.context(tenant.id).await.unwrap();
+    assert_eq!(deliveries(&second, &context).await, 2);
+    let jobs = second.parts.jobs();
+    jobs[0]
+        .run(
+            JobTarget::Tenant(&context),
+            chrono::DateTime::from_timestamp(now + 7200, 0).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deliveries(&second, &context).await, 0);
+    assert_eq!(run_job(&second, &tenant, now + 14_400).await, 0);
 
     let received = seen.lock().unwrap().clone();
     assert_eq!(received.len(), 2);
