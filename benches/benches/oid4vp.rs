@@ -4,7 +4,12 @@
 //! verified against its request (issuer signature and chain, disclosures, KB-JWT `aud`,
 //! `nonce`, `sd_hash` and `iat`, status through a warm `StatusListCache`, the DCQL query),
 //! next to the raw-crypto floor of the same group: the two ES256 verifies (issuer signature,
-//! KB-JWT signature) any verifier must do.
+//! KB-JWT signature) any verifier must do. The presentation is verified twice: with the x5c
+//! chain validated in full each time, and with validated chains kept in an `X5cChainCache`.
+//!
+//! A second group measures the status check alone: cold (the Status List Token fetched over
+//! HTTP from a server on loopback, its signature verified and its list decompressed) and warm
+//! (read from the `StatusListCache`).
 //!
 //! Run with: cargo bench -p edk-benches --bench oid4vp
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
@@ -14,6 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use edk_core::ErrorKind;
 use edk_core::FixedClock;
 use edk_core::clock::Clock;
 use edk_core::jose::{Algorithm, Header, JwksResolver, SigningKey};
@@ -23,7 +29,8 @@ use edk_core::status_list::{
     Bits, FetchedToken, InMemoryFetcher, StatusList, StatusListCache, StatusListReference,
     StatusListToken, StatusListTokenClaims,
 };
-use edk_core::x5c::X5cResolver;
+use edk_core::status_list::{FetchError, StatusListFetcher};
+use edk_core::x5c::{X5cChainCache, X5cResolver};
 use edk_oid4vp::{
     AuthorizationRequest, AuthorizationResponse, ClientId, CredentialStatus, DcqlQuery,
     PresentationVerifier, ResponseLimits, StatusCheck, StatusReference,
@@ -90,6 +97,7 @@ fn standard(der: &[u8]) -> String {
 }
 
 fn oid4vp(c: &mut Criterion) {
+    edk_server::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -115,15 +123,27 @@ fn oid4vp(c: &mut Criterion) {
     let fetcher = Arc::new(InMemoryFetcher::new());
     fetcher.insert(STATUS_URI, FetchedToken::jwt(&token));
     let status_keys = JwksResolver::from_keys([&status_key.public_jwk().with_kid("status-1")]);
-    let cache = StatusListCache::new(fetcher.clone(), Arc::new(status_keys), Arc::clone(&clock));
+    let status_keys: Arc<JwksResolver> = Arc::new(status_keys);
+    let cache = StatusListCache::new(fetcher.clone(), status_keys.clone(), Arc::clone(&clock));
     runtime
         .block_on(cache.status(&StatusListReference::new(7, STATUS_URI).expect("reference")))
         .expect("warm the cache");
-    let verifier = PresentationVerifier::new(
-        Arc::new(X5cResolver::new([root], Arc::clone(&clock)).expect("anchors")),
+    let status: Arc<CachedStatus> = Arc::new(CachedStatus(cache));
+    let full_chain = PresentationVerifier::new(
+        Arc::new(X5cResolver::new([root.clone()], Arc::clone(&clock)).expect("anchors")),
         Arc::clone(&clock),
     )
-    .with_status_check(Arc::new(CachedStatus(cache)));
+    .with_status_check(status.clone());
+    let chains = Arc::new(X5cChainCache::new(1_024));
+    let cached_chain = PresentationVerifier::new(
+        Arc::new(
+            X5cResolver::new([root], Arc::clone(&clock))
+                .expect("anchors")
+                .with_chain_cache(Arc::clone(&chains)),
+        ),
+        Arc::clone(&clock),
+    )
+    .with_status_check(status);
 
     let query = DcqlQuery::from_json(&json!({
         "credentials": [{
@@ -178,7 +198,7 @@ fn oid4vp(c: &mut Criterion) {
     }
     .to_form();
 
-    let verify = || {
+    let verify = |verifier: &PresentationVerifier| {
         runtime.block_on(async {
             let response =
                 AuthorizationResponse::from_form(form.as_bytes(), &ResponseLimits::DEFAULT)
@@ -189,8 +209,11 @@ fn oid4vp(c: &mut Criterion) {
                 .expect("verified")
         })
     };
-    let verified = verify();
-    assert_eq!(verified.claims()["identity"][0]["given_name"], "Erika");
+    for verifier in [&full_chain, &cached_chain] {
+        let verified = verify(verifier);
+        assert_eq!(verified.claims()["identity"][0]["given_name"], "Erika");
+    }
+    assert_eq!(chains.len(), 1, "the validated chain is cached");
     assert_eq!(
         fetcher.fetches(STATUS_URI),
         1,
@@ -219,9 +242,118 @@ fn oid4vp(c: &mut Criterion) {
         });
     });
     group.bench_function(
-        "SD-JWT VC + KB-JWT, x5c chain, warm status cache, DCQL",
-        |b| b.iter(&verify),
+        "SD-JWT VC + KB-JWT, x5c chain validated in full, warm status cache, DCQL",
+        |b| b.iter(|| verify(&full_chain)),
     );
+    group.bench_function(
+        "SD-JWT VC + KB-JWT, x5c chain from the chain cache, warm status cache, DCQL",
+        |b| b.iter(|| verify(&cached_chain)),
+    );
+    group.finish();
+
+    status_check(c, &runtime, &clock, &status_key, &status_keys);
+}
+
+/// Publishes a Status List Token of 100,000 entries (index 7 valid) signed by `key` as
+/// `application/statuslist+jwt` on a loopback port; returns its URI.
+fn serve_status_list(runtime: &tokio::runtime::Runtime, key: &SigningKey) -> String {
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let uri = format!(
+        "http://{}/status-lists/1",
+        listener.local_addr().expect("address")
+    );
+    let list = StatusList::new(Bits::One, 100_000);
+    let claims = StatusListTokenClaims::new(&uri, NOW - 60, &list)
+        .expect("claims")
+        .with_exp(NOW + 86_400)
+        .with_ttl(3_600);
+    let token = runtime
+        .block_on(StatusListToken::issue(
+            Header::new(Algorithm::Es256).with_kid("status-1"),
+            &claims,
+            key,
+        ))
+        .expect("status list token");
+    let app = axum::Router::new().route(
+        "/status-lists/1",
+        axum::routing::get(move || {
+            let token = token.clone();
+            async move { ([("content-type", "application/statuslist+jwt")], token) }
+        }),
+    );
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    uri
+}
+
+/// A [`StatusListFetcher`] over HTTP with one `reqwest` client (connections kept alive).
+#[derive(Debug)]
+struct HttpFetcher(reqwest::Client);
+
+#[async_trait]
+impl StatusListFetcher for HttpFetcher {
+    async fn fetch(&self, uri: &str) -> Result<FetchedToken, FetchError> {
+        let unavailable = |err: reqwest::Error| FetchError::new(ErrorKind::Unavailable, err);
+        let response = self
+            .0
+            .get(uri)
+            .header("accept", "application/statuslist+jwt")
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?;
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(unavailable)?;
+        Ok(FetchedToken::new(body.to_vec(), content_type))
+    }
+}
+
+/// The status check of one credential: cold (the list fetched over loopback HTTP, its token
+/// verified, the list decompressed) and warm (from the cache).
+fn status_check(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    clock: &Arc<dyn Clock>,
+    key: &SigningKey,
+    keys: &Arc<JwksResolver>,
+) {
+    let uri = serve_status_list(runtime, key);
+    let cache = StatusListCache::new(
+        Arc::new(HttpFetcher(
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        )),
+        keys.clone(),
+        Arc::clone(clock),
+    );
+    let reference = StatusListReference::new(7, uri.as_str()).expect("reference");
+    let check = || {
+        runtime
+            .block_on(cache.status(&reference))
+            .expect("status")
+            .value()
+    };
+    assert_eq!(check(), 0, "index 7 is valid");
+
+    let mut group = c.benchmark_group("oid4vp/status check");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(
+        "cold: Status List Token fetched over loopback HTTP and verified, 100,000 entries",
+        |b| {
+            b.iter(|| {
+                cache.invalidate(&uri);
+                check()
+            });
+        },
+    );
+    group.bench_function("warm: from the StatusListCache", |b| b.iter(&check));
     group.finish();
 }
 

@@ -8,11 +8,19 @@
 //! [`X5cResolver::require_issuer_in_san`]: when the token names an `iss`, the leaf must then
 //! be issued to it, a `uniformResourceIdentifier` SAN equal to `iss`, or a `dNSName` SAN
 //! equal to the host of an `https` `iss`.
+//!
+//! An [`X5cChainCache`] shared by resolvers skips the chain's signature checks for a chain
+//! already validated against the same trust-anchor set: entries are keyed by the SHA-256 of
+//! the chain and of the anchor set, so a resolver built over changed anchors never hits an
+//! entry made under the old ones, and the certificates' validity is checked against the clock
+//! on every hit.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use aws_lc_rs::digest;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use pkcs1::der::Decode as _;
@@ -66,8 +74,10 @@ static ALGORITHMS: &[&dyn SignatureVerificationAlgorithm] = &[
 /// ```
 pub struct X5cResolver {
     anchors: Vec<TrustAnchor<'static>>,
+    anchors_digest: [u8; 32],
     clock: Arc<dyn Clock>,
     check_issuer: bool,
+    cache: Option<Arc<X5cChainCache>>,
 }
 
 impl X5cResolver {
@@ -79,19 +89,36 @@ impl X5cResolver {
         anchors: impl IntoIterator<Item = Vec<u8>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, JoseError> {
+        let mut anchor_digests = Vec::new();
         let anchors = anchors
             .into_iter()
             .map(|der| {
+                anchor_digests.push(sha256(&[&der]));
                 webpki::anchor_from_trusted_cert(&CertificateDer::from(der))
                     .map(|anchor| anchor.to_owned())
                     .map_err(|_| JoseError::InvalidKey("trust anchor is not a certificate"))
             })
             .collect::<Result<_, _>>()?;
+        // The set's digest does not depend on the order the anchors were listed in.
+        anchor_digests.sort_unstable();
+        anchor_digests.dedup();
+        let parts: Vec<&[u8]> = anchor_digests.iter().map(<[u8; 32]>::as_slice).collect();
         Ok(Self {
             anchors,
+            anchors_digest: sha256(&parts),
             clock,
             check_issuer: false,
+            cache: None,
         })
+    }
+
+    /// The resolver that remembers the chains it validated in `cache` (which may be shared
+    /// with resolvers over other anchor sets) and skips their signature checks on the next
+    /// token with the same chain, as long as its certificates are valid at the clock's time.
+    #[must_use]
+    pub fn with_chain_cache(mut self, cache: Arc<X5cChainCache>) -> Self {
+        self.cache = Some(cache);
+        self
     }
 
     /// The resolver that also requires the leaf to name the token's `iss` (when it has one):
@@ -110,8 +137,101 @@ impl fmt::Debug for X5cResolver {
         f.debug_struct("X5cResolver")
             .field("anchors", &self.anchors.len())
             .field("check_issuer", &self.check_issuer)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
+}
+
+/// A bounded cache of `x5c` chains validated against a trust-anchor set, shared by
+/// [`X5cResolver`]s through [`X5cResolver::with_chain_cache`].
+///
+/// An entry is found only by the same chain (its certificates, byte for byte) under the same
+/// set of trust anchors, so removing or adding an anchor makes every entry made before
+/// unreachable at once. A hit still checks every certificate of the chain's validity period
+/// against the clock (a chain outside it is validated again in full) and, when the resolver
+/// asks for it, the leaf's names against the token's `iss`. When full, an entry is dropped to
+/// make room.
+pub struct X5cChainCache {
+    capacity: usize,
+    entries: Mutex<HashMap<ChainKey, Arc<ValidatedChain>>>,
+}
+
+/// The digest of a chain's certificates and the digest of the anchor set it validated under.
+type ChainKey = ([u8; 32], [u8; 32]);
+
+/// What a validated chain yields, and the window in which all its certificates are valid.
+struct ValidatedChain {
+    key: Arc<VerifyingKey>,
+    not_before: u64,
+    not_after: u64,
+    leaf_uris: Vec<String>,
+    leaf_dns_names: Vec<String>,
+}
+
+impl X5cChainCache {
+    /// A cache of at most `capacity` validated chains.
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many chains the cache holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the cache holds no chain.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ChainKey, Arc<ValidatedChain>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get(&self, key: &ChainKey) -> Option<Arc<ValidatedChain>> {
+        self.lock().get(key).cloned()
+    }
+
+    fn insert(&self, key: ChainKey, chain: ValidatedChain) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            let victim = entries.keys().next().copied();
+            if let Some(victim) = victim {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(key, Arc::new(chain));
+    }
+}
+
+impl fmt::Debug for X5cChainCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("X5cChainCache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// SHA-256 over `parts`, each preceded by its length.
+fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut context = digest::Context::new(&digest::SHA256);
+    for part in parts {
+        context.update(&u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        context.update(part);
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
 }
 
 /// Issuer certificates carry no standard extended key usage; any is accepted.
@@ -136,6 +256,17 @@ impl KeyResolver for X5cResolver {
                 reason: "expected one to eight certificates",
             });
         }
+        let seconds = u64::try_from(self.clock.unix_seconds()).unwrap_or(0);
+        let cache_key = self.cache.as_ref().map(|_| {
+            let parts: Vec<&[u8]> = chain.iter().map(String::as_bytes).collect();
+            (sha256(&parts), self.anchors_digest)
+        });
+        if let (Some(cache), Some(cache_key)) = (&self.cache, &cache_key)
+            && let Some(hit) = cache.get(cache_key)
+            && (hit.not_before..=hit.not_after).contains(&seconds)
+        {
+            return self.accept(query, &hit);
+        }
         let ders = chain
             .iter()
             .map(|cert| {
@@ -152,7 +283,6 @@ impl KeyResolver for X5cResolver {
         let (leaf_der, intermediates) = certs.split_first().ok_or(JoseError::KeyNotFound)?;
         let leaf = EndEntityCert::try_from(leaf_der)
             .map_err(|_| JoseError::UntrustedKey("the x5c leaf is not a valid certificate"))?;
-        let seconds = u64::try_from(self.clock.unix_seconds()).unwrap_or(0);
         leaf.verify_for_usage(
             ALGORITHMS,
             &self.anchors,
@@ -168,41 +298,93 @@ impl KeyResolver for X5cResolver {
 
         let cert = Certificate::from_der(leaf_der.as_ref())
             .map_err(|_| JoseError::UntrustedKey("the x5c leaf is not a valid certificate"))?;
+        let (leaf_uris, leaf_dns_names) = leaf_names(&cert);
+        let (mut not_before, mut not_after) = validity(&cert);
+        for intermediate in intermediates {
+            let intermediate = Certificate::from_der(intermediate.as_ref()).map_err(|_| {
+                JoseError::UntrustedKey("an x5c certificate is not a valid certificate")
+            })?;
+            let (from, until) = validity(&intermediate);
+            not_before = not_before.max(from);
+            not_after = not_after.min(until);
+        }
+        let validated = ValidatedChain {
+            key: Arc::new(VerifyingKey::from_jwk(&leaf_jwk(&cert)?)?),
+            not_before,
+            not_after,
+            leaf_uris,
+            leaf_dns_names,
+        };
+        let key = self.accept(query, &validated);
+        if let (Some(cache), Some(cache_key)) = (&self.cache, cache_key) {
+            cache.insert(cache_key, validated);
+        }
+        key
+    }
+}
+
+impl X5cResolver {
+    /// The key of a validated chain, when its leaf suits the token: named by its `iss` (when
+    /// the resolver requires it) and of a type that signs with its `alg`.
+    fn accept(
+        &self,
+        query: &KeyQuery<'_>,
+        chain: &ValidatedChain,
+    ) -> Result<Arc<VerifyingKey>, JoseError> {
         if self.check_issuer
             && let Some(issuer) = query.issuer
-            && !names_issuer(&cert, issuer)
+            && !names_issuer(&chain.leaf_uris, &chain.leaf_dns_names, issuer)
         {
             return Err(JoseError::UntrustedKey(
                 "the x5c leaf is not issued to the token's issuer",
             ));
         }
-        let key = VerifyingKey::from_jwk(&leaf_jwk(&cert)?)?;
-        if !key.supports(query.alg) {
+        if !chain.key.supports(query.alg) {
             return Err(JoseError::KeyAlgorithmMismatch(query.alg));
         }
-        Ok(Arc::new(key))
+        Ok(Arc::clone(&chain.key))
     }
 }
 
-/// Whether the certificate's SANs name `iss`: a URI SAN equal to it, or a DNS SAN equal to
-/// the host of an `https` URL.
-fn names_issuer(cert: &Certificate, iss: &str) -> bool {
+/// The certificate's validity period in Unix seconds, both ends included.
+fn validity(cert: &Certificate) -> (u64, u64) {
+    let validity = cert.tbs_certificate().validity();
+    (
+        validity.not_before.to_unix_duration().as_secs(),
+        validity.not_after.to_unix_duration().as_secs(),
+    )
+}
+
+/// The leaf's `uniformResourceIdentifier` and `dNSName` SANs.
+fn leaf_names(cert: &Certificate) -> (Vec<String>, Vec<String>) {
     let Ok(Some((_, SubjectAltName(names)))) =
         cert.tbs_certificate().get_extension::<SubjectAltName>()
     else {
-        return false;
+        return (Vec::new(), Vec::new());
     };
+    let mut uris = Vec::new();
+    let mut dns_names = Vec::new();
+    for name in names {
+        match name {
+            GeneralName::UniformResourceIdentifier(uri) => uris.push(uri.as_str().to_owned()),
+            GeneralName::DnsName(dns) => dns_names.push(dns.as_str().to_owned()),
+            _ => {}
+        }
+    }
+    (uris, dns_names)
+}
+
+/// Whether the leaf's SANs name `iss`: a URI SAN equal to it, or a DNS SAN equal to the host
+/// of an `https` URL.
+fn names_issuer(uris: &[String], dns_names: &[String], iss: &str) -> bool {
+    if uris.iter().any(|uri| uri == iss) {
+        return true;
+    }
     let host = url::Url::parse(iss)
         .ok()
         .filter(|url| url.scheme() == "https")
         .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
-    names.iter().any(|name| match name {
-        GeneralName::UniformResourceIdentifier(uri) => uri.as_str() == iss,
-        GeneralName::DnsName(dns) => host
-            .as_deref()
-            .is_some_and(|host| dns.as_str().eq_ignore_ascii_case(host)),
-        _ => false,
-    })
+    host.is_some_and(|host| dns_names.iter().any(|dns| dns.eq_ignore_ascii_case(&host)))
 }
 
 /// The leaf's public key as a JWK.

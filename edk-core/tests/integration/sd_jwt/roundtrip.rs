@@ -11,7 +11,7 @@ use edk_core::limits::Limits;
 use edk_core::sd_jwt::IssueOptions;
 use edk_core::sd_jwt::{JsonSerialization, KeyBindingClaims, SdJwt, SdJwtError, VerifyOptions};
 use edk_core::sd_jwt_vc::{IssuerMetadata, SdJwtVcBuilder, SdJwtVcError, VcVerifyOptions};
-use edk_core::x5c::X5cResolver;
+use edk_core::x5c::{X5cChainCache, X5cResolver};
 use serde_json::json;
 
 use super::{
@@ -366,4 +366,105 @@ async fn x5c_chains_validate_to_the_configured_root() {
         good.verify_vc(&other_root, &VcVerifyOptions::default(), NOW)
             .await
     ));
+}
+
+#[tokio::test]
+async fn cached_x5c_chains_keep_every_check() {
+    let pki = pki();
+    let clock = Arc::new(FixedClock::at_unix(NOW));
+    let issue = |iss: &'static str, chain: Vec<String>| {
+        let key = &pki.leaf_key;
+        async move {
+            SdJwtVcBuilder::new("urn:example:vct")
+                .issuer(iss)
+                .x5c(chain)
+                .issue(key, &IssueOptions::default())
+                .await
+                .unwrap()
+        }
+    };
+    let untrusted = |err: Result<_, SdJwtVcError>| {
+        matches!(
+            err,
+            Err(SdJwtVcError::SdJwt(SdJwtError::IssuerJwt(
+                JoseError::UntrustedKey(_)
+            )))
+        )
+    };
+    let cache = Arc::new(X5cChainCache::new(4));
+    let resolver = X5cResolver::new([pki.root.clone()], clock.clone())
+        .unwrap()
+        .with_chain_cache(Arc::clone(&cache));
+    let good = issue("https://issuer.example", pki.chain.clone()).await;
+    for _ in 0..2 {
+        good.verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
+            .await
+            .unwrap();
+    }
+    assert_eq!(cache.len(), 1, "one chain under one anchor set");
+
+    // The same anchors, listed again, find the entry.
+    let same_anchors = X5cResolver::new([pki.root.clone(), pki.root.clone()], clock.clone())
+        .unwrap()
+        .with_chain_cache(Arc::clone(&cache));
+    good.verify_vc(&same_anchors, &VcVerifyOptions::default(), NOW)
+        .await
+        .unwrap();
+    assert_eq!(cache.len(), 1);
+
+    // Another anchor set (the root removed, another added) never uses the entry.
+    let other_anchors = X5cResolver::new([self::pki().root], clock.clone())
+        .unwrap()
+        .with_chain_cache(Arc::clone(&cache));
+    assert!(untrusted(
+        good.verify_vc(&other_anchors, &VcVerifyOptions::default(), NOW)
+            .await
+    ));
+    let no_anchors = X5cResolver::new(Vec::<Vec<u8>>::new(), clock.clone())
+        .unwrap()
+        .with_chain_cache(Arc::clone(&cache));
+    assert!(untrusted(
+        good.verify_vc(&no_anchors, &VcVerifyOptions::default(), NOW)
+            .await
+    ));
+
+    // A strict resolver sharing the cache still checks the leaf's names against `iss`.
+    let strict = X5cResolver::new([pki.root.clone()], clock.clone())
+        .unwrap()
+        .require_issuer_in_san()
+        .with_chain_cache(Arc::clone(&cache));
+    assert!(untrusted(
+        issue("https://other.example", pki.chain.clone())
+            .await
+            .verify_vc(&strict, &VcVerifyOptions::default(), NOW)
+            .await
+    ));
+    good.verify_vc(&strict, &VcVerifyOptions::default(), NOW)
+        .await
+        .unwrap();
+
+    // The certificates' validity is checked against the clock on every hit.
+    clock.set_unix(1_800_000_000);
+    assert!(untrusted(
+        good.verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
+            .await
+    ));
+    clock.set_unix(NOW);
+    good.verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
+        .await
+        .unwrap();
+
+    // The cache holds at most its capacity.
+    let small = Arc::new(X5cChainCache::new(1));
+    let resolver = X5cResolver::new([pki.root.clone()], clock.clone())
+        .unwrap()
+        .with_chain_cache(Arc::clone(&small));
+    for chain in [pki.chain.clone(), pki.chain[..1].to_vec()] {
+        issue("https://issuer.example", chain)
+            .await
+            .verify_vc(&resolver, &VcVerifyOptions::default(), NOW)
+            .await
+            .unwrap();
+    }
+    assert_eq!(small.len(), 1);
 }
