@@ -125,6 +125,9 @@ impl HasKind for Error {
     }
 }
 
+/// How many validated issuer chains the verifier keeps.
+const CHAIN_CACHE_CAPACITY: usize = 1024;
+
 /// The verifier: its store, the tenant's KMS and certificates, and the clock.
 pub struct Verifier {
     store: SqlStore,
@@ -133,6 +136,9 @@ pub struct Verifier {
     anchors: Option<Arc<dyn CertificateSource>>,
     status: Option<Arc<crate::status::StatusLists>>,
     webhooks: Webhooks,
+    /// Issuer chains already validated, keyed by the chain and the trust-anchor set they
+    /// were validated against (so a change of a tenant's anchors never reuses an entry).
+    chains: Arc<edk_core::x5c::X5cChainCache>,
     clock: Arc<dyn Clock>,
     request_ttl_secs: i64,
     max_request_ttl_secs: i64,
@@ -169,6 +175,7 @@ impl Verifier {
             certificates: None,
             anchors: None,
             status: None,
+            chains: Arc::new(edk_core::x5c::X5cChainCache::new(CHAIN_CACHE_CAPACITY)),
             clock,
             request_ttl_secs: request_ttl_secs.max(1),
             max_request_ttl_secs: max_request_ttl_secs.max(1),
@@ -917,7 +924,8 @@ impl Verifier {
             "the verifier's trust anchors are unavailable".to_owned()
         })?;
         let issuers = edk_core::x5c::X5cResolver::new(anchors.clone(), Arc::clone(&self.clock))
-            .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
+            .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?
+            .with_chain_cache(Arc::clone(&self.chains));
         // mdoc issuers (document signers) chain to the same anchors: the tenant's IACAs.
         let mdoc = edk_mdoc::Verifier::new(anchors, Arc::clone(&self.clock))
             .map_err(|_| "a trust anchor of the tenant is not a certificate".to_owned())?;
