@@ -81,13 +81,11 @@ impl VerifierParts {
             SqlStore::new(tenancy.clone()),
             kms,
             Arc::clone(&clock),
-            settings.request_ttl_secs,
-            settings.max_request_ttl_secs,
+            settings,
         )
         .with_trust_anchors(Arc::clone(&certificates))
         .with_certificates(certificates)
-        .with_status_lists(Arc::new(status))
-        .with_webhook_settings(settings);
+        .with_status_lists(Arc::new(status));
         Self {
             tenancy,
             verifier: Arc::new(verifier),

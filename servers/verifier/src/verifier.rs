@@ -154,22 +154,18 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// The verifier over `store`, signing with `kms`, at the time of `clock`; requests live
-    /// `request_ttl_secs` unless asked otherwise, at most `max_request_ttl_secs`.
+    /// The verifier over `store`, signing with `kms`, at the time of `clock`, with
+    /// `settings`: requests live `request_ttl_secs` unless asked otherwise, at most
+    /// `max_request_ttl_secs`; webhooks are sent as its `webhook_*` settings say.
     #[must_use]
     pub fn new(
         store: SqlStore,
         kms: Arc<dyn Kms>,
         clock: Arc<dyn Clock>,
-        request_ttl_secs: i64,
-        max_request_ttl_secs: i64,
+        settings: &VerifierSettings,
     ) -> Self {
         Self {
-            webhooks: Webhooks::new(
-                store.clone(),
-                Arc::clone(&kms),
-                &VerifierSettings::default(),
-            ),
+            webhooks: Webhooks::new(store.clone(), Arc::clone(&kms), settings),
             store,
             kms,
             certificates: None,
@@ -177,8 +173,8 @@ impl Verifier {
             status: None,
             chains: Arc::new(edk_core::x5c::X5cChainCache::new(CHAIN_CACHE_CAPACITY)),
             clock,
-            request_ttl_secs: request_ttl_secs.max(1),
-            max_request_ttl_secs: max_request_ttl_secs.max(1),
+            request_ttl_secs: settings.request_ttl_secs.max(1),
+            max_request_ttl_secs: settings.max_request_ttl_secs.max(1),
         }
     }
 
@@ -195,14 +191,6 @@ impl Verifier {
     #[must_use]
     pub fn with_status_lists(mut self, status: Arc<crate::status::StatusLists>) -> Self {
         self.status = Some(status);
-        self
-    }
-
-    /// The verifier sending webhooks with `settings` (by default with
-    /// [`VerifierSettings::default`]'s).
-    #[must_use]
-    pub fn with_webhook_settings(mut self, settings: &VerifierSettings) -> Self {
-        self.webhooks = Webhooks::new(self.store.clone(), Arc::clone(&self.kms), settings);
         self
     }
 
