@@ -738,18 +738,11 @@ impl Registrar {
         alias: &KeyAlias,
         algorithm: Algorithm,
     ) -> Result<(), RegistrarError> {
-        match self.kms.key(caller, &KeyRef::Alias(alias.clone())).await {
-            Ok(_) => Ok(()),
-            Err(err) if edk_core::HasKind::kind(&err) == edk_core::ErrorKind::NotFound => {
-                let request = NewKey::new(alias.clone(), KeySpec::signing(algorithm));
-                self.kms
-                    .create_key(caller, &request)
-                    .await
-                    .map(|_| ())
-                    .map_err(RegistrarError::Kms)
-            }
-            Err(err) => Err(RegistrarError::Kms(err)),
-        }
+        let request = NewKey::new(alias.clone(), KeySpec::signing(algorithm));
+        self.kms
+            .ensure_key(caller, &request)
+            .await
+            .map_err(RegistrarError::Kms)
     }
 
     async fn update_signer(

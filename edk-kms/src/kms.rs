@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use edk_core::jose::jwe::{ContentEncryption, KeyManagement};
 use edk_core::jose::{Algorithm, Jwk, JwkSet, KeyResolver, Signer};
-use edk_core::{IdError, Kid};
+use edk_core::{ErrorKind, HasKind, IdError, Kid};
 use edk_tenancy::TenantContext;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
@@ -737,4 +737,52 @@ pub trait Kms: fmt::Debug + Send + Sync {
     /// A [`KeyResolver`] over the tenant's own keys (by kid or thumbprint, including retired
     /// versions within their overlap), cached in process.
     fn resolver(&self, caller: &Caller) -> Arc<dyn KeyResolver>;
+
+    /// Creates `request.alias` unless the tenant has it already: how services create their
+    /// keys on first use. An alias that another replica creates at the same moment counts as
+    /// created; an existing alias is left as it is, whatever its kind.
+    ///
+    /// # Errors
+    /// As [`key`](Self::key) and [`create_key`](Self::create_key), except not found and
+    /// conflict.
+    async fn ensure_key(&self, caller: &Caller, request: &NewKey) -> Result<(), Error> {
+        match self
+            .key(caller, &KeyRef::Alias(request.alias.clone()))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                match self.create_key(caller, request).await {
+                    Ok(_) => Ok(()),
+                    Err(err) if err.kind() == ErrorKind::Conflict => Ok(()),
+                    Err(err) => Err(err),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Seals `plaintext` (a secret a service must store) to `alias`: a compact JWE with
+    /// `ECDH-ES` and `A256GCM`, creating `alias` as a P-256 key-agreement key on first use.
+    /// [`decrypt`](Self::decrypt) with the same alias opens it.
+    ///
+    /// # Errors
+    /// As [`ensure_key`](Self::ensure_key) and [`encrypt`](Self::encrypt).
+    async fn seal(
+        &self,
+        caller: &Caller,
+        alias: &KeyAlias,
+        plaintext: &[u8],
+    ) -> Result<String, Error> {
+        let request = NewKey::new(alias.clone(), KeySpec::decryption(KeyManagement::EcdhEs));
+        self.ensure_key(caller, &request).await?;
+        self.encrypt(
+            caller,
+            &KeyRef::Alias(alias.clone()),
+            KeyManagement::EcdhEs,
+            ContentEncryption::A256Gcm,
+            plaintext,
+        )
+        .await
+    }
 }

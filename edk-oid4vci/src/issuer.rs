@@ -16,10 +16,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use edk_core::jose::{Algorithm, Header, KeyResolver, Signer, jws};
 use edk_core::{Clock, ErrorKind, HasKind};
+use edk_kms::Kms;
 use edk_kms::cert::CertificateSource;
 use edk_kms::kms::{Caller, KeyAlias, NewKey};
 use edk_kms::provider::KeySpec;
-use edk_kms::{KeyRef, Kms};
 use edk_oauth::grant::Grant;
 use edk_oauth::{AuthorizationServer, PreAuthorizedCodeRequest, ValidatedToken};
 use edk_tenancy::TenantContext;
@@ -2002,22 +2002,10 @@ impl Issuer {
         alias: &KeyAlias,
         spec: KeySpec,
     ) -> Result<(), Error> {
-        match self.kms.key(caller, &KeyRef::Alias(alias.clone())).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.kind() == ErrorKind::NotFound => {
-                match self
-                    .kms
-                    .create_key(caller, &NewKey::new(alias.clone(), spec))
-                    .await
-                {
-                    Ok(_) => Ok(()),
-                    // Another replica created it first.
-                    Err(err) if err.kind() == ErrorKind::Conflict => Ok(()),
-                    Err(err) => Err(Error::Kms(err)),
-                }
-            }
-            Err(err) => Err(Error::Kms(err)),
-        }
+        self.kms
+            .ensure_key(caller, &NewKey::new(alias.clone(), spec))
+            .await
+            .map_err(Error::Kms)
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::Error;
 use crate::kms::{Caller, KeyAlias, KeyRef, KeyState, Kms, NewKey, RotationPolicy};
-use crate::provider::{KeySpec, ProviderId};
+use crate::provider::{KeySpec, KeyUsage, ProviderId};
 
 /// What the suite may expect of the KMS under test.
 #[derive(Clone, Debug)]
@@ -121,6 +121,77 @@ pub async fn kms_suite(kms: Arc<dyn Kms>, a: &Caller, b: &Caller, config: &KmsSu
     for alg in &config.decryption {
         encrypts_and_decrypts(&*kms, a, b, *alg).await;
     }
+    keys_are_created_once_on_first_use(&kms, a, config).await;
+    if config.decryption.contains(&KeyManagement::EcdhEs) {
+        seals_to_a_key_made_on_first_use(&*kms, a, b).await;
+    }
+}
+
+async fn keys_are_created_once_on_first_use(
+    kms: &Arc<dyn Kms>,
+    caller: &Caller,
+    config: &KmsSuiteConfig,
+) {
+    let alias = alias("first-use");
+    let request = new_key(
+        &alias,
+        KeySpec::signing(Algorithm::Es256),
+        config.signing_provider.as_ref(),
+    );
+    let mut tasks = JoinSet::new();
+    for _ in 0..8 {
+        let kms = Arc::clone(kms);
+        let caller = caller.clone();
+        let request = request.clone();
+        tasks.spawn(async move { kms.ensure_key(&caller, &request).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result
+            .unwrap()
+            .unwrap_or_else(|err| panic!("concurrent first use: {err:?}"));
+    }
+    let key = KeyRef::Alias(alias.clone());
+    let info = kms.key(caller, &key).await.unwrap();
+    assert_eq!(info.versions.len(), 1, "one key for every first use");
+    let kid = info.active().unwrap().kid.clone();
+    kms.ensure_key(caller, &request).await.unwrap();
+    let again = kms.key(caller, &key).await.unwrap();
+    assert_eq!(again.versions.len(), 1, "an existing alias is left alone");
+    assert_eq!(again.active().unwrap().kid, kid);
+}
+
+async fn seals_to_a_key_made_on_first_use(kms: &dyn Kms, a: &Caller, b: &Caller) {
+    let alias = alias("sealing");
+    let sealed = kms.seal(a, &alias, b"a stored secret").await.unwrap();
+    let info = kms.key(a, &KeyRef::Alias(alias.clone())).await.unwrap();
+    assert_eq!(
+        info.usage,
+        KeyUsage::Decrypt(KeyManagement::EcdhEs),
+        "{info:?}"
+    );
+    let second = kms.seal(a, &alias, b"another secret").await.unwrap();
+    assert_eq!(
+        kms.key(a, &KeyRef::Alias(alias.clone()))
+            .await
+            .unwrap()
+            .versions
+            .len(),
+        1,
+        "sealing again reuses the key"
+    );
+    assert_eq!(
+        kms.decrypt(a, &alias, &sealed).await.unwrap().as_slice(),
+        b"a stored secret"
+    );
+    assert_eq!(
+        kms.decrypt(a, &alias, &second).await.unwrap().as_slice(),
+        b"another secret"
+    );
+    expect(
+        kms.decrypt(b, &alias, &sealed).await,
+        ErrorKind::NotFound,
+        "another tenant opens a sealed secret",
+    );
 }
 
 async fn signs_and_verifies(

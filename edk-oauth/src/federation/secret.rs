@@ -14,11 +14,8 @@
 
 use std::fmt;
 
-use edk_core::jose::jwe::{ContentEncryption, KeyManagement};
-use edk_core::{ErrorKind, HasKind as _};
-use edk_kms::kms::{Caller, KeyAlias, NewKey, service};
-use edk_kms::provider::KeySpec;
-use edk_kms::{KeyRef, Kms};
+use edk_kms::Kms;
+use edk_kms::kms::{Caller, KeyAlias, service};
 use edk_tenancy::TenantContext;
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -33,12 +30,6 @@ pub const SEALING_PURPOSE: &str = "upstream-secret-sealing";
 
 /// The actor named in KMS audit records.
 const KMS_ACTOR: &str = "edk-oauth";
-
-/// The key management of sealed secrets: ECDH-ES to the tenant's P-256 key.
-const SEALING_ALG: KeyManagement = KeyManagement::EcdhEs;
-
-/// The content encryption of sealed secrets.
-const SEALING_ENC: ContentEncryption = ContentEncryption::A256Gcm;
 
 /// Our client secret at the upstream provider, as configured.
 #[derive(Clone)]
@@ -125,27 +116,10 @@ pub async fn seal(
     secret: &SecretString,
 ) -> Result<SealedSecret, FederationError> {
     let caller = Caller::new(tenant.clone(), KMS_ACTOR);
-    let alias = sealing_alias()?;
-    let key = KeyRef::Alias(alias.clone());
-    match kms.key(&caller, &key).await {
-        Ok(_) => {}
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            let request = NewKey::new(alias, KeySpec::decryption(SEALING_ALG));
-            match kms.create_key(&caller, &request).await {
-                // Another replica created it first.
-                Ok(_) => {}
-                Err(err) if err.kind() == ErrorKind::Conflict => {}
-                Err(err) => return Err(FederationError::Sealing(err)),
-            }
-        }
-        Err(err) => return Err(FederationError::Sealing(err)),
-    }
     let jwe = kms
-        .encrypt(
+        .seal(
             &caller,
-            &key,
-            SEALING_ALG,
-            SEALING_ENC,
+            &sealing_alias()?,
             secret.expose_secret().as_bytes(),
         )
         .await

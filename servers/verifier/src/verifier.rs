@@ -546,31 +546,10 @@ impl Verifier {
         alias: &KeyAlias,
         spec: KeySpec,
     ) -> Result<(), Error> {
-        ensure_key(self.kms.as_ref(), caller, alias, spec).await
-    }
-}
-
-/// Creates the key `alias` with `spec` in the caller's tenant unless it exists.
-pub(crate) async fn ensure_key(
-    kms: &dyn Kms,
-    caller: &Caller,
-    alias: &KeyAlias,
-    spec: KeySpec,
-) -> Result<(), Error> {
-    match kms.key(caller, &KeyRef::Alias(alias.clone())).await {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            match kms
-                .create_key(caller, &NewKey::new(alias.clone(), spec))
-                .await
-            {
-                // Another replica may have created it first.
-                Ok(_) => Ok(()),
-                Err(err) if err.kind() == ErrorKind::Conflict => Ok(()),
-                Err(err) => Err(Error::Kms(err)),
-            }
-        }
-        Err(err) => Err(Error::Kms(err)),
+        self.kms
+            .ensure_key(caller, &NewKey::new(alias.clone(), spec))
+            .await
+            .map_err(Error::Kms)
     }
 }
 

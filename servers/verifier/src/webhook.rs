@@ -16,15 +16,13 @@ use aws_lc_rs::rand::{SecureRandom as _, SystemRandom};
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-use edk_core::jose::jwe::{ContentEncryption, KeyManagement};
-use edk_kms::provider::KeySpec;
-use edk_kms::{KeyRef, Kms};
+use edk_kms::Kms;
 use edk_tenancy::TenantContext;
 use url::Url;
 
 use crate::config::VerifierSettings;
 use crate::store::{Delivery, SqlStore};
-use crate::verifier::{Error, alias, caller, ensure_key};
+use crate::verifier::{Error, alias, caller};
 
 /// The purpose of the tenant key that seals webhook secrets
 /// (`verifier.webhook-secret-sealing`).
@@ -185,22 +183,9 @@ impl Webhooks {
         };
         let caller = caller(tenant);
         let alias = alias(SEALING_PURPOSE)?;
-        ensure_key(
-            self.kms.as_ref(),
-            &caller,
-            &alias,
-            KeySpec::decryption(KeyManagement::EcdhEs),
-        )
-        .await?;
         let sealed = self
             .kms
-            .encrypt(
-                &caller,
-                &KeyRef::Alias(alias),
-                KeyManagement::EcdhEs,
-                ContentEncryption::A256Gcm,
-                text.as_bytes(),
-            )
+            .seal(&caller, &alias, text.as_bytes())
             .await
             .map_err(Error::Kms)?;
         self.store.put_webhook_secret(tenant, &sealed, now).await?;
