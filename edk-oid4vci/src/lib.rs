@@ -17,7 +17,7 @@ pub use claims::{CLAIMS_ENDPOINT, ClaimsSource, HttpClaimsSource};
 pub use config::{CredentialConfiguration, FormatProfile, IssuanceSettings, KeyIdentification};
 pub use credential::{CredentialInput, issue_credential};
 pub use error::{ConfigError, CredentialErrorCode, IssueError, ProtocolError, StoreError};
-pub use grant::IssuerGrantPolicy;
+pub use grant::{IssuerGrantPolicy, WALLET_INITIATED};
 pub use issuer::{
     CreatedOffer, CredentialAnswer, CredentialResponse, Encryption, Issuer, IssuerEndpoints,
     IssuerOptions, Nonce, OfferGrants, OfferRequest, RequestBody, SIGNED_METADATA_TYP,

@@ -66,6 +66,7 @@ async fn tenancy(database: DatabaseConfig) -> Tenancy {
         .config_schema(
             edk_tenancy::ConfigSchema::builder()
                 .key(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
+                .key(&edk_oid4vci::WALLET_INITIATED)
                 .build()
                 .unwrap(),
         )
@@ -1013,6 +1014,88 @@ async fn an_authorization_code_offer_is_bound_to_the_first_end_user(env: Env) {
     env.close().await;
 }
 on_both_backends!(an_authorization_code_offer_is_bound_to_the_first_end_user);
+
+async fn a_wallet_initiated_login_opens_a_session_only_where_the_tenant_allows_it(env: Env) {
+    env.configure().await;
+    let policy = IssuerGrantPolicy::new(
+        Arc::new(SqlStore::new(env.tenancy.clone())),
+        env.tenancy.clone(),
+        env.clock.clone(),
+    )
+    .with_session_ttl_secs(300);
+    let alice = login("alice", None, &["identity"]);
+    assert_eq!(
+        oauth_code(policy.grant(&env.tenant, &alice).await.unwrap_err()),
+        "access_denied",
+        "off by default"
+    );
+    env.tenancy
+        .set_config(
+            Some(env.tenant.id()),
+            "oid4vci.wallet_initiated",
+            json!(true),
+            None,
+        )
+        .await
+        .unwrap();
+    let tenant = env
+        .tenancy
+        .context_for_service(env.tenant.id(), ServiceType::As)
+        .await
+        .unwrap();
+
+    // Asking by scope opens a session for alice with the configuration and no claims.
+    let granted = policy.grant(&tenant, &alice).await.unwrap().unwrap();
+    let identifier = granted[0]["credential_identifiers"][0].as_str().unwrap();
+    let session_id = identifier.strip_suffix(":identity").unwrap();
+    assert_eq!(
+        granted,
+        json!([{
+            "type": "openid_credential",
+            "credential_configuration_id": "identity",
+            "credential_identifiers": [identifier],
+            "locations": ["https://issuer.example/acme"],
+        }])
+    );
+    let session = env.issuer.session(&tenant, session_id).await.unwrap();
+    assert_eq!(session.status, SessionStatus::TokenIssued);
+    assert_eq!(session.subject.as_deref(), Some("alice"));
+    assert_eq!(session.configuration_ids, vec!["identity".to_owned()]);
+    assert!(session.claims.is_empty());
+    assert_eq!(session.expires_at, NOW + 300);
+
+    // Each login has its own session; asking by authorization_details works the same.
+    let mut by_details = login("alice", None, &[]);
+    by_details.authorization_details = Some(json!([
+        { "type": "openid_credential", "credential_configuration_id": "identity" }
+    ]));
+    let again = policy.grant(&tenant, &by_details).await.unwrap().unwrap();
+    assert_ne!(again[0]["credential_identifiers"][0], identifier);
+
+    // A configuration the issuer does not have, and a plain login, open nothing.
+    let mut unknown = login("alice", None, &[]);
+    unknown.authorization_details = Some(json!([
+        { "type": "openid_credential", "credential_configuration_id": "passport" }
+    ]));
+    assert_eq!(
+        oauth_code(policy.grant(&tenant, &unknown).await.unwrap_err()),
+        "invalid_authorization_details"
+    );
+    assert_eq!(
+        policy
+            .grant(&tenant, &login("alice", None, &["openid"]))
+            .await
+            .unwrap(),
+        None
+    );
+    // The setting is the tenant's own: the other tenant grants no credential.
+    assert!(
+        !matches!(policy.grant(&env.other, &alice).await, Ok(Some(_))),
+        "another tenant opened a session"
+    );
+    env.close().await;
+}
+on_both_backends!(a_wallet_initiated_login_opens_a_session_only_where_the_tenant_allows_it);
 
 /// A list of 100,000 credentials with one in ten revoked: the token shows exactly the revoked
 /// ones and stays within the size of the raw bit string (base64 of 12,500 bytes) plus a fixed

@@ -128,7 +128,8 @@ impl Service for AsServer {
             .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
             .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
             .config_key(&UPSTREAM_OIDC)
-            .config_key(&CLIENT_ATTESTATION))
+            .config_key(&CLIENT_ATTESTATION)
+            .config_key(&edk_oid4vci::WALLET_INITIATED))
     }
 
     async fn build(config: &AsServerConfig, deps: &Deps) -> Result<Self, Error> {

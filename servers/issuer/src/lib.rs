@@ -239,7 +239,8 @@ impl Service for IssuerServer {
             .config_key(&UPSTREAM_OIDC)
             .config_key(&CLIENT_ATTESTATION)
             .config_key(&edk_oid4vci::SESSION_RETENTION)
-            .config_key(&edk_oid4vci::CLAIMS_ENDPOINT))
+            .config_key(&edk_oid4vci::CLAIMS_ENDPOINT)
+            .config_key(&edk_oid4vci::WALLET_INITIATED))
     }
 
     async fn build(config: &IssuerServerConfig, deps: &Deps) -> Result<Self, Error> {

@@ -20,14 +20,23 @@ const REDIRECT: &str = "https://wallet.example/cb";
 
 /// Registers the public client `wallet` at the tenant's AS.
 async fn register_wallet(deployment: &Deployment, tenant: &Tenant) {
+    register_wallet_with(deployment, tenant, json!({})).await;
+}
+
+/// Registers the public client `wallet` at the tenant's AS, with `extra` fields.
+async fn register_wallet_with(deployment: &Deployment, tenant: &Tenant, extra: Value) {
     let token = deployment.admin_token(tenant.id, "oauth2:write").await;
+    let mut client = json!({
+        "client_id": "wallet", "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
+    });
+    for (name, value) in extra.as_object().unwrap() {
+        client[name] = value.clone();
+    }
     let response = http()
         .post(deployment.as_http.url("/api/oauth2/v1/clients"))
         .bearer_auth(token)
-        .json(&json!({
-            "client_id": "wallet", "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code"], "redirect_uris": [REDIRECT],
-        }))
+        .json(&client)
         .send()
         .await
         .unwrap();
@@ -71,8 +80,9 @@ async fn authorize(
         let nonce = header(&pushed, "dpop-nonce").to_owned();
         pushed = push(Some(nonce)).await;
     }
-    assert_eq!(pushed.status().as_u16(), 201);
+    let status = pushed.status().as_u16();
     let pushed: Value = pushed.json().await.unwrap();
+    assert_eq!(status, 201, "{pushed}");
     let response = http()
         .get(format!("{}/authorize", tenant.as_base))
         .query(&[
@@ -429,3 +439,152 @@ async fn claims_come_from_the_tenants_backend_at_credential_time(deployment: Dep
     deployment.close().await;
 }
 on_both_backends!(claims_come_from_the_tenants_backend_at_credential_time);
+
+/// Alice's login with PKCE asking by `scope` and, when given, by `authorization_details`,
+/// without an `issuer_state`: the redirect's query parameters and the PKCE verifier.
+async fn wallet_initiated_login(
+    tenant: &Tenant,
+    scope: &str,
+    details: Option<&Value>,
+) -> (Vec<(String, String)>, String) {
+    let verifier = b64url_encode(uuid::Uuid::new_v4().as_bytes().repeat(2));
+    let challenge = b64url_encode(Sha256::digest(verifier.as_bytes()));
+    let details = details.map(Value::to_string);
+    let mut form = vec![
+        ("response_type", "code"),
+        ("client_id", "wallet"),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("resource", tenant.credential_issuer.as_str()),
+    ];
+    if !scope.is_empty() {
+        form.push(("scope", scope));
+    }
+    if let Some(details) = &details {
+        form.push(("authorization_details", details.as_str()));
+    }
+    (authorize(tenant, &form, None).await, verifier)
+}
+
+/// Wallet-initiated issuance (OpenID4VCI §3.3.3): a wallet that starts from the issuer's
+/// metadata, with no offer, asks for `identity` by its scope. Refused while the tenant's
+/// `oid4vci.wallet_initiated` is off; once it is on, the login opens a session for alice,
+/// the token names its dataset, and the claims come from the tenant's backend.
+async fn a_wallet_starting_from_the_metadata_gets_a_credential_when_the_tenant_allows_it(
+    deployment: Deployment,
+) {
+    let tenant = deployment.tenant("acme").await;
+    deployment.configure(&tenant).await;
+    // A wallet asking by scope names the configuration's scope among its client's scopes.
+    let wallet_scopes = json!({ "scopes": ["identity"] });
+    register_wallet_with(&deployment, &tenant, wallet_scopes.clone()).await;
+    let (backend, seen) = claims_backend().await;
+    deployment
+        .tenancy
+        .set_config(
+            Some(tenant.id),
+            "oid4vci.claims_endpoint",
+            json!({ "url": backend.url("/claims"), "dangerous_allow_http": true }),
+            None,
+        )
+        .await
+        .unwrap();
+    let (params, _) = wallet_initiated_login(&tenant, "identity", None).await;
+    assert_eq!(param(&params, "error"), Some("access_denied"), "{params:?}");
+    assert!(param(&params, "code").is_none());
+
+    deployment
+        .tenancy
+        .set_config(
+            Some(tenant.id),
+            "oid4vci.wallet_initiated",
+            json!(true),
+            None,
+        )
+        .await
+        .unwrap();
+    // A configuration the issuer does not have opens nothing.
+    let unknown =
+        json!([{ "type": "openid_credential", "credential_configuration_id": "passport" }]);
+    let (params, _) = wallet_initiated_login(&tenant, "", Some(&unknown)).await;
+    assert_eq!(
+        param(&params, "error"),
+        Some("invalid_authorization_details"),
+        "{params:?}"
+    );
+
+    let (params, verifier) = wallet_initiated_login(&tenant, "identity", None).await;
+    let code = param(&params, "code").expect("a code").to_owned();
+    let token: Value = http()
+        .post(format!("{}/token", tenant.as_base))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("client_id", "wallet"),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let granted = &token["authorization_details"][0];
+    assert_eq!(
+        granted["credential_configuration_id"], "identity",
+        "{token}"
+    );
+    let identifier = granted["credential_identifiers"][0].as_str().unwrap();
+    let session_id = identifier.strip_suffix(":identity").unwrap();
+    let session = deployment.session(&tenant, session_id).await;
+    assert_eq!(session["status"], "token_issued");
+    assert_eq!(session["subject"], "alice");
+
+    let holder = SigningKey::generate(Algorithm::Es256).unwrap();
+    let proof = key_proof(
+        &holder,
+        &tenant.credential_issuer,
+        Some(&nonce(&tenant).await),
+    );
+    let response = http()
+        .post(format!("{}/credential", tenant.issuer_base))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({
+            "credential_identifier": identifier,
+            "proofs": { "jwt": [proof] },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    let jwks = deployment.issuer_jwks(&tenant).await;
+    let verified = python_verify(
+        body["credentials"][0]["credential"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        serde_json::to_value(&jwks.keys[0]).unwrap(),
+    )
+    .await;
+    assert_eq!(verified["given_name"], "Alice");
+    assert_eq!(verified["family_name"], "Backend");
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0]["subject"], "alice");
+    assert_eq!(asked[0]["session_id"], session_id);
+    let session = deployment.session(&tenant, session_id).await;
+    assert_eq!(session["status"], "credential_issued");
+
+    // The setting is the tenant's own: another tenant stays closed.
+    let other = deployment.tenant("globex").await;
+    deployment.configure(&other).await;
+    register_wallet_with(&deployment, &other, wallet_scopes).await;
+    let (params, _) = wallet_initiated_login(&other, "identity", None).await;
+    assert_eq!(param(&params, "error"), Some("access_denied"), "{params:?}");
+    backend.shutdown().await.unwrap();
+    deployment.close().await;
+}
+on_both_backends!(a_wallet_starting_from_the_metadata_gets_a_credential_when_the_tenant_allows_it);

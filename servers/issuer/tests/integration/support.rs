@@ -191,6 +191,7 @@ impl Deployment {
                     .key(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
                     .key(&edk_oid4vci::SESSION_RETENTION)
                     .key(&edk_oid4vci::CLAIMS_ENDPOINT)
+                    .key(&edk_oid4vci::WALLET_INITIATED)
                     .build()
                     .unwrap(),
             )
