@@ -13,6 +13,10 @@
 //   { "step": "redeem", "offer": …, "client_id", "redirect_uri", "redirect_url" (where the
 //   login came back to), "code_verifier", "dpop_key", "keys": 1 } checks the authorization
 //   response, redeems the code with DPoP and goes on as the pre-authorized flow does.
+//   Wallet-initiated issuance gives "issuer" (the credential issuer identifier) and
+//   "configurations" (credential configuration ids) instead of "offer", in both steps: the
+//   wallet starts from the issuer's metadata, as Credo does, with an offer of its own that has
+//   no issuer_state, and asks for the configurations by their scope.
 // With "encrypt" (and a Bearer token), the credential request is sent as a JWE (npm jose) to
 // the issuer's advertised request encryption key, asking for the response encrypted to a
 // fresh ECDH-ES key, which jose decrypts.
@@ -88,8 +92,18 @@ async function encryptedCredentialRequest(metadata, accessToken, request) {
 }
 
 try {
-  const credentialOffer = await client.resolveCredentialOffer(input.offer);
+  const credentialOffer = input.offer
+    ? await client.resolveCredentialOffer(input.offer)
+    : {
+      credential_issuer: input.issuer,
+      credential_configuration_ids: input.configurations,
+      grants: { authorization_code: {} },
+    };
   const issuerMetadata = await client.resolveIssuerMetadata(credentialOffer.credential_issuer);
+  const supported = issuerMetadata.credentialIssuer.credential_configurations_supported;
+  const scope = input.offer
+    ? undefined
+    : credentialOffer.credential_configuration_ids.map((id) => supported[id].scope).join(' ');
 
   let accessTokenResponse;
   let dpop;
@@ -100,6 +114,7 @@ try {
       issuerMetadata,
       clientId: input.client_id,
       redirectUri: input.redirect_uri,
+      scope,
       dpop: { signer: { method: 'jwk', alg: 'ES256', publicJwk: dpopJwk } },
     });
     process.stdout.write(JSON.stringify({
