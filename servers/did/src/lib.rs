@@ -24,12 +24,11 @@ use edk_kms::Kms;
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics, Service, openapi_routes,
-    path_is_under,
 };
 use edk_tenancy::scheduler::Job;
 use edk_tenancy::{Tenancy, TenantDirectory};
 use poem::endpoint::BoxEndpoint;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{EndpointExt, Response, Route};
 use poem_openapi::OpenApiService;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
@@ -367,31 +366,9 @@ fn compose(
         http,
         metrics,
         None,
-        Route::new().nest("/", Dispatch { api, public }),
+        Route::new().nest(
+            "/",
+            edk_server::SurfaceDispatch::new(api, public).with_admin_prefixes(&["/1.0"]),
+        ),
     )
-}
-
-/// Sends API, resolver and probe paths to the OpenAPI surface and the rest to the public
-/// files.
-struct Dispatch {
-    api: BoxEndpoint<'static, Response>,
-    public: BoxEndpoint<'static, Response>,
-}
-
-impl Endpoint for Dispatch {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let path = req.original_uri().path();
-        let api = path_is_under(path, "/api")
-            || path.starts_with("/1.0/")
-            || ANONYMOUS_PATHS
-                .iter()
-                .any(|prefix| path_is_under(path, prefix));
-        if api {
-            self.api.call(req).await.map(IntoResponse::into_response)
-        } else {
-            self.public.call(req).await
-        }
-    }
 }

@@ -32,8 +32,8 @@ pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_
 pub use provider_metrics::ProviderMetrics;
 pub use scheduler::JobMetrics;
 pub use serve::{
-    ANONYMOUS_PATHS, BoundServer, TestServer, app, bind, init_tracing, openapi_routes,
-    path_is_under, serve, shutdown_signal, spawn_server,
+    ANONYMOUS_PATHS, BoundServer, SurfaceDispatch, TestServer, app, bind, init_tracing,
+    openapi_routes, path_is_under, serve, shutdown_signal, spawn_server,
 };
 pub use service::{Cli, Service, ServiceConfig, SideTask};
 pub use telemetry::{ObservabilityConfig, OtlpConfig, Telemetry};

@@ -33,6 +33,71 @@ pub fn path_is_under(path: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
+/// Splits one listener between a server's two surfaces: paths under `/api`, under any extra
+/// admin prefix, and the anonymous probe and documentation paths ([`ANONYMOUS_PATHS`]) go to
+/// the admin surface (the OpenAPI service, whose authentication lets the anonymous ones
+/// through); every other path goes to the protocol surface, which routes by the tenants'
+/// endpoint bindings.
+pub struct SurfaceDispatch {
+    admin: BoxEndpoint<'static, Response>,
+    protocol: BoxEndpoint<'static, Response>,
+    admin_prefixes: &'static [&'static str],
+}
+
+impl SurfaceDispatch {
+    /// Sends the admin paths to `admin` and the rest to `protocol`.
+    #[must_use]
+    pub fn new(
+        admin: BoxEndpoint<'static, Response>,
+        protocol: BoxEndpoint<'static, Response>,
+    ) -> Self {
+        Self {
+            admin,
+            protocol,
+            admin_prefixes: &[],
+        }
+    }
+
+    /// Also sends the paths under each of `prefixes` (whole segments, as [`path_is_under`]) to
+    /// the admin surface.
+    #[must_use]
+    pub const fn with_admin_prefixes(mut self, prefixes: &'static [&'static str]) -> Self {
+        self.admin_prefixes = prefixes;
+        self
+    }
+
+    /// Whether `path` belongs to the admin surface.
+    #[must_use]
+    pub fn is_admin(&self, path: &str) -> bool {
+        path_is_under(path, "/api")
+            || self
+                .admin_prefixes
+                .iter()
+                .chain(ANONYMOUS_PATHS.iter())
+                .any(|prefix| path_is_under(path, prefix))
+    }
+}
+
+impl std::fmt::Debug for SurfaceDispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SurfaceDispatch")
+            .field("admin_prefixes", &self.admin_prefixes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint for SurfaceDispatch {
+    type Output = Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<Response> {
+        if self.is_admin(req.original_uri().path()) {
+            self.admin.call(req).await
+        } else {
+            self.protocol.call(req).await
+        }
+    }
+}
+
 /// Mounts `service` at the root, its OpenAPI document at `/openapi.json` and a browsable UI
 /// at `/docs`.
 #[must_use]

@@ -24,12 +24,12 @@ use edk_oid4vci::{HttpClaimsSource, Issuer, IssuerOptions, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
-    Service, openapi_routes, path_is_under,
+    Service, openapi_routes,
 };
 use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
 use poem::endpoint::BoxEndpoint;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{EndpointExt, Response, Route};
 use poem_openapi::OpenApiService;
 
 pub use admin::{AdminApi, SCOPE_READ, SCOPE_WRITE, SCOPES};
@@ -346,29 +346,6 @@ fn compose(
         http,
         metrics,
         None,
-        Route::new().nest("/", Dispatch { admin, protocol }),
+        Route::new().nest("/", edk_server::SurfaceDispatch::new(admin, protocol)),
     )
-}
-
-/// Sends admin and probe paths to the admin surface and the rest to the protocol surface.
-struct Dispatch {
-    admin: BoxEndpoint<'static, Response>,
-    protocol: BoxEndpoint<'static, Response>,
-}
-
-impl Endpoint for Dispatch {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let path = req.original_uri().path();
-        let admin = path_is_under(path, "/api")
-            || ANONYMOUS_PATHS
-                .iter()
-                .any(|prefix| path_is_under(path, prefix));
-        if admin {
-            self.admin.call(req).await.map(IntoResponse::into_response)
-        } else {
-            self.protocol.call(req).await
-        }
-    }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use poem::endpoint::BoxEndpoint;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{EndpointExt, Response, Route};
 use poem_openapi::OpenApiService;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -20,9 +20,7 @@ use edk_kms::Kms;
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
-use edk_server::{
-    ANONYMOUS_PATHS, AdminAuth, HealthApi, HttpConfig, Metrics, Service, openapi_routes,
-};
+use edk_server::{AdminAuth, HealthApi, HttpConfig, Metrics, Service, openapi_routes};
 use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
 
@@ -219,7 +217,7 @@ impl Service for PlatformServer {
             &self.http,
             &self.metrics,
             None,
-            Route::new().nest("/", Dispatch { admin, protocol }),
+            Route::new().nest("/", edk_server::SurfaceDispatch::new(admin, protocol)),
         )
     }
 }
@@ -243,29 +241,4 @@ pub fn openapi_service(
     health: HealthApi,
 ) -> OpenApiService<(HealthApi, PlatformApi), ()> {
     OpenApiService::new((health, api), "EDK platform", env!("CARGO_PKG_VERSION"))
-}
-
-/// Sends the platform API and the anonymous paths to the admin surface and everything else
-/// (the operator authorization server under `/operators` and its metadata) to the protocol
-/// surface, which serves only what the tenancy binds on this host.
-struct Dispatch {
-    admin: BoxEndpoint<'static, Response>,
-    protocol: BoxEndpoint<'static, Response>,
-}
-
-impl Endpoint for Dispatch {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let path = req.original_uri().path();
-        let admin = edk_server::path_is_under(path, "/api")
-            || ANONYMOUS_PATHS
-                .iter()
-                .any(|prefix| edk_server::path_is_under(path, prefix));
-        if admin {
-            self.admin.call(req).await.map(IntoResponse::into_response)
-        } else {
-            self.protocol.call(req).await
-        }
-    }
 }
