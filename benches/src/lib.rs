@@ -1,6 +1,4 @@
-//! Criterion benchmarks for EDK live in `benches/`, the load harness over every server in
-//! `src/bin/load.rs` and the many-tenant scale harness in `src/bin/scale.rs`; this library
-//! holds what the load drivers among them share.
+#![doc = include_str!("../README.md")]
 
 use std::time::Duration;
 
