@@ -228,16 +228,14 @@ pub struct NewIssuerDid {
 }
 
 /// The default credential configuration of a new tenant's issuer: an SD-JWT VC
-/// (`dc+sd-jwt`) bound to a `jwk` holder key, signed by `issuer.credential-signing`.
+/// (`dc+sd-jwt`) bound to a `jwk` holder key, signed by `issuer.credential-signing` and named
+/// by its `x5c` chain, which the tenant's verifier trusts.
 #[derive(Debug, Object)]
 pub struct NewCredentialConfiguration {
     /// The configuration id.
     pub id: String,
     /// The SD-JWT VC type (`vct`).
     pub vct: String,
-    /// `x5c` (the default: the certificate chain the tenant's verifier trusts) or `did` (a
-    /// verification method of the issuer DID; needs a `did` binding).
-    pub key_identification: Option<String>,
     /// The credential's lifetime in seconds; unset: no `exp`.
     pub lifetime_secs: Option<u64>,
 }
@@ -506,7 +504,6 @@ impl PlatformApi {
                 onboarding::CredentialConfigurationRequest {
                     id: wanted.id,
                     vct: wanted.vct,
-                    key_identification: wanted.key_identification,
                     lifetime_secs: wanted.lifetime_secs,
                 }
             }),

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use edk_core::jose::Algorithm;
 use edk_core::{Clock, ErrorChain, ErrorKind, HasKind, TenantId, TenantSlug};
-use edk_did::registrar::{CreateDid, NewMethod, Registrar};
+use edk_did::registrar::{CreateDid, Registrar};
 use edk_did::store::SqlDidStore;
 use edk_kms::cert::store::SqlCertificateStore;
 use edk_kms::cert::{
@@ -40,10 +40,9 @@ use edk_tenancy::{
 pub static ONBOARDING: ConfigKey<Option<Onboarding>> =
     ConfigKey::new("platform.onboarding", || None, |_| Ok(()));
 
-/// The tenant property holding the tenant's issuer DID, made by the [`Step::IssuerDid`] step:
-/// its verification method is the credential signing key (`issuer.credential-signing`), so a
-/// credential configuration with `key_identification: {"kind": "did", "kid": "<DID>#…"}`
-/// issues under it.
+/// The tenant property holding the tenant's issuer DID, made by the [`Step::IssuerDid`] step
+/// with its own key (`did.issuer`, ES256): the DID the tenant's issuer is known by, which a
+/// credential configuration names with `key_identification: {"kind": "did", …}`.
 pub static ISSUER_DID: ConfigKey<Option<String>> =
     ConfigKey::new("platform.issuer_did", || None, check_did);
 
@@ -102,8 +101,9 @@ pub enum Step {
     Bindings,
     /// The tenant authorization server: its access-token signing key and metadata.
     AuthorizationServer,
-    /// The issuer DID (did:web or did:webvh) under the tenant's `did` binding, recorded in
-    /// [`ISSUER_DID`]; nothing to do for a tenant without a `did` binding.
+    /// The issuer DID (did:web or did:webvh, key `did.issuer`) under the tenant's `did`
+    /// binding, recorded in [`ISSUER_DID`]; nothing to do for a tenant without a `did`
+    /// binding.
     IssuerDid,
     /// The default issuer settings: the certificate of `issuer.credential-signing` under the
     /// tenant's issuer root (`issuer.ca-root`), and the default credential configuration.
@@ -210,10 +210,6 @@ pub struct CredentialConfigurationRequest {
     pub id: String,
     /// The SD-JWT VC type (`vct`).
     pub vct: String,
-    /// `x5c` (the default: the certificate chain the tenant's verifier trusts) or `did` (a
-    /// `kid` of the issuer DID; needs a `did` binding).
-    #[serde(default)]
-    pub key_identification: Option<String>,
     /// The credential's lifetime in seconds; unset: no `exp`.
     #[serde(default)]
     pub lifetime_secs: Option<u64>,
@@ -257,24 +253,18 @@ impl OnboardingRequest {
     }
 
     /// The default credential configuration (id and stored form) for a tenant whose issuer
-    /// identifier is `issuer`, the DID's verification method `did_kid`, if any.
+    /// identifier is `issuer`: signed by `issuer.credential-signing`, named by its `x5c`
+    /// chain, which the tenant's verifier trusts.
     fn configuration(
         &self,
         issuer: Option<&str>,
-        did_kid: Option<&str>,
     ) -> Result<Option<(String, StoredConfiguration)>, (String, String)> {
-        let (id, vct, identification, lifetime) = match &self.credential_configuration {
-            Some(wanted) => (
-                wanted.id.clone(),
-                wanted.vct.clone(),
-                wanted.key_identification.as_deref(),
-                wanted.lifetime_secs,
-            ),
+        let (id, vct, lifetime) = match &self.credential_configuration {
+            Some(wanted) => (wanted.id.clone(), wanted.vct.clone(), wanted.lifetime_secs),
             None => match issuer {
                 Some(issuer) => (
                     DEFAULT_CONFIGURATION_ID.to_owned(),
                     format!("{issuer}/identity"),
-                    None,
                     Some(365 * 86_400),
                 ),
                 None => return Ok(None),
@@ -282,24 +272,6 @@ impl OnboardingRequest {
         };
         let field = |name: &str| format!("credential_configuration.{name}");
         check_configuration_id(&id).map_err(|err| (field("id"), reason_of(&err)))?;
-        let key_identification = match identification {
-            None | Some("x5c") => KeyIdentification::X5c,
-            Some("did") => match did_kid {
-                Some(kid) => KeyIdentification::Did {
-                    kid: kid.to_owned(),
-                },
-                // Validation before anything is written: any DID URL shows the shape.
-                None => KeyIdentification::Did {
-                    kid: "did:web:example.com#key-1".to_owned(),
-                },
-            },
-            Some(_) => {
-                return Err((
-                    field("key_identification"),
-                    "`x5c` or `did`".to_owned(),
-                ));
-            }
-        };
         let configuration = CredentialConfiguration::from_json(serde_json::json!({
             "format": "dc+sd-jwt",
             "vct": vct,
@@ -314,7 +286,7 @@ impl OnboardingRequest {
         }))
         .map_err(|err| (field("lifetime_secs"), err.to_string()))?;
         let settings = IssuanceSettings {
-            key_identification,
+            key_identification: KeyIdentification::X5c,
             ..settings
         };
         settings
@@ -605,20 +577,11 @@ impl Onboarder {
                 ));
             }
         }
-        if let Some(wanted) = &request.credential_configuration
-            && wanted.key_identification.as_deref() == Some("did")
-            && !services.contains(&ServiceType::Did)
-        {
-            return Err(invalid(
-                "credential_configuration.key_identification".to_owned(),
-                "`did` needs a binding of service `did` for the issuer DID".to_owned(),
-            ));
-        }
         let issuer = request
             .binding_of(ServiceType::Issuer)
             .and_then(|binding| binding.binding(self.reserved).ok());
         request
-            .configuration(issuer.as_ref().map(EndpointBinding::identifier), None)
+            .configuration(issuer.as_ref().map(EndpointBinding::identifier))
             .map_err(|(field, reason)| invalid(field, reason))?;
         Ok(slug)
     }
@@ -824,10 +787,20 @@ impl Onboarder {
             .await
             .map_err(|e| failed(&e))?;
         let caller = Caller::new(context.clone(), "edk-platform");
+        // Where the registrar publishes it: below the binding's path prefix.
+        let location = context
+            .binding()
+            .map(|binding| binding.path_prefix())
+            .unwrap_or_default()
+            .split('/')
+            .filter(|segment| !segment.is_empty())
+            .chain([ISSUER_DID_PATH])
+            .collect::<Vec<_>>()
+            .join("/");
         let existing = self
             .dids
             .store()
-            .by_location(&context, method, ISSUER_DID_PATH)
+            .by_location(&context, method, &location)
             .await
             .map_err(|e| failed(&e))?;
         let stored = match existing {
@@ -835,11 +808,6 @@ impl Onboarder {
             None => {
                 let mut create = CreateDid::new(method);
                 create.path = vec![ISSUER_DID_PATH.to_owned()];
-                let mut key = NewMethod::default();
-                key.alias = Some(
-                    KeyAlias::new("issuer", DEFAULT_SIGNING_PURPOSE).map_err(|e| failed(&e))?,
-                );
-                create.methods = vec![key];
                 self.dids
                     .create(&caller, create)
                     .await
@@ -910,12 +878,8 @@ impl Onboarder {
         self.certify(&caller, &root, &signing, leaf)
             .await
             .map_err(|e| failed(&e))?;
-        let did_kid = self.issuer_did_kid(&context, request).await?;
         let configuration = request
-            .configuration(
-                context.binding().map(EndpointBinding::identifier),
-                did_kid.as_deref(),
-            )
+            .configuration(context.binding().map(EndpointBinding::identifier))
             .map_err(|(field, reason)| OnboardingError::Invalid { field, reason })?;
         let Some((id, configuration)) = configuration else {
             return Ok(None);
@@ -932,34 +896,6 @@ impl Onboarder {
                 .map_err(|e| failed(&e))?;
         }
         Ok(Some(id))
-    }
-
-    /// The `kid` of the issuer DID's verification method, when the configuration names its
-    /// key by DID.
-    async fn issuer_did_kid(
-        &self,
-        context: &TenantContext,
-        request: &OnboardingRequest,
-    ) -> Result<Option<String>, OnboardingError> {
-        let wants_did = request
-            .credential_configuration
-            .as_ref()
-            .is_some_and(|wanted| wanted.key_identification.as_deref() == Some("did"));
-        let Some(method) = request.did_method().filter(|_| wants_did) else {
-            return Ok(None);
-        };
-        let failed = |err: &(dyn HasKind + 'static)| self.step_failed(Step::IssuerSettings, err);
-        let stored = self
-            .dids
-            .store()
-            .by_location(context, method, ISSUER_DID_PATH)
-            .await
-            .map_err(|e| failed(&e))?;
-        Ok(stored.and_then(|stored| {
-            stored.document["verificationMethod"][0]["id"]
-                .as_str()
-                .map(str::to_owned)
-        }))
     }
 
     /// The issuer root as the tenant's trust anchor, and the certificate of the verifier's

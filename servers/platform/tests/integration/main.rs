@@ -9,6 +9,7 @@
 mod openapi;
 mod scopes;
 mod setup;
+mod steps;
 mod support;
 mod tenant_admins;
 mod tenants;
