@@ -280,14 +280,11 @@ impl OnboardingRequest {
             "proof_types_supported": {"jwt": {"proof_signing_alg_values_supported": ["ES256"]}},
         }))
         .map_err(|err| config_field(&err, &field))?;
-        let settings: IssuanceSettings = serde_json::from_value(serde_json::json!({
-            "signing_key": DEFAULT_SIGNING_PURPOSE,
-            "lifetime_secs": lifetime,
-        }))
-        .map_err(|err| (field("lifetime_secs"), err.to_string()))?;
         let settings = IssuanceSettings {
+            signing_key: Some(DEFAULT_SIGNING_PURPOSE.to_owned()),
             key_identification: KeyIdentification::X5c,
-            ..settings
+            lifetime_secs: lifetime,
+            ..IssuanceSettings::default()
         };
         settings
             .validate()
