@@ -7,6 +7,8 @@
 )]
 
 mod openapi;
+mod replicas;
+mod schemathesis;
 mod scopes;
 mod setup;
 mod steps;
