@@ -310,7 +310,10 @@ fn reason_of(err: &ConfigError) -> String {
 /// A credential configuration error as `(request field, reason)`.
 fn config_field(err: &ConfigError, field: &dyn Fn(&str) -> String) -> (String, String) {
     match err {
-        ConfigError::Invalid { field: name, reason } => {
+        ConfigError::Invalid {
+            field: name,
+            reason,
+        } => {
             let name = if name == "vct" || name == "lifetime_secs" {
                 name.as_str()
             } else {
@@ -962,8 +965,7 @@ pub mod faults {
     }
 
     #[cfg(feature = "testing")]
-    static FAULTS: std::sync::Mutex<Vec<(String, Step, Point)>> =
-        std::sync::Mutex::new(Vec::new());
+    static FAULTS: std::sync::Mutex<Vec<(String, Step, Point)>> = std::sync::Mutex::new(Vec::new());
 
     /// Makes the next onboarding of `slug` fail at `step`, at `point`, once.
     #[cfg(feature = "testing")]

@@ -167,7 +167,12 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|step| (step["step"].as_str().unwrap(), step["state"].as_str().unwrap()))
+        .map(|step| {
+            (
+                step["step"].as_str().unwrap(),
+                step["state"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
@@ -221,7 +226,7 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
                 "/api/oid4vp/v1/sessions/{}",
                 session["id"].as_str().unwrap_or_default()
             )),
-            Some(&deployment.edk.bootstrap_token().unwrap().to_owned()),
+            Some(deployment.edk.bootstrap_token().unwrap()),
             None,
         )
         .await;
@@ -270,12 +275,12 @@ async fn issue(deployment: &Deployment, admin: &str, holder: &SigningKey) -> SdJ
         .strip_prefix(&format!("http://localhost:{port}"))
         .unwrap()
         .to_owned();
-    let as_metadata = fetch(deployment.url(&format!(
-        "/.well-known/oauth-authorization-server{as_path}"
-    )))
-    .await;
+    let as_metadata =
+        fetch(deployment.url(&format!("/.well-known/oauth-authorization-server{as_path}"))).await;
     let grant = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
-    let code = offer["grants"][grant]["pre-authorized_code"].as_str().unwrap();
+    let code = offer["grants"][grant]["pre-authorized_code"]
+        .as_str()
+        .unwrap();
     let token: Value = client
         .post(as_metadata["token_endpoint"].as_str().unwrap())
         .form(&[("grant_type", grant), ("pre-authorized_code", code)])

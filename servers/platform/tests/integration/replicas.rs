@@ -98,7 +98,10 @@ async fn two_replicas_share_setup_tenants_and_changes_on_postgres() {
             )
             .form(&[
                 ("grant_type", "client_credentials"),
-                ("scope", "platform:tenants:read platform:tenants:write tenant:config:write"),
+                (
+                    "scope",
+                    "platform:tenants:read platform:tenants:write tenant:config:write",
+                ),
             ])
             .send()
             .await
@@ -160,8 +163,10 @@ async fn two_replicas_share_setup_tenants_and_changes_on_postgres() {
         Method::PUT,
         &format!("{TENANTS}/{id}/bindings/as"),
         Some(&operator_token),
-        Some(json!({"host": "localhost", "port": port, "path_prefix": "/acme-2",
-                    "dangerous_loopback_http": true})),
+        Some(
+            json!({"host": "localhost", "port": port, "path_prefix": "/acme-2",
+                    "dangerous_loopback_http": true}),
+        ),
     )
     .await;
     assert_eq!(status, 200, "{binding}");
@@ -180,7 +185,10 @@ async fn two_replicas_share_setup_tenants_and_changes_on_postgres() {
         None,
     )
     .await;
-    assert_eq!((status, suspended["status"].as_str()), (200, Some("suspended")));
+    assert_eq!(
+        (status, suspended["status"].as_str()),
+        (200, Some("suspended"))
+    );
     eventually("A stopping the suspended tenant", || async {
         metadata("a", "acme-2").await == 404
     })

@@ -90,9 +90,19 @@ async fn onboarding_stopped_at_each_step_resumes_on_postgres() {
             assert!(detail.is_none(), "{slug}: {detail:?}");
         } else {
             let states = states(detail.as_ref().unwrap());
-            assert_eq!(states[index], (step.as_str().to_owned(), "failed".to_owned()));
-            assert!(states[..index].iter().all(|(_, state)| state == "done"), "{states:?}");
-            assert!(states[index + 1..].iter().all(|(_, state)| state == "pending"));
+            assert_eq!(
+                states[index],
+                (step.as_str().to_owned(), "failed".to_owned())
+            );
+            assert!(
+                states[..index].iter().all(|(_, state)| state == "done"),
+                "{states:?}"
+            );
+            assert!(
+                states[index + 1..]
+                    .iter()
+                    .all(|(_, state)| state == "pending")
+            );
         }
 
         // Stopped after the step ran, before it was recorded: its effects are there, the
@@ -144,7 +154,9 @@ async fn check_tenant(platform: &Platform, id: &str, did: &str) {
         .unwrap();
     assert_eq!(recorded.value, did);
     let dids = edk_did::store::SqlDidStore::new(tenancy.clone());
-    let all = edk_did::store::DidStore::list(&dids, &context).await.unwrap();
+    let all = edk_did::store::DidStore::list(&dids, &context)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1, "one DID: {all:?}");
     let caller = Caller::new(context.clone(), "test");
     let certificates = Certificates::new(

@@ -142,7 +142,9 @@ async fn onboarding_resumes_after_a_failed_step(backend: Backend) {
         .collect();
     assert_eq!(
         states,
-        ["done", "done", "failed", "pending", "pending", "pending", "pending"],
+        [
+            "done", "done", "failed", "pending", "pending", "pending", "pending"
+        ],
         "{failed}"
     );
     assert!(step(&failed, "bindings")["error"].is_string());
