@@ -183,3 +183,33 @@ async fn check_tenant(platform: &Platform, id: &str, did: &str) {
         edk_oid4vci::KeyIdentification::X5c
     );
 }
+
+#[tokio::test]
+async fn onboarding_makes_a_did_webvh_when_asked_on_sqlite() {
+    let platform = Platform::start(Backend::Sqlite).await;
+    let (_, operator) = platform.setup(&platform.setup_token()).await;
+    let token = platform
+        .operator_token(&operator, "platform:tenants:read platform:tenants:write")
+        .await;
+    let port = platform.http.addr().port();
+    let mut body = request("vh", port);
+    body["issuer_did"] = json!({"method": "webvh"});
+    // Stopped after the DID was made: the next run takes it rather than making another.
+    faults::inject("vh", Step::IssuerDid, Point::After);
+    let (status, _) = platform
+        .call(Method::POST, TENANTS, Some(&token), Some(body.clone()))
+        .await;
+    assert_eq!(status, 503);
+    let (status, done) = platform
+        .call(Method::POST, TENANTS, Some(&token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{done}");
+    let did = done["issuer_did"].as_str().unwrap();
+    assert!(did.starts_with("did:webvh:"), "{did}");
+    assert!(
+        did.ends_with(&format!(":vh.localhost%3A{port}:vh:issuer")),
+        "{did}"
+    );
+    check_tenant(&platform, done["id"].as_str().unwrap(), did).await;
+    platform.close().await;
+}
