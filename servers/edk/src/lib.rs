@@ -168,7 +168,8 @@ impl Edk {
             .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?)
             .config_key(&edk_verifier_server::PRESENTATION_RETENTION)
             .config_key(&edk_platform_server::setup::SETUP_STATE)
-            .config_key(&edk_platform_server::onboarding::ONBOARDING);
+            .config_key(&edk_platform_server::onboarding::ONBOARDING)
+            .config_key(&edk_platform_server::onboarding::ISSUER_DID);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,

@@ -70,7 +70,9 @@ impl PlatformApi {
             .map_err(|err| failed(&err))?;
         Ok(TenantDetail {
             tenant: view(tenant),
-            onboarding: record.map(|record| steps(&record)).unwrap_or_default(),
+            onboarding: record.as_ref().map(steps).unwrap_or_default(),
+            issuer_did: record.as_ref().and_then(|record| record.issuer_did.clone()),
+            credential_configuration: record.and_then(|record| record.credential_configuration),
         })
     }
 
@@ -176,12 +178,19 @@ pub struct TenantDetail {
     pub tenant: TenantView,
     /// Each onboarding step in order (empty for a tenant not onboarded here).
     pub onboarding: Vec<StepView>,
+    /// The issuer DID onboarding made (also the tenant property `platform.issuer_did`).
+    #[oai(skip_serializing_if_is_none)]
+    pub issuer_did: Option<String>,
+    /// The id of the default credential configuration onboarding stored for the issuer.
+    #[oai(skip_serializing_if_is_none)]
+    pub credential_configuration: Option<String>,
 }
 
 /// The state of one onboarding step.
 #[derive(Debug, Object)]
 pub struct StepView {
-    /// `registry`, `kms_aliases`, `bindings` or `authorization_server`.
+    /// `registry`, `kms_aliases`, `bindings`, `authorization_server`, `issuer_did`,
+    /// `issuer_settings` or `verifier_settings`.
     pub step: String,
     /// `pending`, `done` or `failed`.
     pub state: String,
@@ -211,6 +220,26 @@ pub struct NewBinding {
     pub dangerous_loopback_http: bool,
 }
 
+/// The issuer DID of a new tenant.
+#[derive(Debug, Object)]
+pub struct NewIssuerDid {
+    /// `web` (the default) or `webvh`.
+    pub method: String,
+}
+
+/// The default credential configuration of a new tenant's issuer: an SD-JWT VC
+/// (`dc+sd-jwt`) bound to a `jwk` holder key, signed by `issuer.credential-signing` and named
+/// by its `x5c` chain, which the tenant's verifier trusts.
+#[derive(Debug, Object)]
+pub struct NewCredentialConfiguration {
+    /// The configuration id.
+    pub id: String,
+    /// The SD-JWT VC type (`vct`).
+    pub vct: String,
+    /// The credential's lifetime in seconds; unset: no `exp`.
+    pub lifetime_secs: Option<u64>,
+}
+
 /// A tenant to onboard.
 #[derive(Debug, Object)]
 pub struct NewTenant {
@@ -220,6 +249,12 @@ pub struct NewTenant {
     pub display_name: String,
     /// The endpoints of its services; one of service `as` is required.
     pub bindings: Vec<NewBinding>,
+    /// The issuer DID, published under the `did` binding (which it needs); unset: did:web
+    /// when a `did` binding is given, none otherwise.
+    pub issuer_did: Option<NewIssuerDid>,
+    /// The default credential configuration; unset: `identity`, of type
+    /// `<issuer identifier>/identity`, valid a year, when an `issuer` binding is given.
+    pub credential_configuration: Option<NewCredentialConfiguration>,
 }
 
 fn steps(record: &Onboarding) -> Vec<StepView> {
@@ -430,7 +465,8 @@ impl PlatformApi {
     }
 
     /// Onboards a tenant: registry row, schema and migrations, default KMS aliases, endpoint
-    /// bindings and its authorization server, each step recorded. Sending the same request
+    /// bindings, its authorization server, its issuer DID and the default issuer and verifier
+    /// settings (certificates, trust anchor, credential configuration), each step recorded. Sending the same request
     /// again resumes an unfinished onboarding at its first unfinished step. Requires scope
     /// `platform:tenants:write`.
     #[oai(
@@ -461,6 +497,16 @@ impl PlatformApi {
                     dangerous_loopback_http: binding.dangerous_loopback_http,
                 })
                 .collect(),
+            issuer_did: body
+                .issuer_did
+                .map(|did| onboarding::IssuerDidRequest { method: did.method }),
+            credential_configuration: body.credential_configuration.map(|wanted| {
+                onboarding::CredentialConfigurationRequest {
+                    id: wanted.id,
+                    vct: wanted.vct,
+                    lifetime_secs: wanted.lifetime_secs,
+                }
+            }),
         };
         let (tenant, _) = self
             .onboarder

@@ -38,6 +38,9 @@ pub enum Error {
     /// A bundled migration set is malformed.
     #[error("a bundled migration set is malformed")]
     Migrations(#[source] edk_tenancy::error::MigrationError),
+    /// The bundled certificate store migrations are malformed.
+    #[error("the bundled certificate store migrations are malformed")]
+    CertMigrations(#[source] edk_kms::Error),
     /// The operator realm cannot be provisioned or bound.
     #[error("the operator authorization server cannot be set up")]
     Realm(#[source] operators::RealmError),
@@ -50,15 +53,20 @@ pub enum Error {
 }
 
 /// Adds what the platform needs to `deps`: the authorization server's tables (for the
-/// operator realm) and the setup state key. The all-in-one server calls it too.
+/// operator realm), the tables onboarding writes the tenants' defaults to (certificates,
+/// DIDs, credential configurations) and the platform's configuration keys. The all-in-one server calls it too.
 ///
 /// # Errors
 /// [`Error::Migrations`] for a malformed bundled migration set.
 pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
     Ok(deps
         .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
+        .migrations(edk_kms::cert::migrations().map_err(Error::CertMigrations)?)
+        .migrations(edk_did::store::migrations().map_err(Error::Migrations)?)
+        .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
         .config_key(&setup::SETUP_STATE)
         .config_key(&onboarding::ONBOARDING)
+        .config_key(&onboarding::ISSUER_DID)
         .config_key(&edk_oauth::client_attestation::CLIENT_ATTESTATION))
 }
 

@@ -9,6 +9,7 @@
 
 mod app;
 mod binary;
+mod onboarding;
 mod openapi;
 mod schemathesis;
 mod scopes;

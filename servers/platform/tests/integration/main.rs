@@ -7,8 +7,11 @@
 )]
 
 mod openapi;
+mod replicas;
+mod schemathesis;
 mod scopes;
 mod setup;
+mod steps;
 mod support;
 mod tenant_admins;
 mod tenants;

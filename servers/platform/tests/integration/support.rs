@@ -30,6 +30,7 @@ pub(crate) struct Platform {
     pub(crate) http: TestServer,
     pub(crate) client: reqwest::Client,
     pub(crate) token_file: PathBuf,
+    config: PlatformServerConfig,
     _dir: tempfile::TempDir,
     db: Option<TestDb>,
 }
@@ -62,6 +63,15 @@ impl Platform {
                 "setup_token_file": token_file},
         }))
         .unwrap();
+        Self::start_with(config, admin_key, dir, db).await
+    }
+
+    async fn start_with(
+        config: PlatformServerConfig,
+        admin_key: SigningKey,
+        dir: tempfile::TempDir,
+        db: Option<TestDb>,
+    ) -> Self {
         let client = reqwest::Client::new();
         let started = edk_server::service::start::<PlatformServer>(
             &config,
@@ -80,10 +90,22 @@ impl Platform {
             started,
             http,
             client,
-            token_file,
+            token_file: config.platform.setup_token_file.clone().unwrap(),
+            config,
             _dir: dir,
             db,
         }
+    }
+
+    /// A second replica on this one's database and KMS keys, with a setup token file of its
+    /// own.
+    pub(crate) async fn replica(&self) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.config.clone();
+        config.platform.setup_token_file = Some(dir.path().join("setup-token"));
+        // Tenant administrators' tokens are minted on the first replica.
+        let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
+        Self::start_with(config, admin_key, dir, None).await
     }
 
     /// The URL of `path` on the server, by the name the operator endpoint is bound to.

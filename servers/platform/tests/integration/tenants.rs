@@ -63,6 +63,31 @@ async fn onboarding_resumes_after_a_failed_step(backend: Backend) {
                 {"service": "mail", "host": "as.example.com", "path_prefix": "/"}]}),
             "`bindings[0].service`",
         ),
+        (
+            json!({"slug": "acme", "display_name": "Acme", "bindings": [
+                {"service": "as", "host": "as.example.com", "path_prefix": "/"}],
+                "issuer_did": {"method": "web"}}),
+            "`issuer_did`",
+        ),
+        (
+            json!({"slug": "acme", "display_name": "Acme", "bindings": [
+                {"service": "as", "host": "as.example.com", "path_prefix": "/"},
+                {"service": "did", "host": "did.example.com", "path_prefix": "/"}],
+                "issuer_did": {"method": "key"}}),
+            "`issuer_did.method`",
+        ),
+        (
+            json!({"slug": "acme", "display_name": "Acme", "bindings": [
+                {"service": "as", "host": "as.example.com", "path_prefix": "/"}],
+                "credential_configuration": {"id": "with space", "vct": "urn:x"}}),
+            "`credential_configuration.id`",
+        ),
+        (
+            json!({"slug": "acme", "display_name": "Acme", "bindings": [
+                {"service": "as", "host": "as.example.com", "path_prefix": "/"}],
+                "credential_configuration": {"id": "x", "vct": "urn:x", "lifetime_secs": 0}}),
+            "`credential_configuration.lifetime_secs`",
+        ),
     ] {
         let (status, problem) = post(body.clone()).await;
         assert_eq!(status, 400, "{body}: {problem}");
@@ -115,7 +140,13 @@ async fn onboarding_resumes_after_a_failed_step(backend: Backend) {
         .iter()
         .map(|step| step["state"].as_str().unwrap())
         .collect();
-    assert_eq!(states, ["done", "done", "failed", "pending"], "{failed}");
+    assert_eq!(
+        states,
+        [
+            "done", "done", "failed", "pending", "pending", "pending", "pending"
+        ],
+        "{failed}"
+    );
     assert!(step(&failed, "bindings")["error"].is_string());
 
     // The endpoint is freed; the same request resumes at `bindings`.
