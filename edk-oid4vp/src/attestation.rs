@@ -59,8 +59,8 @@ impl VerifierAttestation {
         if !typ_ok {
             return Err(RequestObjectError::AttestationType);
         }
-        let claims: Map<String, Value> = serde_json::from_slice(jws.unverified_payload())
-            .map_err(|_| {
+        let claims: Map<String, Value> =
+            serde_json::from_slice(jws.unverified_payload()).map_err(|_| {
                 RequestObjectError::AttestationMalformed("the payload is not a JSON object")
             })?;
         Ok((Self::from_claims(&claims)?, jws))
@@ -91,9 +91,8 @@ impl VerifierAttestation {
                 "cnf.jwk is required",
             ))
             .and_then(|jwk| {
-                serde_json::from_value::<Jwk>(jwk.clone()).map_err(|_| {
-                    RequestObjectError::AttestationMalformed("cnf.jwk is not a JWK")
-                })
+                serde_json::from_value::<Jwk>(jwk.clone())
+                    .map_err(|_| RequestObjectError::AttestationMalformed("cnf.jwk is not a JWK"))
             })?
             .to_public();
         let redirect_uris = match claims.get("redirect_uris") {

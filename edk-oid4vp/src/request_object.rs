@@ -279,7 +279,10 @@ pub async fn sign_request_object(
             return Err(RequestObjectError::KeyReference("x509_hash", "x5c"));
         }
         (ClientId::VerifierAttestation(_), _) => {
-            return Err(RequestObjectError::KeyReference("verifier_attestation", "jwt"));
+            return Err(RequestObjectError::KeyReference(
+                "verifier_attestation",
+                "jwt",
+            ));
         }
         (ClientId::DecentralizedIdentifier(_), _) => {
             return Err(RequestObjectError::KeyReference(
@@ -507,18 +510,14 @@ impl RequestObjectVerifier {
                 jws.verify(&key, &policy).map_err(RequestObjectError::Jws)?
             }
             ClientId::VerifierAttestation(sub) => {
-                let jwt = header
-                    .extra
-                    .get("jwt")
-                    .and_then(Value::as_str)
-                    .ok_or(RequestObjectError::KeyReference(
-                        "verifier_attestation",
-                        "jwt",
-                    ))?;
+                let jwt = header.extra.get("jwt").and_then(Value::as_str).ok_or(
+                    RequestObjectError::KeyReference("verifier_attestation", "jwt"),
+                )?;
                 let attestation = self.verify_attestation(jwt, sub).await?;
-                let key = edk_core::jose::VerifyingKey::from_jwk(&attestation.key).map_err(|_| {
-                    RequestObjectError::AttestationMalformed("cnf.jwk is not a signature key")
-                })?;
+                let key =
+                    edk_core::jose::VerifyingKey::from_jwk(&attestation.key).map_err(|_| {
+                        RequestObjectError::AttestationMalformed("cnf.jwk is not a signature key")
+                    })?;
                 let verified = jws
                     .verify(&key, &policy)
                     .map_err(RequestObjectError::NotSignedByAttestedKey)?;

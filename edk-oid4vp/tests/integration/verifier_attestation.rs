@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use edk_core::jose::{Algorithm, Header, JwksResolver, SigningKey, jws};
 use edk_oid4vp::{
-    AuthorizationRequest, RequestObjectError, RequestObjectKey, RequestObjectVerifier,
-    SignOptions, VerifierAttestation, sign_request_object,
+    AuthorizationRequest, RequestObjectError, RequestObjectKey, RequestObjectVerifier, SignOptions,
+    VerifierAttestation, sign_request_object,
 };
 use serde_json::{Value, json};
 use url::Url;
@@ -116,14 +116,16 @@ async fn verifier_attestation_request_objects_round_trip() {
     assert_eq!(attestation.key, parties.verifier.public_jwk());
 
     // Attesters can also be given as any key resolver.
-    let resolver =
-        JwksResolver::from_keys([&parties.attester.public_jwk().with_kid("attester-1")])
-            .for_issuer(ATTESTER);
+    let resolver = JwksResolver::from_keys([&parties.attester.public_jwk().with_kid("attester-1")])
+        .for_issuer(ATTESTER);
     let by_resolver = RequestObjectVerifier::new(Vec::<Vec<u8>>::new(), clock())
         .unwrap()
         .with_attester_resolver(Arc::new(resolver));
     assert_eq!(
-        by_resolver.verify(&token, Some(CLIENT), None).await.unwrap(),
+        by_resolver
+            .verify(&token, Some(CLIENT), None)
+            .await
+            .unwrap(),
         request
     );
 }
