@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod attestation;
 pub mod dcql;
 pub mod error;
 pub mod evaluate;
@@ -9,6 +10,7 @@ pub mod request_object;
 pub mod response;
 pub mod validate;
 
+pub use attestation::{VERIFIER_ATTESTATION_TYP, VerifierAttestation};
 pub use dcql::{
     ClaimsQuery, CredentialFormat, CredentialMeta, CredentialQuery, CredentialSetQuery, DcqlQuery,
     TrustedAuthoritiesQuery, TrustedAuthorityType,

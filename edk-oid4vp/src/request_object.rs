@@ -21,6 +21,7 @@ use x509_cert::der::Decode as _;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 
+use crate::attestation::VerifierAttestation;
 use crate::request::{AuthorizationRequest, ClientId, REQUEST_OBJECT_TYP, RequestError};
 
 /// What the JWS header of a Request Object carries to designate the signing key.
@@ -32,6 +33,9 @@ pub enum RequestObjectKey {
     /// `kid`: the DID URL of the verification method; for `decentralized_identifier:`
     /// clients.
     Kid(String),
+    /// `jwt`: the Verifier Attestation JWT whose `cnf.jwk` is the signing key; for
+    /// `verifier_attestation:` clients.
+    VerifierAttestation(String),
 }
 
 impl fmt::Debug for RequestObjectKey {
@@ -39,6 +43,7 @@ impl fmt::Debug for RequestObjectKey {
         match self {
             Self::X5c(chain) => f.debug_tuple("X5c").field(&chain.len()).finish(),
             Self::Kid(kid) => f.debug_tuple("Kid").field(kid).finish(),
+            Self::VerifierAttestation(_) => f.debug_tuple("VerifierAttestation").finish(),
         }
     }
 }
@@ -111,6 +116,45 @@ pub enum RequestObjectError {
     /// The payload is not a JSON object, or a claim has the wrong type.
     #[error("the request object's claims are malformed: {0}")]
     Malformed(&'static str),
+    /// The Verifier Attestation JWT's `typ` is not `verifier-attestation+jwt`.
+    #[error("the verifier attestation's typ must be verifier-attestation+jwt")]
+    AttestationType,
+    /// The Verifier Attestation JWT cannot be parsed, or lacks a required claim.
+    #[error("the verifier attestation is malformed: {0}")]
+    AttestationMalformed(&'static str),
+    /// No attester is trusted, so no `verifier_attestation:` request is accepted.
+    #[error("no verifier attestation issuer is trusted")]
+    NoTrustedAttesters,
+    /// The attestation's issuer is not a trusted attester, or none of its keys fits.
+    #[error("the verifier attestation issuer {issuer:?} is not trusted")]
+    UntrustedAttester {
+        /// The attestation's `iss`.
+        issuer: String,
+        /// Why no key was found.
+        #[source]
+        source: JoseError,
+    },
+    /// The attester's signature on the attestation does not verify.
+    #[error("the verifier attestation's signature does not verify")]
+    AttestationSignature(#[source] JoseError),
+    /// The attestation's `exp` is past, or its `nbf` or `iat` in the future.
+    #[error("the verifier attestation has expired or is not yet valid")]
+    AttestationExpired,
+    /// The attestation's `sub` is not the client identifier without its prefix.
+    #[error("the verifier attestation's sub {sub:?} is not the client identifier {client_id:?}")]
+    AttestationSubjectMismatch {
+        /// The attestation's `sub`.
+        sub: String,
+        /// The client identifier without the `verifier_attestation:` prefix.
+        client_id: String,
+    },
+    /// The Request Object is not signed by the attestation's `cnf.jwk`.
+    #[error("the request object is not signed by the key of the verifier attestation")]
+    NotSignedByAttestedKey(#[source] JoseError),
+    /// The request's `response_uri` or `redirect_uri` is not one of the attestation's
+    /// `redirect_uris`.
+    #[error("{0:?} is not one of the verifier attestation's redirect_uris")]
+    UriNotAttested(String),
 }
 
 impl RequestObjectError {
@@ -124,7 +168,14 @@ impl RequestObjectError {
             | Self::UntrustedChain(_)
             | Self::X5cProfile(_)
             | Self::KidNotOfClient(_)
-            | Self::UnsupportedPrefix(_) => "invalid_client",
+            | Self::UnsupportedPrefix(_)
+            | Self::NoTrustedAttesters
+            | Self::UntrustedAttester { .. }
+            | Self::AttestationSignature(_)
+            | Self::AttestationExpired
+            | Self::AttestationSubjectMismatch { .. }
+            | Self::NotSignedByAttestedKey(_)
+            | Self::UriNotAttested(_) => "invalid_client",
             _ => "invalid_request_object",
         }
     }
@@ -138,8 +189,16 @@ impl HasKind for RequestObjectError {
             | Self::X5cProfile(_)
             | Self::SanMismatch(_)
             | Self::HashMismatch
-            | Self::KidNotOfClient(_) => ErrorKind::Forbidden,
-            Self::UnsupportedPrefix(_) | Self::NoDidResolver => ErrorKind::Unsupported,
+            | Self::KidNotOfClient(_)
+            | Self::UntrustedAttester { .. }
+            | Self::AttestationSignature(_)
+            | Self::AttestationExpired
+            | Self::AttestationSubjectMismatch { .. }
+            | Self::NotSignedByAttestedKey(_)
+            | Self::UriNotAttested(_) => ErrorKind::Forbidden,
+            Self::UnsupportedPrefix(_) | Self::NoDidResolver | Self::NoTrustedAttesters => {
+                ErrorKind::Unsupported
+            }
             Self::DidResolution(err) => err.kind(),
             _ => ErrorKind::InvalidInput,
         }
@@ -149,12 +208,16 @@ impl HasKind for RequestObjectError {
 /// Signs `request` as a Request Object (JWS, `typ` [`REQUEST_OBJECT_TYP`]) with `signer`, the
 /// header naming the key as the client identifier prefix needs: `x5c` (`key` =
 /// [`RequestObjectKey::X5c`]) for `x509_san_dns:` and `x509_hash:`, `kid` (a DID URL of the
-/// client's DID) for `decentralized_identifier:`. The claims are those of
+/// client's DID) for `decentralized_identifier:`, `jwt` (the Verifier Attestation JWT,
+/// [`RequestObjectKey::VerifierAttestation`], whose `cnf.jwk` must be `signer`'s key) for
+/// `verifier_attestation:`. The claims are those of
 /// [`AuthorizationRequest::to_request_object_claims`] with `audience` and `wallet_nonce`, plus
 /// `iat`, and `exp` when `lifetime` (seconds) is given, read from `clock`.
 ///
-/// The chain's leaf is checked against the client identifier (the dNSName SAN, or the hash)
-/// so that a verifier cannot publish a request no wallet accepts.
+/// The chain's leaf is checked against the client identifier (the dNSName SAN, or the hash),
+/// and an attestation's `sub`, validity and `redirect_uris` against the client identifier,
+/// `clock` and the request's URIs, so that a verifier cannot publish a request no wallet
+/// accepts.
 ///
 /// # Errors
 ///
@@ -163,7 +226,11 @@ impl HasKind for RequestObjectError {
 /// [`RequestObjectError::UnsupportedPrefix`] for other prefixes,
 /// [`RequestObjectError::KeyReference`] when `key` does not fit the prefix,
 /// [`RequestObjectError::KidNotOfClient`], [`RequestObjectError::SanMismatch`],
-/// [`RequestObjectError::HashMismatch`], and [`RequestObjectError::Jws`] when signing fails.
+/// [`RequestObjectError::HashMismatch`], the attestation's errors
+/// ([`RequestObjectError::AttestationMalformed`], [`RequestObjectError::AttestationType`],
+/// [`RequestObjectError::AttestationSubjectMismatch`],
+/// [`RequestObjectError::AttestationExpired`], [`RequestObjectError::UriNotAttested`]), and
+/// [`RequestObjectError::Jws`] when signing fails.
 pub async fn sign_request_object(
     request: &AuthorizationRequest,
     key: &RequestObjectKey,
@@ -196,13 +263,28 @@ pub async fn sign_request_object(
             check_kid(did, kid)?;
             header = header.with_kid(kid.clone());
         }
-        (ClientId::X509SanDns(_), RequestObjectKey::Kid(_)) => {
+        (ClientId::VerifierAttestation(sub), RequestObjectKey::VerifierAttestation(jwt)) => {
+            let attestation = VerifierAttestation::read(jwt)?;
+            check_attestation_subject(&attestation, sub)?;
+            attestation.check_validity(clock.unix_seconds(), 0)?;
+            attestation.check_uris(request.response_uri.iter().chain(&request.redirect_uri))?;
+            header
+                .extra
+                .insert("jwt".to_owned(), Value::String(jwt.clone()));
+        }
+        (ClientId::X509SanDns(_), _) => {
             return Err(RequestObjectError::KeyReference("x509_san_dns", "x5c"));
         }
-        (ClientId::X509Hash(_), RequestObjectKey::Kid(_)) => {
+        (ClientId::X509Hash(_), _) => {
             return Err(RequestObjectError::KeyReference("x509_hash", "x5c"));
         }
-        (ClientId::DecentralizedIdentifier(_), RequestObjectKey::X5c(_)) => {
+        (ClientId::VerifierAttestation(_), _) => {
+            return Err(RequestObjectError::KeyReference(
+                "verifier_attestation",
+                "jwt",
+            ));
+        }
+        (ClientId::DecentralizedIdentifier(_), _) => {
             return Err(RequestObjectError::KeyReference(
                 "decentralized_identifier",
                 "kid",
@@ -247,6 +329,7 @@ pub struct RequestObjectVerifier {
     x5c: X5cResolver,
     anchors: Vec<Vec<u8>>,
     did: Option<Arc<dyn KeyResolver>>,
+    attesters: Vec<Arc<dyn KeyResolver>>,
     clock: Arc<dyn Clock>,
     audiences: Vec<String>,
     leeway: i64,
@@ -258,6 +341,7 @@ impl fmt::Debug for RequestObjectVerifier {
         f.debug_struct("RequestObjectVerifier")
             .field("x5c", &self.x5c)
             .field("did", &self.did.is_some())
+            .field("attesters", &self.attesters.len())
             .field("audiences", &self.audiences)
             .finish_non_exhaustive()
     }
@@ -284,6 +368,7 @@ impl RequestObjectVerifier {
             x5c,
             anchors,
             did: None,
+            attesters: Vec::new(),
             clock,
             audiences: vec![crate::request::SELF_ISSUED_AUDIENCE.to_owned()],
             leeway: 60,
@@ -297,6 +382,29 @@ impl RequestObjectVerifier {
     pub fn with_did_resolver(mut self, resolver: Arc<dyn KeyResolver>) -> Self {
         self.did = Some(resolver);
         self
+    }
+
+    /// The verifier trusting, for `verifier_attestation:` clients, Verifier Attestation JWTs
+    /// whose key `resolver` finds (asked with the attestation's `iss` as the issuer, its
+    /// `kid` and `alg`); several resolvers are tried in turn. The resolver must only return
+    /// keys of the issuer asked for.
+    #[must_use]
+    pub fn with_attester_resolver(mut self, resolver: Arc<dyn KeyResolver>) -> Self {
+        self.attesters.push(resolver);
+        self
+    }
+
+    /// The verifier trusting Verifier Attestation JWTs with `iss` `issuer` signed by one of
+    /// `keys` (selected by `kid` when the attestation names one).
+    #[must_use]
+    pub fn with_trusted_attester<'a>(
+        self,
+        issuer: impl Into<String>,
+        keys: impl IntoIterator<Item = &'a edk_core::jose::Jwk>,
+    ) -> Self {
+        self.with_attester_resolver(Arc::new(
+            edk_core::jose::JwksResolver::from_keys(keys).for_issuer(issuer),
+        ))
     }
 
     /// The verifier accepting `aud` `audience` (the wallet's `issuer`) as well.
@@ -325,7 +433,14 @@ impl RequestObjectVerifier {
     /// [`RequestObjectError::KeyReference`], [`RequestObjectError::SanMismatch`],
     /// [`RequestObjectError::HashMismatch`], [`RequestObjectError::UntrustedChain`],
     /// [`RequestObjectError::KidNotOfClient`], [`RequestObjectError::NoDidResolver`],
-    /// [`RequestObjectError::DidResolution`], [`RequestObjectError::WrongAudience`],
+    /// [`RequestObjectError::DidResolution`], for `verifier_attestation:` clients
+    /// [`RequestObjectError::AttestationMalformed`], [`RequestObjectError::AttestationType`],
+    /// [`RequestObjectError::NoTrustedAttesters`], [`RequestObjectError::UntrustedAttester`],
+    /// [`RequestObjectError::AttestationSignature`],
+    /// [`RequestObjectError::AttestationExpired`],
+    /// [`RequestObjectError::AttestationSubjectMismatch`],
+    /// [`RequestObjectError::NotSignedByAttestedKey`] and
+    /// [`RequestObjectError::UriNotAttested`], [`RequestObjectError::WrongAudience`],
     /// [`RequestObjectError::Expired`], [`RequestObjectError::WalletNonceMismatch`], and
     /// [`RequestObjectError::Request`] when the request in it is refused.
     pub async fn verify(
@@ -359,6 +474,7 @@ impl RequestObjectVerifier {
         }
         let client_id = ClientId::parse(inner)?;
         let policy = VerifyPolicy::default();
+        let mut attested = None;
         let verified = match &client_id {
             ClientId::RedirectUri(_) => return Err(RequestObjectError::SignedRedirectUri),
             ClientId::X509SanDns(name) => {
@@ -393,6 +509,21 @@ impl RequestObjectVerifier {
                     .map_err(RequestObjectError::DidResolution)?;
                 jws.verify(&key, &policy).map_err(RequestObjectError::Jws)?
             }
+            ClientId::VerifierAttestation(sub) => {
+                let jwt = header.extra.get("jwt").and_then(Value::as_str).ok_or(
+                    RequestObjectError::KeyReference("verifier_attestation", "jwt"),
+                )?;
+                let attestation = self.verify_attestation(jwt, sub).await?;
+                let key =
+                    edk_core::jose::VerifyingKey::from_jwk(&attestation.key).map_err(|_| {
+                        RequestObjectError::AttestationMalformed("cnf.jwk is not a signature key")
+                    })?;
+                let verified = jws
+                    .verify(&key, &policy)
+                    .map_err(RequestObjectError::NotSignedByAttestedKey)?;
+                attested = Some(attestation);
+                verified
+            }
             other => {
                 return Err(RequestObjectError::UnsupportedPrefix(
                     other.prefix().unwrap_or("pre-registered").to_owned(),
@@ -401,7 +532,47 @@ impl RequestObjectVerifier {
         };
         let claims = verified.claims().map_err(RequestObjectError::Jws)?;
         self.check_claims(&claims, wallet_nonce)?;
-        Ok(AuthorizationRequest::from_parameters(&claims)?)
+        let request = AuthorizationRequest::from_parameters(&claims)?;
+        if let Some(attestation) = attested {
+            attestation.check_uris(request.response_uri.iter().chain(&request.redirect_uri))?;
+        }
+        Ok(request)
+    }
+
+    /// Verifies the Verifier Attestation JWT `jwt` of client `sub`: its `typ`, the trusted
+    /// attester's signature, its validity and its `sub`.
+    async fn verify_attestation(
+        &self,
+        jwt: &str,
+        sub: &str,
+    ) -> Result<VerifierAttestation, RequestObjectError> {
+        let (attestation, jws) = VerifierAttestation::parse(jwt, &self.limits)?;
+        if self.attesters.is_empty() {
+            return Err(RequestObjectError::NoTrustedAttesters);
+        }
+        let query = edk_core::jose::KeyQuery::new(jws.header().alg)
+            .with_kid(jws.header().kid.as_deref())
+            .with_issuer(Some(&attestation.issuer));
+        let mut last = JoseError::KeyNotFound;
+        let mut key = None;
+        for resolver in &self.attesters {
+            match resolver.resolve(&query).await {
+                Ok(found) => {
+                    key = Some(found);
+                    break;
+                }
+                Err(err) => last = err,
+            }
+        }
+        let key = key.ok_or_else(|| RequestObjectError::UntrustedAttester {
+            issuer: attestation.issuer.clone(),
+            source: last,
+        })?;
+        jws.verify(&key, &VerifyPolicy::default())
+            .map_err(RequestObjectError::AttestationSignature)?;
+        attestation.check_validity(self.clock.unix_seconds(), self.leeway)?;
+        check_attestation_subject(&attestation, sub)?;
+        Ok(attestation)
     }
 
     async fn verify_x5c(
@@ -526,6 +697,20 @@ fn check_hash(leaf: &[u8], hash: &str) -> Result<(), RequestObjectError> {
         Ok(())
     } else {
         Err(RequestObjectError::HashMismatch)
+    }
+}
+
+fn check_attestation_subject(
+    attestation: &VerifierAttestation,
+    sub: &str,
+) -> Result<(), RequestObjectError> {
+    if attestation.subject == sub {
+        Ok(())
+    } else {
+        Err(RequestObjectError::AttestationSubjectMismatch {
+            sub: attestation.subject.clone(),
+            client_id: sub.to_owned(),
+        })
     }
 }
 

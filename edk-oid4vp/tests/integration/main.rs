@@ -19,6 +19,7 @@ mod request_object;
 mod response;
 mod support;
 mod validate;
+mod verifier_attestation;
 
 use std::path::Path;
 

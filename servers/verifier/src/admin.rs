@@ -13,7 +13,7 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
 use serde_json::Value;
 
 use crate::store::{Session, StoredQuery};
-use crate::verifier::{ClientIdPrefix, NewRequest, Verifier};
+use crate::verifier::{ClientIdPrefix, NewRequest, StoredAttestation, Verifier};
 
 /// Reads the tenant's queries and presentation sessions.
 pub const SCOPE_READ: &str = "oid4vp:read";
@@ -113,6 +113,54 @@ pub enum ClientIdPrefixName {
     /// `redirect_uri:`: the `response_uri`; the request is unsigned and passed by value.
     #[oai(rename = "redirect_uri")]
     RedirectUri,
+    /// `verifier_attestation:`: the `sub` of the tenant's Verifier Attestation JWT (set with
+    /// `PUT /verifier-attestation`), carried in the Request Object's header `jwt`.
+    #[oai(rename = "verifier_attestation")]
+    VerifierAttestation,
+}
+
+/// A Verifier Attestation JWT obtained from an attester.
+#[derive(Clone, Debug, Object)]
+pub struct VerifierAttestationBody {
+    /// The compact JWT (`typ` `verifier-attestation+jwt`): `sub` the tenant's verifier
+    /// identifier, `cnf.jwk` the public key of the KMS alias
+    /// `verifier.request-object-signing`, `exp` in the future, and `redirect_uris`, if
+    /// present, including the tenant's `response_uri`.
+    #[oai(validator(min_length = 1, max_length = 16384))]
+    pub jwt: String,
+}
+
+/// The tenant's Verifier Attestation JWT.
+#[derive(Clone, Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct VerifierAttestationView {
+    /// The compact JWT, as given.
+    pub jwt: String,
+    /// Its `iss`: the attester.
+    pub iss: String,
+    /// Its `sub`.
+    pub sub: String,
+    /// The `client_id` of requests made with the `verifier_attestation` prefix.
+    pub client_id: String,
+    /// Its `exp` (Unix seconds).
+    pub expires_at: i64,
+    /// Its `redirect_uris`, if it restricts them.
+    pub redirect_uris: Option<Vec<String>>,
+    /// When it was set (Unix seconds).
+    pub updated_at: i64,
+}
+
+fn attestation_view(stored: StoredAttestation) -> VerifierAttestationView {
+    let attestation = stored.attestation;
+    VerifierAttestationView {
+        jwt: stored.jwt,
+        client_id: format!("verifier_attestation:{}", attestation.subject),
+        iss: attestation.issuer,
+        sub: attestation.subject,
+        expires_at: attestation.expires_at,
+        redirect_uris: attestation.redirect_uris,
+        updated_at: stored.updated_at,
+    }
 }
 
 /// The response mode of a request.
@@ -373,6 +421,9 @@ impl AdminApi {
                     ClientIdPrefix::DecentralizedIdentifier
                 }
                 Some(ClientIdPrefixName::RedirectUri) => ClientIdPrefix::RedirectUri,
+                Some(ClientIdPrefixName::VerifierAttestation) => {
+                    ClientIdPrefix::VerifierAttestation
+                }
             },
             response_mode: match body.response_mode {
                 None | Some(ResponseModeName::DirectPost) => ResponseMode::DirectPost,
@@ -427,6 +478,68 @@ impl AdminApi {
             Some(secret) => WebhookSecretSet::Generated(Json(GeneratedWebhookSecret { secret })),
             None => WebhookSecretSet::Set,
         })
+    }
+
+    /// Sets the tenant's Verifier Attestation JWT, obtained from an attester for the public
+    /// key of the KMS alias `verifier.request-object-signing`, which requests made with the
+    /// `verifier_attestation` client identifier prefix carry. Refused (400) when its `typ`,
+    /// `sub`, validity, `cnf.jwk` or `redirect_uris` do not fit the tenant. Requires scope
+    /// `oid4vp:write`.
+    #[oai(
+        path = "/verifier-attestation",
+        method = "put",
+        operation_id = "putVerifierAttestation"
+    )]
+    async fn put_verifier_attestation(
+        &self,
+        auth: AdminBearer,
+        body: Json<VerifierAttestationBody>,
+    ) -> Result<Json<VerifierAttestationView>, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.bound_tenant(&auth.0).await?;
+        let stored = self
+            .verifier
+            .put_verifier_attestation(&tenant, &body.0.jwt)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(Json(attestation_view(stored)))
+    }
+
+    /// The tenant's Verifier Attestation JWT. Requires scope `oid4vp:read`.
+    #[oai(
+        path = "/verifier-attestation",
+        method = "get",
+        operation_id = "getVerifierAttestation"
+    )]
+    async fn get_verifier_attestation(
+        &self,
+        auth: AdminBearer,
+    ) -> Result<Json<VerifierAttestationView>, ApiError> {
+        auth.0.require_scope(SCOPE_READ)?;
+        let tenant = self.tenant(&auth.0).await?;
+        let stored = self
+            .verifier
+            .verifier_attestation(&tenant)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(Json(attestation_view(stored)))
+    }
+
+    /// Removes the tenant's Verifier Attestation JWT; `verifier_attestation` requests can no
+    /// longer be made or fetched. Requires scope `oid4vp:write`.
+    #[oai(
+        path = "/verifier-attestation",
+        method = "delete",
+        operation_id = "deleteVerifierAttestation"
+    )]
+    async fn delete_verifier_attestation(&self, auth: AdminBearer) -> Result<NoContent, ApiError> {
+        auth.0.require_scope(SCOPE_WRITE)?;
+        let tenant = self.tenant(&auth.0).await?;
+        self.verifier
+            .delete_verifier_attestation(&tenant)
+            .await
+            .map_err(|err| problem_for(&err))?;
+        Ok(NoContent::NoContent)
     }
 
     /// A presentation session, with the verified claims once verified. A same-device session

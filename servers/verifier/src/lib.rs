@@ -28,7 +28,7 @@ pub use config::{VerifierServerConfig, VerifierSettings};
 pub use protocol::ProtocolEndpoint;
 pub use status::StatusLists;
 pub use store::{PRESENTATION_RETENTION, PresentationRetention, SqlStore, migrations};
-pub use verifier::{ClientIdPrefix, NewRequest, Verifier, WalletError};
+pub use verifier::{ClientIdPrefix, NewRequest, StoredAttestation, Verifier, WalletError};
 
 /// The path prefix of the admin API.
 pub const ADMIN_PREFIX: &str = "/api/oid4vp/v1";

@@ -708,6 +708,73 @@ impl SqlStore {
         Ok(row.map(|(sealed,)| sealed))
     }
 
+    /// Stores the tenant's Verifier Attestation JWT, replacing any previous one.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn put_verifier_attestation(
+        &self,
+        tenant: &TenantContext,
+        jwt: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        with_conn!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO oid4vp_verifier_attestation (singleton, jwt, updated_at) \
+                 VALUES (1, $1, $2) ON CONFLICT (singleton) DO UPDATE \
+                 SET jwt = excluded.jwt, updated_at = excluded.updated_at",
+            )
+            .bind(jwt)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map_err(StoreError::database)?;
+        });
+        tx.commit().await.map_err(StoreError::database)
+    }
+
+    /// The tenant's Verifier Attestation JWT and when it was set, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn verifier_attestation(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let row: Option<(String, i64)> = with_conn!(tx, conn => {
+            sqlx::query_as(
+                "SELECT jwt, updated_at FROM oid4vp_verifier_attestation WHERE singleton = 1",
+            )
+            .fetch_optional(conn)
+            .await
+            .map_err(StoreError::database)?
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(row)
+    }
+
+    /// Removes the tenant's Verifier Attestation JWT; whether there was one.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the database fails.
+    pub async fn delete_verifier_attestation(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin(tenant).await?;
+        let result = with_conn!(tx, conn => {
+            sqlx::query("DELETE FROM oid4vp_verifier_attestation WHERE singleton = 1")
+                .execute(conn)
+                .await
+                .map_err(StoreError::database)?
+                .rows_affected()
+        });
+        tx.commit().await.map_err(StoreError::database)?;
+        Ok(result > 0)
+    }
+
     /// The event ids of up to `limit` pending deliveries due at `now` and not claimed.
     ///
     /// # Errors

@@ -45,6 +45,20 @@ pub enum ClientIdPrefix {
     DecentralizedIdentifier,
     /// `redirect_uri:` with the `response_uri`: an unsigned request, passed by value.
     RedirectUri,
+    /// `verifier_attestation:` with the `sub` of the tenant's Verifier Attestation JWT,
+    /// which the Request Object carries in its header `jwt`.
+    VerifierAttestation,
+}
+
+/// The tenant's Verifier Attestation JWT, as stored and read.
+#[derive(Clone, Debug)]
+pub struct StoredAttestation {
+    /// The JWT.
+    pub jwt: String,
+    /// Its claims.
+    pub attestation: edk_oid4vp::VerifierAttestation,
+    /// When it was set (Unix seconds).
+    pub updated_at: i64,
 }
 
 /// What a presentation request asks for.
@@ -330,8 +344,9 @@ impl Verifier {
     /// # Errors
     /// [`Error::InvalidInput`] for an unusable request; [`Error::NotFound`] for an unknown
     /// stored query; [`Error::Conflict`] when the tenant has no verifier binding, the
-    /// correlation id is taken, or an `x509_*` prefix is asked without a certificate for
-    /// `verifier.request-object-signing`; [`Error::Kms`] or [`Error::Store`].
+    /// correlation id is taken, an `x509_*` prefix is asked without a certificate for
+    /// `verifier.request-object-signing`, or `verifier_attestation` without a usable
+    /// verifier attestation; [`Error::Kms`] or [`Error::Store`].
     pub async fn create_request(
         &self,
         tenant: &TenantContext,
@@ -408,6 +423,29 @@ impl Verifier {
             }
             ClientIdPrefix::DecentralizedIdentifier => {
                 ClientId::DecentralizedIdentifier(self.did(&caller).await?)
+            }
+            ClientIdPrefix::VerifierAttestation => {
+                let stored = self
+                    .store
+                    .verifier_attestation(tenant)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::Conflict(
+                            "the verifier_attestation client identifier prefix needs the tenant's \
+                         verifier attestation: PUT /verifier-attestation first"
+                                .to_owned(),
+                        )
+                    })?;
+                let attestation =
+                    self.check_attestation(tenant, &stored.0)
+                        .await
+                        .map_err(|err| match err {
+                            Error::InvalidInput(reason) => Error::Conflict(format!(
+                                "the tenant's verifier attestation is no longer usable: {reason}"
+                            )),
+                            other => other,
+                        })?;
+                ClientId::VerifierAttestation(attestation.subject)
             }
         };
         let mut metadata = ClientMetadata {
@@ -496,6 +534,126 @@ impl Verifier {
             authorization_request_uri,
             expires_at: session.expires_at,
         })
+    }
+
+    /// Checks the Verifier Attestation JWT `jwt` for `tenant` (its context with its
+    /// `verifier` binding) and stores it in place of any previous one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming what is wrong with it (as [`Verifier::check_attestation`]);
+    /// [`Error::Conflict`] without a verifier binding; [`Error::Kms`] or [`Error::Store`].
+    pub async fn put_verifier_attestation(
+        &self,
+        tenant: &TenantContext,
+        jwt: &str,
+    ) -> Result<StoredAttestation, Error> {
+        let attestation = self.check_attestation(tenant, jwt).await?;
+        let now = self.now();
+        self.store
+            .put_verifier_attestation(tenant, jwt, now)
+            .await?;
+        Ok(StoredAttestation {
+            jwt: jwt.to_owned(),
+            attestation,
+            updated_at: now,
+        })
+    }
+
+    /// The tenant's Verifier Attestation JWT.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when none is set; [`Error::Store`].
+    pub async fn verifier_attestation(
+        &self,
+        tenant: &TenantContext,
+    ) -> Result<StoredAttestation, Error> {
+        let (jwt, updated_at) = self
+            .store
+            .verifier_attestation(tenant)
+            .await?
+            .ok_or(Error::NotFound("verifier attestation"))?;
+        let attestation = edk_oid4vp::VerifierAttestation::read(&jwt)
+            .map_err(|err| Error::Conflict(format!("the stored verifier attestation: {err}")))?;
+        Ok(StoredAttestation {
+            jwt,
+            attestation,
+            updated_at,
+        })
+    }
+
+    /// Removes the tenant's Verifier Attestation JWT; requests made with it can no longer be
+    /// fetched.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when none is set; [`Error::Store`].
+    pub async fn delete_verifier_attestation(&self, tenant: &TenantContext) -> Result<(), Error> {
+        if self.store.delete_verifier_attestation(tenant).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("verifier attestation"))
+        }
+    }
+
+    /// Checks that the Verifier Attestation JWT `jwt` fits `tenant` (its context with its
+    /// `verifier` binding): `typ` `verifier-attestation+jwt`, `sub` the tenant's verifier
+    /// identifier, valid now, `cnf.jwk` the public key of `verifier.request-object-signing`,
+    /// and `redirect_uris`, if present, holding the `response_uri`.
+    /// The attester's signature is for wallets to check.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the problem; [`Error::Conflict`] without a verifier
+    /// binding; [`Error::Kms`].
+    pub async fn check_attestation(
+        &self,
+        tenant: &TenantContext,
+        jwt: &str,
+    ) -> Result<edk_oid4vp::VerifierAttestation, Error> {
+        let binding = tenant.binding().ok_or_else(|| {
+            Error::Conflict("the tenant has no verifier endpoint binding".to_owned())
+        })?;
+        let identifier = binding.identifier().trim_end_matches('/').to_owned();
+        let attestation = edk_oid4vp::VerifierAttestation::read(jwt)
+            .map_err(|err| Error::InvalidInput(format!("verifier attestation: {err}")))?;
+        if attestation.subject != identifier {
+            return Err(Error::InvalidInput(format!(
+                "the verifier attestation's sub {:?} is not the tenant's verifier identifier \
+                 {identifier:?}",
+                attestation.subject
+            )));
+        }
+        attestation.check_validity(self.now(), 0).map_err(|_| {
+            Error::InvalidInput(
+                "the verifier attestation has expired or is not yet valid".to_owned(),
+            )
+        })?;
+        let response_uri = url(&format!("{identifier}/response"))?;
+        if !attestation.allows_uri(&response_uri) {
+            return Err(Error::InvalidInput(format!(
+                "the verifier attestation's redirect_uris do not include the response_uri \
+                 {response_uri}"
+            )));
+        }
+        let key = self
+            .kms
+            .public_key(
+                &caller(tenant),
+                &KeyRef::Alias(alias(REQUEST_OBJECT_SIGNING_PURPOSE)?),
+            )
+            .await
+            .map_err(|err| match err.kind() {
+                ErrorKind::NotFound => Error::InvalidInput(format!(
+                    "the tenant has no KMS key {KMS_SERVICE}.{REQUEST_OBJECT_SIGNING_PURPOSE} \
+                     for the verifier attestation's cnf.jwk to name"
+                )),
+                _ => Error::Kms(err),
+            })?;
+        if key.thumbprint() != attestation.key.thumbprint() {
+            return Err(Error::InvalidInput(format!(
+                "the verifier attestation's cnf.jwk is not the public key of the KMS alias \
+                 {KMS_SERVICE}.{REQUEST_OBJECT_SIGNING_PURPOSE}"
+            )));
+        }
+        Ok(attestation)
     }
 
     /// The certificate chain (DER, leaf first) of `verifier.request-object-signing`.
@@ -686,6 +844,17 @@ impl Verifier {
             }
             Some(ClientId::DecentralizedIdentifier(did)) => {
                 edk_oid4vp::RequestObjectKey::Kid(format!("{did}#0"))
+            }
+            Some(ClientId::VerifierAttestation(_)) => {
+                let (jwt, _) = self
+                    .store
+                    .verifier_attestation(tenant)
+                    .await
+                    .map_err(Error::from)?
+                    .ok_or_else(|| {
+                        Error::Conflict("the tenant's verifier attestation was removed".to_owned())
+                    })?;
+                edk_oid4vp::RequestObjectKey::VerifierAttestation(jwt)
             }
             _ => return Err(WalletError::NotFound),
         };

@@ -23,4 +23,5 @@ mod schemathesis;
 mod scopes;
 mod status;
 mod support;
+mod verifier_attestation;
 mod webhook;

@@ -11,10 +11,12 @@ use crate::support::{Deployment, identity_query, workspace_root};
 /// What the checks expect beyond their defaults, and why.
 const CONFIG: &str = r#"
 # Random DCQL queries break the query rules, random query and session ids name nothing, a
-# request names both or neither of query_id and dcql_query, and the x509 prefixes need a
-# certificate the tenant does not have (400, 404, 409), which no schema can say.
+# request names both or neither of query_id and dcql_query, the x509 prefixes need a
+# certificate and the verifier_attestation prefix an attestation the tenant does not have, and
+# random strings are no verifier attestation of the tenant's key (400, 404, 409), which no
+# schema can say.
 [[operations]]
-include-operation-id-regex = "^(putDcqlQuery|getDcqlQuery|deleteDcqlQuery|createPresentationRequest|getPresentationSession|findPresentationSession)$"
+include-operation-id-regex = "^(putDcqlQuery|getDcqlQuery|deleteDcqlQuery|createPresentationRequest|getPresentationSession|findPresentationSession|putVerifierAttestation|getVerifierAttestation|deleteVerifierAttestation)$"
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 "#;
@@ -70,6 +72,6 @@ async fn schemathesis_finds_no_server_error() {
         String::from_utf8_lossy(&output.stderr)
     );
     // Every operation of the document was exercised.
-    assert!(stdout.contains("Tested: 9"), "{stdout}");
+    assert!(stdout.contains("Tested: 12"), "{stdout}");
     deployment.close().await;
 }

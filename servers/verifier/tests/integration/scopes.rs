@@ -45,6 +45,6 @@ async fn every_admin_operation_checks_its_documented_scope() {
     let (failures, checked) =
         openapi::scope_failures(&http(), &base, &ops, path_value, &tokens).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(checked, 7, "every secured operation was checked");
+    assert_eq!(checked, 10, "every secured operation was checked");
     deployment.close().await;
 }
