@@ -101,7 +101,6 @@ pub(crate) struct OutboxRow {
 
 /// How the relay paces itself.
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct RelayOptions {
     /// How often it looks for undelivered events without being woken (events appended by
     /// other replicas, retries, a lease to take over). 1 s by default.
@@ -267,7 +266,9 @@ impl OutboxRelay {
                 Err(err) => {
                     failures = failures.saturating_add(1);
                     tracing::warn!(error = %ErrorChain(&err), "the outbox relay cannot reach the platform database");
-                    self.backoff(failures).to_std().unwrap_or(self.options.retry_max)
+                    self.backoff(failures)
+                        .to_std()
+                        .unwrap_or(self.options.retry_max)
                 }
             };
             tokio::select! {

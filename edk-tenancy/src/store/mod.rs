@@ -243,7 +243,10 @@ pub struct BackendTx<DB: sqlx::Database> {
 }
 
 impl<DB: sqlx::Database> BackendTx<DB> {
-    pub(crate) const fn new(tx: sqlx::Transaction<'static, DB>, outbox: Option<OutboxLink>) -> Self {
+    pub(crate) const fn new(
+        tx: sqlx::Transaction<'static, DB>,
+        outbox: Option<OutboxLink>,
+    ) -> Self {
         Self {
             tx,
             outbox,
@@ -270,11 +273,7 @@ impl<DB: sqlx::Database> BackendTx<DB> {
     }
 
     /// The link and the entry for a new event, or [`Error::OutboxUnreachable`].
-    fn prepare_event(
-        &self,
-        tenant: Option<TenantId>,
-        event: Event,
-    ) -> Result<OutboxEntry, Error> {
+    fn prepare_event(&self, tenant: Option<TenantId>, event: Event) -> Result<OutboxEntry, Error> {
         let link = self.outbox.as_ref().ok_or(Error::OutboxUnreachable)?;
         Ok(link.entry(tenant, event))
     }
