@@ -193,7 +193,12 @@ async fn outbox_kill_child() {
         .await
         .unwrap();
     tenancy.suspend(tenant).await.unwrap();
-    println!("{COMMITTED}");
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{COMMITTED}").unwrap();
+        stdout.flush().unwrap();
+    }
     std::future::pending::<()>().await;
 }
 
@@ -356,10 +361,10 @@ async fn postgres_two_relays_deliver_each_event_once_in_tenant_order() {
     }
     let mut last: BTreeMap<String, u64> = BTreeMap::new();
     for delivery in &order {
-        if let Some((tenant, seq)) = sequence_of(&delivery.event) {
-            if let Some(previous) = last.insert(tenant.clone(), seq) {
-                assert!(seq > previous, "tenant {tenant}: {seq} after {previous}");
-            }
+        if let Some((tenant, seq)) = sequence_of(&delivery.event)
+            && let Some(previous) = last.insert(tenant.clone(), seq)
+        {
+            assert!(seq > previous, "tenant {tenant}: {seq} after {previous}");
         }
     }
     assert_eq!(last.len(), 3);
