@@ -466,6 +466,8 @@ async fn in_schema(deployment: &Deployment, context: &edk_tenancy::TenantContext
 async fn a_session_changes_state_only_with_its_webhook_delivery() {
     let deployment = Deployment::postgres_with(&http_settings()).await;
     let tenant = deployment.tenant("acme").await;
+    let (status, body) = put_secret(&deployment, &tenant, json!({})).await;
+    assert_eq!(status, 201, "{body}");
     let url = "http://127.0.0.1:9/hook";
     let context = deployment.tenancy.context(tenant.id).await.unwrap();
     let store = deployment.parts.verifier.store();
@@ -517,10 +519,9 @@ async fn a_session_changes_state_only_with_its_webhook_delivery() {
             .is_err()
     );
     assert!(store.expire_lapsed(&context, now + 60).await.is_err());
-    let status =
-        |id: String| async move { store.session(&context, &id).await.unwrap().unwrap().status };
-    assert_eq!(status(session.id.clone()).await, SessionStatus::Responded);
-    assert!(status(lapsing.clone()).await.is_open(), "still open");
+    let status = async |id: &str| store.session(&context, id).await.unwrap().unwrap().status;
+    assert_eq!(status(&session.id).await, SessionStatus::Responded);
+    assert!(status(&lapsing).await.is_open(), "still open");
     assert_eq!(deliveries(&deployment, &context).await, 0);
 
     in_schema(
@@ -543,8 +544,8 @@ async fn a_session_changes_state_only_with_its_webhook_delivery() {
             .unwrap()
     );
     assert_eq!(store.expire_lapsed(&context, now + 60).await.unwrap(), 1);
-    assert_eq!(status(session.id.clone()).await, SessionStatus::Failed);
-    assert_eq!(status(lapsing).await, SessionStatus::Expired);
+    assert_eq!(status(&session.id).await, SessionStatus::Failed);
+    assert_eq!(status(&lapsing).await, SessionStatus::Expired);
     assert_eq!(deliveries(&deployment, &context).await, 2);
     deployment.close().await;
 }
