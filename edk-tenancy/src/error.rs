@@ -42,6 +42,10 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The transaction is in a database without the outbox: a tenant's SQLite file, or a
+    /// PostgreSQL database other than the platform's.
+    #[error("the event outbox is not in this transaction's database")]
+    OutboxUnreachable,
     /// The tenant has no endpoint binding for this service.
     #[error("tenant has no {service} endpoint")]
     NoBinding {
@@ -121,7 +125,8 @@ impl HasKind for Error {
             Self::Events { .. } => ErrorKind::Unavailable,
             Self::InvalidDatabaseConfig { .. }
             | Self::InvalidJob { .. }
-            | Self::InvalidScheduler { .. } => ErrorKind::Internal,
+            | Self::InvalidScheduler { .. }
+            | Self::OutboxUnreachable => ErrorKind::Internal,
             Self::Migration(err) => err.kind(),
             Self::NoBinding { .. } | Self::TenantNotActive { .. } | Self::TenantNotFound => {
                 ErrorKind::NotFound

@@ -3,6 +3,10 @@
 //! Events carry references (tenant ids, topics), never the data itself: a receiver reads the
 //! current state from the database. A notification whose JSON would not fit a `NOTIFY`
 //! payload is written to `platform_event` and the notification carries only the row id.
+//!
+//! Every delivery has an [`EventId`]; an event written to the outbox
+//! ([`crate::outbox`]) keeps its id however often the relay publishes it, so a subscriber of
+//! [`EventBus::subscribe_deliveries`] can drop a repeat.
 
 use std::fmt;
 
@@ -13,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::error::Error;
 use crate::tenant::TenantStatus;
@@ -63,11 +68,70 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The tenant the event is about, if it names one: the key that orders the outbox's
+    /// deliveries.
+    #[must_use]
+    pub const fn tenant(&self) -> Option<TenantId> {
+        match self {
+            Self::BindingsChanged { tenant }
+            | Self::TenantPurged { tenant }
+            | Self::TenantProvisioned { tenant, .. }
+            | Self::TenantStatusChanged { tenant, .. } => Some(*tenant),
+            Self::ConfigChanged { tenant } => *tenant,
+            Self::Custom { .. } | Self::Resync => None,
+        }
+    }
+}
+
+/// The identity of one event: the same at every delivery of it, so that subscribers can
+/// drop repeats (the outbox delivers at least once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(Uuid);
+
+impl EventId {
+    /// A new, unique id.
+    #[must_use]
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The id from its UUID.
+    #[must_use]
+    pub const fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    /// The UUID.
+    #[must_use]
+    pub const fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// One delivery of an event, with its id.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// The event's id: a repeat of an event carries the same one.
+    pub id: EventId,
+    /// The event.
+    pub event: Event,
+}
+
 /// Publishes events and hands out subscriptions.
 #[async_trait]
 pub trait EventBus: fmt::Debug + Send + Sync {
     /// Delivers `event` to every subscriber, in this process and (for a shared bus) in every
-    /// replica.
+    /// replica, at once and at most once. A change made in a database transaction appends its
+    /// event to the outbox instead ([`crate::outbox`]), which is not lost when the process
+    /// stops after the commit.
     ///
     /// # Errors
     /// [`Error::Events`] or [`Error::Database`] when it could not be sent to the replicas;
@@ -77,6 +141,26 @@ pub trait EventBus: fmt::Debug + Send + Sync {
     /// A new subscription. A subscriber that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`] and should treat it as [`Event::Resync`].
     fn subscribe(&self) -> broadcast::Receiver<Event>;
+
+    /// A new subscription to the deliveries, each with its event's id. Events are delivered
+    /// at least once: a subscriber that must act once per event remembers the ids it saw.
+    fn subscribe_deliveries(&self) -> broadcast::Receiver<Delivery>;
+
+    /// This bus's identity among the replicas: the origin recorded with the outbox events
+    /// appended through it.
+    fn origin(&self) -> Uuid;
+
+    /// Delivers to the subscribers of this process only (an outbox event, right after its
+    /// transaction committed).
+    fn deliver_local(&self, delivery: Delivery);
+
+    /// Publishes an outbox event appended by the bus `origin` to every subscriber outside
+    /// that process (which had it at commit): the relay's half of the delivery.
+    ///
+    /// # Errors
+    /// [`Error::Events`] or [`Error::Database`] when it could not be sent; the relay tries
+    /// again.
+    async fn relay(&self, origin: Uuid, delivery: Delivery) -> Result<(), Error>;
 }
 
 const CHANNEL_CAPACITY: usize = 1024;
@@ -85,6 +169,8 @@ const CHANNEL_CAPACITY: usize = 1024;
 #[derive(Debug, Clone)]
 pub struct InProcessBus {
     sender: broadcast::Sender<Event>,
+    deliveries: broadcast::Sender<Delivery>,
+    origin: Uuid,
 }
 
 impl Default for InProcessBus {
@@ -99,24 +185,49 @@ impl InProcessBus {
     pub fn new() -> Self {
         Self {
             sender: broadcast::channel(CHANNEL_CAPACITY).0,
+            deliveries: broadcast::channel(CHANNEL_CAPACITY).0,
+            origin: Uuid::new_v4(),
         }
     }
 
-    fn deliver(&self, event: Event) {
+    fn deliver(&self, delivery: Delivery) {
         // No subscriber is not an error.
-        let _ = self.sender.send(event);
+        let _ = self.sender.send(delivery.event.clone());
+        let _ = self.deliveries.send(delivery);
     }
 }
 
 #[async_trait]
 impl EventBus for InProcessBus {
     async fn publish(&self, event: Event) -> Result<(), Error> {
-        self.deliver(event);
+        self.deliver(Delivery {
+            id: EventId::generate(),
+            event,
+        });
         Ok(())
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
+    }
+
+    fn subscribe_deliveries(&self) -> broadcast::Receiver<Delivery> {
+        self.deliveries.subscribe()
+    }
+
+    fn origin(&self) -> Uuid {
+        self.origin
+    }
+
+    fn deliver_local(&self, delivery: Delivery) {
+        self.deliver(delivery);
+    }
+
+    async fn relay(&self, origin: Uuid, delivery: Delivery) -> Result<(), Error> {
+        if origin != self.origin {
+            self.deliver(delivery);
+        }
+        Ok(())
     }
 }
 
@@ -188,7 +299,6 @@ mod postgres {
     use chrono::{DateTime, Utc};
     use edk_core::{Clock, ErrorChain};
     use sqlx::postgres::{PgListener, PgNotification, PgPool, PgPoolOptions};
-    use uuid::Uuid;
 
     use super::*;
     use crate::store::postgres::{PLATFORM_SCHEMA, PostgresConfig, connect_options};
@@ -203,6 +313,8 @@ mod postgres {
     #[derive(Serialize, Deserialize)]
     struct Envelope {
         origin: Uuid,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<EventId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         event: Option<Event>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,7 +397,10 @@ mod postgres {
                 backoff = Duration::from_millis(50);
                 connected.send_modify(|count| *count += 1);
                 // Whatever happened while we were not listening is unknown.
-                self.local.deliver(Event::Resync);
+                self.local.deliver(Delivery {
+                    id: EventId::generate(),
+                    event: Event::Resync,
+                });
                 tracing::info!("event listener subscribed");
                 loop {
                     let received = tokio::select! {
@@ -336,7 +451,10 @@ mod postgres {
                 },
                 (None, None) => return,
             };
-            self.local.deliver(event);
+            self.local.deliver(Delivery {
+                id: envelope.id.unwrap_or_else(EventId::generate),
+                event,
+            });
         }
 
         async fn read_payload(&self, id: i64) -> Result<Event, Error> {
@@ -348,13 +466,15 @@ mod postgres {
             Ok(payload.0)
         }
 
-        async fn notify(&self, event: &Event) -> Result<(), Error> {
+        async fn notify(&self, origin: Uuid, delivery: &Delivery) -> Result<(), Error> {
+            let event = &delivery.event;
             let encode = |envelope: &Envelope| {
                 serde_json::to_string(envelope)
                     .map_err(|err| Error::events("cannot encode an event", err))
             };
             let mut payload = encode(&Envelope {
-                origin: self.origin,
+                origin,
+                id: Some(delivery.id),
                 event: Some(event.clone()),
                 reference: None,
             })?;
@@ -368,7 +488,8 @@ mod postgres {
                 .fetch_one(&self.pool)
                 .await?;
                 payload = encode(&Envelope {
-                    origin: self.origin,
+                    origin,
+                    id: Some(delivery.id),
                     event: None,
                     reference: Some(id),
                 })?;
@@ -385,12 +506,34 @@ mod postgres {
     #[async_trait]
     impl EventBus for PgEventBus {
         async fn publish(&self, event: Event) -> Result<(), Error> {
-            self.local.deliver(event.clone());
-            self.notify(&event).await
+            let delivery = Delivery {
+                id: EventId::generate(),
+                event,
+            };
+            self.local.deliver(delivery.clone());
+            self.notify(self.origin, &delivery).await
         }
 
         fn subscribe(&self) -> broadcast::Receiver<Event> {
             self.local.subscribe()
+        }
+
+        fn subscribe_deliveries(&self) -> broadcast::Receiver<Delivery> {
+            self.local.subscribe_deliveries()
+        }
+
+        fn origin(&self) -> Uuid {
+            self.origin
+        }
+
+        fn deliver_local(&self, delivery: Delivery) {
+            self.local.deliver(delivery);
+        }
+
+        async fn relay(&self, origin: Uuid, delivery: Delivery) -> Result<(), Error> {
+            // Every replica's listener, this one's included, delivers it unless it is the
+            // origin's.
+            self.notify(origin, &delivery).await
         }
     }
 }

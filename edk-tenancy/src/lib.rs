@@ -9,6 +9,7 @@ pub mod endpoint;
 pub mod error;
 pub mod events;
 pub mod migrate;
+pub mod outbox;
 pub mod scheduler;
 pub mod store;
 pub mod tenancy;
@@ -22,12 +23,13 @@ pub use endpoint::{
     EndpointBinding, EndpointRequest, EndpointScheme, RoutedPath, ServiceType, WellKnownLayout,
 };
 pub use error::{Error, ResolveError};
-pub use events::{BackgroundTask, Event, EventBus};
+pub use events::{BackgroundTask, Delivery, Event, EventBus, EventId};
 pub use migrate::{MigrationScope, MigrationSet};
+pub use outbox::{OutboxRelay, PurgeDeliveredEvents, RelayOptions, RelayReport};
 pub use scheduler::{
     Job, JobError, JobObserver, JobScope, JobTarget, PurgeDeletedTenants, PurgeEventPayloads,
     Scheduler, SchedulerBuilder, TickReport,
 };
-pub use store::{BackendTx, PoolStats, TenantDatabases, TenantTx};
+pub use store::{BackendTx, PlatformTx, PoolStats, TenantDatabases, TenantTx};
 pub use tenancy::{DatabaseConfig, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory};
 pub use tenant::{Tenant, TenantStatus};

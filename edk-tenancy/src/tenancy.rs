@@ -23,7 +23,8 @@ use crate::endpoint::{
 use crate::error::{ConfigError, Error, ResolveError};
 use crate::events::{BackgroundTask, Event, EventBus};
 use crate::migrate::{self, MigrationScope, MigrationSet};
-use crate::store::{PlatformStore, TenantDatabases};
+use crate::outbox::{OutboxEntry, OutboxLink, OutboxRelay};
+use crate::store::{PlatformStore, PlatformTx, TenantDatabases};
 use crate::tenant::{Tenant, TenantStatus, check_display_name};
 
 /// Which backend holds the platform registry and the tenants' data.
@@ -55,6 +56,9 @@ pub struct TenancyOptions {
     /// Serve requests that match no binding as this tenant (through its own binding for the
     /// service). For the embedded single-tenant default only; off unless set, logged at WARN.
     pub dangerous_fallback_tenant: Option<TenantSlug>,
+    /// Whether [`Tenancy::start`] runs an [`OutboxRelay`] (the replicas take turns through
+    /// its lease). On by default; a deployment that runs its relay elsewhere turns it off.
+    pub outbox_relay: bool,
 }
 
 impl Default for TenancyOptions {
@@ -64,6 +68,7 @@ impl Default for TenancyOptions {
             delete_grace: Duration::from_secs(7 * 24 * 3600),
             upgrade_concurrency: 4,
             dangerous_fallback_tenant: None,
+            outbox_relay: true,
         }
     }
 }
@@ -174,6 +179,7 @@ impl TenancyBuilder {
         migrate::check_unique(&platform_sets)?;
         migrate::check_unique(&tenant_sets)?;
         let at: DateTime<Utc> = self.clock.now().into();
+        let wake = Arc::new(tokio::sync::Notify::new());
 
         let (platform, workload, bus, listener): (
             Arc<dyn PlatformStore>,
@@ -190,9 +196,15 @@ impl TenancyBuilder {
                     pool.clone(),
                     Arc::clone(&self.clock),
                 )?);
+                let mut workload = postgres::PgTenantDatabases::new(config)?;
+                workload.link_outbox(OutboxLink::new(
+                    Arc::clone(&bus) as Arc<dyn EventBus>,
+                    Arc::clone(&wake),
+                    Arc::clone(&self.clock),
+                ));
                 (
                     Arc::new(postgres::PgPlatformStore::new(pool)),
-                    TenantDatabases::Postgres(postgres::PgTenantDatabases::new(config)?),
+                    TenantDatabases::Postgres(workload),
                     Arc::clone(&bus) as Arc<dyn EventBus>,
                     Listener::Postgres(bus),
                 )
@@ -213,10 +225,13 @@ impl TenancyBuilder {
         if let Some(slug) = &self.options.dangerous_fallback_tenant {
             tracing::warn!(%slug, "requests that match no endpoint binding are served as the fallback tenant");
         }
+        let outbox = OutboxLink::new(Arc::clone(&bus), Arc::clone(&wake), Arc::clone(&self.clock));
         Ok(Tenancy {
             inner: Arc::new(Inner {
                 platform,
                 workload,
+                outbox,
+                wake,
                 bus,
                 listener,
                 tenant_migrations: tenant_sets,
@@ -249,6 +264,8 @@ pub struct Tenancy {
 struct Inner {
     platform: Arc<dyn PlatformStore>,
     workload: TenantDatabases,
+    outbox: OutboxLink,
+    wake: Arc<tokio::sync::Notify>,
     bus: Arc<dyn EventBus>,
     listener: Listener,
     tenant_migrations: Vec<MigrationSet>,
@@ -319,6 +336,28 @@ impl Tenancy {
         }
     }
 
+    /// Begins a unit of work in the platform database, for a crate's platform-scope tables
+    /// ([`MigrationScope::Platform`]); its events go to the outbox
+    /// ([`PlatformTx::append_event`]) in the same transaction.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the database does not answer.
+    pub async fn begin_platform(&self) -> Result<PlatformTx, Error> {
+        self.inner.platform.begin(self.inner.outbox.clone()).await
+    }
+
+    /// Deletes outbox events delivered before `before`; how many.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn purge_delivered_events(&self, before: DateTime<Utc>) -> Result<u64, Error> {
+        self.inner.platform.purge_delivered_events(before).await
+    }
+
+    pub(crate) fn outbox_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.inner.wake
+    }
+
     pub(crate) fn platform(&self) -> &Arc<dyn PlatformStore> {
         &self.inner.platform
     }
@@ -328,8 +367,9 @@ impl Tenancy {
     }
 
     /// Starts the background work this instance needs: on PostgreSQL the LISTEN loop that
-    /// receives other replicas' events, and on every backend the consumer that invalidates
-    /// the caches. It stops when `cancel` fires or the returned handle is shut down or
+    /// receives other replicas' events, on every backend the consumer that invalidates the
+    /// caches and (unless [`TenancyOptions::outbox_relay`] is off) an [`OutboxRelay`] with the
+    /// default options. It stops when `cancel` fires or the returned handle is shut down or
     /// dropped.
     #[must_use]
     pub fn start(&self, cancel: &CancellationToken) -> BackgroundTask {
@@ -340,8 +380,13 @@ impl Tenancy {
         let task_cancel = cancel.clone();
         BackgroundTask::spawn(cancel, connected_rx, async move {
             let listen = this.listen(task_cancel.clone(), connected_tx);
-            let invalidate = this.invalidate_on_events(task_cancel, events);
-            tokio::join!(listen, invalidate);
+            let invalidate = this.invalidate_on_events(task_cancel.clone(), events);
+            let relay = async {
+                if this.inner.options.outbox_relay {
+                    OutboxRelay::new(&this).run(task_cancel.clone()).await;
+                }
+            };
+            tokio::join!(listen, invalidate, relay);
         })
     }
 
@@ -415,22 +460,23 @@ impl Tenancy {
         if tenant.status != TenantStatus::Provisioning {
             return Ok(tenant);
         }
+        let event = self.outbox_entry(Event::TenantProvisioned {
+            tenant: tenant.id,
+            slug: tenant.slug.clone(),
+        });
         match platform
             .transition(
                 tenant.id,
                 TenantStatus::Provisioning,
                 TenantStatus::Active,
                 now,
+                &event,
             )
             .await?
         {
             Some(active) => {
                 tracing::info!(tenant = %active.id, slug = %active.slug, "tenant provisioned");
-                self.changed(Event::TenantProvisioned {
-                    tenant: active.id,
-                    slug: active.slug.clone(),
-                })
-                .await;
+                self.changed(event).await;
                 Ok(active)
             }
             None => platform
@@ -543,9 +589,10 @@ impl Tenancy {
             .collect();
         for &tenant in &due {
             self.inner.workload.drop_tenant(tenant).await?;
-            self.inner.platform.remove_tenant(tenant).await?;
+            let event = self.outbox_entry(Event::TenantPurged { tenant });
+            self.inner.platform.remove_tenant(tenant, &event).await?;
             tracing::info!(%tenant, "deleted tenant purged");
-            self.changed(Event::TenantPurged { tenant }).await;
+            self.changed(event).await;
         }
         Ok(due)
     }
@@ -588,7 +635,13 @@ impl Tenancy {
     /// [`Error::BindingTaken`] when another binding holds the same host, port, prefix and
     /// service; [`Error::TenantNotFound`].
     pub async fn bind(&self, binding: &EndpointBinding) -> Result<(), Error> {
-        self.inner.platform.put_binding(binding, self.now()).await?;
+        let event = self.outbox_entry(Event::BindingsChanged {
+            tenant: binding.tenant(),
+        });
+        self.inner
+            .platform
+            .put_binding(binding, self.now(), &event)
+            .await?;
         if binding.scheme() == EndpointScheme::Http {
             tracing::warn!(
                 tenant = %binding.tenant(),
@@ -597,10 +650,7 @@ impl Tenancy {
                 "endpoint bound to plain http on a loopback host; for local development only"
             );
         }
-        self.changed(Event::BindingsChanged {
-            tenant: binding.tenant(),
-        })
-        .await;
+        self.changed(event).await;
         Ok(())
     }
 
@@ -609,9 +659,14 @@ impl Tenancy {
     /// # Errors
     /// [`Error::Database`].
     pub async fn unbind(&self, tenant: TenantId, service: ServiceType) -> Result<bool, Error> {
-        let removed = self.inner.platform.remove_binding(tenant, service).await?;
+        let event = self.outbox_entry(Event::BindingsChanged { tenant });
+        let removed = self
+            .inner
+            .platform
+            .remove_binding(tenant, service, &event)
+            .await?;
         if removed {
-            self.changed(Event::BindingsChanged { tenant }).await;
+            self.changed(event).await;
         }
         Ok(removed)
     }
@@ -639,16 +694,17 @@ impl Tenancy {
         expected_version: Option<i64>,
     ) -> Result<ConfigProperty, Error> {
         self.inner.config_schema.validate(key, &value)?;
+        let event = self.outbox_entry(Event::ConfigChanged { tenant });
         let written = self
             .inner
             .platform
-            .put_config(tenant, key, &value, expected_version, self.now())
+            .put_config(tenant, key, &value, expected_version, self.now(), &event)
             .await?
             .ok_or_else(|| ConfigError::VersionConflict {
                 key: key.to_owned(),
                 expected: expected_version.unwrap_or_default(),
             })?;
-        self.changed(Event::ConfigChanged { tenant }).await;
+        self.changed(event).await;
         Ok(written)
     }
 
@@ -663,12 +719,16 @@ impl Tenancy {
         self.inner.platform.config(tenant).await
     }
 
-    /// Publishes an event after invalidating this process's caches for it.
-    async fn changed(&self, event: Event) {
-        self.invalidate(&event).await;
-        if let Err(err) = self.inner.bus.publish(event).await {
-            tracing::warn!(error = %ErrorChain(&err), "event not sent to other replicas; they catch up by TTL");
-        }
+    /// The outbox row of a change's event, appended by the store in the change's transaction.
+    fn outbox_entry(&self, event: Event) -> OutboxEntry {
+        self.inner.outbox.entry(event.tenant(), event)
+    }
+
+    /// After the change and its event committed: invalidates this process's caches, delivers
+    /// the event here and wakes the relay, which publishes it to the other replicas.
+    async fn changed(&self, entry: OutboxEntry) {
+        self.invalidate(&entry.delivery.event).await;
+        self.inner.outbox.committed(vec![entry.delivery]);
     }
 
     async fn change_status(
@@ -689,15 +749,15 @@ impl Tenancy {
                 });
             }
             // A concurrent change makes the conditional update miss; read again.
+            let event = self.outbox_entry(Event::TenantStatusChanged { tenant, status: to });
             if let Some(updated) = self
                 .inner
                 .platform
-                .transition(tenant, current.status, to, self.now())
+                .transition(tenant, current.status, to, self.now(), &event)
                 .await?
             {
                 tracing::info!(%tenant, from = %current.status, %to, "tenant status changed");
-                self.changed(Event::TenantStatusChanged { tenant, status: to })
-                    .await;
+                self.changed(event).await;
                 return Ok(updated);
             }
         }

@@ -26,7 +26,9 @@ use crate::config::ConfigProperty;
 use crate::context::TenantContext;
 use crate::endpoint::{EndpointBinding, ServiceType};
 use crate::error::Error;
+use crate::events::{Delivery, Event, EventId};
 use crate::migrate::MigrationSet;
+use crate::outbox::{OutboxEntry, OutboxLink, OutboxRow};
 use crate::scheduler::JobState;
 use crate::tenant::{Tenant, TenantStatus};
 
@@ -48,25 +50,42 @@ pub(crate) trait PlatformStore: fmt::Debug + Send + Sync {
     async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>, Error>;
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, Error>;
     async fn tenants(&self) -> Result<Vec<Tenant>, Error>;
-    /// Moves a tenant from `from` to `to`; `None` when it was not in `from` any more.
+    /// Opens a transaction on the platform database whose events go to the outbox through
+    /// `link`.
+    async fn begin(&self, link: OutboxLink) -> Result<PlatformTx, Error>;
+    /// Moves a tenant from `from` to `to`, appending `event` in the same transaction; `None`
+    /// (and no event) when it was not in `from` any more.
     async fn transition(
         &self,
         id: TenantId,
         from: TenantStatus,
         to: TenantStatus,
         at: DateTime<Utc>,
+        event: &OutboxEntry,
     ) -> Result<Option<Tenant>, Error>;
-    /// Removes a tenant and (by cascade) its bindings and configuration.
-    async fn remove_tenant(&self, id: TenantId) -> Result<(), Error>;
+    /// Removes a tenant and (by cascade) its bindings and configuration, appending `event`.
+    async fn remove_tenant(&self, id: TenantId, event: &OutboxEntry) -> Result<(), Error>;
     async fn bindings(&self) -> Result<Vec<EndpointBinding>, Error>;
     async fn tenant_bindings(&self, id: TenantId) -> Result<Vec<EndpointBinding>, Error>;
-    /// Inserts or replaces the tenant's binding for the binding's service.
-    async fn put_binding(&self, binding: &EndpointBinding, at: DateTime<Utc>) -> Result<(), Error>;
-    async fn remove_binding(&self, id: TenantId, service: ServiceType) -> Result<bool, Error>;
+    /// Inserts or replaces the tenant's binding for the binding's service, appending `event`.
+    async fn put_binding(
+        &self,
+        binding: &EndpointBinding,
+        at: DateTime<Utc>,
+        event: &OutboxEntry,
+    ) -> Result<(), Error>;
+    /// Removes a binding, appending `event` when there was one.
+    async fn remove_binding(
+        &self,
+        id: TenantId,
+        service: ServiceType,
+        event: &OutboxEntry,
+    ) -> Result<bool, Error>;
     /// Platform properties for `None`, else the tenant's.
     async fn config(&self, tenant: Option<TenantId>) -> Result<Vec<ConfigProperty>, Error>;
     /// Writes a property. `expected`: `None` writes unconditionally, `Some(0)` only creates,
-    /// `Some(v)` only replaces version `v`. `None` is returned when the condition failed.
+    /// `Some(v)` only replaces version `v`. `None` is returned (and no event appended) when
+    /// the condition failed.
     async fn put_config(
         &self,
         tenant: Option<TenantId>,
@@ -74,6 +93,7 @@ pub(crate) trait PlatformStore: fmt::Debug + Send + Sync {
         value: &Value,
         expected: Option<i64>,
         at: DateTime<Utc>,
+        event: &OutboxEntry,
     ) -> Result<Option<ConfigProperty>, Error>;
     /// Takes the lease of job `name` for `holder` until `lease_until`, in one conditional
     /// upsert that succeeds only if the job is due (never run, or last run at or before
@@ -103,6 +123,19 @@ pub(crate) trait PlatformStore: fmt::Debug + Send + Sync {
     ) -> Result<bool, Error>;
     /// Every job's recorded state, by name.
     async fn jobs(&self) -> Result<Vec<JobState>, Error>;
+    /// The first `limit` undelivered outbox events, in the order they were appended.
+    async fn pending_events(&self, limit: i64) -> Result<Vec<OutboxRow>, Error>;
+    /// Records that outbox event `id` (the row) was published.
+    async fn event_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), Error>;
+    /// Records a failed attempt at outbox event `id`, to be tried again at `retry_at`.
+    async fn event_failed(
+        &self,
+        id: i64,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), Error>;
+    /// Deletes outbox events delivered before `before`; how many.
+    async fn purge_delivered_events(&self, before: DateTime<Utc>) -> Result<u64, Error>;
 }
 
 /// The connections of one database pool, for metrics: how many are open and how many of
@@ -194,23 +227,55 @@ impl TenantDatabases {
 }
 
 /// A transaction on one backend, scoped to one tenant by the [`TenantDatabases::begin`] that
-/// opened it. Dereferences to the connection, so it is used as `query.execute(&mut *tx)`.
+/// opened it, or to the platform database by [`crate::Tenancy::begin_platform`].
+/// Dereferences to the connection, so it is used as `query.execute(&mut *tx)`.
+///
+/// Where the platform's outbox is in the same database (the platform transaction; on
+/// PostgreSQL also the tenants whose schema is in the platform database),
+/// `append_event` writes a domain event in this transaction: it exists if and only if the
+/// change commits, is delivered in this process at commit and to the other replicas by the
+/// relay ([`crate::outbox`]).
 #[derive(Debug)]
 pub struct BackendTx<DB: sqlx::Database> {
     tx: sqlx::Transaction<'static, DB>,
+    outbox: Option<OutboxLink>,
+    appended: Vec<Delivery>,
 }
 
 impl<DB: sqlx::Database> BackendTx<DB> {
-    pub(crate) const fn new(tx: sqlx::Transaction<'static, DB>) -> Self {
-        Self { tx }
+    pub(crate) const fn new(
+        tx: sqlx::Transaction<'static, DB>,
+        outbox: Option<OutboxLink>,
+    ) -> Self {
+        Self {
+            tx,
+            outbox,
+            appended: Vec::new(),
+        }
     }
 
-    /// Commits.
+    /// Commits; then delivers the appended events in this process and wakes the relay.
     ///
     /// # Errors
-    /// [`Error::Database`] when the commit fails.
+    /// [`Error::Database`] when the commit fails (nothing was appended then).
     pub async fn commit(self) -> Result<(), Error> {
-        self.tx.commit().await.map_err(Into::into)
+        self.tx.commit().await?;
+        if let Some(link) = &self.outbox {
+            link.committed(self.appended);
+        }
+        Ok(())
+    }
+
+    /// Whether `append_event` can write to the outbox from this transaction.
+    #[must_use]
+    pub const fn has_outbox(&self) -> bool {
+        self.outbox.is_some()
+    }
+
+    /// The link and the entry for a new event, or [`Error::OutboxUnreachable`].
+    fn prepare_event(&self, tenant: Option<TenantId>, event: Event) -> Result<OutboxEntry, Error> {
+        let link = self.outbox.as_ref().ok_or(Error::OutboxUnreachable)?;
+        Ok(link.entry(tenant, event))
     }
 }
 
@@ -228,6 +293,52 @@ impl<DB: sqlx::Database> DerefMut for BackendTx<DB> {
     }
 }
 
+/// A unit of work in the platform database; dropped without [`PlatformTx::commit`], it rolls
+/// back. Opened by [`crate::Tenancy::begin_platform`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PlatformTx {
+    /// A PostgreSQL transaction with `search_path` set to the platform schema.
+    #[cfg(feature = "postgres")]
+    Postgres(BackendTx<sqlx::Postgres>),
+    /// A transaction on `platform.db`.
+    #[cfg(feature = "sqlite")]
+    Sqlite(BackendTx<sqlx::Sqlite>),
+}
+
+impl PlatformTx {
+    /// Writes `event` to the outbox in this transaction, ordered with the other events of
+    /// `tenant` (`None`: the platform's); returns its id.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn append_event(
+        &mut self,
+        tenant: Option<TenantId>,
+        event: Event,
+    ) -> Result<EventId, Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(tx) => tx.append_event(tenant, event).await,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(tx) => tx.append_event(tenant, event).await,
+        }
+    }
+
+    /// Commits; then delivers the appended events in this process and wakes the relay.
+    ///
+    /// # Errors
+    /// [`Error::Database`] when the commit fails.
+    pub async fn commit(self) -> Result<(), Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(tx) => tx.commit().await,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(tx) => tx.commit().await,
+        }
+    }
+}
+
 /// A unit of work in one tenant's schema or file; dropped without [`TenantTx::commit`], it
 /// rolls back.
 #[derive(Debug)]
@@ -242,6 +353,28 @@ pub enum TenantTx {
 }
 
 impl TenantTx {
+    /// Writes `event` to the platform's outbox in this transaction, ordered with the other
+    /// events of `tenant` (`None`: the platform's); returns its id.
+    ///
+    /// # Errors
+    /// [`Error::OutboxUnreachable`] when the outbox is in another database than this
+    /// tenant's (SQLite, a dedicated or separate workload database), [`Error::Database`].
+    pub async fn append_event(
+        &mut self,
+        tenant: Option<TenantId>,
+        event: Event,
+    ) -> Result<EventId, Error> {
+        match self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(tx) => tx.append_event(tenant, event).await,
+            #[cfg(feature = "sqlite")]
+            Self::Sqlite(_) => {
+                let _ = (tenant, event);
+                Err(Error::OutboxUnreachable)
+            }
+        }
+    }
+
     /// Commits the unit of work.
     ///
     /// # Errors
@@ -348,6 +481,31 @@ impl From<JobRow> for JobState {
     }
 }
 
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct OutboxDbRow {
+    id: i64,
+    event_id: Uuid,
+    origin: Uuid,
+    tenant_id: Option<Uuid>,
+    payload: Json<Value>,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+}
+
+impl From<OutboxDbRow> for OutboxRow {
+    fn from(row: OutboxDbRow) -> Self {
+        Self {
+            row: row.id,
+            id: EventId::from_uuid(row.event_id),
+            origin: row.origin,
+            tenant: row.tenant_id.map(TenantId::from_uuid),
+            payload: row.payload.0,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+        }
+    }
+}
+
 fn corrupt(err: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Database {
         source: sqlx::Error::Decode(Box::new(err)),
@@ -445,12 +603,21 @@ macro_rules! platform_store_impl {
                     .collect()
             }
 
+            async fn begin(
+                &self,
+                link: $crate::outbox::OutboxLink,
+            ) -> Result<$crate::store::PlatformTx, $crate::error::Error> {
+                let tx = self.pool.begin().await?;
+                Ok(platform_tx($crate::store::BackendTx::new(tx, Some(link))))
+            }
+
             async fn transition(
                 &self,
                 id: edk_core::TenantId,
                 from: $crate::tenant::TenantStatus,
                 to: $crate::tenant::TenantStatus,
                 at: chrono::DateTime<chrono::Utc>,
+                event: &$crate::outbox::OutboxEntry,
             ) -> Result<Option<$crate::tenant::Tenant>, $crate::error::Error> {
                 let deleted_at = (to == $crate::tenant::TenantStatus::Deleted).then_some(at);
                 let sql = sqlx::AssertSqlSafe(format!(
@@ -458,26 +625,35 @@ macro_rules! platform_store_impl {
                      WHERE id = $4 AND status = $5 RETURNING {}",
                     $crate::store::TENANT_COLUMNS
                 ));
-                sqlx::query_as::<_, $crate::store::TenantRow>(sql)
+                let mut tx = self.pool.begin().await?;
+                let row = sqlx::query_as::<_, $crate::store::TenantRow>(sql)
                     .bind(to.as_str())
                     .bind(at)
                     .bind(deleted_at)
                     .bind(id.as_uuid())
                     .bind(from.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .map(TryInto::try_into)
-                    .transpose()
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                insert_outbox(&mut tx, event).await?;
+                tx.commit().await?;
+                row.try_into().map(Some)
             }
 
             async fn remove_tenant(
                 &self,
                 id: edk_core::TenantId,
+                event: &$crate::outbox::OutboxEntry,
             ) -> Result<(), $crate::error::Error> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM tenant WHERE id = $1")
                     .bind(id.as_uuid())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                insert_outbox(&mut tx, event).await?;
+                tx.commit().await?;
                 Ok(())
             }
 
@@ -515,7 +691,9 @@ macro_rules! platform_store_impl {
                 &self,
                 binding: &$crate::endpoint::EndpointBinding,
                 at: chrono::DateTime<chrono::Utc>,
+                event: &$crate::outbox::OutboxEntry,
             ) -> Result<(), $crate::error::Error> {
+                let mut tx = self.pool.begin().await?;
                 let result = sqlx::query(
                     "INSERT INTO tenant_public_endpoint \
                      (tenant_id, service, host, port, path_prefix, well_known, updated_at, \
@@ -534,10 +712,14 @@ macro_rules! platform_store_impl {
                 .bind(binding.well_known().as_str())
                 .bind(at)
                 .bind(binding.scheme().as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await;
                 match result {
-                    Ok(_) => Ok(()),
+                    Ok(_) => {
+                        insert_outbox(&mut tx, event).await?;
+                        tx.commit().await?;
+                        Ok(())
+                    }
                     Err(err) if $crate::error::is_unique_violation(&err) => {
                         Err($crate::error::Error::BindingTaken)
                     }
@@ -554,15 +736,22 @@ macro_rules! platform_store_impl {
                 &self,
                 id: edk_core::TenantId,
                 service: $crate::endpoint::ServiceType,
+                event: &$crate::outbox::OutboxEntry,
             ) -> Result<bool, $crate::error::Error> {
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query(
                     "DELETE FROM tenant_public_endpoint WHERE tenant_id = $1 AND service = $2",
                 )
                 .bind(id.as_uuid())
                 .bind(service.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() > 0)
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                insert_outbox(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn config(
@@ -595,6 +784,7 @@ macro_rules! platform_store_impl {
                 value: &serde_json::Value,
                 expected: Option<i64>,
                 at: chrono::DateTime<chrono::Utc>,
+                event: &$crate::outbox::OutboxEntry,
             ) -> Result<Option<$crate::config::ConfigProperty>, $crate::error::Error> {
                 let sql = $crate::store::config_sql(tenant.is_some(), expected);
                 let mut query =
@@ -608,9 +798,15 @@ macro_rules! platform_store_impl {
                 if let Some(version) = expected.filter(|v| *v > 0) {
                     query = query.bind(version);
                 }
-                let result = query.fetch_optional(&self.pool).await;
+                let mut tx = self.pool.begin().await?;
+                let result = query.fetch_optional(&mut *tx).await;
                 match result {
-                    Ok(row) => Ok(row.map(Into::into)),
+                    Ok(None) => Ok(None),
+                    Ok(Some(row)) => {
+                        insert_outbox(&mut tx, event).await?;
+                        tx.commit().await?;
+                        Ok(Some(row.into()))
+                    }
                     Err(sqlx::Error::Database(db))
                         if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
                     {
@@ -698,6 +894,70 @@ macro_rules! platform_store_impl {
                 .into_iter()
                 .map(Into::into)
                 .collect())
+            }
+
+            async fn pending_events(
+                &self,
+                limit: i64,
+            ) -> Result<Vec<$crate::outbox::OutboxRow>, $crate::error::Error> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT id, event_id, origin, tenant_id, payload, attempts, next_attempt_at                      FROM {OUTBOX_TABLE} WHERE delivered_at IS NULL ORDER BY id LIMIT $1"
+                ));
+                Ok(sqlx::query_as::<_, $crate::store::OutboxDbRow>(sql)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect())
+            }
+
+            async fn event_delivered(
+                &self,
+                id: i64,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> Result<(), $crate::error::Error> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE {OUTBOX_TABLE} SET delivered_at = $2, attempts = attempts + 1, \
+                     last_error = NULL WHERE id = $1"
+                ));
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn event_failed(
+                &self,
+                id: i64,
+                retry_at: chrono::DateTime<chrono::Utc>,
+                error: &str,
+            ) -> Result<(), $crate::error::Error> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE {OUTBOX_TABLE} SET attempts = attempts + 1, next_attempt_at = $2, \
+                     last_error = $3 WHERE id = $1 AND delivered_at IS NULL"
+                ));
+                sqlx::query(sql)
+                    .bind(id)
+                    .bind(retry_at)
+                    .bind(error)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn purge_delivered_events(
+                &self,
+                before: chrono::DateTime<chrono::Utc>,
+            ) -> Result<u64, $crate::error::Error> {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {OUTBOX_TABLE} WHERE delivered_at IS NOT NULL \
+                     AND delivered_at < $1"
+                ));
+                let done = sqlx::query(sql).bind(before).execute(&self.pool).await?;
+                Ok(done.rows_affected())
             }
         }
     };

@@ -16,8 +16,10 @@ use sqlx::{AssertSqlSafe, Postgres};
 
 use crate::context::TenantContext;
 use crate::error::Error;
+use crate::events::{Event, EventId};
 use crate::migrate::{Backend, MigrationSet};
-use crate::store::{ledger_apply_fn, platform_store_impl};
+use crate::outbox::{OutboxEntry, OutboxLink};
+use crate::store::{BackendTx, PlatformTx, ledger_apply_fn, platform_store_impl};
 
 /// The schema holding the platform registry.
 pub const PLATFORM_SCHEMA: &str = "edk_platform";
@@ -126,6 +128,50 @@ impl PgPlatformStore {
 
 platform_store_impl!(PgPlatformStore, migrate_platform);
 
+/// The outbox, named so that a tenant's transaction in the platform database reaches it too.
+const OUTBOX_TABLE: &str = "edk_platform.event_outbox";
+
+const fn platform_tx(tx: BackendTx<Postgres>) -> PlatformTx {
+    PlatformTx::Postgres(tx)
+}
+
+/// Appends `entry` to the outbox in the transaction of `conn`.
+async fn insert_outbox(conn: &mut PgConnection, entry: &OutboxEntry) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO edk_platform.event_outbox \
+         (event_id, origin, tenant_id, payload, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(entry.delivery.id.as_uuid())
+    .bind(entry.origin)
+    .bind(entry.tenant.map(|t| *t.as_uuid()))
+    .bind(sqlx::types::Json(&entry.delivery.event))
+    .bind(entry.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl BackendTx<Postgres> {
+    /// Writes `event` to the platform's outbox in this transaction, ordered with the other
+    /// events of `tenant` (`None`: the platform's); returns its id.
+    ///
+    /// # Errors
+    /// [`Error::OutboxUnreachable`] when this transaction is in a database without the
+    /// outbox, [`Error::Database`].
+    pub async fn append_event(
+        &mut self,
+        tenant: Option<TenantId>,
+        event: Event,
+    ) -> Result<EventId, Error> {
+        let entry = self.prepare_event(tenant, event)?;
+        insert_outbox(&mut self.tx, &entry).await?;
+        let id = entry.delivery.id;
+        self.appended.push(entry.delivery);
+        Ok(id)
+    }
+}
+
 async fn migrate_platform(
     pool: &PgPool,
     sets: &[MigrationSet],
@@ -150,6 +196,9 @@ async fn migrate_platform(
 pub struct PgTenantDatabases {
     shared: PgPool,
     dedicated: HashMap<TenantId, PgPool>,
+    /// Whether the shared workload database is the platform database.
+    shared_is_platform: bool,
+    outbox: Option<OutboxLink>,
 }
 
 impl fmt::Debug for PgTenantDatabases {
@@ -185,7 +234,24 @@ impl PgTenantDatabases {
             };
             dedicated.insert(*tenant, target);
         }
-        Ok(Self { shared, dedicated })
+        let shared_is_platform = config
+            .workload_url
+            .as_ref()
+            .is_none_or(|url| url.expose_secret() == config.platform_url.expose_secret());
+        Ok(Self {
+            shared,
+            dedicated,
+            shared_is_platform,
+            outbox: None,
+        })
+    }
+
+    /// Lets the transactions of tenants whose schema is in the platform database append to
+    /// the outbox.
+    pub(crate) fn link_outbox(&mut self, link: OutboxLink) {
+        if self.shared_is_platform {
+            self.outbox = Some(link);
+        }
     }
 
     fn pool_for(&self, tenant: TenantId) -> &PgPool {
@@ -223,7 +289,12 @@ impl PgTenantDatabases {
                 tenant.id().schema_name()
             )))
             .await?;
-        Ok(super::BackendTx::new(tx))
+        let outbox = if self.dedicated.contains_key(&tenant.id()) {
+            None
+        } else {
+            self.outbox.clone()
+        };
+        Ok(BackendTx::new(tx, outbox))
     }
 
     pub(crate) async fn provision(
@@ -261,7 +332,7 @@ impl PgTenantDatabases {
 }
 
 /// A transaction in one tenant's schema.
-pub type PgTenantTx = super::BackendTx<Postgres>;
+pub type PgTenantTx = BackendTx<Postgres>;
 
 const LOCK_PLATFORM: i32 = 0x4544_4b01;
 const LOCK_TENANT: i32 = 0x4544_4b02;

@@ -17,8 +17,10 @@ use sqlx::sqlite::{
 
 use crate::context::TenantContext;
 use crate::error::Error;
+use crate::events::{Event, EventId};
 use crate::migrate::{Backend, MigrationSet};
-use crate::store::{ledger_apply_fn, platform_store_impl};
+use crate::outbox::OutboxEntry;
+use crate::store::{BackendTx, PlatformTx, ledger_apply_fn, platform_store_impl};
 
 /// Where the SQLite files are.
 #[derive(Clone, Debug, Deserialize)]
@@ -88,6 +90,50 @@ impl SqlitePlatformStore {
 }
 
 platform_store_impl!(SqlitePlatformStore, migrate_platform);
+
+/// The outbox, in `platform.db`.
+const OUTBOX_TABLE: &str = "event_outbox";
+
+const fn platform_tx(tx: BackendTx<Sqlite>) -> PlatformTx {
+    PlatformTx::Sqlite(tx)
+}
+
+/// Appends `entry` to the outbox in the transaction of `conn`.
+async fn insert_outbox(conn: &mut SqliteConnection, entry: &OutboxEntry) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO event_outbox \
+         (event_id, origin, tenant_id, payload, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $5)",
+    )
+    .bind(entry.delivery.id.as_uuid())
+    .bind(entry.origin)
+    .bind(entry.tenant.map(|t| *t.as_uuid()))
+    .bind(sqlx::types::Json(&entry.delivery.event))
+    .bind(entry.at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl BackendTx<Sqlite> {
+    /// Writes `event` to the outbox in this transaction (a transaction on `platform.db`),
+    /// ordered with the other events of `tenant` (`None`: the platform's); returns its id.
+    ///
+    /// # Errors
+    /// [`Error::OutboxUnreachable`] for a tenant file's transaction (the outbox is in
+    /// `platform.db`), [`Error::Database`].
+    pub async fn append_event(
+        &mut self,
+        tenant: Option<TenantId>,
+        event: Event,
+    ) -> Result<EventId, Error> {
+        let entry = self.prepare_event(tenant, event)?;
+        insert_outbox(&mut self.tx, &entry).await?;
+        let id = entry.delivery.id;
+        self.appended.push(entry.delivery);
+        Ok(id)
+    }
+}
 
 async fn migrate_platform(
     pool: &SqlitePool,
@@ -163,7 +209,7 @@ impl SqliteTenantDatabases {
     /// [`Error::Database`] when the file cannot be opened.
     pub async fn begin(&self, tenant: &TenantContext) -> Result<SqliteTenantTx, Error> {
         let tx = self.pool_for(tenant.id()).begin().await?;
-        Ok(super::BackendTx::new(tx))
+        Ok(BackendTx::new(tx, None))
     }
 
     pub(crate) async fn provision(
@@ -205,7 +251,7 @@ impl SqliteTenantDatabases {
 }
 
 /// A transaction on one tenant's file.
-pub type SqliteTenantTx = super::BackendTx<Sqlite>;
+pub type SqliteTenantTx = BackendTx<Sqlite>;
 
 const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS edk_migration_ledger (\
     component TEXT NOT NULL, \

@@ -10,6 +10,7 @@
 mod conformance;
 mod isolation;
 mod migrations;
+mod outbox;
 mod replicas;
 mod routing;
 mod scheduler;

@@ -38,6 +38,7 @@ use edk_kms::LocalKms;
 use edk_kms::jobs::{AuditCheckpointJob, RotateDueJob};
 use edk_kms::local::KmsTask;
 use edk_kms::store::mysql::MySqlKeyStore;
+use edk_tenancy::PurgeDeliveredEvents;
 use edk_tenancy::events::BackgroundTask;
 use edk_tenancy::migrate::MigrationSet;
 use edk_tenancy::scheduler::{Job, PurgeDeletedTenants, PurgeEventPayloads, Scheduler};
@@ -221,14 +222,15 @@ impl Deps {
     }
 
     /// The housekeeping jobs these dependencies need on every server: purging deleted
-    /// tenants and old event payloads, and with an in-process KMS, scheduled key rotation and
-    /// audit checkpoints.
+    /// tenants, old event payloads and delivered outbox events, and with an in-process KMS,
+    /// scheduled key rotation and audit checkpoints.
     #[must_use]
     pub fn jobs(&self) -> Vec<Arc<dyn Job>> {
         let tenancy = self.tenancy.clone();
         let mut jobs: Vec<Arc<dyn Job>> = vec![
             Arc::new(PurgeDeletedTenants::new(tenancy.clone())),
-            Arc::new(PurgeEventPayloads::new(tenancy)),
+            Arc::new(PurgeEventPayloads::new(tenancy.clone())),
+            Arc::new(PurgeDeliveredEvents::new(tenancy)),
         ];
         if let Some(kms) = self.kms.local() {
             jobs.push(Arc::new(RotateDueJob::new(kms.clone())));

@@ -2,7 +2,8 @@
 //! the tenant's secret (and never with another tenant's), a failing receiver gets the same
 //! event again until it answers 2xx, a settled session whose attempt never ran (the server
 //! stopped) is delivered by the job on another replica, lapsed sessions are notified as
-//! `expired`, and bad webhook URLs and secrets are refused.
+//! `expired`, a session changes state only in the transaction that records its delivery, and
+//! bad webhook URLs and secrets are refused.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -442,5 +443,109 @@ async fn bad_webhook_urls_and_secrets_are_refused() {
         assert!(body.to_string().contains("webhook_url"), "{body}");
     }
     make_request(&deployment, &tenant, request("https://rp.example/hook")).await;
+    deployment.close().await;
+}
+
+/// Runs `sql` in the tenant's PostgreSQL schema.
+async fn in_schema(deployment: &Deployment, context: &edk_tenancy::TenantContext, sql: &str) {
+    let mut tx = deployment.tenancy.databases().begin(context).await.unwrap();
+    let edk_tenancy::TenantTx::Postgres(pg) = &mut tx else {
+        panic!("a PostgreSQL deployment");
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut **pg)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The session's state change and its webhook delivery are one transaction: while the
+/// database refuses the delivery row, neither settling nor expiring changes the session, and
+/// once it accepts it both are written together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_changes_state_only_with_its_webhook_delivery() {
+    let deployment = Deployment::postgres_with(&http_settings()).await;
+    let tenant = deployment.tenant("acme").await;
+    let (status, body) = put_secret(&deployment, &tenant, json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let url = "http://127.0.0.1:9/hook";
+    let context = deployment.tenancy.context(tenant.id).await.unwrap();
+    let store = deployment.parts.verifier.store();
+    let now = SystemClock.unix_seconds();
+
+    let made = make_request(
+        &deployment,
+        &tenant,
+        json!({"dcql_query": identity_query(), "client_id_prefix": "redirect_uri",
+               "webhook_url": url}),
+    )
+    .await;
+    let state = by_value(&made).state.unwrap();
+    let session = store
+        .claim_response(&context, &state, now)
+        .await
+        .unwrap()
+        .unwrap();
+    let lapsing = make_request(
+        &deployment,
+        &tenant,
+        json!({"dcql_query": identity_query(), "client_id_prefix": "redirect_uri",
+               "webhook_url": url, "lifetime_secs": 1}),
+    )
+    .await;
+    let lapsing = lapsing["session_id"].as_str().unwrap().to_owned();
+
+    in_schema(
+        &deployment,
+        &context,
+        "CREATE FUNCTION refuse_delivery() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'delivery refused'; END $$; \
+         CREATE TRIGGER refuse_delivery BEFORE INSERT ON oid4vp_webhook_delivery \
+         FOR EACH ROW EXECUTE FUNCTION refuse_delivery()",
+    )
+    .await;
+    let outcome = json!({"error": {"error": "access_denied"}});
+    assert!(
+        store
+            .settle(
+                &context,
+                &session.id,
+                SessionStatus::Failed,
+                &outcome,
+                None,
+                now
+            )
+            .await
+            .is_err()
+    );
+    assert!(store.expire_lapsed(&context, now + 60).await.is_err());
+    let status = async |id: &str| store.session(&context, id).await.unwrap().unwrap().status;
+    assert_eq!(status(&session.id).await, SessionStatus::Responded);
+    assert!(status(&lapsing).await.is_open(), "still open");
+    assert_eq!(deliveries(&deployment, &context).await, 0);
+
+    in_schema(
+        &deployment,
+        &context,
+        "DROP TRIGGER refuse_delivery ON oid4vp_webhook_delivery; DROP FUNCTION refuse_delivery()",
+    )
+    .await;
+    assert!(
+        store
+            .settle(
+                &context,
+                &session.id,
+                SessionStatus::Failed,
+                &outcome,
+                None,
+                now
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.expire_lapsed(&context, now + 60).await.unwrap(), 1);
+    assert_eq!(status(&session.id).await, SessionStatus::Failed);
+    assert_eq!(status(&lapsing).await, SessionStatus::Expired);
+    assert_eq!(deliveries(&deployment, &context).await, 2);
     deployment.close().await;
 }
