@@ -205,6 +205,7 @@ impl Edk {
             observability: config.observability.clone(),
             database: database.clone(),
             kms: kms.clone(),
+            directory: None,
             grpc: None,
         };
         let as_config = AsServerConfig {
@@ -214,6 +215,7 @@ impl Edk {
             observability: config.observability.clone(),
             database: database.clone(),
             kms: kms.clone(),
+            directory: None,
             oauth: config.oauth.clone(),
         };
         let did_config = DidServerConfig {
@@ -223,6 +225,7 @@ impl Edk {
             observability: config.observability.clone(),
             database,
             kms,
+            directory: None,
             resolver: config.did_resolver.clone(),
         };
         let parts = async {
