@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -374,20 +375,18 @@ impl DirectoryListener {
     ///
     /// # Errors
     /// A transport error when TLS is unusable or the server fails.
-    pub async fn serve(
+    pub fn serve(
         &self,
         listener: TcpListener,
         stop: CancellationToken,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> impl Future<Output = Result<(), tonic::transport::Error>> + Send + 'static {
         let service = self.service.clone().with_shutdown(stop.clone());
-        edk_tenancy::grpc::serve(
-            listener,
-            service.into_server(),
-            self.tls.clone(),
-            async move {
+        let tls = self.tls.clone();
+        async move {
+            edk_tenancy::grpc::serve(listener, service.into_server(), tls, async move {
                 stop.cancelled().await;
-            },
-        )
-        .await
+            })
+            .await
+        }
     }
 }
