@@ -517,6 +517,9 @@ fn subject_alt_names(der: &[u8]) -> Option<Vec<String>> {
     (!uris.is_empty()).then_some(uris)
 }
 
+/// Cached tokens by tenant (`None`: service-level tokens), with their expiry.
+type TokenCache = HashMap<Option<TenantId>, (Arc<str>, i64)>;
+
 /// Issues and caches the short-lived service tokens of a calling service, one per tenant.
 ///
 /// A token is reused until a quarter of its lifetime (at least 5 s) is left, then a new one is
@@ -527,7 +530,7 @@ pub struct ServiceTokenSource {
     audience: String,
     clock: Arc<dyn Clock>,
     lifetime: i64,
-    cache: tokio::sync::Mutex<HashMap<Option<TenantId>, (Arc<str>, i64)>>,
+    cache: tokio::sync::Mutex<TokenCache>,
 }
 
 impl ServiceTokenSource {
