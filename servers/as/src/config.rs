@@ -29,7 +29,7 @@ pub struct AsServerConfig {
     /// The platform's directory service: read tenants, bindings and configuration from it
     /// instead of the platform database (split deployments); unset, the database.
     #[serde(default)]
-    pub directory: Option<edk_server::directory::DirectoryConfig>,
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The authorization server's behaviour (token lifetimes, `tx_code` attempts, DPoP).
     #[serde(default)]
     pub oauth: AsConfig,

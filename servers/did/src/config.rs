@@ -32,7 +32,7 @@ pub struct DidServerConfig {
     /// The platform's directory service: read tenants, bindings and configuration from it
     /// instead of the platform database (split deployments); unset, the database.
     #[serde(default)]
-    pub directory: Option<edk_server::directory::DirectoryConfig>,
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The Universal Resolver.
     #[serde(default)]
     pub resolver: ResolverSettings,

@@ -56,7 +56,7 @@ pub trait ServiceConfig: DeserializeOwned + std::fmt::Debug + Send + Sync {
 
 /// Implements [`ServiceConfig`] for a configuration struct whose `http`, `log`, `database`
 /// `kms` and `observability` fields are the shared sections; with `, directory` also its
-/// `directory: Option<DirectoryConfig>` field (runtime servers that can read tenants from the
+/// `directory: Option<Box<DirectoryConfig>>` field (runtime servers that can read tenants from the
 /// platform).
 #[macro_export]
 macro_rules! impl_service_config {
@@ -91,7 +91,7 @@ macro_rules! impl_service_config {
     };
     ($config:ty, directory) => {
         $crate::impl_service_config!(@impl $config, fn directory(&self) -> ::core::option::Option<&$crate::directory::DirectoryConfig> {
-            self.directory.as_ref()
+            self.directory.as_deref()
         });
     };
     ($config:ty) => {

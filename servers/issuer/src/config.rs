@@ -31,7 +31,7 @@ pub struct IssuerServerConfig {
     /// The platform's directory service: read tenants, bindings and configuration from it
     /// instead of the platform database (split deployments); unset, the database.
     #[serde(default)]
-    pub directory: Option<edk_server::directory::DirectoryConfig>,
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The in-process authorization server that mints pre-authorized codes: the same
     /// settings as `edk-as`'s `oauth` section, which it should equal.
     #[serde(default)]

@@ -37,7 +37,7 @@ pub struct KmsServerConfig {
     /// The platform's directory service: read tenants, bindings and configuration from it
     /// instead of the platform database (split deployments); unset, the database.
     #[serde(default)]
-    pub directory: Option<edk_server::directory::DirectoryConfig>,
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The gRPC listener for services that use this KMS remotely; off when absent.
     #[serde(default)]
     pub grpc: Option<GrpcConfig>,

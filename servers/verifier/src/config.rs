@@ -28,7 +28,7 @@ pub struct VerifierServerConfig {
     /// The platform's directory service: read tenants, bindings and configuration from it
     /// instead of the platform database (split deployments); unset, the database.
     #[serde(default)]
-    pub directory: Option<edk_server::directory::DirectoryConfig>,
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The verifier's behaviour.
     #[serde(default)]
     pub verifier: VerifierSettings,
