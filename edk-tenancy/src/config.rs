@@ -259,6 +259,14 @@ impl TenantConfig {
         Self { values }
     }
 
+    pub(crate) const fn from_values(values: BTreeMap<String, Value>) -> Self {
+        Self { values }
+    }
+
+    pub(crate) const fn values(&self) -> &BTreeMap<String, Value> {
+        &self.values
+    }
+
     /// The value of `key`. Values are validated when written, so this falls back to the
     /// key's default only when a value was stored by a build with a different type for it.
     #[must_use]

@@ -52,6 +52,16 @@ pub enum Error {
         /// The service asked for.
         service: crate::endpoint::ServiceType,
     },
+    /// The remote tenant directory failed: `Unavailable` when the platform cannot be reached
+    /// (and nothing fresh enough is cached), `Internal` when it refused this service or
+    /// answered something malformed.
+    #[error("the remote tenant directory failed: {reason}")]
+    RemoteDirectory {
+        /// The kind of the failure.
+        kind: ErrorKind,
+        /// What failed.
+        reason: String,
+    },
     /// A scheduler job was refused when the scheduler was built.
     #[error("invalid job `{name}`: {reason}")]
     InvalidJob {
@@ -123,6 +133,7 @@ impl HasKind for Error {
             Self::Config(err) => err.kind(),
             Self::Database { source } => sqlx_kind(source),
             Self::Events { .. } => ErrorKind::Unavailable,
+            Self::RemoteDirectory { kind, .. } => *kind,
             Self::InvalidDatabaseConfig { .. }
             | Self::InvalidJob { .. }
             | Self::InvalidScheduler { .. }

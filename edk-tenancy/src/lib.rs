@@ -8,6 +8,8 @@ pub mod context;
 pub mod endpoint;
 pub mod error;
 pub mod events;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 pub mod migrate;
 pub mod outbox;
 pub mod scheduler;

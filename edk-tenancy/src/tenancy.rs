@@ -132,9 +132,20 @@ pub struct TenancyBuilder {
     options: TenancyOptions,
     migrations: Vec<MigrationSet>,
     config: ConfigSchema,
+    directory: Option<Arc<dyn TenantDirectory>>,
 }
 
 impl TenancyBuilder {
+    /// Answers the [`TenantDirectory`] methods (routing, tenant contexts) from `directory`
+    /// instead of the platform database: a runtime service in a split deployment passes the
+    /// platform's remote directory (`grpc::RemoteTenantDirectory`, feature `grpc`). The
+    /// registry and lifecycle methods still use the database.
+    #[must_use]
+    pub fn directory(mut self, directory: Arc<dyn TenantDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
     /// The clock (the system clock by default).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -239,6 +250,7 @@ impl TenancyBuilder {
                 clock: self.clock,
                 cache: Cache::new(self.options.cache_ttl),
                 options: self.options,
+                directory: self.directory,
             }),
         })
     }
@@ -273,6 +285,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     cache: Cache,
     options: TenancyOptions,
+    directory: Option<Arc<dyn TenantDirectory>>,
 }
 
 #[derive(Debug)]
@@ -294,7 +307,30 @@ impl Tenancy {
             options: TenancyOptions::default(),
             migrations: Vec::new(),
             config: ConfigSchema::default(),
+            directory: None,
         }
+    }
+
+    /// Whether the [`TenantDirectory`] answers come from a remote directory
+    /// ([`TenancyBuilder::directory`]).
+    #[must_use]
+    pub fn has_remote_directory(&self) -> bool {
+        self.inner.directory.is_some()
+    }
+
+    /// A tenant's record (in any status), bindings and effective configuration, from the
+    /// database through the caches: what the directory service hands out.
+    #[cfg(feature = "grpc")]
+    pub(crate) async fn directory_entry(
+        &self,
+        tenant: TenantId,
+    ) -> Result<(Arc<Tenant>, Vec<Arc<EndpointBinding>>, Arc<TenantConfig>), Error> {
+        let entry = self.entry(tenant).await?;
+        Ok((
+            Arc::clone(&entry.tenant),
+            entry.bindings.clone(),
+            Arc::clone(&entry.config),
+        ))
     }
 
     /// The tenant workload databases: where tenant-scoped stores begin their units of work.
@@ -942,6 +978,9 @@ impl TenantDirectory for Tenancy {
         service: ServiceType,
         request: &EndpointRequest,
     ) -> Result<Resolution, ResolveError> {
+        if let Some(directory) = &self.inner.directory {
+            return directory.resolve(service, request).await;
+        }
         let routes = self.routing_table().await?;
         let matched = match routes.table.lookup(service, request) {
             Ok(matched) => matched,
@@ -965,6 +1004,9 @@ impl TenantDirectory for Tenancy {
     }
 
     async fn context(&self, tenant: TenantId) -> Result<TenantContext, Error> {
+        if let Some(directory) = &self.inner.directory {
+            return directory.context(tenant).await;
+        }
         let entry = self.entry(tenant).await?;
         Self::serving(&entry)?;
         Ok(TenantContext::new(
@@ -979,6 +1021,9 @@ impl TenantDirectory for Tenancy {
         tenant: TenantId,
         service: ServiceType,
     ) -> Result<TenantContext, Error> {
+        if let Some(directory) = &self.inner.directory {
+            return directory.context_for_service(tenant, service).await;
+        }
         let entry = self.entry(tenant).await?;
         Self::serving(&entry)?;
         let binding = entry

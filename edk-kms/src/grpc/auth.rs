@@ -229,6 +229,23 @@ impl ServiceJwtAuth {
         &self.audience
     }
 
+    /// Verifies a service-level token (one that acts for no single tenant, as the tenant
+    /// directory's callers send) and returns the service it authenticates, with the tenants
+    /// it is limited to (`None`: every tenant). The checks are those of a KMS call but for the
+    /// `tenant` claim, which is not required and not used.
+    ///
+    /// # Errors
+    /// [`AuthError`] naming the failed check.
+    pub async fn authenticate_service(
+        &self,
+        token: &str,
+    ) -> Result<(String, Option<Arc<BTreeSet<TenantSlug>>>), AuthError> {
+        let now = self.clock.unix_seconds();
+        let (issuer, _, _) = self.verify_claims(token, now).await?;
+        let tenants = self.tenants.get(&issuer).cloned();
+        Ok((issuer, tenants))
+    }
+
     /// Verifies `token` and returns who it authenticates.
     pub(crate) async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let now = self.clock.unix_seconds();
@@ -261,7 +278,12 @@ impl ServiceJwtAuth {
         (now.saturating_sub(self.leeway) < *exp).then(|| principal.clone())
     }
 
-    async fn verify(&self, token: &str, now: i64) -> Result<(Principal, i64), AuthError> {
+    /// Checks everything but the tenant: signature, `typ`, `iss`/`sub`, `aud` and the times.
+    async fn verify_claims(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(String, serde_json::Map<String, Value>, i64), AuthError> {
         let jws = Jws::parse(token, &Limits::default()).map_err(AuthError::InvalidToken)?;
         let unverified: serde_json::Map<String, Value> =
             serde_json::from_slice(jws.unverified_payload())
@@ -300,6 +322,11 @@ impl ServiceJwtAuth {
                 ));
             }
         }
+        Ok((issuer, claims, exp))
+    }
+
+    async fn verify(&self, token: &str, now: i64) -> Result<(Principal, i64), AuthError> {
+        let (issuer, claims, exp) = self.verify_claims(token, now).await?;
         let tenant = match claims.get("tenant") {
             Some(Value::String(tenant)) => tenant
                 .parse()
@@ -490,6 +517,9 @@ fn subject_alt_names(der: &[u8]) -> Option<Vec<String>> {
     (!uris.is_empty()).then_some(uris)
 }
 
+/// Cached tokens by tenant (`None`: service-level tokens), with their expiry.
+type TokenCache = HashMap<Option<TenantId>, (Arc<str>, i64)>;
+
 /// Issues and caches the short-lived service tokens of a calling service, one per tenant.
 ///
 /// A token is reused until a quarter of its lifetime (at least 5 s) is left, then a new one is
@@ -500,7 +530,7 @@ pub struct ServiceTokenSource {
     audience: String,
     clock: Arc<dyn Clock>,
     lifetime: i64,
-    cache: tokio::sync::Mutex<HashMap<TenantId, (Arc<str>, i64)>>,
+    cache: tokio::sync::Mutex<TokenCache>,
 }
 
 impl ServiceTokenSource {
@@ -534,6 +564,20 @@ impl ServiceTokenSource {
     /// # Errors
     /// [`Error::Remote`] of the signer's kind when signing fails.
     pub async fn token(&self, tenant: TenantId) -> Result<Arc<str>, Error> {
+        self.cached(Some(tenant)).await
+    }
+
+    /// A service-level token (no `tenant` claim), for receivers that serve the service as a
+    /// whole (the platform's tenant directory), from the cache or freshly signed. The KMS
+    /// refuses such a token for its own calls.
+    ///
+    /// # Errors
+    /// [`Error::Remote`] of the signer's kind when signing fails.
+    pub async fn service_token(&self) -> Result<Arc<str>, Error> {
+        self.cached(None).await
+    }
+
+    async fn cached(&self, tenant: Option<TenantId>) -> Result<Arc<str>, Error> {
         let now = self.clock.unix_seconds();
         let margin = (self.lifetime / 4).max(5).min(self.lifetime);
         let mut cache = self.cache.lock().await;
@@ -543,15 +587,17 @@ impl ServiceTokenSource {
             return Ok(Arc::clone(token));
         }
         let exp = now.saturating_add(self.lifetime);
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.service,
             "sub": self.service,
             "aud": self.audience,
             "iat": now,
             "exp": exp,
-            "tenant": tenant.to_string(),
             "jti": uuid::Uuid::new_v4().to_string(),
         });
+        if let Some(tenant) = tenant {
+            claims["tenant"] = Value::String(tenant.to_string());
+        }
         let header = Header::new(self.signer.algorithm()).with_typ(SERVICE_TOKEN_TYPE);
         let payload = serde_json::to_vec(&claims).map_err(|_| Error::Remote {
             kind: ErrorKind::Internal,

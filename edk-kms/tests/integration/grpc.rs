@@ -268,6 +268,16 @@ async fn service_tokens_are_checked_on_every_call() {
         .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
 
+    // A service-level token (no `tenant`, as the platform's tenant directory takes) is not a
+    // KMS credential, even signed by a trusted key.
+    let source = ServiceTokenSource::new(Arc::new(key), SERVICE, AUDIENCE, env.clock.clone());
+    let service_level = source.service_token().await.unwrap();
+    let status = list_with(&mut client, &env.a, Some(&*service_level))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("tenant"), "{status:?}");
+
     // A good token stops working when it expires, even though the server has seen it.
     env.clock.advance(Duration::from_secs(130));
     let status = list_with(&mut client, &env.a, Some(&good))

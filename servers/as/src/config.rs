@@ -26,12 +26,16 @@ pub struct AsServerConfig {
     /// Where the access-token signing keys are: `mode: remote` (the KMS server, for
     /// production) or `mode: local` (providers in this process).
     pub kms: KmsConfig,
+    /// The platform's directory service: read tenants, bindings and configuration from it
+    /// instead of the platform database (split deployments); unset, the database.
+    #[serde(default)]
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The authorization server's behaviour (token lifetimes, `tx_code` attempts, DPoP).
     #[serde(default)]
     pub oauth: AsConfig,
 }
 
-edk_server::impl_service_config!(AsServerConfig);
+edk_server::impl_service_config!(AsServerConfig, directory);
 
 #[cfg(test)]
 mod tests {

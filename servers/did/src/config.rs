@@ -29,6 +29,10 @@ pub struct DidServerConfig {
     /// Where the DID keys are: `mode: remote` (the KMS server, for production) or
     /// `mode: local` (providers in this process).
     pub kms: KmsConfig,
+    /// The platform's directory service: read tenants, bindings and configuration from it
+    /// instead of the platform database (split deployments); unset, the database.
+    #[serde(default)]
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The Universal Resolver.
     #[serde(default)]
     pub resolver: ResolverSettings,
@@ -72,7 +76,7 @@ impl Default for ResolverSettings {
     }
 }
 
-edk_server::impl_service_config!(DidServerConfig);
+edk_server::impl_service_config!(DidServerConfig, directory);
 
 const fn default_timeout_millis() -> u64 {
     10_000

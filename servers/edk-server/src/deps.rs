@@ -47,6 +47,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use crate::directory::{DirectoryConfig, DirectorySetupError};
 use crate::kms::{KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers};
 use crate::{
     HealthApi, HttpConfig, JobMetrics, Metrics, PoolMetrics, ProviderMetrics, ReadinessCheck,
@@ -69,6 +70,7 @@ pub struct Deps {
     cancel: CancellationToken,
     tasks: Mutex<Option<(BackgroundTask, Option<KmsTask>)>>,
     scheduler: Mutex<Option<BackgroundTask>>,
+    directory: Mutex<Option<BackgroundTask>>,
 }
 
 impl fmt::Debug for Deps {
@@ -88,6 +90,7 @@ pub struct DepsBuilder {
     options: Option<TenancyOptions>,
     migrations: Vec<MigrationSet>,
     schema: Vec<SchemaStep>,
+    directory: Option<DirectoryConfig>,
 }
 
 impl fmt::Debug for DepsBuilder {
@@ -121,6 +124,9 @@ pub enum DepsError {
     /// The metrics registry could not be set up.
     #[error("the metrics registry could not be set up")]
     Metrics(#[source] prometheus::Error),
+    /// The remote tenant directory (`directory`) could not be set up.
+    #[error(transparent)]
+    Directory(#[from] DirectorySetupError),
     /// The housekeeping scheduler could not be set up.
     #[error("the housekeeping scheduler could not be set up")]
     Scheduler(#[source] edk_tenancy::Error),
@@ -138,6 +144,7 @@ impl Deps {
             options: None,
             migrations: Vec::new(),
             schema: Vec::new(),
+            directory: None,
         }
     }
 
@@ -285,6 +292,14 @@ impl Deps {
         if let Some(scheduler) = scheduler {
             scheduler.shutdown().await;
         }
+        let directory = self
+            .directory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(directory) = directory {
+            directory.shutdown().await;
+        }
         let tasks = self
             .tasks
             .lock()
@@ -318,6 +333,15 @@ impl DepsBuilder {
     #[must_use]
     pub fn tenancy_options(mut self, options: TenancyOptions) -> Self {
         self.options = Some(options);
+        self
+    }
+
+    /// Reads tenants, bindings and configuration from the platform's directory service
+    /// instead of the platform database (a runtime server's `directory` section); `None`
+    /// keeps the database.
+    #[must_use]
+    pub fn directory(mut self, directory: Option<DirectoryConfig>) -> Self {
+        self.directory = directory;
         self
     }
 
@@ -365,9 +389,18 @@ impl DepsBuilder {
             .fold(ConfigSchema::builder(), |builder, step| step(builder))
             .build()
             .map_err(DepsError::ConfigSchema)?;
+        let cancel = CancellationToken::new();
         let mut builder = Tenancy::builder(self.database)
             .clock(Arc::clone(&self.clock))
             .config_schema(schema);
+        let mut directory_task = None;
+        if let Some(config) = &self.directory {
+            let (directory, task) =
+                crate::directory::connect(config, Arc::clone(&self.clock), &cancel)?;
+            tracing::info!(endpoint = %config.endpoint, "tenants are read from the platform's directory service");
+            builder = builder.directory(Arc::new(directory));
+            directory_task = Some(task);
+        }
         if let Some(options) = self.options {
             builder = builder.options(options);
         }
@@ -376,7 +409,6 @@ impl DepsBuilder {
         }
         let tenancy = builder.build().await.map_err(DepsError::Tenancy)?;
         tenancy.upgrade_all().await.map_err(DepsError::Tenancy)?;
-        let cancel = CancellationToken::new();
         let mut key_store = None;
         let (kms, kms_task) = match &self.kms {
             KmsConfig::Local(config) => {
@@ -423,6 +455,7 @@ impl DepsBuilder {
             cancel,
             tasks: Mutex::new(Some((background, kms_task))),
             scheduler: Mutex::new(None),
+            directory: Mutex::new(directory_task),
         })
     }
 }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod config;
 pub mod deps;
+pub mod directory;
 pub mod health;
 pub mod jwks;
 pub mod kms;

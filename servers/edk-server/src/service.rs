@@ -47,13 +47,20 @@ pub trait ServiceConfig: DeserializeOwned + std::fmt::Debug + Send + Sync {
     fn kms(&self) -> &KmsConfig;
     /// Trace export.
     fn observability(&self) -> &crate::ObservabilityConfig;
+    /// The platform's directory service to read tenants from instead of the platform
+    /// database (a runtime server's `directory` section); `None` by default.
+    fn directory(&self) -> Option<&crate::directory::DirectoryConfig> {
+        None
+    }
 }
 
 /// Implements [`ServiceConfig`] for a configuration struct whose `http`, `log`, `database`
-/// `kms` and `observability` fields are the shared sections.
+/// `kms` and `observability` fields are the shared sections; with `, directory` also its
+/// `directory: Option<Box<DirectoryConfig>>` field (runtime servers that can read tenants from the
+/// platform).
 #[macro_export]
 macro_rules! impl_service_config {
-    ($config:ty) => {
+    (@impl $config:ty, $($extra:item)*) => {
         impl $crate::ServiceConfig for $config {
             fn http(&self) -> &$crate::HttpConfig {
                 &self.http
@@ -78,7 +85,17 @@ macro_rules! impl_service_config {
             fn observability(&self) -> &$crate::ObservabilityConfig {
                 &self.observability
             }
+
+            $($extra)*
         }
+    };
+    ($config:ty, directory) => {
+        $crate::impl_service_config!(@impl $config, fn directory(&self) -> ::core::option::Option<&$crate::directory::DirectoryConfig> {
+            self.directory.as_deref()
+        });
+    };
+    ($config:ty) => {
+        $crate::impl_service_config!(@impl $config,);
     };
 }
 
@@ -202,6 +219,7 @@ pub async fn start<S: Service>(
 ) -> Result<Started<S>, BoxError> {
     let deps = S::prepare(
         Deps::builder(config.database().clone(), config.kms().clone())
+            .directory(config.directory().cloned())
             .clock(clock)
             .http_client(http),
     )?

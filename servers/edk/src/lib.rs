@@ -207,6 +207,7 @@ impl Edk {
             observability: config.observability.clone(),
             database: database.clone(),
             kms: kms.clone(),
+            directory: None,
             grpc: None,
         };
         let as_config = AsServerConfig {
@@ -216,6 +217,7 @@ impl Edk {
             observability: config.observability.clone(),
             database: database.clone(),
             kms: kms.clone(),
+            directory: None,
             oauth: config.oauth.clone(),
         };
         let did_config = DidServerConfig {
@@ -225,6 +227,7 @@ impl Edk {
             observability: config.observability.clone(),
             database,
             kms,
+            directory: None,
             resolver: config.did_resolver.clone(),
         };
         let parts = async {

@@ -28,6 +28,10 @@ pub struct IssuerServerConfig {
     /// Where the credential signing keys (and the authorization server's access-token keys)
     /// are: `mode: remote` (the KMS server, for production) or `mode: local`.
     pub kms: KmsConfig,
+    /// The platform's directory service: read tenants, bindings and configuration from it
+    /// instead of the platform database (split deployments); unset, the database.
+    #[serde(default)]
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The in-process authorization server that mints pre-authorized codes: the same
     /// settings as `edk-as`'s `oauth` section, which it should equal.
     #[serde(default)]
@@ -165,7 +169,7 @@ impl IssuerSettings {
     }
 }
 
-edk_server::impl_service_config!(IssuerServerConfig);
+edk_server::impl_service_config!(IssuerServerConfig, directory);
 
 #[cfg(test)]
 mod tests {

@@ -34,6 +34,10 @@ pub struct KmsServerConfig {
     /// The key providers: `mode: local` (the KMS server holds the keys; `mode: remote` is
     /// refused).
     pub kms: KmsConfig,
+    /// The platform's directory service: read tenants, bindings and configuration from it
+    /// instead of the platform database (split deployments); unset, the database.
+    #[serde(default)]
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The gRPC listener for services that use this KMS remotely; off when absent.
     #[serde(default)]
     pub grpc: Option<GrpcConfig>,
@@ -113,4 +117,4 @@ const fn default_max_token_lifetime() -> u64 {
     300
 }
 
-edk_server::impl_service_config!(KmsServerConfig);
+edk_server::impl_service_config!(KmsServerConfig, directory);

@@ -36,6 +36,10 @@ pub struct PlatformServerConfig {
     /// The platform host and the first-run setup.
     #[serde(default)]
     pub platform: PlatformSettings,
+    /// The tenant directory service for the runtime servers (`edk.tenancy.v1` over gRPC, on
+    /// its own port, service JWTs); off when absent.
+    #[serde(default)]
+    pub grpc: Option<edk_server::directory::DirectoryServerConfig>,
 }
 
 edk_server::impl_service_config!(PlatformServerConfig);

@@ -19,10 +19,14 @@ use edk_core::{Clock, TenantId};
 use edk_kms::Kms;
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
+use edk_server::SideTask;
 use edk_server::deps::{Deps, DepsBuilder};
+use edk_server::directory::DirectoryListener;
+use edk_server::service::BoxError;
 use edk_server::{AdminAuth, HealthApi, HttpConfig, Metrics, Service, openapi_routes};
 use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
+use tokio_util::sync::CancellationToken;
 
 pub use api::PlatformApi;
 pub use config::{PlatformServerConfig, PlatformSettings};
@@ -47,6 +51,9 @@ pub enum Error {
     /// The admin-token issuers of the `auth` section are misconfigured.
     #[error("the admin authentication could not be set up")]
     Auth(#[source] edk_server::AuthSetupError),
+    /// The tenant directory listener (`grpc`) is misconfigured.
+    #[error("the tenant directory service cannot be set up")]
+    Directory(#[source] edk_server::directory::DirectorySetupError),
     /// The setup token cannot be issued.
     #[error("the first-run setup token cannot be issued")]
     Setup(#[source] setup::SetupError),
@@ -83,6 +90,7 @@ pub struct PlatformServer {
     http: HttpConfig,
     metrics: Metrics,
     setup_token: Option<SecretString>,
+    directory: Option<Arc<DirectoryListener>>,
 }
 
 impl fmt::Debug for PlatformServer {
@@ -132,6 +140,13 @@ impl PlatformServer {
         operators::bind_operator_endpoint(&self.tenancy, self.realm, host, port, loopback_http)
             .await
             .map_err(Error::Realm)
+    }
+
+    /// The tenant directory listener, when `grpc` is configured (a test serves it on a
+    /// listener of its own with [`DirectoryListener::serve`]).
+    #[must_use]
+    pub fn directory_listener(&self) -> Option<&DirectoryListener> {
+        self.directory.as_deref()
     }
 
     /// The OpenAPI service of this server.
@@ -191,6 +206,13 @@ impl Service for PlatformServer {
         {
             announce(token);
         }
+        let directory = config
+            .grpc
+            .as_ref()
+            .map(|grpc| DirectoryListener::new(grpc, tenancy.clone(), deps.clock()))
+            .transpose()
+            .map_err(Error::Directory)?
+            .map(Arc::new);
         let tenant_admins = AdminAuth::new(&config.auth, deps.clock(), &[], Some(deps.http()))
             .map_err(Error::Auth)?;
         Ok(Self {
@@ -205,6 +227,7 @@ impl Service for PlatformServer {
             http: config.http.clone(),
             metrics: deps.metrics().clone(),
             setup_token,
+            directory,
         })
     }
 
@@ -212,6 +235,24 @@ impl Service for PlatformServer {
         vec![Arc::new(PurgeExpiredJob::new(Arc::clone(
             self.oauth.store(),
         )))]
+    }
+
+    /// The tenant directory listener, when `grpc` is configured.
+    async fn side_tasks(&self, stop: CancellationToken) -> Result<Vec<SideTask>, BoxError> {
+        let Some(directory) = self.directory.clone() else {
+            return Ok(Vec::new());
+        };
+        let listen = directory.listen();
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|err| format!("cannot listen for gRPC on {listen}: {err}"))?;
+        tracing::info!(%listen, "serving the tenant directory over gRPC");
+        Ok(vec![Box::pin(async move {
+            directory
+                .serve(listener, stop)
+                .await
+                .map_err(BoxError::from)
+        })])
     }
 
     fn app(&self) -> BoxEndpoint<'static, Response> {

@@ -25,6 +25,10 @@ pub struct VerifierServerConfig {
     /// Where the request object signing keys and their certificates are: `mode: remote`
     /// (the KMS server, for production) or `mode: local`.
     pub kms: KmsConfig,
+    /// The platform's directory service: read tenants, bindings and configuration from it
+    /// instead of the platform database (split deployments); unset, the database.
+    #[serde(default)]
+    pub directory: Option<Box<edk_server::directory::DirectoryConfig>>,
     /// The verifier's behaviour.
     #[serde(default)]
     pub verifier: VerifierSettings,
@@ -86,7 +90,7 @@ impl Default for VerifierSettings {
     }
 }
 
-edk_server::impl_service_config!(VerifierServerConfig);
+edk_server::impl_service_config!(VerifierServerConfig, directory);
 
 #[cfg(test)]
 mod tests {

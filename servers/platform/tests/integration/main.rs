@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod directory;
 mod openapi;
 mod replicas;
 mod schemathesis;
