@@ -30,7 +30,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use edk_core::Clock;
 use edk_core::TenantId;
-use edk_tenancy::{ConfigKey, TenantConfig};
+use edk_tenancy::{ConfigKey, TenantConfig, TenantContext};
 use poem::http::header::{CACHE_CONTROL, HeaderValue, RETRY_AFTER};
 use poem::http::StatusCode;
 use poem::{Request, Response};
@@ -499,15 +499,21 @@ impl RateLimiter {
         req.remote_addr().as_socket_addr().map(|addr| addr.ip())
     }
 
-    /// Counts one request of `tenant` (with configuration `config`) against each of `keys`
-    /// whose scope has a limit, unless one of them is at its limit: then nothing is counted.
-    pub async fn check(
+    /// Counts one request of `tenant` against each of `keys` whose scope has a limit (the
+    /// process limits with the tenant's overrides), unless one of them is at its limit: then
+    /// nothing is counted.
+    pub async fn check(&self, tenant: &TenantContext, keys: &[RateKey]) -> Decision {
+        let limits = self.limits_for(tenant.config());
+        self.check_limits(tenant.id(), &limits, keys).await
+    }
+
+    /// As [`check`](Self::check), for the tenant `tenant` under `limits`.
+    pub async fn check_limits(
         &self,
         tenant: TenantId,
-        config: &TenantConfig,
+        limits: &Limits,
         keys: &[RateKey],
     ) -> Decision {
-        let limits = self.limits_for(config);
         let counted: Vec<(&RateKey, Limit)> = keys
             .iter()
             .filter_map(|key| limits.get(key.scope).map(|limit| (key, limit)))
@@ -692,19 +698,19 @@ mod tests {
         )
         .unwrap();
         let tenant = TenantId::from_uuid(uuid::Uuid::new_v4());
-        let tenant_config = TenantConfig::default();
+        let tenant_config = limiter.limits_for(&TenantConfig::default());
         let a = [RateKey::ip([10, 0, 0, 1].into()), RateKey::tenant()];
         let b = [RateKey::ip([10, 0, 0, 2].into()), RateKey::tenant()];
         for _ in 0..2 {
             assert_eq!(
-                limiter.check(tenant, &tenant_config, &a).await,
+                limiter.check_limits(tenant, &tenant_config, &a).await,
                 Decision::Allowed
             );
         }
         let Decision::Limited {
             scope,
             retry_after_secs,
-        } = limiter.check(tenant, &tenant_config, &a).await
+        } = limiter.check_limits(tenant, &tenant_config, &a).await
         else {
             panic!("the third request of one address passes");
         };
@@ -712,11 +718,11 @@ mod tests {
         assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}");
         // The refused request took nothing from the tenant's budget: one more fits.
         assert_eq!(
-            limiter.check(tenant, &tenant_config, &b).await,
+            limiter.check_limits(tenant, &tenant_config, &b).await,
             Decision::Allowed
         );
         assert!(matches!(
-            limiter.check(tenant, &tenant_config, &b).await,
+            limiter.check_limits(tenant, &tenant_config, &b).await,
             Decision::Limited {
                 scope: Scope::Tenant,
                 ..
@@ -724,7 +730,7 @@ mod tests {
         ));
         clock.advance(Duration::from_secs(60));
         assert_eq!(
-            limiter.check(tenant, &tenant_config, &a).await,
+            limiter.check_limits(tenant, &tenant_config, &a).await,
             Decision::Allowed
         );
     }
