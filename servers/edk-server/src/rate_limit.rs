@@ -471,6 +471,12 @@ impl RateLimiter {
         })
     }
 
+    /// The clock the windows are aligned on.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// The limits in force for a tenant with configuration `config`: the process limits with
     /// the tenant's [`RATE_LIMITS`] overrides.
     #[must_use]
