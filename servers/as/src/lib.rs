@@ -79,7 +79,8 @@ impl AsServer {
         )
         .map_err(Error::Auth)?;
         let limiter = RateLimiter::new(&config.rate_limits, deps.clock(), Some(deps.metrics()))
-            .map_err(Error::RateLimits)?;
+            .map_err(Error::RateLimits)?
+            .for_service("as");
         Ok(Self {
             tenancy: deps.tenancy().clone(),
             server,
@@ -89,6 +90,12 @@ impl AsServer {
             metrics: deps.metrics().clone(),
             limiter,
         })
+    }
+
+    /// The rate limiter of the protocol endpoints (counting for the service `as`).
+    #[must_use]
+    pub const fn rate_limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     /// The authorization server inside.

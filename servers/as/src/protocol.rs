@@ -3,19 +3,19 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use edk_core::ErrorChain;
 use edk_oauth::{
     AuthorizationServer, AuthorizeOutcome, EndpointCall, Error, OAuthErrorCode, Params,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use edk_server::rate_limit::{Decision, RateKey, RateLimiter, Scope};
 use edk_server::routing::resolve_public;
-use sha2::{Digest as _, Sha256};
 use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext};
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, Request, Response};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 /// The protocol endpoint: `/authorize`, `/callback`, `/par`, `/token`, `/introspect`,
 /// `/revoke`, `/challenge`, `/jwks.json` and the well-known documents of every tenant's AS.
@@ -62,7 +62,8 @@ impl ProtocolEndpoint {
             keys.push(RateKey::ip(ip));
         }
         if endpoint != "/callback"
-            && let Some(client) = basic_client_id(req).or_else(|| param("client_id").map(str::to_owned))
+            && let Some(client) =
+                basic_client_id(req).or_else(|| param("client_id").map(str::to_owned))
         {
             keys.push(RateKey::new(Scope::Client, client));
         }

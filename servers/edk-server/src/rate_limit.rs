@@ -31,8 +31,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use edk_core::Clock;
 use edk_core::TenantId;
 use edk_tenancy::{ConfigKey, TenantConfig, TenantContext};
-use poem::http::header::{CACHE_CONTROL, HeaderValue, RETRY_AFTER};
 use poem::http::StatusCode;
+use poem::http::header::{CACHE_CONTROL, HeaderValue, RETRY_AFTER};
 use poem::{Request, Response};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 
-use crate::problem::{Problem, ProblemType};
 use crate::Metrics;
+use crate::problem::{Problem, ProblemType};
 
 /// How often at most a failing backend is logged (each failure is counted in the metrics).
 pub const WARNING_INTERVAL: Duration = Duration::from_secs(10);
@@ -366,9 +366,14 @@ pub enum RateLimitError {
 }
 
 /// The rate limiter of one server process. Cheap to clone.
+///
+/// Its counters are named by service ([`for_service`](Self::for_service)), so that servers
+/// sharing one Redis (or one process, as in the all-in-one `edk`) each count their own
+/// endpoints.
 #[derive(Clone)]
 pub struct RateLimiter {
     inner: Arc<Inner>,
+    service: Arc<str>,
 }
 
 struct Inner {
@@ -405,6 +410,7 @@ impl fmt::Debug for RateLimiter {
             Backend::Redis { .. } => "redis",
         };
         f.debug_struct("RateLimiter")
+            .field("service", &self.service)
             .field("backend", &backend)
             .field("limits", &self.inner.limits)
             .field("on_backend_error", &self.inner.on_error)
@@ -468,7 +474,18 @@ impl RateLimiter {
                 metrics: metrics.cloned(),
                 last_warning_ms: AtomicI64::new(i64::MIN),
             }),
+            service: Arc::from("default"),
         })
+    }
+
+    /// This limiter counting for `service` (`as`, `issuer`, `verifier`): the same backend
+    /// and limits, counters of its own.
+    #[must_use]
+    pub fn for_service(&self, service: &str) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            service: Arc::from(service),
+        }
     }
 
     /// The clock the windows are aligned on.
@@ -481,9 +498,7 @@ impl RateLimiter {
     /// the tenant's [`RATE_LIMITS`] overrides.
     #[must_use]
     pub fn limits_for(&self, config: &TenantConfig) -> Limits {
-        self.inner
-            .limits
-            .overridden_by(&config.get(&RATE_LIMITS))
+        self.inner.limits.overridden_by(&config.get(&RATE_LIMITS))
     }
 
     /// The client address of `req`: the last address of the configured `client_ip_header`
@@ -530,7 +545,7 @@ impl RateLimiter {
         let now_ms = unix_millis(self.inner.clock.now());
         let counters: Vec<Counter> = counted
             .iter()
-            .map(|(key, limit)| Counter::new(tenant, key, *limit, now_ms))
+            .map(|(key, limit)| Counter::new(&self.service, tenant, key, *limit, now_ms))
             .collect();
         let outcome = match &self.inner.backend {
             Backend::Memory(counters_map) => Ok(memory_check(counters_map, &counters, now_ms)),
@@ -594,12 +609,12 @@ struct Counter {
 }
 
 impl Counter {
-    fn new(tenant: TenantId, key: &RateKey, limit: Limit, now_ms: i64) -> Self {
+    fn new(service: &str, tenant: TenantId, key: &RateKey, limit: Limit, now_ms: i64) -> Self {
         let window_ms = i64::from(limit.window_secs) * 1000;
         let window = now_ms.div_euclid(window_ms);
         Self {
             name: format!(
-                "{tenant}:{}:{}:{}:{window}",
+                "{service}:{tenant}:{}:{}:{}:{window}",
                 key.scope.name(),
                 key.subject,
                 limit.window_secs
@@ -678,8 +693,9 @@ fn retry_after(left_ms: i64) -> u64 {
 }
 
 fn unix_millis(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |after| i64::try_from(after.as_millis()).unwrap_or(i64::MAX))
+    time.duration_since(UNIX_EPOCH).map_or(0, |after| {
+        i64::try_from(after.as_millis()).unwrap_or(i64::MAX)
+    })
 }
 
 #[cfg(test)]
@@ -744,7 +760,8 @@ mod tests {
     #[test]
     fn invalid_limits_and_urls_are_refused() {
         let clock: Arc<dyn Clock> = Arc::new(FixedClock::at_unix(0));
-        let zero = config(serde_json::json!({"limits": {"per_ip": {"requests": 0, "window_secs": 1}}}));
+        let zero =
+            config(serde_json::json!({"limits": {"per_ip": {"requests": 0, "window_secs": 1}}}));
         assert!(matches!(
             RateLimiter::new(&zero, Arc::clone(&clock), None),
             Err(RateLimitError::Invalid(_))
@@ -755,8 +772,10 @@ mod tests {
             Err(RateLimitError::RedisUrl(_))
         ));
         assert!(
-            serde_json::from_value::<RateLimitConfig>(serde_json::json!({"limits": {"per_ipp": {}}}))
-                .is_err()
+            serde_json::from_value::<RateLimitConfig>(
+                serde_json::json!({"limits": {"per_ipp": {}}})
+            )
+            .is_err()
         );
     }
 

@@ -264,7 +264,8 @@ impl Service for IssuerServer {
         )
         .map_err(Error::Auth)?;
         let limiter = RateLimiter::new(&config.rate_limits, deps.clock(), Some(deps.metrics()))
-            .map_err(Error::RateLimits)?;
+            .map_err(Error::RateLimits)?
+            .for_service("issuer");
         Ok(Self {
             limiter,
             parts: IssuerParts {

@@ -16,8 +16,8 @@ use edk_oauth::{
 use edk_oid4vci::RequestBody;
 use edk_oid4vci::issuer::Error as IssuerError;
 use edk_oid4vci::{CredentialAnswer, CredentialErrorCode, Issuer, IssuerEndpoints, ProtocolError};
-use edk_server::routing::resolve_public;
 use edk_server::rate_limit::{RateKey, RateLimiter};
+use edk_server::routing::resolve_public;
 use edk_server::{Problem, ProblemType};
 use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _};
 use poem::http::{HeaderValue, Method, StatusCode, header};

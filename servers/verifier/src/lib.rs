@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use edk_core::Clock;
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
-    ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics, RateLimiter,
-    Service, openapi_routes, path_is_under,
+    ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
+    RateLimiter, Service, openapi_routes, path_is_under,
 };
 use edk_tenancy::Tenancy;
 use poem::endpoint::BoxEndpoint;
@@ -170,7 +170,8 @@ impl Service for VerifierServer {
         )
         .map_err(Error::Auth)?;
         let limiter = RateLimiter::new(&config.rate_limits, deps.clock(), Some(deps.metrics()))
-            .map_err(Error::RateLimits)?;
+            .map_err(Error::RateLimits)?
+            .for_service("verifier");
         Ok(Self {
             limiter,
             parts: VerifierParts::new(

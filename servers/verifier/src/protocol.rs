@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use edk_core::{ErrorChain, ErrorKind, HasKind as _};
 use edk_oid4vp::REQUEST_OBJECT_TYP;
-use edk_server::routing::resolve_public;
 use edk_server::rate_limit::{RateKey, RateLimiter};
+use edk_server::routing::resolve_public;
 use edk_server::{Problem, ProblemType};
 use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext};
 use poem::http::{HeaderValue, Method, StatusCode, header};

@@ -279,7 +279,10 @@ async fn a_tx_code_brute_force_is_cut_off_across_replicas() {
     };
     for replica in &deployment.replicas {
         let (status, _, body) = post(replica, &tenant, "/token", &attempt(wrong), None).await;
-        assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
     }
     // Cut off on either replica, even with the right code: the guesses stop here.
     for replica in &deployment.replicas {
@@ -300,8 +303,7 @@ async fn the_window_resets_when_it_ends() {
     }));
     let limiter_clock: Arc<dyn Clock> = clock.clone();
     let deployment =
-        Deployment::postgres_limited(1, move |_| Some((config, Arc::clone(&limiter_clock))))
-            .await;
+        Deployment::postgres_limited(1, move |_| Some((config, Arc::clone(&limiter_clock)))).await;
     let tenant = deployment.tenant("acme").await;
     let replica = deployment.first();
     let (status, _, body) = post(replica, &tenant, "/par", &[], None).await;

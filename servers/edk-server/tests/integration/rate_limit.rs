@@ -81,7 +81,10 @@ async fn two_replicas_share_their_counters_in_redis_until_the_window_ends() {
     };
     let key = [RateKey::new(Scope::Client, "wallet")];
     for _ in 0..3 {
-        assert_eq!(a.check_limits(tenant, &other, &key).await, Decision::Allowed);
+        assert_eq!(
+            a.check_limits(tenant, &other, &key).await,
+            Decision::Allowed
+        );
     }
     let Decision::Limited {
         scope,
@@ -94,15 +97,24 @@ async fn two_replicas_share_their_counters_in_redis_until_the_window_ends() {
     assert!((1..=60).contains(&retry_after_secs), "{retry_after_secs}");
     // Another client and another tenant have budgets of their own.
     let wallet2 = [RateKey::new(Scope::Client, "wallet-2")];
-    assert_eq!(b.check_limits(tenant, &other, &wallet2).await, Decision::Allowed);
-    assert_eq!(b.check_limits(self::tenant(), &other, &key).await, Decision::Allowed);
+    assert_eq!(
+        b.check_limits(tenant, &other, &wallet2).await,
+        Decision::Allowed
+    );
+    assert_eq!(
+        b.check_limits(self::tenant(), &other, &key).await,
+        Decision::Allowed
+    );
     assert!(
         metrics
             .render()
             .contains("rate_limited_requests_total{scope=\"client\"} 1")
     );
     clock.advance(Duration::from_secs(60));
-    assert_eq!(b.check_limits(tenant, &other, &key).await, Decision::Allowed);
+    assert_eq!(
+        b.check_limits(tenant, &other, &key).await,
+        Decision::Allowed
+    );
 }
 
 #[tokio::test]
@@ -128,7 +140,10 @@ async fn a_tenant_override_replaces_the_process_limit_for_that_tenant_only() {
     });
     let key = [RateKey::new(Scope::Client, "wallet")];
     let (one, two) = (tenant(), tenant());
-    assert_eq!(limiter.check_limits(one, &strict, &key).await, Decision::Allowed);
+    assert_eq!(
+        limiter.check_limits(one, &strict, &key).await,
+        Decision::Allowed
+    );
     assert!(matches!(
         limiter.check_limits(one, &strict, &key).await,
         Decision::Limited { .. }
@@ -159,7 +174,10 @@ async fn a_redis_that_does_not_answer_lets_requests_through_or_refuses_them_as_c
     )
     .unwrap();
     for _ in 0..5 {
-        assert_eq!(open.check_limits(tenant, &none, &key).await, Decision::Allowed);
+        assert_eq!(
+            open.check_limits(tenant, &none, &key).await,
+            Decision::Allowed
+        );
     }
     let closed = RateLimiter::new(
         &config(serde_json::json!({"url": url}), "closed"),

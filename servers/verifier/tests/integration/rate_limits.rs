@@ -21,7 +21,10 @@ async fn the_response_uri_is_cut_off_past_the_tenant_limit_with_a_problem() {
     .unwrap();
     let metrics = Metrics::new().unwrap();
     let limiter = RateLimiter::new(&config, Arc::new(SystemClock), Some(&metrics)).unwrap();
-    let limited = deployment.parts.protocol_endpoint().with_rate_limiter(limiter);
+    let limited = deployment
+        .parts
+        .protocol_endpoint()
+        .with_rate_limiter(limiter);
     let server = spawn_server(edk_server::app(
         &HttpConfig::default(),
         &metrics,
@@ -55,7 +58,10 @@ async fn the_response_uri_is_cut_off_past_the_tenant_limit_with_a_problem() {
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     let problem: Value = refused.json().await.unwrap();
-    assert_eq!(problem["type"], "https://edk.dev/problems/too-many-requests");
+    assert_eq!(
+        problem["type"],
+        "https://edk.dev/problems/too-many-requests"
+    );
     assert_eq!(problem["status"], 429);
     // The other tenant has a budget of its own.
     assert_eq!(post("other").await.unwrap().status().as_u16(), 400);
