@@ -37,7 +37,7 @@ impl Drop for Prefix {
     }
 }
 
-fn config(redis: serde_json::Value, on_error: &str) -> RateLimitConfig {
+fn config(redis: &serde_json::Value, on_error: &str) -> RateLimitConfig {
     serde_json::from_value(serde_json::json!({
         "redis": redis,
         "on_backend_error": on_error,
@@ -65,7 +65,7 @@ async fn two_replicas_share_their_counters_in_redis_until_the_window_ends() {
     let prefix = Prefix::new();
     let clock = Arc::new(FixedClock::at_unix(1_800_000_000));
     let config = config(
-        serde_json::json!({"url": REDIS_URL, "key_prefix": prefix.0}),
+        &serde_json::json!({"url": REDIS_URL, "key_prefix": prefix.0}),
         "open",
     );
     let metrics = Metrics::new().unwrap();
@@ -123,7 +123,7 @@ async fn a_tenant_override_replaces_the_process_limit_for_that_tenant_only() {
     let clock = Arc::new(FixedClock::at_unix(1_800_000_000));
     let limiter = RateLimiter::new(
         &config(
-            serde_json::json!({"url": REDIS_URL, "key_prefix": prefix.0}),
+            &serde_json::json!({"url": REDIS_URL, "key_prefix": prefix.0}),
             "open",
         ),
         clock,
@@ -168,7 +168,7 @@ async fn a_redis_that_does_not_answer_lets_requests_through_or_refuses_them_as_c
     let none = open_limits();
 
     let open = RateLimiter::new(
-        &config(serde_json::json!({"url": url}), "open"),
+        &config(&serde_json::json!({"url": url}), "open"),
         clock.clone(),
         Some(&metrics),
     )
@@ -180,7 +180,7 @@ async fn a_redis_that_does_not_answer_lets_requests_through_or_refuses_them_as_c
         );
     }
     let closed = RateLimiter::new(
-        &config(serde_json::json!({"url": url}), "closed"),
+        &config(&serde_json::json!({"url": url}), "closed"),
         clock,
         Some(&metrics),
     )
