@@ -1,7 +1,7 @@
 //! The configuration of `edk-as`.
 
 use edk_oauth::AsConfig;
-use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, RateLimitConfig};
 use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
 
@@ -33,6 +33,10 @@ pub struct AsServerConfig {
     /// The authorization server's behaviour (token lifetimes, `tx_code` attempts, DPoP).
     #[serde(default)]
     pub oauth: AsConfig,
+    /// Rate limits of the protocol endpoints (`/authorize`, `/callback`, `/par`, `/token`),
+    /// in this process or in Redis; none by default.
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
 }
 
 edk_server::impl_service_config!(AsServerConfig, directory);

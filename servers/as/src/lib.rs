@@ -15,7 +15,7 @@ use edk_oauth::{AuthorizationServer, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
-    Service, openapi_routes,
+    RateLimiter, Service, openapi_routes,
 };
 use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
@@ -40,6 +40,9 @@ pub enum Error {
     /// The admin authentication is misconfigured.
     #[error("the admin authentication could not be set up")]
     Auth(#[source] AuthSetupError),
+    /// The `rate_limits` section is invalid.
+    #[error("the rate limits could not be set up")]
+    RateLimits(#[source] edk_server::rate_limit::RateLimitError),
 }
 
 /// The authorization server `edk-as`, built from its configuration and the shared
@@ -52,6 +55,7 @@ pub struct AsServer {
     auth: AdminAuth,
     http: HttpConfig,
     metrics: Metrics,
+    limiter: RateLimiter,
 }
 
 impl AsServer {
@@ -60,7 +64,8 @@ impl AsServer {
     /// federates end users to each tenant's upstream OpenID Provider).
     ///
     /// # Errors
-    /// [`Error::Auth`] when the admin issuers are misconfigured.
+    /// [`Error::Auth`] when the admin issuers are misconfigured, [`Error::RateLimits`] when
+    /// the `rate_limits` section is invalid.
     pub fn with_server(
         config: &AsServerConfig,
         deps: &Deps,
@@ -73,6 +78,9 @@ impl AsServer {
             Some(deps.http()),
         )
         .map_err(Error::Auth)?;
+        let limiter = RateLimiter::new(&config.rate_limits, deps.clock(), Some(deps.metrics()))
+            .map_err(Error::RateLimits)?
+            .for_service("as");
         Ok(Self {
             tenancy: deps.tenancy().clone(),
             server,
@@ -80,7 +88,14 @@ impl AsServer {
             auth,
             http: config.http.clone(),
             metrics: deps.metrics().clone(),
+            limiter,
         })
+    }
+
+    /// The rate limiter of the protocol endpoints (counting for the service `as`).
+    #[must_use]
+    pub const fn rate_limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     /// The authorization server inside.
@@ -157,6 +172,7 @@ impl Service for AsServer {
             &self.tenancy,
             &self.server,
             admin,
+            Some(self.limiter.clone()),
         )
     }
 }
@@ -195,7 +211,8 @@ pub fn admin_routes(
 }
 
 /// The whole application: the admin surface for `/api/...` and the anonymous paths, the
-/// per-tenant protocol surface for everything else, `/metrics`, and the shared middleware.
+/// per-tenant protocol surface for everything else (with `rate_limiter`'s limits when
+/// given), `/metrics`, and the shared middleware.
 ///
 /// # Errors
 /// [`AuthSetupError`] when the admin issuers are misconfigured.
@@ -212,9 +229,10 @@ pub fn build_app(
     health: HealthApi,
     clock: Arc<dyn Clock>,
     client: Option<&reqwest::Client>,
+    rate_limiter: Option<RateLimiter>,
 ) -> Result<BoxEndpoint<'static, Response>, AuthSetupError> {
     let admin = admin_routes(tenancy, server, health, auth, clock, client)?;
-    Ok(compose(http, metrics, tenancy, server, admin))
+    Ok(compose(http, metrics, tenancy, server, admin, rate_limiter))
 }
 
 /// The admin surface beside the protocol surface, with `/metrics` and the middleware.
@@ -224,8 +242,12 @@ fn compose(
     tenancy: &Tenancy,
     server: &Arc<AuthorizationServer>,
     admin: BoxEndpoint<'static, Response>,
+    limiter: Option<RateLimiter>,
 ) -> BoxEndpoint<'static, Response> {
-    let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(server)).boxed();
-    let dispatch = edk_server::SurfaceDispatch::new(admin, protocol);
+    let mut protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(server));
+    if let Some(limiter) = limiter {
+        protocol = protocol.with_rate_limiter(limiter);
+    }
+    let dispatch = edk_server::SurfaceDispatch::new(admin, protocol.boxed());
     edk_server::app(http, metrics, None, Route::new().nest("/", dispatch))
 }

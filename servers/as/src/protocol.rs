@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use edk_core::ErrorChain;
 use edk_oauth::{
     AuthorizationServer, AuthorizeOutcome, EndpointCall, Error, OAuthErrorCode, Params,
 };
+use edk_server::rate_limit::{Decision, RateKey, RateLimiter, Scope};
 use edk_server::routing::resolve_public;
 use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext};
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, Request, Response};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 
 /// The protocol endpoint: `/authorize`, `/callback`, `/par`, `/token`, `/introspect`,
 /// `/revoke`, `/challenge`, `/jwks.json` and the well-known documents of every tenant's AS.
@@ -19,13 +23,91 @@ use serde_json::{Value, json};
 pub struct ProtocolEndpoint {
     tenancy: Tenancy,
     server: Arc<AuthorizationServer>,
+    limiter: Option<RateLimiter>,
 }
 
 impl ProtocolEndpoint {
-    /// The endpoint over `tenancy`'s routing and `server`.
+    /// The endpoint over `tenancy`'s routing and `server`, with no rate limits.
     #[must_use]
     pub const fn new(tenancy: Tenancy, server: Arc<AuthorizationServer>) -> Self {
-        Self { tenancy, server }
+        Self {
+            tenancy,
+            server,
+            limiter: None,
+        }
+    }
+
+    /// The endpoint with `limiter`'s limits on `/authorize`, `/callback`, `/par` and `/token`:
+    /// per client address and tenant, per client on `/authorize`, `/par` and `/token`, per
+    /// refresh-token family and per pre-authorized code (`tx_code` attempts) on `/token`.
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The rate-limit refusal of a request to `endpoint` with `params`, if it is refused.
+    /// Checked before any signature or database write, so a refused request changes nothing.
+    async fn limited(
+        &self,
+        tenant: &TenantContext,
+        req: &Request,
+        endpoint: &str,
+        params: &Params,
+    ) -> Option<Response> {
+        let limiter = self.limiter.as_ref()?;
+        let param = |name: &str| params.get(name).ok().flatten().filter(|v| !v.is_empty());
+        let mut keys = vec![RateKey::tenant()];
+        if let Some(ip) = limiter.client_ip(req) {
+            keys.push(RateKey::ip(ip));
+        }
+        if endpoint != "/callback"
+            && let Some(client) =
+                basic_client_id(req).or_else(|| param("client_id").map(str::to_owned))
+        {
+            keys.push(RateKey::new(Scope::Client, client));
+        }
+        if endpoint == "/token" {
+            match param("grant_type") {
+                Some(PRE_AUTHORIZED_CODE_GRANT) => {
+                    if let Some(code) = param("pre-authorized_code") {
+                        keys.push(RateKey::new(Scope::PreAuthorizedCode, code));
+                    }
+                }
+                Some("refresh_token") => {
+                    if let Some(token) = param("refresh_token") {
+                        keys.push(self.refresh_family(tenant, limiter, token).await);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let decision = limiter.check(tenant, &keys).await;
+        if let Decision::Limited { scope, .. } = decision {
+            tracing::info!(
+                tenant = %tenant.id(),
+                endpoint,
+                scope = scope.name(),
+                "request refused by a rate limit"
+            );
+        }
+        decision.oauth_response()
+    }
+
+    /// The refresh-token family key of `token`: the family its record names (one read), or
+    /// the token itself when it has no current record.
+    async fn refresh_family(
+        &self,
+        tenant: &TenantContext,
+        limiter: &RateLimiter,
+        token: &str,
+    ) -> RateKey {
+        let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+        let now = limiter.clock().unix_seconds();
+        match self.server.store().refresh_token(tenant, &hash, now).await {
+            Ok(Some(record)) => RateKey::new(Scope::RefreshTokenFamily, record.family),
+            _ => RateKey::new(Scope::RefreshTokenFamily, hash),
+        }
     }
 
     async fn resolve(&self, req: &Request) -> Option<(TenantContext, RoutedPath)> {
@@ -33,6 +115,22 @@ impl ProtocolEndpoint {
             resolve_public(&self.tenancy, ServiceType::As, req, &APPENDED_DOCUMENTS).await?;
         Some((resolution.context, resolution.path))
     }
+}
+
+/// The grant type of OpenID4VCI's pre-authorized code flow.
+const PRE_AUTHORIZED_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:pre-authorized_code";
+
+/// The client id of an HTTP Basic `Authorization` header (RFC 6749 §2.3.1), as sent.
+fn basic_client_id(req: &Request) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = STANDARD.decode(credentials.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, _) = decoded.split_once(':')?;
+    (!id.is_empty()).then(|| id.to_owned())
 }
 
 /// The metadata documents also served at `<issuer>/.well-known/<name>`: OpenID Connect
@@ -197,14 +295,31 @@ impl Endpoint for ProtocolEndpoint {
                 }
                 ("/authorize" | "/callback", &Method::GET) => {
                     let params = Params::parse(req.uri().query().unwrap_or_default());
-                    authorize(server, &tenant, rest, &params).await
+                    match self.limited(&tenant, &req, rest, &params).await {
+                        Some(refused) => refused,
+                        None => authorize(server, &tenant, rest, &params).await,
+                    }
                 }
                 ("/authorize" | "/callback", &Method::POST) => {
                     let params = form(&mut req).await?;
-                    authorize(server, &tenant, rest, &params).await
+                    match self.limited(&tenant, &req, rest, &params).await {
+                        Some(refused) => refused,
+                        None => authorize(server, &tenant, rest, &params).await,
+                    }
                 }
                 ("/token" | "/par" | "/introspect" | "/revoke", &Method::POST) => {
                     let params = form(&mut req).await?;
+                    let limited = if matches!(rest.as_str(), "/token" | "/par") {
+                        self.limited(&tenant, &req, rest, &params).await
+                    } else {
+                        None
+                    };
+                    if let Some(mut refused) = limited {
+                        if cors.is_some() {
+                            allow_any_origin(&mut refused);
+                        }
+                        return Ok(refused);
+                    }
                     let call = call(params, &req);
                     match rest.as_str() {
                         "/token" => match server.token(&tenant, &call).await {

@@ -353,7 +353,8 @@ impl DepsBuilder {
         self
     }
 
-    /// A tenant configuration key the server reads.
+    /// A tenant configuration key the server reads. Every server has the rate-limit
+    /// overrides [`RATE_LIMITS`](crate::rate_limit::RATE_LIMITS) already.
     #[must_use]
     pub fn config_key<T>(mut self, key: &'static ConfigKey<T>) -> Self
     where
@@ -386,7 +387,10 @@ impl DepsBuilder {
         let schema = self
             .schema
             .into_iter()
-            .fold(ConfigSchema::builder(), |builder, step| step(builder))
+            .fold(
+                ConfigSchema::builder().key(&crate::rate_limit::RATE_LIMITS),
+                |builder, step| step(builder),
+            )
             .build()
             .map_err(DepsError::ConfigSchema)?;
         let cancel = CancellationToken::new();

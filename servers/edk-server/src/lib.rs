@@ -14,6 +14,7 @@ pub mod observe;
 pub mod pool_metrics;
 pub mod problem;
 pub mod provider_metrics;
+pub mod rate_limit;
 pub mod routing;
 pub mod scheduler;
 pub mod serve;
@@ -31,6 +32,7 @@ pub use observe::Observe;
 pub use pool_metrics::PoolMetrics;
 pub use problem::{ApiError, Problem, ProblemType, problem_for, problem_for_poem_error};
 pub use provider_metrics::ProviderMetrics;
+pub use rate_limit::{Decision, RateKey, RateLimitConfig, RateLimiter, Scope};
 pub use scheduler::JobMetrics;
 pub use serve::{
     ANONYMOUS_PATHS, BoundServer, SurfaceDispatch, TestServer, app, bind, init_tracing,

@@ -6,7 +6,11 @@
 //! - `http_tenant_requests_total{tenant, class}` (class `2xx`, `3xx`, `4xx`, `5xx`) and
 //!   `http_tenant_request_duration_seconds{tenant}`: the same per tenant id, for the first
 //!   [`DEFAULT_TENANT_LABELS`] tenants seen by the process; later ones share the label `other`
-//!   and requests for no tenant have `none`, so the series count stays bounded.
+//!   and requests for no tenant have `none`, so the series count stays bounded;
+//! - `rate_limited_requests_total{scope}`: requests refused by a rate limit, by the scope whose
+//!   limit was reached, and `rate_limit_backend_errors_total{on_backend_error}`: checks whose
+//!   backend (Redis) failed, by the policy applied (`open` let the request through, `closed`
+//!   refused it).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -41,6 +45,8 @@ pub struct Metrics {
     duration: HistogramVec,
     tenant_requests: IntCounterVec,
     tenant_duration: HistogramVec,
+    rate_limited: IntCounterVec,
+    rate_limit_errors: IntCounterVec,
     tenants: Arc<TenantLabels>,
 }
 
@@ -107,6 +113,22 @@ impl Metrics {
             ),
             &["tenant"],
         )?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "rate_limited_requests_total",
+                "Requests refused by a rate limit, by scope",
+            ),
+            &["scope"],
+        )?;
+        let rate_limit_errors = IntCounterVec::new(
+            Opts::new(
+                "rate_limit_backend_errors_total",
+                "Rate-limit checks whose backend failed, by the policy applied",
+            ),
+            &["on_backend_error"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        registry.register(Box::new(rate_limit_errors.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(tenant_requests.clone()))?;
@@ -117,6 +139,8 @@ impl Metrics {
             duration,
             tenant_requests,
             tenant_duration,
+            rate_limited,
+            rate_limit_errors,
             tenants: Arc::new(TenantLabels {
                 limit,
                 labelled: Mutex::new(HashSet::new()),
@@ -156,6 +180,17 @@ impl Metrics {
         self.tenant_duration
             .with_label_values(&[tenant.as_str()])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one request refused by the rate limit of `scope`.
+    pub fn observe_rate_limited(&self, scope: &str) {
+        self.rate_limited.with_label_values(&[scope]).inc();
+    }
+
+    /// Records one rate-limit check whose backend failed, handled by `policy` (`open` or
+    /// `closed`).
+    pub fn observe_rate_limit_backend_error(&self, policy: &str) {
+        self.rate_limit_errors.with_label_values(&[policy]).inc();
     }
 
     /// The metrics in the Prometheus text format.

@@ -98,6 +98,8 @@ pub enum ProblemType {
     Timeout,
     /// 401: the caller did not authenticate, or its credentials failed.
     Unauthenticated,
+    /// 429: a rate limit is exceeded; `Retry-After` tells when to try again.
+    TooManyRequests,
     /// 503: a dependency did not answer.
     Unavailable,
     /// 415: the request body has a media type the endpoint does not accept.
@@ -108,7 +110,7 @@ pub enum ProblemType {
 
 impl ProblemType {
     /// Every problem type, for documentation and tests.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::Conflict,
         Self::Forbidden,
         Self::Internal,
@@ -119,6 +121,7 @@ impl ProblemType {
         Self::PayloadTooLarge,
         Self::Timeout,
         Self::Unauthenticated,
+        Self::TooManyRequests,
         Self::Unavailable,
         Self::UnsupportedMediaType,
         Self::Unsupported,
@@ -138,6 +141,7 @@ impl ProblemType {
             Self::PayloadTooLarge => "https://edk.dev/problems/payload-too-large",
             Self::Timeout => "https://edk.dev/problems/timeout",
             Self::Unauthenticated => "https://edk.dev/problems/unauthenticated",
+            Self::TooManyRequests => "https://edk.dev/problems/too-many-requests",
             Self::Unavailable => "https://edk.dev/problems/unavailable",
             Self::UnsupportedMediaType => "https://edk.dev/problems/unsupported-media-type",
             Self::Unsupported => "https://edk.dev/problems/unsupported",
@@ -158,6 +162,7 @@ impl ProblemType {
             Self::PayloadTooLarge => "payload too large",
             Self::Timeout => "timeout",
             Self::Unauthenticated => "unauthenticated",
+            Self::TooManyRequests => "too many requests",
             Self::Unavailable => "unavailable",
             Self::UnsupportedMediaType => "unsupported media type",
             Self::Unsupported => "unsupported",
@@ -178,6 +183,7 @@ impl ProblemType {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unsupported => StatusCode::UNPROCESSABLE_ENTITY,

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use edk_did_server::ResolverSettings;
 use edk_issuer_server::IssuerSettings;
 use edk_oauth::AsConfig;
-use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, RateLimitConfig};
 use edk_tenancy::DatabaseConfig;
 use edk_verifier_server::VerifierSettings;
 
@@ -53,4 +53,9 @@ pub struct EdkConfig {
     /// The verifiers' behaviour (request lifetimes), as `verifier` in `edk-verifier`.
     #[serde(default)]
     pub verifier: VerifierSettings,
+    /// Rate limits of the public endpoints of the authorization servers, issuers and
+    /// verifiers, as `rate_limits` in each server (each service counts its own requests);
+    /// none by default.
+    #[serde(default)]
+    pub rate_limits: Box<RateLimitConfig>,
 }

@@ -219,6 +219,7 @@ impl Edk {
             kms: kms.clone(),
             directory: None,
             oauth: config.oauth.clone(),
+            rate_limits: (*config.rate_limits).clone(),
         };
         let did_config = DidServerConfig {
             http: config.http.clone(),
@@ -365,10 +366,19 @@ impl Edk {
         .with(self.platform_auth.clone())
         .with(self.auth.clone())
         .boxed();
-        let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth())).boxed();
+        let limiter = self.oauth.rate_limiter();
+        let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth()))
+            .with_rate_limiter(limiter.clone())
+            .boxed();
         let did_files = self.did().public_endpoint().boxed();
-        let issuer = self.issuer.protocol_endpoint();
-        let verifier = self.verifier.protocol_endpoint();
+        let issuer = self
+            .issuer
+            .protocol_endpoint()
+            .with_rate_limiter(limiter.for_service("issuer"));
+        let verifier = self
+            .verifier
+            .protocol_endpoint()
+            .with_rate_limiter(limiter.for_service("verifier"));
         app(
             &self.config.http,
             self.deps.metrics(),

@@ -96,7 +96,13 @@ async fn serve(config: EdkConfig, data: &DataDir) -> anyhow::Result<()> {
     tracing::info!(config = ?config, data_dir = %data.path().display(), "effective configuration");
     let http_client = edk_server::deps::outbound_http_client(&config.http)
         .context("cannot build the HTTP client")?;
-    let edk = Edk::start(&config, data, Arc::new(SystemClock), &http_client).await?;
+    let edk = Box::pin(Edk::start(
+        &config,
+        data,
+        Arc::new(SystemClock),
+        &http_client,
+    ))
+    .await?;
     let server = bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;

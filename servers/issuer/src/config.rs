@@ -2,7 +2,7 @@
 
 use edk_oauth::AsConfig;
 use edk_oid4vci::{Encryption, IssuerOptions};
-use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, RateLimitConfig};
 use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
 
@@ -39,6 +39,10 @@ pub struct IssuerServerConfig {
     /// The issuer's behaviour.
     #[serde(default)]
     pub issuer: IssuerSettings,
+    /// Rate limits of the public issuer endpoints (per tenant and client address), in this
+    /// process or in Redis; none by default.
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
 }
 
 /// The `issuer` section: lifetimes, batch size and request leniency.

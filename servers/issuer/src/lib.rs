@@ -24,7 +24,7 @@ use edk_oid4vci::{HttpClaimsSource, Issuer, IssuerOptions, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
-    Service, openapi_routes,
+    RateLimiter, Service, openapi_routes,
 };
 use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
@@ -56,6 +56,9 @@ pub enum Error {
     /// The resolver of key proofs named by DID could not be built.
     #[error("building the proof key resolver failed")]
     Resolver(#[source] edk_did::Error),
+    /// The `rate_limits` section is invalid.
+    #[error("the rate limits could not be set up")]
+    RateLimits(#[source] edk_server::rate_limit::RateLimitError),
 }
 
 /// The issuer's parts over a tenancy, a KMS and the tenants' authorization server, for the
@@ -188,6 +191,7 @@ pub struct IssuerServer {
     auth: AdminAuth,
     http: HttpConfig,
     metrics: Metrics,
+    limiter: RateLimiter,
 }
 
 impl IssuerServer {
@@ -260,7 +264,11 @@ impl Service for IssuerServer {
             Some(deps.http()),
         )
         .map_err(Error::Auth)?;
+        let limiter = RateLimiter::new(&config.rate_limits, deps.clock(), Some(deps.metrics()))
+            .map_err(Error::RateLimits)?
+            .for_service("issuer");
         Ok(Self {
+            limiter,
             parts: IssuerParts {
                 tenancy: deps.tenancy().clone(),
                 issuer: Arc::new(issuer),
@@ -297,7 +305,13 @@ impl Service for IssuerServer {
         let admin = openapi_routes(openapi_service(&self.parts, self.health.clone()))
             .with(self.auth.clone())
             .boxed();
-        compose(&self.http, &self.metrics, &self.parts, admin)
+        compose(
+            &self.http,
+            &self.metrics,
+            &self.parts,
+            admin,
+            Some(self.limiter.clone()),
+        )
     }
 }
 
@@ -331,7 +345,7 @@ pub fn build_app(
     let admin = openapi_routes(openapi_service(parts, health))
         .with(admin_auth)
         .boxed();
-    Ok(compose(http, metrics, parts, admin))
+    Ok(compose(http, metrics, parts, admin, None))
 }
 
 /// The admin surface beside the protocol surface, with `/metrics` and the middleware.
@@ -340,8 +354,13 @@ fn compose(
     metrics: &Metrics,
     parts: &IssuerParts,
     admin: BoxEndpoint<'static, Response>,
+    limiter: Option<RateLimiter>,
 ) -> BoxEndpoint<'static, Response> {
-    let protocol = parts.protocol_endpoint().boxed();
+    let mut protocol = parts.protocol_endpoint();
+    if let Some(limiter) = limiter {
+        protocol = protocol.with_rate_limiter(limiter);
+    }
+    let protocol = protocol.boxed();
     edk_server::app(
         http,
         metrics,

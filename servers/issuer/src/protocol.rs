@@ -16,6 +16,7 @@ use edk_oauth::{
 use edk_oid4vci::RequestBody;
 use edk_oid4vci::issuer::Error as IssuerError;
 use edk_oid4vci::{CredentialAnswer, CredentialErrorCode, Issuer, IssuerEndpoints, ProtocolError};
+use edk_server::rate_limit::{RateKey, RateLimiter};
 use edk_server::routing::resolve_public;
 use edk_server::{Problem, ProblemType};
 use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext, TenantDirectory as _};
@@ -63,6 +64,7 @@ pub struct ProtocolEndpoint {
     metadata_max_age_secs: u32,
     keys: TokenKeys,
     jwks: Arc<Mutex<HashMap<String, Arc<RemoteJwks>>>>,
+    limiter: Option<RateLimiter>,
 }
 
 /// A tenant as the issuer surface sees it: its issuer binding and its AS binding.
@@ -126,7 +128,26 @@ impl ProtocolEndpoint {
             metadata_max_age_secs,
             keys,
             jwks: Arc::default(),
+            limiter: None,
         }
+    }
+
+    /// The endpoint with `limiter`'s per-tenant and per-address limits on every request of
+    /// the public surface, checked before any signature or database write.
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    /// The rate-limit refusal of `req` for `tenant` (OAuth error format), if it is refused.
+    async fn limited(&self, tenant: &TenantContext, req: &Request) -> Option<Response> {
+        let limiter = self.limiter.as_ref()?;
+        let mut keys = vec![RateKey::tenant()];
+        if let Some(ip) = limiter.client_ip(req) {
+            keys.push(RateKey::ip(ip));
+        }
+        limiter.check(tenant, &keys).await.oauth_response()
     }
 
     /// The keys of the access tokens of `bound`'s authorization server.
@@ -553,6 +574,8 @@ impl Endpoint for ProtocolEndpoint {
                 .finish();
             set_header(&mut response, "allow", methods);
             response
+        } else if let Some(refused) = self.limited(&tenant, &req).await {
+            refused
         } else {
             match bound(&self.tenancy, tenant).await {
                 Err(err) => internal(&err),

@@ -1,6 +1,6 @@
 //! The configuration of `edk-verifier`.
 
-use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig};
+use edk_server::{AuthConfig, HttpConfig, KmsConfig, LogConfig, RateLimitConfig};
 use edk_tenancy::DatabaseConfig;
 use serde::Deserialize;
 
@@ -32,6 +32,10 @@ pub struct VerifierServerConfig {
     /// The verifier's behaviour.
     #[serde(default)]
     pub verifier: VerifierSettings,
+    /// Rate limits of the public verifier endpoints (per tenant and client address), in
+    /// this process or in Redis; none by default.
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
 }
 
 /// The `verifier` section: lifetimes, status lists, retention and webhooks.

@@ -16,7 +16,7 @@ use edk_core::Clock;
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
-    Service, openapi_routes,
+    RateLimiter, Service, openapi_routes,
 };
 use edk_tenancy::Tenancy;
 use poem::endpoint::BoxEndpoint;
@@ -43,6 +43,9 @@ pub enum Error {
     /// The admin authentication is misconfigured.
     #[error("the admin authentication could not be set up")]
     Auth(#[source] AuthSetupError),
+    /// The `rate_limits` section is invalid.
+    #[error("the rate limits could not be set up")]
+    RateLimits(#[source] edk_server::rate_limit::RateLimitError),
 }
 
 /// The verifier's parts over a tenancy and a KMS, for the standalone binary and for mounting
@@ -134,6 +137,7 @@ pub struct VerifierServer {
     auth: AdminAuth,
     http: HttpConfig,
     metrics: Metrics,
+    limiter: RateLimiter,
 }
 
 impl VerifierServer {
@@ -165,7 +169,11 @@ impl Service for VerifierServer {
             Some(deps.http()),
         )
         .map_err(Error::Auth)?;
+        let limiter = RateLimiter::new(&config.rate_limits, deps.clock(), Some(deps.metrics()))
+            .map_err(Error::RateLimits)?
+            .for_service("verifier");
         Ok(Self {
+            limiter,
             parts: VerifierParts::new(
                 deps.tenancy().clone(),
                 deps.kms().kms(),
@@ -188,7 +196,13 @@ impl Service for VerifierServer {
         let admin = openapi_routes(openapi_service(&self.parts, self.health.clone()))
             .with(self.auth.clone())
             .boxed();
-        compose(&self.http, &self.metrics, &self.parts, admin)
+        compose(
+            &self.http,
+            &self.metrics,
+            &self.parts,
+            admin,
+            Some(self.limiter.clone()),
+        )
     }
 }
 
@@ -222,7 +236,7 @@ pub fn build_app(
     let admin = openapi_routes(openapi_service(parts, health))
         .with(admin_auth)
         .boxed();
-    Ok(compose(http, metrics, parts, admin))
+    Ok(compose(http, metrics, parts, admin, None))
 }
 
 /// The admin surface beside the protocol surface, with `/metrics` and the middleware.
@@ -231,8 +245,13 @@ fn compose(
     metrics: &Metrics,
     parts: &VerifierParts,
     admin: BoxEndpoint<'static, Response>,
+    limiter: Option<RateLimiter>,
 ) -> BoxEndpoint<'static, Response> {
-    let protocol = parts.protocol_endpoint().boxed();
+    let mut protocol = parts.protocol_endpoint();
+    if let Some(limiter) = limiter {
+        protocol = protocol.with_rate_limiter(limiter);
+    }
+    let protocol = protocol.boxed();
     edk_server::app(
         http,
         metrics,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use edk_core::{ErrorChain, ErrorKind, HasKind as _};
 use edk_oid4vp::REQUEST_OBJECT_TYP;
+use edk_server::rate_limit::{RateKey, RateLimiter};
 use edk_server::routing::resolve_public;
 use edk_server::{Problem, ProblemType};
 use edk_tenancy::{RoutedPath, ServiceType, Tenancy, TenantContext};
@@ -23,13 +24,27 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct ProtocolEndpoint {
     tenancy: Tenancy,
     verifier: Arc<Verifier>,
+    limiter: Option<RateLimiter>,
 }
 
 impl ProtocolEndpoint {
     /// The endpoint over `tenancy`'s routing, answering with `verifier`.
     #[must_use]
     pub const fn new(tenancy: Tenancy, verifier: Arc<Verifier>) -> Self {
-        Self { tenancy, verifier }
+        Self {
+            tenancy,
+            verifier,
+            limiter: None,
+        }
+    }
+
+    /// The endpoint with `limiter`'s per-tenant and per-address limits on the request
+    /// objects and the `response_uri`, checked before any signature or database write: a
+    /// refusal is a `too-many-requests` problem (429) with `Retry-After`.
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: RateLimiter) -> Self {
+        self.limiter = Some(limiter);
+        self
     }
 
     /// Whether `req` is for a path of this surface (a tenant's verifier binding resolves it to
@@ -163,6 +178,15 @@ impl Endpoint for ProtocolEndpoint {
                 .finish();
             set_header(&mut response, "allow", methods);
             return Ok(response);
+        }
+        if let Some(limiter) = &self.limiter {
+            let mut keys = vec![RateKey::tenant()];
+            if let Some(ip) = limiter.client_ip(&req) {
+                keys.push(RateKey::ip(ip));
+            }
+            if let Some(refused) = limiter.check(&tenant, &keys).await.problem_response() {
+                return Ok(refused);
+            }
         }
         match request_handle(rest) {
             Some(handle) => {

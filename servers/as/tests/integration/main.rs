@@ -15,6 +15,7 @@ mod claims;
 mod federation_tls;
 mod openapi;
 mod protocol_openapi;
+mod rate_limits;
 mod remote_kms;
 mod replicas;
 mod schemathesis;

@@ -19,7 +19,9 @@ use edk_kms::provider::software::{
 };
 use edk_oauth::testkit::PreApprovedAuthenticator;
 use edk_oauth::{AsConfig, AuthorizationServer, SqlStore};
-use edk_server::{AuthConfig, HttpConfig, Metrics, TestServer, TrustedIssuer, spawn_server};
+use edk_server::{
+    AuthConfig, HttpConfig, Metrics, RateLimitConfig, TestServer, TrustedIssuer, spawn_server,
+};
 use edk_tenancy::store::sqlite::SqliteConfig;
 use edk_tenancy::{DatabaseConfig, EndpointBinding, ServiceType, Tenancy, WellKnownLayout};
 use edk_testkit::TestDb;
@@ -161,11 +163,15 @@ fn provider(kek: &SecretString) -> Arc<SoftwareProvider> {
     )
 }
 
+/// The rate limits of a replica and the clock their windows follow.
+pub(crate) type Limits<'a> = Option<(&'a RateLimitConfig, Arc<dyn Clock>)>;
+
 async fn replica(
     database: DatabaseConfig,
     kms: &KmsMode,
     admin: &JwkSet,
     config: AsConfig,
+    limits: Limits<'_>,
 ) -> Replica {
     let tenancy = Tenancy::builder(database)
         .migrations(edk_kms::migrations().unwrap())
@@ -174,6 +180,7 @@ async fn replica(
             edk_tenancy::ConfigSchema::builder()
                 .key(&edk_oauth::federation::UPSTREAM_OIDC)
                 .key(&edk_oauth::client_attestation::CLIENT_ATTESTATION)
+                .key(&edk_server::rate_limit::RATE_LIMITS)
                 .build()
                 .unwrap(),
         )
@@ -202,15 +209,20 @@ async fn replica(
     let mut auth = AuthConfig::default();
     auth.issuers
         .push(TrustedIssuer::with_jwks(ADMIN_ISSUER, admin.clone()));
+    let metrics = Metrics::new().unwrap();
+    let limiter = limits.map(|(limits, clock)| {
+        edk_server::RateLimiter::new(limits, clock, Some(&metrics)).unwrap()
+    });
     let app = edk_as_server::build_app(
         &HttpConfig::default(),
         &auth,
-        &Metrics::new().unwrap(),
+        &metrics,
         &tenancy,
         &server,
         edk_server::HealthApi::new(),
         clock,
         None,
+        limiter,
     )
     .unwrap();
     let http = spawn_server(app).await.unwrap();
@@ -235,7 +247,7 @@ impl Deployment {
         };
         let database = DatabaseConfig::Sqlite(SqliteConfig::new(dir.path()));
         let (kms, kms_server) = kms_mode(&database).await;
-        let one = replica(database, &kms, &admin, config).await;
+        let one = replica(database, &kms, &admin, config, None).await;
         Self {
             replicas: vec![one],
             admin_key,
@@ -246,6 +258,15 @@ impl Deployment {
     }
 
     pub(crate) async fn postgres(replicas: usize) -> Self {
+        Self::postgres_limited(replicas, |_| None).await
+    }
+
+    /// `replicas` replicas on one PostgreSQL database, replica `i` with the rate limits
+    /// `limits(i)`.
+    pub(crate) async fn postgres_limited(
+        replicas: usize,
+        limits: impl Fn(usize) -> Limits<'static>,
+    ) -> Self {
         let db = TestDb::new().await;
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let admin = JwkSet {
@@ -256,8 +277,17 @@ impl Deployment {
         ));
         let (kms, kms_server) = kms_mode(&database).await;
         let mut all = Vec::new();
-        for _ in 0..replicas {
-            all.push(replica(database.clone(), &kms, &admin, AsConfig::default()).await);
+        for index in 0..replicas {
+            all.push(
+                replica(
+                    database.clone(),
+                    &kms,
+                    &admin,
+                    AsConfig::default(),
+                    limits(index),
+                )
+                .await,
+            );
         }
         Self {
             replicas: all,

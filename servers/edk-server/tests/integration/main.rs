@@ -13,4 +13,5 @@ mod health;
 mod jwks;
 mod observe;
 mod problems;
+mod rate_limit;
 mod support;

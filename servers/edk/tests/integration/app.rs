@@ -218,7 +218,7 @@ async fn data_dir_is_private_and_mints_the_token_once() {
     let first = DataDir::open(&path).unwrap();
     assert!(first.is_first_start());
     assert_eq!(first.bootstrap_issuer().issuer, BOOTSTRAP_ISSUER);
-    let edk = Edk::start(&config, &first, clock.clone(), &client)
+    let edk = Box::pin(Edk::start(&config, &first, clock.clone(), &client))
         .await
         .unwrap();
     assert!(edk.bootstrap_token().is_some());
@@ -232,7 +232,9 @@ async fn data_dir_is_private_and_mints_the_token_once() {
 
     let again = DataDir::open(&path).unwrap();
     assert!(!again.is_first_start());
-    let edk = Edk::start(&config, &again, clock, &client).await.unwrap();
+    let edk = Box::pin(Edk::start(&config, &again, clock, &client))
+        .await
+        .unwrap();
     assert!(edk.bootstrap_token().is_none());
     assert_eq!(edk.default_tenant(), tenant, "the default tenant is kept");
     edk.shutdown().await;

@@ -127,3 +127,69 @@ async fn the_service_is_built_from_its_configuration_and_serves_a_tenant() {
     server.shutdown().await.unwrap();
     started.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limits_of_its_configuration_cut_off_the_nonce_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config: IssuerServerConfig = serde_json::from_value(json!({
+        "database": { "backend": "sqlite", "directory": dir.path() },
+        "kms": { "mode": "local", "providers": [{
+            "kind": "software", "id": "software", "current_kek": "k1",
+            "keks": [{ "id": "k1", "key": generate_kek().unwrap().expose_secret() }],
+        }] },
+        "rate_limits": { "limits": { "per_ip": { "requests": 2, "window_secs": 60 } } },
+    }))
+    .unwrap();
+    let started =
+        edk_server::service::start::<IssuerServer>(&config, Arc::new(SystemClock), http())
+            .await
+            .unwrap();
+    let server = spawn_server(started.app()).await.unwrap();
+    let port = server.addr().port();
+    let tenancy = started.deps().tenancy();
+    for slug in ["acme", "other"] {
+        let tenant = tenancy
+            .provision(TenantSlug::new(slug).unwrap(), slug)
+            .await
+            .unwrap();
+        for service in [ServiceType::As, ServiceType::Issuer] {
+            let binding = EndpointBinding::new(
+                tenant.id,
+                service,
+                "localhost",
+                Some(port),
+                &format!("/{slug}"),
+                WellKnownLayout::Inserted,
+            )
+            .unwrap();
+            tenancy.bind(&binding).await.unwrap();
+        }
+    }
+    let nonce = |slug: &str| {
+        http()
+            .post(format!("http://localhost:{port}/{slug}/nonce"))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(nonce("acme").await.unwrap().status().as_u16(), 200);
+    }
+    let refused = nonce("acme").await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    // Each tenant counts its own requests.
+    assert_eq!(nonce("other").await.unwrap().status().as_u16(), 200);
+    let metrics = http().get(server.url("/metrics")).send().await.unwrap();
+    assert!(
+        metrics
+            .text()
+            .await
+            .unwrap()
+            .contains("rate_limited_requests_total{scope=\"ip\"} 1")
+    );
+
+    server.shutdown().await.unwrap();
+    started.shutdown().await;
+}

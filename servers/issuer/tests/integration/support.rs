@@ -255,6 +255,7 @@ impl Deployment {
             edk_server::HealthApi::new(),
             Arc::clone(&clock),
             None,
+            None,
         )
         .unwrap();
         let settings = IssuerSettings::default();

@@ -16,6 +16,7 @@ mod haip;
 mod interop;
 mod mdoc;
 mod openapi;
+mod rate_limits;
 mod replicas;
 mod retention;
 mod same_device;
