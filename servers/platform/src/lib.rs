@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admins;
 pub mod api;
 pub mod config;
 pub mod onboarding;
@@ -26,6 +27,7 @@ use edk_server::{
 use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
 
+pub use admins::TenantAdminApi;
 pub use api::PlatformApi;
 pub use config::{PlatformServerConfig, PlatformSettings};
 pub use operators::{
@@ -72,6 +74,7 @@ pub struct PlatformServer {
     kms: Arc<dyn Kms>,
     clock: Arc<dyn Clock>,
     realm: TenantId,
+    audience: String,
     health: HealthApi,
     auth: PlatformAuth,
     http: HttpConfig,
@@ -130,15 +133,16 @@ impl PlatformServer {
 
     /// The OpenAPI service of this server.
     #[must_use]
-    pub fn openapi_service(&self) -> OpenApiService<(HealthApi, PlatformApi), ()> {
+    pub fn openapi_service(&self) -> OpenApiService<(HealthApi, PlatformApis), ()> {
         openapi_service(
-            PlatformApi::new(
-                self.tenancy.clone(),
-                Arc::clone(&self.oauth),
-                Arc::clone(&self.kms),
-                Arc::clone(&self.clock),
-                self.realm,
-            ),
+            apis(&ApiDeps {
+                tenancy: self.tenancy.clone(),
+                oauth: Arc::clone(&self.oauth),
+                kms: Arc::clone(&self.kms),
+                clock: Arc::clone(&self.clock),
+                realm: self.realm,
+                audience: self.audience.clone(),
+            }),
             self.health.clone(),
         )
     }
@@ -195,6 +199,7 @@ impl Service for PlatformServer {
             kms: deps.kms().kms(),
             clock: deps.clock(),
             realm,
+            audience: config.auth.audience.clone(),
             health: deps.health(),
             http: config.http.clone(),
             metrics: deps.metrics().clone(),
@@ -236,12 +241,53 @@ fn announce(token: &SecretString) {
     );
 }
 
+/// Every API of the platform under `/api/platform/v1`.
+pub type PlatformApis = (PlatformApi, TenantAdminApi);
+
+/// What the platform APIs are built from.
+#[derive(Clone, Debug)]
+pub struct ApiDeps {
+    /// The tenancy.
+    pub tenancy: Tenancy,
+    /// The authorization server serving the operator realm (and the tenants' on this host).
+    pub oauth: Arc<AuthorizationServer>,
+    /// The KMS holding the tenants' keys.
+    pub kms: Arc<dyn Kms>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The operator realm.
+    pub realm: TenantId,
+    /// The audience EDK servers expect of admin tokens (`auth.audience`), which tenant
+    /// administrators' tokens of the operator authorization server name too.
+    pub audience: String,
+}
+
+/// The platform APIs over `deps`.
+#[must_use]
+pub fn apis(deps: &ApiDeps) -> PlatformApis {
+    (
+        PlatformApi::new(
+            deps.tenancy.clone(),
+            Arc::clone(&deps.oauth),
+            Arc::clone(&deps.kms),
+            Arc::clone(&deps.clock),
+            deps.realm,
+        ),
+        TenantAdminApi::new(
+            deps.tenancy.clone(),
+            Arc::clone(&deps.oauth),
+            deps.realm,
+            deps.audience.clone(),
+        ),
+    )
+}
+
 /// The OpenAPI service of the platform: health probes and `api`.
 #[must_use]
 pub fn openapi_service(
-    api: PlatformApi,
+    api: PlatformApis,
     health: HealthApi,
-) -> OpenApiService<(HealthApi, PlatformApi), ()> {
+) -> OpenApiService<(HealthApi, PlatformApis), ()> {
     OpenApiService::new((health, api), "EDK platform", env!("CARGO_PKG_VERSION"))
 }
 

@@ -7,6 +7,7 @@
 )]
 
 mod openapi;
+mod operator_tenant_admins;
 mod scopes;
 mod setup;
 mod support;
