@@ -167,7 +167,8 @@ impl Edk {
             .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?)
             .config_key(&edk_verifier_server::PRESENTATION_RETENTION)
             .config_key(&edk_platform_server::setup::SETUP_STATE)
-            .config_key(&edk_platform_server::onboarding::ONBOARDING);
+            .config_key(&edk_platform_server::onboarding::ONBOARDING)
+            .config_key(&edk_platform_server::operator_login::FEDERATED_OPERATORS);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -229,9 +230,31 @@ impl Edk {
             let kms = KmsServer::build(&kms_config, &deps)
                 .await
                 .map_err(Error::KmsServer)?;
-            let oauth = AsServer::build(&as_config, &deps)
-                .await
-                .map_err(Error::As)?;
+            // Operators log in to the operator realm through its upstream provider, and only
+            // the upstream users an operator allowed; other tenants federate as usual.
+            let federation: Arc<dyn edk_oauth::Authenticator> = Arc::new(
+                edk_oauth::federation::OidcFederation::new(
+                    deps.tenancy().clone(),
+                    deps.http().clone(),
+                    deps.clock(),
+                )
+                .with_kms(deps.kms().kms()),
+            );
+            let authenticator = Arc::new(edk_platform_server::OperatorLogin::new(
+                deps.tenancy().clone(),
+                Arc::clone(&federation),
+                federation,
+            ));
+            let oauth = AsServer::with_server(
+                &as_config,
+                &deps,
+                Arc::new(AsServer::authorization_server_with(
+                    &as_config,
+                    &deps,
+                    authenticator,
+                )),
+            )
+            .map_err(Error::As)?;
             let did = DidService::build(&did_config, &deps)
                 .await
                 .map_err(Error::Did)?;

@@ -4,6 +4,7 @@ pub mod admins;
 pub mod api;
 pub mod config;
 pub mod onboarding;
+pub mod operator_login;
 pub mod operators;
 pub mod setup;
 
@@ -18,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use edk_core::{Clock, TenantId};
 use edk_kms::Kms;
+use edk_oauth::federation::OidcFederation;
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
@@ -30,6 +32,7 @@ use edk_tenancy::scheduler::Job;
 pub use admins::TenantAdminApi;
 pub use api::PlatformApi;
 pub use config::{PlatformServerConfig, PlatformSettings};
+pub use operator_login::{OperatorLogin, OperatorLoginApi};
 pub use operators::{
     API_PREFIX, OPERATOR_PREFIX, OPERATOR_REALM_SLUG, PlatformAuth, PlatformBearer,
     PlatformPrincipal, SETUP_PATH,
@@ -61,6 +64,9 @@ pub enum Error {
 pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
     Ok(deps
         .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
+        .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
+        .config_key(&edk_oauth::federation::UPSTREAM_OIDC)
+        .config_key(&operator_login::FEDERATED_OPERATORS)
         .config_key(&setup::SETUP_STATE)
         .config_key(&onboarding::ONBOARDING)
         .config_key(&edk_oauth::client_attestation::CLIENT_ATTESTATION))
@@ -177,7 +183,14 @@ impl Service for PlatformServer {
         let oauth = Arc::new(AuthorizationServer::new(
             Arc::new(SqlStore::new(tenancy.clone())),
             deps.kms().kms(),
-            Arc::new(NoAuthenticator),
+            Arc::new(OperatorLogin::new(
+                tenancy.clone(),
+                Arc::new(
+                    OidcFederation::new(tenancy.clone(), deps.http().clone(), deps.clock())
+                        .with_kms(deps.kms().kms()),
+                ),
+                Arc::new(NoAuthenticator),
+            )),
             deps.clock(),
             config.oauth.clone(),
         ));
@@ -242,7 +255,7 @@ fn announce(token: &SecretString) {
 }
 
 /// Every API of the platform under `/api/platform/v1`.
-pub type PlatformApis = (PlatformApi, TenantAdminApi);
+pub type PlatformApis = (PlatformApi, TenantAdminApi, OperatorLoginApi);
 
 /// What the platform APIs are built from.
 #[derive(Clone, Debug)]
@@ -278,6 +291,12 @@ pub fn apis(deps: &ApiDeps) -> PlatformApis {
             Arc::clone(&deps.oauth),
             deps.realm,
             deps.audience.clone(),
+        ),
+        OperatorLoginApi::new(
+            deps.tenancy.clone(),
+            Arc::clone(&deps.oauth),
+            Arc::clone(&deps.clock),
+            deps.realm,
         ),
     )
 }

@@ -37,12 +37,19 @@ pub mod scope {
     pub const TENANT_CONFIG_READ: &str = "tenant:config:read";
     /// Changes a tenant's endpoint bindings and configuration, as [`TENANT_CONFIG_READ`].
     pub const TENANT_CONFIG_WRITE: &str = "tenant:config:write";
+    /// Reads the upstream users allowed as operators.
+    pub const OPERATORS_READ: &str = "platform:operators:read";
+    /// Sets the operators' upstream OpenID Provider, allows upstream users as operators and
+    /// registers operator clients.
+    pub const OPERATORS_WRITE: &str = "platform:operators:write";
     /// Every scope, as the first operator gets them.
-    pub const ALL: [&str; 4] = [
+    pub const ALL: [&str; 6] = [
         TENANTS_READ,
         TENANTS_WRITE,
         TENANT_CONFIG_READ,
         TENANT_CONFIG_WRITE,
+        OPERATORS_READ,
+        OPERATORS_WRITE,
     ];
 }
 

@@ -7,6 +7,7 @@
 )]
 
 mod openapi;
+mod operator_login;
 mod operator_tenant_admins;
 mod scopes;
 mod setup;
