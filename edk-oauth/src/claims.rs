@@ -119,6 +119,91 @@ pub(crate) fn copy_into_token(config: &AsConfig, grant: &Grant, claims: &mut Map
     }
 }
 
+/// The largest [`ClientMetadata::token_claims`] object, serialized, in bytes.
+pub const MAX_TOKEN_CLAIMS_BYTES: usize = 4 * 1024;
+
+/// The access-token claims the server sets itself, which a client cannot register.
+pub const RESERVED_TOKEN_CLAIMS: [&str; 15] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "cnf",
+    "authorization_details",
+    "issuer_state",
+    "auth_time",
+    "acr",
+    "amr",
+];
+
+/// Adds the client's registered [`ClientMetadata::token_claims`] (over a grant claim copied
+/// by configuration: the registration wins) and [`ClientMetadata::token_audiences`] to the
+/// access token `claims`.
+pub(crate) fn add_client_claims(metadata: &ClientMetadata, claims: &mut Map<String, Value>) {
+    for (name, value) in &metadata.token_claims {
+        if !RESERVED_TOKEN_CLAIMS.contains(&name.as_str()) {
+            claims.insert(name.clone(), value.clone());
+        }
+    }
+    if metadata.token_audiences.is_empty() {
+        return;
+    }
+    let mut audiences = match claims.remove("aud") {
+        Some(Value::Array(list)) => list,
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    for extra in &metadata.token_audiences {
+        let extra = json!(extra);
+        if !audiences.contains(&extra) {
+            audiences.push(extra);
+        }
+    }
+    claims.insert("aud".to_owned(), Value::Array(audiences));
+}
+
+/// Checks a client's `token_claims` and `token_audiences`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the field.
+pub(crate) fn check_token_claims(metadata: &ClientMetadata) -> Result<(), Error> {
+    if let Some(name) = metadata
+        .token_claims
+        .keys()
+        .find(|name| name.is_empty() || RESERVED_TOKEN_CLAIMS.contains(&name.as_str()))
+    {
+        return Err(Error::InvalidInput {
+            field: "token_claims",
+            reason: format!("`{name}` is set by the authorization server"),
+        });
+    }
+    let size = serde_json::to_vec(&metadata.token_claims)
+        .map(|bytes| bytes.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_TOKEN_CLAIMS_BYTES {
+        return Err(Error::InvalidInput {
+            field: "token_claims",
+            reason: format!("must be at most {MAX_TOKEN_CLAIMS_BYTES} bytes of JSON"),
+        });
+    }
+    if metadata
+        .token_audiences
+        .iter()
+        .any(|aud| aud.is_empty() || aud.len() > 2048)
+    {
+        return Err(Error::InvalidInput {
+            field: "token_audiences",
+            reason: "each must be a non-empty string of at most 2048 bytes".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks what a minted grant carries for resource servers: its claims (at most
 /// [`MAX_CLAIMS_BYTES`]) and its `resource` (an absolute `https` URI without fragment,
 /// RFC 8707 §2).
@@ -191,6 +276,43 @@ mod tests {
         assert_eq!(token["sub"], "alice");
         assert_eq!(token["email"], "a@example.test");
         assert!(!token.contains_key("name"));
+    }
+
+    #[test]
+    fn registered_client_claims_and_audiences_are_added() {
+        let mut metadata = ClientMetadata::new(
+            crate::client::ClientAuthMethod::ClientSecretBasic,
+            vec![crate::client::GrantType::ClientCredentials],
+        );
+        metadata
+            .token_claims
+            .insert("tenant".to_owned(), json!("t-1"));
+        metadata.token_audiences = vec!["edk-admin".to_owned()];
+        assert!(check_token_claims(&metadata).is_ok());
+        let mut token = Map::new();
+        token.insert("aud".to_owned(), json!("https://as.example/ops"));
+        token.insert("tenant".to_owned(), json!("copied-from-grant"));
+        add_client_claims(&metadata, &mut token);
+        assert_eq!(token["tenant"], "t-1");
+        assert_eq!(token["aud"], json!(["https://as.example/ops", "edk-admin"]));
+        for reserved in ["sub", "scope", "aud", ""] {
+            let mut bad = metadata.clone();
+            bad.token_claims.insert(reserved.to_owned(), json!("x"));
+            assert!(matches!(
+                check_token_claims(&bad),
+                Err(Error::InvalidInput {
+                    field: "token_claims",
+                    ..
+                })
+            ));
+        }
+        let mut bad = metadata.clone();
+        bad.token_audiences.push(String::new());
+        assert!(check_token_claims(&bad).is_err());
+        let mut bad = metadata;
+        bad.token_claims
+            .insert("blob".to_owned(), json!("x".repeat(MAX_TOKEN_CLAIMS_BYTES)));
+        assert!(check_token_claims(&bad).is_err());
     }
 
     #[test]

@@ -128,6 +128,20 @@ pub struct ClientMetadata {
     /// `invalid_target`. An empty list allows none (tokens are then for the AS's issuer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    /// Claims put, as registered, into every access token issued to this client, for
+    /// resource servers that trust the registration (for example `tenant`, naming the tenant
+    /// the client administers). Claims the server sets itself (`iss`, `sub`, `aud`, `exp`,
+    /// `iat`, `nbf`, `jti`, `client_id`, `scope`, `cnf`, `authorization_details`,
+    /// `issuer_state`, `auth_time`, `acr`, `amr`) cannot be registered; at most
+    /// [`MAX_TOKEN_CLAIMS_BYTES`](crate::claims::MAX_TOKEN_CLAIMS_BYTES) of JSON. Nothing in a
+    /// token request changes them.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub token_claims: serde_json::Map<String, serde_json::Value>,
+    /// Audiences added to the `aud` of every access token issued to this client, after the
+    /// requested resource or the issuer (for example `edk-admin`, the audience EDK servers
+    /// expect of admin tokens). Each a non-empty string of at most 2048 bytes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_audiences: Vec<String>,
 }
 
 impl ClientMetadata {
@@ -145,6 +159,8 @@ impl ClientMetadata {
             dpop_bound_access_tokens: false,
             claims_resources: Vec::new(),
             resources: Vec::new(),
+            token_claims: serde_json::Map::new(),
+            token_audiences: Vec::new(),
         }
     }
 }

@@ -727,5 +727,6 @@ fn validate_metadata(metadata: &ClientMetadata) -> Result<(), Error> {
             );
         }
     }
-    crate::claims::check_claims_resources(metadata)
+    crate::claims::check_claims_resources(metadata)?;
+    crate::claims::check_token_claims(metadata)
 }

@@ -6,7 +6,7 @@ use edk_tenancy::TenantContext;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::client::{Client, ClientAuthMethod, GrantType};
+use crate::client::{Client, ClientAuthMethod, ClientMetadata, GrantType};
 use crate::dpop::{self, DpopProof};
 use crate::error::{Error, OAuthErrorCode};
 use crate::grant::{Grant, narrow_details, not_granted};
@@ -79,6 +79,9 @@ struct Issue<'a> {
     /// narrowing the access token's scope).
     refresh_grant: Option<&'a Grant>,
     client_id: Option<&'a ClientId>,
+    /// The registration of the client the tokens are issued to: its fixed token claims and
+    /// audiences go into the access token.
+    registered: Option<&'a ClientMetadata>,
     family: Option<&'a str>,
     jkt: Option<&'a str>,
     nonce: Option<&'a str>,
@@ -309,6 +312,7 @@ impl AuthorizationServer {
                 grant: &grant,
                 refresh_grant: None,
                 client_id: Some(&client.client_id),
+                registered: Some(&client.metadata),
                 family: None,
                 jkt,
                 nonce: None,
@@ -401,6 +405,7 @@ impl AuthorizationServer {
                 grant: &grant,
                 refresh_grant: None,
                 client_id: client.map(|c| &c.client_id),
+                registered: client.map(|c| &c.metadata),
                 family: family.as_deref(),
                 jkt,
                 nonce: None,
@@ -480,6 +485,7 @@ impl AuthorizationServer {
                 grant: &grant,
                 refresh_grant: None,
                 client_id: Some(&client.client_id),
+                registered: Some(&client.metadata),
                 family: Some(&family),
                 jkt,
                 nonce: code.nonce.as_deref(),
@@ -552,6 +558,7 @@ impl AuthorizationServer {
                     grant: &access_grant,
                     refresh_grant: Some(&record.grant),
                     client_id: Some(&client.client_id),
+                    registered: Some(&client.metadata),
                     family: Some(&record.family),
                     jkt,
                     nonce: None,
@@ -638,6 +645,9 @@ impl AuthorizationServer {
             claims.insert("cnf".to_owned(), json!({ "jkt": jkt }));
         }
         crate::claims::copy_into_token(&self.config, grant, &mut claims);
+        if let Some(registered) = issue.registered {
+            crate::claims::add_client_claims(registered, &mut claims);
+        }
         let access_token = self.sign_jwt(tenant, ACCESS_TOKEN_TYP, &claims).await?;
         let id_token = match issue.client_id {
             Some(client_id) if self.wants_id_token(grant) => Some(

@@ -11,7 +11,7 @@ use edk_core::Clock;
 use edk_oauth::client_attestation::CLIENT_ATTESTATION;
 use edk_oauth::federation::{OidcFederation, UPSTREAM_OIDC};
 use edk_oauth::jobs::PurgeExpiredJob;
-use edk_oauth::{AuthorizationServer, SqlStore};
+use edk_oauth::{Authenticator, AuthorizationServer, SqlStore};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::{
     ANONYMOUS_PATHS, AdminAuth, AuthConfig, AuthSetupError, HealthApi, HttpConfig, Metrics,
@@ -111,6 +111,25 @@ impl AsServer {
     #[must_use]
     pub fn authorization_server_for(config: &AsServerConfig, deps: &Deps) -> AuthorizationServer {
         let tenancy = deps.tenancy();
+        Self::authorization_server_with(
+            config,
+            deps,
+            Arc::new(
+                OidcFederation::new(tenancy.clone(), deps.http().clone(), deps.clock())
+                    .with_kms(deps.kms().kms()),
+            ),
+        )
+    }
+
+    /// As [`AsServer::authorization_server_for`], with `authenticator` logging end users in
+    /// (for example one wrapping the federation with a check of its own).
+    #[must_use]
+    pub fn authorization_server_with(
+        config: &AsServerConfig,
+        deps: &Deps,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> AuthorizationServer {
+        let tenancy = deps.tenancy();
         let policy = edk_oid4vci::IssuerGrantPolicy::new(
             Arc::new(edk_oid4vci::SqlStore::new(tenancy.clone())),
             tenancy.clone(),
@@ -119,10 +138,7 @@ impl AsServer {
         AuthorizationServer::new(
             Arc::new(SqlStore::new(tenancy.clone())),
             deps.kms().kms(),
-            Arc::new(
-                OidcFederation::new(tenancy.clone(), deps.http().clone(), deps.clock())
-                    .with_kms(deps.kms().kms()),
-            ),
+            authenticator,
             deps.clock(),
             config.oauth.clone(),
         )

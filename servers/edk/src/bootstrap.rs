@@ -35,7 +35,7 @@ pub const BOOTSTRAP_ISSUER: &str = "urn:edk:bootstrap";
 pub const BOOTSTRAP_SUBJECT: &str = "bootstrap-admin";
 
 /// Every admin scope the server knows.
-pub const ADMIN_SCOPES: [&str; 15] = [
+pub const ADMIN_SCOPES: [&str; 17] = [
     edk_kms_server::scope::READ,
     edk_kms_server::scope::WRITE,
     edk_kms_server::scope::USE,
@@ -51,6 +51,8 @@ pub const ADMIN_SCOPES: [&str; 15] = [
     edk_platform_server::operators::scope::TENANTS_WRITE,
     edk_platform_server::operators::scope::TENANT_CONFIG_READ,
     edk_platform_server::operators::scope::TENANT_CONFIG_WRITE,
+    edk_platform_server::operators::scope::OPERATORS_READ,
+    edk_platform_server::operators::scope::OPERATORS_WRITE,
 ];
 
 /// The slug of the tenant the bootstrap token acts for, provisioned on first start.

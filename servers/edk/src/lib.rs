@@ -17,7 +17,7 @@ use edk_did_server::{DidApis, DidServer, DidServerConfig, DidService, PublicEndp
 use edk_issuer_server::{IssuerApis, IssuerParts, ProtocolEndpoint as IssuerEndpoint, TokenKeys};
 use edk_kms_server::{KmsApis, KmsServer, KmsServerConfig, KmsState};
 use edk_oauth::AuthorizationServer;
-use edk_platform_server::{PlatformApi, PlatformAuth};
+use edk_platform_server::{PlatformApis, PlatformAuth};
 use edk_server::deps::Deps;
 use edk_server::kms::{KmsConfig, ProviderConfig};
 use edk_server::{AdminAuth, HealthApi, Service, app, openapi_routes, path_is_under};
@@ -60,7 +60,7 @@ pub type EdkApis = (
     DidApis,
     IssuerApis,
     VerifierAdminApi,
-    PlatformApi,
+    PlatformApis,
 );
 
 /// The OpenAPI service of the all-in-one server.
@@ -76,7 +76,7 @@ pub fn openapi_service(
     did: &DidServer,
     issuer: &IssuerParts,
     verifier: &VerifierParts,
-    platform: PlatformApi,
+    platform: PlatformApis,
     health: HealthApi,
 ) -> OpenApiService<EdkApis, ()> {
     OpenApiService::new(
@@ -169,7 +169,8 @@ impl Edk {
             .config_key(&edk_verifier_server::PRESENTATION_RETENTION)
             .config_key(&edk_platform_server::setup::SETUP_STATE)
             .config_key(&edk_platform_server::onboarding::ONBOARDING)
-            .config_key(&edk_platform_server::onboarding::ISSUER_DID);
+            .config_key(&edk_platform_server::onboarding::ISSUER_DID)
+            .config_key(&edk_platform_server::operator_login::FEDERATED_OPERATORS);
         let deps = builder.build().await.map_err(Error::Deps)?;
         let edk = match Self::build(config, database, kms_config, data, deps).await {
             Ok(edk) => edk,
@@ -235,9 +236,31 @@ impl Edk {
             let kms = KmsServer::build(&kms_config, &deps)
                 .await
                 .map_err(Error::KmsServer)?;
-            let oauth = AsServer::build(&as_config, &deps)
-                .await
-                .map_err(Error::As)?;
+            // Operators log in to the operator realm through its upstream provider, and only
+            // the upstream users an operator allowed; other tenants federate as usual.
+            let federation: Arc<dyn edk_oauth::Authenticator> = Arc::new(
+                edk_oauth::federation::OidcFederation::new(
+                    deps.tenancy().clone(),
+                    deps.http().clone(),
+                    deps.clock(),
+                )
+                .with_kms(deps.kms().kms()),
+            );
+            let authenticator = Arc::new(edk_platform_server::OperatorLogin::new(
+                deps.tenancy().clone(),
+                Arc::clone(&federation),
+                federation,
+            ));
+            let oauth = AsServer::with_server(
+                &as_config,
+                &deps,
+                Arc::new(AsServer::authorization_server_with(
+                    &as_config,
+                    &deps,
+                    authenticator,
+                )),
+            )
+            .map_err(Error::As)?;
             let did = DidService::build(&did_config, &deps)
                 .await
                 .map_err(Error::Did)?;
@@ -510,14 +533,15 @@ impl Edk {
     /// The platform API over this server's tenancy, KMS and authorization server (which also
     /// serves the operator realm).
     #[must_use]
-    pub fn platform_api(&self) -> PlatformApi {
-        PlatformApi::new(
-            self.deps.tenancy().clone(),
-            Arc::clone(self.oauth()),
-            self.deps.kms().kms(),
-            self.deps.clock(),
-            self.platform_realm,
-        )
+    pub fn platform_api(&self) -> PlatformApis {
+        edk_platform_server::apis(&edk_platform_server::ApiDeps {
+            tenancy: self.deps.tenancy().clone(),
+            oauth: Arc::clone(self.oauth()),
+            kms: self.deps.kms().kms(),
+            clock: self.deps.clock(),
+            realm: self.platform_realm,
+            audience: self.config.auth.audience.clone(),
+        })
     }
 
     /// The tenant the bootstrap token acts for.

@@ -1,8 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+pub mod admins;
 pub mod api;
 pub mod config;
 pub mod onboarding;
+pub mod operator_login;
 pub mod operators;
 pub mod setup;
 
@@ -17,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use edk_core::{Clock, TenantId};
 use edk_kms::Kms;
+use edk_oauth::federation::OidcFederation;
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
 use edk_server::SideTask;
@@ -28,8 +31,10 @@ use edk_tenancy::Tenancy;
 use edk_tenancy::scheduler::Job;
 use tokio_util::sync::CancellationToken;
 
+pub use admins::TenantAdminApi;
 pub use api::PlatformApi;
 pub use config::{PlatformServerConfig, PlatformSettings};
+pub use operator_login::{OperatorLogin, OperatorLoginApi};
 pub use operators::{
     API_PREFIX, OPERATOR_PREFIX, OPERATOR_REALM_SLUG, PlatformAuth, PlatformBearer,
     PlatformPrincipal, SETUP_PATH,
@@ -71,6 +76,9 @@ pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
         .migrations(edk_kms::cert::migrations().map_err(Error::CertMigrations)?)
         .migrations(edk_did::store::migrations().map_err(Error::Migrations)?)
         .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
+        .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
+        .config_key(&edk_oauth::federation::UPSTREAM_OIDC)
+        .config_key(&operator_login::FEDERATED_OPERATORS)
         .config_key(&setup::SETUP_STATE)
         .config_key(&onboarding::ONBOARDING)
         .config_key(&onboarding::ISSUER_DID)
@@ -85,6 +93,7 @@ pub struct PlatformServer {
     kms: Arc<dyn Kms>,
     clock: Arc<dyn Clock>,
     realm: TenantId,
+    audience: String,
     health: HealthApi,
     auth: PlatformAuth,
     http: HttpConfig,
@@ -151,15 +160,16 @@ impl PlatformServer {
 
     /// The OpenAPI service of this server.
     #[must_use]
-    pub fn openapi_service(&self) -> OpenApiService<(HealthApi, PlatformApi), ()> {
+    pub fn openapi_service(&self) -> OpenApiService<(HealthApi, PlatformApis), ()> {
         openapi_service(
-            PlatformApi::new(
-                self.tenancy.clone(),
-                Arc::clone(&self.oauth),
-                Arc::clone(&self.kms),
-                Arc::clone(&self.clock),
-                self.realm,
-            ),
+            apis(&ApiDeps {
+                tenancy: self.tenancy.clone(),
+                oauth: Arc::clone(&self.oauth),
+                kms: Arc::clone(&self.kms),
+                clock: Arc::clone(&self.clock),
+                realm: self.realm,
+                audience: self.audience.clone(),
+            }),
             self.health.clone(),
         )
     }
@@ -194,7 +204,14 @@ impl Service for PlatformServer {
         let oauth = Arc::new(AuthorizationServer::new(
             Arc::new(SqlStore::new(tenancy.clone())),
             deps.kms().kms(),
-            Arc::new(NoAuthenticator),
+            Arc::new(OperatorLogin::new(
+                tenancy.clone(),
+                Arc::new(
+                    OidcFederation::new(tenancy.clone(), deps.http().clone(), deps.clock())
+                        .with_kms(deps.kms().kms()),
+                ),
+                Arc::new(NoAuthenticator),
+            )),
             deps.clock(),
             config.oauth.clone(),
         ));
@@ -223,6 +240,7 @@ impl Service for PlatformServer {
             kms: deps.kms().kms(),
             clock: deps.clock(),
             realm,
+            audience: config.auth.audience.clone(),
             health: deps.health(),
             http: config.http.clone(),
             metrics: deps.metrics().clone(),
@@ -283,11 +301,58 @@ fn announce(token: &SecretString) {
     );
 }
 
+/// Every API of the platform under `/api/platform/v1`.
+pub type PlatformApis = (PlatformApi, TenantAdminApi, OperatorLoginApi);
+
+/// What the platform APIs are built from.
+#[derive(Clone, Debug)]
+pub struct ApiDeps {
+    /// The tenancy.
+    pub tenancy: Tenancy,
+    /// The authorization server serving the operator realm (and the tenants' on this host).
+    pub oauth: Arc<AuthorizationServer>,
+    /// The KMS holding the tenants' keys.
+    pub kms: Arc<dyn Kms>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The operator realm.
+    pub realm: TenantId,
+    /// The audience EDK servers expect of admin tokens (`auth.audience`), which tenant
+    /// administrators' tokens of the operator authorization server name too.
+    pub audience: String,
+}
+
+/// The platform APIs over `deps`.
+#[must_use]
+pub fn apis(deps: &ApiDeps) -> PlatformApis {
+    (
+        PlatformApi::new(
+            deps.tenancy.clone(),
+            Arc::clone(&deps.oauth),
+            Arc::clone(&deps.kms),
+            Arc::clone(&deps.clock),
+            deps.realm,
+        ),
+        TenantAdminApi::new(
+            deps.tenancy.clone(),
+            Arc::clone(&deps.oauth),
+            deps.realm,
+            deps.audience.clone(),
+        ),
+        OperatorLoginApi::new(
+            deps.tenancy.clone(),
+            Arc::clone(&deps.oauth),
+            Arc::clone(&deps.clock),
+            deps.realm,
+        ),
+    )
+}
+
 /// The OpenAPI service of the platform: health probes and `api`.
 #[must_use]
 pub fn openapi_service(
-    api: PlatformApi,
+    api: PlatformApis,
     health: HealthApi,
-) -> OpenApiService<(HealthApi, PlatformApi), ()> {
+) -> OpenApiService<(HealthApi, PlatformApis), ()> {
     OpenApiService::new((health, api), "EDK platform", env!("CARGO_PKG_VERSION"))
 }

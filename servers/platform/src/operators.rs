@@ -37,14 +37,27 @@ pub mod scope {
     pub const TENANT_CONFIG_READ: &str = "tenant:config:read";
     /// Changes a tenant's endpoint bindings and configuration, as [`TENANT_CONFIG_READ`].
     pub const TENANT_CONFIG_WRITE: &str = "tenant:config:write";
+    /// Reads the upstream users allowed as operators.
+    pub const OPERATORS_READ: &str = "platform:operators:read";
+    /// Sets the operators' upstream OpenID Provider, allows upstream users as operators and
+    /// registers operator clients.
+    pub const OPERATORS_WRITE: &str = "platform:operators:write";
     /// Every scope, as the first operator gets them.
-    pub const ALL: [&str; 4] = [
+    pub const ALL: [&str; 6] = [
         TENANTS_READ,
         TENANTS_WRITE,
         TENANT_CONFIG_READ,
         TENANT_CONFIG_WRITE,
+        OPERATORS_READ,
+        OPERATORS_WRITE,
     ];
 }
+
+/// The access-token claim naming the tenant of a tenant administrator's token.
+pub const TENANT_CLAIM: &str = "tenant";
+
+/// The prefix of the scopes only operators get.
+pub const PLATFORM_SCOPE_PREFIX: &str = "platform:";
 
 /// The slug of the reserved tenant that holds the operator authorization server's state.
 pub const OPERATOR_REALM_SLUG: &str = "edk-operators";
@@ -343,13 +356,7 @@ impl PlatformAuth {
             .validate(&ResourceRequest::new(method, url, authorization))
             .await
         {
-            Ok(token) => {
-                return Ok(PlatformPrincipal {
-                    subject: token.subject,
-                    scopes: token.scopes.into_iter().collect(),
-                    tenant: None,
-                });
-            }
+            Ok(token) => return principal(token),
             Err(err) => err,
         };
         if let Some(admins) = &inner.admins
@@ -372,6 +379,35 @@ impl PlatformAuth {
         }
         Err(PlatformAuthError::InvalidToken(refused))
     }
+}
+
+/// The caller of a token of the operator authorization server: a tenant administrator when
+/// its client was registered with a `tenant` claim ([`TENANT_CLAIM`]), with its tenant scopes
+/// only; an operator otherwise.
+fn principal(token: edk_oauth::ValidatedToken) -> Result<PlatformPrincipal, PlatformAuthError> {
+    let tenant = match token.claims.get(TENANT_CLAIM) {
+        None => None,
+        Some(serde_json::Value::String(tenant)) => Some(tenant.parse().map_err(|_| {
+            PlatformAuthError::InvalidToken(edk_oauth::Error::invalid_token(
+                "the token's `tenant` claim is not a tenant id",
+            ))
+        })?),
+        Some(_) => {
+            return Err(PlatformAuthError::InvalidToken(
+                edk_oauth::Error::invalid_token("the token's `tenant` claim is not a tenant id"),
+            ));
+        }
+    };
+    let scopes = token
+        .scopes
+        .into_iter()
+        .filter(|scope| tenant.is_none() || !scope.starts_with(PLATFORM_SCOPE_PREFIX))
+        .collect();
+    Ok(PlatformPrincipal {
+        subject: token.subject,
+        scopes,
+        tenant,
+    })
 }
 
 impl<E: Endpoint> Middleware<E> for PlatformAuth {

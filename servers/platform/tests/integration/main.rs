@@ -8,6 +8,8 @@
 
 mod directory;
 mod openapi;
+mod operator_login;
+mod operator_tenant_admins;
 mod replicas;
 mod schemathesis;
 mod scopes;

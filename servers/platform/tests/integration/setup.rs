@@ -36,7 +36,9 @@ async fn setup_creates_one_operator_and_closes(backend: Backend) {
             "platform:tenants:read",
             "platform:tenants:write",
             "tenant:config:read",
-            "tenant:config:write"
+            "tenant:config:write",
+            "platform:operators:read",
+            "platform:operators:write"
         ])
     );
 
