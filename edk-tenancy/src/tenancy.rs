@@ -175,8 +175,9 @@ impl TenancyBuilder {
         migrate::check_unique(&tenant_sets)?;
         let at: DateTime<Utc> = self.clock.now().into();
 
-        let (platform, workload, bus, listener): (
+        let (platform, platform_pool, workload, bus, listener): (
             Arc<dyn PlatformStore>,
+            PlatformPool,
             TenantDatabases,
             Arc<dyn EventBus>,
             Listener,
@@ -191,7 +192,8 @@ impl TenancyBuilder {
                     Arc::clone(&self.clock),
                 )?);
                 (
-                    Arc::new(postgres::PgPlatformStore::new(pool)),
+                    Arc::new(postgres::PgPlatformStore::new(pool.clone())),
+                    PlatformPool::Postgres(pool),
                     TenantDatabases::Postgres(postgres::PgTenantDatabases::new(config)?),
                     Arc::clone(&bus) as Arc<dyn EventBus>,
                     Listener::Postgres(bus),
@@ -202,7 +204,8 @@ impl TenancyBuilder {
                 use crate::store::sqlite;
                 let pool = sqlite::platform_pool(config).await?;
                 (
-                    Arc::new(sqlite::SqlitePlatformStore::new(pool)),
+                    Arc::new(sqlite::SqlitePlatformStore::new(pool.clone())),
+                    PlatformPool::Sqlite(pool),
                     TenantDatabases::Sqlite(sqlite::SqliteTenantDatabases::new(config)),
                     Arc::new(crate::events::InProcessBus::new()),
                     Listener::None,
@@ -216,6 +219,7 @@ impl TenancyBuilder {
         Ok(Tenancy {
             inner: Arc::new(Inner {
                 platform,
+                platform_pool,
                 workload,
                 bus,
                 listener,
@@ -238,6 +242,18 @@ fn registry_migrations() -> Result<MigrationSet, Error> {
     )?)
 }
 
+/// The connection pool of the platform database.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum PlatformPool {
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
 /// The tenant directory of one deployment: registry, lifecycle, endpoint routing, database
 /// router, configuration and events, with in-process caches. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -248,6 +264,7 @@ pub struct Tenancy {
 #[derive(Debug)]
 struct Inner {
     platform: Arc<dyn PlatformStore>,
+    platform_pool: PlatformPool,
     workload: TenantDatabases,
     bus: Arc<dyn EventBus>,
     listener: Listener,
@@ -317,6 +334,13 @@ impl Tenancy {
             #[cfg(feature = "postgres")]
             Listener::Postgres(bus) => bus.purge_payloads(before).await,
         }
+    }
+
+    /// The platform database's pool, for crates whose tables are platform-scope
+    /// ([`MigrationScope::Platform`] sets passed to the builder).
+    #[must_use]
+    pub fn platform_pool(&self) -> &PlatformPool {
+        &self.inner.platform_pool
     }
 
     pub(crate) fn platform(&self) -> &Arc<dyn PlatformStore> {
