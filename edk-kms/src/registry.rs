@@ -314,6 +314,18 @@ impl ProviderSet {
         Arc::clone(&self.inner.read().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// The providers of the configuration file, in order of preference: those a KMS picks
+    /// from when a new key names no provider and its alias has no binding. Registered
+    /// providers are used only where named.
+    #[must_use]
+    pub fn configured(&self) -> Vec<Arc<dyn KeyProvider>> {
+        self.snapshot()
+            .iter()
+            .filter(|p| self.is_configured(p.id()))
+            .cloned()
+            .collect()
+    }
+
     /// The provider with `id`.
     #[must_use]
     pub fn get(&self, id: &ProviderId) -> Option<Arc<dyn KeyProvider>> {

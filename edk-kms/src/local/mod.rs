@@ -802,8 +802,13 @@ impl Inner {
             _ => None,
         };
         let providers = self.providers.snapshot();
+        let configured = self.providers.configured();
         let provider = pick_provider(
-            &providers,
+            if request.provider.is_some() || bound.is_some() {
+                &providers
+            } else {
+                &configured
+            },
             request.provider.as_ref().or(bound.as_ref()),
             request.spec.usage,
         )?;
@@ -1358,7 +1363,7 @@ impl Kms for LocalKms {
             let chosen = match provider {
                 Some(id) => self.inner.provider(id)?,
                 None => select_provider(
-                    &self.inner.providers.snapshot(),
+                    &self.inner.providers.configured(),
                     &KeyRequirement::new(spec.usage).importable(),
                 )
                 .cloned()

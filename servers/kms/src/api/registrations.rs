@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use edk_kms::LocalKms;
+use edk_kms::provider::KeyUsage;
 use edk_kms::registry::{AliasBinding, ProviderRegistration};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -196,6 +197,20 @@ impl RegistrationsApi {
         let provider = edk_kms::ProviderId::new(body.0.provider)
             .map_err(|err| problem(Error::invalid("provider", err.to_string())))?;
         let algorithm = parse_alg("algorithm", &body.0.algorithm).map_err(problem)?;
+        let chosen = self
+            .state
+            .providers()
+            .get(&provider)
+            .map_err(|err| problem(Error::invalid("provider", err.to_string())))?;
+        if !chosen
+            .capabilities()
+            .supports_usage(KeyUsage::Sign(algorithm))
+        {
+            return Err(problem(Error::invalid(
+                "algorithm",
+                format!("`{}` is not supported by provider `{provider}`", algorithm.name()),
+            )));
+        }
         let caller = admin_caller(&self.state, &auth.0).await?;
         let binding = self
             .local()?
