@@ -289,11 +289,14 @@ pub trait ProviderFactory: fmt::Debug + Send + Sync {
     ) -> Result<Arc<dyn KeyProvider>, Error>;
 }
 
+/// A snapshot of the providers, in order of preference.
+type Providers = Arc<Vec<Arc<dyn KeyProvider>>>;
+
 /// The providers a KMS uses: those of the configuration file, then those registered at run
 /// time. Cheap to clone; clones share the set.
 #[derive(Clone)]
 pub struct ProviderSet {
-    inner: Arc<RwLock<Arc<Vec<Arc<dyn KeyProvider>>>>>,
+    inner: Arc<RwLock<Providers>>,
     configured: Arc<Vec<ProviderId>>,
 }
 
@@ -310,7 +313,7 @@ impl ProviderSet {
 
     /// Every provider now, in order of preference.
     #[must_use]
-    pub fn snapshot(&self) -> Arc<Vec<Arc<dyn KeyProvider>>> {
+    pub fn snapshot(&self) -> Providers {
         Arc::clone(&self.inner.read().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -443,10 +446,16 @@ impl RegistrationStore {
                    FROM kms_provider_registration WHERE id = $1";
         let row: Option<(String, String, String, i64, i64)> = match &self.pool {
             PlatformPool::Postgres(pool) => {
-                sqlx::query_as(sql).bind(id.as_str()).fetch_optional(pool).await
+                sqlx::query_as(sql)
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+                    .await
             }
             PlatformPool::Sqlite(pool) => {
-                sqlx::query_as(sql).bind(id.as_str()).fetch_optional(pool).await
+                sqlx::query_as(sql)
+                    .bind(id.as_str())
+                    .fetch_optional(pool)
+                    .await
             }
             _ => Ok(None),
         }
@@ -454,7 +463,11 @@ impl RegistrationStore {
         row.map(registration_of).transpose()
     }
 
-    pub(crate) async fn upsert(&self, registration: &ProviderRegistration, at: i64) -> Result<(), Error> {
+    pub(crate) async fn upsert(
+        &self,
+        registration: &ProviderRegistration,
+        at: i64,
+    ) -> Result<(), Error> {
         let config = serde_json::to_string(&registration.config)
             .map_err(|_| corrupt("registration config"))?;
         let sql = "INSERT INTO kms_provider_registration (id, kind, config, created_at, updated_at) \
@@ -502,7 +515,12 @@ impl RegistrationStore {
             .find(|binding| binding.alias == *alias))
     }
 
-    pub(crate) async fn bind(&self, tenant: TenantId, binding: &AliasBinding, at: i64) -> Result<(), Error> {
+    pub(crate) async fn bind(
+        &self,
+        tenant: TenantId,
+        binding: &AliasBinding,
+        at: i64,
+    ) -> Result<(), Error> {
         let sql = "INSERT INTO kms_alias_binding (tenant_id, alias, provider, algorithm, updated_at) \
                    VALUES ($1, $2, $3, $4, $5) \
                    ON CONFLICT (tenant_id, alias) DO UPDATE SET provider = $3, algorithm = $4, \

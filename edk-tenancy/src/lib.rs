@@ -29,5 +29,7 @@ pub use scheduler::{
     Scheduler, SchedulerBuilder, TickReport,
 };
 pub use store::{BackendTx, PoolStats, TenantDatabases, TenantTx};
-pub use tenancy::{DatabaseConfig, PlatformPool, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory};
+pub use tenancy::{
+    DatabaseConfig, PlatformPool, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory,
+};
 pub use tenant::{Tenant, TenantStatus};

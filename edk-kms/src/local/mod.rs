@@ -600,7 +600,9 @@ impl LocalKms {
                     _ => self.inner.cache.clear(),
                 }
             }
-            Event::Custom { topic, payload } if topic == crate::registry::PROVIDER_CHANGED_TOPIC => {
+            Event::Custom { topic, payload }
+                if topic == crate::registry::PROVIDER_CHANGED_TOPIC =>
+            {
                 if let Some(id) = payload.get("id").and_then(|id| id.as_str()) {
                     self.reload_provider(id).await;
                 }

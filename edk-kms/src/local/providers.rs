@@ -10,8 +10,8 @@ use crate::Error;
 use crate::kms::{Caller, KeyAlias};
 use crate::provider::{KeyUsage, ProviderId};
 use crate::registry::{
-    AliasBinding, PROVIDER_CHANGED_TOPIC, ProviderFactory, ProviderRegistration,
-    RegistrationStore, check_secret_refs,
+    AliasBinding, PROVIDER_CHANGED_TOPIC, ProviderFactory, ProviderRegistration, RegistrationStore,
+    check_secret_refs,
 };
 
 /// The registration store and the factory of a KMS that registers providers at run time.

@@ -208,7 +208,10 @@ impl RegistrationsApi {
         {
             return Err(problem(Error::invalid(
                 "algorithm",
-                format!("`{}` is not supported by provider `{provider}`", algorithm.name()),
+                format!(
+                    "`{}` is not supported by provider `{provider}`",
+                    algorithm.name()
+                ),
             )));
         }
         let caller = admin_caller(&self.state, &auth.0).await?;
@@ -221,7 +224,11 @@ impl RegistrationsApi {
     }
 
     /// Removes the binding of an alias of the token's tenant. Scope `kms:write`.
-    #[oai(path = "/bindings/:alias", method = "delete", operation_id = "unbindAlias")]
+    #[oai(
+        path = "/bindings/:alias",
+        method = "delete",
+        operation_id = "unbindAlias"
+    )]
     async fn unbind(&self, auth: AdminBearer, alias: Path<String>) -> Result<Deleted, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let alias = parse_alias("alias", &alias.0).map_err(problem)?;

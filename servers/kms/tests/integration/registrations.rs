@@ -81,14 +81,22 @@ async fn vault_provider_lifecycle(backend: Backend) {
 
     // A tenant administrator's token cannot register providers.
     expect_problem(
-        h.put("/provider-registrations/vault-prod", &tenant_a, &registration)
-            .await,
+        h.put(
+            "/provider-registrations/vault-prod",
+            &tenant_a,
+            &registration,
+        )
+        .await,
         403,
     )
     .await;
 
     let created = h
-        .put("/provider-registrations/vault-prod", &operator, &registration)
+        .put(
+            "/provider-registrations/vault-prod",
+            &operator,
+            &registration,
+        )
         .await;
     assert_eq!(created.status().as_u16(), 201);
     let text = created.text().await.unwrap();
@@ -96,7 +104,10 @@ async fn vault_provider_lifecycle(backend: Backend) {
     let created: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(created["id"], "vault-prod");
     assert_eq!(created["kind"], "vault");
-    assert_eq!(created["config"]["auth"]["token"], registration["auth"]["token"]);
+    assert_eq!(
+        created["config"]["auth"]["token"],
+        registration["auth"]["token"]
+    );
 
     let provider = expect_json(h.get("/providers/vault-prod", &tenant_a).await, 200).await;
     assert_eq!(provider["default"], false);
@@ -230,8 +241,12 @@ async fn an_aws_provider_registered_through_the_api_signs_against_moto() {
         "message_type": "raw",
     });
     let created = expect_json(
-        h.put("/provider-registrations/aws-eu-west-1", &operator, &registration)
-            .await,
+        h.put(
+            "/provider-registrations/aws-eu-west-1",
+            &operator,
+            &registration,
+        )
+        .await,
         201,
     )
     .await;
@@ -277,10 +292,7 @@ async fn bad_registrations_and_bindings_are_refused_and_change_nothing() {
     let token_file = h.secrets_dir.join("vault-token");
     std::fs::write(&token_file, ROOT_TOKEN).unwrap();
     let cases = [
-        (
-            json!({"kind": "quantum", "address": address}),
-            "`kind`",
-        ),
+        (json!({"kind": "quantum", "address": address}), "`kind`"),
         (
             json!({"kind": "vault", "auth": {"kind": "token", "token": {"file": token_file}}}),
             "`address`",
@@ -335,12 +347,14 @@ async fn bad_registrations_and_bindings_are_refused_and_change_nothing() {
     )
     .await;
     expect_problem(
-        h.delete("/provider-registrations/software", &operator).await,
+        h.delete("/provider-registrations/software", &operator)
+            .await,
         409,
     )
     .await;
     expect_problem(
-        h.delete("/provider-registrations/vault-prod", &operator).await,
+        h.delete("/provider-registrations/vault-prod", &operator)
+            .await,
         404,
     )
     .await;
@@ -356,10 +370,30 @@ async fn bad_registrations_and_bindings_are_refused_and_change_nothing() {
     )
     .await;
     for (alias, body, status, field) in [
-        (ALIAS, json!({"provider": "nowhere", "algorithm": "ES256"}), 400, "`provider`"),
-        (ALIAS, json!({"provider": "vault-prod", "algorithm": "ES256K"}), 400, "`algorithm`"),
-        (ALIAS, json!({"provider": "vault-prod", "algorithm": "HS999"}), 400, "`algorithm`"),
-        ("no-dot", json!({"provider": "vault-prod", "algorithm": "ES256"}), 400, "`alias`"),
+        (
+            ALIAS,
+            json!({"provider": "nowhere", "algorithm": "ES256"}),
+            400,
+            "`provider`",
+        ),
+        (
+            ALIAS,
+            json!({"provider": "vault-prod", "algorithm": "ES256K"}),
+            400,
+            "`algorithm`",
+        ),
+        (
+            ALIAS,
+            json!({"provider": "vault-prod", "algorithm": "HS999"}),
+            400,
+            "`algorithm`",
+        ),
+        (
+            "no-dot",
+            json!({"provider": "vault-prod", "algorithm": "ES256"}),
+            400,
+            "`alias`",
+        ),
     ] {
         let problem = expect_problem(
             h.put(&format!("/bindings/{alias}"), &tenant_a, &body).await,
@@ -367,7 +401,10 @@ async fn bad_registrations_and_bindings_are_refused_and_change_nothing() {
         )
         .await;
         assert!(
-            problem["detail"].as_str().unwrap_or_default().contains(field),
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(field),
             "{body}: {problem}"
         );
     }
