@@ -118,6 +118,41 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A provider registration is invalid: an unknown kind, a missing or malformed field, a
+    /// secret given in clear or a secret reference that cannot be resolved. The reason never
+    /// holds a secret.
+    #[error("invalid provider registration: `{field}` {reason}")]
+    InvalidRegistration {
+        /// The offending field, a dotted path such as `auth.token`.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The provider comes from the configuration file and cannot be changed at run time.
+    #[error("provider `{provider}` is configured in the server's configuration file")]
+    ConfiguredProvider {
+        /// The provider id.
+        provider: ProviderId,
+    },
+    /// The provider is in use: key references or alias bindings name it.
+    #[error("provider `{provider}` is in use by {keys} key aliases and {bindings} alias bindings")]
+    ProviderInUse {
+        /// The provider id.
+        provider: ProviderId,
+        /// Key aliases whose keys it holds.
+        keys: u64,
+        /// Alias bindings that name it.
+        bindings: u64,
+    },
+    /// No provider is registered at run time with this id.
+    #[error("provider `{provider}` is not registered")]
+    ProviderNotRegistered {
+        /// The provider id.
+        provider: ProviderId,
+    },
+    /// The KMS was built without a provider factory, so it does not register providers.
+    #[error("providers cannot be registered at run time here")]
+    RegistrationDisabled,
     /// A secret file named in the configuration cannot be read.
     #[error("cannot read the secret file of `{field}`")]
     SecretFile {
@@ -240,7 +275,12 @@ impl HasKind for Error {
             Self::AliasExists { .. }
             | Self::AuditChainBroken { .. }
             | Self::KeyExists
-            | Self::KeyInUse { .. } => ErrorKind::Conflict,
+            | Self::KeyInUse { .. }
+            | Self::ConfiguredProvider { .. }
+            | Self::ProviderInUse { .. } => ErrorKind::Conflict,
+            Self::InvalidRegistration { .. } => ErrorKind::InvalidInput,
+            Self::ProviderNotRegistered { .. } => ErrorKind::NotFound,
+            Self::RegistrationDisabled => ErrorKind::Unsupported,
             Self::AliasNotFound { .. } | Self::UnknownKid { .. } => ErrorKind::NotFound,
             Self::AlgorithmMismatch { .. }
             | Self::DecryptionFailed

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod kms;
 pub mod local;
 pub mod provider;
+pub mod registry;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -31,6 +32,21 @@ pub fn migrations() -> Result<MigrationSet, Error> {
         MigrationScope::Tenant,
         &sqlx::migrate!("migrations/postgres"),
         &sqlx::migrate!("migrations/sqlite"),
+    )
+    .map_err(|err| Error::Tenancy(err.into()))
+}
+
+/// The platform tables of edk-kms (component `edk-kms-platform`: run-time provider
+/// registrations and alias bindings), to pass to `Tenancy::builder(..).migrations(..)`.
+///
+/// # Errors
+/// [`Error::Tenancy`] if the embedded migrations are malformed (a build defect).
+pub fn platform_migrations() -> Result<MigrationSet, Error> {
+    MigrationSet::new(
+        "edk-kms-platform",
+        MigrationScope::Platform,
+        &sqlx::migrate!("migrations/platform/postgres"),
+        &sqlx::migrate!("migrations/platform/sqlite"),
     )
     .map_err(|err| Error::Tenancy(err.into()))
 }

@@ -33,5 +33,7 @@ pub use scheduler::{
     Scheduler, SchedulerBuilder, TickReport,
 };
 pub use store::{BackendTx, PlatformTx, PoolStats, TenantDatabases, TenantTx};
-pub use tenancy::{DatabaseConfig, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory};
+pub use tenancy::{
+    DatabaseConfig, PlatformPool, Tenancy, TenancyBuilder, TenancyOptions, TenantDirectory,
+};
 pub use tenant::{Tenant, TenantStatus};

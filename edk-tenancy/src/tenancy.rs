@@ -192,8 +192,9 @@ impl TenancyBuilder {
         let at: DateTime<Utc> = self.clock.now().into();
         let wake = Arc::new(tokio::sync::Notify::new());
 
-        let (platform, workload, bus, listener): (
+        let (platform, platform_pool, workload, bus, listener): (
             Arc<dyn PlatformStore>,
+            PlatformPool,
             TenantDatabases,
             Arc<dyn EventBus>,
             Listener,
@@ -214,7 +215,8 @@ impl TenancyBuilder {
                     Arc::clone(&self.clock),
                 ));
                 (
-                    Arc::new(postgres::PgPlatformStore::new(pool)),
+                    Arc::new(postgres::PgPlatformStore::new(pool.clone())),
+                    PlatformPool::Postgres(pool),
                     TenantDatabases::Postgres(workload),
                     Arc::clone(&bus) as Arc<dyn EventBus>,
                     Listener::Postgres(bus),
@@ -225,7 +227,8 @@ impl TenancyBuilder {
                 use crate::store::sqlite;
                 let pool = sqlite::platform_pool(config).await?;
                 (
-                    Arc::new(sqlite::SqlitePlatformStore::new(pool)),
+                    Arc::new(sqlite::SqlitePlatformStore::new(pool.clone())),
+                    PlatformPool::Sqlite(pool),
                     TenantDatabases::Sqlite(sqlite::SqliteTenantDatabases::new(config)),
                     Arc::new(crate::events::InProcessBus::new()),
                     Listener::None,
@@ -240,6 +243,7 @@ impl TenancyBuilder {
         Ok(Tenancy {
             inner: Arc::new(Inner {
                 platform,
+                platform_pool,
                 workload,
                 outbox,
                 wake,
@@ -265,6 +269,18 @@ fn registry_migrations() -> Result<MigrationSet, Error> {
     )?)
 }
 
+/// The connection pool of the platform database.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum PlatformPool {
+    /// PostgreSQL.
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    /// SQLite.
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+}
+
 /// The tenant directory of one deployment: registry, lifecycle, endpoint routing, database
 /// router, configuration and events, with in-process caches. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -275,6 +291,7 @@ pub struct Tenancy {
 #[derive(Debug)]
 struct Inner {
     platform: Arc<dyn PlatformStore>,
+    platform_pool: PlatformPool,
     workload: TenantDatabases,
     outbox: OutboxLink,
     wake: Arc<tokio::sync::Notify>,
@@ -392,6 +409,13 @@ impl Tenancy {
 
     pub(crate) fn outbox_wake(&self) -> &Arc<tokio::sync::Notify> {
         &self.inner.wake
+    }
+
+    /// The platform database's pool, for crates whose tables are platform-scope
+    /// ([`MigrationScope::Platform`] sets passed to the builder).
+    #[must_use]
+    pub fn platform_pool(&self) -> &PlatformPool {
+        &self.inner.platform_pool
     }
 
     pub(crate) fn platform(&self) -> &Arc<dyn PlatformStore> {

@@ -3,6 +3,7 @@
 
 mod cache;
 mod crypto;
+mod providers;
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use self::cache::{Cache, Entry};
+use self::providers::Registry;
 use crate::Error;
 use crate::audit::{
     AuditCheckpoint, AuditConfig, AuditEvent, AuditLog, AuditReport, AuditTrail, CheckpointClaims,
@@ -37,6 +39,7 @@ use crate::provider::{
     KeyProvider, KeyRequirement, KeySpec, KeyStorage, KeyUsage, ProviderId, ProviderKey,
     select_provider,
 };
+use crate::registry::{ProviderFactory, ProviderSet, RegistrationStore};
 use crate::store::{self, AliasRecord, KeyReferenceStore, NewVersion, RotationMeta, VersionRecord};
 
 /// The event topic announcing that a tenant's alias changed (rotation, deletion, creation);
@@ -98,6 +101,7 @@ pub struct LocalKmsBuilder {
     audit: AuditConfig,
     cache_ttl: Duration,
     store: Option<Arc<dyn KeyReferenceStore>>,
+    factory: Option<Arc<dyn ProviderFactory>>,
 }
 
 impl LocalKmsBuilder {
@@ -133,6 +137,15 @@ impl LocalKmsBuilder {
     #[must_use]
     pub fn store(mut self, store: Arc<dyn KeyReferenceStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Lets operators register providers at run time ([`LocalKms::register_provider`]), built
+    /// by `factory`, and tenants bind aliases to providers; needs edk-kms's
+    /// [`platform_migrations`](crate::platform_migrations) in the tenancy.
+    #[must_use]
+    pub fn provider_factory(mut self, factory: Arc<dyn ProviderFactory>) -> Self {
+        self.factory = Some(factory);
         self
     }
 
@@ -174,11 +187,16 @@ impl LocalKmsBuilder {
             .store
             .unwrap_or_else(|| store::for_tenancy(&self.tenancy));
         let audit = AuditLog::new(&self.tenancy, self.audit, Arc::clone(&self.clock));
+        let registry = self.factory.map(|factory| Registry {
+            store: RegistrationStore::new(self.tenancy.platform_pool().clone()),
+            factory,
+        });
         Ok(LocalKms {
             inner: Arc::new(Inner {
                 tenancy: self.tenancy,
                 store,
-                providers: self.providers,
+                providers: ProviderSet::new(self.providers),
+                registry,
                 clock: self.clock,
                 defaults: self.defaults,
                 cache: Cache::new(self.cache_ttl),
@@ -202,7 +220,8 @@ pub struct LocalKms {
 struct Inner {
     tenancy: Tenancy,
     store: Arc<dyn KeyReferenceStore>,
-    providers: Vec<Arc<dyn KeyProvider>>,
+    providers: ProviderSet,
+    registry: Option<Registry>,
     clock: Arc<dyn Clock>,
     defaults: Vec<DefaultAlias>,
     cache: Cache,
@@ -265,12 +284,19 @@ impl LocalKms {
             audit: AuditConfig::default(),
             cache_ttl: Duration::from_secs(30),
             store: None,
+            factory: None,
         }
     }
 
-    /// The configured providers.
+    /// The providers now: the configured ones, then those registered at run time.
     #[must_use]
-    pub fn providers(&self) -> &[Arc<dyn KeyProvider>] {
+    pub fn providers(&self) -> Vec<Arc<dyn KeyProvider>> {
+        self.inner.providers.snapshot().to_vec()
+    }
+
+    /// The shared, live set of providers (it follows run-time registrations).
+    #[must_use]
+    pub fn provider_set(&self) -> &ProviderSet {
         &self.inner.providers
     }
 
@@ -329,7 +355,7 @@ impl LocalKms {
                     caller,
                     alias,
                     spec.usage,
-                    chosen,
+                    &chosen,
                     key,
                     RotationPolicy::default(),
                 )
@@ -574,8 +600,22 @@ impl LocalKms {
                     _ => self.inner.cache.clear(),
                 }
             }
-            Event::Resync => self.inner.cache.clear(),
-            Event::TenantPurged { tenant } | Event::TenantStatusChanged { tenant, .. } => {
+            Event::Custom { topic, payload }
+                if topic == crate::registry::PROVIDER_CHANGED_TOPIC =>
+            {
+                if let Some(id) = payload.get("id").and_then(|id| id.as_str()) {
+                    self.reload_provider(id).await;
+                }
+            }
+            Event::Resync => {
+                self.inner.cache.clear();
+                self.load_registered_providers().await;
+            }
+            Event::TenantPurged { tenant } => {
+                self.inner.cache.invalidate_tenant(tenant);
+                self.forget_tenant(tenant).await;
+            }
+            Event::TenantStatusChanged { tenant, .. } => {
                 self.inner.cache.invalidate_tenant(tenant);
             }
             Event::TenantProvisioned { tenant, .. } => {
@@ -654,10 +694,9 @@ impl Inner {
         self.clock.now().into()
     }
 
-    fn provider(&self, id: &ProviderId) -> Result<&Arc<dyn KeyProvider>, Error> {
+    fn provider(&self, id: &ProviderId) -> Result<Arc<dyn KeyProvider>, Error> {
         self.providers
-            .iter()
-            .find(|p| p.id() == id)
+            .get(id)
             .ok_or_else(|| Error::UnknownProvider {
                 provider: id.clone(),
             })
@@ -756,9 +795,23 @@ impl Inner {
     }
 
     async fn create(&self, caller: &Caller, request: &NewKey) -> Result<AliasRecord, Error> {
+        let bound = match (&request.provider, &self.registry) {
+            (None, Some(registry)) => registry
+                .store
+                .binding(caller.tenant().id(), &request.alias)
+                .await?
+                .map(|binding| binding.provider),
+            _ => None,
+        };
+        let providers = self.providers.snapshot();
+        let configured = self.providers.configured();
         let provider = pick_provider(
-            &self.providers,
-            request.provider.as_ref(),
+            if request.provider.is_some() || bound.is_some() {
+                &providers
+            } else {
+                &configured
+            },
+            request.provider.as_ref().or(bound.as_ref()),
             request.spec.usage,
         )?;
         let key = provider
@@ -768,7 +821,7 @@ impl Inner {
             caller,
             &request.alias,
             request.spec.usage,
-            provider,
+            &provider,
             key,
             request.rotation,
         )
@@ -850,13 +903,13 @@ impl Inner {
         {
             Ok(updated) => updated,
             Err(err) => {
-                discard(provider, caller.tenant().id(), &new.handle).await;
+                discard(&provider, caller.tenant().id(), &new.handle).await;
                 return Err(err.into());
             }
         };
         if updated.active().map(|v| &v.version.kid) != Some(new.handle.kid()) {
             // A version staged meanwhile was activated instead.
-            discard(provider, caller.tenant().id(), &new.handle).await;
+            discard(&provider, caller.tenant().id(), &new.handle).await;
         }
         self.changed(caller.tenant().id(), alias).await;
         Ok(updated)
@@ -876,7 +929,7 @@ impl Inner {
         {
             Ok(staged) => staged,
             Err(err) => {
-                discard(provider, caller.tenant().id(), &new.handle).await;
+                discard(&provider, caller.tenant().id(), &new.handle).await;
                 return match err {
                     store::StoreError::AlreadyStaged => self
                         .store
@@ -919,7 +972,7 @@ impl Inner {
         &self,
         caller: &Caller,
         current: &AliasRecord,
-    ) -> Result<(&Arc<dyn KeyProvider>, NewVersion), Error> {
+    ) -> Result<(Arc<dyn KeyProvider>, NewVersion), Error> {
         let provider_id = current
             .provider
             .as_ref()
@@ -1088,11 +1141,11 @@ impl Inner {
 }
 
 /// The provider for a new key of `usage`: `requested`, or the best configured one.
-fn pick_provider<'a>(
-    providers: &'a [Arc<dyn KeyProvider>],
+fn pick_provider(
+    providers: &[Arc<dyn KeyProvider>],
     requested: Option<&ProviderId>,
     usage: KeyUsage,
-) -> Result<&'a Arc<dyn KeyProvider>, Error> {
+) -> Result<Arc<dyn KeyProvider>, Error> {
     match requested {
         Some(id) => {
             let provider =
@@ -1103,7 +1156,7 @@ fn pick_provider<'a>(
                         provider: id.clone(),
                     })?;
             if provider.capabilities().supports_usage(usage) {
-                Ok(provider)
+                Ok(Arc::clone(provider))
             } else {
                 Err(Error::UnsupportedUsage {
                     provider: id.clone(),
@@ -1112,6 +1165,7 @@ fn pick_provider<'a>(
             }
         }
         None => select_provider(providers, &KeyRequirement::new(usage))
+            .cloned()
             .ok_or(Error::NoProvider { usage }),
     }
 }
@@ -1311,9 +1365,10 @@ impl Kms for LocalKms {
             let chosen = match provider {
                 Some(id) => self.inner.provider(id)?,
                 None => select_provider(
-                    &self.inner.providers,
+                    &self.inner.providers.configured(),
                     &KeyRequirement::new(spec.usage).importable(),
                 )
+                .cloned()
                 .ok_or(Error::NoProvider { usage: spec.usage })?,
             };
             let key = chosen
@@ -1324,7 +1379,7 @@ impl Kms for LocalKms {
                     caller,
                     alias,
                     spec.usage,
-                    chosen,
+                    &chosen,
                     key,
                     RotationPolicy::default(),
                 )

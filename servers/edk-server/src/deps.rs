@@ -48,7 +48,9 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use crate::directory::{DirectoryConfig, DirectorySetupError};
-use crate::kms::{KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers};
+use crate::kms::{
+    ConfigProviderFactory, KmsConfig, KmsHandle, KmsSetupError, connect_remote, open_providers,
+};
 use crate::{
     HealthApi, HttpConfig, JobMetrics, Metrics, PoolMetrics, ProviderMetrics, ReadinessCheck,
 };
@@ -381,6 +383,10 @@ impl DepsBuilder {
                 1,
                 edk_kms::cert::migrations().map_err(DepsError::Migrations)?,
             );
+            migrations.insert(
+                2,
+                edk_kms::platform_migrations().map_err(DepsError::Migrations)?,
+            );
         }
         let mut seen = BTreeSet::new();
         migrations.retain(|set| seen.insert(set.component()));
@@ -426,7 +432,10 @@ impl DepsBuilder {
                 let providers = open_providers(&config.providers).await?;
                 let mut builder = LocalKms::builder(tenancy.clone(), providers)
                     .clock(Arc::clone(&self.clock))
-                    .cache_ttl(Duration::from_secs(config.cache_ttl_secs));
+                    .cache_ttl(Duration::from_secs(config.cache_ttl_secs))
+                    .provider_factory(Arc::new(ConfigProviderFactory::new(
+                        config.secrets_dir.as_deref(),
+                    )));
                 if let Some(store) = config.mysql_key_store().await? {
                     builder = builder.store(Arc::new(store.clone()));
                     key_store = Some(store);
@@ -434,6 +443,7 @@ impl DepsBuilder {
                 let kms = builder
                     .build()
                     .map_err(|err| DepsError::Kms(KmsSetupError::Kms(err)))?;
+                kms.load_registered_providers().await;
                 let task = kms.start(&cancel);
                 (KmsHandle::Local(kms), Some(task))
             }

@@ -38,6 +38,7 @@ use edk_kms::provider::csc::{CscProvider, CscProviderConfig};
 use edk_kms::provider::pkcs11::{Pkcs11Provider, Pkcs11ProviderConfig};
 use edk_kms::provider::software::{SoftwareProvider, SoftwareProviderConfig};
 use edk_kms::provider::vault::{VaultTransitProvider, VaultTransitProviderConfig};
+use edk_kms::registry::{ProviderFactory, ProviderRegistration, SecretSources};
 use edk_kms::store::KeyReferenceStore;
 use edk_kms::store::mysql::MySqlKeyStore;
 use edk_kms::{KeyProvider, Kms, LocalKms};
@@ -64,6 +65,7 @@ impl KmsConfig {
         Self::Local(LocalKmsConfig {
             providers,
             cache_ttl_secs: default_cache_ttl(),
+            secrets_dir: None,
             database: None,
             database_max_connections: default_database_connections(),
         })
@@ -85,6 +87,11 @@ pub struct LocalKmsConfig {
     /// How long resolved aliases are cached in process, in seconds. Default 30.
     #[serde(default = "default_cache_ttl")]
     pub cache_ttl_secs: u64,
+    /// Where Kubernetes secrets are mounted (`<secrets_dir>/<secret>/<key>`), for the
+    /// `{"kubernetes": {"secret": ..., "key": ...}}` references of providers registered at
+    /// run time; unset, such references are refused.
+    #[serde(default)]
+    pub secrets_dir: Option<PathBuf>,
     /// A MySQL or MariaDB database (`mysql://user:password@host:3306/name`) holding every
     /// tenant's key references; default each tenant's own database on the tenancy backend.
     #[serde(default)]
@@ -360,6 +367,91 @@ pub async fn open_providers(
         providers.push(provider);
     }
     Ok(providers)
+}
+
+/// Builds the providers registered at run time ([`LocalKms::register_provider`]) exactly
+/// as [`open_providers`] builds those of the configuration file, after resolving their
+/// secret references.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigProviderFactory {
+    secrets: SecretSources,
+}
+
+/// The provider kinds a registration may name.
+pub const PROVIDER_KINDS: [&str; 6] = ["aws", "azure", "csc", "pkcs11", "software", "vault"];
+
+impl ConfigProviderFactory {
+    /// A factory resolving Kubernetes references under `secrets_dir`, when set.
+    #[must_use]
+    pub fn new(secrets_dir: Option<&Path>) -> Self {
+        let secrets = match secrets_dir {
+            Some(dir) => SecretSources::new().with_kubernetes_dir(dir),
+            None => SecretSources::new(),
+        };
+        Self { secrets }
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderFactory for ConfigProviderFactory {
+    async fn build(
+        &self,
+        registration: &ProviderRegistration,
+    ) -> Result<Arc<dyn KeyProvider>, edk_kms::Error> {
+        if !PROVIDER_KINDS.contains(&registration.kind.as_str()) {
+            return Err(edk_kms::Error::InvalidRegistration {
+                field: "kind".to_owned(),
+                reason: format!("must be one of {}", PROVIDER_KINDS.join(", ")),
+            });
+        }
+        let entry = self.secrets.resolve_config(&registration.entry())?;
+        let config: ProviderConfig =
+            serde_path_to_error::deserialize(serde_json::Value::Object(entry)).map_err(|err| {
+                let message = unquoted(&err.inner().to_string());
+                let path = err.path().to_string();
+                let field = if path.is_empty() || path == "." {
+                    message
+                        .split('`')
+                        .nth(1)
+                        .map_or_else(|| "config".to_owned(), str::to_owned)
+                } else {
+                    path
+                };
+                edk_kms::Error::InvalidRegistration {
+                    field,
+                    reason: format!("is invalid: {message}"),
+                }
+            })?;
+        let mut providers = open_providers(std::slice::from_ref(&config))
+            .await
+            .map_err(|err| match err {
+                KmsSetupError::Kms(err) => err,
+                other => edk_kms::Error::InvalidRegistration {
+                    field: "config".to_owned(),
+                    reason: other.to_string(),
+                },
+            })?;
+        providers.pop().ok_or(edk_kms::Error::InvalidRegistration {
+            field: "kind".to_owned(),
+            reason: "built no provider".to_owned(),
+        })
+    }
+}
+
+/// `message` with every quoted value blanked, so that no value (a resolved secret among
+/// them) is repeated in an error.
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            quoted = !quoted;
+            out.push_str(if quoted { "\"…" } else { "\"" });
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Connects to the remote KMS as `config` says. The connection is made lazily: a server

@@ -35,10 +35,11 @@ pub const BOOTSTRAP_ISSUER: &str = "urn:edk:bootstrap";
 pub const BOOTSTRAP_SUBJECT: &str = "bootstrap-admin";
 
 /// Every admin scope the server knows.
-pub const ADMIN_SCOPES: [&str; 17] = [
+pub const ADMIN_SCOPES: [&str; 18] = [
     edk_kms_server::scope::READ,
     edk_kms_server::scope::WRITE,
     edk_kms_server::scope::USE,
+    edk_kms_server::scope::PROVIDERS,
     edk_as_server::admin::SCOPE_READ,
     edk_as_server::admin::SCOPE_WRITE,
     edk_did_server::SCOPE_READ,

@@ -809,3 +809,75 @@ impl From<&AuditCheckpoint> for AuditCheckpointBody {
         }
     }
 }
+
+/// A provider registered at run time; secrets appear only as references.
+#[derive(Clone, Debug, Object)]
+pub struct RegistrationBody {
+    /// The provider's id.
+    pub id: String,
+    /// The provider kind.
+    pub kind: String,
+    /// The configuration fields (secret fields as references).
+    pub config: Value,
+    /// When it was registered (seconds since the epoch).
+    pub created_at: i64,
+    /// When it last changed (seconds since the epoch).
+    pub updated_at: i64,
+}
+
+impl From<&edk_kms::registry::ProviderRegistration> for RegistrationBody {
+    fn from(registration: &edk_kms::registry::ProviderRegistration) -> Self {
+        Self {
+            id: registration.id.to_string(),
+            kind: registration.kind.clone(),
+            config: Value::Object(registration.config.clone()),
+            created_at: registration.created_at,
+            updated_at: registration.updated_at,
+        }
+    }
+}
+
+/// The run-time provider registrations.
+#[derive(Clone, Debug, Object)]
+pub struct RegistrationList {
+    /// The registrations, oldest first.
+    pub registrations: Vec<RegistrationBody>,
+}
+
+/// Binds an alias to a provider.
+#[derive(Clone, Debug, Object)]
+#[oai(deny_unknown_fields)]
+pub struct BindingRequest {
+    /// The provider's id.
+    pub provider: String,
+    /// The JWS algorithm the alias's keys sign with; the provider must support it.
+    pub algorithm: String,
+}
+
+/// An alias bound to a provider.
+#[derive(Clone, Debug, Object)]
+pub struct BindingBody {
+    /// The alias.
+    pub alias: String,
+    /// The provider new keys of the alias are created in.
+    pub provider: String,
+    /// The JWS algorithm the binding was checked for.
+    pub algorithm: String,
+}
+
+impl From<&edk_kms::registry::AliasBinding> for BindingBody {
+    fn from(binding: &edk_kms::registry::AliasBinding) -> Self {
+        Self {
+            alias: binding.alias.to_string(),
+            provider: binding.provider.to_string(),
+            algorithm: binding.algorithm.name().to_owned(),
+        }
+    }
+}
+
+/// A tenant's alias bindings.
+#[derive(Clone, Debug, Object)]
+pub struct BindingList {
+    /// The bindings, by alias.
+    pub bindings: Vec<BindingBody>,
+}

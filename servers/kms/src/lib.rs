@@ -28,11 +28,13 @@ use api::certificates::CertificatesApi;
 use api::crypto::{EncryptionApi, SignaturesApi};
 use api::keys::KeysApi;
 use api::providers::ProvidersApi;
+use api::registrations::RegistrationsApi;
 use api::resolvers::ResolversApi;
 
 /// The KMS API groups, as one poem-openapi service.
 pub type KmsApis = (
     ProvidersApi,
+    RegistrationsApi,
     KeysApi,
     SignaturesApi,
     EncryptionApi,
@@ -47,6 +49,7 @@ pub type KmsApis = (
 pub fn apis(state: &Arc<KmsState>) -> KmsApis {
     (
         ProvidersApi::new(Arc::clone(state)),
+        RegistrationsApi::new(Arc::clone(state)),
         KeysApi::new(Arc::clone(state)),
         SignaturesApi::new(Arc::clone(state)),
         EncryptionApi::new(Arc::clone(state)),

@@ -162,7 +162,7 @@ impl Service for KmsServer {
         };
         let tenancy = deps.tenancy().clone();
         let clock = deps.clock();
-        let registry = ProviderRegistry::new(kms.providers().to_vec())?;
+        let registry = ProviderRegistry::live(kms.provider_set().clone())?;
         let certificates = Certificates::new(
             Arc::new(kms.clone()),
             Arc::new(SqlCertificateStore::new(tenancy.clone())),
@@ -188,7 +188,8 @@ impl Service for KmsServer {
         };
         let state = Arc::new(
             KmsState::new(registry, Arc::new(kms.clone()), directory, certificates)
-                .with_audit(Arc::new(kms.clone())),
+                .with_audit(Arc::new(kms.clone()))
+                .with_local(kms.clone()),
         );
         Ok(Self {
             tenancy,

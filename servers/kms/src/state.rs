@@ -6,31 +6,42 @@ use std::sync::Arc;
 use edk_kms::audit::AuditTrail;
 use edk_kms::cert::Certificates;
 use edk_kms::provider::{KeyRequirement, select_provider};
-use edk_kms::{Caller, KeyProvider, Kms, ProviderId};
+use edk_kms::registry::ProviderSet;
+use edk_kms::{Caller, KeyProvider, Kms, LocalKms, ProviderId};
 use edk_server::{AdminPrincipal, ApiError, problem_for};
 use edk_tenancy::TenantDirectory;
 
 use crate::Error;
 use crate::resolver::ResolverRegistry;
 
-/// The configured key providers, checked once when built: at least one, no duplicate ids.
-/// The first is the default for `/keys` without a provider.
+/// The key providers: those of the configuration file (checked once when built: at least
+/// one, no duplicate ids; the first is the default for `/keys` without a provider), then
+/// those registered at run time, followed live.
 #[derive(Clone, Debug)]
 pub struct ProviderRegistry {
-    providers: Vec<Arc<dyn KeyProvider>>,
+    providers: ProviderSet,
 }
 
 impl ProviderRegistry {
-    /// A registry of `providers`, in order of preference.
+    /// A fixed registry of `providers`, in order of preference.
     ///
     /// # Errors
     /// [`Error::NoProviders`] for an empty list, [`Error::DuplicateProvider`] for a repeated id.
     pub fn new(providers: Vec<Arc<dyn KeyProvider>>) -> Result<Self, Error> {
-        if providers.is_empty() {
+        Self::live(ProviderSet::new(providers))
+    }
+
+    /// A registry that follows `providers` (a [`LocalKms`]'s live set).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn live(providers: ProviderSet) -> Result<Self, Error> {
+        let all = providers.snapshot();
+        if all.is_empty() {
             return Err(Error::NoProviders);
         }
-        for (index, provider) in providers.iter().enumerate() {
-            if providers[..index]
+        for (index, provider) in all.iter().enumerate() {
+            if all[..index]
                 .iter()
                 .any(|earlier| earlier.id() == provider.id())
             {
@@ -42,20 +53,19 @@ impl ProviderRegistry {
         Ok(Self { providers })
     }
 
-    /// Every provider, in order of preference.
+    /// Every provider now, in order of preference.
     #[must_use]
-    pub fn all(&self) -> &[Arc<dyn KeyProvider>] {
-        &self.providers
+    pub fn all(&self) -> Arc<Vec<Arc<dyn KeyProvider>>> {
+        self.providers.snapshot()
     }
 
     /// The provider with `id`.
     ///
     /// # Errors
     /// [`Error::UnknownProvider`].
-    pub fn get(&self, id: &ProviderId) -> Result<&Arc<dyn KeyProvider>, Error> {
+    pub fn get(&self, id: &ProviderId) -> Result<Arc<dyn KeyProvider>, Error> {
         self.providers
-            .iter()
-            .find(|provider| provider.id() == id)
+            .get(id)
             .ok_or_else(|| Error::UnknownProvider {
                 provider: id.clone(),
             })
@@ -63,10 +73,11 @@ impl ProviderRegistry {
 
     /// The providers that meet `requirement`, in order of preference.
     #[must_use]
-    pub fn matching(&self, requirement: &KeyRequirement) -> Vec<&Arc<dyn KeyProvider>> {
-        self.providers
+    pub fn matching(&self, requirement: &KeyRequirement) -> Vec<Arc<dyn KeyProvider>> {
+        self.all()
             .iter()
             .filter(|provider| provider.capabilities().supports(requirement))
+            .cloned()
             .collect()
     }
 
@@ -74,8 +85,10 @@ impl ProviderRegistry {
     ///
     /// # Errors
     /// [`Error::NoMatchingProvider`].
-    pub fn best(&self, requirement: &KeyRequirement) -> Result<&Arc<dyn KeyProvider>, Error> {
-        select_provider(&self.providers, requirement).ok_or(Error::NoMatchingProvider)
+    pub fn best(&self, requirement: &KeyRequirement) -> Result<Arc<dyn KeyProvider>, Error> {
+        select_provider(&self.all(), requirement)
+            .cloned()
+            .ok_or(Error::NoMatchingProvider)
     }
 }
 
@@ -88,6 +101,7 @@ pub struct KmsState {
     resolvers: ResolverRegistry,
     certificates: Certificates,
     audit: Option<Arc<dyn AuditTrail>>,
+    local: Option<LocalKms>,
 }
 
 impl KmsState {
@@ -109,7 +123,22 @@ impl KmsState {
             resolvers,
             certificates,
             audit: None,
+            local: None,
         }
+    }
+
+    /// Serves provider registration and alias bindings through `kms` (the same KMS, in
+    /// process).
+    #[must_use]
+    pub fn with_local(mut self, kms: LocalKms) -> Self {
+        self.local = Some(kms);
+        self
+    }
+
+    /// The in-process KMS, when the server has one.
+    #[must_use]
+    pub const fn local(&self) -> Option<&LocalKms> {
+        self.local.as_ref()
     }
 
     /// Serves `/audit` from `audit` (the KMS's own log, e.g. the [`edk_kms::LocalKms`]).

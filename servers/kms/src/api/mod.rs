@@ -15,6 +15,7 @@ pub mod certificates;
 pub mod crypto;
 pub mod keys;
 pub mod providers;
+pub mod registrations;
 pub mod resolvers;
 
 /// The admin scopes of the KMS API.
@@ -27,6 +28,9 @@ pub mod scope {
     pub const USE: &str = "kms:use";
     /// Every scope, for tokens of a tenant's KMS administrator.
     pub const ALL: [&str; 3] = [READ, WRITE, USE];
+    /// Registers, replaces and removes key providers at run time: an operator's (platform)
+    /// scope, never in a tenant administrator's token.
+    pub const PROVIDERS: &str = "platform:kms:providers";
 }
 
 /// The path prefix of every KMS route.

@@ -45,7 +45,7 @@ impl ProvidersApi {
         }
     }
 
-    fn provider(&self, id: String) -> Result<&Arc<dyn KeyProvider>, ApiError> {
+    fn provider(&self, id: String) -> Result<Arc<dyn KeyProvider>, ApiError> {
         let id = ProviderId::new(id).map_err(problem)?;
         self.state.providers().get(&id).map_err(problem)
     }

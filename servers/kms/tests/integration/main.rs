@@ -15,6 +15,7 @@ mod keys;
 mod malformed;
 mod openapi;
 mod providers;
+mod registrations;
 mod reserved;
 mod resolvers;
 mod responses;

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use edk_core::jose::{Algorithm, SigningKey};
 use edk_testkit::schemathesis;
 
-use crate::support::{Backend, Harness, expect_json};
+use crate::support::{ALL_SCOPES, Backend, Harness, expect_json};
 
 /// Examples per operation and phase.
 const MAX_EXAMPLES: &str = "30";
@@ -125,7 +125,9 @@ async fn seed(h: &Harness, token: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors_or_schema_violations() {
     let h = Harness::start(Backend::Sqlite).await;
-    let token = h.token().await;
+    let token = h
+        .token_for(h.tenant_a, &format!("{ALL_SCOPES} platform:kms:providers"))
+        .await;
     let examples = seed(&h, &token).await;
     let doc: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
     let secured: Vec<String> = edk_testkit::openapi::operations(&doc)

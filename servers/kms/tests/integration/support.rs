@@ -28,6 +28,8 @@ pub(crate) struct Harness {
     pub(crate) client: reqwest::Client,
     pub(crate) tenant_a: TenantId,
     pub(crate) tenant_b: TenantId,
+    pub(crate) secrets_dir: std::path::PathBuf,
+    config: KmsServerConfig,
     admin_key: SigningKey,
     _dir: tempfile::TempDir,
     _db: Option<TestDb>,
@@ -65,6 +67,7 @@ impl Harness {
             },
             "kms": {
                 "mode": "local",
+                "secrets_dir": dir.path().join("secrets"),
                 "providers": [
                     {
                         "kind": "software",
@@ -85,11 +88,9 @@ impl Harness {
             config[key] = value.clone();
         }
         let config: KmsServerConfig = serde_json::from_value(config).unwrap();
-        let clock = Arc::new(FixedClock::at_unix(NOW));
-        let http = reqwest::Client::builder().build().unwrap();
-        let kms = edk_server::service::start::<KmsServer>(&config, clock, http)
-            .await
-            .unwrap();
+        let secrets_dir = dir.path().join("secrets");
+        std::fs::create_dir_all(&secrets_dir).unwrap();
+        let kms = boot(&config).await;
         let tenant_a = kms
             .tenancy()
             .provision(TenantSlug::new("tenant-a").unwrap(), "Tenant A")
@@ -109,10 +110,20 @@ impl Harness {
             client: reqwest::Client::builder().build().unwrap(),
             tenant_a,
             tenant_b,
+            secrets_dir,
+            config,
             admin_key,
             _dir: dir,
             _db: db,
         }
+    }
+
+    /// Another replica of the server on the same databases and configuration, with its own
+    /// listener.
+    pub(crate) async fn replica(&self) -> (TestServer, edk_server::service::Started<KmsServer>) {
+        let kms = boot(&self.config).await;
+        let server = spawn_server(kms.app()).await.unwrap();
+        (server, kms)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -163,6 +174,16 @@ impl Harness {
             .unwrap()
     }
 
+    pub(crate) async fn put(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .delete(self.url(path))
@@ -176,6 +197,14 @@ impl Harness {
         self.server.shutdown().await.unwrap();
         self.kms.shutdown().await;
     }
+}
+
+async fn boot(config: &KmsServerConfig) -> edk_server::service::Started<KmsServer> {
+    let clock = Arc::new(FixedClock::at_unix(NOW));
+    let http = reqwest::Client::builder().build().unwrap();
+    edk_server::service::start::<KmsServer>(config, clock, http)
+        .await
+        .unwrap()
 }
 
 /// Reads a JSON body after checking the status.
