@@ -27,7 +27,7 @@ pub use endpoint::{
 pub use error::{Error, ResolveError};
 pub use events::{BackgroundTask, Delivery, Event, EventBus, EventId};
 pub use migrate::{MigrationScope, MigrationSet};
-pub use outbox::{OutboxRelay, PurgeDeliveredEvents, RelayOptions, RelayReport};
+pub use outbox::{OutboxRelay, RelayOptions, RelayReport};
 pub use scheduler::{
     Job, JobError, JobObserver, JobScope, JobTarget, PurgeDeletedTenants, PurgeEventPayloads,
     Scheduler, SchedulerBuilder, TickReport,

@@ -14,7 +14,7 @@
 //!
 //! Delivery is at least once: a relay stopped between publishing and marking publishes the
 //! event again, with the same [`EventId`], which subscribers of
-//! [`EventBus::subscribe_deliveries`] use to drop the repeat. [`PurgeDeliveredEvents`]
+//! [`EventBus::subscribe_deliveries`] use to drop the repeat. [`PurgeEventPayloads`](crate::scheduler::PurgeEventPayloads)
 //! deletes delivered rows after a retention period.
 
 use std::collections::HashSet;
@@ -339,64 +339,4 @@ impl OutboxRelay {
 
 fn to_chrono(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Deletes outbox events delivered longer ago than a retention: a platform job named
-/// `tenancy.purge_outbox`, hourly, keeping delivered events for a day by default.
-#[derive(Debug)]
-pub struct PurgeDeliveredEvents {
-    tenancy: Tenancy,
-    retention: Duration,
-    period: Duration,
-}
-
-impl PurgeDeliveredEvents {
-    /// The job's name.
-    pub const NAME: &'static str = "tenancy.purge_outbox";
-
-    /// The job for `tenancy`, run hourly, keeping delivered events for a day.
-    #[must_use]
-    pub const fn new(tenancy: Tenancy) -> Self {
-        Self {
-            tenancy,
-            retention: Duration::from_secs(24 * 3600),
-            period: Duration::from_secs(3600),
-        }
-    }
-
-    /// Keeps delivered events for `retention` instead (to inspect what was published).
-    #[must_use]
-    pub const fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
-    }
-
-    /// Runs every `period` instead.
-    #[must_use]
-    pub const fn period(mut self, period: Duration) -> Self {
-        self.period = period;
-        self
-    }
-}
-
-#[async_trait]
-impl Job for PurgeDeliveredEvents {
-    fn name(&self) -> &str {
-        Self::NAME
-    }
-
-    fn period(&self) -> Duration {
-        self.period
-    }
-
-    fn scope(&self) -> JobScope {
-        JobScope::Platform
-    }
-
-    async fn run(&self, _target: JobTarget<'_>, now: DateTime<Utc>) -> Result<u64, JobError> {
-        let before = now
-            .checked_sub_signed(to_chrono(self.retention))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        Ok(self.tenancy.purge_delivered_events(before).await?)
-    }
 }

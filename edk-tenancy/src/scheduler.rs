@@ -623,9 +623,10 @@ impl Job for PurgeDeletedTenants {
     }
 }
 
-/// Deletes stored event payloads older than a retention
-/// ([`Tenancy::purge_event_payloads`]). A platform job named `tenancy.purge_event_payloads`,
-/// hourly by default, keeping a day of payloads by default.
+/// Deletes stored events older than a retention: the payloads too large for a `NOTIFY`
+/// ([`Tenancy::purge_event_payloads`]) and the outbox rows delivered by then
+/// ([`Tenancy::purge_delivered_events`]; undelivered rows are never purged). A platform job
+/// named `tenancy.purge_event_payloads`, hourly by default, keeping a day by default.
 #[derive(Debug)]
 pub struct PurgeEventPayloads {
     tenancy: Tenancy,
@@ -681,7 +682,9 @@ impl Job for PurgeEventPayloads {
         let before = now
             .checked_sub_signed(to_chrono(self.retention))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
-        Ok(self.tenancy.purge_event_payloads(before).await?)
+        let payloads = self.tenancy.purge_event_payloads(before).await?;
+        let delivered = self.tenancy.purge_delivered_events(before).await?;
+        Ok(payloads.saturating_add(delivered))
     }
 }
 

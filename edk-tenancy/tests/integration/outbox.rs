@@ -13,12 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use edk_core::{FixedClock, TenantId, TenantSlug};
 use edk_tenancy::error::Error;
-use edk_tenancy::scheduler::{Job, JobTarget};
+use edk_tenancy::scheduler::{Job, JobTarget, PurgeEventPayloads};
 use edk_tenancy::testkit::{self, OFFER_TTL, bind_issuer};
 use edk_tenancy::{
-    DatabaseConfig, Delivery, Event, EventBus, EventId, OutboxRelay, PlatformTx,
-    PurgeDeliveredEvents, RelayOptions, Tenancy, TenancyOptions, TenantDirectory, TenantStatus,
-    TenantTx,
+    DatabaseConfig, Delivery, Event, EventBus, EventId, OutboxRelay, PlatformTx, RelayOptions,
+    Tenancy, TenancyOptions, TenantDirectory, TenantStatus, TenantTx,
 };
 use edk_testkit::TestDb;
 use serde_json::json;
@@ -512,7 +511,7 @@ async fn sqlite_delivered_events_are_purged_after_the_retention() {
         .unwrap();
     tx.commit().await.unwrap();
 
-    let job = PurgeDeliveredEvents::new(tenancy.clone()).retention(Duration::from_secs(3600));
+    let job = PurgeEventPayloads::new(tenancy.clone()).retention(Duration::from_secs(3600));
     let now =
         |clock: &FixedClock| chrono::DateTime::<chrono::Utc>::from(edk_core::Clock::now(clock));
     assert_eq!(

@@ -38,7 +38,6 @@ use edk_kms::LocalKms;
 use edk_kms::jobs::{AuditCheckpointJob, RotateDueJob};
 use edk_kms::local::KmsTask;
 use edk_kms::store::mysql::MySqlKeyStore;
-use edk_tenancy::PurgeDeliveredEvents;
 use edk_tenancy::events::BackgroundTask;
 use edk_tenancy::migrate::MigrationSet;
 use edk_tenancy::scheduler::{Job, PurgeDeletedTenants, PurgeEventPayloads, Scheduler};
@@ -238,8 +237,7 @@ impl Deps {
         let tenancy = self.tenancy.clone();
         let mut jobs: Vec<Arc<dyn Job>> = vec![
             Arc::new(PurgeDeletedTenants::new(tenancy.clone())),
-            Arc::new(PurgeEventPayloads::new(tenancy.clone())),
-            Arc::new(PurgeDeliveredEvents::new(tenancy)),
+            Arc::new(PurgeEventPayloads::new(tenancy)),
         ];
         if let Some(kms) = self.kms.local() {
             jobs.push(Arc::new(RotateDueJob::new(kms.clone())));

@@ -554,7 +554,6 @@ async fn housekeeping_jobs_run_and_are_counted() {
     let wanted = [
         ("tenancy.purge_deleted", 1),
         ("tenancy.purge_event_payloads", 1),
-        ("tenancy.purge_outbox", 1),
         ("kms.rotate_due", 2),
         ("kms.audit_checkpoint", 2),
         ("oauth.purge_expired", 2),
