@@ -189,6 +189,7 @@ async fn run() {
         edk_server::HealthApi::new(),
         clock,
         None,
+        None,
     )
     .unwrap();
     let http = spawn_server(app).await.unwrap();

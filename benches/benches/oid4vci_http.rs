@@ -405,6 +405,7 @@ impl Edk {
             edk_server::HealthApi::new(),
             Arc::clone(&clock),
             None,
+            None,
         )
         .unwrap();
         let settings = IssuerSettings::default();

@@ -21,7 +21,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use edk_core::{Clock, ErrorChain, TenantId};
 use serde_json::Value;
@@ -32,7 +31,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::events::{BackgroundTask, Delivery, Event, EventBus, EventId};
-use crate::scheduler::{Job, JobError, JobScope, JobTarget};
+
 use crate::tenancy::Tenancy;
 
 /// How a transaction reaches the outbox: the bus that delivers its events in this process at

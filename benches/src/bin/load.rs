@@ -840,6 +840,7 @@ impl Edk {
             edk_server::HealthApi::new(),
             Arc::clone(&clock),
             None,
+            None,
         )
         .unwrap();
         let as_http = spawn_server(as_app).await.unwrap();

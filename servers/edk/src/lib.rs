@@ -143,6 +143,17 @@ impl Edk {
         clock: Arc<dyn Clock>,
         http_client: &reqwest::Client,
     ) -> Result<Self, Error> {
+        // Every service's set-up lives in this one future: on the heap, so that callers'
+        // futures stay small.
+        Box::pin(Self::start_services(config, data, clock, http_client)).await
+    }
+
+    async fn start_services(
+        config: &EdkConfig,
+        data: &DataDir,
+        clock: Arc<dyn Clock>,
+        http_client: &reqwest::Client,
+    ) -> Result<Self, Error> {
         let mut config = config.clone();
         config.auth.issuers.push(data.bootstrap_issuer());
         let database = config

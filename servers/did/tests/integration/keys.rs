@@ -261,10 +261,16 @@ async fn a_missed_rotation_is_republished_by_the_job(mut deployment: Deployment)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_rotation_is_republished_by_the_job_on_sqlite() {
-    a_missed_rotation_is_republished_by_the_job(Deployment::sqlite().await).await;
+    Box::pin(a_missed_rotation_is_republished_by_the_job(
+        Deployment::sqlite().await,
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_rotation_is_republished_by_the_job_on_postgres() {
-    a_missed_rotation_is_republished_by_the_job(Deployment::postgres().await).await;
+    Box::pin(a_missed_rotation_is_republished_by_the_job(
+        Deployment::postgres().await,
+    ))
+    .await;
 }

@@ -307,7 +307,7 @@ async fn bootstrap_token_creates_keys_and_signs_with_them() {
         })
         .collect();
     assert_eq!(aliases, ["issuer.credential-signing"]);
-    h.stop().await;
+    Box::pin(h.stop()).await;
 }
 
 /// The bootstrap token registers an OAuth client; the default tenant's authorization server,
@@ -394,7 +394,7 @@ async fn default_tenants_authorization_server_issues_tokens() {
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 404);
-    h.stop().await;
+    Box::pin(h.stop()).await;
 }
 
 /// The bootstrap token publishes a did:web and a did:webvh for the default tenant; the files
@@ -484,7 +484,7 @@ async fn default_tenant_publishes_and_resolves_dids() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    h.stop().await;
+    Box::pin(h.stop()).await;
 }
 
 /// `database.backend: postgres` puts the platform and the tenants on PostgreSQL: the default
@@ -539,7 +539,7 @@ async fn edk_runs_on_postgres_by_configuration() {
     );
     assert!(schemas.iter().all(|(_, tables)| *tables > 0));
     assert!(!h._dir.path().join("data").join("db").exists());
-    h.stop().await;
+    Box::pin(h.stop()).await;
     db.close().await;
 }
 
@@ -575,7 +575,7 @@ async fn housekeeping_jobs_run_and_are_counted() {
             "{job:?} did not run as often: {metrics}"
         );
     }
-    h.stop().await;
+    Box::pin(h.stop()).await;
 }
 
 /// The default tenant's credential issuer shares `localhost` with its authorization server:
@@ -704,7 +704,7 @@ async fn default_tenants_credential_issuer_issues_with_its_authorization_server(
         .into_claims();
     assert_eq!(claims["iss"], local.as_str());
     assert_eq!(claims["given_name"], "Erika");
-    h.stop().await;
+    Box::pin(h.stop()).await;
 }
 
 /// The default tenant's verifier shares `localhost` with its authorization server and issuer:
@@ -779,5 +779,5 @@ async fn default_tenants_verifier_makes_requests_and_answers_wallets() {
         .unwrap();
     assert_eq!(status["status"], "failed", "{status}");
     assert_eq!(status["error"]["error"], "access_denied", "{status}");
-    h.stop().await;
+    Box::pin(h.stop()).await;
 }

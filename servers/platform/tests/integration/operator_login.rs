@@ -232,10 +232,10 @@ async fn operators_log_in_through_the_upstream(backend: Backend) {
 
 #[tokio::test]
 async fn operators_log_in_through_the_upstream_on_sqlite() {
-    operators_log_in_through_the_upstream(Backend::Sqlite).await;
+    Box::pin(operators_log_in_through_the_upstream(Backend::Sqlite)).await;
 }
 
 #[tokio::test]
 async fn operators_log_in_through_the_upstream_on_postgres() {
-    operators_log_in_through_the_upstream(Backend::Postgres).await;
+    Box::pin(operators_log_in_through_the_upstream(Backend::Postgres)).await;
 }

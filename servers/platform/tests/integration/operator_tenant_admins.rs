@@ -226,10 +226,10 @@ async fn operator_as_issues_tenant_admin_tokens(backend: Backend) {
 
 #[tokio::test]
 async fn operator_as_issues_tenant_admin_tokens_on_sqlite() {
-    operator_as_issues_tenant_admin_tokens(Backend::Sqlite).await;
+    Box::pin(operator_as_issues_tenant_admin_tokens(Backend::Sqlite)).await;
 }
 
 #[tokio::test]
 async fn operator_as_issues_tenant_admin_tokens_on_postgres() {
-    operator_as_issues_tenant_admin_tokens(Backend::Postgres).await;
+    Box::pin(operator_as_issues_tenant_admin_tokens(Backend::Postgres)).await;
 }

@@ -245,10 +245,10 @@ async fn onboarding_resumes_after_a_failed_step(backend: Backend) {
 
 #[tokio::test]
 async fn onboarding_resumes_after_a_failed_step_on_sqlite() {
-    onboarding_resumes_after_a_failed_step(Backend::Sqlite).await;
+    Box::pin(onboarding_resumes_after_a_failed_step(Backend::Sqlite)).await;
 }
 
 #[tokio::test]
 async fn onboarding_resumes_after_a_failed_step_on_postgres() {
-    onboarding_resumes_after_a_failed_step(Backend::Postgres).await;
+    Box::pin(onboarding_resumes_after_a_failed_step(Backend::Postgres)).await;
 }
