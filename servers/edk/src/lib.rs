@@ -175,7 +175,6 @@ impl Edk {
             .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
             .config_key(&edk_oid4vci::SESSION_RETENTION)
             .config_key(&edk_oid4vci::CLAIMS_ENDPOINT)
-            .config_key(&edk_oid4vci::WALLET_INITIATED)
             .migrations(edk_verifier_server::migrations().map_err(Error::Migrations)?)
             .config_key(&edk_verifier_server::PRESENTATION_RETENTION)
             .config_key(&edk_platform_server::setup::SETUP_STATE)

@@ -847,7 +847,7 @@ pub struct RegistrationList {
 /// Binds an alias to a provider.
 #[derive(Clone, Debug, Object)]
 #[oai(deny_unknown_fields)]
-pub struct BindingRequest {
+pub struct AliasBindingRequest {
     /// The provider's id.
     pub provider: String,
     /// The JWS algorithm the alias's keys sign with; the provider must support it.
@@ -856,7 +856,7 @@ pub struct BindingRequest {
 
 /// An alias bound to a provider.
 #[derive(Clone, Debug, Object)]
-pub struct BindingBody {
+pub struct AliasBindingBody {
     /// The alias.
     pub alias: String,
     /// The provider new keys of the alias are created in.
@@ -865,7 +865,7 @@ pub struct BindingBody {
     pub algorithm: String,
 }
 
-impl From<&edk_kms::registry::AliasBinding> for BindingBody {
+impl From<&edk_kms::registry::AliasBinding> for AliasBindingBody {
     fn from(binding: &edk_kms::registry::AliasBinding) -> Self {
         Self {
             alias: binding.alias.to_string(),
@@ -877,7 +877,7 @@ impl From<&edk_kms::registry::AliasBinding> for BindingBody {
 
 /// A tenant's alias bindings.
 #[derive(Clone, Debug, Object)]
-pub struct BindingList {
+pub struct AliasBindingList {
     /// The bindings, by alias.
-    pub bindings: Vec<BindingBody>,
+    pub bindings: Vec<AliasBindingBody>,
 }

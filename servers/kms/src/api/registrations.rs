@@ -17,8 +17,8 @@ use super::providers::parse_provider;
 use super::{Deleted, KmsTag, admin_caller, problem, scope};
 use crate::Error;
 use crate::dto::{
-    BindingBody, BindingList, BindingRequest, RegistrationBody, RegistrationList, parse_alg,
-    parse_alias,
+    AliasBindingBody, AliasBindingList, AliasBindingRequest, RegistrationBody, RegistrationList,
+    parse_alg, parse_alias,
 };
 use crate::state::KmsState;
 
@@ -172,12 +172,12 @@ impl RegistrationsApi {
 
     /// The token's tenant's alias bindings. Scope `kms:read`.
     #[oai(path = "/bindings", method = "get", operation_id = "listAliasBindings")]
-    async fn bindings(&self, auth: AdminBearer) -> Result<Json<BindingList>, ApiError> {
+    async fn bindings(&self, auth: AdminBearer) -> Result<Json<AliasBindingList>, ApiError> {
         auth.0.require_scope(scope::READ)?;
         let caller = admin_caller(&self.state, &auth.0).await?;
         let bindings = self.local()?.bindings(&caller).await.map_err(problem)?;
-        Ok(Json(BindingList {
-            bindings: bindings.iter().map(BindingBody::from).collect(),
+        Ok(Json(AliasBindingList {
+            bindings: bindings.iter().map(AliasBindingBody::from).collect(),
         }))
     }
 
@@ -190,8 +190,8 @@ impl RegistrationsApi {
         auth: AdminBearer,
         /// The alias, `service.purpose`.
         alias: Path<String>,
-        body: Json<BindingRequest>,
-    ) -> Result<Json<BindingBody>, ApiError> {
+        body: Json<AliasBindingRequest>,
+    ) -> Result<Json<AliasBindingBody>, ApiError> {
         auth.0.require_scope(scope::WRITE)?;
         let alias = parse_alias("alias", &alias.0).map_err(problem)?;
         let provider = edk_kms::ProviderId::new(body.0.provider)
@@ -220,7 +220,7 @@ impl RegistrationsApi {
             .bind_alias(&caller, AliasBinding::new(alias, provider, algorithm))
             .await
             .map_err(problem)?;
-        Ok(Json(BindingBody::from(&binding)))
+        Ok(Json(AliasBindingBody::from(&binding)))
     }
 
     /// Removes the binding of an alias of the token's tenant. Scope `kms:write`.
