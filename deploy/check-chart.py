@@ -9,8 +9,13 @@ every pod runs as non-root with a read-only root filesystem and no service accou
 NetworkPolicies select every pod, and the servers' configuration files say what the values
 say. With `observability.otlp` set, every server's configuration carries the OTLP endpoint,
 its pod the export headers from their Secret, and its NetworkPolicy the egress to the
-collector; without it, none of them. Then wrong values must be refused by the schema, naming
-the offending key.
+collector; without it, none of them. The platform's tenant directory: the platform serves it on
+its gRPC port exactly when servers read it (directory.clients), each of them has its
+`directory` section, its service key and the egress to that port, no ingress routes to it and
+no other pod may reach it. Rate limits: the servers that have them carry the `rate_limits`
+section, and with Redis on every one of them counts in Redis (the in-chart one, or an external
+one whose URL comes only from the Secret) and may reach it, while no other pod may. Then wrong
+values must be refused by the schema, naming the offending key.
 
 Usage: python deploy/check-chart.py
 """
@@ -32,6 +37,11 @@ NAMESPACE = "edk"
 KUBE_VERSIONS = ["1.27.0", kv.latest_version()]
 # The servers that call the KMS over gRPC: the runtime servers and the platform.
 RUNTIME = ["as", "did", "issuer", "verifier", "platform"]
+# The servers that may read the platform's tenant directory (directory.clients).
+DIRECTORY_CLIENTS = ["kms", "as", "did", "issuer", "verifier"]
+# The servers with a `rate_limits` section.
+RATE_LIMITED = ["as", "issuer", "verifier", "edk"]
+SERVICE_KEY = "/var/run/secrets/edk/service/service.jwk"
 # Custom resources: no Kubernetes schema; their required fields are checked below.
 CUSTOM = {
     ("cert-manager.io/v1", "Certificate"): ["secretName", "issuerRef"],
@@ -42,14 +52,30 @@ CUSTOM = {
 }
 # The top-level configuration sections each server's configuration type accepts.
 CONFIG_SECTIONS = {
-    "kms": {"http", "auth", "log", "observability", "database", "kms", "grpc"},
-    "as": {"http", "auth", "log", "observability", "database", "kms", "oauth"},
-    "did": {"http", "auth", "log", "observability", "database", "kms", "resolver"},
-    "issuer": {"http", "auth", "log", "observability", "database", "kms", "oauth", "issuer"},
-    "verifier": {"http", "auth", "log", "observability", "database", "kms", "verifier"},
-    "platform": {"http", "auth", "log", "observability", "database", "kms", "oauth", "platform"},
-    "edk": {"http", "auth", "log", "observability", "database", "kms", "oauth", "local_https", "did_resolver", "issuer"},
+    "kms": {"http", "auth", "log", "observability", "database", "kms", "directory", "grpc"},
+    "as": {"http", "auth", "log", "observability", "database", "kms", "directory", "oauth", "rate_limits"},
+    "did": {"http", "auth", "log", "observability", "database", "kms", "directory", "resolver"},
+    "issuer": {"http", "auth", "log", "observability", "database", "kms", "directory", "oauth", "issuer", "rate_limits"},
+    "verifier": {"http", "auth", "log", "observability", "database", "kms", "directory", "verifier", "rate_limits"},
+    "platform": {"http", "auth", "log", "observability", "database", "kms", "oauth", "platform", "grpc"},
+    "edk": {"http", "auth", "log", "observability", "database", "kms", "oauth", "local_https", "did_resolver", "issuer",
+            "verifier", "rate_limits"},
 }
+# The keys each section the chart writes may hold (the servers refuse unknown keys).
+DIRECTORY_KEYS = {"endpoint", "service", "audience", "key_file", "token_lifetime_secs", "server_ca_file", "server_name",
+                  "cache_ttl_secs", "timeout_millis"}
+DIRECTORY_SERVER_KEYS = {"listen", "audience", "services", "max_lifetime_secs", "tls"}
+RATE_LIMIT_KEYS = {"redis", "on_backend_error", "client_ip_header", "limits"}
+# The tenant directory read by every server that can, with the trusted keys it needs, and the
+# rate-limit counters in the in-chart Redis.
+KEY = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+       "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
+DIRECTORY_AND_REDIS = {
+    "directory": {"clients": DIRECTORY_CLIENTS, "trustedServices": {"kms": {"jwks": {"keys": [KEY]}, "tenants": ["acme"]}}},
+    "kms": {"trustedServices": {s: {"jwks": {"keys": [KEY]}} for s in RUNTIME}},
+    "redis": {"enabled": True, "internal": {"enabled": True}},
+}
+REDIS = {"redis": {"enabled": True, "internal": {"enabled": True}}}
 # Trace export to a collector, with headers from a Secret.
 OTLP = {"observability": {"otlp": {
     "endpoint": "http://otel-collector.observability:4317",
@@ -133,6 +159,8 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
             for path in rule["http"]["paths"]:
                 backend = path["backend"]["service"]["name"]
                 component = services[backend]["spec"]["selector"]["app.kubernetes.io/component"]
+                check(f"{label}: ingress {kind} {path['path']} reaches the HTTP port only (no gRPC listener)",
+                      path["backend"]["service"]["port"] == {"name": "http"}, str(path["backend"]["service"]["port"]))
                 routed.setdefault((kind, component), []).append(path["path"])
                 check(f"{label}: ingress {kind} {path['path']} does not reach the KMS",
                       component != "kms", f"backend {backend}")
@@ -154,6 +182,11 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
         if component == "kms":
             ports = sorted(p["port"] for p in service["spec"]["ports"])
             check(f"{label}: the KMS Service exposes HTTP and gRPC", ports == [8080, values["kms"]["grpcPort"]], str(ports))
+        if component == "platform":
+            ports = sorted(p["port"] for p in service["spec"]["ports"])
+            want = sorted([8080] + ([values["platform"]["grpcPort"]] if directory_clients(values) else []))
+            check(f"{label}: the platform Service exposes HTTP, and gRPC exactly when it serves the tenant directory",
+                  ports == want, f"{ports} != {want}")
 
     accounts = {a["metadata"]["name"]: a for a in by_kind.get("ServiceAccount", [])}
     policies = by_kind.get("NetworkPolicy", [])
@@ -180,6 +213,11 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
             resources = container.get("resources", {})
             check(f"{cname} has requests and limits",
                   {"cpu", "memory"} <= set(resources.get("requests", {})) and {"cpu", "memory"} <= set(resources.get("limits", {})))
+            if labels["app.kubernetes.io/component"] == "redis":
+                check(f"{cname} probes its port",
+                      container["livenessProbe"]["tcpSocket"]["port"] == "redis"
+                      and container["readinessProbe"]["tcpSocket"]["port"] == "redis")
+                continue
             check(f"{cname} probes /health/live and /health/ready",
                   container["livenessProbe"]["httpGet"]["path"] == "/health/live"
                   and container["readinessProbe"]["httpGet"]["path"] == "/health/ready")
@@ -223,6 +261,15 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
         check(f"{name} listens on 0.0.0.0:8080", config["http"]["listen"] == "0.0.0.0:8080")
         text = config_map["data"]["config.yaml"]
         check(f"{name} holds no database URL or key", "postgres://" not in text and '"d"' not in text and "key:" not in text)
+        if not (values["redis"]["enabled"] and values["redis"]["internal"]["enabled"]):
+            check(f"{name} holds no Redis URL", "redis://" not in text and "rediss://" not in text)
+        for section, keys in (("directory", DIRECTORY_KEYS), ("rate_limits", RATE_LIMIT_KEYS)):
+            if section in config:
+                check(f"{name}: {section} holds only keys the server knows", set(config[section]) <= keys,
+                      str(set(config[section]) - keys))
+        if component == "platform" and "grpc" in config:
+            check(f"{name}: grpc holds only keys the server knows", set(config["grpc"]) <= DIRECTORY_SERVER_KEYS,
+                  str(set(config["grpc"]) - DIRECTORY_SERVER_KEYS))
         if component == "kms":
             grpc = config["grpc"]
             check(f"{name} listens for gRPC", grpc["listen"] == f"0.0.0.0:{values['kms']['grpcPort']}")
@@ -267,6 +314,183 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
     tls = values["kmsAuth"]["tls"] or values["kmsAuth"]["mode"] == "mtls"
     certificates = by_kind.get("Certificate", [])
     check(f"{label}: cert-manager certificates iff TLS", bool(certificates) == (tls and not values["allInOne"]["enabled"]))
+    for certificate in certificates:
+        component = certificate["metadata"]["labels"].get("app.kubernetes.io/component")
+        if component is None:
+            continue
+        serves = component == "kms" or (component == "platform" and bool(directory_clients(values)))
+        want = (["server auth"] if serves else []) + (["client auth"] if component != "kms" else [])
+        check(f"{label}: the {component} certificate is for {want}", certificate["spec"]["usages"] == want,
+              str(certificate["spec"]["usages"]))
+
+
+def directory_clients(values: dict) -> list[str]:
+    """The servers that read the platform's tenant directory."""
+    if values["allInOne"]["enabled"] or not values["platform"]["enabled"]:
+        return []
+    return sorted(s for s in values["directory"]["clients"] if values[s]["enabled"])
+
+
+def pod_labels(objects: list[dict]) -> dict[str, dict]:
+    return {d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]: d
+            for d in objects if d["kind"] == "Deployment"}
+
+
+def own_policy(objects: list[dict], component: str) -> dict:
+    return [p for p in objects if p["kind"] == "NetworkPolicy"
+            and p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") == component][0]
+
+
+def peer_component(peer: dict) -> str | None:
+    return peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
+
+
+def check_directory(label: str, objects: list[dict], values: dict) -> None:
+    """The platform serves the tenant directory to directory.clients, on a port only they reach."""
+    clients = directory_clients(values)
+    tls = values["kmsAuth"]["tls"] or values["kmsAuth"]["mode"] == "mtls"
+    port = values["platform"]["grpcPort"]
+    host = f"{RELEASE}-platform.{NAMESPACE}.svc"
+    deployments = pod_labels(objects)
+    configs = {c["metadata"]["labels"]["app.kubernetes.io/component"]: yaml.safe_load(c["data"]["config.yaml"])
+               for c in objects if c["kind"] == "ConfigMap" and "config.yaml" in c.get("data", {})}
+    if "platform" in configs:
+        grpc = configs["platform"].get("grpc")
+        name = f"{label}: platform configuration"
+        if clients:
+            check(f"{name} serves the tenant directory on its gRPC port",
+                  grpc is not None and grpc["listen"] == f"0.0.0.0:{port}" and grpc["audience"] == values["directory"]["audience"],
+                  str(grpc))
+            services = grpc["services"] if grpc else []
+            check(f"{name} trusts exactly the directory's clients", sorted(s["name"] for s in services) == clients,
+                  str([s["name"] for s in services]))
+            for service in services:
+                check(f"{name} trusts a public key of {service['name']}",
+                      bool(service["jwks"]["keys"]) and not any("d" in key for key in service["jwks"]["keys"]))
+                trusted = values["directory"]["trustedServices"].get(service["name"]) or values["kms"]["trustedServices"].get(service["name"])
+                check(f"{name} limits {service['name']} to the tenants set", service.get("tenants") == trusted.get("tenants"),
+                      str(service.get("tenants")))
+            check(f"{name} serves the directory over TLS iff the KMS's gRPC uses TLS",
+                  grpc is not None and ("tls" in grpc) == tls
+                  and (not tls or grpc["tls"] == {"cert_file": "/var/run/secrets/edk/tls/tls.crt",
+                                                  "key_file": "/var/run/secrets/edk/tls/tls.key"}), str(grpc and grpc.get("tls")))
+            container = deployments["platform"]["spec"]["template"]["spec"]["containers"][0]
+            check(f"{label}: the platform pod names its gRPC port",
+                  {"name": "grpc", "containerPort": port, "protocol": "TCP"} in container["ports"], str(container["ports"]))
+        else:
+            check(f"{name} serves no tenant directory", grpc is None, str(grpc))
+    for component in DIRECTORY_CLIENTS:
+        if component not in configs:
+            continue
+        section = configs[component].get("directory")
+        name = f"{label}: {component} configuration"
+        if component not in clients:
+            check(f"{name} reads the platform database, not the directory", section is None, str(section))
+            continue
+        want = {"endpoint": f"{'https' if tls else 'http'}://{host}:{port}", "service": component,
+                "audience": values["directory"]["audience"], "key_file": SERVICE_KEY,
+                "token_lifetime_secs": values["directory"]["tokenLifetimeSecs"],
+                "cache_ttl_secs": values["directory"]["cacheTtlSecs"], "timeout_millis": values["directory"]["timeoutMillis"]}
+        if tls:
+            want |= {"server_ca_file": "/var/run/secrets/edk/tls/ca.crt", "server_name": host}
+        check(f"{name} reads the platform's tenant directory", section == want, f"{section} != {want}")
+        spec = deployments[component]["spec"]["template"]["spec"]
+        mounts = {m["name"]: m for m in spec["containers"][0]["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        key = volumes.get("service-key", {}).get("secret", {})
+        check(f"{label}: the {component} pod mounts its service key for the directory",
+              mounts.get("service-key", {}).get("mountPath") == str(Path(SERVICE_KEY).parent)
+              and key.get("items") == [{"key": f"{component}-service.jwk", "path": "service.jwk"}], str(key))
+    if not values["networkPolicy"]["enabled"]:
+        return
+    if "platform" in deployments:
+        rules = own_policy(objects, "platform")["spec"]["ingress"]
+        grpc_rules = [rule for rule in rules if {"port": "grpc", "protocol": "TCP"} in rule.get("ports", [])]
+        sources = sorted(peer_component(peer) or "?" for rule in grpc_rules for peer in rule["from"])
+        check(f"{label}: only the directory's clients reach the platform's gRPC port", sources == clients, f"{sources} != {clients}")
+        check(f"{label}: every ingress rule of the platform names its ports", all(rule.get("ports") for rule in rules))
+        check(f"{label}: no ingress controller or other namespace reaches the platform's gRPC port",
+              not any("namespaceSelector" in peer or "ipBlock" in peer for rule in grpc_rules for peer in rule["from"]))
+    for component in deployments:
+        if component in ("platform", "redis"):
+            continue
+        egress = own_policy(objects, component)["spec"].get("egress", [])
+        to_platform = [rule for rule in egress if any(peer_component(peer) == "platform" for peer in rule["to"])]
+        if component in clients:
+            check(f"{label}: {component} may reach the platform's gRPC port",
+                  len(to_platform) == 1 and to_platform[0]["ports"] == [{"port": port, "protocol": "TCP"}], str(to_platform))
+        else:
+            check(f"{label}: {component} may not reach the platform", not to_platform, str(to_platform))
+            open_port = [rule for rule in egress if {"port": port, "protocol": "TCP"} in rule["ports"]
+                         and any(peer.get("podSelector") == {} and "namespaceSelector" not in peer for peer in rule["to"])]
+            check(f"{label}: {component} has no egress to any pod on the platform's gRPC port", not open_port, str(open_port))
+
+
+def check_rate_limits(label: str, objects: list[dict], values: dict) -> None:
+    """The rate-limited servers carry rate_limits; with Redis on, every one counts there and may reach it, and no
+    other pod may."""
+    redis = values["redis"]
+    internal = redis["enabled"] and redis["internal"]["enabled"]
+    external = redis["enabled"] and not redis["internal"]["enabled"]
+    deployments = pod_labels(objects)
+    configs = {c["metadata"]["labels"]["app.kubernetes.io/component"]: yaml.safe_load(c["data"]["config.yaml"])
+               for c in objects if c["kind"] == "ConfigMap" and "config.yaml" in c.get("data", {})}
+    in_redis = []
+    for component, config in configs.items():
+        name = f"{label}: {component} configuration"
+        env = {e["name"]: e for e in deployments[component]["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+        variable = env.get("EDK_RATE_LIMITS__REDIS__URL")
+        section = config.get("rate_limits")
+        if component not in RATE_LIMITED:
+            check(f"{name} has no rate limits", section is None and variable is None)
+            continue
+        limits = values["rateLimits"]
+        check(f"{name} has the rate limits of the values",
+              section is not None and section["limits"] == limits["limits"]
+              and section["on_backend_error"] == limits["onBackendError"], str(section))
+        header = limits["clientIpHeader"] if component != "edk" else None
+        check(f"{name} reads the client address from {header or 'the TCP peer'}",
+              section is not None and section.get("client_ip_header") == (header or None), str(section))
+        counted = (section or {}).get("redis")
+        if internal:
+            check(f"{name} counts in the in-chart Redis",
+                  counted == {"url": f"redis://{RELEASE}-redis.{NAMESPACE}.svc:{redis['port']}", "key_prefix": redis["keyPrefix"]},
+                  str(counted))
+            check(f"{label}: {component} has no Redis URL variable", variable is None)
+        elif external:
+            check(f"{name} counts in Redis, its URL not in the file", counted == {"key_prefix": redis["keyPrefix"]}, str(counted))
+            check(f"{label}: {component} reads the Redis URL from the Secret",
+                  variable is not None and variable.get("valueFrom", {}).get("secretKeyRef")
+                  == {"name": values["secrets"]["existingSecret"], "key": redis["urlSecretKey"]}, str(variable))
+        else:
+            check(f"{name} counts in the process", counted is None and variable is None, str(counted))
+        if counted is not None or variable is not None:
+            in_redis.append(component)
+    check(f"{label}: an in-chart Redis iff redis.internal", ("redis" in deployments) == internal)
+    if not values["networkPolicy"]["enabled"]:
+        return
+    for component in deployments:
+        if component == "redis":
+            continue
+        egress = own_policy(objects, component)["spec"].get("egress", [])
+        to_redis = [rule for rule in egress if rule["ports"] == [{"port": redis["port"], "protocol": "TCP"}]]
+        if component in in_redis:
+            ok = len(to_redis) == 1
+            if ok and internal:
+                ok = [peer_component(peer) for peer in to_redis[0]["to"]] == ["redis"]
+            elif ok and redis["cidrs"]:
+                ok = sorted(peer.get("ipBlock", {}).get("cidr") for peer in to_redis[0]["to"] if "ipBlock" in peer) == sorted(redis["cidrs"])
+            check(f"{label}: {component}, counting in Redis, may reach it", ok, str(to_redis))
+        else:
+            check(f"{label}: {component} may not reach Redis", not to_redis, str(to_redis))
+    if internal:
+        policy = own_policy(objects, "redis")
+        sources = sorted(peer_component(peer) or "?" for rule in policy["spec"]["ingress"] for peer in rule["from"])
+        check(f"{label}: only the servers counting in Redis reach the in-chart Redis", sources == sorted(in_redis),
+              f"{sources} != {sorted(in_redis)}")
+        check(f"{label}: the in-chart Redis takes its port only and reaches nothing",
+              all(rule["ports"] == [{"port": "redis", "protocol": "TCP"}] for rule in policy["spec"]["ingress"])
+              and policy["spec"]["egress"] == [] and sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"])
 
 
 def check_otlp(label: str, objects: list[dict], values: dict) -> None:
@@ -340,6 +564,9 @@ def check_production(objects: list[dict], values: dict) -> None:
         resources = deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
         check(f"{label}: {name} has the API baseline resources",
               resources == {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "1536Mi"}}, str(resources))
+    check(f"{label}: the runtime servers read the platform's tenant directory",
+          sorted(values["directory"]["clients"]) == ["as", "did", "issuer", "verifier"], str(values["directory"]["clients"]))
+    check(f"{label}: the rate-limit counters are shared in Redis", values["redis"]["enabled"])
     kinds = {o["kind"] for o in objects}
     for kind in ("Cluster", "ExternalSecret", "ServiceMonitor"):
         check(f"{label}: renders a {kind}", kind in kinds)
@@ -372,6 +599,17 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
         ({"observability": {"otlp": {"endpoint": "https://collector:4317"}}}, "/observability/otlp/endpoint"),
         ({"observability": {"otlp": {"endpoint": "http://user:secret@collector:4317"}}}, "/observability/otlp/endpoint"),
         ({"observability": {"otlp": {"headers": "api-key=1"}}}, "/observability/otlp"),
+        ({"rateLimits": {"limits": {"per_ip": {"requests": 0, "window_secs": 60}}}}, "/rateLimits/limits/per_ip/requests"),
+        ({"rateLimits": {"limits": {"per_ip": {"requests": 10, "window_secs": "1m"}}}}, "/rateLimits/limits/per_ip/window_secs"),
+        ({"rateLimits": {"limits": {"per_user": {"requests": 10, "window_secs": 60}}}}, "/rateLimits/limits"),
+        ({"rateLimits": {"onBackendError": "ignore"}}, "/rateLimits/onBackendError"),
+        ({"redis": {"url": "redis://:secret@redis:6379"}}, "/redis"),
+        ({"redis": {"internal": {"enabled": True, "maxMemory": "lots"}}}, "/redis/internal/maxMemory"),
+        ({"directory": {"clients": ["platform"]}}, "/directory/clients/0"),
+        ({"directory": {"clients": ["as", "as"]}}, "/directory/clients"),
+        ({"directory": {"tokenLifetimeSecs": 0}}, "/directory/tokenLifetimeSecs"),
+        ({"directory": {"trustedServices": {"as": {"jwks": {"keys": [{"kty": "RSA"}]}}}}}, "/directory/trustedServices/as/jwks/keys/0/kty"),
+        ({"platform": {"grpcPort": 0}}, "/platform/grpcPort"),
     ]
     for overlay, where in bad:
         try:
@@ -383,6 +621,10 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
     for overlay, message in [
         ({"allInOne": {"enabled": True}}, "allInOne.enabled runs every server in one pod"),
         ({"kms": {"enabled": False}}, "the runtime servers and the platform (as, did, issuer, verifier, platform) need the KMS"),
+        ({"directory": {"clients": ["as"]}, "platform": {"enabled": False}}, "set platform.enabled: true"),
+        ({"directory": {"clients": ["kms"]}}, "directory.trustedServices.kms (or kms.trustedServices.kms) must hold"),
+        ({"directory": {"clients": ["did"]}, "kms": {"trustedServices": {"did": {"jwks": {"keys": []}}}}},
+         "directory.trustedServices.did (or kms.trustedServices.did) must hold"),
     ]:
         try:
             chart.render(merge(base, overlay), name=RELEASE, namespace=NAMESPACE)
@@ -406,6 +648,9 @@ def main() -> int:
         "values.yaml + OTLP": [OTLP],
         "values-prod.yaml + values-mtls.yaml + OTLP": ["values-prod.yaml", "values-mtls.yaml", OTLP],
         "all-in-one + OTLP": [all_in_one, OTLP],
+        "values.yaml + directory + in-chart Redis": [DIRECTORY_AND_REDIS],
+        "values-mtls.yaml + directory + in-chart Redis": ["values-mtls.yaml", DIRECTORY_AND_REDIS],
+        "all-in-one + in-chart Redis": [all_in_one, REDIS],
     }
     for label, layers in variants.items():
         values = base
@@ -426,6 +671,8 @@ def main() -> int:
         objects = render(chart, overlay)
         check_rendering(label, objects, values)
         check_otlp(label, objects, values)
+        check_directory(label, objects, values)
+        check_rate_limits(label, objects, values)
         if label == "values-prod.yaml":
             check_production(objects, values)
         print(f"rendered {label}: {len(objects)} objects")

@@ -62,6 +62,93 @@ app.kubernetes.io/part-of: edk
 {{- if or .Values.kmsAuth.tls (eq .Values.kmsAuth.mode "mtls") -}}true{{- end -}}
 {{- end -}}
 
+{{/* The servers that read the platform's tenant directory (directory.clients, enabled ones, while the platform is), as a JSON list. */}}
+{{- define "edk.directoryClients" -}}
+{{- $clients := list -}}
+{{- if and .Values.platform.enabled (not .Values.allInOne.enabled) -}}
+{{- range .Values.directory.clients -}}
+{{- if (index $.Values .).enabled -}}
+{{- $clients = append $clients . -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $clients | toJson -}}
+{{- end -}}
+
+{{/* The servers with a `rate_limits` section (their public endpoints are rate-limited). */}}
+{{- define "edk.rateLimitedServers" -}}
+{{- list "as" "issuer" "verifier" "edk" | toJson -}}
+{{- end -}}
+
+{{/* Whether a server (root, name) mounts its service key: it signs service JWTs for the KMS or for the tenant directory. */}}
+{{- define "edk.usesServiceKey" -}}
+{{- $v := .root.Values -}}
+{{- if or (and (ne .name "kms") (eq $v.kmsAuth.mode "serviceJwt")) (has .name (include "edk.directoryClients" .root | fromJsonArray)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The in-chart Redis's URL (redis.internal.enabled). */}}
+{{- define "edk.internalRedisUrl" -}}
+{{- printf "redis://%s:%v" (include "edk.serviceHost" (dict "root" . "name" "redis")) .Values.redis.port -}}
+{{- end -}}
+
+{{/* The `rate_limits` section (root) of the servers that have one, from rateLimits and redis. */}}
+{{- define "edk.rateLimits" -}}
+{{- $v := .Values -}}
+{{- $section := dict "on_backend_error" $v.rateLimits.onBackendError "limits" (deepCopy $v.rateLimits.limits) -}}
+{{- with $v.rateLimits.clientIpHeader -}}
+{{- $_ := set $section "client_ip_header" . -}}
+{{- end -}}
+{{- if and $v.redis.enabled $v.redis.internal.enabled -}}
+{{- $_ := set $section "redis" (dict "url" (include "edk.internalRedisUrl" .) "key_prefix" $v.redis.keyPrefix) -}}
+{{- else if $v.redis.enabled -}}
+{{- /* The URL (it may hold a password) comes from the Secret as EDK_RATE_LIMITS__REDIS__URL. */ -}}
+{{- $_ := set $section "redis" (dict "key_prefix" $v.redis.keyPrefix) -}}
+{{- end -}}
+{{- toYaml $section -}}
+{{- end -}}
+
+{{/* The external Redis URL's variable (root, name), from the Secret; empty unless the server counts in an external Redis. */}}
+{{- define "edk.redisUrlEnv" -}}
+{{- $v := .root.Values -}}
+{{- if and $v.redis.enabled (not $v.redis.internal.enabled) (has .name (include "edk.rateLimitedServers" .root | fromJsonArray)) -}}
+- name: EDK_RATE_LIMITS__REDIS__URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.secrets.existingSecret }}
+      key: {{ $v.redis.urlSecretKey }}
+{{- end -}}
+{{- end -}}
+
+{{/* The `directory` section of a server (root, name) reading the platform's tenant directory. */}}
+{{- define "edk.directory" -}}
+{{- $v := .root.Values -}}
+{{- $platformHost := include "edk.serviceHost" (dict "root" .root "name" "platform") -}}
+{{- $tls := include "edk.kmsTls" .root -}}
+{{- $section := dict "endpoint" (printf "%s://%s:%v" (ternary "https" "http" (eq $tls "true")) $platformHost $v.platform.grpcPort) "service" .name "audience" $v.directory.audience "key_file" "/var/run/secrets/edk/service/service.jwk" "token_lifetime_secs" (int64 $v.directory.tokenLifetimeSecs) "cache_ttl_secs" (int64 $v.directory.cacheTtlSecs) "timeout_millis" (int64 $v.directory.timeoutMillis) -}}
+{{- if $tls -}}
+{{- $_ := set $section "server_ca_file" "/var/run/secrets/edk/tls/ca.crt" -}}
+{{- $_ := set $section "server_name" $platformHost -}}
+{{- end -}}
+{{- toYaml $section -}}
+{{- end -}}
+
+{{/* The platform's `grpc` section (root): the tenant directory listener and the services it trusts. */}}
+{{- define "edk.directoryServer" -}}
+{{- $v := .Values -}}
+{{- $services := list -}}
+{{- range $name := include "edk.directoryClients" . | fromJsonArray -}}
+{{- $trusted := index $v.directory.trustedServices $name | default (index $v.kms.trustedServices $name) | default dict -}}
+{{- $entry := dict "name" $name "jwks" ($trusted.jwks | default (dict "keys" list)) -}}
+{{- if $trusted.tenants -}}{{- $_ := set $entry "tenants" $trusted.tenants -}}{{- end -}}
+{{- $services = append $services $entry -}}
+{{- end -}}
+{{- $section := dict "listen" (printf "0.0.0.0:%v" $v.platform.grpcPort) "audience" $v.directory.audience "max_lifetime_secs" (int64 $v.directory.maxTokenLifetimeSecs) "services" $services -}}
+{{- if include "edk.kmsTls" . -}}
+{{- $_ := set $section "tls" (dict "cert_file" "/var/run/secrets/edk/tls/tls.crt" "key_file" "/var/run/secrets/edk/tls/tls.key") -}}
+{{- end -}}
+{{- toYaml $section -}}
+{{- end -}}
+
 {{/* Whether the chart issues cert-manager certificates. */}}
 {{- define "edk.certificates" -}}
 {{- include "edk.kmsTls" . -}}
@@ -159,6 +246,15 @@ group: cert-manager.io
 {{- end -}}
 {{- if eq .name "platform" -}}
 {{- $_ := set $config "platform" (dict "host" $v.ingress.public.host "setup_token_file" "/var/lib/edk-platform/setup-token") -}}
+{{- if include "edk.directoryClients" $root | fromJsonArray -}}
+{{- $_ := set $config "grpc" (include "edk.directoryServer" $root | fromYaml) -}}
+{{- end -}}
+{{- end -}}
+{{- if has .name (include "edk.directoryClients" $root | fromJsonArray) -}}
+{{- $_ := set $config "directory" (include "edk.directory" (dict "root" $root "name" .name) | fromYaml) -}}
+{{- end -}}
+{{- if has .name (include "edk.rateLimitedServers" $root | fromJsonArray) -}}
+{{- $_ := set $config "rate_limits" (include "edk.rateLimits" $root | fromYaml) -}}
 {{- end -}}
 {{- with include "edk.otlp" $root -}}
 {{- $_ := set $config "observability" (fromYaml .) -}}
