@@ -37,8 +37,9 @@ NAMESPACE = "edk"
 KUBE_VERSIONS = ["1.27.0", kv.latest_version()]
 # The servers that call the KMS over gRPC: the runtime servers and the platform.
 RUNTIME = ["as", "did", "issuer", "verifier", "platform"]
-# The servers that may read the platform's tenant directory (directory.clients).
-DIRECTORY_CLIENTS = ["kms", "as", "did", "issuer", "verifier"]
+# The servers that may read the platform's tenant directory (directory.clients); not the KMS,
+# whose Ping the platform's readiness waits for.
+DIRECTORY_CLIENTS = ["as", "did", "issuer", "verifier"]
 # The servers with a `rate_limits` section.
 RATE_LIMITED = ["as", "issuer", "verifier", "edk"]
 SERVICE_KEY = "/var/run/secrets/edk/service/service.jwk"
@@ -71,7 +72,7 @@ RATE_LIMIT_KEYS = {"redis", "on_backend_error", "client_ip_header", "limits"}
 KEY = {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
        "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}
 DIRECTORY_AND_REDIS = {
-    "directory": {"clients": DIRECTORY_CLIENTS, "trustedServices": {"kms": {"jwks": {"keys": [KEY]}, "tenants": ["acme"]}}},
+    "directory": {"clients": DIRECTORY_CLIENTS, "trustedServices": {"issuer": {"jwks": {"keys": [KEY]}, "tenants": ["acme"]}}},
     "kms": {"trustedServices": {s: {"jwks": {"keys": [KEY]}} for s in RUNTIME}},
     "redis": {"enabled": True, "internal": {"enabled": True}},
 }
@@ -379,7 +380,7 @@ def check_directory(label: str, objects: list[dict], values: dict) -> None:
                   {"name": "grpc", "containerPort": port, "protocol": "TCP"} in container["ports"], str(container["ports"]))
         else:
             check(f"{name} serves no tenant directory", grpc is None, str(grpc))
-    for component in DIRECTORY_CLIENTS:
+    for component in ["kms", *DIRECTORY_CLIENTS]:
         if component not in configs:
             continue
         section = configs[component].get("directory")
@@ -606,6 +607,7 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
         ({"redis": {"url": "redis://:secret@redis:6379"}}, "/redis"),
         ({"redis": {"internal": {"enabled": True, "maxMemory": "lots"}}}, "/redis/internal/maxMemory"),
         ({"directory": {"clients": ["platform"]}}, "/directory/clients/0"),
+        ({"directory": {"clients": ["kms"]}}, "/directory/clients/0"),
         ({"directory": {"clients": ["as", "as"]}}, "/directory/clients"),
         ({"directory": {"tokenLifetimeSecs": 0}}, "/directory/tokenLifetimeSecs"),
         ({"directory": {"trustedServices": {"as": {"jwks": {"keys": [{"kty": "RSA"}]}}}}}, "/directory/trustedServices/as/jwks/keys/0/kty"),
@@ -622,7 +624,6 @@ def check_refused(chart: helm.Chart, base: dict) -> None:
         ({"allInOne": {"enabled": True}}, "allInOne.enabled runs every server in one pod"),
         ({"kms": {"enabled": False}}, "the runtime servers and the platform (as, did, issuer, verifier, platform) need the KMS"),
         ({"directory": {"clients": ["as"]}, "platform": {"enabled": False}}, "set platform.enabled: true"),
-        ({"directory": {"clients": ["kms"]}}, "directory.trustedServices.kms (or kms.trustedServices.kms) must hold"),
         ({"directory": {"clients": ["did"]}, "kms": {"trustedServices": {"did": {"jwks": {"keys": []}}}}},
          "directory.trustedServices.did (or kms.trustedServices.did) must hold"),
     ]:
