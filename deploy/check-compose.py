@@ -4,8 +4,10 @@ Validates compose.yaml against the Compose Specification schema (the copy check-
 ships, `vendor.compose-spec`), then asserts the topology: every EDK server is built from its
 Dockerfile under deploy/docker, runs as uid 10001 on a read-only root filesystem without
 capabilities, the KMS publishes no port, the runtime servers publish on loopback only and
-reach the KMS with service JWTs, and every configuration file and secret it names is
-provided (configuration files in the repository, secrets by deploy/compose/init-secrets.sh).
+reach the KMS with service JWTs and the platform's tenant directory (its unpublished gRPC port)
+with the same keys, the platform serves that directory for the audience they name, and every
+configuration file and secret it names is provided (configuration files in the repository,
+secrets by deploy/compose/init-secrets.sh).
 
 Usage: python deploy/check-compose.py
 """
@@ -23,6 +25,8 @@ COMPOSE = REPO / "compose.yaml"
 SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer",
            "verifier": "edk-verifier", "platform": "edk-platform"}
 INIT_SECRETS = REPO / "deploy" / "compose" / "init-secrets.sh"
+# The servers that read the platform's tenant directory.
+READERS = ["as", "did", "issuer", "verifier"]
 
 passed = 0
 failures: list[str] = []
@@ -72,6 +76,11 @@ def main() -> int:
                       kms["mode"] == "remote" and kms["endpoint"] == "http://kms:9090"
                       and kms["auth"] == {"kind": "service_jwt", "service": name, "audience": "edk-kms",
                                           "key_file": "/run/secrets/service.jwk"}, str(kms))
+            if name in READERS:
+                directory = yaml.safe_load(path.read_text()).get("directory")
+                check(f"{label} reads tenants from the platform's tenant directory with its service key",
+                      directory == {"endpoint": "http://platform:9090", "service": name, "audience": "edk-platform",
+                                    "key_file": "/run/secrets/service.jwk"}, str(directory))
         for secret in service.get("secrets", []):
             file = Path(secret_files[secret["source"]]).name
             check(f"{label} secret {file} is written by init-secrets.sh",
@@ -79,6 +88,16 @@ def main() -> int:
                   (file in init_text or file.replace(name, "$service") in init_text), file)
     check("the KMS trusts the audience the runtime servers use",
           yaml.safe_load((REPO / "deploy/compose/kms.yaml").read_text())["grpc"]["auth"]["audience"] == "edk-kms")
+    platform = yaml.safe_load((REPO / "deploy/compose/platform.yaml").read_text())
+    check("the platform serves the tenant directory on 9090 for the audience the runtime servers use",
+          platform.get("grpc") == {"listen": "0.0.0.0:9090", "audience": "edk-platform"}, str(platform.get("grpc")))
+    command = services["platform"]["command"]
+    check("the platform reads the services its directory trusts from init-secrets.sh's platform-services.yaml",
+          command == ["--config", "/etc/edk/platform.yaml,/run/secrets/platform-services.yaml"]
+          and {"source": "platform-services", "target": "platform-services.yaml"} in services["platform"]["secrets"]
+          and "platform-services.yaml" in init_text, str(command))
+    check("the platform publishes its HTTP port only (the directory stays east-west)",
+          services["platform"]["ports"] == ["127.0.0.1:8085:8080"], str(services["platform"]["ports"]))
 
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)

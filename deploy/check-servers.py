@@ -1,15 +1,17 @@
 """Starts the real servers from the configuration files the deployment ships, run by scripts/test.
 
 For the Helm chart (values.yaml with service JWTs, values-mtls.yaml with client certificates
-issued by a CA made here as cert-manager would) and for compose.yaml, this renders or reads each
-server's configuration file, points its addresses and file paths at this machine (loopback
-ports, a temporary directory for the KEK and the service keys written by
-deploy/compose/init-secrets.sh), passes the database URL as the chart and compose do
-(`EDK_DATABASE__PLATFORM_URL`), and starts edk-kms, edk-as, edk-did, edk-issuer, edk-verifier
-and edk-platform from target/<profile> on a fresh PostgreSQL database. Every server must answer
-200 on /health/ready: the configuration loads, the database is migrated, and each runtime
-server's (and the platform's) authenticated Ping reaches the KMS over gRPC with the key or
-certificate the KMS trusts. A runtime server signing with another service's key must stay
+issued by a CA made here as cert-manager would; both with the runtime servers reading the
+platform's tenant directory and counting rate limits in the in-chart Redis) and for
+compose.yaml, this renders or reads each server's configuration file, points its addresses and
+file paths at this machine (loopback ports, the Redis here, a temporary directory for the KEK
+and the service keys written by deploy/compose/init-secrets.sh), passes the database URL as the
+chart and compose do (`EDK_DATABASE__PLATFORM_URL`), and starts edk-kms, edk-as, edk-did,
+edk-issuer, edk-verifier and edk-platform from target/<profile> on a fresh PostgreSQL database.
+Every server must answer 200 on /health/ready: the configuration loads, the database is
+migrated, and each runtime server's (and the platform's) authenticated Ping reaches the KMS over
+gRPC with the key or certificate the KMS trusts. The runtime servers must say they read tenants
+from the platform's directory, and the platform that it serves it. A runtime server signing with another service's key must stay
 unready (503 naming the `kms` check). The platform must write its first-run setup token
 owner-only to the file its configuration names (the chart's emptyDir, compose's volume), and
 `POST /api/platform/v1/setup` with that token must create the first operator (201), once. The
@@ -50,6 +52,10 @@ PLATFORM_STATE = "/var/lib/edk-platform"
 DATABASE_PASSWORD = "db-password-never-logged"
 POSTGRES = f"postgres://postgres:{DATABASE_PASSWORD}@127.0.0.1:5432"
 READY_TIMEOUT = 120
+# The servers that read the platform's tenant directory in every scenario.
+DIRECTORY_CLIENTS = ["as", "did", "issuer", "verifier"]
+# The chart's scenarios with the tenant directory and the in-chart Redis, as in production.
+CHART_OVERLAY = {"directory": {"clients": DIRECTORY_CLIENTS}, "redis": {"enabled": True, "internal": {"enabled": True}}}
 
 passed = 0
 failures: list[str] = []
@@ -186,15 +192,19 @@ def first_run_setup(label: str, port: int, config: dict, logged_secrets: dict[st
     check(f"{label}: the setup token works once (403 after)", status == 403, f"{status} {body}")
 
 
-def run_topology(label: str, servers: Servers, configs: dict[str, dict], kms_extra: list[Path], impostor,
+def run_topology(label: str, servers: Servers, configs: dict[str, dict], extra: dict[str, list[Path]], impostor,
                  logged_secrets: dict[str, str]) -> None:
-    """Starts the KMS, then each runtime server and the platform, and waits for each to be
-    ready, and runs the platform's first-run setup; then, with `impostor`, one more runtime
-    server made by it from the DID server's configuration, which the KMS must refuse."""
+    """Starts the KMS, then each runtime server and the platform (with the further
+    configuration files of `extra`), and waits for each to be ready, and runs the platform's
+    first-run setup; then, with `impostor`, one more runtime server made by it from the DID
+    server's configuration, which the KMS must refuse."""
     grpc_port = free_port()
+    directory_port = free_port()
     kms_config = configs["kms"]
     kms_config["grpc"]["listen"] = f"127.0.0.1:{grpc_port}"
-    port = servers.start(f"{label}-kms", "kms", kms_config, kms_extra)
+    if "grpc" in configs["platform"]:
+        configs["platform"]["grpc"]["listen"] = f"127.0.0.1:{directory_port}"
+    port = servers.start(f"{label}-kms", "kms", kms_config, extra.get("kms", []))
     status, body = servers.wait_ready(f"{label}-kms", port)
     check(f"{label}: edk-kms is ready from its configuration", status == 200, f"{status} {body}")
     if status != 200:
@@ -202,14 +212,18 @@ def run_topology(label: str, servers: Servers, configs: dict[str, dict], kms_ext
     auth = configs["as"]["kms"]["auth"]["kind"]
 
     def to_kms(config: dict) -> dict:
+        """The KMS's and the platform's gRPC listeners on this machine."""
         scheme = config["kms"]["endpoint"].split("://")[0]
         config["kms"]["endpoint"] = f"{scheme}://127.0.0.1:{grpc_port}"
+        if "directory" in config:
+            scheme = config["directory"]["endpoint"].split("://")[0]
+            config["directory"]["endpoint"] = f"{scheme}://127.0.0.1:{directory_port}"
         return config
 
     for server in RUNTIME:
         if server == "platform":
             Path(configs[server]["platform"]["setup_token_file"]).unlink(missing_ok=True)
-        port = servers.start(f"{label}-{server}", server, to_kms(configs[server]))
+        port = servers.start(f"{label}-{server}", server, to_kms(configs[server]), extra.get(server, []))
         status, body = servers.wait_ready(f"{label}-{server}", port)
         check(f"{label}: {SERVERS[server]} is ready and reaches the KMS ({auth})", status == 200, f"{status} {body}")
         if server == "platform" and status == 200:
@@ -240,7 +254,8 @@ def issue_certificates(directory: Path, names: dict[str, str]) -> None:
     for server, dns in names.items():
         out = directory / server
         out.mkdir()
-        usage = "serverAuth" if server == "kms" else "clientAuth"
+        # The platform is a KMS client and serves the tenant directory.
+        usage = {"kms": "serverAuth", "platform": "serverAuth,clientAuth"}.get(server, "clientAuth")
         run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
             "-keyout", str(out / "tls.key"), "-out", str(out / "tls.csr"), "-subj", f"/CN={dns}")
         (out / "ext.cnf").write_text(f"subjectAltName=DNS:{dns}\nextendedKeyUsage={usage}\n"
@@ -306,10 +321,14 @@ def main() -> int:
             return {"/var/run/secrets/edk/keks": str(keks),
                     "/var/run/secrets/edk/service": str(work / f"service-{component}"),
                     "/var/run/secrets/edk/tls": str(tls / component),
-                    PLATFORM_STATE: str(platform_state)}
+                    PLATFORM_STATE: str(platform_state),
+                    "redis://edk-redis.edk.svc:6379": "redis://127.0.0.1:6379"}
 
         trusted = yaml.safe_load((secrets / "values-trusted-services.yaml").read_text())
         mtls = yaml.safe_load((CHART / "values-mtls.yaml").read_text())
+        # The tenant directory trusts the keys of kms.trustedServices, in either mode.
+        chart_values = trusted | CHART_OVERLAY
+        mtls_values = mtls | trusted | CHART_OVERLAY
 
         def signs_as_issuer(config: dict) -> dict:
             config["kms"]["auth"]["key_file"] = str(work / "service-issuer" / "service.jwk")
@@ -327,22 +346,32 @@ def main() -> int:
             compose_configs[server] = relocate(config, compose_moves)
 
         scenarios = [
-            ("chart values.yaml", chart_configs(trusted, moves), [], signs_as_issuer),
-            ("chart values-mtls.yaml", chart_configs(mtls, moves), [], presents_a_rogue_certificate),
-            ("compose.yaml", compose_configs, [secrets / "kms-services.yaml"], signs_as_issuer),
+            ("chart values.yaml", chart_configs(chart_values, moves), {}, signs_as_issuer),
+            ("chart values-mtls.yaml", chart_configs(mtls_values, moves), {}, presents_a_rogue_certificate),
+            ("compose.yaml", compose_configs,
+             {"kms": [secrets / "kms-services.yaml"], "platform": [secrets / "platform-services.yaml"]}, signs_as_issuer),
         ]
-        for label, configs, kms_extra, impostor in scenarios:
+        for label, configs, extra, impostor in scenarios:
             database = f"edk_deploy_{uuid.uuid4().hex[:12]}"
             psql(f"CREATE DATABASE {database}")
             servers = Servers(binaries, work, f"{POSTGRES}/{database}")
             logged_secrets: dict[str, str] = {}
             try:
-                run_topology(label, servers, configs, kms_extra, impostor, logged_secrets)
+                run_topology(label, servers, configs, extra, impostor, logged_secrets)
             finally:
                 servers.stop()
                 psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
             logs = "".join((work / f"{name}.log").read_text() for name, _ in servers.started)
             check(f"{label}: the servers logged at debug level", '"level":"DEBUG"' in logs)
+            started = {name for name, _ in servers.started}
+            if f"{label}-platform" in started:
+                log = (work / f"{label}-platform.log").read_text()
+                check(f"{label}: edk-platform serves the tenant directory", "serving the tenant directory over gRPC" in log)
+            for server in DIRECTORY_CLIENTS:
+                if f"{label}-{server}" in started:
+                    log = (work / f"{label}-{server}.log").read_text()
+                    check(f"{label}: {SERVERS[server]} reads tenants from the platform's tenant directory",
+                          "tenants are read from the platform's directory service" in log)
             leaked = [name for name, secret in (secret_values(secrets, tls) | logged_secrets).items() if secret in logs]
             check(f"{label}: no secret in the debug logs", not leaked, f"found {leaked}")
 

@@ -3,7 +3,10 @@
 # committed): the KMS's key encryption key `kek-k1` (32 random bytes, base64), one ES256
 # private JWK per service that calls the KMS, the runtime services and the platform
 # (`<service>-service.jwk`), and `kms-services.yaml`, the KMS's `grpc.auth.services` with the
-# public half of each, and the same trust list as a Helm values file for the chart (`values-trusted-services.yaml`: kms.trustedServices). Existing files are
+# public half of each, `platform-services.yaml`, the platform's `grpc.services` (the runtime
+# services that read its tenant directory) with the same public keys, and the KMS's trust list
+# as a Helm values file for the chart (`values-trusted-services.yaml`: kms.trustedServices, which
+# the chart's tenant directory trusts too). Existing files are
 # kept; delete the directory to start over (keys sealed under the old KEK are then lost).
 # Needs openssl and python3.
 # Usage: deploy/compose/init-secrets.sh [DIR]   (DIR: where to write, default deploy/compose/secrets)
@@ -48,6 +51,10 @@ for name in ("as", "did", "issuer", "verifier", "platform"):
 with open("kms-services.yaml", "w") as out:
     out.write("# The services edk-kms trusts: written by init-secrets.sh.\n")
     out.write(json.dumps({"grpc": {"auth": {"services": services}}}, indent=2) + "\n")
+with open("platform-services.yaml", "w") as out:
+    out.write("# The services edk-platform's tenant directory trusts: written by init-secrets.sh.\n")
+    readers = [s for s in services if s["name"] != "platform"]
+    out.write(json.dumps({"grpc": {"services": readers}}, indent=2) + "\n")
 with open("values-trusted-services.yaml", "w") as out:
     out.write("# kms.trustedServices for deploy/helm/edk: written by init-secrets.sh.\n")
     trusted = {s["name"]: {"jwks": s["jwks"]} for s in services}
@@ -55,5 +62,5 @@ with open("values-trusted-services.yaml", "w") as out:
 PY
 # The servers run as uid 10001 and read these files through compose secrets.
 chmod 0644 kek-k1 as-service.jwk did-service.jwk issuer-service.jwk verifier-service.jwk \
-    platform-service.jwk kms-services.yaml values-trusted-services.yaml
+    platform-service.jwk kms-services.yaml platform-services.yaml values-trusted-services.yaml
 echo "secrets written to $out"
