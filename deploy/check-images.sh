@@ -26,7 +26,7 @@ images=(
     "edk-did 8080"
     "edk-issuer 8080"
     "edk-verifier 8080"
-    "edk-platform 8080"
+    "edk-platform 8080 9090"
     "edk 8080"
 )
 

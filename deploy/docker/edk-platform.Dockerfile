@@ -1,5 +1,5 @@
 # edk-platform: the EDK platform server (first-run setup, operator authorization server,
-# platform API)
+# platform API; REST on 8080, the tenant directory over gRPC on 9090 when grpc.listen is set)
 #
 # Built from source (the default), from the repository root:
 #   buildah build -f deploy/docker/edk-platform.Dockerfile -t edk/edk-platform .
@@ -34,12 +34,12 @@ FROM ${BINARY} AS binary
 
 FROM ${RUNTIME_IMAGE}
 LABEL org.opencontainers.image.title="edk-platform" \
-      org.opencontainers.image.description="the EDK platform server" \
+      org.opencontainers.image.description="the EDK platform server (REST on 8080, the tenant directory over gRPC on 9090 when grpc.listen is set)" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=binary --chown=0:0 /out/edk-platform /usr/local/bin/edk-platform
 COPY --from=binary --chown=10001:10001 /out/state /var/lib/edk-platform
 ENV EDK_HTTP__LISTEN=0.0.0.0:8080 \
     EDK_LOG__JSON=true
 USER 10001:10001
-EXPOSE 8080
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/edk-platform"]
