@@ -652,6 +652,7 @@ def main() -> int:
         "values.yaml + directory + in-chart Redis": [DIRECTORY_AND_REDIS],
         "values-mtls.yaml + directory + in-chart Redis": ["values-mtls.yaml", DIRECTORY_AND_REDIS],
         "all-in-one + in-chart Redis": [all_in_one, REDIS],
+        "all-in-one + external Redis + OTLP": [all_in_one, {"redis": {"enabled": True}}, OTLP],
     }
     for label, layers in variants.items():
         values = base
