@@ -88,6 +88,60 @@ impl Run {
     }
 }
 
+/// Runs schemathesis over the document at `openapi_url` the way the servers' suites do: every
+/// check, `config` (a `schemathesis.toml` body) for what the checks should expect beyond their
+/// defaults, `token` as the bearer of every call, 30 examples per operation and phase, a fixed
+/// seed, one worker, and `known` and `examples` as for [`run`]. Blocking, like [`run`].
+///
+/// # Panics
+/// As [`run`], and when the temporary configuration file cannot be written.
+#[must_use]
+pub fn run_document(
+    config: &str,
+    openapi_url: &str,
+    token: &str,
+    known: &Value,
+    examples: &Value,
+) -> Run {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config_file = dir.path().join("schemathesis.toml");
+    std::fs::write(&config_file, config).expect("configuration written");
+    let args: Vec<String> = [
+        "--config-file",
+        config_file.to_str().expect("a UTF-8 temporary path"),
+        "run",
+        openapi_url,
+        "--checks",
+        "all",
+        "--max-examples",
+        "30",
+        "--header",
+        &format!("Authorization: Bearer {token}"),
+        "--seed",
+        "1",
+        // One worker: Hypothesis describes strategies with `ast.parse`, which CPython 3.11
+        // does not survive from two threads at once.
+        "--workers",
+        "1",
+        "--request-timeout",
+        "10",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    run(&args, known, examples)
+}
+
+/// The operations of `document` (an OpenAPI document) that require authentication, labelled
+/// as [`Run::answers`] labels them.
+#[must_use]
+pub fn secured_operations(document: &Value) -> Vec<String> {
+    crate::openapi::operations(document)
+        .into_iter()
+        .filter(|op| op.secured)
+        .map(|op| op.label())
+        .collect()
+}
+
 /// The workspace root.
 #[must_use]
 pub fn workspace_root() -> PathBuf {

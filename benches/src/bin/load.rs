@@ -860,7 +860,8 @@ impl Edk {
             Arc::new(certificates.clone()),
             Arc::clone(&clock),
             &VerifierSettings::default(),
-        );
+        )
+        .unwrap();
         let verifier_app = edk_verifier_server::build_app(
             &HttpConfig::default(),
             &auth,

@@ -15,7 +15,6 @@ pub mod auth;
 pub mod client;
 mod convert;
 pub mod server;
-pub mod trace;
 
 use std::future::Future;
 
@@ -25,6 +24,7 @@ use tonic::transport::{Server, ServerTlsConfig};
 
 pub use auth::{MtlsAuth, ServiceAuth, ServiceJwtAuth, ServiceTokenSource, TrustedServices};
 pub use client::{ClientAuth, RemoteKms, RemoteKmsOptions};
+pub use edk_tenancy::grpc::trace;
 pub use server::KmsGrpcService;
 
 /// The generated messages, client and server of `edk.kms.v1`.

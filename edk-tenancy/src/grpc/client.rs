@@ -282,6 +282,7 @@ impl Inner {
             }
         })?;
         request.metadata_mut().insert("authorization", value);
+        super::trace::inject_current(request.metadata_mut());
         Ok(request)
     }
 

@@ -16,6 +16,7 @@
 pub mod client;
 mod convert;
 pub mod server;
+pub mod trace;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -98,7 +99,8 @@ pub trait DirectoryCredentials: fmt::Debug + Send + Sync {
 
 /// Serves `service` on `listener` until `shutdown` completes, with TLS when `tls` is given.
 /// Cancel the service's own token ([`DirectoryGrpcService::with_shutdown`]) with `shutdown`,
-/// or open `Watch` streams keep the server from stopping.
+/// or open `Watch` streams keep the server from stopping. Each call runs in a
+/// [`trace::server_span`], the child of the caller's W3C trace context.
 ///
 /// # Errors
 /// A transport error when the TLS configuration is unusable or the server fails.
@@ -108,7 +110,7 @@ pub async fn serve(
     tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let mut server = Server::builder();
+    let mut server = Server::builder().trace_fn(trace::server_span);
     if let Some(tls) = tls {
         server = server.tls_config(tls)?;
     }

@@ -59,6 +59,9 @@ pub enum Error {
     /// The platform (operator realm, first-run setup) could not be set up.
     #[error("the platform could not be set up")]
     Platform(#[source] edk_platform_server::Error),
+    /// The verifier could not be set up.
+    #[error("the verifier could not be set up")]
+    Verifier(#[source] edk_verifier_server::Error),
     /// The tenant configuration keys clash.
     #[error("the tenant configuration schema is invalid")]
     ConfigSchema(#[source] edk_tenancy::error::ConfigError),
@@ -86,6 +89,7 @@ impl HasKind for Error {
             | Self::Did(_)
             | Self::Issuer(_)
             | Self::Platform(_)
+            | Self::Verifier(_)
             | Self::Deps(_)
             | Self::As(_)
             | Self::Tenancy(_) => ErrorKind::Internal,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod bootstrap;
+pub mod cli;
 pub mod config;
 pub mod error;
 
@@ -97,15 +98,17 @@ pub fn openapi_service(
 /// The all-in-one server, started: every service on one set of [`Deps`], SQLite under the
 /// data directory by default or the configured `database`.
 pub struct Edk {
-    deps: Deps,
-    kms: KmsServer,
-    oauth: AsServer,
-    did: DidService,
-    issuer: IssuerParts,
-    verifier: VerifierParts,
+    // The services are boxed so that an `Edk` (and every future that owns one, such as
+    // `shutdown`) stays small.
+    deps: Box<Deps>,
+    kms: Box<KmsServer>,
+    oauth: Box<AsServer>,
+    did: Box<DidService>,
+    issuer: Box<IssuerParts>,
+    verifier: Box<VerifierParts>,
     auth: AdminAuth,
     platform_auth: PlatformAuth,
-    config: EdkConfig,
+    config: Box<EdkConfig>,
     default_tenant: TenantId,
     platform_realm: TenantId,
     bootstrap_token: Option<SecretString>,
@@ -304,7 +307,8 @@ impl Edk {
                 deps.certificates(),
                 deps.clock(),
                 &config.verifier,
-            );
+            )
+            .map_err(Error::Verifier)?;
             let default_tenant = default_tenant(deps.tenancy()).await?;
             let bootstrap_token = if data.is_first_start() {
                 Some(
@@ -362,15 +366,15 @@ impl Edk {
         .await;
         match parts {
             Ok(parts) => Ok(Self {
-                deps,
-                kms: parts.kms,
-                oauth: parts.oauth,
-                did: parts.did,
-                issuer: parts.issuer,
-                verifier: parts.verifier,
+                deps: Box::new(deps),
+                kms: Box::new(parts.kms),
+                oauth: Box::new(parts.oauth),
+                did: Box::new(parts.did),
+                issuer: Box::new(parts.issuer),
+                verifier: Box::new(parts.verifier),
                 auth: parts.auth,
                 platform_auth: parts.platform_auth,
-                config,
+                config: Box::new(config),
                 default_tenant: parts.default_tenant,
                 platform_realm: parts.platform_realm,
                 bootstrap_token: parts.bootstrap_token,
@@ -489,31 +493,31 @@ impl Edk {
 
     /// The DID server inside.
     #[must_use]
-    pub const fn did(&self) -> &DidServer {
+    pub fn did(&self) -> &DidServer {
         self.did.server()
     }
 
     /// The credential issuer inside (sharing the authorization server).
     #[must_use]
-    pub const fn issuer(&self) -> &IssuerParts {
+    pub fn issuer(&self) -> &IssuerParts {
         &self.issuer
     }
 
     /// The verifier inside.
     #[must_use]
-    pub const fn verifier(&self) -> &VerifierParts {
+    pub fn verifier(&self) -> &VerifierParts {
         &self.verifier
     }
 
     /// The authorization server inside.
     #[must_use]
-    pub const fn oauth(&self) -> &Arc<AuthorizationServer> {
+    pub fn oauth(&self) -> &Arc<AuthorizationServer> {
         self.oauth.authorization_server()
     }
 
     /// The shared dependencies (tenancy, KMS, clock, HTTP client, metrics).
     #[must_use]
-    pub const fn deps(&self) -> &Deps {
+    pub fn deps(&self) -> &Deps {
         &self.deps
     }
 
@@ -562,16 +566,16 @@ impl Edk {
 
     /// The KMS server inside.
     #[must_use]
-    pub const fn kms(&self) -> &KmsServer {
+    pub fn kms(&self) -> &KmsServer {
         &self.kms
     }
 
     /// Stops the background work and writes buffered audit records.
     pub async fn shutdown(self) {
-        self.did.shutdown().await;
-        self.oauth.shutdown().await;
-        self.kms.shutdown().await;
-        self.deps.shutdown().await;
+        (*self.did).shutdown().await;
+        (*self.oauth).shutdown().await;
+        (*self.kms).shutdown().await;
+        (*self.deps).shutdown().await;
     }
 }
 

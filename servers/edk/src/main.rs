@@ -1,4 +1,6 @@
-//! `edk`: every EDK service in one process. Run with `cargo run` at the workspace root.
+//! `edk`: every EDK service in one process (run with `cargo run` at the workspace root), and
+//! the operator command line (`edk tenants|keys|dids|clients|offers|requests|audit`, see
+//! [`edk::cli`]).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -7,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 use secrecy::ExposeSecret as _;
 
 use edk::bootstrap::{ADMIN_SCOPES, DEFAULT_TENANT_SLUG, DataDir};
@@ -55,17 +57,59 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         scope: Vec<String>,
     },
+    /// Print a shell completion script for `edk` on standard output.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Operator commands against a running server.
+    #[command(flatten)]
+    Operator(edk::cli::OperatorCommand),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Operator(command)) => return operate(&command).await,
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(shell, &mut Cli::command(), "edk", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
     match Box::pin(run(cli)).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "edk stopped");
             eprintln!("edk: {err:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs an operator command: its result on standard output, progress and errors on standard
+/// error, and the exit code of [`edk::cli::CliError::exit_code`].
+async fn operate(command: &edk::cli::OperatorCommand) -> ExitCode {
+    edk_server::install_crypto_provider();
+    let mut progress = std::io::stderr();
+    match edk::cli::run(command, &mut progress).await {
+        Ok(outcome) => {
+            let text = outcome.render(edk::cli::output_format(command));
+            let mut stdout = std::io::stdout().lock();
+            let written = if text.ends_with('\n') {
+                stdout.write_all(text.as_bytes())
+            } else {
+                writeln!(stdout, "{text}")
+            };
+            if written.is_err() {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("edk: {err}");
+            ExitCode::from(err.exit_code())
         }
     }
 }
@@ -87,6 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::AdminToken { ttl_secs, scope }) => {
             admin_token(&config, &data, ttl_secs, &scope).await
         }
+        Some(Command::Completions { .. } | Command::Operator(_)) => Ok(()),
     };
     telemetry.shutdown().await;
     result
@@ -96,13 +141,7 @@ async fn serve(config: EdkConfig, data: &DataDir) -> anyhow::Result<()> {
     tracing::info!(config = ?config, data_dir = %data.path().display(), "effective configuration");
     let http_client = edk_server::deps::outbound_http_client(&config.http)
         .context("cannot build the HTTP client")?;
-    let edk = Box::pin(Edk::start(
-        &config,
-        data,
-        Arc::new(SystemClock),
-        &http_client,
-    ))
-    .await?;
+    let edk = Edk::start(&config, data, Arc::new(SystemClock), &http_client).await?;
     let server = bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;

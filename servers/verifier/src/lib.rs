@@ -46,6 +46,9 @@ pub enum Error {
     /// The `rate_limits` section is invalid.
     #[error("the rate limits could not be set up")]
     RateLimits(#[source] edk_server::rate_limit::RateLimitError),
+    /// The HTTP client for webhooks and status lists could not be built.
+    #[error("the HTTP client for webhooks and status lists could not be built")]
+    HttpClient(#[source] reqwest::Error),
 }
 
 /// The verifier's parts over a tenancy and a KMS, for the standalone binary and for mounting
@@ -67,36 +70,41 @@ impl VerifierParts {
     /// the certificates of its keys and each tenant's trust anchors (the chains marked trust
     /// anchors) from `certificates` (the KMS in process, or a KMS server over gRPC), with
     /// `settings`.
-    #[must_use]
+    ///
+    /// # Errors
+    /// [`Error::HttpClient`] when the HTTP client for webhooks and status lists cannot be
+    /// built (no TLS back end could be set up).
     pub fn new(
         tenancy: Tenancy,
         kms: Arc<dyn edk_kms::Kms>,
         certificates: Arc<dyn edk_kms::cert::CertificateSource>,
         clock: Arc<dyn Clock>,
         settings: &VerifierSettings,
-    ) -> Self {
+    ) -> Result<Self, Error> {
         let status = StatusLists::new(
             settings,
             Some(Arc::clone(&certificates)),
             Arc::clone(&clock),
-        );
+        )
+        .map_err(Error::HttpClient)?;
         let verifier = Verifier::new(
             SqlStore::new(tenancy.clone()),
             kms,
             Arc::clone(&clock),
             settings,
         )
+        .map_err(Error::HttpClient)?
         .with_trust_anchors(Arc::clone(&certificates))
         .with_certificates(certificates)
         .with_status_lists(Arc::new(status));
-        Self {
+        Ok(Self {
             tenancy,
             verifier: Arc::new(verifier),
             clock,
             retention_delay: std::time::Duration::from_secs(
                 u64::try_from(settings.retention_delay_secs).unwrap_or(0),
             ),
-        }
+        })
     }
 
     /// The verifier's periodic jobs: presentation retention ([`jobs::RetentionJob`]) and
@@ -180,7 +188,7 @@ impl Service for VerifierServer {
                 deps.certificates(),
                 deps.clock(),
                 &config.verifier,
-            ),
+            )?,
             health: deps.health(),
             auth,
             http: config.http.clone(),

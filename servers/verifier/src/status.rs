@@ -81,12 +81,14 @@ impl fmt::Debug for StatusLists {
 impl StatusLists {
     /// Status lists fetched as `settings` say, trusted through the tenants' trust anchors
     /// in `anchors` (none trusted by `x5c` without it), at the time of `clock`.
-    #[must_use]
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (no TLS back end could be set up).
     pub fn new(
         settings: &VerifierSettings,
         anchors: Option<Arc<dyn CertificateSource>>,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+    ) -> Result<Self, reqwest::Error> {
         edk_server::install_crypto_provider();
         let timeout = Duration::from_secs(settings.status_list_timeout_secs.max(1));
         let allow_http = settings.dangerous_allow_http_status_lists;
@@ -105,8 +107,7 @@ impl StatusLists {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(redirects)
-            .build()
-            .unwrap_or_default();
+            .build()?;
         // Two distinct offline methods and no cache: building cannot fail.
         let dids = Resolver::builder()
             .method(Arc::new(edk_did::methods::jwk::DidJwk))
@@ -114,7 +115,7 @@ impl StatusLists {
             .build()
             .ok()
             .map(|resolver| Arc::new(DidKeyResolver::new(Arc::new(resolver))));
-        Self {
+        Ok(Self {
             http: Http {
                 client,
                 allow_http,
@@ -126,7 +127,7 @@ impl StatusLists {
             lists_per_cache: settings.status_list_cache_size.max(1),
             max_ttl_secs: settings.status_list_max_ttl_secs,
             caches: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The status check of `tenant`, for one verification.

@@ -171,15 +171,17 @@ impl Verifier {
     /// The verifier over `store`, signing with `kms`, at the time of `clock`, with
     /// `settings`: requests live `request_ttl_secs` unless asked otherwise, at most
     /// `max_request_ttl_secs`; webhooks are sent as its `webhook_*` settings say.
-    #[must_use]
+    ///
+    /// # Errors
+    /// When the webhooks' HTTP client cannot be built (no TLS back end could be set up).
     pub fn new(
         store: SqlStore,
         kms: Arc<dyn Kms>,
         clock: Arc<dyn Clock>,
         settings: &VerifierSettings,
-    ) -> Self {
-        Self {
-            webhooks: Webhooks::new(store.clone(), Arc::clone(&kms), settings),
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            webhooks: Webhooks::new(store.clone(), Arc::clone(&kms), settings)?,
             store,
             kms,
             certificates: None,
@@ -189,7 +191,7 @@ impl Verifier {
             clock,
             request_ttl_secs: settings.request_ttl_secs.max(1),
             max_request_ttl_secs: settings.max_request_ttl_secs.max(1),
-        }
+        })
     }
 
     /// The verifier reading the certificate of `verifier.request-object-signing` from

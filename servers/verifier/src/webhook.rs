@@ -100,15 +100,20 @@ impl fmt::Debug for Webhooks {
 
 impl Webhooks {
     /// The sender over `store`, sealing secrets with `kms`, with the webhook `settings`.
-    #[must_use]
-    pub fn new(store: SqlStore, kms: Arc<dyn Kms>, settings: &VerifierSettings) -> Self {
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (no TLS back end could be set up).
+    pub fn new(
+        store: SqlStore,
+        kms: Arc<dyn Kms>,
+        settings: &VerifierSettings,
+    ) -> Result<Self, reqwest::Error> {
         let timeout = Duration::from_secs(settings.webhook_timeout_secs.max(1));
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self {
+            .build()?;
+        Ok(Self {
             store,
             kms,
             client,
@@ -118,7 +123,7 @@ impl Webhooks {
                 .saturating_add(30),
             retry_base_secs: settings.webhook_retry_base_secs.max(0),
             max_attempts: settings.webhook_max_attempts.max(1),
-        }
+        })
     }
 
     /// `url` if it is usable as a webhook URL: absolute `https` (or `http` when

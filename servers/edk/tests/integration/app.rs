@@ -43,9 +43,7 @@ impl Harness {
             },
         ));
         let client = reqwest::Client::builder().build().unwrap();
-        let edk = Box::pin(Edk::start(&config, &data, clock, &client))
-            .await
-            .unwrap();
+        let edk = Edk::start(&config, &data, clock, &client).await.unwrap();
         let token = edk.bootstrap_token().unwrap().to_owned();
         Self {
             server: spawn_server(edk.app()).await.unwrap(),
@@ -218,7 +216,7 @@ async fn data_dir_is_private_and_mints_the_token_once() {
     let first = DataDir::open(&path).unwrap();
     assert!(first.is_first_start());
     assert_eq!(first.bootstrap_issuer().issuer, BOOTSTRAP_ISSUER);
-    let edk = Box::pin(Edk::start(&config, &first, clock.clone(), &client))
+    let edk = Edk::start(&config, &first, clock.clone(), &client)
         .await
         .unwrap();
     assert!(edk.bootstrap_token().is_some());
@@ -232,9 +230,7 @@ async fn data_dir_is_private_and_mints_the_token_once() {
 
     let again = DataDir::open(&path).unwrap();
     assert!(!again.is_first_start());
-    let edk = Box::pin(Edk::start(&config, &again, clock, &client))
-        .await
-        .unwrap();
+    let edk = Edk::start(&config, &again, clock, &client).await.unwrap();
     assert!(edk.bootstrap_token().is_none());
     assert_eq!(edk.default_tenant(), tenant, "the default tenant is kept");
     edk.shutdown().await;
@@ -307,7 +303,7 @@ async fn bootstrap_token_creates_keys_and_signs_with_them() {
         })
         .collect();
     assert_eq!(aliases, ["issuer.credential-signing"]);
-    Box::pin(h.stop()).await;
+    h.stop().await;
 }
 
 /// The bootstrap token registers an OAuth client; the default tenant's authorization server,
@@ -394,7 +390,7 @@ async fn default_tenants_authorization_server_issues_tokens() {
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 404);
-    Box::pin(h.stop()).await;
+    h.stop().await;
 }
 
 /// The bootstrap token publishes a did:web and a did:webvh for the default tenant; the files
@@ -484,7 +480,7 @@ async fn default_tenant_publishes_and_resolves_dids() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
-    Box::pin(h.stop()).await;
+    h.stop().await;
 }
 
 /// `database.backend: postgres` puts the platform and the tenants on PostgreSQL: the default
@@ -539,7 +535,7 @@ async fn edk_runs_on_postgres_by_configuration() {
     );
     assert!(schemas.iter().all(|(_, tables)| *tables > 0));
     assert!(!h._dir.path().join("data").join("db").exists());
-    Box::pin(h.stop()).await;
+    h.stop().await;
     db.close().await;
 }
 
@@ -575,7 +571,7 @@ async fn housekeeping_jobs_run_and_are_counted() {
             "{job:?} did not run as often: {metrics}"
         );
     }
-    Box::pin(h.stop()).await;
+    h.stop().await;
 }
 
 /// The default tenant's credential issuer shares `localhost` with its authorization server:
@@ -704,7 +700,7 @@ async fn default_tenants_credential_issuer_issues_with_its_authorization_server(
         .into_claims();
     assert_eq!(claims["iss"], local.as_str());
     assert_eq!(claims["given_name"], "Erika");
-    Box::pin(h.stop()).await;
+    h.stop().await;
 }
 
 /// The default tenant's verifier shares `localhost` with its authorization server and issuer:
@@ -779,5 +775,5 @@ async fn default_tenants_verifier_makes_requests_and_answers_wallets() {
         .unwrap();
     assert_eq!(status["status"], "failed", "{status}");
     assert_eq!(status["error"]["error"], "access_denied", "{status}");
-    Box::pin(h.stop()).await;
+    h.stop().await;
 }

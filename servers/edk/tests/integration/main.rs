@@ -9,6 +9,7 @@
 
 mod app;
 mod binary;
+mod cli;
 mod onboarding;
 mod openapi;
 mod schemathesis;

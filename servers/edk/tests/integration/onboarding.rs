@@ -43,7 +43,7 @@ impl Deployment {
         ));
         let data = DataDir::open(&dir.path().join("data")).unwrap();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let edk = Box::pin(Edk::start(&config, &data, Arc::new(SystemClock), &client))
+        let edk = Edk::start(&config, &data, Arc::new(SystemClock), &client)
             .await
             .unwrap();
         let server = spawn_server(edk.app()).await.unwrap();

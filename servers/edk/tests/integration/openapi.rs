@@ -12,12 +12,12 @@ async fn start() -> (tempfile::TempDir, Edk) {
     let dir = tempfile::tempdir().unwrap();
     let data = DataDir::open(dir.path()).unwrap();
     let client = reqwest::Client::builder().build().unwrap();
-    let edk = Box::pin(Edk::start(
+    let edk = Edk::start(
         &EdkConfig::default(),
         &data,
         Arc::new(FixedClock::at_unix(1_700_000_000)),
         &client,
-    ))
+    )
     .await
     .unwrap();
     (dir, edk)

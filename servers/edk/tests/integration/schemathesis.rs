@@ -56,7 +56,7 @@ async fn schemathesis_finds_no_server_error_or_schema_violation() {
     let clock = Arc::new(FixedClock::at_unix(1_700_000_000));
     let data = DataDir::open(&dir.path().join("data")).unwrap();
     let client = reqwest::Client::builder().build().unwrap();
-    let edk = Box::pin(Edk::start(&EdkConfig::default(), &data, clock, &client))
+    let edk = Edk::start(&EdkConfig::default(), &data, clock, &client)
         .await
         .unwrap();
     let token = edk.bootstrap_token().unwrap().to_owned();

@@ -31,7 +31,7 @@ async fn every_admin_operation_checks_its_documented_scope() {
     let config = EdkConfig::default();
     let data = DataDir::open(&dir.path().join("data")).unwrap();
     let client = reqwest::Client::builder().build().unwrap();
-    let edk = Box::pin(Edk::start(&config, &data, clock.clone(), &client))
+    let edk = Edk::start(&config, &data, clock.clone(), &client)
         .await
         .unwrap();
     let server = spawn_server(edk.app()).await.unwrap();

@@ -45,7 +45,7 @@ impl Local {
         config.verifier.dangerous_allow_http_status_lists = true;
         let data = DataDir::open(&dir.path().join("data")).unwrap();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let edk = Box::pin(Edk::start(&config, &data, clock.clone(), &client))
+        let edk = Edk::start(&config, &data, clock.clone(), &client)
             .await
             .unwrap();
         let token = edk.bootstrap_token().unwrap().to_owned();

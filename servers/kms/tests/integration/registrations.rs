@@ -42,6 +42,20 @@ fn vault_registration(address: &str) -> Value {
     })
 }
 
+/// Creates an ES256 signing key under [`ALIAS`] with `token` and returns the key's view.
+async fn create_signing_key(h: &Harness, token: &str) -> Value {
+    expect_json(
+        h.post(
+            "/keys",
+            token,
+            &json!({"alias": ALIAS, "usage": "sign", "algorithm": "ES256"}),
+        )
+        .await,
+        201,
+    )
+    .await
+}
+
 async fn sign_and_verify(h: &Harness, token: &str) -> String {
     let message = b64url_encode(b"registered provider");
     let signed = expect_json(
@@ -133,16 +147,7 @@ async fn vault_provider_lifecycle(backend: Backend) {
     )
     .await;
     assert_eq!(binding["provider"], "vault-prod");
-    let key = expect_json(
-        h.post(
-            "/keys",
-            &tenant_a,
-            &json!({"alias": ALIAS, "usage": "sign", "algorithm": "ES256"}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let key = create_signing_key(&h, &tenant_a).await;
     assert_eq!(key["provider"], "vault-prod");
     assert_eq!(vault.key_names().len(), 1);
     sign_and_verify(&h, &tenant_a).await;
@@ -150,16 +155,7 @@ async fn vault_provider_lifecycle(backend: Backend) {
     // Tenant B has no binding: the same alias lands in the default provider.
     let bindings_b = expect_json(h.get("/bindings", &tenant_b).await, 200).await;
     assert_eq!(bindings_b["bindings"], json!([]));
-    let key_b = expect_json(
-        h.post(
-            "/keys",
-            &tenant_b,
-            &json!({"alias": ALIAS, "usage": "sign", "algorithm": "ES256"}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let key_b = create_signing_key(&h, &tenant_b).await;
     assert_eq!(key_b["provider"], "software");
     assert_eq!(vault.key_names().len(), 1);
 
@@ -261,16 +257,7 @@ async fn an_aws_provider_registered_through_the_api_signs_against_moto() {
         200,
     )
     .await;
-    let key = expect_json(
-        h.post(
-            "/keys",
-            &tenant_a,
-            &json!({"alias": ALIAS, "usage": "sign", "algorithm": "ES256"}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let key = create_signing_key(&h, &tenant_a).await;
     assert_eq!(key["provider"], "aws-eu-west-1");
     sign_and_verify(&h, &tenant_a).await;
     expect_problem(
@@ -411,16 +398,7 @@ async fn bad_registrations_and_bindings_are_refused_and_change_nothing() {
     let bindings = expect_json(h.get("/bindings", &tenant_a).await, 200).await;
     assert_eq!(bindings["bindings"], json!([]));
     // Without a binding, no key lands in the registered provider.
-    expect_json(
-        h.post(
-            "/keys",
-            &tenant_a,
-            &json!({"alias": ALIAS, "usage": "sign", "algorithm": "ES256"}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    create_signing_key(&h, &tenant_a).await;
     assert!(vault.key_names().is_empty());
     h.stop().await;
 }

@@ -2,7 +2,8 @@
 //! document with every check and an operator token with every platform scope: no 5xx, and
 //! every status, content type, header and body as the document says.
 
-use std::process::Command;
+use edk_testkit::schemathesis;
+use serde_json::{Value, json};
 
 use crate::support::{Backend, Platform};
 
@@ -30,43 +31,22 @@ async fn schemathesis_finds_no_server_error() {
             "platform:tenants:read platform:tenants:write tenant:config:read tenant:config:write",
         )
         .await;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let st = root.join("target/interop/venv/bin/schemathesis");
-    assert!(st.exists(), "{} is missing: run scripts/test", st.display());
     let url = platform.url("/openapi.json");
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("schemathesis.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(st)
-            .arg("--config-file")
-            .arg(&config)
-            .args([
-                "run",
-                &url,
-                "--checks",
-                "all",
-                "--max-examples",
-                "30",
-                "--header",
-                &format!("Authorization: Bearer {token}"),
-                "--seed",
-                "1",
-            ])
-            .env("SCHEMATHESIS_HOOKS", "")
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
+    let document: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+    let secured = schemathesis::secured_operations(&document);
+    let run = tokio::task::spawn_blocking(move || {
+        schemathesis::run_document(CONFIG, &url, &token, &json!({}), &json!({}))
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = run.summary(&secured);
+    assert!(run.success, "schemathesis found failures:\n{}", run.output);
+    // Every operation of the document was exercised, and got past authentication.
+    assert!(run.output.contains("Tested: 17"), "{summary}");
+    let unreached = run.unauthenticated(&secured);
     assert!(
-        output.status.success(),
-        "schemathesis found failures:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        unreached.is_empty(),
+        "never past authentication: {unreached:?}\n{summary}"
     );
-    // Every operation of the document was exercised.
-    assert!(stdout.contains("Tested: 17"), "{stdout}");
     platform.close().await;
 }

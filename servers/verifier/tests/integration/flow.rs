@@ -103,6 +103,23 @@ pub(crate) async fn present(
         .to_string()
 }
 
+/// The holder's presentation of `disclose` to `request` (bound to `aud` and the request's
+/// nonce), posted to its response URI as a `vp_token` for the `identity` query.
+pub(crate) async fn present_and_post(
+    request: &AuthorizationRequest,
+    credential: &SdJwt,
+    holder: &SigningKey,
+    disclose: &[&str],
+    aud: &str,
+) -> (u16, Value) {
+    let presentation = present(credential, holder, disclose, aud, &request.nonce).await;
+    post(
+        request,
+        answer(presentation, request.state.clone()).to_form(),
+    )
+    .await
+}
+
 pub(crate) fn answer(presentation: String, state: Option<String>) -> AuthorizationResponse {
     AuthorizationResponse::VpToken {
         vp_token: BTreeMap::from([("identity".to_owned(), vec![Value::String(presentation)])]),
@@ -403,17 +420,12 @@ async fn wallet_flow(deployment: &Deployment) {
         .await
         .unwrap();
     let client_id = request.client_id.as_ref().unwrap().to_string();
-    let presentation = present(
+    let (status, reply) = present_and_post(
+        &request,
         &credential,
         &holder,
         &["given_name", "family_name"],
         &client_id,
-        &request.nonce,
-    )
-    .await;
-    let (status, reply) = post(
-        &request,
-        answer(presentation, request.state.clone()).to_form(),
     )
     .await;
     assert_eq!(status, 200, "{reply}");
@@ -473,12 +485,8 @@ async fn wallet_flow(deployment: &Deployment) {
     assert_eq!(session(deployment, &acme, &made).await["status"], "created");
 
     // A required claim left out.
-    let presentation = present(&credential, &holder, &["given_name"], &aud, &request.nonce).await;
-    let (status, reply) = post(
-        &request,
-        answer(presentation, request.state.clone()).to_form(),
-    )
-    .await;
+    let (status, reply) =
+        present_and_post(&request, &credential, &holder, &["given_name"], &aud).await;
     assert_eq!(status, 400, "{reply}");
     assert_eq!(session(deployment, &acme, &made).await["status"], "failed");
 
@@ -486,17 +494,12 @@ async fn wallet_flow(deployment: &Deployment) {
     let stranger = issue(&pki("stranger"), &holder).await;
     let made = make_request(deployment, &acme, by_value_request).await;
     let request = by_value(&made);
-    let presentation = present(
+    let (status, reply) = present_and_post(
+        &request,
         &stranger,
         &holder,
         &["given_name", "family_name"],
         &aud,
-        &request.nonce,
-    )
-    .await;
-    let (status, reply) = post(
-        &request,
-        answer(presentation, request.state.clone()).to_form(),
     )
     .await;
     assert_eq!(status, 400, "{reply}");

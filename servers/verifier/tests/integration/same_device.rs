@@ -8,7 +8,9 @@ use edk_core::jose::{Algorithm, SigningKey};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::flow::{answer, by_value, issue, make_request, pki, post, present, provision};
+use crate::flow::{
+    answer, by_value, issue, make_request, pki, post, present, present_and_post, provision,
+};
 use crate::support::{Deployment, Tenant, identity_query};
 
 const BACK: &str = "https://shop.example/checkout/done";
@@ -55,17 +57,12 @@ async fn the_result_of_a_same_device_flow_is_read_once_with_its_response_code() 
 
     let request = by_value(&made);
     let aud = request.client_id.as_ref().unwrap().to_string();
-    let presentation = present(
+    let (status, reply) = present_and_post(
+        &request,
         &credential,
         &holder,
         &["given_name", "family_name"],
         &aud,
-        &request.nonce,
-    )
-    .await;
-    let (status, reply) = post(
-        &request,
-        answer(presentation, request.state.clone()).to_form(),
     )
     .await;
     assert_eq!(status, 200, "{reply}");

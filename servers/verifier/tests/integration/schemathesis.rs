@@ -1,12 +1,11 @@
 //! schemathesis (PyPI, pinned) fuzzes the admin API from its OpenAPI document with every
 //! check: no 5xx, and every status, content type, header and body as the document says.
 
-use std::process::Command;
-
+use edk_testkit::schemathesis;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::{Deployment, identity_query, workspace_root};
+use crate::support::{Deployment, identity_query};
 
 /// What the checks expect beyond their defaults, and why.
 const CONFIG: &str = r#"
@@ -38,40 +37,21 @@ async fn schemathesis_finds_no_server_error() {
         .admin_token(acme.id, "oid4vp:read oid4vp:write")
         .await;
     let url = deployment.verifier_http.url("/openapi.json");
-    let st = workspace_root().join("target/interop/venv/bin/schemathesis");
-    assert!(st.exists(), "{} is missing: run scripts/test", st.display());
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("schemathesis.toml");
-    std::fs::write(&config, CONFIG).unwrap();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(st)
-            .arg("--config-file")
-            .arg(&config)
-            .args([
-                "run",
-                &url,
-                "--checks",
-                "all",
-                "--max-examples",
-                "30",
-                "--header",
-                &format!("Authorization: Bearer {token}"),
-                "--seed",
-                "1",
-            ])
-            .env("SCHEMATHESIS_HOOKS", "")
-            .output()
-            .unwrap()
+    let document: Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+    let secured = schemathesis::secured_operations(&document);
+    let run = tokio::task::spawn_blocking(move || {
+        schemathesis::run_document(CONFIG, &url, &token, &json!({}), &json!({}))
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = run.summary(&secured);
+    assert!(run.success, "schemathesis found failures:\n{}", run.output);
+    // Every operation of the document was exercised, and got past authentication.
+    assert!(run.output.contains("Tested: 12"), "{summary}");
+    let unreached = run.unauthenticated(&secured);
     assert!(
-        output.status.success(),
-        "schemathesis found failures:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        unreached.is_empty(),
+        "never past authentication: {unreached:?}\n{summary}"
     );
-    // Every operation of the document was exercised.
-    assert!(stdout.contains("Tested: 12"), "{stdout}");
     deployment.close().await;
 }

@@ -144,7 +144,8 @@ impl Deployment {
             Arc::new(certificates.clone()),
             Arc::clone(&clock),
             settings,
-        );
+        )
+        .unwrap();
         let app = edk_verifier_server::build_app(
             &HttpConfig::default(),
             &auth,

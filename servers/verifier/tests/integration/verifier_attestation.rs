@@ -18,7 +18,7 @@ use edk_tenancy::TenantDirectory as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::flow::{answer, issue, make_request, pki, plain, post, present, provision, session};
+use crate::flow::{issue, make_request, pki, plain, present_and_post, provision, session};
 use crate::support::{Deployment, Tenant, http, identity_query};
 
 const ATTESTER: &str = "https://attester.example";
@@ -279,17 +279,12 @@ async fn attestation_flow(deployment: &Deployment) {
     assert_eq!(request.client_id.as_ref().unwrap().to_string(), client_id);
     let holder = SigningKey::generate(Algorithm::Es256).unwrap();
     let credential = issue(&issuer, &holder).await;
-    let presentation = present(
+    let (status, reply) = present_and_post(
+        &request,
         &credential,
         &holder,
         &["given_name", "family_name"],
         &client_id,
-        &request.nonce,
-    )
-    .await;
-    let (status, reply) = post(
-        &request,
-        answer(presentation, request.state.clone()).to_form(),
     )
     .await;
     assert_eq!(status, 200, "{reply}");

@@ -1,7 +1,7 @@
-//! W3C trace context on the gRPC calls: [`RemoteKms`](super::RemoteKms) injects the context of
-//! the current `tracing` span into each call's metadata (`traceparent`, `tracestate`), and
-//! [`serve`](super::serve) extracts it, so the span of a call on the KMS server is the child of
-//! the caller's span and both carry one trace id.
+//! W3C trace context on the gRPC calls between EDK services (the tenant directory here, the
+//! KMS in edk-kms): the client injects the context of the current `tracing` span into each
+//! call's metadata (`traceparent`, `tracestate`), and the server extracts it, so the span of a
+//! call on the server is the child of the caller's span and both carry one trace id.
 //!
 //! Both go through OpenTelemetry's global text map propagator: until a process installs one
 //! (edk-server does when OTLP export is configured), nothing is injected or extracted.
