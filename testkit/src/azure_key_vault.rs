@@ -1,8 +1,11 @@
 //! An Azure Key Vault-compatible test server: the REST shape of Key Vault keys (and of the
-//! Entra ID token endpoint the client credentials flow uses), in memory, on `127.0.0.1`.
+//! Entra ID token endpoint the client credentials flow uses), in memory, on `127.0.0.1`, over
+//! HTTPS with a certificate of its own test CA ([`AzureKeyVaultServer::ca_pem`],
+//! [`AzureKeyVaultServer::client`]): the Azure SDK takes only `https` vault URLs.
 //!
 //! - `POST /{tenant}/oauth2/v2.0/token` (form: `grant_type=client_credentials`, `client_id`,
-//!   `client_secret`, `scope=https://vault.azure.net/.default`) → `{"token_type": "Bearer",
+//!   `client_secret` or a federated `client_assertion` with its `client_assertion_type`,
+//!   `scope=https://vault.azure.net/.default`) → `{"token_type": "Bearer",
 //!   "expires_in": 3599, "ext_expires_in", "access_token"}`; 401 `{"error": "invalid_client",
 //!   "error_description", "error_codes", "timestamp", "trace_id", "correlation_id"}` otherwise
 //!   (Entra ID's v2 shapes).
@@ -51,6 +54,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::bearer::{self, Clients, Traffic};
+use crate::tls::TestCa;
 
 enum Pair {
     P256(EcdsaKeyPair),
@@ -67,10 +71,15 @@ struct Stored {
     tags: Value,
 }
 
+/// The `client_assertion_type` of a JWT client assertion (RFC 7523).
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
 #[derive(Default)]
 struct ServerState {
     keys: HashMap<String, BTreeMap<String, Stored>>,
     clients: Clients,
+    /// Client id to the federated token it presents as its client assertion.
+    federated: HashMap<String, String>,
 }
 
 struct Shared {
@@ -84,6 +93,7 @@ type AppState = Arc<Shared>;
 /// A running Key Vault-compatible server, stopped on drop.
 pub struct AzureKeyVaultServer {
     addr: SocketAddr,
+    ca: TestCa,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -116,29 +126,53 @@ impl AzureKeyVaultServer {
             .route("/keys/{name}/{version}/unwrapkey", post(unwrap_key))
             .route("/keys/{name}", delete(delete_key))
             .with_state(Arc::clone(&shared));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("the bound address");
+        let ca = TestCa::new();
+        let listener = ca.listen().await;
+        let addr = listener.addr();
         *shared
             .base
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = format!("http://{addr}");
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = format!("https://{addr}");
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, shared, task }
+        Self {
+            addr,
+            ca,
+            shared,
+            task,
+        }
     }
 
-    /// The base URL, `http://127.0.0.1:<port>`: both the vault URL and the authority host.
+    /// The base URL, `https://127.0.0.1:<port>`: both the vault URL and the authority host.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// The certificate of the CA that issued the server's certificate, PEM.
+    #[must_use]
+    pub fn ca_pem(&self) -> &str {
+        self.ca.ca_pem()
+    }
+
+    /// A `reqwest` client that trusts the server's CA.
+    #[must_use]
+    pub fn client(&self) -> reqwest::Client {
+        self.ca.client()
     }
 
     /// Registers a client (service principal) and its secret.
     pub fn add_client(&self, client_id: &str, secret: &str) {
         lock(&self.shared).clients.add(client_id, secret);
+    }
+
+    /// Registers a client that authenticates with a federated token as its client assertion
+    /// (workload identity: `client_assertion_type` JWT bearer, `client_assertion`).
+    pub fn add_federated_client(&self, client_id: &str, assertion: &str) {
+        lock(&self.shared)
+            .federated
+            .insert(client_id.to_owned(), assertion.to_owned());
     }
 
     /// Revokes every token issued so far.
@@ -223,11 +257,21 @@ async fn token(State(shared): State<AppState>, body: String) -> Response {
     let form = bearer::form(&body);
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     let mut state = lock(&shared);
-    if field("grant_type") != "client_credentials"
-        || field("scope") != "https://vault.azure.net/.default"
-        || !state
+    // A client secret, or (workload identity federation) a client assertion registered as
+    // the client's federated token.
+    let authenticated = if field("client_assertion_type") == JWT_BEARER {
+        state
+            .federated
+            .get(field("client_id"))
+            .is_some_and(|assertion| assertion == field("client_assertion"))
+    } else {
+        state
             .clients
             .authenticates(field("client_id"), field("client_secret"))
+    };
+    if field("grant_type") != "client_credentials"
+        || field("scope") != "https://vault.azure.net/.default"
+        || !authenticated
     {
         return (
             StatusCode::UNAUTHORIZED,

@@ -24,6 +24,8 @@ pub mod schemathesis;
 #[cfg(feature = "key-services")]
 pub mod scripted;
 #[cfg(feature = "key-services")]
+pub mod tls;
+#[cfg(feature = "key-services")]
 pub mod vault_transit;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};

@@ -11,6 +11,8 @@ use axum::body::Body;
 use axum::http::{Method, Request, Response, StatusCode};
 use tokio::task::JoinHandle;
 
+use crate::tls::TestCa;
+
 /// The answer a [`ScriptedServer`] gives.
 #[derive(Clone, Debug)]
 pub struct ScriptedAnswer {
@@ -57,6 +59,7 @@ impl ScriptedAnswer {
 #[derive(Debug)]
 pub struct ScriptedServer {
     addr: SocketAddr,
+    ca: Option<TestCa>,
     requests: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
@@ -82,18 +85,7 @@ impl ScriptedServer {
                 response.body(Body::from(answer.body)).expect("a response")
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("the bound address");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            addr,
-            requests,
-            task,
-        }
+        Self::serve(app, requests, None).await
     }
 
     /// Starts a server answering each request with the answer of the first route whose method
@@ -103,6 +95,22 @@ impl ScriptedServer {
     /// # Panics
     /// When no loopback port can be bound.
     pub async fn routed(routes: Vec<(Method, String, ScriptedAnswer)>) -> Self {
+        Self::routed_with(routes, None).await
+    }
+
+    /// As [`routed`](Self::routed), over HTTPS with a certificate of a test CA of its own
+    /// ([`ca_pem`](Self::ca_pem), [`client`](Self::client)).
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub async fn routed_https(routes: Vec<(Method, String, ScriptedAnswer)>) -> Self {
+        Self::routed_with(routes, Some(TestCa::new())).await
+    }
+
+    async fn routed_with(
+        routes: Vec<(Method, String, ScriptedAnswer)>,
+        ca: Option<TestCa>,
+    ) -> Self {
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&requests);
         let routes = Arc::new(routes);
@@ -130,24 +138,57 @@ impl ScriptedServer {
                     .expect("a response")
             }
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("the bound address");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        Self::serve(app, requests, ca).await
+    }
+
+    async fn serve(app: Router, requests: Arc<AtomicUsize>, ca: Option<TestCa>) -> Self {
+        let (addr, task) = match &ca {
+            Some(ca) => {
+                let listener = ca.listen().await;
+                let addr = listener.addr();
+                let task = tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                (addr, task)
+            }
+            None => {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a loopback port");
+                let addr = listener.local_addr().expect("the bound address");
+                let task = tokio::spawn(async move {
+                    let _ = axum::serve(listener, app).await;
+                });
+                (addr, task)
+            }
+        };
         Self {
             addr,
+            ca,
             requests,
             task,
         }
     }
 
-    /// The base URL, `http://127.0.0.1:<port>`.
+    /// The base URL, `http://127.0.0.1:<port>` (`https://` when served over HTTPS).
     #[must_use]
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The certificate of the test CA of a server on HTTPS, PEM.
+    #[must_use]
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(TestCa::ca_pem)
+    }
+
+    /// A `reqwest` client that trusts the server's test CA (a plain client for HTTP).
+    #[must_use]
+    pub fn client(&self) -> reqwest::Client {
+        self.ca
+            .as_ref()
+            .map_or_else(reqwest::Client::new, TestCa::client)
     }
 
     /// How many requests were answered.

@@ -20,11 +20,11 @@
 //! count against the service. No call ever falls back to another provider.
 
 // The DER conversions serve AWS, CSC and Vault (Azure answers JOSE forms); the bearer token
-// cache serves Azure and CSC.
+// cache serves CSC (Azure's tokens are the Azure SDK's).
 #![cfg_attr(
     not(all(
         any(feature = "aws", feature = "csc", feature = "vault"),
-        any(feature = "azure", feature = "csc")
+        feature = "csc"
     )),
     allow(dead_code, unused_imports)
 )]
@@ -598,7 +598,7 @@ impl BearerCache {
 }
 
 /// A key service's HTTP answer that is not a success, for the provider to classify.
-#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+#[cfg(any(feature = "csc", feature = "vault"))]
 pub(crate) struct ErrorAnswer {
     /// The HTTP status.
     pub(crate) status: u16,
@@ -608,7 +608,7 @@ pub(crate) struct ErrorAnswer {
     pub(crate) retry_after: Option<Duration>,
 }
 
-#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+#[cfg(any(feature = "csc", feature = "vault"))]
 impl ErrorAnswer {
     /// The classification the HTTP key services share, `detail` saying what the service
     /// answered: 429 is throttling (honouring `Retry-After`), 401 and 403 refused credentials
@@ -632,7 +632,7 @@ impl ErrorAnswer {
 /// body (an empty one read as `null`) as `T`, any other answer through `classify`. A request
 /// that cannot be sent, or an answer that cannot be read, is transient; a success whose body
 /// is not a `T` is `Unavailable`.
-#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+#[cfg(any(feature = "csc", feature = "vault"))]
 pub(crate) async fn send_json<T, F>(
     provider: &ProviderId,
     service: &str,
@@ -651,7 +651,7 @@ where
 }
 
 /// Reads the JSON answer of `service`, as [`send_json`] does.
-#[cfg(any(feature = "azure", feature = "csc", feature = "vault"))]
+#[cfg(any(feature = "csc", feature = "vault"))]
 pub(crate) async fn decode_json<T, F>(
     provider: &ProviderId,
     service: &str,
@@ -693,7 +693,7 @@ where
 /// token, `decode` reads the answer, under `guard` (timeouts, retries, the breaker), with the
 /// token from `bearer`, fetched by `fetch` when none is cached and once more when the service
 /// refused it.
-#[cfg(any(feature = "azure", feature = "csc"))]
+#[cfg(feature = "csc")]
 pub(crate) async fn bearer_call<T, G, GF, R, D, DF>(
     bearer: &BearerCache,
     guard: &Guard,
@@ -731,7 +731,7 @@ where
 /// Asks a token endpoint for a bearer token with `request`, read by `decode`, under `guard`;
 /// any failure, the endpoint refusing the client included, is `Unavailable`: the service
 /// cannot be used without a token.
-#[cfg(any(feature = "azure", feature = "csc"))]
+#[cfg(feature = "csc")]
 pub(crate) async fn fetch_token<R, D, DF>(
     provider: &ProviderId,
     guard: &Guard,

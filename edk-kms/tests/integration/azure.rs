@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use crate::support::{Backend, env_with, software};
 
 fn config(server: &AzureKeyVaultServer, secret: &str) -> AzureKeyVaultProviderConfig {
-    AzureKeyVaultProviderConfig::new(
+    let mut config = AzureKeyVaultProviderConfig::new(
         ProviderId::new("azure").unwrap(),
         server.url(),
         AzureCredentialsConfig::ClientSecret {
@@ -29,13 +29,18 @@ fn config(server: &AzureKeyVaultServer, secret: &str) -> AzureKeyVaultProviderCo
             client_secret_file: None,
             authority_host: Some(server.url()),
         },
-    )
+    );
+    // The test server's vault URL is an IP address, not a host under the challenge's
+    // `vault.azure.net`.
+    config.verify_challenge_resource = false;
+    config
 }
 
-fn azure(config: AzureKeyVaultProviderConfig) -> AzureKeyVaultProvider {
-    // Built in a workspace with the servers, reqwest uses rustls without a built-in provider.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    AzureKeyVaultProvider::with_client(config, reqwest::Client::new()).unwrap()
+fn azure(
+    server: &AzureKeyVaultServer,
+    config: AzureKeyVaultProviderConfig,
+) -> AzureKeyVaultProvider {
+    AzureKeyVaultProvider::with_client(config, server.client()).unwrap()
 }
 
 async fn server() -> AzureKeyVaultServer {
@@ -47,14 +52,15 @@ async fn server() -> AzureKeyVaultServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn azure_provider_passes_the_suite() {
     let server = server().await;
-    let provider = azure(config(&server, "client-secret-value"));
+    let provider = azure(&server, config(&server, "client-secret-value"));
     provider_suite(&provider).await;
     assert!(!provider.metrics().breaker_open);
 }
 
 async fn kms_suite_with_azure(backend: Backend) {
     let server = server().await;
-    let provider: Arc<dyn KeyProvider> = Arc::new(azure(config(&server, "client-secret-value")));
+    let provider: Arc<dyn KeyProvider> =
+        Arc::new(azure(&server, config(&server, "client-secret-value")));
     let env = env_with(backend, vec![provider, software("software")], Vec::new()).await;
     let kms: Arc<dyn Kms> = Arc::new(env.kms.clone());
     let config = KmsSuiteConfig::default()
@@ -97,7 +103,7 @@ async fn local_kms_passes_the_suite_with_azure_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_unavailable_and_a_revoked_token_is_replaced() {
     let server = server().await;
-    let wrong = azure(config(&server, "not-the-secret"));
+    let wrong = azure(&server, config(&server, "not-the-secret"));
     let err = wrong
         .generate(&TenantId::generate(), &KeySpec::signing(Algorithm::Es256))
         .await
@@ -106,7 +112,7 @@ async fn a_wrong_secret_is_unavailable_and_a_revoked_token_is_replaced() {
     assert_eq!(err.to_string(), "provider `azure` is unavailable");
     assert!(!format!("{err:?} {wrong:?}").contains("not-the-secret"));
 
-    let provider = azure(config(&server, "client-secret-value"));
+    let provider = azure(&server, config(&server, "client-secret-value"));
     let tenant = TenantId::generate();
     let key = provider
         .generate(&tenant, &KeySpec::signing(Algorithm::Es256))
@@ -129,7 +135,7 @@ async fn throttling_is_retried_and_the_breaker_opens_after_repeated_failures() {
         breaker_cooldown_millis: 60_000,
         ..RemoteOptions::default()
     };
-    let provider = azure(config);
+    let provider = azure(&server, config);
     let tenant = TenantId::generate();
     let key = provider
         .generate(&tenant, &KeySpec::signing(Algorithm::Rs256))
@@ -161,7 +167,7 @@ fn oaep_header() -> edk_core::jose::jwe::JweHeader {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_vault_unwraps_what_it_and_the_public_key_wrapped() {
     let server = server().await;
-    let provider = azure(config(&server, "client-secret-value"));
+    let provider = azure(&server, config(&server, "client-secret-value"));
     assert!(
         provider
             .capabilities()
@@ -255,7 +261,7 @@ async fn a_throttled_unwrap_is_retried_and_an_unreachable_vault_is_unavailable()
         max_backoff_millis: 5,
         ..RemoteOptions::default()
     };
-    let provider = azure(config);
+    let provider = azure(&server, config);
     let tenant = TenantId::generate();
     let key = provider
         .generate(&tenant, &KeySpec::decryption(KeyManagement::RsaOaep256))
@@ -285,12 +291,11 @@ async fn key_management_configuration_is_checked() {
     let server = server().await;
     let mut sha1 = config(&server, "client-secret-value");
     sha1.key_management = Some(vec!["RSA-OAEP".to_owned()]);
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let err = AzureKeyVaultProvider::with_client(sha1, reqwest::Client::new()).unwrap_err();
+    let err = AzureKeyVaultProvider::with_client(sha1, server.client()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     let mut none = config(&server, "client-secret-value");
     none.key_management = Some(Vec::new());
-    let provider = azure(none);
+    let provider = azure(&server, none);
     assert!(provider.capabilities().decryption().is_empty());
     let err = provider
         .generate(
@@ -300,4 +305,65 @@ async fn key_management_configuration_is_checked() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_identity_exchanges_the_federated_token_file() {
+    let server = AzureKeyVaultServer::start().await;
+    server.add_federated_client("edk-workload", "federated-token-value");
+    let dir = edk_testkit::temp_dir();
+    let token_file = dir.path().join("azure-identity-token");
+    let workload = |token: &str| {
+        std::fs::write(&token_file, token).unwrap();
+        let mut config = AzureKeyVaultProviderConfig::new(
+            ProviderId::new("azure").unwrap(),
+            server.url(),
+            AzureCredentialsConfig::WorkloadIdentity {
+                tenant_id: Some("contoso.onmicrosoft.com".to_owned()),
+                client_id: Some("edk-workload".to_owned()),
+                token_file: Some(token_file.clone()),
+                authority_host: Some(server.url()),
+            },
+        );
+        config.verify_challenge_resource = false;
+        azure(&server, config)
+    };
+
+    let provider = workload("federated-token-value");
+    let tenant = TenantId::generate();
+    let key = provider
+        .generate(&tenant, &KeySpec::signing(Algorithm::Es384))
+        .await
+        .unwrap();
+    let signer = provider.signer(&tenant, key.handle()).await.unwrap();
+    let signature = signer.sign(b"federated").await.unwrap();
+    assert_eq!(signature.len(), 96);
+
+    // Another federated token is refused by the token endpoint: unavailable.
+    let refused = workload("not-the-federated-token");
+    let err = refused
+        .generate(&tenant, &KeySpec::signing(Algorithm::Es256))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(!format!("{err:?}").contains("not-the-federated-token"));
+}
+
+#[tokio::test]
+async fn plain_http_urls_are_refused() {
+    let server = server().await;
+    let mut http = config(&server, "client-secret-value");
+    http.vault_url = http.vault_url.replace("https://", "http://");
+    let err = AzureKeyVaultProvider::with_client(http, server.client()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let mut authority = config(&server, "client-secret-value");
+    authority.credentials = AzureCredentialsConfig::ClientSecret {
+        tenant_id: "contoso".to_owned(),
+        client_id: "edk-kms".to_owned(),
+        client_secret: Some(SecretString::from("client-secret-value".to_owned())),
+        client_secret_file: None,
+        authority_host: Some(server.url().replace("https://", "http://")),
+    };
+    let err = AzureKeyVaultProvider::with_client(authority, server.client()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
 }

@@ -58,21 +58,22 @@ fn token_route() -> (Method, String, ScriptedAnswer) {
     route(&fixture("token-client-credentials.json"))
 }
 
-fn provider(url: &str, remote: RemoteOptions) -> AzureKeyVaultProvider {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+fn provider(server: &ScriptedServer, remote: RemoteOptions) -> AzureKeyVaultProvider {
+    let url = server.url();
     let mut config = AzureKeyVaultProviderConfig::new(
         ProviderId::new(PROVIDER).unwrap(),
-        url,
+        url.clone(),
         AzureCredentialsConfig::ClientSecret {
             tenant_id: "contoso.onmicrosoft.com".to_owned(),
             client_id: "6731de76-14a6-49ae-97bc-6eba6914391e".to_owned(),
             client_secret: Some(SecretString::from("recorded".to_owned())),
             client_secret_file: None,
-            authority_host: Some(url.to_owned()),
+            authority_host: Some(url),
         },
     );
     config.remote = remote;
-    AzureKeyVaultProvider::with_client(config, reqwest::Client::new()).unwrap()
+    config.verify_challenge_resource = false;
+    AzureKeyVaultProvider::with_client(config, server.client()).unwrap()
 }
 
 fn fast() -> RemoteOptions {
@@ -135,7 +136,7 @@ async fn the_provider_signs_wraps_and_unwraps_with_recorded_answers() {
     let sign = fixture("sign-es256.json");
     let wrap = fixture("wrapkey-rsa-oaep-256.json");
     let unwrap = fixture("unwrapkey-rsa-oaep-256.json");
-    let server = ScriptedServer::routed(vec![
+    let server = ScriptedServer::routed_https(vec![
         token_route(),
         route(&ec),
         get_route(&rsa["body"]),
@@ -144,7 +145,7 @@ async fn the_provider_signs_wraps_and_unwraps_with_recorded_answers() {
         route(&unwrap),
     ])
     .await;
-    let provider = provider(&server.url(), fast());
+    let provider = provider(&server, fast());
 
     let (tenant, handle) = handle_of(&ec["body"], KeyUsage::Sign(Algorithm::Es256));
     let signer = provider.signer(&tenant, &handle).await.unwrap();
@@ -191,41 +192,55 @@ async fn recorded_refusals_are_classified() {
     let ec = fixture("get-key-ec-p256.json");
     let (tenant, handle) = handle_of(&ec["body"], KeyUsage::Sign(Algorithm::Es256));
 
-    let not_found = ScriptedServer::routed(vec![
+    let not_found = ScriptedServer::routed_https(vec![
         token_route(),
         route(&fixture("error-key-not-found.json")),
     ])
     .await;
-    let err = provider(&not_found.url(), fast())
+    let err = provider(&not_found, fast())
         .signer(&tenant, &handle)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 
-    // A 401 makes the provider fetch a new token once, then give up.
-    let unauthorized = ScriptedServer::routed(vec![
+    // A request without a token draws Key Vault's challenge; a 401 to the token the challenge
+    // led to makes the provider start again once with fresh credentials, then give up with a
+    // clear error.
+    let unauthorized = ScriptedServer::routed_https(vec![
         token_route(),
         route(&fixture("error-unauthorized.json")),
     ])
     .await;
-    let err = provider(&unauthorized.url(), fast())
+    let err = provider(&unauthorized, fast())
         .signer(&tenant, &handle)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
     assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "Key Vault refused the bearer token (401 Unauthorized)"
+    );
+    assert_eq!(
         unauthorized.requests(),
-        4,
-        "token, key, token again, key again"
+        6,
+        "challenge, token, refused; then again with fresh credentials"
     );
 
-    let refused =
-        ScriptedServer::routed(vec![route(&fixture("error-token-invalid-client.json"))]).await;
-    let err = provider(&refused.url(), fast())
+    // The token endpoint refuses the client: unavailable, without Entra ID's description.
+    let refused = ScriptedServer::routed_https(vec![
+        route(&fixture("error-token-invalid-client.json")),
+        route(&fixture("error-unauthorized.json")),
+    ])
+    .await;
+    let err = provider(&refused, fast())
         .signer(&tenant, &handle)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "Entra ID refused the credentials"
+    );
     assert!(!format!("{err:?}").contains("AADSTS"));
 
     // 429 with `Retry-After: 1`: retried after the wait (capped by the largest backoff), then
@@ -233,7 +248,7 @@ async fn recorded_refusals_are_classified() {
     let mut throttled = fixture("error-throttled.json");
     throttled["request"]["method"] = json!("GET");
     throttled["request"]["path"] = fixture("get-key-ec-p256.json")["request"]["path"].clone();
-    let server = ScriptedServer::routed(vec![token_route(), route(&throttled)]).await;
+    let server = ScriptedServer::routed_https(vec![token_route(), route(&throttled)]).await;
     let remote = RemoteOptions {
         max_attempts: 2,
         initial_backoff_millis: 1,
@@ -241,12 +256,16 @@ async fn recorded_refusals_are_classified() {
         ..RemoteOptions::default()
     };
     let started = std::time::Instant::now();
-    let err = provider(&server.url(), remote)
+    let err = provider(&server, remote)
         .signer(&tenant, &handle)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable);
-    assert_eq!(server.requests(), 3, "token, then two attempts");
+    assert_eq!(
+        server.requests(),
+        2,
+        "two attempts (a client's first request carries no token: the challenge would name the scope)"
+    );
     assert!(
         started.elapsed() >= Duration::from_millis(300),
         "the Retry-After wait, capped at the largest backoff"
@@ -307,10 +326,9 @@ fn same_shape(got: &Exchange, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_server_answers_in_the_recorded_shapes() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let server = AzureKeyVaultServer::start().await;
     server.add_client("edk-kms", "secret");
-    let client = reqwest::Client::new();
+    let client = server.client();
     let base = server.url();
     let url = |path: &str| format!("{base}{path}?api-version=7.4");
 

@@ -453,7 +453,7 @@ impl DepsBuilder {
         let metrics = Metrics::new().map_err(DepsError::Metrics)?;
         PoolMetrics::register(&metrics, tenancy.clone()).map_err(DepsError::Metrics)?;
         if let KmsHandle::Local(local) = &kms {
-            ProviderMetrics::register(&metrics, local.providers().to_vec())
+            ProviderMetrics::register_set(&metrics, local.provider_set().clone())
                 .map_err(DepsError::Metrics)?;
         }
         let background = tenancy.start(&cancel);

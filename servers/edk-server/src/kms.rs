@@ -618,7 +618,7 @@ mod tests {
                  "algorithms": ["ES256", "RS256"], "remote": {"max_attempts": 2}},
                 {"kind": "vault", "id": "vault-prod", "address": "http://127.0.0.1:1",
                  "auth": {"kind": "token", "token": "vault-secret-value"}},
-                {"kind": "azure", "id": "azure-vault-prod", "vault_url": "http://127.0.0.1:1",
+                {"kind": "azure", "id": "azure-vault-prod", "vault_url": "https://127.0.0.1:1",
                  "credentials": {"kind": "client_secret", "tenant_id": "contoso",
                      "client_id": "edk", "client_secret": "azure-secret-value"}},
                 {"kind": "csc", "id": "csc-qualified", "service_url": "http://127.0.0.1:1/csc/v2",

@@ -1,6 +1,10 @@
 //! Prometheus metrics of the in-process KMS's remote key providers (AWS KMS, Azure Key
 //! Vault, Vault Transit, CSC), read from each provider's
-//! [`remote_metrics`](KeyProvider::remote_metrics) when the registry is gathered:
+//! [`remote_metrics`](KeyProvider::remote_metrics) when the registry is gathered. The
+//! providers are those of the KMS's live [`ProviderSet`] at that moment: the configured ones
+//! and those registered at run time (`/provider-registrations`), labelled by provider id
+//! alike; a removed registration's series go away, and a replaced one's start again from the
+//! new provider's counters.
 //!
 //! - `kms_provider_calls_total{provider}`: operations asked of the provider;
 //! - `kms_provider_attempts_total{provider}`: requests sent to its service (retries included);
@@ -17,6 +21,7 @@ use std::sync::Arc;
 
 use edk_kms::KeyProvider;
 use edk_kms::provider::{LATENCY_BUCKETS_MILLIS, RemoteMetrics};
+use edk_kms::registry::ProviderSet;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
@@ -51,13 +56,31 @@ const BREAKER: (&str, &str) = (
 
 /// The [`Collector`] of the remote providers' metrics; see the [module docs](self).
 pub struct ProviderMetrics {
-    providers: Vec<Arc<dyn KeyProvider>>,
+    providers: Providers,
     descs: Vec<Desc>,
+}
+
+/// Where the collector finds the providers when it is gathered.
+enum Providers {
+    /// A fixed list.
+    Fixed(Vec<Arc<dyn KeyProvider>>),
+    /// A KMS's live set, registered providers included.
+    Live(ProviderSet),
+}
+
+impl Providers {
+    fn now(&self) -> Vec<Arc<dyn KeyProvider>> {
+        match self {
+            Self::Fixed(providers) => providers.clone(),
+            Self::Live(set) => set.snapshot().to_vec(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ProviderMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.providers.iter().map(|p| p.id().as_str()).collect();
+        let providers = self.providers.now();
+        let ids: Vec<&str> = providers.iter().map(|p| p.id().as_str()).collect();
         f.debug_struct("ProviderMetrics")
             .field("providers", &ids)
             .finish_non_exhaustive()
@@ -65,7 +88,7 @@ impl std::fmt::Debug for ProviderMetrics {
 }
 
 impl ProviderMetrics {
-    /// Registers the metrics of `providers` in `metrics`' registry.
+    /// Registers the metrics of a fixed list of `providers` in `metrics`' registry.
     ///
     /// # Errors
     /// [`prometheus::Error`] if they cannot be registered (for instance, a second time in the
@@ -74,6 +97,19 @@ impl ProviderMetrics {
         metrics: &Metrics,
         providers: Vec<Arc<dyn KeyProvider>>,
     ) -> Result<(), prometheus::Error> {
+        Self::register_source(metrics, Providers::Fixed(providers))
+    }
+
+    /// Registers the metrics of the providers of `set` in `metrics`' registry, read from the
+    /// set each time the registry is gathered: providers registered at run time included.
+    ///
+    /// # Errors
+    /// As [`register`](Self::register).
+    pub fn register_set(metrics: &Metrics, set: ProviderSet) -> Result<(), prometheus::Error> {
+        Self::register_source(metrics, Providers::Live(set))
+    }
+
+    fn register_source(metrics: &Metrics, providers: Providers) -> Result<(), prometheus::Error> {
         let provider = || vec!["provider".to_owned()];
         let descs = vec![
             Desc::new(
@@ -193,7 +229,7 @@ impl Collector for ProviderMetrics {
             Vec::new(),
             Vec::new(),
         );
-        for provider in &self.providers {
+        for provider in &self.providers.now() {
             let Some(snapshot) = provider.remote_metrics() else {
                 continue;
             };

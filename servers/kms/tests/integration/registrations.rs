@@ -489,3 +489,128 @@ async fn a_provider_registered_on_one_replica_is_usable_on_another() {
     kms_b.shutdown().await;
     a.stop().await;
 }
+
+/// The value of the one sample of `metric` (name and labels as rendered) in `text`.
+fn sample(text: &str, metric: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+}
+
+async fn metrics_text(h: &Harness) -> String {
+    h.client
+        .get(h.server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_provider_has_metrics_by_its_id_until_it_is_removed() {
+    let vault = VaultTransitServer::start().await;
+    let h = Harness::start(Backend::Sqlite).await;
+    std::fs::create_dir_all(h.secrets_dir.join("vault")).unwrap();
+    std::fs::write(h.secrets_dir.join("vault/token"), ROOT_TOKEN).unwrap();
+    let operator = h.token_for(h.tenant_a, OPERATOR).await;
+    let tenant = h.token().await;
+    let before = metrics_text(&h).await;
+    assert!(!before.contains("provider=\"vault-metered\""), "{before}");
+
+    let mut registration = vault_registration(&vault.address());
+    registration["remote"] =
+        json!({ "initial_backoff_millis": 1, "max_backoff_millis": 2, "max_attempts": 2 });
+    expect_json(
+        h.put(
+            "/provider-registrations/vault-metered",
+            &operator,
+            &registration,
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_json(
+        h.put(
+            &format!("/bindings/{ALIAS}"),
+            &tenant,
+            &json!({"provider": "vault-metered", "algorithm": "ES256"}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    expect_json(
+        h.post(
+            "/keys",
+            &tenant,
+            &json!({"alias": ALIAS, "usage": "sign", "algorithm": "ES256"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let created = metrics_text(&h).await;
+    let calls_after_creation = sample(
+        &created,
+        "kms_provider_calls_total{provider=\"vault-metered\"}",
+    )
+    .unwrap_or_else(|| panic!("{created}"));
+    assert!(calls_after_creation >= 1.0, "{created}");
+
+    // One throttled attempt, retried: a signature, a throttle, one more attempt.
+    vault.throttle(1);
+    sign_and_verify(&h, &tenant).await;
+    // Throttled past the attempts: an `unavailable` error.
+    vault.throttle(100);
+    let message = b64url_encode(b"throttled");
+    expect_problem(
+        h.post(
+            "/signatures/raw/create",
+            &tenant,
+            &json!({ "key": ALIAS, "message": message }),
+        )
+        .await,
+        503,
+    )
+    .await;
+    vault.throttle(0);
+
+    let text = metrics_text(&h).await;
+    let value = |metric: &str| sample(&text, metric).unwrap_or_else(|| panic!("{metric}: {text}"));
+    assert!(
+        value("kms_provider_calls_total{provider=\"vault-metered\"}") >= calls_after_creation + 2.0
+    );
+    assert_eq!(
+        value("kms_provider_throttles_total{provider=\"vault-metered\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("kms_provider_errors_total{kind=\"unavailable\",provider=\"vault-metered\"}"),
+        1.0
+    );
+    let attempts = value("kms_provider_attempts_total{provider=\"vault-metered\"}");
+    assert_eq!(
+        value("kms_provider_attempt_duration_seconds_count{provider=\"vault-metered\"}"),
+        attempts
+    );
+    assert_eq!(
+        value("kms_provider_breaker_open{provider=\"vault-metered\"}"),
+        0.0
+    );
+
+    // Removed: its series go.
+    let deleted = h.delete(&format!("/keys/{ALIAS}"), &tenant).await;
+    assert_eq!(deleted.status().as_u16(), 204);
+    let unbound = h.delete(&format!("/bindings/{ALIAS}"), &tenant).await;
+    assert_eq!(unbound.status().as_u16(), 204);
+    let removed = h
+        .delete("/provider-registrations/vault-metered", &operator)
+        .await;
+    assert_eq!(removed.status().as_u16(), 204);
+    let after = metrics_text(&h).await;
+    assert!(!after.contains("provider=\"vault-metered\""), "{after}");
+    h.stop().await;
+}
