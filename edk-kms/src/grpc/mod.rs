@@ -23,8 +23,10 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 
-pub use auth::{MtlsAuth, ServiceAuth, ServiceJwtAuth, ServiceTokenSource, TrustedServices};
-pub use client::{ClientAuth, RemoteKms, RemoteKmsOptions};
+pub use auth::{
+    MtlsAuth, ServiceAuth, ServiceJwtAuth, ServiceTokenSource, SignerSource, TrustedServices,
+};
+pub use client::{ClientAuth, RemoteKms, RemoteKmsOptions, RemoteServiceIdentity};
 pub use server::KmsGrpcService;
 
 /// The generated messages, client and server of `edk.kms.v1`.
