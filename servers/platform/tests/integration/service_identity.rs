@@ -273,6 +273,20 @@ async fn a_runtime_server_signs_its_directory_tokens_with_its_kms_alias() {
     })
     .await;
 
+    // The platform goes away: after the DID server's cache TTL it is not ready, naming the
+    // directory; the platform comes back on the same address and it is ready again.
+    platform.stop().await;
+    eventually("the DID server is not ready", || async {
+        ready().await == (503, false)
+    })
+    .await;
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let platform = Platform::start(&platform_config, listener).await;
+    eventually("the DID server is ready again", || async {
+        ready().await == (200, true)
+    })
+    .await;
+
     // The alias rotates: tokens of the new version and of the previous one are accepted.
     let did_kms = remote_kms(kms_grpc, dir.path(), "did");
     let tokens = |kms: &RemoteKms, service: &str| {
@@ -330,20 +344,6 @@ async fn a_runtime_server_signs_its_directory_tokens_with_its_kms_alias() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
-
-    // The platform goes away: after the DID server's cache TTL it is not ready, naming the
-    // directory; the platform comes back on the same address and it is ready again.
-    platform.stop().await;
-    eventually("the DID server is not ready", || async {
-        ready().await == (503, false)
-    })
-    .await;
-    let listener = TcpListener::bind(addr).await.unwrap();
-    let platform = Platform::start(&platform_config, listener).await;
-    eventually("the DID server is ready again", || async {
-        ready().await == (200, true)
-    })
-    .await;
 
     did_http.shutdown().await.unwrap();
     did.shutdown().await;
