@@ -51,6 +51,9 @@ pub mod purpose {
     pub const DID_UPDATE: &str = "did-update";
     /// Signing audit chain checkpoints.
     pub const AUDIT_CHECKPOINT: &str = "audit-checkpoint";
+    /// Signing a runtime service's own service JWTs (`<service>.service-identity`, kept in
+    /// the platform's operator realm): reserved for the service its first part names.
+    pub const SERVICE_IDENTITY: &str = "service-identity";
 }
 
 /// A key alias: the `service` and `purpose` of a tenant's key, written `service.purpose`.
@@ -390,12 +393,30 @@ impl NewKey {
 /// its own name. See [`Caller::check_reserved`].
 pub const RESERVED_SERVICES: [&str; 3] = [service::AS, service::AUDIT, service::DID];
 
-/// The service `alias` is reserved for, if any (see [`RESERVED_SERVICES`]).
+/// The service `alias` is reserved for, if any (see [`RESERVED_SERVICES`]). A service
+/// identity alias (`<service>.service-identity`, [`purpose::SERVICE_IDENTITY`]) is reserved
+/// for the service it names, whatever that service is.
 #[must_use]
-pub fn reserved_for(alias: &KeyAlias) -> Option<&'static str> {
+pub fn reserved_for(alias: &KeyAlias) -> Option<&str> {
+    if alias.purpose() == purpose::SERVICE_IDENTITY {
+        return Some(alias.service());
+    }
     RESERVED_SERVICES
         .into_iter()
         .find(|service| *service == alias.service())
+}
+
+/// The slug of the tenant where the KMS keeps platform-level keys: the platform's operator
+/// realm (its operator authorization server's keys), and the service identity aliases of the
+/// runtime services (`<service>.service-identity`).
+pub const SERVICE_IDENTITY_REALM: &str = "edk-operators";
+
+/// The service identity alias of `service`: `<service>.service-identity`.
+///
+/// # Errors
+/// [`IdError`] when `service` is not a valid alias part.
+pub fn service_identity_alias(service: &str) -> Result<KeyAlias, IdError> {
+    KeyAlias::new(service, purpose::SERVICE_IDENTITY)
 }
 
 /// Where a KMS call comes from, which decides the reserved aliases it may touch.
@@ -479,7 +500,8 @@ impl Caller {
     /// Whether this caller may create, import, register, rotate, delete, hold or release
     /// `alias`, or use its private key (sign, decrypt, unwrap, agree): always for an
     /// unreserved alias and in process; for an alias reserved for a service (see
-    /// [`RESERVED_SERVICES`]) only when the caller is that remote service.
+    /// [`RESERVED_SERVICES`] and [`reserved_for`], which also reserves every
+    /// `<service>.service-identity`) only when the caller is that remote service.
     ///
     /// # Errors
     /// [`Error::ReservedAlias`] (kind `Forbidden`). It does not depend on whether the alias

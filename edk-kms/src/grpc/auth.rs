@@ -40,6 +40,14 @@
 //! `as.*`, and no other remote caller may. The audit log records the actor as
 //! `service:<name>/<actor>` (`service:<name>` when the request names none), with `%` and `/`
 //! in the name percent-encoded, so a caller-chosen actor never passes for another service's.
+//!
+//! # Service identity
+//! A service's own key can be a KMS alias: `<service>.service-identity` in the platform's
+//! operator realm ([`SERVICE_IDENTITY_REALM`](crate::kms::SERVICE_IDENTITY_REALM)), reserved
+//! for that service. [`ServiceTokenSource::from_source`] signs with its current version
+//! ([`RemoteKms::service_identity`](super::RemoteKms::service_identity)), and a receiver trusts
+//! the keys the KMS publishes for it through [`TrustedServices::with_resolver`]. The tokens that
+//! authenticate a KMS connection are never signed through that same connection.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -48,8 +56,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use edk_core::jose::{
-    Algorithm, Header, JoseError, JwkSet, JwksResolver, Jws, KeyQuery, KeyResolver, Signer,
-    Validation, VerifyPolicy, VerifyingKey, jws,
+    Header, JoseError, JwkSet, JwksResolver, Jws, KeyQuery, KeyResolver, Signer, Validation,
+    VerifyPolicy, VerifyingKey, jws,
 };
 use edk_core::{Clock, ErrorKind, HasKind, Limits, TenantId, TenantSlug};
 use serde_json::{Value, json};
@@ -357,12 +365,14 @@ impl fmt::Debug for ServiceJwtAuth {
     }
 }
 
-/// The keys of the services allowed to call the KMS: a JWK set per service (token issuer).
+/// The keys of the services allowed to call the KMS: a JWK set per service (token issuer),
+/// or any [`KeyResolver`] of its keys (the keys the KMS publishes for the service's identity
+/// alias, for one).
 ///
 /// A token is checked only against the keys of the service its `iss` names.
 #[derive(Clone, Debug, Default)]
 pub struct TrustedServices {
-    services: HashMap<String, JwksResolver>,
+    services: HashMap<String, Arc<dyn KeyResolver>>,
 }
 
 impl TrustedServices {
@@ -376,7 +386,15 @@ impl TrustedServices {
     #[must_use]
     pub fn with_service(mut self, service: impl Into<String>, jwks: &JwkSet) -> Self {
         self.services
-            .insert(service.into(), JwksResolver::new(jwks));
+            .insert(service.into(), Arc::new(JwksResolver::new(jwks)));
+        self
+    }
+
+    /// Trusts `service`'s tokens signed by a key `keys` finds (asked with the token's `kid`
+    /// and `iss`).
+    #[must_use]
+    pub fn with_resolver(mut self, service: impl Into<String>, keys: Arc<dyn KeyResolver>) -> Self {
+        self.services.insert(service.into(), keys);
         self
     }
 }
@@ -520,12 +538,37 @@ fn subject_alt_names(der: &[u8]) -> Option<Vec<String>> {
 /// Cached tokens by tenant (`None`: service-level tokens), with their expiry.
 type TokenCache = HashMap<Option<TenantId>, (Arc<str>, i64)>;
 
+/// Where a [`ServiceTokenSource`] gets the signer of each token it signs: a fixed key (a
+/// [`Signer`] is one), or the current version of a KMS alias
+/// ([`RemoteKms::service_identity`](super::RemoteKms::service_identity)), asked again for every
+/// token so that a rotation is followed.
+#[async_trait]
+pub trait SignerSource: fmt::Debug + Send + Sync {
+    /// The signer of the next token.
+    ///
+    /// # Errors
+    /// [`Error`] when no signer can be had (the KMS cannot be reached, the key cannot be
+    /// created).
+    async fn signer(&self) -> Result<Arc<dyn Signer>, Error>;
+}
+
+/// One fixed signer.
+#[derive(Debug)]
+struct FixedSigner(Arc<dyn Signer>);
+
+#[async_trait]
+impl SignerSource for FixedSigner {
+    async fn signer(&self) -> Result<Arc<dyn Signer>, Error> {
+        Ok(Arc::clone(&self.0))
+    }
+}
+
 /// Issues and caches the short-lived service tokens of a calling service, one per tenant.
 ///
 /// A token is reused until a quarter of its lifetime (at least 5 s) is left, then a new one is
 /// signed; the signer is asked at most once per tenant and period.
 pub struct ServiceTokenSource {
-    signer: Arc<dyn Signer>,
+    signer: Arc<dyn SignerSource>,
     service: String,
     audience: String,
     clock: Arc<dyn Clock>,
@@ -542,8 +585,20 @@ impl ServiceTokenSource {
         audience: impl Into<String>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::from_source(Arc::new(FixedSigner(signer)), service, audience, clock)
+    }
+
+    /// Tokens of `service` for `audience`, each signed by the signer `source` gives at the
+    /// time, valid for 120 s.
+    #[must_use]
+    pub fn from_source(
+        source: Arc<dyn SignerSource>,
+        service: impl Into<String>,
+        audience: impl Into<String>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
-            signer,
+            signer: source,
             service: service.into(),
             audience: audience.into(),
             clock,
@@ -598,12 +653,13 @@ impl ServiceTokenSource {
         if let Some(tenant) = tenant {
             claims["tenant"] = Value::String(tenant.to_string());
         }
-        let header = Header::new(self.signer.algorithm()).with_typ(SERVICE_TOKEN_TYPE);
+        let signer = self.signer.signer().await?;
+        let header = Header::new(signer.algorithm()).with_typ(SERVICE_TOKEN_TYPE);
         let payload = serde_json::to_vec(&claims).map_err(|_| Error::Remote {
             kind: ErrorKind::Internal,
             message: "cannot encode the service token".to_owned(),
         })?;
-        let token: Arc<str> = jws::sign(header, &payload, &*self.signer)
+        let token: Arc<str> = jws::sign(header, &payload, &*signer)
             .await
             .map_err(|err| Error::Remote {
                 kind: err.kind(),
@@ -612,12 +668,6 @@ impl ServiceTokenSource {
             .into();
         cache.insert(tenant, (Arc::clone(&token), exp));
         Ok(token)
-    }
-
-    /// The token's algorithm.
-    #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
-        self.signer.algorithm()
     }
 }
 

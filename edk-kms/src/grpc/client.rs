@@ -771,3 +771,174 @@ impl KeyResolver for RemoteResolver {
         Ok(key)
     }
 }
+
+/// A calling service's identity key at the KMS server: its `<service>.service-identity` alias
+/// ([`crate::kms::service_identity_alias`]) in the platform's operator realm, created on first
+/// use, whose current version signs the service's own tokens. See
+/// [`RemoteKms::service_identity`].
+///
+/// It is a [`SignerSource`](super::SignerSource): every call reads the alias's active version,
+/// so a rotation is followed by the next token.
+#[derive(Debug)]
+pub struct RemoteServiceIdentity {
+    kms: RemoteKms,
+    realm: TenantId,
+    alias: KeyAlias,
+    alg: Algorithm,
+    ensured: std::sync::atomic::AtomicBool,
+}
+
+impl RemoteKms {
+    /// The identity key of `service` in the tenant `realm` (the platform's operator realm,
+    /// where the KMS keeps platform-level keys), signing with `alg` when it has to be created.
+    ///
+    /// This client's own credentials must not be signed through it: a service token that
+    /// authenticates this connection cannot be signed over this connection (use mTLS or a key
+    /// file for the KMS connection).
+    ///
+    /// # Errors
+    /// [`Error::InvalidId`] when `service` is not a valid alias part.
+    pub fn service_identity(
+        &self,
+        realm: TenantId,
+        service: &str,
+        alg: Algorithm,
+    ) -> Result<RemoteServiceIdentity, Error> {
+        let alias = crate::kms::service_identity_alias(service)?;
+        Ok(RemoteServiceIdentity {
+            kms: self.clone(),
+            realm,
+            alias,
+            alg,
+            ensured: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The key of `alias` in `tenant`, asked without a [`Caller`] (the service's own identity
+    /// key, whose tenant this process has no context of).
+    async fn identity_key(&self, tenant: TenantId, alias: &KeyAlias) -> Result<KeyInfo, Error> {
+        let message = proto::KeyRequest {
+            context: Some(identity_context(tenant)),
+            key: KeyRef::Alias(alias.clone()).to_string(),
+        };
+        let request = self.request_for(tenant, message).await?;
+        let response = self
+            .client()
+            .get_key(request)
+            .await
+            .map_err(|s| status(&s))?;
+        key_info_from_proto(&response.into_inner())
+    }
+}
+
+fn identity_context(tenant: TenantId) -> proto::CallContext {
+    proto::CallContext {
+        tenant_id: tenant.to_string(),
+        actor: "service-identity".to_owned(),
+    }
+}
+
+impl RemoteServiceIdentity {
+    /// The alias.
+    #[must_use]
+    pub const fn alias(&self) -> &KeyAlias {
+        &self.alias
+    }
+
+    /// Creates the alias unless it exists (once per process; a concurrent creation counts).
+    async fn ensure(&self) -> Result<(), Error> {
+        use std::sync::atomic::Ordering;
+        if self.ensured.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match self.kms.identity_key(self.realm, &self.alias).await {
+            Ok(_) => {}
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                let request = NewKey::new(self.alias.clone(), KeySpec::signing(self.alg));
+                let message = proto::CreateKeyRequest {
+                    context: Some(identity_context(self.realm)),
+                    alias: request.alias.to_string(),
+                    usage: Some(usage_to_proto(request.spec.usage)),
+                    provider: None,
+                    rotation: Some(rotation_to_proto(request.rotation)),
+                };
+                let request = self.kms.request_for(self.realm, message).await?;
+                match self.kms.client().create_key(request).await {
+                    Ok(_) => {}
+                    Err(s) if status(&s).kind() == ErrorKind::Conflict => {}
+                    Err(s) => return Err(status(&s)),
+                }
+            }
+            Err(err) => return Err(err),
+        }
+        self.ensured.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl super::SignerSource for RemoteServiceIdentity {
+    async fn signer(&self) -> Result<Arc<dyn Signer>, Error> {
+        self.ensure().await?;
+        let info = self.kms.identity_key(self.realm, &self.alias).await?;
+        let KeyUsage::Sign(alg) = info.usage else {
+            return Err(remote(
+                ErrorKind::InvalidInput,
+                "the service identity alias's key does not sign",
+            ));
+        };
+        let kid = info
+            .active()
+            .map(|version| version.kid.clone())
+            .ok_or_else(|| remote(ErrorKind::Conflict, "the alias has no active key"))?;
+        Ok(Arc::new(IdentitySigner {
+            kms: self.kms.clone(),
+            realm: self.realm,
+            alias: self.alias.clone(),
+            alg,
+            kid,
+        }))
+    }
+}
+
+/// Signs remotely with one version of a service identity alias.
+#[derive(Debug)]
+struct IdentitySigner {
+    kms: RemoteKms,
+    realm: TenantId,
+    alias: KeyAlias,
+    alg: Algorithm,
+    kid: Kid,
+}
+
+#[async_trait]
+impl Signer for IdentitySigner {
+    fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    fn kid(&self) -> Option<&Kid> {
+        Some(&self.kid)
+    }
+
+    async fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let request = proto::SignRequest {
+            context: Some(identity_context(self.realm)),
+            alias: self.alias.to_string(),
+            message: message.to_vec(),
+            expected_kid: Some(self.kid.as_str().to_owned()),
+        };
+        let signed = async {
+            let request = self.kms.request_for(self.realm, request).await?;
+            let response = self
+                .kms
+                .client()
+                .sign(request)
+                .await
+                .map_err(|s| status(&s))?;
+            Ok::<_, Error>(response.into_inner().signature)
+        }
+        .await;
+        signed.map_err(|err| SignError::new(err.kind(), err))
+    }
+}

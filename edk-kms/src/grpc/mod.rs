@@ -22,8 +22,10 @@ use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 
-pub use auth::{MtlsAuth, ServiceAuth, ServiceJwtAuth, ServiceTokenSource, TrustedServices};
-pub use client::{ClientAuth, RemoteKms, RemoteKmsOptions};
+pub use auth::{
+    MtlsAuth, ServiceAuth, ServiceJwtAuth, ServiceTokenSource, SignerSource, TrustedServices,
+};
+pub use client::{ClientAuth, RemoteKms, RemoteKmsOptions, RemoteServiceIdentity};
 pub use edk_tenancy::grpc::trace;
 pub use server::KmsGrpcService;
 

@@ -83,6 +83,16 @@ struct Inner {
     credentials: Arc<dyn DirectoryCredentials>,
     options: RemoteDirectoryOptions,
     cache: Mutex<Cache>,
+    contact: Mutex<Contact>,
+}
+
+/// When the platform last answered, and whether the `Watch` stream is open now.
+#[derive(Debug, Default)]
+struct Contact {
+    /// The stream delivered `READY` and has not ended since.
+    live: bool,
+    /// The last answer (a call, a stream message, or the moment the stream ended).
+    last: Option<SystemTime>,
 }
 
 impl fmt::Debug for RemoteTenantDirectory {
@@ -143,6 +153,7 @@ impl RemoteTenantDirectory {
                 credentials,
                 options,
                 cache: Mutex::new(Cache::default()),
+                contact: Mutex::new(Contact::default()),
             }),
         };
         let cancel = cancel.child_token();
@@ -153,6 +164,32 @@ impl RemoteTenantDirectory {
             Arc::clone(&directory.inner).watch(cancel, connected_tx),
         );
         Ok((directory, task))
+    }
+
+    /// Whether the platform can be relied on: its `Watch` stream is open, or it answered
+    /// within [`RemoteDirectoryOptions::cache_ttl`] (as long as cached answers are served
+    /// without it). For readiness checks; it makes no call.
+    ///
+    /// # Errors
+    /// [`Error::RemoteDirectory`] (kind `Unavailable`) when the platform has not answered
+    /// for longer than the cache TTL, or never has.
+    pub fn check_reachable(&self) -> Result<(), Error> {
+        let contact = self.inner.contact();
+        if contact.live {
+            return Ok(());
+        }
+        match contact.last {
+            Some(last) if self.inner.fresh(last) => Ok(()),
+            Some(_) => Err(Error::RemoteDirectory {
+                kind: ErrorKind::Unavailable,
+                reason: "the platform's directory has not answered for longer than the cache TTL"
+                    .to_owned(),
+            }),
+            None => Err(Error::RemoteDirectory {
+                kind: ErrorKind::Unavailable,
+                reason: "the platform's directory has not answered yet".to_owned(),
+            }),
+        }
     }
 
     async fn routes(&self) -> Result<Arc<RoutingTable>, Error> {
@@ -175,6 +212,7 @@ impl RemoteTenantDirectory {
             .await
             .map_err(|status| error_from_status(&status))?
             .into_inner();
+        inner.answered();
         let table = Arc::new(RoutingTable::new(
             response
                 .bindings
@@ -207,9 +245,13 @@ impl RemoteTenantDirectory {
             })
             .await?;
         let response = match inner.client.clone().get_tenant(request).await {
-            Ok(response) => response.into_inner(),
+            Ok(response) => {
+                inner.answered();
+                response.into_inner()
+            }
             // Outside this service's tenants: not a tenant it serves.
             Err(status) if status.code() == Code::PermissionDenied => {
+                inner.answered();
                 return Err(Error::TenantNotFound);
             }
             Err(status) => return Err(error_from_status(&status)),
@@ -265,6 +307,22 @@ impl Inner {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn contact(&self) -> std::sync::MutexGuard<'_, Contact> {
+        self.contact.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records an answer of the platform.
+    fn answered(&self) {
+        self.contact().last = Some(self.options.clock.now());
+    }
+
+    /// Records whether the `Watch` stream is open; its end counts as the last answer.
+    fn set_live(&self, live: bool) {
+        let mut contact = self.contact();
+        contact.live = live;
+        contact.last = Some(self.options.clock.now());
+    }
+
     fn fresh(&self, loaded_at: SystemTime) -> bool {
         matches!(
             self.options.clock.now().duration_since(loaded_at),
@@ -311,7 +369,11 @@ impl Inner {
     async fn watch(self: Arc<Self>, cancel: CancellationToken, connected: watch::Sender<u64>) {
         let mut backoff = self.options.reconnect_min;
         loop {
-            match self.watch_once(&cancel, &connected).await {
+            let outcome = self.watch_once(&cancel, &connected).await;
+            if self.contact().live {
+                self.set_live(false);
+            }
+            match outcome {
                 Ok(true) => backoff = self.options.reconnect_min,
                 Ok(false) => {}
                 Err(status) => {
@@ -356,6 +418,7 @@ impl Inner {
                     self.invalidate(&invalidation);
                     if invalidation.kind() == Kind::Ready {
                         live = true;
+                        self.set_live(true);
                         connected.send_modify(|count| *count += 1);
                         tracing::info!("tenant directory watch connected");
                     }

@@ -39,6 +39,7 @@ use edk_kms::jobs::{AuditCheckpointJob, RotateDueJob};
 use edk_kms::local::KmsTask;
 use edk_kms::store::mysql::MySqlKeyStore;
 use edk_tenancy::events::BackgroundTask;
+use edk_tenancy::grpc::RemoteTenantDirectory;
 use edk_tenancy::migrate::MigrationSet;
 use edk_tenancy::scheduler::{Job, PurgeDeletedTenants, PurgeEventPayloads, Scheduler};
 use edk_tenancy::{ConfigKey, ConfigSchema, DatabaseConfig, Tenancy, TenancyOptions};
@@ -72,6 +73,7 @@ pub struct Deps {
     tasks: Mutex<Option<(BackgroundTask, Option<KmsTask>)>>,
     scheduler: Mutex<Option<BackgroundTask>>,
     directory: Mutex<Option<BackgroundTask>>,
+    remote_directory: Option<RemoteTenantDirectory>,
 }
 
 impl fmt::Debug for Deps {
@@ -202,8 +204,10 @@ impl Deps {
         self.cancel.child_token()
     }
 
-    /// The readiness checks of these dependencies: the database, the KMS, and the KMS's
-    /// MySQL or MariaDB key store when `kms.database` names one (`kms_database`).
+    /// The readiness checks of these dependencies: the database, the KMS, the KMS's MySQL or
+    /// MariaDB key store when `kms.database` names one (`kms_database`), and the platform's
+    /// directory service when the `directory` section is set (`directory`: not ready while it
+    /// has not answered for longer than its cache TTL).
     #[must_use]
     pub fn readiness_checks(&self) -> Vec<Arc<dyn ReadinessCheck>> {
         let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
@@ -216,6 +220,11 @@ impl Deps {
         if let Some(store) = &self.key_store {
             checks.push(Arc::new(KeyStoreCheck {
                 store: store.clone(),
+            }));
+        }
+        if let Some(directory) = &self.remote_directory {
+            checks.push(Arc::new(DirectoryCheck {
+                directory: directory.clone(),
             }));
         }
         checks
@@ -401,12 +410,23 @@ impl DepsBuilder {
         let mut builder = Tenancy::builder(self.database)
             .clock(Arc::clone(&self.clock))
             .config_schema(schema);
+        // The remote KMS is opened first: it may sign the directory's tokens.
+        let mut remote_kms = match &self.kms {
+            KmsConfig::Remote(config) => Some(connect_remote(config, Arc::clone(&self.clock))?),
+            KmsConfig::Local(_) => None,
+        };
         let mut directory_task = None;
+        let mut remote_directory = None;
         if let Some(config) = &self.directory {
-            let (directory, task) =
-                crate::directory::connect(config, Arc::clone(&self.clock), &cancel)?;
+            let (directory, task) = crate::directory::connect(
+                config,
+                Arc::clone(&self.clock),
+                &cancel,
+                remote_kms.as_ref(),
+            )?;
             tracing::info!(endpoint = %config.endpoint, "tenants are read from the platform's directory service");
-            builder = builder.directory(Arc::new(directory));
+            builder = builder.directory(Arc::new(directory.clone()));
+            remote_directory = Some(directory);
             directory_task = Some(task);
         }
         if let Some(options) = self.options {
@@ -445,10 +465,13 @@ impl DepsBuilder {
                 let task = kms.start(&cancel);
                 (KmsHandle::Local(kms), Some(task))
             }
-            KmsConfig::Remote(config) => (
-                KmsHandle::Remote(connect_remote(config, Arc::clone(&self.clock))?),
-                None,
-            ),
+            KmsConfig::Remote(config) => {
+                let kms = match remote_kms.take() {
+                    Some(kms) => kms,
+                    None => connect_remote(config, Arc::clone(&self.clock))?,
+                };
+                (KmsHandle::Remote(kms), None)
+            }
         };
         let metrics = Metrics::new().map_err(DepsError::Metrics)?;
         PoolMetrics::register(&metrics, tenancy.clone()).map_err(DepsError::Metrics)?;
@@ -468,6 +491,7 @@ impl DepsBuilder {
             tasks: Mutex::new(Some((background, kms_task))),
             scheduler: Mutex::new(None),
             directory: Mutex::new(directory_task),
+            remote_directory,
         })
     }
 }
@@ -586,6 +610,27 @@ impl ReadinessCheck for DatabaseCheck {
 pub struct KmsCheck {
     kms: KmsHandle,
     tenancy: Tenancy,
+}
+
+/// Readiness of the platform's directory service (`directory`): its `Watch` stream is open,
+/// or it answered within the cache TTL (while cached answers are still served).
+#[derive(Debug)]
+struct DirectoryCheck {
+    directory: RemoteTenantDirectory,
+}
+
+#[async_trait]
+impl ReadinessCheck for DirectoryCheck {
+    fn name(&self) -> &str {
+        "directory"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.directory.check_reachable().map_err(|err| {
+            tracing::warn!(error = %ErrorChain(&err), "directory readiness check failed");
+            "the platform's directory service has not answered within its cache TTL".to_owned()
+        })
+    }
 }
 
 /// Readiness of the KMS's MySQL or MariaDB key reference store (`kms.database`): the

@@ -23,6 +23,12 @@
 //!     audience: edk-kms
 //!     key_file: /run/secrets/as-service-key.jwk
 //! ```
+//!
+//! The KMS connection's own service tokens are signed with a key file (or the connection uses
+//! mTLS): a KMS alias (`kms_alias`) cannot sign them, since signing through the KMS needs the
+//! very connection they authenticate; that combination is refused at start
+//! ([`KmsSetupError::CircularServiceIdentity`]). Other service tokens (the platform
+//! directory's) can be signed with the service's KMS alias; see [`crate::directory`].
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -221,7 +227,15 @@ pub enum RemoteAuthConfig {
         /// The KMS's `grpc.auth.audience`.
         audience: String,
         /// The service's private signing key, a JWK (ES256, ES384 or EdDSA) in a file.
-        key_file: PathBuf,
+        /// Required: the tokens that authenticate this connection cannot be signed through
+        /// it, so `kms_alias` is refused here (use a key file or mTLS).
+        #[serde(default)]
+        key_file: Option<PathBuf>,
+        /// A KMS alias to sign with: always refused with
+        /// [`KmsSetupError::CircularServiceIdentity`] (the KMS connection would need itself to
+        /// authenticate); accepted by the parser so that the error says why.
+        #[serde(default)]
+        kms_alias: Option<String>,
         /// Token lifetime in seconds, within the KMS's maximum. Default 120.
         #[serde(default = "default_token_lifetime")]
         lifetime_secs: u64,
@@ -242,12 +256,14 @@ impl fmt::Debug for RemoteAuthConfig {
                 service,
                 audience,
                 key_file,
+                kms_alias,
                 lifetime_secs,
             } => f
                 .debug_struct("ServiceJwt")
                 .field("service", service)
                 .field("audience", audience)
                 .field("key_file", key_file)
+                .field("kms_alias", kms_alias)
                 .field("lifetime_secs", lifetime_secs)
                 .finish(),
             Self::Mtls {
@@ -329,6 +345,13 @@ pub enum KmsSetupError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// `kms.auth.kms_alias`: the service tokens that authenticate the KMS connection would be
+    /// signed through that same connection, which cannot authenticate before they exist.
+    #[error(
+        "`kms.auth.kms_alias` cannot sign the tokens of the KMS connection itself (they would \
+         be signed through that connection); use `kms.auth.key_file` or `kms.auth.kind: mtls`"
+    )]
+    CircularServiceIdentity,
 }
 
 /// Opens the configured providers, in order.
@@ -494,8 +517,18 @@ pub fn connect_remote(
             service,
             audience,
             key_file,
+            kms_alias,
             lifetime_secs,
         } => {
+            if kms_alias.is_some() {
+                return Err(KmsSetupError::CircularServiceIdentity);
+            }
+            let Some(key_file) = key_file else {
+                return Err(KmsSetupError::Invalid {
+                    field: "auth.key_file",
+                    reason: "is required for `auth.kind: service_jwt`",
+                });
+            };
             let text = Zeroizing::new(read(key_file)?);
             let jwk: Jwk = serde_json::from_slice(&text).map_err(|_| KmsSetupError::Invalid {
                 field: "auth.key_file",
@@ -722,6 +755,38 @@ mod tests {
                 err,
                 KmsSetupError::Invalid {
                     field: "server_ca_file",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_kms_alias_cannot_sign_the_kms_connection_itself() {
+        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+            "endpoint": "http://127.0.0.1:9090",
+            "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms",
+                "kms_alias": "as.service-identity"}
+        }))
+        .unwrap();
+        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        assert!(
+            matches!(err, KmsSetupError::CircularServiceIdentity),
+            "{err}"
+        );
+        assert!(err.to_string().contains("`kms.auth.kms_alias`"), "{err}");
+        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+            "endpoint": "http://127.0.0.1:9090",
+            "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms"}
+        }))
+        .unwrap();
+        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KmsSetupError::Invalid {
+                    field: "auth.key_file",
                     ..
                 }
             ),

@@ -71,6 +71,11 @@ pub enum GrpcAuthConfig {
         /// The longest accepted token lifetime in seconds. Default 300.
         #[serde(default = "default_max_token_lifetime")]
         max_lifetime_secs: u64,
+        /// How long the published keys of `kms_published` services are used before they are
+        /// read again, in seconds (an unknown `kid` reads them at once, at most every 5 s).
+        /// Default 60.
+        #[serde(default = "default_published_keys_ttl")]
+        published_keys_ttl_secs: u64,
     },
     /// A client certificate chaining to `tls.client_ca_file`; the service is its SAN URI or
     /// DNS name, the tenant the `x-edk-tenant` metadata.
@@ -86,14 +91,26 @@ pub enum GrpcAuthConfig {
     },
 }
 
+const fn default_published_keys_ttl() -> u64 {
+    60
+}
+
 /// A service allowed to call the KMS over gRPC with service JWTs.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedServiceConfig {
     /// The service's name: the `iss` of its tokens.
     pub name: String,
-    /// The public keys that sign its tokens (a JWK set).
-    pub jwks: JwkSet,
+    /// The public keys that sign its tokens (a JWK set). Exactly one of `jwks` and
+    /// `kms_published`.
+    #[serde(default)]
+    pub jwks: Option<JwkSet>,
+    /// Trust the keys this KMS publishes for the service's identity alias
+    /// (`<name>.service-identity` in the operator realm; see `GET
+    /// /service-identities/{service}/jwks.json`), read from its own store and cached for
+    /// `published_keys_ttl_secs` of the `grpc.auth` section.
+    #[serde(default)]
+    pub kms_published: bool,
     /// The tenants (by slug) the service may act for; unset: every tenant. A service that
     /// runs for some tenants only should always be given its list.
     #[serde(default)]

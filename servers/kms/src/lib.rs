@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod identity;
 pub mod resolver;
 pub mod server;
 pub mod state;

@@ -23,7 +23,7 @@ use edk_kms::grpc::proto::key_management_server::KeyManagementServer;
 use edk_kms::grpc::{KmsGrpcService, MtlsAuth, ServiceAuth, ServiceJwtAuth, TrustedServices};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::service::BoxError;
-use edk_server::{ANONYMOUS_PATHS, AdminAuth, HealthApi, Metrics, Service, SideTask, app};
+use edk_server::{AdminAuth, HealthApi, Metrics, Service, SideTask, app};
 use edk_tenancy::migrate::MigrationSet;
 use edk_tenancy::{Tenancy, TenantDirectory};
 use tokio::net::TcpListener;
@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::config::{GrpcAuthConfig, GrpcConfig, KmsServerConfig};
+use crate::identity::{PublishedKeysResolver, PublishedServiceKeys};
 use crate::state::{KmsState, ProviderRegistry};
 use crate::{Error, routes};
 
@@ -44,6 +45,7 @@ pub struct KmsServer {
     health: HealthApi,
     http: edk_server::HttpConfig,
     grpc: Option<GrpcListener>,
+    published: PublishedServiceKeys,
 }
 
 /// The gRPC service and its TLS settings, ready to serve on the configured address.
@@ -104,7 +106,10 @@ impl KmsServer {
             &self.http,
             &self.metrics,
             Some(self.auth.clone()),
-            routes(&self.state, self.health.clone()),
+            routes(&self.state, self.health.clone()).nest(
+                crate::identity::PATH,
+                poem::Route::new().at("/:service/jwks.json", self.published.clone().endpoint()),
+            ),
         )
     }
 
@@ -171,7 +176,7 @@ impl Service for KmsServer {
         let auth = AdminAuth::new(
             &config.auth,
             Arc::clone(&clock),
-            &ANONYMOUS_PATHS,
+            &KMS_ANONYMOUS_PATHS,
             Some(deps.http()),
         )
         .map_err(Error::Auth)?;
@@ -183,6 +188,7 @@ impl Service for KmsServer {
                 Arc::clone(&directory),
                 Arc::new(certificates.clone()),
                 Arc::clone(&clock),
+                PublishedServiceKeys::new(tenancy.clone(), Arc::new(kms.clone())),
             )?),
             None => None,
         };
@@ -191,6 +197,7 @@ impl Service for KmsServer {
                 .with_audit(Arc::new(kms.clone()))
                 .with_local(kms.clone()),
         );
+        let published = PublishedServiceKeys::new(tenancy.clone(), Arc::new(kms.clone()));
         Ok(Self {
             tenancy,
             kms,
@@ -200,6 +207,7 @@ impl Service for KmsServer {
             health: deps.health(),
             http: config.http.clone(),
             grpc,
+            published,
         })
     }
 
@@ -224,6 +232,19 @@ impl Service for KmsServer {
     }
 }
 
+/// The shortest time between two reads of a service's published keys.
+const PUBLISHED_KEYS_MIN_REFRESH: Duration = Duration::from_secs(5);
+
+/// The paths served without a token: the shared probe and documentation paths, and the
+/// published keys of service identities (public keys every receiver must read).
+pub const KMS_ANONYMOUS_PATHS: [&str; 5] = [
+    "/health",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    crate::identity::PATH,
+];
+
 /// Builds the gRPC service and its TLS settings from `config`.
 ///
 /// # Errors
@@ -235,22 +256,46 @@ fn grpc_listener(
     directory: Arc<dyn TenantDirectory>,
     certificates: Arc<dyn CertificateSource>,
     clock: Arc<dyn Clock>,
+    published: PublishedServiceKeys,
 ) -> Result<GrpcListener, Error> {
     let auth = match &config.auth {
         GrpcAuthConfig::ServiceJwt {
             audience,
             services,
             max_lifetime_secs,
+            published_keys_ttl_secs,
         } => {
             let mut trusted = TrustedServices::new();
+            let published = Arc::new(PublishedKeysResolver::new(
+                published,
+                Arc::clone(&clock),
+                Duration::from_secs(*published_keys_ttl_secs),
+                PUBLISHED_KEYS_MIN_REFRESH,
+            ));
             for service in services {
-                if service.jwks.keys.iter().any(Jwk::is_private) {
-                    return Err(Error::grpc(format!(
-                        "`grpc.auth.services` entry `{}` holds a private key; give public keys only",
-                        service.name
-                    )));
+                match (&service.jwks, service.kms_published) {
+                    (Some(jwks), false) => {
+                        if jwks.keys.iter().any(Jwk::is_private) {
+                            return Err(Error::grpc(format!(
+                                "`grpc.auth.services` entry `{}` holds a private key; give public keys only",
+                                service.name
+                            )));
+                        }
+                        trusted = trusted.with_service(service.name.clone(), jwks);
+                    }
+                    (None, true) => {
+                        trusted = trusted.with_resolver(
+                            service.name.clone(),
+                            Arc::clone(&published) as Arc<dyn edk_core::jose::KeyResolver>,
+                        );
+                    }
+                    _ => {
+                        return Err(Error::grpc(format!(
+                            "`grpc.auth.services` entry `{}` needs exactly one of `jwks` and `kms_published: true`",
+                            service.name
+                        )));
+                    }
                 }
-                trusted = trusted.with_service(service.name.clone(), &service.jwks);
             }
             let auth = ServiceJwtAuth::new(audience.clone(), Arc::new(trusted), clock)
                 .with_max_lifetime(Duration::from_secs(*max_lifetime_secs));

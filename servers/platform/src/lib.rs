@@ -192,6 +192,9 @@ impl Service for PlatformServer {
         let realm = operators::operator_realm(&tenancy)
             .await
             .map_err(Error::Realm)?;
+        // Runtime servers name it as `directory.kms_realm`: the KMS keeps their service
+        // identity aliases there.
+        tracing::info!(%realm, "operator realm (the tenant of service identity keys)");
         operators::bind_operator_endpoint(
             &tenancy,
             realm,
@@ -226,7 +229,7 @@ impl Service for PlatformServer {
         let directory = config
             .grpc
             .as_ref()
-            .map(|grpc| DirectoryListener::new(grpc, tenancy.clone(), deps.clock()))
+            .map(|grpc| DirectoryListener::new(grpc, tenancy.clone(), deps.clock(), deps.http()))
             .transpose()
             .map_err(Error::Directory)?
             .map(Arc::new);

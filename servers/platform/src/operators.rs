@@ -60,7 +60,9 @@ pub const TENANT_CLAIM: &str = "tenant";
 pub const PLATFORM_SCOPE_PREFIX: &str = "platform:";
 
 /// The slug of the reserved tenant that holds the operator authorization server's state.
-pub const OPERATOR_REALM_SLUG: &str = "edk-operators";
+/// The KMS keeps the runtime services' identity aliases there too
+/// ([`edk_kms::kms::SERVICE_IDENTITY_REALM`]).
+pub const OPERATOR_REALM_SLUG: &str = edk_kms::kms::SERVICE_IDENTITY_REALM;
 
 /// The path prefix of the operator authorization server on the platform host.
 pub const OPERATOR_PREFIX: &str = "/operators";

@@ -22,5 +22,6 @@ mod responses;
 mod rest_provider;
 mod schemathesis;
 mod scopes;
+mod service_identity;
 mod support;
 mod tenants;

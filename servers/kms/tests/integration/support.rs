@@ -29,6 +29,8 @@ pub(crate) struct Harness {
     pub(crate) tenant_a: TenantId,
     pub(crate) tenant_b: TenantId,
     pub(crate) secrets_dir: std::path::PathBuf,
+    /// The clock the server runs on (fixed at [`NOW`] until a test moves it).
+    pub(crate) clock: Arc<FixedClock>,
     config: KmsServerConfig,
     admin_key: SigningKey,
     _dir: tempfile::TempDir,
@@ -90,7 +92,8 @@ impl Harness {
         let config: KmsServerConfig = serde_json::from_value(config).unwrap();
         let secrets_dir = dir.path().join("secrets");
         std::fs::create_dir_all(&secrets_dir).unwrap();
-        let kms = boot(&config).await;
+        let clock = Arc::new(FixedClock::at_unix(NOW));
+        let kms = boot(&config, Arc::clone(&clock)).await;
         let tenant_a = kms
             .tenancy()
             .provision(TenantSlug::new("tenant-a").unwrap(), "Tenant A")
@@ -111,6 +114,7 @@ impl Harness {
             tenant_a,
             tenant_b,
             secrets_dir,
+            clock,
             config,
             admin_key,
             _dir: dir,
@@ -121,7 +125,7 @@ impl Harness {
     /// Another replica of the server on the same databases and configuration, with its own
     /// listener.
     pub(crate) async fn replica(&self) -> (TestServer, edk_server::service::Started<KmsServer>) {
-        let kms = boot(&self.config).await;
+        let kms = boot(&self.config, Arc::clone(&self.clock)).await;
         let server = spawn_server(kms.app()).await.unwrap();
         (server, kms)
     }
@@ -199,8 +203,10 @@ impl Harness {
     }
 }
 
-async fn boot(config: &KmsServerConfig) -> edk_server::service::Started<KmsServer> {
-    let clock = Arc::new(FixedClock::at_unix(NOW));
+async fn boot(
+    config: &KmsServerConfig,
+    clock: Arc<FixedClock>,
+) -> edk_server::service::Started<KmsServer> {
     let http = reqwest::Client::builder().build().unwrap();
     edk_server::service::start::<KmsServer>(config, clock, http)
         .await

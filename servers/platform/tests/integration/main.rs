@@ -13,6 +13,7 @@ mod operator_tenant_admins;
 mod replicas;
 mod schemathesis;
 mod scopes;
+mod service_identity;
 mod setup;
 mod steps;
 mod support;
