@@ -64,7 +64,7 @@ enum Command {
     },
     /// Operator commands against a running server.
     #[command(flatten)]
-    Operator(edk::cli::OperatorCommand),
+    Operator(Box<edk::cli::OperatorCommand>),
 }
 
 #[tokio::main]
