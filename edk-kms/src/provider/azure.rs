@@ -255,6 +255,10 @@ const SUPPORTED: [Algorithm; 4] = [
 const SUPPORTED_KEY_MANAGEMENT: [KeyManagement; 1] = [KeyManagement::RsaOaep256];
 
 /// The create request for `usage`, with the tags.
+#[expect(
+    clippy::field_reassign_with_default,
+    reason = "the SDK's models are non_exhaustive, so they cannot be built with a struct literal"
+)]
 fn create_parameters(
     usage: KeyUsage,
     tags: HashMap<String, String>,
@@ -300,6 +304,10 @@ fn create_parameters(
 }
 
 /// The `wrapkey` and `unwrapkey` parameters for `value` with `RSA-OAEP-256`.
+#[expect(
+    clippy::field_reassign_with_default,
+    reason = "the SDK's models are non_exhaustive, so they cannot be built with a struct literal"
+)]
 fn oaep_parameters(value: &[u8]) -> KeyOperationParameters {
     let mut parameters = KeyOperationParameters::default();
     parameters.algorithm = Some(EncryptionAlgorithm::RsaOaep256);
@@ -1186,6 +1194,10 @@ struct AzureSigner {
 }
 
 impl AzureSigner {
+    #[expect(
+        clippy::field_reassign_with_default,
+        reason = "the SDK's models are non_exhaustive, so they cannot be built with a struct literal"
+    )]
     async fn sign_remote(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
         let inner = &self.inner;
         let digest = match self.alg {

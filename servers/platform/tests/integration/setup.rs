@@ -100,12 +100,12 @@ async fn setup_creates_one_operator_and_closes(backend: Backend) {
 
 #[tokio::test]
 async fn setup_creates_one_operator_and_closes_on_sqlite() {
-    setup_creates_one_operator_and_closes(Backend::Sqlite).await;
+    Box::pin(setup_creates_one_operator_and_closes(Backend::Sqlite)).await;
 }
 
 #[tokio::test]
 async fn setup_creates_one_operator_and_closes_on_postgres() {
-    setup_creates_one_operator_and_closes(Backend::Postgres).await;
+    Box::pin(setup_creates_one_operator_and_closes(Backend::Postgres)).await;
 }
 
 async fn concurrent_setup_calls_have_one_winner(backend: Backend) {

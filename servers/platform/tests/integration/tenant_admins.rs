@@ -193,10 +193,13 @@ async fn a_tenant_admin_reaches_only_its_own_tenant(backend: Backend) {
 
 #[tokio::test]
 async fn a_tenant_admin_reaches_only_its_own_tenant_on_sqlite() {
-    a_tenant_admin_reaches_only_its_own_tenant(Backend::Sqlite).await;
+    Box::pin(a_tenant_admin_reaches_only_its_own_tenant(Backend::Sqlite)).await;
 }
 
 #[tokio::test]
 async fn a_tenant_admin_reaches_only_its_own_tenant_on_postgres() {
-    a_tenant_admin_reaches_only_its_own_tenant(Backend::Postgres).await;
+    Box::pin(a_tenant_admin_reaches_only_its_own_tenant(
+        Backend::Postgres,
+    ))
+    .await;
 }
