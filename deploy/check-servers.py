@@ -43,8 +43,9 @@ REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "deploy" / "helm" / "edk"
 SERVERS = {"kms": "edk-kms", "as": "edk-as", "did": "edk-did", "issuer": "edk-issuer",
            "verifier": "edk-verifier", "platform": "edk-platform"}
-# The servers that call the KMS over gRPC: the runtime servers and the platform.
-RUNTIME = ["as", "did", "issuer", "verifier", "platform"]
+# The servers that call the KMS over gRPC: the platform, first, as the runtime servers read
+# their tenants from its directory and are not ready before it answers, then the runtime servers.
+RUNTIME = ["platform", "as", "did", "issuer", "verifier"]
 # Where the chart and compose mount the platform's writable volume for its setup token.
 PLATFORM_STATE = "/var/lib/edk-platform"
 # PostgreSQL here trusts local connections, so the password is not checked: it is there to be
@@ -194,7 +195,7 @@ def first_run_setup(label: str, port: int, config: dict, logged_secrets: dict[st
 
 def run_topology(label: str, servers: Servers, configs: dict[str, dict], extra: dict[str, list[Path]], impostor,
                  logged_secrets: dict[str, str]) -> None:
-    """Starts the KMS, then each runtime server and the platform (with the further
+    """Starts the KMS, then the platform and each runtime server (with the further
     configuration files of `extra`), and waits for each to be ready, and runs the platform's
     first-run setup; then, with `impostor`, one more runtime server made by it from the DID
     server's configuration, which the KMS must refuse."""
