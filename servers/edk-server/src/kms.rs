@@ -742,14 +742,18 @@ mod tests {
         assert!(config("mysql://h/k").database_max_connections == 10);
     }
 
+    /// The error `connect_remote` refuses the remote section `section` with.
+    fn refused(section: serde_json::Value) -> KmsSetupError {
+        let config: RemoteKmsConfig = serde_json::from_value(section).unwrap();
+        connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err()
+    }
+
     #[test]
     fn an_https_endpoint_without_a_ca_is_refused() {
-        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+        let err = refused(serde_json::json!({
             "endpoint": "https://kms.internal:9090",
             "auth": {"kind": "mtls", "cert_file": "c.pem", "key_file": "k.pem"}
-        }))
-        .unwrap();
-        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        }));
         assert!(
             matches!(
                 err,
@@ -764,24 +768,20 @@ mod tests {
 
     #[test]
     fn a_kms_alias_cannot_sign_the_kms_connection_itself() {
-        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+        let err = refused(serde_json::json!({
             "endpoint": "http://127.0.0.1:9090",
             "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms",
                 "kms_alias": "as.service-identity"}
-        }))
-        .unwrap();
-        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        }));
         assert!(
             matches!(err, KmsSetupError::CircularServiceIdentity),
             "{err}"
         );
         assert!(err.to_string().contains("`kms.auth.kms_alias`"), "{err}");
-        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+        let err = refused(serde_json::json!({
             "endpoint": "http://127.0.0.1:9090",
             "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms"}
-        }))
-        .unwrap();
-        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        }));
         assert!(
             matches!(
                 err,
@@ -796,13 +796,11 @@ mod tests {
 
     #[test]
     fn a_missing_service_key_file_is_named() {
-        let config: RemoteKmsConfig = serde_json::from_value(serde_json::json!({
+        let err = refused(serde_json::json!({
             "endpoint": "http://127.0.0.1:9090",
             "auth": {"kind": "service_jwt", "service": "as", "audience": "edk-kms",
                 "key_file": "/nonexistent/as.jwk"}
-        }))
-        .unwrap();
-        let err = connect_remote(&config, Arc::new(edk_core::SystemClock)).unwrap_err();
+        }));
         assert!(
             matches!(&err, KmsSetupError::File { path, .. } if path == Path::new("/nonexistent/as.jwk")),
             "{err}"

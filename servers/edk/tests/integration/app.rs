@@ -7,18 +7,26 @@ use edk::{Edk, EdkConfig};
 use edk_core::FixedClock;
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
-use edk_server::{TestServer, TrustedIssuer, spawn_server};
+use edk_server::TrustedIssuer;
+
+use crate::support::Running;
 
 const NOW: i64 = 1_700_000_000;
 const OTHER_ISSUER: &str = "https://operator.test";
 
+/// A running `edk` on a fixed clock, its local tenant not yet bound, that also trusts the
+/// admin tokens `other_key` signs.
 struct Harness {
-    server: TestServer,
-    edk: Edk,
-    client: reqwest::Client,
-    token: String,
+    running: Running,
     other_key: SigningKey,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 impl Harness {
@@ -27,14 +35,10 @@ impl Harness {
     }
 
     async fn start_on(database: Option<edk_tenancy::DatabaseConfig>) -> Self {
-        edk_server::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(FixedClock::at_unix(NOW));
         let mut config = EdkConfig {
             database,
             ..EdkConfig::default()
         };
-        let data = DataDir::open(&dir.path().join("data")).unwrap();
         let other_key = SigningKey::generate(Algorithm::Es256).unwrap();
         config.auth.issuers.push(TrustedIssuer::with_jwks(
             OTHER_ISSUER,
@@ -42,22 +46,15 @@ impl Harness {
                 keys: vec![other_key.public_jwk()],
             },
         ));
-        let client = reqwest::Client::builder().build().unwrap();
-        let edk = Edk::start(&config, &data, clock, &client).await.unwrap();
-        let token = edk.bootstrap_token().unwrap().to_owned();
+        let clock = Arc::new(FixedClock::at_unix(NOW));
         Self {
-            server: spawn_server(edk.app()).await.unwrap(),
-            edk,
-            client,
-            token,
+            running: Running::start(&config, clock, false).await,
             other_key,
-            _dir: dir,
         }
     }
 
     async fn stop(self) {
-        self.server.shutdown().await.unwrap();
-        self.edk.shutdown().await;
+        self.running.stop().await;
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
@@ -534,7 +531,7 @@ async fn edk_runs_on_postgres_by_configuration() {
         "the default tenant and the platform's operator realm"
     );
     assert!(schemas.iter().all(|(_, tables)| *tables > 0));
-    assert!(!h._dir.path().join("data").join("db").exists());
+    assert!(!h.data().join("db").exists());
     h.stop().await;
     db.close().await;
 }

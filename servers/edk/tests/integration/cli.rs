@@ -2,25 +2,28 @@
 //! loopback: every subcommand once with good input, and bad input refused with a message, a
 //! non-zero exit code that tells the failure apart, and nothing changed.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use edk::bootstrap::DataDir;
-use edk::{Edk, EdkConfig};
+use edk::EdkConfig;
 use edk_core::SystemClock;
-use edk_server::{TestServer, spawn_server};
 use serde_json::{Value, json};
+
+use crate::support::Running;
 
 const VCT: &str = "https://credentials.example/identity";
 
+/// A running `edk` and a home directory without profiles for the command line.
 struct Harness {
-    server: TestServer,
-    edk: Edk,
-    client: reqwest::Client,
-    token: String,
+    running: Running,
     home: tempfile::TempDir,
-    data: PathBuf,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 /// What one run of the binary did.
@@ -40,30 +43,10 @@ impl Run {
 
 impl Harness {
     async fn start() -> Self {
-        edk_server::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let data_path = dir.path().join("data");
-        let data = DataDir::open(&data_path).unwrap();
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let edk = Edk::start(&EdkConfig::default(), &data, Arc::new(SystemClock), &client)
-            .await
-            .unwrap();
-        let server = spawn_server(edk.app()).await.unwrap();
-        edk.bind_default_tenant(server.addr().port()).await.unwrap();
-        let token = edk.bootstrap_token().unwrap().to_owned();
         Self {
-            server,
-            edk,
-            client,
-            token,
+            running: Running::start(&EdkConfig::default(), Arc::new(SystemClock), true).await,
             home: tempfile::tempdir().unwrap(),
-            data: data_path,
-            _dir: dir,
         }
-    }
-
-    fn url(&self) -> String {
-        format!("http://localhost:{}", self.server.addr().port())
     }
 
     /// Runs `edk args…` with `token` in `EDK_TOKEN` and the server's URL in `EDK_URL`, in an
@@ -74,7 +57,7 @@ impl Harness {
             .args(args)
             .env_clear()
             .env("HOME", self.home.path())
-            .env("EDK_URL", self.url())
+            .env("EDK_URL", self.url(""))
             .env("NO_PROXY", "*");
         if let Some(token) = token {
             command.env("EDK_TOKEN", token);
@@ -89,68 +72,17 @@ impl Harness {
         }
     }
 
-    /// `method path` on the server with the bootstrap token: the status and JSON body.
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.url()))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// An operator token: the platform's first-run setup, then client credentials.
-    async fn operator_token(&self) -> String {
-        let setup_token = self.edk.setup_token().unwrap().to_owned();
-        let operator: Value = self
-            .client
-            .post(format!("{}/api/platform/v1/setup", self.url()))
-            .json(&json!({"setup_token": setup_token, "client_name": "ops"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let answer: Value = self
-            .client
-            .post(operator["token_endpoint"].as_str().unwrap())
-            .basic_auth(
-                operator["client_id"].as_str().unwrap(),
-                operator["client_secret"].as_str(),
-            )
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("scope", "platform:tenants:read platform:tenants:write"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        answer["access_token"].as_str().unwrap().to_owned()
-    }
-
     async fn stop(self) {
-        self.server.shutdown().await.unwrap();
-        self.edk.shutdown().await;
+        self.running.stop().await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_manage_tenants_from_the_command_line() {
     let h = Harness::start().await;
-    let operator = h.operator_token().await;
+    let operator = h
+        .operator_token("platform:tenants:read platform:tenants:write")
+        .await;
     let op = Some(operator.as_str());
     let port = h.server.addr().port().to_string();
     let bind = |service: &str, target: &str| format!("{service}={target}");
@@ -485,7 +417,7 @@ async fn tenant_administrators_script_keys_dids_clients_offers_requests_and_audi
     assert_eq!(intact.code, 0, "{intact:?}");
     assert_eq!(intact.json()["intact"], true);
     assert!(intact.json()["records"].as_u64().unwrap() > 0);
-    tamper_with_the_audit_chain(&h.data).await;
+    tamper_with_the_audit_chain(&h.data()).await;
     let broken = h.edk(&["audit", "verify"], token).await;
     assert_eq!(broken.code, 4, "{broken:?}");
     assert!(
@@ -507,7 +439,7 @@ async fn connections_come_from_profiles_and_failures_exit_apart() {
         &profiles,
         format!(
             "profiles:\n  local:\n    url: {}\n    token_file: {}\n",
-            h.url(),
+            h.url(""),
             token_file.display()
         ),
     )

@@ -14,4 +14,5 @@ mod onboarding;
 mod openapi;
 mod schemathesis;
 mod scopes;
+mod support;
 mod verify_local;

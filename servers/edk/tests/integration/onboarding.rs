@@ -8,31 +8,36 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use edk::bootstrap::DataDir;
-use edk::{Edk, EdkConfig};
+use edk::EdkConfig;
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
 use edk_core::sd_jwt::{ClaimPath, KeyBindingClaims, SdJwt};
 use edk_core::{Clock as _, Limits, SystemClock};
 use edk_oid4vp::{AuthorizationRequest, AuthorizationResponse};
-use edk_server::{TestServer, TrustedIssuer, spawn_server};
+use edk_server::TrustedIssuer;
 use serde_json::{Value, json};
+
+use crate::support::Running;
 
 /// The issuer of the tenant administrators' tokens the test mints.
 const TENANT_ADMINS: &str = "https://tenant-admins.test";
 
+/// A running `edk` that trusts the tenant administrators' tokens `admin_key` signs.
 struct Deployment {
-    server: TestServer,
-    edk: Edk,
-    client: reqwest::Client,
+    running: Running,
     admin_key: SigningKey,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Deployment {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 impl Deployment {
     async fn start() -> Self {
-        edk_server::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let mut config = EdkConfig::default();
         config.auth.issuers.push(TrustedIssuer::with_jwks(
@@ -41,44 +46,10 @@ impl Deployment {
                 keys: vec![admin_key.public_jwk()],
             },
         ));
-        let data = DataDir::open(&dir.path().join("data")).unwrap();
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let edk = Edk::start(&config, &data, Arc::new(SystemClock), &client)
-            .await
-            .unwrap();
-        let server = spawn_server(edk.app()).await.unwrap();
-        edk.bind_default_tenant(server.addr().port()).await.unwrap();
         Self {
-            server,
-            edk,
-            client,
+            running: Running::start(&config, Arc::new(SystemClock), true).await,
             admin_key,
-            _dir: dir,
         }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://localhost:{}{path}", self.server.addr().port())
-    }
-
-    /// `method path` with `token` and an optional JSON body: the status and the JSON body.
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self.client.request(method, url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// A tenant administrator's admin token for `tenant` with `scope`.
@@ -106,34 +77,9 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
     let get = reqwest::Method::GET;
 
     // The operator: first-run setup, then a token by client credentials.
-    let setup_token = deployment.edk.setup_token().unwrap().to_owned();
-    let (status, operator) = deployment
-        .call(
-            post.clone(),
-            &deployment.url("/api/platform/v1/setup"),
-            None,
-            Some(json!({"setup_token": setup_token, "client_name": "ops"})),
-        )
+    let operator_token = deployment
+        .operator_token("platform:tenants:read platform:tenants:write")
         .await;
-    assert_eq!(status, 201, "{operator}");
-    let answer: Value = deployment
-        .client
-        .post(operator["token_endpoint"].as_str().unwrap())
-        .basic_auth(
-            operator["client_id"].as_str().unwrap(),
-            operator["client_secret"].as_str(),
-        )
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "platform:tenants:read platform:tenants:write"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let operator_token = answer["access_token"].as_str().unwrap().to_owned();
 
     // The tenant, by one request.
     let binding = |service: &str| {
@@ -141,7 +87,7 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
                "dangerous_loopback_http": true})
     };
     let (status, tenant) = deployment
-        .call(
+        .request(
             post.clone(),
             &deployment.url("/api/platform/v1/tenants"),
             Some(&operator_token),
@@ -155,7 +101,7 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
     assert_eq!(status, 201, "{tenant}");
     let id = tenant["id"].as_str().unwrap().to_owned();
     let (status, detail) = deployment
-        .call(
+        .request(
             get.clone(),
             &deployment.url(&format!("/api/platform/v1/tenants/{id}")),
             Some(&operator_token),
@@ -202,7 +148,7 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
     // The verifier: a request by the default client identifier prefix (its certificate
     // names the verifier's host) is made; the wallet answers one by `redirect_uri`.
     let (status, made) = deployment
-        .call(
+        .request(
             post.clone(),
             &deployment.url("/api/oid4vp/v1/requests"),
             Some(&admin),
@@ -220,7 +166,7 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
     // The tenant's administrator reaches only its tenant: the default tenant's sessions
     // are not its.
     let (status, _) = deployment
-        .call(
+        .request(
             get,
             &deployment.url(&format!(
                 "/api/oid4vp/v1/sessions/{}",
@@ -232,8 +178,7 @@ async fn a_tenant_onboarded_through_the_platform_api_issues_and_verifies() {
         .await;
     assert_eq!(status, 404);
 
-    deployment.server.shutdown().await.unwrap();
-    deployment.edk.shutdown().await;
+    deployment.running.stop().await;
 }
 
 fn query(issuer: &str) -> Value {
@@ -247,7 +192,7 @@ fn query(issuer: &str) -> Value {
 /// administrator makes: the SD-JWT VC issued to `holder`.
 async fn issue(deployment: &Deployment, admin: &str, holder: &SigningKey) -> SdJwt {
     let (status, offer) = deployment
-        .call(
+        .request(
             reqwest::Method::POST,
             &deployment.url("/api/oid4vci/v1/offers"),
             Some(admin),
@@ -340,7 +285,7 @@ async fn present(
     issuer: &str,
 ) -> Value {
     let (status, made) = deployment
-        .call(
+        .request(
             reqwest::Method::POST,
             &deployment.url("/api/oid4vp/v1/requests"),
             Some(admin),
@@ -392,7 +337,7 @@ async fn present(
         .unwrap();
     assert_eq!(response.status(), 200);
     let (status, session) = deployment
-        .call(
+        .request(
             reqwest::Method::GET,
             &deployment.url(&format!(
                 "/api/oid4vp/v1/sessions/{}",

@@ -11,75 +11,47 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edk::bootstrap::DataDir;
-use edk::{Edk, EdkConfig};
+use edk::EdkConfig;
 use edk_core::encoding::b64url_encode;
 use edk_core::jose::{Algorithm, Header, SigningKey};
 use edk_core::sd_jwt::{ClaimPath, KeyBindingClaims, SdJwt};
 use edk_core::{Clock as _, FixedClock, Limits};
 use edk_mdoc::{DeviceResponse, IssuerSigned};
 use edk_oid4vp::{AuthorizationRequest, AuthorizationResponse};
-use edk_server::{TestServer, spawn_server};
 use serde_json::{Value, json};
+
+use crate::support::Running;
 
 const NOW: i64 = 1_800_000_000;
 const VCT: &str = "https://credentials.example.com/identity";
 
+/// The running `edk` with its local tenant bound, on a fixed clock.
 struct Local {
-    server: TestServer,
-    edk: Edk,
+    running: Running,
     clock: Arc<FixedClock>,
-    client: reqwest::Client,
-    token: String,
     origin: String,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Local {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
 }
 
 impl Local {
     async fn start() -> Self {
-        edk_server::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(FixedClock::at_unix(NOW));
         let mut config = EdkConfig::default();
         // The local tenant's status lists are http URLs on localhost.
         config.verifier.dangerous_allow_http_status_lists = true;
-        let data = DataDir::open(&dir.path().join("data")).unwrap();
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
-        let edk = Edk::start(&config, &data, clock.clone(), &client)
-            .await
-            .unwrap();
-        let token = edk.bootstrap_token().unwrap().to_owned();
-        let server = spawn_server(edk.app()).await.unwrap();
-        let port = server.addr().port();
-        edk.bind_default_tenant(port).await.unwrap();
+        let running = Running::start(&config, clock.clone(), true).await;
         Self {
-            origin: format!("http://localhost:{port}"),
-            server,
-            edk,
+            origin: running.url(""),
+            running,
             clock,
-            client,
-            token,
-            _dir: dir,
         }
-    }
-
-    /// `method` on an admin API with the bootstrap token: the status and the JSON body.
-    async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(method, self.server.url(path))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn post_ok(&self, path: &str, body: Value) -> Value {
@@ -366,8 +338,7 @@ async fn the_local_verifier_checks_credentials_of_the_local_issuer_and_their_sta
     assert_eq!(revoked["status"], "failed", "{revoked}");
     assert!(reason(&revoked).ends_with("is revoked"), "{revoked}");
 
-    local.server.shutdown().await.unwrap();
-    local.edk.shutdown().await;
+    local.running.stop().await;
 }
 
 const MDL: &str = "org.iso.18013.5.1.mDL";
@@ -455,6 +426,5 @@ async fn the_local_verifier_checks_an_mdl_of_the_local_issuer_against_its_iaca()
     assert_eq!(claims["age_over_18"], true, "{verified}");
     assert!(claims.get("given_name").is_none(), "{verified}");
 
-    local.server.shutdown().await.unwrap();
-    local.edk.shutdown().await;
+    local.running.stop().await;
 }

@@ -4,17 +4,14 @@
 //! or outside their tenant list, are refused.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use edk_core::jose::{Algorithm, SigningKey};
+use edk_core::jose::SigningKey;
 use edk_core::{ErrorKind, HasKind as _, SystemClock, TenantId};
 use edk_did_server::DidService;
 use edk_kms::grpc::ServiceTokenSource;
-use edk_kms::provider::software::generate_kek;
-use edk_platform_server::{PlatformServer, PlatformServerConfig};
-use edk_server::service::{Started, start};
+use edk_platform_server::PlatformServerConfig;
+use edk_server::service::start;
 use edk_tenancy::grpc::proto::tenant_directory_client::TenantDirectoryClient;
 use edk_tenancy::grpc::proto::{GetTenantRequest, ListBindingsRequest};
 use edk_tenancy::{
@@ -22,76 +19,13 @@ use edk_tenancy::{
     TenantDirectory as _, WellKnownLayout,
 };
 use edk_testkit::TestDb;
-use secrecy::ExposeSecret as _;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
+
+use crate::support::{DirectoryPlatform, authorized, eventually, service_key, software_kms};
 
 const AUDIENCE: &str = "edk-platform";
-
-/// A service key: the signing key, and its private JWK written for a `key_file`.
-fn service_key(dir: &Path, name: &str) -> (SigningKey, Value) {
-    let key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let mut public = key.public_jwk();
-    let kid = public.thumbprint();
-    public.kid = Some(kid.clone());
-    let mut private = key.to_jwk().unwrap();
-    private.kid = Some(kid.clone());
-    std::fs::write(
-        dir.join(format!("{name}.jwk")),
-        serde_json::to_vec(&private).unwrap(),
-    )
-    .unwrap();
-    let key = key.with_kid(edk_core::Kid::new(kid).unwrap());
-    (key, serde_json::to_value(public).unwrap())
-}
-
-fn software_kms() -> Value {
-    let kek = generate_kek().unwrap();
-    json!({"mode": "local", "providers": [{
-        "kind": "software", "id": "software", "current_kek": "k1",
-        "keks": [{"id": "k1", "key": kek.expose_secret()}],
-    }]})
-}
-
-/// A platform server and its directory listener on `addr`.
-struct Platform {
-    started: Started<PlatformServer>,
-    stop: CancellationToken,
-    serving: tokio::task::JoinHandle<()>,
-}
-
-impl Platform {
-    async fn start(config: &PlatformServerConfig, listener: TcpListener) -> Self {
-        let started =
-            start::<PlatformServer>(config, Arc::new(SystemClock), reqwest::Client::new())
-                .await
-                .unwrap();
-        let stop = CancellationToken::new();
-        let serve = started
-            .directory_listener()
-            .unwrap()
-            .serve(listener, stop.clone());
-        let serving = tokio::spawn(async move { serve.await.unwrap() });
-        Self {
-            started,
-            stop,
-            serving,
-        }
-    }
-
-    fn tenancy(&self) -> &Tenancy {
-        self.started.deps().tenancy()
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.serving.await.unwrap();
-        self.started.shutdown().await;
-    }
-}
 
 fn did_binding(tenant: TenantId, host: &str) -> EndpointBinding {
     EndpointBinding::dangerous_loopback_http(
@@ -114,37 +48,12 @@ async fn resolve(tenancy: &Tenancy, host: &str) -> Result<TenantId, ResolveError
         .map(|resolution| resolution.context.id())
 }
 
-/// Waits until `check` holds. The TTL of the runtime's cache is an hour, so only an
-/// invalidation makes it hold; the bound only keeps a failing test from hanging.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened: {what}");
-}
-
 async fn service_token(key: SigningKey, service: &str) -> String {
     ServiceTokenSource::new(Arc::new(key), service, AUDIENCE, Arc::new(SystemClock))
         .service_token()
         .await
         .unwrap()
         .to_string()
-}
-
-fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
-    );
-    request
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -170,7 +79,7 @@ async fn a_runtime_server_reads_its_tenants_from_the_platform() {
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let platform = Platform::start(&platform_config, listener).await;
+    let platform = DirectoryPlatform::start(&platform_config, listener).await;
     let mut tenants = Vec::new();
     for slug in ["acme", "beta", "gamma"] {
         tenants.push(
@@ -259,7 +168,7 @@ async fn a_runtime_server_reads_its_tenants_from_the_platform() {
 
     // It comes back on the same address: the stream reconnects and later changes arrive.
     let listener = TcpListener::bind(addr).await.unwrap();
-    let platform = Platform::start(&platform_config, listener).await;
+    let platform = DirectoryPlatform::start(&platform_config, listener).await;
     platform
         .tenancy()
         .bind(&did_binding(beta, "beta2.localhost"))

@@ -10,27 +10,9 @@ use edk_server::{AdminAuth, AuthConfig, TrustedIssuer};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Platform, read};
+use crate::support::{Backend, Platform, read, wallet_attestation};
 
 const TENANTS: &str = "/api/platform/v1/tenants";
-
-async fn onboard(platform: &Platform, token: &str, slug: &str) -> String {
-    let port = platform.http.addr().port();
-    let (status, body) = platform
-        .call(
-            Method::POST,
-            TENANTS,
-            Some(token),
-            Some(json!({
-                "slug": slug, "display_name": slug,
-                "bindings": [{"service": "as", "host": "localhost", "port": port,
-                    "path_prefix": format!("/{slug}"), "dangerous_loopback_http": true}],
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
 
 /// The token response of a client-credentials request of `client` with `params`.
 async fn token(platform: &Platform, client: &Value, params: &[(&str, &str)]) -> (u16, Value) {
@@ -50,15 +32,6 @@ async fn token(platform: &Platform, client: &Value, params: &[(&str, &str)]) -> 
     read(response).await
 }
 
-fn attestation() -> Value {
-    json!({"value": {
-        "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "wallet-provider-1",
-            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]},
-        "max_age_seconds": 86400,
-    }})
-}
-
 fn payload(jwt: &str) -> Value {
     use base64::Engine as _;
     let part = jwt.split('.').nth(1).unwrap();
@@ -75,8 +48,8 @@ async fn operator_as_issues_tenant_admin_tokens(backend: Backend) {
     let (_, operator) = platform.setup(&platform.setup_token()).await;
     let everything = edk_platform_server::operators::scope::ALL.join(" ");
     let ops = platform.operator_token(&operator, &everything).await;
-    let acme = onboard(&platform, &ops, "acme").await;
-    let globex = onboard(&platform, &ops, "globex").await;
+    let acme = platform.onboard(&ops, "acme").await;
+    let globex = platform.onboard(&ops, "globex").await;
     let admins = format!("{TENANTS}/{acme}/admins");
 
     // Only tenant scopes can be registered, only by an operator, only for a tenant.
@@ -170,7 +143,7 @@ async fn operator_as_issues_tenant_admin_tokens(backend: Backend) {
             Method::PUT,
             &format!("{TENANTS}/{acme}/config/oauth.client_attestation"),
             Some(&admin),
-            Some(attestation()),
+            Some(wallet_attestation()),
         )
         .await;
     assert_eq!(status, 200, "{written}");
@@ -183,7 +156,7 @@ async fn operator_as_issues_tenant_admin_tokens(backend: Backend) {
             format!("{TENANTS}/{globex}/config/oauth.client_attestation"),
         ),
     ] {
-        let body = attestation();
+        let body = wallet_attestation();
         let (status, problem) = platform.call(method, &path, Some(&admin), Some(body)).await;
         assert_eq!(status, 403, "{path}: {problem}");
         assert_eq!(problem["detail"], "the token is for another tenant");

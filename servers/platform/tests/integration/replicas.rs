@@ -4,12 +4,10 @@
 //! and a change made on one (a binding, a suspension) is served by the other at once
 //! through the tenancy's events.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Platform, read};
+use crate::support::{Backend, Platform, eventually, read};
 
 const TENANTS: &str = "/api/platform/v1/tenants";
 
@@ -31,21 +29,6 @@ async fn call(
         request = request.json(&body);
     }
     read(request.send().await.unwrap()).await
-}
-
-/// Polls `probe` until it holds, for at most ten seconds.
-async fn eventually<F, Fut>(what: &str, probe: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if probe().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what} did not happen within ten seconds");
 }
 
 #[tokio::test]

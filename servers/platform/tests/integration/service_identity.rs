@@ -6,55 +6,29 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use edk_core::jose::{Algorithm, Jwk, SigningKey};
+use edk_core::jose::{Algorithm, SigningKey};
 use edk_core::{ErrorKind, HasKind as _, Kid, SystemClock};
 use edk_did_server::DidService;
 use edk_kms::Kms as _;
 use edk_kms::grpc::{RemoteKms, ServiceTokenSource};
 use edk_kms::kms::{Caller, KeyRef, SERVICE_IDENTITY_REALM, service_identity_alias};
-use edk_kms::provider::software::generate_kek;
 use edk_kms_server::{KmsServer, KmsServerConfig};
-use edk_platform_server::{PlatformServer, PlatformServerConfig};
-use edk_server::service::{Started, start};
+use edk_platform_server::PlatformServerConfig;
+use edk_server::service::start;
 use edk_server::{Service as _, spawn_server};
 use edk_tenancy::grpc::proto::ListBindingsRequest;
 use edk_tenancy::grpc::proto::tenant_directory_client::TenantDirectoryClient;
 use edk_tenancy::{EndpointBinding, ServiceType, TenantDirectory as _, WellKnownLayout};
 use edk_testkit::TestDb;
-use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::metadata::MetadataValue;
+
+use crate::support::{DirectoryPlatform, authorized, eventually, service_key, software_kms};
 
 const AUDIENCE: &str = "edk-platform";
-
-fn software_kms() -> Value {
-    let kek = generate_kek().unwrap();
-    json!({"mode": "local", "providers": [{
-        "kind": "software", "id": "software", "current_kek": "k1",
-        "keks": [{"id": "k1", "key": kek.expose_secret()}],
-    }]})
-}
-
-/// A service's key for the KMS connection: its public JWK, and the private one in a file.
-fn kms_key(dir: &std::path::Path, name: &str) -> Value {
-    let key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let mut public = key.public_jwk();
-    let kid = public.thumbprint();
-    public.kid = Some(kid.clone());
-    let mut private: Jwk = key.to_jwk().unwrap();
-    private.kid = Some(kid);
-    std::fs::write(
-        dir.join(format!("{name}.jwk")),
-        serde_json::to_vec(&private).unwrap(),
-    )
-    .unwrap();
-    serde_json::to_value(public).unwrap()
-}
 
 fn remote_kms_section(grpc: SocketAddr, dir: &std::path::Path, service: &str) -> Value {
     json!({"mode": "remote", "endpoint": format!("http://{grpc}"), "timeout_millis": 5000,
@@ -73,65 +47,13 @@ fn remote_kms(grpc: SocketAddr, dir: &std::path::Path, service: &str) -> RemoteK
     .unwrap()
 }
 
-/// A platform server and its directory listener.
-struct Platform {
-    started: Started<PlatformServer>,
-    stop: CancellationToken,
-    serving: tokio::task::JoinHandle<()>,
-}
-
-impl Platform {
-    async fn start(config: &PlatformServerConfig, listener: TcpListener) -> Self {
-        let started =
-            start::<PlatformServer>(config, Arc::new(SystemClock), reqwest::Client::new())
-                .await
-                .unwrap();
-        let stop = CancellationToken::new();
-        let serve = started
-            .directory_listener()
-            .unwrap()
-            .serve(listener, stop.clone());
-        let serving = tokio::spawn(async move { serve.await.unwrap() });
-        Self {
-            started,
-            stop,
-            serving,
-        }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.serving.await.unwrap();
-        self.started.shutdown().await;
-    }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    for _ in 0..400 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never happened: {what}");
-}
-
 /// Whether the platform's directory accepts `token`, or the code it refuses it with.
 async fn directory_accepts(addr: SocketAddr, token: &str) -> Result<(), Code> {
     let mut client = TenantDirectoryClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
-    let mut request = tonic::Request::new(ListBindingsRequest {});
-    request.metadata_mut().insert(
-        "authorization",
-        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
-    );
     client
-        .list_bindings(request)
+        .list_bindings(authorized(ListBindingsRequest {}, token))
         .await
         .map(|_| ())
         .map_err(|status| status.code())
@@ -154,8 +76,8 @@ async fn a_runtime_server_signs_its_directory_tokens_with_its_kms_alias() {
     let database = json!({"backend": "postgres", "platform_url": db.url()});
 
     // The KMS server: the DID and issuer services reach it with key files.
-    let did_kms_key = kms_key(dir.path(), "did");
-    let issuer_kms_key = kms_key(dir.path(), "issuer");
+    let did_kms_key = service_key(dir.path(), "did").1;
+    let issuer_kms_key = service_key(dir.path(), "issuer").1;
     let kms_grpc: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -194,8 +116,8 @@ async fn a_runtime_server_signs_its_directory_tokens_with_its_kms_alias() {
     .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let platform = Platform::start(&platform_config, listener).await;
-    let tenancy = platform.started.deps().tenancy().clone();
+    let platform = DirectoryPlatform::start(&platform_config, listener).await;
+    let tenancy = platform.tenancy().clone();
     let realm = tenancy
         .tenant_by_slug(&SERVICE_IDENTITY_REALM.parse().unwrap())
         .await
@@ -281,7 +203,7 @@ async fn a_runtime_server_signs_its_directory_tokens_with_its_kms_alias() {
     })
     .await;
     let listener = TcpListener::bind(addr).await.unwrap();
-    let platform = Platform::start(&platform_config, listener).await;
+    let platform = DirectoryPlatform::start(&platform_config, listener).await;
     eventually("the DID server is ready again", || async {
         ready().await == (200, true)
     })

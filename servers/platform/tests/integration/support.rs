@@ -1,17 +1,21 @@
 //! A platform server on loopback over a real database, with a software key provider.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use edk_core::jose::{Algorithm, Header, SigningKey, jws};
 use edk_core::{Clock as _, SystemClock};
 use edk_kms::provider::software::generate_kek;
 use edk_platform_server::{PlatformServer, PlatformServerConfig};
-use edk_server::service::Started;
+use edk_server::service::{Started, start};
 use edk_server::{Service as _, TestServer, spawn_server};
 use edk_testkit::TestDb;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataValue;
 
 /// The trusted issuer of tenant administrators' tokens.
 pub(crate) const ADMIN_ISSUER: &str = "https://admin.example";
@@ -49,14 +53,10 @@ impl Platform {
             Some(db) => json!({"backend": "postgres", "platform_url": db.url()}),
         };
         let token_file = dir.path().join("setup-token");
-        let kek = generate_kek().unwrap();
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let config: PlatformServerConfig = serde_json::from_value(json!({
             "database": database,
-            "kms": {"mode": "local", "providers": [{
-                "kind": "software", "id": "software", "current_kek": "k1",
-                "keks": [{"id": "k1", "key": kek.expose_secret()}],
-            }]},
+            "kms": software_kms(),
             "auth": {"issuers": [{"issuer": ADMIN_ISSUER,
                 "jwks": {"keys": [admin_key.public_jwk()]}}]},
             "platform": {"host": "localhost", "dangerous_loopback_http": true,
@@ -73,13 +73,9 @@ impl Platform {
         db: Option<TestDb>,
     ) -> Self {
         let client = reqwest::Client::new();
-        let started = edk_server::service::start::<PlatformServer>(
-            &config,
-            Arc::new(SystemClock),
-            client.clone(),
-        )
-        .await
-        .unwrap();
+        let started = start::<PlatformServer>(&config, Arc::new(SystemClock), client.clone())
+            .await
+            .unwrap();
         let http = spawn_server(started.app()).await.unwrap();
         started
             .bind_operator_endpoint("localhost", Some(http.addr().port()), true)
@@ -185,6 +181,26 @@ impl Platform {
         read(request.send().await.unwrap()).await
     }
 
+    /// Onboards the tenant `slug` with `token`, its authorization server bound to this
+    /// server under `/<slug>`: the new tenant's id.
+    pub(crate) async fn onboard(&self, token: &str, slug: &str) -> String {
+        let port = self.http.addr().port();
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                "/api/platform/v1/tenants",
+                Some(token),
+                Some(json!({
+                    "slug": slug, "display_name": slug,
+                    "bindings": [{"service": "as", "host": "localhost", "port": port,
+                        "path_prefix": format!("/{slug}"), "dangerous_loopback_http": true}],
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
     pub(crate) async fn close(self) {
         self.http.shutdown().await.unwrap();
         self.started.shutdown().await;
@@ -200,4 +216,107 @@ pub(crate) async fn read(response: reqwest::Response) -> (u16, Value) {
     let text = response.text().await.unwrap_or_default();
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body)
+}
+
+/// A `kms` section with one software provider and a fresh KEK.
+pub(crate) fn software_kms() -> Value {
+    let kek = generate_kek().unwrap();
+    json!({"mode": "local", "providers": [{
+        "kind": "software", "id": "software", "current_kek": "k1",
+        "keks": [{"id": "k1", "key": kek.expose_secret()}],
+    }]})
+}
+
+/// A service key: the signing key (its `kid` the JWK thumbprint), and its public JWK; the
+/// private JWK is written to `dir/<name>.jwk` for a `key_file`.
+pub(crate) fn service_key(dir: &Path, name: &str) -> (SigningKey, Value) {
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let mut public = key.public_jwk();
+    let kid = public.thumbprint();
+    public.kid = Some(kid.clone());
+    let mut private = key.to_jwk().unwrap();
+    private.kid = Some(kid.clone());
+    std::fs::write(
+        dir.join(format!("{name}.jwk")),
+        serde_json::to_vec(&private).unwrap(),
+    )
+    .unwrap();
+    let key = key.with_kid(edk_core::Kid::new(kid).unwrap());
+    (key, serde_json::to_value(public).unwrap())
+}
+
+/// A platform server without HTTP, serving its tenant directory on a listener.
+pub(crate) struct DirectoryPlatform {
+    started: Started<PlatformServer>,
+    stop: CancellationToken,
+    serving: tokio::task::JoinHandle<()>,
+}
+
+impl DirectoryPlatform {
+    /// Starts the server from `config` and serves its directory on `listener`.
+    pub(crate) async fn start(config: &PlatformServerConfig, listener: TcpListener) -> Self {
+        let started =
+            start::<PlatformServer>(config, Arc::new(SystemClock), reqwest::Client::new())
+                .await
+                .unwrap();
+        let stop = CancellationToken::new();
+        let serve = started
+            .directory_listener()
+            .unwrap()
+            .serve(listener, stop.clone());
+        let serving = tokio::spawn(async move { serve.await.unwrap() });
+        Self {
+            started,
+            stop,
+            serving,
+        }
+    }
+
+    /// The platform's tenancy.
+    pub(crate) fn tenancy(&self) -> &edk_tenancy::Tenancy {
+        self.started.deps().tenancy()
+    }
+
+    /// Stops serving the directory, then the server.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        self.serving.await.unwrap();
+        self.started.shutdown().await;
+    }
+}
+
+/// A gRPC request for `message` with `token` as its bearer token.
+pub(crate) fn authorized<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+    );
+    request
+}
+
+/// Polls `check` until it holds, for at most twenty seconds; the bound only keeps a failing
+/// test from hanging.
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..400 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never happened within twenty seconds: {what}");
+}
+
+/// A wallet provider's attestation trust setting: a JWKS of one key and a maximum age.
+pub(crate) fn wallet_attestation() -> Value {
+    json!({"value": {
+        "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "wallet-provider-1",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]},
+        "max_age_seconds": 86400,
+    }})
 }

@@ -5,35 +5,17 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Backend, Platform};
+use crate::support::{Backend, Platform, wallet_attestation};
 
 const TENANTS: &str = "/api/platform/v1/tenants";
-
-async fn onboard(platform: &Platform, token: &str, slug: &str) -> String {
-    let port = platform.http.addr().port();
-    let (status, body) = platform
-        .call(
-            Method::POST,
-            TENANTS,
-            Some(token),
-            Some(json!({
-                "slug": slug, "display_name": slug,
-                "bindings": [{"service": "as", "host": "localhost", "port": port,
-                    "path_prefix": format!("/{slug}"), "dangerous_loopback_http": true}],
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
-}
 
 async fn a_tenant_admin_reaches_only_its_own_tenant(backend: Backend) {
     let platform = Platform::start(backend).await;
     let (_, operator) = platform.setup(&platform.setup_token()).await;
     let everything = edk_platform_server::operators::scope::ALL.join(" ");
     let ops = platform.operator_token(&operator, &everything).await;
-    let acme = onboard(&platform, &ops, "acme").await;
-    let globex = onboard(&platform, &ops, "globex").await;
+    let acme = platform.onboard(&ops, "acme").await;
+    let globex = platform.onboard(&ops, "globex").await;
     let admin = platform
         .tenant_admin_token(
             &acme,
@@ -43,12 +25,7 @@ async fn a_tenant_admin_reaches_only_its_own_tenant(backend: Backend) {
     let port = platform.http.addr().port();
     let binding = json!({"host": "localhost", "port": port, "path_prefix": "/moved",
         "dangerous_loopback_http": true});
-    let attestation = json!({"value": {
-        "jwks": {"keys": [{"kty": "EC", "crv": "P-256", "kid": "wallet-provider-1",
-            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]},
-        "max_age_seconds": 86400,
-    }});
+    let attestation = wallet_attestation();
 
     // Its own tenant: read and change bindings and configuration.
     let (status, own) = platform
