@@ -640,6 +640,59 @@ impl Kms for RemoteKms {
     }
 }
 
+/// The tenant's audit chain as the KMS server serves it to its audit readers (the server
+/// must name this service in its audit readers, else the calls fail as `Forbidden`).
+#[async_trait]
+impl crate::audit::AuditTrail for RemoteKms {
+    async fn events(
+        &self,
+        caller: &Caller,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<crate::audit::AuditEvent>, Error> {
+        let message = proto::ListAuditEventsRequest {
+            context: Some(context(caller)),
+            after,
+            limit,
+        };
+        let request = self.request(caller, message).await?;
+        let response = self
+            .client()
+            .list_audit_events(request)
+            .await
+            .map_err(|s| status(&s))?;
+        response
+            .into_inner()
+            .events
+            .into_iter()
+            .map(super::convert::audit_event_from_proto)
+            .collect()
+    }
+
+    async fn verify(&self, caller: &Caller) -> Result<crate::audit::AuditReport, Error> {
+        let message = proto::VerifyAuditChainRequest {
+            context: Some(context(caller)),
+        };
+        let request = self.request(caller, message).await?;
+        let response = self
+            .client()
+            .verify_audit_chain(request)
+            .await
+            .map_err(|s| status(&s))?;
+        super::convert::audit_report_from_proto(response.into_inner())
+    }
+
+    async fn checkpoint(
+        &self,
+        _caller: &Caller,
+    ) -> Result<Option<crate::audit::AuditCheckpoint>, Error> {
+        Err(remote(
+            ErrorKind::Unsupported,
+            "checkpoints are signed by the KMS server itself, not over gRPC",
+        ))
+    }
+}
+
 #[async_trait]
 impl crate::cert::CertificateSource for RemoteKms {
     async fn certificate(

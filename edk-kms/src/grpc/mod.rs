@@ -27,7 +27,7 @@ pub use auth::{
 };
 pub use client::{ClientAuth, RemoteKms, RemoteKmsOptions, RemoteServiceIdentity};
 pub use edk_tenancy::grpc::trace;
-pub use server::KmsGrpcService;
+pub use server::{AuditReaders, KmsGrpcService};
 
 /// The generated messages, client and server of `edk.kms.v1`.
 #[allow(

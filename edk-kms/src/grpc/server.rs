@@ -1,5 +1,6 @@
 //! The service adapter: `edk.kms.v1.KeyManagement` over any [`Kms`].
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use super::convert::{
 };
 use super::proto;
 use super::proto::key_management_server::{KeyManagement, KeyManagementServer};
+use crate::audit::AuditTrail;
 use crate::cert::CertificateSource;
 use crate::kms::{Caller, Kms, NewKey};
 
@@ -36,7 +38,38 @@ pub struct KmsGrpcService {
     directory: Arc<dyn TenantDirectory>,
     auth: Arc<ServiceAuth>,
     certificates: Option<Arc<dyn CertificateSource>>,
+    audit: Option<AuditReaders>,
 }
+
+/// Read access to the tenants' audit chains over gRPC (`ListAuditEvents`,
+/// `VerifyAuditChain`), for the services it names only (the platform's audit API, say).
+#[derive(Clone)]
+pub struct AuditReaders {
+    trail: Arc<dyn AuditTrail>,
+    services: HashSet<String>,
+}
+
+impl AuditReaders {
+    /// Lets `services` (authenticated service names, or mTLS identities) read `trail`.
+    #[must_use]
+    pub fn new(trail: Arc<dyn AuditTrail>, services: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            trail,
+            services: services.into_iter().collect(),
+        }
+    }
+}
+
+impl fmt::Debug for AuditReaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditReaders")
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The largest page of `ListAuditEvents`.
+const MAX_AUDIT_PAGE: u32 = 1000;
 
 impl KmsGrpcService {
     /// The gRPC service (add it to a tonic server, or pass it to [`super::serve`]).
@@ -58,12 +91,58 @@ impl KmsGrpcService {
         auth: ServiceAuth,
         certificates: Option<Arc<dyn CertificateSource>>,
     ) -> KeyManagementServer<Self> {
+        Self::serving(kms, directory, auth, certificates, None)
+    }
+
+    /// The gRPC service with certificates and, from `audit`, the audit chains for the
+    /// services it names (without it, the audit calls answer `UNIMPLEMENTED`).
+    #[must_use]
+    pub fn serving(
+        kms: Arc<dyn Kms>,
+        directory: Arc<dyn TenantDirectory>,
+        auth: ServiceAuth,
+        certificates: Option<Arc<dyn CertificateSource>>,
+        audit: Option<AuditReaders>,
+    ) -> KeyManagementServer<Self> {
         KeyManagementServer::new(Self {
             kms,
             directory,
             auth: Arc::new(auth),
             certificates,
+            audit,
         })
+    }
+
+    /// Authenticates `request` as an audit reader: the audit trail and the caller it reads
+    /// as, with the message.
+    async fn accept_audit_reader<T: WithContext>(
+        &self,
+        request: Request<T>,
+    ) -> Result<(&Arc<dyn AuditTrail>, Caller, T), Status> {
+        let Some(audit) = &self.audit else {
+            return Err(Status::unimplemented(
+                "this KMS server keeps no audit trail it can read",
+            ));
+        };
+        let (principal, tenant, message) = self.authenticate(request).await?;
+        if !audit.services.contains(&principal.service) {
+            tracing::warn!(
+                service = %principal.service,
+                "a KMS gRPC audit read by a service that is not an audit reader"
+            );
+            return Err(Status::permission_denied(
+                "this service may not read the audit chains",
+            ));
+        }
+        let actor = message
+            .context()
+            .map(|context| principal.actor(&context.actor))
+            .unwrap_or_default();
+        Ok((
+            &audit.trail,
+            Caller::remote(tenant, principal.service, actor),
+            message,
+        ))
     }
 
     /// Authenticates `request` and returns the caller it acts as, with the message.
@@ -135,6 +214,7 @@ impl fmt::Debug for KmsGrpcService {
         f.debug_struct("KmsGrpcService")
             .field("kms", &self.kms)
             .field("auth", &self.auth)
+            .field("audit", &self.audit)
             .finish_non_exhaustive()
     }
 }
@@ -207,6 +287,8 @@ with_context!(
     ResolveRequest,
     PingRequest,
     TrustAnchorsRequest,
+    ListAuditEventsRequest,
+    VerifyAuditChainRequest,
 );
 
 #[tonic::async_trait]
@@ -547,6 +629,32 @@ impl KeyManagement for KmsGrpcService {
             .await
             .map_err(|err| status_for(&err))?;
         Ok(Response::new(proto::TrustAnchorsResponse { certificates }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<proto::ListAuditEventsRequest>,
+    ) -> Result<Response<proto::ListAuditEventsResponse>, Status> {
+        let (trail, caller, req) = self.accept_audit_reader(request).await?;
+        if req.limit == 0 || req.limit > MAX_AUDIT_PAGE {
+            return Err(invalid("limit", "must be between 1 and 1000"));
+        }
+        let events = trail
+            .events(&caller, req.after, req.limit)
+            .await
+            .map_err(|err| fail(&err))?;
+        Ok(Response::new(proto::ListAuditEventsResponse {
+            events: events.iter().map(convert::audit_event_to_proto).collect(),
+        }))
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        request: Request<proto::VerifyAuditChainRequest>,
+    ) -> Result<Response<proto::AuditReport>, Status> {
+        let (trail, caller, _) = self.accept_audit_reader(request).await?;
+        let report = trail.verify(&caller).await.map_err(|err| fail(&err))?;
+        Ok(Response::new(convert::audit_report_to_proto(&report)))
     }
 
     async fn ping(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
 use edk_core::{Clock, ErrorKind, FixedClock, HasKind, Kid, TenantId, TenantSlug};
+use edk_kms::audit::{AuditProblem, AuditTrail};
 use edk_kms::cert::store::SqlCertificateStore;
 use edk_kms::cert::{CertificateProfile, CertificateSource, Certificates, DistinguishedName};
 use edk_kms::grpc::RemoteKmsOptions;
@@ -15,7 +16,7 @@ use edk_kms::grpc::auth::{SERVICE_TOKEN_TYPE, server_tls_config};
 use edk_kms::grpc::proto::key_management_client::KeyManagementClient;
 use edk_kms::grpc::proto::{self, CallContext};
 use edk_kms::grpc::{
-    ClientAuth, KmsGrpcService, MtlsAuth, RemoteKms, ServiceAuth, ServiceJwtAuth,
+    AuditReaders, ClientAuth, KmsGrpcService, MtlsAuth, RemoteKms, ServiceAuth, ServiceJwtAuth,
     ServiceTokenSource, TrustedServices,
 };
 use edk_kms::provider::KeySpec;
@@ -59,13 +60,24 @@ async fn spawn_with(
     tls: Option<tonic::transport::ServerTlsConfig>,
     certificates: Option<Arc<dyn CertificateSource>>,
 ) -> Server {
+    spawn_serving(env, auth, tls, certificates, None).await
+}
+
+async fn spawn_serving(
+    env: &Env,
+    auth: ServiceAuth,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    certificates: Option<Arc<dyn CertificateSource>>,
+    audit: Option<AuditReaders>,
+) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = KmsGrpcService::with_certificates(
+    let service = KmsGrpcService::serving(
         Arc::new(env.kms.clone()),
         Arc::new(env.tenancy.clone()),
         auth,
         certificates,
+        audit,
     );
     let stop = CancellationToken::new();
     let shutdown = stop.clone();
@@ -1139,4 +1151,120 @@ async fn certificates_are_read_over_grpc_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_are_read_over_grpc_on_postgres() {
     certificates_are_read_over_grpc(Backend::Postgres).await;
+}
+
+/// The audit chains over gRPC: a service the server names among its audit readers reads a
+/// page of its tenant's chain and verifies it, with the same records and report as the
+/// in-process KMS; another service is refused (`Forbidden`), bad pages are refused, and a
+/// server without an audit trail says it has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_readers_read_and_verify_chains_over_grpc() {
+    let env = env(Backend::Sqlite).await;
+    let alias = KeyAlias::new("issuer", "audited").unwrap();
+    env.kms
+        .create_key(
+            &env.a,
+            &NewKey::new(alias.clone(), KeySpec::signing(Algorithm::Es256)),
+        )
+        .await
+        .unwrap();
+    env.kms.sign(&env.a, &alias, b"audited").await.unwrap();
+    let local = env.kms.audit_events(&env.a, 0, 100).await.unwrap();
+    assert_eq!(local.len(), 2);
+
+    let key = service_key();
+    let reader = spawn_serving(
+        &env,
+        jwt_auth(&key, env.clock.clone()),
+        None,
+        None,
+        Some(AuditReaders::new(
+            Arc::new(env.kms.clone()),
+            [SERVICE.to_owned()],
+        )),
+    )
+    .await;
+    let remote = remote_jwt(&reader, key.clone(), env.clock.clone()).await;
+    assert_eq!(
+        AuditTrail::events(&remote, &env.a, 0, 100).await.unwrap(),
+        local
+    );
+    let page = AuditTrail::events(&remote, &env.a, 1, 1).await.unwrap();
+    assert_eq!(page, local[1..]);
+    assert!(
+        AuditTrail::events(&remote, &env.b, 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let report = AuditTrail::verify(&remote, &env.a).await.unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.records, 2);
+    for limit in [0, 1001] {
+        let err = AuditTrail::events(&remote, &env.a, 0, limit)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    }
+    let err = AuditTrail::checkpoint(&remote, &env.a).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+
+    // A changed record shows through gRPC as it does in process.
+    let database = env.dir.as_ref().unwrap().path().join("tenants");
+    tamper(&database).await;
+    let report = AuditTrail::verify(&remote, &env.a).await.unwrap();
+    assert_eq!(
+        report.problem,
+        Some(AuditProblem::HashMismatch),
+        "{report:?}"
+    );
+    assert_eq!(report.first_bad_seq, Some(1));
+
+    // A service that is not an audit reader, and a server with no audit trail.
+    let other = spawn_serving(
+        &env,
+        jwt_auth(&key, env.clock.clone()),
+        None,
+        None,
+        Some(AuditReaders::new(
+            Arc::new(env.kms.clone()),
+            ["edk-platform".to_owned()],
+        )),
+    )
+    .await;
+    let refused = remote_jwt(&other, key.clone(), env.clock.clone()).await;
+    let err = AuditTrail::events(&refused, &env.a, 0, 100)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
+    let err = AuditTrail::verify(&refused, &env.a).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
+    let (plain, key) = jwt_server(&env).await;
+    let without = remote_jwt(&plain, key, env.clock.clone()).await;
+    let err = AuditTrail::events(&without, &env.a, 0, 100)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+}
+
+/// Changes the first audit record of every tenant database under `tenants`.
+async fn tamper(tenants: &std::path::Path) {
+    use sqlx::Connection as _;
+    let mut changed = 0;
+    for entry in std::fs::read_dir(tenants).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("db") {
+            continue;
+        }
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        changed += sqlx::query("UPDATE kms_audit_event SET actor = 'mallory' WHERE seq = 1")
+            .execute(&mut conn)
+            .await
+            .unwrap()
+            .rows_affected();
+        conn.close().await.unwrap();
+    }
+    assert!(changed > 0, "no audit record under {}", tenants.display());
 }

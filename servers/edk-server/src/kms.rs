@@ -302,6 +302,16 @@ impl KmsHandle {
         }
     }
 
+    /// The tenants' audit chains: the in-process KMS's own, or the remote KMS's (which
+    /// answers only when it names this service among its `grpc.audit_readers`).
+    #[must_use]
+    pub fn audit_trail(&self) -> Arc<dyn edk_kms::audit::AuditTrail> {
+        match self {
+            Self::Local(kms) => Arc::new(kms.clone()),
+            Self::Remote(kms) => Arc::new(kms.clone()),
+        }
+    }
+
     /// The in-process KMS, when this is one.
     #[must_use]
     pub const fn local(&self) -> Option<&LocalKms> {

@@ -35,7 +35,7 @@ pub const BOOTSTRAP_ISSUER: &str = "urn:edk:bootstrap";
 pub const BOOTSTRAP_SUBJECT: &str = "bootstrap-admin";
 
 /// Every admin scope the server knows.
-pub const ADMIN_SCOPES: [&str; 18] = [
+pub const ADMIN_SCOPES: [&str; 19] = [
     edk_kms_server::scope::READ,
     edk_kms_server::scope::WRITE,
     edk_kms_server::scope::USE,
@@ -52,6 +52,7 @@ pub const ADMIN_SCOPES: [&str; 18] = [
     edk_platform_server::operators::scope::TENANTS_WRITE,
     edk_platform_server::operators::scope::TENANT_CONFIG_READ,
     edk_platform_server::operators::scope::TENANT_CONFIG_WRITE,
+    edk_platform_server::operators::scope::TENANT_AUDIT_READ,
     edk_platform_server::operators::scope::OPERATORS_READ,
     edk_platform_server::operators::scope::OPERATORS_WRITE,
 ];

@@ -552,6 +552,7 @@ impl Edk {
             tenancy: self.deps.tenancy().clone(),
             oauth: Arc::clone(self.oauth()),
             kms: self.deps.kms().kms(),
+            audit: self.deps.kms().audit_trail(),
             clock: self.deps.clock(),
             realm: self.platform_realm,
             audience: self.config.auth.audience.clone(),

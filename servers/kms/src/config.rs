@@ -54,6 +54,11 @@ pub struct GrpcConfig {
     /// TLS for the listener; required for `mtls`, optional (but advised) for `service_jwt`.
     #[serde(default)]
     pub tls: Option<GrpcTlsConfig>,
+    /// The callers (service names, or mTLS identities) that may read the tenants' audit
+    /// chains over gRPC (`ListAuditEvents`, `VerifyAuditChain`): the platform, for its
+    /// audit API. Nobody by default.
+    #[serde(default)]
+    pub audit_readers: Vec<String>,
 }
 
 /// How gRPC callers authenticate, tagged by `kind`.

@@ -16,11 +16,14 @@ use edk_core::Clock;
 use edk_core::jose::Jwk;
 use edk_kms::Kms;
 use edk_kms::LocalKms;
+use edk_kms::audit::AuditTrail;
 use edk_kms::cert::store::SqlCertificateStore;
 use edk_kms::cert::{CertificateSource, Certificates};
 use edk_kms::grpc::auth::server_tls_config;
 use edk_kms::grpc::proto::key_management_server::KeyManagementServer;
-use edk_kms::grpc::{KmsGrpcService, MtlsAuth, ServiceAuth, ServiceJwtAuth, TrustedServices};
+use edk_kms::grpc::{
+    AuditReaders, KmsGrpcService, MtlsAuth, ServiceAuth, ServiceJwtAuth, TrustedServices,
+};
 use edk_server::deps::{Deps, DepsBuilder};
 use edk_server::service::BoxError;
 use edk_server::{AdminAuth, HealthApi, Metrics, Service, SideTask, app};
@@ -189,6 +192,7 @@ impl Service for KmsServer {
                 Arc::new(certificates.clone()),
                 Arc::clone(&clock),
                 PublishedServiceKeys::new(tenancy.clone(), Arc::new(kms.clone())),
+                Arc::new(kms.clone()),
             )?),
             None => None,
         };
@@ -257,6 +261,7 @@ fn grpc_listener(
     certificates: Arc<dyn CertificateSource>,
     clock: Arc<dyn Clock>,
     published: PublishedServiceKeys,
+    audit: Arc<dyn AuditTrail>,
 ) -> Result<GrpcListener, Error> {
     let auth = match &config.auth {
         GrpcAuthConfig::ServiceJwt {
@@ -337,7 +342,13 @@ fn grpc_listener(
     }
     Ok(GrpcListener {
         listen: config.listen,
-        service: KmsGrpcService::with_certificates(kms, directory, auth, Some(certificates)),
+        service: KmsGrpcService::serving(
+            kms,
+            directory,
+            auth,
+            Some(certificates),
+            Some(AuditReaders::new(audit, config.audit_readers.clone())),
+        ),
         tls,
     })
 }

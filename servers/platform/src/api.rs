@@ -8,8 +8,13 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::ExposeSecret;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+use poem_openapi::param::Query;
+
 use edk_core::{ClientId, Clock, ErrorChain, ErrorKind, HasKind, TenantId};
 use edk_kms::Kms;
+use edk_kms::audit::{AuditEvent, AuditTrail};
+use edk_kms::kms::Caller;
 use edk_oauth::client::{ClientAuthMethod, ClientMetadata, GrantType};
 use edk_oauth::{AuthorizationServer, NewClient};
 use edk_server::{ApiError, problem_for};
@@ -26,17 +31,20 @@ pub struct PlatformApi {
     oauth: Arc<AuthorizationServer>,
     realm: TenantId,
     onboarder: Onboarder,
+    audit: Arc<dyn AuditTrail>,
 }
 
 impl PlatformApi {
     /// The API over `tenancy`, with the operator authorization server `oauth` holding its
     /// state in the reserved tenant `realm` (`oauth` also serves the tenants' authorization
-    /// servers onboarding prepares), tenants' keys in `kms`, dated by `clock`.
+    /// servers onboarding prepares), tenants' keys in `kms` and their audit chains in
+    /// `audit`, dated by `clock`.
     #[must_use]
     pub fn new(
         tenancy: Tenancy,
         oauth: Arc<AuthorizationServer>,
         kms: Arc<dyn Kms>,
+        audit: Arc<dyn AuditTrail>,
         clock: Arc<dyn Clock>,
         realm: TenantId,
     ) -> Self {
@@ -45,7 +53,25 @@ impl PlatformApi {
             tenancy,
             oauth,
             realm,
+            audit,
         }
+    }
+
+    /// The KMS caller reading `tenant`'s audit chain for `auth`.
+    async fn audit_caller(
+        &self,
+        auth: &PlatformBearer,
+        tenant: TenantId,
+    ) -> Result<Caller, ApiError> {
+        let context = self
+            .tenancy
+            .context(tenant)
+            .await
+            .map_err(|err| failed(&err))?;
+        Ok(Caller::new(
+            context,
+            format!("edk-platform/{}", auth.0.subject),
+        ))
     }
 
     /// The tenant `id` once `auth` may act for it with `scope` (checked before the tenant is
@@ -92,6 +118,8 @@ enum PlatformTag {
     Setup,
     /// Tenants and their onboarding.
     Tenants,
+    /// Tenants' audit chains.
+    Audit,
 }
 
 /// The first-run setup request.
@@ -346,6 +374,154 @@ pub enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
     /// Created.
     #[oai(status = 201)]
     Created(Json<T>),
+}
+
+/// One record of a tenant's KMS audit chain.
+#[derive(Debug, Object)]
+#[oai(rename = "PlatformAuditEvent")]
+pub struct AuditEventView {
+    /// The position in the chain, from 1.
+    pub seq: u64,
+    /// When the operation happened (RFC 3339).
+    pub at: String,
+    /// Who asked: `service:<service>/<actor>` for a service's call, the admin token's
+    /// subject for an admin API call.
+    pub actor: String,
+    /// The operation, e.g. `create_key`, `sign`, `rotate_key`.
+    pub operation: String,
+    /// The key alias the operation named or found.
+    #[oai(skip_serializing_if_is_none)]
+    pub alias: Option<String>,
+    /// The key version it used.
+    #[oai(skip_serializing_if_is_none)]
+    pub kid: Option<String>,
+    /// `success` or `failure:<kind>`.
+    pub outcome: String,
+    /// The previous record's hash (empty for the first).
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+}
+
+/// A page of a tenant's audit records, oldest first.
+#[derive(Debug, Object)]
+#[oai(rename = "PlatformAuditEventList")]
+pub struct AuditEventPage {
+    /// The records that match the filters.
+    pub events: Vec<AuditEventView>,
+    /// Pass as `after` for the next page; absent when the chain has no more records to
+    /// read.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_after: Option<u64>,
+}
+
+/// The result of checking a tenant's audit chain.
+#[derive(Debug, Object)]
+#[oai(rename = "PlatformAuditReport")]
+pub struct AuditReportView {
+    /// Whether every record and checkpoint fits.
+    pub intact: bool,
+    /// How many records were checked.
+    pub records: u64,
+    /// How many signed checkpoints were checked.
+    pub checkpoints: u64,
+    /// The first sequence number that does not fit.
+    #[oai(skip_serializing_if_is_none)]
+    pub first_bad_seq: Option<u64>,
+    /// What is wrong there: `hash_mismatch`, `broken_link`, `sequence_gap`,
+    /// `head_mismatch` or `bad_checkpoint`.
+    #[oai(skip_serializing_if_is_none)]
+    pub problem: Option<String>,
+}
+
+/// The largest page of audit records.
+pub const MAX_AUDIT_PAGE: u32 = 1000;
+
+/// The page size when a request names none.
+pub const DEFAULT_AUDIT_PAGE: u32 = 100;
+
+/// How many records one filtered request reads from the chain at most; a filtered page
+/// that reaches it ends early, with `next_after` where the reading stopped.
+const AUDIT_SCAN_LIMIT: u32 = 10 * MAX_AUDIT_PAGE;
+
+/// The filters of an audit query.
+#[derive(Debug, Default)]
+struct AuditFilter {
+    operation: Option<String>,
+    actor: Option<String>,
+    outcome: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
+impl AuditFilter {
+    fn is_empty(&self) -> bool {
+        self.operation.is_none()
+            && self.actor.is_none()
+            && self.outcome.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
+    fn matches(&self, event: &AuditEvent) -> bool {
+        self.operation
+            .as_ref()
+            .is_none_or(|operation| event.operation == *operation)
+            && self
+                .actor
+                .as_ref()
+                .is_none_or(|actor| event.actor.starts_with(actor.as_str()))
+            && self.outcome.as_ref().is_none_or(|outcome| {
+                event.outcome == *outcome
+                    || (outcome == "failure" && event.outcome.starts_with("failure:"))
+            })
+            && self.since.is_none_or(|since| event.at >= since)
+            && self.until.is_none_or(|until| event.at <= until)
+    }
+}
+
+fn time_filter(field: &str, value: Option<String>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|value| {
+            DateTime::parse_from_rfc3339(&value)
+                .map(|at| at.with_timezone(&Utc))
+                .map_err(|_| invalid(field, "not an RFC 3339 date-time"))
+        })
+        .transpose()
+}
+
+/// The problem of a failed audit read. A remote KMS that does not serve its audit chains to
+/// the platform refuses (`Forbidden`) or has none (`Unsupported`): that is the deployment's
+/// configuration, not the caller's fault, so it is a 503 saying what to change.
+fn audit_failed(err: &edk_kms::Error) -> ApiError {
+    match err.kind() {
+        ErrorKind::Forbidden | ErrorKind::Unsupported => {
+            tracing::warn!(error = %ErrorChain(err), "the KMS does not serve its audit chains to the platform");
+            ApiError::new(
+                ErrorKind::Unavailable,
+                Some(
+                    "the KMS does not serve its audit chains to the platform: name the platform \
+                     in the KMS's `grpc.audit_readers`"
+                        .to_owned(),
+                ),
+            )
+        }
+        _ => failed(err),
+    }
+}
+
+fn audit_event_view(event: AuditEvent) -> AuditEventView {
+    AuditEventView {
+        seq: event.seq,
+        at: event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        actor: event.actor,
+        operation: event.operation,
+        alias: event.alias,
+        kid: event.kid,
+        outcome: event.outcome,
+        prev_hash: event.prev_hash,
+        hash: event.hash,
+    }
 }
 
 fn view(tenant: &Tenant) -> TenantView {
@@ -726,6 +902,153 @@ impl PlatformApi {
         Ok(Json(ConfigView {
             key: written.key,
             version: written.version,
+        }))
+    }
+    /// A tenant's KMS audit records after `after`, oldest first, filtered: by operation, by
+    /// actor (a prefix), by outcome (`success`, `failure` or `failure:<kind>`) and by time.
+    /// A filtered request reads at most 10,000 records of the chain; `next_after` says
+    /// where to go on. Requires scope `tenant:audit:read`; a tenant administrator's token
+    /// reaches its own tenant only.
+    #[oai(
+        path = "/tenants/:id/audit/events",
+        method = "get",
+        operation_id = "listTenantAuditEvents",
+        tag = "PlatformTag::Audit"
+    )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per query parameter"
+    )]
+    async fn audit_events(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+        /// Only records with a larger sequence number (default 0, from the start).
+        after: Query<Option<u64>>,
+        /// The most records to return, 1 to 1000 (default 100).
+        limit: Query<Option<u32>>,
+        /// Only this operation, e.g. `sign`.
+        operation: Query<Option<String>>,
+        /// Only actors that start with this, e.g. `service:issuer/`.
+        actor: Query<Option<String>>,
+        /// Only `success`, `failure` (any kind) or one `failure:<kind>`.
+        outcome: Query<Option<String>>,
+        /// Only records at or after this time (RFC 3339).
+        since: Query<Option<String>>,
+        /// Only records at or before this time (RFC 3339).
+        until: Query<Option<String>>,
+    ) -> Result<Json<AuditEventPage>, ApiError> {
+        let tenant = self
+            .authorized(&auth, scope::TENANT_AUDIT_READ, &id.0)
+            .await?;
+        let limit = limit.0.unwrap_or(DEFAULT_AUDIT_PAGE);
+        if limit == 0 || limit > MAX_AUDIT_PAGE {
+            return Err(invalid(
+                "limit",
+                &format!("must be between 1 and {MAX_AUDIT_PAGE}"),
+            ));
+        }
+        if let Some(outcome) = &outcome.0
+            && outcome != "success"
+            && outcome != "failure"
+            && !outcome.starts_with("failure:")
+        {
+            return Err(invalid(
+                "outcome",
+                "must be `success`, `failure` or `failure:<kind>`",
+            ));
+        }
+        let filter = AuditFilter {
+            operation: operation.0,
+            actor: actor.0,
+            outcome: outcome.0,
+            since: time_filter("since", since.0)?,
+            until: time_filter("until", until.0)?,
+        };
+        let caller = self.audit_caller(&auth, tenant.id).await?;
+        // Unfiltered, one page of the chain is the answer; filtered, whole pages are read
+        // until the answer is full, the chain ends, or the scan limit is reached.
+        let batch = if filter.is_empty() {
+            limit
+        } else {
+            MAX_AUDIT_PAGE
+        };
+        let mut cursor = after.0.unwrap_or(0);
+        let mut events = Vec::new();
+        let mut read = 0;
+        loop {
+            let page = self
+                .audit
+                .events(&caller, cursor, batch)
+                .await
+                .map_err(|err| audit_failed(&err))?;
+            let more = u32::try_from(page.len()).is_ok_and(|n| n == batch);
+            read += batch;
+            for event in page {
+                cursor = event.seq;
+                if filter.until.is_some_and(|until| event.at > until) {
+                    return Ok(Json(AuditEventPage {
+                        events,
+                        next_after: None,
+                    }));
+                }
+                if filter.matches(&event) {
+                    events.push(audit_event_view(event));
+                    if u32::try_from(events.len()).is_ok_and(|n| n == limit) {
+                        return Ok(Json(AuditEventPage {
+                            events,
+                            next_after: Some(cursor),
+                        }));
+                    }
+                }
+            }
+            if !more {
+                return Ok(Json(AuditEventPage {
+                    events,
+                    next_after: None,
+                }));
+            }
+            if read >= AUDIT_SCAN_LIMIT {
+                return Ok(Json(AuditEventPage {
+                    events,
+                    next_after: Some(cursor),
+                }));
+            }
+        }
+    }
+
+    /// Checks a tenant's KMS audit chain: every record's hash and link, the head, and every
+    /// signed checkpoint. A broken chain is a 200 report naming the first record that does
+    /// not fit. Requires scope `tenant:audit:read`; a tenant administrator's token reaches
+    /// its own tenant only.
+    #[oai(
+        path = "/tenants/:id/audit/verify",
+        method = "post",
+        operation_id = "verifyTenantAuditChain",
+        tag = "PlatformTag::Audit"
+    )]
+    async fn audit_verify(
+        &self,
+        auth: PlatformBearer,
+        /// The tenant id.
+        id: Path<String>,
+    ) -> Result<Json<AuditReportView>, ApiError> {
+        let tenant = self
+            .authorized(&auth, scope::TENANT_AUDIT_READ, &id.0)
+            .await?;
+        let caller = self.audit_caller(&auth, tenant.id).await?;
+        let report = self
+            .audit
+            .verify(&caller)
+            .await
+            .map_err(|err| audit_failed(&err))?;
+        Ok(Json(AuditReportView {
+            intact: report.is_intact(),
+            records: report.records,
+            checkpoints: report.checkpoints,
+            first_bad_seq: report.first_bad_seq,
+            problem: report.problem.map(|problem| problem.as_str().to_owned()),
         }))
     }
 }

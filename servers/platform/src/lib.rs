@@ -19,6 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use edk_core::{Clock, TenantId};
 use edk_kms::Kms;
+use edk_kms::audit::AuditTrail;
 use edk_oauth::federation::OidcFederation;
 use edk_oauth::jobs::PurgeExpiredJob;
 use edk_oauth::{AuthorizationServer, NoAuthenticator, SqlStore};
@@ -91,6 +92,7 @@ pub struct PlatformServer {
     tenancy: Tenancy,
     oauth: Arc<AuthorizationServer>,
     kms: Arc<dyn Kms>,
+    audit: Arc<dyn AuditTrail>,
     clock: Arc<dyn Clock>,
     realm: TenantId,
     audience: String,
@@ -166,6 +168,7 @@ impl PlatformServer {
                 tenancy: self.tenancy.clone(),
                 oauth: Arc::clone(&self.oauth),
                 kms: Arc::clone(&self.kms),
+                audit: Arc::clone(&self.audit),
                 clock: Arc::clone(&self.clock),
                 realm: self.realm,
                 audience: self.audience.clone(),
@@ -241,6 +244,7 @@ impl Service for PlatformServer {
             tenancy,
             oauth,
             kms: deps.kms().kms(),
+            audit: deps.kms().audit_trail(),
             clock: deps.clock(),
             realm,
             audience: config.auth.audience.clone(),
@@ -316,6 +320,9 @@ pub struct ApiDeps {
     pub oauth: Arc<AuthorizationServer>,
     /// The KMS holding the tenants' keys.
     pub kms: Arc<dyn Kms>,
+    /// The tenants' KMS audit chains (the in-process KMS's, or the remote KMS's that names
+    /// the platform among its `grpc.audit_readers`).
+    pub audit: Arc<dyn AuditTrail>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The operator realm.
@@ -333,6 +340,7 @@ pub fn apis(deps: &ApiDeps) -> PlatformApis {
             deps.tenancy.clone(),
             Arc::clone(&deps.oauth),
             Arc::clone(&deps.kms),
+            Arc::clone(&deps.audit),
             Arc::clone(&deps.clock),
             deps.realm,
         ),

@@ -42,12 +42,16 @@ pub mod scope {
     /// Sets the operators' upstream OpenID Provider, allows upstream users as operators and
     /// registers operator clients.
     pub const OPERATORS_WRITE: &str = "platform:operators:write";
+    /// Reads a tenant's audit chain and verifies it: an operator's for every tenant, a
+    /// tenant administrator's for that tenant only.
+    pub const TENANT_AUDIT_READ: &str = "tenant:audit:read";
     /// Every scope, as the first operator gets them.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 7] = [
         TENANTS_READ,
         TENANTS_WRITE,
         TENANT_CONFIG_READ,
         TENANT_CONFIG_WRITE,
+        TENANT_AUDIT_READ,
         OPERATORS_READ,
         OPERATORS_WRITE,
     ];

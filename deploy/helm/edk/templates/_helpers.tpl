@@ -224,6 +224,11 @@ group: cert-manager.io
 {{- $auth = dict "kind" "service_jwt" "audience" $v.kmsAuth.audience "max_lifetime_secs" $v.kmsAuth.maxTokenLifetimeSecs "services" $services -}}
 {{- end -}}
 {{- $grpc := dict "listen" (printf "0.0.0.0:%v" $server.grpcPort) "auth" $auth -}}
+{{- /* The platform's audit API reads the tenants' audit chains over gRPC. */ -}}
+{{- if $v.platform.enabled -}}
+{{- $reader := ternary (include "edk.serviceHost" (dict "root" $root "name" "platform")) "platform" (eq $v.kmsAuth.mode "mtls") -}}
+{{- $_ := set $grpc "audit_readers" (list $reader) -}}
+{{- end -}}
 {{- if $tls -}}
 {{- $grpcTls := dict "cert_file" "/var/run/secrets/edk/tls/tls.crt" "key_file" "/var/run/secrets/edk/tls/tls.key" -}}
 {{- if eq $v.kmsAuth.mode "mtls" -}}{{- $_ := set $grpcTls "client_ca_file" "/var/run/secrets/edk/tls/ca.crt" -}}{{- end -}}

@@ -73,7 +73,7 @@ async fn every_admin_operation_checks_its_documented_scope() {
     let (failures, checked) =
         openapi::scope_failures(&client, &server.url(""), &ops, path_value, &tokens).await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(checked, 111, "every secured operation was checked");
+    assert_eq!(checked, 113, "every secured operation was checked");
     server.shutdown().await.unwrap();
     edk.shutdown().await;
 }

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+mod audit;
 mod directory;
 mod openapi;
 mod operator_login;

@@ -45,6 +45,6 @@ async fn every_operation_checks_its_documented_scope() {
     )
     .await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert_eq!(checked, 14, "every secured operation was checked");
+    assert_eq!(checked, 16, "every secured operation was checked");
     platform.close().await;
 }

@@ -42,12 +42,18 @@ pub(crate) struct Platform {
 impl Platform {
     /// A server on `backend`, its setup token written to a file in a temporary directory.
     pub(crate) async fn start(backend: Backend) -> Self {
-        edk_server::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
         let db = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => Some(TestDb::new().await),
         };
+        Self::start_on(db, software_kms()).await
+    }
+
+    /// A server on the PostgreSQL database `db` (SQLite without), with the `kms` section
+    /// `kms`.
+    pub(crate) async fn start_on(db: Option<TestDb>, kms: Value) -> Self {
+        edk_server::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
         let database = match &db {
             None => json!({"backend": "sqlite", "directory": dir.path().join("db")}),
             Some(db) => json!({"backend": "postgres", "platform_url": db.url()}),
@@ -56,7 +62,7 @@ impl Platform {
         let admin_key = SigningKey::generate(Algorithm::Es256).unwrap();
         let config: PlatformServerConfig = serde_json::from_value(json!({
             "database": database,
-            "kms": software_kms(),
+            "kms": kms,
             "auth": {"issuers": [{"issuer": ADMIN_ISSUER,
                 "jwks": {"keys": [admin_key.public_jwk()]}}]},
             "platform": {"host": "localhost", "dangerous_loopback_http": true,
@@ -107,6 +113,11 @@ impl Platform {
     /// The URL of `path` on the server, by the name the operator endpoint is bound to.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("http://localhost:{}{path}", self.http.addr().port())
+    }
+
+    /// The server's PostgreSQL database (`None` on SQLite).
+    pub(crate) const fn database(&self) -> Option<&TestDb> {
+        self.db.as_ref()
     }
 
     /// The setup token from the token file.
