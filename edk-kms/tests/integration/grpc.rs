@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use edk_core::jose::{Algorithm, Header, JwkSet, SigningKey, jws};
 use edk_core::{Clock, ErrorKind, FixedClock, HasKind, Kid, TenantId, TenantSlug};
-use edk_kms::audit::{AuditProblem, AuditTrail};
+use edk_kms::audit::AuditProblem;
 use edk_kms::cert::store::SqlCertificateStore;
 use edk_kms::cert::{CertificateProfile, CertificateSource, Certificates, DistinguishedName};
 use edk_kms::grpc::RemoteKmsOptions;
@@ -1184,35 +1184,45 @@ async fn audit_readers_read_and_verify_chains_over_grpc() {
         )),
     )
     .await;
-    let remote = remote_jwt(&reader, key.clone(), env.clock.clone()).await;
+    let remote = remote_jwt(&reader, key, env.clock.clone()).await;
     assert_eq!(
-        AuditTrail::events(&remote, &env.a, 0, 100).await.unwrap(),
+        edk_kms::audit::AuditTrail::events(&remote, &env.a, 0, 100)
+            .await
+            .unwrap(),
         local
     );
-    let page = AuditTrail::events(&remote, &env.a, 1, 1).await.unwrap();
+    let page = edk_kms::audit::AuditTrail::events(&remote, &env.a, 1, 1)
+        .await
+        .unwrap();
     assert_eq!(page, local[1..]);
     assert!(
-        AuditTrail::events(&remote, &env.b, 0, 100)
+        edk_kms::audit::AuditTrail::events(&remote, &env.b, 0, 100)
             .await
             .unwrap()
             .is_empty()
     );
-    let report = AuditTrail::verify(&remote, &env.a).await.unwrap();
+    let report = edk_kms::audit::AuditTrail::verify(&remote, &env.a)
+        .await
+        .unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.records, 2);
     for limit in [0, 1001] {
-        let err = AuditTrail::events(&remote, &env.a, 0, limit)
+        let err = edk_kms::audit::AuditTrail::events(&remote, &env.a, 0, limit)
             .await
             .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     }
-    let err = AuditTrail::checkpoint(&remote, &env.a).await.unwrap_err();
+    let err = edk_kms::audit::AuditTrail::checkpoint(&remote, &env.a)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported);
 
     // A changed record shows through gRPC as it does in process.
     let database = env.dir.as_ref().unwrap().path().join("tenants");
     tamper(&database).await;
-    let report = AuditTrail::verify(&remote, &env.a).await.unwrap();
+    let report = edk_kms::audit::AuditTrail::verify(&remote, &env.a)
+        .await
+        .unwrap();
     assert_eq!(
         report.problem,
         Some(AuditProblem::HashMismatch),
@@ -1221,6 +1231,7 @@ async fn audit_readers_read_and_verify_chains_over_grpc() {
     assert_eq!(report.first_bad_seq, Some(1));
 
     // A service that is not an audit reader, and a server with no audit trail.
+    let key = service_key();
     let other = spawn_serving(
         &env,
         jwt_auth(&key, env.clock.clone()),
@@ -1232,16 +1243,18 @@ async fn audit_readers_read_and_verify_chains_over_grpc() {
         )),
     )
     .await;
-    let refused = remote_jwt(&other, key.clone(), env.clock.clone()).await;
-    let err = AuditTrail::events(&refused, &env.a, 0, 100)
+    let refused = remote_jwt(&other, key, env.clock.clone()).await;
+    let err = edk_kms::audit::AuditTrail::events(&refused, &env.a, 0, 100)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
-    let err = AuditTrail::verify(&refused, &env.a).await.unwrap_err();
+    let err = edk_kms::audit::AuditTrail::verify(&refused, &env.a)
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Forbidden, "{err}");
     let (plain, key) = jwt_server(&env).await;
     let without = remote_jwt(&plain, key, env.clock.clone()).await;
-    let err = AuditTrail::events(&without, &env.a, 0, 100)
+    let err = edk_kms::audit::AuditTrail::events(&without, &env.a, 0, 100)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");

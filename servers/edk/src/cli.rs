@@ -141,7 +141,7 @@ pub enum OperatorCommand {
         #[command(subcommand)]
         action: RequestsAction,
     },
-    /// Check the tenant's signing audit chain.
+    /// Read and check the signing audit chain of the token's tenant, or of any tenant.
     Audit {
         /// Connection and output.
         #[command(flatten)]
@@ -313,11 +313,43 @@ pub enum RequestsAction {
     },
 }
 
-/// `edk audit …`.
+/// `edk audit …`: the token's tenant's chain through the KMS API, or with `--tenant` any
+/// tenant's through the platform API (an operator's token, or that tenant's administrator's).
 #[derive(Debug, Subcommand)]
 pub enum AuditAction {
     /// Check every record, link and checkpoint of the tenant's signing audit chain.
-    Verify,
+    Verify {
+        /// The tenant id, read through the platform API.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// List the records of the tenant's signing audit chain, oldest first.
+    Events {
+        /// The tenant id, read through the platform API (needed for the filters).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only records after this sequence number.
+        #[arg(long)]
+        after: Option<u64>,
+        /// The most records to list, 1 to 1000 (default 100).
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Only this operation, e.g. `sign`.
+        #[arg(long)]
+        operation: Option<String>,
+        /// Only actors that start with this.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only `success`, `failure` or `failure:<kind>`.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only records at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records at or before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 /// Why a command failed.
@@ -963,23 +995,93 @@ async fn requests(conn: &Connection, action: &RequestsAction) -> Result<Outcome,
 }
 
 async fn audit(conn: &Connection, action: &AuditAction) -> Result<Outcome, CliError> {
-    let AuditAction::Verify = action;
-    let report = conn
-        .call(Method::POST, "/api/kms/v1/audit/verify", None)
-        .await?;
-    if report["intact"] != Value::Bool(true) {
-        return Err(CliError::AuditBroken(format!(
-            "{} at record {} ({} records checked)",
-            text(&report["problem"]),
-            text(&report["first_bad_seq"]),
-            text(&report["records"]),
-        )));
+    match action {
+        AuditAction::Verify { tenant } => {
+            let path = match tenant {
+                Some(tenant) => format!(
+                    "/api/platform/v1/tenants/{}/audit/verify",
+                    path_segment("tenant", tenant)?
+                ),
+                None => "/api/kms/v1/audit/verify".to_owned(),
+            };
+            let report = conn.call(Method::POST, &path, None).await?;
+            if report["intact"] != Value::Bool(true) {
+                return Err(CliError::AuditBroken(format!(
+                    "{} at record {} ({} records checked)",
+                    text(&report["problem"]),
+                    text(&report["first_bad_seq"]),
+                    text(&report["records"]),
+                )));
+            }
+            let table = fields(&report, &["intact", "records", "checkpoints"]);
+            Ok(Outcome {
+                json: report,
+                table,
+            })
+        }
+        AuditAction::Events {
+            tenant,
+            after,
+            limit,
+            operation,
+            actor,
+            outcome,
+            since,
+            until,
+        } => {
+            let filters = [
+                ("operation", operation),
+                ("actor", actor),
+                ("outcome", outcome),
+                ("since", since),
+                ("until", until),
+            ];
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            if let Some(after) = after {
+                query.append_pair("after", &after.to_string());
+            }
+            if let Some(limit) = limit {
+                query.append_pair("limit", &limit.to_string());
+            }
+            let path = match tenant {
+                Some(tenant) => {
+                    for (name, value) in filters {
+                        if let Some(value) = value {
+                            query.append_pair(name, value);
+                        }
+                    }
+                    format!(
+                        "/api/platform/v1/tenants/{}/audit/events",
+                        path_segment("tenant", tenant)?
+                    )
+                }
+                None => {
+                    if let Some((name, _)) = filters.iter().find(|(_, value)| value.is_some()) {
+                        return Err(CliError::Usage(format!(
+                            "--{name} needs --tenant: the filters are the platform API's"
+                        )));
+                    }
+                    "/api/kms/v1/audit/events".to_owned()
+                }
+            };
+            let query = query.finish();
+            let path = if query.is_empty() {
+                path
+            } else {
+                format!("{path}?{query}")
+            };
+            let page = conn.call(Method::GET, &path, None).await?;
+            let rows = page["events"].as_array().map_or(&[][..], Vec::as_slice);
+            let mut table = columns(
+                rows,
+                &["seq", "at", "actor", "operation", "alias", "outcome"],
+            );
+            if let Some(next) = page.get("next_after").filter(|v| !v.is_null()) {
+                table.push_str(&format!("next page: --after {}\n", text(next)));
+            }
+            Ok(Outcome { json: page, table })
+        }
     }
-    let table = fields(&report, &["intact", "records", "checkpoints"]);
-    Ok(Outcome {
-        json: report,
-        table,
-    })
 }
 
 /// `value` percent-encoded as one path segment; refused when empty.

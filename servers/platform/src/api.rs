@@ -925,8 +925,10 @@ impl PlatformApi {
         /// The tenant id.
         id: Path<String>,
         /// Only records with a larger sequence number (default 0, from the start).
+        #[oai(validator(minimum(value = "0")))]
         after: Query<Option<u64>>,
         /// The most records to return, 1 to 1000 (default 100).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
         /// Only this operation, e.g. `sign`.
         operation: Query<Option<String>>,

@@ -48,9 +48,9 @@ pub enum Error {
     /// A bundled migration set is malformed.
     #[error("a bundled migration set is malformed")]
     Migrations(#[source] edk_tenancy::error::MigrationError),
-    /// The bundled certificate store migrations are malformed.
-    #[error("the bundled certificate store migrations are malformed")]
-    CertMigrations(#[source] edk_kms::Error),
+    /// The bundled KMS or certificate store migrations are malformed.
+    #[error("the bundled KMS or certificate store migrations are malformed")]
+    KmsMigrations(#[source] edk_kms::Error),
     /// The operator realm cannot be provisioned or bound.
     #[error("the operator authorization server cannot be set up")]
     Realm(#[source] operators::RealmError),
@@ -65,19 +65,24 @@ pub enum Error {
     Setup(#[source] setup::SetupError),
 }
 
-/// Adds what the platform needs to `deps`: the authorization server's tables (for the
-/// operator realm), the tables onboarding writes the tenants' defaults to (certificates,
-/// DIDs, credential configurations) and the platform's configuration keys. The all-in-one server calls it too.
+/// Adds what the platform needs to `deps`: every tenant table of the services a tenant it
+/// onboards is used by (keys and their audit chain, the authorization server's tables, also
+/// for the operator realm, certificates, DIDs, credential configurations, the verifier's
+/// sessions), so that a tenant is whole as soon as it is provisioned, whether the KMS runs in
+/// process or remote; and the platform's configuration keys. The all-in-one server calls it
+/// too.
 ///
 /// # Errors
 /// [`Error::Migrations`] for a malformed bundled migration set.
 pub fn prepare(deps: DepsBuilder) -> Result<DepsBuilder, Error> {
     Ok(deps
+        .migrations(edk_kms::migrations().map_err(Error::KmsMigrations)?)
         .migrations(edk_oauth::migrations().map_err(Error::Migrations)?)
-        .migrations(edk_kms::cert::migrations().map_err(Error::CertMigrations)?)
+        .migrations(edk_kms::cert::migrations().map_err(Error::KmsMigrations)?)
         .migrations(edk_did::store::migrations().map_err(Error::Migrations)?)
         .migrations(edk_oid4vci::migrations().map_err(Error::Migrations)?)
         .migrations(edk_oauth::federation::migrations().map_err(Error::Migrations)?)
+        .migrations(edk_verifier_server::store::migrations().map_err(Error::Migrations)?)
         .config_key(&edk_oauth::federation::UPSTREAM_OIDC)
         .config_key(&operator_login::FEDERATED_OPERATORS)
         .config_key(&setup::SETUP_STATE)

@@ -81,7 +81,7 @@ impl Harness {
 async fn operators_manage_tenants_from_the_command_line() {
     let h = Harness::start().await;
     let operator = h
-        .operator_token("platform:tenants:read platform:tenants:write")
+        .operator_token("platform:tenants:read platform:tenants:write tenant:audit:read")
         .await;
     let op = Some(operator.as_str());
     let port = h.server.addr().port().to_string();
@@ -140,6 +140,53 @@ async fn operators_manage_tenants_from_the_command_line() {
         .edk(&["tenants", "resume", id, "--output", "json"], op)
         .await;
     assert_eq!(resumed.json()["status"], "active");
+
+    // The new tenant's audit chain through the platform: its keys were made by onboarding.
+    let events = h
+        .edk(
+            &[
+                "audit",
+                "events",
+                "--tenant",
+                id,
+                "--operation",
+                "create_key",
+                "--limit",
+                "2",
+            ],
+            op,
+        )
+        .await;
+    assert_eq!(events.code, 0, "{events:?}");
+    assert!(events.stdout.starts_with("SEQ"), "{events:?}");
+    assert!(events.stdout.contains("create_key"), "{events:?}");
+    assert!(events.stdout.contains("next page: --after 2"), "{events:?}");
+    let page = h
+        .edk(
+            &[
+                "audit", "events", "--tenant", id, "--after", "2", "--output", "json",
+            ],
+            op,
+        )
+        .await
+        .json();
+    assert_eq!(page["events"][0]["seq"], 3, "{page}");
+    let verified = h
+        .edk(&["audit", "verify", "--tenant", id, "--output", "json"], op)
+        .await;
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert_eq!(verified.json()["intact"], true);
+    let unfiltered = h.edk(&["audit", "events", "--operation", "sign"], op).await;
+    assert_eq!(unfiltered.code, 2, "{unfiltered:?}");
+    assert!(unfiltered.stderr.contains("--tenant"), "{unfiltered:?}");
+    let bad_filter = h
+        .edk(
+            &["audit", "events", "--tenant", id, "--outcome", "maybe"],
+            op,
+        )
+        .await;
+    assert_eq!(bad_filter.code, 1, "{bad_filter:?}");
+    assert!(bad_filter.stderr.contains("outcome"), "{bad_filter:?}");
 
     // Refused by the server: a slug the rules refuse, a slug taken, a tenant that does not
     // exist, and a token the server did not issue. Each exits 1 and says why.

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use edk_core::SystemClock;
 use edk_core::jose::Algorithm;
+use edk_kms::KeyAlias;
 use edk_kms::kms::{Caller, NewKey};
 use edk_kms::provider::KeySpec;
-use edk_kms::{KeyAlias, Kms as _};
 use edk_kms_server::{KmsServer, KmsServerConfig};
 use edk_server::Service as _;
 use edk_server::service::start;
@@ -226,8 +226,8 @@ async fn operators_and_tenant_admins_read_and_verify_audit_chains() {
 }
 
 /// The platform on a remote KMS server whose audit readers are `readers`, both on one new
-/// PostgreSQL database; an operator token with every scope, and tenant `acme` with one key
-/// made through the platform's KMS connection.
+/// PostgreSQL database; tenant `acme` with one key made through the platform's KMS
+/// connection, and a token of its administrator with `tenant:audit:read`.
 async fn split(readers: &[&str]) -> (Platform, String, String, CancellationToken) {
     edk_server::install_crypto_provider();
     let db = TestDb::new().await;
@@ -259,10 +259,6 @@ async fn split(readers: &[&str]) -> (Platform, String, String, CancellationToken
                 "key_file": dir.path().join("platform.jwk")}}),
     )
     .await;
-    let (_, operator) = platform.setup(&platform.setup_token()).await;
-    let ops = platform
-        .operator_token(&operator, &scope::ALL.join(" "))
-        .await;
     // A tenant with one key, made through the platform's KMS connection.
     let tenancy = platform.started.deps().tenancy().clone();
     let acme = tenancy
@@ -284,23 +280,27 @@ async fn split(readers: &[&str]) -> (Platform, String, String, CancellationToken
         .await
         .unwrap();
     let acme = acme.to_string();
+    // A tenant administrator's token: the operator authorization server is not needed here.
+    let admin = platform
+        .tenant_admin_token(&acme, scope::TENANT_AUDIT_READ)
+        .await;
     let stopping = stop.clone();
     tokio::spawn(async move {
         stopping.cancelled().await;
         kms.shutdown().await;
         drop(dir);
     });
-    (platform, ops, acme, stop)
+    (platform, admin, acme, stop)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_platform_reads_a_remote_kms_chain_as_its_audit_reader() {
-    let (platform, ops, acme, stop) = split(&["platform"]).await;
+    let (platform, admin, acme, stop) = split(&["platform"]).await;
     let (status, page) = platform
         .call(
             Method::GET,
             &format!("{TENANTS}/{acme}/audit/events?actor=service:platform/audit-test"),
-            Some(&ops),
+            Some(&admin),
             None,
         )
         .await;
@@ -313,7 +313,7 @@ async fn the_platform_reads_a_remote_kms_chain_as_its_audit_reader() {
         .call(
             Method::POST,
             &format!("{TENANTS}/{acme}/audit/verify"),
-            Some(&ops),
+            Some(&admin),
             None,
         )
         .await;
@@ -326,12 +326,12 @@ async fn the_platform_reads_a_remote_kms_chain_as_its_audit_reader() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_remote_kms_that_names_no_audit_reader_makes_the_audit_api_unavailable() {
-    let (platform, ops, acme, stop) = split(&[]).await;
+    let (platform, admin, acme, stop) = split(&[]).await;
     for (method, path) in [
         (Method::GET, format!("{TENANTS}/{acme}/audit/events")),
         (Method::POST, format!("{TENANTS}/{acme}/audit/verify")),
     ] {
-        let (status, problem) = platform.call(method, &path, Some(&ops), None).await;
+        let (status, problem) = platform.call(method, &path, Some(&admin), None).await;
         assert_eq!(status, 503, "{path}: {problem}");
         assert!(
             problem["detail"]

@@ -13,9 +13,10 @@ const CONFIG: &str = r#"
 # prefix, configuration value or upstream setting the rules refuse (400), a tenant id that
 # names nothing (400 where it is not a tenant id, 404 where it names no tenant),
 # a slug or endpoint another tenant holds or a lifecycle change the tenant's state forbids
-# (409), setup once it is closed (403).
+# (409), setup once it is closed (403), an audit filter that is not an outcome or an RFC 3339
+# time (400).
 [[operations]]
-include-operation-id-regex = "^(platformSetup|createTenant|getTenant|suspendTenant|resumeTenant|deleteTenant|listTenantBindings|putTenantBinding|putTenantConfig|createTenantAdmin|setOperatorUpstreamOidc|addFederatedOperator|createOperatorClient)$"
+include-operation-id-regex = "^(platformSetup|createTenant|getTenant|suspendTenant|resumeTenant|deleteTenant|listTenantBindings|putTenantBinding|putTenantConfig|createTenantAdmin|setOperatorUpstreamOidc|addFederatedOperator|createOperatorClient|listTenantAuditEvents|verifyTenantAuditChain)$"
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 "#;
@@ -28,7 +29,8 @@ async fn schemathesis_finds_no_server_error() {
     let token = platform
         .operator_token(
             &operator,
-            "platform:tenants:read platform:tenants:write tenant:config:read tenant:config:write",
+            "platform:tenants:read platform:tenants:write tenant:config:read tenant:config:write \
+             tenant:audit:read",
         )
         .await;
     let url = platform.url("/openapi.json");

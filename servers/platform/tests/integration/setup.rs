@@ -37,6 +37,7 @@ async fn setup_creates_one_operator_and_closes(backend: Backend) {
             "platform:tenants:write",
             "tenant:config:read",
             "tenant:config:write",
+            "tenant:audit:read",
             "platform:operators:read",
             "platform:operators:write"
         ])
