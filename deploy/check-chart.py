@@ -283,6 +283,20 @@ def check_rendering(label: str, objects: list[dict], values: dict) -> None:
             else:
                 check(f"{name} trusts each runtime server's key",
                       sorted(s["name"] for s in grpc["auth"]["services"]) == sorted(s for s in RUNTIME if values[s]["enabled"]))
+            # The platform reads the audit chains, runs the operator authorization server and
+            # makes the tenants' as.* and did.* keys: the KMS grants it exactly that.
+            if values["platform"]["enabled"]:
+                platform = "platform" if kind == "service_jwt" else f"{RELEASE}-platform.{NAMESPACE}.svc"
+                check(f"{name} lets only the platform read audit chains", grpc.get("audit_readers") == [platform],
+                      str(grpc.get("audit_readers")))
+                if kind == "mtls":
+                    grants = grpc["auth"].get("acts_as", {})
+                else:
+                    grants = {s["name"]: s["acts_as"] for s in grpc["auth"]["services"] if "acts_as" in s}
+                want = {platform: ["as", "did"]}
+                if kind == "mtls":
+                    want |= {f"{RELEASE}-{s}.{NAMESPACE}.svc": [s] for s in ["as", "did"] if values[s]["enabled"]}
+                check(f"{name} grants reserved aliases to their services only", grants == want, str(grants))
             keks = config["kms"]["providers"][0]["keks"]
             check(f"{name} reads its KEKs from files", all(k["key_file"].startswith("/var/run/secrets/edk/keks/") and "key" not in k for k in keks))
         elif component in RUNTIME:

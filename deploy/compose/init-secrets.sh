@@ -48,9 +48,12 @@ for name in ("as", "did", "issuer", "verifier", "platform"):
     private = json.load(open(f"{name}-service.jwk"))
     public = {k: private[k] for k in ("kty", "crv", "alg", "x", "y")}
     services.append({"name": name, "jwks": {"keys": [public]}})
+# The platform runs the operator authorization server and makes the tenants' as.* and did.*
+# keys when it onboards them: the KMS lets it use those reserved aliases.
+kms_services = [dict(s, acts_as=["as", "did"]) if s["name"] == "platform" else s for s in services]
 with open("kms-services.yaml", "w") as out:
     out.write("# The services edk-kms trusts: written by init-secrets.sh.\n")
-    out.write(json.dumps({"grpc": {"auth": {"services": services}}}, indent=2) + "\n")
+    out.write(json.dumps({"grpc": {"auth": {"services": kms_services}}}, indent=2) + "\n")
 with open("platform-services.yaml", "w") as out:
     out.write("# The services edk-platform's tenant directory trusts: written by init-secrets.sh.\n")
     readers = [s for s in services if s["name"] != "platform"]

@@ -5,6 +5,7 @@
 //! thumbprint of its public key, which never changes for a key). Rotation adds a version;
 //! earlier versions stay verifiable for the alias's overlap and then retire.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -441,6 +442,7 @@ pub struct Caller {
     tenant: TenantContext,
     actor: String,
     origin: Origin,
+    acts_as: Option<Arc<BTreeSet<String>>>,
 }
 
 impl Caller {
@@ -451,6 +453,7 @@ impl Caller {
             tenant,
             actor: actor.into(),
             origin: Origin::InProcess,
+            acts_as: None,
         }
     }
 
@@ -461,6 +464,7 @@ impl Caller {
             tenant,
             actor: actor.into(),
             origin: Origin::Admin,
+            acts_as: None,
         }
     }
 
@@ -476,7 +480,16 @@ impl Caller {
             tenant,
             actor: actor.into(),
             origin: Origin::Service(service.into()),
+            acts_as: None,
         }
+    }
+
+    /// This remote caller, also allowed the aliases reserved for the services `names` (the
+    /// KMS server's configuration grants them per service).
+    #[must_use]
+    pub fn acting_as(mut self, names: Arc<BTreeSet<String>>) -> Self {
+        self.acts_as = Some(names);
+        self
     }
 
     /// The tenant.
@@ -501,7 +514,8 @@ impl Caller {
     /// `alias`, or use its private key (sign, decrypt, unwrap, agree): always for an
     /// unreserved alias and in process; for an alias reserved for a service (see
     /// [`RESERVED_SERVICES`] and [`reserved_for`], which also reserves every
-    /// `<service>.service-identity`) only when the caller is that remote service.
+    /// `<service>.service-identity`) only when the caller is that remote service, or a remote
+    /// service allowed to act as it ([`Caller::acting_as`]).
     ///
     /// # Errors
     /// [`Error::ReservedAlias`] (kind `Forbidden`). It does not depend on whether the alias
@@ -512,7 +526,15 @@ impl Caller {
         };
         match &self.origin {
             Origin::InProcess => Ok(()),
-            Origin::Service(name) if name == owner => Ok(()),
+            Origin::Service(name)
+                if name == owner
+                    || self
+                        .acts_as
+                        .as_ref()
+                        .is_some_and(|names| names.contains(owner)) =>
+            {
+                Ok(())
+            }
             Origin::Admin | Origin::Service(_) => Err(Error::ReservedAlias {
                 alias: alias.clone(),
             }),

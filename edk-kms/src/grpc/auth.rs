@@ -97,7 +97,13 @@ pub(crate) struct Principal {
     pub(crate) tenant: TenantId,
     /// The tenants the service may act for.
     pub(crate) tenants: TenantScope,
+    /// The other services whose reserved aliases it may use (see
+    /// [`ServiceJwtAuth::with_acts_as`]).
+    pub(crate) acts_as: ActsAs,
 }
+
+/// The services whose reserved aliases a caller may use beside its own; `None` for none.
+pub(crate) type ActsAs = Option<Arc<BTreeSet<String>>>;
 
 impl Principal {
     /// Whether the service may act for the tenant `slug`.
@@ -176,6 +182,7 @@ pub struct ServiceJwtAuth {
     max_lifetime: i64,
     leeway: i64,
     tenants: HashMap<String, Arc<BTreeSet<TenantSlug>>>,
+    acts_as: HashMap<String, Arc<BTreeSet<String>>>,
     verified: Mutex<HashMap<[u8; 32], (Principal, i64)>>,
 }
 
@@ -198,6 +205,7 @@ impl ServiceJwtAuth {
             max_lifetime: secs(DEFAULT_MAX_LIFETIME),
             leeway: 30,
             tenants: HashMap::new(),
+            acts_as: HashMap::new(),
             verified: Mutex::new(HashMap::new()),
         }
     }
@@ -228,6 +236,21 @@ impl ServiceJwtAuth {
     ) -> Self {
         self.tenants
             .insert(service.into(), Arc::new(tenants.into_iter().collect()));
+        self
+    }
+
+    /// Lets `service` use the aliases reserved for the services `names` (e.g. the platform,
+    /// which runs the operator authorization server and makes the tenants' `as.*` and `did.*`
+    /// keys when it onboards them, acts as `as` and `did`), beside its own. Calling it again
+    /// for the same service replaces its list.
+    #[must_use]
+    pub fn with_acts_as(
+        mut self,
+        service: impl Into<String>,
+        names: impl IntoIterator<Item = String>,
+    ) -> Self {
+        self.acts_as
+            .insert(service.into(), Arc::new(names.into_iter().collect()));
         self
     }
 
@@ -342,11 +365,13 @@ impl ServiceJwtAuth {
             _ => return Err(AuthError::InvalidToken(JoseError::MissingClaim("tenant"))),
         };
         let tenants = self.tenants.get(&issuer).cloned();
+        let acts_as = self.acts_as.get(&issuer).cloned();
         Ok((
             Principal {
                 service: issuer,
                 tenant,
                 tenants,
+                acts_as,
             },
             exp,
         ))
@@ -415,6 +440,7 @@ impl KeyResolver for TrustedServices {
 pub struct MtlsAuth {
     allowed: Option<BTreeSet<String>>,
     tenants: HashMap<String, Arc<BTreeSet<TenantSlug>>>,
+    acts_as: HashMap<String, Arc<BTreeSet<String>>>,
 }
 
 impl MtlsAuth {
@@ -446,6 +472,21 @@ impl MtlsAuth {
     ) -> Self {
         self.tenants
             .insert(identity.into(), Arc::new(tenants.into_iter().collect()));
+        self
+    }
+
+    /// Lets a certificate accepted as `identity` use the aliases reserved for the services
+    /// `names`, as [`ServiceJwtAuth::with_acts_as`] does for tokens: a certificate identity is
+    /// a host name or URI, never a reserved service name itself, so the authorization
+    /// server's identity acts as `as`, the DID server's as `did`.
+    #[must_use]
+    pub fn with_acts_as(
+        mut self,
+        identity: impl Into<String>,
+        names: impl IntoIterator<Item = String>,
+    ) -> Self {
+        self.acts_as
+            .insert(identity.into(), Arc::new(names.into_iter().collect()));
         self
     }
 
@@ -487,10 +528,12 @@ impl MtlsAuth {
             .ok()
             .and_then(|tenant| tenant.parse().ok())
             .ok_or(AuthError::TokenRejected("x-edk-tenant is not a tenant id"))?;
+        let acts_as = self.acts_as.get(&service).cloned();
         Ok(Principal {
             service,
             tenant,
             tenants,
+            acts_as,
         })
     }
 }

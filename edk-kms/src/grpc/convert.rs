@@ -467,6 +467,67 @@ pub(crate) fn wrapped_from_response(wrapped: &proto::WrappedKey) -> Result<Wrapp
     })
 }
 
+/// An audit record as its message.
+pub(super) fn audit_event_to_proto(event: &AuditEvent) -> proto::AuditEvent {
+    proto::AuditEvent {
+        seq: event.seq,
+        at: Some(timestamp(event.at)),
+        actor: event.actor.clone(),
+        operation: event.operation.clone(),
+        alias: event.alias.clone(),
+        kid: event.kid.clone(),
+        outcome: event.outcome.clone(),
+        prev_hash: event.prev_hash.clone(),
+        hash: event.hash.clone(),
+    }
+}
+
+/// An audit record from the server's message.
+pub(super) fn audit_event_from_proto(event: proto::AuditEvent) -> Result<AuditEvent, Error> {
+    Ok(AuditEvent {
+        seq: event.seq,
+        at: from_timestamp(event.at.as_ref())?.ok_or_else(|| bad_response("at"))?,
+        actor: event.actor,
+        operation: event.operation,
+        alias: event.alias,
+        kid: event.kid,
+        outcome: event.outcome,
+        prev_hash: event.prev_hash,
+        hash: event.hash,
+    })
+}
+
+/// A chain check's report as its message.
+pub(super) fn audit_report_to_proto(report: &AuditReport) -> proto::AuditReport {
+    proto::AuditReport {
+        records: report.records,
+        checkpoints: report.checkpoints,
+        first_bad_seq: report.first_bad_seq,
+        problem: report.problem.map(|problem| problem.as_str().to_owned()),
+    }
+}
+
+/// A chain check's report from the server's message.
+pub(super) fn audit_report_from_proto(report: proto::AuditReport) -> Result<AuditReport, Error> {
+    let problem = report
+        .problem
+        .map(|problem| match problem.as_str() {
+            "hash_mismatch" => Ok(AuditProblem::HashMismatch),
+            "broken_link" => Ok(AuditProblem::BrokenLink),
+            "sequence_gap" => Ok(AuditProblem::SequenceGap),
+            "head_mismatch" => Ok(AuditProblem::HeadMismatch),
+            "bad_checkpoint" => Ok(AuditProblem::BadCheckpoint),
+            _ => Err(bad_response("problem")),
+        })
+        .transpose()?;
+    Ok(AuditReport {
+        records: report.records,
+        checkpoints: report.checkpoints,
+        first_bad_seq: report.first_bad_seq,
+        problem,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,65 +611,4 @@ mod tests {
         assert_eq!(usage_from_proto(Some(&bogus)), None);
         assert!(parse_usage("usage", None).is_err());
     }
-}
-
-/// An audit record as its message.
-pub(super) fn audit_event_to_proto(event: &AuditEvent) -> proto::AuditEvent {
-    proto::AuditEvent {
-        seq: event.seq,
-        at: Some(timestamp(event.at)),
-        actor: event.actor.clone(),
-        operation: event.operation.clone(),
-        alias: event.alias.clone(),
-        kid: event.kid.clone(),
-        outcome: event.outcome.clone(),
-        prev_hash: event.prev_hash.clone(),
-        hash: event.hash.clone(),
-    }
-}
-
-/// An audit record from the server's message.
-pub(super) fn audit_event_from_proto(event: proto::AuditEvent) -> Result<AuditEvent, Error> {
-    Ok(AuditEvent {
-        seq: event.seq,
-        at: from_timestamp(event.at.as_ref())?.ok_or_else(|| bad_response("at"))?,
-        actor: event.actor,
-        operation: event.operation,
-        alias: event.alias,
-        kid: event.kid,
-        outcome: event.outcome,
-        prev_hash: event.prev_hash,
-        hash: event.hash,
-    })
-}
-
-/// A chain check's report as its message.
-pub(super) fn audit_report_to_proto(report: &AuditReport) -> proto::AuditReport {
-    proto::AuditReport {
-        records: report.records,
-        checkpoints: report.checkpoints,
-        first_bad_seq: report.first_bad_seq,
-        problem: report.problem.map(|problem| problem.as_str().to_owned()),
-    }
-}
-
-/// A chain check's report from the server's message.
-pub(super) fn audit_report_from_proto(report: proto::AuditReport) -> Result<AuditReport, Error> {
-    let problem = report
-        .problem
-        .map(|problem| match problem.as_str() {
-            "hash_mismatch" => Ok(AuditProblem::HashMismatch),
-            "broken_link" => Ok(AuditProblem::BrokenLink),
-            "sequence_gap" => Ok(AuditProblem::SequenceGap),
-            "head_mismatch" => Ok(AuditProblem::HeadMismatch),
-            "bad_checkpoint" => Ok(AuditProblem::BadCheckpoint),
-            _ => Err(bad_response("problem")),
-        })
-        .transpose()?;
-    Ok(AuditReport {
-        records: report.records,
-        checkpoints: report.checkpoints,
-        first_bad_seq: report.first_bad_seq,
-        problem,
-    })
 }

@@ -152,7 +152,12 @@ impl KmsGrpcService {
             .context()
             .map(|context| principal.actor(&context.actor))
             .unwrap_or_default();
-        Ok((Caller::remote(tenant, principal.service, actor), message))
+        let caller = Caller::remote(tenant, principal.service, actor);
+        let caller = match principal.acts_as {
+            Some(names) => caller.acting_as(names),
+            None => caller,
+        };
+        Ok((caller, message))
     }
 
     /// Authenticates `request`: who calls, for which tenant (which it may act for), with the

@@ -1281,3 +1281,44 @@ async fn tamper(tenants: &std::path::Path) {
     }
     assert!(changed > 0, "no audit record under {}", tenants.display());
 }
+
+/// A service the server lets act as others (`with_acts_as`) uses their reserved aliases, and
+/// only theirs: the platform making a tenant's `as.*` and `did.*` keys and signing with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_acting_as_others_uses_their_reserved_aliases_only() {
+    let env = env(Backend::Sqlite).await;
+    let platform_key = Arc::new(service_key());
+    let issuer_key = Arc::new(service_key());
+    let jwks = |key: &SigningKey| JwkSet {
+        keys: vec![key.public_jwk()],
+    };
+    let trusted = TrustedServices::new()
+        .with_service("platform", &jwks(&platform_key))
+        .with_service(SERVICE, &jwks(&issuer_key));
+    let auth = ServiceJwtAuth::new(AUDIENCE, Arc::new(trusted), env.clock.clone())
+        .with_acts_as("platform", ["as".to_owned(), "did".to_owned()]);
+    let server = spawn(&env, ServiceAuth::ServiceJwt(auth), None).await;
+    let platform = remote_as(&server, "platform", platform_key, env.clock.clone()).await;
+    let issuer = remote_as(&server, SERVICE, issuer_key, env.clock.clone()).await;
+    let spec = KeySpec::signing(Algorithm::Es256);
+    for alias in ["as.access-token-signing", "did.issuer"] {
+        let alias: KeyAlias = alias.parse().unwrap();
+        platform
+            .create_key(&env.a, &NewKey::new(alias.clone(), spec))
+            .await
+            .unwrap();
+        platform.sign(&env.a, &alias, b"m").await.unwrap();
+        // The grant is the platform's, not every caller's.
+        let err = issuer.sign(&env.a, &alias, b"m").await.unwrap_err();
+        assert!(matches!(err, Error::ReservedAlias { .. }), "{err:?}");
+    }
+    // Not the services it was not granted, nor another service's identity alias.
+    for alias in ["audit.audit-checkpoint", "issuer.service-identity"] {
+        let alias: KeyAlias = alias.parse().unwrap();
+        let err = platform
+            .create_key(&env.a, &NewKey::new(alias, spec))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::ReservedAlias { .. }), "{err:?}");
+    }
+}

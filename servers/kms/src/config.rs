@@ -93,6 +93,12 @@ pub enum GrpcAuthConfig {
         /// named here acts for every tenant.
         #[serde(default)]
         tenants: BTreeMap<String, Vec<TenantSlug>>,
+        /// Identity → the services whose reserved aliases (`as.*`, `audit.*`, `did.*`) it may
+        /// use: a certificate identity is never such a name itself, so the authorization
+        /// server's identity needs `[as]`, the DID server's `[did]`, the platform's
+        /// `[as, did]`.
+        #[serde(default)]
+        acts_as: BTreeMap<String, Vec<String>>,
     },
 }
 
@@ -120,6 +126,11 @@ pub struct TrustedServiceConfig {
     /// runs for some tenants only should always be given its list.
     #[serde(default)]
     pub tenants: Option<Vec<TenantSlug>>,
+    /// The other services whose reserved aliases (`as.*`, `audit.*`, `did.*`) this one may
+    /// use beside its own: the platform, which runs the operator authorization server and
+    /// makes the tenants' `as.*` and `did.*` keys when it onboards them, needs `[as, did]`.
+    #[serde(default)]
+    pub acts_as: Vec<String>,
 }
 
 /// The gRPC listener's TLS files (PEM).

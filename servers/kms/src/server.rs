@@ -305,18 +305,30 @@ fn grpc_listener(
             let auth = ServiceJwtAuth::new(audience.clone(), Arc::new(trusted), clock)
                 .with_max_lifetime(Duration::from_secs(*max_lifetime_secs));
             ServiceAuth::ServiceJwt(services.iter().fold(auth, |auth, service| {
-                match &service.tenants {
+                let auth = match &service.tenants {
                     Some(tenants) => auth.with_tenants(service.name.clone(), tenants.clone()),
                     None => auth,
+                };
+                if service.acts_as.is_empty() {
+                    auth
+                } else {
+                    auth.with_acts_as(service.name.clone(), service.acts_as.clone())
                 }
             }))
         }
-        GrpcAuthConfig::Mtls { allow, tenants } => {
+        GrpcAuthConfig::Mtls {
+            allow,
+            tenants,
+            acts_as,
+        } => {
             let auth = allow.iter().fold(MtlsAuth::new(), |auth, identity| {
                 auth.allow(identity.clone())
             });
-            ServiceAuth::Mtls(tenants.iter().fold(auth, |auth, (identity, tenants)| {
+            let auth = tenants.iter().fold(auth, |auth, (identity, tenants)| {
                 auth.with_tenants(identity.clone(), tenants.clone())
+            });
+            ServiceAuth::Mtls(acts_as.iter().fold(auth, |auth, (identity, names)| {
+                auth.with_acts_as(identity.clone(), names.clone())
             }))
         }
     };

@@ -211,6 +211,14 @@ group: cert-manager.io
 {{- end -}}
 {{- end -}}
 {{- $auth = dict "kind" "mtls" "allow" $allow -}}
+{{- /* Certificate identities are host names: the AS, DID server and platform are granted the reserved aliases they use. */ -}}
+{{- $actsAs := dict -}}
+{{- range $name, $names := (dict "as" (list "as") "did" (list "did") "platform" (list "as" "did")) -}}
+{{- if (index $v $name).enabled -}}
+{{- $_ := set $actsAs (include "edk.serviceHost" (dict "root" $root "name" $name)) $names -}}
+{{- end -}}
+{{- end -}}
+{{- if $actsAs -}}{{- $_ := set $auth "acts_as" $actsAs -}}{{- end -}}
 {{- else -}}
 {{- $services := list -}}
 {{- range $name := (include "edk.runtimeServers" $root | fromJsonArray) -}}
@@ -218,6 +226,8 @@ group: cert-manager.io
 {{- $trusted := index $server.trustedServices $name | default dict -}}
 {{- $entry := dict "name" $name "jwks" ($trusted.jwks | default (dict "keys" list)) -}}
 {{- if $trusted.tenants -}}{{- $_ := set $entry "tenants" $trusted.tenants -}}{{- end -}}
+{{- /* The platform runs the operator AS and makes the tenants' as.* and did.* keys. */ -}}
+{{- if eq $name "platform" -}}{{- $_ := set $entry "acts_as" (list "as" "did") -}}{{- end -}}
 {{- $services = append $services $entry -}}
 {{- end -}}
 {{- end -}}

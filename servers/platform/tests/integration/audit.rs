@@ -2,7 +2,8 @@
 //! reads a tenant's records (paged and filtered) and verifies its chain; a tenant
 //! administrator reads its own tenant's only; bad queries are refused; a record changed in
 //! the database shows as a broken chain. In a split deployment the platform reads the chains
-//! from the KMS server over gRPC, when the KMS names it among its audit readers.
+//! from the KMS server over gRPC, when the KMS names it among its audit readers, and (acting
+//! as `as` and `did` there) issues operator tokens and onboards tenants through it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -242,7 +243,8 @@ async fn split(readers: &[&str]) -> (Platform, String, String, CancellationToken
         "kms": software_kms(),
         "grpc": {"listen": grpc, "audit_readers": readers,
             "auth": {"kind": "service_jwt", "audience": "edk-kms",
-                "services": [{"name": "platform", "jwks": {"keys": [platform_key]}}]}},
+                "services": [{"name": "platform", "jwks": {"keys": [platform_key]},
+                    "acts_as": ["as", "did"]}]}},
     }))
     .unwrap();
     let kms = start::<KmsServer>(&kms_config, Arc::new(SystemClock), reqwest::Client::new())
@@ -320,6 +322,51 @@ async fn the_platform_reads_a_remote_kms_chain_as_its_audit_reader() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["intact"], true, "{report}");
     assert!(report["records"].as_u64().unwrap() >= records.len() as u64);
+
+    // The whole split deployment: the operator authorization server signs through the KMS
+    // (the platform acts as `as` there), and a tenant onboarded through the API gets its
+    // keys from the KMS, in its chain.
+    let (status, operator) = platform.setup(&platform.setup_token()).await;
+    assert_eq!(status, 201, "{operator}");
+    let ops = platform
+        .operator_token(&operator, &scope::ALL.join(" "))
+        .await;
+    let globex = platform.onboard(&ops, "globex").await;
+    let (status, tenant) = platform
+        .call(
+            Method::GET,
+            &format!("{TENANTS}/{globex}"),
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{tenant}");
+    assert!(
+        tenant["onboarding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|step| step["state"] == "done"),
+        "{tenant}"
+    );
+    let (status, page) = platform
+        .call(
+            Method::GET,
+            &format!("{TENANTS}/{globex}/audit/events?actor=service:platform/"),
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let aliases: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["operation"] == "create_key")
+        .filter_map(|r| r["alias"].as_str())
+        .collect();
+    assert!(aliases.contains(&"issuer.credential-signing"), "{page}");
+    assert!(aliases.iter().any(|a| a.starts_with("as.")), "{page}");
     platform.close().await;
     stop.cancel();
 }
