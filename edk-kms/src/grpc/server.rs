@@ -134,29 +134,14 @@ impl KmsGrpcService {
                 "this service may not read the audit chains",
             ));
         }
-        let actor = message
-            .context()
-            .map(|context| principal.actor(&context.actor))
-            .unwrap_or_default();
-        Ok((
-            &audit.trail,
-            Caller::remote(tenant, principal.service, actor),
-            message,
-        ))
+        let caller = caller_of(principal, tenant, &message);
+        Ok((&audit.trail, caller, message))
     }
 
     /// Authenticates `request` and returns the caller it acts as, with the message.
     async fn accept<T: WithContext>(&self, request: Request<T>) -> Result<(Caller, T), Status> {
         let (principal, tenant, message) = self.authenticate(request).await?;
-        let actor = message
-            .context()
-            .map(|context| principal.actor(&context.actor))
-            .unwrap_or_default();
-        let caller = Caller::remote(tenant, principal.service, actor);
-        let caller = match principal.acts_as {
-            Some(names) => caller.acting_as(names),
-            None => caller,
-        };
+        let caller = caller_of(principal, tenant, &message);
         Ok((caller, message))
     }
 
@@ -221,6 +206,20 @@ impl fmt::Debug for KmsGrpcService {
             .field("auth", &self.auth)
             .field("audit", &self.audit)
             .finish_non_exhaustive()
+    }
+}
+
+/// The KMS caller of an authenticated call: the service, acting for `tenant`, with the
+/// actor its message names and the reserved aliases it was granted.
+fn caller_of<T: WithContext>(principal: Principal, tenant: TenantContext, message: &T) -> Caller {
+    let actor = message
+        .context()
+        .map(|context| principal.actor(&context.actor))
+        .unwrap_or_default();
+    let caller = Caller::remote(tenant, principal.service, actor);
+    match principal.acts_as {
+        Some(names) => caller.acting_as(names),
+        None => caller,
     }
 }
 

@@ -118,7 +118,8 @@ async fn every_operation_is_chained_on_postgres() {
 }
 
 /// Runs `sql` on A's tenant tables (schema or file).
-async fn tamper(env: &Env, sql: &str) {
+/// Runs `sql` on tenant A's database, behind the KMS's back.
+pub(crate) async fn tamper(env: &Env, sql: &str) {
     match (&env.db, &env.dir) {
         (Some(db), _) => {
             let pool = db.pool();

@@ -1218,8 +1218,11 @@ async fn audit_readers_read_and_verify_chains_over_grpc() {
     assert_eq!(err.kind(), ErrorKind::Unsupported);
 
     // A changed record shows through gRPC as it does in process.
-    let database = env.dir.as_ref().unwrap().path().join("tenants");
-    tamper(&database).await;
+    crate::audit::tamper(
+        &env,
+        "UPDATE kms_audit_event SET actor = 'mallory' WHERE seq = 1",
+    )
+    .await;
     let report = edk_kms::audit::AuditTrail::verify(&remote, &env.a)
         .await
         .unwrap();
@@ -1258,28 +1261,6 @@ async fn audit_readers_read_and_verify_chains_over_grpc() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
-}
-
-/// Changes the first audit record of every tenant database under `tenants`.
-async fn tamper(tenants: &std::path::Path) {
-    use sqlx::Connection as _;
-    let mut changed = 0;
-    for entry in std::fs::read_dir(tenants).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().and_then(|e| e.to_str()) != Some("db") {
-            continue;
-        }
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .unwrap();
-        changed += sqlx::query("UPDATE kms_audit_event SET actor = 'mallory' WHERE seq = 1")
-            .execute(&mut conn)
-            .await
-            .unwrap()
-            .rows_affected();
-        conn.close().await.unwrap();
-    }
-    assert!(changed > 0, "no audit record under {}", tenants.display());
 }
 
 /// A service the server lets act as others (`with_acts_as`) uses their reserved aliases, and

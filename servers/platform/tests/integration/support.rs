@@ -69,7 +69,8 @@ impl Platform {
                 "setup_token_file": token_file},
         }))
         .unwrap();
-        Self::start_with(config, admin_key, dir, db).await
+        // On the heap: the server's start-up is a large future.
+        Box::pin(Self::start_with(config, admin_key, dir, db)).await
     }
 
     async fn start_with(
