@@ -185,6 +185,20 @@ impl AuditProblem {
             Self::BadCheckpoint => "bad_checkpoint",
         }
     }
+
+    /// The problem named `name` ([`AuditProblem::as_str`]), if any.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::HashMismatch,
+            Self::BrokenLink,
+            Self::SequenceGap,
+            Self::HeadMismatch,
+            Self::BadCheckpoint,
+        ]
+        .into_iter()
+        .find(|problem| problem.as_str() == name)
+    }
 }
 
 /// The result of [`LocalKms::verify_audit`](crate::LocalKms::verify_audit).

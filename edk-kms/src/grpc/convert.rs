@@ -511,14 +511,7 @@ pub(super) fn audit_report_to_proto(report: &AuditReport) -> proto::AuditReport 
 pub(super) fn audit_report_from_proto(report: proto::AuditReport) -> Result<AuditReport, Error> {
     let problem = report
         .problem
-        .map(|problem| match problem.as_str() {
-            "hash_mismatch" => Ok(AuditProblem::HashMismatch),
-            "broken_link" => Ok(AuditProblem::BrokenLink),
-            "sequence_gap" => Ok(AuditProblem::SequenceGap),
-            "head_mismatch" => Ok(AuditProblem::HeadMismatch),
-            "bad_checkpoint" => Ok(AuditProblem::BadCheckpoint),
-            _ => Err(bad_response("problem")),
-        })
+        .map(|problem| AuditProblem::from_name(&problem).ok_or_else(|| bad_response("problem")))
         .transpose()?;
     Ok(AuditReport {
         records: report.records,

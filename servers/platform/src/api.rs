@@ -8,13 +8,14 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 use secrecy::ExposeSecret;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use poem_openapi::param::Query;
 
 use edk_core::{ClientId, Clock, ErrorChain, ErrorKind, HasKind, TenantId};
 use edk_kms::Kms;
 use edk_kms::audit::{AuditEvent, AuditTrail};
 use edk_kms::kms::Caller;
+use edk_kms_server::dto::{AuditEventBody, AuditEventList, AuditReportBody};
 use edk_oauth::client::{ClientAuthMethod, ClientMetadata, GrantType};
 use edk_oauth::{AuthorizationServer, NewClient};
 use edk_server::{ApiError, problem_for};
@@ -376,64 +377,6 @@ pub enum Created<T: poem_openapi::types::ToJSON + Send + Sync> {
     Created(Json<T>),
 }
 
-/// One record of a tenant's KMS audit chain.
-#[derive(Debug, Object)]
-#[oai(rename = "PlatformAuditEvent")]
-pub struct AuditEventView {
-    /// The position in the chain, from 1.
-    pub seq: u64,
-    /// When the operation happened (RFC 3339).
-    pub at: String,
-    /// Who asked: `service:<service>/<actor>` for a service's call, the admin token's
-    /// subject for an admin API call.
-    pub actor: String,
-    /// The operation, e.g. `create_key`, `sign`, `rotate_key`.
-    pub operation: String,
-    /// The key alias the operation named or found.
-    #[oai(skip_serializing_if_is_none)]
-    pub alias: Option<String>,
-    /// The key version it used.
-    #[oai(skip_serializing_if_is_none)]
-    pub kid: Option<String>,
-    /// `success` or `failure:<kind>`.
-    pub outcome: String,
-    /// The previous record's hash (empty for the first).
-    pub prev_hash: String,
-    /// This record's hash.
-    pub hash: String,
-}
-
-/// A page of a tenant's audit records, oldest first.
-#[derive(Debug, Object)]
-#[oai(rename = "PlatformAuditEventList")]
-pub struct AuditEventPage {
-    /// The records that match the filters.
-    pub events: Vec<AuditEventView>,
-    /// Pass as `after` for the next page; absent when the chain has no more records to
-    /// read.
-    #[oai(skip_serializing_if_is_none)]
-    pub next_after: Option<u64>,
-}
-
-/// The result of checking a tenant's audit chain.
-#[derive(Debug, Object)]
-#[oai(rename = "PlatformAuditReport")]
-pub struct AuditReportView {
-    /// Whether every record and checkpoint fits.
-    pub intact: bool,
-    /// How many records were checked.
-    pub records: u64,
-    /// How many signed checkpoints were checked.
-    pub checkpoints: u64,
-    /// The first sequence number that does not fit.
-    #[oai(skip_serializing_if_is_none)]
-    pub first_bad_seq: Option<u64>,
-    /// What is wrong there: `hash_mismatch`, `broken_link`, `sequence_gap`,
-    /// `head_mismatch` or `bad_checkpoint`.
-    #[oai(skip_serializing_if_is_none)]
-    pub problem: Option<String>,
-}
-
 /// The largest page of audit records.
 pub const MAX_AUDIT_PAGE: u32 = 1000;
 
@@ -507,20 +450,6 @@ fn audit_failed(err: &edk_kms::Error) -> ApiError {
             )
         }
         _ => failed(err),
-    }
-}
-
-fn audit_event_view(event: AuditEvent) -> AuditEventView {
-    AuditEventView {
-        seq: event.seq,
-        at: event.at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        actor: event.actor,
-        operation: event.operation,
-        alias: event.alias,
-        kid: event.kid,
-        outcome: event.outcome,
-        prev_hash: event.prev_hash,
-        hash: event.hash,
     }
 }
 
@@ -940,7 +869,7 @@ impl PlatformApi {
         since: Query<Option<String>>,
         /// Only records at or before this time (RFC 3339).
         until: Query<Option<String>>,
-    ) -> Result<Json<AuditEventPage>, ApiError> {
+    ) -> Result<Json<AuditEventList>, ApiError> {
         let tenant = self
             .authorized(&auth, scope::TENANT_AUDIT_READ, &id.0)
             .await?;
@@ -979,7 +908,7 @@ impl PlatformApi {
         let mut cursor = after.0.unwrap_or(0);
         let mut events = Vec::new();
         let mut read = 0;
-        loop {
+        let next_after = 'scan: loop {
             let page = self
                 .audit
                 .events(&caller, cursor, batch)
@@ -990,34 +919,23 @@ impl PlatformApi {
             for event in page {
                 cursor = event.seq;
                 if filter.until.is_some_and(|until| event.at > until) {
-                    return Ok(Json(AuditEventPage {
-                        events,
-                        next_after: None,
-                    }));
+                    break 'scan None;
                 }
                 if filter.matches(&event) {
-                    events.push(audit_event_view(event));
+                    events.push(AuditEventBody::from(&event));
                     if u32::try_from(events.len()).is_ok_and(|n| n == limit) {
-                        return Ok(Json(AuditEventPage {
-                            events,
-                            next_after: Some(cursor),
-                        }));
+                        break 'scan Some(cursor);
                     }
                 }
             }
             if !more {
-                return Ok(Json(AuditEventPage {
-                    events,
-                    next_after: None,
-                }));
+                break None;
             }
             if read >= AUDIT_SCAN_LIMIT {
-                return Ok(Json(AuditEventPage {
-                    events,
-                    next_after: Some(cursor),
-                }));
+                break Some(cursor);
             }
-        }
+        };
+        Ok(Json(AuditEventList { events, next_after }))
     }
 
     /// Checks a tenant's KMS audit chain: every record's hash and link, the head, and every
@@ -1035,7 +953,7 @@ impl PlatformApi {
         auth: PlatformBearer,
         /// The tenant id.
         id: Path<String>,
-    ) -> Result<Json<AuditReportView>, ApiError> {
+    ) -> Result<Json<AuditReportBody>, ApiError> {
         let tenant = self
             .authorized(&auth, scope::TENANT_AUDIT_READ, &id.0)
             .await?;
@@ -1045,13 +963,7 @@ impl PlatformApi {
             .verify(&caller)
             .await
             .map_err(|err| audit_failed(&err))?;
-        Ok(Json(AuditReportView {
-            intact: report.is_intact(),
-            records: report.records,
-            checkpoints: report.checkpoints,
-            first_bad_seq: report.first_bad_seq,
-            problem: report.problem.map(|problem| problem.as_str().to_owned()),
-        }))
+        Ok(Json(AuditReportBody::from(&report)))
     }
 }
 
