@@ -899,7 +899,9 @@ impl PlatformApi {
         };
         let caller = self.audit_caller(&auth, tenant.id).await?;
         // Unfiltered, one page of the chain is the answer; filtered, whole pages are read
-        // until the answer is full, the chain ends, or the scan limit is reached.
+        // until the answer is full, the chain ends, or the scan limit is reached. A record
+        // past `until` does not end the scan: times are not ordered by sequence number, as
+        // several KMS replicas buffer their records and append them to one chain.
         let batch = if filter.is_empty() {
             limit
         } else {
@@ -918,9 +920,6 @@ impl PlatformApi {
             read += batch;
             for event in page {
                 cursor = event.seq;
-                if filter.until.is_some_and(|until| event.at > until) {
-                    break 'scan None;
-                }
                 if filter.matches(&event) {
                     events.push(AuditEventBody::from(&event));
                     if u32::try_from(events.len()).is_ok_and(|n| n == limit) {
