@@ -683,6 +683,16 @@ async fn an_mtls_call_without_a_tenant_is_unauthenticated() {
 
 /// A server trusting `services` (name, key), each optionally limited to tenant slugs.
 async fn services_server(env: &Env, services: &[(&str, &SigningKey, Option<&[&str]>)]) -> Server {
+    spawn(
+        env,
+        ServiceAuth::ServiceJwt(services_auth(env, services)),
+        None,
+    )
+    .await
+}
+
+/// The authentication of [`services_server`].
+fn services_auth(env: &Env, services: &[(&str, &SigningKey, Option<&[&str]>)]) -> ServiceJwtAuth {
     let mut trusted = TrustedServices::new();
     for (name, key, _) in services {
         trusted = trusted.with_service(
@@ -701,7 +711,7 @@ async fn services_server(env: &Env, services: &[(&str, &SigningKey, Option<&[&st
             );
         }
     }
-    spawn(env, ServiceAuth::ServiceJwt(auth), None).await
+    auth
 }
 
 async fn remote_as(
@@ -1270,14 +1280,14 @@ async fn a_service_acting_as_others_uses_their_reserved_aliases_only() {
     let env = env(Backend::Sqlite).await;
     let platform_key = Arc::new(service_key());
     let issuer_key = Arc::new(service_key());
-    let jwks = |key: &SigningKey| JwkSet {
-        keys: vec![key.public_jwk()],
-    };
-    let trusted = TrustedServices::new()
-        .with_service("platform", &jwks(&platform_key))
-        .with_service(SERVICE, &jwks(&issuer_key));
-    let auth = ServiceJwtAuth::new(AUDIENCE, Arc::new(trusted), env.clock.clone())
-        .with_acts_as("platform", ["as".to_owned(), "did".to_owned()]);
+    let auth = services_auth(
+        &env,
+        &[
+            ("platform", &*platform_key, None),
+            (SERVICE, &*issuer_key, None),
+        ],
+    )
+    .with_acts_as("platform", ["as".to_owned(), "did".to_owned()]);
     let server = spawn(&env, ServiceAuth::ServiceJwt(auth), None).await;
     let platform = remote_as(&server, "platform", platform_key, env.clock.clone()).await;
     let issuer = remote_as(&server, SERVICE, issuer_key, env.clock.clone()).await;
