@@ -335,19 +335,19 @@ pub enum AuditAction {
         #[arg(long)]
         limit: Option<u32>,
         /// Only this operation, e.g. `sign`.
-        #[arg(long)]
+        #[arg(long, requires = "tenant")]
         operation: Option<String>,
         /// Only actors that start with this.
-        #[arg(long)]
+        #[arg(long, requires = "tenant")]
         actor: Option<String>,
         /// Only `success`, `failure` or `failure:<kind>`.
-        #[arg(long)]
+        #[arg(long, requires = "tenant")]
         outcome: Option<String>,
         /// Only records at or after this time (RFC 3339).
-        #[arg(long)]
+        #[arg(long, requires = "tenant")]
         since: Option<String>,
         /// Only records at or before this time (RFC 3339).
-        #[arg(long)]
+        #[arg(long, requires = "tenant")]
         until: Option<String>,
     },
 }
@@ -997,13 +997,7 @@ async fn requests(conn: &Connection, action: &RequestsAction) -> Result<Outcome,
 async fn audit(conn: &Connection, action: &AuditAction) -> Result<Outcome, CliError> {
     match action {
         AuditAction::Verify { tenant } => {
-            let path = match tenant {
-                Some(tenant) => format!(
-                    "/api/platform/v1/tenants/{}/audit/verify",
-                    path_segment("tenant", tenant)?
-                ),
-                None => "/api/kms/v1/audit/verify".to_owned(),
-            };
+            let path = audit_path(tenant.as_deref(), "verify")?;
             let report = conn.call(Method::POST, &path, None).await?;
             if report["intact"] != Value::Bool(true) {
                 return Err(CliError::AuditBroken(format!(
@@ -1029,47 +1023,26 @@ async fn audit(conn: &Connection, action: &AuditAction) -> Result<Outcome, CliEr
             since,
             until,
         } => {
-            let filters = [
-                ("operation", operation),
-                ("actor", actor),
-                ("outcome", outcome),
-                ("since", since),
-                ("until", until),
-            ];
+            // The filters need `--tenant` (clap refuses them without it).
             let mut query = url::form_urlencoded::Serializer::new(String::new());
-            if let Some(after) = after {
-                query.append_pair("after", &after.to_string());
-            }
-            if let Some(limit) = limit {
-                query.append_pair("limit", &limit.to_string());
-            }
-            let path = match tenant {
-                Some(tenant) => {
-                    for (name, value) in filters {
-                        if let Some(value) = value {
-                            query.append_pair(name, value);
-                        }
-                    }
-                    format!(
-                        "/api/platform/v1/tenants/{}/audit/events",
-                        path_segment("tenant", tenant)?
-                    )
+            for (name, value) in [
+                ("after", after.map(|after| after.to_string())),
+                ("limit", limit.map(|limit| limit.to_string())),
+                ("operation", operation.clone()),
+                ("actor", actor.clone()),
+                ("outcome", outcome.clone()),
+                ("since", since.clone()),
+                ("until", until.clone()),
+            ] {
+                if let Some(value) = value {
+                    query.append_pair(name, &value);
                 }
-                None => {
-                    if let Some((name, _)) = filters.iter().find(|(_, value)| value.is_some()) {
-                        return Err(CliError::Usage(format!(
-                            "--{name} needs --tenant: the filters are the platform API's"
-                        )));
-                    }
-                    "/api/kms/v1/audit/events".to_owned()
-                }
-            };
+            }
             let query = query.finish();
-            let path = if query.is_empty() {
-                path
-            } else {
-                format!("{path}?{query}")
-            };
+            let mut path = audit_path(tenant.as_deref(), "events")?;
+            if !query.is_empty() {
+                path = format!("{path}?{query}");
+            }
             let page = conn.call(Method::GET, &path, None).await?;
             let rows = page["events"].as_array().map_or(&[][..], Vec::as_slice);
             let mut table = columns(
@@ -1082,6 +1055,18 @@ async fn audit(conn: &Connection, action: &AuditAction) -> Result<Outcome, CliEr
             Ok(Outcome { json: page, table })
         }
     }
+}
+
+/// The path of the audit route `action`: the platform's for `tenant`, else the KMS's for the
+/// token's tenant.
+fn audit_path(tenant: Option<&str>, action: &str) -> Result<String, CliError> {
+    Ok(match tenant {
+        Some(tenant) => format!(
+            "/api/platform/v1/tenants/{}/audit/{action}",
+            path_segment("tenant", tenant)?
+        ),
+        None => format!("/api/kms/v1/audit/{action}"),
+    })
 }
 
 /// `value` percent-encoded as one path segment; refused when empty.
