@@ -390,19 +390,29 @@ impl Edk {
     #[must_use]
     pub fn app(&self) -> BoxEndpoint<'static, Response> {
         let tenancy = self.deps.tenancy();
-        let admin = openapi_routes(openapi_service(
-            tenancy,
-            self.kms.state(),
-            self.oauth(),
-            self.did(),
-            &self.issuer,
-            &self.verifier,
-            self.platform_api(),
-            self.deps.health(),
-        ))
-        .with(self.platform_auth.clone())
-        .with(self.auth.clone())
-        .boxed();
+        let admin = || {
+            openapi_routes(openapi_service(
+                tenancy,
+                self.kms.state(),
+                self.oauth(),
+                self.did(),
+                &self.issuer,
+                &self.verifier,
+                self.platform_api(),
+                self.deps.health(),
+            ))
+            .with(self.platform_auth.clone())
+            .with(self.auth.clone())
+            .boxed()
+        };
+        // The console calls the admin API and the operator authorization server in process.
+        let console = edk_platform_server::console::Console::new(
+            admin(),
+            ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth())).boxed(),
+            tenancy.clone(),
+            self.platform_realm,
+        );
+        let admin = admin();
         let limiter = self.oauth.rate_limiter();
         let protocol = ProtocolEndpoint::new(tenancy.clone(), Arc::clone(self.oauth()))
             .with_rate_limiter(limiter.clone())
@@ -422,13 +432,13 @@ impl Edk {
             None,
             Route::new().nest(
                 "/",
-                Dispatch {
+                console.or(Dispatch {
                     admin,
                     did_files,
                     issuer,
                     verifier,
                     protocol,
-                },
+                }),
             ),
         )
     }
@@ -488,7 +498,10 @@ impl Edk {
             as_scheme == EndpointScheme::Http,
         )
         .await
-        .map_err(|err| Error::Platform(edk_platform_server::Error::Realm(err)))
+        .map_err(|err| Error::Platform(edk_platform_server::Error::Realm(err)))?;
+        edk_platform_server::console::register_client(tenancy, self.oauth(), self.platform_realm)
+            .await
+            .map_err(|err| Error::Platform(edk_platform_server::Error::Console(err)))
     }
 
     /// The DID server inside.

@@ -3,6 +3,7 @@
 pub mod admins;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod onboarding;
 pub mod operator_login;
 pub mod operators;
@@ -60,6 +61,9 @@ pub enum Error {
     /// The tenant directory listener (`grpc`) is misconfigured.
     #[error("the tenant directory service cannot be set up")]
     Directory(#[source] edk_server::directory::DirectorySetupError),
+    /// The admin console cannot be registered at the operator authorization server.
+    #[error("the admin console cannot be registered")]
+    Console(#[source] console::ConsoleError),
     /// The setup token cannot be issued.
     #[error("the first-run setup token cannot be issued")]
     Setup(#[source] setup::SetupError),
@@ -155,7 +159,10 @@ impl PlatformServer {
     ) -> Result<(), Error> {
         operators::bind_operator_endpoint(&self.tenancy, self.realm, host, port, loopback_http)
             .await
-            .map_err(Error::Realm)
+            .map_err(Error::Realm)?;
+        console::register_client(&self.tenancy, &self.oauth, self.realm)
+            .await
+            .map_err(Error::Console)
     }
 
     /// The tenant directory listener, when `grpc` is configured (a test serves it on a
@@ -226,6 +233,9 @@ impl Service for PlatformServer {
             deps.clock(),
             config.oauth.clone(),
         ));
+        console::register_client(&tenancy, &oauth, realm)
+            .await
+            .map_err(Error::Console)?;
         let setup_token = setup::issue_token(&tenancy, settings.setup_token_file.as_deref())
             .await
             .map_err(Error::Setup)?;
@@ -289,14 +299,26 @@ impl Service for PlatformServer {
         let admin = openapi_routes(self.openapi_service())
             .with(self.auth.clone())
             .boxed();
-        let protocol =
+        let protocol = || {
             edk_as_server::ProtocolEndpoint::new(self.tenancy.clone(), Arc::clone(&self.oauth))
-                .boxed();
+                .boxed()
+        };
+        let console = console::Console::new(
+            openapi_routes(self.openapi_service())
+                .with(self.auth.clone())
+                .boxed(),
+            protocol(),
+            self.tenancy.clone(),
+            self.realm,
+        );
         edk_server::app(
             &self.http,
             &self.metrics,
             None,
-            Route::new().nest("/", edk_server::SurfaceDispatch::new(admin, protocol)),
+            Route::new().nest(
+                "/",
+                console.or(edk_server::SurfaceDispatch::new(admin, protocol())),
+            ),
         )
     }
 }

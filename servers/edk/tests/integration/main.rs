@@ -10,6 +10,7 @@
 mod app;
 mod binary;
 mod cli;
+mod console;
 mod onboarding;
 mod openapi;
 mod schemathesis;

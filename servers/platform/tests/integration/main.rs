@@ -7,6 +7,7 @@
 )]
 
 mod audit;
+mod console;
 mod directory;
 mod openapi;
 mod operator_login;

@@ -1,0 +1,484 @@
+//! The admin console at `/admin-console`: an operator signs in through the operator
+//! authorization server and its upstream provider (npm `oidc-provider`, a real one), by
+//! authorization code with PKCE, and manages tenants with server-rendered forms. Over HTTP
+//! the tests check the sign-in, the cookies, the security headers, CSRF and escaping; in
+//! Debian's headless Chromium (driven by `interop/node/admin_console.mjs` with
+//! playwright-core) an operator clicks through the pages with no console errors.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use edk_testkit::oidc_provider::{OidcProvider, OidcProviderMode, OidcTestClient, node_dir};
+use reqwest::{Method, Url};
+use serde_json::{Value, json};
+
+use crate::support::{Backend, Platform};
+
+const UPSTREAM_CLIENT: &str = "edk-operators";
+const UPSTREAM_SECRET: &str = "upstream-secret-for-operators";
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// A platform whose operator realm federates `op`'s user `alice`.
+async fn federated_platform(backend: Backend) -> (Platform, OidcProvider, String) {
+    let platform = Platform::start(backend).await;
+    let (_, operator) = platform.setup(&platform.setup_token()).await;
+    let everything = edk_platform_server::operators::scope::ALL.join(" ");
+    let ops = platform.operator_token(&operator, &everything).await;
+    let op = OidcProvider::start(
+        OidcProviderMode::Login,
+        &[OidcTestClient::new(
+            UPSTREAM_CLIENT,
+            UPSTREAM_SECRET,
+            &[&platform.url("/operators/callback")],
+        )],
+    )
+    .await;
+    let (status, body) = platform
+        .call(
+            Method::PUT,
+            "/api/platform/v1/operators/upstream-oidc",
+            Some(&ops),
+            Some(json!({"issuer": op.issuer(), "client_id": UPSTREAM_CLIENT,
+                "client_secret": UPSTREAM_SECRET, "dangerous_allow_http": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = platform
+        .call(
+            Method::POST,
+            "/api/platform/v1/operators/federated",
+            Some(&ops),
+            Some(json!({"subject": "alice"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (platform, op, ops)
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `Set-Cookie` headers of `response`, by cookie name.
+fn set_cookies(response: &reqwest::Response) -> BTreeMap<String, String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .map(|value| {
+            let name = value.split('=').next().unwrap().to_owned();
+            (name, value)
+        })
+        .collect()
+}
+
+/// The value a `Set-Cookie` header sets.
+fn cookie_value(set_cookie: &str) -> String {
+    let pair = set_cookie.split(';').next().unwrap();
+    pair.split_once('=').unwrap().1.to_owned()
+}
+
+/// The CSRF token in a console page's forms.
+fn csrf(page: &str) -> String {
+    let marker = r#"name="csrf" value=""#;
+    let start = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    page[start..][..page[start..].find('"').unwrap()].to_owned()
+}
+
+/// A console session: the cookie header of a signed-in operator.
+struct Session {
+    cookie: String,
+}
+
+impl Session {
+    async fn get(&self, platform: &Platform, path: &str) -> (u16, String) {
+        let response = browser()
+            .get(platform.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
+    async fn post(
+        &self,
+        platform: &Platform,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        browser()
+            .post(platform.url(path))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Signs `login` in through the console: the session.
+async fn sign_in(platform: &Platform, op: &OidcProvider, login: &str) -> Session {
+    let start = browser()
+        .get(platform.url("/admin-console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status().as_u16(), 303);
+    let login_cookie = set_cookies(&start)["edk_console_login"].clone();
+    let authorize = Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = platform.url("/admin-console/callback");
+    let back = op.login(authorize.as_str(), login, &callback).await;
+    let response = browser()
+        .get(back.as_str())
+        .header(
+            "cookie",
+            format!("edk_console_login={}", cookie_value(&login_cookie)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    let cookies = set_cookies(&response);
+    assert!(cookies["edk_console_login"].contains("Max-Age=0"));
+    Session {
+        cookie: format!(
+            "edk_console_session={}",
+            cookie_value(&cookies["edk_console_session"])
+        ),
+    }
+}
+
+async fn tenants(platform: &Platform, ops: &str) -> Vec<Value> {
+    let (status, list) = platform
+        .call(Method::GET, "/api/platform/v1/tenants", Some(ops), None)
+        .await;
+    assert_eq!(status, 200, "{list}");
+    list["tenants"].as_array().unwrap().clone()
+}
+
+async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
+    let (platform, op, ops) = federated_platform(backend).await;
+
+    // Signed out: the sign-in page, with the console's security headers and no cookie.
+    let response = browser()
+        .get(platform.url("/admin-console/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-security-policy"], CSP);
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers.get("set-cookie").is_none());
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("/admin-console/login")
+    );
+
+    // The login: the operator authorization server, PKCE S256, a fresh state in an HttpOnly,
+    // Secure, SameSite cookie.
+    let start = browser()
+        .get(platform.url("/admin-console/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status().as_u16(), 303);
+    let authorize = Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(authorize.path(), "/operators/authorize");
+    let params: BTreeMap<String, String> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(params["client_id"], "edk-admin-console");
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert_eq!(params["code_challenge"].len(), 43);
+    assert_eq!(
+        params["redirect_uri"],
+        platform.url("/admin-console/callback")
+    );
+    let login_cookie = set_cookies(&start)["edk_console_login"].clone();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/admin-console"] {
+        assert!(login_cookie.contains(attribute), "{login_cookie}");
+    }
+    assert!(cookie_value(&login_cookie).starts_with(&params["state"]));
+
+    // A callback whose state is not the browser's, or without the login cookie, signs
+    // nobody in.
+    for cookie in [
+        "edk_console_login=forged-state.forged-verifier".to_owned(),
+        String::new(),
+    ] {
+        let response = browser()
+            .get(platform.url(&format!(
+                "/admin-console/callback?code=any&state={}",
+                params["state"]
+            )))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        assert!(!set_cookies(&response).contains_key("edk_console_session"));
+    }
+
+    let session = sign_in(&platform, &op, "alice").await;
+    let (status, page) = session.get(&platform, "/admin-console/").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h1>Tenants</h1>"), "{page}");
+    let token = csrf(&page);
+
+    // A form without the session's CSRF token changes nothing.
+    let before = tenants(&platform, &ops).await.len();
+    for sent in ["", "a-token-of-another-session"] {
+        let response = session
+            .post(
+                &platform,
+                "/admin-console/tenants",
+                &[
+                    ("csrf", sent),
+                    ("slug", "forged"),
+                    ("display_name", "Forged"),
+                    ("host", "forged.localhost"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 403);
+    }
+    assert_eq!(tenants(&platform, &ops).await.len(), before);
+
+    // Bad input: the API's problem on the form's page, nothing created.
+    let response = session
+        .post(
+            &platform,
+            "/admin-console/tenants",
+            &[
+                ("csrf", &token),
+                ("slug", "Not A Slug"),
+                ("display_name", "x"),
+                ("host", "bad.localhost"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("class=\"message error\"")
+    );
+    assert_eq!(tenants(&platform, &ops).await.len(), before);
+
+    // A tenant created with the form is onboarded; markup in its name is shown as text.
+    let port = platform.http.addr().port().to_string();
+    let response = session
+        .post(
+            &platform,
+            "/admin-console/tenants",
+            &[
+                ("csrf", &token),
+                ("slug", "acme"),
+                ("display_name", "<script>alert(1)</script> Acme"),
+                ("host", "acme.localhost"),
+                ("port", &port),
+                ("loopback_http", "on"),
+                ("service", "issuer"),
+                ("service", "verifier"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let tenant_page = response.headers()["location"].to_str().unwrap().to_owned();
+    let all = tenants(&platform, &ops).await;
+    let acme = all.iter().find(|tenant| tenant["slug"] == "acme").unwrap();
+    assert_eq!(
+        tenant_page,
+        format!("/admin-console/tenants/{}", acme["id"].as_str().unwrap())
+    );
+    assert_eq!(acme["status"], "active");
+    let (status, page) = session.get(&platform, &tenant_page).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("http://acme.localhost:"), "{page}");
+    assert!(
+        page.contains(r#"<span class="state-done">done</span>"#),
+        "{page}"
+    );
+    assert!(!page.contains("state-failed"), "{page}");
+    let (_, list) = session.get(&platform, "/admin-console/").await;
+    assert!(list.contains("&lt;script&gt;alert(1)&lt;/script&gt; Acme"));
+    assert!(!list.contains("<script>"));
+
+    // Suspend and resume through the forms.
+    let response = session
+        .post(
+            &platform,
+            &format!("{tenant_page}/suspend"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let all = tenants(&platform, &ops).await;
+    let acme = all.iter().find(|tenant| tenant["slug"] == "acme").unwrap();
+    assert_eq!(acme["status"], "suspended");
+    let response = session
+        .post(
+            &platform,
+            &format!("{tenant_page}/resume"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+
+    // The audit chain of its KMS keys, verified.
+    let (status, page) = session
+        .get(&platform, &format!("{tenant_page}/audit"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<td>create_key</td>"), "{page}");
+    let response = session
+        .post(
+            &platform,
+            &format!("{tenant_page}/audit/verify"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("The chain is intact")
+    );
+
+    // Pages for what does not exist.
+    let (status, _) = session
+        .get(
+            &platform,
+            "/admin-console/tenants/00000000-0000-0000-0000-000000000000",
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = session.get(&platform, "/admin-console/nowhere").await;
+    assert_eq!(status, 404);
+
+    // A session cookie the API does not take is a signed-out page that drops it.
+    let forged = Session {
+        cookie: "edk_console_session=not-a-token".to_owned(),
+    };
+    let (status, page) = forged.get(&platform, "/admin-console/").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("Sign in"), "{page}");
+
+    // Sign out drops the cookie.
+    let response = session
+        .post(&platform, "/admin-console/logout", &[("csrf", &token)])
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let dropped = set_cookies(&response)["edk_console_session"].clone();
+    assert!(dropped.contains("Max-Age=0"), "{dropped}");
+    platform.close().await;
+}
+
+#[tokio::test]
+async fn operators_sign_in_with_pkce_and_manage_tenants_on_sqlite() {
+    operators_sign_in_with_pkce_and_manage_tenants(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn operators_sign_in_with_pkce_and_manage_tenants_on_postgres() {
+    operators_sign_in_with_pkce_and_manage_tenants(Backend::Postgres).await;
+}
+
+/// Runs `interop/node/admin_console.mjs` with `input`: what the browser saw.
+async fn drive_chromium(input: Value) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let dir = node_dir();
+        assert!(
+            dir.join("node_modules/playwright-core").exists(),
+            "playwright-core is missing: run scripts/test --setup-only"
+        );
+        let mut child = Command::new("node")
+            .arg("admin_console.mjs")
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.to_string().as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "admin_console.mjs failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_operator_uses_the_console_in_chromium() {
+    let (platform, _op, ops) = federated_platform(Backend::Sqlite).await;
+    let screenshots = std::env::var_os("EDK_CONSOLE_SCREENSHOTS");
+    let seen = drive_chromium(json!({
+        "console": platform.url("/admin-console/"),
+        "login": "alice",
+        "tenant": {"slug": "globex", "display_name": "Globex", "host": "globex.localhost",
+            "port": platform.http.addr().port()},
+        "screenshots": screenshots.map(|dir| dir.to_string_lossy().into_owned()),
+    }))
+    .await;
+    assert!(seen.get("failure").is_none(), "{seen:#}");
+    assert_eq!(seen["errors"], json!([]), "{seen:#}");
+    assert_eq!(seen["pages"]["signed_out"], "Sign in");
+    assert_eq!(seen["pages"]["after_sign_in"], "Tenants");
+    assert_eq!(seen["pages"]["tenant"], "Tenant globex");
+    assert_eq!(seen["pages"]["health"], "Health");
+    assert_eq!(seen["pages"]["after_sign_out"], "Sign in");
+    let session = seen["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|cookie| cookie["name"] == "edk_console_session")
+        .unwrap_or_else(|| panic!("no session cookie: {seen:#}"));
+    assert_eq!(session["httpOnly"], true);
+    assert_eq!(session["secure"], true);
+    assert_eq!(session["sameSite"], "Lax");
+    let steps = seen["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{seen:#}");
+    assert!(steps.iter().all(|step| step[1] == "done"), "{seen:#}");
+    assert!(
+        seen["audit_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The chain is intact"),
+        "{seen:#}"
+    );
+    assert!(seen["audit_records"].as_u64().unwrap() > 0);
+    assert_eq!(seen["status_after_suspend"], "suspended");
+    let all = tenants(&platform, &ops).await;
+    let globex = all
+        .iter()
+        .find(|tenant| tenant["slug"] == "globex")
+        .unwrap();
+    assert_eq!(globex["status"], "suspended");
+    platform.close().await;
+}
