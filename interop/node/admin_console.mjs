@@ -1,7 +1,8 @@
 // Drives the EDK admin console in Debian's headless Chromium (playwright-core) the way an
 // operator does: signs in through the operator authorization server and its upstream
 // OpenID Provider (npm oidc-provider's login and consent pages), creates a tenant with the
-// form, verifies the tenant's audit chain, suspends the tenant and opens the health page.
+// form, verifies the tenant's audit chain, suspends the tenant and opens the operators and
+// health pages.
 //
 // Input (stdin, JSON): {console, login, tenant: {slug, display_name, host, port},
 // screenshots (a directory, optional)}.
@@ -102,6 +103,12 @@ try {
   await page.goto(result.tenant_url);
   await Promise.all([page.waitForNavigation(), page.getByRole("button", { name: "Suspend" }).click()]);
   result.status_after_suspend = (await page.locator(".facts tr").nth(2).locator("td").textContent())?.trim();
+
+  await page.getByRole("link", { name: "Operators" }).click();
+  await page.waitForLoadState();
+  result.pages.operators = await heading();
+  result.operators = await page.locator("table tbody tr td:first-child").allTextContents();
+  await shot("operators");
 
   await page.getByRole("link", { name: "Health" }).click();
   await page.waitForLoadState();

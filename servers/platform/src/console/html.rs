@@ -83,7 +83,7 @@ pub(super) fn table(headings: &[&str], rows: &[Vec<String>]) -> String {
 pub(super) fn page(status: StatusCode, title: &str, csrf: Option<&str>, body: &str) -> Response {
     let nav = csrf.map_or_else(String::new, |csrf| {
         format!(
-            r#"<nav><a href="{CONSOLE_PATH}/">Tenants</a><a href="{CONSOLE_PATH}/health">Health</a><form method="post" action="{CONSOLE_PATH}/logout">{}<button type="submit">Sign out</button></form></nav>"#,
+            r#"<nav><a href="{CONSOLE_PATH}/">Tenants</a><a href="{CONSOLE_PATH}/operators">Operators</a><a href="{CONSOLE_PATH}/health">Health</a><form method="post" action="{CONSOLE_PATH}/logout">{}<button type="submit">Sign out</button></form></nav>"#,
             csrf_field(csrf)
         )
     });

@@ -278,6 +278,46 @@ fn redirect(to: &str) -> Response {
     )
 }
 
+/// A message shown above a page's content.
+struct Flash {
+    status: StatusCode,
+    kind: &'static str,
+    text: String,
+}
+
+impl Flash {
+    fn notice(text: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::OK,
+            kind: "notice",
+            text: text.into(),
+        }
+    }
+
+    fn error(status: StatusCode, text: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind: "error",
+            text: text.into(),
+        }
+    }
+
+    /// `answer`'s problem, or `done` when it succeeded.
+    fn of(answer: &Answer, done: &str) -> Self {
+        if answer.ok() {
+            Self::notice(done)
+        } else {
+            Self::error(answer.status, answer.problem())
+        }
+    }
+
+    fn render(flash: Option<&Self>) -> (StatusCode, String) {
+        flash.map_or((StatusCode::OK, String::new()), |flash| {
+            (flash.status, message(flash.kind, &flash.text))
+        })
+    }
+}
+
 /// The answer of an admin API call.
 struct Answer {
     status: StatusCode,
@@ -373,6 +413,7 @@ impl Endpoint for Console {
             return Ok(match segments.as_slice() {
                 [] => self.tenants(&session, None).await,
                 ["health"] => self.health(&session).await,
+                ["operators"] => self.operators(&session, None).await,
                 ["tenants", id] => self.tenant(&session, id, None).await,
                 ["tenants", id, "audit"] => {
                     let after = req
@@ -428,6 +469,11 @@ impl Endpoint for Console {
             ["tenants", id, action @ ("suspend" | "resume")] => {
                 self.change_tenant(&session, id, action).await
             }
+            ["tenants", id, "delete"] => self.delete_tenant(&session, id).await,
+            ["tenants", id, "bindings"] => self.put_binding(&session, id, &fields).await,
+            ["tenants", id, "config"] => self.put_config(&session, id, &fields).await,
+            ["operators", "federated"] => self.allow_operator(&session, &fields).await,
+            ["operators", "upstream"] => self.set_upstream(&session, &fields).await,
             ["tenants", id, "audit", "verify"] => self.verify_audit(&session, id).await,
             _ => not_found(&session),
         })
@@ -781,7 +827,7 @@ impl Console {
         ))
     }
 
-    async fn tenant(&self, session: &Session, id: &str, note: Option<String>) -> Response {
+    async fn tenant(&self, session: &Session, id: &str, flash: Option<Flash>) -> Response {
         let base = format!("/api/platform/v1/tenants/{}", segment(id));
         let answer = self.api(session, Method::GET, &base, None).await;
         if !answer.ok() {
@@ -849,9 +895,7 @@ impl Console {
             .iter()
             .map(|row| format!("<tr><th>{}</th><td>{}</td></tr>", row[0], row[1]))
             .collect();
-        let note = note
-            .map(|note| message("notice", &note))
-            .unwrap_or_default();
+        let (status_code, note) = Flash::render(flash.as_ref());
         let steps = if steps.is_empty() {
             r#"<p class="muted">This tenant was not onboarded through the platform.</p>"#.to_owned()
         } else {
@@ -865,17 +909,256 @@ impl Console {
         let body = format!(
             r#"{note}<table class="facts">{facts}</table>
 <p><form class="inline" method="post" action="{tenant_path}/{action}">{csrf}<button type="submit" class="secondary">{label}</button></form>
-<a class="button" href="{tenant_path}/audit">Audit events</a></p>
+<a class="button" href="{tenant_path}/audit">Audit events</a>
+<form class="inline" method="post" action="{tenant_path}/delete">{csrf}<button type="submit" class="danger">Delete</button></form></p>
 <h2>Onboarding</h2>{steps}
-<h2>Endpoints</h2>{bindings}"#,
+<h2>Endpoints</h2>{bindings}
+<h2>Change an endpoint</h2>
+<form class="panel" method="post" action="{tenant_path}/bindings">{csrf}
+<label for="service">Service</label><select id="service" name="service"><option value="as">Authorization server</option><option value="issuer">Credential issuer</option><option value="verifier">Verifier</option><option value="did">DID publishing</option></select>
+<label for="host">Host</label><input type="text" id="host" name="host" required>
+<label for="port">Port</label><input type="number" id="port" name="port" min="1" max="65535">
+<label for="path_prefix">Path prefix</label><input type="text" id="path_prefix" name="path_prefix" value="/" required>
+<span>Local development</span><label><input type="checkbox" name="loopback_http" value="on"> Advertise http (loopback hosts only)</label>
+<span class="actions"><button type="submit">Bind</button></span>
+</form>
+<h2>Set a configuration property</h2>
+<form class="panel" method="post" action="{tenant_path}/config">{csrf}
+<label for="key">Key</label><input type="text" id="key" name="key" required placeholder="oauth.access_token_ttl_secs">
+<label for="value">Value (JSON)</label><textarea id="value" name="value" rows="3" required placeholder="600"></textarea>
+<span class="actions"><button type="submit">Set</button></span>
+</form>"#,
             csrf = csrf_field(&session.csrf),
         );
         page(
-            StatusCode::OK,
+            status_code,
             &format!("Tenant {}", text(tenant, "slug")),
             Some(&session.csrf),
             &body,
         )
+    }
+
+    async fn delete_tenant(&self, session: &Session, id: &str) -> Response {
+        let answer = self
+            .api(
+                session,
+                Method::DELETE,
+                &format!("/api/platform/v1/tenants/{}", segment(id)),
+                None,
+            )
+            .await;
+        if !answer.ok() {
+            return Self::refused(session, "Tenant", &answer);
+        }
+        redirect(&format!("{CONSOLE_PATH}/tenants/{}", segment(id)))
+    }
+
+    async fn put_binding(
+        &self,
+        session: &Session,
+        id: &str,
+        fields: &BTreeMap<String, Vec<String>>,
+    ) -> Response {
+        let service = field(fields, "service");
+        let port = match field(fields, "port") {
+            "" => None,
+            port => match port.parse::<u16>() {
+                Ok(port) if port > 0 => Some(port),
+                _ => {
+                    let flash = Flash::error(
+                        StatusCode::BAD_REQUEST,
+                        "port: not a port number (1 to 65535)",
+                    );
+                    return self.tenant(session, id, Some(flash)).await;
+                }
+            },
+        };
+        let body = json!({
+            "host": field(fields, "host"),
+            "port": port,
+            "path_prefix": field(fields, "path_prefix"),
+            "dangerous_loopback_http": field(fields, "loopback_http") == "on",
+        });
+        let answer = self
+            .api(
+                session,
+                Method::PUT,
+                &format!(
+                    "/api/platform/v1/tenants/{}/bindings/{}",
+                    segment(id),
+                    segment(service)
+                ),
+                Some(body),
+            )
+            .await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Self::refused(session, "Tenant", &answer);
+        }
+        let done = format!(
+            "The {service} endpoint is now {}.",
+            text(&answer.body, "url")
+        );
+        self.tenant(session, id, Some(Flash::of(&answer, &done)))
+            .await
+    }
+
+    async fn put_config(
+        &self,
+        session: &Session,
+        id: &str,
+        fields: &BTreeMap<String, Vec<String>>,
+    ) -> Response {
+        let key = field(fields, "key");
+        let Ok(value) = serde_json::from_str::<Value>(field(fields, "value")) else {
+            let flash = Flash::error(StatusCode::BAD_REQUEST, "value: not a JSON value");
+            return self.tenant(session, id, Some(flash)).await;
+        };
+        let answer = self
+            .api(
+                session,
+                Method::PUT,
+                &format!(
+                    "/api/platform/v1/tenants/{}/config/{}",
+                    segment(id),
+                    segment(key)
+                ),
+                Some(json!({ "value": value })),
+            )
+            .await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Self::refused(session, "Tenant", &answer);
+        }
+        let done = format!(
+            "{key} is set (version {}).",
+            answer
+                .body
+                .get("version")
+                .map(Value::to_string)
+                .unwrap_or_default()
+        );
+        self.tenant(session, id, Some(Flash::of(&answer, &done)))
+            .await
+    }
+
+    async fn operators(&self, session: &Session, flash: Option<Flash>) -> Response {
+        let answer = self
+            .api(
+                session,
+                Method::GET,
+                "/api/platform/v1/operators/federated",
+                None,
+            )
+            .await;
+        if !answer.ok() {
+            return Self::refused(session, "Operators", &answer);
+        }
+        let rows: Vec<Vec<String>> = answer
+            .body
+            .get("operators")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|record| {
+                vec![
+                    escape(text(record, "subject")),
+                    escape(text(record, "email")),
+                    escape(text(record, "issuer")),
+                    escape(text(record, "created_by")),
+                    escape(text(record, "created_at")),
+                ]
+            })
+            .collect();
+        let (status, note) = Flash::render(flash.as_ref());
+        let list = if rows.is_empty() {
+            r#"<p class="muted">No upstream user is allowed yet.</p>"#.to_owned()
+        } else {
+            table(&["Subject", "Email", "Issuer", "Allowed by", "At"], &rows)
+        };
+        let body = format!(
+            r#"{note}<p>Upstream users allowed to sign in as operators.</p>{list}
+<h2>Allow an upstream user</h2>
+<form class="panel" method="post" action="{CONSOLE_PATH}/operators/federated">{csrf}
+<label for="subject">Subject</label><input type="text" id="subject" name="subject">
+<label for="email">Verified email</label><input type="text" id="email" name="email">
+<label for="issuer">Upstream issuer</label><input type="text" id="issuer" name="issuer" placeholder="the configured upstream">
+<span class="actions"><button type="submit">Allow</button></span>
+</form>
+<h2>Upstream OpenID Provider</h2>
+<form class="panel" method="post" action="{CONSOLE_PATH}/operators/upstream">{csrf}
+<label for="up_issuer">Issuer</label><input type="text" id="up_issuer" name="issuer" required placeholder="https://login.example.com">
+<label for="client_id">Client id</label><input type="text" id="client_id" name="client_id" required>
+<label for="client_secret">Client secret</label><input type="password" id="client_secret" name="client_secret" autocomplete="off">
+<label for="scopes">Scopes</label><input type="text" id="scopes" name="scopes" placeholder="openid email">
+<span class="actions"><button type="submit">Save</button></span>
+</form>"#,
+            csrf = csrf_field(&session.csrf),
+        );
+        page(status, "Operators", Some(&session.csrf), &body)
+    }
+
+    async fn allow_operator(
+        &self,
+        session: &Session,
+        fields: &BTreeMap<String, Vec<String>>,
+    ) -> Response {
+        let mut record = serde_json::Map::new();
+        for name in ["subject", "email", "issuer"] {
+            let value = field(fields, name);
+            if !value.is_empty() {
+                record.insert(name.to_owned(), Value::String(value.to_owned()));
+            }
+        }
+        let answer = self
+            .api(
+                session,
+                Method::POST,
+                "/api/platform/v1/operators/federated",
+                Some(Value::Object(record)),
+            )
+            .await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Self::refused(session, "Operators", &answer);
+        }
+        self.operators(
+            session,
+            Some(Flash::of(&answer, "The upstream user is allowed.")),
+        )
+        .await
+    }
+
+    async fn set_upstream(
+        &self,
+        session: &Session,
+        fields: &BTreeMap<String, Vec<String>>,
+    ) -> Response {
+        let mut body = json!({
+            "issuer": field(fields, "issuer"),
+            "client_id": field(fields, "client_id"),
+        });
+        let secret = field(fields, "client_secret");
+        if !secret.is_empty() {
+            body["client_secret"] = Value::String(secret.to_owned());
+        }
+        let scopes: Vec<&str> = field(fields, "scopes").split_whitespace().collect();
+        if !scopes.is_empty() {
+            body["scopes"] = json!(scopes);
+        }
+        let answer = self
+            .api(
+                session,
+                Method::PUT,
+                "/api/platform/v1/operators/upstream-oidc",
+                Some(body),
+            )
+            .await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Self::refused(session, "Operators", &answer);
+        }
+        self.operators(
+            session,
+            Some(Flash::of(&answer, "The upstream provider is saved.")),
+        )
+        .await
     }
 
     async fn change_tenant(&self, session: &Session, id: &str, action: &str) -> Response {

@@ -156,6 +156,12 @@ async fn sign_in(platform: &Platform, op: &OidcProvider, login: &str) -> Session
     }
 }
 
+/// The status and page of a form's answer.
+async fn form_page(response: reqwest::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
 async fn tenants(platform: &Platform, ops: &str) -> Vec<Value> {
     let (status, list) = platform
         .call(Method::GET, "/api/platform/v1/tenants", Some(ops), None)
@@ -306,6 +312,7 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
         format!("/admin-console/tenants/{}", acme["id"].as_str().unwrap())
     );
     assert_eq!(acme["status"], "active");
+    let acme_id = acme["id"].as_str().unwrap().to_owned();
     let (status, page) = session.get(&platform, &tenant_page).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("http://acme.localhost:"), "{page}");
@@ -338,6 +345,155 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
         )
         .await;
     assert_eq!(response.status().as_u16(), 303);
+
+    // An endpoint moved and a configuration property set through the forms; bad input shows
+    // the problem naming the field or key, and changes nothing.
+    let (status, page) = form_page(
+        session
+            .post(
+                &platform,
+                &format!("{tenant_page}/bindings"),
+                &[
+                    ("csrf", &token),
+                    ("service", "verifier"),
+                    ("host", "verify.localhost"),
+                    ("port", &port),
+                    ("path_prefix", "/acme"),
+                    ("loopback_http", "on"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains(&format!("http://verify.localhost:{port}/acme")),
+        "{page}"
+    );
+    let (_, bindings) = platform
+        .call(
+            Method::GET,
+            &format!("/api/platform/v1/tenants/{acme_id}/bindings"),
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert!(
+        bindings.to_string().contains("verify.localhost"),
+        "{bindings}"
+    );
+    for (form, expected, named) in [
+        (
+            vec![
+                ("service", "nope"),
+                ("host", "x.localhost"),
+                ("path_prefix", "/"),
+            ],
+            400,
+            "service",
+        ),
+        (
+            vec![
+                ("service", "as"),
+                ("host", "x.localhost"),
+                ("port", "99999"),
+                ("path_prefix", "/"),
+            ],
+            400,
+            "port",
+        ),
+    ] {
+        let mut form = form.clone();
+        form.push(("csrf", &token));
+        let (status, page) = form_page(
+            session
+                .post(&platform, &format!("{tenant_page}/bindings"), &form)
+                .await,
+        )
+        .await;
+        assert_eq!(status, expected, "{page}");
+        assert!(page.contains(named), "{page}");
+    }
+    for (key, value, expected) in [
+        ("oauth.client_attestation", "not json", 400),
+        (
+            "oauth.client_attestation",
+            r#"{"max_age_seconds": "soon"}"#,
+            400,
+        ),
+        ("no.such_key", "1", 404),
+    ] {
+        let (status, page) = form_page(
+            session
+                .post(
+                    &platform,
+                    &format!("{tenant_page}/config"),
+                    &[("csrf", &token), ("key", key), ("value", value)],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, expected, "{key}: {page}");
+        assert!(page.contains("message error"), "{page}");
+    }
+    let attestation = crate::support::wallet_attestation()["value"].to_string();
+    let (status, page) = form_page(
+        session
+            .post(
+                &platform,
+                &format!("{tenant_page}/config"),
+                &[
+                    ("csrf", &token),
+                    ("key", "oauth.client_attestation"),
+                    ("value", &attestation),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("oauth.client_attestation is set (version 1)"),
+        "{page}"
+    );
+
+    // The operators page: an upstream user allowed with the form, once.
+    for expected in [200, 409] {
+        let (status, page) = form_page(
+            session
+                .post(
+                    &platform,
+                    "/admin-console/operators/federated",
+                    &[("csrf", &token), ("subject", "bob")],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, expected, "{page}");
+    }
+    let (_, federated) = platform
+        .call(
+            Method::GET,
+            "/api/platform/v1/operators/federated",
+            Some(&ops),
+            None,
+        )
+        .await;
+    assert_eq!(
+        federated["operators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|record| record["subject"] == "bob")
+            .count(),
+        1
+    );
+    let (status, page) = session.get(&platform, "/admin-console/operators").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<td>bob</td>") && page.contains("<td>alice</td>"),
+        "{page}"
+    );
 
     // The audit chain of its KMS keys, verified.
     let (status, page) = session
@@ -380,6 +536,19 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
     assert_eq!(status, 401);
     assert!(page.contains("Sign in"), "{page}");
 
+    // Deleted through its form: deleted, within its grace period.
+    let response = session
+        .post(
+            &platform,
+            &format!("{tenant_page}/delete"),
+            &[("csrf", &token)],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303);
+    let all = tenants(&platform, &ops).await;
+    let acme = all.iter().find(|tenant| tenant["slug"] == "acme").unwrap();
+    assert_eq!(acme["status"], "deleted");
+
     // Sign out drops the cookie.
     let response = session
         .post(&platform, "/admin-console/logout", &[("csrf", &token)])
@@ -392,12 +561,18 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
 
 #[tokio::test]
 async fn operators_sign_in_with_pkce_and_manage_tenants_on_sqlite() {
-    operators_sign_in_with_pkce_and_manage_tenants(Backend::Sqlite).await;
+    Box::pin(operators_sign_in_with_pkce_and_manage_tenants(
+        Backend::Sqlite,
+    ))
+    .await;
 }
 
 #[tokio::test]
 async fn operators_sign_in_with_pkce_and_manage_tenants_on_postgres() {
-    operators_sign_in_with_pkce_and_manage_tenants(Backend::Postgres).await;
+    Box::pin(operators_sign_in_with_pkce_and_manage_tenants(
+        Backend::Postgres,
+    ))
+    .await;
 }
 
 /// Runs `interop/node/admin_console.mjs` with `input`: what the browser saw.
@@ -452,6 +627,8 @@ async fn an_operator_uses_the_console_in_chromium() {
     assert_eq!(seen["pages"]["after_sign_in"], "Tenants");
     assert_eq!(seen["pages"]["tenant"], "Tenant globex");
     assert_eq!(seen["pages"]["health"], "Health");
+    assert_eq!(seen["pages"]["operators"], "Operators");
+    assert_eq!(seen["operators"], json!(["alice"]));
     assert_eq!(seen["pages"]["after_sign_out"], "Sign in");
     let session = seen["cookies"]
         .as_array()
