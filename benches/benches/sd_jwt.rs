@@ -5,46 +5,13 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use edk_benches::{IDENTITY_VC_NOW, identity_vc};
 use edk_core::jose::{Algorithm, JwksResolver, SigningKey};
 use edk_core::limits::Limits;
 use edk_core::sd_jwt::{ClaimPath, IssueOptions, KeyBindingClaims, SdJwt};
-use edk_core::sd_jwt_vc::{SdJwtVcBuilder, VcVerifyOptions};
-use serde_json::json;
+use edk_core::sd_jwt_vc::VcVerifyOptions;
 
-const NOW: i64 = 1_700_000_000;
-
-/// Ten claims, eight of them selectively disclosable (the payload `benches/peers` uses too).
-fn builder(holder: &SigningKey) -> SdJwtVcBuilder {
-    let mut builder = SdJwtVcBuilder::new("https://credentials.example/identity")
-        .issuer("https://issuer.example")
-        .issued_at(NOW)
-        .expires_at(NOW + 86_400)
-        .holder_key(&holder.public_jwk());
-    let claims = json!({
-        "given_name": "Erika", "family_name": "Mustermann", "birthdate": "1963-08-12",
-        "email": "erika@example.com", "phone_number": "+49-221-555-0101",
-        "address": {"street_address": "Heidestraße 17", "locality": "Köln", "country": "DE"},
-        "nationality": "DE", "is_over_18": true, "is_over_21": true, "is_over_65": false,
-    });
-    for (name, value) in claims.as_object().unwrap() {
-        builder = builder.claim(name.clone(), value.clone());
-    }
-    for name in SD {
-        builder = builder.selectively_disclose(name.parse().unwrap());
-    }
-    builder
-}
-
-const SD: [&str; 8] = [
-    "given_name",
-    "family_name",
-    "birthdate",
-    "email",
-    "phone_number",
-    "address",
-    "is_over_18",
-    "is_over_21",
-];
+const NOW: i64 = IDENTITY_VC_NOW;
 
 fn sd_jwt(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -70,7 +37,7 @@ fn sd_jwt(c: &mut Criterion) {
         });
     });
 
-    let template = builder(&holder);
+    let template = identity_vc(&holder);
     group.bench_function("issue (10 claims, 8 disclosable)", |b| {
         b.iter(|| {
             runtime
