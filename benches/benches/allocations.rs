@@ -21,29 +21,18 @@
 
 use std::sync::Arc;
 
-use edk_benches::{IDENTITY_VC_NOW, identity_vc};
+use edk_benches::{AsBench, IDENTITY_VC_NOW, identity_vc};
+use edk_core::SystemClock;
 use edk_core::jose::{Algorithm, JwksResolver, SigningKey};
 use edk_core::limits::Limits;
 use edk_core::sd_jwt::{ClaimPath, IssueOptions, KeyBindingClaims, SdJwt};
 use edk_core::sd_jwt_vc::VcVerifyOptions;
-use edk_core::{Clock, SystemClock, TenantSlug};
 use edk_did::methods::key::DidKey;
 use edk_did::{CacheConfig, DidResolver as _, ResolveOptions, Resolver};
-use edk_kms::LocalKms;
-use edk_kms::provider::ProviderId;
-use edk_kms::provider::software::{
-    KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
-};
-use edk_oauth::client::{ClientAuthMethod, ClientMetadata, GrantType};
+use edk_oauth::PreAuthorizedCodeRequest;
 use edk_oauth::grant::Grant;
-use edk_oauth::{
-    AsConfig, AuthorizationServer, NewClient, NoAuthenticator, PreAuthorizedCodeRequest, SqlStore,
-};
-use edk_server::{AuthConfig, HttpConfig, Metrics};
+use edk_tenancy::DatabaseConfig;
 use edk_tenancy::store::sqlite::SqliteConfig;
-use edk_tenancy::{
-    DatabaseConfig, EndpointBinding, ServiceType, Tenancy, TenantDirectory as _, WellKnownLayout,
-};
 use poem::Endpoint as _;
 use poem::http::{Method, header};
 use secrecy::ExposeSecret as _;
@@ -200,83 +189,16 @@ async fn did(n: u64) {
 
 async fn token_endpoint(n: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let tenancy = Tenancy::builder(DatabaseConfig::Sqlite(SqliteConfig::new(
+    let (bench, app) = AsBench::start(DatabaseConfig::Sqlite(SqliteConfig::new(
         dir.path().join("db"),
     )))
-    .migrations(edk_kms::migrations().unwrap())
-    .migrations(edk_oauth::migrations().unwrap())
-    .build()
-    .await
-    .unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let kek = KekConfig::key(KekId::new("bench").unwrap(), generate_kek().unwrap()).unwrap();
-    let provider = SoftwareProvider::new(SoftwareProviderConfig::new(
-        ProviderId::new("software").unwrap(),
-        kek,
-    ))
-    .unwrap();
-    let kms = LocalKms::builder(tenancy.clone(), vec![Arc::new(provider)])
-        .clock(Arc::clone(&clock))
-        .build()
-        .unwrap();
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let tenancy_task = tenancy.start(&cancel);
-    let kms_task = kms.start(&cancel);
-    let server = Arc::new(AuthorizationServer::new(
-        Arc::new(SqlStore::new(tenancy.clone())),
-        Arc::new(kms),
-        Arc::new(NoAuthenticator),
-        Arc::clone(&clock),
-        AsConfig::default(),
-    ));
-    let app = edk_as_server::build_app(
-        &HttpConfig::default(),
-        &AuthConfig::default(),
-        &Metrics::new().unwrap(),
-        &tenancy,
-        &server,
-        edk_server::HealthApi::new(),
-        clock,
-        None,
-        None,
-    )
-    .unwrap();
-    let tenant = tenancy
-        .provision(TenantSlug::new("bench").unwrap(), "bench")
-        .await
-        .unwrap();
-    let binding = EndpointBinding::new(
-        tenant.id,
-        ServiceType::As,
-        "localhost",
-        Some(8080),
-        "/bench",
-        WellKnownLayout::Inserted,
-    )
-    .unwrap();
-    tenancy.bind(&binding).await.unwrap();
-    let context = tenancy
-        .context_for_service(tenant.id, ServiceType::As)
-        .await
-        .unwrap();
-    let mut metadata = ClientMetadata::new(
-        ClientAuthMethod::ClientSecretBasic,
-        vec![GrantType::ClientCredentials],
-    );
-    metadata.scopes = vec!["api:read".to_owned()];
-    let (client, secret) = server
-        .create_client(&context, NewClient::new(metadata))
-        .await
-        .unwrap();
+    .await;
+    let tenant = bench.tenant(8080).await;
     let basic = format!(
         "Basic {}",
         base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
-            format!(
-                "{}:{}",
-                client.client_id.as_str(),
-                secret.unwrap().expose_secret()
-            )
+            format!("{}:{}", tenant.client_id, tenant.client_secret)
         )
     );
     let post = |form: String, authorization: Option<&str>| {
@@ -309,8 +231,12 @@ async fn token_endpoint(n: u64) {
     );
     let mut codes = Vec::new();
     for _ in 0..n + n / 10 {
-        let minted = server
-            .mint_pre_authorized_code(&context, PreAuthorizedCodeRequest::new(grant.clone()))
+        let minted = bench
+            .server
+            .mint_pre_authorized_code(
+                &tenant.context,
+                PreAuthorizedCodeRequest::new(grant.clone()),
+            )
             .await
             .unwrap();
         codes.push(minted.code.expose_secret().to_owned());
@@ -334,7 +260,5 @@ async fn token_endpoint(n: u64) {
         },
     )
     .await;
-    cancel.cancel();
-    kms_task.shutdown().await;
-    tenancy_task.shutdown().await;
+    bench.stop().await;
 }

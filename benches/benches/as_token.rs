@@ -20,21 +20,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edk_core::{Clock, SystemClock, TenantSlug};
-use edk_kms::LocalKms;
-use edk_kms::provider::ProviderId;
-use edk_kms::provider::software::{
-    KekConfig, KekId, SoftwareProvider, SoftwareProviderConfig, generate_kek,
-};
-use edk_oauth::client::{ClientAuthMethod, ClientMetadata, GrantType};
+use edk_benches::AsBench;
+use edk_oauth::PreAuthorizedCodeRequest;
 use edk_oauth::grant::Grant;
-use edk_oauth::{
-    AsConfig, AuthorizationServer, NewClient, NoAuthenticator, PreAuthorizedCodeRequest, SqlStore,
-};
-use edk_server::{AuthConfig, HttpConfig, Metrics, spawn_server};
-use edk_tenancy::{
-    DatabaseConfig, EndpointBinding, ServiceType, Tenancy, TenantDirectory as _, WellKnownLayout,
-};
+use edk_server::spawn_server;
+use edk_tenancy::DatabaseConfig;
 use secrecy::ExposeSecret;
 
 const CONNECTIONS: usize = 16;
@@ -151,80 +141,12 @@ async fn run() {
     let db = edk_testkit::TestDb::new().await;
     let mut pg = edk_tenancy::store::postgres::PostgresConfig::new(db.url().into());
     pg.max_connections = 32;
-    let tenancy = Tenancy::builder(DatabaseConfig::Postgres(pg))
-        .migrations(edk_kms::migrations().unwrap())
-        .migrations(edk_oauth::migrations().unwrap())
-        .build()
-        .await
-        .unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let kek = KekConfig::key(KekId::new("bench").unwrap(), generate_kek().unwrap()).unwrap();
-    let provider = SoftwareProvider::new(SoftwareProviderConfig::new(
-        ProviderId::new("software").unwrap(),
-        kek,
-    ))
-    .unwrap();
-    let kms = LocalKms::builder(tenancy.clone(), vec![Arc::new(provider)])
-        .clock(Arc::clone(&clock))
-        .build()
-        .unwrap();
-    // As in the servers: the tenancy's event listener keeps its caches fresh, and the KMS's
-    // background task writes audit records off the request path.
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let tenancy_task = tenancy.start(&cancel);
-    let kms_task = kms.start(&cancel);
-    let server = Arc::new(AuthorizationServer::new(
-        Arc::new(SqlStore::new(tenancy.clone())),
-        Arc::new(kms),
-        Arc::new(NoAuthenticator),
-        Arc::clone(&clock),
-        AsConfig::default(),
-    ));
-    let app = edk_as_server::build_app(
-        &HttpConfig::default(),
-        &AuthConfig::default(),
-        &Metrics::new().unwrap(),
-        &tenancy,
-        &server,
-        edk_server::HealthApi::new(),
-        clock,
-        None,
-        None,
-    )
-    .unwrap();
+    let (bench, app) = AsBench::start(DatabaseConfig::Postgres(pg)).await;
     let http = spawn_server(app).await.unwrap();
     let port = http.addr().port();
-    let tenant = tenancy
-        .provision(TenantSlug::new("bench").unwrap(), "bench")
-        .await
-        .unwrap();
-    let binding = EndpointBinding::new(
-        tenant.id,
-        ServiceType::As,
-        "localhost",
-        Some(port),
-        "/bench",
-        WellKnownLayout::Inserted,
-    )
-    .unwrap();
-    tenancy.bind(&binding).await.unwrap();
-    let context = tenancy
-        .context_for_service(tenant.id, ServiceType::As)
-        .await
-        .unwrap();
-    let mut metadata = ClientMetadata::new(
-        ClientAuthMethod::ClientSecretBasic,
-        vec![GrantType::ClientCredentials],
-    );
-    metadata.scopes = vec!["api:read".to_owned()];
-    let (client, secret) = server
-        .create_client(&context, NewClient::new(metadata))
-        .await
-        .unwrap();
-    let basic = Some((
-        client.client_id.as_str().to_owned(),
-        secret.unwrap().expose_secret().to_owned(),
-    ));
+    let tenant = bench.tenant(port).await;
+    let (server, context) = (Arc::clone(&bench.server), tenant.context.clone());
+    let basic = Some((tenant.client_id.clone(), tenant.client_secret.clone()));
     let url = http.url("/bench/token");
     let host = format!("localhost:{port}");
     let length = duration();
@@ -347,9 +269,7 @@ async fn run() {
         figures.line()
     );
     http.shutdown().await.unwrap();
-    cancel.cancel();
-    kms_task.shutdown().await;
-    tenancy_task.shutdown().await;
+    bench.stop().await;
     db.close().await;
 
     let peer = Command::new("bash")

@@ -23,6 +23,41 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs the Node peer `script` of `interop/node` with `input` (JSON on its standard input):
+/// the JSON it printed on standard output.
+///
+/// # Panics
+/// When `node_modules` is missing, or the script fails or prints no JSON.
+pub async fn run_script(script: &str, input: &serde_json::Value) -> serde_json::Value {
+    let (script, input) = (script.to_owned(), input.to_string());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = Command::new("node")
+            .arg(&script)
+            .current_dir(node_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("the input is written");
+        let output = child.wait_with_output().expect("node runs");
+        assert!(
+            output.status.success(),
+            "{script} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("the script prints JSON")
+    })
+    .await
+    .expect("the script's task")
+}
+
 /// The folder holding the Node peers and their `node_modules`.
 ///
 /// # Panics

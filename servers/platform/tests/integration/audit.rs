@@ -40,10 +40,7 @@ fn seqs(page: &Value) -> Vec<u64> {
 #[tokio::test]
 async fn operators_and_tenant_admins_read_and_verify_audit_chains() {
     let platform = Platform::start(Backend::Postgres).await;
-    let (_, operator) = platform.setup(&platform.setup_token()).await;
-    let ops = platform
-        .operator_token(&operator, &scope::ALL.join(" "))
-        .await;
+    let (_, ops) = platform.first_operator().await;
     let acme = platform.onboard(&ops, "acme").await;
     let globex = platform.onboard(&ops, "globex").await;
     let get = |token: String, path: String| {

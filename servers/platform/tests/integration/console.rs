@@ -6,44 +6,21 @@
 //! playwright-core) an operator clicks through the pages with no console errors.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
-use edk_testkit::oidc_provider::{OidcProvider, OidcProviderMode, OidcTestClient, node_dir};
+use edk_testkit::oidc_provider::{OidcProvider, node_dir, run_script};
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
 use crate::support::{Backend, Platform};
 
-const UPSTREAM_CLIENT: &str = "edk-operators";
-const UPSTREAM_SECRET: &str = "upstream-secret-for-operators";
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// A platform whose operator realm federates `op`'s user `alice`.
+/// A platform whose operator realm federates its upstream's user `alice`.
 async fn federated_platform(backend: Backend) -> (Platform, OidcProvider, String) {
     let platform = Platform::start(backend).await;
-    let (_, operator) = platform.setup(&platform.setup_token()).await;
-    let everything = edk_platform_server::operators::scope::ALL.join(" ");
-    let ops = platform.operator_token(&operator, &everything).await;
-    let op = OidcProvider::start(
-        OidcProviderMode::Login,
-        &[OidcTestClient::new(
-            UPSTREAM_CLIENT,
-            UPSTREAM_SECRET,
-            &[&platform.url("/operators/callback")],
-        )],
-    )
-    .await;
-    let (status, body) = platform
-        .call(
-            Method::PUT,
-            "/api/platform/v1/operators/upstream-oidc",
-            Some(&ops),
-            Some(json!({"issuer": op.issuer(), "client_id": UPSTREAM_CLIENT,
-                "client_secret": UPSTREAM_SECRET, "dangerous_allow_http": true})),
-        )
-        .await;
+    let (_, ops) = platform.first_operator().await;
+    let (op, status, body) = platform.upstream(&ops).await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = platform
         .call(
@@ -108,6 +85,18 @@ impl Session {
         (status, response.text().await.unwrap())
     }
 
+    /// Posts `form` to `path`: the status and the page.
+    async fn submit(
+        &self,
+        platform: &Platform,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
+        let response = self.post(platform, path, form).await;
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap())
+    }
+
     async fn post(
         &self,
         platform: &Platform,
@@ -154,12 +143,6 @@ async fn sign_in(platform: &Platform, op: &OidcProvider, login: &str) -> Session
             cookie_value(&cookies["edk_console_session"])
         ),
     }
-}
-
-/// The status and page of a form's answer.
-async fn form_page(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
 }
 
 async fn tenants(platform: &Platform, ops: &str) -> Vec<Value> {
@@ -348,23 +331,20 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
 
     // An endpoint moved and a configuration property set through the forms; bad input shows
     // the problem naming the field or key, and changes nothing.
-    let (status, page) = form_page(
-        session
-            .post(
-                &platform,
-                &format!("{tenant_page}/bindings"),
-                &[
-                    ("csrf", &token),
-                    ("service", "verifier"),
-                    ("host", "verify.localhost"),
-                    ("port", &port),
-                    ("path_prefix", "/acme"),
-                    ("loopback_http", "on"),
-                ],
-            )
-            .await,
-    )
-    .await;
+    let (status, page) = session
+        .submit(
+            &platform,
+            &format!("{tenant_page}/bindings"),
+            &[
+                ("csrf", &token),
+                ("service", "verifier"),
+                ("host", "verify.localhost"),
+                ("port", &port),
+                ("path_prefix", "/acme"),
+                ("loopback_http", "on"),
+            ],
+        )
+        .await;
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains(&format!("http://verify.localhost:{port}/acme")),
@@ -405,12 +385,9 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
     ] {
         let mut form = form.clone();
         form.push(("csrf", &token));
-        let (status, page) = form_page(
-            session
-                .post(&platform, &format!("{tenant_page}/bindings"), &form)
-                .await,
-        )
-        .await;
+        let (status, page) = session
+            .submit(&platform, &format!("{tenant_page}/bindings"), &form)
+            .await;
         assert_eq!(status, expected, "{page}");
         assert!(page.contains(named), "{page}");
     }
@@ -423,34 +400,28 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
         ),
         ("no.such_key", "1", 404),
     ] {
-        let (status, page) = form_page(
-            session
-                .post(
-                    &platform,
-                    &format!("{tenant_page}/config"),
-                    &[("csrf", &token), ("key", key), ("value", value)],
-                )
-                .await,
-        )
-        .await;
+        let (status, page) = session
+            .submit(
+                &platform,
+                &format!("{tenant_page}/config"),
+                &[("csrf", &token), ("key", key), ("value", value)],
+            )
+            .await;
         assert_eq!(status, expected, "{key}: {page}");
         assert!(page.contains("message error"), "{page}");
     }
     let attestation = crate::support::wallet_attestation()["value"].to_string();
-    let (status, page) = form_page(
-        session
-            .post(
-                &platform,
-                &format!("{tenant_page}/config"),
-                &[
-                    ("csrf", &token),
-                    ("key", "oauth.client_attestation"),
-                    ("value", &attestation),
-                ],
-            )
-            .await,
-    )
-    .await;
+    let (status, page) = session
+        .submit(
+            &platform,
+            &format!("{tenant_page}/config"),
+            &[
+                ("csrf", &token),
+                ("key", "oauth.client_attestation"),
+                ("value", &attestation),
+            ],
+        )
+        .await;
     assert_eq!(status, 200, "{page}");
     assert!(
         page.contains("oauth.client_attestation is set (version 1)"),
@@ -459,16 +430,13 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
 
     // The operators page: an upstream user allowed with the form, once.
     for expected in [200, 409] {
-        let (status, page) = form_page(
-            session
-                .post(
-                    &platform,
-                    "/admin-console/operators/federated",
-                    &[("csrf", &token), ("subject", "bob")],
-                )
-                .await,
-        )
-        .await;
+        let (status, page) = session
+            .submit(
+                &platform,
+                "/admin-console/operators/federated",
+                &[("csrf", &token), ("subject", "bob")],
+            )
+            .await;
         assert_eq!(status, expected, "{page}");
     }
     let (_, federated) = platform
@@ -575,51 +543,24 @@ async fn operators_sign_in_with_pkce_and_manage_tenants_on_postgres() {
     .await;
 }
 
-/// Runs `interop/node/admin_console.mjs` with `input`: what the browser saw.
-async fn drive_chromium(input: Value) -> Value {
-    tokio::task::spawn_blocking(move || {
-        let dir = node_dir();
-        assert!(
-            dir.join("node_modules/playwright-core").exists(),
-            "playwright-core is missing: run scripts/test --setup-only"
-        );
-        let mut child = Command::new("node")
-            .arg("admin_console.mjs")
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "admin_console.mjs failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn an_operator_uses_the_console_in_chromium() {
     let (platform, _op, ops) = federated_platform(Backend::Sqlite).await;
     let screenshots = std::env::var_os("EDK_CONSOLE_SCREENSHOTS");
-    let seen = drive_chromium(json!({
-        "console": platform.url("/admin-console/"),
-        "login": "alice",
-        "tenant": {"slug": "globex", "display_name": "Globex", "host": "globex.localhost",
-            "port": platform.http.addr().port()},
-        "screenshots": screenshots.map(|dir| dir.to_string_lossy().into_owned()),
-    }))
+    assert!(
+        node_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run scripts/test --setup-only"
+    );
+    let seen = run_script(
+        "admin_console.mjs",
+        &json!({
+            "console": platform.url("/admin-console/"),
+            "login": "alice",
+            "tenant": {"slug": "globex", "display_name": "Globex", "host": "globex.localhost",
+                "port": platform.http.addr().port()},
+            "screenshots": screenshots.map(|dir| dir.to_string_lossy().into_owned()),
+        }),
+    )
     .await;
     assert!(seen.get("failure").is_none(), "{seen:#}");
     assert_eq!(seen["errors"], json!([]), "{seen:#}");

@@ -6,15 +6,13 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use edk_testkit::oidc_provider::{OidcProvider, OidcProviderMode, OidcTestClient};
+use edk_testkit::oidc_provider::OidcProvider;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
-use crate::support::{Backend, Platform, read};
+use crate::support::{Backend, Platform, UPSTREAM_SECRET, read};
 
-const UPSTREAM_CLIENT: &str = "edk-operators";
-const UPSTREAM_SECRET: &str = "upstream-secret-for-operators";
 const CONSOLE: &str = "http://127.0.0.1:9/console/callback";
 const VERIFIER: &str = "operator-console-pkce-verifier-0123456789-abcdefghijklmnop";
 
@@ -74,29 +72,10 @@ async fn log_in(
 
 async fn operators_log_in_through_the_upstream(backend: Backend) {
     let platform = Platform::start(backend).await;
-    let (_, operator) = platform.setup(&platform.setup_token()).await;
-    let everything = edk_platform_server::operators::scope::ALL.join(" ");
-    let ops = platform.operator_token(&operator, &everything).await;
-    let op = OidcProvider::start(
-        OidcProviderMode::Login,
-        &[OidcTestClient::new(
-            UPSTREAM_CLIENT,
-            UPSTREAM_SECRET,
-            &[&platform.url("/operators/callback")],
-        )],
-    )
-    .await;
+    let (operator, ops) = platform.first_operator().await;
 
     // The upstream, the allowed users and the console client, set by an operator.
-    let (status, view) = platform
-        .call(
-            Method::PUT,
-            "/api/platform/v1/operators/upstream-oidc",
-            Some(&ops),
-            Some(json!({"issuer": op.issuer(), "client_id": UPSTREAM_CLIENT,
-                "client_secret": UPSTREAM_SECRET, "dangerous_allow_http": true})),
-        )
-        .await;
+    let (op, status, view) = platform.upstream(&ops).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["client_secret_sealed"], true);
     assert!(!view.to_string().contains(UPSTREAM_SECRET));

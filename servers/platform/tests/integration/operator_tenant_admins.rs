@@ -45,9 +45,7 @@ fn payload(jwt: &str) -> Value {
 
 async fn operator_as_issues_tenant_admin_tokens(backend: Backend) {
     let platform = Platform::start(backend).await;
-    let (_, operator) = platform.setup(&platform.setup_token()).await;
-    let everything = edk_platform_server::operators::scope::ALL.join(" ");
-    let ops = platform.operator_token(&operator, &everything).await;
+    let (_, ops) = platform.first_operator().await;
     let acme = platform.onboard(&ops, "acme").await;
     let globex = platform.onboard(&ops, "globex").await;
     let admins = format!("{TENANTS}/{acme}/admins");

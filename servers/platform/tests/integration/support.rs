@@ -11,11 +11,17 @@ use edk_platform_server::{PlatformServer, PlatformServerConfig};
 use edk_server::service::{Started, start};
 use edk_server::{Service as _, TestServer, spawn_server};
 use edk_testkit::TestDb;
+use edk_testkit::oidc_provider::{OidcProvider, OidcProviderMode, OidcTestClient};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
+
+/// The operator realm's client at the upstream provider of [`Platform::upstream`].
+pub(crate) const UPSTREAM_CLIENT: &str = "edk-operators";
+/// Its secret.
+pub(crate) const UPSTREAM_SECRET: &str = "upstream-secret-for-operators";
 
 /// The trusted issuer of tenant administrators' tokens.
 pub(crate) const ADMIN_ISSUER: &str = "https://admin.example";
@@ -157,6 +163,40 @@ impl Platform {
         let (status, body) = read(response).await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Runs setup with the setup token: the first operator and its token with every
+    /// platform scope.
+    pub(crate) async fn first_operator(&self) -> (Value, String) {
+        let (status, operator) = self.setup(&self.setup_token()).await;
+        assert_eq!(status, 201, "{operator}");
+        let everything = edk_platform_server::operators::scope::ALL.join(" ");
+        let token = self.operator_token(&operator, &everything).await;
+        (operator, token)
+    }
+
+    /// A real upstream OpenID Provider (npm `oidc-provider`) set by `ops` as the operator
+    /// realm's upstream: the provider and the answer of the API that set it.
+    pub(crate) async fn upstream(&self, ops: &str) -> (OidcProvider, u16, Value) {
+        let op = OidcProvider::start(
+            OidcProviderMode::Login,
+            &[OidcTestClient::new(
+                UPSTREAM_CLIENT,
+                UPSTREAM_SECRET,
+                &[&self.url("/operators/callback")],
+            )],
+        )
+        .await;
+        let (status, view) = self
+            .call(
+                reqwest::Method::PUT,
+                "/api/platform/v1/operators/upstream-oidc",
+                Some(ops),
+                Some(json!({"issuer": op.issuer(), "client_id": UPSTREAM_CLIENT,
+                    "client_secret": UPSTREAM_SECRET, "dangerous_allow_http": true})),
+            )
+            .await;
+        (op, status, view)
     }
 
     /// A tenant administrator's token: from the trusted admin issuer, naming `tenant`.

@@ -11,9 +11,7 @@ const TENANTS: &str = "/api/platform/v1/tenants";
 
 async fn a_tenant_admin_reaches_only_its_own_tenant(backend: Backend) {
     let platform = Platform::start(backend).await;
-    let (_, operator) = platform.setup(&platform.setup_token()).await;
-    let everything = edk_platform_server::operators::scope::ALL.join(" ");
-    let ops = platform.operator_token(&operator, &everything).await;
+    let (_, ops) = platform.first_operator().await;
     let acme = platform.onboard(&ops, "acme").await;
     let globex = platform.onboard(&ops, "globex").await;
     let admin = platform
