@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -191,6 +192,38 @@ def first_run_setup(label: str, port: int, config: dict, logged_secrets: dict[st
           issuer)
     status, body = post_json(port, "/api/platform/v1/setup", {"setup_token": token, "client_name": "again"})
     check(f"{label}: the setup token works once (403 after)", status == 403, f"{status} {body}")
+    admin_console(label, port, issuer)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Leaves redirects to the caller."""
+
+    def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003
+        return None
+
+
+def admin_console(label: str, port: int, issuer: str) -> None:
+    """The admin console is served with its Content-Security-Policy, and its sign-in goes to
+    the operator authorization server with PKCE and the console's registered redirect URI."""
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/admin-console/", timeout=10) as answer:
+            status, csp = answer.status, answer.headers.get("content-security-policy", "")
+    except urllib.error.HTTPError as err:
+        status, csp = err.code, ""
+    check(f"{label}: the admin console's sign-in page is served with its CSP",
+          status == 200 and csp.startswith("default-src 'none'"), f"{status} {csp}")
+    try:
+        with opener.open(f"http://127.0.0.1:{port}/admin-console/login", timeout=10) as answer:
+            status, location = answer.status, answer.headers.get("location", "")
+    except urllib.error.HTTPError as err:
+        status, location = err.code, err.headers.get("location", "")
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
+    origin = issuer.removesuffix("/operators")
+    check(f"{label}: the admin console signs in at the operator authorization server with PKCE",
+          status == 303 and location.startswith(f"{issuer}/authorize?")
+          and query.get("code_challenge_method") == ["S256"]
+          and query.get("redirect_uri") == [f"{origin}/admin-console/callback"], f"{status} {location}")
 
 
 def run_topology(label: str, servers: Servers, configs: dict[str, dict], extra: dict[str, list[Path]], impostor,
