@@ -145,6 +145,28 @@ async fn sign_in(platform: &Platform, op: &OidcProvider, login: &str) -> Session
     }
 }
 
+/// Posts the tenant page's `action` form (`suspend`, `resume`, `delete`), which answers
+/// with a redirect: the status of tenant `slug` read through the API after it.
+async fn act_on_tenant(
+    session: &Session,
+    platform: &Platform,
+    ops: &str,
+    (tenant_page, slug): (&str, &str),
+    (action, csrf): (&str, &str),
+) -> String {
+    let response = session
+        .post(
+            platform,
+            &format!("{tenant_page}/{action}"),
+            &[("csrf", csrf)],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 303, "{action}");
+    let all = tenants(platform, ops).await;
+    let tenant = all.iter().find(|tenant| tenant["slug"] == slug).unwrap();
+    tenant["status"].as_str().unwrap().to_owned()
+}
+
 async fn tenants(platform: &Platform, ops: &str) -> Vec<Value> {
     let (status, list) = platform
         .call(Method::GET, "/api/platform/v1/tenants", Some(ops), None)
@@ -309,25 +331,17 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
     assert!(!list.contains("<script>"));
 
     // Suspend and resume through the forms.
-    let response = session
-        .post(
+    for (action, status) in [("suspend", "suspended"), ("resume", "active")] {
+        let now = act_on_tenant(
+            &session,
             &platform,
-            &format!("{tenant_page}/suspend"),
-            &[("csrf", &token)],
+            &ops,
+            (&tenant_page, "acme"),
+            (action, &token),
         )
         .await;
-    assert_eq!(response.status().as_u16(), 303);
-    let all = tenants(&platform, &ops).await;
-    let acme = all.iter().find(|tenant| tenant["slug"] == "acme").unwrap();
-    assert_eq!(acme["status"], "suspended");
-    let response = session
-        .post(
-            &platform,
-            &format!("{tenant_page}/resume"),
-            &[("csrf", &token)],
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 303);
+        assert_eq!(now, status);
+    }
 
     // An endpoint moved and a configuration property set through the forms; bad input shows
     // the problem naming the field or key, and changes nothing.
@@ -505,17 +519,15 @@ async fn operators_sign_in_with_pkce_and_manage_tenants(backend: Backend) {
     assert!(page.contains("Sign in"), "{page}");
 
     // Deleted through its form: deleted, within its grace period.
-    let response = session
-        .post(
-            &platform,
-            &format!("{tenant_page}/delete"),
-            &[("csrf", &token)],
-        )
-        .await;
-    assert_eq!(response.status().as_u16(), 303);
-    let all = tenants(&platform, &ops).await;
-    let acme = all.iter().find(|tenant| tenant["slug"] == "acme").unwrap();
-    assert_eq!(acme["status"], "deleted");
+    let now = act_on_tenant(
+        &session,
+        &platform,
+        &ops,
+        (&tenant_page, "acme"),
+        ("delete", &token),
+    )
+    .await;
+    assert_eq!(now, "deleted");
 
     // Sign out drops the cookie.
     let response = session
